@@ -1,0 +1,19 @@
+// Type helpers over the generated operation types, shared by the server (handler signatures) and the SDK
+// (method signatures). Nothing here is written per operation.
+import type { operations } from './generated/api.js';
+
+export type OperationId = keyof operations;
+type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
+type BodyOf<K extends OperationId> = operations[K] extends { requestBody?: infer R } ? Json<NonNullable<R>> : never;
+type InnerOf<B> = [B] extends [never] ? {} : B extends object ? NonNullable<B[Exclude<keyof B, 'systemTags' | 'userTags'>]> : {};
+type PathOf<K extends OperationId> = operations[K]['parameters'] extends { path: infer P } ? (P extends object ? P : {}) : {};
+type QueryOf<K extends OperationId> = operations[K]['parameters'] extends { query?: infer Q } ? (Q extends object ? Q : {}) : {};
+
+/** The fields of an API call: path variables, body fields and query fields together, as in a ZStack message. */
+export type ParamsOf<K extends OperationId> = InnerOf<BodyOf<K>> & PathOf<K> & QueryOf<K>;
+
+/** What an API returns (for asynchronous APIs: what its job returns). */
+export type ReplyOf<K extends OperationId> = operations[K]['responses'] extends { 200: infer R } ? Json<R> : never;
+
+/** An inventory schema by name, e.g. `Inventory<'ZoneInventory'>`. */
+export type Inventory<N extends keyof import('./generated/api.js').components['schemas']> = import('./generated/api.js').components['schemas'][N];

@@ -1,0 +1,136 @@
+// ZStack's REST conventions, applied to every operation of the bundled spec so the domain files stay short and
+// no operation can drift from them. Each operation carries an `x-zstack` block:
+//   kind     async (default for non-GET) | sync | query | poll
+//   bodyKey  the key wrapping the request fields: `params` for creates, the action name for PUT .../actions
+//            (taken from a `#action` path suffix)
+//   reply    an inventory schema name (→ {"inventory": X, "success": true}) or `empty` (→ {"success": true})
+//   query    the inventory a Query API returns (→ standard query parameters and {"inventories": [X], "total"})
+//   timeout  the API's default timeout (30m async, 5m sync), published as `x-zstack-timeout`
+//   public   no session needed;  create  adds resourceUuid/tagUuids;  delete  adds deleteMode
+//   byUuid   (query) also served at `<path>/{uuid}` (default true)
+
+const DEFAULT_TIMEOUT = { async: '30m', sync: '5m', query: '5m', poll: '5m' };
+const METHODS = ['get', 'post', 'put', 'delete', 'patch'];
+const ref = (kind, name) => ({ $ref: `#/components/${kind}/${name}` });
+
+export function parseDuration(text) {
+  const m = /^(\d+)\s*([smhdwy]?)$/i.exec(String(text).trim());
+  if (!m) throw new Error(`bad duration ${text}`);
+  const unit = { '': 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3, y: 365 * 86400e3 }[m[2].toLowerCase()];
+  return Number(m[1]) * unit;
+}
+
+function wrapBody(op, z) {
+  const content = op.requestBody?.content?.['application/json'];
+  const inner = content?.schema ?? { type: 'object', additionalProperties: false };
+  inner.properties ??= {};
+  inner.properties.systemTags ??= ref('schemas', 'Tags');
+  inner.properties.userTags ??= ref('schemas', 'Tags');
+  if (z.create) {
+    inner.properties.resourceUuid ??= { ...ref('schemas', 'Uuid'), description: 'Uuid for the new resource (optional).' };
+    inner.properties.tagUuids ??= { type: 'array', items: ref('schemas', 'Uuid'), maxItems: 100 };
+  }
+  const mustSend = z.bodyKey !== 'params' || (inner.required ?? []).length > 0;
+  const example = content?.example ?? { [z.bodyKey]: {} };
+  op.requestBody = {
+    required: mustSend,
+    content: {
+      'application/json': {
+        schema: {
+          type: 'object',
+          additionalProperties: false,
+          required: mustSend ? [z.bodyKey] : [],
+          properties: { [z.bodyKey]: inner, systemTags: ref('schemas', 'Tags'), userTags: ref('schemas', 'Tags') },
+        },
+        example,
+      },
+    },
+  };
+}
+
+function replyComponent(doc, inventory, query) {
+  if (!doc.components.schemas[inventory]) throw new Error(`unknown inventory schema ${inventory}`);
+  const name = `${inventory}${query ? 'QueryReply' : 'Reply'}`;
+  doc.components.schemas[name] ??= query
+    ? {
+        type: 'object',
+        required: ['success'],
+        properties: {
+          inventories: { type: 'array', items: ref('schemas', inventory) },
+          total: { type: 'integer', description: 'With `count` or `replyWithCount`.' },
+          success: { type: 'boolean', const: true },
+        },
+      }
+    : {
+        type: 'object',
+        required: ['inventory', 'success'],
+        properties: { inventory: ref('schemas', inventory), success: { type: 'boolean', const: true } },
+      };
+  return name;
+}
+
+const json = (schemaRef, description) => ({ description, content: { 'application/json': { schema: schemaRef } } });
+
+export function applyConventions(doc) {
+  const ids = new Set();
+  for (const [path, item] of Object.entries(doc.paths)) {
+    const action = path.includes('#') ? path.slice(path.indexOf('#') + 1) : undefined;
+    for (const method of METHODS) {
+      const op = item[method];
+      if (!op) continue;
+      const where = `${method.toUpperCase()} ${path}`;
+      if (!op.operationId) throw new Error(`${where}: operationId missing`);
+      if (ids.has(op.operationId)) throw new Error(`${where}: operationId ${op.operationId} used twice`);
+      ids.add(op.operationId);
+      if (!op.summary) throw new Error(`${where}: summary missing`);
+      const z = (op['x-zstack'] ??= {});
+      z.kind ??= z.query ? 'query' : method === 'get' ? 'sync' : 'async';
+      if (action) {
+        if (z.bodyKey && z.bodyKey !== action) throw new Error(`${where}: bodyKey ${z.bodyKey} != #${action}`);
+        z.bodyKey = action;
+      }
+      if ((method === 'put' || method === 'post') && !z.bodyKey) throw new Error(`${where}: bodyKey missing`);
+      if (z.kind === 'query' && z.byUuid === undefined) z.byUuid = true;
+      z.timeout ??= DEFAULT_TIMEOUT[z.kind];
+      parseDuration(z.timeout);
+      op['x-zstack-timeout'] = z.timeout;
+      const mode = z.kind === 'async' ? 'Asynchronous: answers 202 and runs as a job.' : 'Synchronous.';
+      op.description = `${op.description ?? op.summary}\n\n${mode} **Default timeout:** ${z.timeout}.`;
+      if (z.public) op.security = [];
+      op.parameters ??= [];
+      if (z.bodyKey) wrapBody(op, z);
+      op.responses ??= {};
+      if (z.kind === 'query') {
+        for (const p of ['q', 'limit', 'start', 'count', 'replyWithCount', 'sort', 'sortBy', 'sortDirection', 'fields', 'groupBy'])
+          op.parameters.push(ref('parameters', p));
+        op.responses['200'] = json(ref('schemas', replyComponent(doc, z.query, true)), 'The matching inventories.');
+      } else if (z.reply === 'empty') {
+        op.responses['200'] = json(ref('schemas', 'EmptyReply'), 'Done.');
+      } else if (z.reply) {
+        op.responses['200'] = json(ref('schemas', replyComponent(doc, z.reply, false)), `The ${z.reply}.`);
+      }
+      if (!op.responses['200']) throw new Error(`${where}: no 200 response (set x-zstack.reply or responses)`);
+      if (z.delete) {
+        op.parameters.push({
+          name: 'deleteMode',
+          in: 'query',
+          description: '`Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway.',
+          schema: { type: 'string', enum: ['Permissive', 'Enforcing'] },
+        });
+      }
+      if (z.kind !== 'poll') op.parameters.push(ref('parameters', 'XApiTimeout'));
+      if (z.kind === 'async') {
+        op.parameters.push(ref('parameters', 'XJobUuid'), ref('parameters', 'XWebHook'));
+        op.responses['202'] = ref('responses', 'JobAccepted');
+      }
+      if (z.kind !== 'poll') {
+        op.responses['400'] ??= ref('responses', 'BadRequest');
+        if (!z.public) op.responses['401'] ??= ref('responses', 'Unauthorized');
+        if (/\{/.test(path)) op.responses['404'] ??= ref('responses', 'NotFound');
+        op.responses['409'] ??= ref('responses', 'Conflict');
+        op.responses['503'] ??= ref('responses', 'Failed');
+      }
+    }
+  }
+  return doc;
+}

@@ -1,0 +1,272 @@
+// The management server: opens the database, applies migrations, wires the shared mechanisms and the domain
+// modules, and serves the routes generated from the spec. One App = one management node.
+import { hostname } from 'node:os';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { eq, lt } from 'drizzle-orm';
+import { migrate, openDatabase, type Database, type Db } from './db/index.js';
+import { managementNodes } from './db/schema/index.js';
+import { Cascade } from './core/cascade.js';
+import { backgroundContext, runInContext } from './core/context.js';
+import { parseDuration } from './core/duration.js';
+import { ApiError, argErr, errorCode } from './core/errors.js';
+import { EventBus } from './core/events.js';
+import { GlobalConfigService } from './core/global-config.js';
+import type { Handler, Handlers } from './core/handlers.js';
+import { newUuid } from './core/ids.js';
+import { JobService } from './core/jobs.js';
+import { LockManager } from './core/locks.js';
+import { QueryEngine, type InventoryDescriptor } from './core/query.js';
+import { registerRoutes, sendError } from './core/router.js';
+import { listOperations, loadSpec, type SpecOperation } from './core/spec.js';
+import { IdentityService } from './identity/service.js';
+import { accountDescriptor, identityHandlers } from './identity/handlers.js';
+import { globalConfigDescriptor, managementHandlers, managementNodeDescriptor } from './management/handlers.js';
+import { zoneDescriptor } from './zone/inventory.js';
+import { zoneHandlers } from './zone/handlers.js';
+
+export interface AppOptions {
+  /** Real PostgreSQL; without it the embedded PGlite database under `dataDir` is used. */
+  databaseUrl?: string;
+  dataDir: string;
+  host?: string;
+  port?: number;
+  /** Check every successful reply against the spec (tests). */
+  validateResponses?: boolean;
+  logger?: boolean;
+}
+
+export class App {
+  readonly events = new EventBus();
+  readonly query = new QueryEngine();
+  readonly cascade = new Cascade();
+  readonly handlers = new Map<string, Handler<any>>();
+  readonly nodeUuid = newUuid();
+  readonly doc = loadSpec();
+  readonly operations: SpecOperation[] = listOperations(this.doc);
+  readonly db: Db;
+  readonly locks: LockManager;
+  readonly jobs: JobService;
+  readonly globalConfig: GlobalConfigService;
+  readonly identity: IdentityService;
+  readonly http: FastifyInstance;
+  private timers: NodeJS.Timeout[] = [];
+  private closed = false;
+  url = '';
+
+  private constructor(
+    readonly database: Database,
+    readonly options: AppOptions,
+  ) {
+    this.db = database.db;
+    this.locks = new LockManager(database);
+    this.jobs = new JobService(this.db, this.nodeUuid);
+    this.globalConfig = new GlobalConfigService(this.db, this.events);
+    this.identity = new IdentityService(this.db, this.globalConfig);
+    this.http = Fastify({ logger: options.logger ?? false, bodyLimit: 8 * 1024 * 1024 });
+  }
+
+  static async create(options: AppOptions): Promise<App> {
+    const database = await openDatabase({ url: options.databaseUrl, dataDir: options.dataDir });
+    try {
+      await migrate(database);
+      const app = new App(database, options);
+      await app.init();
+      return app;
+    } catch (e) {
+      await database.close().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  addHandlers(h: Handlers): void {
+    for (const [name, handler] of Object.entries(h)) this.handlers.set(name, handler as Handler<any>);
+  }
+
+  addInventory(d: InventoryDescriptor): void {
+    this.query.register(d);
+  }
+
+  /** Runs `fn` every `ms` in a background context; errors are logged, never fatal. */
+  every(name: string, ms: () => number, fn: () => Promise<unknown>): void {
+    const tick = async () => {
+      if (this.closed) return;
+      try {
+        await runInContext(backgroundContext(name), fn);
+      } catch (e) {
+        console.error(`[${name}]`, e instanceof Error ? e.message : e);
+      }
+      if (!this.closed) this.timers.push(setTimeout(tick, ms()).unref());
+    };
+    this.timers.push(setTimeout(tick, ms()).unref());
+  }
+
+  private defineCoreConfig(): void {
+    const gc = this.globalConfig;
+    gc.define({ category: 'managementServer', name: 'node.heartbeatInterval', type: 'seconds', defaultValue: '5', min: 1, max: 300, description: 'Seconds between management node heartbeats' });
+    gc.define({ category: 'rest', name: 'completedApi.expiredPeriod', type: 'seconds', defaultValue: '10800', min: 1, description: 'Seconds a finished API job stays pollable' });
+    gc.define({ category: 'rest', name: 'expiredApi.scanInterval', type: 'seconds', defaultValue: '3600', min: 1, description: 'Seconds between purges of expired API jobs' });
+    // One timeout per API (release notes §3): category apiTimeout, name = API name, default from the spec.
+    for (const op of this.operations) {
+      if (op.x.kind === 'poll') continue;
+      gc.define({
+        category: 'apiTimeout',
+        name: op.operationId,
+        type: 'duration',
+        defaultValue: op.x.timeout,
+        min: 1000,
+        description: `Timeout of API ${op.operationId} (e.g. 30m, 6h, 2d or milliseconds)`,
+      });
+    }
+  }
+
+  /** Effective timeout of one call: X-API-Timeout header, else the apiTimeout global config of the API. */
+  timeoutOf(op: SpecOperation, headerSeconds?: number): number {
+    if (headerSeconds !== undefined) return headerSeconds * 1000;
+    return this.globalConfig.getMs('apiTimeout', op.operationId);
+  }
+
+  private async init(): Promise<void> {
+    this.defineCoreConfig();
+    this.addInventory(accountDescriptor);
+    this.addInventory(globalConfigDescriptor);
+    this.addInventory(managementNodeDescriptor);
+    this.addInventory(zoneDescriptor);
+    this.addHandlers(identityHandlers(this));
+    this.addHandlers(managementHandlers(this));
+    this.addHandlers(zoneHandlers(this));
+    this.cascade.register({
+      kind: 'zone',
+      parents: {},
+      delete: async (uuids) => {
+        const { zones } = await import('./db/schema/index.js');
+        const { inArray } = await import('drizzle-orm');
+        await this.db.delete(zones).where(inArray(zones.uuid, uuids));
+      },
+    });
+
+    await this.globalConfig.load();
+    await this.identity.bootstrap();
+    this.assertEveryOperationServed();
+    this.setupHttp();
+  }
+
+  /** Operations of the spec that nothing serves (must be empty: checked at start and by a test). */
+  unservedOperations(): string[] {
+    return this.operations
+      .filter((op) => (op.x.kind === 'query' ? !this.query.has(op.x.query!) : op.x.kind !== 'poll' && !this.handlers.has(op.operationId)))
+      .map((op) => op.operationId);
+  }
+
+  private assertEveryOperationServed(): void {
+    const missing = this.unservedOperations();
+    if (missing.length && process.env.ZSTACK_ALLOW_UNSERVED !== 'true') {
+      console.warn(`[app] operations without a handler (they answer SYS.1014): ${missing.join(', ')}`);
+    }
+  }
+
+  private setupHttp(): void {
+    const http = this.http;
+    // Upstream clients may POST with no body at all; an empty JSON body is "no body", not an error.
+    http.removeContentTypeParser('application/json');
+    http.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+      const text = String(body).trim();
+      if (!text) return done(null, undefined);
+      try {
+        done(null, JSON.parse(text));
+      } catch (e) {
+        done(argErr(`the body is not valid JSON: ${(e as Error).message}`) as unknown as Error, undefined);
+      }
+    });
+    http.setErrorHandler((e, _req, reply) => {
+      if (e instanceof ApiError) return sendError(reply, e);
+      const fe = e as { statusCode?: number; code?: string; message: string };
+      if (fe.statusCode && fe.statusCode < 500) {
+        return void reply.code(fe.statusCode).send({ error: errorCode('SYS.1007', fe.message) });
+      }
+      sendError(reply, e);
+    });
+    http.setNotFoundHandler((req, reply) => {
+      reply.code(404).send({ error: errorCode('SYS.1003', `no api mapping to ${req.method} ${req.url.split('?')[0]}`) });
+    });
+    http.get('/zstack/openapi.json', async (_req, reply) => reply.send(this.doc));
+    registerRoutes(http, {
+      doc: this.doc,
+      operations: this.operations,
+      handlers: this.handlers,
+      jobs: this.jobs,
+      query: this.query,
+      db: this.db,
+      authenticate: (h) => this.identity.authenticate(h),
+      timeoutOf: (op, s) => this.timeoutOf(op, s),
+      validateResponses: this.options.validateResponses,
+    });
+  }
+
+  private heartbeatMs(): number {
+    return this.globalConfig.getMs('managementServer', 'node.heartbeatInterval');
+  }
+
+  /** Joins the cluster of management nodes, fails jobs orphaned by dead nodes, starts the background loops. */
+  private async join(): Promise<void> {
+    await this.db.insert(managementNodes).values({ uuid: this.nodeUuid, hostName: hostname(), port: this.options.port ?? 0 });
+    await this.reapDeadNodes();
+    this.every('heartbeat', () => this.heartbeatMs(), async () => {
+      await this.db.update(managementNodes).set({ heartBeat: new Date() }).where(eq(managementNodes.uuid, this.nodeUuid));
+      await this.reapDeadNodes();
+    });
+    this.every('api-job-purge', () => this.globalConfig.getMs('rest', 'expiredApi.scanInterval'), () =>
+      this.jobs.purge(this.globalConfig.getMs('rest', 'completedApi.expiredPeriod')),
+    );
+    this.every('session-cleanup', () => this.globalConfig.getMs('identity', 'session.cleanup.interval'), () => this.identity.purgeExpired());
+  }
+
+  private async reapDeadNodes(): Promise<void> {
+    const staleMs = 3 * this.heartbeatMs();
+    await this.db.delete(managementNodes).where(lt(managementNodes.heartBeat, new Date(Date.now() - staleMs)));
+    const live = await this.jobs.liveNodes(staleMs);
+    const failed = await this.jobs.failOrphans(live.includes(this.nodeUuid) ? live : [...live, this.nodeUuid]);
+    if (failed) console.warn(`[jobs] marked ${failed} job(s) of stopped management nodes as failed`);
+  }
+
+  /**
+   * A node that held this host:port before us is certainly dead (the port was free), and with the embedded
+   * database no other process can be running at all: their jobs are failed now, at start, not after a timeout.
+   */
+  private async reapPredecessors(port: number): Promise<void> {
+    const others = await this.db.select().from(managementNodes);
+    const dead = others.filter(
+      (n) => n.uuid !== this.nodeUuid && (this.database.kind === 'pglite' || (n.hostName === hostname() && n.port === port)),
+    );
+    for (const n of dead) await this.db.delete(managementNodes).where(eq(managementNodes.uuid, n.uuid));
+    if (dead.length) await this.reapDeadNodes();
+  }
+
+  async listen(): Promise<string> {
+    await this.join();
+    this.url = await this.http.listen({ host: this.options.host ?? '127.0.0.1', port: this.options.port ?? 8080 });
+    const port = Number(new URL(this.url).port);
+    await this.db.update(managementNodes).set({ port }).where(eq(managementNodes.uuid, this.nodeUuid));
+    await this.reapPredecessors(port);
+    return this.url;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    await this.http.close();
+    await this.jobs.drain();
+    await this.db.delete(managementNodes).where(eq(managementNodes.uuid, this.nodeUuid)).catch(() => undefined);
+    await this.database.close();
+  }
+
+  /** Simulates a crash: stops serving and drops the database connection without finishing jobs or leaving. */
+  async crash(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    await this.http.close().catch(() => undefined);
+    await this.database.close().catch(() => undefined);
+  }
+}
+
+export { parseDuration };

@@ -1,0 +1,94 @@
+// The call context: every API call runs inside one, holding its deadline and an AbortSignal that fires at the
+// deadline. Internal steps and agent calls take their remaining time from here, so an API's timeout reaches
+// everything the API entails (the v1.1 "API timeout management" feature, done by propagation).
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { ApiError, errorCode } from './errors.js';
+
+export interface SessionInfo {
+  uuid: string;
+  accountUuid: string;
+  accountType: string;
+}
+
+export interface CallContext {
+  apiName: string;
+  jobUuid?: string;
+  startedAt: number;
+  /** Epoch ms after which the call has failed. */
+  deadline: number;
+  timeoutMs: number;
+  signal: AbortSignal;
+  session?: SessionInfo;
+  /** Steps currently running, shared by the whole call, so a timeout can name the step it interrupted. */
+  trace: { steps: string[] };
+}
+
+const storage = new AsyncLocalStorage<CallContext>();
+
+/** The budget of work done outside any API call (timers, boot): upstream's internal-message default. */
+export const INTERNAL_TIMEOUT_MS = 30 * 60_000;
+
+export const currentContext = (): CallContext | undefined => storage.getStore();
+
+export function runInContext<T>(ctx: CallContext, fn: () => Promise<T>): Promise<T> {
+  return storage.run(ctx, fn);
+}
+
+/** A fresh top-level context (for background work that belongs to no API call). */
+export function backgroundContext(name: string, timeoutMs = INTERNAL_TIMEOUT_MS): CallContext {
+  const now = Date.now();
+  return { apiName: name, startedAt: now, deadline: now + timeoutMs, timeoutMs, signal: AbortSignal.timeout(timeoutMs), trace: { steps: [] } };
+}
+
+export function remainingMs(): number {
+  const ctx = currentContext();
+  return ctx ? Math.max(0, ctx.deadline - Date.now()) : INTERNAL_TIMEOUT_MS;
+}
+
+export function currentSignal(): AbortSignal | undefined {
+  return currentContext()?.signal;
+}
+
+/** The SYS.1001 error of a call that ran out of time, naming the API, the step and the time spent. */
+export function timeoutError(ctx: CallContext, step?: string): ApiError {
+  const elapsed = Date.now() - ctx.startedAt;
+  const where = step ?? ctx.trace.steps.at(-1);
+  const details =
+    `API[${ctx.apiName}] timed out after ${elapsed} ms (timeout ${ctx.timeoutMs} ms)` + (where ? ` in step[${where}]` : '');
+  return new ApiError(errorCode('SYS.1001', details), 503);
+}
+
+/** Throws the timeout error if the call's deadline has passed. */
+export function checkDeadline(): void {
+  const ctx = currentContext();
+  if (ctx && (ctx.signal.aborted || Date.now() >= ctx.deadline)) throw timeoutError(ctx);
+}
+
+/** Rejects when the signal fires; never resolves otherwise. */
+export function whenAborted(signal: AbortSignal, onAbort: () => unknown): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) return reject(onAbort());
+    signal.addEventListener('abort', () => reject(onAbort()), { once: true });
+  });
+}
+
+/**
+ * Runs one named internal step. It gets the call's remaining time, or less when `timeoutMs` is given (a step
+ * never outlives its API). When time runs out the step fails with SYS.1001 naming it.
+ */
+export async function step<T>(name: string, fn: (signal: AbortSignal) => Promise<T>, opts: { timeoutMs?: number } = {}): Promise<T> {
+  const parent = currentContext() ?? backgroundContext(name);
+  const now = Date.now();
+  const deadline = Math.min(parent.deadline, opts.timeoutMs !== undefined ? now + opts.timeoutMs : Infinity);
+  const budget = Math.max(0, deadline - now);
+  const signal = deadline < parent.deadline ? AbortSignal.any([parent.signal, AbortSignal.timeout(budget)]) : parent.signal;
+  const ctx: CallContext = { ...parent, deadline, signal };
+  if (signal.aborted) throw timeoutError(ctx, name);
+  parent.trace.steps.push(name);
+  try {
+    return await runInContext(ctx, () => Promise.race([fn(signal), whenAborted(signal, () => timeoutError(ctx, name))]));
+  } finally {
+    const i = parent.trace.steps.lastIndexOf(name);
+    if (i >= 0) parent.trace.steps.splice(i, 1);
+  }
+}

@@ -1,0 +1,46 @@
+// A flow chain: ordered steps, each with an optional rollback. When a step fails (or the call times out), the
+// steps already done are rolled back in reverse order, each rollback with its own short budget so that
+// compensation still happens after the API's deadline has passed.
+import { backgroundContext, currentContext, runInContext, step } from './context.js';
+
+export interface FlowStep<D> {
+  name: string;
+  run(data: D, signal: AbortSignal): Promise<void>;
+  rollback?(data: D): Promise<void>;
+  /** A shorter budget for this step than the call's remaining time. */
+  timeoutMs?: number;
+  /** Skip the step when this returns false. */
+  when?(data: D): boolean;
+}
+
+export const ROLLBACK_BUDGET_MS = 30_000;
+
+export async function runFlow<D>(name: string, steps: FlowStep<D>[], data: D): Promise<D> {
+  const done: FlowStep<D>[] = [];
+  try {
+    for (const s of steps) {
+      if (s.when && !s.when(data)) continue;
+      await step(`${name}/${s.name}`, (signal) => s.run(data, signal), { timeoutMs: s.timeoutMs });
+      done.push(s);
+    }
+    return data;
+  } catch (e) {
+    await rollback(name, done, data);
+    throw e;
+  }
+}
+
+async function rollback<D>(name: string, done: FlowStep<D>[], data: D): Promise<void> {
+  const parent = currentContext();
+  for (const s of done.reverse()) {
+    if (!s.rollback) continue;
+    const ctx = backgroundContext(`${parent?.apiName ?? name}/rollback`, ROLLBACK_BUDGET_MS);
+    ctx.session = parent?.session;
+    try {
+      await runInContext(ctx, () => step(`${name}/${s.name}/rollback`, () => s.rollback!(data)));
+    } catch (e) {
+      // A failed compensation must not hide the original error; it is logged for the operator.
+      console.error(`[flow ${name}] rollback of step ${s.name} failed:`, e instanceof Error ? e.message : e);
+    }
+  }
+}

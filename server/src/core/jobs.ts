@@ -1,0 +1,187 @@
+// API jobs: every asynchronous API call is a persisted job. The job row is written before the 202 answer, runs in
+// its own call context (deadline + AbortSignal), and ends `done` or `failed` exactly once. `X-Job-UUID` makes a
+// retried request find its job instead of running twice; jobs of a dead server are failed, never left running.
+import { and, eq, inArray, lt, ne, notInArray, sql } from 'drizzle-orm';
+import type { Db } from '../db/index.js';
+import { apiJobs, managementNodes } from '../db/schema/index.js';
+import { runInContext, timeoutError, whenAborted, type CallContext, type SessionInfo } from './context.js';
+import { argErr, errorCode, toApiError, type ErrorCode } from './errors.js';
+
+export type JobStatus = 'processing' | 'done' | 'failed';
+
+export interface JobRecord {
+  uuid: string;
+  apiName: string;
+  status: JobStatus;
+  result: unknown;
+  error: ErrorCode | null;
+  timeoutMs: number;
+}
+
+export interface SubmitOptions {
+  uuid: string;
+  apiName: string;
+  request: unknown;
+  timeoutMs: number;
+  session?: SessionInfo;
+  webHook?: string;
+  run: () => Promise<unknown>;
+}
+
+export class JobService {
+  private running = new Map<string, Promise<void>>();
+
+  constructor(
+    private db: Db,
+    private nodeUuid: string,
+  ) {}
+
+  /** Stores the job and starts it; a known uuid returns the existing job (created=false) without running again. */
+  async submit(o: SubmitOptions): Promise<{ job: JobRecord; created: boolean }> {
+    const now = Date.now();
+    const inserted = await this.db
+      .insert(apiJobs)
+      .values({
+        uuid: o.uuid,
+        apiName: o.apiName,
+        request: o.request as object,
+        status: 'processing',
+        timeoutMs: o.timeoutMs,
+        deadline: new Date(now + o.timeoutMs),
+        ownerNode: this.nodeUuid,
+        sessionUuid: o.session?.uuid ?? null,
+        webHook: o.webHook ?? null,
+      })
+      .onConflictDoNothing()
+      .returning();
+    if (inserted.length === 0) {
+      const existing = await this.get(o.uuid);
+      if (!existing) throw argErr(`job uuid[${o.uuid}] cannot be used`);
+      if (existing.apiName !== o.apiName) {
+        throw argErr(`duplicate job uuid[${o.uuid}]: it belongs to a ${existing.apiName} call, not ${o.apiName}`);
+      }
+      return { job: existing, created: false };
+    }
+    const ctx: CallContext = {
+      apiName: o.apiName,
+      jobUuid: o.uuid,
+      startedAt: now,
+      deadline: now + o.timeoutMs,
+      timeoutMs: o.timeoutMs,
+      signal: AbortSignal.timeout(o.timeoutMs),
+      session: o.session,
+      trace: { steps: [] },
+    };
+    const execution = this.execute(ctx, o.run, o.webHook).finally(() => this.running.delete(o.uuid));
+    this.running.set(o.uuid, execution);
+    return { job: toRecord(inserted[0]), created: true };
+  }
+
+  private async execute(ctx: CallContext, run: () => Promise<unknown>, webHook?: string): Promise<void> {
+    let result: unknown;
+    let error: ErrorCode | undefined;
+    try {
+      const work = runInContext(ctx, run);
+      // The handler may go on after the deadline; its late outcome must not surface as an unhandled rejection.
+      work.catch(() => undefined);
+      result = await Promise.race([work, whenAborted(ctx.signal, () => timeoutError(ctx))]);
+    } catch (e) {
+      error = toApiError(e).error;
+    }
+    const status: JobStatus = error ? 'failed' : 'done';
+    const body = error ? null : { ...(result as object), success: true };
+    // `status = processing` guard: a job is finished exactly once (a late completion changes nothing).
+    await this.db
+      .update(apiJobs)
+      .set({ status, result: body, error: error ?? null, lastOpDate: new Date() })
+      .where(and(eq(apiJobs.uuid, ctx.jobUuid!), eq(apiJobs.status, 'processing')))
+      .catch((e) => console.error(`[jobs] cannot record the end of job ${ctx.jobUuid}:`, e.message));
+    if (webHook) void postWebHook(webHook, ctx.jobUuid!, error ? { error } : body);
+  }
+
+  async get(uuid: string): Promise<JobRecord | undefined> {
+    const [row] = await this.db.select().from(apiJobs).where(eq(apiJobs.uuid, uuid));
+    return row ? toRecord(row) : undefined;
+  }
+
+  /** Resolves when the job has ended (in this process). */
+  async wait(uuid: string): Promise<void> {
+    await this.running.get(uuid);
+  }
+
+  /** Waits for every job running in this process (graceful stop). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.running.values()]);
+  }
+
+  /**
+   * Fails the jobs left `processing` by server processes that are gone: this node's predecessors and any node
+   * whose heartbeat stopped. Called at start and by the heartbeat loop.
+   */
+  async failOrphans(liveNodes: string[]): Promise<number> {
+    const error = errorCode(
+      'SYS.1006',
+      'the management node running this job stopped before the job finished; its outcome is unknown, check the resources it touched and retry',
+    );
+    const orphaned = await this.db
+      .update(apiJobs)
+      .set({ status: 'failed', error, lastOpDate: new Date() })
+      .where(and(eq(apiJobs.status, 'processing'), liveNodes.length ? notInArray(apiJobs.ownerNode, liveNodes) : undefined))
+      .returning({ uuid: apiJobs.uuid });
+    return orphaned.length;
+  }
+
+  /** Deletes finished jobs older than the retention period. */
+  async purge(olderThanMs: number): Promise<number> {
+    const gone = await this.db
+      .delete(apiJobs)
+      .where(and(ne(apiJobs.status, 'processing'), lt(apiJobs.lastOpDate, new Date(Date.now() - olderThanMs))))
+      .returning({ uuid: apiJobs.uuid });
+    return gone.length;
+  }
+
+  /** Live management nodes (for orphan detection) — those whose heartbeat is recent. */
+  async liveNodes(staleAfterMs: number): Promise<string[]> {
+    const nodes = await this.db
+      .select({ uuid: managementNodes.uuid })
+      .from(managementNodes)
+      .where(sql`${managementNodes.heartBeat} > now() - make_interval(secs => ${staleAfterMs / 1000})`);
+    return nodes.map((n) => n.uuid);
+  }
+
+  async count(status: JobStatus, uuids: string[]): Promise<number> {
+    const rows = await this.db.select({ uuid: apiJobs.uuid }).from(apiJobs).where(and(eq(apiJobs.status, status), inArray(apiJobs.uuid, uuids)));
+    return rows.length;
+  }
+}
+
+function toRecord(row: typeof apiJobs.$inferSelect): JobRecord {
+  return {
+    uuid: row.uuid,
+    apiName: row.apiName,
+    status: row.status as JobStatus,
+    result: row.result,
+    error: (row.error as ErrorCode | null) ?? null,
+    timeoutMs: row.timeoutMs,
+  };
+}
+
+/** Upstream's X-Web-Hook: POST the poll body, retried up to 15 times 2 s apart until a 2xx. */
+async function postWebHook(url: string, jobUuid: string, body: unknown): Promise<void> {
+  const success = !(body && typeof body === 'object' && 'error' in body);
+  for (let attempt = 0; attempt < 15; attempt++) {
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'X-Job-UUID': jobUuid, 'X-Job-Success': String(success) },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (res.ok) return;
+    } catch {
+      // retried below
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  console.error(`[jobs] web hook ${url} for job ${jobUuid} failed 15 times; giving up`);
+}

@@ -1,0 +1,240 @@
+// The one query engine behind every Query API. Each inventory registers a descriptor: its table, its queryable
+// fields (inventory name → column), its expanded fields (joins to other inventories, so `vmNics.ip=10.0.0.5`
+// works) and a batch mapping from rows to inventories. Conditions follow upstream's grammar (zstack-api.md §1.8);
+// every value travels as a bind parameter and every field name is checked against the descriptor, so nothing
+// a caller writes reaches the SQL text.
+import { and, asc, count, desc, getTableColumns, sql, type SQL } from 'drizzle-orm';
+import { alias, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
+import type { Tx } from '../db/index.js';
+import { parseDate } from './dates.js';
+import { argErr } from './errors.js';
+
+export type FieldType = 'string' | 'number' | 'boolean' | 'date';
+
+export interface FieldDef {
+  /** Property name of the column on the drizzle table. */
+  key: string;
+  type: FieldType;
+}
+
+export interface Expansion {
+  inventory: string;
+  /** Column key on this inventory's table… */
+  localKey: string;
+  /** …equal to this column key on the other inventory's table. */
+  remoteKey: string;
+}
+
+export interface InventoryDescriptor<Row = any, Inv = any> {
+  name: string;
+  table: PgTable;
+  fields: Record<string, FieldDef>;
+  expand?: Record<string, Expansion>;
+  /** Shorthands, e.g. `cluster` → `clusterRef.cluster`. */
+  aliases?: Record<string, string>;
+  /** Extra restriction always applied (e.g. only appliance VMs). */
+  where?: (table: any) => SQL;
+  defaultSort?: string;
+  toInventories(rows: Row[], db: Tx): Promise<Inv[]>;
+}
+
+export interface QueryParams {
+  q?: string | string[];
+  limit?: number;
+  start?: number;
+  count?: boolean;
+  replyWithCount?: boolean;
+  sort?: string;
+  sortBy?: string;
+  sortDirection?: 'asc' | 'desc';
+  fields?: string;
+}
+
+export interface QueryReply {
+  inventories?: unknown[];
+  total?: number;
+}
+
+// Priority order as upstream: the first operator contained in the condition wins.
+const OPERATORS = ['!=', '>=', '<=', '!?=', '!~=', '~=', '?=', '=', '>', '<'] as const;
+type Op = (typeof OPERATORS)[number] | 'is null' | 'not null';
+
+interface Condition {
+  path: string[];
+  op: Op;
+  value?: string;
+}
+
+export function parseCondition(text: string): Condition {
+  const s = String(text);
+  for (const op of ['is null', 'not null'] as const) {
+    if (s.endsWith(` ${op}`)) return { path: s.slice(0, -op.length - 1).trim().split('.'), op };
+  }
+  for (const op of OPERATORS) {
+    const i = s.indexOf(op);
+    if (i > 0) return { path: s.slice(0, i).trim().split('.'), op, value: s.slice(i + op.length) };
+  }
+  throw argErr(
+    `invalid query condition[${s}]: no operator found; valid operators are ${[...OPERATORS, 'is null', 'not null'].join(', ')}`,
+  );
+}
+
+export class QueryEngine {
+  private descriptors = new Map<string, InventoryDescriptor>();
+
+  register(d: InventoryDescriptor): void {
+    this.descriptors.set(d.name, d);
+  }
+
+  descriptor(name: string): InventoryDescriptor {
+    const d = this.descriptors.get(name);
+    if (!d) throw new Error(`no query descriptor for ${name}`);
+    return d;
+  }
+
+  has(name: string): boolean {
+    return this.descriptors.has(name);
+  }
+
+  async query(db: Tx, inventory: string, params: QueryParams): Promise<QueryReply> {
+    const d = this.descriptor(inventory);
+    const table = alias(d.table, 't0');
+    const conditions = ([] as string[]).concat(params.q ?? []).map((c) => this.conditionSql(d, table, parseCondition(c), 1));
+    if (d.where) conditions.push(d.where(table));
+    const where = conditions.length ? and(...conditions) : undefined;
+
+    const reply: QueryReply = {};
+    if (params.count || params.replyWithCount) {
+      const [{ n }] = await db.select({ n: count() }).from(table).where(where);
+      reply.total = Number(n);
+      if (params.count) return reply;
+    }
+    const fields = parseFields(d, params.fields);
+    const order = sortOf(d, table, params);
+    let q = db.select().from(table).where(where).orderBy(...order).limit(params.limit ?? 1000).$dynamic();
+    if (params.start) q = q.offset(params.start);
+    const rows = await q;
+    let inventories = (await d.toInventories(rows as never[], db)) as Record<string, unknown>[];
+    if (fields) inventories = inventories.map((inv) => Object.fromEntries(fields.filter((f) => f in inv).map((f) => [f, inv[f]])));
+    reply.inventories = inventories;
+    return reply;
+  }
+
+  /** SQL for one condition on `table` (an alias of d.table); dotted paths become EXISTS on the joined inventory. */
+  private conditionSql(d: InventoryDescriptor, table: any, c: Condition, depth: number): SQL {
+    const [head, ...rest] = c.path;
+    if (rest.length === 0) {
+      const field = d.fields[head];
+      if (!field) throw argErr(`field[${head}] is not a queryable field of ${d.name}; queryable: ${Object.keys(d.fields).join(', ')}`);
+      return compare(table[field.key] as PgColumn, field, c, head);
+    }
+    const aliased = d.aliases?.[head];
+    if (aliased) return this.conditionSql(d, table, { ...c, path: [...aliased.split('.'), ...rest] }, depth);
+    const exp = d.expand?.[head];
+    if (!exp) {
+      const known = [...Object.keys(d.expand ?? {}), ...Object.keys(d.aliases ?? {})];
+      throw argErr(`${d.name} has no expanded field[${head}]; expandable: ${known.join(', ') || 'none'}`);
+    }
+    if (depth > 6) throw argErr(`query condition[${c.path.join('.')}] joins too deep`);
+    const other = this.descriptor(exp.inventory);
+    const t = alias(other.table, `t${depth}`);
+    const inner = this.conditionSql(other, t, { ...c, path: rest }, depth + 1);
+    const extra = other.where ? sql` AND ${other.where(t)}` : sql``;
+    return sql`EXISTS (SELECT 1 FROM ${t} WHERE ${(t as any)[exp.remoteKey]} = ${table[exp.localKey]} AND ${inner}${extra})`;
+  }
+}
+
+function convert(field: FieldDef, raw: string, name: string): unknown {
+  switch (field.type) {
+    case 'number': {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw argErr(`field[${name}] is a number, but [${raw}] is not`);
+      return n;
+    }
+    case 'boolean': {
+      const v = raw.toLowerCase();
+      if (v !== 'true' && v !== 'false') throw argErr(`field[${name}] is a boolean, but [${raw}] is not`);
+      return v === 'true';
+    }
+    case 'date': {
+      const date = parseDate(raw);
+      if (!date) throw argErr(`field[${name}] is a date, but [${raw}] is not (use 'Jan 30, 2016 3:01:03 PM', ISO 8601 or epoch ms)`);
+      return date;
+    }
+    default:
+      return raw;
+  }
+}
+
+function compare(col: PgColumn, field: FieldDef, c: Condition, name: string): SQL {
+  if (c.op === 'is null') return sql`${col} IS NULL`;
+  if (c.op === 'not null') return sql`${col} IS NOT NULL`;
+  const raw = c.value ?? '';
+  if (c.op === '?=' || c.op === '!?=') {
+    const values = raw.split(',').map((v) => convert(field, v, name));
+    const list = sql.join(values.map((v) => sql`${v}`), sql`, `);
+    return c.op === '?=' ? sql`${col} IN (${list})` : sql`${col} NOT IN (${list})`;
+  }
+  if (c.op === '~=' || c.op === '!~=') {
+    if (field.type !== 'string') throw argErr(`field[${name}] is not a string; ~= and !~= only apply to strings`);
+    return c.op === '~=' ? sql`${col} LIKE ${raw}` : sql`${col} NOT LIKE ${raw}`;
+  }
+  const v = convert(field, raw, name);
+  switch (c.op) {
+    case '=':
+      return sql`${col} = ${v}`;
+    case '!=':
+      return sql`${col} IS DISTINCT FROM ${v}`;
+    case '>':
+      return sql`${col} > ${v}`;
+    case '<':
+      return sql`${col} < ${v}`;
+    case '>=':
+      return sql`${col} >= ${v}`;
+    default:
+      return sql`${col} <= ${v}`;
+  }
+}
+
+function parseFields(d: InventoryDescriptor, fields?: string): string[] | undefined {
+  if (!fields) return undefined;
+  const list = fields.split(',').map((f) => f.trim()).filter(Boolean);
+  for (const f of list) {
+    if (!d.fields[f]) throw argErr(`field[${f}] in 'fields' is not a field of ${d.name}; only the inventory's own fields can be selected`);
+  }
+  return list.length ? list : undefined;
+}
+
+function sortOf(d: InventoryDescriptor, table: any, p: QueryParams): SQL[] {
+  let name = p.sortBy;
+  let dir = p.sortDirection ?? 'asc';
+  if (p.sort) {
+    const s = p.sort.trim();
+    dir = s.startsWith('-') ? 'desc' : 'asc';
+    name = s.replace(/^[+-]/, '');
+  }
+  const tiebreak = d.fields.uuid ? [asc(table[d.fields.uuid.key])] : [];
+  if (!name) {
+    const def = d.defaultSort && d.fields[d.defaultSort];
+    return def ? [asc(table[def.key]), ...tiebreak] : tiebreak;
+  }
+  const field = d.fields[name];
+  if (!field) throw argErr(`cannot sort by field[${name}]: not a field of ${d.name}`);
+  return [dir === 'desc' ? desc(table[field.key]) : asc(table[field.key]), ...tiebreak];
+}
+
+/**
+ * Field definitions straight from a drizzle table: every column, typed from its column type, named as its
+ * property on the table (which is the inventory field name). `exclude` hides columns such as password hashes.
+ */
+export function fieldsFromTable(table: PgTable, opts: { exclude?: string[]; rename?: Record<string, string> } = {}): Record<string, FieldDef> {
+  const out: Record<string, FieldDef> = {};
+  for (const [key, col] of Object.entries(getTableColumns(table))) {
+    if (opts.exclude?.includes(key)) continue;
+    const type: FieldType =
+      col.dataType === 'number' || col.dataType === 'bigint' ? 'number' : col.dataType === 'boolean' ? 'boolean' : col.dataType === 'date' ? 'date' : 'string';
+    if (col.dataType === 'json' || col.dataType === 'array') continue;
+    out[opts.rename?.[key] ?? key] = { key, type };
+  }
+  return out;
+}

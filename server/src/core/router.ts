@@ -1,0 +1,240 @@
+// Routes come from the bundled spec: one fastify route per (method, URL template); operations sharing a URL
+// (PUT .../actions) are told apart by the body's action key, as upstream does. Every request goes the same way:
+// pick the operation → authenticate → validate against the spec → build the message → check → run (sync) or
+// submit a job (async, 202). Errors always leave as ZStack's ErrorCode JSON with the right HTTP status.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ValidateFunction } from 'ajv';
+import type { OperationId } from '@zstack-ts/openapi/helpers';
+import { newUuid } from './ids.js';
+import { ApiError, argErr, err, errorCode, toApiError } from './errors.js';
+import { currentContext, runInContext, timeoutError, whenAborted, type CallContext, type SessionInfo } from './context.js';
+import { SpecValidator, validationError } from './validation.js';
+import type { ParameterDef, SpecOperation } from './spec.js';
+import type { Handler } from './handlers.js';
+import type { JobService } from './jobs.js';
+import type { QueryEngine, QueryParams } from './query.js';
+
+export interface RouterDeps {
+  doc: Record<string, any>;
+  operations: SpecOperation[];
+  handlers: Map<string, Handler<any>>;
+  jobs: JobService;
+  query: QueryEngine;
+  db: import('../db/index.js').Db;
+  authenticate(header: string | undefined): Promise<SessionInfo>;
+  timeoutOf(op: SpecOperation, headerSeconds?: number): number;
+  /** Tests: check every successful reply against the spec (a mismatch is a 500). */
+  validateResponses?: boolean;
+}
+
+const QUERY_KEYS = new Set(['q', 'limit', 'start', 'count', 'replyWithCount', 'sort', 'sortBy', 'sortDirection', 'fields', 'groupBy']);
+const JSON_POINTER_BODY = '/requestBody/content/application~1json/schema';
+const JSON_POINTER_REPLY = '/responses/200/content/application~1json/schema';
+
+interface Prepared {
+  op: SpecOperation;
+  pathNames: string[];
+  validatePath?: ValidateFunction;
+  validateQuery?: ValidateFunction;
+  validateBody?: ValidateFunction;
+  validateReply?: ValidateFunction;
+}
+
+/** `/zstack/v1/hosts/{uuid}/actions` → `/zstack/v1/hosts/:p0/actions` (positional, so ops may name vars differently). */
+function routeOf(path: string): { url: string; names: string[] } {
+  const names: string[] = [];
+  const url = path.replace(/\{([^}]+)\}/g, (_, name) => `:p${names.push(name) - 1}`);
+  return { url, names };
+}
+
+function objectSchema(params: ParameterDef[]) {
+  return {
+    type: 'object',
+    properties: Object.fromEntries(params.map((p) => [p.name, SpecValidator.ref(p.pointer)])),
+    required: params.filter((p) => p.required).map((p) => p.name),
+  };
+}
+
+export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
+  const strict = new SpecValidator(deps.doc);
+  const coercing = new SpecValidator(deps.doc, { coerce: true });
+  const groups = new Map<string, Prepared[]>();
+
+  for (const op of deps.operations) {
+    const { url, names } = routeOf(op.path);
+    const pathParams = op.parameters.filter((p) => p.in === 'path');
+    const queryParams = op.parameters.filter((p) => p.in === 'query');
+    const prepared: Prepared = {
+      op,
+      pathNames: names,
+      validatePath: pathParams.length ? coercing.compile(`${op.operationId}/path`, objectSchema(pathParams)) : undefined,
+      validateQuery: queryParams.length ? coercing.compile(`${op.operationId}/query`, objectSchema(queryParams)) : undefined,
+      validateBody: op.hasBody ? strict.compile(`${op.operationId}/body`, SpecValidator.ref(op.pointer + JSON_POINTER_BODY)) : undefined,
+      validateReply:
+        deps.validateResponses && op.x.kind !== 'poll'
+          ? strict.compile(`${op.operationId}/reply`, SpecValidator.ref(op.pointer + JSON_POINTER_REPLY))
+          : undefined,
+    };
+    const key = `${op.method} ${url}`;
+    groups.set(key, [...(groups.get(key) ?? []), prepared]);
+    if (op.x.kind === 'query' && op.x.byUuid) {
+      const byUuid = routeOf(`${op.path}/{uuid}`);
+      groups.set(`${op.method} ${byUuid.url}`, [{ ...prepared, pathNames: byUuid.names, validatePath: undefined }]);
+    }
+  }
+
+  for (const [key, prepared] of groups) {
+    const [method, url] = key.split(' ');
+    app.route({ method: method as 'GET', url, handler: (req, reply) => dispatch(deps, prepared, req, reply) });
+  }
+}
+
+async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  try {
+    const body = (req.body ?? undefined) as Record<string, unknown> | undefined;
+    const p = pickOperation(group, body, req.url);
+    const { op } = p;
+    const positional = req.params as Record<string, string>;
+    const path: Record<string, unknown> = {};
+    p.pathNames.forEach((name, i) => (path[name] = positional[`p${i}`]));
+
+    if (op.x.kind === 'poll') return await poll(deps, String(path.uuid), reply);
+    const session = op.x.public ? undefined : await deps.authenticate(req.headers.authorization);
+
+    if (p.validatePath && !p.validatePath(path)) throw validationError(p.validatePath.errors, '');
+    const query = normalizeQuery(req.query as Record<string, unknown>, op);
+    if (p.validateQuery && !p.validateQuery(query)) throw validationError(p.validateQuery.errors, '');
+    if (p.validateBody) {
+      if (body === undefined && op.bodyRequired) throw argErr(`the body is missing; this API takes {"${op.x.bodyKey}": {...}}`);
+      if (body !== undefined && !p.validateBody(body)) throw validationError(p.validateBody.errors, '');
+    } else if (body !== undefined && Object.keys(body).length > 0 && op.method !== 'GET' && op.method !== 'DELETE') {
+      throw argErr('this API takes no body');
+    }
+
+    const inner = (op.x.bodyKey ? (body?.[op.x.bodyKey] as Record<string, unknown>) : undefined) ?? {};
+    const msg: Record<string, unknown> = { ...inner };
+    for (const [k, v] of Object.entries(query)) if (op.x.kind !== 'query' || QUERY_KEYS.has(k)) msg[k] = v;
+    Object.assign(msg, path);
+    if (body?.systemTags && !msg.systemTags) msg.systemTags = body.systemTags;
+    if (body?.userTags && !msg.userTags) msg.userTags = body.userTags;
+
+    const headerTimeout = req.headers['x-api-timeout'];
+    let timeoutSeconds: number | undefined;
+    if (headerTimeout !== undefined) {
+      timeoutSeconds = Number(headerTimeout);
+      if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) throw argErr(`header X-API-Timeout must be a whole number of seconds ≥ 1, got [${headerTimeout}]`);
+    }
+    const timeoutMs = deps.timeoutOf(op, timeoutSeconds);
+    const now = Date.now();
+    const ctx: CallContext = {
+      apiName: op.operationId,
+      startedAt: now,
+      deadline: now + timeoutMs,
+      timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+      session,
+      trace: { steps: [] },
+    };
+
+    const finish = (result: unknown) => {
+      const out = { ...(result as object), success: true };
+      if (p.validateReply && !p.validateReply(out)) {
+        throw err('SYS.1000', `reply of ${op.operationId} does not conform to the spec: ${JSON.stringify(p.validateReply.errors?.slice(0, 3))}`);
+      }
+      return out;
+    };
+
+    if (op.x.kind === 'query') {
+      const result = await runInContext(ctx, () => deps.query.query(deps.db, op.x.query!, msg as QueryParams));
+      return void reply.code(200).send(finish(result));
+    }
+    const handler = deps.handlers.get(op.operationId);
+    if (!handler) throw err('SYS.1014', `API ${op.operationId} is not implemented`);
+    const bounded = <T>(work: () => Promise<T>) =>
+      runInContext(ctx, () => Promise.race([work(), whenAborted(ctx.signal, () => timeoutError(ctx))]));
+
+    if (handler.check) await bounded(() => handler.check!(msg, ctx));
+    if (op.x.kind === 'sync') {
+      const result = await bounded(() => handler.run(msg, ctx));
+      return void reply.code(200).send(finish(result));
+    }
+
+    const jobHeader = req.headers['x-job-uuid'];
+    let jobUuid = newUuid();
+    if (jobHeader !== undefined) {
+      if (typeof jobHeader !== 'string' || !/^[0-9a-fA-F]{32}$/.test(jobHeader)) {
+        throw argErr(`header X-Job-UUID must be 32 hex characters (a uuid without dashes), got [${jobHeader}]`);
+      }
+      jobUuid = jobHeader.toLowerCase();
+    }
+    const { job } = await deps.jobs.submit({
+      uuid: jobUuid,
+      apiName: op.operationId,
+      request: msg,
+      timeoutMs,
+      session,
+      webHook: typeof req.headers['x-web-hook'] === 'string' ? req.headers['x-web-hook'] : undefined,
+      run: async () => {
+        const r = await handler.run(msg, currentContext()!);
+        finish(r);
+        return r;
+      },
+    });
+    const location = `${req.protocol}://${req.headers.host ?? 'localhost'}/zstack/v1/api-jobs/${job.uuid}`;
+    return void reply.code(202).header('location', location).send({ location, apiTimeout: job.timeoutMs });
+  } catch (e) {
+    sendError(reply, e);
+  }
+}
+
+function pickOperation(group: Prepared[], body: Record<string, unknown> | undefined, url: string): Prepared {
+  if (group.length === 1) return group[0];
+  const keys = body && typeof body === 'object' ? Object.keys(body) : [];
+  const found = group.find((p) => p.op.x.bodyKey && keys.includes(p.op.x.bodyKey));
+  if (!found) {
+    throw argErr(
+      `the body doesn't contain action mapping to the URL[${url.split('?')[0]}]; expected one of: ${group.map((p) => p.op.x.bodyKey).join(', ')}`,
+    );
+  }
+  return found;
+}
+
+/** Upstream's query-string forms: `list.0=a&list.1=b` and map fields `field.key=value`. */
+function normalizeQuery(raw: Record<string, unknown>, op: SpecOperation): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw ?? {})) {
+    const dot = k.indexOf('.');
+    if (dot < 0) {
+      out[k] = v;
+      continue;
+    }
+    const base = k.slice(0, dot);
+    const def = op.parameters.find((p) => p.name === base && p.in === 'query');
+    if (!def) continue;
+    if (def.schema.type === 'array') out[base] = [...((out[base] as unknown[]) ?? []), ...([] as unknown[]).concat(v)];
+    else if (def.schema.type === 'object') {
+      const map = (out[base] ??= {}) as Record<string, unknown[]>;
+      const sub = k.slice(dot + 1);
+      map[sub] = [...(map[sub] ?? []), ...([] as unknown[]).concat(v)];
+    }
+  }
+  return out;
+}
+
+async function poll(deps: RouterDeps, uuid: string, reply: FastifyReply): Promise<void> {
+  const job = await deps.jobs.get(uuid);
+  if (!job) {
+    return void reply.code(404).send({ error: errorCode('SYS.1003', `job[uuid:${uuid}] is unknown or has expired`) });
+  }
+  if (job.status === 'processing') return void reply.code(202).send({});
+  if (job.status === 'done') return void reply.code(200).send(job.result);
+  return void reply.code(503).send({ error: job.error });
+}
+
+export function sendError(reply: FastifyReply, e: unknown): void {
+  const apiError = toApiError(e);
+  if (!(e instanceof ApiError)) console.error('[api] unexpected error:', e instanceof Error ? e.stack : e);
+  reply.code(apiError.httpStatus).send({ error: apiError.error });
+}
+
+export type { OperationId };

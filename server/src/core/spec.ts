@@ -1,0 +1,75 @@
+// The bundled spec, read once: the list of operations the router serves and the schemas it validates against.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { OperationId } from '@zstack-ts/openapi/helpers';
+
+export interface ZStackExtension {
+  kind: 'async' | 'sync' | 'query' | 'poll';
+  bodyKey?: string;
+  reply?: string;
+  query?: string;
+  timeout: string;
+  public?: boolean;
+  byUuid?: boolean;
+  create?: boolean;
+  delete?: boolean;
+}
+
+export interface ParameterDef {
+  name: string;
+  in: 'path' | 'query' | 'header';
+  required?: boolean;
+  schema: Record<string, unknown>;
+  /** JSON pointer of the schema inside the bundled document. */
+  pointer: string;
+}
+
+export interface SpecOperation {
+  operationId: OperationId;
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
+  /** The real URL template (without the `#action` suffix). */
+  path: string;
+  /** JSON pointer of the operation in the document. */
+  pointer: string;
+  x: ZStackExtension;
+  parameters: ParameterDef[];
+  hasBody: boolean;
+  bodyRequired: boolean;
+}
+
+const esc = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
+
+export function loadSpec(): Record<string, any> {
+  const require = createRequire(import.meta.url);
+  return JSON.parse(readFileSync(require.resolve('@zstack-ts/openapi/openapi.json'), 'utf8'));
+}
+
+export function listOperations(doc: Record<string, any>): SpecOperation[] {
+  const out: SpecOperation[] = [];
+  for (const [key, item] of Object.entries<any>(doc.paths)) {
+    for (const method of ['get', 'post', 'put', 'delete', 'patch'] as const) {
+      const op = item[method];
+      if (!op) continue;
+      const pointer = `#/paths/${esc(key)}/${method}`;
+      const parameters: ParameterDef[] = (op.parameters ?? []).map((p: any, i: number) => {
+        if (p.$ref) {
+          const name = p.$ref.split('/').pop();
+          const def = doc.components.parameters[name];
+          return { ...def, pointer: `#/components/parameters/${esc(name)}/schema` };
+        }
+        return { ...p, pointer: `${pointer}/parameters/${i}/schema` };
+      });
+      out.push({
+        operationId: op.operationId,
+        method: method.toUpperCase() as SpecOperation['method'],
+        path: key.split('#')[0],
+        pointer,
+        x: op['x-zstack'],
+        parameters,
+        hasBody: Boolean(op.requestBody),
+        bodyRequired: Boolean(op.requestBody?.required),
+      });
+    }
+  }
+  return out;
+}

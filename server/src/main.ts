@@ -1,0 +1,22 @@
+// `npm start`: the management server on the embedded database (or DATABASE_URL), printing where to reach it.
+import { App } from './app.js';
+import { configFromEnv } from './config.js';
+
+const started = Date.now();
+const config = configFromEnv();
+const app = await App.create({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, host: config.host, port: config.port });
+const url = await app.listen();
+const db = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PostgreSQL in ${config.dataDir}`;
+console.log(`ZStack-TS management server listening on ${url} (${db}), ready in ${Date.now() - started} ms`);
+console.log(`  API: ${url}/zstack/v1/...   spec: ${url}/zstack/openapi.json`);
+console.log(`  log in: account admin, password "password" (SDK: new ZStackClient({ endpoint: '${url}', accountName: 'admin', password: 'password' }))`);
+
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    console.log(`${signal}: stopping (waiting for running jobs)…`);
+    app.close().then(() => process.exit(0), () => process.exit(1));
+  });
+}
