@@ -39,6 +39,7 @@ const DESCRIPTIONS: Record<string, string> = {
 
 /** HTTP status for an error answered directly (sync APIs and checks done before a job starts). */
 const STATUS: Record<string, number> = {
+  'SYS.1000': 500,
   'SYS.1003': 404,
   'SYS.1007': 400,
   'ID.1000': 401,
