@@ -1,3 +1,7 @@
 export * from './core.js';
 export * from './identity.js';
 export * from './zone.js';
+export * from './compute.js';
+export * from './storage.js';
+export * from './network.js';
+export * from './vm.js';

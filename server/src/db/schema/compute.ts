@@ -1,0 +1,88 @@
+// Clusters, hosts (capacity lives on the host row: reservations are single conditional UPDATEs, so capacity can
+// never go negative or be double-booked), offerings.
+import { bigint, boolean, index, integer, pgTable, text } from 'drizzle-orm/pg-core';
+import { dates } from './common.js';
+import { zones } from './zone.js';
+
+const big = (name: string) => bigint(name, { mode: 'number' });
+
+export const clusters = pgTable('clusters', {
+  uuid: text('uuid').primaryKey(),
+  zoneUuid: text('zone_uuid').notNull().references(() => zones.uuid),
+  name: text('name').notNull(),
+  description: text('description'),
+  state: text('state').notNull().default('Enabled'),
+  hypervisorType: text('hypervisor_type').notNull(),
+  type: text('type').notNull().default('zstack'),
+  architecture: text('architecture'),
+  ...dates(),
+});
+
+export const hosts = pgTable(
+  'hosts',
+  {
+    uuid: text('uuid').primaryKey(),
+    zoneUuid: text('zone_uuid').notNull().references(() => zones.uuid),
+    clusterUuid: text('cluster_uuid').notNull().references(() => clusters.uuid),
+    name: text('name').notNull(),
+    description: text('description'),
+    managementIp: text('management_ip').notNull(),
+    hypervisorType: text('hypervisor_type').notNull(),
+    state: text('state').notNull().default('Enabled'),
+    status: text('status').notNull().default('Connecting'),
+    architecture: text('architecture'),
+    /** Base URL of the agent serving this host (the simulator's for simulated hosts). */
+    agentUrl: text('agent_url'),
+    /** KVM hosts: SSH credentials (encrypted at rest), recorded host key, OS facts. */
+    username: text('username'),
+    sshPort: integer('ssh_port'),
+    credential: text('credential'),
+    hostKey: text('host_key'),
+    osDistribution: text('os_distribution'),
+    osRelease: text('os_release'),
+    osVersion: text('os_version'),
+    cpuNum: integer('cpu_num').notNull().default(0),
+    cpuSockets: integer('cpu_sockets').notNull().default(1),
+    totalCpuCapacity: big('total_cpu_capacity').notNull().default(0),
+    availableCpuCapacity: big('available_cpu_capacity').notNull().default(0),
+    totalMemoryCapacity: big('total_memory_capacity').notNull().default(0),
+    availableMemoryCapacity: big('available_memory_capacity').notNull().default(0),
+    ...dates(),
+  },
+  (t) => [index('hosts_cluster_idx').on(t.clusterUuid), index('hosts_mgmt_ip_idx').on(t.managementIp)],
+);
+
+export const instanceOfferings = pgTable('instance_offerings', {
+  uuid: text('uuid').primaryKey(),
+  name: text('name').notNull(),
+  description: text('description'),
+  cpuNum: integer('cpu_num').notNull(),
+  cpuSpeed: integer('cpu_speed').notNull().default(0),
+  memorySize: big('memory_size').notNull(),
+  reservedMemorySize: big('reserved_memory_size').notNull().default(0),
+  /** UserVm | VirtualRouter */
+  type: text('type').notNull().default('UserVm'),
+  allocatorStrategy: text('allocator_strategy'),
+  sortKey: integer('sort_key').notNull().default(0),
+  state: text('state').notNull().default('Enabled'),
+  /** Virtual router offerings only. */
+  zoneUuid: text('zone_uuid'),
+  managementNetworkUuid: text('management_network_uuid'),
+  publicNetworkUuid: text('public_network_uuid'),
+  imageUuid: text('image_uuid'),
+  isDefault: boolean('is_default'),
+  ...dates(),
+});
+
+export const diskOfferings = pgTable('disk_offerings', {
+  uuid: text('uuid').primaryKey(),
+  name: text('name').notNull(),
+  description: text('description'),
+  diskSize: big('disk_size').notNull(),
+  sortKey: integer('sort_key').notNull().default(0),
+  state: text('state').notNull().default('Enabled'),
+  type: text('type').notNull().default('zstack'),
+  allocatorStrategy: text('allocator_strategy'),
+  ...dates(),
+});
+
