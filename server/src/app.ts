@@ -23,6 +23,9 @@ import { accountDescriptor, identityHandlers } from './identity/handlers.js';
 import { globalConfigDescriptor, managementHandlers, managementNodeDescriptor } from './management/handlers.js';
 import { zoneDescriptor } from './zone/inventory.js';
 import { zoneHandlers } from './zone/handlers.js';
+import { domains } from './domains.js';
+import type { Services } from './services.js';
+import { AgentClient } from './agent-client/index.js';
 
 export interface AppOptions {
   /** Real PostgreSQL; without it the embedded PGlite database under `dataDir` is used. */
@@ -33,6 +36,10 @@ export interface AppOptions {
   /** Check every successful reply against the spec (tests). */
   validateResponses?: boolean;
   logger?: boolean;
+  /** Base URL of the simulator agent serving simulated hosts, primary and backup storage, virtual routers. */
+  simulatorUrl?: string;
+  /** Secret the agents expect (`Authorization: Bearer <secret>`). */
+  agentSecret?: string;
 }
 
 export class App {
@@ -49,6 +56,9 @@ export class App {
   readonly globalConfig: GlobalConfigService;
   readonly identity: IdentityService;
   readonly http: FastifyInstance;
+  readonly agents: AgentClient;
+  /** Domain services (hosts, networks, VMs…), filled by the domain modules. */
+  readonly services = {} as Services;
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
   url = '';
@@ -62,6 +72,7 @@ export class App {
     this.jobs = new JobService(this.db, this.nodeUuid);
     this.globalConfig = new GlobalConfigService(this.db, this.events);
     this.identity = new IdentityService(this.db, this.globalConfig);
+    this.agents = new AgentClient(options.agentSecret);
     this.http = Fastify({ logger: options.logger ?? false, bodyLimit: 8 * 1024 * 1024 });
   }
 
@@ -134,6 +145,7 @@ export class App {
     this.addHandlers(identityHandlers(this));
     this.addHandlers(managementHandlers(this));
     this.addHandlers(zoneHandlers(this));
+    for (const register of domains) register(this);
     this.cascade.register({
       kind: 'zone',
       parents: {},

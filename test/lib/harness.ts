@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { App, type AppOptions } from '../../server/src/app.js';
 import { ZStackClient } from '../../sdk/src/index.js';
+import { startAgent, type RunningAgent } from '../../agents/src/index.js';
+
+export const AGENT_SECRET = 'test-agent-secret';
 
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -13,6 +16,8 @@ export interface TestServer {
   app: App;
   url: string;
   client: ZStackClient;
+  /** The simulator agent (a real HTTP agent in this process) serving simulated hosts and storage. */
+  sim: RunningAgent;
   databaseUrl?: string;
   dataDir: string;
   /** Starts another server process-equivalent (another management node) on the same database. */
@@ -42,7 +47,16 @@ export async function createDatabase(): Promise<{ url: string; drop(): Promise<v
 export async function startServer(opts: { pglite?: boolean; app?: Partial<AppOptions> } = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zstack-test-'));
   const database = opts.pglite ? undefined : await createDatabase();
-  const base: AppOptions = { databaseUrl: database?.url, dataDir, port: 0, validateResponses: true, ...opts.app };
+  const sim = await startAgent({ kind: 'simulator', port: 0, secret: AGENT_SECRET, storageRoot: join(dataDir, 'sim') });
+  const base: AppOptions = {
+    databaseUrl: database?.url,
+    dataDir,
+    port: 0,
+    validateResponses: true,
+    simulatorUrl: sim.url,
+    agentSecret: AGENT_SECRET,
+    ...opts.app,
+  };
   const app = await App.create(base);
   const url = await app.listen();
   const client = new ZStackClient({ endpoint: url, accountName: 'admin', password: 'password', pollIntervalMs: 20 });
@@ -51,6 +65,7 @@ export async function startServer(opts: { pglite?: boolean; app?: Partial<AppOpt
     app,
     url,
     client,
+    sim,
     databaseUrl: database?.url,
     dataDir,
     async startPeer(extra = {}) {
@@ -62,6 +77,7 @@ export async function startServer(opts: { pglite?: boolean; app?: Partial<AppOpt
     async close() {
       for (const p of peers) await p.close().catch(() => undefined);
       await app.close().catch(() => undefined);
+      await sim.close().catch(() => undefined);
       await database?.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },

@@ -1,0 +1,4 @@
+import type { App } from '../app.js';
+
+/** Registers the offering domain: inventories, handlers, cascade nodes, settings and its service. */
+export function register(_app: App): void {}
