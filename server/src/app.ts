@@ -60,6 +60,7 @@ export class App {
   /** Domain services (hosts, networks, VMs…), filled by the domain modules. */
   readonly services = {} as Services;
   private timers: NodeJS.Timeout[] = [];
+  private bootHooks: Array<() => Promise<void>> = [];
   private closed = false;
   url = '';
 
@@ -87,6 +88,11 @@ export class App {
       await database.close().catch(() => undefined);
       throw e;
     }
+  }
+
+  /** Work a domain needs done once the database and settings are ready, before serving (e.g. seeding rows). */
+  onBoot(fn: () => Promise<void>): void {
+    this.bootHooks.push(fn);
   }
 
   addHandlers(h: Handlers): void {
@@ -158,6 +164,7 @@ export class App {
 
     await this.globalConfig.load();
     await this.identity.bootstrap();
+    for (const hook of this.bootHooks) await runInContext(backgroundContext('boot'), hook);
     this.assertEveryOperationServed();
     this.setupHttp();
   }
