@@ -139,6 +139,266 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/backup-storage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query backup storage
+         * @description Query backup storage. Expanded fields include `zone`, `image`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryBackupStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/backup-storage/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete backup storage
+         * @description Deletes backup storage; images stored only there are deleted with it. Deleting an unknown but well-formed uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteBackupStorage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/backup-storage/sftp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add SFTP backup storage
+         * @description Adds backup storage of type `SftpBackupStorage`, a directory (`url`) on a Linux server reached over SSH; the server deploys the backup-storage agent there and connects to it. The password is never returned.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AddSftpBackupStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/backup-storage/simulators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add simulated backup storage
+         * @description Adds backup storage of type `SimulatorBackupStorage` with the given capacity; image downloads are simulated.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AddSimulatorBackupStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/clusters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query clusters
+         * @description Query clusters. Expanded fields include `zone`, `host`, `vmInstance`, `l2Network`, `primaryStorage`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryCluster"];
+        put?: never;
+        /**
+         * Create a cluster
+         * @description Creates a cluster in state `Enabled` inside a zone. All hosts of a cluster run the same hypervisor.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["CreateCluster"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/clusters/{clusterUuid}/primary-storage/{primaryStorageUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attach primary storage to a cluster
+         * @description Makes the primary storage usable by the cluster's hosts. Both must be in the same zone; attaching twice is an error.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AttachPrimaryStorageToCluster"];
+        /**
+         * Detach primary storage from a cluster
+         * @description Detaches the primary storage from the cluster; VMs in the cluster with volumes on it are stopped.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DetachPrimaryStorageFromCluster"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/clusters/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a cluster
+         * @description Deletes a cluster and, by cascade, its hosts; L2 networks and primary storage are detached from it. Deleting an unknown but well-formed uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteCluster"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/clusters/{uuid}/actions#changeClusterState": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Enable or disable a cluster
+         * @description `stateEvent` `enable` → Enabled, `disable` → Disabled. No new VM is placed in a disabled cluster.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["ChangeClusterState"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/clusters/{uuid}/actions#updateCluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update a cluster's name or description
+         * @description Changes the name and/or description.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["UpdateCluster"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/disk-offerings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query disk offerings
+         * @description Query disk offerings. Expanded fields include `volume`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryDiskOffering"];
+        put?: never;
+        /**
+         * Create a disk offering
+         * @description Creates a disk offering (a data or root volume size) in state `Enabled`.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["CreateDiskOffering"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/disk-offerings/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a disk offering
+         * @description Deletes a disk offering; volumes created from it are kept. Deleting an unknown but well-formed uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteDiskOffering"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/global-configurations": {
         parameters: {
             query?: never;
@@ -176,6 +436,800 @@ export interface paths {
          *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
          */
         put: operations["UpdateGlobalConfig"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/hosts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query hosts
+         * @description Query hosts. KVM hosts carry `username`, `sshPort` and OS fields. Expanded fields include `zone`, `cluster`, `vmInstance`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryHost"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/hosts/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a host
+         * @description Removes a host; its VMs are stopped first. Deleting an unknown but well-formed uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteHost"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/hosts/{uuid}/actions#changeHostState": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Enable, disable or put a host into maintenance
+         * @description `enable` → Enabled, `disable` → Disabled, `maintain` → PreMaintenance while the host's VMs are migrated away
+         *     (stopped when migration fails), then Maintenance. `maintain` needs the host `Connected`.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["ChangeHostState"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/hosts/{uuid}/actions#reconnectHost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Reconnect a host
+         * @description Reconnects to the host's agent (status `Connecting` → `Connected`, or `Disconnected` on failure) and refreshes its facts and capacity.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["ReconnectHost"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/hosts/{uuid}/actions#updateHost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update a host's name, description or management IP
+         * @description Changes the name, description and/or management IP; a new `managementIp` must not be used by another host.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["UpdateHost"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/hosts/capacities/cpu-memory": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the CPU and memory capacity of zones, clusters or hosts
+         * @description Sums host capacities over the given zones, clusters or hosts (or every host with `all=true`); at least one
+         *     non-empty list or `all=true` is needed. CPU figures are schedulable vCPUs (physical CPUs × the over-provisioning
+         *     ratio), memory figures bytes. `capacityData` breaks the totals down per resource of the most specific kind given.
+         *
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["GetCpuMemoryCapacity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/hosts/kvm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a KVM host
+         * @description Adds a KVM host to a `KVM` cluster: the server logs in over SSH (password or private key), deploys the kvm agent,
+         *     then connects to it. `managementIp` must be unique among KVM hosts. The password is never returned.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h.
+         */
+        post: operations["AddKVMHost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/hosts/simulators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a simulated host
+         * @description Adds a host served by the simulator agent (over the same HTTP protocol as a real kvm agent) to a `Simulator` cluster. The host goes through `Connecting` to `Connected`.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AddSimulatorHost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/hosts/simulators/{uuid}/actions#updateSimulatorHost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the fault knobs of a simulated host (admin only)
+         * @description ZStack-TS extension, admin only. Changes how the simulator agent behaves for this host so users and tests can
+         *     rehearse faults: `connected: false` makes the agent stop answering for the host (pings fail, the host goes
+         *     `Disconnected`); `commandDelays` delays the listed agent commands (agent path → milliseconds, `0` removes a delay);
+         *     `failCommands` makes the listed agent paths answer `success: false` (replaces the previous list; `[]` clears it).
+         *     Fields left out keep their current value.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["UpdateSimulatorHost"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query images
+         * @description Query images. Expanded fields include `backupStorage`, `volume`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryImage"];
+        put?: never;
+        /**
+         * Add an image
+         * @description Registers an image and downloads it from `url` to each of `backupStorageUuids` (only backup storage that is
+         *     `Connected` and has room is used). The image is `Downloading` (with `progress`) until it is `Ready`.
+         *     A `url` starting with `/` means a local file (`file://`). ISO images always get format `iso`.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 72h.
+         */
+        post: operations["AddImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/images/{imageUuid}/actions#expungeImage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Expunge a deleted image
+         * @description Removes the image's files from its backup storage (all, or only `backupStorageUuids`) where its status is `Deleted`; the image record goes when no backup storage is left.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["ExpungeImage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/images/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an image
+         * @description Deletes an image from all its backup storage, or only from `backupStorageUuids`. Following `image/deletionPolicy`
+         *     (default `Delay`) the image is kept as `Deleted` until expunged. Deleting an unknown but well-formed uuid succeeds.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteImage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/instance-offerings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query instance offerings
+         * @description Query instance offerings (virtual router offerings included, with their extra fields). Expanded fields include `vmInstance`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryInstanceOffering"];
+        put?: never;
+        /**
+         * Create an instance offering
+         * @description Creates an instance offering (CPU count and memory size for VMs) in state `Enabled`.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["CreateInstanceOffering"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/instance-offerings/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an instance offering
+         * @description Deletes an instance offering; VMs created from it keep running and lose the reference. Deleting an unknown but well-formed uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteInstanceOffering"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/instance-offerings/virtual-routers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query virtual router offerings
+         * @description Query virtual router offerings.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryVirtualRouterOffering"];
+        put?: never;
+        /**
+         * Create a virtual router offering
+         * @description Creates an instance offering of type `VirtualRouter`: the CPU/memory of virtual router VMs plus the image they boot
+         *     and their management and public L3 networks (`publicNetworkUuid` defaults to `managementNetworkUuid`).
+         *     `isDefault` makes it the zone's default virtual router offering.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["CreateVirtualRouterOffering"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l2-networks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query L2 networks
+         * @description Query L2 networks of both types; VLAN networks carry `vlan`. Expanded fields include `zone`, `l3Network`, `cluster`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryL2Network"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l2-networks/{l2NetworkUuid}/clusters/{clusterUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attach an L2 network to a cluster
+         * @description Makes the L2 network available on the cluster's hosts (the bridge is prepared on each connected host). Refused when
+         *     already attached, or when another L2 network of the same kind on the same physical interface (same VLAN for VLAN
+         *     networks) is attached to the cluster.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AttachL2NetworkToCluster"];
+        /**
+         * Detach an L2 network from a cluster
+         * @description Detaches the L2 network from the cluster; VM NICs on its L3 networks in that cluster are detached first.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DetachL2NetworkFromCluster"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l2-networks/{l2NetworkUuid}/network-service-providers/{networkServiceProviderUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attach a network service provider to an L2 network
+         * @description ZStack-TS REST mapping of upstream's message (upstream has no REST path for it). Lets the provider serve L3
+         *     networks on this L2 network; a provider must be attached here before `AttachNetworkServiceToL3Network` can use it
+         *     on the L2's L3 networks. Built-in providers are attached to every new L2 network already; attaching a provider
+         *     that is already attached succeeds and changes nothing (the 1.1 flat-network upgrade steps do exactly that).
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AttachNetworkServiceProviderToL2Network"];
+        /**
+         * Detach a network service provider from an L2 network
+         * @description ZStack-TS REST mapping of upstream's message (upstream has no REST path for it). Detaches the provider from the L2 network. Detaching a provider that is not attached succeeds and changes nothing.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DetachNetworkServiceProviderFromL2Network"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l2-networks/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an L2 network
+         * @description Deletes an L2 network and, by cascade, its L3 networks (VM NICs on them are detached). Deleting an unknown but well-formed uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteL2Network"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l2-networks/no-vlan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a flat (no-VLAN) L2 network
+         * @description Creates an L2 network of type `L2NoVlanNetwork` bridged to `physicalInterface` of the hosts. The built-in network service providers are attached to it automatically.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["CreateL2NoVlanNetwork"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l2-networks/vlan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a VLAN L2 network
+         * @description Creates an L2 network of type `L2VlanNetwork` (802.1Q `vlan` on `physicalInterface` of the hosts). The built-in network service providers are attached to it automatically.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["CreateL2VlanNetwork"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query L3 networks
+         * @description Query L3 networks. Expanded fields include `zone`, `l2Network`, `vmNic`, `serviceProvider`, `usedIp`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryL3Network"];
+        put?: never;
+        /**
+         * Create an L3 network
+         * @description Creates an L3 network (type `L3BasicNetwork`, IPv4) in state `Enabled` on an L2 network. `system` and `category`
+         *     go together: `system: true` → `System`, `system: false` → `Public` or `Private` (default `Private`).
+         *     Add IP ranges and network services before VMs use it.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["CreateL3Network"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks/{l3NetworkUuid}/dns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a DNS server to an L3 network
+         * @description Appends a DNS server (handed to VMs by DHCP); the same address twice on one L3 network is refused.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AddDnsToL3Network"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks/{l3NetworkUuid}/dns/{dns}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a DNS server from an L3 network
+         * @description Removes a DNS server; removing one the network does not have succeeds and changes nothing.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["RemoveDnsFromL3Network"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks/{l3NetworkUuid}/ip-ranges": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add an IP range to an L3 network
+         * @description Adds the IPv4 range `startIp`–`endIp`. A `Normal` range (default) needs `gateway`, inside the subnet of
+         *     `startIp`/`netmask` but outside the range; all Normal ranges of an L3 network share one CIDR and one gateway.
+         *     An `AddressPool` range (only on `Public` L3 networks) gets `startIp` as gateway. Ranges may not overlap any range
+         *     of an L3 network on the same L2 network, nor multicast, reserved or link-local space; `startIp` may not be the
+         *     network address nor `endIp` the broadcast address.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AddIpRange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks/{l3NetworkUuid}/ip-ranges/by-cidr": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add an IP range to an L3 network from a CIDR
+         * @description Adds the usable addresses of `networkCidr`. For `Normal` ranges: no gateway or the first host → gateway = first
+         *     host, range = second…last host; gateway = last host → range = first…second-to-last host; gateway in the middle →
+         *     two ranges around it (`inventories` lists both, `inventory` is the first). `AddressPool` → one range
+         *     first…last host with gateway = first host. Same overlap rules as `AddIpRange`.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AddIpRangeByNetworkCidr"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks/{l3NetworkUuid}/network-services": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attach network services to an L3 network
+         * @description `networkServices` maps a provider (its uuid, or its `type` such as `Flat`) to the service types to run on the L3
+         *     network, e.g. `{"17864f985e584a9ba4cd81de215212ce": ["DHCP", "Userdata"]}`. Each provider must offer the types
+         *     and be attached to the L3's L2 network; each service type can have only one provider per L3 network. On any
+         *     failure nothing is attached.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AttachNetworkServiceToL3Network"];
+        /**
+         * Detach network services from an L3 network
+         * @description Detaches the services given in `networkServices` (sent upstream's way as repeated
+         *     `networkServices.<providerUuidOrType>=<serviceType>` query parameters, e.g.
+         *     `?networkServices.5d21ea0f39c04d6fb68cfaf5a37db4ad=DHCP&networkServices.5d21ea0f39c04d6fb68cfaf5a37db4ad=DNS`)
+         *     and/or the single service type `service` (whatever provider runs it). Detaching services that are not attached
+         *     succeeds and changes nothing.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DetachNetworkServiceFromL3Network"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an L3 network
+         * @description Deletes an L3 network with its IP ranges; VM NICs on it are detached (the VMs survive). Deleting an unknown but well-formed uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteL3Network"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks/{uuid}/actions#updateL3Network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update an L3 network
+         * @description Changes name, description, DNS domain or category. Changing `system` needs `category` in the same call, and the pair must match (`true` → `System`, `false` → `Public`/`Private`).
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["UpdateL3Network"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks/ip-ranges": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query IP ranges
+         * @description Query IP ranges. Expanded fields include `l3Network`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryIpRange"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks/ip-ranges/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an IP range
+         * @description Deletes an IP range; VM NICs with addresses in it are detached (the VMs survive). The last `Normal` range cannot go while `AddressPool` ranges remain. Deleting an unknown but well-formed uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteIpRange"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/l3-networks/network-services/refs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query which provider runs which service on which L3 network
+         * @description One row per (L3 network, service type), e.g. `q=l3NetworkUuid=1a82c2691978476fa6cefa36bb9d4bfd`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryNetworkServiceL3NetworkRef"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -221,6 +1275,534 @@ export interface paths {
          */
         put: operations["GetVersion"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/network-services/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query network service providers
+         * @description Query the network service providers, e.g. `q=type=Flat`. Providers are built in; each lists the service types it offers and the L2 networks it is attached to.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryNetworkServiceProvider"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query primary storage
+         * @description Query primary storage. Expanded fields include `zone`, `volume`, `cluster`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryPrimaryStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete primary storage
+         * @description Deletes primary storage. `Permissive` refuses while it is attached to a cluster or holds volumes; `Enforcing` deletes the VMs and volumes on it. Deleting an unknown but well-formed uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeletePrimaryStorage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/local-storage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add local primary storage
+         * @description Adds primary storage of type `LocalStorage`, a directory (`url`) on every host of the clusters it is attached to. Its capacity is the sum over those hosts.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AddLocalPrimaryStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/simulators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add simulated primary storage
+         * @description Adds primary storage of type `SimulatorPrimaryStorage` with the given capacity; nothing is written anywhere.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AddSimulatorPrimaryStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query VMs
+         * @description Query VMs (user VMs and appliance VMs). Expanded fields include `zone`, `cluster`, `host`, `image`, `instanceOffering`, `rootVolume`, `vmNics`, `allVolumes`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryVmInstance"];
+        put?: never;
+        /**
+         * Create a VM
+         * @description Creates a VM from an image with one NIC per L3 network. CPU and memory come from `instanceOfferingUuid` or from
+         *     `cpuNum` + `memorySize`. `defaultL3NetworkUuid` is needed when there is more than one L3 network (and must be one of
+         *     them). An ISO image needs `rootDiskOfferingUuid`. `zoneUuid`/`clusterUuid`/`hostUuid` narrow where the VM is
+         *     placed. `strategy`: `InstantStart` (default) starts it (Created → Starting → Running), `JustCreate` leaves it
+         *     `Created`, `CreateStopped` allocates everything and leaves it `Stopped`.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 12h.
+         */
+        post: operations["CreateVmInstance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Destroy a VM
+         * @description Stops and destroys a VM; its data volumes are detached. Following `vm/deletionPolicy` (default `Delay`) the VM
+         *     stays `Destroyed` (recoverable) until expunged; `Direct` removes it at once. Destroying an unknown but well-formed
+         *     uuid succeeds.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DestroyVmInstance"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/{uuid}/actions#expungeVmInstance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Expunge a destroyed VM
+         * @description Removes a `Destroyed` VM for good, with its root volume.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h.
+         */
+        put: operations["ExpungeVmInstance"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/{uuid}/actions#rebootVmInstance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Reboot a VM
+         * @description Reboots a running VM (Rebooting → Running).
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["RebootVmInstance"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/{uuid}/actions#recoverVmInstance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Recover a destroyed VM
+         * @description Brings a `Destroyed` VM back as `Stopped`.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["RecoverVmInstance"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/{uuid}/actions#startVmInstance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Start a VM
+         * @description Starts a `Created`, `Stopped` or `Crashed` VM (Starting → Running), on `hostUuid` or in `clusterUuid` if given (`hostUuid` wins). Starting a running VM succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["StartVmInstance"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/{uuid}/actions#stopVmInstance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Stop a VM
+         * @description Stops a VM (Stopping → Stopped). `grace` (default) asks the guest to shut down, `cold` powers it off. Stopping a stopped VM succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["StopVmInstance"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/{vmInstanceUuid}/actions#migrateVm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Live-migrate a VM to another host
+         * @description Migrates a `Running` (or `Unknown`/`Paused`) VM to `hostUuid`, or to a host the allocator picks (Migrating → Running). The destination must reach the VM's storage and networks.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 1h.
+         */
+        put: operations["MigrateVm"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/{vmInstanceUuid}/l3-networks/{l3NetworkUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a NIC on an L3 network to a VM
+         * @description Adds a NIC on the L3 network to a `Running` or `Stopped` VM, with `staticIp` if given (it must be free and inside
+         *     one of the L3's IP ranges). The L3 network must be Enabled, have an IP range, its L2 network be attached to a
+         *     cluster, not be a System network, and not be attached to the VM already.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AttachL3NetworkToVm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/appliances/virtual-routers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query virtual router VMs
+         * @description Query virtual router VMs. They are also VMs (`type` `ApplianceVm`) and can be destroyed with `DestroyVmInstance`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryVirtualRouterVm"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/appliances/virtual-routers/{vmInstanceUuid}/actions#reconnectVirtualRouter": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Reconnect a virtual router VM
+         * @description Reconnects to the agent inside the virtual router VM (status `Connecting` → `Connected`, or `Disconnected` on failure) and re-applies its network service configuration.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["ReconnectVirtualRouter"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/nics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query VM NICs
+         * @description Query VM NICs. Expanded fields include `vmInstance`, `l3Network`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryVmNic"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/vm-instances/nics/{vmNicUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a NIC from a VM
+         * @description Removes the NIC (and releases its IP) from a `Running`, `Stopped` or `Paused` VM; answers the VM.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DetachL3NetworkFromVm"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/volumes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query volumes
+         * @description Query volumes (root and data). Expanded fields include `vmInstance`, `diskOffering`, `primaryStorage`, `image`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryVolume"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/volumes/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a data volume
+         * @description Deletes a data volume (detaching it from its VM first). Following `volume/deletionPolicy` (default `Delay`) it
+         *     stays `Deleted` until expunged. Root volumes are refused (they go with their VM). Deleting an unknown but well-formed uuid succeeds.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteDataVolume"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/volumes/{uuid}/vm-instances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Detach a data volume from its VM
+         * @description Detaches a data volume from the VM it is attached to (`vmUuid`, if given, must be that VM).
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DetachDataVolumeFromVm"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/volumes/{volumeUuid}/vm-instances/{vmInstanceUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attach a data volume to a VM
+         * @description Attaches a `Ready` or `NotInstantiated` data volume in state `Enabled` to a `Running`, `Stopped` or `Paused` VM; a `NotInstantiated` volume is created on primary storage first.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AttachDataVolumeToVm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/volumes/data": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a data volume
+         * @description Creates a data volume of the size of `diskOfferingUuid`, or of `diskSize` bytes. With `primaryStorageUuid` it is
+         *     instantiated there at once (status `Ready`); otherwise it stays `NotInstantiated` until first attached to a VM,
+         *     then lands on primary storage the VM can reach.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h.
+         */
+        post: operations["CreateDataVolume"];
         delete?: never;
         options?: never;
         head?: never;
@@ -321,6 +1903,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/zones/{zoneUuid}/backup-storage/{backupStorageUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attach backup storage to a zone
+         * @description Makes the backup storage's images usable in the zone; attaching twice is an error.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        post: operations["AttachBackupStorageToZone"];
+        /**
+         * Detach backup storage from a zone
+         * @description Detaches the backup storage from the zone.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DetachBackupStorageFromZone"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -346,12 +1956,117 @@ export interface components {
             /** @constant */
             success: true;
         };
+        /** @description An agent command path, e.g. `/vm/start`. */
+        AgentPath: string;
+        /** @description Backup storage. SFTP backup storage adds `hostname`, `username` and `sshPort`; no password is ever returned. */
+        BackupStorageInventory: {
+            attachedZoneUuids: components["schemas"]["Uuid"][];
+            /** @description Bytes. */
+            availableCapacity: number;
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            /** @description SFTP backup storage only. */
+            hostname?: string;
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            /** @description SFTP backup storage only. */
+            sshPort?: number;
+            /** @enum {string} */
+            state: "Enabled" | "Disabled";
+            status: components["schemas"]["StorageStatus"];
+            /** @description Bytes. */
+            totalCapacity: number;
+            /** @enum {string} */
+            type: "SimulatorBackupStorage" | "SftpBackupStorage";
+            url: string;
+            /** @description SFTP backup storage only. */
+            username?: string;
+            uuid: components["schemas"]["Uuid"];
+        };
+        BackupStorageInventoryQueryReply: {
+            inventories?: components["schemas"]["BackupStorageInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        BackupStorageInventoryReply: {
+            inventory: components["schemas"]["BackupStorageInventory"];
+            /** @constant */
+            success: true;
+        };
+        ClusterInventory: {
+            /** @example x86_64 */
+            architecture?: string;
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            hypervisorType: components["schemas"]["HypervisorType"];
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            /** @enum {string} */
+            state: "Enabled" | "Disabled";
+            /** @example zstack */
+            type: string;
+            uuid: components["schemas"]["Uuid"];
+            zoneUuid: components["schemas"]["Uuid"];
+        };
+        ClusterInventoryQueryReply: {
+            inventories?: components["schemas"]["ClusterInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        ClusterInventoryReply: {
+            inventory: components["schemas"]["ClusterInventory"];
+            /** @constant */
+            success: true;
+        };
+        /** @enum {string} */
+        CpuArchitecture: "x86_64" | "aarch64" | "mips64el" | "loongarch64";
+        CpuMemoryCapacityData: {
+            availableCpu: number;
+            availableMemory: number;
+            managedCpuNum: number;
+            resourceUuid: components["schemas"]["Uuid"];
+            totalCpu: number;
+            totalMemory: number;
+        };
+        /** @description Number of vCPUs. */
+        CpuNum: number;
         /**
          * @description Upstream date format, e.g. `Jan 30, 2016 3:01:03 PM` (UTC).
          * @example Jan 30, 2016 3:01:03 PM
          */
         Date: string;
         Description: string;
+        DiskOfferingInventory: {
+            allocatorStrategy?: string;
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            /** @description Bytes. */
+            diskSize: number;
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            sortKey?: number;
+            /** @enum {string} */
+            state: "Enabled" | "Disabled";
+            /** @example zstack */
+            type: string;
+            uuid: components["schemas"]["Uuid"];
+        };
+        DiskOfferingInventoryQueryReply: {
+            inventories?: components["schemas"]["DiskOfferingInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        DiskOfferingInventoryReply: {
+            inventory: components["schemas"]["DiskOfferingInventory"];
+            /** @constant */
+            success: true;
+        };
         EmptyReply: {
             /** @constant */
             success: true;
@@ -398,6 +2113,222 @@ export interface components {
             /** @constant */
             success: true;
         };
+        /**
+         * @description An IPv4 address or a host name.
+         * @example 192.168.200.187
+         */
+        HostAddress: string;
+        /**
+         * @description `DefaultHostAllocatorStrategy` picks any host with room; `LeastVmPreferredHostAllocatorStrategy` the one running the fewest VMs.
+         * @enum {string}
+         */
+        HostAllocatorStrategy: "DefaultHostAllocatorStrategy" | "LeastVmPreferredHostAllocatorStrategy";
+        /** @description A host. KVM hosts add `username`, `sshPort` and the OS fields; no password is ever returned. */
+        HostInventory: {
+            /** @example x86_64 */
+            architecture?: string;
+            /** @description `totalCpuCapacity` minus the vCPUs of VMs on the host, never below 0. */
+            availableCpuCapacity: number;
+            /** @description Bytes not used by VMs on the host. */
+            availableMemoryCapacity: number;
+            clusterUuid: components["schemas"]["Uuid"];
+            /** @description Physical CPUs (threads) of the host. */
+            cpuNum?: number;
+            cpuSockets?: number;
+            cpuStatus?: components["schemas"]["HwMonitorStatus"];
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            diskStatus?: components["schemas"]["HwMonitorStatus"];
+            fanStatus?: components["schemas"]["HwMonitorStatus"];
+            gpuStatus?: components["schemas"]["HwMonitorStatus"];
+            hypervisorType: components["schemas"]["HypervisorType"];
+            ipmiAddress?: string;
+            ipmiPort?: number;
+            ipmiPowerStatus?: string;
+            ipmiUsername?: string;
+            lastOpDate: components["schemas"]["Date"];
+            managementIp: string;
+            memoryStatus?: components["schemas"]["HwMonitorStatus"];
+            name: string;
+            nicStatus?: components["schemas"]["HwMonitorStatus"];
+            /** @description KVM hosts only. */
+            osDistribution?: string;
+            /** @description KVM hosts only. */
+            osRelease?: string;
+            /** @description KVM hosts only. */
+            osVersion?: string;
+            powerSupplyStatus?: components["schemas"]["HwMonitorStatus"];
+            raidStatus?: components["schemas"]["HwMonitorStatus"];
+            /** @description KVM hosts only. */
+            sshPort?: number;
+            /** @enum {string} */
+            state: "Enabled" | "Disabled" | "PreMaintenance" | "Maintenance";
+            /** @enum {string} */
+            status: "Connecting" | "Connected" | "Disconnected";
+            temperatureStatus?: components["schemas"]["HwMonitorStatus"];
+            /** @description Schedulable vCPUs (physical CPUs × `host/cpu.overProvisioning.ratio`); 0 until the host first connects. */
+            totalCpuCapacity: number;
+            /** @description Bytes; 0 until the host first connects. */
+            totalMemoryCapacity: number;
+            /** @description KVM hosts only. */
+            username?: string;
+            uuid: components["schemas"]["Uuid"];
+            zoneUuid: components["schemas"]["Uuid"];
+        };
+        HostInventoryQueryReply: {
+            inventories?: components["schemas"]["HostInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        HostInventoryReply: {
+            inventory: components["schemas"]["HostInventory"];
+            /** @constant */
+            success: true;
+        };
+        /** @enum {string} */
+        HwMonitorStatus: "Normal" | "Error" | "Unknown";
+        /**
+         * @description `KVM` hosts run the kvm agent; `Simulator` hosts are served by the simulator agent.
+         * @enum {string}
+         */
+        HypervisorType: "KVM" | "Simulator";
+        ImageBackupStorageRefInventory: {
+            backupStorageUuid: components["schemas"]["Uuid"];
+            createDate: components["schemas"]["Date"];
+            exportMd5Sum?: string;
+            exportUrl?: string;
+            imageUuid: components["schemas"]["Uuid"];
+            /** @description Where the image is stored on the backup storage (once downloaded). */
+            installPath?: string;
+            lastOpDate: components["schemas"]["Date"];
+            status: components["schemas"]["ImageStatus"];
+        };
+        ImageInventory: {
+            /** @description Bytes the image file occupies. */
+            actualSize?: number;
+            /** @example x86_64 */
+            architecture?: string;
+            backupStorageRefs: components["schemas"]["ImageBackupStorageRefInventory"][];
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            /**
+             * @example qcow2
+             * @example raw
+             * @example iso
+             */
+            format?: string;
+            guestOsType?: string;
+            lastOpDate: components["schemas"]["Date"];
+            md5Sum?: string;
+            /** @enum {string} */
+            mediaType: "RootVolumeTemplate" | "DataVolumeTemplate" | "ISO";
+            name: string;
+            /** @enum {string} */
+            platform?: "Linux" | "Windows" | "Other";
+            /**
+             * @description ZStack-TS extension (not in upstream's inventory) — download progress while `status` is `Downloading`, e.g. `45%`; absent otherwise.
+             * @example 45%
+             */
+            progress?: string;
+            /** @description Virtual size in bytes; 0 until downloaded. */
+            size: number;
+            /** @enum {string} */
+            state: "Enabled" | "Disabled";
+            status: components["schemas"]["ImageStatus"];
+            system?: boolean;
+            /** @example zstack */
+            type: string;
+            url: string;
+            uuid: components["schemas"]["Uuid"];
+            virtio?: boolean;
+        };
+        ImageInventoryQueryReply: {
+            inventories?: components["schemas"]["ImageInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        ImageInventoryReply: {
+            inventory: components["schemas"]["ImageInventory"];
+            /** @constant */
+            success: true;
+        };
+        /** @enum {string} */
+        ImageStatus: "Creating" | "Downloading" | "Ready" | "Error" | "Deleted" | "Migrating";
+        InstanceOfferingInventory: {
+            /** @example DefaultHostAllocatorStrategy */
+            allocatorStrategy?: string;
+            cpuNum: number;
+            cpuSpeed?: number;
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            lastOpDate: components["schemas"]["Date"];
+            /** @description Bytes. */
+            memorySize: number;
+            name: string;
+            /** @description Bytes. */
+            reservedMemorySize?: number;
+            sortKey?: number;
+            /** @enum {string} */
+            state: "Enabled" | "Disabled";
+            /** @enum {string} */
+            type: "UserVm" | "VirtualRouter";
+            uuid: components["schemas"]["Uuid"];
+        };
+        InstanceOfferingInventoryQueryReply: {
+            inventories?: components["schemas"]["InstanceOfferingInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        InstanceOfferingInventoryReply: {
+            inventory: components["schemas"]["InstanceOfferingInventory"];
+            /** @constant */
+            success: true;
+        };
+        IpRangeInventory: {
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            /** Format: ipv4 */
+            endIp: string;
+            /** Format: ipv4 */
+            gateway: string;
+            ipRangeType?: components["schemas"]["IpRangeType"];
+            /** @enum {integer} */
+            ipVersion?: 4;
+            l3NetworkUuid: components["schemas"]["Uuid"];
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            /** Format: ipv4 */
+            netmask: string;
+            /** @example 192.168.200.0/22 */
+            networkCidr?: string;
+            prefixLen?: number;
+            /** Format: ipv4 */
+            startIp: string;
+            uuid: components["schemas"]["Uuid"];
+        };
+        IpRangeInventoryQueryReply: {
+            inventories?: components["schemas"]["IpRangeInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        IpRangeInventoryReply: {
+            inventory: components["schemas"]["IpRangeInventory"];
+            /** @constant */
+            success: true;
+        };
+        /**
+         * @default Normal
+         * @enum {string}
+         */
+        IpRangeType: "Normal" | "AddressPool";
         JobAccepted: {
             /** @description The effective timeout of this API call in milliseconds. */
             apiTimeout: number;
@@ -406,6 +2337,89 @@ export interface components {
              * @example http://localhost:8080/zstack/v1/api-jobs/7c9f1a0e2b3d4c5e8f90a1b2c3d4e5f6
              */
             location: string;
+        };
+        /** @description An L2 network; `L2VlanNetwork` rows carry `vlan`. */
+        L2NetworkInventory: {
+            attachedClusterUuids: components["schemas"]["Uuid"][];
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            isolated?: boolean;
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            physicalInterface: string;
+            pvlan?: string;
+            /** @enum {string} */
+            type: "L2NoVlanNetwork" | "L2VlanNetwork";
+            uuid: components["schemas"]["Uuid"];
+            virtualNetworkId?: number;
+            /** @description `L2VlanNetwork` only. */
+            vlan?: number;
+            /** @example LinuxBridge */
+            vSwitchType?: string;
+            zoneUuid: components["schemas"]["Uuid"];
+        };
+        L2NetworkInventoryQueryReply: {
+            inventories?: components["schemas"]["L2NetworkInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        L2NetworkInventoryReply: {
+            inventory: components["schemas"]["L2NetworkInventory"];
+            /** @constant */
+            success: true;
+        };
+        /** @enum {string} */
+        L3NetworkCategory: "Public" | "Private" | "System";
+        L3NetworkHostRouteInventory: {
+            createDate?: components["schemas"]["Date"];
+            id?: number;
+            l3NetworkUuid: components["schemas"]["Uuid"];
+            lastOpDate?: components["schemas"]["Date"];
+            nexthop: string;
+            prefix: string;
+        };
+        L3NetworkInventory: {
+            category?: components["schemas"]["L3NetworkCategory"];
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            /** @description DNS servers in the order added. */
+            dns: string[];
+            dnsDomain?: string;
+            enableIPAM?: boolean;
+            hostRoute?: components["schemas"]["L3NetworkHostRouteInventory"][];
+            ipRanges: components["schemas"]["IpRangeInventory"][];
+            /**
+             * @description Deprecated upstream; always 4 here.
+             * @enum {integer}
+             */
+            ipVersion?: 4;
+            isolated?: boolean;
+            l2NetworkUuid: components["schemas"]["Uuid"];
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            networkServices: components["schemas"]["NetworkServiceL3NetworkRefInventory"][];
+            reservedIpRanges?: components["schemas"]["ReservedIpRangeInventory"][];
+            /** @enum {string} */
+            state: "Enabled" | "Disabled";
+            system: boolean;
+            /** @example L3BasicNetwork */
+            type: string;
+            uuid: components["schemas"]["Uuid"];
+            zoneUuid: components["schemas"]["Uuid"];
+        };
+        L3NetworkInventoryQueryReply: {
+            inventories?: components["schemas"]["L3NetworkInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        L3NetworkInventoryReply: {
+            inventory: components["schemas"]["L3NetworkInventory"];
+            /** @constant */
+            success: true;
         };
         ManagementNodeInventory: {
             heartBeat: components["schemas"]["Date"];
@@ -420,7 +2434,116 @@ export interface components {
             /** @description With `count` or `replyWithCount`. */
             total?: number;
         };
+        /** @description Bytes. */
+        MemorySize: number;
         Name: string;
+        /**
+         * Format: ipv4
+         * @description A valid IPv4 netmask other than 0.0.0.0, e.g. `255.255.255.0`.
+         */
+        Netmask: string;
+        NetworkServiceL3NetworkRefInventory: {
+            l3NetworkUuid: components["schemas"]["Uuid"];
+            networkServiceProviderUuid: components["schemas"]["Uuid"];
+            /** @example DHCP */
+            networkServiceType: string;
+        };
+        NetworkServiceL3NetworkRefInventoryQueryReply: {
+            inventories?: components["schemas"]["NetworkServiceL3NetworkRefInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        NetworkServiceProviderInventory: {
+            attachedL2NetworkUuids: components["schemas"]["Uuid"][];
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            lastOpDate: components["schemas"]["Date"];
+            /** @example Flat Network Service Provider */
+            name: string;
+            /**
+             * @example [
+             *       "DHCP",
+             *       "Userdata"
+             *     ]
+             */
+            networkServiceTypes: string[];
+            /**
+             * @example Flat
+             * @example VirtualRouter
+             */
+            type: string;
+            uuid: components["schemas"]["Uuid"];
+        };
+        NetworkServiceProviderInventoryQueryReply: {
+            inventories?: components["schemas"]["NetworkServiceProviderInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        NetworkServiceProviderInventoryReply: {
+            inventory: components["schemas"]["NetworkServiceProviderInventory"];
+            /** @constant */
+            success: true;
+        };
+        /**
+         * @description A network service type, e.g. `DHCP`, `DNS`, `SNAT`, `PortForwarding`, `Eip`, `LoadBalancer`, `Userdata`, `SecurityGroup`, `HostRoute`.
+         * @example DHCP
+         */
+        NetworkServiceType: string;
+        /** @description Name of the hosts' network interface, e.g. `eth0`. */
+        PhysicalInterface: string;
+        PrimaryStorageInventory: {
+            attachedClusterUuids: components["schemas"]["Uuid"][];
+            /** @description Bytes not yet allocated to volumes. */
+            availableCapacity: number;
+            /** @description Bytes. */
+            availablePhysicalCapacity: number;
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            lastOpDate: components["schemas"]["Date"];
+            mountPath?: string;
+            name: string;
+            /** @enum {string} */
+            state: "Enabled" | "Disabled" | "Maintenance" | "Deleting";
+            status: components["schemas"]["StorageStatus"];
+            /** @description Bytes used by things other than volumes. */
+            systemUsedCapacity?: number;
+            /** @description Bytes that can be allocated (physical × over-provisioning ratio). */
+            totalCapacity: number;
+            /** @description Bytes. */
+            totalPhysicalCapacity: number;
+            /** @enum {string} */
+            type: "SimulatorPrimaryStorage" | "LocalStorage";
+            url: string;
+            uuid: components["schemas"]["Uuid"];
+            zoneUuid: components["schemas"]["Uuid"];
+        };
+        PrimaryStorageInventoryQueryReply: {
+            inventories?: components["schemas"]["PrimaryStorageInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        PrimaryStorageInventoryReply: {
+            inventory: components["schemas"]["PrimaryStorageInventory"];
+            /** @constant */
+            success: true;
+        };
+        ReservedIpRangeInventory: {
+            createDate?: components["schemas"]["Date"];
+            description?: string;
+            endIp: string;
+            ipVersion?: number;
+            l3NetworkUuid: components["schemas"]["Uuid"];
+            lastOpDate?: components["schemas"]["Date"];
+            name?: string;
+            startIp: string;
+            uuid: components["schemas"]["Uuid"];
+        };
         SessionInventory: {
             accountUuid: components["schemas"]["Uuid"];
             createDate: components["schemas"]["Date"];
@@ -435,12 +2558,201 @@ export interface components {
             /** @constant */
             success: true;
         };
+        /** @enum {string} */
+        StorageStatus: "Connecting" | "Connected" | "Disconnected";
         Tags: string[];
+        UsedIpInventory: {
+            createDate?: components["schemas"]["Date"];
+            gateway?: string;
+            /** Format: ipv4 */
+            ip: string;
+            ipInLong?: number;
+            ipRangeUuid: components["schemas"]["Uuid"];
+            ipVersion?: number;
+            l3NetworkUuid: components["schemas"]["Uuid"];
+            lastOpDate?: components["schemas"]["Date"];
+            netmask?: string;
+            usedFor?: string;
+            uuid: components["schemas"]["Uuid"];
+            vmNicUuid?: components["schemas"]["Uuid"];
+        };
         /**
          * @description A ZStack uuid (v4 without dashes).
          * @example 1a82c2691978476fa6cefa36bb9d4bfd
          */
         Uuid: string;
+        /** @description An instance offering of type `VirtualRouter` with the virtual router's networks and image. */
+        VirtualRouterOfferingInventory: components["schemas"]["InstanceOfferingInventory"] & {
+            imageUuid: components["schemas"]["Uuid"];
+            isDefault: boolean;
+            managementNetworkUuid: components["schemas"]["Uuid"];
+            publicNetworkUuid: components["schemas"]["Uuid"];
+            zoneUuid: components["schemas"]["Uuid"];
+        };
+        VirtualRouterOfferingInventoryQueryReply: {
+            inventories?: components["schemas"]["VirtualRouterOfferingInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        VirtualRouterOfferingInventoryReply: {
+            inventory: components["schemas"]["VirtualRouterOfferingInventory"];
+            /** @constant */
+            success: true;
+        };
+        /** @description A virtual router VM, a VM (`type` `ApplianceVm`) with appliance fields. */
+        VirtualRouterVmInventory: components["schemas"]["VmInstanceInventory"] & {
+            agentPort?: number;
+            /** @example VirtualRouter */
+            applianceVmType: string;
+            defaultRouteL3NetworkUuid: components["schemas"]["Uuid"];
+            /** @enum {string} */
+            haStatus?: "NoHa" | "Master" | "Backup";
+            managementNetworkUuid: components["schemas"]["Uuid"];
+            publicNetworkUuid: components["schemas"]["Uuid"];
+            /** @enum {string} */
+            status: "Connecting" | "Connected" | "Disconnected";
+            virtualRouterVips?: string[];
+        };
+        VirtualRouterVmInventoryQueryReply: {
+            inventories?: components["schemas"]["VirtualRouterVmInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        VirtualRouterVmInventoryReply: {
+            inventory: components["schemas"]["VirtualRouterVmInventory"];
+            /** @constant */
+            success: true;
+        };
+        /** @description A VM. References that a VM may lack (e.g. `hostUuid` of a stopped VM) are left out when empty. */
+        VmInstanceInventory: {
+            /** @example DefaultHostAllocatorStrategy */
+            allocatorStrategy?: string;
+            allVolumes: components["schemas"]["VolumeInventory"][];
+            /** @example x86_64 */
+            architecture?: string;
+            clusterUuid?: components["schemas"]["Uuid"];
+            cpuNum: number;
+            cpuSpeed?: number;
+            createDate: components["schemas"]["Date"];
+            defaultL3NetworkUuid?: components["schemas"]["Uuid"];
+            description?: string;
+            guestOsType?: string;
+            hostUuid?: components["schemas"]["Uuid"];
+            hypervisorType?: components["schemas"]["HypervisorType"];
+            imageUuid?: components["schemas"]["Uuid"];
+            instanceOfferingUuid?: components["schemas"]["Uuid"];
+            lastHostUuid?: components["schemas"]["Uuid"];
+            lastOpDate: components["schemas"]["Date"];
+            /** @description Bytes. */
+            memorySize: number;
+            name: string;
+            /** @example Linux */
+            platform?: string;
+            /** @description Bytes. */
+            reservedMemorySize?: number;
+            rootVolumeUuid?: components["schemas"]["Uuid"];
+            state: components["schemas"]["VmInstanceState"];
+            /** @enum {string} */
+            type: "UserVm" | "ApplianceVm";
+            uuid: components["schemas"]["Uuid"];
+            vmCdRoms?: Record<string, never>[];
+            vmNics: components["schemas"]["VmNicInventory"][];
+            zoneUuid?: components["schemas"]["Uuid"];
+        };
+        VmInstanceInventoryQueryReply: {
+            inventories?: components["schemas"]["VmInstanceInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        VmInstanceInventoryReply: {
+            inventory: components["schemas"]["VmInstanceInventory"];
+            /** @constant */
+            success: true;
+        };
+        /** @enum {string} */
+        VmInstanceState: "Created" | "Starting" | "Running" | "Stopping" | "Stopped" | "Rebooting" | "Destroying" | "Destroyed" | "Migrating" | "Expunging" | "Pausing" | "Paused" | "Resuming" | "VolumeMigrating" | "VolumeRecovering" | "Error" | "NoState" | "Unknown" | "Crashed";
+        VmNicInventory: {
+            createDate: components["schemas"]["Date"];
+            deviceId: number;
+            /** @example virtio */
+            driverType?: string;
+            /** Format: ipv4 */
+            gateway: string;
+            hypervisorType?: string;
+            internalName?: string;
+            /** Format: ipv4 */
+            ip: string;
+            ipVersion?: number;
+            l3NetworkUuid: components["schemas"]["Uuid"];
+            lastOpDate: components["schemas"]["Date"];
+            /** @example fa:4c:01:68:77:00 */
+            mac: string;
+            metaData?: string;
+            /** Format: ipv4 */
+            netmask: string;
+            /** @enum {string} */
+            state?: "enable" | "disable";
+            /** @example VNIC */
+            type?: string;
+            usedIps?: components["schemas"]["UsedIpInventory"][];
+            uuid: components["schemas"]["Uuid"];
+            vmInstanceUuid: components["schemas"]["Uuid"];
+        };
+        VmNicInventoryQueryReply: {
+            inventories?: components["schemas"]["VmNicInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        VolumeInventory: {
+            /** @description Bytes the volume occupies on primary storage. */
+            actualSize?: number;
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            /** @description Position on the VM; 0 is the root volume. */
+            deviceId?: number;
+            diskOfferingUuid?: components["schemas"]["Uuid"];
+            /** @example qcow2 */
+            format?: string;
+            installPath?: string;
+            isShareable?: boolean;
+            lastAttachDate?: components["schemas"]["Date"];
+            lastDetachDate?: components["schemas"]["Date"];
+            lastOpDate: components["schemas"]["Date"];
+            lastVmInstanceUuid?: components["schemas"]["Uuid"];
+            name: string;
+            primaryStorageUuid?: components["schemas"]["Uuid"];
+            rootImageUuid?: components["schemas"]["Uuid"];
+            /** @description Virtual size in bytes. */
+            size: number;
+            /** @enum {string} */
+            state: "Enabled" | "Disabled";
+            /** @enum {string} */
+            status: "Creating" | "Ready" | "NotInstantiated" | "Deleted" | "Migrating";
+            /** @enum {string} */
+            type: "Root" | "Data";
+            uuid: components["schemas"]["Uuid"];
+            vmInstanceUuid?: components["schemas"]["Uuid"];
+        };
+        VolumeInventoryQueryReply: {
+            inventories?: components["schemas"]["VolumeInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        VolumeInventoryReply: {
+            inventory: components["schemas"]["VolumeInventory"];
+            /** @constant */
+            success: true;
+        };
         ZoneInventory: {
             createDate: components["schemas"]["Date"];
             description?: string;
@@ -872,6 +3184,729 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    QueryBackupStorage: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStorageInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteBackupStorage: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddSftpBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "sftp-bs",
+                 *         "hostname": "192.168.200.10",
+                 *         "username": "root",
+                 *         "password": "password",
+                 *         "url": "/zstack_bs"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        hostname: components["schemas"]["HostAddress"];
+                        /**
+                         * @description Register the images already present in the directory.
+                         * @default false
+                         */
+                        importImages?: boolean;
+                        name: components["schemas"]["Name"];
+                        password: string;
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        /** @default 22 */
+                        sshPort?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description Absolute directory path on the server. */
+                        url: string;
+                        username: string;
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddSimulatorBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "sim-bs1",
+                 *         "url": "/simulator/bs1",
+                 *         "totalCapacity": 1099511627776,
+                 *         "availableCapacity": 1099511627776
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        /** @description Bytes; at most `totalCapacity`. Defaults to `totalCapacity`. */
+                        availableCapacity?: number;
+                        description?: components["schemas"]["Description"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description Bytes. Defaults to the simulator's built-in size. */
+                        totalCapacity?: number;
+                        /** @description Any label for the simulated storage, e.g. `/simulator/bs1`. */
+                        url: string;
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryCluster: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateCluster: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "zoneUuid": "4a3a78b1b9f049948b79cf9e667f0af2",
+                 *         "name": "cluster1",
+                 *         "hypervisorType": "KVM"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        architecture?: components["schemas"]["CpuArchitecture"];
+                        description?: components["schemas"]["Description"];
+                        hypervisorType: components["schemas"]["HypervisorType"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /**
+                         * @description Cluster type; only `zstack`.
+                         * @default zstack
+                         * @enum {string}
+                         */
+                        type?: "zstack";
+                        userTags?: components["schemas"]["Tags"];
+                        zoneUuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ClusterInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AttachPrimaryStorageToCluster: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                clusterUuid: components["schemas"]["Uuid"];
+                primaryStorageUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {}
+                 *     }
+                 */
+                "application/json": {
+                    params?: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DetachPrimaryStorageFromCluster: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                clusterUuid: components["schemas"]["Uuid"];
+                primaryStorageUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The PrimaryStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteCluster: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ChangeClusterState: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "changeClusterState": {
+                 *         "stateEvent": "disable"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    changeClusterState: {
+                        /** @enum {string} */
+                        stateEvent: "enable" | "disable";
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ClusterInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    UpdateCluster: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateCluster": {
+                 *         "name": "cluster-renamed"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateCluster: {
+                        description?: components["schemas"]["Description"];
+                        name?: components["schemas"]["Name"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ClusterInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryDiskOffering: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiskOfferingInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateDiskOffering: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "disk-10g",
+                 *         "diskSize": 10737418240
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        /** @description Primary storage allocation strategy. */
+                        allocationStrategy?: string;
+                        description?: components["schemas"]["Description"];
+                        /** @description Bytes. */
+                        diskSize: number;
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        sortKey?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /**
+                         * @default zstack
+                         * @enum {string}
+                         */
+                        type?: "zstack";
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The DiskOfferingInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiskOfferingInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteDiskOffering: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     QueryGlobalConfig: {
         parameters: {
             query?: {
@@ -975,6 +4010,2108 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    QueryHost: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteHost: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ChangeHostState: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "changeHostState": {
+                 *         "stateEvent": "maintain"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    changeHostState: {
+                        /** @enum {string} */
+                        stateEvent: "enable" | "disable" | "maintain";
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The HostInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ReconnectHost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reconnectHost": {}
+                 *     }
+                 */
+                "application/json": {
+                    reconnectHost: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The HostInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    UpdateHost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateHost": {
+                 *         "name": "host1-renamed"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateHost: {
+                        description?: components["schemas"]["Description"];
+                        managementIp?: components["schemas"]["HostAddress"];
+                        name?: components["schemas"]["Name"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The HostInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetCpuMemoryCapacity: {
+        parameters: {
+            query?: {
+                /** @description Every host. */
+                all?: boolean;
+                clusterUuids?: components["schemas"]["Uuid"][];
+                hostUuids?: components["schemas"]["Uuid"][];
+                /** @description Only hosts of this hypervisor type. */
+                hypervisorType?: components["schemas"]["HypervisorType"];
+                zoneUuids?: components["schemas"]["Uuid"][];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The capacity totals. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Schedulable vCPUs not used by VMs. */
+                        availableCpu: number;
+                        /** @description Bytes. */
+                        availableMemory: number;
+                        capacityData: components["schemas"]["CpuMemoryCapacityData"][];
+                        /** @description Physical CPUs of the hosts counted. */
+                        managedCpuNum: number;
+                        /**
+                         * @description Kind of resource `capacityData` lists.
+                         * @example HostVO
+                         */
+                        resourceType?: string;
+                        /** @constant */
+                        success: true;
+                        /** @description Schedulable vCPUs. */
+                        totalCpu: number;
+                        /** @description Bytes. */
+                        totalMemory: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddKVMHost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "host1",
+                 *         "managementIp": "192.168.200.187",
+                 *         "clusterUuid": "4282fb61aa55458ea160de138e130298",
+                 *         "username": "root",
+                 *         "password": "password"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        clusterUuid: components["schemas"]["Uuid"];
+                        description?: components["schemas"]["Description"];
+                        managementIp: components["schemas"]["HostAddress"];
+                        name: components["schemas"]["Name"];
+                        /** @description SSH password; optional when `sshKey` is given. */
+                        password?: string;
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        /** @description SSH private key (PEM/OpenSSH text); optional when `password` is given. */
+                        sshKey?: string;
+                        /** @default 22 */
+                        sshPort?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        username: string;
+                        userTags?: components["schemas"]["Tags"];
+                    } | unknown | unknown;
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The HostInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddSimulatorHost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "sim-host1",
+                 *         "managementIp": "10.0.0.11",
+                 *         "clusterUuid": "10409d3e33b249c19746022930a541c7",
+                 *         "memoryCapacity": 8589934592,
+                 *         "cpuCapacity": 8
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        clusterUuid: components["schemas"]["Uuid"];
+                        /** @description Number of CPUs the simulated host reports. Defaults to the simulator's built-in count. */
+                        cpuCapacity?: number;
+                        description?: components["schemas"]["Description"];
+                        managementIp: components["schemas"]["HostAddress"];
+                        /** @description Memory the simulated host reports, in bytes. Defaults to the simulator's built-in size. */
+                        memoryCapacity?: number;
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The HostInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    UpdateSimulatorHost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateSimulatorHost": {
+                 *         "commandDelays": {
+                 *           "/vm/start": 5000
+                 *         },
+                 *         "failCommands": [
+                 *           "/vm/migrate"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateSimulatorHost: {
+                        /** @description Agent path → delay in milliseconds. */
+                        commandDelays?: {
+                            [key: string]: number;
+                        };
+                        /** @description `false`: the agent stops answering for this host. */
+                        connected?: boolean;
+                        /** @description Agent paths that answer `success:false`. */
+                        failCommands?: components["schemas"]["AgentPath"][];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The HostInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryImage: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "ttylinux",
+                 *         "url": "http://download.zstack.org/templates/ttylinux.qcow2",
+                 *         "mediaType": "RootVolumeTemplate",
+                 *         "format": "qcow2",
+                 *         "platform": "Linux",
+                 *         "backupStorageUuids": [
+                 *           "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        architecture?: components["schemas"]["CpuArchitecture"];
+                        backupStorageUuids: components["schemas"]["Uuid"][];
+                        description?: components["schemas"]["Description"];
+                        /** @enum {string} */
+                        format?: "qcow2" | "raw" | "vmdk" | "iso";
+                        guestOsType?: string;
+                        /**
+                         * @default RootVolumeTemplate
+                         * @enum {string}
+                         */
+                        mediaType?: "RootVolumeTemplate" | "ISO" | "DataVolumeTemplate";
+                        name: components["schemas"]["Name"];
+                        /**
+                         * @description `Paravirtualization` is stored as `Other`, `WindowsVirtio` as `Windows`.
+                         * @enum {string}
+                         */
+                        platform?: "Linux" | "Windows" | "Other" | "Paravirtualization" | "WindowsVirtio";
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        /**
+                         * @description System images (e.g. the virtual router image) cannot back user VMs.
+                         * @default false
+                         */
+                        system?: boolean;
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /**
+                         * @default zstack
+                         * @enum {string}
+                         */
+                        type?: "zstack";
+                        /** @description Where to download the image from; `file:///`, `http://`, `https://`, `ftp://`, `sftp://` or an absolute path. */
+                        url: string;
+                        userTags?: components["schemas"]["Tags"];
+                        /** @default true */
+                        virtio?: boolean;
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ImageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ExpungeImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                imageUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "expungeImage": {}
+                 *     }
+                 */
+                "application/json": {
+                    expungeImage: {
+                        backupStorageUuids?: components["schemas"]["Uuid"][];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteImage: {
+        parameters: {
+            query?: {
+                /** @description Delete only from these backup storage. */
+                backupStorageUuids?: components["schemas"]["Uuid"][];
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryInstanceOffering: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceOfferingInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateInstanceOffering: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "small",
+                 *         "cpuNum": 1,
+                 *         "memorySize": 1073741824
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        allocatorStrategy?: components["schemas"]["HostAllocatorStrategy"];
+                        cpuNum: components["schemas"]["CpuNum"];
+                        description?: components["schemas"]["Description"];
+                        memorySize: components["schemas"]["MemorySize"];
+                        name: components["schemas"]["Name"];
+                        /** @description Bytes. */
+                        reservedMemorySize?: number;
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        sortKey?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /**
+                         * @default UserVm
+                         * @enum {string}
+                         */
+                        type?: "UserVm";
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The InstanceOfferingInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceOfferingInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteInstanceOffering: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryVirtualRouterOffering: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VirtualRouterOfferingInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateVirtualRouterOffering: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "vr-offering",
+                 *         "cpuNum": 1,
+                 *         "memorySize": 536870912,
+                 *         "zoneUuid": "4a3a78b1b9f049948b79cf9e667f0af2",
+                 *         "managementNetworkUuid": "1a82c2691978476fa6cefa36bb9d4bfd",
+                 *         "imageUuid": "7bed05aa8ace4e5e8d6c55b284b66fb5",
+                 *         "isDefault": true
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        allocatorStrategy?: components["schemas"]["HostAllocatorStrategy"];
+                        cpuNum: components["schemas"]["CpuNum"];
+                        description?: components["schemas"]["Description"];
+                        imageUuid: components["schemas"]["Uuid"];
+                        /** @default false */
+                        isDefault?: boolean;
+                        managementNetworkUuid: components["schemas"]["Uuid"];
+                        memorySize: components["schemas"]["MemorySize"];
+                        name: components["schemas"]["Name"];
+                        publicNetworkUuid?: components["schemas"]["Uuid"];
+                        /** @description Bytes. */
+                        reservedMemorySize?: number;
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        sortKey?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                        zoneUuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VirtualRouterOfferingInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VirtualRouterOfferingInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryL2Network: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L2NetworkInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AttachL2NetworkToCluster: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                clusterUuid: components["schemas"]["Uuid"];
+                l2NetworkUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {}
+                 *     }
+                 */
+                "application/json": {
+                    params?: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L2NetworkInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DetachL2NetworkFromCluster: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                clusterUuid: components["schemas"]["Uuid"];
+                l2NetworkUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The L2NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L2NetworkInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AttachNetworkServiceProviderToL2Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                l2NetworkUuid: components["schemas"]["Uuid"];
+                networkServiceProviderUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {}
+                 *     }
+                 */
+                "application/json": {
+                    params?: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The NetworkServiceProviderInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NetworkServiceProviderInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DetachNetworkServiceProviderFromL2Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                l2NetworkUuid: components["schemas"]["Uuid"];
+                networkServiceProviderUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The NetworkServiceProviderInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NetworkServiceProviderInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteL2Network: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateL2NoVlanNetwork: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "l2-flat",
+                 *         "zoneUuid": "4a3a78b1b9f049948b79cf9e667f0af2",
+                 *         "physicalInterface": "eth0"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        name: components["schemas"]["Name"];
+                        physicalInterface: components["schemas"]["PhysicalInterface"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                        /**
+                         * @default LinuxBridge
+                         * @enum {string}
+                         */
+                        vSwitchType?: "LinuxBridge";
+                        zoneUuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L2NetworkInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateL2VlanNetwork: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "l2-vlan100",
+                 *         "zoneUuid": "4a3a78b1b9f049948b79cf9e667f0af2",
+                 *         "physicalInterface": "eth0",
+                 *         "vlan": 100
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        name: components["schemas"]["Name"];
+                        physicalInterface: components["schemas"]["PhysicalInterface"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                        vlan: number;
+                        /**
+                         * @default LinuxBridge
+                         * @enum {string}
+                         */
+                        vSwitchType?: "LinuxBridge";
+                        zoneUuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L2NetworkInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryL3Network: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L3NetworkInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateL3Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "l3-etpz",
+                 *         "l2NetworkUuid": "9ec8cad681d1424fa7eda2447edae142",
+                 *         "category": "Private"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        category?: components["schemas"]["L3NetworkCategory"];
+                        description?: components["schemas"]["Description"];
+                        /**
+                         * Format: hostname
+                         * @description DNS domain handed to VMs by DHCP, e.g. `zstack.local`.
+                         */
+                        dnsDomain?: string;
+                        /**
+                         * @description Only IPv4 is supported.
+                         * @default 4
+                         * @enum {integer}
+                         */
+                        ipVersion?: 4;
+                        l2NetworkUuid: components["schemas"]["Uuid"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        /**
+                         * @description System networks (e.g. a management network) cannot hold user VMs.
+                         * @default false
+                         */
+                        system?: boolean;
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /**
+                         * @default L3BasicNetwork
+                         * @enum {string}
+                         */
+                        type?: "L3BasicNetwork";
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L3NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L3NetworkInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddDnsToL3Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                l3NetworkUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "dns": "8.8.8.8"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        /** Format: ipv4 */
+                        dns: string;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L3NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L3NetworkInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    RemoveDnsFromL3Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                dns: string;
+                l3NetworkUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The L3NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L3NetworkInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddIpRange: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                l3NetworkUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "ipr-dk7p",
+                 *         "startIp": "192.168.201.180",
+                 *         "endIp": "192.168.201.199",
+                 *         "netmask": "255.255.252.0",
+                 *         "gateway": "192.168.200.1"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        /** Format: ipv4 */
+                        endIp: string;
+                        /**
+                         * Format: ipv4
+                         * @description Required for `Normal` ranges.
+                         */
+                        gateway?: string;
+                        ipRangeType?: components["schemas"]["IpRangeType"];
+                        name: components["schemas"]["Name"];
+                        netmask: components["schemas"]["Netmask"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        /** Format: ipv4 */
+                        startIp: string;
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                    } | unknown | {
+                        /** @constant */
+                        ipRangeType: "AddressPool";
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The IpRangeInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IpRangeInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddIpRangeByNetworkCidr: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                l3NetworkUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "ipr-cidr",
+                 *         "networkCidr": "192.168.10.0/24",
+                 *         "gateway": "192.168.10.1"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        /**
+                         * Format: ipv4
+                         * @description Must be inside the CIDR.
+                         */
+                        gateway?: string;
+                        ipRangeType?: components["schemas"]["IpRangeType"];
+                        name: components["schemas"]["Name"];
+                        /** @description IPv4 CIDR with usable hosts, e.g. `192.168.10.0/24`. */
+                        networkCidr: string;
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The range(s) added. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        inventories: components["schemas"]["IpRangeInventory"][];
+                        inventory: components["schemas"]["IpRangeInventory"];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AttachNetworkServiceToL3Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                l3NetworkUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "networkServices": {
+                 *           "17864f985e584a9ba4cd81de215212ce": [
+                 *             "DHCP",
+                 *             "Userdata"
+                 *           ]
+                 *         }
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        /** @description Provider uuid or type → service types. */
+                        networkServices: {
+                            [key: string]: components["schemas"]["NetworkServiceType"][];
+                        };
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L3NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L3NetworkInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DetachNetworkServiceFromL3Network: {
+        parameters: {
+            query?: {
+                /** @description Provider uuid or type → service types, as `networkServices.<provider>=<type>` (repeatable). */
+                networkServices?: {
+                    [key: string]: components["schemas"]["NetworkServiceType"][];
+                };
+                /** @description A single service type to detach. */
+                service?: components["schemas"]["NetworkServiceType"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                l3NetworkUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The L3NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L3NetworkInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteL3Network: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    UpdateL3Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateL3Network": {
+                 *         "name": "l3-renamed"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateL3Network: {
+                        category?: components["schemas"]["L3NetworkCategory"];
+                        description?: components["schemas"]["Description"];
+                        /** Format: hostname */
+                        dnsDomain?: string;
+                        name?: components["schemas"]["Name"];
+                        system?: boolean;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L3NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L3NetworkInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryIpRange: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IpRangeInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteIpRange: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryNetworkServiceL3NetworkRef: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NetworkServiceL3NetworkRefInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     QueryManagementNode: {
         parameters: {
             query?: {
@@ -1066,6 +6203,1225 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryNetworkServiceProvider: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NetworkServiceProviderInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryPrimaryStorage: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeletePrimaryStorage: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddLocalPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "local-ps",
+                 *         "zoneUuid": "4a3a78b1b9f049948b79cf9e667f0af2",
+                 *         "url": "/zstack_ps"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description Absolute directory path on the hosts. */
+                        url: string;
+                        userTags?: components["schemas"]["Tags"];
+                        zoneUuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddSimulatorPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "sim-ps1",
+                 *         "zoneUuid": "4a3a78b1b9f049948b79cf9e667f0af2",
+                 *         "url": "/simulator/ps1",
+                 *         "totalCapacity": 1099511627776,
+                 *         "availableCapacity": 1099511627776
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        /** @description Bytes; at most `totalCapacity`. Defaults to `totalCapacity`. */
+                        availableCapacity?: number;
+                        description?: components["schemas"]["Description"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description Bytes. Defaults to the simulator's built-in size. */
+                        totalCapacity?: number;
+                        /** @description Any label for the simulated storage, e.g. `/simulator/ps1`. */
+                        url: string;
+                        userTags?: components["schemas"]["Tags"];
+                        zoneUuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryVmInstance: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmInstanceInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateVmInstance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "vm1",
+                 *         "instanceOfferingUuid": "9cec7bd6324445a184351ffb7d32f970",
+                 *         "imageUuid": "7bed05aa8ace4e5e8d6c55b284b66fb5",
+                 *         "l3NetworkUuids": [
+                 *           "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        clusterUuid?: components["schemas"]["Uuid"];
+                        cpuNum?: components["schemas"]["CpuNum"];
+                        dataDiskOfferingUuids?: components["schemas"]["Uuid"][];
+                        defaultL3NetworkUuid?: components["schemas"]["Uuid"];
+                        description?: components["schemas"]["Description"];
+                        hostUuid?: components["schemas"]["Uuid"];
+                        imageUuid: components["schemas"]["Uuid"];
+                        instanceOfferingUuid?: components["schemas"]["Uuid"];
+                        l3NetworkUuids: components["schemas"]["Uuid"][];
+                        memorySize?: components["schemas"]["MemorySize"];
+                        name: components["schemas"]["Name"];
+                        primaryStorageUuidForRootVolume?: components["schemas"]["Uuid"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        rootDiskOfferingUuid?: components["schemas"]["Uuid"];
+                        /**
+                         * @default InstantStart
+                         * @enum {string}
+                         */
+                        strategy?: "InstantStart" | "JustCreate" | "CreateStopped";
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /**
+                         * @default UserVm
+                         * @enum {string}
+                         */
+                        type?: "UserVm";
+                        userTags?: components["schemas"]["Tags"];
+                        zoneUuid?: components["schemas"]["Uuid"];
+                    } | unknown | unknown;
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmInstanceInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmInstanceInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DestroyVmInstance: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ExpungeVmInstance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "expungeVmInstance": {}
+                 *     }
+                 */
+                "application/json": {
+                    expungeVmInstance: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    RebootVmInstance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "rebootVmInstance": {}
+                 *     }
+                 */
+                "application/json": {
+                    rebootVmInstance: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmInstanceInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmInstanceInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    RecoverVmInstance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "recoverVmInstance": {}
+                 *     }
+                 */
+                "application/json": {
+                    recoverVmInstance: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmInstanceInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmInstanceInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    StartVmInstance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "startVmInstance": {}
+                 *     }
+                 */
+                "application/json": {
+                    startVmInstance: {
+                        clusterUuid?: components["schemas"]["Uuid"];
+                        hostUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmInstanceInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmInstanceInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    StopVmInstance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "stopVmInstance": {
+                 *         "type": "cold"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    stopVmInstance: {
+                        systemTags?: components["schemas"]["Tags"];
+                        /**
+                         * @default grace
+                         * @enum {string}
+                         */
+                        type?: "grace" | "cold";
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmInstanceInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmInstanceInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    MigrateVm: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                vmInstanceUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "migrateVm": {
+                 *         "hostUuid": "415fa093b34e4a3d873368104b127115"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    migrateVm: {
+                        hostUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmInstanceInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmInstanceInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AttachL3NetworkToVm: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                l3NetworkUuid: components["schemas"]["Uuid"];
+                vmInstanceUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "staticIp": "192.168.201.190"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params?: {
+                        /** Format: ipv4 */
+                        staticIp?: string;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmInstanceInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmInstanceInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryVirtualRouterVm: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VirtualRouterVmInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ReconnectVirtualRouter: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                vmInstanceUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reconnectVirtualRouter": {}
+                 *     }
+                 */
+                "application/json": {
+                    reconnectVirtualRouter: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VirtualRouterVmInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VirtualRouterVmInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryVmNic: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmNicInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DetachL3NetworkFromVm: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                vmNicUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The VmInstanceInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmInstanceInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryVolume: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VolumeInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteDataVolume: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DetachDataVolumeFromVm: {
+        parameters: {
+            query?: {
+                vmUuid?: components["schemas"]["Uuid"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The VolumeInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VolumeInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AttachDataVolumeToVm: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                vmInstanceUuid: components["schemas"]["Uuid"];
+                volumeUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {}
+                 *     }
+                 */
+                "application/json": {
+                    params?: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VolumeInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VolumeInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateDataVolume: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "data1",
+                 *         "diskOfferingUuid": "6f0a6d1c2b7e4a1d9c3e5f7a8b9c0d1e"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        diskOfferingUuid?: components["schemas"]["Uuid"];
+                        /** @description Bytes; used when no `diskOfferingUuid` is given. */
+                        diskSize?: number;
+                        name: components["schemas"]["Name"];
+                        primaryStorageUuid?: components["schemas"]["Uuid"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                    } | unknown | unknown;
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VolumeInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VolumeInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -1314,6 +7670,94 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ZoneInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AttachBackupStorageToZone: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                backupStorageUuid: components["schemas"]["Uuid"];
+                zoneUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {}
+                 *     }
+                 */
+                "application/json": {
+                    params?: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DetachBackupStorageFromZone: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                backupStorageUuid: components["schemas"]["Uuid"];
+                zoneUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The BackupStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStorageInventoryReply"];
                 };
             };
             202: components["responses"]["JobAccepted"];

@@ -3,19 +3,98 @@ import type { CallOptions, OperationInfo, ParamsOf, ReplyOf } from '../types.js'
 
 /** Every operation of the spec: how to call it. */
 export const OPERATIONS = {
+  AddDnsToL3Network: {"method":"POST","path":"/zstack/v1/l3-networks/{l3NetworkUuid}/dns","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":["l3NetworkUuid"],"queryParams":[]},
+  AddImage: {"method":"POST","path":"/zstack/v1/images","kind":"async","bodyKey":"params","timeout":"72h","public":false,"pathParams":[],"queryParams":[]},
+  AddIpRange: {"method":"POST","path":"/zstack/v1/l3-networks/{l3NetworkUuid}/ip-ranges","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":["l3NetworkUuid"],"queryParams":[]},
+  AddIpRangeByNetworkCidr: {"method":"POST","path":"/zstack/v1/l3-networks/{l3NetworkUuid}/ip-ranges/by-cidr","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":["l3NetworkUuid"],"queryParams":[]},
+  AddKVMHost: {"method":"POST","path":"/zstack/v1/hosts/kvm","kind":"async","bodyKey":"params","timeout":"3h","public":false,"pathParams":[],"queryParams":[]},
+  AddLocalPrimaryStorage: {"method":"POST","path":"/zstack/v1/primary-storage/local-storage","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  AddSftpBackupStorage: {"method":"POST","path":"/zstack/v1/backup-storage/sftp","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  AddSimulatorBackupStorage: {"method":"POST","path":"/zstack/v1/backup-storage/simulators","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  AddSimulatorHost: {"method":"POST","path":"/zstack/v1/hosts/simulators","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  AddSimulatorPrimaryStorage: {"method":"POST","path":"/zstack/v1/primary-storage/simulators","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  AttachBackupStorageToZone: {"method":"POST","path":"/zstack/v1/zones/{zoneUuid}/backup-storage/{backupStorageUuid}","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":["zoneUuid","backupStorageUuid"],"queryParams":[]},
+  AttachDataVolumeToVm: {"method":"POST","path":"/zstack/v1/volumes/{volumeUuid}/vm-instances/{vmInstanceUuid}","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":["volumeUuid","vmInstanceUuid"],"queryParams":[]},
+  AttachL2NetworkToCluster: {"method":"POST","path":"/zstack/v1/l2-networks/{l2NetworkUuid}/clusters/{clusterUuid}","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":["l2NetworkUuid","clusterUuid"],"queryParams":[]},
+  AttachL3NetworkToVm: {"method":"POST","path":"/zstack/v1/vm-instances/{vmInstanceUuid}/l3-networks/{l3NetworkUuid}","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":["vmInstanceUuid","l3NetworkUuid"],"queryParams":[]},
+  AttachNetworkServiceProviderToL2Network: {"method":"POST","path":"/zstack/v1/l2-networks/{l2NetworkUuid}/network-service-providers/{networkServiceProviderUuid}","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":["l2NetworkUuid","networkServiceProviderUuid"],"queryParams":[]},
+  AttachNetworkServiceToL3Network: {"method":"POST","path":"/zstack/v1/l3-networks/{l3NetworkUuid}/network-services","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":["l3NetworkUuid"],"queryParams":[]},
+  AttachPrimaryStorageToCluster: {"method":"POST","path":"/zstack/v1/clusters/{clusterUuid}/primary-storage/{primaryStorageUuid}","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":["clusterUuid","primaryStorageUuid"],"queryParams":[]},
+  ChangeClusterState: {"method":"PUT","path":"/zstack/v1/clusters/{uuid}/actions","kind":"async","bodyKey":"changeClusterState","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
+  ChangeHostState: {"method":"PUT","path":"/zstack/v1/hosts/{uuid}/actions","kind":"async","bodyKey":"changeHostState","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
   ChangeZoneState: {"method":"PUT","path":"/zstack/v1/zones/{uuid}/actions","kind":"async","bodyKey":"changeZoneState","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
   CreateAccount: {"method":"POST","path":"/zstack/v1/accounts","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  CreateCluster: {"method":"POST","path":"/zstack/v1/clusters","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  CreateDataVolume: {"method":"POST","path":"/zstack/v1/volumes/data","kind":"async","bodyKey":"params","timeout":"3h","public":false,"pathParams":[],"queryParams":[]},
+  CreateDiskOffering: {"method":"POST","path":"/zstack/v1/disk-offerings","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  CreateInstanceOffering: {"method":"POST","path":"/zstack/v1/instance-offerings","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  CreateL2NoVlanNetwork: {"method":"POST","path":"/zstack/v1/l2-networks/no-vlan","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  CreateL2VlanNetwork: {"method":"POST","path":"/zstack/v1/l2-networks/vlan","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  CreateL3Network: {"method":"POST","path":"/zstack/v1/l3-networks","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  CreateVirtualRouterOffering: {"method":"POST","path":"/zstack/v1/instance-offerings/virtual-routers","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  CreateVmInstance: {"method":"POST","path":"/zstack/v1/vm-instances","kind":"async","bodyKey":"params","timeout":"12h","public":false,"pathParams":[],"queryParams":[]},
   CreateZone: {"method":"POST","path":"/zstack/v1/zones","kind":"async","bodyKey":"params","timeout":"30m","public":false,"pathParams":[],"queryParams":[]},
+  DeleteBackupStorage: {"method":"DELETE","path":"/zstack/v1/backup-storage/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DeleteCluster: {"method":"DELETE","path":"/zstack/v1/clusters/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DeleteDataVolume: {"method":"DELETE","path":"/zstack/v1/volumes/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DeleteDiskOffering: {"method":"DELETE","path":"/zstack/v1/disk-offerings/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DeleteHost: {"method":"DELETE","path":"/zstack/v1/hosts/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DeleteImage: {"method":"DELETE","path":"/zstack/v1/images/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["backupStorageUuids","deleteMode"]},
+  DeleteInstanceOffering: {"method":"DELETE","path":"/zstack/v1/instance-offerings/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DeleteIpRange: {"method":"DELETE","path":"/zstack/v1/l3-networks/ip-ranges/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DeleteL2Network: {"method":"DELETE","path":"/zstack/v1/l2-networks/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DeleteL3Network: {"method":"DELETE","path":"/zstack/v1/l3-networks/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DeletePrimaryStorage: {"method":"DELETE","path":"/zstack/v1/primary-storage/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
   DeleteZone: {"method":"DELETE","path":"/zstack/v1/zones/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DestroyVmInstance: {"method":"DELETE","path":"/zstack/v1/vm-instances/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DetachBackupStorageFromZone: {"method":"DELETE","path":"/zstack/v1/zones/{zoneUuid}/backup-storage/{backupStorageUuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["zoneUuid","backupStorageUuid"],"queryParams":[]},
+  DetachDataVolumeFromVm: {"method":"DELETE","path":"/zstack/v1/volumes/{uuid}/vm-instances","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["vmUuid"]},
+  DetachL2NetworkFromCluster: {"method":"DELETE","path":"/zstack/v1/l2-networks/{l2NetworkUuid}/clusters/{clusterUuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["l2NetworkUuid","clusterUuid"],"queryParams":[]},
+  DetachL3NetworkFromVm: {"method":"DELETE","path":"/zstack/v1/vm-instances/nics/{vmNicUuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["vmNicUuid"],"queryParams":[]},
+  DetachNetworkServiceFromL3Network: {"method":"DELETE","path":"/zstack/v1/l3-networks/{l3NetworkUuid}/network-services","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["l3NetworkUuid"],"queryParams":["networkServices","service"]},
+  DetachNetworkServiceProviderFromL2Network: {"method":"DELETE","path":"/zstack/v1/l2-networks/{l2NetworkUuid}/network-service-providers/{networkServiceProviderUuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["l2NetworkUuid","networkServiceProviderUuid"],"queryParams":[]},
+  DetachPrimaryStorageFromCluster: {"method":"DELETE","path":"/zstack/v1/clusters/{clusterUuid}/primary-storage/{primaryStorageUuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["clusterUuid","primaryStorageUuid"],"queryParams":[]},
+  ExpungeImage: {"method":"PUT","path":"/zstack/v1/images/{imageUuid}/actions","kind":"async","bodyKey":"expungeImage","timeout":"30m","public":false,"pathParams":["imageUuid"],"queryParams":[]},
+  ExpungeVmInstance: {"method":"PUT","path":"/zstack/v1/vm-instances/{uuid}/actions","kind":"async","bodyKey":"expungeVmInstance","timeout":"3h","public":false,"pathParams":["uuid"],"queryParams":[]},
+  GetCpuMemoryCapacity: {"method":"GET","path":"/zstack/v1/hosts/capacities/cpu-memory","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["zoneUuids","clusterUuids","hostUuids","hypervisorType","all"]},
   GetVersion: {"method":"PUT","path":"/zstack/v1/management-nodes/actions","kind":"sync","bodyKey":"getVersion","timeout":"5m","public":true,"pathParams":[],"queryParams":[]},
   LogInByAccount: {"method":"PUT","path":"/zstack/v1/accounts/login","kind":"sync","bodyKey":"logInByAccount","timeout":"5m","public":true,"pathParams":[],"queryParams":[]},
   LogOut: {"method":"DELETE","path":"/zstack/v1/accounts/sessions/{sessionUuid}","kind":"sync","bodyKey":null,"timeout":"5m","public":true,"pathParams":["sessionUuid"],"queryParams":[]},
+  MigrateVm: {"method":"PUT","path":"/zstack/v1/vm-instances/{vmInstanceUuid}/actions","kind":"async","bodyKey":"migrateVm","timeout":"1h","public":false,"pathParams":["vmInstanceUuid"],"queryParams":[]},
   QueryAccount: {"method":"GET","path":"/zstack/v1/accounts","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryBackupStorage: {"method":"GET","path":"/zstack/v1/backup-storage","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryCluster: {"method":"GET","path":"/zstack/v1/clusters","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryDiskOffering: {"method":"GET","path":"/zstack/v1/disk-offerings","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
   QueryGlobalConfig: {"method":"GET","path":"/zstack/v1/global-configurations","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryHost: {"method":"GET","path":"/zstack/v1/hosts","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryImage: {"method":"GET","path":"/zstack/v1/images","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryInstanceOffering: {"method":"GET","path":"/zstack/v1/instance-offerings","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryIpRange: {"method":"GET","path":"/zstack/v1/l3-networks/ip-ranges","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryL2Network: {"method":"GET","path":"/zstack/v1/l2-networks","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryL3Network: {"method":"GET","path":"/zstack/v1/l3-networks","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
   QueryManagementNode: {"method":"GET","path":"/zstack/v1/management-nodes","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryNetworkServiceL3NetworkRef: {"method":"GET","path":"/zstack/v1/l3-networks/network-services/refs","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryNetworkServiceProvider: {"method":"GET","path":"/zstack/v1/network-services/providers","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryPrimaryStorage: {"method":"GET","path":"/zstack/v1/primary-storage","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryVirtualRouterOffering: {"method":"GET","path":"/zstack/v1/instance-offerings/virtual-routers","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryVirtualRouterVm: {"method":"GET","path":"/zstack/v1/vm-instances/appliances/virtual-routers","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryVmInstance: {"method":"GET","path":"/zstack/v1/vm-instances","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryVmNic: {"method":"GET","path":"/zstack/v1/vm-instances/nics","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryVolume: {"method":"GET","path":"/zstack/v1/volumes","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
   QueryZone: {"method":"GET","path":"/zstack/v1/zones","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  RebootVmInstance: {"method":"PUT","path":"/zstack/v1/vm-instances/{uuid}/actions","kind":"async","bodyKey":"rebootVmInstance","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
+  ReconnectHost: {"method":"PUT","path":"/zstack/v1/hosts/{uuid}/actions","kind":"async","bodyKey":"reconnectHost","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
+  ReconnectVirtualRouter: {"method":"PUT","path":"/zstack/v1/vm-instances/appliances/virtual-routers/{vmInstanceUuid}/actions","kind":"async","bodyKey":"reconnectVirtualRouter","timeout":"30m","public":false,"pathParams":["vmInstanceUuid"],"queryParams":[]},
+  RecoverVmInstance: {"method":"PUT","path":"/zstack/v1/vm-instances/{uuid}/actions","kind":"async","bodyKey":"recoverVmInstance","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
+  RemoveDnsFromL3Network: {"method":"DELETE","path":"/zstack/v1/l3-networks/{l3NetworkUuid}/dns/{dns}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["l3NetworkUuid","dns"],"queryParams":[]},
+  StartVmInstance: {"method":"PUT","path":"/zstack/v1/vm-instances/{uuid}/actions","kind":"async","bodyKey":"startVmInstance","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
+  StopVmInstance: {"method":"PUT","path":"/zstack/v1/vm-instances/{uuid}/actions","kind":"async","bodyKey":"stopVmInstance","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
   UpdateAccount: {"method":"PUT","path":"/zstack/v1/accounts/{uuid}/actions","kind":"async","bodyKey":"updateAccount","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
+  UpdateCluster: {"method":"PUT","path":"/zstack/v1/clusters/{uuid}/actions","kind":"async","bodyKey":"updateCluster","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
   UpdateGlobalConfig: {"method":"PUT","path":"/zstack/v1/global-configurations/{category}/{name}/actions","kind":"async","bodyKey":"updateGlobalConfig","timeout":"30m","public":false,"pathParams":["category","name"],"queryParams":[]},
+  UpdateHost: {"method":"PUT","path":"/zstack/v1/hosts/{uuid}/actions","kind":"async","bodyKey":"updateHost","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
+  UpdateL3Network: {"method":"PUT","path":"/zstack/v1/l3-networks/{uuid}/actions","kind":"async","bodyKey":"updateL3Network","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
+  UpdateSimulatorHost: {"method":"PUT","path":"/zstack/v1/hosts/simulators/{uuid}/actions","kind":"async","bodyKey":"updateSimulatorHost","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
   UpdateZone: {"method":"PUT","path":"/zstack/v1/zones/{uuid}/actions","kind":"async","bodyKey":"updateZone","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
   ValidateSession: {"method":"GET","path":"/zstack/v1/accounts/sessions/{sessionUuid}/valid","kind":"sync","bodyKey":null,"timeout":"5m","public":true,"pathParams":["sessionUuid"],"queryParams":[]},
 } as const satisfies Record<string, OperationInfo>;
@@ -24,32 +103,190 @@ export type OperationId = keyof typeof OPERATIONS;
 
 /** One typed method per operation, named from its operationId. */
 export interface GeneratedMethods {
+  /** Add a DNS server to an L3 network (`POST /zstack/v1/l3-networks/{l3NetworkUuid}/dns`, async, default timeout 30m) */
+  addDnsToL3Network(params: ParamsOf<'AddDnsToL3Network'>, options?: CallOptions): Promise<ReplyOf<'AddDnsToL3Network'>>;
+  /** Add an image (`POST /zstack/v1/images`, async, default timeout 72h) */
+  addImage(params: ParamsOf<'AddImage'>, options?: CallOptions): Promise<ReplyOf<'AddImage'>>;
+  /** Add an IP range to an L3 network (`POST /zstack/v1/l3-networks/{l3NetworkUuid}/ip-ranges`, async, default timeout 30m) */
+  addIpRange(params: ParamsOf<'AddIpRange'>, options?: CallOptions): Promise<ReplyOf<'AddIpRange'>>;
+  /** Add an IP range to an L3 network from a CIDR (`POST /zstack/v1/l3-networks/{l3NetworkUuid}/ip-ranges/by-cidr`, async, default timeout 30m) */
+  addIpRangeByNetworkCidr(params: ParamsOf<'AddIpRangeByNetworkCidr'>, options?: CallOptions): Promise<ReplyOf<'AddIpRangeByNetworkCidr'>>;
+  /** Add a KVM host (`POST /zstack/v1/hosts/kvm`, async, default timeout 3h) */
+  addKVMHost(params: ParamsOf<'AddKVMHost'>, options?: CallOptions): Promise<ReplyOf<'AddKVMHost'>>;
+  /** Add local primary storage (`POST /zstack/v1/primary-storage/local-storage`, async, default timeout 30m) */
+  addLocalPrimaryStorage(params: ParamsOf<'AddLocalPrimaryStorage'>, options?: CallOptions): Promise<ReplyOf<'AddLocalPrimaryStorage'>>;
+  /** Add SFTP backup storage (`POST /zstack/v1/backup-storage/sftp`, async, default timeout 30m) */
+  addSftpBackupStorage(params: ParamsOf<'AddSftpBackupStorage'>, options?: CallOptions): Promise<ReplyOf<'AddSftpBackupStorage'>>;
+  /** Add simulated backup storage (`POST /zstack/v1/backup-storage/simulators`, async, default timeout 30m) */
+  addSimulatorBackupStorage(params: ParamsOf<'AddSimulatorBackupStorage'>, options?: CallOptions): Promise<ReplyOf<'AddSimulatorBackupStorage'>>;
+  /** Add a simulated host (`POST /zstack/v1/hosts/simulators`, async, default timeout 30m) */
+  addSimulatorHost(params: ParamsOf<'AddSimulatorHost'>, options?: CallOptions): Promise<ReplyOf<'AddSimulatorHost'>>;
+  /** Add simulated primary storage (`POST /zstack/v1/primary-storage/simulators`, async, default timeout 30m) */
+  addSimulatorPrimaryStorage(params: ParamsOf<'AddSimulatorPrimaryStorage'>, options?: CallOptions): Promise<ReplyOf<'AddSimulatorPrimaryStorage'>>;
+  /** Attach backup storage to a zone (`POST /zstack/v1/zones/{zoneUuid}/backup-storage/{backupStorageUuid}`, async, default timeout 30m) */
+  attachBackupStorageToZone(params: ParamsOf<'AttachBackupStorageToZone'>, options?: CallOptions): Promise<ReplyOf<'AttachBackupStorageToZone'>>;
+  /** Attach a data volume to a VM (`POST /zstack/v1/volumes/{volumeUuid}/vm-instances/{vmInstanceUuid}`, async, default timeout 30m) */
+  attachDataVolumeToVm(params: ParamsOf<'AttachDataVolumeToVm'>, options?: CallOptions): Promise<ReplyOf<'AttachDataVolumeToVm'>>;
+  /** Attach an L2 network to a cluster (`POST /zstack/v1/l2-networks/{l2NetworkUuid}/clusters/{clusterUuid}`, async, default timeout 30m) */
+  attachL2NetworkToCluster(params: ParamsOf<'AttachL2NetworkToCluster'>, options?: CallOptions): Promise<ReplyOf<'AttachL2NetworkToCluster'>>;
+  /** Add a NIC on an L3 network to a VM (`POST /zstack/v1/vm-instances/{vmInstanceUuid}/l3-networks/{l3NetworkUuid}`, async, default timeout 30m) */
+  attachL3NetworkToVm(params: ParamsOf<'AttachL3NetworkToVm'>, options?: CallOptions): Promise<ReplyOf<'AttachL3NetworkToVm'>>;
+  /** Attach a network service provider to an L2 network (`POST /zstack/v1/l2-networks/{l2NetworkUuid}/network-service-providers/{networkServiceProviderUuid}`, async, default timeout 30m) */
+  attachNetworkServiceProviderToL2Network(params: ParamsOf<'AttachNetworkServiceProviderToL2Network'>, options?: CallOptions): Promise<ReplyOf<'AttachNetworkServiceProviderToL2Network'>>;
+  /** Attach network services to an L3 network (`POST /zstack/v1/l3-networks/{l3NetworkUuid}/network-services`, async, default timeout 30m) */
+  attachNetworkServiceToL3Network(params: ParamsOf<'AttachNetworkServiceToL3Network'>, options?: CallOptions): Promise<ReplyOf<'AttachNetworkServiceToL3Network'>>;
+  /** Attach primary storage to a cluster (`POST /zstack/v1/clusters/{clusterUuid}/primary-storage/{primaryStorageUuid}`, async, default timeout 30m) */
+  attachPrimaryStorageToCluster(params: ParamsOf<'AttachPrimaryStorageToCluster'>, options?: CallOptions): Promise<ReplyOf<'AttachPrimaryStorageToCluster'>>;
+  /** Enable or disable a cluster (`PUT /zstack/v1/clusters/{uuid}/actions`, async, default timeout 30m) */
+  changeClusterState(params: ParamsOf<'ChangeClusterState'>, options?: CallOptions): Promise<ReplyOf<'ChangeClusterState'>>;
+  /** Enable, disable or put a host into maintenance (`PUT /zstack/v1/hosts/{uuid}/actions`, async, default timeout 30m) */
+  changeHostState(params: ParamsOf<'ChangeHostState'>, options?: CallOptions): Promise<ReplyOf<'ChangeHostState'>>;
   /** Enable or disable a zone (`PUT /zstack/v1/zones/{uuid}/actions`, async, default timeout 30m) */
   changeZoneState(params: ParamsOf<'ChangeZoneState'>, options?: CallOptions): Promise<ReplyOf<'ChangeZoneState'>>;
   /** Create an account (`POST /zstack/v1/accounts`, async, default timeout 30m) */
   createAccount(params: ParamsOf<'CreateAccount'>, options?: CallOptions): Promise<ReplyOf<'CreateAccount'>>;
+  /** Create a cluster (`POST /zstack/v1/clusters`, async, default timeout 30m) */
+  createCluster(params: ParamsOf<'CreateCluster'>, options?: CallOptions): Promise<ReplyOf<'CreateCluster'>>;
+  /** Create a data volume (`POST /zstack/v1/volumes/data`, async, default timeout 3h) */
+  createDataVolume(params: ParamsOf<'CreateDataVolume'>, options?: CallOptions): Promise<ReplyOf<'CreateDataVolume'>>;
+  /** Create a disk offering (`POST /zstack/v1/disk-offerings`, async, default timeout 30m) */
+  createDiskOffering(params: ParamsOf<'CreateDiskOffering'>, options?: CallOptions): Promise<ReplyOf<'CreateDiskOffering'>>;
+  /** Create an instance offering (`POST /zstack/v1/instance-offerings`, async, default timeout 30m) */
+  createInstanceOffering(params: ParamsOf<'CreateInstanceOffering'>, options?: CallOptions): Promise<ReplyOf<'CreateInstanceOffering'>>;
+  /** Create a flat (no-VLAN) L2 network (`POST /zstack/v1/l2-networks/no-vlan`, async, default timeout 30m) */
+  createL2NoVlanNetwork(params: ParamsOf<'CreateL2NoVlanNetwork'>, options?: CallOptions): Promise<ReplyOf<'CreateL2NoVlanNetwork'>>;
+  /** Create a VLAN L2 network (`POST /zstack/v1/l2-networks/vlan`, async, default timeout 30m) */
+  createL2VlanNetwork(params: ParamsOf<'CreateL2VlanNetwork'>, options?: CallOptions): Promise<ReplyOf<'CreateL2VlanNetwork'>>;
+  /** Create an L3 network (`POST /zstack/v1/l3-networks`, async, default timeout 30m) */
+  createL3Network(params: ParamsOf<'CreateL3Network'>, options?: CallOptions): Promise<ReplyOf<'CreateL3Network'>>;
+  /** Create a virtual router offering (`POST /zstack/v1/instance-offerings/virtual-routers`, async, default timeout 30m) */
+  createVirtualRouterOffering(params: ParamsOf<'CreateVirtualRouterOffering'>, options?: CallOptions): Promise<ReplyOf<'CreateVirtualRouterOffering'>>;
+  /** Create a VM (`POST /zstack/v1/vm-instances`, async, default timeout 12h) */
+  createVmInstance(params: ParamsOf<'CreateVmInstance'>, options?: CallOptions): Promise<ReplyOf<'CreateVmInstance'>>;
   /** Create a zone (`POST /zstack/v1/zones`, async, default timeout 30m) */
   createZone(params: ParamsOf<'CreateZone'>, options?: CallOptions): Promise<ReplyOf<'CreateZone'>>;
+  /** Delete backup storage (`DELETE /zstack/v1/backup-storage/{uuid}`, async, default timeout 30m) */
+  deleteBackupStorage(params: ParamsOf<'DeleteBackupStorage'>, options?: CallOptions): Promise<ReplyOf<'DeleteBackupStorage'>>;
+  /** Delete a cluster (`DELETE /zstack/v1/clusters/{uuid}`, async, default timeout 30m) */
+  deleteCluster(params: ParamsOf<'DeleteCluster'>, options?: CallOptions): Promise<ReplyOf<'DeleteCluster'>>;
+  /** Delete a data volume (`DELETE /zstack/v1/volumes/{uuid}`, async, default timeout 30m) */
+  deleteDataVolume(params: ParamsOf<'DeleteDataVolume'>, options?: CallOptions): Promise<ReplyOf<'DeleteDataVolume'>>;
+  /** Delete a disk offering (`DELETE /zstack/v1/disk-offerings/{uuid}`, async, default timeout 30m) */
+  deleteDiskOffering(params: ParamsOf<'DeleteDiskOffering'>, options?: CallOptions): Promise<ReplyOf<'DeleteDiskOffering'>>;
+  /** Delete a host (`DELETE /zstack/v1/hosts/{uuid}`, async, default timeout 30m) */
+  deleteHost(params: ParamsOf<'DeleteHost'>, options?: CallOptions): Promise<ReplyOf<'DeleteHost'>>;
+  /** Delete an image (`DELETE /zstack/v1/images/{uuid}`, async, default timeout 30m) */
+  deleteImage(params: ParamsOf<'DeleteImage'>, options?: CallOptions): Promise<ReplyOf<'DeleteImage'>>;
+  /** Delete an instance offering (`DELETE /zstack/v1/instance-offerings/{uuid}`, async, default timeout 30m) */
+  deleteInstanceOffering(params: ParamsOf<'DeleteInstanceOffering'>, options?: CallOptions): Promise<ReplyOf<'DeleteInstanceOffering'>>;
+  /** Delete an IP range (`DELETE /zstack/v1/l3-networks/ip-ranges/{uuid}`, async, default timeout 30m) */
+  deleteIpRange(params: ParamsOf<'DeleteIpRange'>, options?: CallOptions): Promise<ReplyOf<'DeleteIpRange'>>;
+  /** Delete an L2 network (`DELETE /zstack/v1/l2-networks/{uuid}`, async, default timeout 30m) */
+  deleteL2Network(params: ParamsOf<'DeleteL2Network'>, options?: CallOptions): Promise<ReplyOf<'DeleteL2Network'>>;
+  /** Delete an L3 network (`DELETE /zstack/v1/l3-networks/{uuid}`, async, default timeout 30m) */
+  deleteL3Network(params: ParamsOf<'DeleteL3Network'>, options?: CallOptions): Promise<ReplyOf<'DeleteL3Network'>>;
+  /** Delete primary storage (`DELETE /zstack/v1/primary-storage/{uuid}`, async, default timeout 30m) */
+  deletePrimaryStorage(params: ParamsOf<'DeletePrimaryStorage'>, options?: CallOptions): Promise<ReplyOf<'DeletePrimaryStorage'>>;
   /** Delete a zone (`DELETE /zstack/v1/zones/{uuid}`, async, default timeout 30m) */
   deleteZone(params: ParamsOf<'DeleteZone'>, options?: CallOptions): Promise<ReplyOf<'DeleteZone'>>;
+  /** Destroy a VM (`DELETE /zstack/v1/vm-instances/{uuid}`, async, default timeout 30m) */
+  destroyVmInstance(params: ParamsOf<'DestroyVmInstance'>, options?: CallOptions): Promise<ReplyOf<'DestroyVmInstance'>>;
+  /** Detach backup storage from a zone (`DELETE /zstack/v1/zones/{zoneUuid}/backup-storage/{backupStorageUuid}`, async, default timeout 30m) */
+  detachBackupStorageFromZone(params: ParamsOf<'DetachBackupStorageFromZone'>, options?: CallOptions): Promise<ReplyOf<'DetachBackupStorageFromZone'>>;
+  /** Detach a data volume from its VM (`DELETE /zstack/v1/volumes/{uuid}/vm-instances`, async, default timeout 30m) */
+  detachDataVolumeFromVm(params: ParamsOf<'DetachDataVolumeFromVm'>, options?: CallOptions): Promise<ReplyOf<'DetachDataVolumeFromVm'>>;
+  /** Detach an L2 network from a cluster (`DELETE /zstack/v1/l2-networks/{l2NetworkUuid}/clusters/{clusterUuid}`, async, default timeout 30m) */
+  detachL2NetworkFromCluster(params: ParamsOf<'DetachL2NetworkFromCluster'>, options?: CallOptions): Promise<ReplyOf<'DetachL2NetworkFromCluster'>>;
+  /** Remove a NIC from a VM (`DELETE /zstack/v1/vm-instances/nics/{vmNicUuid}`, async, default timeout 30m) */
+  detachL3NetworkFromVm(params: ParamsOf<'DetachL3NetworkFromVm'>, options?: CallOptions): Promise<ReplyOf<'DetachL3NetworkFromVm'>>;
+  /** Detach network services from an L3 network (`DELETE /zstack/v1/l3-networks/{l3NetworkUuid}/network-services`, async, default timeout 30m) */
+  detachNetworkServiceFromL3Network(params: ParamsOf<'DetachNetworkServiceFromL3Network'>, options?: CallOptions): Promise<ReplyOf<'DetachNetworkServiceFromL3Network'>>;
+  /** Detach a network service provider from an L2 network (`DELETE /zstack/v1/l2-networks/{l2NetworkUuid}/network-service-providers/{networkServiceProviderUuid}`, async, default timeout 30m) */
+  detachNetworkServiceProviderFromL2Network(params: ParamsOf<'DetachNetworkServiceProviderFromL2Network'>, options?: CallOptions): Promise<ReplyOf<'DetachNetworkServiceProviderFromL2Network'>>;
+  /** Detach primary storage from a cluster (`DELETE /zstack/v1/clusters/{clusterUuid}/primary-storage/{primaryStorageUuid}`, async, default timeout 30m) */
+  detachPrimaryStorageFromCluster(params: ParamsOf<'DetachPrimaryStorageFromCluster'>, options?: CallOptions): Promise<ReplyOf<'DetachPrimaryStorageFromCluster'>>;
+  /** Expunge a deleted image (`PUT /zstack/v1/images/{imageUuid}/actions`, async, default timeout 30m) */
+  expungeImage(params: ParamsOf<'ExpungeImage'>, options?: CallOptions): Promise<ReplyOf<'ExpungeImage'>>;
+  /** Expunge a destroyed VM (`PUT /zstack/v1/vm-instances/{uuid}/actions`, async, default timeout 3h) */
+  expungeVmInstance(params: ParamsOf<'ExpungeVmInstance'>, options?: CallOptions): Promise<ReplyOf<'ExpungeVmInstance'>>;
+  /** Get the CPU and memory capacity of zones, clusters or hosts (`GET /zstack/v1/hosts/capacities/cpu-memory`, sync, default timeout 5m) */
+  getCpuMemoryCapacity(params?: ParamsOf<'GetCpuMemoryCapacity'>, options?: CallOptions): Promise<ReplyOf<'GetCpuMemoryCapacity'>>;
   /** Get the management server's version (`PUT /zstack/v1/management-nodes/actions`, sync, default timeout 5m) */
   getVersion(params?: ParamsOf<'GetVersion'>, options?: CallOptions): Promise<ReplyOf<'GetVersion'>>;
   /** Log in with an account name and password (`PUT /zstack/v1/accounts/login`, sync, default timeout 5m) */
   logInByAccount(params: ParamsOf<'LogInByAccount'>, options?: CallOptions): Promise<ReplyOf<'LogInByAccount'>>;
   /** Log out (end a session) (`DELETE /zstack/v1/accounts/sessions/{sessionUuid}`, sync, default timeout 5m) */
   logOut(params: ParamsOf<'LogOut'>, options?: CallOptions): Promise<ReplyOf<'LogOut'>>;
+  /** Live-migrate a VM to another host (`PUT /zstack/v1/vm-instances/{vmInstanceUuid}/actions`, async, default timeout 1h) */
+  migrateVm(params: ParamsOf<'MigrateVm'>, options?: CallOptions): Promise<ReplyOf<'MigrateVm'>>;
   /** Query accounts (`GET /zstack/v1/accounts`, query, default timeout 5m) */
   queryAccount(params?: ParamsOf<'QueryAccount'>, options?: CallOptions): Promise<ReplyOf<'QueryAccount'>>;
+  /** Query backup storage (`GET /zstack/v1/backup-storage`, query, default timeout 5m) */
+  queryBackupStorage(params?: ParamsOf<'QueryBackupStorage'>, options?: CallOptions): Promise<ReplyOf<'QueryBackupStorage'>>;
+  /** Query clusters (`GET /zstack/v1/clusters`, query, default timeout 5m) */
+  queryCluster(params?: ParamsOf<'QueryCluster'>, options?: CallOptions): Promise<ReplyOf<'QueryCluster'>>;
+  /** Query disk offerings (`GET /zstack/v1/disk-offerings`, query, default timeout 5m) */
+  queryDiskOffering(params?: ParamsOf<'QueryDiskOffering'>, options?: CallOptions): Promise<ReplyOf<'QueryDiskOffering'>>;
   /** Query global configurations (`GET /zstack/v1/global-configurations`, query, default timeout 5m) */
   queryGlobalConfig(params?: ParamsOf<'QueryGlobalConfig'>, options?: CallOptions): Promise<ReplyOf<'QueryGlobalConfig'>>;
+  /** Query hosts (`GET /zstack/v1/hosts`, query, default timeout 5m) */
+  queryHost(params?: ParamsOf<'QueryHost'>, options?: CallOptions): Promise<ReplyOf<'QueryHost'>>;
+  /** Query images (`GET /zstack/v1/images`, query, default timeout 5m) */
+  queryImage(params?: ParamsOf<'QueryImage'>, options?: CallOptions): Promise<ReplyOf<'QueryImage'>>;
+  /** Query instance offerings (`GET /zstack/v1/instance-offerings`, query, default timeout 5m) */
+  queryInstanceOffering(params?: ParamsOf<'QueryInstanceOffering'>, options?: CallOptions): Promise<ReplyOf<'QueryInstanceOffering'>>;
+  /** Query IP ranges (`GET /zstack/v1/l3-networks/ip-ranges`, query, default timeout 5m) */
+  queryIpRange(params?: ParamsOf<'QueryIpRange'>, options?: CallOptions): Promise<ReplyOf<'QueryIpRange'>>;
+  /** Query L2 networks (`GET /zstack/v1/l2-networks`, query, default timeout 5m) */
+  queryL2Network(params?: ParamsOf<'QueryL2Network'>, options?: CallOptions): Promise<ReplyOf<'QueryL2Network'>>;
+  /** Query L3 networks (`GET /zstack/v1/l3-networks`, query, default timeout 5m) */
+  queryL3Network(params?: ParamsOf<'QueryL3Network'>, options?: CallOptions): Promise<ReplyOf<'QueryL3Network'>>;
   /** Query management nodes (`GET /zstack/v1/management-nodes`, query, default timeout 5m) */
   queryManagementNode(params?: ParamsOf<'QueryManagementNode'>, options?: CallOptions): Promise<ReplyOf<'QueryManagementNode'>>;
+  /** Query which provider runs which service on which L3 network (`GET /zstack/v1/l3-networks/network-services/refs`, query, default timeout 5m) */
+  queryNetworkServiceL3NetworkRef(params?: ParamsOf<'QueryNetworkServiceL3NetworkRef'>, options?: CallOptions): Promise<ReplyOf<'QueryNetworkServiceL3NetworkRef'>>;
+  /** Query network service providers (`GET /zstack/v1/network-services/providers`, query, default timeout 5m) */
+  queryNetworkServiceProvider(params?: ParamsOf<'QueryNetworkServiceProvider'>, options?: CallOptions): Promise<ReplyOf<'QueryNetworkServiceProvider'>>;
+  /** Query primary storage (`GET /zstack/v1/primary-storage`, query, default timeout 5m) */
+  queryPrimaryStorage(params?: ParamsOf<'QueryPrimaryStorage'>, options?: CallOptions): Promise<ReplyOf<'QueryPrimaryStorage'>>;
+  /** Query virtual router offerings (`GET /zstack/v1/instance-offerings/virtual-routers`, query, default timeout 5m) */
+  queryVirtualRouterOffering(params?: ParamsOf<'QueryVirtualRouterOffering'>, options?: CallOptions): Promise<ReplyOf<'QueryVirtualRouterOffering'>>;
+  /** Query virtual router VMs (`GET /zstack/v1/vm-instances/appliances/virtual-routers`, query, default timeout 5m) */
+  queryVirtualRouterVm(params?: ParamsOf<'QueryVirtualRouterVm'>, options?: CallOptions): Promise<ReplyOf<'QueryVirtualRouterVm'>>;
+  /** Query VMs (`GET /zstack/v1/vm-instances`, query, default timeout 5m) */
+  queryVmInstance(params?: ParamsOf<'QueryVmInstance'>, options?: CallOptions): Promise<ReplyOf<'QueryVmInstance'>>;
+  /** Query VM NICs (`GET /zstack/v1/vm-instances/nics`, query, default timeout 5m) */
+  queryVmNic(params?: ParamsOf<'QueryVmNic'>, options?: CallOptions): Promise<ReplyOf<'QueryVmNic'>>;
+  /** Query volumes (`GET /zstack/v1/volumes`, query, default timeout 5m) */
+  queryVolume(params?: ParamsOf<'QueryVolume'>, options?: CallOptions): Promise<ReplyOf<'QueryVolume'>>;
   /** Query zones (`GET /zstack/v1/zones`, query, default timeout 5m) */
   queryZone(params?: ParamsOf<'QueryZone'>, options?: CallOptions): Promise<ReplyOf<'QueryZone'>>;
+  /** Reboot a VM (`PUT /zstack/v1/vm-instances/{uuid}/actions`, async, default timeout 30m) */
+  rebootVmInstance(params: ParamsOf<'RebootVmInstance'>, options?: CallOptions): Promise<ReplyOf<'RebootVmInstance'>>;
+  /** Reconnect a host (`PUT /zstack/v1/hosts/{uuid}/actions`, async, default timeout 30m) */
+  reconnectHost(params: ParamsOf<'ReconnectHost'>, options?: CallOptions): Promise<ReplyOf<'ReconnectHost'>>;
+  /** Reconnect a virtual router VM (`PUT /zstack/v1/vm-instances/appliances/virtual-routers/{vmInstanceUuid}/actions`, async, default timeout 30m) */
+  reconnectVirtualRouter(params: ParamsOf<'ReconnectVirtualRouter'>, options?: CallOptions): Promise<ReplyOf<'ReconnectVirtualRouter'>>;
+  /** Recover a destroyed VM (`PUT /zstack/v1/vm-instances/{uuid}/actions`, async, default timeout 30m) */
+  recoverVmInstance(params: ParamsOf<'RecoverVmInstance'>, options?: CallOptions): Promise<ReplyOf<'RecoverVmInstance'>>;
+  /** Remove a DNS server from an L3 network (`DELETE /zstack/v1/l3-networks/{l3NetworkUuid}/dns/{dns}`, async, default timeout 30m) */
+  removeDnsFromL3Network(params: ParamsOf<'RemoveDnsFromL3Network'>, options?: CallOptions): Promise<ReplyOf<'RemoveDnsFromL3Network'>>;
+  /** Start a VM (`PUT /zstack/v1/vm-instances/{uuid}/actions`, async, default timeout 30m) */
+  startVmInstance(params: ParamsOf<'StartVmInstance'>, options?: CallOptions): Promise<ReplyOf<'StartVmInstance'>>;
+  /** Stop a VM (`PUT /zstack/v1/vm-instances/{uuid}/actions`, async, default timeout 30m) */
+  stopVmInstance(params: ParamsOf<'StopVmInstance'>, options?: CallOptions): Promise<ReplyOf<'StopVmInstance'>>;
   /** Update an account (name, description, password) (`PUT /zstack/v1/accounts/{uuid}/actions`, async, default timeout 30m) */
   updateAccount(params: ParamsOf<'UpdateAccount'>, options?: CallOptions): Promise<ReplyOf<'UpdateAccount'>>;
+  /** Update a cluster's name or description (`PUT /zstack/v1/clusters/{uuid}/actions`, async, default timeout 30m) */
+  updateCluster(params: ParamsOf<'UpdateCluster'>, options?: CallOptions): Promise<ReplyOf<'UpdateCluster'>>;
   /** Change a global configuration (`PUT /zstack/v1/global-configurations/{category}/{name}/actions`, async, default timeout 30m) */
   updateGlobalConfig(params: ParamsOf<'UpdateGlobalConfig'>, options?: CallOptions): Promise<ReplyOf<'UpdateGlobalConfig'>>;
+  /** Update a host's name, description or management IP (`PUT /zstack/v1/hosts/{uuid}/actions`, async, default timeout 30m) */
+  updateHost(params: ParamsOf<'UpdateHost'>, options?: CallOptions): Promise<ReplyOf<'UpdateHost'>>;
+  /** Update an L3 network (`PUT /zstack/v1/l3-networks/{uuid}/actions`, async, default timeout 30m) */
+  updateL3Network(params: ParamsOf<'UpdateL3Network'>, options?: CallOptions): Promise<ReplyOf<'UpdateL3Network'>>;
+  /** Set the fault knobs of a simulated host (admin only) (`PUT /zstack/v1/hosts/simulators/{uuid}/actions`, async, default timeout 30m) */
+  updateSimulatorHost(params: ParamsOf<'UpdateSimulatorHost'>, options?: CallOptions): Promise<ReplyOf<'UpdateSimulatorHost'>>;
   /** Update a zone's name or description (`PUT /zstack/v1/zones/{uuid}/actions`, async, default timeout 30m) */
   updateZone(params: ParamsOf<'UpdateZone'>, options?: CallOptions): Promise<ReplyOf<'UpdateZone'>>;
   /** Tell whether a session is valid (`GET /zstack/v1/accounts/sessions/{sessionUuid}/valid`, sync, default timeout 5m) */
