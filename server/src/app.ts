@@ -26,6 +26,9 @@ import { zoneHandlers } from './zone/handlers.js';
 import { domains } from './domains.js';
 import type { Services } from './services.js';
 import { AgentClient } from './agent-client/index.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadZStackProperties, type PropertyTimeouts } from './core/api-timeouts.js';
 
 export interface AppOptions {
   /** Real PostgreSQL; without it the embedded PGlite database under `dataDir` is used. */
@@ -40,6 +43,8 @@ export interface AppOptions {
   simulatorUrl?: string;
   /** Secret the agents expect (`Authorization: Bearer <secret>`). */
   agentSecret?: string;
+  /** `zstack.properties` with `ApiTimeout.*` lines (default: `<dataDir>/zstack.properties` when it exists). */
+  propertiesFile?: string;
 }
 
 export class App {
@@ -57,6 +62,8 @@ export class App {
   readonly identity: IdentityService;
   readonly http: FastifyInstance;
   readonly agents: AgentClient;
+  /** Timeouts set in zstack.properties (v1.1 syntax). */
+  propertyTimeouts: PropertyTimeouts = { apis: new Map(), agentPaths: new Map(), warnings: [] };
   /** Domain services (hosts, networks, VMs…), filled by the domain modules. */
   readonly services = {} as Services;
   private timers: NodeJS.Timeout[] = [];
@@ -73,7 +80,7 @@ export class App {
     this.jobs = new JobService(this.db, this.nodeUuid);
     this.globalConfig = new GlobalConfigService(this.db, this.events);
     this.identity = new IdentityService(this.db, this.globalConfig);
-    this.agents = new AgentClient(options.agentSecret);
+    this.agents = new AgentClient(options.agentSecret, (path) => this.propertyTimeouts.agentPaths.get(path));
     this.http = Fastify({ logger: options.logger ?? false, bodyLimit: 8 * 1024 * 1024 });
   }
 
@@ -136,14 +143,32 @@ export class App {
     }
   }
 
-  /** Effective timeout of one call: X-API-Timeout header, else the apiTimeout global config of the API. */
+  /**
+   * Effective timeout of one call. Precedence: the X-API-Timeout header › a value set with UpdateGlobalConfig
+   * (category apiTimeout) › zstack.properties › the API's default from the spec.
+   */
   timeoutOf(op: SpecOperation, headerSeconds?: number): number {
     if (headerSeconds !== undefined) return headerSeconds * 1000;
+    if (this.globalConfig.isDefault('apiTimeout', op.operationId)) {
+      const fromProperties = this.propertyTimeouts.apis.get(op.operationId);
+      if (fromProperties !== undefined) return fromProperties;
+    }
     return this.globalConfig.getMs('apiTimeout', op.operationId);
+  }
+
+  private loadProperties(): void {
+    const file = this.options.propertiesFile ?? join(this.options.dataDir, 'zstack.properties');
+    if (!existsSync(file)) {
+      if (this.options.propertiesFile) throw new Error(`zstack.properties not found at ${file}`);
+      return;
+    }
+    this.propertyTimeouts = loadZStackProperties(file, new Set(this.operations.map((o) => o.operationId)));
+    for (const w of this.propertyTimeouts.warnings) console.warn(`[config] ${w}`);
   }
 
   private async init(): Promise<void> {
     this.defineCoreConfig();
+    this.loadProperties();
     this.addInventory(accountDescriptor);
     this.addInventory(globalConfigDescriptor);
     this.addInventory(managementNodeDescriptor);

@@ -23,11 +23,16 @@ export class AgentClient {
   /** Calls made (path → count), for diagnostics and tests. */
   readonly stats = new Map<string, number>();
 
-  constructor(private defaultSecret?: string) {}
+  constructor(
+    private defaultSecret?: string,
+    /** Budget configured for an agent path (zstack.properties relatives); never more than the caller's time. */
+    private budgetFor: (path: string) => number | undefined = () => undefined,
+  ) {}
 
   async call<R extends AgentReply = AgentReply>(baseUrl: string, path: string, body: object, opts: AgentCallOptions = {}): Promise<R> {
     const ctx = currentContext() ?? backgroundContext(`agent ${path}`);
-    const budget = Math.min(remainingMs(), opts.timeoutMs ?? Infinity);
+    const ownBudget = opts.timeoutMs ?? this.budgetFor(path);
+    const budget = Math.min(remainingMs(), ownBudget ?? Infinity);
     if (budget <= 0) throw timeoutError(ctx, `agent ${path}`);
     const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(budget)]);
     const url = baseUrl.replace(/\/$/, '') + path;
@@ -45,7 +50,7 @@ export class AgentClient {
       if (signal.aborted) {
         // Our own budget ran out (or the whole call's): a timeout, not an unreachable agent.
         const apiExpired = ctx.signal.aborted || Date.now() >= ctx.deadline;
-        throw apiExpired || opts.timeoutMs === undefined
+        throw apiExpired || ownBudget === undefined
           ? timeoutError(ctx, `agent ${path}`)
           : new ApiError(errorCode('SYS.1001', `agent call ${url} timed out after ${budget} ms`), 503);
       }
