@@ -1,0 +1,86 @@
+// The shared mechanisms on their own: flows roll back in reverse (also after a timeout, with their own budget),
+// locks serialize per resource inside one process and across processes (PostgreSQL advisory locks).
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runFlow } from '../../server/src/core/flow.js';
+import { runInContext, backgroundContext, step } from '../../server/src/core/context.js';
+import { LockManager } from '../../server/src/core/locks.js';
+import { openDatabase } from '../../server/src/db/index.js';
+import { createDatabase } from '../lib/harness.js';
+
+/** A pattern matching an ApiError with this ErrorCode. */
+const apiError = (error: Record<string, unknown>) => ({ error }) as unknown as Error;
+
+t.test('flow: a failing step rolls back the done steps in reverse order', async (t) => {
+  const log: string[] = [];
+  const steps = ['a', 'b', 'c'].map((name) => ({
+    name,
+    run: async () => {
+      if (name === 'c') throw new Error('c failed');
+      log.push(`run ${name}`);
+    },
+    rollback: async () => void log.push(`undo ${name}`),
+  }));
+  await t.rejects(runFlow('test', steps, {}), /c failed/);
+  t.same(log, ['run a', 'run b', 'undo b', 'undo a']);
+});
+
+t.test('flow: after the deadline, rollbacks still run with their own budget', async (t) => {
+  const log: string[] = [];
+  const ctx = backgroundContext('TestApi', 300);
+  const flow = runInContext(ctx, () =>
+    runFlow('slow', [
+      { name: 'reserve', run: async () => void log.push('reserved'), rollback: async () => { await sleep(50); log.push('released'); } },
+      { name: 'hang', run: (_d, signal) => sleep(5000, undefined, { signal }) },
+    ], {}),
+  );
+  await t.rejects(flow, apiError({ code: 'SYS.1001' }));
+  t.same(log, ['reserved', 'released'], 'the reservation was returned although the API had timed out');
+});
+
+t.test('step: a shorter step budget never outlives the call, and names the step', async (t) => {
+  const ctx = backgroundContext('TestApi', 10_000);
+  const started = Date.now();
+  await t.rejects(
+    runInContext(ctx, () => step('quick-check', (signal) => sleep(5000, undefined, { signal }), { timeoutMs: 100 })),
+    apiError({ code: 'SYS.1001', details: /step\[quick-check\]/ }),
+  );
+  t.ok(Date.now() - started < 2000);
+});
+
+t.test('locks', async (t) => {
+  const db = await createDatabase();
+  t.teardown(() => db.drop());
+  const a = await openDatabase({ url: db.url, dataDir: '/tmp' });
+  const b = await openDatabase({ url: db.url, dataDir: '/tmp' });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  const locksA = new LockManager(a);
+  const locksB = new LockManager(b);
+
+  const trace: string[] = [];
+  const critical = (locks: LockManager, who: string, key = 'vm:1') =>
+    locks.withLock(key, async () => {
+      trace.push(`${who} in`);
+      await sleep(40);
+      trace.push(`${who} out`);
+    });
+  await Promise.all([critical(locksA, 'a1'), critical(locksB, 'b1'), critical(locksA, 'a2'), critical(locksB, 'b2')]);
+  for (let i = 0; i < trace.length; i += 2) {
+    t.equal(trace[i].split(' ')[0], trace[i + 1].split(' ')[0], 'no interleaving inside one key');
+    t.match(trace[i], / in$/);
+  }
+  trace.length = 0;
+  const t0 = Date.now();
+  await Promise.all([critical(locksA, 'x', 'vm:x'), critical(locksB, 'y', 'vm:y')]);
+  t.ok(Date.now() - t0 < 75, 'different keys run in parallel');
+
+  const ctx = backgroundContext('Waiter', 100);
+  const holder = locksA.withLock('host:h', () => sleep(400));
+  await sleep(20);
+  await t.rejects(runInContext(ctx, () => locksB.withLock('host:h', async () => 'never')), apiError({ code: 'SYS.1001' }), 'waiting respects the deadline');
+  await holder;
+  t.equal(await locksB.withLock('host:h', async () => 'free'), 'free', 'the lock is usable afterwards');
+});
