@@ -17,6 +17,7 @@ const app = await App.create({
   port: config.port,
   simulatorUrl: simulator.url,
   agentSecret: simulator.secret,
+  propertiesFile: process.env.ZSTACK_PROPERTIES,
 });
 const url = await app.listen();
 const db = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PostgreSQL in ${config.dataDir}`;
