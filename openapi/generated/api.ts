@@ -399,6 +399,72 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/gc-jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query garbage collector jobs
+         * @description Pending (`Idle`), running (`Processing`) and finished (`Done`) jobs. Finished jobs are purged after `gc/retentionTime`.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryGCJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/gc-jobs/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a garbage collector job
+         * @description Cancels the job (its pending work is dropped) and deletes its record. Deleting an unknown uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        delete: operations["DeleteGCJob"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/gc-jobs/{uuid}/actions#triggerGCJob": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Run a garbage collector job now
+         * @description Runs a pending job immediately instead of waiting for its timer or event. A finished (`Done`) job cannot be triggered.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         */
+        put: operations["TriggerGCJob"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/global-configurations": {
         parameters: {
             query?: never;
@@ -2092,6 +2158,40 @@ export interface components {
         };
         ErrorReply: {
             error: components["schemas"]["ErrorCode"];
+        };
+        GarbageCollectorInventory: {
+            /** @description Runs so far (ZStack-TS extension). */
+            attempts?: number;
+            /** @description The job's context as a JSON string. */
+            context: string;
+            createDate: components["schemas"]["Date"];
+            lastError?: components["schemas"]["ErrorCode"];
+            lastOpDate: components["schemas"]["Date"];
+            managementNodeUuid?: components["schemas"]["Uuid"];
+            /** @example gc-vm-1a82c2691978476fa6cefa36bb9d4bfd-on-host-415fa093b34e4a3d873368104b127115 */
+            name: string;
+            nextRunTime?: components["schemas"]["Date"];
+            /** @description The resource whose events trigger the job (e.g. the host); ZStack-TS extension. */
+            resourceUuid?: string;
+            /**
+             * @description How a Done job ended (ZStack-TS extension).
+             * @enum {string}
+             */
+            result?: "Succeeded" | "Cancelled";
+            /** @description The runner that does the work, e.g. `DestroyVmOnHost`. */
+            runnerClass: string;
+            /** @enum {string} */
+            status: "Idle" | "Processing" | "Done";
+            /** @enum {string} */
+            type: "TimeBased" | "EventBased";
+            uuid: components["schemas"]["Uuid"];
+        };
+        GarbageCollectorInventoryQueryReply: {
+            inventories?: components["schemas"]["GarbageCollectorInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
         };
         GlobalConfigInventory: {
             category: string;
@@ -3889,6 +3989,143 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryGCJob: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GarbageCollectorInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteGCJob: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    TriggerGCJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "triggerGCJob": {}
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    triggerGCJob: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
         responses: {
             /** @description Done. */
             200: {

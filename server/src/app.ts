@@ -29,6 +29,8 @@ import { AgentClient } from './agent-client/index.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadZStackProperties, type PropertyTimeouts } from './core/api-timeouts.js';
+import { GarbageCollector, gcJobDescriptor } from './core/gc.js';
+import { defineHandlers } from './core/handlers.js';
 
 export interface AppOptions {
   /** Real PostgreSQL; without it the embedded PGlite database under `dataDir` is used. */
@@ -60,6 +62,7 @@ export class App {
   readonly jobs: JobService;
   readonly globalConfig: GlobalConfigService;
   readonly identity: IdentityService;
+  readonly gc: GarbageCollector;
   readonly http: FastifyInstance;
   readonly agents: AgentClient;
   /** Timeouts set in zstack.properties (v1.1 syntax). */
@@ -80,6 +83,7 @@ export class App {
     this.jobs = new JobService(this.db, this.nodeUuid);
     this.globalConfig = new GlobalConfigService(this.db, this.events);
     this.identity = new IdentityService(this.db, this.globalConfig);
+    this.gc = new GarbageCollector(this.db, this.nodeUuid, this.globalConfig, this.events);
     this.agents = new AgentClient(options.agentSecret, (path) => this.propertyTimeouts.agentPaths.get(path));
     this.http = Fastify({ logger: options.logger ?? false, bodyLimit: 8 * 1024 * 1024 });
   }
@@ -173,6 +177,13 @@ export class App {
     this.addInventory(globalConfigDescriptor);
     this.addInventory(managementNodeDescriptor);
     this.addInventory(zoneDescriptor);
+    this.addInventory(gcJobDescriptor);
+    this.addHandlers(
+      defineHandlers({
+        TriggerGCJob: { run: async (msg) => (await this.gc.trigger(msg.uuid), {}) },
+        DeleteGCJob: { run: async (msg) => (await this.gc.delete(msg.uuid), {}) },
+      }),
+    );
     this.addHandlers(identityHandlers(this));
     this.addHandlers(managementHandlers(this));
     this.addHandlers(zoneHandlers(this));
@@ -261,6 +272,10 @@ export class App {
     this.every('api-job-purge', () => this.globalConfig.getMs('rest', 'expiredApi.scanInterval'), () =>
       this.jobs.purge(this.globalConfig.getMs('rest', 'completedApi.expiredPeriod')),
     );
+    this.every('gc-scan', () => this.globalConfig.getMs('gc', 'scanInterval'), async () =>
+      this.gc.runDueJobs(await this.jobs.liveNodes(3 * this.heartbeatMs())),
+    );
+    this.every('gc-purge', () => this.globalConfig.getMs('gc', 'cleanUpCompletedJobInterval'), () => this.gc.purge());
     this.every('session-cleanup', () => this.globalConfig.getMs('identity', 'session.cleanup.interval'), () => this.identity.purgeExpired());
   }
 
@@ -268,7 +283,9 @@ export class App {
     const staleMs = 3 * this.heartbeatMs();
     await this.db.delete(managementNodes).where(lt(managementNodes.heartBeat, new Date(Date.now() - staleMs)));
     const live = await this.jobs.liveNodes(staleMs);
-    const failed = await this.jobs.failOrphans(live.includes(this.nodeUuid) ? live : [...live, this.nodeUuid]);
+    const alive = live.includes(this.nodeUuid) ? live : [...live, this.nodeUuid];
+    const failed = await this.jobs.failOrphans(alive);
+    await this.gc.releaseOrphans(alive);
     if (failed) console.warn(`[jobs] marked ${failed} job(s) of stopped management nodes as failed`);
   }
 

@@ -38,6 +38,7 @@ export const OPERATIONS = {
   DeleteCluster: {"method":"DELETE","path":"/zstack/v1/clusters/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
   DeleteDataVolume: {"method":"DELETE","path":"/zstack/v1/volumes/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
   DeleteDiskOffering: {"method":"DELETE","path":"/zstack/v1/disk-offerings/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
+  DeleteGCJob: {"method":"DELETE","path":"/zstack/v1/gc-jobs/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
   DeleteHost: {"method":"DELETE","path":"/zstack/v1/hosts/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
   DeleteImage: {"method":"DELETE","path":"/zstack/v1/images/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["backupStorageUuids","deleteMode"]},
   DeleteInstanceOffering: {"method":"DELETE","path":"/zstack/v1/instance-offerings/{uuid}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":["deleteMode"]},
@@ -65,6 +66,7 @@ export const OPERATIONS = {
   QueryBackupStorage: {"method":"GET","path":"/zstack/v1/backup-storage","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
   QueryCluster: {"method":"GET","path":"/zstack/v1/clusters","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
   QueryDiskOffering: {"method":"GET","path":"/zstack/v1/disk-offerings","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
+  QueryGCJob: {"method":"GET","path":"/zstack/v1/gc-jobs","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
   QueryGlobalConfig: {"method":"GET","path":"/zstack/v1/global-configurations","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
   QueryHost: {"method":"GET","path":"/zstack/v1/hosts","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
   QueryImage: {"method":"GET","path":"/zstack/v1/images","kind":"query","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["q","limit","start","count","replyWithCount","sort","sortBy","sortDirection","fields","groupBy"]},
@@ -89,6 +91,7 @@ export const OPERATIONS = {
   RemoveDnsFromL3Network: {"method":"DELETE","path":"/zstack/v1/l3-networks/{l3NetworkUuid}/dns/{dns}","kind":"async","bodyKey":null,"timeout":"30m","public":false,"pathParams":["l3NetworkUuid","dns"],"queryParams":[]},
   StartVmInstance: {"method":"PUT","path":"/zstack/v1/vm-instances/{uuid}/actions","kind":"async","bodyKey":"startVmInstance","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
   StopVmInstance: {"method":"PUT","path":"/zstack/v1/vm-instances/{uuid}/actions","kind":"async","bodyKey":"stopVmInstance","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
+  TriggerGCJob: {"method":"PUT","path":"/zstack/v1/gc-jobs/{uuid}/actions","kind":"async","bodyKey":"triggerGCJob","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
   UpdateAccount: {"method":"PUT","path":"/zstack/v1/accounts/{uuid}/actions","kind":"async","bodyKey":"updateAccount","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
   UpdateCluster: {"method":"PUT","path":"/zstack/v1/clusters/{uuid}/actions","kind":"async","bodyKey":"updateCluster","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[]},
   UpdateGlobalConfig: {"method":"PUT","path":"/zstack/v1/global-configurations/{category}/{name}/actions","kind":"async","bodyKey":"updateGlobalConfig","timeout":"30m","public":false,"pathParams":["category","name"],"queryParams":[]},
@@ -173,6 +176,8 @@ export interface GeneratedMethods {
   deleteDataVolume(params: ParamsOf<'DeleteDataVolume'>, options?: CallOptions): Promise<ReplyOf<'DeleteDataVolume'>>;
   /** Delete a disk offering (`DELETE /zstack/v1/disk-offerings/{uuid}`, async, default timeout 30m) */
   deleteDiskOffering(params: ParamsOf<'DeleteDiskOffering'>, options?: CallOptions): Promise<ReplyOf<'DeleteDiskOffering'>>;
+  /** Delete a garbage collector job (`DELETE /zstack/v1/gc-jobs/{uuid}`, async, default timeout 30m) */
+  deleteGCJob(params: ParamsOf<'DeleteGCJob'>, options?: CallOptions): Promise<ReplyOf<'DeleteGCJob'>>;
   /** Delete a host (`DELETE /zstack/v1/hosts/{uuid}`, async, default timeout 30m) */
   deleteHost(params: ParamsOf<'DeleteHost'>, options?: CallOptions): Promise<ReplyOf<'DeleteHost'>>;
   /** Delete an image (`DELETE /zstack/v1/images/{uuid}`, async, default timeout 30m) */
@@ -227,6 +232,8 @@ export interface GeneratedMethods {
   queryCluster(params?: ParamsOf<'QueryCluster'>, options?: CallOptions): Promise<ReplyOf<'QueryCluster'>>;
   /** Query disk offerings (`GET /zstack/v1/disk-offerings`, query, default timeout 5m) */
   queryDiskOffering(params?: ParamsOf<'QueryDiskOffering'>, options?: CallOptions): Promise<ReplyOf<'QueryDiskOffering'>>;
+  /** Query garbage collector jobs (`GET /zstack/v1/gc-jobs`, query, default timeout 5m) */
+  queryGCJob(params?: ParamsOf<'QueryGCJob'>, options?: CallOptions): Promise<ReplyOf<'QueryGCJob'>>;
   /** Query global configurations (`GET /zstack/v1/global-configurations`, query, default timeout 5m) */
   queryGlobalConfig(params?: ParamsOf<'QueryGlobalConfig'>, options?: CallOptions): Promise<ReplyOf<'QueryGlobalConfig'>>;
   /** Query hosts (`GET /zstack/v1/hosts`, query, default timeout 5m) */
@@ -275,6 +282,8 @@ export interface GeneratedMethods {
   startVmInstance(params: ParamsOf<'StartVmInstance'>, options?: CallOptions): Promise<ReplyOf<'StartVmInstance'>>;
   /** Stop a VM (`PUT /zstack/v1/vm-instances/{uuid}/actions`, async, default timeout 30m) */
   stopVmInstance(params: ParamsOf<'StopVmInstance'>, options?: CallOptions): Promise<ReplyOf<'StopVmInstance'>>;
+  /** Run a garbage collector job now (`PUT /zstack/v1/gc-jobs/{uuid}/actions`, async, default timeout 30m) */
+  triggerGCJob(params: ParamsOf<'TriggerGCJob'>, options?: CallOptions): Promise<ReplyOf<'TriggerGCJob'>>;
   /** Update an account (name, description, password) (`PUT /zstack/v1/accounts/{uuid}/actions`, async, default timeout 30m) */
   updateAccount(params: ParamsOf<'UpdateAccount'>, options?: CallOptions): Promise<ReplyOf<'UpdateAccount'>>;
   /** Update a cluster's name or description (`PUT /zstack/v1/clusters/{uuid}/actions`, async, default timeout 30m) */

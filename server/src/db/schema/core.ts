@@ -44,3 +44,34 @@ export const globalConfigs = pgTable(
   },
   (t) => [uniqueIndex('global_configs_category_name_idx').on(t.category, t.name)],
 );
+
+/**
+ * Garbage collector jobs: pending host-side work, persisted so it survives restarts. `status = Idle` rows are
+ * claimed with one conditional UPDATE (so a job runs at most once at a time across server processes); a dead
+ * node's jobs lose their owner (FK ON DELETE SET NULL) and are adopted by the others.
+ */
+export const gcJobs = pgTable(
+  'gc_jobs',
+  {
+    uuid: text('uuid').primaryKey(),
+    name: text('name').notNull(),
+    runner: text('runner').notNull(),
+    context: jsonb('context').notNull(),
+    /** Idle | Processing | Done */
+    status: text('status').notNull().default('Idle'),
+    /** TimeBased | EventBased */
+    type: text('type').notNull(),
+    managementNodeUuid: text('management_node_uuid').references(() => managementNodes.uuid, { onDelete: 'set null' }),
+    /** The resource whose events (host reconnected, host deleted…) trigger the job. */
+    resourceUuid: text('resource_uuid'),
+    intervalMs: integer('interval_ms').notNull(),
+    nextRunAt: ts('next_run_at').notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    lastError: jsonb('last_error'),
+    /** Succeeded | Cancelled, once Done */
+    result: text('result'),
+    createDate: ts('create_date').notNull().defaultNow(),
+    lastOpDate: ts('last_op_date').notNull().defaultNow(),
+  },
+  (t) => [index('gc_jobs_due_idx').on(t.status, t.nextRunAt), index('gc_jobs_resource_idx').on(t.resourceUuid)],
+);

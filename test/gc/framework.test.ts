@@ -1,0 +1,117 @@
+// The GC mechanism with a test runner: persisted jobs, timer and event triggers, TriggerGCJob / DeleteGCJob /
+// QueryGCJob, at-most-once across two server processes, adoption of a dead node's jobs after a restart.
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startServer } from '../lib/harness.js';
+import { ZStackClient } from '../../sdk/src/index.js';
+import type { GcOutcome } from '../../server/src/core/gc.js';
+import { App } from '../../server/src/app.js';
+
+/** A runner whose outcome the test controls; counts runs per job name (across every app it is registered on). */
+function testRunner(runs: Map<string, number>, outcome: () => GcOutcome, delayMs = 0) {
+  return {
+    name: 'TestRunner',
+    async run(ctx: { key: string }) {
+      runs.set(ctx.key, (runs.get(ctx.key) ?? 0) + 1);
+      if (delayMs) await sleep(delayMs);
+      return outcome();
+    },
+  };
+}
+
+const waitFor = async (what: () => Promise<boolean>, ms = 10_000) => {
+  const until = Date.now() + ms;
+  while (!(await what())) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await sleep(50);
+  }
+};
+
+t.test('gc jobs', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const runs = new Map<string, number>();
+  let outcome: GcOutcome = 'retry';
+  s.app.gc.register(testRunner(runs, () => outcome));
+  await s.client.updateGlobalConfig({ category: 'gc', name: 'scanInterval', value: '1' });
+
+  t.test('an event-based job waits for its resource event, retries, then ends Done', async (t) => {
+    const job = await s.app.gc.submit({ name: 'gc-e', runner: 'TestRunner', context: { key: 'e' }, resourceUuid: 'host-1', intervalMs: 3_600_000 });
+    const q = await s.client.queryGCJob({ q: [`uuid=${job.uuid}`] });
+    t.equal(q.inventories![0].status, 'Idle');
+    t.equal(q.inventories![0].type, 'EventBased');
+    t.equal(q.inventories![0].runnerClass, 'TestRunner');
+    t.same(JSON.parse(q.inventories![0].context), { key: 'e' });
+    s.app.events.emit('host.status', { hostUuid: 'host-1', oldStatus: 'Disconnected', newStatus: 'Connected' });
+    await waitFor(async () => runs.get('e') === 1);
+    await waitFor(async () => (await s.client.queryGCJob({ q: [`uuid=${job.uuid}`] })).inventories![0].status === 'Idle');
+    t.equal((await s.client.queryGCJob({ q: [`uuid=${job.uuid}`] })).inventories![0].attempts, 1, 'a retry goes back to Idle');
+    outcome = 'done';
+    s.app.events.emit('host.status', { hostUuid: 'host-1', oldStatus: 'Disconnected', newStatus: 'Connected' });
+    await waitFor(async () => (await s.client.queryGCJob({ q: [`uuid=${job.uuid}`] })).inventories![0].status === 'Done');
+    const done = (await s.client.queryGCJob({ q: [`uuid=${job.uuid}`] })).inventories![0];
+    t.equal(done.result, 'Succeeded');
+    const e = await s.client.triggerGCJob({ uuid: job.uuid }).catch((x) => x);
+    t.equal(e.code, 'SYS.1007', 'a Done job cannot be triggered');
+    t.match(e.details, /cannot trigger a finished GC job/);
+    outcome = 'retry';
+  });
+
+  t.test('a time-based job runs when due; TriggerGCJob runs it now; DeleteGCJob removes it', async (t) => {
+    const job = await s.app.gc.submit({ name: 'gc-t', runner: 'TestRunner', context: { key: 't' }, intervalMs: 500 });
+    await waitFor(async () => (runs.get('t') ?? 0) >= 1, 5000);
+    const before = runs.get('t')!;
+    await s.client.triggerGCJob({ uuid: job.uuid });
+    t.ok(runs.get('t')! > before, 'triggered');
+    await s.client.deleteGCJob({ uuid: job.uuid });
+    t.same((await s.client.queryGCJob({ q: [`uuid=${job.uuid}`] })).inventories, []);
+    const missing = await s.client.triggerGCJob({ uuid: job.uuid }).catch((x) => x);
+    t.equal(missing.code, 'SYS.1003');
+  });
+
+  t.test('cancel ends the job Done/Cancelled', async (t) => {
+    outcome = 'cancel';
+    const job = await s.app.gc.submit({ name: 'gc-c', runner: 'TestRunner', context: { key: 'c' }, resourceUuid: 'host-2' });
+    s.app.events.emit('host.deleted', { hostUuid: 'host-2' });
+    await waitFor(async () => (await s.client.queryGCJob({ q: [`uuid=${job.uuid}`] })).inventories![0].status === 'Done');
+    t.equal((await s.client.queryGCJob({ q: [`uuid=${job.uuid}`] })).inventories![0].result, 'Cancelled');
+    outcome = 'retry';
+  });
+});
+
+t.test('two server processes on one database run each job exactly once', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const peer = await s.startPeer();
+  const runs = new Map<string, number>();
+  for (const app of [s.app, peer]) app.gc.register(testRunner(runs, () => 'done', 20));
+  const jobs: Array<{ uuid: string }> = [];
+  for (let i = 0; i < 40; i++) jobs.push(await s.app.gc.submit({ name: `gc-${i}`, runner: 'TestRunner', context: { key: `k${i}` }, resourceUuid: 'shared-host', runSoon: true }));
+  // Both nodes see the event and race for every job, and both scanners race too.
+  s.app.events.emit('host.status', { hostUuid: 'shared-host', oldStatus: 'Disconnected', newStatus: 'Connected' });
+  peer.events.emit('host.status', { hostUuid: 'shared-host', oldStatus: 'Disconnected', newStatus: 'Connected' });
+  await Promise.all([s.app.gc.runDueJobs([s.app.nodeUuid, peer.nodeUuid]), peer.gc.runDueJobs([s.app.nodeUuid, peer.nodeUuid])]);
+  await waitFor(async () => ((await s.app.gc.countByStatus(jobs.map((j) => j.uuid))).Done ?? 0) === 40);
+  t.equal(runs.size, 40);
+  t.ok([...runs.values()].every((n) => n === 1), 'every job ran exactly once');
+});
+
+t.test('pending jobs survive a crash and are adopted after restart', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const runs = new Map<string, number>();
+  s.app.gc.register(testRunner(runs, () => 'retry'));
+  const job = await s.app.gc.submit({ name: 'gc-survivor', runner: 'TestRunner', context: { key: 's' }, resourceUuid: 'h9', intervalMs: 3_600_000 });
+  const port = Number(new URL(s.url).port);
+  await s.app.crash();
+  const next = await App.create({ ...s.app.options, port });
+  t.teardown(() => next.close());
+  next.gc.register(testRunner(runs, () => 'done'));
+  await next.listen();
+  next.events.emit('host.status', { hostUuid: 'h9', oldStatus: 'Disconnected', newStatus: 'Connected' });
+  await waitFor(async () => ((await next.gc.countByStatus([job.uuid])).Done ?? 0) === 1);
+  t.equal(runs.get('s'), 1, 'the restarted server ran the pending job');
+  const zs = new ZStackClient({ endpoint: next.url, accountName: 'admin', password: 'password' });
+  const [after] = (await zs.queryGCJob({ q: [`uuid=${job.uuid}`] })).inventories!;
+  t.equal(after.managementNodeUuid, next.nodeUuid, 'adopted by the new node');
+});
