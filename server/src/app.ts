@@ -30,6 +30,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadZStackProperties, type PropertyTimeouts } from './core/api-timeouts.js';
 import { GarbageCollector, gcJobDescriptor } from './core/gc.js';
+import { bridgeEvents } from './core/event-bridge.js';
 import { defineHandlers } from './core/handlers.js';
 
 export interface AppOptions {
@@ -71,6 +72,7 @@ export class App {
   readonly services = {} as Services;
   private timers: NodeJS.Timeout[] = [];
   private bootHooks: Array<() => Promise<void>> = [];
+  private closeBridge?: () => Promise<void>;
   private closed = false;
   url = '';
 
@@ -263,6 +265,9 @@ export class App {
 
   /** Joins the cluster of management nodes, fails jobs orphaned by dead nodes, starts the background loops. */
   private async join(): Promise<void> {
+    if (this.database.pool) this.closeBridge = await bridgeEvents(this.database.pool, this.events, this.nodeUuid);
+    // A setting changed on another node: re-read it from the database.
+    this.events.on('globalConfig.updated', () => this.globalConfig.reload());
     await this.db.insert(managementNodes).values({ uuid: this.nodeUuid, hostName: hostname(), port: this.options.port ?? 0 });
     await this.reapDeadNodes();
     this.every('heartbeat', () => this.heartbeatMs(), async () => {
@@ -317,6 +322,7 @@ export class App {
     for (const t of this.timers) clearTimeout(t);
     await this.http.close();
     await this.jobs.drain();
+    await this.closeBridge?.();
     await this.db.delete(managementNodes).where(eq(managementNodes.uuid, this.nodeUuid)).catch(() => undefined);
     await this.database.close();
   }
@@ -326,6 +332,7 @@ export class App {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     await this.http.close().catch(() => undefined);
+    await this.closeBridge?.().catch(() => undefined);
     await this.database.close().catch(() => undefined);
   }
 }

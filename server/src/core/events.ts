@@ -11,10 +11,21 @@ export interface EventMap {
   'globalConfig.updated': { category: string; name: string; value: string };
 }
 
+/** Events every management node must see (the others stay on the node where they happen). */
+const CLUSTER_WIDE = new Set<keyof EventMap>(['globalConfig.updated', 'host.status', 'host.deleted', 'primaryStorage.deleted']);
+
 export class EventBus {
   private emitter = new EventEmitter().setMaxListeners(1000);
+  /** Set by the PostgreSQL bridge: forwards cluster-wide events to the other nodes. */
+  publishRemote?: (name: string, payload: unknown) => void;
 
   emit<K extends keyof EventMap>(name: K, payload: EventMap[K]): void {
+    if (this.publishRemote && CLUSTER_WIDE.has(name)) this.publishRemote(name, payload);
+    this.emitLocal(name, payload);
+  }
+
+  /** Delivers to this node's listeners only (events arriving from other nodes). */
+  emitLocal<K extends keyof EventMap>(name: K, payload: EventMap[K]): void {
     for (const listener of this.emitter.listeners(name)) {
       // Listeners run detached: a slow or failing subscriber never blocks or breaks the emitter.
       Promise.resolve()
