@@ -4594,7 +4594,7 @@ export interface operations {
                         tagUuids?: components["schemas"]["Uuid"][];
                         username: string;
                         userTags?: components["schemas"]["Tags"];
-                    } | unknown | unknown;
+                    };
                     systemTags?: components["schemas"]["Tags"];
                     userTags?: components["schemas"]["Tags"];
                 };
@@ -5914,9 +5914,6 @@ export interface operations {
                         systemTags?: components["schemas"]["Tags"];
                         tagUuids?: components["schemas"]["Uuid"][];
                         userTags?: components["schemas"]["Tags"];
-                    } | unknown | {
-                        /** @constant */
-                        ipRangeType: "AddressPool";
                     };
                     systemTags?: components["schemas"]["Tags"];
                     userTags?: components["schemas"]["Tags"];
@@ -6811,7 +6808,7 @@ export interface operations {
                         type?: "UserVm";
                         userTags?: components["schemas"]["Tags"];
                         zoneUuid?: components["schemas"]["Uuid"];
-                    } | unknown | unknown;
+                    };
                     systemTags?: components["schemas"]["Tags"];
                     userTags?: components["schemas"]["Tags"];
                 };
@@ -7640,7 +7637,7 @@ export interface operations {
                         systemTags?: components["schemas"]["Tags"];
                         tagUuids?: components["schemas"]["Uuid"][];
                         userTags?: components["schemas"]["Tags"];
-                    } | unknown | unknown;
+                    };
                     systemTags?: components["schemas"]["Tags"];
                     userTags?: components["schemas"]["Tags"];
                 };
