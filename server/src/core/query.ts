@@ -3,7 +3,7 @@
 // works) and a batch mapping from rows to inventories. Conditions follow upstream's grammar (zstack-api.md §1.8);
 // every value travels as a bind parameter and every field name is checked against the descriptor, so nothing
 // a caller writes reaches the SQL text.
-import { and, asc, count, desc, getTableColumns, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
 import { alias, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
 import type { Tx } from '../db/index.js';
 import { parseDate } from './dates.js';
@@ -140,7 +140,9 @@ export class QueryEngine {
     const t = alias(other.table, `t${depth}`);
     const inner = this.conditionSql(other, t, { ...c, path: rest }, depth + 1);
     const extra = other.where ? sql` AND ${other.where(t)}` : sql``;
-    return sql`EXISTS (SELECT 1 FROM ${t} WHERE ${(t as any)[exp.remoteKey]} = ${table[exp.localKey]} AND ${inner}${extra})`;
+    // An aliased table interpolated into raw SQL renders as its alias only: name the table explicitly.
+    const from = sql`${sql.identifier(getTableName(other.table))} ${sql.identifier(`t${depth}`)}`;
+    return sql`EXISTS (SELECT 1 FROM ${from} WHERE ${(t as any)[exp.remoteKey]} = ${table[exp.localKey]} AND ${inner}${extra})`;
   }
 }
 

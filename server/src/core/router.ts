@@ -115,6 +115,8 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     const msg: Record<string, unknown> = { ...inner };
     for (const [k, v] of Object.entries(query)) if (op.x.kind !== 'query' || QUERY_KEYS.has(k)) msg[k] = v;
     Object.assign(msg, path);
+    // GET /<resources>/{uuid} is the query with the condition uuid=<uuid> (upstream's by-uuid form).
+    if (op.x.kind === 'query' && typeof path.uuid === 'string') msg.q = [...([] as unknown[]).concat(msg.q ?? []), `uuid=${path.uuid}`];
     if (body?.systemTags && !msg.systemTags) msg.systemTags = body.systemTags;
     if (body?.userTags && !msg.userTags) msg.userTags = body.userTags;
 
