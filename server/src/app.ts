@@ -323,6 +323,7 @@ export class App {
     await this.http.close();
     await this.jobs.drain();
     await this.closeBridge?.();
+    await this.locks.close();
     await this.db.delete(managementNodes).where(eq(managementNodes.uuid, this.nodeUuid)).catch(() => undefined);
     await this.database.close();
   }
@@ -333,6 +334,7 @@ export class App {
     for (const t of this.timers) clearTimeout(t);
     await this.http.close().catch(() => undefined);
     await this.closeBridge?.().catch(() => undefined);
+    await this.locks.close().catch(() => undefined);
     await this.database.close().catch(() => undefined);
   }
 }

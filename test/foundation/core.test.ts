@@ -54,6 +54,8 @@ t.test('locks', async (t) => {
   const a = await openDatabase({ url: db.url, dataDir: '/tmp' });
   const b = await openDatabase({ url: db.url, dataDir: '/tmp' });
   t.teardown(async () => {
+    await locksA.close();
+    await locksB.close();
     await a.close();
     await b.close();
   });
@@ -76,6 +78,12 @@ t.test('locks', async (t) => {
   const t0 = Date.now();
   await Promise.all([critical(locksA, 'x', 'vm:x'), critical(locksB, 'y', 'vm:y')]);
   t.ok(Date.now() - t0 < 75, 'different keys run in parallel');
+
+  // Many locks held at once never starve the pool their holders' queries need (one lock connection per process).
+  const many = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => locksA.withLock(`vm:many-${i}`, async () => (await a.pool!.query('SELECT pg_sleep(0.05) AS x')).rowCount)),
+  );
+  t.equal(many.length, 40, '40 concurrent lock holders each ran a query');
 
   const ctx = backgroundContext('Waiter', 100);
   const holder = locksA.withLock('host:h', () => sleep(400));

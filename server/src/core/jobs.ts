@@ -6,6 +6,7 @@ import type { Db } from '../db/index.js';
 import { apiJobs, managementNodes } from '../db/schema/index.js';
 import { runInContext, timeoutError, whenAborted, type CallContext, type SessionInfo } from './context.js';
 import { argErr, errorCode, toApiError, type ErrorCode } from './errors.js';
+import { ROLLBACK_BUDGET_MS } from './flow.js';
 
 export type JobStatus = 'processing' | 'done' | 'failed';
 
@@ -80,13 +81,14 @@ export class JobService {
   private async execute(ctx: CallContext, run: () => Promise<unknown>, webHook?: string): Promise<void> {
     let result: unknown;
     let error: ErrorCode | undefined;
+    const work = runInContext(ctx, run);
+    // The handler may go on after the deadline; its late outcome must not surface as an unhandled rejection.
+    work.catch(() => undefined);
     try {
-      const work = runInContext(ctx, run);
-      // The handler may go on after the deadline; its late outcome must not surface as an unhandled rejection.
-      work.catch(() => undefined);
       result = await Promise.race([work, whenAborted(ctx.signal, () => timeoutError(ctx))]);
     } catch (e) {
       error = toApiError(e).error;
+      if (ctx.signal.aborted) error = (await settledTimeout(work)) ?? error;
     }
     const status: JobStatus = error ? 'failed' : 'done';
     const body = error ? null : { ...(result as object), success: true };
@@ -153,6 +155,23 @@ export class JobService {
     const rows = await this.db.select({ uuid: apiJobs.uuid }).from(apiJobs).where(and(eq(apiJobs.status, status), inArray(apiJobs.uuid, uuids)));
     return rows.length;
   }
+}
+
+/**
+ * At the deadline the work is told to stop (its signal fired) and rolls back what it reserved. The failure is
+ * reported once that compensation is done (bounded by the rollback budget), with the work's own SYS.1001, which
+ * names the step it interrupted; a late success is ignored.
+ */
+async function settledTimeout(work: Promise<unknown>): Promise<ErrorCode | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    work.then(
+      () => undefined,
+      (e: unknown) => toApiError(e).error,
+    ),
+    new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ROLLBACK_BUDGET_MS))),
+  ]).finally(() => clearTimeout(timer));
+  return outcome?.code === 'SYS.1001' ? outcome : undefined;
 }
 
 function toRecord(row: typeof apiJobs.$inferSelect): JobRecord {

@@ -1,25 +1,40 @@
 // Per-resource serialization: two operations on the same VM or host never interleave. Inside one process a FIFO
-// queue per key; across server processes on real PostgreSQL a session advisory lock held on a dedicated
-// connection for the duration. Waiting respects the caller's deadline.
+// queue per key; across server processes on real PostgreSQL a session advisory lock. All of a process's advisory
+// locks live on ONE dedicated connection (taken with pg_try_advisory_lock, polled until the caller's deadline),
+// so holding many locks never starves the pool the lock holders' own queries need.
+import type pg from 'pg';
 import type { Database } from '../db/index.js';
-import { currentContext, timeoutError, remainingMs } from './context.js';
+import { currentContext, timeoutError } from './context.js';
+
+const POLL_MIN_MS = 5;
+const POLL_MAX_MS = 100;
 
 export class LockManager {
   private tails = new Map<string, Promise<void>>();
+  private connection?: Promise<pg.PoolClient>;
 
   constructor(private database: Database) {}
 
   async withLock<T>(keys: string | string[], fn: () => Promise<T>): Promise<T> {
     // Sorted keys: two callers locking the same set can never deadlock.
     const sorted = [...new Set(typeof keys === 'string' ? [keys] : keys)].sort();
-    const releases: Array<() => void> = [];
+    const releases: Array<() => Promise<void> | void> = [];
     try {
       for (const key of sorted) releases.push(await this.acquireLocal(key));
-      if (this.database.kind !== 'pg') return await fn();
-      return await this.withAdvisoryLocks(sorted, fn);
+      if (this.database.kind === 'pg') {
+        for (const key of sorted) releases.push(await this.acquireAdvisory(key));
+      }
+      return await fn();
     } finally {
-      for (const release of releases.reverse()) release();
+      for (const release of releases.reverse()) await release();
     }
+  }
+
+  /** Closes the lock connection (server stop); advisory locks die with it. */
+  async close(): Promise<void> {
+    const c = this.connection;
+    this.connection = undefined;
+    if (c) (await c.catch(() => undefined))?.release(true);
   }
 
   private async acquireLocal(key: string): Promise<() => void> {
@@ -52,22 +67,40 @@ export class LockManager {
     };
   }
 
-  private async withAdvisoryLocks<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
-    const client = await this.database.pool!.connect();
-    let locked = 0;
-    try {
-      await client.query(`SET lock_timeout = ${Math.max(1, Math.floor(remainingMs()))}`);
-      for (const key of keys) {
-        await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [key]).catch((e) => {
-          const ctx = currentContext();
-          throw ctx && /lock timeout/i.test(String(e.message)) ? timeoutError(ctx, `wait for lock ${key}`) : e;
-        });
-        locked++;
+  private lockConnection(): Promise<pg.PoolClient> {
+    if (!this.connection) {
+      const pending = this.database.pool!.connect();
+      this.connection = pending;
+      pending.then(
+        (client) =>
+          client.on('error', (e) => {
+            // The locks held on it are gone with it; the next lock opens a new connection.
+            console.error('[locks] lock connection failed:', e.message);
+            if (this.connection === pending) this.connection = undefined;
+          }),
+        () => {
+          if (this.connection === pending) this.connection = undefined;
+        },
+      );
+    }
+    return this.connection;
+  }
+
+  private async acquireAdvisory(key: string): Promise<() => Promise<void>> {
+    const ctx = currentContext();
+    const deadline = ctx?.deadline ?? Infinity;
+    let wait = POLL_MIN_MS;
+    for (;;) {
+      const client = await this.lockConnection();
+      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key]);
+      if (rows[0].ok) {
+        return async () => {
+          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => undefined);
+        };
       }
-      return await fn();
-    } finally {
-      for (const key of keys.slice(0, locked)) await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => undefined);
-      client.release();
+      if (Date.now() + wait > deadline) throw timeoutError(ctx!, `wait for lock ${key}`);
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(wait * 2, POLL_MAX_MS);
     }
   }
 }
