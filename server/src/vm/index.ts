@@ -1,4 +1,55 @@
+// VMs and volumes: inventories, APIs, settings, the cascade nodes, the periodic expunge and the services other
+// domains use (`app.services.vms`, `app.services.volumes`).
 import type { App } from '../app.js';
+import { toApiError } from '../core/errors.js';
+import { registerVmCascade } from './cascade.js';
+import { vmHandlers } from './handlers.js';
+import { nicDescriptor, vmDescriptor, volumeDescriptor } from './inventory.js';
+import { VmService } from './service.js';
+import { VolumeService } from './volumes.js';
+
+declare module '../services.js' {
+  interface Services {
+    vms: VmService;
+    volumes: VolumeService;
+  }
+}
 
 /** Registers the vm domain: inventories, handlers, cascade nodes, settings and its service. */
-export function register(_app: App): void {}
+export function register(app: App): void {
+  const gc = app.globalConfig;
+  const policies = ['Direct', 'Delay', 'Never'];
+  gc.define({ category: 'vm', name: 'deletionPolicy', type: 'string', defaultValue: 'Delay', validValues: policies, description: 'What DestroyVmInstance does: Direct removes the VM, Delay keeps it Destroyed (recoverable) until expungePeriod, Never keeps it until ExpungeVmInstance' });
+  gc.define({ category: 'vm', name: 'expungePeriod', type: 'seconds', defaultValue: '604800', min: 1, description: 'Seconds a Destroyed VM is kept before it is expunged (Delay policy)' });
+  gc.define({ category: 'vm', name: 'expungeInterval', type: 'seconds', defaultValue: '3600', min: 1, description: 'Seconds between runs of the VM expunge task' });
+  gc.define({ category: 'volume', name: 'deletionPolicy', type: 'string', defaultValue: 'Delay', validValues: policies, description: 'What DeleteDataVolume does: Direct removes the volume, Delay keeps it Deleted until expungePeriod, Never keeps it' });
+  gc.define({ category: 'volume', name: 'expungePeriod', type: 'seconds', defaultValue: '259200', min: 1, description: 'Seconds a Deleted volume is kept before it is expunged (Delay policy)' });
+  gc.define({ category: 'volume', name: 'expungeInterval', type: 'seconds', defaultValue: '3600', min: 1, description: 'Seconds between runs of the volume expunge task' });
+
+  const vms = new VmService(app);
+  const volumes = new VolumeService(app, vms);
+  app.services.vms = vms;
+  app.services.volumes = volumes;
+  app.addInventory(vmDescriptor);
+  app.addInventory(nicDescriptor);
+  app.addInventory(volumeDescriptor);
+  app.addHandlers(vmHandlers(app, vms, volumes));
+  registerVmCascade(app, vms);
+
+  // Maintenance (ChangeHostState maintain): running VMs move to another host; those that cannot are stopped
+  // (upstream's default host.maintenance.policy StopVmOnMigrationFailure).
+  app.services.hosts.beforeMaintenance(async (host) => {
+    for (const vm of await vms.runningOn(host.uuid)) {
+      await vms.migrate(vm.uuid).catch(async (e) => {
+        console.warn(`[vm] maintenance of host[uuid:${host.uuid}]: migrating VM[uuid:${vm.uuid}] failed (${toApiError(e).message}); stopping it`);
+        await vms.stop(vm.uuid, 'cold');
+      });
+    }
+  });
+
+  // An L2 network leaves a cluster: VMs there using it cannot run (upstream VmCascadeExtension stops them).
+  app.services.networks.onL2DetachFromCluster((l2Uuid, clusterUuid) => vms.stopUsingL2InCluster(l2Uuid, clusterUuid));
+
+  app.every('vm-expunge', () => gc.getMs('vm', 'expungeInterval'), () => vms.expungeExpired());
+  app.every('volume-expunge', () => gc.getMs('volume', 'expungeInterval'), () => volumes.expungeExpired());
+}

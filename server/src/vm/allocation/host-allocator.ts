@@ -1,0 +1,198 @@
+// Host allocation (zstack-internals.md §5.1): narrow the hosts to those that can run the VM, order them by the
+// strategy, then reserve capacity on the first that still has it (a conditional UPDATE in the host service, so
+// concurrent allocations never overbook). When nothing is left, the error says why each host was dropped.
+import { and, count, eq, inArray, isNotNull, type SQL } from 'drizzle-orm';
+import type { App } from '../../app.js';
+import { err } from '../../core/errors.js';
+import {
+  backupStorageZoneRefs,
+  clusters,
+  hosts,
+  imageBackupStorageRefs,
+  l2ClusterRefs,
+  l3Networks,
+  primaryStorage,
+  primaryStorageClusterRefs,
+  vmInstances,
+  zones,
+} from '../../db/schema/index.js';
+
+export type HostRow = typeof hosts.$inferSelect;
+
+export const HOST_ALLOCATOR_STRATEGIES = ['DefaultHostAllocatorStrategy', 'LeastVmPreferredHostAllocatorStrategy'] as const;
+export const DEFAULT_ALLOCATOR_STRATEGY = 'LeastVmPreferredHostAllocatorStrategy';
+
+export interface HostRequirement {
+  /** For messages. */
+  vmUuid: string;
+  cpuNum: number;
+  memorySize: number;
+  l3NetworkUuids: string[];
+  /** The image the root volume is (or will be) made from: its backup storage must serve the host's zone. */
+  imageUuid?: string;
+  zoneUuid?: string;
+  clusterUuid?: string;
+  hostUuid?: string;
+  /** Primary storage holding the VM's existing volumes: the host's cluster must have them attached. */
+  primaryStorageUuids: string[];
+  /** Bytes of volumes still to be created: some primary storage of the host's cluster must have them free. */
+  newVolumeBytes: number;
+  avoidHostUuids?: string[];
+  /** Tried first when it qualifies (a stopped VM goes back where it was). */
+  preferredHostUuid?: string;
+  strategy?: string | null;
+}
+
+/** Picks a host and reserves the VM's CPU and memory on it; HOST_ALLOCATION.1001 when none can take it. */
+export async function allocateHost(app: App, req: HostRequirement): Promise<HostRow> {
+  const { candidates, dropped } = await candidatesFor(app, req);
+  const ordered = await order(app, candidates, req);
+  for (const host of ordered) {
+    if (await app.services.hosts.reserveCapacity(app.db, host.uuid, req.cpuNum, req.memorySize)) return host;
+    dropped.push(`host[uuid:${host.uuid}] ran out of capacity while reserving`);
+  }
+  throw noHost(req, dropped);
+}
+
+function noHost(req: HostRequirement, dropped: string[]) {
+  const why = dropped.length ? dropped.slice(0, 20).join('; ') + (dropped.length > 20 ? `; and ${dropped.length - 20} more` : '') : 'there is no host at all';
+  return err(
+    'HOST_ALLOCATION.1001',
+    `no host available for VM[uuid:${req.vmUuid}] (cpuNum ${req.cpuNum}, memory ${req.memorySize} bytes): ${why}`,
+  );
+}
+
+async function candidatesFor(app: App, req: HostRequirement): Promise<{ candidates: HostRow[]; dropped: string[] }> {
+  const db = app.db;
+  const where: SQL[] = [];
+  if (req.zoneUuid) where.push(eq(hosts.zoneUuid, req.zoneUuid));
+  if (req.clusterUuid) where.push(eq(hosts.clusterUuid, req.clusterUuid));
+  if (req.hostUuid) where.push(eq(hosts.uuid, req.hostUuid));
+  const rows = await db
+    .select({ host: hosts, clusterState: clusters.state, zoneState: zones.state })
+    .from(hosts)
+    .innerJoin(clusters, eq(clusters.uuid, hosts.clusterUuid))
+    .innerJoin(zones, eq(zones.uuid, hosts.zoneUuid))
+    .where(where.length ? and(...where) : undefined);
+  const dropped: string[] = [];
+  if (rows.length === 0) {
+    const scope = req.hostUuid ? `host[uuid:${req.hostUuid}]` : req.clusterUuid ? `cluster[uuid:${req.clusterUuid}]` : req.zoneUuid ? `zone[uuid:${req.zoneUuid}]` : 'the system';
+    dropped.push(`${scope} has no host`);
+    return { candidates: [], dropped };
+  }
+  const clusterUuids = [...new Set(rows.map((r) => r.host.clusterUuid))];
+
+  // L2 networks of the requested L3s must be attached to the host's cluster.
+  const l3s = req.l3NetworkUuids.length
+    ? await db.select({ uuid: l3Networks.uuid, l2: l3Networks.l2NetworkUuid }).from(l3Networks).where(inArray(l3Networks.uuid, req.l3NetworkUuids))
+    : [];
+  const l2Refs = l3s.length
+    ? await db.select().from(l2ClusterRefs).where(and(inArray(l2ClusterRefs.clusterUuid, clusterUuids), inArray(l2ClusterRefs.l2NetworkUuid, l3s.map((l) => l.l2))))
+    : [];
+  const l2Attached = new Set(l2Refs.map((r) => `${r.l2NetworkUuid}/${r.clusterUuid}`));
+
+  // Primary storage attached to each cluster (usable: Enabled and Connected).
+  const psRows = await db
+    .select({ clusterUuid: primaryStorageClusterRefs.clusterUuid, ps: primaryStorage })
+    .from(primaryStorageClusterRefs)
+    .innerJoin(primaryStorage, eq(primaryStorage.uuid, primaryStorageClusterRefs.primaryStorageUuid))
+    .where(inArray(primaryStorageClusterRefs.clusterUuid, clusterUuids));
+  const psOf = new Map<string, (typeof psRows)[number]['ps'][]>();
+  for (const r of psRows) psOf.set(r.clusterUuid, [...(psOf.get(r.clusterUuid) ?? []), r.ps]);
+
+  // Zones where the image can be fetched from (its backup storage is attached there).
+  let imageZones: Set<string> | undefined;
+  if (req.imageUuid) {
+    const refs = await db
+      .select({ zoneUuid: backupStorageZoneRefs.zoneUuid })
+      .from(imageBackupStorageRefs)
+      .innerJoin(backupStorageZoneRefs, eq(backupStorageZoneRefs.backupStorageUuid, imageBackupStorageRefs.backupStorageUuid))
+      .where(eq(imageBackupStorageRefs.imageUuid, req.imageUuid));
+    imageZones = new Set(refs.map((r) => r.zoneUuid));
+  }
+
+  const avoid = new Set(req.avoidHostUuids ?? []);
+  const candidates: HostRow[] = [];
+  for (const { host, clusterState, zoneState } of rows) {
+    const why = dropReason(host, clusterState, zoneState);
+    if (why) {
+      dropped.push(`host[uuid:${host.uuid}] ${why}`);
+      continue;
+    }
+    if (avoid.has(host.uuid)) {
+      dropped.push(`host[uuid:${host.uuid}] is excluded (the VM is already there)`);
+      continue;
+    }
+    const missingL2 = l3s.find((l3) => !l2Attached.has(`${l3.l2}/${host.clusterUuid}`));
+    if (missingL2) {
+      dropped.push(`host[uuid:${host.uuid}]: L2 network[uuid:${missingL2.l2}] of L3 network[uuid:${missingL2.uuid}] is not attached to its cluster`);
+      continue;
+    }
+    const usable = (psOf.get(host.clusterUuid) ?? []).filter((ps) => ps.state === 'Enabled' && ps.status === 'Connected');
+    const missingPs = req.primaryStorageUuids.find((uuid) => !usable.some((ps) => ps.uuid === uuid));
+    if (missingPs) {
+      dropped.push(`host[uuid:${host.uuid}]: primary storage[uuid:${missingPs}] holding the VM's volumes is not usable from its cluster`);
+      continue;
+    }
+    if (usable.length === 0) {
+      dropped.push(`host[uuid:${host.uuid}]: no Enabled and Connected primary storage is attached to its cluster`);
+      continue;
+    }
+    if (req.newVolumeBytes > 0 && !usable.some((ps) => ps.availableCapacity >= req.newVolumeBytes)) {
+      dropped.push(`host[uuid:${host.uuid}]: no primary storage of its cluster has ${req.newVolumeBytes} bytes free`);
+      continue;
+    }
+    if (imageZones && !imageZones.has(host.zoneUuid)) {
+      dropped.push(`host[uuid:${host.uuid}]: no backup storage holding image[uuid:${req.imageUuid}] is attached to its zone`);
+      continue;
+    }
+    if (host.availableCpuCapacity < req.cpuNum || host.availableMemoryCapacity < req.memorySize) {
+      dropped.push(
+        `host[uuid:${host.uuid}] has not enough capacity (cpu ${host.availableCpuCapacity} available, ${req.cpuNum} needed; ` +
+          `memory ${host.availableMemoryCapacity} available, ${req.memorySize} needed)`,
+      );
+      continue;
+    }
+    candidates.push(host);
+  }
+  return { candidates, dropped };
+}
+
+function dropReason(host: HostRow, clusterState: string, zoneState: string): string | undefined {
+  if (host.state !== 'Enabled') return `is in state ${host.state}`;
+  if (host.status !== 'Connected') return `is ${host.status}`;
+  if (clusterState !== 'Enabled') return `is in a ${clusterState} cluster[uuid:${host.clusterUuid}]`;
+  if (zoneState !== 'Enabled') return `is in a ${zoneState} zone[uuid:${host.zoneUuid}]`;
+  return undefined;
+}
+
+/** Strategy order: LeastVmPreferred = fewest VMs first; Default = random. A preferred host goes first. */
+async function order(app: App, candidates: HostRow[], req: HostRequirement): Promise<HostRow[]> {
+  let ordered: HostRow[];
+  if ((req.strategy ?? DEFAULT_ALLOCATOR_STRATEGY) === 'LeastVmPreferredHostAllocatorStrategy' && candidates.length > 1) {
+    const counts = await app.db
+      .select({ hostUuid: vmInstances.hostUuid, n: count() })
+      .from(vmInstances)
+      .where(and(isNotNull(vmInstances.hostUuid), inArray(vmInstances.hostUuid, candidates.map((h) => h.uuid))))
+      .groupBy(vmInstances.hostUuid);
+    const vmsOn = new Map(counts.map((c) => [c.hostUuid!, Number(c.n)]));
+    // Shuffle first so hosts with equal counts share the load under concurrency.
+    ordered = shuffle(candidates).sort((a, b) => (vmsOn.get(a.uuid) ?? 0) - (vmsOn.get(b.uuid) ?? 0));
+  } else {
+    ordered = shuffle(candidates);
+  }
+  if (req.preferredHostUuid) {
+    const i = ordered.findIndex((h) => h.uuid === req.preferredHostUuid);
+    if (i > 0) ordered.unshift(...ordered.splice(i, 1));
+  }
+  return ordered;
+}
+
+function shuffle<T>(items: T[]): T[] {
+  const a = [...items];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}

@@ -1,0 +1,112 @@
+// VM NICs (zstack-internals.md §5.3–5.4): an IP from the network service, a MAC `fa:xx:xx:xx:xx:<deviceId>`
+// (regenerated when it collides with an existing one: vm_nics.mac is UNIQUE), the lowest free device id, the tap
+// name `vnic<internalId>.<deviceId>`. The IP and the NIC row are written in one transaction.
+import { eq, inArray } from 'drizzle-orm';
+import type { App } from '../app.js';
+import type { Tx } from '../db/index.js';
+import { vmNics } from '../db/schema/index.js';
+import { newUuid } from '../core/ids.js';
+import { nicInternalName } from './hypervisor.js';
+import type { NicRow, VmRow } from './inventory.js';
+
+const MAC_ATTEMPTS = 8;
+
+/** True for a UNIQUE violation (PostgreSQL 23505), optionally on a constraint whose name contains `hint`. */
+export function isUniqueViolation(e: unknown, hint?: string): boolean {
+  for (let c: any = e; c; c = c.cause) {
+    if (c.code === '23505') return !hint || String(c.constraint ?? c.message ?? '').includes(hint);
+  }
+  return false;
+}
+
+export function lowestFreeDeviceId(used: Iterable<number>, from = 0): number {
+  const taken = new Set(used);
+  let id = from;
+  while (taken.has(id)) id++;
+  return id;
+}
+
+export interface NicRequest {
+  l3NetworkUuid: string;
+  deviceId: number;
+  staticIp?: string;
+  usedFor: 'UserVm' | 'ApplianceVm';
+  metaData?: string;
+}
+
+export async function allocateNic(app: App, vm: VmRow, req: NicRequest): Promise<NicRow> {
+  for (let attempt = 1; ; attempt++) {
+    const uuid = newUuid();
+    try {
+      return await app.db.transaction(async (tx) => {
+        const ip = await app.services.networks.allocateIp(tx, req.l3NetworkUuid, {
+          staticIp: req.staticIp,
+          usedFor: req.usedFor,
+          vmNicUuid: uuid,
+        });
+        const [row] = await tx
+          .insert(vmNics)
+          .values({
+            uuid,
+            vmInstanceUuid: vm.uuid,
+            l3NetworkUuid: req.l3NetworkUuid,
+            usedIpUuid: ip.usedIpUuid,
+            ip: ip.ip,
+            netmask: ip.netmask,
+            gateway: ip.gateway,
+            mac: app.services.networks.generateMac(req.deviceId),
+            metaData: req.metaData ?? null,
+            deviceId: req.deviceId,
+            internalName: nicInternalName(vm, req.deviceId),
+            hypervisorType: vm.hypervisorType,
+          })
+          .returning();
+        return row;
+      });
+    } catch (e) {
+      if (attempt < MAC_ATTEMPTS && isUniqueViolation(e, 'mac')) continue;
+      throw e;
+    }
+  }
+}
+
+/** Gives the NICs' IPs back (the NIC rows stay, keeping their last address for display). */
+export async function releaseNicIps(app: App, tx: Tx, nics: NicRow[]): Promise<void> {
+  const holding = nics.filter((n) => n.usedIpUuid);
+  if (holding.length === 0) return;
+  await tx.update(vmNics).set({ usedIpUuid: null, lastOpDate: new Date() }).where(inArray(vmNics.uuid, holding.map((n) => n.uuid)));
+  for (const n of holding) await app.services.networks.releaseIp(tx, n.usedIpUuid!);
+}
+
+/** Takes an IP again for NICs whose IP was released (recover): the old address if still free, else any. */
+export async function reacquireNicIps(app: App, vm: VmRow, nics: NicRow[]): Promise<void> {
+  for (const n of nics.filter((x) => !x.usedIpUuid)) {
+    const take = (staticIp?: string) =>
+      app.db.transaction(async (tx) => {
+        const ip = await app.services.networks.allocateIp(tx, n.l3NetworkUuid, {
+          staticIp,
+          usedFor: vm.type === 'ApplianceVm' ? 'ApplianceVm' : 'UserVm',
+          vmNicUuid: n.uuid,
+        });
+        await tx
+          .update(vmNics)
+          .set({ usedIpUuid: ip.usedIpUuid, ip: ip.ip, netmask: ip.netmask, gateway: ip.gateway, lastOpDate: new Date() })
+          .where(eq(vmNics.uuid, n.uuid));
+      });
+    try {
+      await take(n.ip ?? undefined);
+    } catch {
+      await take();
+    }
+  }
+}
+
+/** Releases the IP and deletes the NIC row, in one transaction. */
+export async function deleteNic(app: App, nic: NicRow, tx?: Tx): Promise<void> {
+  const work = async (t: Tx) => {
+    await t.delete(vmNics).where(eq(vmNics.uuid, nic.uuid));
+    if (nic.usedIpUuid) await app.services.networks.releaseIp(t, nic.usedIpUuid);
+  };
+  if (tx) await work(tx);
+  else await app.db.transaction(work);
+}

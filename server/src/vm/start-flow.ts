@@ -1,0 +1,169 @@
+// The steps that put a VM on a host (zstack-internals.md §5.4 order): allocate a host → allocate primary storage for
+// volumes not yet created → create them on the host → network services (e.g. the virtual router's DHCP) → start on
+// the hypervisor → record it Running. Every step that reserves something has a rollback, so a failure anywhere
+// (including a later step of the create flow that embeds these) leaves nothing reserved.
+import { eq, inArray } from 'drizzle-orm';
+import type { App } from '../app.js';
+import { currentContext } from '../core/context.js';
+import type { FlowStep } from '../core/flow.js';
+import { vmInstances, vmNics, volumes } from '../db/schema/index.js';
+import { ADMIN_UUID } from '../identity/service.js';
+import { allocateHost, type HostRow } from './allocation/host-allocator.js';
+import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
+import { hostCall, startVmCmd } from './hypervisor.js';
+import type { NicRow, VmRow, VolumeRow } from './inventory.js';
+import type { VmService } from './service.js';
+
+export interface Placement {
+  zoneUuid?: string;
+  clusterUuid?: string;
+  hostUuid?: string;
+  primaryStorageUuidForRootVolume?: string;
+}
+
+export interface StartData {
+  vmUuid: string;
+  placement: Placement;
+  /** false: allocate and create the volumes but leave the VM Stopped (CreateStopped). */
+  startOnHypervisor: boolean;
+  /** Loaded by the first step. */
+  vm?: VmRow;
+  nics?: NicRow[];
+  volumes?: VolumeRow[];
+  host?: HostRow;
+  /** Primary storage reservations made by this run: released on rollback. */
+  psReserved: Array<{ psUuid: string; bytes: number }>;
+  instantiated: VolumeRow[];
+  /** The state before Starting, restored on rollback. */
+  previousState?: string;
+}
+
+export const installPathOf = (psUrl: string, kind: 'rootVolumes' | 'dataVolumes', volumeUuid: string) =>
+  `${psUrl.replace(/\/$/, '')}/${kind}/acct-${currentContext()?.session?.accountUuid ?? ADMIN_UUID}/vol-${volumeUuid}/${volumeUuid}.qcow2`;
+
+export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
+  return [
+    {
+      name: 'load',
+      async run(d) {
+        const [vm] = await app.db.select().from(vmInstances).where(eq(vmInstances.uuid, d.vmUuid));
+        d.vm = vm;
+        d.nics = await app.db.select().from(vmNics).where(eq(vmNics.vmInstanceUuid, vm.uuid));
+        d.volumes = await app.db.select().from(volumes).where(eq(volumes.vmInstanceUuid, vm.uuid));
+      },
+    },
+    {
+      name: 'allocate-host',
+      async run(d) {
+        const vm = d.vm!;
+        const pending = d.volumes!.filter((v) => v.status === 'NotInstantiated');
+        const placed = d.placement.hostUuid || d.placement.clusterUuid || d.placement.zoneUuid;
+        d.host = await allocateHost(app, {
+          vmUuid: vm.uuid,
+          cpuNum: vm.cpuNum,
+          memorySize: vm.memorySize,
+          l3NetworkUuids: [...new Set(d.nics!.map((n) => n.l3NetworkUuid))],
+          imageUuid: pending.some((v) => v.type === 'Root') ? (vm.imageUuid ?? undefined) : undefined,
+          zoneUuid: d.placement.zoneUuid ?? vm.zoneUuid ?? undefined,
+          clusterUuid: d.placement.clusterUuid,
+          hostUuid: d.placement.hostUuid,
+          primaryStorageUuids: [...new Set(d.volumes!.filter((v) => v.primaryStorageUuid && v.status === 'Ready').map((v) => v.primaryStorageUuid!))],
+          newVolumeBytes: pending.reduce((s, v) => s + v.size, 0),
+          preferredHostUuid: placed ? undefined : (vm.lastHostUuid ?? undefined),
+          strategy: vm.allocatorStrategy,
+        });
+      },
+      async rollback(d) {
+        await app.db.transaction((tx) => app.services.hosts.releaseCapacity(tx, d.host!.uuid, d.vm!.cpuNum, d.vm!.memorySize));
+      },
+    },
+    {
+      name: 'allocate-primary-storage',
+      when: (d) => d.volumes!.some((v) => v.status === 'NotInstantiated'),
+      async run(d) {
+        const pending = d.volumes!.filter((v) => v.status === 'NotInstantiated');
+        const bytes = pending.reduce((s, v) => s + v.size, 0);
+        const ps = await allocatePrimaryStorage(app, {
+          clusterUuid: d.host!.clusterUuid,
+          bytes,
+          required: d.placement.primaryStorageUuidForRootVolume,
+          purpose: `the volumes of VM[uuid:${d.vmUuid}]`,
+        });
+        d.psReserved.push({ psUuid: ps.uuid, bytes });
+        for (const v of pending) {
+          v.primaryStorageUuid = ps.uuid;
+          v.installPath = installPathOf(ps.url, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid);
+        }
+      },
+      async rollback(d) {
+        await app.db.transaction(async (tx) => {
+          for (const r of d.psReserved) await app.services.primaryStorage.release(tx, r.psUuid, r.bytes);
+        });
+        d.psReserved = [];
+      },
+    },
+    {
+      name: 'instantiate-volumes',
+      when: (d) => d.volumes!.some((v) => v.status === 'NotInstantiated'),
+      async run(d) {
+        for (const v of d.volumes!.filter((x) => x.status === 'NotInstantiated')) {
+          await svc.instantiateVolume(d.host!.uuid, v);
+          d.instantiated.push(v);
+        }
+      },
+      async rollback(d) {
+        for (const v of d.instantiated) await svc.uninstantiateVolume(d.host!.uuid, v);
+      },
+    },
+    {
+      name: 'network-services',
+      async run(d) {
+        await svc.applyNetworkServices(d.vm!, d.nics!);
+      },
+      async rollback(d) {
+        await svc.releaseNetworkServices(d.vm!, d.nics!);
+      },
+    },
+    {
+      name: 'start-on-hypervisor',
+      when: (d) => d.startOnHypervisor,
+      async run(d) {
+        const root = d.volumes!.find((v) => v.type === 'Root')!;
+        const data = d.volumes!.filter((v) => v.type === 'Data').sort((a, b) => (a.deviceId ?? 0) - (b.deviceId ?? 0));
+        const nics = [...d.nics!].sort((a, b) => a.deviceId - b.deviceId);
+        await hostCall(app, d.host!.uuid, '/vm/start', startVmCmd(d.vm!, root, data, nics, d.host!.managementIp));
+      },
+      async rollback(d) {
+        await hostCall(app, d.host!.uuid, '/vm/destroy', { uuid: d.vmUuid });
+      },
+    },
+    {
+      name: 'record',
+      async run(d) {
+        const host = d.host!;
+        const vm = d.vm!;
+        const running = d.startOnHypervisor;
+        await app.db.transaction(async (tx) => {
+          // CreateStopped: the volumes stay on the host's storage, the host's capacity is given back.
+          if (!running) await app.services.hosts.releaseCapacity(tx, host.uuid, vm.cpuNum, vm.memorySize);
+          await tx
+            .update(vmInstances)
+            .set({
+              state: running ? 'Running' : 'Stopped',
+              hostUuid: running ? host.uuid : null,
+              lastHostUuid: host.uuid,
+              clusterUuid: host.clusterUuid,
+              zoneUuid: host.zoneUuid,
+              hypervisorType: host.hypervisorType,
+              lastOpDate: new Date(),
+            })
+            .where(eq(vmInstances.uuid, vm.uuid));
+          if (d.nics!.length) {
+            await tx.update(vmNics).set({ hypervisorType: host.hypervisorType }).where(inArray(vmNics.uuid, d.nics!.map((n) => n.uuid)));
+          }
+        });
+        svc.emitState(vm.uuid, vm.state, running ? 'Running' : 'Stopped', running ? host.uuid : null);
+      },
+    },
+  ];
+}

@@ -1,0 +1,178 @@
+// Data volumes on their own: created (on primary storage at once when one is named, else NotInstantiated until
+// first attached), deleted following `volume/deletionPolicy` (Delay keeps them `Deleted` until expunged).
+import { and, eq, lt } from 'drizzle-orm';
+import type { App } from '../app.js';
+import { argErr, err, notFound, toApiError } from '../core/errors.js';
+import type { Message } from '../core/handlers.js';
+import { newUuid } from '../core/ids.js';
+import { diskOfferings, hosts, primaryStorage, primaryStorageClusterRefs, volumes } from '../db/schema/index.js';
+import type { VolumeRow } from './inventory.js';
+import type { VmService } from './service.js';
+import { installPathOf } from './start-flow.js';
+
+export type CreateDataVolumeParams = Message<'CreateDataVolume'>;
+
+export const volumeLockKey = (uuid: string) => `volume:${uuid}`;
+
+export class VolumeService {
+  constructor(
+    private app: App,
+    private vms: VmService,
+  ) {}
+
+  async get(uuid: string): Promise<VolumeRow | undefined> {
+    const [v] = await this.app.db.select().from(volumes).where(eq(volumes.uuid, uuid));
+    return v;
+  }
+
+  async require(uuid: string, field = 'uuid'): Promise<VolumeRow> {
+    const v = await this.get(uuid);
+    if (!v) throw notFound('VolumeVO', uuid, field);
+    return v;
+  }
+
+  /** CreateDataVolume's checks: the size (offering or diskSize) and the primary storage, if named. */
+  async checkCreate(msg: CreateDataVolumeParams): Promise<number> {
+    if (msg.resourceUuid && (await this.get(msg.resourceUuid))) throw argErr(`resourceUuid[${msg.resourceUuid}] is already used`);
+    let size = msg.diskSize;
+    if (msg.diskOfferingUuid) {
+      const [o] = await this.app.db.select().from(diskOfferings).where(eq(diskOfferings.uuid, msg.diskOfferingUuid));
+      if (!o) throw notFound('DiskOfferingVO', msg.diskOfferingUuid, 'diskOfferingUuid');
+      if (o.state !== 'Enabled') throw argErr(`disk offering[uuid:${o.uuid}] is ${o.state}; only Enabled disk offerings can be used`);
+      size = o.diskSize;
+    }
+    if (size === undefined) throw argErr('diskOfferingUuid or diskSize is mandatory');
+    if (msg.primaryStorageUuid) {
+      const [ps] = await this.app.db.select().from(primaryStorage).where(eq(primaryStorage.uuid, msg.primaryStorageUuid));
+      if (!ps) throw notFound('PrimaryStorageVO', msg.primaryStorageUuid, 'primaryStorageUuid');
+      if (ps.state !== 'Enabled' || ps.status !== 'Connected') throw argErr(`primary storage[uuid:${ps.uuid}] is ${ps.state}/${ps.status}`);
+    }
+    return size;
+  }
+
+  async create(msg: CreateDataVolumeParams): Promise<VolumeRow> {
+    const size = await this.checkCreate(msg);
+    const uuid = msg.resourceUuid ?? newUuid();
+    const [row] = await this.app.db
+      .insert(volumes)
+      .values({
+        uuid,
+        name: msg.name,
+        description: msg.description ?? null,
+        diskOfferingUuid: msg.diskOfferingUuid ?? null,
+        type: 'Data',
+        format: 'qcow2',
+        size,
+        status: 'NotInstantiated',
+      })
+      .returning();
+    if (!msg.primaryStorageUuid) return row;
+    try {
+      await this.instantiateOn(row, msg.primaryStorageUuid);
+    } catch (e) {
+      await this.app.db.delete(volumes).where(eq(volumes.uuid, uuid));
+      throw e;
+    }
+    return (await this.get(uuid))!;
+  }
+
+  /** Reserves the bytes on the primary storage and creates the file through a Connected host that reaches it. */
+  private async instantiateOn(v: VolumeRow, psUuid: string): Promise<void> {
+    const [ps] = await this.app.db.select().from(primaryStorage).where(eq(primaryStorage.uuid, psUuid));
+    const host = await this.hostReaching(psUuid);
+    if (!host) throw err('SYS.1006', `no Connected host can reach primary storage[uuid:${psUuid}] to create volume[uuid:${v.uuid}]`);
+    if (!(await this.app.services.primaryStorage.reserve(this.app.db, psUuid, v.size))) {
+      throw err('PS.1000', `primary storage[uuid:${psUuid}] has not ${v.size} bytes free for volume[uuid:${v.uuid}]`);
+    }
+    try {
+      v.primaryStorageUuid = psUuid;
+      v.installPath = installPathOf(ps.url, 'dataVolumes', v.uuid);
+      await this.vms.instantiateVolume(host, v);
+    } catch (e) {
+      await this.app.db.transaction((tx) => this.app.services.primaryStorage.release(tx, psUuid, v.size));
+      throw e;
+    }
+  }
+
+  private async hostReaching(psUuid: string): Promise<string | undefined> {
+    const [h] = await this.app.db
+      .select({ uuid: hosts.uuid })
+      .from(hosts)
+      .innerJoin(primaryStorageClusterRefs, eq(primaryStorageClusterRefs.clusterUuid, hosts.clusterUuid))
+      .where(and(eq(primaryStorageClusterRefs.primaryStorageUuid, psUuid), eq(hosts.status, 'Connected')))
+      .limit(1);
+    return h?.uuid;
+  }
+
+  /** AttachDataVolumeToVm's volume checks (the VM's state is checked by the VM service). */
+  checkAttachable(v: VolumeRow): void {
+    if (v.type !== 'Data') throw argErr(`volume[uuid:${v.uuid}] is a ${v.type} volume; only data volumes can be attached`);
+    if (v.state !== 'Enabled') throw argErr(`volume[uuid:${v.uuid}] is ${v.state}`);
+    if (v.status !== 'Ready' && v.status !== 'NotInstantiated') {
+      throw argErr(`volume[uuid:${v.uuid}] is ${v.status}; only Ready or NotInstantiated volumes can be attached`);
+    }
+    if (v.vmInstanceUuid) throw argErr(`volume[uuid:${v.uuid}] is already attached to VM[uuid:${v.vmInstanceUuid}]`);
+  }
+
+  async attach(volumeUuid: string, vmUuid: string): Promise<void> {
+    await this.app.locks.withLock(volumeLockKey(volumeUuid), async () => {
+      const v = await this.require(volumeUuid, 'volumeUuid');
+      this.checkAttachable(v);
+      await this.vms.attachDataVolume(vmUuid, v);
+    });
+  }
+
+  async detach(volumeUuid: string, vmUuid?: string): Promise<void> {
+    await this.app.locks.withLock(volumeLockKey(volumeUuid), async () => {
+      const v = await this.require(volumeUuid);
+      if (v.type !== 'Data') throw argErr(`volume[uuid:${v.uuid}] is a ${v.type} volume; only data volumes can be detached`);
+      if (!v.vmInstanceUuid) throw argErr(`volume[uuid:${v.uuid}] is not attached to any VM`);
+      if (vmUuid && vmUuid !== v.vmInstanceUuid) throw argErr(`volume[uuid:${v.uuid}] is attached to VM[uuid:${v.vmInstanceUuid}], not to VM[uuid:${vmUuid}]`);
+      await this.vms.detachDataVolume(v);
+    });
+  }
+
+  /** DeleteDataVolume: unknown uuid = success; detach first; Delay → Deleted, Direct → gone with its file. */
+  async delete(uuid: string): Promise<void> {
+    await this.app.locks.withLock(volumeLockKey(uuid), async () => {
+      const v = await this.get(uuid);
+      if (!v) return;
+      if (v.type !== 'Data') throw argErr(`volume[uuid:${uuid}] is a ${v.type} volume; it is deleted with its VM`);
+      if (v.status === 'Deleted') throw err('SYS.1006', `volume[uuid:${uuid}] is already deleted`);
+      if (v.vmInstanceUuid) await this.vms.detachDataVolume(v);
+      if (this.app.globalConfig.get('volume', 'deletionPolicy') === 'Direct' || v.status === 'NotInstantiated') {
+        await this.expungeLocked((await this.get(uuid))!);
+      } else {
+        await this.app.db.update(volumes).set({ status: 'Deleted', lastOpDate: new Date() }).where(eq(volumes.uuid, uuid));
+      }
+    });
+  }
+
+  private async expungeLocked(v: VolumeRow): Promise<void> {
+    const host = v.primaryStorageUuid ? await this.hostReaching(v.primaryStorageUuid) : undefined;
+    await this.app.db.transaction(async (tx) => {
+      await this.vms.deleteVolumeBits(v, null, tx);
+      await tx.delete(volumes).where(eq(volumes.uuid, v.uuid));
+    });
+    if (host && v.installPath) {
+      await this.app.services.hosts
+        .call(host, '/primarystorage/volume/delete', { installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid })
+        .catch((e) => console.warn(`[volume] file ${v.installPath} left behind:`, toApiError(e).message));
+    }
+  }
+
+  /** Periodic: volumes Deleted longer than `volume/expungePeriod` go for good. */
+  async expungeExpired(): Promise<void> {
+    if (this.app.globalConfig.get('volume', 'deletionPolicy') === 'Never') return;
+    const before = new Date(Date.now() - this.app.globalConfig.getMs('volume', 'expungePeriod'));
+    const due = await this.app.db
+      .select()
+      .from(volumes)
+      .where(and(eq(volumes.status, 'Deleted'), lt(volumes.lastOpDate, before)));
+    for (const v of due) {
+      await this.app.locks
+        .withLock(volumeLockKey(v.uuid), () => this.expungeLocked(v))
+        .catch((e) => console.error(`[volume] expunging volume[uuid:${v.uuid}] failed:`, toApiError(e).message));
+    }
+  }
+}
