@@ -7,6 +7,7 @@ import { vmHandlers } from './handlers.js';
 import { nicDescriptor, vmDescriptor, volumeDescriptor } from './inventory.js';
 import { VmService } from './service.js';
 import { VolumeService } from './volumes.js';
+import { registerVmGarbageCollectors } from './gc.js';
 
 declare module '../services.js' {
   interface Services {
@@ -26,6 +27,7 @@ export function register(app: App): void {
   gc.define({ category: 'volume', name: 'expungePeriod', type: 'seconds', defaultValue: '259200', min: 1, description: 'Seconds a Deleted volume is kept before it is expunged (Delay policy)' });
   gc.define({ category: 'volume', name: 'expungeInterval', type: 'seconds', defaultValue: '3600', min: 1, description: 'Seconds between runs of the volume expunge task' });
 
+  registerVmGarbageCollectors(app);
   const vms = new VmService(app);
   const volumes = new VolumeService(app, vms);
   app.services.vms = vms;

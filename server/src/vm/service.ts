@@ -4,6 +4,7 @@
 import { and, asc, eq, inArray, isNotNull, lt } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { isUnreachable } from '../agent-client/index.js';
+import { destroyOnHostLater } from './gc.js';
 import { notFound, err, toApiError, argErr } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
 import type { Tx } from '../db/index.js';
@@ -26,17 +27,6 @@ export interface VmNetworkServiceExtension {
 }
 
 export const vmLockKey = (uuid: string) => `vm:${uuid}`;
-
-/**
- * Where the garbage collector will persist host work that could not be done because the host was unreachable
- * during a destroy (zstack-internals.md §2.2). For now it only logs.
- */
-export function onHostUnreachableDuringDestroy(vm: VmRow, host: { uuid: string; status?: string } | undefined): void {
-  console.warn(
-    `[vm] destroy of VM[uuid:${vm.uuid}] could not reach host[uuid:${host?.uuid ?? vm.hostUuid}] (${host?.status ?? 'gone'}); ` +
-      'the VM is recorded Destroyed, the host-side cleanup is pending (GC hook)',
-  );
-}
 
 export class VmService {
   private extensions: VmNetworkServiceExtension[] = [];
@@ -304,15 +294,19 @@ export class VmService {
     });
   }
 
-  /** `/vm/destroy` on the host; an unreachable or disconnected host does not stop the destroy (GC hook). */
+  /**
+   * `/vm/destroy` on the host. An unreachable or disconnected host does not stop the destroy: the host-side work
+   * becomes a garbage collector job (vm/gc.ts), done when the host is back.
+   */
   private async destroyOnHypervisor(vm: VmRow, hostUuid: string): Promise<void> {
     const host = await this.app.services.hosts.get(hostUuid);
-    if (!host || host.status !== 'Connected') return onHostUnreachableDuringDestroy(vm, host);
+    if (!host) return;
+    if (host.status !== 'Connected') return destroyOnHostLater(this.app, vm, hostUuid);
     try {
       await hostCall(this.app, hostUuid, '/vm/destroy', { uuid: vm.uuid });
     } catch (e) {
       if (!isUnreachable(e)) throw e;
-      onHostUnreachableDuringDestroy(vm, host);
+      await destroyOnHostLater(this.app, vm, hostUuid);
     }
   }
 

@@ -1,0 +1,103 @@
+// Release notes §4 end to end: destroy a VM while its host is unreachable → the API succeeds, the VM is Destroyed
+// with its capacity and IP returned, and a GC job destroys it on the host once the host is back; a deleted host
+// cancels its jobs; pending jobs survive a server restart.
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startServer, AGENT_SECRET, type TestServer } from '../lib/harness.js';
+import { buildWorld, type World } from '../lib/world.js';
+import { ZStackClient } from '../../sdk/src/index.js';
+import { App } from '../../server/src/app.js';
+
+async function simRecords(s: TestServer, hostUuid: string) {
+  const res = await fetch(`${s.sim.url}/simulator/hosts/records`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${AGENT_SECRET}` },
+    body: JSON.stringify({ hostUuid }),
+  });
+  return ((await res.json()) as { records: Array<{ path: string; outcome: string; body: { uuid?: string } }> }).records;
+}
+
+async function waitFor(what: () => Promise<boolean>, ms = 15_000) {
+  const until = Date.now() + ms;
+  while (!(await what())) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await sleep(50);
+  }
+}
+
+async function runningVm(zs: ZStackClient, w: World, name: string) {
+  return (await zs.createVmInstance({ name, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })).inventory;
+}
+
+const jobOf = async (zs: ZStackClient, vmUuid: string) =>
+  (await zs.queryGCJob({ q: [`name=gc-vm-${vmUuid}-on-host-%`.replace('=', '~=')] })).inventories!;
+
+t.test('destroy while the host is unreachable, finish when it reconnects', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const zs = s.client;
+  const w = await buildWorld(zs, { hosts: 1, virtualRouter: false });
+  const hostUuid = w.hostUuids[0];
+  const [before] = (await zs.queryHost({ q: [`uuid=${hostUuid}`] })).inventories!;
+  const vm = await runningVm(zs, w, 'doomed');
+
+  await zs.updateSimulatorHost({ uuid: hostUuid, connected: false });
+  t.same(await zs.destroyVmInstance({ uuid: vm.uuid }), { success: true }, 'the destroy succeeds although the host is unreachable');
+  const [destroyed] = (await zs.queryVmInstance({ q: [`uuid=${vm.uuid}`] })).inventories!;
+  t.equal(destroyed.state, 'Destroyed');
+  const [host] = (await zs.queryHost({ q: [`uuid=${hostUuid}`] })).inventories!;
+  t.equal(host.status, 'Disconnected', 'the unreachable host was marked Disconnected');
+  t.equal(host.availableCpuCapacity, before.availableCpuCapacity, 'CPU returned');
+  t.equal(host.availableMemoryCapacity, before.availableMemoryCapacity, 'memory returned');
+  const [job] = await jobOf(zs, vm.uuid);
+  t.match(job, { status: 'Idle', type: 'EventBased', runnerClass: 'DestroyVmOnHost', resourceUuid: hostUuid });
+  t.notOk((await simRecords(s, hostUuid)).some((r) => r.path === '/vm/destroy' && r.outcome === 'ok'), 'nothing destroyed on the host yet');
+
+  await zs.updateSimulatorHost({ uuid: hostUuid, connected: true });
+  await zs.reconnectHost({ uuid: hostUuid });
+  await waitFor(async () => (await jobOf(zs, vm.uuid))[0].status === 'Done');
+  t.equal((await jobOf(zs, vm.uuid))[0].result, 'Succeeded');
+  const destroys = (await simRecords(s, hostUuid)).filter((r) => r.path === '/vm/destroy' && r.outcome === 'ok');
+  t.equal(destroys.length, 1, 'the simulator recorded the destroy once');
+  t.equal(destroys[0].body.uuid, vm.uuid);
+  const e = await zs.triggerGCJob({ uuid: job.uuid }).catch((x) => x);
+  t.equal(e.code, 'SYS.1007', 'a Done job cannot be triggered');
+});
+
+t.test('deleting a disconnected host cancels its pending jobs', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const zs = s.client;
+  const w = await buildWorld(zs, { hosts: 1, virtualRouter: false });
+  const hostUuid = w.hostUuids[0];
+  const vms = [await runningVm(zs, w, 'a'), await runningVm(zs, w, 'b')];
+  await zs.updateSimulatorHost({ uuid: hostUuid, connected: false });
+  for (const vm of vms) await zs.destroyVmInstance({ uuid: vm.uuid });
+  for (const vm of vms) t.equal((await jobOf(zs, vm.uuid))[0].status, 'Idle');
+  await zs.deleteHost({ uuid: hostUuid });
+  for (const vm of vms) {
+    await waitFor(async () => (await jobOf(zs, vm.uuid))[0].status === 'Done');
+    t.equal((await jobOf(zs, vm.uuid))[0].result, 'Cancelled', 'cancelled: the host is gone');
+  }
+});
+
+t.test('pending jobs survive a server restart', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const w = await buildWorld(s.client, { hosts: 1, virtualRouter: false });
+  const hostUuid = w.hostUuids[0];
+  const vm = await runningVm(s.client, w, 'survivor');
+  await s.client.updateSimulatorHost({ uuid: hostUuid, connected: false });
+  await s.client.destroyVmInstance({ uuid: vm.uuid });
+  const port = Number(new URL(s.url).port);
+  await s.app.crash();
+  const next = await App.create({ ...s.app.options, port });
+  t.teardown(() => next.close());
+  const url = await next.listen();
+  const zs = new ZStackClient({ endpoint: url, accountName: 'admin', password: 'password', pollIntervalMs: 20 });
+  t.equal((await jobOf(zs, vm.uuid))[0].status, 'Idle', 'the job is still pending after the restart');
+  await zs.updateSimulatorHost({ uuid: hostUuid, connected: true });
+  await zs.reconnectHost({ uuid: hostUuid });
+  await waitFor(async () => (await jobOf(zs, vm.uuid))[0].status === 'Done');
+  t.ok((await simRecords(s, hostUuid)).some((r) => r.path === '/vm/destroy' && r.body.uuid === vm.uuid && r.outcome === 'ok'));
+});
