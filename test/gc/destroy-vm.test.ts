@@ -101,3 +101,23 @@ t.test('pending jobs survive a server restart', async (t) => {
   await waitFor(async () => (await jobOf(zs, vm.uuid))[0].status === 'Done');
   t.ok((await simRecords(s, hostUuid)).some((r) => r.path === '/vm/destroy' && r.body.uuid === vm.uuid && r.outcome === 'ok'));
 });
+
+t.test('expunging a VM whose host is unreachable leaves a volume-bits job, done on reconnect', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const zs = s.client;
+  const w = await buildWorld(zs, { hosts: 1, virtualRouter: false });
+  const hostUuid = w.hostUuids[0];
+  const vm = await runningVm(zs, w, 'expunged');
+  await zs.updateSimulatorHost({ uuid: hostUuid, connected: false });
+  await zs.destroyVmInstance({ uuid: vm.uuid });
+  await zs.expungeVmInstance({ uuid: vm.uuid });
+  const bits = async () => (await zs.queryGCJob({ q: ['runnerClass=DeleteVolumeBits'] })).inventories!;
+  t.equal((await bits()).length, 1);
+  t.equal((await bits())[0].status, 'Idle');
+  t.same(JSON.parse((await bits())[0].context).volumeUuid, vm.rootVolumeUuid);
+  await zs.updateSimulatorHost({ uuid: hostUuid, connected: true });
+  await zs.reconnectHost({ uuid: hostUuid });
+  await waitFor(async () => (await bits())[0].status === 'Done');
+  t.ok((await simRecords(s, hostUuid)).some((r) => r.path === '/primarystorage/volume/delete' && r.outcome === 'ok'), 'the file was deleted on the host');
+});

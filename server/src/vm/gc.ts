@@ -3,6 +3,7 @@
 // a persisted job, run when the host reconnects (event) or on its timer, cancelled when the host is deleted or
 // the VM was recovered in the meantime.
 import type { App } from '../app.js';
+import { isUnreachable } from '../agent-client/index.js';
 import { hostCall } from './hypervisor.js';
 import type { VmRow } from './inventory.js';
 
@@ -15,6 +16,7 @@ interface DestroyVmContext {
 }
 
 export function registerVmGarbageCollectors(app: App): void {
+  registerVolumeBitsCollector(app);
   app.globalConfig.define({
     category: 'gc',
     name: 'vm.destroy.interval',
@@ -42,4 +44,51 @@ export function registerVmGarbageCollectors(app: App): void {
 export async function destroyOnHostLater(app: App, vm: VmRow, hostUuid: string): Promise<void> {
   const context: DestroyVmContext = { vmUuid: vm.uuid, vmName: vm.name, hostUuid };
   await app.gc.submit({ name: `gc-vm-${vm.uuid}-on-host-${hostUuid}`, runner: DESTROY_VM_ON_HOST, context, resourceUuid: hostUuid });
+}
+
+export const DELETE_VOLUME_BITS = 'DeleteVolumeBits';
+
+interface VolumeBitsContext {
+  hostUuid: string;
+  volumeUuid: string;
+  installPath: string;
+  primaryStorageUuid: string | null;
+}
+
+export function registerVolumeBitsCollector(app: App): void {
+  app.gc.register({
+    name: DELETE_VOLUME_BITS,
+    intervalMs: () => app.globalConfig.getMs('gc', 'vm.destroy.interval'),
+    async run(ctx: VolumeBitsContext) {
+      const host = await app.services.hosts.get(ctx.hostUuid);
+      if (!host) return 'cancel'; // the host and its local files are gone
+      if (host.status !== 'Connected') return 'retry';
+      await hostCall(app, ctx.hostUuid, '/primarystorage/volume/delete', { installPath: ctx.installPath, primaryStorageUuid: ctx.primaryStorageUuid });
+      return 'done';
+    },
+  });
+}
+
+/**
+ * Deletes a volume's file through its host. When the host cannot be reached the deletion becomes a GC job (run
+ * when the host reconnects), so no file is ever silently left behind.
+ */
+export async function deleteVolumeBits(
+  app: App,
+  hostUuid: string,
+  v: { uuid: string; installPath: string | null; primaryStorageUuid: string | null },
+): Promise<void> {
+  if (!v.installPath) return;
+  const context: VolumeBitsContext = { hostUuid, volumeUuid: v.uuid, installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid };
+  const later = () =>
+    app.gc.submit({ name: `gc-volume-bits-${v.uuid}-on-host-${hostUuid}`, runner: DELETE_VOLUME_BITS, context, resourceUuid: hostUuid });
+  const host = await app.services.hosts.get(hostUuid);
+  if (!host) return;
+  if (host.status !== 'Connected') return void (await later());
+  try {
+    await hostCall(app, hostUuid, '/primarystorage/volume/delete', { installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid });
+  } catch (e) {
+    if (!isUnreachable(e)) throw e;
+    await later();
+  }
 }

@@ -4,7 +4,7 @@
 import { and, asc, eq, inArray, isNotNull, lt } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { isUnreachable } from '../agent-client/index.js';
-import { destroyOnHostLater } from './gc.js';
+import { deleteVolumeBits, destroyOnHostLater } from './gc.js';
 import { notFound, err, toApiError, argErr } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
 import type { Tx } from '../db/index.js';
@@ -113,7 +113,7 @@ export class VmService {
 
   /** Undoes instantiateVolume (rollback): the file goes, the row is NotInstantiated again. */
   async uninstantiateVolume(hostUuid: string, v: VolumeRow): Promise<void> {
-    await hostCall(this.app, hostUuid, '/primarystorage/volume/delete', { installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid }).catch((e) =>
+    await deleteVolumeBits(this.app, hostUuid, v).catch((e) =>
       console.error(`[vm] rollback: cannot delete volume file ${v.installPath}:`, toApiError(e).message),
     );
     await this.app.db
@@ -127,7 +127,7 @@ export class VmService {
   async deleteVolumeBits(v: VolumeRow, hostUuid: string | null | undefined, tx: Tx = this.app.db): Promise<void> {
     if (v.status === 'NotInstantiated' || !v.primaryStorageUuid) return;
     if (hostUuid) {
-      await hostCall(this.app, hostUuid, '/primarystorage/volume/delete', { installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid }).catch((e) =>
+      await deleteVolumeBits(this.app, hostUuid, v).catch((e) =>
         console.warn(`[vm] volume file ${v.installPath} left on host[uuid:${hostUuid}]:`, toApiError(e).message),
       );
     }
@@ -352,7 +352,6 @@ export class VmService {
     const vols = await this.volumesOf(vm.uuid);
     const nics = await this.nicsOf(vm.uuid);
     const fileHost = vm.lastHostUuid ?? undefined;
-    const connected = fileHost ? (await this.app.services.hosts.get(fileHost))?.status === 'Connected' : false;
     await this.app.db.transaction(async (tx) => {
       for (const v of vols) await this.deleteVolumeBits(v, null, tx);
       await releaseNicIps(this.app, tx, nics);
@@ -361,8 +360,9 @@ export class VmService {
     });
     // Files after the commit: an agent call never runs inside a transaction.
     for (const v of vols) {
-      if (!connected || v.status !== 'Ready') continue;
-      await hostCall(this.app, fileHost!, '/primarystorage/volume/delete', { installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid }).catch((e) =>
+      // A disconnected host gets the deletion later (GC job inside deleteVolumeBits).
+      if (!fileHost || v.status !== 'Ready') continue;
+      await deleteVolumeBits(this.app, fileHost!, v).catch((e) =>
         console.warn(`[vm] volume file ${v.installPath} left on host[uuid:${fileHost}]:`, toApiError(e).message),
       );
     }

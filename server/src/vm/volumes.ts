@@ -1,5 +1,6 @@
 // Data volumes on their own: created (on primary storage at once when one is named, else NotInstantiated until
 // first attached), deleted following `volume/deletionPolicy` (Delay keeps them `Deleted` until expunged).
+import { deleteVolumeBits } from './gc.js';
 import { and, eq, lt } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { argErr, err, notFound, toApiError } from '../core/errors.js';
@@ -154,10 +155,8 @@ export class VolumeService {
       await this.vms.deleteVolumeBits(v, null, tx);
       await tx.delete(volumes).where(eq(volumes.uuid, v.uuid));
     });
-    if (host && v.installPath) {
-      await this.app.services.hosts
-        .call(host, '/primarystorage/volume/delete', { installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid })
-        .catch((e) => console.warn(`[volume] file ${v.installPath} left behind:`, toApiError(e).message));
+    if (host) {
+      await deleteVolumeBits(this.app, host, v).catch((e) => console.warn(`[volume] file ${v.installPath} left behind:`, toApiError(e).message));
     }
   }
 
