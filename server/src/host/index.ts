@@ -1,4 +1,51 @@
+// Hosts: the host model shared by every host kind, its APIs, settings, ping tracker and cascade node.
+import { eq, inArray } from 'drizzle-orm';
 import type { App } from '../app.js';
+import { hosts } from '../db/schema/index.js';
+import { hostHandlers } from './handlers.js';
+import { hostDescriptor } from './inventory.js';
+import { startPingTracker } from './ping-tracker.js';
+import { HostService, noOtherManagementNode } from './service.js';
+
+declare module '../services.js' {
+  interface Services {
+    hosts: HostService;
+  }
+}
 
 /** Registers the host domain: inventories, handlers, cascade nodes, settings and its service. */
-export function register(_app: App): void {}
+export function register(app: App): void {
+  const gc = app.globalConfig;
+  gc.define({ category: 'host', name: 'cpu.overProvisioning.ratio', type: 'int', defaultValue: '10', min: 1, max: 1000, description: 'Schedulable vCPUs per physical CPU of a host' });
+  gc.define({ category: 'host', name: 'ping.interval', type: 'seconds', defaultValue: '60', min: 1, max: 86400, description: 'Seconds between pings of each host agent' });
+  gc.define({ category: 'host', name: 'ping.timeout', type: 'seconds', defaultValue: '5', min: 1, max: 300, description: 'Seconds a host agent has to answer a ping before the host is Disconnected' });
+  gc.define({ category: 'host', name: 'ping.parallelismDegree', type: 'int', defaultValue: '100', min: 1, max: 10000, description: 'Hosts pinged at the same time' });
+  gc.define({ category: 'host', name: 'connection.autoReconnectOnError', type: 'bool', defaultValue: 'true', description: 'Reconnect a Disconnected host as soon as its agent answers a ping again' });
+
+  const service = new HostService(app);
+  app.services.hosts = service;
+  app.addInventory(hostDescriptor);
+  app.addHandlers(hostHandlers(app, service));
+  app.cascade.register({
+    kind: 'host',
+    parents: {
+      cluster: async (clusterUuids) =>
+        (await app.db.select({ uuid: hosts.uuid }).from(hosts).where(inArray(hosts.clusterUuid, clusterUuids))).map((r) => r.uuid),
+    },
+    async delete(uuids) {
+      const gone = await app.db.delete(hosts).where(inArray(hosts.uuid, uuids)).returning({ uuid: hosts.uuid });
+      for (const h of gone) app.events.emit('host.deleted', { hostUuid: h.uuid });
+    },
+  });
+  // A connect cut short by a crash leaves a host Connecting, which pings skip: when no other management node is
+  // alive (none can be connecting it), it becomes Disconnected so the tracker reconnects it.
+  app.onBoot(async () => {
+    if (!(await noOtherManagementNode(app))) return;
+    const stuck = await app.db.select({ uuid: hosts.uuid }).from(hosts).where(eq(hosts.status, 'Connecting'));
+    for (const h of stuck) await service.setStatus(h.uuid, 'Disconnected', ['Connecting']);
+  });
+  app.events.on('globalConfig.updated', ({ category, name }) => {
+    if (category === 'host' && name === 'cpu.overProvisioning.ratio') return service.applyCpuRatio();
+  });
+  startPingTracker(app, service);
+}

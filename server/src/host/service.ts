@@ -1,0 +1,263 @@
+// The host model shared by every host kind (simulated now, KVM later): the status machine
+// (Connecting → Connected / Disconnected, an event on every change), connecting to the agent, agent calls that
+// fail fast on a host that is not Connected, and CPU/memory capacity kept on the host row so that a reservation is
+// one conditional UPDATE (never negative, never double-booked).
+import { and, eq, gte, sql } from 'drizzle-orm';
+import type { App } from '../app.js';
+import { isUnreachable, type AgentReply } from '../agent-client/index.js';
+import { step } from '../core/context.js';
+import { ApiError, err, notFound, stateErr, toApiError } from '../core/errors.js';
+import type { Tx } from '../db/index.js';
+import { hosts } from '../db/schema/index.js';
+import { hostInventory, type HostRow } from './inventory.js';
+
+export type { HostRow };
+export type HostStatus = 'Connecting' | 'Connected' | 'Disconnected';
+/** Work done for a host by other domains: after it connects (e.g. refresh local storage), before maintenance (move VMs). */
+export type HostHook = (host: HostRow) => Promise<void>;
+
+/** Port of a real kvm agent (upstream's KvmAgent.port). */
+export const KVM_AGENT_PORT = 7070;
+
+interface CapacityReply extends AgentReply {
+  cpuNum?: number;
+  cpuSpeed?: number;
+  totalMemory?: number;
+}
+
+interface PingReply extends AgentReply {
+  hostUuid?: string;
+}
+
+export interface ConnectOptions {
+  /** Error code when connecting fails: HOST.1003 when adding, HOST.1002 when reconnecting. */
+  errorCode: 'HOST.1003' | 'HOST.1002';
+  /** Simulated hosts: the CPU count and memory the simulator should report. */
+  simulatorCpuNum?: number;
+  simulatorMemory?: number;
+}
+
+export const hostLockKey = (uuid: string) => `host:${uuid}`;
+
+/**
+ * True when no other management node is alive, so nothing can be half-way through work this node finds half done
+ * (a host left Connecting, an image left Downloading by a crash). Belongs in core (App) — see the report.
+ */
+export async function noOtherManagementNode(app: App): Promise<boolean> {
+  const live = await app.jobs.liveNodes(3 * app.globalConfig.getMs('managementServer', 'node.heartbeatInterval'));
+  return live.every((n) => n === app.nodeUuid);
+}
+
+const describe = (h: Pick<HostRow, 'uuid' | 'name'>) => `host[uuid:${h.uuid}, name:${h.name}]`;
+
+export class HostService {
+  private afterConnectHooks: HostHook[] = [];
+  private maintenanceHooks: HostHook[] = [];
+
+  constructor(private app: App) {}
+
+  async get(uuid: string): Promise<HostRow | undefined> {
+    const [h] = await this.app.db.select().from(hosts).where(eq(hosts.uuid, uuid));
+    return h;
+  }
+
+  async require(uuid: string): Promise<HostRow> {
+    const h = await this.get(uuid);
+    if (!h) throw notFound('HostVO', uuid);
+    return h;
+  }
+
+  /** The host, or HOST.1010 (503) when it is not Connected: operations on it fail fast instead of timing out. */
+  async requireConnected(uuid: string): Promise<HostRow> {
+    const h = await this.require(uuid);
+    if (h.status !== 'Connected') throw err('HOST.1010', `${describe(h)} is ${h.status}, not Connected`);
+    return h;
+  }
+
+  /** Where the host's agent listens: the simulator for simulated hosts, else its own kvm agent. */
+  agentUrlOf(h: HostRow): string {
+    if (h.hypervisorType === 'Simulator') {
+      if (!this.app.options.simulatorUrl) throw err('SYS.1006', 'no simulator agent is configured on this management node');
+      return this.app.options.simulatorUrl;
+    }
+    return h.agentUrl ?? `http://${h.managementIp}:${KVM_AGENT_PORT}`;
+  }
+
+  /**
+   * An agent command for a Connected host. An unreachable agent marks the host Disconnected and fails with
+   * HOST.1010 wrapping the cause; an agent that answers `success:false` fails with its own error (SYS.1006).
+   */
+  async call<R = AgentReply>(hostUuid: string, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
+    const h = await this.requireConnected(hostUuid);
+    try {
+      return (await this.app.agents.call(this.agentUrlOf(h), path, body, { targetUuid: h.uuid, timeoutMs: opts.timeoutMs })) as R;
+    } catch (e) {
+      if (!isUnreachable(e)) throw e;
+      await this.setStatus(h.uuid, 'Disconnected', ['Connected']);
+      throw err('HOST.1010', `${describe(h)} is unreachable, marked Disconnected`, (e as ApiError).error);
+    }
+  }
+
+  /** Changes the status (only from `from` when given); emits `host.status` when it changed. */
+  async setStatus(uuid: string, to: HostStatus, from?: HostStatus[]): Promise<boolean> {
+    const old = await this.app.db.transaction(async (tx) => {
+      const [h] = await tx.select({ status: hosts.status }).from(hosts).where(eq(hosts.uuid, uuid)).for('update');
+      if (!h || h.status === to || (from && !from.includes(h.status as HostStatus))) return undefined;
+      await tx.update(hosts).set({ status: to, lastOpDate: new Date() }).where(eq(hosts.uuid, uuid));
+      return h.status;
+    });
+    if (old === undefined) return false;
+    this.app.events.emit('host.status', { hostUuid: uuid, oldStatus: old, newStatus: to });
+    return true;
+  }
+
+  afterConnect(hook: HostHook): void {
+    this.afterConnectHooks.push(hook);
+  }
+
+  beforeMaintenance(hook: HostHook): void {
+    this.maintenanceHooks.push(hook);
+  }
+
+  /**
+   * Connects (or reconnects) to the host's agent: Connecting → `/host/connect` → `/host/capacity` → Connected,
+   * then the after-connect hooks. Any failure leaves the host Disconnected and fails with `opts.errorCode`.
+   */
+  async connect(uuid: string, opts: ConnectOptions): Promise<HostRow> {
+    return this.app.locks.withLock(hostLockKey(uuid), async () => {
+      const h = await this.require(uuid);
+      await this.setStatus(uuid, 'Connecting');
+      try {
+        await step(`connect ${describe(h)}`, async () => {
+          const url = this.agentUrlOf(h);
+          const target = { targetUuid: uuid };
+          const body: Record<string, unknown> = { hostUuid: uuid };
+          if (h.hypervisorType === 'Simulator') {
+            // The simulator forgets hosts when it restarts: tell it again what this host looks like.
+            const cpuNum = opts.simulatorCpuNum ?? (h.cpuNum > 0 ? h.cpuNum : undefined);
+            const memory = opts.simulatorMemory ?? (h.totalMemoryCapacity > 0 ? h.totalMemoryCapacity : undefined);
+            if (cpuNum !== undefined) body.simulatorCpuNum = cpuNum;
+            if (memory !== undefined) body.simulatorMemory = memory;
+          }
+          await this.app.agents.call(url, '/host/connect', body, target);
+          const cap = await this.app.agents.call<CapacityReply>(url, '/host/capacity', {}, target);
+          await this.applyCapacity(uuid, cap.cpuNum ?? 0, cap.totalMemory ?? 0);
+        });
+      } catch (e) {
+        await this.setStatus(uuid, 'Disconnected');
+        const failure = toApiError(e);
+        if (failure.error.code === 'SYS.1001') throw failure; // the API ran out of time: say that, naming the step
+        const cause = failure.error;
+        throw err(opts.errorCode, `failed to connect ${describe(h)}: ${cause.details ?? cause.description}`, cause);
+      }
+      await this.setStatus(uuid, 'Connected');
+      const connected = await this.require(uuid);
+      for (const hook of this.afterConnectHooks) {
+        // A hook is a refresh (e.g. storage capacity); its failure must not undo a good connection.
+        await hook(connected).catch((e) => console.error(`[host] after-connect hook of ${describe(h)} failed:`, toApiError(e).message));
+      }
+      return connected;
+    });
+  }
+
+  /**
+   * Capacity from the agent's figures: total vCPUs = physical CPUs × `host/cpu.overProvisioning.ratio`. What VMs
+   * already hold (total − available) stays held, in the same UPDATE, so a reconnect never frees or double-counts.
+   */
+  private async applyCapacity(uuid: string, cpuNum: number, memory: number): Promise<void> {
+    const totalCpu = cpuNum * this.app.globalConfig.getNumber('host', 'cpu.overProvisioning.ratio');
+    await this.app.db
+      .update(hosts)
+      .set({
+        cpuNum,
+        totalCpuCapacity: totalCpu,
+        availableCpuCapacity: sql`GREATEST(0, ${totalCpu}::bigint - (${hosts.totalCpuCapacity} - ${hosts.availableCpuCapacity}))`,
+        totalMemoryCapacity: memory,
+        availableMemoryCapacity: sql`GREATEST(0, ${memory}::bigint - (${hosts.totalMemoryCapacity} - ${hosts.availableMemoryCapacity}))`,
+      })
+      .where(eq(hosts.uuid, uuid));
+  }
+
+  /** A changed `host/cpu.overProvisioning.ratio` applies to every host at once; what VMs hold stays held. */
+  async applyCpuRatio(): Promise<void> {
+    const ratio = this.app.globalConfig.getNumber('host', 'cpu.overProvisioning.ratio');
+    await this.app.db.update(hosts).set({
+      totalCpuCapacity: sql`${hosts.cpuNum} * ${ratio}::bigint`,
+      availableCpuCapacity: sql`GREATEST(0, ${hosts.cpuNum} * ${ratio}::bigint - (${hosts.totalCpuCapacity} - ${hosts.availableCpuCapacity}))`,
+    });
+  }
+
+  /** Takes `cpu` vCPUs and `memory` bytes from the host if it has them; false (nothing taken) otherwise. */
+  async reserveCapacity(tx: Tx, hostUuid: string, cpu: number, memory: number): Promise<boolean> {
+    const rows = await tx
+      .update(hosts)
+      .set({
+        availableCpuCapacity: sql`${hosts.availableCpuCapacity} - ${cpu}::bigint`,
+        availableMemoryCapacity: sql`${hosts.availableMemoryCapacity} - ${memory}::bigint`,
+      })
+      .where(and(eq(hosts.uuid, hostUuid), gte(hosts.availableCpuCapacity, cpu), gte(hosts.availableMemoryCapacity, memory)))
+      .returning({ uuid: hosts.uuid });
+    return rows.length === 1;
+  }
+
+  /** Gives back what reserveCapacity took (never above the total). */
+  async releaseCapacity(tx: Tx, hostUuid: string, cpu: number, memory: number): Promise<void> {
+    await tx
+      .update(hosts)
+      .set({
+        availableCpuCapacity: sql`LEAST(${hosts.totalCpuCapacity}, ${hosts.availableCpuCapacity} + ${cpu}::bigint)`,
+        availableMemoryCapacity: sql`LEAST(${hosts.totalMemoryCapacity}, ${hosts.availableMemoryCapacity} + ${memory}::bigint)`,
+      })
+      .where(eq(hosts.uuid, hostUuid));
+  }
+
+  async inventories(rows: HostRow[]): Promise<object[]> {
+    return rows.map(hostInventory);
+  }
+
+  /**
+   * One ping (the tracker's): a failure marks a Connected host Disconnected; a success on a Disconnected host, or
+   * an agent that no longer knows the host (restarted), reconnects it.
+   */
+  async ping(uuid: string): Promise<void> {
+    const h = await this.get(uuid);
+    if (!h || h.status === 'Connecting') return;
+    let reply: PingReply;
+    try {
+      const timeoutMs = this.app.globalConfig.getMs('host', 'ping.timeout');
+      reply = await this.app.agents.call<PingReply>(this.agentUrlOf(h), '/host/ping', {}, { targetUuid: uuid, timeoutMs });
+    } catch {
+      if (h.status === 'Connected') await this.setStatus(uuid, 'Disconnected', ['Connected']);
+      return;
+    }
+    const needsReconnect = h.status === 'Disconnected' || reply.hostUuid !== uuid;
+    if (!needsReconnect || !this.app.globalConfig.getBool('host', 'connection.autoReconnectOnError')) return;
+    await this.connect(uuid, { errorCode: 'HOST.1002' }).catch((e) =>
+      console.error(`[host] reconnecting ${describe(h)} after a ping failed:`, toApiError(e).message),
+    );
+  }
+
+  /** enable → Enabled, disable → Disabled, maintain → PreMaintenance, the maintenance hooks, then Maintenance. */
+  async changeState(uuid: string, event: 'enable' | 'disable' | 'maintain'): Promise<HostRow> {
+    return this.app.locks.withLock(hostLockKey(uuid), async () => {
+      const h = await this.require(uuid);
+      const set = (state: string) =>
+        this.app.db.update(hosts).set({ state, lastOpDate: new Date() }).where(eq(hosts.uuid, uuid)).returning();
+      if (event !== 'maintain') return (await set(event === 'enable' ? 'Enabled' : 'Disabled'))[0];
+      if (h.state === 'Maintenance') return h;
+      if (h.status !== 'Connected') throw stateErrorNotConnected(h);
+      await set('PreMaintenance');
+      try {
+        for (const hook of this.maintenanceHooks) await hook({ ...h, state: 'PreMaintenance' });
+      } catch (e) {
+        await set(h.state);
+        throw e;
+      }
+      return (await set('Maintenance'))[0];
+    });
+  }
+}
+
+/** 409 naming the status: maintenance migrates VMs away, which needs the host's agent. */
+export const stateErrorNotConnected = (h: HostRow): ApiError =>
+  stateErr('SYS.1005', `cannot maintain ${describe(h)}: its status is ${h.status}, not Connected`);

@@ -1,0 +1,266 @@
+// Backup storage: where images live, attached to zones. Simulated backup storage is served by the simulator agent;
+// SFTP backup storage by a backup-storage agent on its server (deployed over SSH by a later issue: until then we
+// connect if an agent answers there, else it stays Disconnected). Every agent reply carries the capacities.
+import { and, eq, inArray } from 'drizzle-orm';
+import type { App } from '../app.js';
+import type { AgentReply } from '../agent-client/index.js';
+import { formatDate } from '../core/dates.js';
+import { argErr, err, notFound, toApiError } from '../core/errors.js';
+import { runFlow } from '../core/flow.js';
+import { defineHandlers } from '../core/handlers.js';
+import { newUuid } from '../core/ids.js';
+import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
+import type { Tx } from '../db/index.js';
+import { backupStorage, backupStorageZoneRefs, zones } from '../db/schema/index.js';
+import { credentialSecret, sealCredential } from '../host/credentials.js';
+
+export type BackupStorageRow = typeof backupStorage.$inferSelect;
+
+/** Port of a real backup-storage agent (upstream's sftpbackupstorage). */
+export const BACKUP_STORAGE_AGENT_PORT = 7171;
+/** How long adding SFTP backup storage waits for an agent that may not be there yet. */
+const SFTP_CONNECT_TIMEOUT_MS = 5_000;
+
+export interface BackupStorageReply extends AgentReply {
+  totalCapacity?: number;
+  availableCapacity?: number;
+}
+
+const describe = (bs: Pick<BackupStorageRow, 'uuid' | 'name'>) => `backup storage[uuid:${bs.uuid}, name:${bs.name}]`;
+
+export class BackupStorageService {
+  constructor(private app: App) {}
+
+  async get(uuid: string): Promise<BackupStorageRow | undefined> {
+    const [bs] = await this.app.db.select().from(backupStorage).where(eq(backupStorage.uuid, uuid));
+    return bs;
+  }
+
+  async require(uuid: string, field = 'uuid'): Promise<BackupStorageRow> {
+    const bs = await this.get(uuid);
+    if (!bs) throw notFound('BackupStorageVO', uuid, field);
+    return bs;
+  }
+
+  isSimulated(bs: BackupStorageRow): boolean {
+    return bs.type === 'SimulatorBackupStorage';
+  }
+
+  agentUrlOf(bs: BackupStorageRow): string {
+    if (this.isSimulated(bs)) {
+      if (!this.app.options.simulatorUrl) throw err('SYS.1006', 'no simulator agent is configured on this management node');
+      return this.app.options.simulatorUrl;
+    }
+    return bs.agentUrl ?? `http://${bs.hostname}:${BACKUP_STORAGE_AGENT_PORT}`;
+  }
+
+  /** The directory images go to on the agent: the url when it is a path (a simulated one may be any label). */
+  storagePathOf(bs: BackupStorageRow): string {
+    return bs.url.startsWith('/') ? bs.url.replace(/\/+$/, '') || '/' : `/zstack-bs/${bs.uuid}`;
+  }
+
+  /** An agent command for this backup storage; the capacities riding on the reply are recorded. */
+  async call<R extends BackupStorageReply = BackupStorageReply>(bs: BackupStorageRow, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
+    const reply = await this.app.agents.call<R>(this.agentUrlOf(bs), path, body, { targetUuid: bs.uuid, timeoutMs: opts.timeoutMs });
+    await this.recordCapacity(bs.uuid, reply);
+    return reply;
+  }
+
+  async recordCapacity(uuid: string, reply: BackupStorageReply): Promise<void> {
+    if (reply.totalCapacity === undefined || reply.availableCapacity === undefined) return;
+    await this.app.db
+      .update(backupStorage)
+      .set({ totalCapacity: reply.totalCapacity, availableCapacity: reply.availableCapacity })
+      .where(eq(backupStorage.uuid, uuid));
+  }
+
+  /** `/backupstorage/connect`: Connected with the agent's capacities, or Disconnected and the error thrown. */
+  async connect(uuid: string, opts: { timeoutMs?: number } = {}): Promise<BackupStorageRow> {
+    const bs = await this.require(uuid);
+    try {
+      await this.call(bs, '/backupstorage/connect', { uuid, storagePath: this.storagePathOf(bs) }, opts);
+    } catch (e) {
+      await this.app.db.update(backupStorage).set({ status: 'Disconnected', lastOpDate: new Date() }).where(eq(backupStorage.uuid, uuid));
+      const cause = toApiError(e).error;
+      throw err('SYS.1006', `failed to connect ${describe(bs)}: ${cause.details ?? cause.description}`, cause);
+    }
+    const [row] = await this.app.db.update(backupStorage).set({ status: 'Connected', lastOpDate: new Date() }).where(eq(backupStorage.uuid, uuid)).returning();
+    return row;
+  }
+}
+
+export async function backupStorageInventories(rows: BackupStorageRow[], db: Tx) {
+  const refs = rows.length
+    ? await db
+        .select()
+        .from(backupStorageZoneRefs)
+        .where(inArray(backupStorageZoneRefs.backupStorageUuid, rows.map((r) => r.uuid)))
+        .orderBy(backupStorageZoneRefs.createDate)
+    : [];
+  return rows.map((bs) => {
+    const inv = {
+      uuid: bs.uuid,
+      name: bs.name,
+      description: bs.description ?? undefined,
+      url: bs.url,
+      type: bs.type as 'SimulatorBackupStorage' | 'SftpBackupStorage',
+      state: bs.state as 'Enabled' | 'Disabled',
+      status: bs.status as 'Connecting' | 'Connected' | 'Disconnected',
+      totalCapacity: bs.totalCapacity,
+      availableCapacity: bs.availableCapacity,
+      attachedZoneUuids: refs.filter((r) => r.backupStorageUuid === bs.uuid).map((r) => r.zoneUuid),
+      createDate: formatDate(bs.createDate)!,
+      lastOpDate: formatDate(bs.lastOpDate)!,
+    };
+    if (bs.type !== 'SftpBackupStorage') return inv;
+    return { ...inv, hostname: bs.hostname ?? undefined, username: bs.username ?? undefined, sshPort: bs.sshPort ?? undefined };
+  });
+}
+
+export const backupStorageDescriptor: InventoryDescriptor<BackupStorageRow> = {
+  name: 'BackupStorageInventory',
+  table: backupStorage,
+  fields: fieldsFromTable(backupStorage, { exclude: ['credential', 'hostKey', 'agentUrl'] }),
+  expand: {
+    zoneRef: { inventory: 'BackupStorageZoneRefInventory', localKey: 'uuid', remoteKey: 'backupStorageUuid' },
+    imageRef: { inventory: 'ImageBackupStorageRefInventory', localKey: 'uuid', remoteKey: 'backupStorageUuid' },
+  },
+  aliases: { zone: 'zoneRef.zone', image: 'imageRef.image' },
+  defaultSort: 'createDate',
+  toInventories: backupStorageInventories,
+};
+
+export const backupStorageZoneRefDescriptor: InventoryDescriptor = {
+  name: 'BackupStorageZoneRefInventory',
+  table: backupStorageZoneRefs,
+  fields: fieldsFromTable(backupStorageZoneRefs),
+  expand: {
+    zone: { inventory: 'ZoneInventory', localKey: 'zoneUuid', remoteKey: 'uuid' },
+    backupStorage: { inventory: 'BackupStorageInventory', localKey: 'backupStorageUuid', remoteKey: 'uuid' },
+  },
+  toInventories: async (rows) => rows,
+};
+
+export function registerBackupStorage(app: App): BackupStorageService {
+  const { db } = app;
+  const service = new BackupStorageService(app);
+  app.addInventory(backupStorageDescriptor);
+  app.addInventory(backupStorageZoneRefDescriptor);
+  const inventory = async (uuid: string) => (await backupStorageInventories([await service.require(uuid)], db))[0];
+
+  // Zone refs go with the zone (ON DELETE CASCADE); images kept only here go with the backup storage (image node).
+  app.cascade.register({
+    kind: 'backupStorage',
+    parents: {},
+    delete: async (uuids) => void (await db.delete(backupStorage).where(inArray(backupStorage.uuid, uuids))),
+  });
+
+  const attachment = async (zoneUuid: string, bsUuid: string) => {
+    const [z] = await db.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, zoneUuid));
+    if (!z) throw notFound('ZoneVO', zoneUuid, 'zoneUuid');
+    await service.require(bsUuid, 'backupStorageUuid');
+    const [ref] = await db
+      .select()
+      .from(backupStorageZoneRefs)
+      .where(and(eq(backupStorageZoneRefs.zoneUuid, zoneUuid), eq(backupStorageZoneRefs.backupStorageUuid, bsUuid)));
+    return !!ref;
+  };
+
+  app.addHandlers(
+    defineHandlers({
+      AddSimulatorBackupStorage: {
+        async check(msg) {
+          if (!app.options.simulatorUrl) throw argErr('no simulator agent is configured on this management node');
+          if (msg.availableCapacity !== undefined && msg.totalCapacity !== undefined && msg.availableCapacity > msg.totalCapacity) {
+            throw argErr(`field[availableCapacity]: ${msg.availableCapacity} is more than totalCapacity ${msg.totalCapacity}`);
+          }
+        },
+        async run(msg) {
+          const data = { uuid: newUuid() };
+          await runFlow('add-simulator-backup-storage', [
+            {
+              name: 'write backup storage',
+              run: async () =>
+                void (await db.insert(backupStorage).values({
+                  uuid: data.uuid,
+                  name: msg.name,
+                  description: msg.description ?? null,
+                  url: msg.url,
+                  type: 'SimulatorBackupStorage',
+                })),
+              rollback: async () => void (await db.delete(backupStorage).where(eq(backupStorage.uuid, data.uuid))),
+            },
+            {
+              name: 'configure simulator',
+              when: () => msg.totalCapacity !== undefined,
+              run: async () =>
+                void (await app.agents.call(app.options.simulatorUrl!, '/simulator/backupstorage/config', {
+                  backupStorageUuid: data.uuid,
+                  totalCapacity: msg.totalCapacity,
+                })),
+            },
+            { name: 'connect', run: async () => void (await service.connect(data.uuid)) },
+          ], data);
+          if (msg.availableCapacity !== undefined) {
+            // The simulator derives what is free from its files; a smaller figure given here is kept until the next reply.
+            const bs = await service.require(data.uuid);
+            await service.recordCapacity(data.uuid, { success: true, totalCapacity: bs.totalCapacity, availableCapacity: Math.min(bs.availableCapacity, msg.availableCapacity) });
+          }
+          return { inventory: await inventory(data.uuid) };
+        },
+      },
+      AddSftpBackupStorage: {
+        async run(msg) {
+          const uuid = newUuid();
+          await db.insert(backupStorage).values({
+            uuid,
+            name: msg.name,
+            description: msg.description ?? null,
+            url: msg.url,
+            type: 'SftpBackupStorage',
+            hostname: msg.hostname,
+            username: msg.username,
+            sshPort: msg.sshPort ?? 22,
+            credential: sealCredential(msg.password, credentialSecret(app.options.agentSecret)),
+          });
+          // The agent is deployed by the SSH deployer (another issue); until then an agent may or may not be there.
+          await service.connect(uuid, { timeoutMs: SFTP_CONNECT_TIMEOUT_MS }).catch((e) =>
+            console.warn(`[backup-storage] ${msg.hostname}: ${toApiError(e).message}; left Disconnected`),
+          );
+          return { inventory: await inventory(uuid) };
+        },
+      },
+      AttachBackupStorageToZone: {
+        async check(msg) {
+          if (await attachment(msg.zoneUuid, msg.backupStorageUuid)) {
+            throw argErr(`backup storage[uuid:${msg.backupStorageUuid}] is already attached to zone[uuid:${msg.zoneUuid}]`);
+          }
+        },
+        async run(msg) {
+          await db.insert(backupStorageZoneRefs).values({ backupStorageUuid: msg.backupStorageUuid, zoneUuid: msg.zoneUuid }).onConflictDoNothing();
+          return { inventory: await inventory(msg.backupStorageUuid) };
+        },
+      },
+      DetachBackupStorageFromZone: {
+        async check(msg) {
+          if (!(await attachment(msg.zoneUuid, msg.backupStorageUuid))) {
+            throw argErr(`backup storage[uuid:${msg.backupStorageUuid}] is not attached to zone[uuid:${msg.zoneUuid}]`);
+          }
+        },
+        async run(msg) {
+          await db
+            .delete(backupStorageZoneRefs)
+            .where(and(eq(backupStorageZoneRefs.zoneUuid, msg.zoneUuid), eq(backupStorageZoneRefs.backupStorageUuid, msg.backupStorageUuid)));
+          return { inventory: await inventory(msg.backupStorageUuid) };
+        },
+      },
+      DeleteBackupStorage: {
+        async run(msg) {
+          await app.cascade.delete('backupStorage', [msg.uuid], msg.deleteMode ?? 'Permissive');
+          return {};
+        },
+      },
+    }),
+  );
+  return service;
+}

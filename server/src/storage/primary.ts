@@ -1,0 +1,313 @@
+// Primary storage: where volumes live, attached to clusters. Capacity is on the row, so a reservation is one
+// conditional UPDATE. Local storage is a directory on every host of its clusters: its capacity is the sum of what
+// the Connected hosts' agents report (`/primarystorage/capacity`), refreshed on attach/detach and host connect.
+import { and, eq, gte, inArray, sql } from 'drizzle-orm';
+import type { App } from '../app.js';
+import { formatDate } from '../core/dates.js';
+import { argErr, notFound, stateErr, toApiError } from '../core/errors.js';
+import { defineHandlers } from '../core/handlers.js';
+import { newUuid } from '../core/ids.js';
+import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
+import type { Tx } from '../db/index.js';
+import { clusters, hosts, primaryStorage, primaryStorageClusterRefs, volumes, zones } from '../db/schema/index.js';
+
+export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
+
+const TiB = 1024 ** 4;
+/** Size of simulated primary storage when AddSimulatorPrimaryStorage gives none (the simulator's host default). */
+export const SIMULATOR_PS_DEFAULT_CAPACITY = 10 * TiB;
+
+interface CapacityReply {
+  success: boolean;
+  totalCapacity?: number;
+  availableCapacity?: number;
+}
+
+/** Work other domains do before primary storage leaves a cluster (e.g. stop the cluster's VMs using it). */
+export type DetachHook = (primaryStorageUuid: string, clusterUuid: string) => Promise<void>;
+
+export class PrimaryStorageService {
+  readonly detachHooks: DetachHook[] = [];
+
+  constructor(private app: App) {}
+
+  beforeDetach(hook: DetachHook): void {
+    this.detachHooks.push(hook);
+  }
+
+  async get(uuid: string): Promise<PrimaryStorageRow | undefined> {
+    const [ps] = await this.app.db.select().from(primaryStorage).where(eq(primaryStorage.uuid, uuid));
+    return ps;
+  }
+
+  async require(uuid: string): Promise<PrimaryStorageRow> {
+    const ps = await this.get(uuid);
+    if (!ps) throw notFound('PrimaryStorageVO', uuid);
+    return ps;
+  }
+
+  async attachedToCluster(clusterUuid: string): Promise<PrimaryStorageRow[]> {
+    const rows = await this.app.db
+      .select({ ps: primaryStorage })
+      .from(primaryStorage)
+      .innerJoin(primaryStorageClusterRefs, eq(primaryStorageClusterRefs.primaryStorageUuid, primaryStorage.uuid))
+      .where(eq(primaryStorageClusterRefs.clusterUuid, clusterUuid))
+      .orderBy(primaryStorage.createDate);
+    return rows.map((r) => r.ps);
+  }
+
+  /** Takes `bytes` of the storage's available capacity if it has them; false (nothing taken) otherwise. */
+  async reserve(tx: Tx, psUuid: string, bytes: number): Promise<boolean> {
+    const rows = await tx
+      .update(primaryStorage)
+      .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${bytes}::bigint` })
+      .where(and(eq(primaryStorage.uuid, psUuid), gte(primaryStorage.availableCapacity, bytes)))
+      .returning({ uuid: primaryStorage.uuid });
+    return rows.length === 1;
+  }
+
+  async release(tx: Tx, psUuid: string, bytes: number): Promise<void> {
+    await tx
+      .update(primaryStorage)
+      .set({ availableCapacity: sql`LEAST(${primaryStorage.totalCapacity}, ${primaryStorage.availableCapacity} + ${bytes}::bigint)` })
+      .where(eq(primaryStorage.uuid, psUuid));
+  }
+
+  /** Re-sums a local storage's capacity over the Connected hosts of its clusters; what volumes hold stays held. */
+  async refreshLocalCapacity(psUuid: string): Promise<void> {
+    const ps = await this.get(psUuid);
+    if (!ps || ps.type !== 'LocalStorage') return;
+    const members = await this.app.db
+      .select({ uuid: hosts.uuid })
+      .from(hosts)
+      .innerJoin(primaryStorageClusterRefs, eq(primaryStorageClusterRefs.clusterUuid, hosts.clusterUuid))
+      .where(and(eq(primaryStorageClusterRefs.primaryStorageUuid, psUuid), eq(hosts.status, 'Connected')));
+    let total = 0;
+    let available = 0;
+    for (const h of members) {
+      try {
+        const r = await this.app.services.hosts.call<CapacityReply>(h.uuid, '/primarystorage/capacity', { primaryStorageUuid: psUuid, mountPath: ps.url }, { timeoutMs: 30_000 });
+        total += r.totalCapacity ?? 0;
+        available += r.availableCapacity ?? 0;
+      } catch (e) {
+        console.error(`[primary-storage] capacity of local storage ${psUuid} on host ${h.uuid}:`, toApiError(e).message);
+      }
+    }
+    await this.app.db
+      .update(primaryStorage)
+      .set({
+        totalCapacity: total,
+        availableCapacity: sql`GREATEST(0, ${total}::bigint - (${primaryStorage.totalCapacity} - ${primaryStorage.availableCapacity}))`,
+        totalPhysicalCapacity: total,
+        availablePhysicalCapacity: available,
+      })
+      .where(eq(primaryStorage.uuid, psUuid));
+  }
+
+  async refreshLocalCapacityOfCluster(clusterUuid: string): Promise<void> {
+    for (const ps of await this.attachedToCluster(clusterUuid)) if (ps.type === 'LocalStorage') await this.refreshLocalCapacity(ps.uuid);
+  }
+
+  async inventories(rows: PrimaryStorageRow[], db: Tx = this.app.db) {
+    return primaryStorageInventories(rows, db);
+  }
+}
+
+export async function primaryStorageInventories(rows: PrimaryStorageRow[], db: Tx) {
+  const refs = rows.length
+    ? await db
+        .select()
+        .from(primaryStorageClusterRefs)
+        .where(inArray(primaryStorageClusterRefs.primaryStorageUuid, rows.map((r) => r.uuid)))
+        .orderBy(primaryStorageClusterRefs.createDate)
+    : [];
+  return rows.map((ps) => ({
+    uuid: ps.uuid,
+    name: ps.name,
+    description: ps.description ?? undefined,
+    zoneUuid: ps.zoneUuid,
+    url: ps.url,
+    type: ps.type as 'SimulatorPrimaryStorage' | 'LocalStorage',
+    state: ps.state as 'Enabled' | 'Disabled' | 'Maintenance' | 'Deleting',
+    status: ps.status as 'Connecting' | 'Connected' | 'Disconnected',
+    totalCapacity: ps.totalCapacity,
+    availableCapacity: ps.availableCapacity,
+    totalPhysicalCapacity: ps.totalPhysicalCapacity,
+    availablePhysicalCapacity: ps.availablePhysicalCapacity,
+    systemUsedCapacity: ps.systemUsedCapacity,
+    mountPath: ps.mountPath ?? undefined,
+    attachedClusterUuids: refs.filter((r) => r.primaryStorageUuid === ps.uuid).map((r) => r.clusterUuid),
+    createDate: formatDate(ps.createDate)!,
+    lastOpDate: formatDate(ps.lastOpDate)!,
+  }));
+}
+
+export const primaryStorageDescriptor: InventoryDescriptor<PrimaryStorageRow> = {
+  name: 'PrimaryStorageInventory',
+  table: primaryStorage,
+  fields: fieldsFromTable(primaryStorage),
+  expand: {
+    zone: { inventory: 'ZoneInventory', localKey: 'zoneUuid', remoteKey: 'uuid' },
+    volume: { inventory: 'VolumeInventory', localKey: 'uuid', remoteKey: 'primaryStorageUuid' },
+    clusterRef: { inventory: 'PrimaryStorageClusterRefInventory', localKey: 'uuid', remoteKey: 'primaryStorageUuid' },
+  },
+  aliases: { cluster: 'clusterRef.cluster' },
+  defaultSort: 'createDate',
+  toInventories: primaryStorageInventories,
+};
+
+export const primaryStorageClusterRefDescriptor: InventoryDescriptor = {
+  name: 'PrimaryStorageClusterRefInventory',
+  table: primaryStorageClusterRefs,
+  fields: fieldsFromTable(primaryStorageClusterRefs),
+  expand: {
+    primaryStorage: { inventory: 'PrimaryStorageInventory', localKey: 'primaryStorageUuid', remoteKey: 'uuid' },
+    cluster: { inventory: 'ClusterInventory', localKey: 'clusterUuid', remoteKey: 'uuid' },
+  },
+  toInventories: async (rows) => rows,
+};
+
+export function registerPrimaryStorage(app: App): PrimaryStorageService {
+  const { db } = app;
+  const service = new PrimaryStorageService(app);
+  app.addInventory(primaryStorageDescriptor);
+  app.addInventory(primaryStorageClusterRefDescriptor);
+  const inventory = async (uuid: string) => (await primaryStorageInventories([await service.require(uuid)], db))[0];
+
+  // Local storage follows its hosts: a host that connects adds its disk, a deleted one takes it away. (A host
+  // that is merely Disconnected keeps counting: shrinking then would lose track of what volumes hold.)
+  app.services.hosts.afterConnect((h) => service.refreshLocalCapacityOfCluster(h.clusterUuid));
+  app.events.on('host.deleted', async () => {
+    const locals = await db.select({ uuid: primaryStorage.uuid }).from(primaryStorage).where(eq(primaryStorage.type, 'LocalStorage'));
+    for (const ps of locals) await service.refreshLocalCapacity(ps.uuid);
+  });
+
+  const zoneExists = async (zoneUuid: string) => {
+    const [z] = await db.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, zoneUuid));
+    if (!z) throw notFound('ZoneVO', zoneUuid, 'zoneUuid');
+  };
+  const attachment = async (clusterUuid: string, psUuid: string) => {
+    const [c] = await db.select().from(clusters).where(eq(clusters.uuid, clusterUuid));
+    if (!c) throw notFound('ClusterVO', clusterUuid, 'clusterUuid');
+    const ps = await service.get(psUuid);
+    if (!ps) throw notFound('PrimaryStorageVO', psUuid, 'primaryStorageUuid');
+    const [ref] = await db
+      .select()
+      .from(primaryStorageClusterRefs)
+      .where(and(eq(primaryStorageClusterRefs.clusterUuid, clusterUuid), eq(primaryStorageClusterRefs.primaryStorageUuid, psUuid)));
+    return { cluster: c, ps, attached: !!ref };
+  };
+
+  app.cascade.register({
+    kind: 'primaryStorage',
+    parents: {
+      zone: async (zoneUuids) =>
+        (await db.select({ uuid: primaryStorage.uuid }).from(primaryStorage).where(inArray(primaryStorage.zoneUuid, zoneUuids))).map((r) => r.uuid),
+    },
+    async check(uuids, rootKind) {
+      if (rootKind !== 'primaryStorage') return;
+      const [ref] = await db.select().from(primaryStorageClusterRefs).where(inArray(primaryStorageClusterRefs.primaryStorageUuid, uuids)).limit(1);
+      if (ref) {
+        throw stateErr('SYS.1004', `primary storage[uuid:${ref.primaryStorageUuid}] is attached to cluster[uuid:${ref.clusterUuid}]; detach it first or delete with deleteMode=Enforcing`);
+      }
+      const [vol] = await db.select({ uuid: volumes.uuid, ps: volumes.primaryStorageUuid }).from(volumes).where(inArray(volumes.primaryStorageUuid, uuids)).limit(1);
+      if (vol) throw stateErr('SYS.1004', `primary storage[uuid:${vol.ps}] holds volume[uuid:${vol.uuid}]; delete with deleteMode=Enforcing to delete its VMs and volumes`);
+    },
+    async delete(uuids) {
+      const gone = await db.delete(primaryStorage).where(inArray(primaryStorage.uuid, uuids)).returning({ uuid: primaryStorage.uuid });
+      for (const ps of gone) app.events.emit('primaryStorage.deleted', { primaryStorageUuid: ps.uuid });
+    },
+  });
+
+  app.addHandlers(
+    defineHandlers({
+      AddSimulatorPrimaryStorage: {
+        async check(msg) {
+          await zoneExists(msg.zoneUuid);
+          const total = msg.totalCapacity ?? SIMULATOR_PS_DEFAULT_CAPACITY;
+          if (msg.availableCapacity !== undefined && msg.availableCapacity > total) {
+            throw argErr(`field[availableCapacity]: ${msg.availableCapacity} is more than totalCapacity ${total}`);
+          }
+        },
+        async run(msg) {
+          const total = msg.totalCapacity ?? SIMULATOR_PS_DEFAULT_CAPACITY;
+          const available = Math.min(msg.availableCapacity ?? total, total);
+          const [ps] = await db
+            .insert(primaryStorage)
+            .values({
+              uuid: newUuid(),
+              zoneUuid: msg.zoneUuid,
+              name: msg.name,
+              description: msg.description ?? null,
+              url: msg.url,
+              type: 'SimulatorPrimaryStorage',
+              status: 'Connected',
+              totalCapacity: total,
+              availableCapacity: available,
+              totalPhysicalCapacity: total,
+              availablePhysicalCapacity: available,
+            })
+            .returning();
+          return { inventory: (await primaryStorageInventories([ps], db))[0] };
+        },
+      },
+      AddLocalPrimaryStorage: {
+        check: (msg) => zoneExists(msg.zoneUuid),
+        async run(msg) {
+          const [ps] = await db
+            .insert(primaryStorage)
+            .values({
+              uuid: newUuid(),
+              zoneUuid: msg.zoneUuid,
+              name: msg.name,
+              description: msg.description ?? null,
+              url: msg.url,
+              mountPath: msg.url,
+              type: 'LocalStorage',
+              status: 'Connected',
+            })
+            .returning();
+          return { inventory: (await primaryStorageInventories([ps], db))[0] };
+        },
+      },
+      AttachPrimaryStorageToCluster: {
+        async check(msg) {
+          const { cluster, ps, attached } = await attachment(msg.clusterUuid, msg.primaryStorageUuid);
+          if (cluster.zoneUuid !== ps.zoneUuid) {
+            throw argErr(`primary storage[uuid:${ps.uuid}] is in zone[uuid:${ps.zoneUuid}] but cluster[uuid:${cluster.uuid}] is in zone[uuid:${cluster.zoneUuid}]`);
+          }
+          if (attached) throw argErr(`primary storage[uuid:${ps.uuid}] is already attached to cluster[uuid:${cluster.uuid}]`);
+        },
+        async run(msg) {
+          await db
+            .insert(primaryStorageClusterRefs)
+            .values({ primaryStorageUuid: msg.primaryStorageUuid, clusterUuid: msg.clusterUuid })
+            .onConflictDoNothing();
+          await service.refreshLocalCapacity(msg.primaryStorageUuid);
+          return { inventory: await inventory(msg.primaryStorageUuid) };
+        },
+      },
+      DetachPrimaryStorageFromCluster: {
+        async check(msg) {
+          const { attached } = await attachment(msg.clusterUuid, msg.primaryStorageUuid);
+          if (!attached) throw argErr(`primary storage[uuid:${msg.primaryStorageUuid}] is not attached to cluster[uuid:${msg.clusterUuid}]`);
+        },
+        async run(msg) {
+          for (const hook of service.detachHooks) await hook(msg.primaryStorageUuid, msg.clusterUuid);
+          await db
+            .delete(primaryStorageClusterRefs)
+            .where(and(eq(primaryStorageClusterRefs.clusterUuid, msg.clusterUuid), eq(primaryStorageClusterRefs.primaryStorageUuid, msg.primaryStorageUuid)));
+          await service.refreshLocalCapacity(msg.primaryStorageUuid);
+          return { inventory: await inventory(msg.primaryStorageUuid) };
+        },
+      },
+      DeletePrimaryStorage: {
+        async run(msg) {
+          await app.cascade.delete('primaryStorage', [msg.uuid], msg.deleteMode ?? 'Permissive');
+          return {};
+        },
+      },
+    }),
+  );
+  return service;
+}
