@@ -1,4 +1,21 @@
-export { ZStackClient, type ClientOptions, type JobHandle } from './client.js';
-export { ZStackError, isNotFound, isTimeout, type ErrorCodeJson } from './errors.js';
-export type { CallOptions, ParamsOf, ReplyOf, ApiName } from './types.js';
-export { OPERATIONS, type OperationId } from './generated/operations.js';
+export { ZStackClient, hashPassword, newJobUuid, type ClientOptions, type ClientHooks, type RequestEvent, type ResponseEvent, type ErrorEvent } from './client.js';
+export { ZStackError, SDK_ERRORS, isNotFound, isTimeout, isZStackError, type ErrorCodeJson, type FailedRequest } from './errors.js';
+export { conditionsOf } from './query.js';
+export type {
+  CallOptions,
+  Conditions,
+  ConditionOperator,
+  ConditionValue,
+  InventoryOf,
+  JobHandle,
+  JobProgress,
+  OperationInfo,
+  ParamInfo,
+  ParamsOf,
+  QueryAllOptions,
+  QueryParams,
+  ReplyOf,
+  RetryOptions,
+  ApiName,
+} from './types.js';
+export { OPERATIONS, PARAMS, INVENTORY_FIELDS, type OperationId } from './generated/operations.js';

@@ -31,6 +31,7 @@ import { join } from 'node:path';
 import { loadZStackProperties, type PropertyTimeouts } from './core/api-timeouts.js';
 import { GarbageCollector, gcJobDescriptor } from './core/gc.js';
 import { bridgeEvents } from './core/event-bridge.js';
+import { registerDocs } from './docs/index.js';
 import { defineHandlers } from './core/handlers.js';
 
 export interface AppOptions {
@@ -246,6 +247,7 @@ export class App {
       reply.code(404).send({ error: errorCode('SYS.1003', `no api mapping to ${req.method} ${req.url.split('?')[0]}`) });
     });
     http.get('/zstack/openapi.json', async (_req, reply) => reply.send(this.doc));
+    registerDocs(http, this.doc);
     registerRoutes(http, {
       doc: this.doc,
       operations: this.operations,

@@ -41,6 +41,15 @@ t.test('jobs', async (t) => {
       headers: { ...auth, 'X-Job-UUID': jobUuid },
     });
     t.equal(other.status, 400, 'the same job uuid for another API is refused');
+    const withResource = 'abcdefabcdefabcdefabcdefabcdef02';
+    const resourceUuid = '0123456789abcdef0123456789abcd02';
+    const create = () =>
+      http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'z-res', resourceUuid } }, headers: { ...auth, 'X-Job-UUID': withResource } });
+    const first = await create();
+    await pollJob(first.json.location);
+    const retry = await create();
+    t.equal(retry.status, 202, 'a retried create with resourceUuid finds its job (not "resourceUuid already used")');
+    t.equal(retry.json.location, first.json.location);
     const bad = await http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'z' } }, headers: { ...auth, 'X-Job-UUID': 'not-a-uuid' } });
     t.equal(bad.status, 400);
     t.match(bad.json.error.details, /X-Job-UUID/);

@@ -157,20 +157,31 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     const bounded = <T>(work: () => Promise<T>) =>
       runInContext(ctx, () => Promise.race([work(), whenAborted(ctx.signal, () => timeoutError(ctx))]));
 
+    const location = (uuid: string) => `${req.protocol}://${req.headers.host ?? 'localhost'}/zstack/v1/api-jobs/${uuid}`;
+    const jobHeader = req.headers['x-job-uuid'];
+    let jobUuid = newUuid();
+    if (jobHeader !== undefined && op.x.kind === 'async') {
+      if (typeof jobHeader !== 'string' || !/^[0-9a-fA-F]{32}$/.test(jobHeader)) {
+        throw argErr(`header X-Job-UUID must be 32 hex characters (a uuid without dashes), got [${jobHeader}]`);
+      }
+      jobUuid = jobHeader.toLowerCase();
+      // A retry of a request that already has its job gets that job back, before any check that the first run
+      // has made fail (e.g. "resourceUuid already used").
+      const existing = await deps.jobs.get(jobUuid);
+      if (existing) {
+        if (existing.apiName !== op.operationId) {
+          throw argErr(`duplicate job uuid[${jobUuid}]: it belongs to a ${existing.apiName} call, not ${op.operationId}`);
+        }
+        return void reply.code(202).header('location', location(jobUuid)).send({ location: location(jobUuid), apiTimeout: existing.timeoutMs });
+      }
+    }
+
     if (handler.check) await bounded(() => handler.check!(msg, ctx));
     if (op.x.kind === 'sync') {
       const result = await bounded(() => handler.run(msg, ctx));
       return void reply.code(200).send(finish(result));
     }
 
-    const jobHeader = req.headers['x-job-uuid'];
-    let jobUuid = newUuid();
-    if (jobHeader !== undefined) {
-      if (typeof jobHeader !== 'string' || !/^[0-9a-fA-F]{32}$/.test(jobHeader)) {
-        throw argErr(`header X-Job-UUID must be 32 hex characters (a uuid without dashes), got [${jobHeader}]`);
-      }
-      jobUuid = jobHeader.toLowerCase();
-    }
     const { job } = await deps.jobs.submit({
       uuid: jobUuid,
       apiName: op.operationId,
@@ -184,8 +195,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
         return r;
       },
     });
-    const location = `${req.protocol}://${req.headers.host ?? 'localhost'}/zstack/v1/api-jobs/${job.uuid}`;
-    return void reply.code(202).header('location', location).send({ location, apiTimeout: job.timeoutMs });
+    return void reply.code(202).header('location', location(job.uuid)).send({ location: location(job.uuid), apiTimeout: job.timeoutMs });
   } catch (e) {
     sendError(reply, e);
   }

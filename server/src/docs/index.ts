@@ -1,0 +1,125 @@
+// The interactive API reference at /zstack/docs: Redoc's standalone bundle, served from the local npm install (no CDN;
+// the machines this runs on may have no internet), rendering the bundled spec. Every operation shows its summary,
+// description (with its default timeout), parameters, request/response schemas and examples. Without JavaScript (or
+// without the bundle) the page still lists every operation with its method, path and default timeout.
+import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+
+export interface DocsOptions {
+  /** URL prefix of the reference (default `/zstack/docs`). */
+  prefix?: string;
+  /** Page title (default: the spec's `info.title`). */
+  title?: string;
+  /** The Redoc standalone bundle to serve (default: found in node_modules, see `findRedocBundle`). */
+  bundlePath?: string | null;
+}
+
+const CANDIDATES = [
+  // the `redoc` package, if installed
+  'redoc/bundles/redoc.standalone.js',
+  // the same bundle as shipped inside @redocly/cli (the tool `npm run docs` uses): always there in this workspace
+  '@redocly/cli/lib/chunks/redoc.standalone.js',
+];
+
+/** Looks for Redoc's standalone bundle in the node_modules directories above this file. */
+export function findRedocBundle(from = dirname(fileURLToPath(import.meta.url))): string | undefined {
+  for (let dir = from; ; dir = dirname(dir)) {
+    for (const c of CANDIDATES) {
+      const p = join(dir, 'node_modules', c);
+      if (existsSync(p)) return p;
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+interface Row {
+  operationId: string;
+  method: string;
+  path: string;
+  summary: string;
+  timeout?: string;
+  tag?: string;
+}
+
+function rowsOf(doc: Record<string, any>): Row[] {
+  const rows: Row[] = [];
+  for (const [path, item] of Object.entries<any>(doc.paths ?? {})) {
+    for (const method of ['get', 'post', 'put', 'delete', 'patch']) {
+      const op = item?.[method];
+      if (!op?.operationId) continue;
+      rows.push({ operationId: op.operationId, method: method.toUpperCase(), path: path.split('#')[0], summary: op.summary ?? '', timeout: op['x-zstack-timeout'], tag: op.tags?.[0] });
+    }
+  }
+  return rows.sort((a, b) => a.operationId.localeCompare(b.operationId));
+}
+
+/** The operations as a plain HTML table: the reference without JavaScript. */
+function staticIndex(rows: Row[]): string {
+  const body = rows
+    .map(
+      (r) =>
+        `<tr id="static-${escapeHtml(r.operationId)}"><td><code>${escapeHtml(r.operationId)}</code></td><td>${escapeHtml(r.summary)}</td><td><code>${r.method} ${escapeHtml(r.path)}</code></td><td>${escapeHtml(r.timeout ?? '')}</td></tr>`,
+    )
+    .join('\n');
+  return `<table class="zs-static"><thead><tr><th>API</th><th>Summary</th><th>Request</th><th>Default timeout</th></tr></thead><tbody>\n${body}\n</tbody></table>`;
+}
+
+function page(title: string, prefix: string, rows: Row[], hasBundle: boolean): string {
+  const index = staticIndex(rows);
+  const script = hasBundle ? `<script type="module" src="${prefix}/init.js"></script>` : '';
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>
+  body { margin: 0; font-family: system-ui, sans-serif; }
+  .zs-static { border-collapse: collapse; margin: 1em; font-size: 14px; }
+  .zs-static td, .zs-static th { border: 1px solid #ddd; padding: 4px 8px; text-align: left; }
+</style>
+</head>
+<body>
+<div id="redoc"></div>
+${hasBundle ? `<noscript><h1>${escapeHtml(title)}</h1>${index}</noscript>` : `<h1 style="margin:1em">${escapeHtml(title)}</h1><p style="margin:1em">The interactive reference needs Redoc's bundle (npm package <code>redoc</code> or <code>@redocly/cli</code>); the spec is at <a href="${prefix}/openapi.json">${prefix}/openapi.json</a>.</p>${index}`}
+${script}
+</body>
+</html>
+`;
+}
+
+/** Serves the reference at `<prefix>` (HTML), `<prefix>/openapi.json` (the spec), `<prefix>/init.js` and `<prefix>/redoc.standalone.js`. */
+export function registerDocs(app: FastifyInstance, doc: Record<string, any>, opts: DocsOptions = {}): void {
+  const prefix = (opts.prefix ?? '/zstack/docs').replace(/\/$/, '');
+  const bundlePath = opts.bundlePath === null ? undefined : (opts.bundlePath ?? findRedocBundle());
+  const html = page(opts.title ?? doc.info?.title ?? 'API reference', prefix, rowsOf(doc), Boolean(bundlePath));
+  const specText = JSON.stringify(doc);
+  let bundle: { text: Buffer; etag: string } | undefined;
+
+  // Nothing leaves the server's origin: Redoc's remote logo (and anything else remote) is blocked by the policy.
+  const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:";
+  const init = `import { init } from '${prefix}/redoc.standalone.js';
+init('${prefix}/openapi.json', { disableTelemetry: true, jsonSamplesExpandLevel: 3 }, document.getElementById('redoc'));
+`;
+  const sendHtml = async (_req: unknown, reply: any) =>
+    reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-cache').header('content-security-policy', csp).send(html);
+  app.get(prefix, sendHtml);
+  app.get(`${prefix}/`, sendHtml);
+  app.get(`${prefix}/openapi.json`, async (_req, reply) => reply.header('content-type', 'application/json; charset=utf-8').send(specText));
+  if (bundlePath) {
+    app.get(`${prefix}/init.js`, async (_req, reply) => reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(init));
+    app.get(`${prefix}/redoc.standalone.js`, async (req, reply) => {
+      bundle ??= (() => {
+        const text = readFileSync(bundlePath);
+        return { text, etag: `"${createHash('sha1').update(text).digest('hex')}"` };
+      })();
+      if (req.headers['if-none-match'] === bundle.etag) return reply.code(304).send();
+      return reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'public, max-age=86400').header('etag', bundle.etag).send(bundle.text);
+    });
+  }
+}
