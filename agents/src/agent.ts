@@ -5,7 +5,7 @@ import { FilesystemBackupStorage } from './backup-storage/filesystem-backend.js'
 import { backupStoragePart } from './backup-storage/handlers.js'
 import { DownloadTracker } from './backup-storage/progress.js'
 import { SimulatedBackupStorages } from './backup-storage/simulated-backend.js'
-import { consoleProxyPart } from './console-proxy/handlers.js'
+import { consoleProxyOptionsFromEnv, consoleProxyPart, type ConsoleProxyOptions } from './console-proxy/handlers.js'
 import { kvmPart } from './kvm/handlers.js'
 import { LibvirtKvmBackend } from './kvm/libvirt-backend.js'
 import { SimulatorKvmBackend } from './kvm/simulator-backend.js'
@@ -55,6 +55,8 @@ export interface StartAgentOptions {
   recordLimit?: number
   /** Structured log lines (aborted commands, internal errors); silent by default. */
   log?: AgentLog
+  /** console-proxy: the WebSocket listener (defaults from ZSTACK_CONSOLE_PROXY_* env, then port 4900). */
+  consoleProxy?: ConsoleProxyOptions
 }
 
 export interface RunningAgent {
@@ -105,7 +107,9 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
     if (sim) sim.routers = routers
     parts.push(virtualRouterPart(routers))
   }
-  if (opts.kind === 'console-proxy') parts.push(consoleProxyPart())
+  if (opts.kind === 'console-proxy') {
+    parts.push(consoleProxyPart({ host: opts.host, ...consoleProxyOptionsFromEnv(), ...opts.consoleProxy, log: opts.log }))
+  }
   if (sim) parts.push(simulatorControlPart(sim))
 
   const handlers: HandlerMap = Object.assign({}, ...parts.map((p) => p.handlers))

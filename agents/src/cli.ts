@@ -1,10 +1,13 @@
 // zstack-agent <kind> [--port N] [--host H] [--secret S] [--backend B] [--storage-root DIR] [--vnc-host H] [--quiet]
 // Prints one JSON line {"listening": url, "kind": ...} on stdout when ready; logs JSON lines on stderr.
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import type { ConsoleProxyOptions } from './console-proxy/handlers.js'
 import { AGENT_KINDS, BACKENDS, DEFAULT_PORTS, startAgent, type AgentBackend, type AgentKind } from './agent.js'
 
 const USAGE = `usage: zstack-agent <${AGENT_KINDS.join('|')}> [--port N] [--host 127.0.0.1] [--secret S]
                     [--backend simulator|libvirt|real] [--storage-root DIR] [--vnc-host 127.0.0.1] [--quiet]
+                    console-proxy: [--proxy-port 4900] [--proxy-host H] [--proxy-public-hostname H] [--tls-cert F --tls-key F]
 The secret can also come from ZSTACK_AGENT_SECRET. Default ports: ${Object.entries(DEFAULT_PORTS).map(([k, p]) => `${k} ${p}`).join(', ')}.`
 
 async function main(argv: string[]): Promise<void> {
@@ -18,6 +21,11 @@ async function main(argv: string[]): Promise<void> {
       backend: { type: 'string' },
       'storage-root': { type: 'string' },
       'vnc-host': { type: 'string' },
+      'proxy-port': { type: 'string' },
+      'proxy-host': { type: 'string' },
+      'proxy-public-hostname': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -38,8 +46,15 @@ async function main(argv: string[]): Promise<void> {
   const log = values.quiet ? undefined : (entry: Record<string, unknown>) => {
     process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`)
   }
+  const consoleProxy: ConsoleProxyOptions = {}
+  if (values['proxy-port'] !== undefined) consoleProxy.port = Number(values['proxy-port'])
+  if (values['proxy-host'] !== undefined) consoleProxy.host = values['proxy-host']
+  if (values['proxy-public-hostname'] !== undefined) consoleProxy.publicHostname = values['proxy-public-hostname']
+  if (values['tls-cert'] && values['tls-key']) {
+    consoleProxy.tls = { cert: readFileSync(values['tls-cert']), key: readFileSync(values['tls-key']) }
+  }
   const agent = await startAgent({
-    kind, port, host: values.host, secret, backend, storageRoot: values['storage-root'], vncHost: values['vnc-host'], log,
+    kind, port, host: values.host, secret, backend, storageRoot: values['storage-root'], vncHost: values['vnc-host'], log, consoleProxy,
   })
   process.stdout.write(`${JSON.stringify({ listening: agent.url, kind, backend: agent.backend })}\n`)
 

@@ -5,7 +5,8 @@ import { startAgent, type RunningAgent, type StartAgentOptions } from '../src/in
 export const SECRET = 'test-secret'
 
 export async function start(opts: Partial<StartAgentOptions> & Pick<StartAgentOptions, 'kind'>): Promise<RunningAgent> {
-  return startAgent({ port: 0, host: '127.0.0.1', secret: SECRET, ...opts })
+  // Ephemeral ports everywhere, the console proxy's WebSocket listener included: test files run in parallel.
+  return startAgent({ port: 0, host: '127.0.0.1', secret: SECRET, consoleProxy: { port: 0 }, ...opts })
 }
 
 export interface CallOptions {

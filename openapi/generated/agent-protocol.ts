@@ -967,12 +967,12 @@ export interface components {
             records: components["schemas"]["CommandRecord"][];
         };
         ConsoleCheckCmd: {
-            /** @description When given */
+            /** @description When given, the token must point at this host. */
             targetHostname?: string;
-            /** @description When given */
+            /** @description When given, the token must point at this port. */
             targetPort?: number;
             token: string;
-            /** @description When given */
+            /** @description When given, the token must be bound to this VM. */
             vmUuid?: string;
         };
         ConsoleCheckRsp: components["schemas"]["AgentResponse"] & {
