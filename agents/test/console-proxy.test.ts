@@ -286,9 +286,7 @@ t.test('a taken port: ping and establish fail with the reason, and recover when 
   const blocker = net.createServer()
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r))
   const port = (blocker.address() as AddressInfo).port
-  process.env.ZSTACK_CONSOLE_PROXY_PORT = String(port)
-  const proxy = await start({ kind: 'console-proxy' })
-  process.env.ZSTACK_CONSOLE_PROXY_PORT = '0'
+  const proxy = await start({ kind: 'console-proxy', consoleProxy: { port } })
   t.teardown(() => proxy.close())
   const ping = (await call(proxy, '/console/ping', {}, MN)).body
   t.equal(ping.success, false)
