@@ -47,6 +47,11 @@ t.test('malformed requests', async (t) => {
     t.equal(ok.inventory.value, '2h');
     const res = await http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'z2' } }, headers: auth });
     t.equal(res.json.apiTimeout, 2 * 3600_000, 'the configured timeout applies');
+    const byClass = await s.client.updateGlobalConfig({ category: 'apiTimeout', name: 'org.zstack.header.zone.APICreateZoneMsg', value: '3h' });
+    t.equal(byClass.inventory.name, 'CreateZone', "upstream's API class name is an alias of the API name");
+    t.equal(byClass.inventory.value, '3h');
+    await s.client.updateGlobalConfig({ category: 'apiTimeout', name: 'CreateZone', value: '2h' });
+    await bad('apiTimeout', 'org.zstack.header.zone.APIFlyMsg', '1h', /Unable to find GlobalConfig/);
     const all = await s.client.queryGlobalConfig({ q: ['category=apiTimeout'] });
     t.ok(all.inventories!.some((c) => c.name === 'CreateZone' && c.value === '2h'));
     t.ok(all.inventories!.length >= s.app.operations.length - 2, 'one entry per API');

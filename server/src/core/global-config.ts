@@ -5,6 +5,7 @@ import type { Db } from '../db/index.js';
 import { globalConfigs } from '../db/schema/index.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { argErr } from './errors.js';
+import { apiNameOfClass } from './api-timeouts.js';
 import type { EventBus } from './events.js';
 
 export type ConfigType = 'int' | 'bool' | 'string' | 'duration' | 'seconds';
@@ -26,7 +27,6 @@ const key = (category: string, name: string) => `${category}/${name}`;
 export class GlobalConfigService {
   private defs = new Map<string, ConfigDef>();
   private values = new Map<string, string>();
-  private aliases = new Map<string, string>();
 
   constructor(
     private db: Db,
@@ -39,13 +39,10 @@ export class GlobalConfigService {
     this.values.set(key(def.category, def.name), def.defaultValue);
   }
 
-  /** Another name for a setting (e.g. upstream's API class name for an apiTimeout entry). */
-  alias(category: string, alias: string, name: string): void {
-    this.aliases.set(key(category, alias), name);
-  }
-
   resolve(category: string, name: string): ConfigDef {
-    const real = this.aliases.get(key(category, name)) ?? name;
+    let real = name;
+    // Upstream names an API's timeout by its message class: org.zstack.header.vm.APICreateVmInstanceMsg.
+    if (category === 'apiTimeout' && !this.defs.has(key(category, real))) real = apiNameOfClass(real) ?? real;
     const def = this.defs.get(key(category, real));
     if (!def) throw argErr(`Unable to find GlobalConfig[category: ${category}, name: ${name}]`);
     return def;
