@@ -1,5 +1,6 @@
 // Images (VM templates and ISOs) on backup storage: AddImage downloads them (see download.ts); deletion follows
 // `image/deletionPolicy` (Direct removes the files now; Delay and Never keep the image as Deleted until expunged).
+import { deleteImageBits, registerImageGarbageCollector } from './gc.js';
 import { and, eq, inArray } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { argErr, notFound, stateErr, toApiError } from '../core/errors.js';
@@ -41,6 +42,7 @@ const normalizePlatform = (p?: string) => (p === 'Paravirtualization' ? 'Other' 
 /** Registers the image domain: inventories, handlers, cascade nodes, settings and its service. */
 export function register(app: App): void {
   const { db } = app;
+  registerImageGarbageCollector(app);
   const service = new ImageService(app);
   app.services.images = service;
   app.globalConfig.define({
@@ -95,15 +97,12 @@ export function register(app: App): void {
     return usable;
   };
 
-  /** Deletes image files from backup storage (best effort: an unreachable agent leaves a file, not an error). */
+  /** Deletes image files from backup storage (an unreachable agent leaves a GC job, not a stray file). */
   const removeFiles = async (refs: ImageRefRow[]) => {
     for (const ref of refs) {
-      const bs = await app.services.backupStorage.get(ref.backupStorageUuid);
-      if (bs && ref.installPath) {
-        await app.services.backupStorage
-          .call(bs, '/backupstorage/delete', { installPath: ref.installPath })
-          .catch((e) => console.warn(`[image] could not delete ${ref.installPath} from backup storage ${bs.uuid}: ${toApiError(e).message}`));
-      }
+      await deleteImageBits(app, ref).catch((e) =>
+        console.warn(`[image] could not delete ${ref.installPath} from backup storage ${ref.backupStorageUuid}: ${toApiError(e).message}`),
+      );
       await db
         .delete(imageBackupStorageRefs)
         .where(and(eq(imageBackupStorageRefs.imageUuid, ref.imageUuid), eq(imageBackupStorageRefs.backupStorageUuid, ref.backupStorageUuid)));

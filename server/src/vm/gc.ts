@@ -17,6 +17,7 @@ interface DestroyVmContext {
 
 export function registerVmGarbageCollectors(app: App): void {
   registerVolumeBitsCollector(app);
+  registerStopVmCollector(app);
   app.globalConfig.define({
     category: 'gc',
     name: 'vm.destroy.interval',
@@ -91,4 +92,29 @@ export async function deleteVolumeBits(
     if (!isUnreachable(e)) throw e;
     await later();
   }
+}
+
+export const STOP_VM_ON_HOST = 'StopVmOnHost';
+
+function registerStopVmCollector(app: App): void {
+  app.gc.register({
+    name: STOP_VM_ON_HOST,
+    intervalMs: () => app.globalConfig.getMs('gc', 'vm.destroy.interval'),
+    async run(ctx: DestroyVmContext) {
+      const host = await app.services.hosts.get(ctx.hostUuid);
+      if (!host) return 'cancel';
+      const vm = await app.services.vms.get(ctx.vmUuid);
+      // Started again on that same host since: it is meant to run there now.
+      if (vm && vm.hostUuid === ctx.hostUuid && vm.state === 'Running') return 'cancel';
+      if (host.status !== 'Connected') return 'retry';
+      await hostCall(app, ctx.hostUuid, '/vm/stop', { uuid: ctx.vmUuid, timeout: 0 });
+      return 'done';
+    },
+  });
+}
+
+/** Persists the host-side stop of a VM cold-stopped while its host could not be reached. */
+export async function stopOnHostLater(app: App, vm: VmRow, hostUuid: string): Promise<void> {
+  const context: DestroyVmContext = { vmUuid: vm.uuid, vmName: vm.name, hostUuid };
+  await app.gc.submit({ name: `gc-stop-vm-${vm.uuid}-on-host-${hostUuid}`, runner: STOP_VM_ON_HOST, context, resourceUuid: hostUuid });
 }

@@ -4,7 +4,7 @@
 import { and, asc, eq, inArray, isNotNull, lt } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { isUnreachable } from '../agent-client/index.js';
-import { deleteVolumeBits, destroyOnHostLater } from './gc.js';
+import { deleteVolumeBits, destroyOnHostLater, stopOnHostLater } from './gc.js';
 import { notFound, err, toApiError, argErr } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
 import type { Tx } from '../db/index.js';
@@ -179,13 +179,25 @@ export class VmService {
     if (vm.state === 'Stopped') return;
     const hostUuid = vm.hostUuid;
     if (hostUuid) {
-      await this.app.services.hosts.requireConnected(hostUuid);
-      await this.setState(vm, 'Stopping');
-      try {
-        await hostCall(this.app, hostUuid, '/vm/stop', { uuid: vm.uuid, timeout: type === 'cold' ? 0 : 120 });
-      } catch (e) {
-        await this.setState({ ...vm, state: 'Stopping' }, vm.state);
-        throw e;
+      // A cold stop works whatever the host's state: if the host cannot be reached now, the host-side stop
+      // becomes a GC job (vm/gc.ts). A graceful stop needs the guest, so it needs the host.
+      const host = await this.app.services.hosts.get(hostUuid);
+      const reachable = host?.status === 'Connected';
+      if (!reachable && type === 'cold') {
+        await this.setState(vm, 'Stopping');
+        if (host) await stopOnHostLater(this.app, vm, hostUuid);
+      } else {
+        await this.app.services.hosts.requireConnected(hostUuid);
+        await this.setState(vm, 'Stopping');
+        try {
+          await hostCall(this.app, hostUuid, '/vm/stop', { uuid: vm.uuid, timeout: type === 'cold' ? 0 : 120 });
+        } catch (e) {
+          if (type !== 'cold' || !isUnreachable(e)) {
+            await this.setState({ ...vm, state: 'Stopping' }, vm.state);
+            throw e;
+          }
+          await stopOnHostLater(this.app, vm, hostUuid);
+        }
       }
     }
     await this.app.db.transaction(async (tx) => {
