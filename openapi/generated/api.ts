@@ -587,7 +587,12 @@ export interface paths {
         get?: never;
         /**
          * Reconnect a host
-         * @description Reconnects to the host's agent (status `Connecting` → `Connected`, or `Disconnected` on failure) and refreshes its facts and capacity.
+         * @description Reconnects to the host's agent (status `Connecting` → `Connected`, or `Disconnected` on failure) and refreshes its
+         *     facts and capacity. For a KVM host the agent is deployed again first: every task looks before it acts, so with
+         *     nothing changed the deploy only connects, probes once and asks the agent for its echo (all tasks `skip` in
+         *     `QueryHostDeployLog`), and an agent that died is restarted. A failed deploy fails with the deployer's `HOST.1003`
+         *     (task, host, exit code, stderr tail); a failed connect with `HOST.1002`.
+         *
          *
          *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
          */
@@ -646,6 +651,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/hosts/deploy-logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query agent deploy logs
+         * @description ZStack-TS extension. What the SSH deployer did on KVM hosts (AddKVMHost, ReconnectHost) and SFTP backup storage
+         *     (AddSftpBackupStorage): one line per task start and one per outcome (`done` changed something, `skip` found it
+         *     in place, `fail`), in order (`sort=+id`). Lines of one run share `deployUuid`. A host's or backup storage's
+         *     logs go with it; those of a failed AddKVMHost stay (query them by `host`). The last 20 runs per resource are kept.
+         *     Expanded fields include `kvmHost` (the host, when the resource is one).
+         *
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryHostDeployLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/hosts/kvm": {
         parameters: {
             query?: never;
@@ -657,8 +689,17 @@ export interface paths {
         put?: never;
         /**
          * Add a KVM host
-         * @description Adds a KVM host to a `KVM` cluster: the server logs in over SSH (password or private key), deploys the kvm agent,
-         *     then connects to it. `managementIp` must be unique among KVM hosts. The password is never returned.
+         * @description Adds a KVM host to a `KVM` cluster. The host is written `Connecting`; the server logs in over SSH (password or
+         *     private key; the host key is recorded on first contact and must match afterwards), deploys the kvm agent with a
+         *     secret of its own (settings `kvm/agent.installRoot`, `kvm/agent.port`, `kvm/agent.backend`: `simulator` by
+         *     default, `libvirt` on a real hypervisor), waits for its echo, connects to it and reads its capacity: the host
+         *     ends `Connected` with its OS facts (`osDistribution`, `osRelease`, `osVersion`). At most
+         *     `kvm/deploy.parallelismDegree` deploys run at once per management node; transient SSH failures are retried.
+         *
+         *     Every deploy task is logged (`QueryHostDeployLog`). When the deploy fails the job fails with `HOST.1003` naming the
+         *     task, the host, the command's exit code and the last lines of its stderr (cause `SYS.1006`), and, as upstream
+         *     does for a host that fails to be added, the host is removed (its deploy log stays, queryable by `host`).
+         *     `managementIp` must be unique among hosts. Credentials are stored encrypted and never returned.
          *
          *
          *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h.
@@ -2223,6 +2264,44 @@ export interface components {
          * @enum {string}
          */
         HostAllocatorStrategy: "DefaultHostAllocatorStrategy" | "LeastVmPreferredHostAllocatorStrategy";
+        /** @description One line of an agent deploy (the deployer's task log). */
+        HostDeployLogInventory: {
+            /** @enum {string} */
+            agentKind: "kvm" | "backup-storage" | "console-proxy" | "virtual-router";
+            createDate: components["schemas"]["Date"];
+            /** @description The deploy run (one per AddKVMHost / ReconnectHost / AddSftpBackupStorage). */
+            deployUuid: components["schemas"]["Uuid"];
+            details: string;
+            /** @description 0 for `start` lines. */
+            durationMs: number;
+            /** @description The address deployed to. */
+            host: string;
+            /** @description Increases in the order the lines were logged. */
+            id: number;
+            /**
+             * @description `WARN`: a transient failure that was retried.
+             * @enum {string}
+             */
+            level: "INFO" | "WARN" | "ERROR";
+            /** @enum {string} */
+            resourceType: "HostVO" | "BackupStorageVO";
+            /** @description The host or backup storage the agent was deployed for. */
+            resourceUuid: components["schemas"]["Uuid"];
+            /**
+             * @description `done`: the task changed something; `skip`: it was already in place.
+             * @enum {string}
+             */
+            status: "start" | "done" | "skip" | "fail";
+            /** @enum {string} */
+            task: "connect" | "detect-os" | "check-runtime" | "upload-bundle" | "write-config" | "install-service" | "restart-agent" | "wait-echo";
+        };
+        HostDeployLogInventoryQueryReply: {
+            inventories?: components["schemas"]["HostDeployLogInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
         /** @description A host. KVM hosts add `username`, `sshPort` and the OS fields; no password is ever returned. */
         HostInventory: {
             /** @example x86_64 */
@@ -4541,6 +4620,54 @@ export interface operations {
                         /** @description Bytes. */
                         totalMemory: number;
                     };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryHostDeployLog: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostDeployLogInventoryQueryReply"];
                 };
             };
             400: components["responses"]["BadRequest"];

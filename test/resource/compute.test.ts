@@ -5,6 +5,7 @@ import t from 'tap';
 import { createHash } from 'node:crypto';
 import { eq } from 'drizzle-orm';
 import { startServer } from '../lib/harness.js';
+import { freePort } from '../lib/sshd.js';
 import { ZStackClient, ZStackError } from '../../sdk/src/index.js';
 import { clusters, hosts, instanceOfferings, l2Networks, l3Networks } from '../../server/src/db/schema/index.js';
 import { newUuid } from '../../server/src/core/ids.js';
@@ -130,12 +131,14 @@ t.test('clusters, hosts and offerings', async (t) => {
     t.ok((await zs.queryHost({ q: ['cluster.name=sim', 'zone.name=zone1'] })).inventories!.length > 0);
   });
 
-  t.test('AddKVMHost is validated, then needs the deployer', async (t) => {
+  t.test('AddKVMHost is validated; a failed deploy leaves nothing behind', async (t) => {
     await fails(t, zs.addKVMHost({ name: 'k', managementIp: '10.1.0.1', clusterUuid: cluster.uuid, username: 'root', password: 'p' } as never), 400, 'SYS.1007', /KVM cluster/);
     await fails(t, zs.addKVMHost({ name: 'k', managementIp: '10.1.0.1', clusterUuid: kvmCluster.uuid, username: 'root' } as never), 400, 'SYS.1007', /password|sshKey/);
-    await fails(t, zs.addKVMHost({ name: 'k', managementIp: '10.1.0.1', clusterUuid: kvmCluster.uuid, username: 'root', password: 'p' } as never), 503, 'SYS.1014', /SSH deployer/);
-    t.same((await zs.queryHost({ q: ['managementIp=10.1.0.1'] })).inventories, [], 'nothing left behind');
-    // managementIp is unique among KVM hosts (a KVM host row written directly: adding one needs the deployer).
+    // The deploy fails at once (nothing listens on the port): HOST.1003 naming the task; the host is removed again.
+    const closed = await freePort();
+    await fails(t, zs.addKVMHost({ name: 'k', managementIp: '127.0.0.1', sshPort: closed, clusterUuid: kvmCluster.uuid, username: 'root', password: 'p' } as never), 503, 'HOST.1003', /task connect failed on host 127\.0\.0\.1: .*connection refused/);
+    t.same((await zs.queryHost({ q: ['managementIp=127.0.0.1'] })).inventories, [], 'nothing left behind');
+    // managementIp is unique among hosts (a KVM host row written directly: adding one for real is test/kvm's).
     const kvm = newUuid();
     await s.app.db.insert(hosts).values({ uuid: kvm, zoneUuid: zone.uuid, clusterUuid: kvmCluster.uuid, name: 'k0', managementIp: '10.1.0.7', hypervisorType: 'KVM', username: 'root', sshPort: 22, credential: 'sealed' });
     await fails(t, zs.addKVMHost({ name: 'k', managementIp: '10.1.0.7', clusterUuid: kvmCluster.uuid, username: 'root', password: 'p' } as never), 400, 'SYS.1007', /managementIp.*10\.1\.0\.7/);

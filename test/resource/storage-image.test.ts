@@ -12,6 +12,8 @@ import { ZStackError } from '../../sdk/src/index.js';
 import { ApiError } from '../../server/src/core/errors.js';
 import { newUuid } from '../../server/src/core/ids.js';
 import { backupStorage, backupStorageZoneRefs, images, primaryStorage } from '../../server/src/db/schema/index.js';
+import { credentialVault } from '../../server/src/host/credentials.js';
+import { freePort } from '../lib/sshd.js';
 
 const GiB = 1024 ** 3;
 const TiB = 1024 ** 4;
@@ -43,6 +45,13 @@ t.test('primary storage, backup storage and images', async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
   const zs = s.client;
+  /** An SFTP backup storage row as AddSftpBackupStorage leaves it, without deploying (no sshd in this test). */
+  const sftpRow = async (name: string, url: string, password = 'p') => {
+    const uuid = newUuid();
+    const credential = credentialVault(s.app).seal({ password });
+    await s.app.db.insert(backupStorage).values({ uuid, name, url, type: 'SftpBackupStorage', status: 'Disconnected', hostname: '127.0.0.1', username: 'root', sshPort: 22, credential });
+    return uuid;
+  };
   const sim = (path: string, body: object) => s.app.agents.call(s.sim.url, path, body);
   const { inventory: zone } = await zs.createZone({ name: 'zone1' });
   const { inventory: otherZone } = await zs.createZone({ name: 'zone2' });
@@ -148,13 +157,16 @@ t.test('primary storage, backup storage and images', async (t) => {
     t.same(d.inventory.attachedZoneUuids, [zone.uuid]);
     t.same((await zs.queryBackupStorage({ q: ['status=Connected'], sort: 'createDate' })).inventories!.map((b) => b.name), ['bs1', 'bs-small']);
 
-    // SFTP: stored, credentials sealed and never returned; no agent answers yet → Disconnected.
-    const { inventory: sftp } = await zs.addSftpBackupStorage({ name: 'sftp', hostname: '127.0.0.1', username: 'root', password: 'hunter2', sshPort: 2222, url: '/zstack_bs' });
-    t.match(sftp, { type: 'SftpBackupStorage', status: 'Disconnected', hostname: '127.0.0.1', username: 'root', sshPort: 2222 });
-    t.notOk('password' in sftp);
+    // SFTP: the agent is deployed over SSH (test/kvm does it against a real sshd); nothing listens here → HOST.1003
+    // naming the connect task, and the backup storage is removed again.
+    const closed = await freePort();
+    await fails(t, zs.addSftpBackupStorage({ name: 'sftp', hostname: '127.0.0.1', username: 'root', password: 'hunter2', sshPort: closed, url: '/zstack_bs' }), 503, 'HOST.1003', /task connect failed on host 127\.0\.0\.1: .*connection refused/);
+    t.same((await zs.queryBackupStorage({ q: ['name=sftp'] })).inventories, [], 'nothing left behind');
+    const sftp = { uuid: await sftpRow('sftp', '/zstack_bs', 'hunter2') };
     const [row] = await s.app.db.select().from(backupStorage).where(eq(backupStorage.uuid, sftp.uuid));
     t.ok(row.credential && !row.credential.includes('hunter2'), 'the password is sealed at rest');
     const queried = (await zs.queryBackupStorage({ q: [`uuid=${sftp.uuid}`] })).inventories![0] as Record<string, unknown>;
+    t.match(queried, { type: 'SftpBackupStorage', status: 'Disconnected', hostname: '127.0.0.1', username: 'root', sshPort: 22 });
     t.notOk('password' in queried || 'credential' in queried);
     await fails(t, zs.queryBackupStorage({ q: ['credential=x'] }), 400, 'SYS.1007', /credential/);
     await fails(t, zs.addSftpBackupStorage({ name: 'x', hostname: 'h', username: 'root', password: 'p', url: 'relative' }), 400, 'SYS.1007', /url/);
@@ -223,7 +235,7 @@ t.test('primary storage, backup storage and images', async (t) => {
       await fails(t, zs.addImage({ name: 'x', url: 'http://x/y', backupStorageUuids: [] }), 400, 'SYS.1007', /backupStorageUuids/);
       await fails(t, zs.addImage({ name: 'x', url: 'http://x/y', backupStorageUuids: [bs.uuid], mediaType: 'Floppy' } as never), 400, 'SYS.1007', /mediaType/);
       await fails(t, zs.addImage({ name: 'x', url: 'http://x/y', backupStorageUuids: [bs.uuid], format: 'vhd' } as never), 400, 'SYS.1007', /format/);
-      const { inventory: sftp } = await zs.addSftpBackupStorage({ name: 'sftp', hostname: '127.0.0.1', username: 'root', password: 'p', url: '/bs' });
+      const sftp = { uuid: await sftpRow('sftp', '/bs') };
       await fails(t, zs.addImage({ name: 'x', url: 'http://x/y', backupStorageUuids: [sftp.uuid] }), 409, 'SYS.1010', /Disconnected/);
       await s.app.db.update(backupStorage).set({ status: 'Connected', availableCapacity: GiB }).where(eq(backupStorage.uuid, sftp.uuid));
       await fails(t, zs.addImage({ name: 'x', url: 'ftp://x/y', backupStorageUuids: [sftp.uuid] }), 400, 'SYS.1007', /url.*ftp/);
@@ -273,8 +285,8 @@ t.test('primary storage, backup storage and images', async (t) => {
     const root = join(s.dataDir, 'real-bs');
     const agent = await startAgent({ kind: 'backup-storage', port: 0, secret: AGENT_SECRET, storageRoot: root });
     t.teardown(() => agent.close());
-    const { inventory: bs } = await zs.addSftpBackupStorage({ name: 'real', hostname: '127.0.0.1', username: 'root', password: 'p', url: `${root}/store` });
-    // Until the deployer exists, point the row at the agent (the deployer will record where it installed it).
+    // The row as a deploy leaves it, pointing at an agent started here (test/kvm deploys one over SSH for real).
+    const bs = { uuid: await sftpRow('real', `${root}/store`) };
     await s.app.db.update(backupStorage).set({ agentUrl: agent.url }).where(eq(backupStorage.uuid, bs.uuid));
     const connected = await s.app.services.backupStorage.connect(bs.uuid);
     t.equal(connected.status, 'Connected');

@@ -7,6 +7,7 @@ import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { clusters, hosts } from '../db/schema/index.js';
 import { cpuMemoryCapacity } from './capacity.js';
+import { credentialVault, newAgentSecret } from './credentials.js';
 import { hostInventory } from './inventory.js';
 import { stateErrorNotConnected, type HostService } from './service.js';
 
@@ -71,13 +72,43 @@ export function hostHandlers(app: App, service: HostService) {
     },
     AddKVMHost: {
       async check(msg) {
-        // The body schema's anyOf (password or sshKey) hides the fields from the generated type.
-        const m = msg as unknown as { clusterUuid: string; managementIp: string };
+        const m = kvmHostMsg(msg);
         await clusterOf(m.clusterUuid, 'KVM');
-        await uniqueIp(m.managementIp, { hypervisorType: 'KVM' });
+        await uniqueIp(m.managementIp);
+        if (m.resourceUuid && (await service.get(m.resourceUuid))) throw argErr(`resourceUuid[${m.resourceUuid}] is already used`);
       },
-      async run() {
-        throw err('SYS.1014', 'AddKVMHost needs the SSH deployer (agents issue)');
+      // Connecting → deploy → echo → connect → capacity → Connected; any failure removes the host again (as
+      // upstream's add-host rollback does), so nothing is left Connecting or half-added. Its deploy log stays.
+      async run(msg) {
+        const m = kvmHostMsg(msg);
+        const cluster = await clusterOf(m.clusterUuid, 'KVM');
+        const data = { uuid: m.resourceUuid ?? newUuid() };
+        const credential = credentialVault(app).seal({ password: m.password, privateKey: m.sshKey, agentSecret: newAgentSecret() });
+        await runFlow('add-kvm-host', [
+          {
+            name: 'write host',
+            // Checked again under a lock on the address: two adds of one address may have passed their checks together.
+            run: () => app.locks.withLock(`host-management-ip:${m.managementIp}`, async () => {
+              await uniqueIp(m.managementIp);
+              await db.insert(hosts).values({
+                uuid: data.uuid,
+                zoneUuid: cluster.zoneUuid,
+                clusterUuid: cluster.uuid,
+                name: m.name,
+                description: m.description ?? null,
+                managementIp: m.managementIp,
+                hypervisorType: 'KVM',
+                architecture: cluster.architecture ?? 'x86_64',
+                username: m.username,
+                sshPort: m.sshPort ?? 22,
+                credential,
+              });
+            }),
+            rollback: async () => void (await db.delete(hosts).where(eq(hosts.uuid, data.uuid))),
+          },
+          { name: 'deploy and connect', run: async () => void (await service.connect(data.uuid, { errorCode: 'HOST.1003', deploy: true })) },
+        ], data);
+        return { inventory: hostInventory(await service.require(data.uuid)) };
       },
     },
     UpdateSimulatorHost: {
@@ -101,7 +132,8 @@ export function hostHandlers(app: App, service: HostService) {
     },
     ReconnectHost: {
       check: async (msg) => void (await service.require(msg.uuid)),
-      run: async (msg) => ({ inventory: hostInventory(await service.connect(msg.uuid, { errorCode: 'HOST.1002' })) }),
+      // KVM hosts: the deployer runs again first (everything in place is skipped; a dead agent is restarted).
+      run: async (msg) => ({ inventory: hostInventory(await service.connect(msg.uuid, { errorCode: 'HOST.1002', deploy: true })) }),
     },
     ChangeHostState: {
       async check(msg) {
@@ -145,3 +177,18 @@ export function hostHandlers(app: App, service: HostService) {
     },
   });
 }
+
+interface KvmHostMsg {
+  name: string;
+  description?: string;
+  managementIp: string;
+  clusterUuid: string;
+  username: string;
+  password?: string;
+  sshKey?: string;
+  sshPort?: number;
+  resourceUuid?: string;
+}
+
+/** The body schema's anyOf (password or sshKey) hides the fields from the generated type. */
+const kvmHostMsg = (msg: unknown) => msg as KvmHostMsg;

@@ -1,7 +1,10 @@
-// Hosts: the host model shared by every host kind, its APIs, settings, ping tracker and cascade node.
+// Hosts: the host model shared by every host kind, its APIs, settings, ping tracker and cascade node, and the agent
+// deploys (KVM hosts here, SFTP backup storage through `app.services.agentDeployer`) with their logs.
 import { eq, inArray } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { hosts } from '../db/schema/index.js';
+import { DEFAULT_INSTALL_PARENT } from '../../../agents/src/deploy/index.js';
+import { AgentDeployService, hostDeployLogDescriptor } from './deploy.js';
 import { hostHandlers } from './handlers.js';
 import { hostDescriptor } from './inventory.js';
 import { startPingTracker } from './ping-tracker.js';
@@ -10,6 +13,8 @@ import { HostService, noOtherManagementNode } from './service.js';
 declare module '../services.js' {
   interface Services {
     hosts: HostService;
+    /** Deploys agents over SSH (KVM hosts, SFTP backup storage), bounded by kvm/deploy.parallelismDegree. */
+    agentDeployer: AgentDeployService;
   }
 }
 
@@ -22,7 +27,15 @@ export function register(app: App): void {
   gc.define({ category: 'host', name: 'ping.parallelismDegree', type: 'int', defaultValue: '100', min: 1, max: 10000, description: 'Hosts pinged at the same time' });
   gc.define({ category: 'host', name: 'connection.autoReconnectOnError', type: 'bool', defaultValue: 'true', description: 'Reconnect a Disconnected host as soon as its agent answers a ping again' });
 
-  const service = new HostService(app);
+  gc.define({ category: 'kvm', name: 'agent.installRoot', type: 'string', defaultValue: `${DEFAULT_INSTALL_PARENT}/kvm`, description: 'Directory the kvm agent is deployed to on KVM hosts (bundle, config, pidfile, log); applies at the next deploy (AddKVMHost, ReconnectHost)' });
+  gc.define({ category: 'kvm', name: 'agent.port', type: 'int', defaultValue: '7070', min: 1, max: 65535, description: 'Port the kvm agent listens on; applies at the next deploy' });
+  gc.define({ category: 'kvm', name: 'agent.backend', type: 'string', defaultValue: 'simulator', validValues: ['simulator', 'libvirt'], description: 'Backend of deployed kvm agents: simulator (no hypervisor needed) or libvirt (real hypervisors: virsh/qemu-img); applies at the next deploy' });
+  gc.define({ category: 'kvm', name: 'deploy.parallelismDegree', type: 'int', defaultValue: '10', min: 1, max: 1000, description: 'Agent deploys over SSH (KVM hosts, SFTP backup storage) running at the same time on one management node; the others wait' });
+
+  const deployer = new AgentDeployService(app);
+  app.services.agentDeployer = deployer;
+  app.addInventory(hostDeployLogDescriptor);
+  const service = new HostService(app, deployer);
   app.services.hosts = service;
   app.addInventory(hostDescriptor);
   app.addHandlers(hostHandlers(app, service));
@@ -34,6 +47,7 @@ export function register(app: App): void {
     },
     async delete(uuids) {
       const gone = await app.db.delete(hosts).where(inArray(hosts.uuid, uuids)).returning({ uuid: hosts.uuid });
+      await deployer.deleteLogs(gone.map((h) => h.uuid));
       for (const h of gone) app.events.emit('host.deleted', { hostUuid: h.uuid });
     },
   });

@@ -1,7 +1,8 @@
-// The host model shared by every host kind (simulated now, KVM later): the status machine
-// (Connecting → Connected / Disconnected, an event on every change), connecting to the agent, agent calls that
-// fail fast on a host that is not Connected, and CPU/memory capacity kept on the host row so that a reservation is
-// one conditional UPDATE (never negative, never double-booked).
+// The host model shared by every host kind (simulated and KVM): the status machine (Connecting → Connected /
+// Disconnected, an event on every change), connecting to the agent (for KVM hosts after deploying it over SSH),
+// agent calls that fail fast on a host that is not Connected and carry the host agent's own secret, and CPU/memory
+// capacity kept on the host row so that a reservation is one conditional UPDATE (never negative, never
+// double-booked).
 import { and, eq, gte, sql } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { isUnreachable, type AgentReply } from '../agent-client/index.js';
@@ -9,6 +10,8 @@ import { step } from '../core/context.js';
 import { ApiError, err, notFound, stateErr, toApiError } from '../core/errors.js';
 import type { Tx } from '../db/index.js';
 import { hosts } from '../db/schema/index.js';
+import { credentialVault, newAgentSecret } from './credentials.js';
+import { DeployFailure, type AgentDeployService } from './deploy.js';
 import { hostInventory, type HostRow } from './inventory.js';
 
 export type { HostRow };
@@ -35,7 +38,12 @@ export interface ConnectOptions {
   /** Simulated hosts: the CPU count and memory the simulator should report. */
   simulatorCpuNum?: number;
   simulatorMemory?: number;
+  /** KVM hosts: deploy (or re-check) the agent over SSH before connecting (AddKVMHost, ReconnectHost). */
+  deploy?: boolean;
 }
+
+/** `Debian GNU/Linux 12 (bookworm)` → bookworm, `CentOS Linux 7 (Core)` → Core (upstream's os::release); else the name. */
+export const osReleaseOf = (prettyName: string) => /\(([^)]+)\)\s*$/.exec(prettyName)?.[1] ?? prettyName;
 
 export const hostLockKey = (uuid: string) => `host:${uuid}`;
 
@@ -54,7 +62,10 @@ export class HostService {
   private afterConnectHooks: HostHook[] = [];
   private maintenanceHooks: HostHook[] = [];
 
-  constructor(private app: App) {}
+  constructor(
+    private app: App,
+    private deployer: AgentDeployService,
+  ) {}
 
   async get(uuid: string): Promise<HostRow | undefined> {
     const [h] = await this.app.db.select().from(hosts).where(eq(hosts.uuid, uuid));
@@ -83,6 +94,17 @@ export class HostService {
     return h.agentUrl ?? `http://${h.managementIp}:${KVM_AGENT_PORT}`;
   }
 
+  /** The secret of the host's own agent (KVM hosts); undefined = the node's default agent secret (simulator). */
+  agentSecretOf(h: HostRow): string | undefined {
+    if (h.hypervisorType !== 'KVM') return undefined;
+    return credentialVault(this.app).tryOpen(h.credential, describe(h))?.agentSecret;
+  }
+
+  /** Agent call options for the host: its uuid as target, its agent's secret. */
+  private target(h: HostRow, timeoutMs?: number) {
+    return { targetUuid: h.uuid, secret: this.agentSecretOf(h), timeoutMs };
+  }
+
   /**
    * An agent command for a Connected host. An unreachable agent marks the host Disconnected and fails with
    * HOST.1010 wrapping the cause; an agent that answers `success:false` fails with its own error (SYS.1006).
@@ -90,7 +112,7 @@ export class HostService {
   async call<R = AgentReply>(hostUuid: string, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
     const h = await this.requireConnected(hostUuid);
     try {
-      return (await this.app.agents.call(this.agentUrlOf(h), path, body, { targetUuid: h.uuid, timeoutMs: opts.timeoutMs })) as R;
+      return (await this.app.agents.call(this.agentUrlOf(h), path, body, this.target(h, opts.timeoutMs))) as R;
     } catch (e) {
       if (!isUnreachable(e)) throw e;
       await this.setStatus(h.uuid, 'Disconnected', ['Connected']);
@@ -120,17 +142,19 @@ export class HostService {
   }
 
   /**
-   * Connects (or reconnects) to the host's agent: Connecting → `/host/connect` → `/host/capacity` → Connected,
-   * then the after-connect hooks. Any failure leaves the host Disconnected and fails with `opts.errorCode`.
+   * Connects (or reconnects) to the host's agent: Connecting → (KVM, `opts.deploy`: deploy the agent over SSH) →
+   * `/host/connect` → `/host/capacity` → Connected, then the after-connect hooks. Any failure leaves the host
+   * Disconnected; a failed deploy fails with the deployer's HOST.1003, anything else with `opts.errorCode`.
    */
   async connect(uuid: string, opts: ConnectOptions): Promise<HostRow> {
     return this.app.locks.withLock(hostLockKey(uuid), async () => {
-      const h = await this.require(uuid);
+      let h = await this.require(uuid);
       await this.setStatus(uuid, 'Connecting');
       try {
+        if (opts.deploy && h.hypervisorType === 'KVM') h = await this.deployAgent(h);
         await step(`connect ${describe(h)}`, async () => {
           const url = this.agentUrlOf(h);
-          const target = { targetUuid: uuid };
+          const target = this.target(h);
           const body: Record<string, unknown> = { hostUuid: uuid };
           if (h.hypervisorType === 'Simulator') {
             // The simulator forgets hosts when it restarts: tell it again what this host looks like.
@@ -145,6 +169,7 @@ export class HostService {
         });
       } catch (e) {
         await this.setStatus(uuid, 'Disconnected');
+        if (e instanceof DeployFailure) throw e; // already says which task failed where, and how
         const failure = toApiError(e);
         if (failure.error.code === 'SYS.1001') throw failure; // the API ran out of time: say that, naming the step
         const cause = failure.error;
@@ -158,6 +183,54 @@ export class HostService {
       }
       return connected;
     });
+  }
+
+  /**
+   * Deploys the kvm agent on a KVM host with the settings of `kvm/agent.*` and the host's own secret (made now if
+   * it has none), recording the host key seen on first contact, the agent's URL and the OS facts.
+   */
+  private async deployAgent(h: HostRow): Promise<HostRow> {
+    const vault = credentialVault(this.app);
+    const username = h.username;
+    if (!h.credential || !username) throw err('SYS.1006', `${describe(h)} has no SSH credentials`);
+    const credentials = vault.open(h.credential, describe(h));
+    let agentSecret = credentials.agentSecret;
+    if (!agentSecret) {
+      // Rows sealed before agents had secrets of their own: one now, stored before the agent is told.
+      agentSecret = newAgentSecret();
+      const credential = vault.seal({ ...credentials, agentSecret });
+      await this.app.db.update(hosts).set({ credential }).where(eq(hosts.uuid, h.uuid));
+      h = { ...h, credential };
+    }
+    const gc = this.app.globalConfig;
+    const r = await this.deployer.deploy({
+      resourceUuid: h.uuid,
+      resourceType: 'HostVO',
+      describe: describe(h),
+      kind: 'kvm',
+      address: h.managementIp,
+      sshPort: h.sshPort ?? 22,
+      username,
+      credentials,
+      agentSecret,
+      knownHostKey: h.hostKey ?? undefined,
+      installRoot: gc.get('kvm', 'agent.installRoot'),
+      agentPort: gc.getNumber('kvm', 'agent.port'),
+      backend: gc.get('kvm', 'agent.backend'),
+    });
+    const [row] = await this.app.db
+      .update(hosts)
+      .set({
+        hostKey: h.hostKey ?? r.hostKey,
+        agentUrl: r.agentUrl,
+        architecture: r.platform.arch,
+        osDistribution: r.platform.osId,
+        osRelease: osReleaseOf(r.platform.prettyName),
+        osVersion: r.platform.osVersion,
+      })
+      .where(eq(hosts.uuid, h.uuid))
+      .returning();
+    return row ?? h;
   }
 
   /**
@@ -225,7 +298,7 @@ export class HostService {
     let reply: PingReply;
     try {
       const timeoutMs = this.app.globalConfig.getMs('host', 'ping.timeout');
-      reply = await this.app.agents.call<PingReply>(this.agentUrlOf(h), '/host/ping', {}, { targetUuid: uuid, timeoutMs });
+      reply = await this.app.agents.call<PingReply>(this.agentUrlOf(h), '/host/ping', {}, this.target(h, timeoutMs));
     } catch {
       if (h.status === 'Connected') await this.setStatus(uuid, 'Disconnected', ['Connected']);
       return;

@@ -1,6 +1,7 @@
 // Backup storage: where images live, attached to zones. Simulated backup storage is served by the simulator agent;
-// SFTP backup storage by a backup-storage agent on its server (deployed over SSH by a later issue: until then we
-// connect if an agent answers there, else it stays Disconnected). Every agent reply carries the capacities.
+// SFTP backup storage by a backup-storage agent on its server, deployed over SSH by AddSftpBackupStorage (the
+// deployer of the host module: same task log, same HOST.1003 errors, same parallelism bound) with a secret of its
+// own. Every agent reply carries the capacities.
 import { and, eq, inArray } from 'drizzle-orm';
 import type { App } from '../app.js';
 import type { AgentReply } from '../agent-client/index.js';
@@ -12,14 +13,13 @@ import { newUuid } from '../core/ids.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import type { Tx } from '../db/index.js';
 import { backupStorage, backupStorageZoneRefs, zones } from '../db/schema/index.js';
-import { credentialSecret, sealCredential } from '../host/credentials.js';
+import { DEFAULT_INSTALL_PARENT } from '../../../agents/src/deploy/index.js';
+import { credentialVault, newAgentSecret } from '../host/credentials.js';
 
 export type BackupStorageRow = typeof backupStorage.$inferSelect;
 
 /** Port of a real backup-storage agent (upstream's sftpbackupstorage). */
 export const BACKUP_STORAGE_AGENT_PORT = 7171;
-/** How long adding SFTP backup storage waits for an agent that may not be there yet. */
-const SFTP_CONNECT_TIMEOUT_MS = 5_000;
 
 export interface BackupStorageReply extends AgentReply {
   totalCapacity?: number;
@@ -54,6 +54,52 @@ export class BackupStorageService {
     return bs.agentUrl ?? `http://${bs.hostname}:${BACKUP_STORAGE_AGENT_PORT}`;
   }
 
+  /** The secret of an SFTP backup storage's own agent; undefined = the node's default (the simulator's). */
+  agentSecretOf(bs: BackupStorageRow): string | undefined {
+    if (bs.type !== 'SftpBackupStorage') return undefined;
+    return credentialVault(this.app).tryOpen(bs.credential, describe(bs))?.agentSecret;
+  }
+
+  /**
+   * Deploys the backup-storage agent on an SFTP backup storage's server (storage root = its url), recording the host
+   * key seen on first contact and the agent's URL. Fails with the deployer's HOST.1003 (task, host, exit code,
+   * stderr tail).
+   */
+  async deployAgent(bs: BackupStorageRow): Promise<BackupStorageRow> {
+    const vault = credentialVault(this.app);
+    if (!bs.credential || !bs.username || !bs.hostname) throw err('SYS.1006', `${describe(bs)} has no SSH credentials`);
+    const credentials = vault.open(bs.credential, describe(bs));
+    let agentSecret = credentials.agentSecret;
+    if (!agentSecret) {
+      // Rows sealed before agents had secrets of their own: one now, stored before the agent is told.
+      agentSecret = newAgentSecret();
+      const credential = vault.seal({ ...credentials, agentSecret });
+      await this.app.db.update(backupStorage).set({ credential }).where(eq(backupStorage.uuid, bs.uuid));
+    }
+    const gc = this.app.globalConfig;
+    const r = await this.app.services.agentDeployer.deploy({
+      resourceUuid: bs.uuid,
+      resourceType: 'BackupStorageVO',
+      describe: describe(bs),
+      kind: 'backup-storage',
+      address: bs.hostname,
+      sshPort: bs.sshPort ?? 22,
+      username: bs.username,
+      credentials,
+      agentSecret,
+      knownHostKey: bs.hostKey ?? undefined,
+      installRoot: gc.get('sftpBackupStorage', 'agent.installRoot'),
+      agentPort: gc.getNumber('sftpBackupStorage', 'agent.port'),
+      storageRoot: this.storagePathOf(bs),
+    });
+    const [row] = await this.app.db
+      .update(backupStorage)
+      .set({ hostKey: bs.hostKey ?? r.hostKey, agentUrl: r.agentUrl })
+      .where(eq(backupStorage.uuid, bs.uuid))
+      .returning();
+    return row ?? bs;
+  }
+
   /** The directory images go to on the agent: the url when it is a path (a simulated one may be any label). */
   storagePathOf(bs: BackupStorageRow): string {
     return bs.url.startsWith('/') ? bs.url.replace(/\/+$/, '') || '/' : `/zstack-bs/${bs.uuid}`;
@@ -61,7 +107,7 @@ export class BackupStorageService {
 
   /** An agent command for this backup storage; the capacities riding on the reply are recorded. */
   async call<R extends BackupStorageReply = BackupStorageReply>(bs: BackupStorageRow, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
-    const reply = await this.app.agents.call<R>(this.agentUrlOf(bs), path, body, { targetUuid: bs.uuid, timeoutMs: opts.timeoutMs });
+    const reply = await this.app.agents.call<R>(this.agentUrlOf(bs), path, body, { targetUuid: bs.uuid, timeoutMs: opts.timeoutMs, secret: this.agentSecretOf(bs) });
     await this.recordCapacity(bs.uuid, reply);
     return reply;
   }
@@ -144,6 +190,9 @@ export const backupStorageZoneRefDescriptor: InventoryDescriptor = {
 export function registerBackupStorage(app: App): BackupStorageService {
   const { db } = app;
   const service = new BackupStorageService(app);
+  const gc = app.globalConfig;
+  gc.define({ category: 'sftpBackupStorage', name: 'agent.installRoot', type: 'string', defaultValue: `${DEFAULT_INSTALL_PARENT}/backup-storage`, description: 'Directory the backup-storage agent is deployed to on SFTP backup storage servers; applies at the next deploy' });
+  gc.define({ category: 'sftpBackupStorage', name: 'agent.port', type: 'int', defaultValue: String(BACKUP_STORAGE_AGENT_PORT), min: 1, max: 65535, description: 'Port the backup-storage agent listens on; applies at the next deploy' });
   app.addInventory(backupStorageDescriptor);
   app.addInventory(backupStorageZoneRefDescriptor);
   const inventory = async (uuid: string) => (await backupStorageInventories([await service.require(uuid)], db))[0];
@@ -152,7 +201,10 @@ export function registerBackupStorage(app: App): BackupStorageService {
   app.cascade.register({
     kind: 'backupStorage',
     parents: {},
-    delete: async (uuids) => void (await db.delete(backupStorage).where(inArray(backupStorage.uuid, uuids))),
+    delete: async (uuids) => {
+      await db.delete(backupStorage).where(inArray(backupStorage.uuid, uuids));
+      await app.services.agentDeployer.deleteLogs(uuids);
+    },
   });
 
   const attachment = async (zoneUuid: string, bsUuid: string) => {
@@ -209,25 +261,33 @@ export function registerBackupStorage(app: App): BackupStorageService {
           return { inventory: await inventory(data.uuid) };
         },
       },
+      // Connecting → deploy the backup-storage agent → connect → Connected. A failure removes the backup storage
+      // again (there is no reconnect API to repair a half-added one); its deploy log stays (QueryHostDeployLog).
       AddSftpBackupStorage: {
         async run(msg) {
-          const uuid = newUuid();
-          await db.insert(backupStorage).values({
-            uuid,
-            name: msg.name,
-            description: msg.description ?? null,
-            url: msg.url,
-            type: 'SftpBackupStorage',
-            hostname: msg.hostname,
-            username: msg.username,
-            sshPort: msg.sshPort ?? 22,
-            credential: sealCredential(msg.password, credentialSecret(app.options.agentSecret)),
-          });
-          // The agent is deployed by the SSH deployer (another issue); until then an agent may or may not be there.
-          await service.connect(uuid, { timeoutMs: SFTP_CONNECT_TIMEOUT_MS }).catch((e) =>
-            console.warn(`[backup-storage] ${msg.hostname}: ${toApiError(e).message}; left Disconnected`),
-          );
-          return { inventory: await inventory(uuid) };
+          const data = { uuid: newUuid() };
+          const credential = credentialVault(app).seal({ password: msg.password, agentSecret: newAgentSecret() });
+          await runFlow('add-sftp-backup-storage', [
+            {
+              name: 'write backup storage',
+              run: async () =>
+                void (await db.insert(backupStorage).values({
+                  uuid: data.uuid,
+                  name: msg.name,
+                  description: msg.description ?? null,
+                  url: msg.url,
+                  type: 'SftpBackupStorage',
+                  hostname: msg.hostname,
+                  username: msg.username,
+                  sshPort: msg.sshPort ?? 22,
+                  credential,
+                })),
+              rollback: async () => void (await db.delete(backupStorage).where(eq(backupStorage.uuid, data.uuid))),
+            },
+            { name: 'deploy agent', run: async () => void (await service.deployAgent(await service.require(data.uuid))) },
+            { name: 'connect', run: async () => void (await service.connect(data.uuid)) },
+          ], data);
+          return { inventory: await inventory(data.uuid) };
         },
       },
       AttachBackupStorageToZone: {

@@ -1,7 +1,7 @@
 // Clusters, hosts (capacity lives on the host row: reservations are single conditional UPDATEs, so capacity can
-// never go negative or be double-booked), offerings.
-import { bigint, boolean, index, integer, pgTable, text } from 'drizzle-orm/pg-core';
-import { dates } from './common.js';
+// never go negative or be double-booked), the agent deploy logs, offerings.
+import { bigint, bigserial, boolean, index, integer, pgTable, text } from 'drizzle-orm/pg-core';
+import { dates, ts } from './common.js';
 import { zones } from './zone.js';
 
 const big = (name: string) => bigint(name, { mode: 'number' });
@@ -50,6 +50,34 @@ export const hosts = pgTable(
     ...dates(),
   },
   (t) => [index('hosts_cluster_idx').on(t.clusterUuid), index('hosts_mgmt_ip_idx').on(t.managementIp)],
+);
+
+/**
+ * What the SSH deployer did, one row per task line (`start`, then `done|skip|fail`), for KVM hosts and SFTP backup
+ * storage. No foreign key: the logs of a failed AddKVMHost outlive the host row it rolled back, so the failure
+ * can still be read; deleting the host or backup storage deletes its logs.
+ */
+export const hostDeployLogs = pgTable(
+  'host_deploy_logs',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    /** The host (HostVO) or backup storage (BackupStorageVO) the agent was deployed for. */
+    resourceUuid: text('resource_uuid').notNull(),
+    resourceType: text('resource_type').notNull(),
+    /** One deploy run (AddKVMHost, ReconnectHost, AddSftpBackupStorage): its lines share this uuid. */
+    deployUuid: text('deploy_uuid').notNull(),
+    agentKind: text('agent_kind').notNull(),
+    /** The address deployed to (managementIp or backup storage hostname). */
+    host: text('host').notNull(),
+    task: text('task').notNull(),
+    status: text('status').notNull(),
+    level: text('level').notNull(),
+    details: text('details').notNull(),
+    durationMs: integer('duration_ms').notNull(),
+    /** When the line was logged on the deployer's clock (deploy start + the durations before it). */
+    createDate: ts('create_date').notNull().defaultNow(),
+  },
+  (t) => [index('host_deploy_logs_resource_idx').on(t.resourceUuid, t.id), index('host_deploy_logs_deploy_idx').on(t.deployUuid)],
 );
 
 export const instanceOfferings = pgTable('instance_offerings', {
