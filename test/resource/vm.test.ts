@@ -1,6 +1,6 @@
 // VMs, volumes and the virtual router through the SDK on real PostgreSQL and the simulator agent: creation with
 // the virtual router made once (the seed's step-7 shape), the lifecycle with exact capacity totals, NICs and data
-// volumes at run time, rollback of a failed start, state errors, and 100 concurrent creations on 10 hosts.
+// volumes at run time, rollback of a failed start, state errors, and 200 concurrent creations on 20 hosts.
 import t from 'tap';
 import { and, eq, isNotNull } from 'drizzle-orm';
 import { startServer, AGENT_SECRET, type TestServer } from '../lib/harness.js';
@@ -424,17 +424,17 @@ t.test('vms, volumes and the virtual router', async (t) => {
   });
 });
 
-t.test('100 concurrent creations on 10 hosts, through two management nodes', async (t) => {
+t.test('200 concurrent creations on 20 hosts, through two management nodes', async (t) => {
   t.setTimeout(300_000);
   const s = await startServer();
   t.teardown(() => s.close());
   const zs = s.client;
-  const env = await buildEnv(zs, { hosts: 10 });
+  const env = await buildEnv(zs, { hosts: 20 });
   // Half the calls go to a second management node on the same database: the router must still be made once.
   const peer = await s.startPeer();
   const zs2 = new ZStackClient({ endpoint: peer.url, accountName: 'admin', password: 'password', pollIntervalMs: 20 });
   const results = await Promise.allSettled(
-    Array.from({ length: 100 }, (_, i) =>
+    Array.from({ length: 200 }, (_, i) =>
       (i % 2 ? zs2 : zs).createVmInstance({ name: `vm-${i}`, instanceOfferingUuid: env.offering.uuid, imageUuid: env.image.uuid, l3NetworkUuids: [env.l3.uuid] } as never),
     ),
   );
@@ -442,13 +442,13 @@ t.test('100 concurrent creations on 10 hosts, through two management nodes', asy
   t.equal(failed.length, 0, failed.map((f) => String(f.reason?.message ?? f.reason)).slice(0, 3).join('; ') || 'all created');
   t.equal((await zs.queryVirtualRouterVm({ count: true })).total, 1, 'exactly one virtual router');
   const nics = await s.app.db.select().from(vmNics);
-  t.equal(nics.length, 101);
-  t.equal(new Set(nics.map((n) => n.ip)).size, 101, 'no duplicate IP');
-  t.equal(new Set(nics.map((n) => n.mac)).size, 101, 'no duplicate MAC');
+  t.equal(nics.length, 201);
+  t.equal(new Set(nics.map((n) => n.ip)).size, 201, 'no duplicate IP');
+  t.equal(new Set(nics.map((n) => n.mac)).size, 201, 'no duplicate MAC');
   const running = await s.app.db.select().from(vmInstances).where(eq(vmInstances.state, 'Running'));
-  t.equal(running.length, 101);
-  await assertTotals(t, s, env, '100 VMs');
+  t.equal(running.length, 201);
+  await assertTotals(t, s, env, '200 VMs');
   const perHost = new Map<string, number>();
   for (const v of running) perHost.set(v.hostUuid!, (perHost.get(v.hostUuid!) ?? 0) + 1);
-  t.equal(perHost.size, 10, 'every host got VMs');
+  t.equal(perHost.size, 20, 'every host got VMs');
 });
