@@ -8,5 +8,6 @@ import { register as offering } from './offering/index.js';
 import { register as network } from './network/index.js';
 import { register as vm } from './vm/index.js';
 import { register as virtualRouter } from './virtual-router/index.js';
+import { register as consoles } from './console/index.js';
 
-export const domains: Array<(app: App) => void> = [cluster, host, storage, image, offering, network, vm, virtualRouter];
+export const domains: Array<(app: App) => void> = [cluster, host, storage, image, offering, network, vm, virtualRouter, consoles];

@@ -10,6 +10,9 @@ import { startAgent, type RunningAgent } from '../../agents/src/index.js';
 
 export const AGENT_SECRET = 'test-agent-secret';
 
+// Test files run in parallel: every test server's console proxy agent listens on an ephemeral port.
+process.env.ZSTACK_CONSOLE_PROXY_PORT ??= '0';
+
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export interface TestServer {

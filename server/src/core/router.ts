@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ValidateFunction } from 'ajv';
 import type { OperationId } from '@zstack-ts/openapi/helpers';
 import { newUuid } from './ids.js';
+import { repliesJson, sendRaw } from './raw-reply.js';
 import { ApiError, argErr, err, errorCode, toApiError } from './errors.js';
 import { currentContext, runInContext, timeoutError, whenAborted, type CallContext, type SessionInfo } from './context.js';
 import { SpecValidator, validationError } from './validation.js';
@@ -71,7 +72,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
       validateQuery: queryParams.length ? coercing.compile(`${op.operationId}/query`, objectSchema(queryParams)) : undefined,
       validateBody: op.hasBody ? strict.compile(`${op.operationId}/body`, SpecValidator.ref(op.pointer + JSON_POINTER_BODY)) : undefined,
       validateReply:
-        deps.validateResponses && op.x.kind !== 'poll'
+        deps.validateResponses && op.x.kind !== 'poll' && repliesJson(deps.doc, op)
           ? strict.compile(`${op.operationId}/reply`, SpecValidator.ref(op.pointer + JSON_POINTER_REPLY))
           : undefined,
     };
@@ -179,6 +180,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     if (handler.check) await bounded(() => handler.check!(msg, ctx));
     if (op.x.kind === 'sync') {
       const result = await bounded(() => handler.run(msg, ctx));
+      if (sendRaw(reply, result)) return;
       return void reply.code(200).send(finish(result));
     }
 

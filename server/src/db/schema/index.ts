@@ -5,3 +5,4 @@ export * from './compute.js';
 export * from './storage.js';
 export * from './network.js';
 export * from './vm.js';
+export * from './console.js';
