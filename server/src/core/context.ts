@@ -64,12 +64,18 @@ export function checkDeadline(): void {
   if (ctx && (ctx.signal.aborted || Date.now() >= ctx.deadline)) throw timeoutError(ctx);
 }
 
-/** Rejects when the signal fires; never resolves otherwise. */
-export function whenAborted(signal: AbortSignal, onAbort: () => unknown): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) return reject(onAbort());
-    signal.addEventListener('abort', () => reject(onAbort()), { once: true });
+/**
+ * Races work against a signal: rejects with `onAbort()` when the signal fires first. The abort listener is removed
+ * as soon as the race is decided, so long-lived signals (a 12 h API) do not collect one listener per step.
+ */
+export function raceAbort<T>(signal: AbortSignal, work: Promise<T>, onAbort: () => unknown): Promise<T> {
+  if (signal.aborted) return Promise.reject(onAbort());
+  let listener!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    listener = () => reject(onAbort());
+    signal.addEventListener('abort', listener, { once: true });
   });
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', listener));
 }
 
 /**
@@ -86,7 +92,7 @@ export async function step<T>(name: string, fn: (signal: AbortSignal) => Promise
   if (signal.aborted) throw timeoutError(ctx, name);
   parent.trace.steps.push(name);
   try {
-    return await runInContext(ctx, () => Promise.race([fn(signal), whenAborted(signal, () => timeoutError(ctx, name))]));
+    return await runInContext(ctx, () => raceAbort(signal, fn(signal), () => timeoutError(ctx, name)));
   } finally {
     const i = parent.trace.steps.lastIndexOf(name);
     if (i >= 0) parent.trace.steps.splice(i, 1);

@@ -4,7 +4,7 @@
 import { and, eq, inArray, lt, ne, notInArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/index.js';
 import { apiJobs, managementNodes } from '../db/schema/index.js';
-import { runInContext, timeoutError, whenAborted, type CallContext, type SessionInfo } from './context.js';
+import { raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
 import { argErr, errorCode, toApiError, type ErrorCode } from './errors.js';
 import { ROLLBACK_BUDGET_MS } from './flow.js';
 
@@ -85,7 +85,7 @@ export class JobService {
     // The handler may go on after the deadline; its late outcome must not surface as an unhandled rejection.
     work.catch(() => undefined);
     try {
-      result = await Promise.race([work, whenAborted(ctx.signal, () => timeoutError(ctx))]);
+      result = await raceAbort(ctx.signal, work, () => timeoutError(ctx));
     } catch (e) {
       error = toApiError(e).error;
       if (ctx.signal.aborted) error = (await settledTimeout(work)) ?? error;

@@ -8,7 +8,7 @@ import type { OperationId } from '@zstack-ts/openapi/helpers';
 import { newUuid } from './ids.js';
 import { repliesJson, sendRaw } from './raw-reply.js';
 import { ApiError, argErr, err, errorCode, toApiError } from './errors.js';
-import { currentContext, runInContext, timeoutError, whenAborted, type CallContext, type SessionInfo } from './context.js';
+import { currentContext, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
 import { SpecValidator, validationError } from './validation.js';
 import type { ParameterDef, SpecOperation } from './spec.js';
 import type { Handler } from './handlers.js';
@@ -156,7 +156,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     const handler = deps.handlers.get(op.operationId);
     if (!handler) throw err('SYS.1014', `API ${op.operationId} is not implemented`);
     const bounded = <T>(work: () => Promise<T>) =>
-      runInContext(ctx, () => Promise.race([work(), whenAborted(ctx.signal, () => timeoutError(ctx))]));
+      runInContext(ctx, () => raceAbort(ctx.signal, work(), () => timeoutError(ctx)));
 
     const location = (uuid: string) => `${req.protocol}://${req.headers.host ?? 'localhost'}/zstack/v1/api-jobs/${uuid}`;
     const jobHeader = req.headers['x-job-uuid'];
