@@ -38,6 +38,26 @@ t.test('flow: after the deadline, rollbacks still run with their own budget', as
   t.same(log, ['reserved', 'released'], 'the reservation was returned although the API had timed out');
 });
 
+t.test('flow: a step interrupted by the deadline that still completes is rolled back too', async (t) => {
+  const log: string[] = [];
+  const ctx = backgroundContext('TestApi', 100);
+  const flow = runInContext(ctx, () =>
+    runFlow('late', [
+      {
+        name: 'slow-commit',
+        // Ignores its signal, like a database transaction that commits after the timeout fired.
+        run: async () => {
+          await sleep(300);
+          log.push('committed');
+        },
+        rollback: async () => void log.push('undone'),
+      },
+    ], {}),
+  );
+  await t.rejects(flow, apiError({ code: 'SYS.1001' }));
+  t.same(log, ['committed', 'undone'], 'what the interrupted step did was rolled back');
+});
+
 t.test('step: a shorter step budget never outlives the call, and names the step', async (t) => {
   const ctx = backgroundContext('TestApi', 10_000);
   const started = Date.now();

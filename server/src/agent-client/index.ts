@@ -67,6 +67,8 @@ export class AgentClient {
       throw new ApiError(errorCode('SYS.1015', `the agent at ${url} answered HTTP ${res.status}: ${reply.error ?? text.slice(0, 200)}`), 503);
     }
     if (reply.success === false) {
+      // The agent ran out of the time we gave it a moment before our own timer fired: still a timeout.
+      if (/^deadline exceeded/.test(reply.error ?? '')) throw timeoutError(ctx, `agent ${path}`);
       throw new ApiError(errorCode('SYS.1006', `agent ${path} failed: ${reply.error ?? 'no reason given'}`), 503);
     }
     return reply;

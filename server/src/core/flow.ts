@@ -20,7 +20,15 @@ export async function runFlow<D>(name: string, steps: FlowStep<D>[], data: D): P
   try {
     for (const s of steps) {
       if (s.when && !s.when(data)) continue;
-      await step(`${name}/${s.name}`, (signal) => s.run(data, signal), { timeoutMs: s.timeoutMs });
+      let work: Promise<void> | undefined;
+      try {
+        await step(`${name}/${s.name}`, (signal) => (work = s.run(data, signal)), { timeoutMs: s.timeoutMs });
+      } catch (e) {
+        // Interrupted by the deadline, the step's own work may still finish (a transaction commits after the
+        // timeout fired): wait for it, within the rollback budget, and roll it back too if it did.
+        if (work && (await finishesWithin(work, ROLLBACK_BUDGET_MS))) done.push(s);
+        throw e;
+      }
       done.push(s);
     }
     return data;
@@ -28,6 +36,17 @@ export async function runFlow<D>(name: string, steps: FlowStep<D>[], data: D): P
     await rollback(name, done, data);
     throw e;
   }
+}
+
+/** True when `work` fulfils within `ms` (false when it rejects or is still running). */
+async function finishesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    work.then(() => true, () => false),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
+  ]);
+  clearTimeout(timer);
+  return outcome;
 }
 
 async function rollback<D>(name: string, done: FlowStep<D>[], data: D): Promise<void> {

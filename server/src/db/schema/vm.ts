@@ -41,7 +41,14 @@ export const vmInstances = pgTable(
     haStatus: text('ha_status'),
     ...dates(),
   },
-  (t) => [index('vm_instances_host_idx').on(t.hostUuid), index('vm_instances_state_idx').on(t.state), index('vm_instances_type_idx').on(t.type)],
+  (t) => [
+    index('vm_instances_host_idx').on(t.hostUuid),
+    index('vm_instances_state_idx').on(t.state),
+    index('vm_instances_type_idx').on(t.type),
+    // The query engine's default order (createDate, uuid): pages are read from the index, not sorted.
+    index('vm_instances_created_idx').on(t.createDate, t.uuid),
+    index('vm_instances_host_created_idx').on(t.hostUuid, t.createDate, t.uuid),
+  ],
 );
 
 export const vmNics = pgTable(
@@ -92,5 +99,10 @@ export const volumes = pgTable(
     lastAttachDate: ts('last_attach_date'),
     ...dates(),
   },
-  (t) => [index('volumes_vm_idx').on(t.vmInstanceUuid), index('volumes_ps_idx').on(t.primaryStorageUuid), uniqueIndex('volumes_vm_device_idx').on(t.vmInstanceUuid, t.deviceId)],
+  (t) => [
+    index('volumes_vm_idx').on(t.vmInstanceUuid),
+    index('volumes_ps_idx').on(t.primaryStorageUuid),
+    uniqueIndex('volumes_vm_device_idx').on(t.vmInstanceUuid, t.deviceId),
+    index('volumes_created_idx').on(t.createDate, t.uuid),
+  ],
 );
