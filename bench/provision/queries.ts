@@ -1,0 +1,119 @@
+// Where a CreateVmInstance's work goes: SQL statements and agent calls per VM. Runs the server in this process
+// (like the test harness) with pg's Client.prototype.query wrapped, builds the bench world, creates a few VMs one
+// at a time (warm-up) and then --vms VMs one at a time, and reports per VM: statements by kind (and the time
+// PostgreSQL took to answer them, seen from the client), transactions, agent calls by path, and wall time.
+//
+//   npx tsx bench/provision/queries.ts [--vms 50] [--hosts 100]
+//   node --expose-gc --import tsx bench/provision/queries.ts …   (adds the heap still held per VM after a full GC;
+//   BENCH_HEAP_SNAPSHOT=/tmp/x.heapsnapshot writes a snapshot after the run)
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
+import pg from 'pg';
+import { App } from '../../server/src/app.js';
+import { startAgent } from '../../agents/src/index.js';
+import { arg, buildBenchWorld, client, createDatabase, load } from './lib.js';
+
+const VMS = arg('vms', 'BENCH_VMS', 50);
+const HOSTS = arg('hosts', 'BENCH_HOSTS', 100);
+
+interface Stat {
+  n: number;
+  ms: number;
+}
+let recording = false;
+const statements = new Map<string, Stat>();
+const record = (key: string, ms: number) => {
+  if (!recording) return;
+  const s = statements.get(key) ?? statements.set(key, { n: 0, ms: 0 }).get(key)!;
+  s.n++;
+  s.ms += ms;
+};
+/** A statement's kind: the verb and the table(s), parameters and column lists dropped. */
+function kindOf(text: string): string {
+  const t = text.replace(/\s+/g, ' ').trim();
+  const verb = t.split(' ')[0].toUpperCase();
+  if (verb === 'SELECT' && /pg_(try_)?advisory/.test(t)) return `SELECT ${/pg_\w+/.exec(t)![0]}`;
+  const tables = [...t.matchAll(/(?:from|into|update|join) "?(\w+)"?/gi)].map((m) => m[1]);
+  return `${verb} ${[...new Set(tables)].join(',')}${/ for update/i.test(t) ? ' FOR UPDATE' : ''}`;
+}
+const original = pg.Client.prototype.query as (...a: unknown[]) => unknown;
+(pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+  const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string })?.text ?? '');
+  const t0 = performance.now();
+  // Callback form (pg.Pool#query uses it) or promise form (drizzle inside transactions, the lock connection).
+  const last = args.length - 1;
+  if (typeof args[last] === 'function') {
+    const cb = args[last] as (e: unknown, r: unknown) => void;
+    args[last] = (e: unknown, r: unknown) => {
+      record(kindOf(text) + (e ? ' (error)' : ''), performance.now() - t0);
+      cb(e, r);
+    };
+    return original.apply(this, args);
+  }
+  const out = original.apply(this, args);
+  if (out && typeof (out as Promise<unknown>).then === 'function') {
+    (out as Promise<unknown>).then(
+      () => record(kindOf(text), performance.now() - t0),
+      () => record(kindOf(text) + ' (error)', performance.now() - t0),
+    );
+  }
+  return out;
+};
+
+const database = await createDatabase('zsbench_q');
+const dataDir = mkdtempSync(join(tmpdir(), 'zstack-bench-'));
+const sim = await startAgent({ kind: 'simulator', port: 0, secret: 'bench', storageRoot: join(dataDir, 'sim') });
+const app = await App.create({ databaseUrl: database.url, dataDir, port: 0, simulatorUrl: sim.url, agentSecret: 'bench' });
+try {
+  const url = await app.listen();
+  const zs = client(url, { pollIntervalMs: 5, maxPollIntervalMs: 5 });
+  const w = await buildBenchWorld(zs, { hosts: HOSTS });
+  const create = (name: string) => zs.createVmInstance({ name, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] });
+  for (let i = 0; i < 5; i++) await create(`warm-${i}`);
+  const agentBefore = new Map(app.agents.stats);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const heapAfterGc = async () => {
+    for (let i = 0; i < 3; i++) {
+      gc!();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return process.memoryUsage().heapUsed;
+  };
+  const heap0 = gc ? await heapAfterGc() : 0;
+  recording = true;
+  const t0 = performance.now();
+  for (let i = 0; i < VMS; i++) await create(`vm-${i}`);
+  const wall = performance.now() - t0;
+  recording = false;
+  const heapKbPerVm = gc ? Math.round(((await heapAfterGc()) - heap0) / 1024 / VMS) : undefined;
+  if (process.env.BENCH_HEAP_SNAPSHOT) writeHeapSnapshot(process.env.BENCH_HEAP_SNAPSHOT);
+  const per = (x: number) => Math.round((x / VMS) * 100) / 100;
+  const rows = [...statements].sort((a, b) => b[1].n - a[1].n);
+  const total = rows.reduce((s, [, v]) => s + v.n, 0);
+  const totalMs = rows.reduce((s, [, v]) => s + v.ms, 0);
+  const agentCalls = Object.fromEntries([...app.agents.stats].map(([k, v]) => [k, per(v - (agentBefore.get(k) ?? 0))]).filter(([, v]) => (v as number) > 0));
+  console.error(`per VM (sequential, ${VMS} VMs on ${HOSTS} hosts; SDK polling every 5 ms):`);
+  for (const [k, v] of rows) console.error(`  ${String(per(v.n)).padStart(6)} × ${k.padEnd(70)} ${per(v.ms).toFixed(2).padStart(7)} ms`);
+  console.log(
+    JSON.stringify({
+      bench: 'provision-queries',
+      vms: VMS,
+      hosts: HOSTS,
+      wallMsPerVm: Math.round((wall / VMS) * 10) / 10,
+      heapKbRetainedPerVm: heapKbPerVm,
+      statementsPerVm: per(total),
+      statementMsPerVm: per(totalMs),
+      pollStatementsPerVm: per(statements.get('SELECT api_jobs')?.n ?? 0),
+      agentCallsPerVm: agentCalls,
+      byKind: Object.fromEntries(rows.map(([k, v]) => [k, per(v.n)])),
+      load: load(),
+    }),
+  );
+} finally {
+  await app.close();
+  await sim.close();
+  await database.drop();
+  rmSync(dataDir, { recursive: true, force: true });
+}
