@@ -195,7 +195,9 @@ export class ConsoleService {
     const { app } = this;
     const revoke = (vmUuid: string, why: string, forget = false) =>
       runInContext(backgroundContext('console-revoke'), () => this.revokeVm(vmUuid, why, forget));
-    app.events.on('vm.state', ({ vmUuid, newState }) => {
+    app.events.on('vm.state', ({ vmUuid, oldState, newState }) => {
+      // A VM leaving Created has never run, so it has no console access to revoke (saves a query per VM start).
+      if (oldState === 'Created') return;
       if (!CONSOLE_STATES.has(newState)) return revoke(vmUuid, `VM ${newState}`);
     });
     app.events.on('vm.deleted', ({ vmUuid }) => revoke(vmUuid, 'VM deleted', true));

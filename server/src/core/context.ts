@@ -40,6 +40,27 @@ export function backgroundContext(name: string, timeoutMs = INTERNAL_TIMEOUT_MS)
   return { apiName: name, startedAt: now, deadline: now + timeoutMs, timeoutMs, signal: AbortSignal.timeout(timeoutMs), trace: { steps: [] } };
 }
 
+/** setTimeout's longest delay (2^31−1 ms ≈ 24.8 days); longer deadlines re-arm (a longer delay would fire at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A signal that aborts with a TimeoutError at `deadline`, and `dispose` to clear its timer when the work ends early.
+ * Unlike AbortSignal.timeout, whose pending timer keeps the signal's listeners (and all they close over) alive
+ * until it fires — for a CreateVmInstance, 12 hours.
+ */
+export function deadlineSignal(deadline: number): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    const left = deadline - Date.now();
+    if (left <= 0) return controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+    timer.unref();
+  };
+  arm();
+  return { signal: controller.signal, dispose: () => clearTimeout(timer) };
+}
+
 export function remainingMs(): number {
   const ctx = currentContext();
   return ctx ? Math.max(0, ctx.deadline - Date.now()) : INTERNAL_TIMEOUT_MS;

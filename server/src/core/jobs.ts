@@ -4,9 +4,12 @@
 import { and, eq, inArray, lt, ne, notInArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/index.js';
 import { apiJobs, managementNodes } from '../db/schema/index.js';
-import { raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
+import { deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
 import { argErr, errorCode, toApiError, type ErrorCode } from './errors.js';
 import { ROLLBACK_BUDGET_MS } from './flow.js';
+
+/** How long a job finished here is answered from memory (far below the retention of finished jobs). */
+const FINISHED_CACHE_MS = 10_000;
 
 export type JobStatus = 'processing' | 'done' | 'failed';
 
@@ -24,6 +27,8 @@ export interface SubmitOptions {
   apiName: string;
   request: unknown;
   timeoutMs: number;
+  /** When the request arrived (default: now): the API's deadline counts from there, checks included. */
+  startedAt?: number;
   session?: SessionInfo;
   webHook?: string;
   run: () => Promise<unknown>;
@@ -31,6 +36,8 @@ export interface SubmitOptions {
 
 export class JobService {
   private running = new Map<string, Promise<void>>();
+  /** Jobs this process finished in the last FINISHED_CACHE_MS, as recorded (a finished row never changes). */
+  private finished = new Map<string, { job: JobRecord; at: number }>();
 
   constructor(
     private db: Db,
@@ -39,7 +46,7 @@ export class JobService {
 
   /** Stores the job and starts it; a known uuid returns the existing job (created=false) without running again. */
   async submit(o: SubmitOptions): Promise<{ job: JobRecord; created: boolean }> {
-    const now = Date.now();
+    const now = o.startedAt ?? Date.now();
     const inserted = await this.db
       .insert(apiJobs)
       .values({
@@ -63,17 +70,21 @@ export class JobService {
       }
       return { job: existing, created: false };
     }
+    const deadline = deadlineSignal(now + o.timeoutMs);
     const ctx: CallContext = {
       apiName: o.apiName,
       jobUuid: o.uuid,
       startedAt: now,
       deadline: now + o.timeoutMs,
       timeoutMs: o.timeoutMs,
-      signal: AbortSignal.timeout(o.timeoutMs),
+      signal: deadline.signal,
       session: o.session,
       trace: { steps: [] },
     };
-    const execution = this.execute(ctx, o.run, o.webHook).finally(() => this.running.delete(o.uuid));
+    const execution = this.execute(ctx, o.run, o.webHook).finally(() => {
+      deadline.dispose();
+      this.running.delete(o.uuid);
+    });
     this.running.set(o.uuid, execution);
     return { job: toRecord(inserted[0]), created: true };
   }
@@ -93,17 +104,39 @@ export class JobService {
     const status: JobStatus = error ? 'failed' : 'done';
     const body = error ? null : { ...(result as object), success: true };
     // `status = processing` guard: a job is finished exactly once (a late completion changes nothing).
-    await this.db
+    const recorded = await this.db
       .update(apiJobs)
       .set({ status, result: body, error: error ?? null, lastOpDate: new Date() })
       .where(and(eq(apiJobs.uuid, ctx.jobUuid!), eq(apiJobs.status, 'processing')))
-      .catch((e) => console.error(`[jobs] cannot record the end of job ${ctx.jobUuid}:`, e.message));
+      .returning({ uuid: apiJobs.uuid })
+      .catch((e) => void console.error(`[jobs] cannot record the end of job ${ctx.jobUuid}:`, e.message));
+    // What was just written is what a poll reads next: kept briefly so the final poll needs no query. (Successes
+    // only: `result` is json and reads back as written; `error` is jsonb, whose key order differs.)
+    if (recorded?.length === 1 && status === 'done') {
+      this.remember({ uuid: ctx.jobUuid!, apiName: ctx.apiName, status, result: body, error: error ?? null, timeoutMs: ctx.timeoutMs });
+    }
     if (webHook) void postWebHook(webHook, ctx.jobUuid!, error ? { error } : body);
   }
 
+  private remember(job: JobRecord): void {
+    const now = Date.now();
+    for (const [uuid, f] of this.finished) {
+      if (now - f.at < FINISHED_CACHE_MS) break;
+      this.finished.delete(uuid);
+    }
+    this.finished.set(job.uuid, { job, at: now });
+  }
+
   async get(uuid: string): Promise<JobRecord | undefined> {
+    const f = this.finished.get(uuid);
+    if (f && Date.now() - f.at < FINISHED_CACHE_MS) return f.job;
     const [row] = await this.db.select().from(apiJobs).where(eq(apiJobs.uuid, uuid));
     return row ? toRecord(row) : undefined;
+  }
+
+  /** True while the job runs in this process: its row says `processing` (it is finished before it leaves this map). */
+  isRunningHere(uuid: string): boolean {
+    return this.running.has(uuid);
   }
 
   /** Resolves when the job has ended (in this process). */
@@ -139,6 +172,7 @@ export class JobService {
       .delete(apiJobs)
       .where(and(ne(apiJobs.status, 'processing'), lt(apiJobs.lastOpDate, new Date(Date.now() - olderThanMs))))
       .returning({ uuid: apiJobs.uuid });
+    for (const { uuid } of gone) this.finished.delete(uuid);
     return gone.length;
   }
 

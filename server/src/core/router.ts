@@ -8,7 +8,7 @@ import type { OperationId } from '@zstack-ts/openapi/helpers';
 import { newUuid } from './ids.js';
 import { repliesJson, sendRaw } from './raw-reply.js';
 import { ApiError, argErr, err, errorCode, toApiError } from './errors.js';
-import { currentContext, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
+import { currentContext, deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
 import { SpecValidator, validationError } from './validation.js';
 import type { ParameterDef, SpecOperation } from './spec.js';
 import type { Handler } from './handlers.js';
@@ -91,6 +91,8 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
 }
 
 async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  // The call's own deadline timer (checks, sync and query APIs); an async API's job arms its own.
+  let disposeDeadline: (() => void) | undefined;
   try {
     const body = (req.body ?? undefined) as Record<string, unknown> | undefined;
     const p = pickOperation(group, body, req.url);
@@ -129,12 +131,14 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     }
     const timeoutMs = deps.timeoutOf(op, timeoutSeconds);
     const now = Date.now();
+    const deadline = deadlineSignal(now + timeoutMs);
+    disposeDeadline = deadline.dispose;
     const ctx: CallContext = {
       apiName: op.operationId,
       startedAt: now,
       deadline: now + timeoutMs,
       timeoutMs,
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: deadline.signal,
       session,
       trace: { steps: [] },
     };
@@ -189,6 +193,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       apiName: op.operationId,
       request: msg,
       timeoutMs,
+      startedAt: now,
       session,
       webHook: typeof req.headers['x-web-hook'] === 'string' ? req.headers['x-web-hook'] : undefined,
       run: async () => {
@@ -200,6 +205,8 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     return void reply.code(202).header('location', location(job.uuid)).send({ location: location(job.uuid), apiTimeout: job.timeoutMs });
   } catch (e) {
     sendError(reply, e);
+  } finally {
+    disposeDeadline?.();
   }
 }
 
@@ -238,6 +245,8 @@ function normalizeQuery(raw: Record<string, unknown>, op: SpecOperation): Record
 }
 
 async function poll(deps: RouterDeps, uuid: string, reply: FastifyReply): Promise<void> {
+  // A job running in this process is still processing: answered from memory, without reading its row.
+  if (deps.jobs.isRunningHere(uuid)) return void reply.code(202).send({});
   const job = await deps.jobs.get(uuid);
   if (!job) {
     return void reply.code(404).send({ error: errorCode('SYS.1003', `job[uuid:${uuid}] is unknown or has expired`) });

@@ -198,7 +198,8 @@ export async function createVm(app: App, svc: VmService, spec: VmCreateSpec): Pr
     {
       name: 'allocate-nics',
       async run(d) {
-        const [vm] = await app.db.select().from(vmInstances).where(eq(vmInstances.uuid, d.vmUuid));
+        // The row persist just wrote (RETURNING): no need to read it again.
+        const vm = d.vm!;
         for (const [deviceId, n] of d.spec.nics.entries()) {
           d.nicRows.push(
             await allocateNic(app, vm, {
@@ -209,6 +210,8 @@ export async function createVm(app: App, svc: VmService, spec: VmCreateSpec): Pr
             }),
           );
         }
+        // The start steps use these rows instead of reading them back ('load').
+        d.nics = [...d.nicRows];
       },
       async rollback(d) {
         for (const nic of d.nicRows) await deleteNic(app, nic);
@@ -255,8 +258,8 @@ async function persist(app: App, d: CreateData): Promise<void> {
       state: 'Created',
     };
     if (spec.appliance) Object.assign(values, spec.appliance);
-    await tx.insert(vmInstances).values(values);
-    await tx.insert(volumes).values([
+    const [vm] = await tx.insert(vmInstances).values(values).returning();
+    d.volumes = await tx.insert(volumes).values([
       {
         uuid: rootUuid,
         name: `ROOT-for-${spec.name}`,
@@ -282,7 +285,8 @@ async function persist(app: App, d: CreateData): Promise<void> {
         deviceId: i + 1,
         status: 'NotInstantiated',
       })),
-    ]);
+    ]).returning();
+    d.vm = vm;
   });
 }
 

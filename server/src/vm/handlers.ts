@@ -5,7 +5,7 @@ import type { App } from '../app.js';
 import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { vmNics } from '../db/schema/index.js';
-import { createVm, specFromMessage } from './create.js';
+import { createVm, specFromMessage, type VmCreateSpec } from './create.js';
 import { volumeInventory } from './inventory.js';
 import type { VmService } from './service.js';
 import { requireState, type VmOperation } from './states.js';
@@ -17,13 +17,20 @@ export function vmHandlers(app: App, vms: VmService, vols: VolumeService) {
     const vm = await vms.require(msg[field], field);
     requireState(vm.state, op);
   };
+  /** CreateVmInstance: the spec from `check`, handed to `run` (keyed by the message object, never serialised). */
+  const specs = new WeakMap<object, VmCreateSpec>();
   const reply = async (uuid: string) => ({ inventory: (await vms.inventory(uuid)) as any });
 
   return defineHandlers({
     CreateVmInstance: {
-      check: async (msg) => void (await specFromMessage(app, msg)),
+      async check(msg) {
+        specs.set(msg, await specFromMessage(app, msg));
+      },
       async run(msg) {
-        const uuid = await createVm(app, vms, await specFromMessage(app, msg));
+        // The spec the checks produced (upstream's interceptor runs once); computed here only when run without check.
+        const spec = specs.get(msg) ?? (await specFromMessage(app, msg));
+        specs.delete(msg);
+        const uuid = await createVm(app, vms, spec);
         return reply(uuid);
       },
     },

@@ -142,9 +142,11 @@ export class VmService {
       name: 'mark-starting',
       run: async (d) => {
         if (!startOnHypervisor) return;
-        const vm = await this.require(d.vmUuid);
+        // The create flow already holds the row it wrote under the VM's lock; otherwise read it.
+        const vm = d.vm ?? (await this.require(d.vmUuid));
         await this.setState(vm, 'Starting');
         d.previousState = vm.state;
+        if (d.vm) d.vm = { ...vm, state: 'Starting' };
       },
       rollback: async (d) => {
         if (!d.previousState) return;

@@ -46,6 +46,8 @@ export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
     {
       name: 'load',
       async run(d) {
+        // The create flow hands over the rows it has just written; a start of an existing VM reads them.
+        if (d.vm && d.nics && d.volumes) return;
         const [vm] = await app.db.select().from(vmInstances).where(eq(vmInstances.uuid, d.vmUuid));
         d.vm = vm;
         d.nics = await app.db.select().from(vmNics).where(eq(vmNics.vmInstanceUuid, vm.uuid));
