@@ -12,6 +12,8 @@ const POLL_MAX_MS = 100;
 export class LockManager {
   private tails = new Map<string, Promise<void>>();
   private connection?: Promise<pg.PoolClient>;
+  /** The lock connection's statements, one after the other (a pg client runs one query at a time). */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private database: Database) {}
 
@@ -86,16 +88,24 @@ export class LockManager {
     return this.connection;
   }
 
+  private onLockConnection<T>(statement: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(statement);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
   private async acquireAdvisory(key: string): Promise<() => Promise<void>> {
     const ctx = currentContext();
     const deadline = ctx?.deadline ?? Infinity;
     let wait = POLL_MIN_MS;
     for (;;) {
       const client = await this.lockConnection();
-      const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key]);
+      const { rows } = await this.onLockConnection(() =>
+        client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key]),
+      );
       if (rows[0].ok) {
         return async () => {
-          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => undefined);
+          await this.onLockConnection(() => client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key])).catch(() => undefined);
         };
       }
       if (Date.now() + wait > deadline) throw timeoutError(ctx!, `wait for lock ${key}`);
