@@ -724,6 +724,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/vm/batchdestroy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Destroy (and undefine) several VMs in one command (the garbage collector catching up after a host reconnects). Each VM is destroyed as by /vm/destroy; `results` has one entry per uuid, in order, so one failure does not fail the others. An absent VM is a success. */
+        post: operations["KvmVmBatchDestroy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/vm/checkstate": {
         parameters: {
             query?: never;
@@ -1114,6 +1131,17 @@ export interface components {
         KvmHostPingRsp: components["schemas"]["AgentResponse"] & {
             /** @description The uuid the agent was connected as; absent if it was never connected (e.g. after a restart). */
             hostUuid?: string;
+        };
+        KvmVmBatchDestroyCmd: {
+            uuids: string[];
+        };
+        KvmVmBatchDestroyRsp: components["schemas"]["AgentResponse"] & {
+            results: {
+                /** @description Why this VM could not be destroyed. */
+                error?: string;
+                success: boolean;
+                uuid: string;
+            }[];
         };
         KvmVmCheckStateCmd: {
             hostUuid?: string;
@@ -2564,6 +2592,37 @@ export interface operations {
         };
         responses: {
             200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmVmBatchDestroy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmVmBatchDestroyCmd"];
+            };
+        };
+        responses: {
+            /** @description One result per VM. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KvmVmBatchDestroyRsp"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
         };

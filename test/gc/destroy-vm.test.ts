@@ -14,7 +14,14 @@ async function simRecords(s: TestServer, hostUuid: string) {
     headers: { 'content-type': 'application/json', authorization: `Bearer ${AGENT_SECRET}` },
     body: JSON.stringify({ hostUuid }),
   });
-  return ((await res.json()) as { records: Array<{ path: string; outcome: string; body: { uuid?: string } }> }).records;
+  return ((await res.json()) as { records: Array<{ path: string; outcome: string; body: { uuid?: string; uuids?: string[] } }> }).records;
+}
+
+/** VM uuids destroyed on the host, once per successful command naming them (/vm/destroy or /vm/batchdestroy). */
+async function destroyedOnHost(s: TestServer, hostUuid: string) {
+  return (await simRecords(s, hostUuid))
+    .filter((r) => r.outcome === 'ok' && (r.path === '/vm/destroy' || r.path === '/vm/batchdestroy'))
+    .flatMap((r) => (r.path === '/vm/destroy' ? [r.body.uuid!] : r.body.uuids!));
 }
 
 async function waitFor(what: () => Promise<boolean>, ms = 15_000) {
@@ -51,15 +58,14 @@ t.test('destroy while the host is unreachable, finish when it reconnects', async
   t.equal(host.availableMemoryCapacity, before.availableMemoryCapacity, 'memory returned');
   const [job] = await jobOf(zs, vm.uuid);
   t.match(job, { status: 'Idle', type: 'EventBased', runnerClass: 'DestroyVmOnHost', resourceUuid: hostUuid });
-  t.notOk((await simRecords(s, hostUuid)).some((r) => r.path === '/vm/destroy' && r.outcome === 'ok'), 'nothing destroyed on the host yet');
+  t.same(await destroyedOnHost(s, hostUuid), [], 'nothing destroyed on the host yet');
 
   await zs.updateSimulatorHost({ uuid: hostUuid, connected: true });
   await zs.reconnectHost({ uuid: hostUuid });
   await waitFor(async () => (await jobOf(zs, vm.uuid))[0].status === 'Done');
   t.equal((await jobOf(zs, vm.uuid))[0].result, 'Succeeded');
-  const destroys = (await simRecords(s, hostUuid)).filter((r) => r.path === '/vm/destroy' && r.outcome === 'ok');
-  t.equal(destroys.length, 1, 'the simulator recorded the destroy once');
-  t.equal(destroys[0].body.uuid, vm.uuid);
+  t.same(await destroyedOnHost(s, hostUuid), [vm.uuid], 'the simulator recorded the destroy once');
+  t.equal((await jobOf(zs, vm.uuid))[0].attempts, 1);
   const e = await zs.triggerGCJob({ uuid: job.uuid }).catch((x) => x);
   t.equal(e.code, 'SYS.1007', 'a Done job cannot be triggered');
 });
@@ -99,7 +105,7 @@ t.test('pending jobs survive a server restart', async (t) => {
   await zs.updateSimulatorHost({ uuid: hostUuid, connected: true });
   await zs.reconnectHost({ uuid: hostUuid });
   await waitFor(async () => (await jobOf(zs, vm.uuid))[0].status === 'Done');
-  t.ok((await simRecords(s, hostUuid)).some((r) => r.path === '/vm/destroy' && r.body.uuid === vm.uuid && r.outcome === 'ok'));
+  t.same(await destroyedOnHost(s, hostUuid), [vm.uuid], 'destroyed on the host once, by the restarted server');
 });
 
 t.test('expunging a VM whose host is unreachable leaves a volume-bits job, done on reconnect', async (t) => {
@@ -120,4 +126,48 @@ t.test('expunging a VM whose host is unreachable leaves a volume-bits job, done 
   await zs.reconnectHost({ uuid: hostUuid });
   await waitFor(async () => (await bits())[0].status === 'Done');
   t.ok((await simRecords(s, hostUuid)).some((r) => r.path === '/primarystorage/volume/delete' && r.outcome === 'ok'), 'the file was deleted on the host');
+});
+
+t.test('a reconnecting host gets its pending destroys as one batch; recovered VMs are cancelled, failures retried', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const zs = s.client;
+  const w = await buildWorld(zs, { hosts: 1, virtualRouter: false });
+  const hostUuid = w.hostUuids[0];
+  const vms: Array<Awaited<ReturnType<typeof runningVm>>> = [];
+  for (let i = 0; i < 6; i++) vms.push(await runningVm(zs, w, `batch-${i}`));
+  await zs.updateSimulatorHost({ uuid: hostUuid, connected: false });
+  for (const vm of vms) await zs.destroyVmInstance({ uuid: vm.uuid });
+  await zs.recoverVmInstance({ uuid: vms[5].uuid });
+  const doomed = vms.slice(0, 5).map((v) => v.uuid);
+
+  // First reconnect: the agent refuses the batch command → every job back to Idle, the error recorded, one attempt.
+  await zs.updateSimulatorHost({ uuid: hostUuid, connected: true, failCommands: ['/vm/batchdestroy'] });
+  await zs.reconnectHost({ uuid: hostUuid });
+  await waitFor(async () => (await jobOf(zs, vms[5].uuid))[0].status === 'Done');
+  t.equal((await jobOf(zs, vms[5].uuid))[0].result, 'Cancelled', 'the recovered VM is the user\'s again: cancelled');
+  await waitFor(async () => {
+    const jobs = await Promise.all(doomed.map((u) => jobOf(zs, u)));
+    return jobs.every(([j]) => j.status === 'Idle' && j.attempts === 1);
+  });
+  for (const uuid of doomed) {
+    const [job] = await jobOf(zs, uuid);
+    t.match(job.lastError, { code: 'SYS.1006' }, 'the failure is recorded on each job');
+  }
+  t.same(await destroyedOnHost(s, hostUuid), [], 'nothing destroyed yet');
+
+  // Second reconnect: one command for the five VMs, every job Succeeded after its second attempt.
+  await zs.updateSimulatorHost({ uuid: hostUuid, failCommands: [] });
+  await zs.reconnectHost({ uuid: hostUuid });
+  await waitFor(async () => (await Promise.all(doomed.map((u) => jobOf(zs, u)))).every(([j]) => j.status === 'Done'));
+  for (const uuid of doomed) {
+    const [job] = await jobOf(zs, uuid);
+    t.match(job, { result: 'Succeeded', attempts: 2 });
+    t.equal(job.lastError, undefined, 'the error is cleared');
+  }
+  const batches = (await simRecords(s, hostUuid)).filter((r) => r.path === '/vm/batchdestroy' && r.outcome === 'ok');
+  t.equal(batches.length, 1, 'one agent command for the whole host');
+  t.same([...batches[0].body.uuids!].sort(), [...doomed].sort(), 'naming every pending VM, not the recovered one');
+  const [vm5] = (await zs.queryVmInstance({ q: [`uuid=${vms[5].uuid}`] })).inventories!;
+  t.equal(vm5.state, 'Stopped', 'the recovered VM is untouched');
 });

@@ -4,7 +4,7 @@ import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer } from '../lib/harness.js';
 import { ZStackClient } from '../../sdk/src/index.js';
-import type { GcOutcome } from '../../server/src/core/gc.js';
+import type { GcBatchItem, GcOutcome, GcResult } from '../../server/src/core/gc.js';
 import { App } from '../../server/src/app.js';
 
 /** A runner whose outcome the test controls; counts runs per job name (across every app it is registered on). */
@@ -15,6 +15,22 @@ function testRunner(runs: Map<string, number>, outcome: () => GcOutcome, delayMs
       runs.set(ctx.key, (runs.get(ctx.key) ?? 0) + 1);
       if (delayMs) await sleep(delayMs);
       return outcome();
+    },
+  };
+}
+
+/** A runner with runBatch: records the size of every batch and the runs per job key. */
+function batchRunner(runs: Map<string, number>, batches: number[], outcome: (key: string) => GcResult, delayMs = 0) {
+  return {
+    name: 'BatchRunner',
+    async run(): Promise<GcOutcome> {
+      throw new Error('run() must not be used when runBatch exists');
+    },
+    async runBatch(items: Array<GcBatchItem<{ key: string }>>): Promise<GcResult[]> {
+      batches.push(items.length);
+      for (const i of items) runs.set(i.context.key, (runs.get(i.context.key) ?? 0) + 1);
+      if (delayMs) await sleep(delayMs);
+      return items.map((i) => outcome(i.context.key));
     },
   };
 }
@@ -114,4 +130,76 @@ t.test('pending jobs survive a crash and are adopted after restart', async (t) =
   const zs = new ZStackClient({ endpoint: next.url, accountName: 'admin', password: 'password' });
   const [after] = (await zs.queryGCJob({ q: [`uuid=${job.uuid}`] })).inventories!;
   t.equal(after.managementNodeUuid, next.nodeUuid, 'adopted by the new node');
+});
+
+t.test('batches: two server processes split the jobs of a resource, each job run exactly once', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const peer = await s.startPeer();
+  await s.client.updateGlobalConfig({ category: 'gc', name: 'batchSize', value: '50' });
+  await waitFor(async () => peer.globalConfig.getNumber('gc', 'batchSize') === 50);
+  const runs = new Map<string, number>();
+  const batches: number[] = [];
+  for (const app of [s.app, peer]) app.gc.register(batchRunner(runs, batches, () => 'done', 30));
+  const jobs: Array<{ uuid: string }> = [];
+  for (let i = 0; i < 300; i++) jobs.push(await s.app.gc.submit({ name: `gcb-${i}`, runner: 'BatchRunner', context: { key: `b${i}` }, resourceUuid: 'batch-host', runSoon: true }));
+  const live = [s.app.nodeUuid, peer.nodeUuid];
+  // Events on both nodes (twice each: the second joins or follows the pass), and both timers, all at once.
+  await Promise.all([
+    s.app.gc.runForResource('batch-host'),
+    s.app.gc.runForResource('batch-host'),
+    peer.gc.runForResource('batch-host'),
+    peer.gc.runForResource('batch-host'),
+    s.app.gc.runDueJobs(live),
+    peer.gc.runDueJobs(live),
+  ]);
+  await waitFor(async () => ((await s.app.gc.countByStatus(jobs.map((j) => j.uuid))).Done ?? 0) === 300);
+  t.equal(runs.size, 300);
+  t.ok([...runs.values()].every((n) => n === 1), 'every job ran exactly once');
+  t.ok(batches.every((n) => n <= 50), `no batch above gc/batchSize (${batches.join(',')})`);
+  t.ok(batches.length < 300 / 5, 'jobs ran in batches, not one by one');
+  const zs = s.client;
+  const done = (await zs.queryGCJob({ q: ['runnerClass=BatchRunner', 'status=Done'], count: true })).total;
+  t.equal(done, 300);
+  const attempts = (await zs.queryGCJob({ q: ['runnerClass=BatchRunner', 'attempts>1'], count: true })).total;
+  t.equal(attempts, 0, 'one attempt each');
+});
+
+t.test('batches: mixed outcomes recorded per job; a pass runs each job once even when it is put back', async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  await s.client.updateGlobalConfig({ category: 'gc', name: 'batchSize', value: '7' });
+  const runs = new Map<string, number>();
+  const batches: number[] = [];
+  const outcomeOf = (key: string): GcResult => {
+    const n = Number(key.slice(1)) % 4;
+    return n === 0 ? 'done' : n === 1 ? 'cancel' : n === 2 ? 'retry' : { error: new Error(`boom ${key}`) };
+  };
+  s.app.gc.register(batchRunner(runs, batches, outcomeOf));
+  const jobs = [];
+  for (let i = 0; i < 20; i++) jobs.push(await s.app.gc.submit({ name: `gcm-${i}`, runner: 'BatchRunner', context: { key: `m${i}` }, resourceUuid: 'mixed-host', intervalMs: 3_600_000 }));
+  await s.app.gc.runForResource('mixed-host');
+  t.equal(runs.size, 20);
+  t.ok([...runs.values()].every((n) => n === 1), 'jobs put back to Idle were not claimed again by the same pass');
+  t.same(batches, [7, 7, 6]);
+  const inv = (await s.client.queryGCJob({ q: ['runnerClass=BatchRunner'], limit: 100 })).inventories!;
+  for (const j of inv) {
+    const n = Number(JSON.parse(j.context).key.slice(1)) % 4;
+    t.equal(j.attempts, 1);
+    if (n === 0) t.match(j, { status: 'Done', result: 'Succeeded' });
+    if (n === 1) t.match(j, { status: 'Done', result: 'Cancelled' });
+    if (n === 2) {
+      t.equal(j.status, 'Idle');
+      t.equal(j.lastError, undefined, 'a plain retry records no error');
+    }
+    if (n === 3) {
+      t.match(j, { status: 'Idle', lastError: { code: 'SYS.1000' } });
+      t.match(JSON.stringify(j.lastError), /boom m/);
+      t.ok(new Date(j.nextRunTime!).getTime() > Date.now() + 3_000_000, 'the retry waits one interval');
+    }
+  }
+  // The next event runs the retried jobs again (a new pass).
+  await s.app.gc.runForResource('mixed-host');
+  t.equal(runs.get('m2'), 2);
+  t.equal(runs.get('m0'), 1, 'Done jobs are not run again');
 });

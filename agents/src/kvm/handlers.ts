@@ -1,5 +1,5 @@
 // kvm host agent: HTTP operations → backend methods.
-import type { AgentPart } from '../lib/handler.js'
+import type { AgentPart, Ctx } from '../lib/handler.js'
 import type { KvmBackend } from './backend.js'
 
 export function kvmPart(backend: KvmBackend): AgentPart {
@@ -14,6 +14,7 @@ export function kvmPart(backend: KvmBackend): AgentPart {
       KvmVmStop: (ctx) => backend.stopVm(ctx),
       KvmVmReboot: (ctx) => backend.rebootVm(ctx),
       KvmVmDestroy: (ctx) => backend.destroyVm(ctx),
+      KvmVmBatchDestroy: (ctx) => batchDestroy(backend, ctx),
       KvmVmSync: (ctx) => backend.vmSync(ctx),
       KvmVmCheckState: (ctx) => backend.checkState(ctx),
       KvmVmAttachDataVolume: (ctx) => backend.attachDataVolume(ctx),
@@ -28,4 +29,23 @@ export function kvmPart(backend: KvmBackend): AgentPart {
     },
     close: () => backend.close(),
   }
+}
+
+/**
+ * /vm/batchdestroy: each VM as by /vm/destroy, one after the other (for libvirt: one virsh at a time), one result per
+ * VM; the command's deadline stops the rest (the caller then retries them all: destroying an absent VM succeeds).
+ */
+async function batchDestroy(backend: KvmBackend, ctx: Ctx<'KvmVmBatchDestroy'>) {
+  const results: Array<{ uuid: string; success: boolean; error?: string }> = []
+  for (const uuid of ctx.body.uuids) {
+    ctx.signal.throwIfAborted()
+    try {
+      await backend.destroyVm({ ...ctx, operationId: 'KvmVmDestroy', path: '/vm/destroy', body: { uuid } })
+      results.push({ uuid, success: true })
+    } catch (e) {
+      if (ctx.signal.aborted) throw e
+      results.push({ uuid, success: false, error: e instanceof Error ? e.message : String(e) })
+    }
+  }
+  return { results }
 }

@@ -1,12 +1,19 @@
 // The garbage collector (release notes §4): work that cannot be completed now — destroying a VM on a host that is
 // unreachable, deleting bits on storage that is offline — is saved as a job row and re-run later: on a timer
 // (`nextRunAt`), on events about its resource (host reconnected, host deleted, storage deleted), or on demand
-// (TriggerGCJob). A job is claimed with one conditional UPDATE (Idle → Processing), so it runs at most once at a
-// time across server processes; a dead node's jobs are adopted by the others; everything survives restarts.
-import { and, eq, inArray, isNull, lt, lte, notInArray, or, sql } from 'drizzle-orm';
+// (TriggerGCJob). Jobs are claimed with one conditional UPDATE (Idle → Processing, rows taken FOR UPDATE SKIP
+// LOCKED), so each runs at most once at a time across server processes; a dead node's jobs are adopted by the
+// others; everything survives restarts.
+//
+// Jobs run in batches: an event claims the Idle jobs of its resource (up to `gc/batchSize` per statement), a runner
+// with `runBatch` gets them all at once (one read of the shared state, one agent call per host), and the outcomes
+// are recorded with one UPDATE per kind of outcome. Resources are worked through a few at a time
+// (`gc/resourceConcurrency`), so jobs finish progressively and the rest of the server (e.g. the ReconnectHost calls
+// that triggered them) keeps its share of the database pool.
+import { and, eq, inArray, isNull, lt, lte, notInArray, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/index.js';
 import { gcJobs } from '../db/schema/index.js';
-import { backgroundContext, runInContext } from './context.js';
+import { deadlineSignal, runInContext, type CallContext } from './context.js';
 import { formatDate } from './dates.js';
 import { argErr, notFound, toApiError } from './errors.js';
 import type { EventBus } from './events.js';
@@ -19,10 +26,26 @@ export type GcJobRow = typeof gcJobs.$inferSelect;
 /** done: the work is finished; cancel: the work no longer applies (target gone); retry: try again later. */
 export type GcOutcome = 'done' | 'cancel' | 'retry';
 
+/** One job's result in a batch: an outcome, or a failure (counts as `retry`, the error recorded on the job). */
+export type GcResult = GcOutcome | { error: unknown };
+
+export interface GcBatchItem<C = any> {
+  context: C;
+  job: GcJobRow;
+  /** Aborted when this job is deleted (DeleteGCJob) while the batch runs: leave it out if not started yet. */
+  signal: AbortSignal;
+}
+
 export interface GcRunner<C = any> {
   name: string;
   /** Throwing counts as `retry`, with the error recorded on the job. */
   run(context: C, job: GcJobRow, signal: AbortSignal): Promise<GcOutcome>;
+  /**
+   * Optional: runs several claimed jobs at once (shared reads, one agent call for many jobs). Returns one result per
+   * item, in order; throwing counts as `retry` for all of them, with the error recorded. Without it, the jobs of a
+   * batch are run one by one through `run`, a few at a time.
+   */
+  runBatch?(items: Array<GcBatchItem<C>>, signal: AbortSignal): Promise<GcResult[]>;
   /** Retry interval (ms) when no interval is given at submit. */
   intervalMs?(): number;
 }
@@ -39,10 +62,45 @@ export interface SubmitGcJob<C> {
 }
 
 const RUN_BUDGET_MS = 10 * 60_000;
+/** Jobs of one batch run through `run` (runners without `runBatch`) at most this many at a time. */
+const PER_JOB_CONCURRENCY = 16;
+
+/** A counting semaphore: at most `limit()` tasks at once, the others wait in order. */
+class Limiter {
+  private active = 0;
+  private waiting: Array<() => void> = [];
+  constructor(private limit: () => number) {}
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit()) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
 
 export class GarbageCollector {
   private runners = new Map<string, GcRunner>();
   private running = new Map<string, AbortController>();
+  /** Event-triggered passes per resource: one at a time; events arriving during a pass ask for one more. */
+  private passes = new Map<string, { started: boolean; again: boolean; done: Promise<void> }>();
+  private resourceLimiter: Limiter;
 
   constructor(
     private db: Db,
@@ -54,6 +112,9 @@ export class GarbageCollector {
     config.define({ category: 'gc', name: 'retryInterval', type: 'seconds', defaultValue: '60', min: 1, description: 'Default seconds before a failed garbage collector job is retried' });
     config.define({ category: 'gc', name: 'retentionTime', type: 'seconds', defaultValue: '1209600', min: 1, description: 'Seconds a finished garbage collector job is kept (14 days)' });
     config.define({ category: 'gc', name: 'cleanUpCompletedJobInterval', type: 'seconds', defaultValue: '86400', min: 1, description: 'Seconds between purges of finished garbage collector jobs' });
+    config.define({ category: 'gc', name: 'batchSize', type: 'int', defaultValue: '200', min: 1, max: 10000, description: 'Garbage collector jobs claimed and run together (per resource on an event, per scan on the timer)' });
+    config.define({ category: 'gc', name: 'resourceConcurrency', type: 'int', defaultValue: '4', min: 1, max: 1000, description: 'Resources (hosts, storage) whose garbage collector jobs run at the same time on this node' });
+    this.resourceLimiter = new Limiter(() => this.config.getNumber('gc', 'resourceConcurrency'));
     // Event triggers: the host came back, the host or the storage is gone — the job decides what that means.
     events.on('host.status', (e) => (e.newStatus === 'Connected' ? this.runForResource(e.hostUuid) : undefined));
     events.on('host.deleted', (e) => this.runForResource(e.hostUuid));
@@ -99,32 +160,66 @@ export class GarbageCollector {
     await this.db.delete(gcJobs).where(eq(gcJobs.uuid, uuid));
   }
 
-  /** Runs the Idle jobs of a resource now (event trigger). */
-  async runForResource(resourceUuid: string): Promise<void> {
-    const jobs = await this.db
-      .select({ uuid: gcJobs.uuid })
-      .from(gcJobs)
-      .where(and(eq(gcJobs.resourceUuid, resourceUuid), eq(gcJobs.status, 'Idle')));
-    await Promise.all(jobs.map((j) => this.runJob(j.uuid)));
+  /**
+   * Runs the Idle jobs of a resource now (event trigger), in batches, queued behind the passes of other resources
+   * (`gc/resourceConcurrency`). A pass already queued for the resource is joined; one already running is followed
+   * by one more pass (for jobs that became Idle meanwhile).
+   */
+  runForResource(resourceUuid: string): Promise<void> {
+    const current = this.passes.get(resourceUuid);
+    if (current) {
+      if (current.started) current.again = true;
+      return current.done;
+    }
+    const pass = { started: false, again: false, done: Promise.resolve() };
+    pass.done = (async () => {
+      try {
+        do {
+          pass.again = false;
+          await this.resourceLimiter.run(async () => {
+            pass.started = true;
+            await this.resourcePass(resourceUuid);
+          });
+        } while (pass.again);
+      } finally {
+        this.passes.delete(resourceUuid);
+      }
+    })();
+    this.passes.set(resourceUuid, pass);
+    return pass.done;
   }
 
-  /** Timer trigger: runs every due Idle job this node owns, or that has no live owner (adoption). */
-  async runDueJobs(liveNodes: string[], limit = 500): Promise<number> {
+  /** Claims and runs batches of the resource's Idle jobs until none is left that this pass has not run already. */
+  private async resourcePass(resourceUuid: string): Promise<void> {
+    let passStart: Date | undefined;
+    for (;;) {
+      const batchSize = this.config.getNumber('gc', 'batchSize');
+      // Claims and outcomes stamp lastOpDate with the database's clock: jobs this pass already ran (and put back
+      // to Idle on retry) are at or after the first claim's stamp, so no job runs twice in one pass.
+      const jobs = await this.claim(and(eq(gcJobs.resourceUuid, resourceUuid), passStart ? lt(gcJobs.lastOpDate, passStart) : undefined)!, batchSize);
+      if (!jobs.length) return;
+      passStart ??= jobs[0].lastOpDate;
+      await this.execute(jobs);
+      if (jobs.length < batchSize) return;
+    }
+  }
+
+  /**
+   * Timer trigger: runs every due Idle job this node owns, or that has no live owner (adoption), a batch at a time
+   * (a job put back to Idle is due again only after its interval, so it is not claimed twice). Returns how many ran.
+   */
+  async runDueJobs(liveNodes: string[], limit?: number): Promise<number> {
     const others = liveNodes.filter((n) => n !== this.nodeUuid);
-    const due = await this.db
-      .select({ uuid: gcJobs.uuid })
-      .from(gcJobs)
-      .where(
-        and(
-          eq(gcJobs.status, 'Idle'),
-          lte(gcJobs.nextRunAt, new Date()),
-          others.length ? or(isNull(gcJobs.managementNodeUuid), notInArray(gcJobs.managementNodeUuid, others)) : undefined,
-        ),
-      )
-      .orderBy(gcJobs.nextRunAt)
-      .limit(limit);
-    await Promise.all(due.map((j) => this.runJob(j.uuid)));
-    return due.length;
+    const ownerOk = others.length ? or(isNull(gcJobs.managementNodeUuid), notInArray(gcJobs.managementNodeUuid, others)) : undefined;
+    let ran = 0;
+    for (;;) {
+      const batchSize = Math.min(this.config.getNumber('gc', 'batchSize'), limit === undefined ? Infinity : limit - ran);
+      if (batchSize <= 0) return ran;
+      const jobs = await this.claim(and(lte(gcJobs.nextRunAt, new Date()), ownerOk)!, batchSize);
+      if (jobs.length) await this.execute(jobs);
+      ran += jobs.length;
+      if (jobs.length < batchSize) return ran;
+    }
   }
 
   /** Jobs left Processing by dead nodes go back to Idle so someone runs them again. */
@@ -148,43 +243,117 @@ export class GarbageCollector {
 
   /** Claims and runs one job; returns false when it was not Idle (done, running elsewhere, deleted). */
   async runJob(uuid: string): Promise<boolean> {
-    const [job] = await this.db
-      .update(gcJobs)
-      .set({ status: 'Processing', managementNodeUuid: this.nodeUuid, attempts: sql`${gcJobs.attempts} + 1`, lastOpDate: new Date() })
-      .where(and(eq(gcJobs.uuid, uuid), eq(gcJobs.status, 'Idle')))
-      .returning();
-    if (!job) return false;
-    const runner = this.runners.get(job.runner);
-    const controller = new AbortController();
-    this.running.set(uuid, controller);
-    let outcome: GcOutcome = 'retry';
-    let error: unknown;
-    try {
-      if (!runner) throw new Error(`no runner ${job.runner} on this node`);
-      const ctx = backgroundContext(`gc:${job.name}`, RUN_BUDGET_MS);
-      ctx.signal = AbortSignal.any([ctx.signal, controller.signal]);
-      outcome = await runInContext(ctx, () => runner.run(job.context, job, ctx.signal));
-    } catch (e) {
-      error = e;
-    } finally {
-      this.running.delete(uuid);
-    }
-    const now = new Date();
-    const finished = outcome !== 'retry';
-    await this.db
-      .update(gcJobs)
-      .set(
-        finished
-          ? { status: 'Done', result: outcome === 'done' ? 'Succeeded' : 'Cancelled', lastError: null, lastOpDate: now }
-          : {
-              status: 'Idle',
-              nextRunAt: new Date(now.getTime() + job.intervalMs),
-              lastError: error ? toApiError(error).error : null,
-              lastOpDate: now,
-            },
-      )
-      .where(and(eq(gcJobs.uuid, uuid), eq(gcJobs.status, 'Processing'), eq(gcJobs.managementNodeUuid, this.nodeUuid)));
+    const jobs = await this.claim(eq(gcJobs.uuid, uuid), 1);
+    if (!jobs.length) return false;
+    await this.execute(jobs);
     return true;
+  }
+
+  /**
+   * Idle → Processing for up to `limit` Idle jobs matching `where`, in one transaction: the rows are locked FOR
+   * UPDATE SKIP LOCKED (another node claiming at the same moment gets other rows, never waits), then updated with
+   * `status = 'Idle'` checked again, so a job is claimed by exactly one caller. (Two statements on purpose: an
+   * `UPDATE … WHERE uuid IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` may re-run its subquery and claim more than n.)
+   */
+  private async claim(where: SQL, limit: number): Promise<GcJobRow[]> {
+    return this.db.transaction(async (tx) => {
+      const candidates = await tx
+        .select({ uuid: gcJobs.uuid })
+        .from(gcJobs)
+        .where(and(eq(gcJobs.status, 'Idle'), where))
+        .orderBy(gcJobs.nextRunAt)
+        .limit(limit)
+        .for('update', { skipLocked: true });
+      if (!candidates.length) return [];
+      return tx
+        .update(gcJobs)
+        .set({ status: 'Processing', managementNodeUuid: this.nodeUuid, attempts: sql`${gcJobs.attempts} + 1`, lastOpDate: sql`now()` })
+        .where(and(inArray(gcJobs.uuid, candidates.map((c) => c.uuid)), eq(gcJobs.status, 'Idle')))
+        .returning();
+    });
+  }
+
+  /** Runs claimed jobs (grouped by runner, batched where the runner can) and records every outcome. */
+  private async execute(jobs: GcJobRow[]): Promise<void> {
+    const controllers = jobs.map((job) => {
+      const c = new AbortController();
+      this.running.set(job.uuid, c);
+      return c;
+    });
+    const results = new Map<string, GcResult>();
+    try {
+      const byRunner = new Map<string, number[]>();
+      jobs.forEach((job, i) => byRunner.set(job.runner, [...(byRunner.get(job.runner) ?? []), i]));
+      await Promise.all(
+        [...byRunner].map(async ([name, indexes]) => {
+          const runner = this.runners.get(name);
+          if (!runner) {
+            for (const i of indexes) results.set(jobs[i].uuid, { error: new Error(`no runner ${name} on this node`) });
+            return;
+          }
+          if (runner.runBatch) {
+            const items = indexes.map((i) => ({ context: jobs[i].context, job: jobs[i], signal: controllers[i].signal }));
+            const out = await this.inContext(`gc:${name}(${items.length})`, new AbortController().signal, (signal) =>
+              runner.runBatch!(items, signal),
+            ).catch((error: unknown) => items.map((): GcResult => ({ error })));
+            indexes.forEach((i, k) => results.set(jobs[i].uuid, out[k] ?? { error: new Error(`runner ${name} returned no result for the job`) }));
+            return;
+          }
+          await mapLimited(indexes, PER_JOB_CONCURRENCY, async (i) => {
+            const job = jobs[i];
+            const result = await this.inContext(`gc:${job.name}`, controllers[i].signal, (signal) => runner.run(job.context, job, signal)).catch(
+              (error: unknown): GcResult => ({ error }),
+            );
+            results.set(job.uuid, result);
+          });
+        }),
+      );
+    } finally {
+      for (const job of jobs) this.running.delete(job.uuid);
+    }
+    await this.record(jobs, results);
+  }
+
+  /** Runs `fn` in a background context of its own (budget RUN_BUDGET_MS, aborted by `abort` too). */
+  private async inContext<T>(name: string, abort: AbortSignal, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const now = Date.now();
+    const deadline = deadlineSignal(now + RUN_BUDGET_MS);
+    const signal = AbortSignal.any([deadline.signal, abort]);
+    const ctx: CallContext = { apiName: name, startedAt: now, deadline: now + RUN_BUDGET_MS, timeoutMs: RUN_BUDGET_MS, signal, trace: { steps: [] } };
+    try {
+      return await runInContext(ctx, () => fn(signal));
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  /** One UPDATE per kind of outcome, each only for jobs still Processing by this node (not deleted or released). */
+  private async record(jobs: GcJobRow[], results: Map<string, GcResult>): Promise<void> {
+    const mine = and(eq(gcJobs.status, 'Processing'), eq(gcJobs.managementNodeUuid, this.nodeUuid));
+    const succeeded: string[] = [];
+    const cancelled: string[] = [];
+    const retry: Array<{ uuid: string; error: unknown }> = [];
+    for (const job of jobs) {
+      const r = results.get(job.uuid) ?? 'retry';
+      if (r === 'done') succeeded.push(job.uuid);
+      else if (r === 'cancel') cancelled.push(job.uuid);
+      else retry.push({ uuid: job.uuid, error: typeof r === 'object' ? toApiError(r.error).error : null });
+    }
+    const finish = (uuids: string[], result: 'Succeeded' | 'Cancelled') =>
+      uuids.length
+        ? this.db.update(gcJobs).set({ status: 'Done', result, lastError: null, lastOpDate: sql`now()` }).where(and(inArray(gcJobs.uuid, uuids), mine))
+        : undefined;
+    await Promise.all([
+      finish(succeeded, 'Succeeded'),
+      finish(cancelled, 'Cancelled'),
+      retry.length
+        ? this.db.execute(sql`
+            UPDATE ${gcJobs} SET status = 'Idle', last_error = r.error, last_op_date = now(),
+              next_run_at = now() + ${gcJobs.intervalMs} * interval '1 millisecond'
+            FROM json_to_recordset(${JSON.stringify(retry)}::json) AS r(uuid text, error jsonb)
+            WHERE ${gcJobs.uuid} = r.uuid AND ${gcJobs.status} = 'Processing' AND ${gcJobs.managementNodeUuid} = ${this.nodeUuid}`)
+        : undefined,
+    ]);
   }
 
   async countByStatus(uuids: string[]): Promise<Record<string, number>> {

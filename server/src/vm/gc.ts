@@ -1,9 +1,15 @@
 // The VM module's garbage collectors (release notes §4, zstack-internals.md §2.2–2.3): a VM destroyed while its
 // host is unreachable is Destroyed in the database at once (capacity and IP returned); the host-side destroy is
 // a persisted job, run when the host reconnects (event) or on its timer, cancelled when the host is deleted or
-// the VM was recovered in the meantime.
+// the VM was recovered in the meantime. When a host comes back with many pending destroys, they run as one batch:
+// one read of the host and the VMs, one `/vm/batchdestroy` per host (at most DESTROY_BATCH VMs a command).
+import { inArray } from 'drizzle-orm';
+import type { components } from '@zstack-ts/openapi/agent-protocol';
 import type { App } from '../app.js';
 import { isUnreachable } from '../agent-client/index.js';
+import type { GcBatchItem, GcResult } from '../core/gc.js';
+import { err } from '../core/errors.js';
+import { hosts, vmInstances } from '../db/schema/index.js';
 import { hostCall } from './hypervisor.js';
 import type { VmRow } from './inventory.js';
 
@@ -29,16 +35,72 @@ export function registerVmGarbageCollectors(app: App): void {
   app.gc.register({
     name: DESTROY_VM_ON_HOST,
     intervalMs: () => app.globalConfig.getMs('gc', 'vm.destroy.interval'),
-    async run(ctx: DestroyVmContext) {
-      const host = await app.services.hosts.get(ctx.hostUuid);
-      if (!host) return 'cancel'; // the host is gone, and the VM with it
-      const vm = await app.services.vms.get(ctx.vmUuid);
-      if (vm && vm.state !== 'Destroyed') return 'cancel'; // recovered since: it is the user's VM again
-      if (host.status !== 'Connected') return 'retry';
-      await hostCall(app, ctx.hostUuid, '/vm/destroy', { uuid: ctx.vmUuid });
-      return 'done';
+    async run(ctx: DestroyVmContext, job) {
+      const [result] = await destroyBatch(app, [{ context: ctx, job, signal: new AbortController().signal }]);
+      if (typeof result === 'object') throw result.error;
+      return result;
     },
+    runBatch: (items: Array<GcBatchItem<DestroyVmContext>>) => destroyBatch(app, items),
   });
+}
+
+type BatchDestroyReply = components['schemas']['KvmVmBatchDestroyRsp'];
+/** VMs per `/vm/batchdestroy` command, and hosts called at once by one batch (timer batches span many hosts). */
+const DESTROY_BATCH = 1000;
+const HOSTS_AT_ONCE = 8;
+
+/**
+ * The destroys of a batch of jobs: cancelled when the host is gone or the VM was recovered (read in one query
+ * each), put back when the host is not Connected, else destroyed on the host with one command per host; a VM the
+ * agent could not destroy fails alone (SYS.1006 with the agent's reason), an unreachable host fails its VMs (HOST.1010,
+ * and the host is marked Disconnected).
+ */
+async function destroyBatch(app: App, items: Array<GcBatchItem<DestroyVmContext>>): Promise<GcResult[]> {
+  const hostUuids = [...new Set(items.map((i) => i.context.hostUuid))];
+  const [hostRows, vmRows] = await Promise.all([
+    app.db.select({ uuid: hosts.uuid, status: hosts.status }).from(hosts).where(inArray(hosts.uuid, hostUuids)),
+    app.db
+      .select({ uuid: vmInstances.uuid, state: vmInstances.state })
+      .from(vmInstances)
+      .where(inArray(vmInstances.uuid, items.map((i) => i.context.vmUuid))),
+  ]);
+  const hostStatus = new Map(hostRows.map((h) => [h.uuid, h.status]));
+  const vmState = new Map(vmRows.map((v) => [v.uuid, v.state]));
+  const results: GcResult[] = new Array(items.length);
+  const toDestroy = new Map<string, number[]>(); // host uuid → indexes of the items to destroy there
+  items.forEach((item, i) => {
+    const { hostUuid, vmUuid } = item.context;
+    const status = hostStatus.get(hostUuid);
+    const state = vmState.get(vmUuid);
+    if (status === undefined) results[i] = 'cancel'; // the host is gone, and the VM with it
+    else if (state !== undefined && state !== 'Destroyed') results[i] = 'cancel'; // recovered since: the user's VM again
+    else if (status !== 'Connected' || item.signal.aborted) results[i] = 'retry';
+    else toDestroy.set(hostUuid, [...(toDestroy.get(hostUuid) ?? []), i]);
+  });
+  const work = [...toDestroy].flatMap(([hostUuid, indexes]) =>
+    Array.from({ length: Math.ceil(indexes.length / DESTROY_BATCH) }, (_, k) => ({ hostUuid, indexes: indexes.slice(k * DESTROY_BATCH, (k + 1) * DESTROY_BATCH) })),
+  );
+  let next = 0;
+  const worker = async () => {
+    while (next < work.length) {
+      const { hostUuid, indexes } = work[next++];
+      const uuids = indexes.map((i) => items[i].context.vmUuid);
+      try {
+        const reply = await hostCall<BatchDestroyReply>(app, hostUuid, '/vm/batchdestroy', { uuids });
+        const byVm = new Map(reply.results.map((r) => [r.uuid, r]));
+        indexes.forEach((i, k) => {
+          const r = byVm.get(uuids[k]);
+          results[i] = r?.success
+            ? 'done'
+            : { error: err('SYS.1006', `agent /vm/batchdestroy failed for VM[uuid:${uuids[k]}]: ${r?.error ?? 'no result for the VM'}`) };
+        });
+      } catch (error) {
+        for (const i of indexes) results[i] = { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HOSTS_AT_ONCE, work.length) }, worker));
+  return results;
 }
 
 /** Persists the host-side destroy of a VM whose host could not be reached. */
