@@ -19,8 +19,12 @@ export interface CallContext {
   timeoutMs: number;
   signal: AbortSignal;
   session?: SessionInfo;
-  /** Steps currently running, shared by the whole call, so a timeout can name the step it interrupted. */
-  trace: { steps: string[] };
+  /**
+   * Shared by the whole call, so a timeout can name the step it interrupted: the steps currently running, and the
+   * first step that ran out of time (an agent may give up a moment before the call's own timer fires; by then its
+   * step has already ended), and the phase of the call (named when no step is).
+   */
+  trace: { steps: string[]; timedOutIn?: string; phase?: string };
 }
 
 const storage = new AsyncLocalStorage<CallContext>();
@@ -38,6 +42,26 @@ export function runInContext<T>(ctx: CallContext, fn: () => Promise<T>): Promise
 export function backgroundContext(name: string, timeoutMs = INTERNAL_TIMEOUT_MS): CallContext {
   const now = Date.now();
   return { apiName: name, startedAt: now, deadline: now + timeoutMs, timeoutMs, signal: AbortSignal.timeout(timeoutMs), trace: { steps: [] } };
+}
+
+/**
+ * Runs `fn` in a fresh top-level context of `timeoutMs` (work that must go on after the caller's deadline, e.g. a
+ * rollback) and clears its deadline timer when `fn` ends, so nothing it closes over outlives it.
+ */
+export async function runInBackgroundContext<T>(
+  name: string,
+  timeoutMs: number,
+  fn: () => Promise<T>,
+  init: Partial<Pick<CallContext, 'session' | 'jobUuid'>> = {},
+): Promise<T> {
+  const now = Date.now();
+  const deadline = deadlineSignal(now + timeoutMs);
+  const ctx: CallContext = { apiName: name, startedAt: now, deadline: now + timeoutMs, timeoutMs, signal: deadline.signal, trace: { steps: [] }, ...init };
+  try {
+    return await runInContext(ctx, fn);
+  } finally {
+    deadline.dispose();
+  }
 }
 
 /** setTimeout's longest delay (2^31−1 ms ≈ 24.8 days); longer deadlines re-arm (a longer delay would fire at once). */
@@ -73,7 +97,8 @@ export function currentSignal(): AbortSignal | undefined {
 /** The SYS.1001 error of a call that ran out of time, naming the API, the step and the time spent. */
 export function timeoutError(ctx: CallContext, step?: string): ApiError {
   const elapsed = Date.now() - ctx.startedAt;
-  const where = step ?? ctx.trace.steps.at(-1);
+  if (step) ctx.trace.timedOutIn ??= step;
+  const where = step ?? ctx.trace.steps.at(-1) ?? ctx.trace.timedOutIn ?? ctx.trace.phase;
   const details =
     `API[${ctx.apiName}] timed out after ${elapsed} ms (timeout ${ctx.timeoutMs} ms)` + (where ? ` in step[${where}]` : '');
   return new ApiError(errorCode('SYS.1001', details), 503);
@@ -107,14 +132,19 @@ export async function step<T>(name: string, fn: (signal: AbortSignal) => Promise
   const parent = currentContext() ?? backgroundContext(name);
   const now = Date.now();
   const deadline = Math.min(parent.deadline, opts.timeoutMs !== undefined ? now + opts.timeoutMs : Infinity);
-  const budget = Math.max(0, deadline - now);
-  const signal = deadline < parent.deadline ? AbortSignal.any([parent.signal, AbortSignal.timeout(budget)]) : parent.signal;
+  // A shorter budget of its own: a disposable timer, cleared when the step ends.
+  const own = deadline < parent.deadline ? deadlineSignal(deadline) : undefined;
+  const signal = own ? AbortSignal.any([parent.signal, own.signal]) : parent.signal;
   const ctx: CallContext = { ...parent, deadline, signal };
-  if (signal.aborted) throw timeoutError(ctx, name);
+  if (signal.aborted) {
+    own?.dispose();
+    throw timeoutError(ctx, name);
+  }
   parent.trace.steps.push(name);
   try {
     return await runInContext(ctx, () => raceAbort(signal, fn(signal), () => timeoutError(ctx, name)));
   } finally {
+    own?.dispose();
     const i = parent.trace.steps.lastIndexOf(name);
     if (i >= 0) parent.trace.steps.splice(i, 1);
   }

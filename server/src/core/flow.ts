@@ -1,7 +1,7 @@
 // A flow chain: ordered steps, each with an optional rollback. When a step fails (or the call times out), the
 // steps already done are rolled back in reverse order, each rollback with its own short budget so that
 // compensation still happens after the API's deadline has passed.
-import { backgroundContext, currentContext, runInContext, step } from './context.js';
+import { currentContext, runInBackgroundContext, step } from './context.js';
 
 export interface FlowStep<D> {
   name: string;
@@ -53,10 +53,11 @@ async function rollback<D>(name: string, done: FlowStep<D>[], data: D): Promise<
   const parent = currentContext();
   for (const s of done.reverse()) {
     if (!s.rollback) continue;
-    const ctx = backgroundContext(`${parent?.apiName ?? name}/rollback`, ROLLBACK_BUDGET_MS);
-    ctx.session = parent?.session;
     try {
-      await runInContext(ctx, () => step(`${name}/${s.name}/rollback`, () => s.rollback!(data)));
+      await runInBackgroundContext(`${parent?.apiName ?? name}/rollback`, ROLLBACK_BUDGET_MS, () => step(`${name}/${s.name}/rollback`, () => s.rollback!(data)), {
+        session: parent?.session,
+        jobUuid: parent?.jobUuid,
+      });
     } catch (e) {
       // A failed compensation must not hide the original error; it is logged for the operator.
       console.error(`[flow ${name}] rollback of step ${s.name} failed:`, e instanceof Error ? e.message : e);
