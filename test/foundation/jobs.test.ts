@@ -2,7 +2,9 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, http, pollJob } from '../lib/harness.js';
-import { step } from '../../server/src/core/context.js';
+import { currentContext, step, timeoutError } from '../../server/src/core/context.js';
+import { runFlow } from '../../server/src/core/flow.js';
+import { REPORT_GRACE_MS } from '../../server/src/core/jobs.js';
 import { App } from '../../server/src/app.js';
 
 t.test('jobs', async (t) => {
@@ -78,6 +80,151 @@ t.test('jobs', async (t) => {
     t.match(done.json.error.details, /API\[UpdateZone\] timed out after \d+ ms \(timeout 1000 ms\) in step\[talk-to-slow-agent\]/);
     t.ok(elapsed < 5000, `failed near the deadline (${elapsed} ms), not after the 10 s of work`);
     t.ok(aborted, 'the step saw its signal abort');
+  });
+
+  t.test('the failure is reported at the deadline while a slow rollback goes on; the rollback still completes', async (t) => {
+    const zone = (await s.client.createZone({ name: 'z-slow-rollback' })).inventory;
+    const original = s.app.handlers.get('UpdateZone')!;
+    t.teardown(() => void s.app.handlers.set('UpdateZone', original));
+    const reserved = new Set<string>();
+    let rolledBackAt = 0;
+    let lateSuccess = false;
+    s.app.handlers.set('UpdateZone', {
+      run: async (): Promise<any> => {
+        await runFlow('slow-rollback', [
+          {
+            name: 'reserve',
+            run: async () => void reserved.add('thing'),
+            rollback: async () => {
+              await sleep(1500);
+              reserved.delete('thing');
+              rolledBackAt = Date.now();
+            },
+          },
+          {
+            name: 'slow-agent',
+            run: async (_d, signal) => {
+              await sleep(10_000, undefined, { signal });
+              lateSuccess = true;
+            },
+          },
+        ], {});
+        return { inventory: zone };
+      },
+    });
+    const started = Date.now();
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const done = await pollJob(res.json.location);
+    const reportedAt = Date.now();
+    t.equal(done.status, 503);
+    t.equal(done.json.error.code, 'SYS.1001');
+    t.match(done.json.error.details, /API\[UpdateZone\] timed out after \d+ ms \(timeout 1000 ms\) in step\[slow-rollback\/slow-agent\]/);
+    t.ok(reportedAt - started < 2300, `reported near the deadline (${reportedAt - started} ms), not after the 1.5 s rollback`);
+    t.ok(reserved.has('thing'), 'the rollback was still running when the failure was reported');
+    t.equal(s.app.jobs.compensatingCount, 1, 'the job is tracked as compensating');
+    await s.app.jobs.drain();
+    t.equal(s.app.jobs.compensatingCount, 0);
+    t.notOk(reserved.has('thing'), 'the rollback completed: nothing stays reserved');
+    t.ok(rolledBackAt > reportedAt);
+    t.notOk(lateSuccess, 'the interrupted step was aborted, not left to finish');
+    const again = await http(s.url, 'GET', new URL(res.json.location).pathname);
+    t.equal(again.status, 503, 'the end of the rollback changes nothing in the recorded outcome');
+    t.same(again.json.error, done.json.error);
+  });
+
+  t.test('an agent giving up just before the deadline: the failure, reported during the rollback, still names its step', async (t) => {
+    const zone = (await s.client.createZone({ name: 'z-agent-first' })).inventory;
+    const original = s.app.handlers.get('UpdateZone')!;
+    t.teardown(() => void s.app.handlers.set('UpdateZone', original));
+    s.app.handlers.set('UpdateZone', {
+      run: async (): Promise<any> => {
+        await runFlow('agent-first', [
+          { name: 'reserve', run: async () => undefined, rollback: () => sleep(1000) },
+          {
+            name: 'call-agent',
+            // What the agent client does with an agent's own "deadline exceeded", 40 ms before our timer.
+            run: async () => {
+              const ctx = currentContext()!;
+              await sleep(ctx.deadline - Date.now() - 40);
+              throw timeoutError(ctx, 'agent /slow');
+            },
+          },
+        ], {});
+        return { inventory: zone };
+      },
+    });
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const done = await pollJob(res.json.location);
+    t.equal(done.json.error.code, 'SYS.1001');
+    t.match(done.json.error.details, /API\[UpdateZone\] timed out after \d+ ms \(timeout 1000 ms\) in step\[agent \/slow\]/);
+    t.equal(s.app.jobs.compensatingCount, 1, 'reported while the rollback still ran');
+    await s.app.jobs.drain();
+  });
+
+  t.test(`a rollback done within ${REPORT_GRACE_MS} ms is finished before the failure is reported`, async (t) => {
+    const zone = (await s.client.createZone({ name: 'z-quick-rollback' })).inventory;
+    const original = s.app.handlers.get('UpdateZone')!;
+    t.teardown(() => void s.app.handlers.set('UpdateZone', original));
+    const reserved = new Set<string>();
+    s.app.handlers.set('UpdateZone', {
+      run: async (): Promise<any> => {
+        await runFlow('quick-rollback', [
+          { name: 'reserve', run: async () => void reserved.add('thing'), rollback: async () => void reserved.delete('thing') },
+          { name: 'slow-agent', run: (_d, signal) => sleep(10_000, undefined, { signal }) },
+        ], {});
+        return { inventory: zone };
+      },
+    });
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const done = await pollJob(res.json.location);
+    t.equal(done.json.error.code, 'SYS.1001');
+    t.match(done.json.error.details, /in step\[quick-rollback\/slow-agent\]/);
+    t.notOk(reserved.has('thing'), 'rolled back before the failure was reported');
+    t.equal(s.app.jobs.compensatingCount, 0);
+  });
+
+  t.test('a timeout outside any step names the job phase', async (t) => {
+    const zone = (await s.client.createZone({ name: 'z-no-step' })).inventory;
+    const original = s.app.handlers.get('UpdateZone')!;
+    t.teardown(() => void s.app.handlers.set('UpdateZone', original));
+    // Like a handler's own database write that outlives the deadline (nothing listens to the signal).
+    s.app.handlers.set('UpdateZone', { run: async (): Promise<any> => (await sleep(1500), { inventory: zone }) });
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const done = await pollJob(res.json.location);
+    t.equal(done.json.error.code, 'SYS.1001');
+    t.match(done.json.error.details, /API\[UpdateZone\] timed out after \d+ ms \(timeout 1000 ms\) in step\[UpdateZone\/run\]/);
+    await s.app.jobs.drain();
+    t.equal((await pollJob(res.json.location)).json.error.details, done.json.error.details, 'the late success changes nothing');
+  });
+
+  t.test('the deadline counts from the request: a slow check eats into the budget', async (t) => {
+    const zone = (await s.client.createZone({ name: 'z-slow-check' })).inventory;
+    const original = s.app.handlers.get('UpdateZone')!;
+    t.teardown(() => void s.app.handlers.set('UpdateZone', original));
+    let checkMs = 900;
+    s.app.handlers.set('UpdateZone', {
+      check: async () => void (await sleep(checkMs)),
+      run: (): Promise<any> =>
+        step('talk-to-slow-agent', async (signal) => {
+          await sleep(10_000, undefined, { signal }).catch(() => undefined);
+          return { inventory: zone };
+        }),
+    });
+    const send = () => http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '2' } });
+    const started = Date.now();
+    const res = await send();
+    const done = await pollJob(res.json.location);
+    const elapsed = Date.now() - started;
+    t.equal(done.json.error.code, 'SYS.1001');
+    const spent = Number(/timed out after (\d+) ms/.exec(done.json.error.details)?.[1]);
+    t.ok(spent >= 2000 && spent < 2600, `the job's elapsed time includes the check (${spent} ms)`);
+    t.ok(elapsed >= 1900 && elapsed < 2700, `failed about 2 s after the request (${elapsed} ms), not 2 s after the 202 (≥ 2.9 s)`);
+
+    checkMs = 3000;
+    const tooSlow = await send();
+    t.equal(tooSlow.status, 503, 'a check longer than the whole budget fails the call itself');
+    t.equal(tooSlow.json.error.code, 'SYS.1001');
+    t.match(tooSlow.json.error.details, /API\[UpdateZone\] timed out after \d+ ms \(timeout 2000 ms\)/);
   });
 
   t.test('X-API-Timeout must be whole seconds', async (t) => {

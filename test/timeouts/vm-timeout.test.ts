@@ -1,7 +1,8 @@
 // API timeout management end to end (release notes §3): a slow `/vm/start` on a simulated host makes
 // CreateVmInstance fail with SYS.1001 near its deadline — whether the timeout comes from the X-API-Timeout header,
-// from UpdateGlobalConfig or from zstack.properties — everything the API reserved is returned, the agent aborts the
-// start (and records it), and the late outcome changes nothing.
+// from UpdateGlobalConfig or from zstack.properties — everything the API reserved is returned (by the rollback, which
+// may still be running when the failure is reported: `jobs.drain()` waits for it), the agent aborts the start (and
+// records it), and the late outcome changes nothing.
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,6 +52,7 @@ t.test('CreateVmInstance against a slow host', async (t) => {
 
   t.test('X-API-Timeout: 2', async (t) => {
     await createFails(t, zs, w, 2000);
+    await s.app.jobs.drain();
     await nothingReserved(t, zs, w, 'header');
     const aborted = [];
     for (const hostUuid of w.hostUuids) {
@@ -70,8 +72,38 @@ t.test('CreateVmInstance against a slow host', async (t) => {
   t.test('UpdateGlobalConfig apiTimeout/CreateVmInstance = 2s', async (t) => {
     await zs.updateGlobalConfig({ category: 'apiTimeout', name: 'CreateVmInstance', value: '2s' });
     await createFails(t, zs, w);
+    await s.app.jobs.drain();
     await nothingReserved(t, zs, w, 'global config');
     await zs.updateGlobalConfig({ category: 'apiTimeout', name: 'CreateVmInstance', value: '12h' });
+  });
+
+  t.test('RebootVmInstance: SYS.1001 at the deadline, the VM is Running again, the late end changes nothing', async (t) => {
+    await slowStarts(zs, w, 0);
+    const vm = (await zs.createVmInstance({ name: 'rb', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] }))
+      .inventory;
+    for (const uuid of w.hostUuids) await zs.updateSimulatorHost({ uuid, commandDelays: { '/vm/reboot': 2500 } });
+    t.teardown(async () => {
+      for (const uuid of w.hostUuids) await zs.updateSimulatorHost({ uuid, commandDelays: { '/vm/reboot': 0 } });
+      await zs.destroyVmInstance({ uuid: vm.uuid });
+      await zs.expungeVmInstance({ uuid: vm.uuid }).catch(() => undefined);
+      await slowStarts(zs, w, 10_000);
+    });
+    const started = Date.now();
+    const handle = await zs.start('RebootVmInstance', { uuid: vm.uuid }, { timeoutMs: 1000 });
+    const e = await zs.waitJob(handle).catch((x) => x);
+    const elapsed = Date.now() - started;
+    t.ok(e instanceof ZStackError);
+    t.equal(e.code, 'SYS.1001');
+    t.match(e.details, /API\[RebootVmInstance\] timed out after \d+ ms \(timeout 1000 ms\) in step\[agent \/vm\/reboot\]/);
+    t.ok(elapsed >= 900 && elapsed < 2400, `failed about the deadline (${elapsed} ms), before the agent's 2.5 s`);
+    await s.app.jobs.drain();
+    const state = async () => (await zs.queryVmInstance({ q: [`uuid=${vm.uuid}`] })).inventories![0].state;
+    t.equal(await state(), 'Running', 'the VM is Running again once the job has ended');
+    await sleep(Math.max(0, started + 3000 - Date.now()));
+    t.equal(await state(), 'Running', 'still Running after the delayed reply would have come');
+    const again = await zs.waitJob(handle).catch((x) => x);
+    t.equal(again.code, 'SYS.1001', 'the recorded outcome is unchanged');
+    t.equal(again.details, e.details);
   });
 
   t.test('zstack.properties line in the v1.1 syntax', async (t) => {
@@ -84,6 +116,7 @@ t.test('CreateVmInstance against a slow host', async (t) => {
     const url = await app.listen();
     const client = new ZStackClient({ endpoint: url, accountName: 'admin', password: 'password', pollIntervalMs: 20 });
     await createFails(t, client, w);
+    await app.jobs.drain();
     await nothingReserved(t, client, w, 'zstack.properties');
   });
 });

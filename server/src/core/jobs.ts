@@ -6,10 +6,16 @@ import type { Db } from '../db/index.js';
 import { apiJobs, managementNodes } from '../db/schema/index.js';
 import { deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
 import { argErr, errorCode, toApiError, type ErrorCode } from './errors.js';
-import { ROLLBACK_BUDGET_MS } from './flow.js';
 
 /** How long a job finished here is answered from memory (far below the retention of finished jobs). */
 const FINISHED_CACHE_MS = 10_000;
+
+/**
+ * At the deadline a job's work is told to stop and starts rolling back. Its failure is recorded as soon as that
+ * compensation is done, but never later than this after the deadline: then the SYS.1001 is reported and the
+ * compensation goes on (under the resource's lock, within the rollback budget; `drain` waits for it).
+ */
+export const REPORT_GRACE_MS = 50;
 
 export type JobStatus = 'processing' | 'done' | 'failed';
 
@@ -35,7 +41,10 @@ export interface SubmitOptions {
 }
 
 export class JobService {
+  /** Jobs of this process whose outcome is not recorded yet. */
   private running = new Map<string, Promise<void>>();
+  /** Work of failed jobs still compensating after their failure was recorded (a graceful stop waits for it). */
+  private compensating = new Set<Promise<unknown>>();
   /** Jobs this process finished in the last FINISHED_CACHE_MS, as recorded (a finished row never changes). */
   private finished = new Map<string, { job: JobRecord; at: number }>();
 
@@ -79,7 +88,8 @@ export class JobService {
       timeoutMs: o.timeoutMs,
       signal: deadline.signal,
       session: o.session,
-      trace: { steps: [] },
+      // Named by a timeout that interrupts the handler outside any step (e.g. in a database write of its own).
+      trace: { steps: [], phase: `${o.apiName}/run` },
     };
     const execution = this.execute(ctx, o.run, o.webHook).finally(() => {
       deadline.dispose();
@@ -99,7 +109,17 @@ export class JobService {
       result = await raceAbort(ctx.signal, work, () => timeoutError(ctx));
     } catch (e) {
       error = toApiError(e).error;
-      if (ctx.signal.aborted) error = (await settledTimeout(work)) ?? error;
+      if (ctx.signal.aborted) {
+        // The work's own SYS.1001 when its rollback ends within the grace (it names the step it interrupted);
+        // otherwise the failure goes out now and the work compensates in the background.
+        // (Built now, not when the timer fired: an agent call that is no step has named itself by then.)
+        const settled = await settledTimeout(work, REPORT_GRACE_MS);
+        if (settled.error?.code === 'SYS.1001') error = settled.error;
+        else if (!settled.settled) {
+          error = timeoutError(ctx).error;
+          this.compensateInBackground(work);
+        }
+      }
     }
     const status: JobStatus = error ? 'failed' : 'done';
     const body = error ? null : { ...(result as object), success: true };
@@ -116,6 +136,16 @@ export class JobService {
       this.remember({ uuid: ctx.jobUuid!, apiName: ctx.apiName, status, result: body, error: error ?? null, timeoutMs: ctx.timeoutMs });
     }
     if (webHook) void postWebHook(webHook, ctx.jobUuid!, error ? { error } : body);
+  }
+
+  /** Keeps the timed-out work of a job whose failure is reported tracked until its rollback has ended. */
+  private compensateInBackground(work: Promise<unknown>): void {
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.compensating.add(settled);
+    void settled.finally(() => this.compensating.delete(settled));
   }
 
   private remember(job: JobRecord): void {
@@ -144,9 +174,15 @@ export class JobService {
     await this.running.get(uuid);
   }
 
-  /** Waits for every job running in this process (graceful stop). */
+  /** Waits for every job running in this process, and for the rollbacks of those that timed out (graceful stop). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.running.values()]);
+    await Promise.allSettled([...this.compensating]);
+  }
+
+  /** Timed-out jobs whose failure is recorded while their rollback still runs (tests, diagnostics). */
+  get compensatingCount(): number {
+    return this.compensating.size;
   }
 
   /**
@@ -192,20 +228,18 @@ export class JobService {
 }
 
 /**
- * At the deadline the work is told to stop (its signal fired) and rolls back what it reserved. The failure is
- * reported once that compensation is done (bounded by the rollback budget), with the work's own SYS.1001, which
- * names the step it interrupted; a late success is ignored.
+ * How a job's work ends within `ms` of its deadline: `settled` with its error code (undefined for a late success,
+ * which is ignored), or not settled yet (still rolling back).
  */
-async function settledTimeout(work: Promise<unknown>): Promise<ErrorCode | undefined> {
+async function settledTimeout(work: Promise<unknown>, ms: number): Promise<{ settled: boolean; error?: ErrorCode }> {
   let timer: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
+  return Promise.race([
     work.then(
-      () => undefined,
-      (e: unknown) => toApiError(e).error,
+      () => ({ settled: true }),
+      (e: unknown) => ({ settled: true, error: toApiError(e).error }),
     ),
-    new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ROLLBACK_BUDGET_MS))),
+    new Promise<{ settled: false }>((r) => (timer = setTimeout(() => r({ settled: false }), ms))),
   ]).finally(() => clearTimeout(timer));
-  return outcome?.code === 'SYS.1001' ? outcome : undefined;
 }
 
 function toRecord(row: typeof apiJobs.$inferSelect): JobRecord {
