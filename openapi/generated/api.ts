@@ -152,7 +152,7 @@ export interface paths {
         };
         /**
          * Poll the result of an asynchronous API call
-         * @description 202 `{}` while the job runs, 200 with the API's reply when it succeeded, 503 `{"error": ErrorCode}` when it failed, 404 when the job is unknown or was purged.
+         * @description 202 `{}` while the job runs, 200 with the API's reply when it succeeded, 503 `{"error": ErrorCode}` when it failed, 404 when the job is unknown or was purged. With `X-Job-Wait-Ms` (an addition to upstream's API), a job still running on the management node that answers is waited for up to that long before the answer, so one poll usually sees the end; without it the answer is immediate, as upstream's.
          *
          *     Synchronous. **Default timeout:** 5m.
          */
@@ -3585,7 +3585,10 @@ export interface operations {
     QueryApiJobResult: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Long poll: wait up to this many milliseconds for a running job to end before answering (0, the default: answer at once). Only a job running on the node that answers is waited for; otherwise the answer is immediate. A client can tell a held answer by the time it took. */
+                "X-Job-Wait-Ms"?: number;
+            };
             path: {
                 uuid: string;
             };

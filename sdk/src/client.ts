@@ -72,6 +72,8 @@ export interface ClientHooks {
 const DEFAULT_RETRY: Required<RetryOptions> = { retries: 4, baseDelayMs: 200, maxDelayMs: 5000 };
 /** After the API timeout the client still waits this long, so the server's own timeout error (naming the step) wins. */
 const GRACE_MS = 1000;
+/** How long a job poll asks the server to hold its answer while the job runs (X-Job-Wait-Ms). */
+const LONG_POLL_MS = 10_000;
 /** Connection failures where the request never left this process: repeating is always safe. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 const READ_ONLY_ALLOWED = new Set(['LogInByAccount', 'LogOut', 'GetVersion']);
@@ -286,6 +288,14 @@ export class ZStackClient {
     const progressQuery = apiName && handle.resourceUuid && options.onProgress ? (OPERATIONS as Record<string, OperationInfo>)[apiName]?.progressQuery : undefined;
     const req: HttpRequest = { method: 'GET', url: `/zstack/v1/api-jobs/${encodeURIComponent(handle.jobUuid)}`, headers: { ...this.options.headers } };
     for (let polls = 1; ; polls++) {
+      // Long poll (X-Job-Wait-Ms): the server holds the answer until the job ends (or the wait is over), so one
+      // poll usually sees the end. Not while reporting progress (it needs a poll per interval); never past the
+      // deadline. A server that answers at once (one that does not know the header, or a job on another node)
+      // is polled at the usual growing interval.
+      const waitMs = options.onProgress ? 0 : Math.floor(deadline !== undefined ? Math.min(LONG_POLL_MS, deadline - Date.now()) : LONG_POLL_MS);
+      if (waitMs > 0) req.headers['X-Job-Wait-Ms'] = String(waitMs);
+      else delete req.headers['X-Job-Wait-Ms'];
+      const sent = Date.now();
       const res = await this.exchange(req, {
         apiName,
         jobUuid: handle.jobUuid,
@@ -321,6 +331,7 @@ export class ZStackClient {
       }
       const now = Date.now();
       if (deadline !== undefined && now >= deadline) throw this.waitTimeout(handle, now);
+      if (waitMs > 0 && now - sent >= waitMs * 0.9) continue; // the server held the poll: ask again at once
       await sleep(deadline !== undefined ? Math.min(interval, deadline - now) : interval, options.signal);
       if (fixed === undefined) interval = Math.min(interval * 1.5, maxInterval);
     }

@@ -245,8 +245,28 @@ function normalizeQuery(raw: Record<string, unknown>, op: SpecOperation): Record
 }
 
 async function poll(deps: RouterDeps, uuid: string, reply: FastifyReply): Promise<void> {
-  // A job running in this process is still processing: answered from memory, without reading its row.
-  if (deps.jobs.isRunningHere(uuid)) return void reply.code(202).send({});
+  // A job running in this process is still processing: answered from memory, without reading its row. With
+  // `X-Job-Wait-Ms` (long poll), it is first waited for, up to that long or until the client goes away.
+  const waitMs = reply.request.headers['x-job-wait-ms'];
+  const ms = waitMs === undefined ? 0 : typeof waitMs === 'string' && /^\d{1,5}$/.test(waitMs.trim()) ? Number(waitMs) : NaN;
+  if (!(ms >= 0 && ms <= 30_000)) throw argErr(`header X-Job-Wait-Ms[${String(waitMs)}] must be an integer from 0 to 30000`);
+  if (deps.jobs.isRunningHere(uuid)) {
+    if (ms > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      let onClose: (() => void) | undefined;
+      await Promise.race([
+        deps.jobs.wait(uuid).catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, ms);
+          onClose = resolve;
+          reply.raw.once('close', onClose);
+        }),
+      ]);
+      clearTimeout(timer);
+      reply.raw.off('close', onClose!);
+    }
+    if (deps.jobs.isRunningHere(uuid)) return void reply.code(202).send({});
+  }
   const job = await deps.jobs.get(uuid);
   if (!job) {
     return void reply.code(404).send({ error: errorCode('SYS.1003', `job[uuid:${uuid}] is unknown or has expired`) });
