@@ -5,7 +5,8 @@
 // a caller writes reaches the SQL text.
 import { and, asc, count, desc, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
 import { alias, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
-import { rows as rawRows, type Tx } from '../db/index.js';
+import { changesOf, rows as rawRows, type Stamp, type Tx } from '../db/index.js';
+import { cacheKey, QueryCache } from './query-cache.js';
 import { parseDate } from './dates.js';
 import { argErr } from './errors.js';
 
@@ -81,6 +82,15 @@ export function parseCondition(text: string): Condition {
 
 export class QueryEngine {
   private descriptors = new Map<string, InventoryDescriptor>();
+  /** The reply cache (query-cache.ts); undefined when turned off (ZSTACK_QUERY_CACHE_MB=0). */
+  readonly cache: QueryCache | undefined;
+  /** Computations in progress by key, shared by identical requests while nothing changed since they began. */
+  private computing = new Map<string, { stamp: Stamp; body: Promise<Buffer> }>();
+  private syncErrorAt = 0;
+
+  constructor(opts: { cache?: QueryCache | null } = {}) {
+    this.cache = opts.cache === undefined ? QueryCache.fromEnv() : (opts.cache ?? undefined);
+  }
 
   register(d: InventoryDescriptor): void {
     this.descriptors.set(d.name, d);
@@ -122,6 +132,46 @@ export class QueryEngine {
     if (fields) inventories = inventories.map((inv) => Object.fromEntries(fields.filter((f) => f in inv).map((f) => [f, inv[f]])));
     reply.inventories = inventories;
     return reply;
+  }
+
+  /**
+   * The serialized reply of a Query API: `build` turns the engine's result into the reply (and may check it); its
+   * JSON is cached (see query-cache.ts) when the database tracks changes. Errors are never cached.
+   */
+  async reply(db: Tx, inventory: string, params: QueryParams, build: (r: QueryReply) => object): Promise<Buffer> {
+    const changes = changesOf(db);
+    const cache = this.cache;
+    const compute = async () => Buffer.from(JSON.stringify(build(await this.query(db, inventory, params))));
+    if (!cache || !changes) return compute();
+    const key = cacheKey(inventory, params);
+    try {
+      // Other nodes' commits acknowledged before this request arrived are reflected from here on.
+      await changes.sync();
+    } catch (e) {
+      // The shared generations could not be read: answer without the cache (and say so, at most once a minute).
+      if (Date.now() - this.syncErrorAt > 60_000) {
+        this.syncErrorAt = Date.now();
+        console.error('[query] reply cache bypassed: cannot read the shared generations:', e instanceof Error ? e.message : e);
+      }
+      return compute();
+    }
+    const hit = cache.get(key, changes);
+    if (hit) return hit;
+    const stamp = changes.stamp();
+    const running = this.computing.get(key);
+    if (running && running.stamp.version === stamp.version) return running.body;
+    // The stamp is taken before any statement runs: the result may be newer than it, never older.
+    const body = changes.trackReads(compute).then(({ result, tables }) => {
+      cache.set(key, result, stamp, tables, changes);
+      return result;
+    });
+    const entry = { stamp, body };
+    this.computing.set(key, entry);
+    try {
+      return await body;
+    } finally {
+      if (this.computing.get(key) === entry) this.computing.delete(key);
+    }
   }
 
   /** SQL for one condition on `table` (an alias of d.table); dotted paths become EXISTS on the joined inventory. */

@@ -154,8 +154,9 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     };
 
     if (op.x.kind === 'query') {
-      const result = await runInContext(ctx, () => deps.query.query(deps.db, op.x.query!, msg as QueryParams));
-      return void reply.code(200).send(finish(result));
+      // The reply's JSON, from the query engine's reply cache or computed (and checked by `finish`) and cached.
+      const body = await runInContext(ctx, () => deps.query.reply(deps.db, op.x.query!, msg as QueryParams, finish));
+      return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(body);
     }
     const handler = deps.handlers.get(op.operationId);
     if (!handler) throw err('SYS.1014', `API ${op.operationId} is not implemented`);

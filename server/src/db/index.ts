@@ -5,13 +5,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
-import { sql } from 'drizzle-orm';
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { getTableName, is, sql } from 'drizzle-orm';
+import { PgTable, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import * as schema from './schema/index.js';
+import { ChangeTracker, SharedGenerations, trackPgPool, trackPglite } from './changes.js';
+
+export { ChangeTracker, type Stamp } from './changes.js';
 
 export type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
@@ -23,7 +26,19 @@ export interface Database {
   kind: 'pg' | 'pglite';
   /** The pg pool (real PostgreSQL only): dedicated connections for cross-process advisory locks. */
   pool?: pg.Pool;
+  /** Which tables changed (every write through this database is seen; other nodes' via PostgreSQL): see changes.ts. */
+  changes: ChangeTracker;
   close(): Promise<void>;
+}
+
+/** The schema's table names. */
+export const tableNames: string[] = (Object.values(schema) as unknown[]).flatMap((v) => (is(v, PgTable) ? [getTableName(v)] : []));
+
+const trackers = new WeakMap<object, ChangeTracker>();
+
+/** The change tracker of the database a drizzle instance was opened on. */
+export function changesOf(db: Tx): ChangeTracker | undefined {
+  return trackers.get(db);
 }
 
 export const migrationsFolder = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle');
@@ -35,14 +50,21 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 20 });
     pool.on('error', (e) => console.error('[db] idle client error:', e.message));
+    const changes = new ChangeTracker(tableNames);
+    changes.shared = new SharedGenerations(pool, changes, Number(process.env.ZSTACK_QUERY_SYNC_INTERVAL_MS ?? 0));
+    trackPgPool(pool, changes);
     const db = drizzlePg(pool, { schema }) as unknown as Db;
-    return { db, kind: 'pg', pool, close: () => pool.end() };
+    trackers.set(db, changes);
+    return { db, kind: 'pg', pool, changes, close: () => pool.end() };
   }
   const dir = join(opts.dataDir, 'pglite');
   mkdirSync(dir, { recursive: true });
   const client = await PGlite.create(dir);
+  const changes = new ChangeTracker(tableNames);
+  trackPglite(client as never, changes);
   const db = drizzlePglite(client, { schema }) as unknown as Db;
-  return { db, kind: 'pglite', close: () => client.close() };
+  trackers.set(db, changes);
+  return { db, kind: 'pglite', changes, close: () => client.close() };
 }
 
 /** Applies the committed migrations; several servers starting at once take turns (advisory lock). */
@@ -54,6 +76,7 @@ export async function migrate(database: Database): Promise<void> {
   const client = await database.pool!.connect();
   try {
     await client.query('SELECT pg_advisory_lock(727272)');
+    await SharedGenerations.ensureSequences(client, tableNames);
     await migratePg(database.db as never, { migrationsFolder });
   } finally {
     await client.query('SELECT pg_advisory_unlock(727272)').catch(() => undefined);

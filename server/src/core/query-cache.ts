@@ -1,0 +1,114 @@
+// The reply cache of the query engine: the serialized reply (bytes) of a Query API, keyed by the normalized request,
+// valid while none of the tables its statements named has changed (db/changes.ts: generations bumped after each
+// commit, other nodes' commits seen through PostgreSQL before every lookup). Bounded by bytes (LRU).
+//
+//   ZSTACK_QUERY_CACHE_MB       size bound (default 64); 0 turns the cache off
+//   ZSTACK_QUERY_CACHE_MAX_AGE_MS  an entry's longest life (default 60000): bounds what writes made outside the
+//                               management servers (psql) can leave stale
+//
+// Queries are not scoped by session (every account sees every resource, as the engine has no account filter), so
+// the session is not part of the key; an engine that filters by account must add the account to `cacheKey`.
+import type { ChangeTracker, Stamp } from '../db/index.js';
+import type { QueryParams } from './query.js';
+
+interface Entry {
+  body: Buffer;
+  size: number;
+  stamp: Stamp;
+  tables: string[];
+  at: number;
+}
+
+/** Per-entry bookkeeping counted against the bound besides the body and the key. */
+const OVERHEAD = 256;
+
+export class QueryCache {
+  private entries = new Map<string, Entry>(); // in LRU order: the first is the least recently used
+  private used = 0;
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    readonly maxBytes: number,
+    readonly maxAgeMs = 60_000,
+  ) {}
+
+  static fromEnv(env: NodeJS.ProcessEnv = process.env): QueryCache | undefined {
+    const mb = Number(env.ZSTACK_QUERY_CACHE_MB ?? 64);
+    if (!Number.isFinite(mb) || mb <= 0) return undefined;
+    const age = Number(env.ZSTACK_QUERY_CACHE_MAX_AGE_MS ?? 60_000);
+    return new QueryCache(Math.floor(mb * 1024 * 1024), Number.isFinite(age) && age > 0 ? age : 60_000);
+  }
+
+  get bytes(): number {
+    return this.used;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(key: string, changes: ChangeTracker): Buffer | undefined {
+    const e = this.entries.get(key);
+    if (!e) {
+      this.misses++;
+      return undefined;
+    }
+    if (!changes.isCurrent(e.stamp, e.tables) || Date.now() - e.at > this.maxAgeMs) {
+      this.remove(key, e);
+      this.misses++;
+      return undefined;
+    }
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    this.hits++;
+    return e.body;
+  }
+
+  /** Stores `body` computed by statements naming `tables`, run after `stamp` was taken. */
+  set(key: string, body: Buffer, stamp: Stamp, tables: Iterable<string>, changes: ChangeTracker): void {
+    const list = [...tables];
+    const size = body.length + key.length * 2 + OVERHEAD + list.length * 32;
+    const old = this.entries.get(key);
+    if (old) this.remove(key, old);
+    if (size > this.maxBytes) return;
+    while (this.used + size > this.maxBytes) {
+      const [k, e] = this.entries.entries().next().value as [string, Entry];
+      this.remove(k, e);
+    }
+    this.entries.set(key, { body, size, stamp: changes.narrow(stamp, list), tables: list, at: Date.now() });
+    this.used += size;
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.used = 0;
+  }
+
+  private remove(key: string, e: Entry): void {
+    this.entries.delete(key);
+    this.used -= e.size;
+  }
+}
+
+/**
+ * The request as the engine sees it, normalized: conditions sorted (they are ANDed), defaults filled in, the two
+ * sort syntaxes folded into one.
+ */
+export function cacheKey(inventory: string, p: QueryParams & { groupBy?: unknown }): string {
+  const q = ([] as string[]).concat(p.q ?? []).map(String).sort();
+  let sort = '';
+  if (p.sort) sort = p.sort.trim().startsWith('-') ? `-${p.sort.trim().slice(1)}` : `+${p.sort.trim().replace(/^\+/, '')}`;
+  else if (p.sortBy) sort = `${p.sortDirection === 'desc' ? '-' : '+'}${p.sortBy}`;
+  return JSON.stringify([
+    inventory,
+    q,
+    p.limit ?? 1000,
+    p.start ?? 0,
+    Boolean(p.count),
+    Boolean(p.replyWithCount),
+    sort,
+    p.fields ?? '',
+    p.groupBy ?? null,
+  ]);
+}

@@ -1,0 +1,193 @@
+// The query engine's reply cache (core/query-cache.ts) and the change detection under it (db/changes.ts): cached
+// replies equal uncached ones; writes through an API, raw SQL and transactions invalidate (the inventory's table,
+// nested inventories' tables, tables joined by conditions); a rollback does not bump; two server processes on one
+// database: a write acknowledged by one node is seen by the next query on the other; the memory bound holds.
+import t from 'tap';
+import { sql } from 'drizzle-orm';
+import { ChangeTracker, changesOf, tableNames } from '../../server/src/db/index.js';
+import { cacheKey, QueryCache } from '../../server/src/core/query-cache.js';
+import { ZStackClient } from '../../sdk/src/index.js';
+import { startServerProcess } from '../../bench/provision/lib.js';
+import { http, startServer } from '../lib/harness.js';
+
+t.test('write detection from SQL text', async (t) => {
+  const c = new ChangeTracker(tableNames);
+  const writes = (text: string) => {
+    const w = c.analyze(text).map((p) => p.writes ?? p.control);
+    return w.length === 1 && w[0] instanceof Set ? [...w[0]].sort() : w;
+  };
+  t.same(writes('insert into "zones" ("uuid", "name") values ($1, $2)'), ['zones']);
+  t.same(writes('update "vm_instances" set "state" = $1 where "vm_instances"."uuid" = $2'), ['vm_instances']);
+  t.same(writes('delete from "sessions" where "sessions"."expired_date" < $1 returning "uuid"'), ['sessions']);
+  t.same(writes('INSERT INTO used_ips (uuid, ip) SELECT $1, $2 FROM ip_ranges WHERE uuid = $3'), ['used_ips']);
+  t.same(writes('WITH h AS (UPDATE hosts SET available_cpu_capacity = available_cpu_capacity - $1 WHERE uuid = $2 RETURNING uuid) SELECT uuid FROM h'), ['hosts']);
+  t.same(writes('insert into "global_configs" ("id") values ($1) on conflict ("id") do update set "value" = excluded."value"'), ['global_configs']);
+  t.same(writes('select * from "hosts" where "uuid" = $1 for update'), [], 'FOR UPDATE is a lock, not a write');
+  t.same(writes('select * from "hosts" for no key update skip locked'), []);
+  t.same(writes('SELECT * FROM vm_instances t0 WHERE state = $1 ORDER BY create_date LIMIT 100'), []);
+  t.same(writes('UPDATE some_function_table SET x = 1'), ['all'], 'an unknown target forgets everything');
+  t.same(writes('begin'), ['begin']);
+  t.same(writes('commit'), ['commit']);
+  t.same(writes('rollback'), ['rollback']);
+  t.same(writes('rollback to savepoint sp1'), [], 'a savepoint rollback keeps the transaction (over-approximation)');
+});
+
+t.test('the memory bound: LRU by bytes', async (t) => {
+  const changes = new ChangeTracker(tableNames);
+  const cache = new QueryCache(64 * 1024);
+  const body = Buffer.alloc(10_000, 'x');
+  for (let i = 0; i < 50; i++) {
+    cache.set(`k${i}`, body, changes.stamp(), ['zones'], changes);
+    t.ok(cache.bytes <= cache.maxBytes, `after ${i + 1} entries: ${cache.bytes} ≤ ${cache.maxBytes}`);
+  }
+  t.ok(cache.size >= 5 && cache.size <= 6, `${cache.size} entries of 10 KB fit in 64 KB`);
+  t.equal(cache.get('k0', changes), undefined, 'the least recently used went first');
+  t.ok(cache.get('k49', changes), 'the newest is there');
+  // Touching an entry protects it from the next eviction.
+  const oldest = [...Array(50).keys()].find((i) => cache.get(`k${i}`, changes) !== undefined)!;
+  cache.set('new', body, changes.stamp(), ['zones'], changes);
+  t.ok(cache.get(`k${oldest}`, changes), 'a recently read entry survives');
+  cache.set('huge', Buffer.alloc(100_000), changes.stamp(), ['zones'], changes);
+  t.equal(cache.get('huge', changes), undefined, 'an entry larger than the bound is not kept');
+  t.ok(cache.bytes <= cache.maxBytes);
+  // A change of a table read invalidates; a change elsewhere does not.
+  const stamp = changes.stamp();
+  cache.set('zq', body, stamp, ['zones', 'clusters'], changes);
+  changes.changed(new Set(['hosts']));
+  t.ok(cache.get('zq', changes), 'a write to another table keeps the entry');
+  changes.changed(new Set(['clusters']));
+  t.equal(cache.get('zq', changes), undefined, 'a write to a table read drops it');
+  t.equal(QueryCache.fromEnv({ ZSTACK_QUERY_CACHE_MB: '0' }), undefined, 'ZSTACK_QUERY_CACHE_MB=0 turns it off');
+  t.equal(QueryCache.fromEnv({ ZSTACK_QUERY_CACHE_MB: '2' })!.maxBytes, 2 * 1024 * 1024);
+  t.equal(cacheKey('ZoneInventory', { q: ['b=1', 'a=2'], sortBy: 'name', sortDirection: 'desc' }), cacheKey('ZoneInventory', { q: ['a=2', 'b=1'], sort: '-name', limit: 1000 }));
+});
+
+for (const pglite of [false, true]) {
+  t.test(`cached replies equal uncached ones; writes invalidate (${pglite ? 'PGlite' : 'PostgreSQL'})`, async (t) => {
+    const s = await startServer({ pglite });
+    t.teardown(() => s.close());
+    const zs = s.client;
+    await zs.login();
+    const auth = { authorization: `OAuth ${zs.sessionUuid}` };
+    const cache = s.app.query.cache!;
+    t.ok(cache, 'the cache is on by default');
+    const { inventory: zone } = await zs.createZone({ name: 'zone-a' });
+    await zs.createZone({ name: 'zone-b' });
+    const { inventory: cluster } = await zs.createCluster({ zoneUuid: zone.uuid, name: 'c1', hypervisorType: 'Simulator' });
+    const { inventory: l2 } = await zs.createL2NoVlanNetwork({ name: 'l2', zoneUuid: zone.uuid, physicalInterface: 'eth0' });
+    const { inventory: l3 } = await zs.createL3Network({ name: 'l3', l2NetworkUuid: l2.uuid });
+    await zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: '8.8.8.8' });
+
+    const get = async (path: string) => {
+      const r = await http(s.url, 'GET', path, { headers: auth });
+      t.equal(r.status, 200, `${path}: ${r.text.slice(0, 200)}`);
+      t.match(r.headers.get('content-type'), /^application\/json/);
+      return r.text;
+    };
+    const paths = [
+      '/zstack/v1/zones',
+      '/zstack/v1/zones?q=name~=zone%25&sort=-name',
+      '/zstack/v1/zones?q=name=zone-a&fields=uuid,name',
+      '/zstack/v1/zones?count=true',
+      '/zstack/v1/zones?replyWithCount=true&limit=1&start=1',
+      `/zstack/v1/zones/${zone.uuid}`,
+      '/zstack/v1/clusters?q=zone.name=zone-a',
+      `/zstack/v1/l3-networks?q=uuid=${l3.uuid}`,
+    ];
+    const first = [];
+    for (const p of paths) first.push(await get(p));
+    const hits = cache.hits;
+    for (const [i, p] of paths.entries()) t.equal(await get(p), first[i], `cached ${p} equals the computed reply`);
+    t.equal(cache.hits - hits, paths.length, 'the second round came from the cache');
+    // The same replies from an engine without a cache (another node on the same database, cache off).
+    if (!pglite) {
+      const saved = process.env.ZSTACK_QUERY_CACHE_MB;
+      process.env.ZSTACK_QUERY_CACHE_MB = '0';
+      const peer = await s.startPeer();
+      if (saved === undefined) delete process.env.ZSTACK_QUERY_CACHE_MB;
+      else process.env.ZSTACK_QUERY_CACHE_MB = saved;
+      t.equal(peer.query.cache, undefined, 'ZSTACK_QUERY_CACHE_MB=0: no cache');
+      const peerUrl = `http://127.0.0.1:${(peer.http.server.address() as { port: number }).port}`;
+      for (const [i, p] of paths.entries()) {
+        const r = await http(peerUrl, 'GET', p, { headers: auth });
+        t.equal(r.text, first[i], `uncached ${p} equals the cached reply`);
+      }
+    }
+
+    // A write through an API invalidates (the inventory's own table).
+    await zs.updateZone({ uuid: zone.uuid, name: 'zone-a2' });
+    t.match(JSON.parse(await get(`/zstack/v1/zones/${zone.uuid}`)), { inventories: [{ name: 'zone-a2' }] }, 'an API write is seen');
+    // A table joined by a condition: the cluster query named zones.
+    t.match(JSON.parse(await get('/zstack/v1/clusters?q=zone.name=zone-a')), { inventories: [] }, 'a write to a joined table is seen');
+    t.match(JSON.parse(await get('/zstack/v1/clusters?q=zone.name=zone-a2')), { inventories: [{ uuid: cluster.uuid }] });
+
+    // A raw SQL write in a transaction, on a nested inventory's table (the L3's DNS list).
+    const db = s.app.db;
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`UPDATE l3_network_dns SET dns = '1.1.1.1' WHERE l3_network_uuid = ${l3.uuid}`);
+    });
+    t.match(JSON.parse(await get(`/zstack/v1/l3-networks?q=uuid=${l3.uuid}`)), { inventories: [{ dns: ['1.1.1.1'] }] }, 'a raw write in a transaction is seen');
+    // A raw autocommit statement.
+    await db.execute(sql`UPDATE zones SET description = 'raw' WHERE uuid = ${zone.uuid}`);
+    t.match(JSON.parse(await get(`/zstack/v1/zones/${zone.uuid}`)), { inventories: [{ description: 'raw' }] }, 'a raw autocommit write is seen');
+
+    // A rolled-back transaction neither bumps nor leaves its write visible.
+    const changes = changesOf(db)!;
+    await get('/zstack/v1/zones');
+    const before = changes.stamp();
+    const hitsBefore = cache.hits;
+    await t.rejects(
+      db.transaction(async (tx) => {
+        await tx.execute(sql`UPDATE zones SET name = 'rolled-back' WHERE uuid = ${zone.uuid}`);
+        throw new Error('abort');
+      }),
+    );
+    t.equal(changes.stamp().version, before.version, 'a rollback does not bump');
+    const after = JSON.parse(await get('/zstack/v1/zones'));
+    t.equal(cache.hits, hitsBefore + 1, 'the cached reply is still served after the rollback');
+    t.notOk(after.inventories.some((z: { name: string }) => z.name === 'rolled-back'), 'and it does not show the rolled-back write');
+    // A transaction that commits after a nested savepoint rolled back still bumps.
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`UPDATE zones SET description = 'outer' WHERE uuid = ${zone.uuid}`);
+      await tx.transaction(async (inner) => {
+        await inner.execute(sql`UPDATE zones SET description = 'inner' WHERE uuid = ${zone.uuid}`);
+        inner.rollback();
+      }).catch(() => undefined);
+    });
+    t.match(JSON.parse(await get(`/zstack/v1/zones/${zone.uuid}`)), { inventories: [{ description: 'outer' }] });
+  });
+}
+
+t.test('two server processes on one database: a write on one node is seen by the next query on the other', async (t) => {
+  const a = await startServer();
+  t.teardown(() => a.close());
+  const b = await startServerProcess(a.databaseUrl!);
+  t.teardown(() => b.stop());
+  const za = a.client;
+  const zb = new ZStackClient({ endpoint: b.url, accountName: 'admin', password: 'password', pollIntervalMs: 20 });
+  await za.login();
+  await zb.login();
+  const { inventory: zone } = await zb.createZone({ name: 'n0' });
+  const cache = a.app.query.cache!;
+  for (let i = 1; i <= 15; i++) {
+    // Node A has the current reply cached…
+    await za.queryZone({ q: [`uuid=${zone.uuid}`] });
+    const hits = cache.hits;
+    const seen = await za.queryZone({ q: [`uuid=${zone.uuid}`] });
+    t.equal(cache.hits, hits + 1, `round ${i}: A answered from its cache`);
+    t.equal(seen.inventories![0].name, `n${i - 1}`);
+    // …node B changes the zone and replies…
+    await zb.updateZone({ uuid: zone.uuid, name: `n${i}` });
+    // …and the very next query on A sees it.
+    const { inventories } = await za.queryZone({ q: [`uuid=${zone.uuid}`] });
+    t.equal(inventories![0].name, `n${i}`, `round ${i}: A sees B's write right after B's reply`);
+  }
+  // The other way: a raw SQL transaction on A, then a query on B (twice cached before).
+  await zb.queryZone({ q: [`uuid=${zone.uuid}`] });
+  await zb.queryZone({ q: [`uuid=${zone.uuid}`] });
+  await a.app.db.transaction(async (tx) => {
+    await tx.execute(sql`UPDATE zones SET name = 'from-a' WHERE uuid = ${zone.uuid}`);
+  });
+  const { inventories } = await zb.queryZone({ q: [`uuid=${zone.uuid}`] });
+  t.equal(inventories![0].name, 'from-a', "B sees A's raw SQL write");
+});
