@@ -139,7 +139,7 @@ t.test('jobs', async (t) => {
     s.app.handlers.set('UpdateZone', {
       run: async (): Promise<any> => {
         await runFlow('agent-first', [
-          { name: 'reserve', run: async () => undefined, rollback: () => sleep(1000) },
+          { name: 'reserve', run: async () => undefined, rollback: () => sleep(2000) },
           {
             name: 'call-agent',
             // What the agent client does with an agent's own "deadline exceeded", 40 ms before our timer.
@@ -195,6 +195,24 @@ t.test('jobs', async (t) => {
     t.match(done.json.error.details, /API\[UpdateZone\] timed out after \d+ ms \(timeout 1000 ms\) in step\[UpdateZone\/run\]/);
     await s.app.jobs.drain();
     t.equal((await pollJob(res.json.location)).json.error.details, done.json.error.details, 'the late success changes nothing');
+  });
+
+  t.test(`work that completes within ${REPORT_GRACE_MS} ms of the deadline all the same is reported as done`, async (t) => {
+    const zone = (await s.client.createZone({ name: 'z-just-late' })).inventory;
+    const original = s.app.handlers.get('UpdateZone')!;
+    t.teardown(() => void s.app.handlers.set('UpdateZone', original));
+    s.app.handlers.set('UpdateZone', {
+      // Ignores its signal (a last database write) and ends 10 ms after the deadline.
+      run: async (): Promise<any> => {
+        const ctx = currentContext()!;
+        await sleep(ctx.deadline + 10 - Date.now());
+        return { inventory: zone };
+      },
+    });
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const done = await pollJob(res.json.location);
+    t.equal(done.status, 200, 'the outcome is what happened, not a SYS.1001 for work that was done');
+    t.equal(done.json.inventory.uuid, zone.uuid);
   });
 
   t.test('the deadline counts from the request: a slow check eats into the budget', async (t) => {

@@ -110,15 +110,18 @@ export class JobService {
     } catch (e) {
       error = toApiError(e).error;
       if (ctx.signal.aborted) {
-        // The work's own SYS.1001 when its rollback ends within the grace (it names the step it interrupted);
-        // otherwise the failure goes out now and the work compensates in the background.
-        // (Built now, not when the timer fired: an agent call that is no step has named itself by then.)
+        // Within the grace: the work's own SYS.1001 once its rollback has ended (it names the step it interrupted),
+        // or its success when it completed all the same (then the outcome is what happened). Otherwise the failure
+        // goes out now and the work compensates in the background. (The error is built now, not when the timer
+        // fired: an agent call that is no step has named itself by then.)
         const settled = await settledTimeout(work, REPORT_GRACE_MS);
-        if (settled.error?.code === 'SYS.1001') error = settled.error;
-        else if (!settled.settled) {
+        if (!settled.settled) {
           error = timeoutError(ctx).error;
-          this.compensateInBackground(work);
-        }
+          this.compensateInBackground(ctx, work);
+        } else if (!settled.error) {
+          result = settled.value;
+          error = undefined;
+        } else error = settled.error.code === 'SYS.1001' ? settled.error : timeoutError(ctx).error;
       }
     }
     const status: JobStatus = error ? 'failed' : 'done';
@@ -139,9 +142,10 @@ export class JobService {
   }
 
   /** Keeps the timed-out work of a job whose failure is reported tracked until its rollback has ended. */
-  private compensateInBackground(work: Promise<unknown>): void {
+  private compensateInBackground(ctx: CallContext, work: Promise<unknown>): void {
     const settled = work.then(
-      () => undefined,
+      // Work that ignored its signal and completed anyway: the caller was told SYS.1001; the operator is told this.
+      () => console.error(`[jobs] job ${ctx.jobUuid} (${ctx.apiName}) completed after its timeout was reported; its result was dropped`),
       () => undefined,
     );
     this.compensating.add(settled);
@@ -227,15 +231,12 @@ export class JobService {
   }
 }
 
-/**
- * How a job's work ends within `ms` of its deadline: `settled` with its error code (undefined for a late success,
- * which is ignored), or not settled yet (still rolling back).
- */
-async function settledTimeout(work: Promise<unknown>, ms: number): Promise<{ settled: boolean; error?: ErrorCode }> {
+/** How a job's work ends within `ms` of its deadline: `settled` with its value or error, or not yet (rolling back). */
+async function settledTimeout(work: Promise<unknown>, ms: number): Promise<{ settled: boolean; value?: unknown; error?: ErrorCode }> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     work.then(
-      () => ({ settled: true }),
+      (value) => ({ settled: true, value }),
       (e: unknown) => ({ settled: true, error: toApiError(e).error }),
     ),
     new Promise<{ settled: false }>((r) => (timer = setTimeout(() => r({ settled: false }), ms))),
