@@ -5,8 +5,10 @@
 //            which isolates the timeout machinery from the cost of the create path.
 // For each call, failure time − deadline:
 //   - client: arrival of the job's X-Web-Hook POST here − (the moment this process sent the request + the timeout);
-//   - server: the job row's end (api_jobs.last_op_date, written after the rollback) − its `deadline` column (which the
-//     server sets when it accepts the job, i.e. after the checks that precede the 202).
+//   - server: the job row's end (api_jobs.last_op_date, written when the failure is recorded) − its `deadline` column
+//     (the request's start on the server + the timeout);
+// and the parts of the client's lateness: startDelay = the server's start of the request (deadline − timeout) − send
+// time (queueing before the router took the time), hookDelay = web-hook arrival − the row's end.
 // After the agent's delayed replies would have arrived: a check that nothing stayed reserved (create) and that every
 // VM is Running again (reboot) — late replies change nothing.
 //
@@ -86,11 +88,13 @@ try {
 }
 console.log(JSON.stringify(result));
 
-/** K calls at once, each with its own job uuid (so a job is found even when its 202 came too late for the SDK). */
+/** K calls at once, each with its own job uuid and web hook; a call refused before its job existed answers 503 itself. */
 async function scenario(zs: ZStackClient, call: (i: number, options: Parameters<ZStackClient['start']>[2]) => Promise<unknown>) {
   const sent = new Map<string, number>();
   const acceptMs: number[] = [];
   const sdkErrors: string[] = [];
+  // Calls refused before a job existed (the checks ran past the deadline): the synchronous 503's arrival here.
+  const syncFailures = new Map<string, { at: number; code: string }>();
   const cpu0 = cpuSeconds(server.pid);
   const stopSampling = sampleActivity(database.name, 50);
   const t0 = Date.now();
@@ -100,19 +104,24 @@ async function scenario(zs: ZStackClient, call: (i: number, options: Parameters<
       const at = Date.now();
       sent.set(jobUuid, at);
       try {
-        await call(i, { timeoutMs: TIMEOUT_S * 1000, headers: { 'X-Web-Hook': hookUrl }, jobUuid, retry: false });
+        // The header rather than the SDK's timeoutMs: the SDK would stop waiting for the 202 itself after
+        // timeout + 1 s, and the server's own (late) answer would go unseen.
+        await call(i, { headers: { 'X-Web-Hook': hookUrl, 'X-API-Timeout': String(TIMEOUT_S) }, jobUuid, retry: false });
         acceptMs.push(Date.now() - at);
       } catch (e) {
-        sdkErrors.push((e as Error).message);
+        const code = (e as { code?: string }).code;
+        if (code) syncFailures.set(jobUuid, { at: Date.now(), code });
+        else sdkErrors.push((e as Error).message);
       }
     }),
   );
   const until = Date.now() + TIMEOUT_S * 1000 + 60_000;
-  while ([...sent.keys()].some((j) => !hooks.has(j)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  while ([...sent.keys()].some((j) => !hooks.has(j) && !syncFailures.has(j)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   const out: Record<string, unknown> = { serverCpuS: Math.round((cpuSeconds(server.pid) - cpu0) * 100) / 100, pgBackendsMean: await stopSampling() };
 
-  const { rows } = await db.query<{ uuid: string; status: string; error: { code?: string; details?: string } | null; late_ms: number; ended: number }>(
-    `SELECT uuid, status, error, extract(epoch FROM (last_op_date - deadline)) * 1000 AS late_ms, extract(epoch FROM last_op_date) * 1000 AS ended
+  const { rows } = await db.query<{ uuid: string; status: string; error: { code?: string; details?: string } | null; late_ms: number; ended: number; started: number }>(
+    `SELECT uuid, status, error, extract(epoch FROM (last_op_date - deadline)) * 1000 AS late_ms, extract(epoch FROM last_op_date) * 1000 AS ended,
+            extract(epoch FROM deadline) * 1000 - timeout_ms AS started
        FROM api_jobs WHERE uuid = ANY($1)`,
     [[...sent.keys()]],
   );
@@ -128,18 +137,25 @@ async function scenario(zs: ZStackClient, call: (i: number, options: Parameters<
   }
   const ends = rows.map((r) => Number(r.ended)).sort((a, b) => a - b);
   // Every call's deadline as its caller sees it: the send time + the timeout.
-  const clientLate = [...sent].filter(([j]) => hooks.has(j)).map(([j, at]) => hooks.get(j)!.at - (at + TIMEOUT_S * 1000));
+  // When the caller learns of the failure: the web hook, or the synchronous 503 of a call that got no job.
+  const learnt = (j: string) => hooks.get(j)?.at ?? syncFailures.get(j)?.at;
+  const clientLate = [...sent].filter(([j]) => learnt(j) !== undefined).map(([j, at]) => learnt(j)! - (at + TIMEOUT_S * 1000));
+  for (const f of syncFailures.values()) codes[`sync ${f.code}`] = (codes[`sync ${f.code}`] ?? 0) + 1;
   Object.assign(out, {
     calls: sent.size,
     jobsFound: rows.length,
     acceptMs: stats(acceptMs),
-    sdkGaveUpBefore202: sdkErrors.length,
+    sdkErrors: sdkErrors.length,
+    syncFailures: syncFailures.size,
     hooksReceived: [...sent.keys()].filter((j) => hooks.has(j)).length,
     outcomes: codes,
     outcomeSamples: samples,
     interruptedSteps: steps,
     clientLateMs: stats(clientLate),
     serverLateMs: stats(rows.map((r) => Number(r.late_ms))),
+    startDelayMs: stats(rows.map((r) => Number(r.started) - sent.get(r.uuid)!)),
+    hookDelayMs: stats(rows.filter((r) => hooks.has(r.uuid)).map((r) => hooks.get(r.uuid)!.at - Number(r.ended))),
+    noJob: sent.size - rows.length,
     firstToLastFailureMs: ends.length ? Math.round(ends[ends.length - 1] - ends[0]) : undefined,
   });
   // A late reply (the agent's delayed command ends DELAY_MS after it started) must change nothing: look after it.
