@@ -10,8 +10,8 @@
 // are recorded with one UPDATE per kind of outcome. Resources are worked through a few at a time
 // (`gc/resourceConcurrency`), so jobs finish progressively and the rest of the server (e.g. the ReconnectHost calls
 // that triggered them) keeps its share of the database pool.
-import { and, eq, inArray, isNull, lt, lte, notInArray, or, sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../db/index.js';
+import { and, eq, getTableColumns, inArray, isNull, lt, lte, notInArray, or, sql, type SQL } from 'drizzle-orm';
+import { rows, type Db } from '../db/index.js';
 import { gcJobs } from '../db/schema/index.js';
 import { deadlineSignal, runInContext, type CallContext } from './context.js';
 import { formatDate } from './dates.js';
@@ -65,6 +65,11 @@ const RUN_BUDGET_MS = 10 * 60_000;
 /** Jobs of one batch run through `run` (runners without `runBatch`) at most this many at a time. */
 const PER_JOB_CONCURRENCY = 16;
 
+/** A raw `gc_jobs` row (snake_case, driver values) as drizzle would return it. */
+const jobColumns = Object.entries(getTableColumns(gcJobs));
+const jobFromRow = (r: Record<string, unknown>): GcJobRow =>
+  Object.fromEntries(jobColumns.map(([key, col]) => [key, r[col.name] == null ? null : col.mapFromDriverValue(r[col.name])])) as GcJobRow;
+
 /** A counting semaphore: at most `limit()` tasks at once, the others wait in order. */
 class Limiter {
   private active = 0;
@@ -113,7 +118,7 @@ export class GarbageCollector {
     config.define({ category: 'gc', name: 'retentionTime', type: 'seconds', defaultValue: '1209600', min: 1, description: 'Seconds a finished garbage collector job is kept (14 days)' });
     config.define({ category: 'gc', name: 'cleanUpCompletedJobInterval', type: 'seconds', defaultValue: '86400', min: 1, description: 'Seconds between purges of finished garbage collector jobs' });
     config.define({ category: 'gc', name: 'batchSize', type: 'int', defaultValue: '200', min: 1, max: 10000, description: 'Garbage collector jobs claimed and run together (per resource on an event, per scan on the timer)' });
-    config.define({ category: 'gc', name: 'resourceConcurrency', type: 'int', defaultValue: '4', min: 1, max: 1000, description: 'Resources (hosts, storage) whose garbage collector jobs run at the same time on this node' });
+    config.define({ category: 'gc', name: 'resourceConcurrency', type: 'int', defaultValue: '8', min: 1, max: 1000, description: 'Resources (hosts, storage) whose garbage collector jobs run at the same time on this node' });
     this.resourceLimiter = new Limiter(() => this.config.getNumber('gc', 'resourceConcurrency'));
     // Event triggers: the host came back, the host or the storage is gone — the job decides what that means.
     events.on('host.status', (e) => (e.newStatus === 'Connected' ? this.runForResource(e.hostUuid) : undefined));
@@ -250,27 +255,23 @@ export class GarbageCollector {
   }
 
   /**
-   * Idle → Processing for up to `limit` Idle jobs matching `where`, in one transaction: the rows are locked FOR
-   * UPDATE SKIP LOCKED (another node claiming at the same moment gets other rows, never waits), then updated with
-   * `status = 'Idle'` checked again, so a job is claimed by exactly one caller. (Two statements on purpose: an
-   * `UPDATE … WHERE uuid IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` may re-run its subquery and claim more than n.)
+   * Idle → Processing for up to `limit` Idle jobs matching `where`, in one statement: the rows are locked FOR UPDATE
+   * SKIP LOCKED (another node claiming at the same moment gets other rows, never waits), then updated with
+   * `status = 'Idle'` checked again, so a job is claimed by exactly one caller. The candidates are a MATERIALIZED
+   * CTE: as a plain `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` subquery they may be evaluated again and claim
+   * more than n.
    */
   private async claim(where: SQL, limit: number): Promise<GcJobRow[]> {
-    return this.db.transaction(async (tx) => {
-      const candidates = await tx
-        .select({ uuid: gcJobs.uuid })
-        .from(gcJobs)
-        .where(and(eq(gcJobs.status, 'Idle'), where))
-        .orderBy(gcJobs.nextRunAt)
-        .limit(limit)
-        .for('update', { skipLocked: true });
-      if (!candidates.length) return [];
-      return tx
-        .update(gcJobs)
-        .set({ status: 'Processing', managementNodeUuid: this.nodeUuid, attempts: sql`${gcJobs.attempts} + 1`, lastOpDate: sql`now()` })
-        .where(and(inArray(gcJobs.uuid, candidates.map((c) => c.uuid)), eq(gcJobs.status, 'Idle')))
-        .returning();
-    });
+    const claimed = await rows(
+      this.db,
+      sql`WITH c AS MATERIALIZED (
+            SELECT ${gcJobs.uuid} FROM ${gcJobs} WHERE ${and(eq(gcJobs.status, 'Idle'), where)}
+            ORDER BY ${gcJobs.nextRunAt} LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+          UPDATE ${gcJobs} SET status = 'Processing', management_node_uuid = ${this.nodeUuid}, attempts = ${gcJobs.attempts} + 1, last_op_date = now()
+          FROM c WHERE ${gcJobs.uuid} = c.uuid AND ${gcJobs.status} = 'Idle'
+          RETURNING ${gcJobs}.*`,
+    );
+    return claimed.map(jobFromRow);
   }
 
   /** Runs claimed jobs (grouped by runner, batched where the runner can) and records every outcome. */
