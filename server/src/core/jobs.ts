@@ -173,7 +173,7 @@ export class JobService {
     return this.running.has(uuid);
   }
 
-  /** Resolves when the job has ended (in this process). */
+  /** Resolves when the job's outcome is recorded (in this process); a timed-out job may still be rolling back (see drain). */
   async wait(uuid: string): Promise<void> {
     await this.running.get(uuid);
   }
