@@ -43,7 +43,7 @@ export function hostInventory(h: HostRow) {
 export const hostDescriptor: InventoryDescriptor<HostRow> = {
   name: 'HostInventory',
   table: hosts,
-  fields: fieldsFromTable(hosts, { exclude: ['credential', 'hostKey', 'agentUrl'] }),
+  fields: fieldsFromTable(hosts, { exclude: ['credential', 'hostKey', 'agentUrl', 'reservedVmCount'] }),
   expand: {
     zone: { inventory: 'ZoneInventory', localKey: 'zoneUuid', remoteKey: 'uuid' },
     cluster: { inventory: 'ClusterInventory', localKey: 'clusterUuid', remoteKey: 'uuid' },

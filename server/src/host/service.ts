@@ -110,7 +110,14 @@ export class HostService {
    * HOST.1010 wrapping the cause; an agent that answers `success:false` fails with its own error (SYS.1006).
    */
   async call<R = AgentReply>(hostUuid: string, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
-    const h = await this.requireConnected(hostUuid);
+    return this.callOn<R>(await this.requireConnected(hostUuid), path, body, opts);
+  }
+
+  /**
+   * `call` for a host row the caller already holds and whose status it has just checked (e.g. the row the VM
+   * allocation reserved capacity on, which only picks Connected hosts): no second read of the host.
+   */
+  async callOn<R = AgentReply>(h: HostRow, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
     try {
       return (await this.app.agents.call(this.agentUrlOf(h), path, body, this.target(h, opts.timeoutMs))) as R;
     } catch (e) {
@@ -264,10 +271,7 @@ export class HostService {
   async reserveCapacity(tx: Tx, hostUuid: string, cpu: number, memory: number): Promise<boolean> {
     const rows = await tx
       .update(hosts)
-      .set({
-        availableCpuCapacity: sql`${hosts.availableCpuCapacity} - ${cpu}::bigint`,
-        availableMemoryCapacity: sql`${hosts.availableMemoryCapacity} - ${memory}::bigint`,
-      })
+      .set(reservation(cpu, memory))
       .where(and(eq(hosts.uuid, hostUuid), gte(hosts.availableCpuCapacity, cpu), gte(hosts.availableMemoryCapacity, memory)))
       .returning({ uuid: hosts.uuid });
     return rows.length === 1;
@@ -280,6 +284,7 @@ export class HostService {
       .set({
         availableCpuCapacity: sql`LEAST(${hosts.totalCpuCapacity}, ${hosts.availableCpuCapacity} + ${cpu}::bigint)`,
         availableMemoryCapacity: sql`LEAST(${hosts.totalMemoryCapacity}, ${hosts.availableMemoryCapacity} + ${memory}::bigint)`,
+        reservedVmCount: sql`GREATEST(0, ${hosts.reservedVmCount} - 1)`,
       })
       .where(eq(hosts.uuid, hostUuid));
   }
@@ -330,6 +335,13 @@ export class HostService {
     });
   }
 }
+
+/** The SET of a CPU/memory reservation for one VM (also used by the VM allocator's one-statement reservation). */
+export const reservation = (cpu: number, memory: number) => ({
+  availableCpuCapacity: sql`${hosts.availableCpuCapacity} - ${cpu}::bigint`,
+  availableMemoryCapacity: sql`${hosts.availableMemoryCapacity} - ${memory}::bigint`,
+  reservedVmCount: sql`${hosts.reservedVmCount} + 1`,
+});
 
 /** 409 naming the status: maintenance migrates VMs away, which needs the host's agent. */
 export const stateErrorNotConnected = (h: HostRow): ApiError =>

@@ -3,7 +3,7 @@
 // so losing a race never aborts the caller's transaction (no savepoint needed): we look again and try another
 // address. Random allocations also skip addresses that other open transactions are inserting (a try-lock), so
 // callers holding longer transactions do not queue behind each other.
-import { and, asc, between, count, eq, sql } from 'drizzle-orm';
+import { and, asc, between, count, eq, sql, type SQL } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
 import { ipRanges, usedIps } from '../db/schema/index.js';
 import { argErr, err } from '../core/errors.js';
@@ -97,29 +97,55 @@ async function allocateStatic(tx: Tx, l3Uuid: string, ranges: IpRangeRow[], opts
 async function reserve(tx: Tx, l3Uuid: string, r: IpRangeRow, n: number, opts: AllocateIpOptions, skipBusy = false): Promise<AllocatedIp | undefined> {
   const uuid = newUuid();
   const ip = longToIp(n);
+  const values = {
+    uuid,
+    ipRangeUuid: r.uuid,
+    l3NetworkUuid: l3Uuid,
+    ip,
+    ipInLong: n,
+    netmask: r.netmask,
+    gateway: r.gateway,
+    usedFor: opts.usedFor,
+    vmNicUuid: opts.vmNicUuid ?? null,
+  };
+  let inserted: unknown[];
   if (skipBusy) {
-    const free = (await tx.execute(sql`SELECT pg_try_advisory_xact_lock(hashtextextended(${`used-ip:${l3Uuid}:${n}`}, 0)) AS ok`)) as unknown as {
-      rows: Array<{ ok: boolean }>;
-    };
-    if (!free.rows[0]?.ok) return undefined;
+    const result = (await tx.execute(usedIpInsertIfFree(uuid, l3Uuid, r, n, opts))) as unknown as { rows: unknown[] };
+    inserted = result.rows;
+  } else {
+    inserted = await tx
+      .insert(usedIps)
+      .values(values)
+      .onConflictDoNothing({ target: [usedIps.l3NetworkUuid, usedIps.ipInLong] })
+      .returning({ uuid: usedIps.uuid });
   }
-  const inserted = await tx
-    .insert(usedIps)
-    .values({
-      uuid,
-      ipRangeUuid: r.uuid,
-      l3NetworkUuid: l3Uuid,
-      ip,
-      ipInLong: n,
-      netmask: r.netmask,
-      gateway: r.gateway,
-      usedFor: opts.usedFor,
-      vmNicUuid: opts.vmNicUuid ?? null,
-    })
-    .onConflictDoNothing({ target: [usedIps.l3NetworkUuid, usedIps.ipInLong] })
-    .returning({ uuid: usedIps.uuid });
   if (inserted.length === 0) return undefined;
   return { usedIpUuid: uuid, ip, netmask: r.netmask, gateway: r.gateway, ipRangeUuid: r.uuid };
+}
+
+/**
+ * INSERT of a used IP that inserts nothing (and never waits) when the address is taken or another transaction is
+ * inserting it right now (a transaction-scoped try-lock on the address, taken in the same statement).
+ * RETURNING uuid. Usable as a data-modifying CTE.
+ */
+export function usedIpInsertIfFree(uuid: string, l3Uuid: string, r: IpRangeRow, n: number, opts: Pick<AllocateIpOptions, 'usedFor' | 'vmNicUuid'>): SQL {
+  return sql`INSERT INTO ${usedIps} (uuid, ip_range_uuid, l3_network_uuid, ip, ip_in_long, netmask, gateway, used_for, vm_nic_uuid)
+      SELECT ${uuid}, ${r.uuid}, ${l3Uuid}, ${longToIp(n)}, ${n}::bigint, ${r.netmask}, ${r.gateway}, ${opts.usedFor}, ${opts.vmNicUuid ?? null}
+      WHERE pg_try_advisory_xact_lock(hashtextextended(${`used-ip:${l3Uuid}:${n}`}, 0))
+      ON CONFLICT (l3_network_uuid, ip_in_long) DO NOTHING RETURNING uuid`;
+}
+
+/**
+ * A free address of the L3 network as the random strategy picks it (reads only, no reservation): for callers that
+ * reserve it themselves with usedIpInsertIfFree and fall back to allocateIp when they lose it.
+ */
+export async function pickFreeIp(db: Tx, l3Uuid: string): Promise<{ range: IpRangeRow; n: number } | undefined> {
+  const ranges = await db.select().from(ipRanges).where(eq(ipRanges.l3NetworkUuid, l3Uuid));
+  for (const range of shuffle(ranges)) {
+    const n = await randomFree(db, l3Uuid, range);
+    if (n !== undefined) return { range, n };
+  }
+  return undefined;
 }
 
 async function usedCount(tx: Tx, l3Uuid: string, lo: number, hi: number): Promise<number> {
@@ -134,10 +160,16 @@ async function usedCount(tx: Tx, l3Uuid: string, lo: number, hi: number): Promis
 async function randomFree(tx: Tx, l3Uuid: string, r: IpRangeRow): Promise<number | undefined> {
   const { lo, hi } = bounds(r);
   const size = hi - lo + 1;
-  if (size <= 0 || (await usedCount(tx, l3Uuid, lo, hi)) >= size) return undefined;
+  if (size <= 0) return undefined;
   let start = lo + Math.floor(Math.random() * size);
-  // Windows from a random start to the range end, then from the range start: every address once.
+  let counted = false;
+  // Windows from a random start to the range end, then from the range start: every address once. A full range is
+  // noticed by a count after the first window comes back full (not before: most first windows have room).
   for (let scanned = 0; scanned < size; start = start + WINDOW > hi ? lo : start + WINDOW) {
+    if (scanned > 0 && !counted) {
+      counted = true;
+      if ((await usedCount(tx, l3Uuid, lo, hi)) >= size) return undefined;
+    }
     const end = Math.min(hi, start + WINDOW - 1);
     scanned += end - start + 1;
     const rows = await tx

@@ -2,15 +2,17 @@
 // message into a spec; the create flow persists the VM, its volumes and NICs, then (unless JustCreate) runs the
 // start steps. Any failing step rolls everything back: host and storage capacity, IPs, NICs, volumes, the VM row.
 import { vmLockKey } from './service.js';
-import { eq, inArray } from 'drizzle-orm';
+import { eq, getTableColumns, inArray, sql, type Table } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { argErr, err, notFound } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
 import type { Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { clusters, diskOfferings, hosts, images, instanceOfferings, l3Networks, vmInstances, vmNics, volumes, zones } from '../db/schema/index.js';
-import { DEFAULT_ALLOCATOR_STRATEGY } from './allocation/host-allocator.js';
-import type { NicRow } from './inventory.js';
+import { allocateHost, DEFAULT_ALLOCATOR_STRATEGY, reserveHostQuery, type HostRequirement, type HostRow } from './allocation/host-allocator.js';
+import { pickFreeIp, usedIpInsertIfFree } from '../network/allocator.js';
+import { longToIp } from '../network/ip.js';
+import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic } from './nics.js';
 import type { VmService } from './service.js';
 import type { Placement, StartData } from './start-flow.js';
@@ -176,53 +178,39 @@ async function checkPlacement(app: App, msg: CreateVmInstanceParams, zoneUuid: s
 
 interface CreateData extends StartData {
   spec: VmCreateSpec;
-  nicRows: NicRow[];
 }
 
-/** Runs the create flow; returns the new VM's uuid. */
-export async function createVm(app: App, svc: VmService, spec: VmCreateSpec): Promise<string> {
+/**
+ * Runs the create flow; returns the new VM's row as the flow left it. Steps: 'reserve' writes the VM and volume
+ * rows, reserves a host's CPU/memory and takes the NICs' IPs, all in one transaction (nothing is half-written when
+ * any of it fails); then the placing steps (primary storage, volumes on the host, network services, start,
+ * record). Any later failure rolls the reservation back in one transaction.
+ */
+export async function createVmRow(app: App, svc: VmService, spec: VmCreateSpec): Promise<VmRow> {
   const steps: FlowStep<CreateData>[] = [
     {
-      name: 'persist',
+      name: 'reserve',
       async run(d) {
-        await persist(app, d);
+        await reserve(app, d);
+        if (d.previousState) svc.emitState(d.vmUuid, d.previousState, 'Starting', null);
       },
       async rollback(d) {
+        const nics = d.nics ?? [];
         await app.db.transaction(async (tx) => {
+          if (d.host) await app.services.hosts.releaseCapacity(tx, d.host.uuid, d.vm!.cpuNum, d.vm!.memorySize);
+          for (const nic of nics) await deleteNic(app, nic, tx);
           await tx.delete(volumes).where(eq(volumes.vmInstanceUuid, d.vmUuid));
           await tx.delete(vmNics).where(eq(vmNics.vmInstanceUuid, d.vmUuid));
           await tx.delete(vmInstances).where(eq(vmInstances.uuid, d.vmUuid));
         });
-      },
-    },
-    {
-      name: 'allocate-nics',
-      async run(d) {
-        // The row persist just wrote (RETURNING): no need to read it again.
-        const vm = d.vm!;
-        for (const [deviceId, n] of d.spec.nics.entries()) {
-          d.nicRows.push(
-            await allocateNic(app, vm, {
-              l3NetworkUuid: n.l3NetworkUuid,
-              deviceId,
-              metaData: n.metaData,
-              usedFor: d.spec.type === 'ApplianceVm' ? 'ApplianceVm' : 'UserVm',
-            }),
-          );
-        }
-        // The start steps use these rows instead of reading them back ('load').
-        d.nics = [...d.nicRows];
-      },
-      async rollback(d) {
-        for (const nic of d.nicRows) await deleteNic(app, nic);
+        if (d.previousState) svc.emitState(d.vmUuid, 'Starting', d.previousState, null);
       },
     },
   ];
-  if (spec.strategy !== 'JustCreate') steps.push(...(svc.startFlowSteps(spec.strategy === 'InstantStart') as FlowStep<CreateData>[]));
+  if (spec.strategy !== 'JustCreate') steps.push(...(svc.placeSteps() as FlowStep<CreateData>[]));
   const data: CreateData = {
     vmUuid: spec.uuid ?? newUuid(),
     spec,
-    nicRows: [],
     placement: spec.placement,
     startOnHypervisor: spec.strategy === 'InstantStart',
     psReserved: [],
@@ -230,63 +218,186 @@ export async function createVm(app: App, svc: VmService, spec: VmCreateSpec): Pr
   };
   // Holding the VM's lock from its first row on: a destroy racing the create waits for it to finish or roll back.
   await app.locks.withLock(vmLockKey(data.vmUuid), () => runFlow('create-vm', steps, data));
-  return data.vmUuid;
+  return data.vm!;
 }
 
-async function persist(app: App, d: CreateData): Promise<void> {
+/** Runs the create flow; returns the new VM's uuid. */
+export async function createVm(app: App, svc: VmService, spec: VmCreateSpec): Promise<string> {
+  return (await createVmRow(app, svc, spec)).uuid;
+}
+
+/** The rows 'reserve' writes and the host it needs, from the spec. */
+function planOf(d: CreateData) {
   const { spec } = d;
   const rootUuid = newUuid();
   const format = spec.image.format === 'iso' ? 'qcow2' : spec.image.format;
-  await app.db.transaction(async (tx) => {
-    const values: typeof vmInstances.$inferInsert = {
-      uuid: d.vmUuid,
-      name: spec.name,
-      description: spec.description ?? null,
-      zoneUuid: spec.zoneUuid,
-      imageUuid: spec.image.uuid,
-      instanceOfferingUuid: spec.instanceOfferingUuid ?? null,
-      rootVolumeUuid: rootUuid,
-      platform: spec.image.platform,
-      architecture: spec.image.architecture,
-      guestOsType: spec.image.guestOsType,
-      defaultL3NetworkUuid: spec.defaultL3NetworkUuid ?? null,
-      type: spec.type,
-      memorySize: spec.memorySize,
-      cpuNum: spec.cpuNum,
-      cpuSpeed: spec.cpuSpeed,
-      allocatorStrategy: spec.allocatorStrategy,
-      state: 'Created',
-    };
-    if (spec.appliance) Object.assign(values, spec.appliance);
-    const [vm] = await tx.insert(vmInstances).values(values).returning();
-    d.volumes = await tx.insert(volumes).values([
-      {
-        uuid: rootUuid,
-        name: `ROOT-for-${spec.name}`,
-        description: `Root volume for VM[uuid:${d.vmUuid}]`,
-        vmInstanceUuid: d.vmUuid,
-        diskOfferingUuid: spec.rootDiskOfferingUuid ?? null,
-        rootImageUuid: spec.image.uuid,
-        type: 'Root',
-        format,
-        size: spec.rootDiskSize,
-        deviceId: 0,
-        status: 'NotInstantiated',
-      },
-      ...spec.dataDisks.map((disk, i) => ({
-        uuid: newUuid(),
-        name: `DATA-for-${spec.name}`,
-        description: `DataVolume-${i + 1} for VM[uuid:${d.vmUuid}]`,
-        vmInstanceUuid: d.vmUuid,
-        diskOfferingUuid: disk.diskOfferingUuid,
-        type: 'Data',
-        format: 'qcow2',
-        size: disk.size,
-        deviceId: i + 1,
-        status: 'NotInstantiated',
-      })),
-    ]).returning();
-    d.vm = vm;
+  const vm: typeof vmInstances.$inferInsert = {
+    uuid: d.vmUuid,
+    name: spec.name,
+    description: spec.description ?? null,
+    zoneUuid: spec.zoneUuid,
+    imageUuid: spec.image.uuid,
+    instanceOfferingUuid: spec.instanceOfferingUuid ?? null,
+    rootVolumeUuid: rootUuid,
+    platform: spec.image.platform,
+    architecture: spec.image.architecture,
+    guestOsType: spec.image.guestOsType,
+    defaultL3NetworkUuid: spec.defaultL3NetworkUuid ?? null,
+    type: spec.type,
+    memorySize: spec.memorySize,
+    cpuNum: spec.cpuNum,
+    cpuSpeed: spec.cpuSpeed,
+    allocatorStrategy: spec.allocatorStrategy,
+    // Created → Starting happens with the reservation (the event is emitted once it has committed).
+    state: spec.strategy === 'InstantStart' ? 'Starting' : 'Created',
+  };
+  if (spec.appliance) Object.assign(vm, spec.appliance);
+  const vols: Array<typeof volumes.$inferInsert> = [
+    {
+      uuid: rootUuid,
+      name: `ROOT-for-${spec.name}`,
+      description: `Root volume for VM[uuid:${d.vmUuid}]`,
+      vmInstanceUuid: d.vmUuid,
+      diskOfferingUuid: spec.rootDiskOfferingUuid ?? null,
+      rootImageUuid: spec.image.uuid,
+      type: 'Root',
+      format,
+      size: spec.rootDiskSize,
+      deviceId: 0,
+      status: 'NotInstantiated',
+    },
+    ...spec.dataDisks.map((disk, i) => ({
+      uuid: newUuid(),
+      name: `DATA-for-${spec.name}`,
+      description: `DataVolume-${i + 1} for VM[uuid:${d.vmUuid}]`,
+      vmInstanceUuid: d.vmUuid,
+      diskOfferingUuid: disk.diskOfferingUuid,
+      type: 'Data',
+      format: 'qcow2',
+      size: disk.size,
+      deviceId: i + 1,
+      status: 'NotInstantiated',
+    })),
+  ];
+  const host: HostRequirement | undefined =
+    spec.strategy === 'JustCreate'
+      ? undefined
+      : {
+          vmUuid: d.vmUuid,
+          cpuNum: spec.cpuNum,
+          memorySize: spec.memorySize,
+          l3NetworkUuids: [...new Set(spec.nics.map((n) => n.l3NetworkUuid))],
+          imageUuid: spec.image.uuid,
+          zoneUuid: d.placement.zoneUuid ?? spec.zoneUuid ?? undefined,
+          clusterUuid: d.placement.clusterUuid,
+          hostUuid: d.placement.hostUuid,
+          primaryStorageUuids: [],
+          newVolumeBytes: vols.reduce((sum, v) => sum + (v.size ?? 0), 0),
+          strategy: spec.allocatorStrategy,
+        };
+  return { vm, vols, host, usedFor: spec.type === 'ApplianceVm' ? ('ApplianceVm' as const) : ('UserVm' as const) };
+}
+type Plan = ReturnType<typeof planOf>;
+interface Reserved {
+  vm: VmRow;
+  vols: VolumeRow[];
+  nics: NicRow[];
+  host?: HostRow;
+}
+
+/**
+ * The VM and volume rows, the host reservation and the NICs (IP + row), all or nothing. Usually one statement
+ * (reserveInOneStatement); when that cannot complete (no host on the fast path, an address or MAC taken meanwhile,
+ * several NICs), one transaction with the full host pass, the IP allocator's retries and its explanations. The
+ * flow's data gets the rows only once they are committed. Primary storage is the next step's own statement (its
+ * row is shared by every creation: no transaction holds it).
+ */
+async function reserve(app: App, d: CreateData): Promise<void> {
+  const plan = planOf(d);
+  const out = (plan.host && d.spec.nics.length === 1 ? await reserveInOneStatement(app, d, plan, plan.host) : undefined) ?? (await reserveInTransaction(app, d, plan));
+  d.vm = out.vm;
+  d.volumes = out.vols;
+  d.nics = out.nics;
+  d.host = out.host;
+  if (d.spec.strategy === 'InstantStart') d.previousState = 'Created';
+}
+
+async function reserveInTransaction(app: App, d: CreateData, plan: Plan): Promise<Reserved> {
+  return app.db.transaction(async (tx) => {
+    const [vm] = await tx.insert(vmInstances).values(plan.vm).returning();
+    const vols = await tx.insert(volumes).values(plan.vols).returning();
+    // Concurrent creations skip each other's host rows (SKIP LOCKED) on the fast path.
+    const host = plan.host ? await allocateHost(app, plan.host, tx) : undefined;
+    const nics: NicRow[] = [];
+    for (const [deviceId, n] of d.spec.nics.entries()) {
+      nics.push(
+        await allocateNic(
+          app,
+          vm,
+          { l3NetworkUuid: n.l3NetworkUuid, deviceId, metaData: n.metaData, usedFor: plan.usedFor, hypervisorType: host ? host.hypervisorType : vm.hypervisorType },
+          tx,
+        ),
+      );
+    }
+    return { vm, vols, nics, host };
   });
 }
 
+/**
+ * The common case as one autocommitted statement: data-modifying CTEs reserve the first host of the allocator's
+ * fast path, insert the VM and its volumes, take the address picked beforehand (reads only; try-locked and
+ * ON CONFLICT DO NOTHING) and insert the NIC (ON CONFLICT on the MAC DO NOTHING). When any part came back empty,
+ * a division by zero in the same statement aborts all of it, and the caller takes the transaction path.
+ */
+async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: HostRequirement): Promise<Reserved | undefined> {
+  const nic = d.spec.nics[0];
+  const picked = await pickFreeIp(app.db, nic.l3NetworkUuid);
+  if (!picked) return undefined;
+  const nicUuid = newUuid();
+  const usedIpUuid = newUuid();
+  const ip = usedIpInsertIfFree(usedIpUuid, nic.l3NetworkUuid, picked.range, picked.n, { usedFor: plan.usedFor, vmNicUuid: nicUuid });
+  const statement = sql`WITH h AS (${reserveHostQuery(app.db, req).getSQL()}),
+    vm AS (${app.db.insert(vmInstances).values(plan.vm).returning().getSQL()}),
+    vol AS (${app.db.insert(volumes).values(plan.vols).returning().getSQL()}),
+    ip AS (${ip}),
+    nic AS (
+      INSERT INTO ${vmNics} (uuid, vm_instance_uuid, l3_network_uuid, used_ip_uuid, ip, netmask, gateway, mac, meta_data, device_id, internal_name, hypervisor_type)
+      SELECT ${nicUuid}, vm.uuid, ${nic.l3NetworkUuid}, ip.uuid, ${longToIp(picked.n)}, ${picked.range.netmask}, ${picked.range.gateway},
+             ${app.services.networks.generateMac(0)}, ${nic.metaData ?? null}, 0, 'vnic' || vm.internal_id || '.0', h.hypervisor_type
+        FROM vm, ip, h
+      ON CONFLICT (mac) DO NOTHING RETURNING *
+    )
+    SELECT (SELECT row_to_json(h) FROM h) AS host, (SELECT row_to_json(vm) FROM vm) AS vm,
+           (SELECT json_agg(vol ORDER BY vol.device_id) FROM vol) AS vols, (SELECT json_agg(nic) FROM nic) AS nics,
+           1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM nic))::int AS complete`;
+  let row: { host: object; vm: object; vols: object[]; nics: object[] };
+  try {
+    const result = (await app.db.execute(statement)) as unknown as { rows: Array<typeof row> };
+    row = result.rows[0];
+  } catch (e) {
+    if (isDivisionByZero(e)) return undefined;
+    throw e;
+  }
+  return {
+    host: fromJson(hosts, row.host),
+    vm: fromJson(vmInstances, row.vm),
+    vols: row.vols.map((v) => fromJson(volumes, v)),
+    nics: row.nics.map((n) => fromJson(vmNics, n)),
+  };
+}
+
+/** A row from its JSON (row_to_json: column names, timestamps as text), decoded as the driver's rows are. */
+function fromJson<T extends Table>(table: T, json: object): T['$inferSelect'] {
+  const raw = json as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [key, col] of Object.entries(getTableColumns(table))) {
+    const v = raw[col.name];
+    out[key] = v === null || v === undefined ? null : col.mapFromDriverValue(v);
+  }
+  return out as T['$inferSelect'];
+}
+
+function isDivisionByZero(e: unknown): boolean {
+  for (let c = e as { code?: string; cause?: unknown } | undefined; c; c = c.cause as typeof c) if (c.code === '22012') return true;
+  return false;
+}

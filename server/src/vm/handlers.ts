@@ -5,8 +5,8 @@ import type { App } from '../app.js';
 import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { vmNics } from '../db/schema/index.js';
-import { createVm, specFromMessage, type VmCreateSpec } from './create.js';
-import { volumeInventory } from './inventory.js';
+import { createVmRow, specFromMessage, type VmCreateSpec } from './create.js';
+import { vmInventories, volumeInventory } from './inventory.js';
 import type { VmService } from './service.js';
 import { requireState, type VmOperation } from './states.js';
 import type { VolumeService } from './volumes.js';
@@ -30,8 +30,9 @@ export function vmHandlers(app: App, vms: VmService, vols: VolumeService) {
         // The spec the checks produced (upstream's interceptor runs once); computed here only when run without check.
         const spec = specs.get(msg) ?? (await specFromMessage(app, msg));
         specs.delete(msg);
-        const uuid = await createVm(app, vms, spec);
-        return reply(uuid);
+        // The reply from the row the flow ends with (its NICs and volumes are read, as for any VM inventory).
+        const vm = await createVmRow(app, vms, spec);
+        return { inventory: (await vmInventories([vm], app.db))[0] as any };
       },
     },
     StartVmInstance: {

@@ -2,6 +2,7 @@
 // objects for volumes and NICs and the commands built from rows. Calls go through the host service, which marks
 // an unreachable host Disconnected and answers HOST.1010.
 import type { App } from '../app.js';
+import type { HostRow } from '../host/service.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 
 export const volumeTO = (v: VolumeRow) => ({
@@ -52,3 +53,7 @@ export function startVmCmd(vm: VmRow, root: VolumeRow, dataVolumes: VolumeRow[],
 /** One agent call about a host (through the host service: deadline, HOST.1010, Disconnected marking). */
 export const hostCall = <R = Record<string, unknown>>(app: App, hostUuid: string, path: string, body: object, timeoutMs?: number) =>
   app.services.hosts.call<R & { success: boolean }>(hostUuid, path, body, timeoutMs ? { timeoutMs } : {});
+
+/** hostCall for a host row the caller holds (just allocated, so known Connected): no second read of the host. */
+export const hostCallOn = <R = Record<string, unknown>>(app: App, host: HostRow, path: string, body: object, timeoutMs?: number) =>
+  app.services.hosts.callOn<R & { success: boolean }>(host, path, body, timeoutMs ? { timeoutMs } : {});

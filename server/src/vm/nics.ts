@@ -5,6 +5,7 @@ import { eq, inArray } from 'drizzle-orm';
 import type { App } from '../app.js';
 import type { Tx } from '../db/index.js';
 import { vmNics } from '../db/schema/index.js';
+import { err } from '../core/errors.js';
 import { newUuid } from '../core/ids.js';
 import { nicInternalName } from './hypervisor.js';
 import type { NicRow, VmRow } from './inventory.js';
@@ -32,42 +33,46 @@ export interface NicRequest {
   staticIp?: string;
   usedFor: 'UserVm' | 'ApplianceVm';
   metaData?: string;
+  /** The NIC's hypervisor type when it is already known (the host the VM is being placed on); else the VM's. */
+  hypervisorType?: string | null;
 }
 
-export async function allocateNic(app: App, vm: VmRow, req: NicRequest): Promise<NicRow> {
-  for (let attempt = 1; ; attempt++) {
+/**
+ * Takes an IP and writes the NIC row, in one transaction (the caller's `tx` when given). A MAC that collides with
+ * an existing one is drawn again (ON CONFLICT DO NOTHING: the transaction is never aborted by it).
+ */
+export async function allocateNic(app: App, vm: VmRow, req: NicRequest, tx?: Tx): Promise<NicRow> {
+  const work = async (t: Tx) => {
     const uuid = newUuid();
-    try {
-      return await app.db.transaction(async (tx) => {
-        const ip = await app.services.networks.allocateIp(tx, req.l3NetworkUuid, {
-          staticIp: req.staticIp,
-          usedFor: req.usedFor,
-          vmNicUuid: uuid,
-        });
-        const [row] = await tx
-          .insert(vmNics)
-          .values({
-            uuid,
-            vmInstanceUuid: vm.uuid,
-            l3NetworkUuid: req.l3NetworkUuid,
-            usedIpUuid: ip.usedIpUuid,
-            ip: ip.ip,
-            netmask: ip.netmask,
-            gateway: ip.gateway,
-            mac: app.services.networks.generateMac(req.deviceId),
-            metaData: req.metaData ?? null,
-            deviceId: req.deviceId,
-            internalName: nicInternalName(vm, req.deviceId),
-            hypervisorType: vm.hypervisorType,
-          })
-          .returning();
-        return row;
-      });
-    } catch (e) {
-      if (attempt < MAC_ATTEMPTS && isUniqueViolation(e, 'mac')) continue;
-      throw e;
+    const ip = await app.services.networks.allocateIp(t, req.l3NetworkUuid, {
+      staticIp: req.staticIp,
+      usedFor: req.usedFor,
+      vmNicUuid: uuid,
+    });
+    for (let attempt = 1; attempt <= MAC_ATTEMPTS; attempt++) {
+      const [row] = await t
+        .insert(vmNics)
+        .values({
+          uuid,
+          vmInstanceUuid: vm.uuid,
+          l3NetworkUuid: req.l3NetworkUuid,
+          usedIpUuid: ip.usedIpUuid,
+          ip: ip.ip,
+          netmask: ip.netmask,
+          gateway: ip.gateway,
+          mac: app.services.networks.generateMac(req.deviceId),
+          metaData: req.metaData ?? null,
+          deviceId: req.deviceId,
+          internalName: nicInternalName(vm, req.deviceId),
+          hypervisorType: req.hypervisorType === undefined ? vm.hypervisorType : req.hypervisorType,
+        })
+        .onConflictDoNothing({ target: vmNics.mac })
+        .returning();
+      if (row) return row;
     }
-  }
+    throw err('SYS.1006', `cannot draw a unique MAC address for a NIC of VM[uuid:${vm.uuid}] after ${MAC_ATTEMPTS} attempts`);
+  };
+  return tx ? work(tx) : app.db.transaction(work);
 }
 
 /** Gives the NICs' IPs back (the NIC rows stay, keeping their last address for display). */

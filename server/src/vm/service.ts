@@ -14,7 +14,7 @@ import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.j
 import { hostCall, nicTO, volumeTO } from './hypervisor.js';
 import { vmInventory, type NicRow, type VmRow, type VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic, lowestFreeDeviceId, reacquireNicIps, releaseNicIps } from './nics.js';
-import { installPathOf, startSteps, type Placement, type StartData } from './start-flow.js';
+import { installPathOf, placeSteps, startSteps, type Placement, type StartData } from './start-flow.js';
 import { requireState } from './states.js';
 
 /** Network services a provider applies for VM NICs (e.g. the virtual router's DHCP and DNS). */
@@ -155,6 +155,11 @@ export class VmService {
       },
     };
     return [markStarting, ...startSteps(this.app, this)];
+  }
+
+  /** The steps that place a VM whose reservations are made (the create flow's, after its 'reserve'). */
+  placeSteps(): FlowStep<StartData>[] {
+    return placeSteps(this.app, this);
   }
 
   async start(uuid: string, placement: Placement): Promise<void> {

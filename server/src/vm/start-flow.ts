@@ -2,7 +2,7 @@
 // volumes not yet created → create them on the host → network services (e.g. the virtual router's DHCP) → start on
 // the hypervisor → record it Running. Every step that reserves something has a rollback, so a failure anywhere
 // (including a later step of the create flow that embeds these) leaves nothing reserved.
-import { eq, inArray } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { currentContext } from '../core/context.js';
 import type { FlowStep } from '../core/flow.js';
@@ -10,7 +10,9 @@ import { vmInstances, vmNics, volumes } from '../db/schema/index.js';
 import { ADMIN_UUID } from '../identity/service.js';
 import { allocateHost, type HostRow } from './allocation/host-allocator.js';
 import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
-import { hostCall, startVmCmd } from './hypervisor.js';
+import { toApiError } from '../core/errors.js';
+import { deleteVolumeBits } from './gc.js';
+import { hostCall, hostCallOn, startVmCmd } from './hypervisor.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import type { VmService } from './service.js';
 
@@ -41,6 +43,7 @@ export interface StartData {
 export const installPathOf = (psUrl: string, kind: 'rootVolumes' | 'dataVolumes', volumeUuid: string) =>
   `${psUrl.replace(/\/$/, '')}/${kind}/acct-${currentContext()?.session?.accountUuid ?? ADMIN_UUID}/vol-${volumeUuid}/${volumeUuid}.qcow2`;
 
+/** Start of an existing VM: read its rows, allocate a host and primary storage, then the steps that place it. */
 export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
   return [
     {
@@ -79,6 +82,19 @@ export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
         await app.db.transaction((tx) => app.services.hosts.releaseCapacity(tx, d.host!.uuid, d.vm!.cpuNum, d.vm!.memorySize));
       },
     },
+    ...placeSteps(app, svc),
+  ];
+}
+
+/**
+ * The steps once a host is reserved (shared with the create flow, which reserves the host, the rows and the IPs in
+ * one transaction of its own): primary storage for new volumes (its own statement: the storage row is the one
+ * every creation updates, so it is never held locked for the length of a transaction), create the new volumes on
+ * the host, network services, start on the hypervisor, record the result. The host
+ * is the row the allocation reserved on (only Connected hosts qualify there): agent calls do not read it again.
+ */
+export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
+  return [
     {
       name: 'allocate-primary-storage',
       when: (d) => d.volumes!.some((v) => v.status === 'NotInstantiated'),
@@ -108,13 +124,25 @@ export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
       name: 'instantiate-volumes',
       when: (d) => d.volumes!.some((v) => v.status === 'NotInstantiated'),
       async run(d) {
+        // The files only; their rows become Ready in 'record' (one statement with the VM's).
         for (const v of d.volumes!.filter((x) => x.status === 'NotInstantiated')) {
-          await svc.instantiateVolume(d.host!.uuid, v);
+          await hostCallOn(app, d.host!, '/primarystorage/volume/create', {
+            installPath: v.installPath,
+            size: v.size,
+            volumeUuid: v.uuid,
+            primaryStorageUuid: v.primaryStorageUuid,
+          });
           d.instantiated.push(v);
         }
       },
       async rollback(d) {
-        for (const v of d.instantiated) await svc.uninstantiateVolume(d.host!.uuid, v);
+        // The rows were never marked Ready: only the files go.
+        for (const v of d.instantiated) {
+          await deleteVolumeBits(app, d.host!.uuid, v).catch((e) =>
+            console.error(`[vm] rollback: cannot delete volume file ${v.installPath}:`, toApiError(e).message),
+          );
+        }
+        d.instantiated = [];
       },
     },
     {
@@ -133,7 +161,7 @@ export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
         const root = d.volumes!.find((v) => v.type === 'Root')!;
         const data = d.volumes!.filter((v) => v.type === 'Data').sort((a, b) => (a.deviceId ?? 0) - (b.deviceId ?? 0));
         const nics = [...d.nics!].sort((a, b) => a.deviceId - b.deviceId);
-        await hostCall(app, d.host!.uuid, '/vm/start', startVmCmd(d.vm!, root, data, nics, d.host!.managementIp));
+        await hostCallOn(app, d.host!, '/vm/start', startVmCmd(d.vm!, root, data, nics, d.host!.managementIp));
       },
       async rollback(d) {
         await hostCall(app, d.host!.uuid, '/vm/destroy', { uuid: d.vmUuid });
@@ -145,26 +173,43 @@ export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
         const host = d.host!;
         const vm = d.vm!;
         const running = d.startOnHypervisor;
-        await app.db.transaction(async (tx) => {
+        const now = new Date();
+        const set = {
+          state: running ? 'Running' : 'Stopped',
+          hostUuid: running ? host.uuid : null,
+          lastHostUuid: host.uuid,
+          clusterUuid: host.clusterUuid,
+          zoneUuid: host.zoneUuid,
+          hypervisorType: host.hypervisorType,
+          lastOpDate: now,
+        };
+        // One statement: the new volumes Ready, the NICs' hypervisor type, the VM's state and host.
+        const volumesJson = JSON.stringify(d.instantiated.map((v) => ({ uuid: v.uuid, ps: v.primaryStorageUuid, path: v.installPath, size: v.size })));
+        const nicUuids = d.nics!.map((n) => n.uuid).join(',');
+        const record = sql`WITH vol AS (
+            UPDATE ${volumes} SET status = 'Ready', primary_storage_uuid = x.ps, install_path = x.path, actual_size = x.size, last_op_date = ${now.toISOString()}::timestamptz
+              FROM json_to_recordset(${volumesJson}::json) AS x(uuid text, ps text, path text, size bigint)
+             WHERE ${volumes.uuid} = x.uuid RETURNING 1
+          ), nic AS (
+            UPDATE ${vmNics} SET hypervisor_type = ${host.hypervisorType}
+             WHERE ${vmNics.uuid} = ANY(string_to_array(${nicUuids}::text, ',')) RETURNING 1
+          )
+          UPDATE ${vmInstances} SET state = ${set.state}, host_uuid = ${set.hostUuid}, last_host_uuid = ${set.lastHostUuid},
+                 cluster_uuid = ${set.clusterUuid}, zone_uuid = ${set.zoneUuid}, hypervisor_type = ${set.hypervisorType},
+                 last_op_date = ${now.toISOString()}::timestamptz
+           WHERE ${vmInstances.uuid} = ${vm.uuid}`;
+        if (running) await app.db.execute(record);
+        else {
           // CreateStopped: the volumes stay on the host's storage, the host's capacity is given back.
-          if (!running) await app.services.hosts.releaseCapacity(tx, host.uuid, vm.cpuNum, vm.memorySize);
-          await tx
-            .update(vmInstances)
-            .set({
-              state: running ? 'Running' : 'Stopped',
-              hostUuid: running ? host.uuid : null,
-              lastHostUuid: host.uuid,
-              clusterUuid: host.clusterUuid,
-              zoneUuid: host.zoneUuid,
-              hypervisorType: host.hypervisorType,
-              lastOpDate: new Date(),
-            })
-            .where(eq(vmInstances.uuid, vm.uuid));
-          if (d.nics!.length) {
-            await tx.update(vmNics).set({ hypervisorType: host.hypervisorType }).where(inArray(vmNics.uuid, d.nics!.map((n) => n.uuid)));
-          }
-        });
-        svc.emitState(vm.uuid, vm.state, running ? 'Running' : 'Stopped', running ? host.uuid : null);
+          await app.db.transaction(async (tx) => {
+            await app.services.hosts.releaseCapacity(tx, host.uuid, vm.cpuNum, vm.memorySize);
+            await tx.execute(record);
+          });
+        }
+        for (const v of d.instantiated) Object.assign(v, { status: 'Ready', actualSize: v.size, lastOpDate: now });
+        for (const n of d.nics!) n.hypervisorType = host.hypervisorType;
+        d.vm = { ...vm, ...set };
+        svc.emitState(vm.uuid, vm.state, set.state, set.hostUuid);
       },
     },
   ];

@@ -47,9 +47,14 @@ export const hosts = pgTable(
     availableCpuCapacity: big('available_cpu_capacity').notNull().default(0),
     totalMemoryCapacity: big('total_memory_capacity').notNull().default(0),
     availableMemoryCapacity: big('available_memory_capacity').notNull().default(0),
+    /**
+     * VMs holding capacity on the host, including those being placed right now: +1 with every CPU/memory
+     * reservation, −1 with every release (host service). Orders LeastVmPreferred without counting VM rows.
+     */
+    reservedVmCount: integer('reserved_vm_count').notNull().default(0),
     ...dates(),
   },
-  (t) => [index('hosts_cluster_idx').on(t.clusterUuid), index('hosts_mgmt_ip_idx').on(t.managementIp)],
+  (t) => [index('hosts_cluster_idx').on(t.clusterUuid), index('hosts_mgmt_ip_idx').on(t.managementIp), index('hosts_reserved_vm_count_idx').on(t.reservedVmCount)],
 );
 
 /**

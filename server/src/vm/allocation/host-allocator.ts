@@ -1,9 +1,11 @@
 // Host allocation (zstack-internals.md §5.1): narrow the hosts to those that can run the VM, order them by the
 // strategy, then reserve capacity on the first that still has it (a conditional UPDATE in the host service, so
 // concurrent allocations never overbook). When nothing is left, the error says why each host was dropped.
-import { and, count, eq, gte, inArray, isNotNull, notInArray, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gte, inArray, notInArray, sql, type SQL } from 'drizzle-orm';
 import type { App } from '../../app.js';
+import type { Tx } from '../../db/index.js';
 import { err } from '../../core/errors.js';
+import { reservation } from '../../host/service.js';
 import {
   backupStorageZoneRefs,
   clusters,
@@ -13,7 +15,6 @@ import {
   l3Networks,
   primaryStorage,
   primaryStorageClusterRefs,
-  vmInstances,
   zones,
 } from '../../db/schema/index.js';
 
@@ -43,73 +44,87 @@ export interface HostRequirement {
   strategy?: string | null;
 }
 
-/** Picks a host and reserves the VM's CPU and memory on it; HOST_ALLOCATION.1001 when none can take it. */
-export async function allocateHost(app: App, req: HostRequirement): Promise<HostRow> {
-  // Fast path: one query applies every filter below in SQL and returns the first few hosts in strategy order.
-  // When none of them can be reserved (or none qualifies), the full pass below decides and explains why.
-  for (const host of await firstCandidates(app, req, FAST_CANDIDATES)) {
-    if (await app.services.hosts.reserveCapacity(app.db, host.uuid, req.cpuNum, req.memorySize)) return host;
-  }
+/**
+ * Picks a host and reserves the VM's CPU and memory on it; HOST_ALLOCATION.1001 when none can take it. With `tx`,
+ * the reservation is part of the caller's transaction (the host row stays locked until it ends).
+ */
+export async function allocateHost(app: App, req: HostRequirement, tx: Tx = app.db): Promise<HostRow> {
+  // Fast path: one statement applies every filter below in SQL, takes the first host in strategy order that no
+  // other transaction is reserving on right now (SKIP LOCKED: concurrent creations spread over hosts instead of
+  // queueing on one row) and reserves on it. When none qualifies, the full pass below decides and explains why.
+  const [fast] = await reserveHostQuery(tx, req);
+  if (fast) return fast;
   const { candidates, dropped } = await candidatesFor(app, req);
-  const ordered = await order(app, candidates, req);
+  const ordered = order(candidates, req);
   for (const host of ordered) {
-    if (await app.services.hosts.reserveCapacity(app.db, host.uuid, req.cpuNum, req.memorySize)) return host;
+    if (await app.services.hosts.reserveCapacity(tx, host.uuid, req.cpuNum, req.memorySize)) return host;
     dropped.push(`host[uuid:${host.uuid}] ran out of capacity while reserving`);
   }
   throw noHost(req, dropped);
 }
 
-/** How many hosts the fast path tries before falling back to the full pass. */
-const FAST_CANDIDATES = 8;
-
 /**
- * The same filters as candidatesFor + order, as one statement with a LIMIT: host/cluster/zone state, scope, avoided
- * hosts, L2 attachment of every requested L3, usable primary storage (the VM's existing ones, and room for new
- * volumes), the image's zones and free CPU/memory; ordered preferred host first, then fewest VMs (LeastVmPreferred)
- * with random ties, or random (Default).
+ * The same filters as candidatesFor + order, as one UPDATE … WHERE uuid IN (SELECT … LIMIT 1 FOR UPDATE SKIP
+ * LOCKED) … RETURNING: host/cluster/zone state, host Connected, scope, avoided hosts, L2 attachment of every
+ * requested L3, usable primary storage (the VM's existing ones, and room for new volumes), the image's zones and
+ * free CPU/memory; ordered preferred host first, then fewest VMs (LeastVmPreferred: the host's maintained count of
+ * reservations, so VMs still being placed count too), or random (Default). The UPDATE checks the capacity again on the locked row, so it never overbooks.
  */
-async function firstCandidates(app: App, req: HostRequirement, limit: number): Promise<HostRow[]> {
+export function reserveHostQuery(tx: Tx, req: HostRequirement) {
+  // What depends on the cluster (and its zone) only is decided once per cluster, in a sub-select: the hosts are
+  // then filtered on their own columns and walked in strategy order, never evaluating a sub-plan per host.
+  const clusterWhere: SQL[] = [eq(clusters.state, 'Enabled'), eq(zones.state, 'Enabled')];
+  if (req.l3NetworkUuids.length) {
+    clusterWhere.push(sql`NOT EXISTS (SELECT 1 FROM ${l3Networks} WHERE ${inArray(l3Networks.uuid, req.l3NetworkUuids)} AND NOT EXISTS (
+      SELECT 1 FROM ${l2ClusterRefs} WHERE ${l2ClusterRefs.l2NetworkUuid} = ${l3Networks.l2NetworkUuid} AND ${l2ClusterRefs.clusterUuid} = ${clusters.uuid}))`);
+  }
+  const usablePs = (extra: SQL) => sql`EXISTS (SELECT 1 FROM ${primaryStorageClusterRefs}
+    INNER JOIN ${primaryStorage} ON ${primaryStorage.uuid} = ${primaryStorageClusterRefs.primaryStorageUuid}
+    WHERE ${primaryStorageClusterRefs.clusterUuid} = ${clusters.uuid} AND ${primaryStorage.state} = 'Enabled' AND ${primaryStorage.status} = 'Connected' AND ${extra})`;
+  for (const uuid of new Set(req.primaryStorageUuids)) clusterWhere.push(usablePs(sql`${primaryStorage.uuid} = ${uuid}`));
+  clusterWhere.push(usablePs(req.newVolumeBytes > 0 ? sql`${primaryStorage.availableCapacity} >= ${req.newVolumeBytes}` : sql`TRUE`));
+  if (req.imageUuid) {
+    clusterWhere.push(sql`EXISTS (SELECT 1 FROM ${imageBackupStorageRefs}
+      INNER JOIN ${backupStorageZoneRefs} ON ${backupStorageZoneRefs.backupStorageUuid} = ${imageBackupStorageRefs.backupStorageUuid}
+      WHERE ${imageBackupStorageRefs.imageUuid} = ${req.imageUuid} AND ${backupStorageZoneRefs.zoneUuid} = ${clusters.zoneUuid})`);
+  }
+  const usableClusters = tx
+    .select({ uuid: clusters.uuid })
+    .from(clusters)
+    .innerJoin(zones, eq(zones.uuid, clusters.zoneUuid))
+    .where(and(...clusterWhere));
   const where: SQL[] = [
     eq(hosts.state, 'Enabled'),
     eq(hosts.status, 'Connected'),
-    eq(clusters.state, 'Enabled'),
-    eq(zones.state, 'Enabled'),
     gte(hosts.availableCpuCapacity, req.cpuNum),
     gte(hosts.availableMemoryCapacity, req.memorySize),
+    inArray(hosts.clusterUuid, usableClusters),
   ];
   if (req.zoneUuid) where.push(eq(hosts.zoneUuid, req.zoneUuid));
   if (req.clusterUuid) where.push(eq(hosts.clusterUuid, req.clusterUuid));
   if (req.hostUuid) where.push(eq(hosts.uuid, req.hostUuid));
   if (req.avoidHostUuids?.length) where.push(notInArray(hosts.uuid, req.avoidHostUuids));
-  if (req.l3NetworkUuids.length) {
-    where.push(sql`NOT EXISTS (SELECT 1 FROM ${l3Networks} WHERE ${inArray(l3Networks.uuid, req.l3NetworkUuids)} AND NOT EXISTS (
-      SELECT 1 FROM ${l2ClusterRefs} WHERE ${l2ClusterRefs.l2NetworkUuid} = ${l3Networks.l2NetworkUuid} AND ${l2ClusterRefs.clusterUuid} = ${hosts.clusterUuid}))`);
-  }
-  const usablePs = (extra: SQL) => sql`EXISTS (SELECT 1 FROM ${primaryStorageClusterRefs}
-    INNER JOIN ${primaryStorage} ON ${primaryStorage.uuid} = ${primaryStorageClusterRefs.primaryStorageUuid}
-    WHERE ${primaryStorageClusterRefs.clusterUuid} = ${hosts.clusterUuid} AND ${primaryStorage.state} = 'Enabled' AND ${primaryStorage.status} = 'Connected' AND ${extra})`;
-  for (const uuid of new Set(req.primaryStorageUuids)) where.push(usablePs(sql`${primaryStorage.uuid} = ${uuid}`));
-  where.push(usablePs(req.newVolumeBytes > 0 ? sql`${primaryStorage.availableCapacity} >= ${req.newVolumeBytes}` : sql`TRUE`));
-  if (req.imageUuid) {
-    where.push(sql`EXISTS (SELECT 1 FROM ${imageBackupStorageRefs}
-      INNER JOIN ${backupStorageZoneRefs} ON ${backupStorageZoneRefs.backupStorageUuid} = ${imageBackupStorageRefs.backupStorageUuid}
-      WHERE ${imageBackupStorageRefs.imageUuid} = ${req.imageUuid} AND ${backupStorageZoneRefs.zoneUuid} = ${hosts.zoneUuid})`);
-  }
   const orderBy: SQL[] = [];
   if (req.preferredHostUuid) orderBy.push(sql`(${hosts.uuid} = ${req.preferredHostUuid}) DESC`);
   if ((req.strategy ?? DEFAULT_ALLOCATOR_STRATEGY) === 'LeastVmPreferredHostAllocatorStrategy') {
-    orderBy.push(sql`(SELECT count(*) FROM ${vmInstances} WHERE ${vmInstances.hostUuid} = ${hosts.uuid})`);
+    // The maintained count (VMs placed or being placed there): hosts are walked in its index order and the first
+    // one that qualifies and is not being reserved on by another transaction is taken.
+    orderBy.push(asc(hosts.reservedVmCount));
+  } else {
+    orderBy.push(sql`random()`);
   }
-  orderBy.push(sql`random()`);
-  const rows = await app.db
-    .select({ host: hosts })
+  const first = tx
+    .select({ uuid: hosts.uuid })
     .from(hosts)
-    .innerJoin(clusters, eq(clusters.uuid, hosts.clusterUuid))
-    .innerJoin(zones, eq(zones.uuid, hosts.zoneUuid))
     .where(and(...where))
     .orderBy(...orderBy)
-    .limit(limit);
-  return rows.map((r) => r.host);
+    .limit(1)
+    .for('update', { of: hosts, skipLocked: true });
+  return tx
+    .update(hosts)
+    .set(reservation(req.cpuNum, req.memorySize))
+    .where(and(inArray(hosts.uuid, first), gte(hosts.availableCpuCapacity, req.cpuNum), gte(hosts.availableMemoryCapacity, req.memorySize)))
+    .returning();
 }
 
 function noHost(req: HostRequirement, dropped: string[]) {
@@ -225,17 +240,11 @@ function dropReason(host: HostRow, clusterState: string, zoneState: string): str
 }
 
 /** Strategy order: LeastVmPreferred = fewest VMs first; Default = random. A preferred host goes first. */
-async function order(app: App, candidates: HostRow[], req: HostRequirement): Promise<HostRow[]> {
+function order(candidates: HostRow[], req: HostRequirement): HostRow[] {
   let ordered: HostRow[];
   if ((req.strategy ?? DEFAULT_ALLOCATOR_STRATEGY) === 'LeastVmPreferredHostAllocatorStrategy' && candidates.length > 1) {
-    const counts = await app.db
-      .select({ hostUuid: vmInstances.hostUuid, n: count() })
-      .from(vmInstances)
-      .where(and(isNotNull(vmInstances.hostUuid), inArray(vmInstances.hostUuid, candidates.map((h) => h.uuid))))
-      .groupBy(vmInstances.hostUuid);
-    const vmsOn = new Map(counts.map((c) => [c.hostUuid!, Number(c.n)]));
     // Shuffle first so hosts with equal counts share the load under concurrency.
-    ordered = shuffle(candidates).sort((a, b) => (vmsOn.get(a.uuid) ?? 0) - (vmsOn.get(b.uuid) ?? 0));
+    ordered = shuffle(candidates).sort((a, b) => a.reservedVmCount - b.reservedVmCount);
   } else {
     ordered = shuffle(candidates);
   }

@@ -1,8 +1,9 @@
 // Primary storage allocation (zstack-internals.md §5.2): among the Enabled, Connected primary storage attached to
 // the host's cluster, reserve the bytes on one that still has them (conditional UPDATE in the storage service).
-import { eq } from 'drizzle-orm';
+import { and, eq, gte, inArray, sql } from 'drizzle-orm';
 import type { App } from '../../app.js';
 import { err } from '../../core/errors.js';
+import type { Tx } from '../../db/index.js';
 import { primaryStorage, primaryStorageClusterRefs } from '../../db/schema/index.js';
 
 export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
@@ -10,7 +11,31 @@ export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
 export async function allocatePrimaryStorage(
   app: App,
   req: { clusterUuid: string; bytes: number; required?: string; purpose: string },
+  tx: Tx = app.db,
 ): Promise<PrimaryStorageRow> {
+  // Fast path: pick (at random) and reserve in one statement; the UPDATE checks the room again on the locked row.
+  const pick = tx
+    .select({ uuid: primaryStorage.uuid })
+    .from(primaryStorageClusterRefs)
+    .innerJoin(primaryStorage, eq(primaryStorage.uuid, primaryStorageClusterRefs.primaryStorageUuid))
+    .where(
+      and(
+        eq(primaryStorageClusterRefs.clusterUuid, req.clusterUuid),
+        eq(primaryStorage.state, 'Enabled'),
+        eq(primaryStorage.status, 'Connected'),
+        gte(primaryStorage.availableCapacity, req.bytes),
+        req.required ? eq(primaryStorage.uuid, req.required) : undefined,
+      ),
+    )
+    .orderBy(sql`random()`)
+    .limit(1);
+  const [fast] = await tx
+    .update(primaryStorage)
+    .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${req.bytes}::bigint` })
+    .where(and(inArray(primaryStorage.uuid, pick), gte(primaryStorage.availableCapacity, req.bytes)))
+    .returning();
+  if (fast) return fast;
+  // None had room (or a race took it): look at every one, try again, and say why each was dropped.
   const rows = await app.db
     .select({ ps: primaryStorage })
     .from(primaryStorageClusterRefs)
@@ -33,7 +58,7 @@ export async function allocatePrimaryStorage(
     })
     .sort(() => Math.random() - 0.5);
   for (const ps of candidates) {
-    if (await app.services.primaryStorage.reserve(app.db, ps.uuid, req.bytes)) return ps;
+    if (await app.services.primaryStorage.reserve(tx, ps.uuid, req.bytes)) return ps;
     dropped.push(`primary storage[uuid:${ps.uuid}] ran out of capacity while reserving`);
   }
   if (req.required && !rows.some((r) => r.ps.uuid === req.required)) {
