@@ -190,4 +190,16 @@ t.test('two server processes on one database: a write on one node is seen by the
   });
   const { inventories } = await zb.queryZone({ q: [`uuid=${zone.uuid}`] });
   t.equal(inventories![0].name, 'from-a', "B sees A's raw SQL write");
+
+  // Sessions checked by a Query API are reused briefly, but a logout on another node ends them at once.
+  await za.login();
+  const session = za.sessionUuid!;
+  const headers = { authorization: `OAuth ${session}` };
+  t.equal((await http(a.url, 'GET', '/zstack/v1/zones', { headers })).status, 200);
+  t.equal((await http(a.url, 'GET', '/zstack/v1/zones', { headers })).status, 200);
+  const onB = new ZStackClient({ endpoint: b.url, sessionUuid: session });
+  await onB.logout();
+  const after = await http(a.url, 'GET', '/zstack/v1/zones', { headers });
+  t.equal(after.status, 401, 'a session logged out on B is refused by A right after');
+  t.equal(after.json.error.code, 'ID.1001');
 });

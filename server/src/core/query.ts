@@ -134,11 +134,18 @@ export class QueryEngine {
     return reply;
   }
 
+  /** The cached reply of a request, if there is a current one; call after the database's `sync()`. */
+  cached(db: Tx, inventory: string, params: QueryParams): Buffer | undefined {
+    const changes = changesOf(db);
+    if (!this.cache || !changes) return undefined;
+    return this.cache.get(cacheKey(inventory, params), changes);
+  }
+
   /**
    * The serialized reply of a Query API: `build` turns the engine's result into the reply (and may check it); its
    * JSON is cached (see query-cache.ts) when the database tracks changes. Errors are never cached.
    */
-  async reply(db: Tx, inventory: string, params: QueryParams, build: (r: QueryReply) => object): Promise<Buffer> {
+  async reply(db: Tx, inventory: string, params: QueryParams, build: (r: QueryReply) => object, opts: { synced?: boolean } = {}): Promise<Buffer> {
     const changes = changesOf(db);
     const cache = this.cache;
     const compute = async () => Buffer.from(JSON.stringify(build(await this.query(db, inventory, params))));
@@ -146,7 +153,8 @@ export class QueryEngine {
     const key = cacheKey(inventory, params);
     try {
       // Other nodes' commits acknowledged before this request arrived are reflected from here on.
-      await changes.sync();
+      // (`synced`: the caller has just done it, after the request arrived.)
+      if (!opts.synced) await changes.sync();
     } catch (e) {
       // The shared generations could not be read: answer without the cache (and say so, at most once a minute).
       if (Date.now() - this.syncErrorAt > 60_000) {

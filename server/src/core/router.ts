@@ -14,6 +14,7 @@ import type { ParameterDef, SpecOperation } from './spec.js';
 import type { Handler } from './handlers.js';
 import type { JobService } from './jobs.js';
 import type { QueryEngine, QueryParams } from './query.js';
+import { changesOf, type ChangeTracker, type Stamp } from '../db/index.js';
 
 export interface RouterDeps {
   doc: Record<string, any>;
@@ -84,13 +85,35 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
     }
   }
 
+  const sessions = new SessionMemo();
   for (const [key, prepared] of groups) {
     const [method, url] = key.split(' ');
-    app.route({ method: method as 'GET', url, handler: (req, reply) => dispatch(deps, prepared, req, reply) });
+    app.route({ method: method as 'GET', url, handler: (req, reply) => dispatch(deps, prepared, req, reply, sessions) });
   }
 }
 
-async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * Sessions checked for Query APIs, reused for at most a second while the tables `authenticate` read are unchanged
+ * (the reply cache's change tracking: a logout or expiry change on any node drops them at the next sync). Within
+ * that second a session past its expiry date is still accepted; `authenticate` itself runs at least once a second
+ * per session, so its sliding expiry keeps working.
+ */
+class SessionMemo {
+  private entries = new Map<string, { session: SessionInfo; stamp: Stamp; tables: Set<string>; at: number }>();
+
+  async authenticate(deps: RouterDeps, changes: ChangeTracker, header: string | undefined): Promise<SessionInfo> {
+    const key = header ?? '';
+    const hit = this.entries.get(key);
+    if (hit && Date.now() - hit.at < 1000 && changes.isCurrent(hit.stamp, hit.tables)) return hit.session;
+    const stamp = changes.stamp();
+    const { result: session, tables } = await changes.trackReads(() => deps.authenticate(header));
+    if (this.entries.size >= 10_000) this.entries.clear();
+    this.entries.set(key, { session, stamp: changes.narrow(stamp, tables), tables, at: Date.now() });
+    return session;
+  }
+}
+
+async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest, reply: FastifyReply, sessions: SessionMemo): Promise<void> {
   // The call's own deadline timer (checks, sync and query APIs); an async API's job arms its own.
   let disposeDeadline: (() => void) | undefined;
   try {
@@ -102,7 +125,15 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     p.pathNames.forEach((name, i) => (path[name] = positional[`p${i}`]));
 
     if (op.x.kind === 'poll') return await poll(deps, String(path.uuid), reply);
-    const session = op.x.public ? undefined : await deps.authenticate(req.headers.authorization);
+    // A Query API with the reply cache on: other nodes' commits are reflected first (one sync for the session and
+    // the reply), then the session may come from the memo.
+    let changes = op.x.kind === 'query' && deps.query.cache ? changesOf(deps.db) : undefined;
+    if (changes) changes = await changes.sync().then(() => changes, () => undefined);
+    const session = op.x.public
+      ? undefined
+      : changes
+        ? await sessions.authenticate(deps, changes, req.headers.authorization)
+        : await deps.authenticate(req.headers.authorization);
 
     if (p.validatePath && !p.validatePath(path)) throw validationError(p.validatePath.errors, '');
     const query = normalizeQuery(req.query as Record<string, unknown>, op);
@@ -128,6 +159,11 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     if (headerTimeout !== undefined) {
       timeoutSeconds = Number(headerTimeout);
       if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) throw argErr(`header X-API-Timeout must be a whole number of seconds ≥ 1, got [${headerTimeout}]`);
+    }
+    // A cached query reply goes out without a call context (no deadline timer to arm for a map look-up).
+    if (changes && op.x.kind === 'query') {
+      const hit = deps.query.cached(deps.db, op.x.query!, msg as QueryParams);
+      if (hit) return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(hit);
     }
     const timeoutMs = deps.timeoutOf(op, timeoutSeconds);
     const now = Date.now();
@@ -155,7 +191,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
 
     if (op.x.kind === 'query') {
       // The reply's JSON, from the query engine's reply cache or computed (and checked by `finish`) and cached.
-      const body = await runInContext(ctx, () => deps.query.reply(deps.db, op.x.query!, msg as QueryParams, finish));
+      const body = await runInContext(ctx, () => deps.query.reply(deps.db, op.x.query!, msg as QueryParams, finish, { synced: Boolean(changes) }));
       return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(body);
     }
     const handler = deps.handlers.get(op.operationId);

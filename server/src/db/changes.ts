@@ -319,6 +319,11 @@ export function trackPglite(client: { query: (...args: any[]) => Promise<any>; e
 export class SharedGenerations {
   private seen?: { started: string; global: string; tables: Map<string, string> };
   private pumping = false;
+  private publishing = false;
+  private batch?: { tables: Set<string>; all: boolean; query: (text: string) => Promise<unknown>; done: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+  /** Counters: sync steps run, publish statements run. */
+  steps = 0;
+  published = 0;
   private waiting?: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
   private lastStart = 0;
   private readAll: string;
@@ -337,10 +342,43 @@ export class SharedGenerations {
     await client.query(names.map((n) => `CREATE SEQUENCE IF NOT EXISTS ${n}`).join('; '));
   }
 
-  /** After a commit, on the writer's connection: each written table's sequence, then the global one. */
-  async publish(query: (text: string) => Promise<unknown>, tables: Dirty): Promise<void> {
-    const list = tables === 'all' ? [...this.tracker.tables] : [...tables];
-    await query(`SELECT ${list.map((t) => `nextval('${this.tracker.sequenceOf(t)}')`).join(', ')}; SELECT nextval('${GLOBAL_SEQUENCE}')`);
+  /**
+   * After a commit: each written table's sequence, then the global one, before the writer goes on. Concurrent writers
+   * share statements: while one runs, later writers gather into the next batch, which the first of them runs on its
+   * own (idle, waiting) connection — never a pool connection, which all waiting writers might be holding.
+   */
+  publish(query: (text: string) => Promise<unknown>, tables: Dirty): Promise<void> {
+    let batch = this.batch;
+    if (!batch) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      batch = this.batch = { tables: new Set(), all: false, query, done, resolve, reject };
+    }
+    if (tables === 'all') batch.all = true;
+    else for (const t of tables) batch.tables.add(t);
+    if (!this.publishing) void this.publishAll();
+    return batch.done;
+  }
+
+  private async publishAll(): Promise<void> {
+    this.publishing = true;
+    try {
+      while (this.batch) {
+        const b = this.batch;
+        this.batch = undefined;
+        const list = b.all ? [...this.tracker.tables] : [...b.tables];
+        try {
+          await b.query(`SELECT ${list.map((t) => `nextval('${this.tracker.sequenceOf(t)}')`).join(', ')}; SELECT nextval('${GLOBAL_SEQUENCE}')`);
+          this.published++;
+          b.resolve();
+        } catch (e) {
+          b.reject(e);
+        }
+      }
+    } finally {
+      this.publishing = false;
+    }
   }
 
   /** Resolves after a step that started after this call has completed. */
@@ -377,6 +415,7 @@ export class SharedGenerations {
   }
 
   private async step(): Promise<void> {
+    this.steps++;
     try {
       const { rows } = await this.pool.query<{ v: string; started: string }>(
         `SELECT ${VALUE} AS v, pg_postmaster_start_time()::text AS started FROM ${GLOBAL_SEQUENCE}`,
