@@ -36,6 +36,7 @@ function kindOf(text: string): string {
   const verb = t.split(' ')[0].toUpperCase();
   if (verb === 'SELECT' && /pg_(try_)?advisory/.test(t)) return `SELECT ${/pg_\w+/.exec(t)![0]}`;
   const tables = [...t.matchAll(/(?:from|into|update|join) "?(\w+)"?/gi)].map((m) => m[1]);
+  if (tables.length === 0) return t.slice(0, 60);
   return `${verb} ${[...new Set(tables)].join(',')}${/ for update/i.test(t) ? ' FOR UPDATE' : ''}`;
 }
 const original = pg.Client.prototype.query as (...a: unknown[]) => unknown;
