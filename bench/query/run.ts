@@ -3,6 +3,7 @@
 // server's RSS with N VMs loaded.
 //
 //   npx tsx bench/query/run.ts [--vms 100000] [--connections 64] [--duration 15] [--rounds 2]
+//   BENCH_NO_CACHE=1 …    the server with its reply cache off
 //   BENCH_TRY_INDEX=1 …   then adds indexes for the default sort on the bench database and measures again
 //
 // The VMs are inserted straight into the database (vm_instances + one vm_nics + one used_ips + one root volume each,
@@ -26,13 +27,15 @@ const HOSTS = 10;
 
 const loadBefore = load();
 const database = await createDatabase('zsbench_query');
-const server = await startServerProcess(database.url).catch(async (e) => {
+// BENCH_NO_CACHE=1: the server without its reply cache (ZSTACK_QUERY_CACHE_MB=0), to measure the computing path.
+const CACHE = !process.env.BENCH_NO_CACHE;
+const server = await startServerProcess(database.url, CACHE ? {} : { ZSTACK_QUERY_CACHE_MB: '0' }).catch(async (e) => {
   await database.drop();
   throw e;
 });
 const tmp = mkdtempSync(join(tmpdir(), 'zstack-bench-query-'));
 let bare: { url: string; pid: number; stop(): Promise<void> } | undefined;
-const result: Record<string, unknown> = { bench: 'query', vms: VMS, connections: CONNECTIONS, durationS: DURATION, rounds: ROUNDS, loadBefore };
+const result: Record<string, unknown> = { bench: 'query', replyCache: CACHE, vms: VMS, connections: CONNECTIONS, durationS: DURATION, rounds: ROUNDS, loadBefore };
 try {
   const zs = client(server.url);
   const w = await buildBenchWorld(zs, { hosts: HOSTS, cidr: '10.0.0.0/14' });

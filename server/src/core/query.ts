@@ -145,11 +145,13 @@ export class QueryEngine {
    * The serialized reply of a Query API: `build` turns the engine's result into the reply (and may check it); its
    * JSON is cached (see query-cache.ts) when the database tracks changes. Errors are never cached.
    */
-  async reply(db: Tx, inventory: string, params: QueryParams, build: (r: QueryReply) => object, opts: { synced?: boolean } = {}): Promise<Buffer> {
+  async reply(db: Tx, inventory: string, params: QueryParams, build: (r: QueryReply) => object, opts: { synced?: boolean } = {}): Promise<Buffer | string> {
     const changes = changesOf(db);
     const cache = this.cache;
-    const compute = async () => Buffer.from(JSON.stringify(build(await this.query(db, inventory, params))));
-    if (!cache || !changes) return compute();
+    const json = async () => JSON.stringify(build(await this.query(db, inventory, params)));
+    // Without the cache the JSON string is sent as it is; cached replies are kept (and sent) as bytes.
+    if (!cache || !changes) return json();
+    const compute = async () => Buffer.from(await json());
     const key = cacheKey(inventory, params);
     try {
       // Other nodes' commits acknowledged before this request arrived are reflected from here on.
