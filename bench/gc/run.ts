@@ -1,18 +1,23 @@
 // Garbage collector catch-up: K running VMs on H simulated hosts; all hosts disconnected (UpdateSimulatorHost
-// connected=false); every VM destroyed (the API succeeds, each leaves a DestroyVmOnHost GC job); then all hosts
-// reconnected (connected=true, then ReconnectHost on each, all at once): the time until every job is Done, and a
-// check that each job Succeeded and the simulator recorded exactly one /vm/destroy per VM.
+// connected=false); every VM destroyed through DestroyVmInstance (the API succeeds, each leaves a DestroyVmOnHost GC
+// job); then all hosts reconnected (connected=true, then ReconnectHost on each, all at once): the time until every
+// job is Done, the server's CPU per job, and a check that each job Succeeded once and the simulator destroyed every
+// VM exactly once (by /vm/destroy or inside a /vm/batchdestroy).
 //
-//   npx tsx bench/gc/run.ts [--jobs 1000] [--hosts 50] [--concurrency 64]
+//   npx tsx bench/gc/run.ts [--jobs 1000] [--hosts 50] [--concurrency 64] [--seed-api 0|1]
 //
+// VMs are seeded (bench/gc/seed.ts: one per host through CreateVmInstance, the rest cloned in SQL and started on the
+// simulator) unless --seed-api 1 creates every VM through the API (≈6-11 min for 10,000 here).
 // The server and the simulator agent run as their own processes (the simulator spawned here with a known secret, so
 // its command records can be read). Prints phase timings on stderr and one JSON line.
 import pg from 'pg';
+import { seedVms } from './seed.js';
 import { arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, pool, rssMb, sampleActivity, simulatorEnv, startServerProcess, startSimulatorProcess, stats } from '../provision/lib.js';
 
 const JOBS = arg('jobs', 'BENCH_JOBS', 1000);
 const HOSTS = arg('hosts', 'BENCH_HOSTS', 50);
 const CONCURRENCY = arg('concurrency', 'BENCH_CONCURRENCY', 64);
+const SEED_API = arg('seed-api', 'BENCH_SEED_API', 0) === 1;
 
 const loadBefore = load();
 const database = await createDatabase('zsbench_gc');
@@ -23,7 +28,7 @@ const server = await startServerProcess(database.url, simulatorEnv(sim)).catch(a
   throw e;
 });
 const db = new pg.Client({ connectionString: database.url });
-const result: Record<string, unknown> = { bench: 'gc', jobs: JOBS, hosts: HOSTS, concurrency: CONCURRENCY, loadBefore };
+const result: Record<string, unknown> = { bench: 'gc', jobs: JOBS, hosts: HOSTS, concurrency: CONCURRENCY, seed: SEED_API ? 'api' : 'clone', loadBefore };
 const phase = (name: string, t0: number) => {
   const s = Math.round((Date.now() - t0) / 100) / 10;
   console.error(`${name}: ${s} s (load ${load().join(' ')})`);
@@ -38,11 +43,18 @@ try {
 
   // Capacity per host is ample, so LeastVmPreferred spreads the VMs over all hosts.
   t = Date.now();
-  const vms: string[] = [];
-  await pool(JOBS, CONCURRENCY, async (i) => {
-    const vm = await zs.createVmInstance({ name: `vm-${i}`, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] });
-    vms.push(vm.inventory.uuid);
-  });
+  let vms: string[] = [];
+  if (SEED_API) {
+    await pool(JOBS, CONCURRENCY, async (i) => {
+      const vm = await zs.createVmInstance({ name: `vm-${i}`, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] });
+      vms.push(vm.inventory.uuid);
+    });
+  } else {
+    const seeded = await seedVms(zs, db, sim, w, JOBS);
+    vms = seeded.vms;
+    result.seedS = { templates: seeded.templatesS, clone: seeded.cloneS, simulator: seeded.simulatorS };
+  }
+  if (vms.length !== JOBS) throw new Error(`expected ${JOBS} running VMs, have ${vms.length}`);
   result.createVmsS = phase(`${JOBS} VMs created`, t);
 
   t = Date.now();
@@ -87,11 +99,14 @@ try {
   // When the first job finished, and when half of them had.
   result.firstDoneMs = timeline.find(([, n]) => n > 0)?.[0];
   result.halfDoneMs = timeline.find(([, n]) => n >= JOBS / 2)?.[0];
-  result.cpuSecondsDuringCatchUp = {
-    server: Math.round((cpuSeconds(server.pid) - cpu0.server) * 10) / 10,
-    simulator: Math.round((cpuSeconds(sim.pid) - cpu0.sim) * 10) / 10,
-    postgres: Math.round(((await pgBackendCpuSeconds(database.name)) - cpu0.pg) * 10) / 10,
+  const cpu = {
+    server: cpuSeconds(server.pid) - cpu0.server,
+    simulator: cpuSeconds(sim.pid) - cpu0.sim,
+    postgres: (await pgBackendCpuSeconds(database.name)) - cpu0.pg,
   };
+  result.cpuSecondsDuringCatchUp = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Math.round(v * 10) / 10]));
+  // Includes the ReconnectHost calls themselves (H of them), which run in the same window.
+  result.cpuMsPerJob = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Math.round((v * 1000 * 100) / JOBS) / 100]));
   console.error(`all ${done}/${JOBS} jobs Done after ${allDoneMs} ms (ReconnectHost calls took ${result.reconnectHostCallsMs} ms)`);
 
   // ---- check: every job Succeeded once, and the simulator destroyed every VM exactly once
@@ -103,8 +118,13 @@ try {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${sim.secret}` },
       body: JSON.stringify({ hostUuid }),
     });
-    const { records } = (await res.json()) as { records: Array<{ path: string; outcome: string; body: { uuid?: string } }> };
-    for (const r of records) if (r.path === '/vm/destroy' && r.outcome === 'ok') destroyed.set(r.body.uuid!, (destroyed.get(r.body.uuid!) ?? 0) + 1);
+    const { records } = (await res.json()) as { records: Array<{ path: string; outcome: string; body: { uuid?: string; uuids?: string[] } }> };
+    for (const r of records) {
+      if (r.outcome !== 'ok') continue;
+      const uuids = r.path === '/vm/destroy' ? [r.body.uuid!] : r.path === '/vm/batchdestroy' ? r.body.uuids! : [];
+      for (const u of uuids) destroyed.set(u, (destroyed.get(u) ?? 0) + 1);
+    }
+    result.agentCommands = (result.agentCommands as number | undefined ?? 0) + records.filter((r) => r.path === '/vm/destroy' || r.path === '/vm/batchdestroy').length;
   }
   const exactlyOnce = vms.filter((v) => destroyed.get(v) === 1).length;
   result.check = {
