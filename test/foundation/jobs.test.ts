@@ -243,6 +243,7 @@ t.test('jobs', async (t) => {
     t.equal(tooSlow.status, 503, 'a check longer than the whole budget fails the call itself');
     t.equal(tooSlow.json.error.code, 'SYS.1001');
     t.match(tooSlow.json.error.details, /API\[UpdateZone\] timed out after \d+ ms \(timeout 2000 ms\)/);
+    t.match(tooSlow.json.error.details, /UpdateZone\/check/, 'the phase it ran out in is named');
   });
 
   t.test('X-API-Timeout must be whole seconds', async (t) => {

@@ -114,6 +114,8 @@ class SessionMemo {
 }
 
 async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest, reply: FastifyReply, sessions: SessionMemo): Promise<void> {
+  // The API's deadline counts from here: authentication, validation and checks are inside its budget.
+  const arrivedAt = Date.now();
   // The call's own deadline timer (checks, sync and query APIs); an async API's job arms its own.
   let disposeDeadline: (() => void) | undefined;
   try {
@@ -166,7 +168,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       if (hit) return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(hit);
     }
     const timeoutMs = deps.timeoutOf(op, timeoutSeconds);
-    const now = Date.now();
+    const now = arrivedAt;
     const deadline = deadlineSignal(now + timeoutMs);
     disposeDeadline = deadline.dispose;
     const ctx: CallContext = {
@@ -176,7 +178,8 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       timeoutMs,
       signal: deadline.signal,
       session,
-      trace: { steps: [] },
+      // Named in a SYS.1001 when the deadline falls outside any step.
+      trace: { steps: [], phase: `${op.operationId}/check` },
     };
 
     const finish = (result: unknown) => {
@@ -220,6 +223,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
 
     if (handler.check) await bounded(() => handler.check!(msg, ctx));
     if (op.x.kind === 'sync') {
+      ctx.trace.phase = `${op.operationId}/run`;
       const result = await bounded(() => handler.run(msg, ctx));
       if (sendRaw(reply, result)) return;
       return void reply.code(200).send(finish(result));
