@@ -136,16 +136,31 @@ export function usedIpInsertIfFree(uuid: string, l3Uuid: string, r: IpRangeRow, 
 }
 
 /**
- * A free address of the L3 network as the random strategy picks it (reads only, no reservation): for callers that
- * reserve it themselves with usedIpInsertIfFree and fall back to allocateIp when they lose it.
+ * An INSERT of a used IP that picks the address itself, as the random strategy does (a random range, a random window
+ * of WINDOW addresses from a random start in it, a random free address of the window; never the range's gateway at
+ * either end), and takes it only when free and not being inserted by another transaction (try-lock, ON CONFLICT DO
+ * NOTHING). Inserts nothing when the window has no free address: the caller then uses allocateIp. RETURNING uuid,
+ * ip, netmask, gateway. Usable as a data-modifying CTE.
  */
-export async function pickFreeIp(db: Tx, l3Uuid: string): Promise<{ range: IpRangeRow; n: number } | undefined> {
-  const ranges = await db.select().from(ipRanges).where(eq(ipRanges.l3NetworkUuid, l3Uuid));
-  for (const range of shuffle(ranges)) {
-    const n = await randomFree(db, l3Uuid, range);
-    if (n !== undefined) return { range, n };
-  }
-  return undefined;
+export function freeIpInsert(uuid: string, l3Uuid: string, opts: Pick<AllocateIpOptions, 'usedFor' | 'vmNicUuid'>): SQL {
+  const ipToLongSql = (col: SQL) =>
+    sql`((split_part(${col}, '.', 1)::bigint << 24) + (split_part(${col}, '.', 2)::bigint << 16) + (split_part(${col}, '.', 3)::bigint << 8) + split_part(${col}, '.', 4)::bigint)`;
+  return sql`INSERT INTO ${usedIps} (uuid, ip_range_uuid, l3_network_uuid, ip, ip_in_long, netmask, gateway, used_for, vm_nic_uuid)
+    SELECT ${uuid}, c.uuid, ${l3Uuid}, concat_ws('.', (c.n >> 24) & 255, (c.n >> 16) & 255, (c.n >> 8) & 255, c.n & 255), c.n, c.netmask, c.gateway,
+           ${opts.usedFor}, ${opts.vmNicUuid ?? null}
+      FROM (
+        SELECT r.uuid, r.netmask, r.gateway, n FROM (
+          SELECT ir.uuid, ir.netmask, ir.gateway, b.hi, b.lo + floor(random() * (b.hi - b.lo + 1))::bigint AS start
+            FROM ${ipRanges} ir CROSS JOIN LATERAL (
+              SELECT ir.start_int + (g.gw = ir.start_int)::int AS lo, ir.end_int - (g.gw = ir.end_int)::int AS hi
+                FROM (SELECT ${ipToLongSql(sql`ir.gateway`)} AS gw) g) b
+           WHERE ir.l3_network_uuid = ${l3Uuid} AND b.hi >= b.lo
+           ORDER BY random() LIMIT 1) r
+        CROSS JOIN LATERAL generate_series(r.start, LEAST(r.start + ${WINDOW - 1}, r.hi)) n
+        WHERE NOT EXISTS (SELECT 1 FROM ${usedIps} u WHERE u.l3_network_uuid = ${l3Uuid} AND u.ip_in_long = n)
+        ORDER BY random() LIMIT 1) c
+     WHERE pg_try_advisory_xact_lock(hashtextextended('used-ip:' || ${l3Uuid}::text || ':' || c.n, 0))
+    ON CONFLICT (l3_network_uuid, ip_in_long) DO NOTHING RETURNING uuid, ip, netmask, gateway`;
 }
 
 async function usedCount(tx: Tx, l3Uuid: string, lo: number, hi: number): Promise<number> {

@@ -8,14 +8,14 @@ import { argErr, err, notFound } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
 import type { Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
-import { clusters, diskOfferings, hosts, images, instanceOfferings, l3Networks, vmInstances, vmNics, volumes, zones } from '../db/schema/index.js';
+import { clusters, diskOfferings, hosts, images, instanceOfferings, l3Networks, primaryStorage, vmInstances, vmNics, volumes, zones } from '../db/schema/index.js';
 import { allocateHost, DEFAULT_ALLOCATOR_STRATEGY, reserveHostQuery, type HostRequirement, type HostRow } from './allocation/host-allocator.js';
-import { pickFreeIp, usedIpInsertIfFree } from '../network/allocator.js';
-import { longToIp } from '../network/ip.js';
+import { freeIpInsert } from '../network/allocator.js';
+import { reservePrimaryStorageQuery } from './allocation/primary-storage-allocator.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic } from './nics.js';
 import type { VmService } from './service.js';
-import type { Placement, StartData } from './start-flow.js';
+import { installPathOf, type Placement, type StartData } from './start-flow.js';
 
 export type ImageRow = typeof images.$inferSelect;
 export type CreateStrategy = 'InstantStart' | 'JustCreate' | 'CreateStopped';
@@ -182,9 +182,9 @@ interface CreateData extends StartData {
 
 /**
  * Runs the create flow; returns the new VM's row as the flow left it. Steps: 'reserve' writes the VM and volume
- * rows, reserves a host's CPU/memory and takes the NICs' IPs, all in one transaction (nothing is half-written when
- * any of it fails); then the placing steps (primary storage, volumes on the host, network services, start,
- * record). Any later failure rolls the reservation back in one transaction.
+ * rows, reserves a host's CPU/memory (and usually primary storage) and takes the NICs' IPs, all or nothing; then the
+ * placing steps (primary storage unless reserved already, volumes on the host, network services, start, record).
+ * Any later failure rolls the reservation back in one transaction.
  */
 export async function createVmRow(app: App, svc: VmService, spec: VmCreateSpec): Promise<VmRow> {
   const steps: FlowStep<CreateData>[] = [
@@ -198,11 +198,15 @@ export async function createVmRow(app: App, svc: VmService, spec: VmCreateSpec):
         const nics = d.nics ?? [];
         await app.db.transaction(async (tx) => {
           if (d.host) await app.services.hosts.releaseCapacity(tx, d.host.uuid, d.vm!.cpuNum, d.vm!.memorySize);
+          // Primary storage the one-statement reservation took (a separate 'allocate-primary-storage' step gives
+          // back its own, and has emptied the list by now).
+          for (const r of d.psReserved) await app.services.primaryStorage.release(tx, r.psUuid, r.bytes);
           for (const nic of nics) await deleteNic(app, nic, tx);
           await tx.delete(volumes).where(eq(volumes.vmInstanceUuid, d.vmUuid));
           await tx.delete(vmNics).where(eq(vmNics.vmInstanceUuid, d.vmUuid));
           await tx.delete(vmInstances).where(eq(vmInstances.uuid, d.vmUuid));
         });
+        d.psReserved = [];
         if (d.previousState) svc.emitState(d.vmUuid, 'Starting', d.previousState, null);
       },
     },
@@ -307,10 +311,10 @@ interface Reserved {
 
 /**
  * The VM and volume rows, the host reservation and the NICs (IP + row), all or nothing. Usually one statement
- * (reserveInOneStatement); when that cannot complete (no host on the fast path, an address or MAC taken meanwhile,
- * several NICs), one transaction with the full host pass, the IP allocator's retries and its explanations. The
- * flow's data gets the rows only once they are committed. Primary storage is the next step's own statement (its
- * row is shared by every creation: no transaction holds it).
+ * (reserveInOneStatement, primary storage included); when that cannot complete (no host or storage on the fast
+ * path, an address or MAC taken meanwhile, several NICs), one transaction with the full host pass, the IP
+ * allocator's retries and its explanations, and primary storage in the next step's own statement (its row is shared
+ * by every creation: no transaction holds it across round trips). The flow's data gets the rows once committed.
  */
 async function reserve(app: App, d: CreateData): Promise<void> {
   const plan = planOf(d);
@@ -345,32 +349,36 @@ async function reserveInTransaction(app: App, d: CreateData, plan: Plan): Promis
 
 /**
  * The common case as one autocommitted statement: data-modifying CTEs reserve the first host of the allocator's
- * fast path, insert the VM and its volumes, take the address picked beforehand (reads only; try-locked and
- * ON CONFLICT DO NOTHING) and insert the NIC (ON CONFLICT on the MAC DO NOTHING). When any part came back empty,
- * a division by zero in the same statement aborts all of it, and the caller takes the transaction path.
+ * fast path and primary storage in its cluster, insert the VM and its volumes, take a free address (picked in the
+ * statement as the random strategy does; try-locked, ON CONFLICT DO NOTHING) and insert the NIC (ON CONFLICT on the
+ * MAC DO NOTHING). No row stays locked across a round trip. When any part came back empty, a division by zero in the
+ * same statement undoes all of it, and the caller takes the transaction path.
  */
 async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: HostRequirement): Promise<Reserved | undefined> {
   const nic = d.spec.nics[0];
-  const picked = await pickFreeIp(app.db, nic.l3NetworkUuid);
-  if (!picked) return undefined;
   const nicUuid = newUuid();
-  const usedIpUuid = newUuid();
-  const ip = usedIpInsertIfFree(usedIpUuid, nic.l3NetworkUuid, picked.range, picked.n, { usedFor: plan.usedFor, vmNicUuid: nicUuid });
+  const ip = freeIpInsert(newUuid(), nic.l3NetworkUuid, { usedFor: plan.usedFor, vmNicUuid: nicUuid });
+  const ps = reservePrimaryStorageQuery(app.db, {
+    clusterUuid: sql`(SELECT cluster_uuid FROM h)`,
+    bytes: req.newVolumeBytes,
+    required: d.placement.primaryStorageUuidForRootVolume,
+  });
   const statement = sql`WITH h AS (${reserveHostQuery(app.db, req).getSQL()}),
+    ps AS (${ps.getSQL()}),
     vm AS (${app.db.insert(vmInstances).values(plan.vm).returning().getSQL()}),
     vol AS (${app.db.insert(volumes).values(plan.vols).returning().getSQL()}),
     ip AS (${ip}),
     nic AS (
       INSERT INTO ${vmNics} (uuid, vm_instance_uuid, l3_network_uuid, used_ip_uuid, ip, netmask, gateway, mac, meta_data, device_id, internal_name, hypervisor_type)
-      SELECT ${nicUuid}, vm.uuid, ${nic.l3NetworkUuid}, ip.uuid, ${longToIp(picked.n)}, ${picked.range.netmask}, ${picked.range.gateway},
+      SELECT ${nicUuid}, vm.uuid, ${nic.l3NetworkUuid}, ip.uuid, ip.ip, ip.netmask, ip.gateway,
              ${app.services.networks.generateMac(0)}, ${nic.metaData ?? null}, 0, 'vnic' || vm.internal_id || '.0', h.hypervisor_type
         FROM vm, ip, h
       ON CONFLICT (mac) DO NOTHING RETURNING *
     )
-    SELECT (SELECT row_to_json(h) FROM h) AS host, (SELECT row_to_json(vm) FROM vm) AS vm,
+    SELECT (SELECT row_to_json(h) FROM h) AS host, (SELECT row_to_json(ps) FROM ps) AS ps, (SELECT row_to_json(vm) FROM vm) AS vm,
            (SELECT json_agg(vol ORDER BY vol.device_id) FROM vol) AS vols, (SELECT json_agg(nic) FROM nic) AS nics,
-           1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM nic))::int AS complete`;
-  let row: { host: object; vm: object; vols: object[]; nics: object[] };
+           1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM ps) * (SELECT count(*) FROM nic))::int AS complete`;
+  let row: { host: object; ps: object; vm: object; vols: object[]; nics: object[] };
   try {
     const result = (await app.db.execute(statement)) as unknown as { rows: Array<typeof row> };
     row = result.rows[0];
@@ -378,12 +386,14 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
     if (isDivisionByZero(e)) return undefined;
     throw e;
   }
-  return {
-    host: fromJson(hosts, row.host),
-    vm: fromJson(vmInstances, row.vm),
-    vols: row.vols.map((v) => fromJson(volumes, v)),
-    nics: row.nics.map((n) => fromJson(vmNics, n)),
-  };
+  const storage = fromJson(primaryStorage, row.ps);
+  const vols = row.vols.map((v) => fromJson(volumes, v));
+  for (const v of vols) {
+    v.primaryStorageUuid = storage.uuid;
+    v.installPath = installPathOf(storage.url, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid);
+  }
+  d.psReserved.push({ psUuid: storage.uuid, bytes: req.newVolumeBytes });
+  return { host: fromJson(hosts, row.host), vm: fromJson(vmInstances, row.vm), vols, nics: row.nics.map((n) => fromJson(vmNics, n)) };
 }
 
 /** A row from its JSON (row_to_json: column names, timestamps as text), decoded as the driver's rows are. */

@@ -97,7 +97,8 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
   return [
     {
       name: 'allocate-primary-storage',
-      when: (d) => d.volumes!.some((v) => v.status === 'NotInstantiated'),
+      // Not when the create flow's one-statement reservation took it already.
+      when: (d) => d.volumes!.some((v) => v.status === 'NotInstantiated') && d.psReserved.length === 0,
       async run(d) {
         const pending = d.volumes!.filter((v) => v.status === 'NotInstantiated');
         const bytes = pending.reduce((s, v) => s + v.size, 0);

@@ -1,6 +1,6 @@
 // Primary storage allocation (zstack-internals.md §5.2): among the Enabled, Connected primary storage attached to
 // the host's cluster, reserve the bytes on one that still has them (conditional UPDATE in the storage service).
-import { and, eq, gte, inArray, sql } from 'drizzle-orm';
+import { and, eq, gte, inArray, sql, type SQL } from 'drizzle-orm';
 import type { App } from '../../app.js';
 import { err } from '../../core/errors.js';
 import type { Tx } from '../../db/index.js';
@@ -8,12 +8,11 @@ import { primaryStorage, primaryStorageClusterRefs } from '../../db/schema/index
 
 export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
 
-export async function allocatePrimaryStorage(
-  app: App,
-  req: { clusterUuid: string; bytes: number; required?: string; purpose: string },
-  tx: Tx = app.db,
-): Promise<PrimaryStorageRow> {
-  // Fast path: pick (at random) and reserve in one statement; the UPDATE checks the room again on the locked row.
+/**
+ * Picks (at random) an Enabled, Connected primary storage of the cluster with the room, and reserves it: one UPDATE …
+ * RETURNING (empty when none could take it). `clusterUuid` may be an SQL expression (a CTE's column).
+ */
+export function reservePrimaryStorageQuery(tx: Tx, req: { clusterUuid: string | SQL; bytes: number; required?: string }) {
   const pick = tx
     .select({ uuid: primaryStorage.uuid })
     .from(primaryStorageClusterRefs)
@@ -29,11 +28,20 @@ export async function allocatePrimaryStorage(
     )
     .orderBy(sql`random()`)
     .limit(1);
-  const [fast] = await tx
+  return tx
     .update(primaryStorage)
     .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${req.bytes}::bigint` })
     .where(and(inArray(primaryStorage.uuid, pick), gte(primaryStorage.availableCapacity, req.bytes)))
     .returning();
+}
+
+export async function allocatePrimaryStorage(
+  app: App,
+  req: { clusterUuid: string; bytes: number; required?: string; purpose: string },
+  tx: Tx = app.db,
+): Promise<PrimaryStorageRow> {
+  // Fast path: pick (at random) and reserve in one statement; the UPDATE checks the room again on the locked row.
+  const [fast] = await reservePrimaryStorageQuery(tx, req);
   if (fast) return fast;
   // None had room (or a race took it): look at every one, try again, and say why each was dropped.
   const rows = await app.db
