@@ -284,7 +284,7 @@ export class GarbageCollector {
     const results = new Map<string, GcResult>();
     try {
       const byRunner = new Map<string, number[]>();
-      jobs.forEach((job, i) => byRunner.set(job.runner, [...(byRunner.get(job.runner) ?? []), i]));
+      jobs.forEach((job, i) => (byRunner.get(job.runner) ?? byRunner.set(job.runner, []).get(job.runner)!).push(i));
       await Promise.all(
         [...byRunner].map(async ([name, indexes]) => {
           const runner = this.runners.get(name);

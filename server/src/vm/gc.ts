@@ -75,7 +75,7 @@ async function destroyBatch(app: App, items: Array<GcBatchItem<DestroyVmContext>
     if (status === undefined) results[i] = 'cancel'; // the host is gone, and the VM with it
     else if (state !== undefined && state !== 'Destroyed') results[i] = 'cancel'; // recovered since: the user's VM again
     else if (status !== 'Connected' || item.signal.aborted) results[i] = 'retry';
-    else toDestroy.set(hostUuid, [...(toDestroy.get(hostUuid) ?? []), i]);
+    else (toDestroy.get(hostUuid) ?? toDestroy.set(hostUuid, []).get(hostUuid)!).push(i);
   });
   const work = [...toDestroy].flatMap(([hostUuid, indexes]) =>
     Array.from({ length: Math.ceil(indexes.length / DESTROY_BATCH) }, (_, k) => ({ hostUuid, indexes: indexes.slice(k * DESTROY_BATCH, (k + 1) * DESTROY_BATCH) })),
