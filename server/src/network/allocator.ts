@@ -136,11 +136,11 @@ export function usedIpInsertIfFree(uuid: string, l3Uuid: string, r: IpRangeRow, 
 }
 
 /**
- * An INSERT of a used IP that picks the address itself, as the random strategy does (a random range, a random window
- * of WINDOW addresses from a random start in it, a random free address of the window; never the range's gateway at
- * either end), and takes it only when free and not being inserted by another transaction (try-lock, ON CONFLICT DO
- * NOTHING). Inserts nothing when the window has no free address: the caller then uses allocateIp. RETURNING uuid,
- * ip, netmask, gateway. Usable as a data-modifying CTE.
+ * An INSERT of a used IP that picks the address itself, like the random strategy: a random range, a free address
+ * from a random start in it within WINDOW addresses (no sort: PostgreSQL stops at the first free one it meets instead
+ * of probing the whole window; any free one is fine), never the range's gateway at either end. The address is taken
+ * only when free and not being inserted by another transaction (try-lock, ON CONFLICT DO NOTHING); nothing is
+ * inserted otherwise, and the caller then uses allocateIp. RETURNING uuid, ip, netmask, gateway; usable as a CTE.
  */
 export function freeIpInsert(uuid: string, l3Uuid: string, opts: Pick<AllocateIpOptions, 'usedFor' | 'vmNicUuid'>): SQL {
   const ipToLongSql = (col: SQL) =>
@@ -158,7 +158,7 @@ export function freeIpInsert(uuid: string, l3Uuid: string, opts: Pick<AllocateIp
            ORDER BY random() LIMIT 1) r
         CROSS JOIN LATERAL generate_series(r.start, LEAST(r.start + ${WINDOW - 1}, r.hi)) n
         WHERE NOT EXISTS (SELECT 1 FROM ${usedIps} u WHERE u.l3_network_uuid = ${l3Uuid} AND u.ip_in_long = n)
-        ORDER BY random() LIMIT 1) c
+        LIMIT 1) c
      WHERE pg_try_advisory_xact_lock(hashtextextended('used-ip:' || ${l3Uuid}::text || ':' || c.n, 0))
     ON CONFLICT (l3_network_uuid, ip_in_long) DO NOTHING RETURNING uuid, ip, netmask, gateway`;
 }
