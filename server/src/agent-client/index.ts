@@ -3,7 +3,7 @@
 // serves many hosts in one process). Failures come back as ZStack errors: SYS.1015 when the agent cannot be
 // reached or answers badly, SYS.1006 with the agent's own message when it reports `success: false`, SYS.1001
 // when the call's deadline passes (a late reply is then dropped: the request is aborted, nothing reads it).
-import { currentContext, remainingMs, timeoutError, backgroundContext } from '../core/context.js';
+import { currentContext, deadlineSignal, remainingMs, timeoutError, backgroundContext } from '../core/context.js';
 import { ApiError, errorCode } from '../core/errors.js';
 
 export interface AgentCallOptions {
@@ -30,11 +30,15 @@ export class AgentClient {
   ) {}
 
   async call<R extends AgentReply = AgentReply>(baseUrl: string, path: string, body: object, opts: AgentCallOptions = {}): Promise<R> {
-    const ctx = currentContext() ?? backgroundContext(`agent ${path}`);
+    // Outside any call: the call's own timer below is its deadline.
+    const ctx = currentContext() ?? backgroundContext(`agent ${path}`, undefined, { timer: false });
     const ownBudget = opts.timeoutMs ?? this.budgetFor(path);
     const budget = Math.min(remainingMs(), ownBudget ?? Infinity);
     if (budget <= 0) throw timeoutError(ctx, `agent ${path}`);
-    const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(budget)]);
+    // A disposable timer, cleared once the reply is read (a pending AbortSignal.timeout would keep the request's
+    // state alive until it fires, for as long as the call's budget).
+    const own = deadlineSignal(Date.now() + budget);
+    const signal = AbortSignal.any([ctx.signal, own.signal]);
     const url = baseUrl.replace(/\/$/, '') + path;
     const headers: Record<string, string> = { 'content-type': 'application/json', 'X-Zstack-Timeout-Ms': String(Math.floor(budget)) };
     const secret = opts.secret ?? this.defaultSecret;
@@ -56,6 +60,8 @@ export class AgentClient {
       }
       const reason = (e as { cause?: { code?: string; message?: string } }).cause;
       throw new ApiError(errorCode('SYS.1015', `cannot reach the agent at ${url}: ${reason?.code ?? reason?.message ?? (e as Error).message}`), 503);
+    } finally {
+      own.dispose();
     }
     let reply: R;
     try {

@@ -39,9 +39,12 @@ export function runInContext<T>(ctx: CallContext, fn: () => Promise<T>): Promise
 }
 
 /** A fresh top-level context (for background work that belongs to no API call). */
-export function backgroundContext(name: string, timeoutMs = INTERNAL_TIMEOUT_MS): CallContext {
+export function backgroundContext(name: string, timeoutMs = INTERNAL_TIMEOUT_MS, opts: { timer?: boolean } = {}): CallContext {
   const now = Date.now();
-  return { apiName: name, startedAt: now, deadline: now + timeoutMs, timeoutMs, signal: AbortSignal.timeout(timeoutMs), trace: { steps: [] } };
+  // `timer: false`: the caller enforces the deadline itself (and clears its own timer), so the context's signal
+  // never fires on its own and holds nothing alive.
+  const signal = opts.timer === false ? new AbortController().signal : AbortSignal.timeout(timeoutMs);
+  return { apiName: name, startedAt: now, deadline: now + timeoutMs, timeoutMs, signal, trace: { steps: [] } };
 }
 
 /**
