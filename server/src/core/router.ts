@@ -205,23 +205,34 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     const location = (uuid: string) => `${req.protocol}://${req.headers.host ?? 'localhost'}/zstack/v1/api-jobs/${uuid}`;
     const jobHeader = req.headers['x-job-uuid'];
     let jobUuid = newUuid();
+    let retried = false;
     if (jobHeader !== undefined && op.x.kind === 'async') {
       if (typeof jobHeader !== 'string' || !/^[0-9a-fA-F]{32}$/.test(jobHeader)) {
         throw argErr(`header X-Job-UUID must be 32 hex characters (a uuid without dashes), got [${jobHeader}]`);
       }
       jobUuid = jobHeader.toLowerCase();
-      // A retry of a request that already has its job gets that job back, before any check that the first run
-      // has made fail (e.g. "resourceUuid already used").
-      const existing = await deps.jobs.get(jobUuid);
-      if (existing) {
-        if (existing.apiName !== op.operationId) {
-          throw argErr(`duplicate job uuid[${jobUuid}]: it belongs to a ${existing.apiName} call, not ${op.operationId}`);
-        }
-        return void reply.code(202).header('location', location(jobUuid)).send({ location: location(jobUuid), apiTimeout: existing.timeoutMs });
+      retried = true;
+    }
+    /** A retry of a request that already has its job gets that job back. */
+    const existingJob = async () => {
+      const existing = retried ? await deps.jobs.get(jobUuid) : undefined;
+      if (existing && existing.apiName !== op.operationId) {
+        throw argErr(`duplicate job uuid[${jobUuid}]: it belongs to a ${existing.apiName} call, not ${op.operationId}`);
+      }
+      return existing;
+    };
+
+    if (handler.check) {
+      try {
+        await bounded(() => handler.check!(msg, ctx));
+      } catch (e) {
+        // A check the first run has made fail (e.g. "resourceUuid already used") answers a retry with its job. A
+        // check that passes needs no look-up: the job's insert finds an existing job by its uuid.
+        const existing = await existingJob();
+        if (existing) return void reply.code(202).header('location', location(jobUuid)).send({ location: location(jobUuid), apiTimeout: existing.timeoutMs });
+        throw e;
       }
     }
-
-    if (handler.check) await bounded(() => handler.check!(msg, ctx));
     if (op.x.kind === 'sync') {
       ctx.trace.phase = `${op.operationId}/run`;
       const result = await bounded(() => handler.run(msg, ctx));
