@@ -196,14 +196,19 @@ export class GarbageCollector {
 
   /** Claims and runs batches of the resource's Idle jobs until none is left that this pass has not run already. */
   private async resourcePass(resourceUuid: string): Promise<void> {
-    let passStart: Date | undefined;
+    let passStart: string | undefined;
     for (;;) {
       const batchSize = this.config.getNumber('gc', 'batchSize');
       // Claims and outcomes stamp lastOpDate with the database's clock: jobs this pass already ran (and put back
-      // to Idle on retry) are at or after the first claim's stamp, so no job runs twice in one pass.
-      const jobs = await this.claim(and(eq(gcJobs.resourceUuid, resourceUuid), passStart ? lt(gcJobs.lastOpDate, passStart) : undefined)!, batchSize);
+      // to Idle on retry) are at or after the first claim's stamp, so no job runs twice in one pass. The stamp is
+      // kept as the database's text (microseconds): as a JS Date (milliseconds, truncated) it would also leave out
+      // the jobs written earlier in the same millisecond as the first claim (e.g. one submitted just before).
+      const { jobs, stamp } = await this.claim(
+        and(eq(gcJobs.resourceUuid, resourceUuid), passStart ? sql`${gcJobs.lastOpDate} < ${passStart}::timestamptz` : undefined)!,
+        batchSize,
+      );
       if (!jobs.length) return;
-      passStart ??= jobs[0].lastOpDate;
+      passStart ??= stamp;
       await this.execute(jobs);
       if (jobs.length < batchSize) return;
     }
@@ -220,7 +225,7 @@ export class GarbageCollector {
     for (;;) {
       const batchSize = Math.min(this.config.getNumber('gc', 'batchSize'), limit === undefined ? Infinity : limit - ran);
       if (batchSize <= 0) return ran;
-      const jobs = await this.claim(and(lte(gcJobs.nextRunAt, new Date()), ownerOk)!, batchSize);
+      const { jobs } = await this.claim(and(lte(gcJobs.nextRunAt, new Date()), ownerOk)!, batchSize);
       if (jobs.length) await this.execute(jobs);
       ran += jobs.length;
       if (jobs.length < batchSize) return ran;
@@ -248,7 +253,7 @@ export class GarbageCollector {
 
   /** Claims and runs one job; returns false when it was not Idle (done, running elsewhere, deleted). */
   async runJob(uuid: string): Promise<boolean> {
-    const jobs = await this.claim(eq(gcJobs.uuid, uuid), 1);
+    const { jobs } = await this.claim(eq(gcJobs.uuid, uuid), 1);
     if (!jobs.length) return false;
     await this.execute(jobs);
     return true;
@@ -259,9 +264,9 @@ export class GarbageCollector {
    * SKIP LOCKED (another node claiming at the same moment gets other rows, never waits), then updated with
    * `status = 'Idle'` checked again, so a job is claimed by exactly one caller. The candidates are a MATERIALIZED
    * CTE: as a plain `IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` subquery they may be evaluated again and claim
-   * more than n.
+   * more than n. `stamp`: the claim's `now()` (the claimed jobs' lastOpDate) as the database's text, to the microsecond.
    */
-  private async claim(where: SQL, limit: number): Promise<GcJobRow[]> {
+  private async claim(where: SQL, limit: number): Promise<{ jobs: GcJobRow[]; stamp?: string }> {
     const claimed = await rows(
       this.db,
       sql`WITH c AS MATERIALIZED (
@@ -269,9 +274,9 @@ export class GarbageCollector {
             ORDER BY ${gcJobs.nextRunAt} LIMIT ${limit} FOR UPDATE SKIP LOCKED)
           UPDATE ${gcJobs} SET status = 'Processing', management_node_uuid = ${this.nodeUuid}, attempts = ${gcJobs.attempts} + 1, last_op_date = now()
           FROM c WHERE ${gcJobs.uuid} = c.uuid AND ${gcJobs.status} = 'Idle'
-          RETURNING ${gcJobs}.*`,
+          RETURNING ${gcJobs}.*, now()::text AS claim_stamp`,
     );
-    return claimed.map(jobFromRow);
+    return { jobs: claimed.map(jobFromRow), stamp: claimed[0]?.claim_stamp as string | undefined };
   }
 
   /** Runs claimed jobs (grouped by runner, batched where the runner can) and records every outcome. */
