@@ -109,9 +109,16 @@ t.test('locks', async (t) => {
   );
   t.equal(many.length, 40, '40 concurrent lock holders each ran a query');
 
+  // The holder is inside before the waiter starts (waiting a fixed 20 ms for that could be too short on a loaded
+  // machine: the waiter would then get the free lock first).
+  let entered!: () => void;
+  const inside = new Promise<void>((r) => (entered = r));
+  const holder = locksA.withLock('host:h', async () => {
+    entered();
+    await sleep(400);
+  });
+  await inside;
   const ctx = backgroundContext('Waiter', 100);
-  const holder = locksA.withLock('host:h', () => sleep(400));
-  await sleep(20);
   await t.rejects(runInContext(ctx, () => locksB.withLock('host:h', async () => 'never')), apiError({ code: 'SYS.1001' }), 'waiting respects the deadline');
   await holder;
   t.equal(await locksB.withLock('host:h', async () => 'free'), 'free', 'the lock is usable afterwards');

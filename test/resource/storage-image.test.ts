@@ -27,6 +27,19 @@ interface TestT {
 }
 
 /** Expects a failure: a ZStackError from the SDK, or an ApiError thrown by a service called directly. */
+/**
+ * Reads `read` until `done` holds of it (an asynchronous effect has landed) or `timeoutMs` has passed, and returns the
+ * last value read, so that the caller's assertion reports what was there when it did not land.
+ */
+async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (done(v) || Date.now() > until) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function fails(t: TestT, p: Promise<unknown>, status: number, code: string, details: RegExp) {
   const x = await p.then(
     () => undefined,
@@ -128,8 +141,8 @@ t.test('primary storage, backup storage and images', async (t) => {
     t.equal(row.totalCapacity, 12 * TiB);
     t.equal(row.availableCapacity, 12 * TiB - 100 * GiB);
     await zs.deleteHost({ uuid: h2.uuid });
-    await new Promise((r) => setTimeout(r, 200)); // host.deleted is handled detached
-    row = (await svc.get(ps.uuid))!;
+    // host.deleted is handled detached (after DeleteHost replied): poll until the disk is taken away, generously.
+    row = await eventually(async () => (await svc.get(ps.uuid))!, (r) => r.totalCapacity === 2 * TiB);
     t.equal(row.totalCapacity, 2 * TiB);
     await zs.detachPrimaryStorageFromCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: ps.uuid });
     t.equal((await svc.get(ps.uuid))!.totalCapacity, 0);
