@@ -10,8 +10,8 @@
 // are recorded with one UPDATE per kind of outcome. Resources are worked through a few at a time
 // (`gc/resourceConcurrency`), so jobs finish progressively and the rest of the server (e.g. the ReconnectHost calls
 // that triggered them) keeps its share of the database pool.
-import { and, eq, getTableColumns, inArray, isNull, lt, lte, notInArray, or, sql, type SQL } from 'drizzle-orm';
-import { rows, type Db } from '../db/index.js';
+import { and, eq, inArray, isNull, lt, lte, notInArray, or, sql, type SQL } from 'drizzle-orm';
+import { decodeRow, rows, type Db } from '../db/index.js';
 import { gcJobs } from '../db/schema/index.js';
 import { deadlineSignal, runInContext, type CallContext } from './context.js';
 import { formatDate } from './dates.js';
@@ -66,9 +66,7 @@ const RUN_BUDGET_MS = 10 * 60_000;
 const PER_JOB_CONCURRENCY = 16;
 
 /** A raw `gc_jobs` row (snake_case, driver values) as drizzle would return it. */
-const jobColumns = Object.entries(getTableColumns(gcJobs));
-const jobFromRow = (r: Record<string, unknown>): GcJobRow =>
-  Object.fromEntries(jobColumns.map(([key, col]) => [key, r[col.name] == null ? null : col.mapFromDriverValue(r[col.name])])) as GcJobRow;
+const jobFromRow = (r: Record<string, unknown>): GcJobRow => decodeRow(gcJobs, r);
 
 /** A counting semaphore: at most `limit()` tasks at once, the others wait in order. */
 class Limiter {

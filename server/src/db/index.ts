@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
-import { getTableName, is, sql } from 'drizzle-orm';
+import { getTableColumns, getTableName, is, sql, type Column } from 'drizzle-orm';
 import { PgTable, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
@@ -88,4 +88,24 @@ export async function migrate(database: Database): Promise<void> {
 export async function rows<T = Record<string, unknown>>(db: Tx, query: ReturnType<typeof sql>): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as { rows: T[] };
   return result.rows;
+}
+
+const columnLists = new WeakMap<PgTable, Array<{ key: string; name: string; col: Column }>>();
+
+/**
+ * A raw row of `table` (column names; driver values, or the text `row_to_json` gives) → the object drizzle's select
+ * returns (property names, each value through its column's own decoder). The column list is computed once per table.
+ */
+export function decodeRow<T extends PgTable>(table: T, raw: Record<string, unknown>): T['$inferSelect'] {
+  let cols = columnLists.get(table);
+  if (!cols) {
+    cols = Object.entries(getTableColumns(table)).map(([key, col]) => ({ key, name: col.name, col }));
+    columnLists.set(table, cols);
+  }
+  const o: Record<string, unknown> = {};
+  for (const c of cols) {
+    const v = raw[c.name];
+    o[c.key] = v === null || v === undefined ? null : c.col.mapFromDriverValue(v);
+  }
+  return o as T['$inferSelect'];
 }

@@ -2,7 +2,8 @@
 // message into a spec; the create flow persists the VM, its volumes and NICs, then (unless JustCreate) runs the
 // start steps. Any failing step rolls everything back: host and storage capacity, IPs, NICs, volumes, the VM row.
 import { vmLockKey } from './service.js';
-import { eq, getTableColumns, inArray, sql, type Table } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
+import { decodeRow } from '../db/index.js';
 import type { App } from '../app.js';
 import { argErr, err, notFound } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
@@ -378,7 +379,8 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
     SELECT (SELECT row_to_json(h) FROM h) AS host, (SELECT row_to_json(ps) FROM ps) AS ps, (SELECT row_to_json(vm) FROM vm) AS vm,
            (SELECT json_agg(vol ORDER BY vol.device_id) FROM vol) AS vols, (SELECT json_agg(nic) FROM nic) AS nics,
            1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM ps) * (SELECT count(*) FROM nic))::int AS complete`;
-  let row: { host: object; ps: object; vm: object; vols: object[]; nics: object[] };
+  type Json = Record<string, unknown>;
+  let row: { host: Json; ps: Json; vm: Json; vols: Json[]; nics: Json[] };
   try {
     const result = (await app.db.execute(statement)) as unknown as { rows: Array<typeof row> };
     row = result.rows[0];
@@ -386,26 +388,16 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
     if (isDivisionByZero(e)) return undefined;
     throw e;
   }
-  const storage = fromJson(primaryStorage, row.ps);
-  const vols = row.vols.map((v) => fromJson(volumes, v));
+  const storage = decodeRow(primaryStorage, row.ps);
+  const vols = row.vols.map((v) => decodeRow(volumes, v));
   for (const v of vols) {
     v.primaryStorageUuid = storage.uuid;
     v.installPath = installPathOf(storage.url, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid);
   }
   d.psReserved.push({ psUuid: storage.uuid, bytes: req.newVolumeBytes });
-  return { host: fromJson(hosts, row.host), vm: fromJson(vmInstances, row.vm), vols, nics: row.nics.map((n) => fromJson(vmNics, n)) };
+  return { host: decodeRow(hosts, row.host), vm: decodeRow(vmInstances, row.vm), vols, nics: row.nics.map((n) => decodeRow(vmNics, n)) };
 }
 
-/** A row from its JSON (row_to_json: column names, timestamps as text), decoded as the driver's rows are. */
-function fromJson<T extends Table>(table: T, json: object): T['$inferSelect'] {
-  const raw = json as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const [key, col] of Object.entries(getTableColumns(table))) {
-    const v = raw[col.name];
-    out[key] = v === null || v === undefined ? null : col.mapFromDriverValue(v);
-  }
-  return out as T['$inferSelect'];
-}
 
 function isDivisionByZero(e: unknown): boolean {
   for (let c = e as { code?: string; cause?: unknown } | undefined; c; c = c.cause as typeof c) if (c.code === '22012') return true;
