@@ -13,6 +13,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import * as schema from './schema/index.js';
 import { ChangeTracker, SharedGenerations, trackPgPool, trackPglite } from './changes.js';
+import { preparePgPool } from './prepared.js';
 
 export { ChangeTracker, type Stamp } from './changes.js';
 
@@ -53,6 +54,8 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
     const changes = new ChangeTracker(tableNames);
     changes.shared = new SharedGenerations(pool, changes, Number(process.env.ZSTACK_QUERY_SYNC_INTERVAL_MS ?? 0));
     trackPgPool(pool, changes);
+    // After the tracker's: its wrapper sees the named config.
+    if (process.env.ZSTACK_PREPARED_STATEMENTS !== '0') preparePgPool(pool);
     const db = drizzlePg(pool, { schema }) as unknown as Db;
     trackers.set(db, changes);
     return { db, kind: 'pg', pool, changes, close: () => pool.end() };
