@@ -6,6 +6,8 @@
 //   npx tsx bench/provision/queries.ts [--vms 50] [--hosts 100]
 //   node --expose-gc --import tsx bench/provision/queries.ts …   (adds the heap still held per VM after a full GC;
 //   BENCH_HEAP_SNAPSHOT=/tmp/x.heapsnapshot writes a snapshot after the run)
+//   BENCH_EXPLAIN=1 also runs one example of each statement kind under EXPLAIN ANALYZE (in a rolled-back
+//   transaction) and reports PostgreSQL's planning and execution time for it)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,8 +26,10 @@ interface Stat {
 }
 let recording = false;
 const statements = new Map<string, Stat>();
-const record = (key: string, ms: number) => {
+const examples = new Map<string, { text: string; values?: unknown[] }>();
+const record = (key: string, ms: number, example?: { text: string; values?: unknown[] }) => {
   if (!recording) return;
+  if (example && !examples.has(key)) examples.set(key, example);
   const s = statements.get(key) ?? statements.set(key, { n: 0, ms: 0 }).get(key)!;
   s.n++;
   s.ms += ms;
@@ -42,13 +46,15 @@ function kindOf(text: string): string {
 const original = pg.Client.prototype.query as (...a: unknown[]) => unknown;
 (pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string })?.text ?? '');
+  const values = Array.isArray(args[1]) ? (args[1] as unknown[]) : (args[0] as { values?: unknown[] })?.values;
+  const example = { text, values };
   const t0 = performance.now();
   // Callback form (pg.Pool#query uses it) or promise form (drizzle inside transactions, the lock connection).
   const last = args.length - 1;
   if (typeof args[last] === 'function') {
     const cb = args[last] as (e: unknown, r: unknown) => void;
     args[last] = (e: unknown, r: unknown) => {
-      record(kindOf(text) + (e ? ' (error)' : ''), performance.now() - t0);
+      record(kindOf(text) + (e ? ' (error)' : ''), performance.now() - t0, example);
       cb(e, r);
     };
     return original.apply(this, args);
@@ -56,7 +62,7 @@ const original = pg.Client.prototype.query as (...a: unknown[]) => unknown;
   const out = original.apply(this, args);
   if (out && typeof (out as Promise<unknown>).then === 'function') {
     (out as Promise<unknown>).then(
-      () => record(kindOf(text), performance.now() - t0),
+      () => record(kindOf(text), performance.now() - t0, example),
       () => record(kindOf(text) + ' (error)', performance.now() - t0),
     );
   }
@@ -89,6 +95,39 @@ try {
   const wall = performance.now() - t0;
   recording = false;
   const heapKbPerVm = gc ? Math.round(((await heapAfterGc()) - heap0) / 1024 / VMS) : undefined;
+  const explained: Record<string, { planningMs: number; executionMs: number }> = {};
+  if (process.env.BENCH_EXPLAIN) {
+    const c = new pg.Client({ connectionString: database.url });
+    await c.connect();
+    for (const [kind, ex] of examples) {
+      if (!/^\s*(select|insert|update|delete|with)\b/i.test(ex.text) || /^\s*select (pg_\w*advisory|nextval)/i.test(ex.text)) continue;
+      await c.query('BEGIN');
+      try {
+        // Twice: the first run on this new connection also fills its catalog caches.
+        await c.query(`EXPLAIN (ANALYZE, SUMMARY, FORMAT JSON) ${ex.text}`, ex.values);
+        const r = await c.query(`EXPLAIN (ANALYZE, SUMMARY, FORMAT JSON) ${ex.text}`, ex.values);
+        const plan = (r.rows[0] as Record<string, [{ 'Planning Time': number; 'Execution Time': number }]>)['QUERY PLAN'][0];
+        explained[kind] = { planningMs: plan['Planning Time'], executionMs: plan['Execution Time'] };
+      } catch (e) {
+        // The example may not run again (a key it inserted exists now): planning alone, without running it.
+        await c.query('ROLLBACK');
+        await c.query('BEGIN');
+        try {
+          await c.query(`EXPLAIN (SUMMARY, FORMAT JSON) ${ex.text}`, ex.values);
+          const r = await c.query(`EXPLAIN (SUMMARY, FORMAT JSON) ${ex.text}`, ex.values);
+          const plan = (r.rows[0] as Record<string, [{ 'Planning Time': number }]>)['QUERY PLAN'][0];
+          explained[kind] = { planningMs: plan['Planning Time'], executionMs: NaN };
+        } catch {
+          console.error(`EXPLAIN ${kind}: ${(e as Error).message}`);
+        }
+      } finally {
+        await c.query('ROLLBACK');
+      }
+    }
+    await c.end();
+    console.error('EXPLAIN ANALYZE (one example each, ms):');
+    for (const [k, v] of Object.entries(explained)) console.error(`  plan ${v.planningMs.toFixed(2).padStart(6)}  exec ${v.executionMs.toFixed(2).padStart(6)}  ${k}`);
+  }
   if (process.env.BENCH_HEAP_SNAPSHOT) writeHeapSnapshot(process.env.BENCH_HEAP_SNAPSHOT);
   const per = (x: number) => Math.round((x / VMS) * 100) / 100;
   const rows = [...statements].sort((a, b) => b[1].n - a[1].n);
@@ -109,6 +148,7 @@ try {
       pollStatementsPerVm: per(statements.get('SELECT api_jobs')?.n ?? 0),
       agentCallsPerVm: agentCalls,
       byKind: Object.fromEntries(rows.map(([k, v]) => [k, per(v.n)])),
+      explained: process.env.BENCH_EXPLAIN ? explained : undefined,
       load: load(),
     }),
   );
