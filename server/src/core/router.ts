@@ -93,7 +93,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
 }
 
 /**
- * Sessions checked for Query APIs, reused for at most a second while the tables `authenticate` read are unchanged
+ * Sessions checked, reused for at most a second while the tables `authenticate` read are unchanged
  * (the reply cache's change tracking: a logout or expiry change on any node drops them at the next sync). Within
  * that second a session past its expiry date is still accepted; `authenticate` itself runs at least once a second
  * per session, so its sliding expiry keeps working.
@@ -127,9 +127,9 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     p.pathNames.forEach((name, i) => (path[name] = positional[`p${i}`]));
 
     if (op.x.kind === 'poll') return await poll(deps, String(path.uuid), reply);
-    // A Query API with the reply cache on: other nodes' commits are reflected first (one sync for the session and
-    // the reply), then the session may come from the memo.
-    let changes = op.x.kind === 'query' && deps.query.cache ? changesOf(deps.db) : undefined;
+    // With the reply cache on, other nodes' commits are reflected first (one sync, shared by concurrent calls, for
+    // the session and a Query API's reply), then the session may come from the memo.
+    let changes = deps.query.cache && (op.x.kind === 'query' || !op.x.public) ? changesOf(deps.db) : undefined;
     if (changes) changes = await changes.sync().then(() => changes, () => undefined);
     const session = op.x.public
       ? undefined

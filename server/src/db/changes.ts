@@ -327,6 +327,8 @@ export class SharedGenerations {
   private waiting?: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
   private lastStart = 0;
   private readAll: string;
+  /** qgen values this node's publishes took and no step has passed yet. */
+  private own = new Set<number>();
 
   constructor(
     private pool: pg.Pool,
@@ -369,7 +371,9 @@ export class SharedGenerations {
         this.batch = undefined;
         const list = b.all ? [...this.tracker.tables] : [...b.tables];
         try {
-          await b.query(`SELECT ${list.map((t) => `nextval('${this.tracker.sequenceOf(t)}')`).join(', ')}; SELECT nextval('${GLOBAL_SEQUENCE}')`);
+          const results = await b.query(`SELECT ${list.map((t) => `nextval('${this.tracker.sequenceOf(t)}')`).join(', ')}; SELECT nextval('${GLOBAL_SEQUENCE}') AS v`);
+          const global = Array.isArray(results) ? (results[1] as { rows?: Array<{ v: string }> })?.rows?.[0]?.v : undefined;
+          if (global !== undefined) this.own.add(Number(global));
           this.published++;
           b.resolve();
         } catch (e) {
@@ -414,6 +418,14 @@ export class SharedGenerations {
     }
   }
 
+  /** True when every qgen value in (from, to] came from this node's publishes; forgets own values up to `to`. */
+  private onlyOwn(from: number, to: number): boolean {
+    let all = to > from && to - from <= this.own.size;
+    for (let x = from + 1; all && x <= to; x++) if (!this.own.has(x)) all = false;
+    for (const x of this.own) if (x <= to) this.own.delete(x);
+    return all;
+  }
+
   private async step(): Promise<void> {
     this.steps++;
     try {
@@ -423,6 +435,12 @@ export class SharedGenerations {
       const { v, started } = rows[0];
       const seen = this.seen;
       if (seen && seen.started === started && seen.global === v) return;
+      // qgen moved only by this node's own publishes (each nextval is one number, ours are known): no other node
+      // wrote, and this node's writes are already counted locally. Otherwise read every table's sequence.
+      if (seen && seen.started === started && this.onlyOwn(Number(seen.global), Number(v))) {
+        seen.global = v;
+        return;
+      }
       const all = await this.pool.query<{ t: string; v: string }>(this.readAll);
       const tables = new Map(all.rows.map((r) => [r.t, r.v]));
       if (!seen || seen.started !== started) this.tracker.changed('all');
