@@ -122,4 +122,29 @@ t.test('locks', async (t) => {
   await t.rejects(runInContext(ctx, () => locksB.withLock('host:h', async () => 'never')), apiError({ code: 'SYS.1001' }), 'waiting respects the deadline');
   await holder;
   t.equal(await locksB.withLock('host:h', async () => 'free'), 'free', 'the lock is usable afterwards');
+
+  // Concurrent lock operations share statements on the lock connection, and still exclude the other process key
+  // by key: while A holds 50 keys, none of B's 50 concurrent attempts gets in; once A let go, all of them do.
+  let releaseAll!: () => void;
+  const allHeld = new Promise<void>((r) => (releaseAll = r));
+  let insideA = 0;
+  let allInside!: () => void;
+  const allIn = new Promise<void>((r) => (allInside = r));
+  const before = locksA.statements;
+  const holders = Array.from({ length: 50 }, (_, i) =>
+    locksA.withLock(`vm:batch-${i}`, async () => {
+      if (++insideA === 50) allInside();
+      await allHeld;
+    }),
+  );
+  await allIn;
+  t.ok(locksA.statements - before < 10, `50 concurrent acquisitions took ${locksA.statements - before} statements`);
+  const denied = await Promise.allSettled(
+    Array.from({ length: 50 }, (_, i) => runInContext(backgroundContext('Batch', 150), () => locksB.withLock(`vm:batch-${i}`, async () => 'in'))),
+  );
+  t.equal(denied.filter((r) => r.status === 'rejected').length, 50, 'none of B’s attempts got a key A holds');
+  releaseAll();
+  await Promise.all(holders);
+  const got = await Promise.all(Array.from({ length: 50 }, (_, i) => locksB.withLock(`vm:batch-${i}`, async () => i)));
+  t.equal(got.length, 50, 'all 50 keys free for B once A released them');
 });

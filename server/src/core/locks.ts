@@ -1,19 +1,24 @@
 // Per-resource serialization: two operations on the same VM or host never interleave. Inside one process a FIFO
 // queue per key; across server processes on real PostgreSQL a session advisory lock. All of a process's advisory
 // locks live on ONE dedicated connection (taken with pg_try_advisory_lock, polled until the caller's deadline),
-// so holding many locks never starves the pool the lock holders' own queries need.
+// so holding many locks never starves the pool the lock holders' own queries need; the lock and unlock operations
+// queued while one statement runs go together in the next.
 import type pg from 'pg';
 import type { Database } from '../db/index.js';
 import { currentContext, timeoutError } from './context.js';
 
 const POLL_MIN_MS = 5;
 const POLL_MAX_MS = 100;
+const MAX_OPS_PER_STATEMENT = 500;
 
 export class LockManager {
   private tails = new Map<string, Promise<void>>();
   private connection?: Promise<pg.PoolClient>;
-  /** The lock connection's statements, one after the other (a pg client runs one query at a time). */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** Lock operations waiting for the lock connection's next statement (a pg client runs one query at a time). */
+  private pending: Array<{ kind: 'try' | 'unlock'; key: string; resolve: (ok: boolean) => void; reject: (e: unknown) => void }> = [];
+  private flushing = false;
+  /** Statements run on the lock connection (each serves every operation queued before it). */
+  statements = 0;
 
   constructor(private database: Database) {}
 
@@ -88,10 +93,40 @@ export class LockManager {
     return this.connection;
   }
 
-  private onLockConnection<T>(statement: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(statement);
-    this.queue = result.catch(() => undefined);
-    return result;
+  /**
+   * One advisory-lock operation on the lock connection. Operations queued while a statement runs go together in the
+   * next one (one fixed-shape statement over arrays, evaluated in queue order): concurrent API calls share round
+   * trips instead of paying two statements each.
+   */
+  private lockOp(kind: 'try' | 'unlock', key: string): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ kind, key, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.pending.length) {
+        const ops = this.pending.splice(0, MAX_OPS_PER_STATEMENT);
+        try {
+          const client = await this.lockConnection();
+          this.statements++;
+          const { rows } = await client.query<{ i: string; ok: boolean }>(
+            `SELECT t.i, CASE WHEN t.try THEN pg_try_advisory_lock(hashtextextended(t.key, 0)) ELSE pg_advisory_unlock(hashtextextended(t.key, 0)) END AS ok
+               FROM unnest($1::text[], $2::boolean[]) WITH ORDINALITY AS t(key, try, i)`,
+            [ops.map((o) => o.key), ops.map((o) => o.kind === 'try')],
+          );
+          const results = new Map(rows.map((r) => [Number(r.i), r.ok]));
+          ops.forEach((o, i) => o.resolve(results.get(i + 1) === true));
+        } catch (e) {
+          for (const o of ops) o.reject(e);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
   }
 
   private async acquireAdvisory(key: string): Promise<() => Promise<void>> {
@@ -99,13 +134,9 @@ export class LockManager {
     const deadline = ctx?.deadline ?? Infinity;
     let wait = POLL_MIN_MS;
     for (;;) {
-      const client = await this.lockConnection();
-      const { rows } = await this.onLockConnection(() =>
-        client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [key]),
-      );
-      if (rows[0].ok) {
+      if (await this.lockOp('try', key)) {
         return async () => {
-          await this.onLockConnection(() => client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [key])).catch(() => undefined);
+          await this.lockOp('unlock', key).catch(() => undefined);
         };
       }
       if (Date.now() + wait > deadline) throw timeoutError(ctx!, `wait for lock ${key}`);
