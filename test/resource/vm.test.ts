@@ -127,10 +127,14 @@ t.test('vms, volumes and the virtual router', async (t) => {
   const env = await buildEnv(zs, { hosts: 2 });
   const create = (name: string, extra: Record<string, unknown> = {}) =>
     zs.createVmInstance({ name, instanceOfferingUuid: env.offering.uuid, imageUuid: env.image.uuid, l3NetworkUuids: [env.l3.uuid], ...extra } as never);
+  /** CreateVmInstance's reply is built from the rows the flow wrote: it must be what a query returns right after. */
+  const sameAsQuery = async (t: { same: (a: unknown, b: unknown, m: string) => boolean }, vm: any) =>
+    t.same(vm, (await zs.queryVmInstance({ q: [`uuid=${vm.uuid}`] })).inventories![0], `${vm.name}: the reply equals the query's inventory`);
 
   let vm1: any;
   t.test('create: the virtual router comes first, once, in the seed shape', async (t) => {
     vm1 = (await create('vm1')).inventory;
+    await sameAsQuery(t, vm1);
     t.match(vm1, { name: 'vm1', type: 'UserVm', state: 'Running', cpuNum: 1, memorySize: 256 * MiB, zoneUuid: env.zone.uuid, clusterUuid: env.cluster.uuid, defaultL3NetworkUuid: env.l3.uuid, allocatorStrategy: 'LeastVmPreferredHostAllocatorStrategy' });
     t.ok(env.hostUuids.includes(vm1.hostUuid));
     t.equal(vm1.lastHostUuid, vm1.hostUuid);
@@ -236,6 +240,7 @@ t.test('vms, volumes and the virtual router', async (t) => {
   t.test('strategies: JustCreate and CreateStopped', async (t) => {
     const just = (await create('just', { strategy: 'JustCreate' })).inventory;
     t.match(just, { state: 'Created' });
+    await sameAsQuery(t, just);
     t.notOk(just.hostUuid);
     t.equal(just.allVolumes[0].status, 'NotInstantiated');
     t.equal(just.vmNics.length, 1);
@@ -251,6 +256,7 @@ t.test('vms, volumes and the virtual router', async (t) => {
 
     const cs = (await create('stopped', { strategy: 'CreateStopped' })).inventory;
     t.match(cs, { state: 'Stopped' });
+    await sameAsQuery(t, cs);
     t.notOk(cs.hostUuid);
     t.ok(cs.lastHostUuid);
     t.equal(cs.allVolumes[0].status, 'Ready');
@@ -295,6 +301,7 @@ t.test('vms, volumes and the virtual router', async (t) => {
     t.same(await zs.deleteDataVolume({ uuid: newUuid() }), { success: true });
 
     const withData = (await create('with-data', { dataDiskOfferingUuids: [offering.uuid] })).inventory;
+    await sameAsQuery(t, withData);
     t.same(withData.allVolumes.map((v) => [v.type, v.deviceId, v.status, v.name]), [['Root', 0, 'Ready', 'ROOT-for-with-data'], ['Data', 1, 'Ready', 'DATA-for-with-data']]);
     t.equal((await simVms(s, withData.hostUuid!)).find((v) => v.uuid === withData.uuid).dataVolumes.length, 1, 'started with its data volume');
     const dataUuid = withData.allVolumes[1].uuid;

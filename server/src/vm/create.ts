@@ -187,7 +187,8 @@ interface CreateData extends StartData {
  * placing steps (primary storage unless reserved already, volumes on the host, network services, start, record).
  * Any later failure rolls the reservation back in one transaction.
  */
-export async function createVmRow(app: App, svc: VmService, spec: VmCreateSpec): Promise<VmRow> {
+/** Creates a VM; returns its rows as the flow last wrote them (the VM, its NICs and volumes). */
+export async function createVmRows(app: App, svc: VmService, spec: VmCreateSpec): Promise<{ vm: VmRow; nics: NicRow[]; volumes: VolumeRow[] }> {
   const steps: FlowStep<CreateData>[] = [
     {
       name: 'reserve',
@@ -223,12 +224,12 @@ export async function createVmRow(app: App, svc: VmService, spec: VmCreateSpec):
   };
   // Holding the VM's lock from its first row on: a destroy racing the create waits for it to finish or roll back.
   await app.locks.withLock(vmLockKey(data.vmUuid), () => runFlow('create-vm', steps, data));
-  return data.vm!;
+  return { vm: data.vm!, nics: data.nics ?? [], volumes: data.volumes ?? [] };
 }
 
 /** Runs the create flow; returns the new VM's uuid. */
 export async function createVm(app: App, svc: VmService, spec: VmCreateSpec): Promise<string> {
-  return (await createVmRow(app, svc, spec)).uuid;
+  return (await createVmRows(app, svc, spec)).vm.uuid;
 }
 
 /** The rows 'reserve' writes and the host it needs, from the spec. */

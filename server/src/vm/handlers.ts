@@ -5,8 +5,8 @@ import type { App } from '../app.js';
 import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { vmNics } from '../db/schema/index.js';
-import { createVmRow, specFromMessage, type VmCreateSpec } from './create.js';
-import { vmInventories, volumeInventory } from './inventory.js';
+import { createVmRows, specFromMessage, type VmCreateSpec } from './create.js';
+import { vmInventoryFromRows, volumeInventory } from './inventory.js';
 import type { VmService } from './service.js';
 import { requireState, type VmOperation } from './states.js';
 import type { VolumeService } from './volumes.js';
@@ -30,9 +30,9 @@ export function vmHandlers(app: App, vms: VmService, vols: VolumeService) {
         // The spec the checks produced (upstream's interceptor runs once); computed here only when run without check.
         const spec = specs.get(msg) ?? (await specFromMessage(app, msg));
         specs.delete(msg);
-        // The reply from the row the flow ends with (its NICs and volumes are read, as for any VM inventory).
-        const vm = await createVmRow(app, vms, spec);
-        return { inventory: (await vmInventories([vm], app.db))[0] as any };
+        // The reply from the rows the flow ends with (what it wrote, as it wrote them: no read back).
+        const created = await createVmRows(app, vms, spec);
+        return { inventory: vmInventoryFromRows(created.vm, created.nics, created.volumes) as any };
       },
     },
     StartVmInstance: {

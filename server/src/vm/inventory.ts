@@ -112,6 +112,12 @@ export async function vmInventories(rows: VmRow[], db: Tx): Promise<VmInventory[
   return rows.map((vm) => vmInventoryOf(vm, nicsOf.get(vm.uuid) ?? [], volsOf.get(vm.uuid) ?? []));
 }
 
+/** The inventory of rows already in hand (e.g. those a create flow has just written): no statement. */
+export function vmInventoryFromRows(vm: VmRow, nics: NicRow[], vols: VolumeRow[]): VmInventory {
+  const byDevice = <T extends { deviceId: number | null }>(a: T, b: T) => (a.deviceId ?? 0) - (b.deviceId ?? 0);
+  return vmInventoryOf(vm, [...nics].sort(byDevice).map(nicInventory), [...vols].sort(byDevice).map(volumeInventory));
+}
+
 export async function vmInventory(db: Tx, uuid: string): Promise<VmInventory> {
   const [row] = await db.select().from(vmInstances).where(eq(vmInstances.uuid, uuid));
   if (!row) throw new Error(`vm ${uuid} vanished`);
