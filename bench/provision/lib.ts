@@ -214,6 +214,24 @@ export function sampleActivity(dbName: string, everyMs = 100) {
 
 export const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
 
+/**
+ * CPU ms this process needs for a fixed loop (best of 3): how fast this machine's cores are right now. The same
+ * cloud machine was seen 25 % slower or faster from one hour to the next; CPU ms per operation should be read
+ * against this number when runs from different times are compared.
+ */
+export function cpuCalibrationMs(): number {
+  let best = Infinity;
+  for (let r = 0; r < 3; r++) {
+    const c0 = process.cpuUsage();
+    let x = 0;
+    for (let i = 0; i < 1e8; i++) x += i % 7;
+    const c = process.cpuUsage(c0);
+    if (x < 0) throw new Error('unreachable');
+    best = Math.min(best, (c.user + c.system) / 1000);
+  }
+  return Math.round(best);
+}
+
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));

@@ -8,13 +8,14 @@
 // simulator agent), the SDK clients run here. World: Flat DHCP, one /16 range, hosts added 16 at a time.
 // Prints progress on stderr and one JSON line on stdout.
 import pg from 'pg';
-import { arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, pool, rssMb, sampleActivity, startServerProcess, stats } from './lib.js';
+import { arg, buildBenchWorld, cpuCalibrationMs, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, pool, rssMb, sampleActivity, startServerProcess, stats } from './lib.js';
 
 const VMS = arg('vms', 'BENCH_VMS', 1000);
 const HOSTS = arg('hosts', 'BENCH_HOSTS', 100);
 const CONCURRENCY = arg('concurrency', 'BENCH_CONCURRENCY', 64);
 
 const loadBefore = load();
+const calibrationBefore = cpuCalibrationMs();
 const database = await createDatabase('zsbench_prov');
 const server = await startServerProcess(database.url).catch(async (e) => {
   await database.drop();
@@ -79,6 +80,7 @@ try {
     serverRssMb: rssMb(server.pid),
     simulatorRssMb: rssMb(server.simulatorPid!),
     loadAfter: load(),
+    cpuCalibrationMs: [calibrationBefore, cpuCalibrationMs()],
   });
 
   // ---- the double-booking check, straight from the database
