@@ -19,6 +19,8 @@ export interface CallContext {
   timeoutMs: number;
   signal: AbortSignal;
   session?: SessionInfo;
+  /** The call synced with the other nodes' commits on arrival: ReadMemo values are as fresh as a read (read-memo.ts). */
+  changesSynced?: boolean;
   /**
    * Shared by the whole call, so a timeout can name the step it interrupted: the steps currently running, and the
    * first step that ran out of time (an agent may give up a moment before the call's own timer fires; by then its

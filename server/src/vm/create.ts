@@ -62,7 +62,8 @@ export async function specFromMessage(app: App, msg: CreateVmInstanceParams): Pr
   let cpuSpeed = 0;
   let allocatorStrategy = DEFAULT_ALLOCATOR_STRATEGY;
   if (msg.instanceOfferingUuid) {
-    const [o] = await db.select().from(instanceOfferings).where(eq(instanceOfferings.uuid, msg.instanceOfferingUuid));
+    const uuid = msg.instanceOfferingUuid;
+    const [o] = await app.remembered(`InstanceOffering:${uuid}`, () => db.select().from(instanceOfferings).where(eq(instanceOfferings.uuid, uuid)));
     if (!o || o.type !== 'UserVm') throw notFound('InstanceOfferingVO', msg.instanceOfferingUuid, 'instanceOfferingUuid');
     if (o.state !== 'Enabled') throw argErr(`instance offering[uuid:${o.uuid}] is ${o.state}, it cannot be used to create VMs`);
     cpuNum = o.cpuNum;
@@ -76,7 +77,7 @@ export async function specFromMessage(app: App, msg: CreateVmInstanceParams): Pr
     if (used) throw argErr(`resourceUuid[${msg.resourceUuid}] is already used`);
   }
 
-  const [image] = await db.select().from(images).where(eq(images.uuid, msg.imageUuid));
+  const [image] = await app.remembered(`Image:${msg.imageUuid}`, () => db.select().from(images).where(eq(images.uuid, msg.imageUuid)));
   if (!image) throw notFound('ImageVO', msg.imageUuid, 'imageUuid');
   if (image.state !== 'Enabled') throw argErr(`image[uuid:${image.uuid}] is ${image.state}; only an Enabled image can create a VM`);
   if (image.status !== 'Ready') throw argErr(`image[uuid:${image.uuid}] is ${image.status}; only a Ready image can create a VM`);
@@ -101,7 +102,7 @@ export async function specFromMessage(app: App, msg: CreateVmInstanceParams): Pr
   }
 
   const l3Uuids = msg.l3NetworkUuids;
-  const l3s = await db.select().from(l3Networks).where(inArray(l3Networks.uuid, l3Uuids));
+  const l3s = await app.remembered(`L3Network:${l3Uuids.join(',')}`, () => db.select().from(l3Networks).where(inArray(l3Networks.uuid, l3Uuids)));
   for (const uuid of l3Uuids) {
     const l3 = l3s.find((x) => x.uuid === uuid);
     if (!l3) throw notFound('L3NetworkVO', uuid, 'l3NetworkUuids');

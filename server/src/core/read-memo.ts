@@ -1,0 +1,39 @@
+// Small reads that rarely change (a session, an instance offering, an image), reused while none of the tables they
+// read has changed — the reply cache's change tracking (db/changes.ts) decides, so a write through any management
+// node drops them. Only valid after the call has synced with the other nodes (the router does it once per request
+// when the reply cache is on, and marks the call context): without that, `read` always reads. `maxAgeMs` bounds
+// how long a value may live at all (writes made outside the servers, e.g. psql, are not tracked).
+// Callers must treat the values as read-only: the same object is handed to every caller.
+import type { ChangeTracker, Stamp } from '../db/index.js';
+
+interface Entry {
+  value: unknown;
+  stamp: Stamp;
+  tables: Set<string>;
+  at: number;
+}
+
+export class ReadMemo {
+  private entries = new Map<string, Entry>();
+  hits = 0;
+  misses = 0;
+
+  constructor(private maxEntries = 10_000) {}
+
+  /** `changes` undefined (no synced change tracking): always reads. */
+  async read<T>(changes: ChangeTracker | undefined, key: string, maxAgeMs: number, read: () => Promise<T>): Promise<T> {
+    if (!changes) return read();
+    const hit = this.entries.get(key);
+    if (hit && Date.now() - hit.at < maxAgeMs && changes.isCurrent(hit.stamp, hit.tables)) {
+      this.hits++;
+      return hit.value as T;
+    }
+    this.misses++;
+    const stamp = changes.stamp();
+    const { result, tables } = await changes.trackReads(read);
+    // Bulk forget when full: keys are sessions and resource uuids, a bound matters more than recency here.
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    this.entries.set(key, { value: result, stamp: changes.narrow(stamp, tables), tables, at: Date.now() });
+    return result;
+  }
+}

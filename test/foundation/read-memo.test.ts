@@ -1,0 +1,55 @@
+// ReadMemo (core/read-memo.ts): a read is reused while none of the tables it named changed, read again after a
+// write to one of them, after its maximum age, and never reused without a (synced) change tracker.
+import t from 'tap';
+import { ChangeTracker, tableNames } from '../../server/src/db/index.js';
+import { ReadMemo } from '../../server/src/core/read-memo.js';
+
+t.test('reuse while unchanged; a write, the age or no tracker forces a read', async (t) => {
+  const changes = new ChangeTracker(tableNames);
+  const memo = new ReadMemo();
+  let reads = 0;
+  // The read "issues" a statement naming the images table (what the driver wrapper reports to the tracker).
+  const readImage = async () => {
+    changes.noteRead('select * from "images" where "uuid" = $1');
+    return { uuid: 'i1', state: reads++ === 0 ? 'Enabled' : 'Disabled' };
+  };
+
+  t.same(await memo.read(changes, 'Image:i1', 60_000, readImage), { uuid: 'i1', state: 'Enabled' });
+  t.same(await memo.read(changes, 'Image:i1', 60_000, readImage), { uuid: 'i1', state: 'Enabled' }, 'reused');
+  t.equal(reads, 1);
+
+  changes.changed(new Set(['hosts']));
+  await memo.read(changes, 'Image:i1', 60_000, readImage);
+  t.equal(reads, 1, 'a write to another table keeps it');
+
+  changes.changed(new Set(['images']));
+  t.same(await memo.read(changes, 'Image:i1', 60_000, readImage), { uuid: 'i1', state: 'Disabled' }, 'a write to images: read again');
+  t.equal(reads, 2);
+
+  changes.changed('all');
+  await memo.read(changes, 'Image:i1', 60_000, readImage);
+  t.equal(reads, 3, 'an unknown write (epoch) forgets everything');
+
+  await new Promise((r) => setTimeout(r, 30));
+  await memo.read(changes, 'Image:i1', 10, readImage);
+  t.equal(reads, 4, 'older than maxAgeMs: read again');
+
+  await memo.read(undefined, 'Image:i1', 60_000, readImage);
+  await memo.read(undefined, 'Image:i1', 60_000, readImage);
+  t.equal(reads, 6, 'without a synced tracker every call reads');
+  t.equal(memo.hits, 2);
+});
+
+t.test('a failed read is not remembered', async (t) => {
+  const changes = new ChangeTracker(tableNames);
+  const memo = new ReadMemo();
+  let n = 0;
+  const read = async () => {
+    changes.noteRead('select * from "images"');
+    if (n++ === 0) throw new Error('connection lost');
+    return 'ok';
+  };
+  await t.rejects(memo.read(changes, 'k', 60_000, read), /connection lost/);
+  t.equal(await memo.read(changes, 'k', 60_000, read), 'ok');
+  t.equal(n, 2);
+});
