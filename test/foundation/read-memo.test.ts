@@ -40,6 +40,26 @@ t.test('reuse while unchanged; a write, the age or no tracker forces a read', as
   t.equal(memo.hits, 2);
 });
 
+t.test('aged but unchanged: one background refresh while the others keep the value', async (t) => {
+  const changes = new ChangeTracker(tableNames);
+  const memo = new ReadMemo();
+  let reads = 0;
+  const read = async () => {
+    changes.noteRead('select * from "images"');
+    await new Promise((r) => setTimeout(r, 20));
+    return ++reads;
+  };
+  t.equal(await memo.read(changes, 'k', 200, read), 1);
+  await new Promise((r) => setTimeout(r, 250));
+  const five = await Promise.all(Array.from({ length: 5 }, () => memo.read(changes, 'k', 200, read)));
+  t.same(five, [1, 1, 1, 1, 1], 'aged: the old value, no caller waits');
+  await new Promise((r) => setTimeout(r, 60));
+  t.equal(reads, 2, 'one refresh for the five');
+  t.equal(await memo.read(changes, 'k', 200, read), 2, 'then the refreshed value');
+  changes.changed(new Set(['images']));
+  t.equal(await memo.read(changes, 'k', 200, read), 3, 'a change is never served from the memo, aged or not');
+});
+
 t.test('a failed read is not remembered', async (t) => {
   const changes = new ChangeTracker(tableNames);
   const memo = new ReadMemo();

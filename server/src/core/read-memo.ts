@@ -2,7 +2,8 @@
 // read has changed — the reply cache's change tracking (db/changes.ts) decides, so a write through any management
 // node drops them. Only valid after the call has synced with the other nodes (the router does it once per request
 // when the reply cache is on, and marks the call context): without that, `read` always reads. `maxAgeMs` bounds
-// how long a value may live at all (writes made outside the servers, e.g. psql, are not tracked).
+// how long a value may live at all (writes made outside the servers, e.g. psql, are not tracked): past it, the
+// value is refreshed (in the background, for up to another maxAgeMs, when nothing it read has changed).
 // Callers must treat the values as read-only: the same object is handed to every caller.
 import type { ChangeTracker, Stamp } from '../db/index.js';
 
@@ -11,6 +12,7 @@ interface Entry {
   stamp: Stamp;
   tables: Set<string>;
   at: number;
+  refreshing?: boolean;
 }
 
 export class ReadMemo {
@@ -24,11 +26,28 @@ export class ReadMemo {
   async read<T>(changes: ChangeTracker | undefined, key: string, maxAgeMs: number, read: () => Promise<T>): Promise<T> {
     if (!changes) return read();
     const hit = this.entries.get(key);
-    if (hit && Date.now() - hit.at < maxAgeMs && changes.isCurrent(hit.stamp, hit.tables)) {
-      this.hits++;
-      return hit.value as T;
+    if (hit && changes.isCurrent(hit.stamp, hit.tables)) {
+      const age = Date.now() - hit.at;
+      if (age < maxAgeMs) {
+        this.hits++;
+        return hit.value as T;
+      }
+      // Only old, not changed: one caller refreshes it in the background while the others keep the value (for at
+      // most another maxAgeMs), so the many calls that find it aged at once do not all read.
+      if (age < 2 * maxAgeMs) {
+        if (!hit.refreshing) {
+          hit.refreshing = true;
+          this.fill(changes, key, read).catch(() => this.entries.delete(key));
+        }
+        this.hits++;
+        return hit.value as T;
+      }
     }
     this.misses++;
+    return this.fill(changes, key, read);
+  }
+
+  private async fill<T>(changes: ChangeTracker, key: string, read: () => Promise<T>): Promise<T> {
     const stamp = changes.stamp();
     const { result, tables } = await changes.trackReads(read);
     // Bulk forget when full: keys are sessions and resource uuids, a bound matters more than recency here.
