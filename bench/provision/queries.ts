@@ -3,7 +3,7 @@
 // at a time (warm-up) and then --vms VMs one at a time, and reports per VM: statements by kind (and the time
 // PostgreSQL took to answer them, seen from the client), transactions, agent calls by path, and wall time.
 //
-//   npx tsx bench/provision/queries.ts [--vms 50] [--hosts 100]
+//   npx tsx bench/provision/queries.ts [--vms 50] [--hosts 100] [--concurrency 1]
 //   node --expose-gc --import tsx bench/provision/queries.ts …   (adds the heap still held per VM after a full GC;
 //   BENCH_HEAP_SNAPSHOT=/tmp/x.heapsnapshot writes a snapshot after the run)
 //   BENCH_EXPLAIN=1 also runs one example of each statement kind under EXPLAIN ANALYZE (in a rolled-back
@@ -19,6 +19,9 @@ import { arg, buildBenchWorld, client, createDatabase, load } from './lib.js';
 
 const VMS = arg('vms', 'BENCH_VMS', 50);
 const HOSTS = arg('hosts', 'BENCH_HOSTS', 100);
+// 1: one VM at a time (what one creation costs); 64: as the provision bench runs them (shared statements: lock
+// batches, change publication and sync steps serve several calls at once).
+const CONCURRENCY = arg('concurrency', 'BENCH_CONCURRENCY', 1);
 
 interface Stat {
   n: number;
@@ -91,7 +94,10 @@ try {
   const heap0 = gc ? await heapAfterGc() : 0;
   recording = true;
   const t0 = performance.now();
-  for (let i = 0; i < VMS; i++) await create(`vm-${i}`);
+  let next = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    for (let i = next++; i < VMS; i = next++) await create(`vm-${i}`);
+  }));
   const wall = performance.now() - t0;
   recording = false;
   const heapKbPerVm = gc ? Math.round(((await heapAfterGc()) - heap0) / 1024 / VMS) : undefined;
@@ -134,13 +140,14 @@ try {
   const total = rows.reduce((s, [, v]) => s + v.n, 0);
   const totalMs = rows.reduce((s, [, v]) => s + v.ms, 0);
   const agentCalls = Object.fromEntries([...app.agents.stats].map(([k, v]) => [k, per(v - (agentBefore.get(k) ?? 0))]).filter(([, v]) => (v as number) > 0));
-  console.error(`per VM (sequential, ${VMS} VMs on ${HOSTS} hosts; SDK polling every 5 ms):`);
+  console.error(`per VM (${VMS} VMs on ${HOSTS} hosts, ${CONCURRENCY} at a time; SDK polling every 5 ms):`);
   for (const [k, v] of rows) console.error(`  ${String(per(v.n)).padStart(6)} × ${k.padEnd(70)} ${per(v.ms).toFixed(2).padStart(7)} ms`);
   console.log(
     JSON.stringify({
       bench: 'provision-queries',
       vms: VMS,
       hosts: HOSTS,
+      concurrency: CONCURRENCY,
       wallMsPerVm: Math.round((wall / VMS) * 10) / 10,
       heapKbRetainedPerVm: heapKbPerVm,
       statementsPerVm: per(total),
