@@ -46,7 +46,7 @@ export interface paths {
          * Create an account
          * @description Creates an account. `password` is stored as a scrypt hash of what the client sends (the SHA-512 hex digest).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateAccount"];
         delete?: never;
@@ -67,7 +67,7 @@ export interface paths {
          * Update an account (name, description, password)
          * @description Changes an account; a new `password` is the SHA-512 hex digest of the clear password. Sessions of the account stay valid.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateAccount"];
         post?: never;
@@ -201,7 +201,7 @@ export interface paths {
          * Delete backup storage
          * @description Deletes backup storage; images stored only there are deleted with it. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteBackupStorage"];
         options?: never;
@@ -222,7 +222,7 @@ export interface paths {
          * Add SFTP backup storage
          * @description Adds backup storage of type `SftpBackupStorage`, a directory (`url`) on a Linux server reached over SSH; the server deploys the backup-storage agent there and connects to it. The password is never returned.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddSftpBackupStorage"];
         delete?: never;
@@ -244,7 +244,7 @@ export interface paths {
          * Add simulated backup storage
          * @description Adds backup storage of type `SimulatorBackupStorage` with the given capacity; image downloads are simulated.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddSimulatorBackupStorage"];
         delete?: never;
@@ -272,7 +272,7 @@ export interface paths {
          * Create a cluster
          * @description Creates a cluster in state `Enabled` inside a zone. All hosts of a cluster run the same hypervisor.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateCluster"];
         delete?: never;
@@ -294,14 +294,14 @@ export interface paths {
          * Attach primary storage to a cluster
          * @description Makes the primary storage usable by the cluster's hosts. Both must be in the same zone; attaching twice is an error.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachPrimaryStorageToCluster"];
         /**
          * Detach primary storage from a cluster
          * @description Detaches the primary storage from the cluster; VMs in the cluster with volumes on it are stopped.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachPrimaryStorageFromCluster"];
         options?: never;
@@ -323,7 +323,7 @@ export interface paths {
          * Delete a cluster
          * @description Deletes a cluster and, by cascade, its hosts; L2 networks and primary storage are detached from it. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteCluster"];
         options?: never;
@@ -343,7 +343,7 @@ export interface paths {
          * Enable or disable a cluster
          * @description `stateEvent` `enable` → Enabled, `disable` → Disabled. No new VM is placed in a disabled cluster.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ChangeClusterState"];
         post?: never;
@@ -365,7 +365,7 @@ export interface paths {
          * Update a cluster's name or description
          * @description Changes the name and/or description.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateCluster"];
         post?: never;
@@ -392,7 +392,7 @@ export interface paths {
          *     the next request gets a new token. Fails with `SYS.1006` when the console proxy agent is not `Connected`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 5m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 5m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["RequestConsoleAccess"];
         delete?: never;
@@ -440,7 +440,7 @@ export interface paths {
          *     (`console/agent.deploy.mode` ssh) keeps port 4900: changing its port is refused (400).
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateConsoleProxyAgent"];
         post?: never;
@@ -467,7 +467,7 @@ export interface paths {
          *     call itself succeeds either way. An agent of another management node is restarted by that node.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ReconnectConsoleProxyAgent"];
         post?: never;
@@ -496,7 +496,7 @@ export interface paths {
          * Create a disk offering
          * @description Creates a disk offering (a data or root volume size) in state `Enabled`.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateDiskOffering"];
         delete?: never;
@@ -519,7 +519,7 @@ export interface paths {
          * Delete a disk offering
          * @description Deletes a disk offering; volumes created from it are kept. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteDiskOffering"];
         options?: never;
@@ -563,7 +563,7 @@ export interface paths {
          * Delete a garbage collector job
          * @description Cancels the job (its pending work is dropped) and deletes its record. Deleting an unknown uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteGCJob"];
         options?: never;
@@ -583,7 +583,7 @@ export interface paths {
          * Run a garbage collector job now
          * @description Runs a pending job immediately instead of waiting for its timer or event. A finished (`Done`) job cannot be triggered.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["TriggerGCJob"];
         post?: never;
@@ -627,7 +627,7 @@ export interface paths {
          * Change a global configuration
          * @description Validated by the setting's type; unknown settings and invalid values answer `SYS.1007`. Category `apiTimeout` takes durations (`30m`, `6h`, `2d`, or milliseconds).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateGlobalConfig"];
         post?: never;
@@ -673,7 +673,7 @@ export interface paths {
          * Delete a host
          * @description Removes a host; its VMs are stopped first. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteHost"];
         options?: never;
@@ -695,7 +695,7 @@ export interface paths {
          *     (stopped when migration fails), then Maintenance. `maintain` needs the host `Connected`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ChangeHostState"];
         post?: never;
@@ -722,7 +722,7 @@ export interface paths {
          *     (task, host, exit code, stderr tail); a failed connect with `HOST.1002`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ReconnectHost"];
         post?: never;
@@ -744,7 +744,7 @@ export interface paths {
          * Update a host's name, description or management IP
          * @description Changes the name, description and/or management IP; a new `managementIp` must not be used by another host.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateHost"];
         post?: never;
@@ -830,7 +830,7 @@ export interface paths {
          *     `managementIp` must be unique among hosts. Credentials are stored encrypted and never returned.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddKVMHost"];
         delete?: never;
@@ -852,7 +852,7 @@ export interface paths {
          * Add a simulated host
          * @description Adds a host served by the simulator agent (over the same HTTP protocol as a real kvm agent) to a `Simulator` cluster. The host goes through `Connecting` to `Connected`.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddSimulatorHost"];
         delete?: never;
@@ -878,7 +878,7 @@ export interface paths {
          *     Fields left out keep their current value.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateSimulatorHost"];
         post?: never;
@@ -910,7 +910,7 @@ export interface paths {
          *     A `url` starting with `/` means a local file (`file://`). ISO images always get format `iso`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 72h.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 72h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddImage"];
         delete?: never;
@@ -931,7 +931,7 @@ export interface paths {
          * Expunge a deleted image
          * @description Removes the image's files from its backup storage (all, or only `backupStorageUuids`) where its status is `Deleted`; the image record goes when no backup storage is left.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ExpungeImage"];
         post?: never;
@@ -957,7 +957,7 @@ export interface paths {
          *     (default `Delay`) the image is kept as `Deleted` until expunged. Deleting an unknown but well-formed uuid succeeds.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteImage"];
         options?: never;
@@ -984,7 +984,7 @@ export interface paths {
          * Create an instance offering
          * @description Creates an instance offering (CPU count and memory size for VMs) in state `Enabled`.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateInstanceOffering"];
         delete?: never;
@@ -1007,7 +1007,7 @@ export interface paths {
          * Delete an instance offering
          * @description Deletes an instance offering; VMs created from it keep running and lose the reference. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteInstanceOffering"];
         options?: never;
@@ -1037,7 +1037,7 @@ export interface paths {
          *     `isDefault` makes it the zone's default virtual router offering.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateVirtualRouterOffering"];
         delete?: never;
@@ -1084,14 +1084,14 @@ export interface paths {
          *     networks) is attached to the cluster.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachL2NetworkToCluster"];
         /**
          * Detach an L2 network from a cluster
          * @description Detaches the L2 network from the cluster; VM NICs on its L3 networks in that cluster are detached first.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachL2NetworkFromCluster"];
         options?: never;
@@ -1116,14 +1116,14 @@ export interface paths {
          *     that is already attached succeeds and changes nothing (the 1.1 flat-network upgrade steps do exactly that).
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachNetworkServiceProviderToL2Network"];
         /**
          * Detach a network service provider from an L2 network
          * @description ZStack-TS REST mapping of upstream's message (upstream has no REST path for it). Detaches the provider from the L2 network. Detaching a provider that is not attached succeeds and changes nothing.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachNetworkServiceProviderFromL2Network"];
         options?: never;
@@ -1145,7 +1145,7 @@ export interface paths {
          * Delete an L2 network
          * @description Deletes an L2 network and, by cascade, its L3 networks (VM NICs on them are detached). Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteL2Network"];
         options?: never;
@@ -1166,7 +1166,7 @@ export interface paths {
          * Create a flat (no-VLAN) L2 network
          * @description Creates an L2 network of type `L2NoVlanNetwork` bridged to `physicalInterface` of the hosts. The built-in network service providers are attached to it automatically.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateL2NoVlanNetwork"];
         delete?: never;
@@ -1188,7 +1188,7 @@ export interface paths {
          * Create a VLAN L2 network
          * @description Creates an L2 network of type `L2VlanNetwork` (802.1Q `vlan` on `physicalInterface` of the hosts). The built-in network service providers are attached to it automatically.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateL2VlanNetwork"];
         delete?: never;
@@ -1219,7 +1219,7 @@ export interface paths {
          *     Add IP ranges and network services before VMs use it.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateL3Network"];
         delete?: never;
@@ -1241,7 +1241,7 @@ export interface paths {
          * Add a DNS server to an L3 network
          * @description Appends a DNS server (handed to VMs by DHCP); the same address twice on one L3 network is refused.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddDnsToL3Network"];
         delete?: never;
@@ -1264,7 +1264,7 @@ export interface paths {
          * Remove a DNS server from an L3 network
          * @description Removes a DNS server; removing one the network does not have succeeds and changes nothing.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["RemoveDnsFromL3Network"];
         options?: never;
@@ -1290,7 +1290,7 @@ export interface paths {
          *     network address nor `endIp` the broadcast address.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddIpRange"];
         delete?: never;
@@ -1316,7 +1316,7 @@ export interface paths {
          *     first…last host with gateway = first host. Same overlap rules as `AddIpRange`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddIpRangeByNetworkCidr"];
         delete?: never;
@@ -1342,7 +1342,7 @@ export interface paths {
          *     failure nothing is attached.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachNetworkServiceToL3Network"];
         /**
@@ -1354,7 +1354,7 @@ export interface paths {
          *     succeeds and changes nothing.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachNetworkServiceFromL3Network"];
         options?: never;
@@ -1376,7 +1376,7 @@ export interface paths {
          * Delete an L3 network
          * @description Deletes an L3 network with its IP ranges; VM NICs on it are detached (the VMs survive). Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteL3Network"];
         options?: never;
@@ -1396,7 +1396,7 @@ export interface paths {
          * Update an L3 network
          * @description Changes name, description, DNS domain or category. Changing `system` needs `category` in the same call, and the pair must match (`true` → `System`, `false` → `Public`/`Private`).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateL3Network"];
         post?: never;
@@ -1442,7 +1442,7 @@ export interface paths {
          * Delete an IP range
          * @description Deletes an IP range; VM NICs with addresses in it are detached (the VMs survive). The last `Normal` range cannot go while `AddressPool` ranges remain. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteIpRange"];
         options?: never;
@@ -1574,7 +1574,7 @@ export interface paths {
          * Delete primary storage
          * @description Deletes primary storage. `Permissive` refuses while it is attached to a cluster or holds volumes; `Enforcing` deletes the VMs and volumes on it. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeletePrimaryStorage"];
         options?: never;
@@ -1595,7 +1595,7 @@ export interface paths {
          * Add local primary storage
          * @description Adds primary storage of type `LocalStorage`, a directory (`url`) on every host of the clusters it is attached to. Its capacity is the sum over those hosts.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddLocalPrimaryStorage"];
         delete?: never;
@@ -1617,7 +1617,7 @@ export interface paths {
          * Add simulated primary storage
          * @description Adds primary storage of type `SimulatorPrimaryStorage` with the given capacity; nothing is written anywhere.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddSimulatorPrimaryStorage"];
         delete?: never;
@@ -1650,7 +1650,7 @@ export interface paths {
          *     `Created`, `CreateStopped` allocates everything and leaves it `Stopped`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 12h.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 12h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateVmInstance"];
         delete?: never;
@@ -1676,7 +1676,7 @@ export interface paths {
          *     uuid succeeds.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DestroyVmInstance"];
         options?: never;
@@ -1696,7 +1696,7 @@ export interface paths {
          * Expunge a destroyed VM
          * @description Removes a `Destroyed` VM for good, with its root volume.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ExpungeVmInstance"];
         post?: never;
@@ -1718,7 +1718,7 @@ export interface paths {
          * Reboot a VM
          * @description Reboots a running VM (Rebooting → Running).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["RebootVmInstance"];
         post?: never;
@@ -1740,7 +1740,7 @@ export interface paths {
          * Recover a destroyed VM
          * @description Brings a `Destroyed` VM back as `Stopped`.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["RecoverVmInstance"];
         post?: never;
@@ -1762,7 +1762,7 @@ export interface paths {
          * Start a VM
          * @description Starts a `Created`, `Stopped` or `Crashed` VM (Starting → Running), on `hostUuid` or in `clusterUuid` if given (`hostUuid` wins). Starting a running VM succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["StartVmInstance"];
         post?: never;
@@ -1784,7 +1784,7 @@ export interface paths {
          * Stop a VM
          * @description Stops a VM (Stopping → Stopped). `grace` (default) asks the guest to shut down, `cold` powers it off. Stopping a stopped VM succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["StopVmInstance"];
         post?: never;
@@ -1806,7 +1806,7 @@ export interface paths {
          * Live-migrate a VM to another host
          * @description Migrates a `Running` (or `Unknown`/`Paused`) VM to `hostUuid`, or to a host the allocator picks (Migrating → Running). The destination must reach the VM's storage and networks.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 1h.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 1h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["MigrateVm"];
         post?: never;
@@ -1832,7 +1832,7 @@ export interface paths {
          *     cluster, not be a System network, and not be attached to the VM already.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachL3NetworkToVm"];
         delete?: never;
@@ -1875,7 +1875,7 @@ export interface paths {
          * Reconnect a virtual router VM
          * @description Reconnects to the agent inside the virtual router VM (status `Connecting` → `Connected`, or `Disconnected` on failure) and re-applies its network service configuration.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ReconnectVirtualRouter"];
         post?: never;
@@ -1921,7 +1921,7 @@ export interface paths {
          * Remove a NIC from a VM
          * @description Removes the NIC (and releases its IP) from a `Running`, `Stopped` or `Paused` VM; answers the VM.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachL3NetworkFromVm"];
         options?: never;
@@ -1967,7 +1967,7 @@ export interface paths {
          *     stays `Deleted` until expunged. Root volumes are refused (they go with their VM). Deleting an unknown but well-formed uuid succeeds.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteDataVolume"];
         options?: never;
@@ -1989,7 +1989,7 @@ export interface paths {
          * Detach a data volume from its VM
          * @description Detaches a data volume from the VM it is attached to (`vmUuid`, if given, must be that VM).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachDataVolumeFromVm"];
         options?: never;
@@ -2010,7 +2010,7 @@ export interface paths {
          * Attach a data volume to a VM
          * @description Attaches a `Ready` or `NotInstantiated` data volume in state `Enabled` to a `Running`, `Stopped` or `Paused` VM; a `NotInstantiated` volume is created on primary storage first.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachDataVolumeToVm"];
         delete?: never;
@@ -2035,7 +2035,7 @@ export interface paths {
          *     then lands on primary storage the VM can reach.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateDataVolume"];
         delete?: never;
@@ -2063,7 +2063,7 @@ export interface paths {
          * Create a zone
          * @description Creates a zone in state `Enabled`.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateZone"];
         delete?: never;
@@ -2086,7 +2086,7 @@ export interface paths {
          * Delete a zone
          * @description Deletes a zone and, by cascade, everything in it (clusters, hosts, networks, storage attachments). Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteZone"];
         options?: never;
@@ -2106,7 +2106,7 @@ export interface paths {
          * Enable or disable a zone
          * @description `stateEvent` `enable` → Enabled, `disable` → Disabled.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ChangeZoneState"];
         post?: never;
@@ -2128,7 +2128,7 @@ export interface paths {
          * Update a zone's name or description
          * @description Changes the name and/or description.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateZone"];
         post?: never;
@@ -2151,14 +2151,14 @@ export interface paths {
          * Attach backup storage to a zone
          * @description Makes the backup storage's images usable in the zone; attaching twice is an error.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachBackupStorageToZone"];
         /**
          * Detach backup storage from a zone
          * @description Detaches the backup storage from the zone.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m.
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachBackupStorageFromZone"];
         options?: never;
@@ -3195,11 +3195,9 @@ export interface components {
             headers: {
                 [name: string]: unknown;
             };
-            content: {
-                "application/json": components["schemas"]["ErrorReply"];
-            };
+            content?: never;
         };
-        /** @description The API runs as a job; poll `location` for the result. */
+        /** @description The API runs as a job; poll `location` for the result. Also the answer with `Prefer: wait=<seconds>` when the job has not finished in time. */
         JobAccepted: {
             headers: {
                 /** @description Same as `location` in the body. */
@@ -3208,6 +3206,17 @@ export interface components {
             };
             content: {
                 "application/json": components["schemas"]["JobAccepted"];
+            };
+        };
+        /** @description The call failed before its job was created (e.g. its check ran out of time), or, with `Prefer: wait=<seconds>`, its job failed within that time: then the answer carries `Preference-Applied` and the job's `Location`, and the body is exactly what the poll answers. The body carries the ErrorCode. */
+        JobFailed: {
+            headers: {
+                Location: components["headers"]["JobLocation"];
+                "Preference-Applied": components["headers"]["PreferenceApplied"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorReply"];
             };
         };
         /** @description Unknown resource (`SYS.1003`). */
@@ -3238,6 +3247,8 @@ export interface components {
         groupBy: string;
         /** @description Maximum number of inventories returned. */
         limit: number;
+        /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+        PreferWait: string;
         /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
         q: string[];
         /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
@@ -3258,7 +3269,12 @@ export interface components {
         XWebHook: string;
     };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description URL of the job (`GET` it for the result). */
+        JobLocation: string;
+        /** @description `wait=<seconds>` when the answer is the finished job's result (the request had `Prefer: wait=<seconds>`). */
+        PreferenceApplied: string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -3355,6 +3371,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -3397,6 +3415,8 @@ export interface operations {
             /** @description The AccountInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3407,13 +3427,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     UpdateAccount: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -3452,6 +3474,8 @@ export interface operations {
             /** @description The AccountInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3463,7 +3487,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     LogInByAccount: {
@@ -3675,6 +3699,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -3692,6 +3718,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3703,13 +3731,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AddSftpBackupStorage: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -3764,6 +3794,8 @@ export interface operations {
             /** @description The BackupStorageInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3774,13 +3806,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AddSimulatorBackupStorage: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -3828,6 +3862,8 @@ export interface operations {
             /** @description The BackupStorageInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3838,7 +3874,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryCluster: {
@@ -3893,6 +3929,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -3942,6 +3980,8 @@ export interface operations {
             /** @description The ClusterInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3952,13 +3992,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AttachPrimaryStorageToCluster: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -3993,6 +4035,8 @@ export interface operations {
             /** @description The PrimaryStorageInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4004,13 +4048,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DetachPrimaryStorageFromCluster: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4029,6 +4075,8 @@ export interface operations {
             /** @description The PrimaryStorageInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4040,7 +4088,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DeleteCluster: {
@@ -4050,6 +4098,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4067,6 +4117,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4078,13 +4130,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     ChangeClusterState: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4122,6 +4176,8 @@ export interface operations {
             /** @description The ClusterInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4133,13 +4189,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     UpdateCluster: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4177,6 +4235,8 @@ export interface operations {
             /** @description The ClusterInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4188,13 +4248,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     RequestConsoleAccess: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4229,6 +4291,8 @@ export interface operations {
             /** @description The ConsoleInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4239,7 +4303,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryConsoleProxyAgent: {
@@ -4294,6 +4358,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4332,6 +4398,8 @@ export interface operations {
             /** @description The ConsoleProxyAgentInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4343,13 +4411,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     ReconnectConsoleProxyAgent: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4387,6 +4457,8 @@ export interface operations {
             /** @description The ConsoleProxyAgentReconnectResults. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4397,7 +4469,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryDiskOffering: {
@@ -4452,6 +4524,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4501,6 +4575,8 @@ export interface operations {
             /** @description The DiskOfferingInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4511,7 +4587,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DeleteDiskOffering: {
@@ -4521,6 +4597,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4538,6 +4616,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4549,7 +4629,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryGCJob: {
@@ -4607,6 +4687,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4624,6 +4706,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4635,13 +4719,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     TriggerGCJob: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4675,6 +4761,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4686,7 +4774,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryGlobalConfig: {
@@ -4741,6 +4829,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4778,6 +4868,8 @@ export interface operations {
             /** @description The GlobalConfigInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4789,7 +4881,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryHost: {
@@ -4847,6 +4939,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4864,6 +4958,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4875,13 +4971,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     ChangeHostState: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4919,6 +5017,8 @@ export interface operations {
             /** @description The HostInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4930,13 +5030,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     ReconnectHost: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -4970,6 +5072,8 @@ export interface operations {
             /** @description The HostInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4981,13 +5085,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     UpdateHost: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5026,6 +5132,8 @@ export interface operations {
             /** @description The HostInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5037,7 +5145,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     GetCpuMemoryCapacity: {
@@ -5146,6 +5254,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5197,6 +5307,8 @@ export interface operations {
             /** @description The HostInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5207,13 +5319,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AddSimulatorHost: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5262,6 +5376,8 @@ export interface operations {
             /** @description The HostInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5272,13 +5388,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     UpdateSimulatorHost: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5327,6 +5445,8 @@ export interface operations {
             /** @description The HostInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5338,7 +5458,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryImage: {
@@ -5393,6 +5513,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5467,6 +5589,8 @@ export interface operations {
             /** @description The ImageInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5477,13 +5601,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     ExpungeImage: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5518,6 +5644,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5529,7 +5657,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DeleteImage: {
@@ -5541,6 +5669,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5558,6 +5688,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5569,7 +5701,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryInstanceOffering: {
@@ -5624,6 +5756,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5675,6 +5809,8 @@ export interface operations {
             /** @description The InstanceOfferingInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5685,7 +5821,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DeleteInstanceOffering: {
@@ -5695,6 +5831,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5712,6 +5850,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5723,7 +5863,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryVirtualRouterOffering: {
@@ -5778,6 +5918,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5834,6 +5976,8 @@ export interface operations {
             /** @description The VirtualRouterOfferingInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5844,7 +5988,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryL2Network: {
@@ -5899,6 +6043,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5933,6 +6079,8 @@ export interface operations {
             /** @description The L2NetworkInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5944,13 +6092,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DetachL2NetworkFromCluster: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -5969,6 +6119,8 @@ export interface operations {
             /** @description The L2NetworkInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5980,13 +6132,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AttachNetworkServiceProviderToL2Network: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6021,6 +6175,8 @@ export interface operations {
             /** @description The NetworkServiceProviderInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6032,13 +6188,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DetachNetworkServiceProviderFromL2Network: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6057,6 +6215,8 @@ export interface operations {
             /** @description The NetworkServiceProviderInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6068,7 +6228,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DeleteL2Network: {
@@ -6078,6 +6238,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6095,6 +6257,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6106,13 +6270,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     CreateL2NoVlanNetwork: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6160,6 +6326,8 @@ export interface operations {
             /** @description The L2NetworkInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6170,13 +6338,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     CreateL2VlanNetwork: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6226,6 +6396,8 @@ export interface operations {
             /** @description The L2NetworkInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6236,7 +6408,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryL3Network: {
@@ -6291,6 +6463,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6354,6 +6528,8 @@ export interface operations {
             /** @description The L3NetworkInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6364,13 +6540,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AddDnsToL3Network: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6408,6 +6586,8 @@ export interface operations {
             /** @description The L3NetworkInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6419,13 +6599,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     RemoveDnsFromL3Network: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6444,6 +6626,8 @@ export interface operations {
             /** @description The L3NetworkInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6455,13 +6639,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AddIpRange: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6517,6 +6703,8 @@ export interface operations {
             /** @description The IpRangeInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6528,13 +6716,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AddIpRangeByNetworkCidr: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6585,6 +6775,8 @@ export interface operations {
             /** @description The range(s) added. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6601,13 +6793,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AttachNetworkServiceToL3Network: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6652,6 +6846,8 @@ export interface operations {
             /** @description The L3NetworkInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6663,7 +6859,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DetachNetworkServiceFromL3Network: {
@@ -6677,6 +6873,8 @@ export interface operations {
                 service?: components["schemas"]["NetworkServiceType"];
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6694,6 +6892,8 @@ export interface operations {
             /** @description The L3NetworkInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6705,7 +6905,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DeleteL3Network: {
@@ -6715,6 +6915,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6732,6 +6934,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6743,13 +6947,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     UpdateL3Network: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6791,6 +6997,8 @@ export interface operations {
             /** @description The L3NetworkInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6802,7 +7010,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryIpRange: {
@@ -6860,6 +7068,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -6877,6 +7087,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6888,7 +7100,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryNetworkServiceL3NetworkRef: {
@@ -7137,6 +7349,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7154,6 +7368,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7165,13 +7381,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AddLocalPrimaryStorage: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7215,6 +7433,8 @@ export interface operations {
             /** @description The PrimaryStorageInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7225,13 +7445,15 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AddSimulatorPrimaryStorage: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7281,6 +7503,8 @@ export interface operations {
             /** @description The PrimaryStorageInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7291,7 +7515,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryVmInstance: {
@@ -7346,6 +7570,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7411,6 +7637,8 @@ export interface operations {
             /** @description The VmInstanceInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7421,7 +7649,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DestroyVmInstance: {
@@ -7431,6 +7659,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7448,6 +7678,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7459,13 +7691,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     ExpungeVmInstance: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7499,6 +7733,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7510,13 +7746,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     RebootVmInstance: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7550,6 +7788,8 @@ export interface operations {
             /** @description The VmInstanceInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7561,13 +7801,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     RecoverVmInstance: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7601,6 +7843,8 @@ export interface operations {
             /** @description The VmInstanceInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7612,13 +7856,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     StartVmInstance: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7654,6 +7900,8 @@ export interface operations {
             /** @description The VmInstanceInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7665,13 +7913,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     StopVmInstance: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7712,6 +7962,8 @@ export interface operations {
             /** @description The VmInstanceInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7723,13 +7975,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     MigrateVm: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7766,6 +8020,8 @@ export interface operations {
             /** @description The VmInstanceInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7777,13 +8033,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AttachL3NetworkToVm: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7822,6 +8080,8 @@ export interface operations {
             /** @description The VmInstanceInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7833,7 +8093,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryVirtualRouterVm: {
@@ -7888,6 +8148,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -7921,6 +8183,8 @@ export interface operations {
             /** @description The VirtualRouterVmInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -7932,7 +8196,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryVmNic: {
@@ -7987,6 +8251,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8004,6 +8270,8 @@ export interface operations {
             /** @description The VmInstanceInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8015,7 +8283,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryVolume: {
@@ -8073,6 +8341,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8090,6 +8360,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8101,7 +8373,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DetachDataVolumeFromVm: {
@@ -8110,6 +8382,8 @@ export interface operations {
                 vmUuid?: components["schemas"]["Uuid"];
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8127,6 +8401,8 @@ export interface operations {
             /** @description The VolumeInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8138,13 +8414,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AttachDataVolumeToVm: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8179,6 +8457,8 @@ export interface operations {
             /** @description The VolumeInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8190,13 +8470,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     CreateDataVolume: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8240,6 +8522,8 @@ export interface operations {
             /** @description The VolumeInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8250,7 +8534,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QueryZone: {
@@ -8305,6 +8589,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8346,6 +8632,8 @@ export interface operations {
             /** @description The ZoneInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8356,7 +8644,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DeleteZone: {
@@ -8366,6 +8654,8 @@ export interface operations {
                 deleteMode?: "Permissive" | "Enforcing";
             };
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8383,6 +8673,8 @@ export interface operations {
             /** @description Done. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8394,13 +8686,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     ChangeZoneState: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8438,6 +8732,8 @@ export interface operations {
             /** @description The ZoneInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8449,13 +8745,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     UpdateZone: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8493,6 +8791,8 @@ export interface operations {
             /** @description The ZoneInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8504,13 +8804,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     AttachBackupStorageToZone: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8545,6 +8847,8 @@ export interface operations {
             /** @description The BackupStorageInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8556,13 +8860,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
     DetachBackupStorageFromZone: {
         parameters: {
             query?: never;
             header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
                 /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
@@ -8581,6 +8887,8 @@ export interface operations {
             /** @description The BackupStorageInventory. */
             200: {
                 headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8592,7 +8900,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
+            503: components["responses"]["JobFailed"];
         };
     };
 }

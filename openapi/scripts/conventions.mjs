@@ -95,7 +95,8 @@ export function applyConventions(doc) {
       parseDuration(z.timeout);
       op['x-zstack-timeout'] = z.timeout;
       const mode = z.kind === 'async' ? 'Asynchronous: answers 202 and runs as a job.' : 'Synchronous.';
-      op.description = `${op.description ?? op.summary}\n\n${mode} **Default timeout:** ${z.timeout}.`;
+      const prefer = z.kind === 'async' ? ' With `Prefer: wait=<seconds>`, answers the job\'s result instead when it finishes within that time.' : '';
+      op.description = `${op.description ?? op.summary}\n\n${mode} **Default timeout:** ${z.timeout}.${prefer}`;
       if (z.public) op.security = [];
       op.parameters ??= [];
       if (z.bodyKey) wrapBody(op, z);
@@ -120,8 +121,14 @@ export function applyConventions(doc) {
       }
       if (z.kind !== 'poll') op.parameters.push(ref('parameters', 'XApiTimeout'));
       if (z.kind === 'async') {
-        op.parameters.push(ref('parameters', 'XJobUuid'), ref('parameters', 'XWebHook'));
+        op.parameters.push(ref('parameters', 'XJobUuid'), ref('parameters', 'XWebHook'), ref('parameters', 'PreferWait'));
         op.responses['202'] = ref('responses', 'JobAccepted');
+        // With `Prefer: wait=N` the call itself may answer the finished job's 200 (or 503, below).
+        const ok = op.responses['200'];
+        if (!ok.$ref) {
+          ok.headers = { ...ok.headers, 'Preference-Applied': ref('headers', 'PreferenceApplied'), Location: ref('headers', 'JobLocation') };
+        }
+        op.responses['503'] ??= ref('responses', 'JobFailed');
       }
       if (z.kind !== 'poll') {
         op.responses['400'] ??= ref('responses', 'BadRequest');

@@ -72,7 +72,10 @@ export interface ClientHooks {
 const DEFAULT_RETRY: Required<RetryOptions> = { retries: 4, baseDelayMs: 200, maxDelayMs: 5000 };
 /** After the API timeout the client still waits this long, so the server's own timeout error (naming the step) wins. */
 const GRACE_MS = 1000;
-/** How long a job poll asks the server to hold its answer while the job runs (X-Job-Wait-Ms). */
+/**
+ * How long a job poll asks the server to hold its answer while the job runs (X-Job-Wait-Ms), and an asynchronous call
+ * asks the server to wait for its job before answering (`Prefer: wait=<seconds>`).
+ */
 const LONG_POLL_MS = 10_000;
 /** Connection failures where the request never left this process: repeating is always safe. */
 const NOT_SENT = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
@@ -114,6 +117,9 @@ function transportCode(e: unknown): string | undefined {
   };
   return visit(e) ?? ((e as { code?: string })?.code || undefined);
 }
+
+/** An asynchronous call answered with its job's outcome (the server applied `Prefer: wait`), not with the job. */
+const finalAnswer = (res: AxiosResponse): boolean => /^\s*wait\s*=/i.test(String(res.headers?.['preference-applied'] ?? ''));
 
 const isZStackReply = (data: unknown): data is { error: ErrorCodeJson } =>
   !!data && typeof data === 'object' && !!(data as { error?: { code?: unknown } }).error && typeof (data as { error: { code?: unknown } }).error.code === 'string';
@@ -182,7 +188,13 @@ export class ZStackClient {
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
     const deadline = timeoutMs !== undefined ? Date.now() + timeoutMs + GRACE_MS : undefined;
     if (op.kind === 'async') {
-      const handle = await this.startAt(apiName, params, options, deadline);
+      // `Prefer: wait` (RFC 7240): the server answers with the job's result when it finishes within the wait, so most
+      // calls take one exchange; a 202 is polled as usual. Not while reporting progress (that needs a poll per
+      // interval, as the long poll below); never past the deadline.
+      const waitSeconds = options.onProgress ? 0 : Math.floor(Math.min(LONG_POLL_MS, deadline !== undefined ? deadline - Date.now() : LONG_POLL_MS) / 1000);
+      const started = await this.begin(apiName, params, options, deadline, waitSeconds);
+      if ('reply' in started) return started.reply as ReplyOf<K>;
+      const { handle } = started;
       const name = typeof params.name === 'string' ? params.name : undefined;
       return (await this.waitFor(handle, options, deadline ?? handle.startedAt + handle.apiTimeout + 5000, name)) as ReplyOf<K>;
     }
@@ -259,17 +271,38 @@ export class ZStackClient {
   }
 
   private async startAt<K extends OperationId>(apiName: K, params: Record<string, unknown>, options: CallOptions, deadline: number | undefined): Promise<JobHandle<K>> {
+    const started = await this.begin(apiName, params, options, deadline, 0);
+    if ('reply' in started) throw new TypeError('unreachable: a job started without Prefer: wait answered its result');
+    return started.handle;
+  }
+
+  /**
+   * Sends an asynchronous API with its job uuid; with `waitSeconds`, `Prefer: wait=<waitSeconds>` too. The answer is
+   * the job to wait for (202), or — when the server applied the preference — the job's reply (200) or its error
+   * (thrown, as a poll's would be).
+   */
+  private async begin<K extends OperationId>(
+    apiName: K,
+    params: Record<string, unknown>,
+    options: CallOptions,
+    deadline: number | undefined,
+    waitSeconds: number,
+  ): Promise<{ handle: JobHandle<K> } | { reply: unknown }> {
     const op = this.operation(apiName);
     if (op.kind !== 'async') throw new TypeError(`${apiName} is not an asynchronous API`);
     const jobUuid = options.jobUuid ?? newJobUuid();
     let p = params;
     // To report a download's progress the SDK must know the new resource's uuid, so it picks it.
     if (op.progressQuery && options.onProgress && params.resourceUuid === undefined) p = { ...params, resourceUuid: newJobUuid() };
-    const { res } = await this.send(apiName, p, { ...options, jobUuid }, deadline);
+    const { res, req } = await this.send(apiName, p, { ...options, jobUuid }, deadline, waitSeconds);
+    if (res.status !== 202 && waitSeconds > 0 && finalAnswer(res)) {
+      if (res.status === 200) return { reply: res.data };
+      throw this.errorOf(res, apiName, jobUuid, req);
+    }
     if (res.status !== 202) {
       throw new ZStackError({ ...SDK_ERRORS.badReply, details: `${apiName} answered HTTP ${res.status} instead of 202 with a job` }, res.status, apiName, jobUuid);
     }
-    return this.handleOf(apiName, res, typeof p.resourceUuid === 'string' ? p.resourceUuid : undefined);
+    return { handle: this.handleOf(apiName, res, typeof p.resourceUuid === 'string' ? p.resourceUuid : undefined) };
   }
 
   private handleOf<K extends OperationId>(apiName: K, res: AxiosResponse, resourceUuid: string | undefined): JobHandle<K> {
@@ -349,7 +382,13 @@ export class ZStackClient {
     );
   }
 
-  private async send(apiName: OperationId, params: Record<string, unknown>, options: CallOptions, deadline: number | undefined): Promise<{ res: AxiosResponse; req: HttpRequest }> {
+  private async send(
+    apiName: OperationId,
+    params: Record<string, unknown>,
+    options: CallOptions,
+    deadline: number | undefined,
+    waitSeconds?: number,
+  ): Promise<{ res: AxiosResponse; req: HttpRequest }> {
     const op = this.operation(apiName);
     if (this.options.readOnly && op.method !== 'GET' && !READ_ONLY_ALLOWED.has(apiName)) {
       throw new ZStackError({ ...SDK_ERRORS.readOnly, details: `${apiName} (${op.method} ${op.path}) is refused: the client is read-only` }, 0, apiName);
@@ -362,6 +401,7 @@ export class ZStackClient {
         sessionUuid: session,
         timeoutMs,
         jobUuid: options.jobUuid,
+        waitSeconds,
         systemTags: options.systemTags,
         userTags: options.userTags,
         headers: { ...this.options.headers, ...options.headers },
@@ -377,7 +417,8 @@ export class ZStackClient {
         secrets: apiName === 'LogInByAccount' ? (r) => [(r.data as { inventory?: { uuid?: string } })?.inventory?.uuid ?? ''] : undefined,
         hide: typeof params.sessionUuid === 'string' ? [params.sessionUuid] : undefined,
       });
-      if (res.status === 200 || res.status === 202) return { res, req };
+      // A job's outcome answered to `Prefer: wait` (its failure too) is the caller's to read.
+      if (res.status === 200 || res.status === 202 || finalAnswer(res)) return { res, req };
       // Refused before a job existed: the error names no job.
       const error = this.errorOf(res, apiName, undefined, req);
       // An expired session: log in again, once (concurrent calls share the login), and send the request again.

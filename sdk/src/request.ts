@@ -13,6 +13,8 @@ export interface BuildOptions {
   sessionUuid?: string;
   timeoutMs?: number;
   jobUuid?: string;
+  /** Asynchronous APIs: sent as `Prefer: wait=<seconds>` (the server answers the job's outcome if it ends in time). */
+  waitSeconds?: number;
   systemTags?: string[];
   userTags?: string[];
   headers?: Record<string, string>;
@@ -45,6 +47,7 @@ export function buildRequest(apiName: string, op: OperationInfo, params: Record<
   if (!op.public && o.sessionUuid) headers.Authorization = `OAuth ${o.sessionUuid}`;
   if (o.timeoutMs !== undefined) headers['X-API-Timeout'] = String(Math.max(1, Math.ceil(o.timeoutMs / 1000)));
   if (o.jobUuid) headers['X-Job-UUID'] = o.jobUuid;
+  if (o.waitSeconds) headers.Prefer = `wait=${o.waitSeconds}`;
   let body: unknown;
   if (op.bodyKey) {
     if (o.systemTags) rest.systemTags = o.systemTags;

@@ -14,7 +14,8 @@ import type { ParameterDef, SpecOperation } from './spec.js';
 import type { Handler } from './handlers.js';
 import type { JobService } from './jobs.js';
 import type { QueryEngine, QueryParams } from './query.js';
-import { changesOf, type ChangeTracker, type Stamp } from '../db/index.js';
+import { changesOf } from '../db/index.js';
+import { ReadMemo } from './read-memo.js';
 
 export interface RouterDeps {
   doc: Record<string, any>;
@@ -85,35 +86,17 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
     }
   }
 
-  const sessions = new SessionMemo();
+  // Sessions checked, reused for at most a second while the tables `authenticate` read are unchanged (a logout or
+  // expiry change on any node drops them at the next sync). Within that second a session past its expiry date is
+  // still accepted; `authenticate` itself runs at least once a second per session, so its sliding expiry works.
+  const sessions = new ReadMemo();
   for (const [key, prepared] of groups) {
     const [method, url] = key.split(' ');
     app.route({ method: method as 'GET', url, handler: (req, reply) => dispatch(deps, prepared, req, reply, sessions) });
   }
 }
 
-/**
- * Sessions checked, reused for at most a second while the tables `authenticate` read are unchanged
- * (the reply cache's change tracking: a logout or expiry change on any node drops them at the next sync). Within
- * that second a session past its expiry date is still accepted; `authenticate` itself runs at least once a second
- * per session, so its sliding expiry keeps working.
- */
-class SessionMemo {
-  private entries = new Map<string, { session: SessionInfo; stamp: Stamp; tables: Set<string>; at: number }>();
-
-  async authenticate(deps: RouterDeps, changes: ChangeTracker, header: string | undefined): Promise<SessionInfo> {
-    const key = header ?? '';
-    const hit = this.entries.get(key);
-    if (hit && Date.now() - hit.at < 1000 && changes.isCurrent(hit.stamp, hit.tables)) return hit.session;
-    const stamp = changes.stamp();
-    const { result: session, tables } = await changes.trackReads(() => deps.authenticate(header));
-    if (this.entries.size >= 10_000) this.entries.clear();
-    this.entries.set(key, { session, stamp: changes.narrow(stamp, tables), tables, at: Date.now() });
-    return session;
-  }
-}
-
-async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest, reply: FastifyReply, sessions: SessionMemo): Promise<void> {
+async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest, reply: FastifyReply, sessions: ReadMemo): Promise<void> {
   // The API's deadline counts from here: authentication, validation and checks are inside its budget.
   const arrivedAt = Date.now();
   // The call's own deadline timer (checks, sync and query APIs); an async API's job arms its own.
@@ -134,7 +117,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     const session = op.x.public
       ? undefined
       : changes
-        ? await sessions.authenticate(deps, changes, req.headers.authorization)
+        ? await sessions.read(changes, req.headers.authorization ?? '', 1000, () => deps.authenticate(req.headers.authorization))
         : await deps.authenticate(req.headers.authorization);
 
     if (p.validatePath && !p.validatePath(path)) throw validationError(p.validatePath.errors, '');
@@ -178,6 +161,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       timeoutMs,
       signal: deadline.signal,
       session,
+      changesSynced: Boolean(changes),
       // Named in a SYS.1001 when the deadline falls outside any step.
       trace: { steps: [], phase: `${op.operationId}/check` },
     };
@@ -203,6 +187,20 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       runInContext(ctx, () => raceAbort(ctx.signal, work(), () => timeoutError(ctx)));
 
     const location = (uuid: string) => `${req.protocol}://${req.headers.host ?? 'localhost'}/zstack/v1/api-jobs/${uuid}`;
+    const waitSeconds = op.x.kind === 'async' ? preferredWait(req.headers.prefer) : undefined;
+    /**
+     * The answer to an accepted call: 202 with the job's location; with `Prefer: wait=N`, the job is first waited
+     * for (the long poll's wait) and, when it has finished by then, the answer is the poll's for that job.
+     */
+    const accepted = async (uuid: string, apiTimeout: number) => {
+      if (waitSeconds !== undefined) {
+        const answer = await jobAnswer(deps, uuid, waitSeconds * 1000, reply);
+        if (answer.status !== 202) {
+          return void reply.code(answer.status).header('location', location(uuid)).header('preference-applied', `wait=${waitSeconds}`).send(answer.body);
+        }
+      }
+      reply.code(202).header('location', location(uuid)).send({ location: location(uuid), apiTimeout });
+    };
     const jobHeader = req.headers['x-job-uuid'];
     let jobUuid = newUuid();
     let retried = false;
@@ -229,7 +227,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
         // A check the first run has made fail (e.g. "resourceUuid already used") answers a retry with its job. A
         // check that passes needs no look-up: the job's insert finds an existing job by its uuid.
         const existing = await existingJob();
-        if (existing) return void reply.code(202).header('location', location(jobUuid)).send({ location: location(jobUuid), apiTimeout: existing.timeoutMs });
+        if (existing) return await accepted(jobUuid, existing.timeoutMs);
         throw e;
       }
     }
@@ -254,7 +252,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
         return r;
       },
     });
-    return void reply.code(202).header('location', location(job.uuid)).send({ location: location(job.uuid), apiTimeout: job.timeoutMs });
+    return await accepted(job.uuid, job.timeoutMs);
   } catch (e) {
     sendError(reply, e);
   } finally {
@@ -297,35 +295,86 @@ function normalizeQuery(raw: Record<string, unknown>, op: SpecOperation): Record
 }
 
 async function poll(deps: RouterDeps, uuid: string, reply: FastifyReply): Promise<void> {
-  // A job running in this process is still processing: answered from memory, without reading its row. With
-  // `X-Job-Wait-Ms` (long poll), it is first waited for, up to that long or until the client goes away.
   const waitMs = reply.request.headers['x-job-wait-ms'];
   const ms = waitMs === undefined ? 0 : typeof waitMs === 'string' && /^\d{1,5}$/.test(waitMs.trim()) ? Number(waitMs) : NaN;
   if (!(ms >= 0 && ms <= 30_000)) throw argErr(`header X-Job-Wait-Ms[${String(waitMs)}] must be an integer from 0 to 30000`);
+  const answer = await jobAnswer(deps, uuid, ms, reply);
+  reply.code(answer.status).send(answer.body);
+}
+
+/**
+ * What `GET /zstack/v1/api-jobs/{uuid}` answers for a job (the poll, and an async call's `Prefer: wait=N`): 202 `{}`
+ * while it runs, 200 with its reply, 503 with its error, 404 when unknown. A job running in this process is still
+ * processing: answered from memory, without reading its row. With `waitMs` (long poll), it is first waited for, up
+ * to that long or until the client goes away.
+ */
+async function jobAnswer(deps: RouterDeps, uuid: string, waitMs: number, reply: FastifyReply): Promise<{ status: number; body: unknown }> {
   if (deps.jobs.isRunningHere(uuid)) {
-    if (ms > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      let onClose: (() => void) | undefined;
-      await Promise.race([
-        deps.jobs.wait(uuid).catch(() => undefined),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, ms);
-          onClose = resolve;
-          reply.raw.once('close', onClose);
-        }),
-      ]);
-      clearTimeout(timer);
-      reply.raw.off('close', onClose!);
-    }
-    if (deps.jobs.isRunningHere(uuid)) return void reply.code(202).send({});
+    if (waitMs > 0) await waitForJob(deps.jobs, uuid, waitMs, reply);
+    if (deps.jobs.isRunningHere(uuid)) return { status: 202, body: {} };
   }
   const job = await deps.jobs.get(uuid);
-  if (!job) {
-    return void reply.code(404).send({ error: errorCode('SYS.1003', `job[uuid:${uuid}] is unknown or has expired`) });
+  if (!job) return { status: 404, body: { error: errorCode('SYS.1003', `job[uuid:${uuid}] is unknown or has expired`) } };
+  if (job.status === 'processing') return { status: 202, body: {} };
+  if (job.status === 'done') return { status: 200, body: job.result };
+  return { status: 503, body: { error: job.error } };
+}
+
+/** Resolves when the job running in this process has its outcome recorded, after `ms`, or when the client goes away. */
+async function waitForJob(jobs: JobService, uuid: string, ms: number, reply: FastifyReply): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let onClose: (() => void) | undefined;
+  await Promise.race([
+    jobs.wait(uuid).catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      onClose = resolve;
+      reply.raw.once('close', onClose);
+    }),
+  ]);
+  clearTimeout(timer);
+  reply.raw.off('close', onClose!);
+}
+
+/**
+ * RFC 7240 `Prefer`: the seconds of its first `wait` preference (1–30), undefined without one. Other preferences,
+ * later `wait`s and parameters (`;...`) are ignored; a `wait` that is not a whole number of seconds from 1 to 30 is
+ * refused (400).
+ */
+export function preferredWait(header: string | string[] | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  for (const preference of splitUnquoted(([] as string[]).concat(header).join(','), ',')) {
+    const [head] = splitUnquoted(preference, ';');
+    const eq = head.indexOf('=');
+    if ((eq < 0 ? head : head.slice(0, eq)).trim().toLowerCase() !== 'wait') continue;
+    const raw = eq < 0 ? undefined : head.slice(eq + 1).trim();
+    const value = raw && /^".*"$/.test(raw) ? raw.slice(1, -1) : raw;
+    if (value === undefined || !/^\d{1,2}$/.test(value) || Number(value) < 1 || Number(value) > 30) {
+      throw argErr(`header Prefer: wait must be a whole number of seconds from 1 to 30, got [${(raw ?? '').slice(0, 64)}]`);
+    }
+    return Number(value);
   }
-  if (job.status === 'processing') return void reply.code(202).send({});
-  if (job.status === 'done') return void reply.code(200).send(job.result);
-  return void reply.code(503).send({ error: job.error });
+  return undefined;
+}
+
+/** `text` split at `sep` outside quoted strings (RFC 9110 quoted-string, backslash escapes). */
+function splitUnquoted(text: string, sep: string): string[] {
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === sep && !quoted) {
+      parts.push(current);
+      current = '';
+      continue;
+    }
+    current += c;
+    if (quoted && c === '\\') current += text[++i] ?? '';
+    else if (c === '"') quoted = !quoted;
+  }
+  parts.push(current);
+  return parts;
 }
 
 export function sendError(reply: FastifyReply, e: unknown): void {
