@@ -3,8 +3,28 @@
 // serves many hosts in one process). Failures come back as ZStack errors: SYS.1015 when the agent cannot be
 // reached or answers badly, SYS.1006 with the agent's own message when it reports `success: false`, SYS.1001
 // when the call's deadline passes (a late reply is then dropped: the request is aborted, nothing reads it).
+import http from 'node:http';
 import { currentContext, deadlineSignal, remainingMs, timeoutError, backgroundContext } from '../core/context.js';
 import { ApiError, errorCode } from '../core/errors.js';
+
+// node:http with keep-alive connections, not fetch: fetch's WHATWG streams cost ≈ 0.35 ms of CPU per call more
+// (measured: 463 vs 119 µs per call, client and server in one process), and a VM creation makes two agent calls.
+const keepAlive = new http.Agent({ keepAlive: true });
+
+/** POSTs a JSON body; the status and text of the answer. Rejects with the socket's error (its `code`) or on abort. */
+function postJson(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', agent: keepAlive, headers: { ...headers, 'content-length': Buffer.byteLength(body) }, signal }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 export interface AgentCallOptions {
   /** Resource the call is about (host, backup storage, virtual router uuid). */
@@ -45,11 +65,9 @@ export class AgentClient {
     if (secret) headers.authorization = `Bearer ${secret}`;
     if (opts.targetUuid) headers['X-Zstack-Target-Uuid'] = opts.targetUuid;
     this.stats.set(path, (this.stats.get(path) ?? 0) + 1);
-    let res: Response;
-    let text: string;
+    let res: { status: number; text: string };
     try {
-      res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), signal });
-      text = await res.text();
+      res = await postJson(url, headers, JSON.stringify(body), signal);
     } catch (e) {
       if (signal.aborted) {
         // Our own budget ran out (or the whole call's): a timeout, not an unreachable agent.
@@ -58,11 +76,12 @@ export class AgentClient {
           ? timeoutError(ctx, `agent ${path}`)
           : new ApiError(errorCode('SYS.1001', `agent call ${url} timed out after ${budget} ms`), 503);
       }
-      const reason = (e as { cause?: { code?: string; message?: string } }).cause;
-      throw new ApiError(errorCode('SYS.1015', `cannot reach the agent at ${url}: ${reason?.code ?? reason?.message ?? (e as Error).message}`), 503);
+      const reason = e as { code?: string; message?: string };
+      throw new ApiError(errorCode('SYS.1015', `cannot reach the agent at ${url}: ${reason.code ?? reason.message}`), 503);
     } finally {
       own.dispose();
     }
+    const text = res.text;
     let reply: R;
     try {
       reply = JSON.parse(text) as R;
