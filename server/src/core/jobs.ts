@@ -36,6 +36,8 @@ export interface SubmitOptions {
   /** When the request arrived (default: now): the API's deadline counts from there, checks included. */
   startedAt?: number;
   session?: SessionInfo;
+  /** The call synced with the other nodes on arrival (context.ts): the job's memo reads may use it. */
+  changesSynced?: boolean;
   webHook?: string;
   run: () => Promise<unknown>;
 }
@@ -88,6 +90,7 @@ export class JobService {
       timeoutMs: o.timeoutMs,
       signal: deadline.signal,
       session: o.session,
+      changesSynced: o.changesSynced,
       // Named by a timeout that interrupts the handler outside any step (e.g. in a database write of its own).
       trace: { steps: [], phase: `${o.apiName}/run` },
     };

@@ -245,6 +245,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       timeoutMs,
       startedAt: now,
       session,
+      changesSynced: ctx.changesSynced,
       webHook: typeof req.headers['x-web-hook'] === 'string' ? req.headers['x-web-hook'] : undefined,
       run: async () => {
         const r = await handler.run(msg, currentContext()!);

@@ -18,7 +18,7 @@ export type { AllocateIpOptions, AllocatedIp, IpAllocatorStrategy } from './allo
 
 /** Registers the network domain: inventories, handlers, cascade nodes, settings and its service. */
 export function register(app: App): void {
-  app.services.networks = new NetworkService(app.db);
+  app.services.networks = new NetworkService(app.db, (key, read) => app.remembered(key, read));
   for (const d of networkDescriptors) app.addInventory(d);
   app.addHandlers(l2Handlers(app));
   app.addHandlers(l3Handlers(app));

@@ -13,7 +13,11 @@ export type L2DetachHook = (l2NetworkUuid: string, clusterUuid: string) => Promi
 export class NetworkService {
   private l2DetachHooks: L2DetachHook[] = [];
 
-  constructor(private db: Db) {}
+  constructor(
+    private db: Db,
+    /** App.remembered: a read reused while its tables are unchanged (core/read-memo.ts). */
+    private remembered: <T>(key: string, read: () => Promise<T>) => Promise<T> = (_key, read) => read(),
+  ) {}
 
   /**
    * Reserves an address on the L3 network inside `tx` (unique per L3 even under concurrency). L3.1000 (503) when
@@ -39,7 +43,9 @@ export class NetworkService {
   }
 
   /** The network services attached to the L3 network, in attach order. */
-  async providersOf(l3Uuid: string, tx: Tx = this.db): Promise<Array<{ providerUuid: string; providerType: string; serviceType: string }>> {
+  async providersOf(l3Uuid: string, tx?: Tx): Promise<Array<{ providerUuid: string; providerType: string; serviceType: string }>> {
+    // Outside a transaction (every VM start asks), through the memo: attach/detach of services change it rarely.
+    if (!tx) return this.remembered(`providersOf:${l3Uuid}`, () => this.providersOf(l3Uuid, this.db));
     return tx
       .select({
         providerUuid: networkServiceL3Refs.networkServiceProviderUuid,
