@@ -202,4 +202,13 @@ t.test('two server processes on one database: a write on one node is seen by the
   const after = await http(a.url, 'GET', '/zstack/v1/zones', { headers });
   t.equal(after.status, 401, 'a session logged out on B is refused by A right after');
   t.equal(after.json.error.code, 'ID.1001');
+
+  // Every API (not only queries) takes its session from the memo: the same holds for a write.
+  await za.login();
+  const onA = new ZStackClient({ endpoint: a.url, sessionUuid: za.sessionUuid! });
+  await onA.createZone({ name: 'memo-1' });
+  await onA.createZone({ name: 'memo-2' });
+  await new ZStackClient({ endpoint: b.url, sessionUuid: za.sessionUuid! }).logout();
+  const refused = await onA.createZone({ name: 'memo-3' }).catch((e) => e);
+  t.match(refused, { httpStatus: 401, code: 'ID.1001' }, 'a write with a session logged out on B is refused by A right after');
 });
