@@ -50,29 +50,58 @@ export class JobService {
   /** Jobs this process finished in the last FINISHED_CACHE_MS, as recorded (a finished row never changes). */
   private finished = new Map<string, { job: JobRecord; at: number }>();
 
+  /**
+   * Every async call writes its job twice: both statements are built and rendered once (drizzle prepared queries
+   * with placeholders, each value through its column's encoder), not on every call.
+   */
+  private statements;
+
   constructor(
     private db: Db,
     private nodeUuid: string,
-  ) {}
+  ) {
+    const p = (name: string) => sql.placeholder(name);
+    this.statements = {
+      insert: db
+        .insert(apiJobs)
+        .values({
+          uuid: p('uuid'),
+          apiName: p('apiName'),
+          request: p('request'),
+          status: 'processing',
+          timeoutMs: p('timeoutMs'),
+          deadline: p('deadline'),
+          ownerNode: p('ownerNode'),
+          sessionUuid: p('sessionUuid'),
+          webHook: p('webHook'),
+        })
+        .onConflictDoNothing()
+        .returning()
+        .prepare('api_job_insert'),
+      // `status = processing` guard: a job is finished exactly once (a late completion changes nothing).
+      finish: db
+        .update(apiJobs)
+        // Placeholders are bound through the columns' encoders at runtime; drizzle's `set` type does not list them.
+        .set({ status: p('status'), result: p('result'), error: p('error'), lastOpDate: p('lastOpDate') } as unknown as Partial<typeof apiJobs.$inferInsert>)
+        .where(and(eq(apiJobs.uuid, p('uuid')), eq(apiJobs.status, 'processing')))
+        .returning({ uuid: apiJobs.uuid })
+        .prepare('api_job_finish'),
+    };
+  }
 
   /** Stores the job and starts it; a known uuid returns the existing job (created=false) without running again. */
   async submit(o: SubmitOptions): Promise<{ job: JobRecord; created: boolean }> {
     const now = o.startedAt ?? Date.now();
-    const inserted = await this.db
-      .insert(apiJobs)
-      .values({
-        uuid: o.uuid,
-        apiName: o.apiName,
-        request: o.request as object,
-        status: 'processing',
-        timeoutMs: o.timeoutMs,
-        deadline: new Date(now + o.timeoutMs),
-        ownerNode: this.nodeUuid,
-        sessionUuid: o.session?.uuid ?? null,
-        webHook: o.webHook ?? null,
-      })
-      .onConflictDoNothing()
-      .returning();
+    const inserted = await this.statements.insert.execute({
+      uuid: o.uuid,
+      apiName: o.apiName,
+      request: o.request as object,
+      timeoutMs: o.timeoutMs,
+      deadline: new Date(now + o.timeoutMs),
+      ownerNode: this.nodeUuid,
+      sessionUuid: o.session?.uuid ?? null,
+      webHook: o.webHook ?? null,
+    });
     if (inserted.length === 0) {
       const existing = await this.get(o.uuid);
       if (!existing) throw argErr(`job uuid[${o.uuid}] cannot be used`);
@@ -129,12 +158,8 @@ export class JobService {
     }
     const status: JobStatus = error ? 'failed' : 'done';
     const body = error ? null : { ...(result as object), success: true };
-    // `status = processing` guard: a job is finished exactly once (a late completion changes nothing).
-    const recorded = await this.db
-      .update(apiJobs)
-      .set({ status, result: body, error: error ?? null, lastOpDate: new Date() })
-      .where(and(eq(apiJobs.uuid, ctx.jobUuid!), eq(apiJobs.status, 'processing')))
-      .returning({ uuid: apiJobs.uuid })
+    const recorded = await this.statements.finish
+      .execute({ uuid: ctx.jobUuid!, status, result: body, error: error ?? null, lastOpDate: new Date() })
       .catch((e) => void console.error(`[jobs] cannot record the end of job ${ctx.jobUuid}:`, e.message));
     // What was just written is what a poll reads next: kept briefly so the final poll needs no query. (Successes
     // only: `result` is json and reads back as written; `error` is jsonb, whose key order differs.)
