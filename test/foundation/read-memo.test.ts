@@ -60,6 +60,33 @@ t.test('aged but unchanged: one background refresh while the others keep the val
   t.equal(await memo.read(changes, 'k', 200, read), 3, 'a change is never served from the memo, aged or not');
 });
 
+t.test('a drizzle query builder (a lazy thenable) records its tables; a read naming none is not remembered', async (t) => {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  const { eq } = await import('drizzle-orm');
+  const { images } = await import('../../server/src/db/schema/index.js');
+  const { trackPglite } = await import('../../server/src/db/changes.js');
+  const client = await PGlite.create();
+  t.teardown(() => client.close());
+  await client.exec(`CREATE TABLE images (uuid text primary key, name text, state text)`);
+  await client.exec(`INSERT INTO images (uuid, name, state) VALUES ('i1', 'tiny', 'Enabled')`);
+  const changes = new ChangeTracker(tableNames);
+  trackPglite(client as never, changes);
+  const db = drizzle(client);
+  const memo = new ReadMemo();
+  // Not async: the builder itself is returned, its statement starts when awaited.
+  const read = () => db.select({ uuid: images.uuid, state: images.state }).from(images).where(eq(images.uuid, 'i1'));
+  t.same(await memo.read(changes, 'Image:i1', 60_000, read), [{ uuid: 'i1', state: 'Enabled' }]);
+  await client.query(`UPDATE images SET state = 'Disabled' WHERE uuid = 'i1'`);
+  t.same(await memo.read(changes, 'Image:i1', 60_000, read), [{ uuid: 'i1', state: 'Disabled' }], 'a write to images is seen at once');
+
+  let n = 0;
+  const tableless = async () => ++n;
+  await memo.read(changes, 'k', 60_000, tableless);
+  await memo.read(changes, 'k', 60_000, tableless);
+  t.equal(n, 2, 'a read naming no known table is read every time');
+});
+
 t.test('a failed read is not remembered', async (t) => {
   const changes = new ChangeTracker(tableNames);
   const memo = new ReadMemo();

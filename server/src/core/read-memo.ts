@@ -50,6 +50,8 @@ export class ReadMemo {
   private async fill<T>(changes: ChangeTracker, key: string, read: () => Promise<T>): Promise<T> {
     const stamp = changes.stamp();
     const { result, tables } = await changes.trackReads(read);
+    // A read that named no known table could never be invalidated: not remembered.
+    if (tables.size === 0) return result;
     // Bulk forget when full: keys are sessions and resource uuids, a bound matters more than recency here.
     if (this.entries.size >= this.maxEntries) this.entries.clear();
     this.entries.set(key, { value: result, stamp: changes.narrow(stamp, tables), tables, at: Date.now() });

@@ -69,7 +69,9 @@ export class ChangeTracker {
   /** Runs `fn`, collecting the known tables named by every statement it issues (in its async context). */
   async trackReads<T>(fn: () => Promise<T>): Promise<{ result: T; tables: Set<string> }> {
     const tables = new Set<string>();
-    const result = await reads.run(tables, fn);
+    // Awaited inside the context: `fn` may return a lazy thenable (a drizzle query builder starts its statement
+    // only when `then` is called), which would otherwise run after `run` returned, outside the context.
+    const result = await reads.run(tables, async () => await fn());
     return { result, tables };
   }
 
