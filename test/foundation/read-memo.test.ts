@@ -77,6 +77,8 @@ t.test('a drizzle query builder (a lazy thenable) records its tables; a read nam
   // Not async: the builder itself is returned, its statement starts when awaited.
   const read = () => db.select({ uuid: images.uuid, state: images.state }).from(images).where(eq(images.uuid, 'i1'));
   t.same(await memo.read(changes, 'Image:i1', 60_000, read), [{ uuid: 'i1', state: 'Enabled' }]);
+  await memo.read(changes, 'Image:i1', 60_000, read);
+  t.equal(memo.hits, 1, 'remembered: the statement it started was seen naming images');
   await client.query(`UPDATE images SET state = 'Disabled' WHERE uuid = 'i1'`);
   t.same(await memo.read(changes, 'Image:i1', 60_000, read), [{ uuid: 'i1', state: 'Disabled' }], 'a write to images is seen at once');
 
