@@ -22,6 +22,9 @@ t.test('jobs', async (t) => {
     t.equal(done.status, 200);
     t.equal(done.json.inventory.name, 'z-job');
     t.same(Object.keys(done.json), ['inventory', 'success'], 'reply keys in upstream order');
+    const uuid = res.json.location.split('/').pop();
+    const { rows } = await s.app.database.pool!.query('SELECT result IS NULL AS no_result, error IS NULL AS no_error FROM api_jobs WHERE uuid = $1', [uuid]);
+    t.same(rows[0], { no_result: false, no_error: true }, "a done job's error is SQL NULL, not JSON null");
     const unknown = await http(s.url, 'GET', '/zstack/v1/api-jobs/0123456789abcdef0123456789abcdef');
     t.equal(unknown.status, 404);
     t.equal(unknown.json.error.code, 'SYS.1003');

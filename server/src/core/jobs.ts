@@ -81,8 +81,13 @@ export class JobService {
       // `status = processing` guard: a job is finished exactly once (a late completion changes nothing).
       finish: db
         .update(apiJobs)
-        // Placeholders are bound through the columns' encoders at runtime; drizzle's `set` type does not list them.
-        .set({ status: p('status'), result: p('result'), error: p('error'), lastOpDate: p('lastOpDate') } as unknown as Partial<typeof apiJobs.$inferInsert>)
+        // result/error as JSON text or SQL NULL (the columns' encoders would turn a null into JSON 'null').
+        .set({
+          status: p('status'),
+          result: sql`${p('result')}::json`,
+          error: sql`${p('error')}::jsonb`,
+          lastOpDate: p('lastOpDate'),
+        } as unknown as Partial<typeof apiJobs.$inferInsert>)
         .where(and(eq(apiJobs.uuid, p('uuid')), eq(apiJobs.status, 'processing')))
         .returning({ uuid: apiJobs.uuid })
         .prepare('api_job_finish'),
@@ -159,7 +164,7 @@ export class JobService {
     const status: JobStatus = error ? 'failed' : 'done';
     const body = error ? null : { ...(result as object), success: true };
     const recorded = await this.statements.finish
-      .execute({ uuid: ctx.jobUuid!, status, result: body, error: error ?? null, lastOpDate: new Date() })
+      .execute({ uuid: ctx.jobUuid!, status, result: body && JSON.stringify(body), error: error ? JSON.stringify(error) : null, lastOpDate: new Date() })
       .catch((e) => void console.error(`[jobs] cannot record the end of job ${ctx.jobUuid}:`, e.message));
     // What was just written is what a poll reads next: kept briefly so the final poll needs no query. (Successes
     // only: `result` is json and reads back as written; `error` is jsonb, whose key order differs.)
