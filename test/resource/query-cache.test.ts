@@ -3,6 +3,7 @@
 // nested inventories' tables, tables joined by conditions); a rollback does not bump; two server processes on one
 // database: a write acknowledged by one node is seen by the next query on the other; the memory bound holds.
 import t from 'tap';
+import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { ChangeTracker, changesOf, tableNames } from '../../server/src/db/index.js';
 import { cacheKey, QueryCache } from '../../server/src/core/query-cache.js';
@@ -211,4 +212,20 @@ t.test('two server processes on one database: a write on one node is seen by the
   await new ZStackClient({ endpoint: b.url, sessionUuid: za.sessionUuid! }).logout();
   const refused = await onA.createZone({ name: 'memo-3' }).catch((e) => e);
   t.match(refused, { httpStatus: 401, code: 'ID.1001' }, 'a write with a session logged out on B is refused by A right after');
+});
+
+t.test("writes made outside the servers: SELECT nextval('qgen') flushes the caches", async (t) => {
+  const s = await startServer();
+  t.teardown(() => s.close());
+  const { inventory: zone } = await s.client.createZone({ name: 'outside-0' });
+  const query = async () => (await s.client.queryZone({ q: [`uuid=${zone.uuid}`] })).inventories![0].name;
+  t.equal(await query(), 'outside-0');
+  t.equal(await query(), 'outside-0', 'cached');
+  const psql = new pg.Client({ connectionString: s.databaseUrl });
+  await psql.connect();
+  t.teardown(() => psql.end());
+  await psql.query(`UPDATE zones SET name = 'outside-1' WHERE uuid = $1`, [zone.uuid]);
+  t.equal(await query(), 'outside-0', 'a write outside the servers is not seen (documented)');
+  await psql.query(`SELECT nextval('qgen')`);
+  t.equal(await query(), 'outside-1', "after SELECT nextval('qgen') the next query reads again");
 });

@@ -110,8 +110,9 @@ export class LockManager {
     try {
       while (this.pending.length) {
         const ops = this.pending.splice(0, MAX_OPS_PER_STATEMENT);
+        let client: pg.PoolClient | undefined;
         try {
-          const client = await this.lockConnection();
+          client = await this.lockConnection();
           this.statements++;
           const { rows } = await client.query<{ i: string; ok: boolean }>(
             `SELECT t.i, CASE WHEN t.try THEN pg_try_advisory_lock(hashtextextended(t.key, 0)) ELSE pg_advisory_unlock(hashtextextended(t.key, 0)) END AS ok
@@ -121,6 +122,12 @@ export class LockManager {
           const results = new Map(rows.map((r) => [Number(r.i), r.ok]));
           ops.forEach((o, i) => o.resolve(results.get(i + 1) === true));
         } catch (e) {
+          // Some of the batch's locks may have been taken before it failed (a cancel, a statement timeout): nobody
+          // would release them. Dropping the connection drops every lock it held; the next operation opens another.
+          if (client && this.connection) {
+            this.connection = undefined;
+            client.release(true);
+          }
           for (const o of ops) o.reject(e);
         }
       }

@@ -449,7 +449,8 @@ export class SharedGenerations {
       else {
         const moved = new Set<string>();
         for (const [t, value] of tables) if (seen.tables.get(t) !== value) moved.add(t);
-        if (moved.size) this.tracker.changed(moved);
+        // qgen moved (not by this node) but no table did: `SELECT nextval('qgen')` run by hand to flush every cache.
+        this.tracker.changed(moved.size ? moved : 'all');
       }
       this.seen = { started, global: v, tables };
     } catch (e) {
