@@ -51,3 +51,41 @@ t.test("drizzle's form (config and values apart) and the bound on names", async 
   t.equal((await pool.query('SELECT $1::int + 5 AS n', [1])).rows[0].n, 6, 'texts beyond the bound still run (unnamed)');
   t.equal((await preparedTexts(pool)).length, 3);
 });
+
+t.test('a stale name is replaced: a migration on another connection, a statement the server dropped', async (t) => {
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  const table = `zz_prepared_${process.pid}`;
+  await admin.query(`DROP TABLE IF EXISTS ${table}; CREATE TABLE ${table} (a int)`);
+  await admin.query(`INSERT INTO ${table} VALUES (1)`);
+  const pool = new pg.Pool({ connectionString: ADMIN_URL, max: 1 });
+  t.teardown(async () => {
+    await pool.end();
+    await admin.query(`DROP TABLE IF EXISTS ${table}`);
+    await admin.end();
+  });
+  preparePgPool(pool, { minUses: 1 });
+  const select = `SELECT * FROM ${table} WHERE a = $1`;
+  t.same((await pool.query(select, [1])).rows, [{ a: 1 }]);
+  // Another node's migration: the prepared SELECT * would now have to return another row type.
+  await admin.query(`ALTER TABLE ${table} ADD COLUMN b int DEFAULT 7`);
+  t.same((await pool.query(select, [1])).rows, [{ a: 1, b: 7 }], 'runs again under a new name, with the new column');
+  t.same((await pool.query({ text: select, values: [1] })).rows, [{ a: 1, b: 7 }], 'and keeps working');
+
+  // The server forgot every prepared statement of this connection (pg still counts them as prepared).
+  await pool.query('DEALLOCATE ALL');
+  t.same((await pool.query(select, [1])).rows, [{ a: 1, b: 7 }], 'a statement the server dropped is prepared again');
+
+  // Inside a transaction the error stands (the transaction is aborted); the next use outside works.
+  const client = await pool.connect();
+  try {
+    await client.query(select, [1]);
+    await admin.query(`ALTER TABLE ${table} ADD COLUMN c int DEFAULT 8`);
+    await client.query('BEGIN');
+    await t.rejects(client.query(select, [1]), { code: '0A000' }, 'inside a transaction: no silent retry');
+    await client.query('ROLLBACK');
+    t.same((await client.query(select, [1])).rows, [{ a: 1, b: 7, c: 8 }], 'after the transaction: a new name');
+  } finally {
+    client.release();
+  }
+});

@@ -4,7 +4,9 @@
 // parameters, so this is done once, here, for every statement: a text with parameters seen `minUses` times gets a
 // name derived from its text. PostgreSQL's plan cache then decides per statement between custom and generic plans.
 // Bounded: at most `maxNames` texts are named (they stay prepared on each connection until it closes); texts
-// beyond that (e.g. IN lists of varying length) run unnamed as before.
+// beyond that (e.g. IN lists of varying length) run unnamed as before. A name that went stale on a connection
+// (another node's migration changed a `SELECT *`'s columns; a statement pg closed) is replaced by a new one on that
+// connection, and the statement runs again when it was not inside a transaction (inside one, the error stands).
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 
@@ -43,8 +45,12 @@ export function preparePgPool(pool: pg.Pool, opts: PreparedOptions = {}): { name
     if (c[patched]) return;
     c[patched] = true;
     const query = c.query.bind(client) as (...args: unknown[]) => unknown;
+    // Bumped when a name of this connection went stale (see `isStale`): later names get this suffix.
+    let epoch = 0;
+    const nameOn = (base: string) => (epoch ? `${base}_${epoch}` : base);
     c.query = (...args: unknown[]) => {
       const config = args[0];
+      let base: string | undefined;
       // Only a plain config object with parameters (extended protocol; a text without them may hold several
       // statements): pg's Query/Submittable objects and named configs pass through untouched.
       if (config && typeof config === 'object' && typeof (config as { submit?: unknown }).submit !== 'function') {
@@ -52,15 +58,49 @@ export function preparePgPool(pool: pg.Pool, opts: PreparedOptions = {}): { name
         // drizzle passes its values as the second argument, pg's pool.query(config) in the config.
         const values = Array.isArray(q.values) ? q.values : args[1];
         if (!q.name && typeof q.text === 'string' && Array.isArray(values) && values.length > 0) {
-          const name = nameFor(q.text);
-          if (name) args[0] = { ...q, name };
+          base = nameFor(q.text);
+          if (base) args[0] = { ...q, name: nameOn(base) };
         }
       } else if (typeof config === 'string' && Array.isArray(args[1]) && args[1].length > 0) {
-        const name = nameFor(config);
-        if (name) args.splice(0, 2, { text: config, values: args[1], name });
+        base = nameFor(config);
+        if (base) args.splice(0, 2, { text: config, values: args[1], name: nameOn(base) });
       }
-      return query(...args);
+      if (!base) return query(...args);
+      const named = base;
+      // Once per call: a stale name is replaced (new epoch) and, outside a transaction, the statement runs again.
+      const retry = (e: unknown): boolean => {
+        if (!isStale(e)) return false;
+        epoch++;
+        if ((client as unknown as { getTransactionStatus(): string | null }).getTransactionStatus() !== 'I') return false;
+        args[0] = { ...(args[0] as object), name: nameOn(named) };
+        return true;
+      };
+      const last = args.length - 1;
+      if (typeof args[last] === 'function') {
+        const cb = args[last] as (e: unknown, r?: unknown) => void;
+        args[last] = (e: unknown, r?: unknown) => {
+          if (e && retry(e)) {
+            args[last] = cb;
+            query(...args);
+          } else cb(e, r);
+        };
+        return query(...args);
+      }
+      return (query(...args) as Promise<unknown>).catch((e: unknown) => {
+        if (retry(e)) return query(...args);
+        throw e;
+      });
     };
   });
   return { named: () => names.size };
+}
+
+/**
+ * A prepared statement this connection can no longer use: its result type changed (a column added by a migration
+ * another node ran: `SELECT *`, `RETURNING *`), or the server no longer has it (pg closes a statement whose
+ * parameters failed to serialize, but still counts it as prepared).
+ */
+function isStale(e: unknown): boolean {
+  const { code, message } = e as { code?: string; message?: string };
+  return (code === '0A000' && /cached plan must not change result type/.test(message ?? '')) || (code === '26000' && /prepared statement/.test(message ?? ''));
 }
