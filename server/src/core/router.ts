@@ -86,9 +86,10 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
     }
   }
 
-  // Sessions checked, reused for at most a second while the tables `authenticate` read are unchanged (a logout or
-  // expiry change on any node drops them at the next sync). Within that second a session past its expiry date is
-  // still accepted; `authenticate` itself runs at least once a second per session, so its sliding expiry works.
+  // Sessions checked, reused for a second (up to two while one caller refreshes it) while the tables `authenticate`
+  // read are unchanged (a logout or expiry change on any node drops them at the next sync). Within that time a
+  // session past its expiry date is still accepted; `authenticate` itself runs every second or two per session, so
+  // its sliding expiry works.
   const sessions = new ReadMemo();
   for (const [key, prepared] of groups) {
     const [method, url] = key.split(' ');
