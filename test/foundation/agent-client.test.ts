@@ -1,0 +1,62 @@
+// The agent HTTP client (server/src/agent-client): a request sent on a kept-alive connection that the agent closed
+// meanwhile is sent once more on a new connection; an agent that cannot be reached is SYS.1015 naming the error;
+// an agent's `success: false` is SYS.1006 with its message.
+import t from 'tap';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AgentClient } from '../../server/src/agent-client/index.js';
+
+t.test('a kept-alive connection closed by the agent: the request goes again on a new one', async (t) => {
+  const served = new WeakMap<object, number>();
+  let requests = 0;
+  let dropped = 0;
+  const server = http.createServer((req, res) => {
+    requests++;
+    const n = served.get(req.socket) ?? 0;
+    served.set(req.socket, n + 1);
+    // The second request on a connection finds it closed (what an agent's idle timeout does, racing the client).
+    if (n >= 1) {
+      dropped++;
+      req.socket.destroy();
+      return;
+    }
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ success: true, n: requests }));
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const agents = new AgentClient('secret');
+
+  t.match(await agents.call(url, '/ping', {}), { success: true });
+  const second = await agents.call(url, '/ping', {});
+  t.match(second, { success: true }, 'the second call succeeds');
+  t.equal(dropped, 1, 'its first attempt went out on the kept-alive connection and was dropped');
+  t.equal(requests, 3, 'then it went once more');
+  server.closeAllConnections();
+});
+
+t.test('unreachable and refusing agents', async (t) => {
+  const agents = new AgentClient('secret');
+  const closed = http.createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  await t.rejects(agents.call(`http://127.0.0.1:${port}`, '/ping', {}), { error: { code: 'SYS.1015', details: /cannot reach the agent .*ECONNREFUSED/ } });
+
+  const refusing = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end(JSON.stringify({ success: false, error: 'disk full' })));
+  });
+  await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    refusing.closeAllConnections();
+    return new Promise<void>((r) => refusing.close(() => r()));
+  });
+  const url = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}`;
+  await t.rejects(agents.call(url, '/vm/start', {}), { error: { code: 'SYS.1006', details: /agent \/vm\/start failed: disk full/ } });
+});
