@@ -46,7 +46,8 @@ t.test('unreachable and refusing agents', async (t) => {
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
   const port = (closed.address() as AddressInfo).port;
   await new Promise<void>((r) => closed.close(() => r()));
-  await t.rejects(agents.call(`http://127.0.0.1:${port}`, '/ping', {}), { error: { code: 'SYS.1015', details: /cannot reach the agent .*ECONNREFUSED/ } });
+  const unreachable = await agents.call(`http://127.0.0.1:${port}`, '/ping', {}).catch((e: { error?: unknown }) => e);
+  t.match(unreachable, { error: { code: 'SYS.1015', details: /cannot reach the agent .*ECONNREFUSED/ } });
 
   const refusing = http.createServer((req, res) => {
     req.resume();
@@ -58,5 +59,6 @@ t.test('unreachable and refusing agents', async (t) => {
     return new Promise<void>((r) => refusing.close(() => r()));
   });
   const url = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}`;
-  await t.rejects(agents.call(url, '/vm/start', {}), { error: { code: 'SYS.1006', details: /agent \/vm\/start failed: disk full/ } });
+  const refused = await agents.call(url, '/vm/start', {}).catch((e: { error?: unknown }) => e);
+  t.match(refused, { error: { code: 'SYS.1006', details: /agent \/vm\/start failed: disk full/ } });
 });
