@@ -12,7 +12,7 @@
 // its command records can be read). Prints phase timings on stderr and one JSON line.
 import pg from 'pg';
 import { seedVms } from './seed.js';
-import { arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, pool, rssMb, sampleActivity, simulatorEnv, startServerProcess, startSimulatorProcess, stats } from '../provision/lib.js';
+import { DATABASE_TRANSPORT, arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, pool, rssMb, sampleActivity, simulatorEnv, startServerProcess, startSimulatorProcess, stats } from '../provision/lib.js';
 
 const JOBS = arg('jobs', 'BENCH_JOBS', 1000);
 const HOSTS = arg('hosts', 'BENCH_HOSTS', 50);
@@ -28,7 +28,7 @@ const server = await startServerProcess(database.url, simulatorEnv(sim)).catch(a
   throw e;
 });
 const db = new pg.Client({ connectionString: database.url });
-const result: Record<string, unknown> = { bench: 'gc', jobs: JOBS, hosts: HOSTS, concurrency: CONCURRENCY, seed: SEED_API ? 'api' : 'clone', loadBefore };
+const result: Record<string, unknown> = { bench: 'gc', jobs: JOBS, hosts: HOSTS, concurrency: CONCURRENCY, seed: SEED_API ? 'api' : 'clone', database: DATABASE_TRANSPORT, loadBefore };
 const phase = (name: string, t0: number) => {
   const s = Math.round((Date.now() - t0) / 100) / 10;
   console.error(`${name}: ${s} s (load ${load().join(' ')})`);

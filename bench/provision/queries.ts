@@ -7,7 +7,8 @@
 //   node --expose-gc --import tsx bench/provision/queries.ts …   (adds the heap still held per VM after a full GC;
 //   BENCH_HEAP_SNAPSHOT=/tmp/x.heapsnapshot writes a snapshot after the run)
 //   BENCH_EXPLAIN=1 also runs one example of each statement kind under EXPLAIN ANALYZE (in a rolled-back
-//   transaction) and reports PostgreSQL's planning and execution time for it)
+//   transaction) and reports PostgreSQL's planning and execution time for it; BENCH_EXPLAIN=plans prints the plans too)
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +38,27 @@ const record = (key: string, ms: number, example?: { text: string; values?: unkn
   s.n++;
   s.ms += ms;
 };
+/**
+ * An example's values with new uuids for the rows it inserted and a new MAC (the same new value for the same old
+ * one), so that an INSERT the bench ran already runs again under EXPLAIN ANALYZE instead of conflicting with itself.
+ */
+const renamed = new Map<string, string>();
+const isMac = (v: unknown) => typeof v === 'string' && /^fa(:[0-9a-f]{2}){5}$/.test(v);
+function fresh(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  const made = isMac(v) ? `fa:${randomUUID().slice(0, 8).replace(/(..)(?!$)/g, '$1:')}` : randomUUID().replace(/-/g, '');
+  return renamed.get(v) ?? renamed.set(v, made).get(v);
+}
+/** The uuids among `values` that are keys of rows a creation inserts. */
+async function insertedUuids(c: pg.Client, values: unknown[]): Promise<Set<unknown>> {
+  const uuids = values.filter((v) => typeof v === 'string' && /^[0-9a-f]{32}$/.test(v));
+  const { rows } = await c.query(
+    `SELECT uuid FROM (SELECT uuid FROM vm_instances UNION ALL SELECT uuid FROM volumes UNION ALL SELECT uuid FROM vm_nics
+       UNION ALL SELECT uuid FROM used_ips UNION ALL SELECT uuid FROM api_jobs) t WHERE uuid = ANY($1)`,
+    [uuids],
+  );
+  return new Set(rows.map((r) => r.uuid));
+}
 /** A statement's kind: the verb and the table(s), parameters and column lists dropped. */
 function kindOf(text: string): string {
   const t = text.replace(/\s+/g, ' ').trim();
@@ -105,8 +127,19 @@ try {
   if (process.env.BENCH_EXPLAIN) {
     const c = new pg.Client({ connectionString: database.url });
     await c.connect();
-    for (const [kind, ex] of examples) {
-      if (!/^\s*(select|insert|update|delete|with)\b/i.test(ex.text) || /^\s*select (pg_\w*advisory|nextval)/i.test(ex.text)) continue;
+    // BENCH_PLAN_CACHE_MODE=force_generic_plan: the plans PostgreSQL would cache for a prepared statement.
+    if (process.env.BENCH_PLAN_CACHE_MODE) await c.query(`SET plan_cache_mode = ${process.env.BENCH_PLAN_CACHE_MODE}`);
+    for (const [kind, recorded] of examples) {
+      if (!/^\s*(select|insert|update|delete|with)\b/i.test(recorded.text) || /^\s*select (pg_\w*advisory|nextval)/i.test(recorded.text)) continue;
+      const inserted = await insertedUuids(c, recorded.values ?? []);
+      // New keys on every run (each run below inserts them; only the last is kept, then rolled back).
+      const ex = {
+        text: recorded.text,
+        get values() {
+          renamed.clear();
+          return recorded.values?.map((v) => (inserted.has(v) || isMac(v) ? fresh(v) : v));
+        },
+      };
       await c.query('BEGIN');
       try {
         // Twice: the first run on this new connection also fills its catalog caches.
@@ -114,8 +147,13 @@ try {
         const r = await c.query(`EXPLAIN (ANALYZE, SUMMARY, FORMAT JSON) ${ex.text}`, ex.values);
         const plan = (r.rows[0] as Record<string, [{ 'Planning Time': number; 'Execution Time': number }]>)['QUERY PLAN'][0];
         explained[kind] = { planningMs: plan['Planning Time'], executionMs: plan['Execution Time'] };
+        if (process.env.BENCH_EXPLAIN === 'plans') {
+          const text = await c.query(`EXPLAIN (ANALYZE, BUFFERS) ${ex.text}`, ex.values);
+          console.error(`${kind}:\n${text.rows.map((row) => Object.values(row)[0]).join('\n')}\n`);
+        }
       } catch (e) {
         // The example may not run again (a key it inserted exists now): planning alone, without running it.
+        if (process.env.BENCH_EXPLAIN === 'plans') console.error(`${kind}: cannot run again (${(e as Error).message})`);
         await c.query('ROLLBACK');
         await c.query('BEGIN');
         try {

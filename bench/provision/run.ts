@@ -2,13 +2,14 @@
 // check in the database that no IP, MAC or capacity was double-booked.
 //
 //   npx tsx bench/provision/run.ts [--vms 1000] [--hosts 100] [--concurrency 64]
-//   (or BENCH_VMS / BENCH_HOSTS / BENCH_CONCURRENCY; BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof")
+//   (or BENCH_VMS / BENCH_HOSTS / BENCH_CONCURRENCY; BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof";
+//   BENCH_SETUP_SQL="…" runs on the bench database once the world is built, for what-if experiments)
 //
 // The server runs as its own process (server/src/main.ts with DATABASE_URL on a fresh database; it spawns its
 // simulator agent), the SDK clients run here. World: Flat DHCP, one /16 range, hosts added 16 at a time.
 // Prints progress on stderr and one JSON line on stdout.
 import pg from 'pg';
-import { arg, buildBenchWorld, cpuCalibrationMs, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, pool, rssMb, sampleActivity, startServerProcess, stats } from './lib.js';
+import { DATABASE_TRANSPORT, arg, buildBenchWorld, cpuCalibrationMs, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, pool, rssMb, sampleActivity, startServerProcess, stats } from './lib.js';
 
 const VMS = arg('vms', 'BENCH_VMS', 1000);
 const HOSTS = arg('hosts', 'BENCH_HOSTS', 100);
@@ -21,7 +22,7 @@ const server = await startServerProcess(database.url).catch(async (e) => {
   await database.drop();
   throw e;
 });
-const result: Record<string, unknown> = { bench: 'provision', vms: VMS, hosts: HOSTS, concurrency: CONCURRENCY, loadBefore };
+const result: Record<string, unknown> = { bench: 'provision', vms: VMS, hosts: HOSTS, concurrency: CONCURRENCY, database: DATABASE_TRANSPORT, loadBefore };
 try {
   const zs = client(server.url);
   const t0 = Date.now();
@@ -29,6 +30,14 @@ try {
   result.worldSetupS = (Date.now() - t0) / 1000;
   result.hostsAddedPerS = Math.round((HOSTS / ((Date.now() - t0) / 1000)) * 10) / 10;
   console.error(`world ready: ${HOSTS} hosts in ${result.worldSetupS} s`);
+  if (process.env.BENCH_SETUP_SQL) {
+    // What-if experiments (e.g. a constraint dropped, an index added): run on the bench database before the VMs.
+    const c = new pg.Client({ connectionString: database.url });
+    await c.connect();
+    await c.query(process.env.BENCH_SETUP_SQL);
+    await c.end();
+    result.setupSql = process.env.BENCH_SETUP_SQL;
+  }
 
   const cpu0 = { server: cpuSeconds(server.pid), sim: cpuSeconds(server.simulatorPid!), bench: process.cpuUsage(), pg: await pgBackendCpuSeconds(database.name) };
   const ends: number[] = [];

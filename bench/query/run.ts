@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, rssMb, startServerProcess } from '../provision/lib.js';
+import { DATABASE_TRANSPORT, arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, rssMb, startServerProcess } from '../provision/lib.js';
 
 const VMS = arg('vms', 'BENCH_VMS', 100_000);
 const CONNECTIONS = arg('connections', 'BENCH_CONNECTIONS', 64);
@@ -35,7 +35,7 @@ const server = await startServerProcess(database.url, CACHE ? {} : { ZSTACK_QUER
 });
 const tmp = mkdtempSync(join(tmpdir(), 'zstack-bench-query-'));
 let bare: { url: string; pid: number; stop(): Promise<void> } | undefined;
-const result: Record<string, unknown> = { bench: 'query', replyCache: CACHE, vms: VMS, connections: CONNECTIONS, durationS: DURATION, rounds: ROUNDS, loadBefore };
+const result: Record<string, unknown> = { bench: 'query', replyCache: CACHE, vms: VMS, connections: CONNECTIONS, durationS: DURATION, rounds: ROUNDS, database: DATABASE_TRANSPORT, loadBefore };
 try {
   const zs = client(server.url);
   const w = await buildBenchWorld(zs, { hosts: HOSTS, cidr: '10.0.0.0/14' });

@@ -18,7 +18,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import type { ZStackClient } from '../../sdk/src/index.js';
-import { arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pool, sampleActivity, startServerProcess, stats } from '../provision/lib.js';
+import { DATABASE_TRANSPORT, arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pool, sampleActivity, startServerProcess, stats } from '../provision/lib.js';
 
 const APIS = arg('apis', 'BENCH_APIS', 100);
 const HOSTS = arg('hosts', 'BENCH_HOSTS', 4);
@@ -43,7 +43,7 @@ const hookServer = createServer((req, res) => {
 await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
 const hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`;
 const db = new pg.Client({ connectionString: database.url });
-const result: Record<string, unknown> = { bench: 'timeouts', apis: APIS, hosts: HOSTS, delayMs: DELAY_MS, timeoutS: TIMEOUT_S, loadBefore };
+const result: Record<string, unknown> = { bench: 'timeouts', apis: APIS, hosts: HOSTS, delayMs: DELAY_MS, timeoutS: TIMEOUT_S, database: DATABASE_TRANSPORT, loadBefore };
 try {
   await db.connect();
   const zs = client(server.url);
