@@ -184,17 +184,22 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
           hypervisorType: host.hypervisorType,
           lastOpDate: now,
         };
-        // One statement: the new volumes Ready, the NICs' hypervisor type, the VM's state and host.
+        // One statement: the new volumes Ready, the NICs' hypervisor type (when it changes), the VM's state and host.
+        // The volumes are found by their keys (`= ANY`): joined to the JSON alone, PostgreSQL scans the whole table.
         const volumesJson = JSON.stringify(d.instantiated.map((v) => ({ uuid: v.uuid, ps: v.primaryStorageUuid, path: v.installPath, size: v.size })));
-        const nicUuids = d.nics!.map((n) => n.uuid).join(',');
+        const volumeUuids = d.instantiated.map((v) => v.uuid).join(',');
+        const nicUuids = d.nics!.filter((n) => n.hypervisorType !== host.hypervisorType).map((n) => n.uuid).join(',');
+        const nicUpdate = nicUuids
+          ? sql`, nic AS (
+            UPDATE ${vmNics} SET hypervisor_type = ${host.hypervisorType}
+             WHERE ${vmNics.uuid} = ANY(string_to_array(${nicUuids}::text, ',')) RETURNING 1
+          )`
+          : sql``;
         const record = sql`WITH vol AS (
             UPDATE ${volumes} SET status = 'Ready', primary_storage_uuid = x.ps, install_path = x.path, actual_size = x.size, last_op_date = ${now.toISOString()}::timestamptz
               FROM json_to_recordset(${volumesJson}::json) AS x(uuid text, ps text, path text, size bigint)
-             WHERE ${volumes.uuid} = x.uuid RETURNING 1
-          ), nic AS (
-            UPDATE ${vmNics} SET hypervisor_type = ${host.hypervisorType}
-             WHERE ${vmNics.uuid} = ANY(string_to_array(${nicUuids}::text, ',')) RETURNING 1
-          )
+             WHERE ${volumes.uuid} = ANY(string_to_array(${volumeUuids}::text, ',')) AND ${volumes.uuid} = x.uuid RETURNING 1
+          )${nicUpdate}
           UPDATE ${vmInstances} SET state = ${set.state}, host_uuid = ${set.hostUuid}, last_host_uuid = ${set.lastHostUuid},
                  cluster_uuid = ${set.clusterUuid}, zone_uuid = ${set.zoneUuid}, hypervisor_type = ${set.hypervisorType},
                  last_op_date = ${now.toISOString()}::timestamptz
