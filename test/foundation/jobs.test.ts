@@ -249,6 +249,27 @@ t.test('jobs', async (t) => {
     t.match(tooSlow.json.error.details, /UpdateZone\/check/, 'the phase it ran out in is named');
   });
 
+  t.test('jobs starting and ending together share statements; a uuid twice in one batch runs once', async (t) => {
+    const jobs = s.app.jobs;
+    const inserts = () => (jobs as unknown as { inserts: { batches: number } }).inserts.batches;
+    const finishes = () => (jobs as unknown as { finishes: { batches: number } }).finishes.batches;
+    const [i0, f0] = [inserts(), finishes()];
+    let runs = 0;
+    const dup = 'abcdefabcdefabcdefabcdefabcdef0d';
+    const submit = (uuid: string) =>
+      jobs.submit({ uuid, apiName: 'CreateZone', request: { i: uuid }, timeoutMs: 10_000, run: async () => ({ ran: ++runs }) });
+    const uuids = Array.from({ length: 30 }, (_, i) => `${'f'.repeat(30)}${String(i).padStart(2, '0')}`);
+    const submitted = await Promise.all([...uuids.map(submit), submit(dup), submit(dup)]);
+    t.equal(submitted.filter((x) => x.created).length, 31, 'every distinct uuid created once');
+    t.same(submitted.slice(30).map((x) => x.job.uuid), [dup, dup], 'the duplicate found the same job');
+    await Promise.all([...uuids, dup].map((u) => jobs.wait(u)));
+    t.equal(runs, 31, 'the duplicated job ran once');
+    t.ok(inserts() - i0 < 10, `31 job starts took ${inserts() - i0} statements`);
+    t.ok(finishes() - f0 < 10, `31 job ends took ${finishes() - f0} statements`);
+    t.equal(await jobs.count('done', [...uuids, dup]), 31, 'every end recorded');
+    t.match(await jobs.get(uuids[7]), { status: 'done', result: { ran: Number, success: true }, error: null }, 'a batched end reads back as written');
+  });
+
   t.test('X-API-Timeout must be whole seconds', async (t) => {
     const res = await http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'z' } }, headers: { ...auth, 'X-API-Timeout': '0.5' } });
     t.equal(res.status, 400);

@@ -2,8 +2,9 @@
 // its own call context (deadline + AbortSignal), and ends `done` or `failed` exactly once. `X-Job-UUID` makes a
 // retried request find its job instead of running twice; jobs of a dead server are failed, never left running.
 import { and, eq, inArray, lt, ne, notInArray, sql } from 'drizzle-orm';
-import type { Db } from '../db/index.js';
+import { decodeRow, rows, type Db } from '../db/index.js';
 import { apiJobs, managementNodes } from '../db/schema/index.js';
+import { Batcher } from './batcher.js';
 import { deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
 import { argErr, errorCode, toApiError, type ErrorCode } from './errors.js';
 
@@ -42,6 +43,25 @@ export interface SubmitOptions {
   run: () => Promise<unknown>;
 }
 
+interface JobInsert {
+  uuid: string;
+  apiName: string;
+  request: unknown;
+  timeoutMs: number;
+  deadline: Date;
+  sessionUuid: string | null;
+  webHook: string | null;
+}
+
+interface JobFinish {
+  uuid: string;
+  status: JobStatus;
+  /** JSON text or null. */
+  result: string | null;
+  error: string | null;
+  at: Date;
+}
+
 export class JobService {
   /** Jobs of this process whose outcome is not recorded yet. */
   private running = new Map<string, Promise<void>>();
@@ -51,63 +71,68 @@ export class JobService {
   private finished = new Map<string, { job: JobRecord; at: number }>();
 
   /**
-   * Every async call writes its job twice: both statements are built and rendered once (drizzle prepared queries
-   * with placeholders, each value through its column's encoder), not on every call.
+   * Every async call writes its job twice, at its start and at its end. Both writes go through batchers: the jobs
+   * that start (or end) while one such statement runs are written together by the next, one statement over arrays.
    */
-  private statements;
+  private inserts = new Batcher<JobInsert, typeof apiJobs.$inferSelect | undefined>((batch) => this.insertJobs(batch));
+  private finishes = new Batcher<JobFinish, boolean>((batch) => this.finishJobs(batch));
 
   constructor(
     private db: Db,
     private nodeUuid: string,
-  ) {
-    const p = (name: string) => sql.placeholder(name);
-    this.statements = {
-      insert: db
-        .insert(apiJobs)
-        .values({
-          uuid: p('uuid'),
-          apiName: p('apiName'),
-          request: p('request'),
-          status: 'processing',
-          timeoutMs: p('timeoutMs'),
-          deadline: p('deadline'),
-          ownerNode: p('ownerNode'),
-          sessionUuid: p('sessionUuid'),
-          webHook: p('webHook'),
-        })
-        .onConflictDoNothing()
-        .returning()
-        .prepare('api_job_insert'),
-      // `status = processing` guard: a job is finished exactly once (a late completion changes nothing).
-      finish: db
-        .update(apiJobs)
-        // result/error as JSON text or SQL NULL (the columns' encoders would turn a null into JSON 'null').
-        .set({
-          status: p('status'),
-          result: sql`${p('result')}::json`,
-          error: sql`${p('error')}::jsonb`,
-          lastOpDate: p('lastOpDate'),
-        } as unknown as Partial<typeof apiJobs.$inferInsert>)
-        .where(and(eq(apiJobs.uuid, p('uuid')), eq(apiJobs.status, 'processing')))
-        .returning({ uuid: apiJobs.uuid })
-        .prepare('api_job_finish'),
-    };
+  ) {}
+
+  /** Inserts the jobs of a batch; a job whose uuid exists already (or earlier in the batch) gets `undefined`. */
+  private async insertJobs(batch: JobInsert[]): Promise<Array<typeof apiJobs.$inferSelect | undefined>> {
+    const inserted = await rows<Record<string, unknown>>(
+      this.db,
+      sql`INSERT INTO ${apiJobs} (uuid, api_name, request, status, timeout_ms, deadline, owner_node, session_uuid, web_hook)
+          SELECT j.uuid, j.api_name, j.request, 'processing', j.timeout_ms, j.deadline, ${this.nodeUuid}, j.session_uuid, j.web_hook
+            FROM unnest(${sql.param(batch.map((j) => j.uuid))}::text[], ${sql.param(batch.map((j) => j.apiName))}::text[], ${sql.param(batch.map((j) => JSON.stringify(j.request ?? null)))}::jsonb[],
+                        ${sql.param(batch.map((j) => j.timeoutMs))}::int[], ${sql.param(batch.map((j) => j.deadline.toISOString()))}::timestamptz[],
+                        ${sql.param(batch.map((j) => j.sessionUuid))}::text[], ${sql.param(batch.map((j) => j.webHook))}::text[])
+                 AS j(uuid, api_name, request, timeout_ms, deadline, session_uuid, web_hook)
+          ON CONFLICT DO NOTHING RETURNING *`,
+    );
+    const byUuid = new Map(inserted.map((r) => [r.uuid as string, decodeRow(apiJobs, r)]));
+    // Two calls with the same X-Job-UUID in one batch: the first inserted it, the second finds it.
+    return batch.map((j) => {
+      const row = byUuid.get(j.uuid);
+      byUuid.delete(j.uuid);
+      return row;
+    });
+  }
+
+  /** Records the ends of a batch of jobs; false for a job that was not `processing` (it is finished exactly once). */
+  private async finishJobs(batch: JobFinish[]): Promise<boolean[]> {
+    const uuids = batch.map((j) => j.uuid);
+    const updated = await rows<{ uuid: string }>(
+      this.db,
+      // result as json text (key order kept) and error as jsonb, or SQL NULL.
+      sql`UPDATE ${apiJobs} SET status = f.status, result = f.result::json, error = f.error::jsonb, last_op_date = f.at
+            FROM unnest(${sql.param(uuids)}::text[], ${sql.param(batch.map((j) => j.status))}::text[], ${sql.param(batch.map((j) => j.result))}::text[],
+                        ${sql.param(batch.map((j) => j.error))}::text[], ${sql.param(batch.map((j) => j.at.toISOString()))}::timestamptz[])
+                 AS f(uuid, status, result, error, at)
+           WHERE ${apiJobs.uuid} = ANY(${sql.param(uuids)}::text[]) AND ${apiJobs.uuid} = f.uuid AND ${apiJobs.status} = 'processing'
+          RETURNING ${apiJobs.uuid}`,
+    );
+    const done = new Set(updated.map((r) => r.uuid));
+    return batch.map((j) => done.has(j.uuid));
   }
 
   /** Stores the job and starts it; a known uuid returns the existing job (created=false) without running again. */
   async submit(o: SubmitOptions): Promise<{ job: JobRecord; created: boolean }> {
     const now = o.startedAt ?? Date.now();
-    const inserted = await this.statements.insert.execute({
+    const inserted = await this.inserts.add({
       uuid: o.uuid,
       apiName: o.apiName,
-      request: o.request as object,
+      request: o.request,
       timeoutMs: o.timeoutMs,
       deadline: new Date(now + o.timeoutMs),
-      ownerNode: this.nodeUuid,
       sessionUuid: o.session?.uuid ?? null,
       webHook: o.webHook ?? null,
     });
-    if (inserted.length === 0) {
+    if (!inserted) {
       const existing = await this.get(o.uuid);
       if (!existing) throw argErr(`job uuid[${o.uuid}] cannot be used`);
       if (existing.apiName !== o.apiName) {
@@ -133,7 +158,7 @@ export class JobService {
       this.running.delete(o.uuid);
     });
     this.running.set(o.uuid, execution);
-    return { job: toRecord(inserted[0]), created: true };
+    return { job: toRecord(inserted), created: true };
   }
 
   private async execute(ctx: CallContext, run: () => Promise<unknown>, webHook?: string): Promise<void> {
@@ -163,12 +188,12 @@ export class JobService {
     }
     const status: JobStatus = error ? 'failed' : 'done';
     const body = error ? null : { ...(result as object), success: true };
-    const recorded = await this.statements.finish
-      .execute({ uuid: ctx.jobUuid!, status, result: body && JSON.stringify(body), error: error ? JSON.stringify(error) : null, lastOpDate: new Date() })
+    const recorded = await this.finishes
+      .add({ uuid: ctx.jobUuid!, status, result: body && JSON.stringify(body), error: error ? JSON.stringify(error) : null, at: new Date() })
       .catch((e) => void console.error(`[jobs] cannot record the end of job ${ctx.jobUuid}:`, e.message));
     // What was just written is what a poll reads next: kept briefly so the final poll needs no query. (Successes
     // only: `result` is json and reads back as written; `error` is jsonb, whose key order differs.)
-    if (recorded?.length === 1 && status === 'done') {
+    if (recorded && status === 'done') {
       this.remember({ uuid: ctx.jobUuid!, apiName: ctx.apiName, status, result: body, error: error ?? null, timeoutMs: ctx.timeoutMs });
     }
     if (webHook) void postWebHook(webHook, ctx.jobUuid!, error ? { error } : body);

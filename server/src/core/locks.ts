@@ -5,20 +5,28 @@
 // queued while one statement runs go together in the next.
 import type pg from 'pg';
 import type { Database } from '../db/index.js';
+import { Batcher } from './batcher.js';
 import { currentContext, timeoutError } from './context.js';
 
 const POLL_MIN_MS = 5;
 const POLL_MAX_MS = 100;
 const MAX_OPS_PER_STATEMENT = 500;
 
+interface LockOp {
+  kind: 'try' | 'unlock';
+  key: string;
+}
+
 export class LockManager {
   private tails = new Map<string, Promise<void>>();
   private connection?: Promise<pg.PoolClient>;
-  /** Lock operations waiting for the lock connection's next statement (a pg client runs one query at a time). */
-  private pending: Array<{ kind: 'try' | 'unlock'; key: string; resolve: (ok: boolean) => void; reject: (e: unknown) => void }> = [];
-  private flushing = false;
+  /** Lock operations for the lock connection's next statement (a pg client runs one query at a time). */
+  private ops = new Batcher<LockOp, boolean>((ops) => this.runOps(ops), MAX_OPS_PER_STATEMENT);
+
   /** Statements run on the lock connection (each serves every operation queued before it). */
-  statements = 0;
+  get statements(): number {
+    return this.ops.batches;
+  }
 
   constructor(private database: Database) {}
 
@@ -99,40 +107,28 @@ export class LockManager {
    * trips instead of paying two statements each.
    */
   private lockOp(kind: 'try' | 'unlock', key: string): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ kind, key, resolve, reject });
-      if (!this.flushing) void this.flush();
-    });
+    return this.ops.add({ kind, key });
   }
 
-  private async flush(): Promise<void> {
-    this.flushing = true;
+  private async runOps(ops: LockOp[]): Promise<boolean[]> {
+    let client: pg.PoolClient | undefined;
     try {
-      while (this.pending.length) {
-        const ops = this.pending.splice(0, MAX_OPS_PER_STATEMENT);
-        let client: pg.PoolClient | undefined;
-        try {
-          client = await this.lockConnection();
-          this.statements++;
-          const { rows } = await client.query<{ i: string; ok: boolean }>(
-            `SELECT t.i, CASE WHEN t.try THEN pg_try_advisory_lock(hashtextextended(t.key, 0)) ELSE pg_advisory_unlock(hashtextextended(t.key, 0)) END AS ok
-               FROM unnest($1::text[], $2::boolean[]) WITH ORDINALITY AS t(key, try, i)`,
-            [ops.map((o) => o.key), ops.map((o) => o.kind === 'try')],
-          );
-          const results = new Map(rows.map((r) => [Number(r.i), r.ok]));
-          ops.forEach((o, i) => o.resolve(results.get(i + 1) === true));
-        } catch (e) {
-          // Some of the batch's locks may have been taken before it failed (a cancel, a statement timeout): nobody
-          // would release them. Dropping the connection drops every lock it held; the next operation opens another.
-          if (client && this.connection) {
-            this.connection = undefined;
-            client.release(true);
-          }
-          for (const o of ops) o.reject(e);
-        }
+      client = await this.lockConnection();
+      const { rows } = await client.query<{ i: string; ok: boolean }>(
+        `SELECT t.i, CASE WHEN t.try THEN pg_try_advisory_lock(hashtextextended(t.key, 0)) ELSE pg_advisory_unlock(hashtextextended(t.key, 0)) END AS ok
+           FROM unnest($1::text[], $2::boolean[]) WITH ORDINALITY AS t(key, try, i)`,
+        [ops.map((o) => o.key), ops.map((o) => o.kind === 'try')],
+      );
+      const results = new Map(rows.map((r) => [Number(r.i), r.ok]));
+      return ops.map((_, i) => results.get(i + 1) === true);
+    } catch (e) {
+      // Some of the batch's locks may have been taken before it failed (a cancel, a statement timeout): nobody
+      // would release them. Dropping the connection drops every lock it held; the next operation opens another.
+      if (client && this.connection) {
+        this.connection = undefined;
+        client.release(true);
       }
-    } finally {
-      this.flushing = false;
+      throw e;
     }
   }
 

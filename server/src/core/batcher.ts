@@ -1,0 +1,52 @@
+// Group commit for round trips: one batch in flight at a time, and the items that arrive meanwhile go together in
+// the next (at most `maxItems`). A lone caller waits for nothing; under load concurrent API calls share statements
+// (and commits) instead of paying one each. Used for the advisory-lock operations and for writing API jobs.
+import { AsyncResource } from 'node:async_hooks';
+
+interface Queued<I, O> {
+  item: I;
+  resolve: (out: O) => void;
+  reject: (e: unknown) => void;
+}
+
+export class Batcher<I, O> {
+  private queue: Array<Queued<I, O>> = [];
+  private running = false;
+  /** Batches run so far (each served every item queued before it). */
+  batches = 0;
+  /** Batches run in the async context the batcher was made in, never in the first caller's (its reads, its deadline). */
+  private scope = new AsyncResource('Batcher');
+
+  /** `run` returns one output per item, in the items' order; when it throws, every item of the batch fails with it. */
+  constructor(
+    private run: (items: I[]) => Promise<O[]>,
+    private maxItems = 500,
+  ) {}
+
+  add(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (!this.running) {
+        this.running = true;
+        this.scope.runInAsyncScope(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, this.maxItems);
+        this.batches++;
+        try {
+          const out = await this.run(batch.map((q) => q.item));
+          batch.forEach((q, i) => q.resolve(out[i]));
+        } catch (e) {
+          for (const q of batch) q.reject(e);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
