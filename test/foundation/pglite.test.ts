@@ -1,6 +1,7 @@
 // Smoke run on the embedded database (what `npm start` uses with no configuration).
 import t from 'tap';
 import { startServer } from '../lib/harness.js';
+import { buildWorld } from '../lib/world.js';
 
 t.test('the server works on PGlite', async (t) => {
   const s = await startServer({ pglite: true });
@@ -10,4 +11,27 @@ t.test('the server works on PGlite', async (t) => {
   t.equal(found.total, 1);
   t.equal(found.inventories![0].uuid, inventory.uuid);
   t.equal((await s.client.getVersion()).version, '1.1.0');
+});
+
+t.test('VMs are created, queried and destroyed on PGlite (the tryout path)', async (t) => {
+  const s = await startServer({ pglite: true });
+  t.teardown(() => s.close());
+  const w = await buildWorld(s.client, { virtualRouter: false });
+  await s.client.attachNetworkServiceToL3Network({
+    l3NetworkUuid: w.l3NetworkUuid,
+    networkServices: { [w.flatProviderUuid]: ['DHCP'] },
+  });
+  // Several of one shape (the reservation's text is rendered once and reused), then one with a data disk.
+  const vms = await Promise.all(
+    [1, 2, 3].map((i) => s.client.createVmInstance({ name: `lite-${i}`, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })),
+  );
+  t.same(vms.map((v) => v.inventory.state), ['Running', 'Running', 'Running']);
+  t.equal(new Set(vms.map((v) => v.inventory.vmNics[0].ip)).size, 3, 'three distinct addresses');
+  const disk = (await s.client.createDiskOffering({ name: 'd1', diskSize: 2 ** 30 })).inventory;
+  const big = (await s.client.createVmInstance({ name: 'lite-disk', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid], dataDiskOfferingUuids: [disk.uuid] })).inventory;
+  t.same(big.allVolumes.map((v) => [v.type, v.status]).sort(), [['Data', 'Ready'], ['Root', 'Ready']]);
+  const running = await s.client.queryVmInstance({ q: ['state=Running'], replyWithCount: true });
+  t.equal(running.total, 4);
+  await s.client.destroyVmInstance({ uuid: vms[0].inventory.uuid });
+  t.equal((await s.client.queryVmInstance({ q: ['state=Running'], replyWithCount: true })).total, 3);
 });

@@ -5,6 +5,7 @@
 // callers holding longer transactions do not queue behind each other.
 import { and, asc, between, count, eq, sql, type SQL } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
+import { immediate, type Bind } from '../db/template.js';
 import { ipRanges, usedIps } from '../db/schema/index.js';
 import { argErr, err } from '../core/errors.js';
 import { newUuid } from '../core/ids.js';
@@ -142,24 +143,25 @@ export function usedIpInsertIfFree(uuid: string, l3Uuid: string, r: IpRangeRow, 
  * only when free and not being inserted by another transaction (try-lock, ON CONFLICT DO NOTHING); nothing is
  * inserted otherwise, and the caller then uses allocateIp. RETURNING uuid, ip, netmask, gateway; usable as a CTE.
  */
-export function freeIpInsert(uuid: string, l3Uuid: string, opts: Pick<AllocateIpOptions, 'usedFor' | 'vmNicUuid'>): SQL {
+export function freeIpInsert(uuid: string, l3Uuid: string, opts: Pick<AllocateIpOptions, 'usedFor' | 'vmNicUuid'>, bind: Bind = immediate): SQL {
+  const l3 = bind('l3NetworkUuid', l3Uuid);
   const ipToLongSql = (col: SQL) =>
     sql`((split_part(${col}, '.', 1)::bigint << 24) + (split_part(${col}, '.', 2)::bigint << 16) + (split_part(${col}, '.', 3)::bigint << 8) + split_part(${col}, '.', 4)::bigint)`;
   return sql`INSERT INTO ${usedIps} (uuid, ip_range_uuid, l3_network_uuid, ip, ip_in_long, netmask, gateway, used_for, vm_nic_uuid)
-    SELECT ${uuid}, c.uuid, ${l3Uuid}, concat_ws('.', (c.n >> 24) & 255, (c.n >> 16) & 255, (c.n >> 8) & 255, c.n & 255), c.n, c.netmask, c.gateway,
-           ${opts.usedFor}, ${opts.vmNicUuid ?? null}
+    SELECT ${bind('uuid', uuid)}, c.uuid, ${l3}, concat_ws('.', (c.n >> 24) & 255, (c.n >> 16) & 255, (c.n >> 8) & 255, c.n & 255), c.n, c.netmask, c.gateway,
+           ${bind('usedFor', opts.usedFor)}, ${bind('vmNicUuid', opts.vmNicUuid ?? null)}
       FROM (
         SELECT r.uuid, r.netmask, r.gateway, n FROM (
           SELECT ir.uuid, ir.netmask, ir.gateway, b.hi, b.lo + floor(random() * (b.hi - b.lo + 1))::bigint AS start
             FROM ${ipRanges} ir CROSS JOIN LATERAL (
               SELECT ir.start_int + (g.gw = ir.start_int)::int AS lo, ir.end_int - (g.gw = ir.end_int)::int AS hi
                 FROM (SELECT ${ipToLongSql(sql`ir.gateway`)} AS gw) g) b
-           WHERE ir.l3_network_uuid = ${l3Uuid} AND b.hi >= b.lo
+           WHERE ir.l3_network_uuid = ${l3} AND b.hi >= b.lo
            ORDER BY random() LIMIT 1) r
         CROSS JOIN LATERAL generate_series(r.start, LEAST(r.start + ${WINDOW - 1}, r.hi)) n
-        WHERE NOT EXISTS (SELECT 1 FROM ${usedIps} u WHERE u.l3_network_uuid = ${l3Uuid} AND u.ip_in_long = n)
+        WHERE NOT EXISTS (SELECT 1 FROM ${usedIps} u WHERE u.l3_network_uuid = ${l3} AND u.ip_in_long = n)
         LIMIT 1) c
-     WHERE pg_try_advisory_xact_lock(hashtextextended('used-ip:' || ${l3Uuid}::text || ':' || c.n, 0))
+     WHERE pg_try_advisory_xact_lock(hashtextextended('used-ip:' || ${l3}::text || ':' || c.n, 0))
     ON CONFLICT (l3_network_uuid, ip_in_long) DO NOTHING RETURNING uuid, ip, netmask, gateway`;
 }
 

@@ -4,6 +4,7 @@
 import { vmLockKey } from './service.js';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { decodeRow } from '../db/index.js';
+import { bindAll, StatementTemplates, within } from '../db/template.js';
 import type { App } from '../app.js';
 import { argErr, err, notFound } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
@@ -359,33 +360,33 @@ async function reserveInTransaction(app: App, d: CreateData, plan: Plan): Promis
  */
 async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: HostRequirement): Promise<Reserved | undefined> {
   const nic = d.spec.nics[0];
-  const nicUuid = newUuid();
-  const ip = freeIpInsert(newUuid(), nic.l3NetworkUuid, { usedFor: plan.usedFor, vmNicUuid: nicUuid });
-  const ps = reservePrimaryStorageQuery(app.db, {
-    clusterUuid: sql`(SELECT cluster_uuid FROM h)`,
-    bytes: req.newVolumeBytes,
-    required: d.placement.primaryStorageUuidForRootVolume,
-  });
-  const statement = sql`WITH h AS (${reserveHostQuery(app.db, req).getSQL()}),
-    ps AS (${ps.getSQL()}),
-    vm AS (${app.db.insert(vmInstances).values(plan.vm).returning().getSQL()}),
-    vol AS (${app.db.insert(volumes).values(plan.vols).returning().getSQL()}),
-    ip AS (${ip}),
-    nic AS (
-      INSERT INTO ${vmNics} (uuid, vm_instance_uuid, l3_network_uuid, used_ip_uuid, ip, netmask, gateway, mac, meta_data, device_id, internal_name, hypervisor_type)
-      SELECT ${nicUuid}, vm.uuid, ${nic.l3NetworkUuid}, ip.uuid, ip.ip, ip.netmask, ip.gateway,
-             ${app.services.networks.generateMac(0)}, ${nic.metaData ?? null}, 0, 'vnic' || vm.internal_id || '.0', h.hypervisor_type
-        FROM vm, ip, h
-      ON CONFLICT (mac) DO NOTHING RETURNING *
-    )
-    SELECT (SELECT row_to_json(h) FROM h) AS host, (SELECT row_to_json(ps) FROM ps) AS ps, (SELECT row_to_json(vm) FROM vm) AS vm,
-           (SELECT json_agg(vol ORDER BY vol.device_id) FROM vol) AS vols, (SELECT json_agg(nic) FROM nic) AS nics,
-           1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM ps) * (SELECT count(*) FROM nic))::int AS complete`;
   type Json = Record<string, unknown>;
   let row: { host: Json; ps: Json; vm: Json; vols: Json[]; nics: Json[] };
   try {
-    const result = (await app.db.execute(statement)) as unknown as { rows: Array<typeof row> };
-    row = result.rows[0];
+    [row] = await reservations.rows<typeof row>(app.db, 'reserve-vm', (bind) => {
+      const nicUuid = newUuid();
+      const ip = freeIpInsert(newUuid(), nic.l3NetworkUuid, { usedFor: plan.usedFor, vmNicUuid: nicUuid }, within(bind, 'ip'));
+      const ps = reservePrimaryStorageQuery(
+        app.db,
+        { clusterUuid: sql`(SELECT cluster_uuid FROM h)`, bytes: req.newVolumeBytes, required: d.placement.primaryStorageUuidForRootVolume },
+        within(bind, 'ps'),
+      );
+      return sql`WITH h AS (${reserveHostQuery(app.db, req, within(bind, 'host')).getSQL()}),
+        ps AS (${ps.getSQL()}),
+        vm AS (${app.db.insert(vmInstances).values(bindAll(bind, 'vm', plan.vm)).returning().getSQL()}),
+        vol AS (${app.db.insert(volumes).values(plan.vols.map((v, i) => bindAll(bind, `vol.${i}`, v))).returning().getSQL()}),
+        ip AS (${ip}),
+        nic AS (
+          INSERT INTO ${vmNics} (uuid, vm_instance_uuid, l3_network_uuid, used_ip_uuid, ip, netmask, gateway, mac, meta_data, device_id, internal_name, hypervisor_type)
+          SELECT ${bind('nic.uuid', nicUuid)}, vm.uuid, ${bind('nic.l3NetworkUuid', nic.l3NetworkUuid)}, ip.uuid, ip.ip, ip.netmask, ip.gateway,
+                 ${bind('nic.mac', app.services.networks.generateMac(0))}, ${bind('nic.metaData', nic.metaData ?? null)}, 0, 'vnic' || vm.internal_id || '.0', h.hypervisor_type
+            FROM vm, ip, h
+          ON CONFLICT (mac) DO NOTHING RETURNING *
+        )
+        SELECT (SELECT row_to_json(h) FROM h) AS host, (SELECT row_to_json(ps) FROM ps) AS ps, (SELECT row_to_json(vm) FROM vm) AS vm,
+               (SELECT json_agg(vol ORDER BY vol.device_id) FROM vol) AS vols, (SELECT json_agg(nic) FROM nic) AS nics,
+               1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM ps) * (SELECT count(*) FROM nic))::int AS complete`;
+    });
   } catch (e) {
     if (isDivisionByZero(e)) return undefined;
     throw e;
@@ -400,6 +401,8 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
   return { host: decodeRow(hosts, row.host), vm: decodeRow(vmInstances, row.vm), vols, nics: row.nics.map((n) => decodeRow(vmNics, n)) };
 }
 
+/** The reservation's texts, rendered once per shape (db/template.ts): its rendering was the flow's largest CPU cost. */
+const reservations = new StatementTemplates();
 
 function isDivisionByZero(e: unknown): boolean {
   for (let c = e as { code?: string; cause?: unknown } | undefined; c; c = c.cause as typeof c) if (c.code === '22012') return true;

@@ -4,6 +4,7 @@
 import { and, asc, eq, gte, inArray, notInArray, sql, type SQL } from 'drizzle-orm';
 import type { App } from '../../app.js';
 import type { Tx } from '../../db/index.js';
+import { immediate, type Bind } from '../../db/template.js';
 import { err } from '../../core/errors.js';
 import { reservation } from '../../host/service.js';
 import {
@@ -70,23 +71,25 @@ export async function allocateHost(app: App, req: HostRequirement, tx: Tx = app.
  * free CPU/memory; ordered preferred host first, then fewest VMs (LeastVmPreferred: the host's maintained count of
  * reservations, so VMs still being placed count too), or random (Default). The UPDATE checks the capacity again on the locked row, so it never overbooks.
  */
-export function reserveHostQuery(tx: Tx, req: HostRequirement) {
+export function reserveHostQuery(tx: Tx, req: HostRequirement, bind: Bind = immediate) {
   // What depends on the cluster (and its zone) only is decided once per cluster, in a sub-select: the hosts are
   // then filtered on their own columns and walked in strategy order, never evaluating a sub-plan per host.
+  const cpuNum = bind('cpuNum', req.cpuNum);
+  const memorySize = bind('memorySize', req.memorySize);
   const clusterWhere: SQL[] = [eq(clusters.state, 'Enabled'), eq(zones.state, 'Enabled')];
   if (req.l3NetworkUuids.length) {
-    clusterWhere.push(sql`NOT EXISTS (SELECT 1 FROM ${l3Networks} WHERE ${inArray(l3Networks.uuid, req.l3NetworkUuids)} AND NOT EXISTS (
+    clusterWhere.push(sql`NOT EXISTS (SELECT 1 FROM ${l3Networks} WHERE ${l3Networks.uuid} = ANY(${bind.array('l3NetworkUuids', req.l3NetworkUuids)}::text[]) AND NOT EXISTS (
       SELECT 1 FROM ${l2ClusterRefs} WHERE ${l2ClusterRefs.l2NetworkUuid} = ${l3Networks.l2NetworkUuid} AND ${l2ClusterRefs.clusterUuid} = ${clusters.uuid}))`);
   }
   const usablePs = (extra: SQL) => sql`EXISTS (SELECT 1 FROM ${primaryStorageClusterRefs}
     INNER JOIN ${primaryStorage} ON ${primaryStorage.uuid} = ${primaryStorageClusterRefs.primaryStorageUuid}
     WHERE ${primaryStorageClusterRefs.clusterUuid} = ${clusters.uuid} AND ${primaryStorage.state} = 'Enabled' AND ${primaryStorage.status} = 'Connected' AND ${extra})`;
-  for (const uuid of new Set(req.primaryStorageUuids)) clusterWhere.push(usablePs(sql`${primaryStorage.uuid} = ${uuid}`));
-  clusterWhere.push(usablePs(req.newVolumeBytes > 0 ? sql`${primaryStorage.availableCapacity} >= ${req.newVolumeBytes}` : sql`TRUE`));
+  [...new Set(req.primaryStorageUuids)].forEach((uuid, i) => clusterWhere.push(usablePs(sql`${primaryStorage.uuid} = ${bind(`primaryStorageUuid.${i}`, uuid)}`)));
+  clusterWhere.push(usablePs(req.newVolumeBytes > 0 ? sql`${primaryStorage.availableCapacity} >= ${bind('newVolumeBytes', req.newVolumeBytes)}` : sql`TRUE`));
   if (req.imageUuid) {
     clusterWhere.push(sql`EXISTS (SELECT 1 FROM ${imageBackupStorageRefs}
       INNER JOIN ${backupStorageZoneRefs} ON ${backupStorageZoneRefs.backupStorageUuid} = ${imageBackupStorageRefs.backupStorageUuid}
-      WHERE ${imageBackupStorageRefs.imageUuid} = ${req.imageUuid} AND ${backupStorageZoneRefs.zoneUuid} = ${clusters.zoneUuid})`);
+      WHERE ${imageBackupStorageRefs.imageUuid} = ${bind('imageUuid', req.imageUuid)} AND ${backupStorageZoneRefs.zoneUuid} = ${clusters.zoneUuid})`);
   }
   const usableClusters = tx
     .select({ uuid: clusters.uuid })
@@ -96,17 +99,17 @@ export function reserveHostQuery(tx: Tx, req: HostRequirement) {
   const where: SQL[] = [
     eq(hosts.state, 'Enabled'),
     eq(hosts.status, 'Connected'),
-    gte(hosts.availableCpuCapacity, req.cpuNum),
-    gte(hosts.availableMemoryCapacity, req.memorySize),
+    gte(hosts.availableCpuCapacity, cpuNum),
+    gte(hosts.availableMemoryCapacity, memorySize),
     inArray(hosts.clusterUuid, usableClusters),
   ];
-  if (req.zoneUuid) where.push(eq(hosts.zoneUuid, req.zoneUuid));
-  if (req.clusterUuid) where.push(eq(hosts.clusterUuid, req.clusterUuid));
-  if (req.hostUuid) where.push(eq(hosts.uuid, req.hostUuid));
-  if (req.avoidHostUuids?.length) where.push(notInArray(hosts.uuid, req.avoidHostUuids));
+  if (req.zoneUuid) where.push(eq(hosts.zoneUuid, bind('zoneUuid', req.zoneUuid)));
+  if (req.clusterUuid) where.push(eq(hosts.clusterUuid, bind('clusterUuid', req.clusterUuid)));
+  if (req.hostUuid) where.push(eq(hosts.uuid, bind('hostUuid', req.hostUuid)));
+  if (req.avoidHostUuids?.length) where.push(sql`NOT (${hosts.uuid} = ANY(${bind.array('avoidHostUuids', req.avoidHostUuids)}::text[]))`);
   const orderBy: SQL[] = [];
-  if (req.preferredHostUuid) orderBy.push(sql`(${hosts.uuid} = ${req.preferredHostUuid}) DESC`);
-  if ((req.strategy ?? DEFAULT_ALLOCATOR_STRATEGY) === 'LeastVmPreferredHostAllocatorStrategy') {
+  if (req.preferredHostUuid) orderBy.push(sql`(${hosts.uuid} = ${bind('preferredHostUuid', req.preferredHostUuid)}) DESC`);
+  if (bind.shape(req.strategy ?? DEFAULT_ALLOCATOR_STRATEGY) === 'LeastVmPreferredHostAllocatorStrategy') {
     // The maintained count (VMs placed or being placed there): hosts are walked in its index order and the first
     // one that qualifies and is not being reserved on by another transaction is taken.
     orderBy.push(asc(hosts.reservedVmCount));
@@ -122,8 +125,8 @@ export function reserveHostQuery(tx: Tx, req: HostRequirement) {
     .for('update', { of: hosts, skipLocked: true });
   return tx
     .update(hosts)
-    .set(reservation(req.cpuNum, req.memorySize))
-    .where(and(inArray(hosts.uuid, first), gte(hosts.availableCpuCapacity, req.cpuNum), gte(hosts.availableMemoryCapacity, req.memorySize)))
+    .set(reservation(cpuNum, memorySize))
+    .where(and(inArray(hosts.uuid, first), gte(hosts.availableCpuCapacity, cpuNum), gte(hosts.availableMemoryCapacity, memorySize)))
     .returning();
 }
 

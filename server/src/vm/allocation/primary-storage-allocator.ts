@@ -4,6 +4,7 @@ import { and, eq, gte, inArray, sql, type SQL } from 'drizzle-orm';
 import type { App } from '../../app.js';
 import { err } from '../../core/errors.js';
 import type { Tx } from '../../db/index.js';
+import { immediate, type Bind } from '../../db/template.js';
 import { primaryStorage, primaryStorageClusterRefs } from '../../db/schema/index.js';
 
 export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
@@ -12,26 +13,27 @@ export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
  * Picks (at random) an Enabled, Connected primary storage of the cluster with the room, and reserves it: one UPDATE …
  * RETURNING (empty when none could take it). `clusterUuid` may be an SQL expression (a CTE's column).
  */
-export function reservePrimaryStorageQuery(tx: Tx, req: { clusterUuid: string | SQL; bytes: number; required?: string }) {
+export function reservePrimaryStorageQuery(tx: Tx, req: { clusterUuid: string | SQL; bytes: number; required?: string }, bind: Bind = immediate) {
+  const bytes = bind('bytes', req.bytes);
   const pick = tx
     .select({ uuid: primaryStorage.uuid })
     .from(primaryStorageClusterRefs)
     .innerJoin(primaryStorage, eq(primaryStorage.uuid, primaryStorageClusterRefs.primaryStorageUuid))
     .where(
       and(
-        eq(primaryStorageClusterRefs.clusterUuid, req.clusterUuid),
+        eq(primaryStorageClusterRefs.clusterUuid, typeof req.clusterUuid === 'string' ? bind('clusterUuid', req.clusterUuid) : req.clusterUuid),
         eq(primaryStorage.state, 'Enabled'),
         eq(primaryStorage.status, 'Connected'),
-        gte(primaryStorage.availableCapacity, req.bytes),
-        req.required ? eq(primaryStorage.uuid, req.required) : undefined,
+        gte(primaryStorage.availableCapacity, bytes),
+        req.required ? eq(primaryStorage.uuid, bind('required', req.required)) : undefined,
       ),
     )
     .orderBy(sql`random()`)
     .limit(1);
   return tx
     .update(primaryStorage)
-    .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${req.bytes}::bigint` })
-    .where(and(inArray(primaryStorage.uuid, pick), gte(primaryStorage.availableCapacity, req.bytes)))
+    .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${bytes}::bigint` })
+    .where(and(inArray(primaryStorage.uuid, pick), gte(primaryStorage.availableCapacity, bytes)))
     .returning();
 }
 
