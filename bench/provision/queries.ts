@@ -129,6 +129,8 @@ try {
     await c.connect();
     // BENCH_PLAN_CACHE_MODE=force_generic_plan: the plans PostgreSQL would cache for a prepared statement.
     if (process.env.BENCH_PLAN_CACHE_MODE) await c.query(`SET plan_cache_mode = ${process.env.BENCH_PLAN_CACHE_MODE}`);
+    // BENCH_ANALYZE=1: the plans with fresh statistics (as autovacuum leaves them on a server that has run a while).
+    if (process.env.BENCH_ANALYZE) await c.query('ANALYZE');
     for (const [kind, recorded] of examples) {
       if (!/^\s*(select|insert|update|delete|with)\b/i.test(recorded.text) || /^\s*select (pg_\w*advisory|nextval)/i.test(recorded.text)) continue;
       const inserted = await insertedUuids(c, recorded.values ?? []);

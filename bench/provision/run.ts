@@ -3,7 +3,8 @@
 //
 //   npx tsx bench/provision/run.ts [--vms 1000] [--hosts 100] [--concurrency 64]
 //   (or BENCH_VMS / BENCH_HOSTS / BENCH_CONCURRENCY; BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof";
-//   BENCH_SETUP_SQL="…" runs on the bench database once the world is built, for what-if experiments)
+//   BENCH_SETUP_SQL="…" runs on the bench database once the world is built, for what-if experiments; the bench
+//   database is ANALYZEd once the world is built unless BENCH_ANALYZE=0)
 //
 // The server runs as its own process (server/src/main.ts with DATABASE_URL on a fresh database; it spawns its
 // simulator agent), the SDK clients run here. World: Flat DHCP, one /16 range, hosts added 16 at a time.
@@ -30,6 +31,16 @@ try {
   result.worldSetupS = (Date.now() - t0) / 1000;
   result.hostsAddedPerS = Math.round((HOSTS / ((Date.now() - t0) / 1000)) * 10) / 10;
   console.error(`world ready: ${HOSTS} hosts in ${result.worldSetupS} s`);
+  if (process.env.BENCH_ANALYZE !== '0') {
+    // Statistics as autovacuum leaves them on a server that has run a while (it analyzes a table after enough of it
+    // changed, checking once a minute): without them the host pick of a fresh database sorts every host instead of
+    // walking the reserved_vm_count index until autovacuum's first pass. BENCH_ANALYZE=0 skips this.
+    const c = new pg.Client({ connectionString: database.url });
+    await c.connect();
+    await c.query('ANALYZE');
+    await c.end();
+    result.analyzedBeforeRun = true;
+  }
   if (process.env.BENCH_SETUP_SQL) {
     // What-if experiments (e.g. a constraint dropped, an index added): run on the bench database before the VMs.
     const c = new pg.Client({ connectionString: database.url });

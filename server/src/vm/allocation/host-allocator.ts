@@ -1,7 +1,7 @@
 // Host allocation (zstack-internals.md §5.1): narrow the hosts to those that can run the VM, order them by the
 // strategy, then reserve capacity on the first that still has it (a conditional UPDATE in the host service, so
 // concurrent allocations never overbook). When nothing is left, the error says why each host was dropped.
-import { and, asc, eq, gte, inArray, notInArray, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gte, inArray, sql, type SQL } from 'drizzle-orm';
 import type { App } from '../../app.js';
 import type { Tx } from '../../db/index.js';
 import { immediate, type Bind } from '../../db/template.js';
