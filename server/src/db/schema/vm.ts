@@ -42,7 +42,7 @@ export const vmInstances = pgTable(
     ...dates(),
   },
   (t) => [
-    index('vm_instances_host_idx').on(t.hostUuid),
+    // hostUuid lookups use vm_instances_host_created_idx (its leading column): no index of their own to maintain.
     index('vm_instances_state_idx').on(t.state),
     index('vm_instances_type_idx').on(t.type),
     // The query engine's default order (createDate, uuid): pages are read from the index, not sorted.
@@ -100,7 +100,7 @@ export const volumes = pgTable(
     ...dates(),
   },
   (t) => [
-    index('volumes_vm_idx').on(t.vmInstanceUuid),
+    // vmInstanceUuid lookups use volumes_vm_device_idx (its leading column).
     index('volumes_ps_idx').on(t.primaryStorageUuid),
     uniqueIndex('volumes_vm_device_idx').on(t.vmInstanceUuid, t.deviceId),
     index('volumes_created_idx').on(t.createDate, t.uuid),

@@ -1,0 +1,2 @@
+DROP INDEX "vm_instances_host_idx";--> statement-breakpoint
+DROP INDEX "volumes_vm_idx";
