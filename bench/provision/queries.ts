@@ -122,6 +122,25 @@ try {
   }));
   const wall = performance.now() - t0;
   recording = false;
+  if (process.env.BENCH_PLAN_STATS) {
+    // How PostgreSQL's plan cache treated each prepared statement: generic plans (planned once) or custom plans
+    // (planned on every execution), summed over the pool's connections.
+    const pool = (app as unknown as { database: { pool: pg.Pool } }).database.pool;
+    const clients = await Promise.all(Array.from({ length: pool.idleCount }, () => pool.connect()));
+    const stats = new Map<string, { generic: number; custom: number }>();
+    for (const c of clients) {
+      const { rows } = await c.query<{ s: string; g: string; c: string }>('SELECT statement AS s, generic_plans AS g, custom_plans AS c FROM pg_prepared_statements');
+      for (const r of rows) {
+        const k = kindOf(r.s);
+        const e = stats.get(k) ?? stats.set(k, { generic: 0, custom: 0 }).get(k)!;
+        e.generic += Number(r.g);
+        e.custom += Number(r.c);
+      }
+      c.release();
+    }
+    console.error('plan cache (generic / custom plans per statement kind):');
+    for (const [k, v] of [...stats].sort((a, b) => b[1].custom - a[1].custom)) console.error(`  ${String(v.generic).padStart(7)} ${String(v.custom).padStart(7)}  ${k.slice(0, 120)}`);
+  }
   const heapKbPerVm = gc ? Math.round(((await heapAfterGc()) - heap0) / 1024 / VMS) : undefined;
   const explained: Record<string, { planningMs: number; executionMs: number }> = {};
   if (process.env.BENCH_EXPLAIN) {

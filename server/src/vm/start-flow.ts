@@ -7,6 +7,7 @@ import type { App } from '../app.js';
 import { currentContext } from '../core/context.js';
 import type { FlowStep } from '../core/flow.js';
 import { vmInstances, vmNics, volumes } from '../db/schema/index.js';
+import { StatementTemplates, type Bind } from '../db/template.js';
 import { ADMIN_UUID } from '../identity/service.js';
 import { allocateHost, type HostRow } from './allocation/host-allocator.js';
 import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
@@ -185,31 +186,33 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
           lastOpDate: now,
         };
         // One statement: the new volumes Ready, the NICs' hypervisor type (when it changes), the VM's state and host.
-        // The volumes are found by their keys (`= ANY`): joined to the JSON alone, PostgreSQL scans the whole table.
-        const volumesJson = JSON.stringify(d.instantiated.map((v) => ({ uuid: v.uuid, ps: v.primaryStorageUuid, path: v.installPath, size: v.size })));
-        const volumeUuids = d.instantiated.map((v) => v.uuid).join(',');
-        const nicUuids = d.nics!.filter((n) => n.hypervisorType !== host.hypervisorType).map((n) => n.uuid).join(',');
-        const nicUpdate = nicUuids
-          ? sql`, nic AS (
-            UPDATE ${vmNics} SET hypervisor_type = ${host.hypervisorType}
-             WHERE ${vmNics.uuid} = ANY(string_to_array(${nicUuids}::text, ',')) RETURNING 1
-          )`
-          : sql``;
-        const record = sql`WITH vol AS (
-            UPDATE ${volumes} SET status = 'Ready', primary_storage_uuid = x.ps, install_path = x.path, actual_size = x.size, last_op_date = ${now.toISOString()}::timestamptz
-              FROM json_to_recordset(${volumesJson}::json) AS x(uuid text, ps text, path text, size bigint)
-             WHERE ${volumes.uuid} = ANY(string_to_array(${volumeUuids}::text, ',')) AND ${volumes.uuid} = x.uuid RETURNING 1
-          )${nicUpdate}
-          UPDATE ${vmInstances} SET state = ${set.state}, host_uuid = ${set.hostUuid}, last_host_uuid = ${set.lastHostUuid},
-                 cluster_uuid = ${set.clusterUuid}, zone_uuid = ${set.zoneUuid}, hypervisor_type = ${set.hypervisorType},
-                 last_op_date = ${now.toISOString()}::timestamptz
-           WHERE ${vmInstances.uuid} = ${vm.uuid}`;
-        if (running) await app.db.execute(record);
+        // Each row by its key, rendered once per shape (db/template.ts): PostgreSQL plans such a statement once (a
+        // generic plan) instead of on every call, and the server does not render it every time either.
+        const nicUuids = d.nics!.filter((n) => n.hypervisorType !== host.hypervisorType).map((n) => n.uuid);
+        const at = now.toISOString();
+        const record = (bind: Bind) => {
+          const ctes = d.instantiated.map(
+            (v, i) => sql`${sql.identifier(`vol${i}`)} AS (
+              UPDATE ${volumes} SET status = 'Ready', primary_storage_uuid = ${bind(`vol${i}.ps`, v.primaryStorageUuid)}, install_path = ${bind(`vol${i}.path`, v.installPath)},
+                     actual_size = ${bind(`vol${i}.size`, v.size)}::bigint, last_op_date = ${bind('at', at)}::timestamptz
+               WHERE ${volumes.uuid} = ${bind(`vol${i}.uuid`, v.uuid)} RETURNING 1)`,
+          );
+          if (nicUuids.length) {
+            ctes.push(sql`nic AS (UPDATE ${vmNics} SET hypervisor_type = ${bind('hypervisorType', host.hypervisorType)}
+              WHERE ${vmNics.uuid} = ANY(${bind.array('nicUuids', nicUuids)}::text[]) RETURNING 1)`);
+          }
+          return sql`${ctes.length ? sql`WITH ${sql.join(ctes, sql`, `)} ` : sql``}
+            UPDATE ${vmInstances} SET state = ${bind('state', set.state)}, host_uuid = ${bind('hostUuid', set.hostUuid)}, last_host_uuid = ${bind('lastHostUuid', set.lastHostUuid)},
+                   cluster_uuid = ${bind('clusterUuid', set.clusterUuid)}, zone_uuid = ${bind('zoneUuid', set.zoneUuid)}, hypervisor_type = ${bind('vmHypervisorType', set.hypervisorType)},
+                   last_op_date = ${bind('at', at)}::timestamptz
+             WHERE ${vmInstances.uuid} = ${bind('vmUuid', vm.uuid)}`;
+        };
+        if (running) await records.rows(app.db, 'record-vm', record);
         else {
           // CreateStopped: the volumes stay on the host's storage, the host's capacity is given back.
           await app.db.transaction(async (tx) => {
             await app.services.hosts.releaseCapacity(tx, host.uuid, vm.cpuNum, vm.memorySize);
-            await tx.execute(record);
+            await records.rows(tx, 'record-vm', record);
           });
         }
         for (const v of d.instantiated) Object.assign(v, { status: 'Ready', actualSize: v.size, lastOpDate: now });
@@ -220,3 +223,6 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
     },
   ];
 }
+
+/** The record step's texts (one per number of new volumes, with or without NICs to update). */
+const records = new StatementTemplates();
