@@ -383,9 +383,12 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
             FROM vm, ip, h
           ON CONFLICT (mac) DO NOTHING RETURNING *
         )
-        SELECT (SELECT row_to_json(h) FROM h) AS host, (SELECT row_to_json(ps) FROM ps) AS ps, (SELECT row_to_json(vm) FROM vm) AS vm,
+        SELECT (SELECT row_to_json(h) FROM h) AS host, (SELECT row_to_json(vm) FROM vm) AS vm,
                (SELECT json_agg(vol ORDER BY vol.device_id) FROM vol) AS vols, (SELECT json_agg(nic) FROM nic) AS nics,
-               1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM ps) * (SELECT count(*) FROM nic))::int AS complete`;
+               -- Last: the primary storage row is the one every creation updates; its lock is held from here to the
+               -- commit, so the rest of the statement runs before it is taken (CTEs run when first read).
+               (SELECT row_to_json(ps) FROM ps) AS ps,
+               1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM nic) * (SELECT count(*) FROM ps))::int AS complete`;
     });
   } catch (e) {
     if (isDivisionByZero(e)) return undefined;
