@@ -192,14 +192,35 @@ t.test('two server processes on one database: a write on one node is seen by the
   const { inventories } = await zb.queryZone({ q: [`uuid=${zone.uuid}`] });
   t.equal(inventories![0].name, 'from-a', "B sees A's raw SQL write");
 
+  // Commits that end while a publish statement runs share the next one (core/batcher.ts): their tables merged.
+  const shared = a.app.database.changes.shared!;
+  const client = await a.app.database.pool!.connect();
+  t.teardown(() => client.release());
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const texts: string[] = [];
+  const query = async (text: string) => {
+    texts.push(text);
+    if (texts.length === 1) await gate;
+    return client.query(text);
+  };
+  const first = shared.publish(query, new Set(['zones']));
+  const rest = ['clusters', 'hosts', 'zones', 'l3_networks'].map((table) => shared.publish(query, new Set([table])));
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(texts.length, 1, 'later publishes wait while one runs');
+  release();
+  await Promise.all([first, ...rest]);
+  t.equal(texts.length, 2, 'the four waiting publishes went out as one statement');
+  t.match(texts[1], /nextval\('qgen_clusters'\), nextval\('qgen_hosts'\), nextval\('qgen_l3_networks'\), nextval\('qgen_zones'\); SELECT nextval\('qgen'\)/);
+
   // Sessions checked by a Query API are reused briefly, but a logout on another node ends them at once.
   await za.login();
   const session = za.sessionUuid!;
   const headers = { authorization: `OAuth ${session}` };
   t.equal((await http(a.url, 'GET', '/zstack/v1/zones', { headers })).status, 200);
   t.equal((await http(a.url, 'GET', '/zstack/v1/zones', { headers })).status, 200);
-  const onB = new ZStackClient({ endpoint: b.url, sessionUuid: session });
-  await onB.logout();
+  const bSession = new ZStackClient({ endpoint: b.url, sessionUuid: session });
+  await bSession.logout();
   const after = await http(a.url, 'GET', '/zstack/v1/zones', { headers });
   t.equal(after.status, 401, 'a session logged out on B is refused by A right after');
   t.equal(after.json.error.code, 'ID.1001');

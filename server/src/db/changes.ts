@@ -21,6 +21,7 @@
 // `SELECT nextval('qgen')` after them flushes every node's caches at their next step.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
+import { Batcher } from '../core/batcher.js';
 
 type Dirty = Set<string> | 'all';
 
@@ -321,8 +322,7 @@ export function trackPglite(client: { query: (...args: any[]) => Promise<any>; e
 export class SharedGenerations {
   private seen?: { started: string; global: string; tables: Map<string, string> };
   private pumping = false;
-  private publishing = false;
-  private batch?: { tables: Set<string>; all: boolean; query: (text: string) => Promise<unknown>; done: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
+  private publishes = new Batcher<{ query: (text: string) => Promise<unknown>; tables: Dirty }, void>((batch) => this.publishBatch(batch));
   /** Counters: sync steps run, publish statements run. */
   steps = 0;
   published = 0;
@@ -348,43 +348,23 @@ export class SharedGenerations {
 
   /**
    * After a commit: each written table's sequence, then the global one, before the writer goes on. Concurrent writers
-   * share statements: while one runs, later writers gather into the next batch, which the first of them runs on its
-   * own (idle, waiting) connection — never a pool connection, which all waiting writers might be holding.
+   * share statements (core/batcher.ts: while one runs, later writers gather into the next), which the first writer
+   * of the batch runs on its own (idle, waiting) connection — never a pool connection, which all waiting writers
+   * might be holding.
    */
   publish(query: (text: string) => Promise<unknown>, tables: Dirty): Promise<void> {
-    let batch = this.batch;
-    if (!batch) {
-      let resolve!: () => void;
-      let reject!: (e: unknown) => void;
-      const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
-      batch = this.batch = { tables: new Set(), all: false, query, done, resolve, reject };
-    }
-    if (tables === 'all') batch.all = true;
-    else for (const t of tables) batch.tables.add(t);
-    if (!this.publishing) void this.publishAll();
-    return batch.done;
+    return this.publishes.add({ query, tables });
   }
 
-  private async publishAll(): Promise<void> {
-    this.publishing = true;
-    try {
-      while (this.batch) {
-        const b = this.batch;
-        this.batch = undefined;
-        const list = b.all ? [...this.tracker.tables] : [...b.tables];
-        try {
-          const results = await b.query(`SELECT ${list.map((t) => `nextval('${this.tracker.sequenceOf(t)}')`).join(', ')}; SELECT nextval('${GLOBAL_SEQUENCE}') AS v`);
-          const global = Array.isArray(results) ? (results[1] as { rows?: Array<{ v: string }> })?.rows?.[0]?.v : undefined;
-          if (global !== undefined) this.own.add(Number(global));
-          this.published++;
-          b.resolve();
-        } catch (e) {
-          b.reject(e);
-        }
-      }
-    } finally {
-      this.publishing = false;
-    }
+  private async publishBatch(batch: Array<{ query: (text: string) => Promise<unknown>; tables: Dirty }>): Promise<void[]> {
+    const written = new Set<string>();
+    for (const { tables } of batch) for (const t of tables === 'all' ? this.tracker.tables : tables) written.add(t);
+    const list = [...written].sort();
+    const results = await batch[0].query(`SELECT ${list.map((t) => `nextval('${this.tracker.sequenceOf(t)}')`).join(', ')}; SELECT nextval('${GLOBAL_SEQUENCE}') AS v`);
+    const global = Array.isArray(results) ? (results[1] as { rows?: Array<{ v: string }> })?.rows?.[0]?.v : undefined;
+    if (global !== undefined) this.own.add(Number(global));
+    this.published++;
+    return batch.map(() => undefined);
   }
 
   /** Resolves after a step that started after this call has completed. */
