@@ -2,7 +2,8 @@
 // its own call context (deadline + AbortSignal), and ends `done` or `failed` exactly once. `X-Job-UUID` makes a
 // retried request find its job instead of running twice; jobs of a dead server are failed, never left running.
 import { and, eq, inArray, lt, ne, notInArray, sql } from 'drizzle-orm';
-import { decodeRow, rows, type Db } from '../db/index.js';
+import { decodeRow, type Db } from '../db/index.js';
+import { StatementTemplates } from '../db/template.js';
 import { apiJobs, managementNodes } from '../db/schema/index.js';
 import { Batcher } from './batcher.js';
 import { deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
@@ -62,6 +63,9 @@ interface JobFinish {
   at: Date;
 }
 
+/** The job writes' two texts, rendered once (db/template.ts). */
+const jobStatements = new StatementTemplates();
+
 export class JobService {
   /** Jobs of this process whose outcome is not recorded yet. */
   private running = new Map<string, Promise<void>>();
@@ -84,13 +88,15 @@ export class JobService {
 
   /** Inserts the jobs of a batch; a job whose uuid exists already (or earlier in the batch) gets `undefined`. */
   private async insertJobs(batch: JobInsert[]): Promise<Array<typeof apiJobs.$inferSelect | undefined>> {
-    const inserted = await rows<Record<string, unknown>>(
+    const inserted = await jobStatements.rows<Record<string, unknown>>(
       this.db,
-      sql`INSERT INTO ${apiJobs} (uuid, api_name, request, status, timeout_ms, deadline, owner_node, session_uuid, web_hook)
-          SELECT j.uuid, j.api_name, j.request, 'processing', j.timeout_ms, j.deadline, ${this.nodeUuid}, j.session_uuid, j.web_hook
-            FROM unnest(${sql.param(batch.map((j) => j.uuid))}::text[], ${sql.param(batch.map((j) => j.apiName))}::text[], ${sql.param(batch.map((j) => JSON.stringify(j.request ?? null)))}::jsonb[],
-                        ${sql.param(batch.map((j) => j.timeoutMs))}::int[], ${sql.param(batch.map((j) => j.deadline.toISOString()))}::timestamptz[],
-                        ${sql.param(batch.map((j) => j.sessionUuid))}::text[], ${sql.param(batch.map((j) => j.webHook))}::text[])
+      'api-job-insert',
+      (bind) => sql`INSERT INTO ${apiJobs} (uuid, api_name, request, status, timeout_ms, deadline, owner_node, session_uuid, web_hook)
+          SELECT j.uuid, j.api_name, j.request, 'processing', j.timeout_ms, j.deadline, ${bind('ownerNode', this.nodeUuid)}, j.session_uuid, j.web_hook
+            FROM unnest(${bind.array('uuids', batch.map((j) => j.uuid))}::text[], ${bind.array('apiNames', batch.map((j) => j.apiName))}::text[],
+                        ${bind.array('requests', batch.map((j) => JSON.stringify(j.request ?? null)))}::jsonb[], ${bind.array('timeouts', batch.map((j) => j.timeoutMs))}::int[],
+                        ${bind.array('deadlines', batch.map((j) => j.deadline.toISOString()))}::timestamptz[], ${bind.array('sessions', batch.map((j) => j.sessionUuid))}::text[],
+                        ${bind.array('webHooks', batch.map((j) => j.webHook))}::text[])
                  AS j(uuid, api_name, request, timeout_ms, deadline, session_uuid, web_hook)
           ON CONFLICT DO NOTHING RETURNING *`,
     );
@@ -106,14 +112,15 @@ export class JobService {
   /** Records the ends of a batch of jobs; false for a job that was not `processing` (it is finished exactly once). */
   private async finishJobs(batch: JobFinish[]): Promise<boolean[]> {
     const uuids = batch.map((j) => j.uuid);
-    const updated = await rows<{ uuid: string }>(
+    const updated = await jobStatements.rows<{ uuid: string }>(
       this.db,
+      'api-job-finish',
       // result as json text (key order kept) and error as jsonb, or SQL NULL.
-      sql`UPDATE ${apiJobs} SET status = f.status, result = f.result::json, error = f.error::jsonb, last_op_date = f.at
-            FROM unnest(${sql.param(uuids)}::text[], ${sql.param(batch.map((j) => j.status))}::text[], ${sql.param(batch.map((j) => j.result))}::text[],
-                        ${sql.param(batch.map((j) => j.error))}::text[], ${sql.param(batch.map((j) => j.at.toISOString()))}::timestamptz[])
+      (bind) => sql`UPDATE ${apiJobs} SET status = f.status, result = f.result::json, error = f.error::jsonb, last_op_date = f.at
+            FROM unnest(${bind.array('uuids', uuids)}::text[], ${bind.array('statuses', batch.map((j) => j.status))}::text[], ${bind.array('results', batch.map((j) => j.result))}::text[],
+                        ${bind.array('errors', batch.map((j) => j.error))}::text[], ${bind.array('ats', batch.map((j) => j.at.toISOString()))}::timestamptz[])
                  AS f(uuid, status, result, error, at)
-           WHERE ${apiJobs.uuid} = ANY(${sql.param(uuids)}::text[]) AND ${apiJobs.uuid} = f.uuid AND ${apiJobs.status} = 'processing'
+           WHERE ${apiJobs.uuid} = ANY(${bind.array('uuids', uuids)}::text[]) AND ${apiJobs.uuid} = f.uuid AND ${apiJobs.status} = 'processing'
           RETURNING ${apiJobs.uuid}`,
     );
     const done = new Set(updated.map((r) => r.uuid));
