@@ -65,7 +65,7 @@ export interface paths {
         get?: never;
         /**
          * Update an account (name, description, password)
-         * @description Changes an account; a new `password` is the SHA-512 hex digest of the clear password. Sessions of the account stay valid.
+         * @description Changes an account; a new `password` is the SHA-512 hex digest of the clear password. Sessions of the account stay valid. Also served at `PUT /zstack/v1/accounts/{uuid}` (upstream's mapping).
          *
          *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
@@ -2181,6 +2181,7 @@ export interface components {
         };
         AccountInventoryQueryReply: {
             inventories?: components["schemas"]["AccountInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2188,6 +2189,7 @@ export interface components {
         };
         AccountInventoryReply: {
             inventory: components["schemas"]["AccountInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2220,6 +2222,7 @@ export interface components {
         };
         BackupStorageInventoryQueryReply: {
             inventories?: components["schemas"]["BackupStorageInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2227,8 +2230,18 @@ export interface components {
         };
         BackupStorageInventoryReply: {
             inventory: components["schemas"]["BackupStorageInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
+        };
+        /**
+         * @description Upstream's `schema` map: the JSON path of every inventory in the reply (`inventories[0]`, `inventories[0].vmNics[0]`, `inventory`) → its Java class (`org.zstack.header.vm.VmInstanceInventory`). Present on every query reply, and on every reply when the request has `X-JSON-Schema: true`.
+         * @example {
+         *       "inventories[0]": "org.zstack.header.zone.ZoneInventory"
+         *     }
+         */
+        ClassSchema: {
+            [key: string]: string;
         };
         ClusterInventory: {
             /** @example x86_64 */
@@ -2247,6 +2260,7 @@ export interface components {
         };
         ClusterInventoryQueryReply: {
             inventories?: components["schemas"]["ClusterInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2254,6 +2268,7 @@ export interface components {
         };
         ClusterInventoryReply: {
             inventory: components["schemas"]["ClusterInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2292,6 +2307,7 @@ export interface components {
         };
         ConsoleInventoryReply: {
             inventory: components["schemas"]["ConsoleInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2319,6 +2335,7 @@ export interface components {
         };
         ConsoleProxyAgentInventoryQueryReply: {
             inventories?: components["schemas"]["ConsoleProxyAgentInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2326,6 +2343,7 @@ export interface components {
         };
         ConsoleProxyAgentInventoryReply: {
             inventory: components["schemas"]["ConsoleProxyAgentInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2340,6 +2358,7 @@ export interface components {
         };
         ConsoleProxyAgentReconnectResultsReply: {
             inventory: components["schemas"]["ConsoleProxyAgentReconnectResults"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2378,6 +2397,7 @@ export interface components {
         };
         DiskOfferingInventoryQueryReply: {
             inventories?: components["schemas"]["DiskOfferingInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2385,6 +2405,7 @@ export interface components {
         };
         DiskOfferingInventoryReply: {
             inventory: components["schemas"]["DiskOfferingInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2443,6 +2464,7 @@ export interface components {
         };
         GarbageCollectorInventoryQueryReply: {
             inventories?: components["schemas"]["GarbageCollectorInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2458,6 +2480,7 @@ export interface components {
         };
         GlobalConfigInventoryQueryReply: {
             inventories?: components["schemas"]["GlobalConfigInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2465,6 +2488,7 @@ export interface components {
         };
         GlobalConfigInventoryReply: {
             inventory: components["schemas"]["GlobalConfigInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2511,6 +2535,7 @@ export interface components {
         };
         HostDeployLogInventoryQueryReply: {
             inventories?: components["schemas"]["HostDeployLogInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2570,6 +2595,7 @@ export interface components {
         };
         HostInventoryQueryReply: {
             inventories?: components["schemas"]["HostInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2577,6 +2603,7 @@ export interface components {
         };
         HostInventoryReply: {
             inventory: components["schemas"]["HostInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2639,6 +2666,7 @@ export interface components {
         };
         ImageInventoryQueryReply: {
             inventories?: components["schemas"]["ImageInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2646,6 +2674,7 @@ export interface components {
         };
         ImageInventoryReply: {
             inventory: components["schemas"]["ImageInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2673,6 +2702,7 @@ export interface components {
         };
         InstanceOfferingInventoryQueryReply: {
             inventories?: components["schemas"]["InstanceOfferingInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2680,6 +2710,7 @@ export interface components {
         };
         InstanceOfferingInventoryReply: {
             inventory: components["schemas"]["InstanceOfferingInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2707,6 +2738,7 @@ export interface components {
         };
         IpRangeInventoryQueryReply: {
             inventories?: components["schemas"]["IpRangeInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2714,6 +2746,7 @@ export interface components {
         };
         IpRangeInventoryReply: {
             inventory: components["schemas"]["IpRangeInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2753,6 +2786,7 @@ export interface components {
         };
         L2NetworkInventoryQueryReply: {
             inventories?: components["schemas"]["L2NetworkInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2760,6 +2794,7 @@ export interface components {
         };
         L2NetworkInventoryReply: {
             inventory: components["schemas"]["L2NetworkInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2804,6 +2839,7 @@ export interface components {
         };
         L3NetworkInventoryQueryReply: {
             inventories?: components["schemas"]["L3NetworkInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2811,6 +2847,7 @@ export interface components {
         };
         L3NetworkInventoryReply: {
             inventory: components["schemas"]["L3NetworkInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2822,6 +2859,7 @@ export interface components {
         };
         ManagementNodeInventoryQueryReply: {
             inventories?: components["schemas"]["ManagementNodeInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2843,6 +2881,7 @@ export interface components {
         };
         NetworkServiceL3NetworkRefInventoryQueryReply: {
             inventories?: components["schemas"]["NetworkServiceL3NetworkRefInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2871,6 +2910,7 @@ export interface components {
         };
         NetworkServiceProviderInventoryQueryReply: {
             inventories?: components["schemas"]["NetworkServiceProviderInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2878,6 +2918,7 @@ export interface components {
         };
         NetworkServiceProviderInventoryReply: {
             inventory: components["schemas"]["NetworkServiceProviderInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2916,6 +2957,7 @@ export interface components {
         };
         PrimaryStorageInventoryQueryReply: {
             inventories?: components["schemas"]["PrimaryStorageInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2923,6 +2965,7 @@ export interface components {
         };
         PrimaryStorageInventoryReply: {
             inventory: components["schemas"]["PrimaryStorageInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2948,6 +2991,7 @@ export interface components {
         };
         SessionInventoryReply: {
             inventory: components["schemas"]["SessionInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -2984,6 +3028,7 @@ export interface components {
         };
         VirtualRouterOfferingInventoryQueryReply: {
             inventories?: components["schemas"]["VirtualRouterOfferingInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -2991,6 +3036,7 @@ export interface components {
         };
         VirtualRouterOfferingInventoryReply: {
             inventory: components["schemas"]["VirtualRouterOfferingInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -3010,6 +3056,7 @@ export interface components {
         };
         VirtualRouterVmInventoryQueryReply: {
             inventories?: components["schemas"]["VirtualRouterVmInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3017,6 +3064,7 @@ export interface components {
         };
         VirtualRouterVmInventoryReply: {
             inventory: components["schemas"]["VirtualRouterVmInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -3058,6 +3106,7 @@ export interface components {
         };
         VmInstanceInventoryQueryReply: {
             inventories?: components["schemas"]["VmInstanceInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3065,6 +3114,7 @@ export interface components {
         };
         VmInstanceInventoryReply: {
             inventory: components["schemas"]["VmInstanceInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -3099,6 +3149,7 @@ export interface components {
         };
         VmNicInventoryQueryReply: {
             inventories?: components["schemas"]["VmNicInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3136,6 +3187,7 @@ export interface components {
         };
         VolumeInventoryQueryReply: {
             inventories?: components["schemas"]["VolumeInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3143,6 +3195,7 @@ export interface components {
         };
         VolumeInventoryReply: {
             inventory: components["schemas"]["VolumeInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -3160,6 +3213,7 @@ export interface components {
         };
         ZoneInventoryQueryReply: {
             inventories?: components["schemas"]["ZoneInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3167,6 +3221,7 @@ export interface components {
         };
         ZoneInventoryReply: {
             inventory: components["schemas"]["ZoneInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -4386,6 +4441,7 @@ export interface operations {
                     systemTags?: components["schemas"]["Tags"];
                     updateConsoleProxyAgent: {
                         consoleProxyOverriddenIp: components["schemas"]["ConsoleHostname"];
+                        /** @description 0 (what upstream's SDKs send by default) means unchanged. */
                         consoleProxyPort?: number;
                         systemTags?: components["schemas"]["Tags"];
                         userTags?: components["schemas"]["Tags"];
@@ -8503,7 +8559,7 @@ export interface operations {
                     params: {
                         description?: components["schemas"]["Description"];
                         diskOfferingUuid?: components["schemas"]["Uuid"];
-                        /** @description Bytes; used when no `diskOfferingUuid` is given. */
+                        /** @description Bytes; used when no `diskOfferingUuid` is given. 0 (what upstream's SDKs send by default) means not given. */
                         diskSize?: number;
                         name: components["schemas"]["Name"];
                         primaryStorageUuid?: components["schemas"]["Uuid"];

@@ -58,13 +58,14 @@ function replyComponent(doc, inventory, query) {
         properties: {
           inventories: { type: 'array', items: ref('schemas', inventory) },
           total: { type: 'integer', description: 'With `count` or `replyWithCount`.' },
+          schema: ref('schemas', 'ClassSchema'),
           success: { type: 'boolean', const: true },
         },
       }
     : {
         type: 'object',
         required: ['inventory', 'success'],
-        properties: { inventory: ref('schemas', inventory), success: { type: 'boolean', const: true } },
+        properties: { inventory: ref('schemas', inventory), schema: ref('schemas', 'ClassSchema'), success: { type: 'boolean', const: true } },
       };
   return name;
 }
@@ -72,6 +73,10 @@ function replyComponent(doc, inventory, query) {
 const json = (schemaRef, description) => ({ description, content: { 'application/json': { schema: schemaRef } } });
 
 export function applyConventions(doc) {
+  // Every inventory names its upstream Java class (the reply's `schema` map, upstream's SDKs type replies by it).
+  for (const [name, schema] of Object.entries(doc.components.schemas)) {
+    if (schema['x-zstack-inventory'] && !schema['x-zstack-class']) throw new Error(`components.schemas.${name}: x-zstack-class missing`);
+  }
   const ids = new Set();
   for (const [path, item] of Object.entries(doc.paths)) {
     const action = path.includes('#') ? path.slice(path.indexOf('#') + 1) : undefined;

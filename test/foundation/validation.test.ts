@@ -12,7 +12,6 @@ t.test('malformed requests', async (t) => {
   const cases: Array<[string, string, string, Record<string, unknown> | string | undefined, RegExp]> = [
     ['missing required field', 'POST', '/zstack/v1/zones', { params: {} }, /field\[params\.name\] is mandatory/],
     ['wrong type', 'POST', '/zstack/v1/zones', { params: { name: 42 } }, /field\[params\.name\] must be string/],
-    ['unknown field', 'POST', '/zstack/v1/zones', { params: { name: 'z', colour: 'red' } }, /field\[params\.colour\] is not a parameter/],
     ['too long', 'POST', '/zstack/v1/zones', { params: { name: 'x'.repeat(256) } }, /params\.name.*255/],
     ['leading space', 'POST', '/zstack/v1/zones', { params: { name: ' z' } }, /params\.name/],
     ['wrong wrapper key', 'POST', '/zstack/v1/zones', { zone: { name: 'z' } }, /params/],

@@ -86,6 +86,10 @@ t.test('networks', async (t) => {
         { l3NetworkUuid: l3.uuid, networkServiceProviderUuid: vr.uuid, networkServiceType: 'DNS' },
         { l3NetworkUuid: l3.uuid, networkServiceProviderUuid: vr.uuid, networkServiceType: 'DHCP' },
       ],
+      schema: {
+        'inventories[0]': 'org.zstack.header.network.service.NetworkServiceL3NetworkRefInventory',
+        'inventories[1]': 'org.zstack.header.network.service.NetworkServiceL3NetworkRefInventory',
+      },
       success: true,
     });
 
@@ -139,7 +143,7 @@ t.test('networks', async (t) => {
 
     // 4. QueryL3Network fields=l2NetworkUuid, uuid=...
     const step4 = await zs.queryL3Network({ q: [`uuid=${l3.uuid}`], fields: 'l2NetworkUuid' });
-    t.same(step4, { inventories: [{ l2NetworkUuid: l2.uuid }], success: true });
+    t.same(step4, { inventories: [{ l2NetworkUuid: l2.uuid }], schema: { 'inventories[0]': 'org.zstack.header.network.l3.L3NetworkInventory' }, success: true });
 
     // 5. AttachNetworkServiceProviderToL2Network: already attached → succeeds with the same inventory
     const step5 = await zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: l2.uuid, networkServiceProviderUuid: flat.uuid });

@@ -77,7 +77,11 @@ t.test('§9: move an L3 network from the VirtualRouter provider to the Flat prov
 
   // 4. Get L2 UUID for the L3 network (the seed's `fields=l2NetworkUuid, uuid=<uuid>`)
   const l2only = await zs.queryL3Network({ fields: 'l2NetworkUuid', q: [`uuid=${w.l3NetworkUuid}`] });
-  t.same(l2only, { inventories: [{ l2NetworkUuid: w.l2NetworkUuid }], success: true }, 'step4 is exactly the seed shape');
+  t.same(
+    l2only,
+    { inventories: [{ l2NetworkUuid: w.l2NetworkUuid }], schema: { 'inventories[0]': 'org.zstack.header.network.l3.L3NetworkInventory' }, success: true },
+    "step4 is exactly the seed shape (plus the REST API's schema map, as upstream's)",
+  );
 
   // 5. Attach the flat network provider to the L2 network
   const attachedProvider = await zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: w.l2NetworkUuid, networkServiceProviderUuid: flatUuid });

@@ -16,6 +16,7 @@ import type { JobService } from './jobs.js';
 import type { QueryEngine, QueryParams } from './query.js';
 import { changesOf } from '../db/index.js';
 import { ReadMemo } from './read-memo.js';
+import { WireFormat, assertNoForbiddenKeys, normalizeBodyKey } from './wire.js';
 
 export interface RouterDeps {
   doc: Record<string, any>;
@@ -41,6 +42,10 @@ interface Prepared {
   validateQuery?: ValidateFunction;
   validateBody?: ValidateFunction;
   validateReply?: ValidateFunction;
+  /** Query-string parameters the operation declares (others are ignored with a warning, as upstream). */
+  queryNames: Set<string>;
+  /** The reply's schema in the spec (for the `schema` map), when the reply is JSON. */
+  replyPointer?: string;
 }
 
 /** `/zstack/v1/hosts/{uuid}/actions` → `/zstack/v1/hosts/:p0/actions` (positional, so ops may name vars differently). */
@@ -61,7 +66,11 @@ function objectSchema(params: ParameterDef[]) {
 export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
   const strict = new SpecValidator(deps.doc);
   const coercing = new SpecValidator(deps.doc, { coerce: true });
+  // Request bodies: unknown fields are dropped, as upstream's Gson ignores them.
+  const lenient = new SpecValidator(deps.doc, { removeAdditional: true });
+  const wire = new WireFormat(deps.doc);
   const groups = new Map<string, Prepared[]>();
+  const byId = new Map<string, Prepared>();
 
   for (const op of deps.operations) {
     const { url, names } = routeOf(op.path);
@@ -72,14 +81,22 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
       pathNames: names,
       validatePath: pathParams.length ? coercing.compile(`${op.operationId}/path`, objectSchema(pathParams)) : undefined,
       validateQuery: queryParams.length ? coercing.compile(`${op.operationId}/query`, objectSchema(queryParams)) : undefined,
-      validateBody: op.hasBody ? strict.compile(`${op.operationId}/body`, SpecValidator.ref(op.pointer + JSON_POINTER_BODY)) : undefined,
+      validateBody: op.hasBody ? lenient.compile(`${op.operationId}/body`, SpecValidator.ref(op.pointer + JSON_POINTER_BODY)) : undefined,
       validateReply:
         deps.validateResponses && op.x.kind !== 'poll' && repliesJson(deps.doc, op)
           ? strict.compile(`${op.operationId}/reply`, SpecValidator.ref(op.pointer + JSON_POINTER_REPLY))
           : undefined,
+      queryNames: new Set(op.x.kind === 'query' ? QUERY_KEYS : queryParams.map((q) => q.name)),
+      replyPointer: op.x.kind !== 'poll' && repliesJson(deps.doc, op) ? op.pointer + JSON_POINTER_REPLY : undefined,
     };
+    byId.set(op.operationId, prepared);
     const key = `${op.method} ${url}`;
     groups.set(key, [...(groups.get(key) ?? []), prepared]);
+    for (const extra of op.x.optionalPaths ?? []) {
+      const alt = routeOf(extra);
+      const altKey = `${op.method} ${alt.url}`;
+      groups.set(altKey, [...(groups.get(altKey) ?? []), { ...prepared, pathNames: alt.names }]);
+    }
     if (op.x.kind === 'query' && op.x.byUuid) {
       const byUuid = routeOf(`${op.path}/{uuid}`);
       groups.set(`${op.method} ${byUuid.url}`, [{ ...prepared, pathNames: byUuid.names, validatePath: undefined }]);
@@ -91,26 +108,47 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
   // session past its expiry date is still accepted; `authenticate` itself runs every second or two per session, so
   // its sliding expiry works.
   const sessions = new ReadMemo();
+  /** Upstream's `schema` map, added to a JSON reply of `apiName` (a copy; `reply` is not changed). */
+  const withSchema = (apiName: string, body: unknown): unknown => {
+    const pointer = byId.get(apiName)?.replyPointer;
+    if (!pointer || !body || typeof body !== 'object') return body;
+    const schema = wire.classSchema(pointer, body as Record<string, unknown>);
+    // A reply without inventories (a count, an empty reply) goes out without the (empty) map.
+    return Object.keys(schema).length ? { ...body, schema } : body;
+  };
+  const env: Env = { sessions, wire, withSchema };
   for (const [key, prepared] of groups) {
     const [method, url] = key.split(' ');
-    app.route({ method: method as 'GET', url, handler: (req, reply) => dispatch(deps, prepared, req, reply, sessions) });
+    app.route({ method: method as 'GET', url, handler: (req, reply) => dispatch(deps, prepared, req, reply, env) });
   }
 }
 
-async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest, reply: FastifyReply, sessions: ReadMemo): Promise<void> {
+interface Env {
+  sessions: ReadMemo;
+  wire: WireFormat;
+  withSchema(apiName: string, body: unknown): unknown;
+}
+
+/** Upstream adds the `schema` map to every reply when the request carries `X-JSON-Schema` (its SDKs always do). */
+const wantsSchema = (req: FastifyRequest) => req.headers['x-json-schema'] !== undefined && req.headers['x-json-schema'] !== 'false';
+
+async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest, reply: FastifyReply, env: Env): Promise<void> {
+  const { sessions } = env;
   // The API's deadline counts from here: authentication, validation and checks are inside its budget.
   const arrivedAt = Date.now();
   // The call's own deadline timer (checks, sync and query APIs); an async API's job arms its own.
   let disposeDeadline: (() => void) | undefined;
   try {
-    const body = (req.body ?? undefined) as Record<string, unknown> | undefined;
-    const p = pickOperation(group, body, req.url);
+    const raw = (req.body ?? undefined) as Record<string, unknown> | undefined;
+    assertNoForbiddenKeys(raw);
+    const p = pickOperation(group, raw, req.url);
     const { op } = p;
+    const body = normalizeBodyKey(raw, op);
     const positional = req.params as Record<string, string>;
     const path: Record<string, unknown> = {};
     p.pathNames.forEach((name, i) => (path[name] = positional[`p${i}`]));
 
-    if (op.x.kind === 'poll') return await poll(deps, String(path.uuid), reply);
+    if (op.x.kind === 'poll') return await poll(deps, String(path.uuid), reply, env);
     // With the reply cache on, other nodes' commits are reflected first (one sync, shared by concurrent calls, for
     // the session and a Query API's reply), then the session may come from the memo.
     let changes = deps.query.cache && (op.x.kind === 'query' || !op.x.public) ? changesOf(deps.db) : undefined;
@@ -126,6 +164,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     if (p.validateQuery && !p.validateQuery(query)) throw validationError(p.validateQuery.errors, '');
     if (p.validateBody) {
       if (body === undefined && op.bodyRequired) throw argErr(`the body is missing; this API takes {"${op.x.bodyKey}": {...}}`);
+      if (body !== undefined) env.wire.dropUnset(op, body);
       if (body !== undefined && !p.validateBody(body)) throw validationError(p.validateBody.errors, '');
     } else if (body !== undefined && Object.keys(body).length > 0 && op.method !== 'GET' && op.method !== 'DELETE') {
       throw argErr('this API takes no body');
@@ -133,7 +172,10 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
 
     const inner = (op.x.bodyKey ? (body?.[op.x.bodyKey] as Record<string, unknown>) : undefined) ?? {};
     const msg: Record<string, unknown> = { ...inner };
-    for (const [k, v] of Object.entries(query)) if (op.x.kind !== 'query' || QUERY_KEYS.has(k)) msg[k] = v;
+    for (const [k, v] of Object.entries(query)) {
+      if (p.queryNames.has(k)) msg[k] = v;
+      else console.warn(`[api] ${op.operationId}: unknown query parameter[${k.slice(0, 64)}], ignored`);
+    }
     Object.assign(msg, path);
     // GET /<resources>/{uuid} is the query with the condition uuid=<uuid> (upstream's by-uuid form).
     if (op.x.kind === 'query' && typeof path.uuid === 'string') msg.q = [...([] as unknown[]).concat(msg.q ?? []), `uuid=${path.uuid}`];
@@ -176,10 +218,12 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       }
       return out;
     };
+    // Query replies always carry the `schema` map (so it is part of the cached reply too).
+    const finishQuery = (result: unknown) => env.withSchema(op.operationId, finish(result)) as object;
 
     if (op.x.kind === 'query') {
       // The reply's JSON, from the query engine's reply cache or computed (and checked by `finish`) and cached.
-      const body = await runInContext(ctx, () => deps.query.reply(deps.db, op.x.query!, msg as QueryParams, finish, { synced: Boolean(changes) }));
+      const body = await runInContext(ctx, () => deps.query.reply(deps.db, op.x.query!, msg as QueryParams, finishQuery, { synced: Boolean(changes) }));
       return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(body);
     }
     const handler = deps.handlers.get(op.operationId);
@@ -195,7 +239,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
      */
     const accepted = async (uuid: string, apiTimeout: number) => {
       if (waitSeconds !== undefined) {
-        const answer = await jobAnswer(deps, uuid, waitSeconds * 1000, reply);
+        const answer = await jobAnswer(deps, uuid, waitSeconds * 1000, reply, env);
         if (answer.status !== 202) {
           return void reply.code(answer.status).header('location', location(uuid)).header('preference-applied', `wait=${waitSeconds}`).send(answer.body);
         }
@@ -236,7 +280,8 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       ctx.trace.phase = `${op.operationId}/run`;
       const result = await bounded(() => handler.run(msg, ctx));
       if (sendRaw(reply, result)) return;
-      return void reply.code(200).send(finish(result));
+      const out = finish(result);
+      return void reply.code(200).send(wantsSchema(req) ? env.withSchema(op.operationId, out) : out);
     }
 
     const { job } = await deps.jobs.submit({
@@ -296,11 +341,11 @@ function normalizeQuery(raw: Record<string, unknown>, op: SpecOperation): Record
   return out;
 }
 
-async function poll(deps: RouterDeps, uuid: string, reply: FastifyReply): Promise<void> {
+async function poll(deps: RouterDeps, uuid: string, reply: FastifyReply, env: Env): Promise<void> {
   const waitMs = reply.request.headers['x-job-wait-ms'];
   const ms = waitMs === undefined ? 0 : typeof waitMs === 'string' && /^\d{1,5}$/.test(waitMs.trim()) ? Number(waitMs) : NaN;
   if (!(ms >= 0 && ms <= 30_000)) throw argErr(`header X-Job-Wait-Ms[${String(waitMs)}] must be an integer from 0 to 30000`);
-  const answer = await jobAnswer(deps, uuid, ms, reply);
+  const answer = await jobAnswer(deps, uuid, ms, reply, env);
   reply.code(answer.status).send(answer.body);
 }
 
@@ -310,7 +355,7 @@ async function poll(deps: RouterDeps, uuid: string, reply: FastifyReply): Promis
  * processing: answered from memory, without reading its row. With `waitMs` (long poll), it is first waited for, up
  * to that long or until the client goes away.
  */
-async function jobAnswer(deps: RouterDeps, uuid: string, waitMs: number, reply: FastifyReply): Promise<{ status: number; body: unknown }> {
+async function jobAnswer(deps: RouterDeps, uuid: string, waitMs: number, reply: FastifyReply, env: Env): Promise<{ status: number; body: unknown }> {
   if (deps.jobs.isRunningHere(uuid)) {
     if (waitMs > 0) await waitForJob(deps.jobs, uuid, waitMs, reply);
     if (deps.jobs.isRunningHere(uuid)) return { status: 202, body: {} };
@@ -318,7 +363,8 @@ async function jobAnswer(deps: RouterDeps, uuid: string, waitMs: number, reply: 
   const job = await deps.jobs.get(uuid);
   if (!job) return { status: 404, body: { error: errorCode('SYS.1003', `job[uuid:${uuid}] is unknown or has expired`) } };
   if (job.status === 'processing') return { status: 202, body: {} };
-  if (job.status === 'done') return { status: 200, body: job.result };
+  // As upstream, the poll's own `X-JSON-Schema` decides whether the reply carries the `schema` map.
+  if (job.status === 'done') return { status: 200, body: wantsSchema(reply.request) ? env.withSchema(job.apiName, job.result) : job.result };
   return { status: 503, body: { error: job.error } };
 }
 

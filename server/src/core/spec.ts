@@ -13,6 +13,8 @@ export interface ZStackExtension {
   byUuid?: boolean;
   create?: boolean;
   delete?: boolean;
+  /** Further URL templates the operation is served at (upstream's `optionalPaths`), not in the spec's paths. */
+  optionalPaths?: string[];
 }
 
 export interface ParameterDef {

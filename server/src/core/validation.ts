@@ -8,8 +8,15 @@ export class SpecValidator {
   private ajv: Ajv2020;
   private cache = new Map<string, ValidateFunction>();
 
-  constructor(doc: Record<string, unknown>, opts: { coerce?: boolean } = {}) {
-    this.ajv = new Ajv2020({ strict: false, allErrors: false, coerceTypes: opts.coerce ? 'array' : false, useDefaults: false });
+  /** `removeAdditional`: properties a schema closes with `additionalProperties: false` are removed, not refused. */
+  constructor(doc: Record<string, unknown>, opts: { coerce?: boolean; removeAdditional?: boolean } = {}) {
+    this.ajv = new Ajv2020({
+      strict: false,
+      allErrors: false,
+      coerceTypes: opts.coerce ? 'array' : false,
+      useDefaults: false,
+      removeAdditional: opts.removeAdditional ?? false,
+    });
     (addFormats as unknown as (a: Ajv2020) => void)(this.ajv);
     this.ajv.addSchema({ ...doc, $id: 'openapi.json' });
   }
