@@ -59,8 +59,10 @@ export async function startFaultProxy(target: string, decide: (r: SeenRequest) =
     req.on('end', async () => {
       const seen: SeenRequest = { n: requests.length + 1, method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
       requests.push(seen);
+      let onClientClose = () => {};
       res.on('close', () => {
         if (!res.writableFinished) seen.clientClosed = true;
+        onClientClose();
       });
       let fault: Fault;
       try {
@@ -74,7 +76,13 @@ export async function startFaultProxy(target: string, decide: (r: SeenRequest) =
           res.writeHead(fault.status, { 'content-type': fault.contentType ?? 'text/plain', ...fault.headers });
           return void res.end(fault.body ?? 'injected fault');
         }
-        if (typeof fault === 'object' && 'delayMs' in fault) await new Promise((r) => setTimeout(r, fault.delayMs));
+        if (typeof fault === 'object' && 'delayMs' in fault) {
+          // A held answer ends early when the client goes away (so a long hold never outlives the test).
+          await new Promise<void>((r) => {
+            const timer = setTimeout(r, fault.delayMs);
+            onClientClose = () => (clearTimeout(timer), r());
+          });
+        }
         if (seen.clientClosed || req.socket.destroyed) return;
         const answer = await forward(upstream, seen);
         if (fault === 'forward-then-reset') return void req.socket.destroy();
