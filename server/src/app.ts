@@ -50,6 +50,8 @@ export interface AppOptions {
   agentSecret?: string;
   /** `zstack.properties` with `ApiTimeout.*` lines (default: `<dataDir>/zstack.properties` when it exists). */
   propertiesFile?: string;
+  /** No other management node can use this database (`npm start`'s embedded PostgreSQL, held by the data directory's lock). */
+  soleNode?: boolean;
 }
 
 export class App {
@@ -315,7 +317,7 @@ export class App {
   private async reapPredecessors(port: number): Promise<void> {
     const others = await this.db.select().from(managementNodes);
     const dead = others.filter(
-      (n) => n.uuid !== this.nodeUuid && (this.database.kind === 'pglite' || (n.hostName === hostname() && n.port === port)),
+      (n) => n.uuid !== this.nodeUuid && (this.database.kind === 'pglite' || this.options.soleNode || (n.hostName === hostname() && n.port === port)),
     );
     for (const n of dead) await this.db.delete(managementNodes).where(eq(managementNodes.uuid, n.uuid));
     if (dead.length) await this.reapDeadNodes();

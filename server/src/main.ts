@@ -1,37 +1,83 @@
 // `npm start`: the management server on the embedded database (or DATABASE_URL), with a simulator agent for
 // simulated hosts and storage (ZSTACK_SIMULATOR_URL + ZSTACK_AGENT_SECRET point at an existing one instead).
+// Order: the data directory's lock and the port first (a refused start touches nothing), then the database, the
+// simulator, the app. Any failure is one line on stderr with its fix, and whatever was started is stopped.
 import { join } from 'node:path';
-import { App } from './app.js';
+import type { App } from './app.js';
 import { configFromEnv } from './config.js';
-import { spawnSimulator } from './simulator-process.js';
+import type { EmbeddedPostgres } from './db/embedded-postgres.js';
+import type { SimulatorProcess } from './simulator-process.js';
+import { checkPortFree, lockDataDir, startupMessage, type DataDirLock } from './startup.js';
 
 const started = Date.now();
-const config = configFromEnv();
-const simulator = process.env.ZSTACK_SIMULATOR_URL
-  ? { url: process.env.ZSTACK_SIMULATOR_URL, secret: process.env.ZSTACK_AGENT_SECRET ?? '', stop() {} }
-  : await spawnSimulator({ storageRoot: join(config.dataDir, 'simulator') });
-const app = await App.create({
-  databaseUrl: config.databaseUrl,
-  dataDir: config.dataDir,
-  host: config.host,
-  port: config.port,
-  simulatorUrl: simulator.url,
-  agentSecret: simulator.secret,
-  propertiesFile: process.env.ZSTACK_PROPERTIES,
-});
-const url = await app.listen();
-const db = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PostgreSQL in ${config.dataDir}`;
-console.log(`ZStack-TS management server listening on ${url} (${db}), ready in ${Date.now() - started} ms`);
-console.log(`  API: ${url}/zstack/v1/...   spec: ${url}/zstack/openapi.json   simulator agent: ${simulator.url}`);
-console.log(`  log in: account admin, password "password" (SDK: new ZStackClient({ endpoint: '${url}', accountName: 'admin', password: 'password' }))`);
-
+let lock: DataDirLock | undefined;
+let embedded: EmbeddedPostgres | undefined;
+let simulator: SimulatorProcess | undefined;
+let simulatorStarting: Promise<SimulatorProcess> | undefined;
+let app: App | undefined;
+let databaseUrl: string | undefined;
 let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+
+async function stopAll(): Promise<void> {
+  await app?.close().catch(() => undefined);
+  await simulator?.stop();
+  await embedded?.stop().catch(() => undefined);
+  lock?.release();
+}
+
+// Registered first: a signal during start-up stops what has started so far.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     if (stopping) process.exit(1);
     stopping = true;
     console.log(`${signal}: stopping (waiting for running jobs)…`);
-    simulator.stop();
-    app.close().then(() => process.exit(0), () => process.exit(1));
+    stopAll().then(() => process.exit(0), () => process.exit(1));
   });
+}
+
+try {
+  const config = configFromEnv();
+  databaseUrl = config.databaseUrl;
+  lock = lockDataDir(config.dataDir);
+  await checkPortFree(config.host, config.port);
+  const pglite = !config.databaseUrl && process.env.ZSTACK_EMBEDDED_DB === 'pglite';
+  // The simulator starts while the database does.
+  const { spawnSimulator } = await import('./simulator-process.js');
+  simulatorStarting = process.env.ZSTACK_SIMULATOR_URL
+    ? Promise.resolve({ url: process.env.ZSTACK_SIMULATOR_URL, secret: process.env.ZSTACK_AGENT_SECRET ?? '', stop() {} })
+    : spawnSimulator({ storageRoot: join(config.dataDir, 'simulator') });
+  simulatorStarting.then((s) => (simulator = s), () => undefined);
+  if (!config.databaseUrl && !pglite) {
+    const { startEmbeddedPostgres } = await import('./db/embedded-postgres.js');
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
+    embedded.exited.then((how) => {
+      if (stopping) return;
+      console.error(`zstack: the embedded database stopped (postgres ${how}); see ${join(config.dataDir, 'postgres.log')}. Stopping.`);
+      void stopAll().finally(() => process.exit(1));
+    });
+  }
+  simulator = await simulatorStarting;
+  const { App } = await import('./app.js');
+  app = await App.create({
+    databaseUrl: config.databaseUrl ?? embedded?.url,
+    dataDir: config.dataDir,
+    host: config.host,
+    port: config.port,
+    simulatorUrl: simulator.url,
+    agentSecret: simulator.secret,
+    propertiesFile: process.env.ZSTACK_PROPERTIES,
+    soleNode: !!embedded,
+  });
+  const url = await app.listen();
+  const db = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : pglite ? `PGlite in ${config.dataDir}` : `embedded PostgreSQL in ${config.dataDir}`;
+  console.log(`ZStack-TS management server listening on ${url} (${db}), ready in ${Date.now() - started} ms`);
+  console.log(`  API: ${url}/zstack/v1/...   spec: ${url}/zstack/openapi.json   simulator agent: ${simulator.url}`);
+  console.log(`  log in: account admin, password "password" (SDK: new ZStackClient({ endpoint: '${url}', accountName: 'admin', password: 'password' }))`);
+} catch (e) {
+  console.error(`zstack: cannot start: ${startupMessage(e, { databaseUrl })}`);
+  if (process.env.ZSTACK_DEBUG) console.error(e);
+  stopping = true;
+  await simulatorStarting?.catch(() => undefined);
+  await stopAll();
+  process.exit(1);
 }

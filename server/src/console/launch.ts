@@ -51,6 +51,8 @@ export async function spawnConsoleAgent(opts: SpawnOptions): Promise<AgentRuntim
   const child = spawn(process.execPath, args, {
     env: { ...process.env, ZSTACK_AGENT_SECRET: opts.secret },
     stdio: ['pipe', 'pipe', 'pipe'],
+    // Its own process group: a terminal's Ctrl-C reaches the node only, which stops the agent after its own work.
+    detached: true,
   });
   child.stdin!.on('error', () => {}); // the agent died: its stdin is gone too
   const log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;

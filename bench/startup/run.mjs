@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+// `npm start` as a user runs it: time until the first request is answered on a fresh data directory (first start,
+// which creates the database) and on the same directory again (restart), and the idle RSS of the whole process tree
+// (npm, the server, its agents, the embedded database's processes), summed over every process, 10 s after ready.
+// usage: node bench/startup/run.mjs [--db embedded|pglite|both] [--idle-ms 10000]
+// Prints one JSON line per database.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({ options: { db: { type: 'string', default: 'both' }, 'idle-ms': { type: 'string', default: '10000' } } });
+const idleMs = Number(values['idle-ms']);
+const dbs = values.db === 'both' ? ['embedded', 'pglite'] : [values.db];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Every process under `root` (itself included), from /proc. */
+export function tree(root) {
+  const children = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(d));
+    } catch {}
+  }
+  const out = [];
+  const walk = (p) => { out.push(p); for (const c of children.get(p) ?? []) walk(c); };
+  walk(root);
+  return out;
+}
+
+function rssKb(pid) {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+function name(pid) {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    if (cmd[0] === 'npm' || cmd.some((a) => a.endsWith('npm-cli.js'))) return 'npm';
+    if (cmd.some((a) => a.endsWith('main.ts'))) return 'server';
+    if (cmd.includes('simulator')) return 'simulator agent';
+    if (cmd.includes('console-proxy')) return 'console proxy agent';
+    if (cmd.some((a) => a.includes('esbuild'))) return 'esbuild (tsx)';
+    if (cmd.join(' ').includes('postgres')) return 'postgres';
+    return cmd[0] ?? String(pid);
+  } catch {
+    return String(pid);
+  }
+}
+
+async function startOnce(dataDir, port, env) {
+  const t0 = Date.now();
+  const child = spawn('npm', ['start'], { env: { ...process.env, ...env, ZSTACK_PORT: String(port), ZSTACK_DATA_DIR: dataDir }, stdio: ['ignore', 'ignore', 'inherit'] });
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/zstack/v1/management-nodes/actions`, {
+        method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"getVersion":{}}',
+      });
+      if (res.ok) break;
+    } catch {}
+    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}`);
+    if (Date.now() - t0 > 120_000) throw new Error('no answer within 120 s');
+    await sleep(20);
+  }
+  return { child, readyMs: Date.now() - t0 };
+}
+
+async function stop(child) {
+  const pids = tree(child.pid);
+  child.kill('SIGTERM');
+  const until = Date.now() + 30_000;
+  while (pids.some((p) => { try { process.kill(p, 0); return true; } catch { return false; } })) {
+    if (Date.now() > until) throw new Error(`processes left after stop: ${pids.filter((p) => { try { process.kill(p, 0); return true; } catch { return false; } }).join(' ')}`);
+    await sleep(50);
+  }
+}
+
+for (const db of dbs) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'zstack-startup-'));
+  const port = 18000 + Math.floor(Math.random() * 1000);
+  const env = db === 'pglite' ? { ZSTACK_EMBEDDED_DB: 'pglite' } : {};
+  const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+  try {
+    const loadBefore = load();
+    const first = await startOnce(dataDir, port, env);
+    await stop(first.child);
+    const again = await startOnce(dataDir, port, env);
+    await sleep(idleMs);
+    const byName = {};
+    let total = 0;
+    for (const p of tree(again.child.pid)) {
+      const kb = rssKb(p);
+      total += kb;
+      const n = name(p);
+      byName[n] = (byName[n] ?? 0) + kb;
+    }
+    await stop(again.child);
+    console.log(JSON.stringify({
+      db, firstStartMs: first.readyMs, restartMs: again.readyMs, idleTreeRssMb: Math.round(total / 1024),
+      byProcessMb: Object.fromEntries(Object.entries(byName).map(([k, v]) => [k, Math.round(v / 1024)])),
+      load: `${loadBefore} -> ${load()}`,
+    }));
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
