@@ -3835,6 +3835,8 @@ export interface operations {
                         sshPort?: number;
                         systemTags?: components["schemas"]["Tags"];
                         tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description 1.1's field, accepted and ignored: the API decides the storage type. */
+                        type?: string;
                         /** @description Absolute directory path on the server. */
                         url: string;
                         username: string;
@@ -4914,7 +4916,8 @@ export interface operations {
                     updateGlobalConfig: {
                         systemTags?: components["schemas"]["Tags"];
                         userTags?: components["schemas"]["Tags"];
-                        value: string;
+                        /** @description Optional as in 1.1; without it the setting keeps its value. */
+                        value?: string;
                     };
                     userTags?: components["schemas"]["Tags"];
                 };
@@ -5839,6 +5842,8 @@ export interface operations {
                     params: {
                         allocatorStrategy?: components["schemas"]["HostAllocatorStrategy"];
                         cpuNum: components["schemas"]["CpuNum"];
+                        /** @description CPU speed in MHz, recorded on the offering (required in 1.1, optional here). */
+                        cpuSpeed?: number;
                         description?: components["schemas"]["Description"];
                         memorySize: components["schemas"]["MemorySize"];
                         name: components["schemas"]["Name"];
@@ -6005,6 +6010,8 @@ export interface operations {
                     params: {
                         allocatorStrategy?: components["schemas"]["HostAllocatorStrategy"];
                         cpuNum: components["schemas"]["CpuNum"];
+                        /** @description CPU speed in MHz, recorded on the offering (required in 1.1, optional here). */
+                        cpuSpeed?: number;
                         description?: components["schemas"]["Description"];
                         imageUuid: components["schemas"]["Uuid"];
                         /** @default false */
@@ -6020,6 +6027,11 @@ export interface operations {
                         sortKey?: number;
                         systemTags?: components["schemas"]["Tags"];
                         tagUuids?: components["schemas"]["Uuid"][];
+                        /**
+                         * @description 1.1's field; the offering's type is always `VirtualRouter`.
+                         * @enum {string}
+                         */
+                        type?: "VirtualRouter";
                         userTags?: components["schemas"]["Tags"];
                         zoneUuid: components["schemas"]["Uuid"];
                     };
@@ -6365,6 +6377,8 @@ export interface operations {
                         resourceUuid?: components["schemas"]["Uuid"];
                         systemTags?: components["schemas"]["Tags"];
                         tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description 1.1's field, accepted and ignored: the API decides the L2 type. */
+                        type?: string;
                         userTags?: components["schemas"]["Tags"];
                         /**
                          * @default LinuxBridge
@@ -6434,7 +6448,10 @@ export interface operations {
                         resourceUuid?: components["schemas"]["Uuid"];
                         systemTags?: components["schemas"]["Tags"];
                         tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description 1.1's field, accepted and ignored: the API decides the L2 type. */
+                        type?: string;
                         userTags?: components["schemas"]["Tags"];
+                        /** @description The 802.1Q VLAN id (0 to 4095, as 1.1 accepts). */
                         vlan: number;
                         /**
                          * @default LinuxBridge
@@ -7475,6 +7492,8 @@ export interface operations {
                         resourceUuid?: components["schemas"]["Uuid"];
                         systemTags?: components["schemas"]["Tags"];
                         tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description 1.1's field, accepted and ignored: the API decides the storage type. */
+                        type?: string;
                         /** @description Absolute directory path on the hosts. */
                         url: string;
                         userTags?: components["schemas"]["Tags"];
@@ -7677,10 +7696,11 @@ export interface operations {
                         systemTags?: components["schemas"]["Tags"];
                         tagUuids?: components["schemas"]["Uuid"][];
                         /**
+                         * @description 1.1's values; the VM created by this API is a user VM either way (appliance VMs are created by their network services).
                          * @default UserVm
                          * @enum {string}
                          */
-                        type?: "UserVm";
+                        type?: "UserVm" | "ApplianceVm";
                         userTags?: components["schemas"]["Tags"];
                         zoneUuid?: components["schemas"]["Uuid"];
                     };
@@ -8677,6 +8697,11 @@ export interface operations {
                         resourceUuid?: components["schemas"]["Uuid"];
                         systemTags?: components["schemas"]["Tags"];
                         tagUuids?: components["schemas"]["Uuid"][];
+                        /**
+                         * @description 1.1's zone type; only `zstack`.
+                         * @enum {string}
+                         */
+                        type?: "zstack";
                         userTags?: components["schemas"]["Tags"];
                     };
                     systemTags?: components["schemas"]["Tags"];

@@ -354,7 +354,7 @@ t.test('networks', async (t) => {
     t.match(vlan.createDate, DATE);
     const { inventory: novlan } = await zs.createL2NoVlanNetwork({ name: 'flat5', zoneUuid: zone.uuid, physicalInterface: 'eth5' });
     t.notOk('vlan' in novlan, 'no vlan on an L2NoVlanNetwork');
-    await fails(t, zs.createL2VlanNetwork({ name: 'bad', zoneUuid: zone.uuid, physicalInterface: 'eth5', vlan: 4095 }), 400, 'SYS.1007', /vlan/);
+    await fails(t, zs.createL2VlanNetwork({ name: 'bad', zoneUuid: zone.uuid, physicalInterface: 'eth5', vlan: 4096 }), 400, 'SYS.1007', /vlan/);
     await fails(t, zs.createL2NoVlanNetwork({ name: 'bad', zoneUuid: newUuid(), physicalInterface: 'eth5' }), 404, 'SYS.1003', /ZoneVO/);
     await fails(t, zs.createL2NoVlanNetwork({ name: 'bad', zoneUuid: zone.uuid, physicalInterface: '' }), 400, 'SYS.1007', /physicalInterface/);
     const fixed = newUuid();

@@ -43,9 +43,12 @@ export function managementHandlers(app: App) {
       async check(msg, call) {
         if (call.session?.accountType !== 'SystemAdmin') throw err('ID.1002', 'only an admin account can change global configuration');
         const def = app.globalConfig.resolve(msg.category, msg.name);
-        app.globalConfig.check(def, msg.value);
+        if (msg.value !== undefined) app.globalConfig.check(def, msg.value);
       },
-      run: async (msg) => ({ inventory: globalConfigInventory(await app.globalConfig.update(msg.category, msg.name, msg.value)) }),
+      // Without a value (optional in 1.1) the setting is left as it is.
+      run: async (msg) => ({
+        inventory: globalConfigInventory(await app.globalConfig.update(msg.category, msg.name, msg.value ?? app.globalConfig.get(msg.category, msg.name))),
+      }),
     },
   });
 }

@@ -100,6 +100,7 @@ export function register(app: App): void {
               reservedMemorySize: msg.reservedMemorySize ?? 0,
               allocatorStrategy: msg.allocatorStrategy ?? DEFAULT_ALLOCATOR_STRATEGY,
               sortKey: msg.sortKey ?? 0,
+              cpuSpeed: msg.cpuSpeed ?? 0,
               type: 'UserVm',
             })
             .returning();
@@ -136,6 +137,7 @@ export function register(app: App): void {
                 reservedMemorySize: msg.reservedMemorySize ?? 0,
                 allocatorStrategy: msg.allocatorStrategy ?? DEFAULT_ALLOCATOR_STRATEGY,
                 sortKey: msg.sortKey ?? 0,
+                cpuSpeed: msg.cpuSpeed ?? 0,
                 type: 'VirtualRouter',
                 zoneUuid: msg.zoneUuid,
                 managementNetworkUuid: msg.managementNetworkUuid,
