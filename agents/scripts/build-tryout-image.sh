@@ -176,7 +176,8 @@ case "$action" in
     mac=$(cat /sys/class/net/$dev/address 2>/dev/null)
     say "nic add $dev $mac"
     ifconfig "$dev" up
-    udhcpc -i "$dev" -s /usr/share/udhcpc/default.script -p /var/run/udhcpc.$dev.pid -b -t 20 -T 1 -A 2 -S >/dev/null 2>&1
+    # In the foreground of a background job: never blocks boot, retries for as long as the NIC lives.
+    udhcpc -i "$dev" -s /usr/share/udhcpc/default.script -p /var/run/udhcpc.$dev.pid -f -t 5 -T 1 -A 2 -S >/dev/null 2>&1 &
     ;;
   remove)
     say "nic remove $dev"

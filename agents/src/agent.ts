@@ -87,7 +87,7 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
       if (sim) sim.hosts = hosts
       parts.push(kvmPart(new SimulatorKvmBackend(hosts, faults)))
     } else {
-      parts.push(kvmPart(new LibvirtKvmBackend({ storageRoot: opts.storageRoot })))
+      parts.push(kvmPart(new LibvirtKvmBackend({ storageRoot: opts.storageRoot, ...(opts.vncHost ? { vncHost: opts.vncHost } : {}) })))
     }
   }
   if (serves('backup-storage')) {

@@ -1113,11 +1113,21 @@ export interface components {
             simulatorMemory?: number;
         };
         KvmHostConnectRsp: components["schemas"]["AgentResponse"] & {
+            /**
+             * @description libvirt domain type the agent starts VMs with: kvm when the CPU has vmx/svm, else qemu (TCG emulation).
+             * @enum {string}
+             */
+            domainType?: "kvm" | "qemu";
             libvirtVersion?: string;
             qemuVersion?: string;
         };
         KvmHostFactRsp: components["schemas"]["AgentResponse"] & {
             cpuModelName?: string;
+            /**
+             * @description Real hosts: kvm when the CPU has vmx/svm, else qemu (TCG emulation).
+             * @enum {string}
+             */
+            domainType?: "kvm" | "qemu";
             /**
              * @description Empty when the CPU has no hardware virtualisation.
              * @enum {string}
@@ -1127,6 +1137,7 @@ export interface components {
             osDistribution?: string;
             osVersion?: string;
             qemuImgVersion?: string;
+            qemuVersion?: string;
         };
         KvmHostPingRsp: components["schemas"]["AgentResponse"] & {
             /** @description The uuid the agent was connected as; absent if it was never connected (e.g. after a restart). */

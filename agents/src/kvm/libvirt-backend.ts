@@ -1,8 +1,11 @@
-// kvm backend for a real host: drives virsh and qemu-img. Partial on purpose (see agents/README.md): host facts
-// and capacity, VM listing/state, stop/destroy/reboot, VNC port and volume files work; operations that need domain
-// XML (start, hot-plug, migrate) answer success:false saying so.
-import { mkdir, rm } from 'node:fs/promises'
-import { dirname, isAbsolute } from 'node:path'
+// kvm backend for a real host: drives virsh and qemu-img. VMs are transient libvirt domains named by their uuid
+// (domain type kvm when the CPU has vmx/svm, else qemu = TCG); volumes are qcow2 files on the primary storage path,
+// root volumes on top of the image cached there. Every virsh/qemu-img runs under the command's signal; a start or a
+// hot-plug cut short by the deadline undoes what it did. Migration is refused saying why.
+import { randomBytes } from 'node:crypto'
+import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, isAbsolute, join } from 'node:path'
 import { sleep } from '../lib/abort.js'
 import { AgentError } from '../lib/errors.js'
 import { run } from '../lib/exec.js'
@@ -10,13 +13,27 @@ import type { Ctx } from '../lib/handler.js'
 import type { VmState } from '../lib/protocol.js'
 import { capacityOf } from '../lib/statfs.js'
 import type { KvmBackend } from './backend.js'
+import { diskTarget, diskXml, domainXml, nicXml, type DomainType } from './domain-xml.js'
 import { readCpuFacts, readMemFacts, readOsRelease } from './host-facts.js'
+import { ensureLibvirtd } from './libvirtd.js'
 
 export interface LibvirtBackendOptions {
   /** Directory whose file system is reported by /primarystorage/capacity when the command names no mountPath. */
   storageRoot?: string
   virsh?: string
   qemuImg?: string
+  /** libvirt URI (virsh -c); default: virsh's own default (qemu:///system as root). */
+  uri?: string
+  /** Where VNC servers listen when the start command names no hostManagementIp (default 127.0.0.1). */
+  vncHost?: string
+  /** Directory of the serial console logs, `<vm uuid>.log` (default /var/log/zstack-ts/console). */
+  consoleLogDir?: string
+  /** Forces the domain type (default: kvm when /proc/cpuinfo has vmx or svm, else qemu). */
+  domainType?: DomainType
+  /** Start virtlogd/libvirtd on /host/connect when libvirtd does not answer (default true). */
+  startDaemons?: boolean
+  /** How long a graceful shutdown may take when /vm/stop names no timeout, ms (default 60 s). */
+  stopGraceMs?: number
 }
 
 const DOMAIN_STATES: Record<string, VmState> = {
@@ -24,22 +41,41 @@ const DOMAIN_STATES: Record<string, VmState> = {
   pmsuspended: 'Suspended', idle: 'Running', 'in shutdown': 'Running', blocked: 'Running',
 }
 
+/** Cleanup after an aborted command runs with its own short budget (the command's signal has fired already). */
+const CLEANUP_MS = 15_000
+
 export class LibvirtKvmBackend implements KvmBackend {
   readonly name = 'libvirt'
   private hostUuid?: string
-  private readonly virsh: string
+  private readonly virshBin: string
   private readonly qemuImg: string
+  private domainTypeCache?: DomainType
 
   constructor(private readonly opts: LibvirtBackendOptions = {}) {
-    this.virsh = opts.virsh ?? 'virsh'
+    this.virshBin = opts.virsh ?? 'virsh'
     this.qemuImg = opts.qemuImg ?? 'qemu-img'
+  }
+
+  /** The console log of a VM (what its ttyS0 printed), for tests and operators. */
+  consoleLogOf(vmUuid: string): string {
+    return join(this.opts.consoleLogDir ?? '/var/log/zstack-ts/console', `${vmUuid}.log`)
+  }
+
+  async domainType(): Promise<DomainType> {
+    if (this.opts.domainType) return this.opts.domainType
+    this.domainTypeCache ??= (await readCpuFacts()).hvmFlag ? 'kvm' : 'qemu'
+    return this.domainTypeCache
   }
 
   async connect(ctx: Ctx<'KvmHostConnect'>) {
     const libvirtVersion = await this.libvirtVersion(ctx.signal)
     const qemuVersion = await this.qemuVersion(ctx.signal)
+    // The daemon must answer (virsh --version alone does not connect); without systemd nobody started it: we do.
+    // Its first call probes capabilities (~9 s).
+    if (this.opts.startDaemons === false) await this.virsh(['uri'], ctx.signal)
+    else await ensureLibvirtd(ctx.signal, { virsh: this.virshBin, ...(this.opts.uri ? { uri: this.opts.uri } : {}) })
     this.hostUuid = ctx.body.hostUuid
-    return { libvirtVersion, qemuVersion }
+    return { libvirtVersion, qemuVersion, domainType: await this.domainType() }
   }
 
   async ping(_ctx: Ctx<'KvmHostPing'>) {
@@ -59,30 +95,77 @@ export class LibvirtKvmBackend implements KvmBackend {
     const [cpu, os] = await Promise.all([readCpuFacts(), readOsRelease()])
     const qemuImgVersion = await run(this.qemuImg, ['--version'], ctx.signal).then((r) => versionIn(r.stdout), () => undefined)
     const libvirtVersion = await this.libvirtVersion(ctx.signal).catch(() => undefined)
+    const qemuVersion = await this.qemuVersion(ctx.signal).catch(() => undefined)
     return {
       hvmCpuFlag: cpu.hvmFlag, cpuModelName: cpu.modelName, osDistribution: os.id, osVersion: os.versionId,
+      domainType: await this.domainType(),
       ...(qemuImgVersion ? { qemuImgVersion } : {}),
       ...(libvirtVersion ? { libvirtVersion } : {}),
+      ...(qemuVersion ? { qemuVersion } : {}),
     }
   }
 
-  async startVm(ctx: Ctx<'KvmVmStart'>): Promise<never> {
-    throw notImplemented(ctx.path, 'domain XML generation')
+  async startVm(ctx: Ctx<'KvmVmStart'>) {
+    const cmd = ctx.body
+    const uuid = cmd.vmInstanceUuid
+    const state = await this.domState(uuid, ctx.signal)
+    if (state === 'Running') return {}
+    if (state === 'Paused') {
+      await this.virsh(['resume', uuid], ctx.signal)
+      return {}
+    }
+    const volumes = [cmd.rootVolume, ...(cmd.dataVolumes ?? [])]
+    const formats = new Map<string, string>()
+    for (const v of volumes) {
+      if (!isAbsolute(v.installPath)) throw new AgentError(`volume ${v.volumeUuid}: installPath must be absolute: ${v.installPath}`)
+      formats.set(v.installPath, await this.formatOf(v.installPath, ctx.signal))
+    }
+    const consoleLog = this.consoleLogOf(uuid)
+    await mkdir(dirname(consoleLog), { recursive: true })
+    const xml = domainXml(cmd, {
+      domainType: await this.domainType(),
+      vncListen: cmd.hostManagementIp ?? this.opts.vncHost ?? '127.0.0.1',
+      consoleLog,
+      formatOf: (p) => formats.get(p) ?? 'qcow2',
+    })
+    await this.withXmlFile(xml, async (file) => {
+      try {
+        await this.virsh(['create', file], ctx.signal)
+      } catch (err) {
+        // libvirtd may finish creating the domain after virsh was killed: a half-started VM must not linger.
+        if (ctx.signal.aborted) await this.cleanup(['destroy', uuid])
+        throw err
+      }
+    })
+    if (ctx.signal.aborted) {
+      await this.cleanup(['destroy', uuid])
+      ctx.signal.throwIfAborted()
+    }
+    return {}
   }
 
   async stopVm(ctx: Ctx<'KvmVmStop'>) {
     const uuid = ctx.body.uuid
     if ((await this.domState(uuid, ctx.signal)) === 'Shutdown') return this.undefine(uuid, ctx.signal)
-    await this.virshTolerant(['shutdown', uuid], ctx.signal)
-    const graceMs = (ctx.body.timeout ?? 60) * 1000
+    const graceMs = ctx.body.timeout !== undefined ? ctx.body.timeout * 1000 : (this.opts.stopGraceMs ?? 60_000)
     const until = Date.now() + graceMs
-    while (Date.now() < until && (await this.domState(uuid, ctx.signal)) !== 'Shutdown') await sleep(500, ctx.signal)
+    // ACPI power button; pressed again every few seconds (a guest still booting has no handler listening yet).
+    let nextPress = 0
+    while (Date.now() < until) {
+      if (Date.now() >= nextPress) {
+        await this.virshTolerant(['shutdown', uuid, '--mode', 'acpi'], ctx.signal)
+        nextPress = Date.now() + 5_000
+      }
+      if ((await this.domState(uuid, ctx.signal)) === 'Shutdown') return this.undefine(uuid, ctx.signal)
+      await sleep(200, ctx.signal)
+    }
     await this.virshTolerant(['destroy', uuid], ctx.signal)
     return this.undefine(uuid, ctx.signal)
   }
 
   async rebootVm(ctx: Ctx<'KvmVmReboot'>) {
-    await run(this.virsh, ['reboot', ctx.body.uuid], ctx.signal)
+    // ACPI reboot: libvirt presses the power button and starts the guest again once it has powered off.
+    await this.virsh(['reboot', ctx.body.uuid, '--mode', 'acpi'], ctx.signal)
     return {}
   }
 
@@ -92,12 +175,17 @@ export class LibvirtKvmBackend implements KvmBackend {
   }
 
   async vmSync(ctx: Ctx<'KvmVmSync'>) {
+    return { states: await this.liveStates(ctx.signal) }
+  }
+
+  /** Running and paused domains by name (= VM uuid): what the host really runs, for reconciliation. */
+  async liveStates(signal: AbortSignal): Promise<Record<string, VmState>> {
     const states: Record<string, VmState> = {}
     for (const [flag, state] of [['--state-running', 'Running'], ['--state-paused', 'Paused']] as const) {
-      const { stdout } = await run(this.virsh, ['list', '--name', flag], ctx.signal)
+      const { stdout } = await this.virsh(['list', '--name', flag], signal)
       for (const name of stdout.split('\n').map((l) => l.trim()).filter(Boolean)) states[name] = state
     }
-    return { states }
+    return states
   }
 
   async checkState(ctx: Ctx<'KvmVmCheckState'>) {
@@ -106,24 +194,46 @@ export class LibvirtKvmBackend implements KvmBackend {
     return { states }
   }
 
-  async attachDataVolume(ctx: Ctx<'KvmVmAttachDataVolume'>): Promise<never> {
-    throw notImplemented(ctx.path, 'disk device XML')
+  async attachDataVolume(ctx: Ctx<'KvmVmAttachDataVolume'>) {
+    const { vmInstanceUuid: uuid, volume } = ctx.body
+    if (!isAbsolute(volume.installPath)) throw new AgentError(`installPath must be absolute: ${volume.installPath}`)
+    const attached = await this.disks(uuid, ctx.signal)
+    const target = diskTarget(volume.deviceId)
+    if (attached.get(target) === volume.installPath) return {}
+    if (attached.has(target)) throw new AgentError(`VM ${uuid} already has another disk on ${target} (device id ${volume.deviceId})`)
+    const xml = diskXml(volume, await this.formatOf(volume.installPath, ctx.signal))
+    await this.hotplug(uuid, 'attach-device', xml, ctx.signal)
+    return {}
   }
 
-  async detachDataVolume(ctx: Ctx<'KvmVmDetachDataVolume'>): Promise<never> {
-    throw notImplemented(ctx.path, 'disk device XML')
+  async detachDataVolume(ctx: Ctx<'KvmVmDetachDataVolume'>) {
+    const { vmInstanceUuid: uuid, volume } = ctx.body
+    const target = [...(await this.disks(uuid, ctx.signal))].find(([, path]) => path === volume.installPath)?.[0]
+    if (!target) return {}
+    await this.virsh(['detach-disk', uuid, target, '--live'], ctx.signal)
+    // The guest acknowledges the unplug asynchronously.
+    await this.until(async () => !(await this.disks(uuid, ctx.signal)).has(target), ctx.signal, `disk ${target} of VM ${uuid} to go`)
+    return {}
   }
 
-  async attachNic(ctx: Ctx<'KvmVmAttachNic'>): Promise<never> {
-    throw notImplemented(ctx.path, 'interface device XML')
+  async attachNic(ctx: Ctx<'KvmVmAttachNic'>) {
+    const { vmUuid: uuid, nic } = ctx.body
+    if ((await this.macs(uuid, ctx.signal)).has(nic.mac.toLowerCase())) return {}
+    await this.hotplug(uuid, 'attach-device', nicXml(nic), ctx.signal)
+    return {}
   }
 
-  async detachNic(ctx: Ctx<'KvmVmDetachNic'>): Promise<never> {
-    throw notImplemented(ctx.path, 'interface device XML')
+  async detachNic(ctx: Ctx<'KvmVmDetachNic'>) {
+    const { vmUuid: uuid, nic } = ctx.body
+    const mac = nic.mac.toLowerCase()
+    if (!(await this.macs(uuid, ctx.signal)).has(mac)) return {}
+    await this.virsh(['detach-interface', uuid, '--type', nic.bridgeName ? 'bridge' : 'ethernet', '--mac', mac, '--live'], ctx.signal)
+    await this.until(async () => !(await this.macs(uuid, ctx.signal)).has(mac), ctx.signal, `NIC ${mac} of VM ${uuid} to go`)
+    return {}
   }
 
   async getVncPort(ctx: Ctx<'KvmVmGetVncPort'>) {
-    const { stdout } = await run(this.virsh, ['vncdisplay', ctx.body.vmUuid], ctx.signal)
+    const { stdout } = await this.virsh(['vncdisplay', ctx.body.vmUuid], ctx.signal)
     const m = /^(.*):(\d+)\s*$/m.exec(stdout.trim())
     if (!m) throw new AgentError(`VM ${ctx.body.vmUuid} has no VNC display (virsh said: ${stdout.trim()})`)
     const listen = m[1].replace(/^\[|\]$/g, '')
@@ -133,17 +243,34 @@ export class LibvirtKvmBackend implements KvmBackend {
   }
 
   async migrateVm(ctx: Ctx<'KvmVmMigrate'>): Promise<never> {
-    throw notImplemented(ctx.path, 'live migration')
+    throw new AgentError(
+      `${ctx.path}: live migration is not supported by the libvirt backend yet (it needs shared storage and a second ` +
+        `libvirtd; two hosts on one machine share one libvirtd, which cannot migrate a domain to itself)`,
+    )
   }
 
   async createVolume(ctx: Ctx<'KvmPrimaryStorageVolumeCreate'>) {
-    const { installPath, size, imageInstallPath } = ctx.body
+    const { installPath, size, imageInstallPath, backupStorageInstallPath } = ctx.body
     if (!isAbsolute(installPath)) throw new AgentError(`installPath must be absolute: ${installPath}`)
-    await mkdir(dirname(installPath), { recursive: true })
-    const args = imageInstallPath
-      ? ['create', '-f', 'qcow2', '-b', imageInstallPath, '-F', 'qcow2', installPath, String(size)]
-      : ['create', '-f', 'qcow2', installPath, String(size)]
-    await run(this.qemuImg, args, ctx.signal)
+    await mkdirReadable(dirname(installPath))
+    let args = ['create', '-q', '-f', 'qcow2', installPath, String(size)]
+    if (imageInstallPath) {
+      if (!isAbsolute(imageInstallPath)) throw new AgentError(`imageInstallPath must be absolute: ${imageInstallPath}`)
+      await this.ensureImageCached(imageInstallPath, backupStorageInstallPath, ctx.signal)
+      const fmt = await this.formatOf(imageInstallPath, ctx.signal)
+      // A root volume at least as large as its image: qemu-img refuses a smaller size than the backing file's.
+      args = ['create', '-q', '-f', 'qcow2', '-b', imageInstallPath, '-F', fmt, installPath, ...(size > 0 ? [String(size)] : [])]
+    }
+    try {
+      await run(this.qemuImg, args, ctx.signal)
+    } catch (err) {
+      if (/larger|smaller|too small/i.test(String((err as Error).message)) && imageInstallPath) {
+        await run(this.qemuImg, args.slice(0, -1), ctx.signal)
+      } else {
+        if (ctx.signal.aborted) await rm(installPath, { force: true })
+        throw err
+      }
+    }
     return { installPath, size, ...(await this.storage(ctx.body.mountPath ?? dirname(installPath))) }
   }
 
@@ -162,6 +289,94 @@ export class LibvirtKvmBackend implements KvmBackend {
 
   async close(): Promise<void> {}
 
+  /**
+   * The image cache on primary storage: an image missing there is copied from the backup storage path when that
+   * path is readable on this machine (backup storage on the same host, as in the tryout); a partial copy never
+   * takes the final name.
+   */
+  private async ensureImageCached(imagePath: string, bsPath: string | undefined, signal: AbortSignal): Promise<void> {
+    if (await exists(imagePath)) return
+    if (!bsPath) throw new AgentError(`image ${imagePath} is not on this primary storage and the command names no backupStorageInstallPath`)
+    if (!(await exists(bsPath))) {
+      throw new AgentError(`image ${imagePath} is not cached and ${bsPath} is not readable on this host (fetching from a remote backup storage is not implemented)`)
+    }
+    await mkdirReadable(dirname(imagePath))
+    const partial = `${imagePath}.partial-${randomBytes(4).toString('hex')}`
+    try {
+      await copyFile(bsPath, partial)
+      signal.throwIfAborted()
+      await chmod(partial, 0o644)
+      await rename(partial, imagePath)
+    } finally {
+      await rm(partial, { force: true })
+    }
+  }
+
+  private async formatOf(path: string, signal: AbortSignal): Promise<string> {
+    try {
+      const { stdout } = await run(this.qemuImg, ['info', '--output=json', '-U', path], signal)
+      const fmt = (JSON.parse(stdout) as { format?: string }).format
+      return fmt && /^[a-z0-9]+$/.test(fmt) ? fmt : 'qcow2'
+    } catch (err) {
+      if (signal.aborted) throw err
+      return 'qcow2'
+    }
+  }
+
+  private async hotplug(uuid: string, verb: 'attach-device', xml: string, signal: AbortSignal): Promise<void> {
+    await this.withXmlFile(xml, async (file) => {
+      try {
+        await this.virsh([verb, uuid, file, '--live'], signal)
+      } catch (err) {
+        if (signal.aborted) await this.cleanup(['detach-device', uuid, file, '--live'])
+        throw err
+      }
+    })
+  }
+
+  /** target dev → source file of the domain's disks. */
+  private async disks(uuid: string, signal: AbortSignal): Promise<Map<string, string>> {
+    const { stdout } = await this.virsh(['domblklist', uuid], signal)
+    const out = new Map<string, string>()
+    for (const line of stdout.split('\n').slice(2)) {
+      const m = /^\s*(\S+)\s+(.+?)\s*$/.exec(line)
+      if (m) out.set(m[1], m[2])
+    }
+    return out
+  }
+
+  private async macs(uuid: string, signal: AbortSignal): Promise<Set<string>> {
+    const { stdout } = await this.virsh(['domiflist', uuid], signal)
+    return new Set(stdout.match(/([0-9a-f]{2}:){5}[0-9a-f]{2}/gi)?.map((m) => m.toLowerCase()) ?? [])
+  }
+
+  private async until(cond: () => Promise<boolean>, signal: AbortSignal, what: string, ms = 30_000): Promise<void> {
+    const end = Date.now() + ms
+    while (!(await cond())) {
+      if (Date.now() > end) throw new AgentError(`timed out after ${ms} ms waiting for ${what} (does the guest handle hot-unplug?)`)
+      await sleep(100, signal)
+    }
+  }
+
+  private async withXmlFile<T>(xml: string, work: (file: string) => Promise<T>): Promise<T> {
+    const file = join(tmpdir(), `zstack-libvirt-${randomBytes(6).toString('hex')}.xml`)
+    await writeFile(file, xml, { mode: 0o600 })
+    try {
+      return await work(file)
+    } finally {
+      await rm(file, { force: true })
+    }
+  }
+
+  private virsh(args: string[], signal: AbortSignal) {
+    return run(this.virshBin, this.opts.uri ? ['-c', this.opts.uri, ...args] : args, signal)
+  }
+
+  /** Best-effort undo after an aborted command, under its own budget. */
+  private async cleanup(args: string[]): Promise<void> {
+    await this.virshTolerant(args, AbortSignal.timeout(CLEANUP_MS)).catch(() => {})
+  }
+
   private async storage(path: string) {
     return capacityOf(path).catch((err: Error) => {
       throw new AgentError(`cannot read capacity of ${path}: ${err.message}`)
@@ -169,7 +384,7 @@ export class LibvirtKvmBackend implements KvmBackend {
   }
 
   private async libvirtVersion(signal: AbortSignal): Promise<string> {
-    const { stdout } = await run(this.virsh, ['--version'], signal)
+    const { stdout } = await this.virsh(['--version'], signal)
     return stdout.trim()
   }
 
@@ -184,7 +399,7 @@ export class LibvirtKvmBackend implements KvmBackend {
 
   private async domState(uuid: string, signal: AbortSignal): Promise<VmState> {
     try {
-      const { stdout } = await run(this.virsh, ['domstate', uuid], signal)
+      const { stdout } = await this.virsh(['domstate', uuid], signal)
       return DOMAIN_STATES[stdout.trim().toLowerCase()] ?? 'NoState'
     } catch (err) {
       if (isMissingDomain(err)) return 'Shutdown'
@@ -200,12 +415,21 @@ export class LibvirtKvmBackend implements KvmBackend {
   /** virsh commands on a domain that may already be gone or stopped: those errors mean "done". */
   private async virshTolerant(args: string[], signal: AbortSignal): Promise<void> {
     try {
-      await run(this.virsh, args, signal)
+      await this.virsh(args, signal)
     } catch (err) {
-      if (isMissingDomain(err) || /domain is not running/i.test(String((err as Error).message))) return
+      if (isMissingDomain(err) || /domain is not running|transient domain/i.test(String((err as Error).message))) return
       throw err
     }
   }
+}
+
+/** Directories on the path to a volume must be traversable by the qemu user (libvirt runs QEMU unprivileged). */
+async function mkdirReadable(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 })
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false)
 }
 
 function isMissingDomain(err: unknown): boolean {
@@ -214,8 +438,4 @@ function isMissingDomain(err: unknown): boolean {
 
 function versionIn(text: string): string | undefined {
   return /(\d+\.\d+(?:\.\d+)?)/.exec(text)?.[1]
-}
-
-function notImplemented(path: string, what: string): AgentError {
-  return new AgentError(`${path} is not implemented by the libvirt backend yet (needs ${what}); use the simulator backend`)
 }

@@ -1,0 +1,241 @@
+// Networks on a real host: L2 networks as Linux bridges (a VLAN sub-interface of the L2's physical interface for
+// L2Vlan), and the Flat provider's DHCP as dnsmasq in a per-L3 network namespace joined to the bridge by a veth
+// pair, serving only static leases (our IP allocation; re-read on SIGHUP). Only addresses inside namespaces we
+// create are configured: the bridge itself has no address and nothing routes to a real network.
+import { createHash } from 'node:crypto'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { AgentError } from '../lib/errors.js'
+import { run } from '../lib/exec.js'
+
+export interface BridgeSpec {
+  bridgeName: string
+  /** The L2's physical interface; none = an isolated bridge. */
+  physicalInterface?: string
+  /** L2Vlan: the bridge is on `<physicalInterface>.<vlan>`. */
+  vlan?: number
+}
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/
+
+function checkName(what: string, name: string): void {
+  if (!IFNAME.test(name)) throw new AgentError(`invalid ${what} '${name}': 1-15 characters of letters, digits, '_', '.', '-'`)
+}
+
+async function linkExists(name: string, signal?: AbortSignal, netns?: string): Promise<boolean> {
+  const args = netns ? ['-n', netns, 'link', 'show', name] : ['link', 'show', name]
+  return run('ip', args, signal).then(() => true, () => false)
+}
+
+/** Bridge name upstream's kvm agent uses: `br_<physical interface>` or `br_<physical interface>_<vlan>`. */
+export function bridgeNameOf(physicalInterface: string, vlan?: number): string {
+  const name = vlan === undefined ? `br_${physicalInterface}` : `br_${physicalInterface}_${vlan}`
+  return name.replace(/\./g, '_').slice(0, 15)
+}
+
+/** Creates the bridge (and VLAN device) when missing and brings them up; idempotent. Returns the bridge name. */
+export async function ensureBridge(spec: BridgeSpec, signal?: AbortSignal): Promise<string> {
+  const { bridgeName, physicalInterface, vlan } = spec
+  checkName('bridge name', bridgeName)
+  if (!(await linkExists(bridgeName, signal))) {
+    await run('ip', ['link', 'add', 'name', bridgeName, 'type', 'bridge'], signal)
+  }
+  await run('ip', ['link', 'set', bridgeName, 'up'], signal)
+  if (physicalInterface) {
+    checkName('physical interface', physicalInterface)
+    if (!(await linkExists(physicalInterface, signal))) throw new AgentError(`physical interface ${physicalInterface} does not exist on this host`)
+    let port = physicalInterface
+    if (vlan !== undefined) {
+      if (!Number.isInteger(vlan) || vlan < 1 || vlan > 4094) throw new AgentError(`invalid vlan ${vlan}: 1-4094`)
+      port = `${physicalInterface}.${vlan}`.slice(0, 15)
+      if (!(await linkExists(port, signal))) {
+        await run('ip', ['link', 'add', 'link', physicalInterface, 'name', port, 'type', 'vlan', 'id', String(vlan)], signal)
+      }
+      await run('ip', ['link', 'set', physicalInterface, 'up'], signal)
+    }
+    await run('ip', ['link', 'set', port, 'master', bridgeName, 'up'], signal)
+  }
+  return bridgeName
+}
+
+/** Removes a bridge (and the VLAN device we made for it); absent = done. */
+export async function deleteBridge(spec: BridgeSpec, signal?: AbortSignal): Promise<void> {
+  checkName('bridge name', spec.bridgeName)
+  if (await linkExists(spec.bridgeName, signal)) await run('ip', ['link', 'del', spec.bridgeName], signal)
+  if (spec.physicalInterface && spec.vlan !== undefined) {
+    const port = `${spec.physicalInterface}.${spec.vlan}`.slice(0, 15)
+    if (await linkExists(port, signal)) await run('ip', ['link', 'del', port], signal)
+  }
+}
+
+export interface DhcpLease {
+  mac: string
+  ip: string
+  hostname?: string
+}
+
+export interface FlatDhcpSpec {
+  l3NetworkUuid: string
+  bridgeName: string
+  /** The address the namespace takes (the L3's gateway in the tryout: VMs can ping it). */
+  serverIp: string
+  /** Prefix length of the L3's CIDR. */
+  prefixLength: number
+  gateway?: string
+  dns?: string[]
+  /** Where pid, hosts and log files live (default /var/lib/zstack-ts/dhcp). */
+  stateDir?: string
+}
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i
+
+function checkIp(what: string, ip: string): void {
+  const m = IPV4.exec(ip)
+  if (!m || m.slice(1).some((o) => Number(o) > 255)) throw new AgentError(`invalid ${what} '${ip}'`)
+}
+
+function netmaskOf(prefix: number): string {
+  const bits = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
+  return [24, 16, 8, 0].map((s) => (bits >>> s) & 255).join('.')
+}
+
+function networkOf(ip: string, prefix: number): string {
+  const n = ip.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0)
+  const bits = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
+  const net = (n & bits) >>> 0
+  return [24, 16, 8, 0].map((s) => (net >>> s) & 255).join('.')
+}
+
+/**
+ * The Flat provider's DHCP server of one L3 network: namespace `zsdhcp-<id>`, veth `zsd<id>` (on the bridge) ↔
+ * `zsn<id>` (in the namespace, holding serverIp), dnsmasq serving only the static leases written by setLeases.
+ */
+export class FlatDhcpServer {
+  readonly id: string
+  readonly namespace: string
+  private readonly hostVeth: string
+  private readonly nsVeth: string
+  private readonly dir: string
+
+  constructor(readonly spec: FlatDhcpSpec) {
+    checkName('bridge name', spec.bridgeName)
+    checkIp('DHCP server address', spec.serverIp)
+    if (spec.gateway) checkIp('gateway', spec.gateway)
+    for (const d of spec.dns ?? []) checkIp('DNS server', d)
+    if (!Number.isInteger(spec.prefixLength) || spec.prefixLength < 8 || spec.prefixLength > 30) {
+      throw new AgentError(`invalid prefix length ${spec.prefixLength}: 8-30`)
+    }
+    this.id = createHash('sha256').update(spec.l3NetworkUuid).digest('hex').slice(0, 8)
+    this.namespace = `zsdhcp-${this.id}`
+    this.hostVeth = `zsd${this.id}`
+    this.nsVeth = `zsn${this.id}`
+    this.dir = join(spec.stateDir ?? '/var/lib/zstack-ts/dhcp', this.id)
+  }
+
+  get hostsFile(): string {
+    return join(this.dir, 'hosts')
+  }
+
+  get leaseLog(): string {
+    return join(this.dir, 'dnsmasq.log')
+  }
+
+  private get pidFile(): string {
+    return join(this.dir, 'dnsmasq.pid')
+  }
+
+  /** Namespace, veth and dnsmasq up; idempotent (a running dnsmasq is kept and told to re-read its leases). */
+  async ensure(leases: DhcpLease[] = [], signal?: AbortSignal): Promise<void> {
+    await mkdir(this.dir, { recursive: true })
+    const namespaces = (await run('ip', ['netns', 'list'], signal)).stdout
+    if (!new RegExp(`^${this.namespace}(\\s|$)`, 'm').test(namespaces)) await run('ip', ['netns', 'add', this.namespace], signal)
+    if (!(await linkExists(this.hostVeth, signal))) {
+      if (await linkExists(this.nsVeth, signal, this.namespace)) await run('ip', ['-n', this.namespace, 'link', 'del', this.nsVeth], signal)
+      await run('ip', ['link', 'add', this.hostVeth, 'type', 'veth', 'peer', 'name', this.nsVeth, 'netns', this.namespace], signal)
+    }
+    await run('ip', ['link', 'set', this.hostVeth, 'master', this.spec.bridgeName, 'up'], signal)
+    const addr = `${this.spec.serverIp}/${this.spec.prefixLength}`
+    const have = (await run('ip', ['-n', this.namespace, '-o', 'addr', 'show', 'dev', this.nsVeth], signal)).stdout
+    if (!have.includes(` ${addr} `)) await run('ip', ['-n', this.namespace, 'addr', 'add', addr, 'dev', this.nsVeth], signal)
+    await run('ip', ['-n', this.namespace, 'link', 'set', this.nsVeth, 'up'], signal)
+    await run('ip', ['-n', this.namespace, 'link', 'set', 'lo', 'up'], signal)
+    await this.writeHosts(leases)
+    if (await this.running()) {
+      await this.reload()
+      return
+    }
+    const range = `${networkOf(this.spec.serverIp, this.spec.prefixLength)},static,${netmaskOf(this.spec.prefixLength)},1h`
+    const args = [
+      'netns', 'exec', this.namespace, 'dnsmasq',
+      '--conf-file=/dev/null', '--port=0', '--bind-interfaces', `--interface=${this.nsVeth}`, '--except-interface=lo',
+      `--pid-file=${this.pidFile}`, `--dhcp-hostsfile=${this.hostsFile}`, `--dhcp-range=${range}`,
+      '--dhcp-authoritative', '--leasefile-ro', '--log-dhcp', `--log-facility=${this.leaseLog}`,
+      `--dhcp-option=3${this.spec.gateway ? `,${this.spec.gateway}` : ''}`,
+      ...(this.spec.dns?.length ? [`--dhcp-option=6,${this.spec.dns.join(',')}`] : []),
+    ]
+    await run('ip', args, signal)
+  }
+
+  /** Replaces the static leases and makes dnsmasq re-read them. */
+  async setLeases(leases: DhcpLease[]): Promise<void> {
+    await this.writeHosts(leases)
+    await this.reload()
+  }
+
+  async leases(): Promise<DhcpLease[]> {
+    const text = await readFile(this.hostsFile, 'utf8').catch(() => '')
+    return text.split('\n').filter(Boolean).map((l) => {
+      const [mac, ip, hostname] = l.split(',')
+      return { mac, ip, ...(hostname ? { hostname } : {}) }
+    })
+  }
+
+  /** dnsmasq, veth and namespace gone; absent = done. */
+  async destroy(signal?: AbortSignal): Promise<void> {
+    const pid = await this.pid()
+    if (pid) {
+      try {
+        process.kill(pid, 'SIGTERM')
+      } catch {
+        /* already gone */
+      }
+    }
+    if (await linkExists(this.hostVeth, signal)) await run('ip', ['link', 'del', this.hostVeth], signal)
+    await run('ip', ['netns', 'del', this.namespace], signal).catch(() => {})
+    await rm(this.dir, { recursive: true, force: true })
+  }
+
+  private async writeHosts(leases: DhcpLease[]): Promise<void> {
+    const lines = leases.map((l) => {
+      if (!MAC.test(l.mac)) throw new AgentError(`invalid MAC '${l.mac}'`)
+      checkIp('lease address', l.ip)
+      if (l.hostname !== undefined && !/^[A-Za-z0-9-]{1,63}$/.test(l.hostname)) throw new AgentError(`invalid hostname '${l.hostname}'`)
+      return [l.mac.toLowerCase(), l.ip, ...(l.hostname ? [l.hostname] : [])].join(',')
+    })
+    const tmp = `${this.hostsFile}.tmp`
+    await writeFile(tmp, lines.join('\n') + (lines.length ? '\n' : ''))
+    await run('mv', ['-f', tmp, this.hostsFile])
+  }
+
+  private async pid(): Promise<number | undefined> {
+    const n = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim())
+    return Number.isInteger(n) && n > 0 ? n : undefined
+  }
+
+  private async running(): Promise<boolean> {
+    const pid = await this.pid()
+    if (!pid) return false
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  private async reload(): Promise<void> {
+    const pid = await this.pid()
+    if (pid) process.kill(pid, 'SIGHUP')
+  }
+}
