@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import t from 'tap';
 import pg from 'pg';
-import { REPO, alive, waitFor } from '../lib/processes.js';
+import { REPO, alive } from '../lib/processes.js';
+import { until } from '../lib/wait.js';
 import { postgresBinaries } from '../../server/src/db/embedded-postgres.js';
 
 let missing: string | undefined;
@@ -39,7 +40,7 @@ t.test('10 rounds of kill -9 during writes: every start succeeds, every acknowle
       if (msg.ready) ready = msg as typeof ready;
       if (msg.ack) roundAcks.push(msg.ack);
     });
-    const r = await waitFor(`start of round ${round}`, () => ready ?? (exitCode !== null ? 'exited' : undefined), 120_000);
+    const r = await until(`start of round ${round}`, () => ready ?? (exitCode !== null ? 'exited' : undefined), 120_000);
     t.not(r, 'exited', `round ${round}: the start succeeded${err.length ? ` (${err.join(' | ')})` : ''}`);
     if (r === 'exited') return;
     lastPostgres = ready!.postgresPid;
@@ -55,10 +56,10 @@ t.test('10 rounds of kill -9 during writes: every start succeeds, every acknowle
 
     // Kill at a different moment each round: after 5..50 more acknowledged writes.
     const target = 5 + ((round * 17) % 46);
-    await waitFor(`${target} writes in round ${round}`, () => roundAcks.length >= target, 60_000, 1);
+    await until(`${target} writes in round ${round}`, () => roundAcks.length >= target, 60_000, 1);
     child.kill('SIGKILL');
     if (round % 2 === 0) process.kill(ready!.postgresPid, 'SIGKILL');
-    await waitFor('the killed writer to exit', () => exitCode !== null || child.signalCode !== null);
+    await until('the killed writer to exit', () => exitCode !== null || child.signalCode !== null);
     for (const id of roundAcks) acked.add(id);
   }
   t.ok(acked.size >= 10 * 5, `${acked.size} acknowledged writes over 10 rounds`);

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { ZStackClient } from '../../sdk/src/index.js';
 import { postgresBinaries } from '../../server/src/db/embedded-postgres.js';
-import { alive, commandOf, processTree, spawnServer, waitFor } from '../lib/processes.js';
+import { alive, commandOf, processTree, spawnServer } from '../lib/processes.js';
+import { until } from '../lib/wait.js';
 import { freePort } from '../lib/sshd.js';
 
 let missing: string | undefined;
@@ -85,7 +86,7 @@ t.test('kill -9 of the server: no child survives; the next start has every ackno
     names.push(inventory.name);
   }
   // The tree: the simulator agent, the console proxy agent (once connected), PostgreSQL and its processes.
-  const kids = await waitFor('the console proxy agent to run', () => {
+  const kids = await until('the console proxy agent to run', () => {
     const all = processTree(a.child.pid!).filter((p) => p !== a.child.pid);
     return all.some((p) => commandOf(p).includes('console-proxy')) ? all : undefined;
   });
@@ -96,7 +97,7 @@ t.test('kill -9 of the server: no child survives; the next start has every ackno
   a.child.kill('SIGKILL');
   await a.exited;
   await inflight;
-  await waitFor('every child of the killed server to exit', () => kids.every((p) => !alive(p)), 60_000);
+  await until('every child of the killed server to exit', () => kids.every((p) => !alive(p)), 60_000);
   t.pass(`all ${kids.length} processes under the server are gone`);
 
   const b = spawnServer({ ZSTACK_DATA_DIR: dataDir, ZSTACK_PORT: String(port) });
@@ -113,7 +114,7 @@ t.test('kill -9 of the server: no child survives; the next start has every ackno
   const kids2 = processTree(b.child.pid!).filter((p) => p !== b.child.pid);
   b.child.kill('SIGTERM');
   t.equal(await b.exited, 0, 'SIGTERM: a clean exit');
-  await waitFor('every child of the stopped server to exit', () => kids2.every((p) => !alive(p)), 60_000);
+  await until('every child of the stopped server to exit', () => kids2.every((p) => !alive(p)), 60_000);
   t.notOk(existsSync(join(dataDir, 'server.lock')), 'the lock is released');
   t.notOk(existsSync(join(dataDir, 'postgres', 'postmaster.pid')), 'the database shut down cleanly');
 });

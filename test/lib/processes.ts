@@ -6,17 +6,6 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Waits until `cond` holds (polled), or fails saying what it waited for. */
-export async function waitFor<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 60_000, everyMs = 25): Promise<NonNullable<T>> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await cond();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
