@@ -8,6 +8,9 @@
 //   timeout  the API's default timeout (30m async, 5m sync), published as `x-zstack-timeout`
 //   public   no session needed;  create  adds resourceUuid/tagUuids;  delete  adds deleteMode
 //   byUuid   (query) also served at `<path>/{uuid}` (default true)
+//   optionalPaths  further URL templates the operation is also served at (upstream's optionalPaths)
+//   message, replyClass  (from `x-zstack-message` / `x-zstack-reply-class`, placed after `operationId`) the 1.1 message
+//            class (the RPC body key) and the reply/event class its result is keyed by (default: Msg → Event|Reply)
 
 const DEFAULT_TIMEOUT = { async: '30m', sync: '5m', query: '5m', poll: '5m' };
 const METHODS = ['get', 'post', 'put', 'delete', 'patch'];
@@ -78,6 +81,7 @@ export function applyConventions(doc) {
     if (schema['x-zstack-inventory'] && !schema['x-zstack-class']) throw new Error(`components.schemas.${name}: x-zstack-class missing`);
   }
   const ids = new Set();
+  const messages = new Set();
   for (const [path, item] of Object.entries(doc.paths)) {
     const action = path.includes('#') ? path.slice(path.indexOf('#') + 1) : undefined;
     for (const method of METHODS) {
@@ -116,6 +120,18 @@ export function applyConventions(doc) {
         op.responses['200'] = json(ref('schemas', replyComponent(doc, z.reply, false)), `The ${z.reply}.`);
       }
       if (!op.responses['200']) throw new Error(`${where}: no 200 response (set x-zstack.reply or responses)`);
+      // The 1.1 RPC protocol (POST /zstack/api) names every API by its message class; every JSON API needs one.
+      const message = op['x-zstack-message'];
+      const json200 = op.responses['200'].$ref || op.responses['200'].content?.['application/json'];
+      if (message) {
+        if (!/^[a-z][\w.]*\.API\w+Msg$/.test(message)) throw new Error(`${where}: x-zstack-message ${message} is not an API message class`);
+        if (messages.has(message)) throw new Error(`${where}: x-zstack-message ${message} used twice`);
+        messages.add(message);
+        z.message = message;
+        z.replyClass = op['x-zstack-reply-class'] ?? message.replace(/Msg$/, z.kind === 'async' ? 'Event' : 'Reply');
+      } else if (z.kind !== 'poll' && json200) {
+        throw new Error(`${where}: x-zstack-message missing (the API's message class for the 1.1 RPC protocol)`);
+      }
       if (z.delete) {
         op.parameters.push({
           name: 'deleteMode',

@@ -17,6 +17,7 @@ import { newUuid } from './core/ids.js';
 import { JobService } from './core/jobs.js';
 import { LockManager } from './core/locks.js';
 import { QueryEngine, type InventoryDescriptor } from './core/query.js';
+import { registerRpc } from './core/rpc.js';
 import { registerRoutes, sendError } from './core/router.js';
 import { listOperations, loadSpec, type SpecOperation } from './core/spec.js';
 import { IdentityService } from './identity/service.js';
@@ -273,6 +274,7 @@ export class App {
       timeoutOf: (op, s) => this.timeoutOf(op, s),
       validateResponses: this.options.validateResponses,
     });
+    registerRpc(http, { doc: this.doc, operations: this.operations, jobs: this.jobs });
   }
 
   private heartbeatMs(): number {

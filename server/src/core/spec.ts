@@ -15,6 +15,10 @@ export interface ZStackExtension {
   delete?: boolean;
   /** Further URL templates the operation is served at (upstream's `optionalPaths`), not in the spec's paths. */
   optionalPaths?: string[];
+  /** The 1.1 message class (`x-zstack-message`), the key of a 1.1 RPC request. */
+  message?: string;
+  /** The reply/event class the 1.1 RPC result is keyed by. */
+  replyClass?: string;
 }
 
 export interface ParameterDef {

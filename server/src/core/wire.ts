@@ -46,6 +46,8 @@ export function normalizeBodyKey(body: Record<string, unknown> | undefined, op: 
 type Node = Record<string, any>;
 
 interface Resolved {
+  /** JSON types the node allows (from `type`, and from its allOf/anyOf/oneOf members). */
+  types: Set<string>;
   cls?: string;
   subclasses?: { property: string; classes: Record<string, string> };
   properties: Record<string, Node>;
@@ -73,9 +75,16 @@ export class WireFormat {
     if (!n || typeof n !== 'object') return undefined;
     let r = this.resolved.get(n);
     if (r) return r;
-    r = { cls: n['x-zstack-class'], subclasses: n['x-zstack-subclasses'], properties: { ...(n.properties ?? {}) } };
+    r = {
+      types: new Set<string>([].concat(n.type ?? [])),
+      cls: n['x-zstack-class'],
+      subclasses: n['x-zstack-subclasses'],
+      properties: { ...(n.properties ?? {}) },
+    };
     if (n.items && typeof n.items === 'object') r.items = n.items;
     if (n.additionalProperties && typeof n.additionalProperties === 'object') r.map = n.additionalProperties;
+    // Set before the members are read, so a schema that refers to itself ends.
+    this.resolved.set(n, r);
     for (const part of [...(n.allOf ?? [])]) {
       const p = this.resolve(part);
       if (!p) continue;
@@ -83,9 +92,36 @@ export class WireFormat {
       r.items ??= p.items;
       r.map ??= p.map;
       r.cls ??= p.cls;
+      for (const type of p.types) r.types.add(type);
     }
-    this.resolved.set(n, r);
+    for (const part of [...(n.anyOf ?? []), ...(n.oneOf ?? [])]) for (const type of this.resolve(part)?.types ?? []) r.types.add(type);
     return r;
+  }
+
+  /**
+   * 1.1's clients send every scalar as a string (`"cpuNum": "1"`, `"system": "false"`) and 1.1's Gson converted them
+   * by the field's type: strings become numbers or booleans where the schema at `node` wants one (lists and maps
+   * element-wise). Anything else is left for validation to judge.
+   */
+  coerce(node: Node | undefined, value: unknown, depth = 0): unknown {
+    const r = this.resolve(node);
+    if (!r || depth > 32) return value;
+    if (typeof value === 'string') {
+      const text = value.trim();
+      if ((r.types.has('integer') || r.types.has('number')) && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) return Number(text);
+      if (r.types.has('boolean') && /^(true|false)$/i.test(text)) return text.toLowerCase() === 'true';
+      return value;
+    }
+    if (Array.isArray(value)) return r.items ? value.map((v) => this.coerce(r.items, v, depth + 1)) : value;
+    if (value && typeof value === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) {
+        const child = r.properties[k] ?? r.map;
+        out[k] = child ? this.coerce(child, v, depth + 1) : v;
+      }
+      return out;
+    }
+    return value;
   }
 
   /**
