@@ -2987,6 +2987,7 @@ export interface components {
             /** @example AccountVO */
             userType: string;
             userUuid: components["schemas"]["Uuid"];
+            /** @description The session uuid (a credential). */
             uuid: components["schemas"]["Uuid"];
         };
         SessionInventoryReply: {
@@ -3316,7 +3317,7 @@ export interface components {
         sortDirection: "asc" | "desc";
         /** @description Offset of the first inventory returned. */
         start: number;
-        /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+        /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
         XApiTimeout: number;
         /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
         XJobUuid: string;
@@ -3351,7 +3352,7 @@ export interface operations {
                 token: string;
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -3399,7 +3400,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -3428,7 +3429,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -3491,7 +3492,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -3549,7 +3550,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -3603,7 +3604,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path: {
@@ -3632,7 +3633,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path: {
@@ -3724,7 +3725,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -3756,7 +3757,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -3795,7 +3796,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -3872,7 +3873,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -3959,7 +3960,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -3988,7 +3989,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4058,7 +4059,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4114,7 +4115,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4157,7 +4158,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4196,7 +4197,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4255,7 +4256,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4314,7 +4315,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4388,7 +4389,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -4417,7 +4418,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4478,7 +4479,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4555,7 +4556,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -4584,7 +4585,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4657,7 +4658,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4715,7 +4716,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -4747,7 +4748,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4786,7 +4787,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4860,7 +4861,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -4889,7 +4890,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4968,7 +4969,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -5000,7 +5001,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5039,7 +5040,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5098,7 +5099,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5153,7 +5154,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5219,7 +5220,7 @@ export interface operations {
                 zoneUuids?: components["schemas"]["Uuid"][];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -5286,7 +5287,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -5315,7 +5316,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5387,7 +5388,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5456,7 +5457,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5545,7 +5546,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -5574,7 +5575,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5669,7 +5670,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5730,7 +5731,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5788,7 +5789,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -5817,7 +5818,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5894,7 +5895,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5952,7 +5953,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -5981,7 +5982,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6084,7 +6085,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -6113,7 +6114,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6169,7 +6170,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6209,7 +6210,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6265,7 +6266,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6308,7 +6309,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6347,7 +6348,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6417,7 +6418,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6509,7 +6510,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -6538,7 +6539,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6622,7 +6623,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6681,7 +6682,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6721,7 +6722,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6798,7 +6799,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6875,7 +6876,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6948,7 +6949,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -6990,7 +6991,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7029,7 +7030,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7111,7 +7112,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -7143,7 +7144,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7201,7 +7202,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -7249,7 +7250,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -7276,7 +7277,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -7344,7 +7345,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -7392,7 +7393,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -7424,7 +7425,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7463,7 +7464,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7529,7 +7530,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7618,7 +7619,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -7647,7 +7648,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7737,7 +7738,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7776,7 +7777,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7831,7 +7832,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7886,7 +7887,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7941,7 +7942,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -7998,7 +7999,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8060,7 +8061,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8118,7 +8119,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8197,7 +8198,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -8226,7 +8227,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8300,7 +8301,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -8329,7 +8330,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8387,7 +8388,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -8419,7 +8420,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8460,7 +8461,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8499,7 +8500,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8555,7 +8556,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8638,7 +8639,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -8667,7 +8668,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8737,7 +8738,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8776,7 +8777,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8835,7 +8836,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8894,7 +8895,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -8950,7 +8951,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];

@@ -160,5 +160,71 @@ export function applyConventions(doc) {
       }
     }
   }
+  boundIntegers(doc);
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const method of METHODS) if (item[method]) publishSecrets(doc, item[method], `${method.toUpperCase()} ${path}`);
+  }
   return doc;
+}
+
+/**
+ * Integers the runtime and the database can both hold: every integer schema without a bound of its own gets
+ * ±(2^53 − 1) (JSON numbers past it lose precision; PostgreSQL's bigint holds it).
+ */
+const SAFE_INTEGER = 9007199254740991;
+function boundIntegers(node) {
+  if (Array.isArray(node)) return node.forEach(boundIntegers);
+  if (!node || typeof node !== 'object') return;
+  const types = [].concat(node.type ?? []);
+  if (types.includes('integer')) {
+    if (node.maximum === undefined && node.exclusiveMaximum === undefined) node.maximum = SAFE_INTEGER;
+    if (node.minimum === undefined && node.exclusiveMinimum === undefined) node.minimum = -SAFE_INTEGER;
+  }
+  for (const v of Object.values(node)) boundIntegers(v);
+}
+
+/**
+ * Secrets are marked once, on the property (or parameter) schema: `x-zstack-secret: true`. Each operation then
+ * publishes where its secrets are, `x-zstack-secrets: {request, params, reply}` (dotted paths into the body and the
+ * 200 reply, `*` for any array item or map value; names of secret path/query parameters). The server redacts
+ * stored jobs, webhooks and logs from it; the SDK's hooks and curl form too.
+ */
+function publishSecrets(doc, op, where) {
+  const z = op['x-zstack'];
+  const request = z.bodyKey ? secretPaths(doc, op.requestBody?.content?.['application/json']?.schema, '') : [];
+  const reply = secretPaths(doc, resolveRef(doc, op.responses?.['200'])?.content?.['application/json']?.schema, '');
+  const params = (op.parameters ?? []).map((p) => resolveRef(doc, p)).filter((p) => p['x-zstack-secret']).map((p) => p.name);
+  if (request.length || reply.length || params.length) op['x-zstack-secrets'] = { request, params, reply };
+  else delete op['x-zstack-secrets'];
+  if (op.requestBody?.content?.['application/json']?.example && request.length === 0 && /password/i.test(JSON.stringify(op.requestBody.content['application/json'].schema))) {
+    throw new Error(`${where}: a password field without x-zstack-secret`);
+  }
+}
+
+function resolveRef(doc, node) {
+  let n = node;
+  for (let i = 0; n && n.$ref && i < 10; i++) {
+    const [, kind, name] = /^#\/components\/(\w+)\/(.+)$/.exec(n.$ref) ?? [];
+    n = kind ? doc.components[kind]?.[name] : undefined;
+  }
+  return n;
+}
+
+function secretPaths(doc, schema, prefix, seen = new Set()) {
+  if (!schema || typeof schema !== 'object') return [];
+  if (schema['x-zstack-secret']) return [prefix];
+  if (schema.$ref) {
+    if (seen.has(schema.$ref)) return [];
+    return secretPaths(doc, resolveRef(doc, schema), prefix, new Set([...seen, schema.$ref]));
+  }
+  const out = new Set();
+  const at = (key) => (prefix ? `${prefix}.${key}` : key);
+  for (const [key, sub] of Object.entries(schema.properties ?? {})) for (const p of secretPaths(doc, sub, at(key), seen)) out.add(p);
+  if (schema.items) for (const p of secretPaths(doc, schema.items, at('*'), seen)) out.add(p);
+  if (schema.additionalProperties && typeof schema.additionalProperties === 'object') {
+    for (const p of secretPaths(doc, schema.additionalProperties, at('*'), seen)) out.add(p);
+  }
+  for (const k of ['allOf', 'anyOf', 'oneOf']) for (const sub of schema[k] ?? []) for (const p of secretPaths(doc, sub, prefix, seen)) out.add(p);
+  for (const k of ['if', 'then', 'else']) for (const p of secretPaths(doc, schema[k], prefix, seen)) out.add(p);
+  return [...out].sort();
 }

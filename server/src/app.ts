@@ -1,7 +1,7 @@
 // The management server: opens the database, applies migrations, wires the shared mechanisms and the domain
 // modules, and serves the routes generated from the spec. One App = one management node.
 import { hostname } from 'node:os';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { eq, lt } from 'drizzle-orm';
 import { migrate, openDatabase, type Database, type Db } from './db/index.js';
 import { managementNodes } from './db/schema/index.js';
@@ -9,11 +9,12 @@ import { Cascade } from './core/cascade.js';
 import { backgroundContext, currentContext, runInContext } from './core/context.js';
 import { ReadMemo } from './core/read-memo.js';
 import { parseDuration } from './core/duration.js';
-import { ApiError, argErr, errorCode } from './core/errors.js';
+import { ApiError, argErr, errorCode, scrubText } from './core/errors.js';
 import { EventBus } from './core/events.js';
 import { GlobalConfigService } from './core/global-config.js';
 import type { Handler, Handlers } from './core/handlers.js';
 import { newUuid } from './core/ids.js';
+import { MAX_TIMEOUT_MS } from './core/input.js';
 import { JobService } from './core/jobs.js';
 import { LockManager } from './core/locks.js';
 import { QueryEngine, type InventoryDescriptor } from './core/query.js';
@@ -35,6 +36,10 @@ import { GarbageCollector, gcJobDescriptor } from './core/gc.js';
 import { bridgeEvents } from './core/event-bridge.js';
 import { registerDocs } from './docs/index.js';
 import { defineHandlers } from './core/handlers.js';
+
+/** The longest URL (414 beyond) and the most header bytes (431 beyond) a request may have. */
+const MAX_URL_BYTES = 16 * 1024;
+const MAX_HEADERS_BYTES = 16 * 1024;
 
 export interface AppOptions {
   /** Real PostgreSQL; without it the embedded PGlite database under `dataDir` is used. */
@@ -94,7 +99,22 @@ export class App {
     this.identity = new IdentityService(this.db, this.globalConfig);
     this.gc = new GarbageCollector(this.db, this.nodeUuid, this.globalConfig, this.events);
     this.agents = new AgentClient(options.agentSecret, (path) => this.propertyTimeouts.agentPaths.get(path));
-    this.http = Fastify({ logger: options.logger ?? false, bodyLimit: 8 * 1024 * 1024 });
+    this.http = Fastify({
+      logger: options.logger ?? false,
+      bodyLimit: 8 * 1024 * 1024,
+      // Transport limits are ours to answer in ZStack's error shape (setupHttp): Node's own parser only stops what
+      // is far past them (its 431 is answered by clientErrorHandler, still in that shape).
+      http: { maxHeaderSize: 4 * MAX_HEADERS_BYTES },
+      routerOptions: { maxParamLength: MAX_URL_BYTES },
+      frameworkErrors: (e, _req, reply) => void (reply as FastifyReply).code(400).send({ error: errorCode('SYS.1007', `the request's URL is malformed (${e.code ?? 'bad URL'})`) }),
+      clientErrorHandler: (e, socket) => {
+        const status = (e as { code?: string }).code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+        const body = JSON.stringify({ error: errorCode('SYS.1007', status === 431 ? `the request's headers exceed ${MAX_HEADERS_BYTES} bytes` : 'the request is malformed') });
+        if (socket.writable) {
+          socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+        } else socket.destroy();
+      },
+    });
   }
 
   static async create(options: AppOptions): Promise<App> {
@@ -141,9 +161,11 @@ export class App {
       } catch (e) {
         console.error(`[${name}]`, e instanceof Error ? e.message : e);
       }
-      if (!this.closed) this.timers.push(setTimeout(tick, ms()).unref());
+      if (!this.closed) this.timers.push(setTimeout(tick, delay()).unref());
     };
-    this.timers.push(setTimeout(tick, ms()).unref());
+    // A period longer than a Node timer can wait runs at that longest wait (a longer delay would fire at once).
+    const delay = () => Math.min(ms(), MAX_TIMEOUT_MS);
+    this.timers.push(setTimeout(tick, delay()).unref());
   }
 
   private defineCoreConfig(): void {
@@ -160,6 +182,8 @@ export class App {
         type: 'duration',
         defaultValue: op.x.timeout,
         min: 1000,
+        // Node timers cannot wait longer (core/input.ts): a longer timeout would fire at once.
+        max: MAX_TIMEOUT_MS,
         description: `Timeout of API ${op.operationId} (e.g. 30m, 6h, 2d or milliseconds)`,
       });
     }
@@ -254,9 +278,20 @@ export class App {
       if (e instanceof ApiError) return sendError(reply, e);
       const fe = e as { statusCode?: number; code?: string; message: string };
       if (fe.statusCode && fe.statusCode < 500) {
-        return void reply.code(fe.statusCode).send({ error: errorCode('SYS.1007', fe.message) });
+        return void reply.code(fe.statusCode).send({ error: errorCode('SYS.1007', scrubText(fe.message)) });
       }
       sendError(reply, e);
+    });
+    // URLs over 16 KB (414) and headers over 16 KB (431), refused in ZStack's error shape before any routing.
+    http.addHook('onRequest', async (req, reply) => {
+      if (req.url.length > MAX_URL_BYTES) {
+        return reply.code(414).send({ error: errorCode('SYS.1007', `the request's URL is longer than ${MAX_URL_BYTES} bytes`) });
+      }
+      let headerBytes = 0;
+      for (const h of req.raw.rawHeaders) headerBytes += h.length + 2;
+      if (headerBytes > MAX_HEADERS_BYTES) {
+        return reply.code(431).send({ error: errorCode('SYS.1007', `the request's headers exceed ${MAX_HEADERS_BYTES} bytes`) });
+      }
     });
     http.setNotFoundHandler((req, reply) => {
       reply.code(404).send({ error: errorCode('SYS.1003', `no api mapping to ${req.method} ${req.url.split('?')[0]}`) });

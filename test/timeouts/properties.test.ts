@@ -38,6 +38,8 @@ t.test('malformed lines fail with the line named', async (t) => {
     ['ApiTimeout.org.zstack.header.image.APIAddImageMsg=a; b; 6h', /exactly one ';'/],
     ['ApiTimeout.org.zstack.header.image.APIAddImageMsg=DownloadImageMsg; soon', /timeout \[soon\]/],
     ['ApiTimeout.org.zstack.header.image.APIAddImageMsg=DownloadImageMsg; 10', /at least 1 s/],
+    // Node timers cannot wait longer than 24.8 days: 25d would fire at once.
+    ['ApiTimeout.org.zstack.header.image.APIAddImageMsg=DownloadImageMsg; 25d', /at most 24.8 days/],
     ['\n\nApiTimeout.org.zstack.header.NoSuchThing=x; 1h', /line 3 .*not an API message class/],
     ['ApiTimeout.org.zstack.header.vm.APIFlyToTheMoonMsg=x; 1h', /there is no API FlyToTheMoon/],
   ];

@@ -5,6 +5,7 @@
 // API name (APIAddImageMsg → AddImage); the internal message/command classes ("relatives") map onto the agent
 // calls they stand for, which then get that budget (never more than the API's remaining time).
 import { readFileSync } from 'node:fs';
+import { MAX_TIMEOUT_MS } from './input.js';
 
 export interface PropertyTimeouts {
   /** API name → ms */
@@ -94,8 +95,8 @@ export function parseZStackProperties(text: string, knownApis: Set<string>, sour
       throw new Error(`${where}: the value must be '<comma-separated internal message/command classes>; <timeout>' with exactly one ';', got [${value.trim()}]`);
     }
     const ms = parseUpstreamDuration(parts[1]);
-    if (ms === undefined || ms < 1000) {
-      throw new Error(`${where}: timeout [${parts[1].trim()}] is not a duration of at least 1 s (a number of ms, or with unit s, m, h, d)`);
+    if (ms === undefined || ms < 1000 || ms > MAX_TIMEOUT_MS) {
+      throw new Error(`${where}: timeout [${parts[1].trim()}] is not a duration of at least 1 s and at most 24.8 days (a number of ms, or with unit s, m, h, d)`);
     }
     result.apis.set(api, ms);
     for (const relative of parts[0].split(',').map((s) => s.trim()).filter(Boolean)) {

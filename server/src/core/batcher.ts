@@ -17,7 +17,11 @@ export class Batcher<I, O> {
   /** Batches run in the async context the batcher was made in, never in the first caller's (its reads, its deadline). */
   private scope = new AsyncResource('Batcher');
 
-  /** `run` returns one output per item, in the items' order; when it throws, every item of the batch fails with it. */
+  /**
+   * `run` returns one output per item, in the items' order. When it throws for a batch of several items, each item
+   * is run again alone (a failed statement changed nothing), so only the item that makes it fail fails: one bad
+   * request never fails the others that happened to share its statement.
+   */
   constructor(
     private run: (items: I[]) => Promise<O[]>,
     private maxItems = 500,
@@ -42,11 +46,24 @@ export class Batcher<I, O> {
           const out = await this.run(batch.map((q) => q.item));
           batch.forEach((q, i) => q.resolve(out[i]));
         } catch (e) {
-          for (const q of batch) q.reject(e);
+          if (batch.length === 1) batch[0].reject(e);
+          else await this.runSingly(batch);
         }
       }
     } finally {
       this.running = false;
+    }
+  }
+
+  private async runSingly(batch: Array<Queued<I, O>>): Promise<void> {
+    for (const q of batch) {
+      this.batches++;
+      try {
+        const [out] = await this.run([q.item]);
+        q.resolve(out);
+      } catch (e) {
+        q.reject(e);
+      }
     }
   }
 }

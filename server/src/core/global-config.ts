@@ -4,6 +4,9 @@ import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/index.js';
 import { globalConfigs } from '../db/schema/index.js';
 import { formatDuration, parseDuration } from './duration.js';
+import { MAX_TIMEOUT_MS } from './input.js';
+
+const MAX_PERIOD_SECONDS = 10 * 365 * 86400;
 import { argErr } from './errors.js';
 import { apiNameOfClass } from './api-timeouts.js';
 import type { EventBus } from './events.js';
@@ -118,14 +121,18 @@ export class GlobalConfigService {
   check(def: ConfigDef, raw: string): string {
     const value = String(raw).trim();
     const where = `GlobalConfig[category: ${def.category}, name: ${def.name}]`;
+    // Without a bound of its own a number stays within what its users can take: int columns and LIMITs (2^31 − 1),
+    // periods (seconds: 10 years; timers clamp to 24.8 days, app.every) and durations (API timeouts: 24.8 days).
+    const max = def.max ?? (def.type === 'int' ? 2 ** 31 - 1 : def.type === 'seconds' ? MAX_PERIOD_SECONDS : MAX_TIMEOUT_MS);
+    const min = def.min ?? -(2 ** 31 - 1);
     const range = (n: number, unit = '') => {
-      if (def.min !== undefined && n < def.min) throw argErr(`${where}: value ${value} is below the minimum ${def.min}${unit}`);
-      if (def.max !== undefined && n > def.max) throw argErr(`${where}: value ${value} is above the maximum ${def.max}${unit}`);
+      if (n < min) throw argErr(`${where}: value ${value} is below the minimum ${min}${unit}`);
+      if (n > max) throw argErr(`${where}: value ${value} is above the maximum ${max}${unit}`);
     };
     switch (def.type) {
       case 'int':
       case 'seconds': {
-        if (!/^-?\d+$/.test(value)) throw argErr(`${where}: value[${value}] is not an integer`);
+        if (!/^-?\d{1,16}$/.test(value)) throw argErr(`${where}: value[${value}] is not an integer`);
         range(Number(value));
         return String(Number(value));
       }

@@ -7,7 +7,8 @@ import { StatementTemplates } from '../db/template.js';
 import { apiJobs, managementNodes } from '../db/schema/index.js';
 import { Batcher } from './batcher.js';
 import { deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
-import { argErr, errorCode, toApiError, type ErrorCode } from './errors.js';
+import { argErr, describeError, errorCode, toApiError, type ErrorCode } from './errors.js';
+import { badString, inputProblem, MAX_TIMEOUT_MS } from './input.js';
 
 /** How long a job finished here is answered from memory (far below the retention of finished jobs). */
 const FINISHED_CACHE_MS = 10_000;
@@ -41,6 +42,8 @@ export interface SubmitOptions {
   /** The call synced with the other nodes on arrival (context.ts): the job's memo reads may use it. */
   changesSynced?: boolean;
   webHook?: string;
+  /** The reply as a webhook may carry it (the operation's reply secrets redacted: core/secrets.ts). */
+  redactReply?: (reply: unknown) => unknown;
   run: () => Promise<unknown>;
 }
 
@@ -130,6 +133,15 @@ export class JobService {
   /** Stores the job and starts it; a known uuid returns the existing job (created=false) without running again. */
   async submit(o: SubmitOptions): Promise<{ job: JobRecord; created: boolean }> {
     const now = o.startedAt ?? Date.now();
+    // Everything that joins the shared insert is checked first: one bad value must not fail the others' statement.
+    const problem = inputProblem(o.request, '');
+    if (problem) throw argErr(problem);
+    if (!Number.isInteger(o.timeoutMs) || o.timeoutMs < 1 || o.timeoutMs > MAX_TIMEOUT_MS) {
+      throw argErr(`the API timeout must be from 1 ms to ${MAX_TIMEOUT_MS} ms (24.8 days), got ${o.timeoutMs}`);
+    }
+    if (o.webHook !== undefined && (badString(o.webHook) || o.webHook.length > 2048 || !/^https?:\/\//i.test(o.webHook))) {
+      throw argErr('header X-Web-Hook must be an http(s) URL of at most 2048 characters');
+    }
     const inserted = await this.inserts.add({
       uuid: o.uuid,
       apiName: o.apiName,
@@ -160,7 +172,7 @@ export class JobService {
       // Named by a timeout that interrupts the handler outside any step (e.g. in a database write of its own).
       trace: { steps: [], phase: `${o.apiName}/run` },
     };
-    const execution = this.execute(ctx, o.run, o.webHook).finally(() => {
+    const execution = this.execute(ctx, o.run, o.webHook, o.redactReply).finally(() => {
       deadline.dispose();
       this.running.delete(o.uuid);
     });
@@ -168,7 +180,7 @@ export class JobService {
     return { job: toRecord(inserted), created: true };
   }
 
-  private async execute(ctx: CallContext, run: () => Promise<unknown>, webHook?: string): Promise<void> {
+  private async execute(ctx: CallContext, run: () => Promise<unknown>, webHook?: string, redact?: (reply: unknown) => unknown): Promise<void> {
     let result: unknown;
     let error: ErrorCode | undefined;
     const work = runInContext(ctx, run);
@@ -193,17 +205,25 @@ export class JobService {
         } else error = settled.error.code === 'SYS.1001' ? settled.error : timeoutError(ctx).error;
       }
     }
-    const status: JobStatus = error ? 'failed' : 'done';
-    const body = error ? null : { ...(result as object), success: true };
+    let status: JobStatus = error ? 'failed' : 'done';
+    let body = error ? null : { ...(result as object), success: true };
     const recorded = await this.finishes
       .add({ uuid: ctx.jobUuid!, status, result: body && JSON.stringify(body), error: error ? JSON.stringify(error) : null, at: new Date() })
-      .catch((e) => void console.error(`[jobs] cannot record the end of job ${ctx.jobUuid}:`, e.message));
+      // An outcome that cannot be stored (its statement failed alone: see Batcher) is recorded as the internal
+      // error it is, so the job still ends and its poll answers.
+      .catch((e) => {
+        error = toApiError(e).error;
+        status = 'failed';
+        body = null;
+        return this.finishes.add({ uuid: ctx.jobUuid!, status: 'failed', result: null, error: JSON.stringify(error), at: new Date() });
+      })
+      .catch((e) => void console.error(`[jobs] cannot record the end of job ${ctx.jobUuid}: ${describeError(e)}`));
     // What was just written is what a poll reads next: kept briefly so the final poll needs no query. (Successes
     // only: `result` is json and reads back as written; `error` is jsonb, whose key order differs.)
     if (recorded && status === 'done') {
       this.remember({ uuid: ctx.jobUuid!, apiName: ctx.apiName, status, result: body, error: error ?? null, timeoutMs: ctx.timeoutMs });
     }
-    if (webHook) void postWebHook(webHook, ctx.jobUuid!, error ? { error } : body);
+    if (webHook) void postWebHook(webHook, ctx.jobUuid!, error ? { error } : redact ? redact(body) : body);
   }
 
   /** Keeps the timed-out work of a job whose failure is reported tracked until its rollback has ended. */

@@ -16,7 +16,17 @@ export interface FieldDef {
   /** Property name of the column on the drizzle table. */
   key: string;
   type: FieldType;
+  /** Numbers: the largest magnitude the column holds (2^31 − 1 for integer columns; default 2^53 − 1). */
+  max?: number;
 }
+
+/** `record[key]` when it is the record's own entry (never Object.prototype's `__proto__`, `constructor`…). */
+function own<T>(record: Record<string, T> | undefined, key: string): T | undefined {
+  return record && Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined;
+}
+
+/** A caller's value in a message: bounded. */
+const shown = (raw: string) => (raw.length > 64 ? `${raw.slice(0, 64)}…` : raw);
 
 export interface Expansion {
   inventory: string;
@@ -188,13 +198,13 @@ export class QueryEngine {
   private conditionSql(d: InventoryDescriptor, table: any, c: Condition, depth: number): SQL {
     const [head, ...rest] = c.path;
     if (rest.length === 0) {
-      const field = d.fields[head];
+      const field = own(d.fields, head);
       if (!field) throw argErr(`field[${head}] is not a queryable field of ${d.name}; queryable: ${Object.keys(d.fields).join(', ')}`);
       return compare(table[field.key] as PgColumn, field, c, head);
     }
-    const aliased = d.aliases?.[head];
+    const aliased = own(d.aliases, head);
     if (aliased) return this.conditionSql(d, table, { ...c, path: [...aliased.split('.'), ...rest] }, depth);
-    const exp = d.expand?.[head];
+    const exp = own(d.expand, head);
     if (!exp) {
       const known = [...Object.keys(d.expand ?? {}), ...Object.keys(d.aliases ?? {})];
       throw argErr(`${d.name} has no expanded field[${head}]; expandable: ${known.join(', ') || 'none'}`);
@@ -214,17 +224,19 @@ function convert(field: FieldDef, raw: string, name: string): unknown {
   switch (field.type) {
     case 'number': {
       const n = Number(raw);
-      if (raw.trim() === '' || !Number.isFinite(n)) throw argErr(`field[${name}] is a number, but [${raw}] is not`);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw argErr(`field[${name}] is a number, but [${shown(raw)}] is not`);
+      const max = field.max ?? Number.MAX_SAFE_INTEGER;
+      if (Math.abs(n) > max) throw argErr(`field[${name}]: [${shown(raw)}] is out of range (at most ±${max})`);
       return n;
     }
     case 'boolean': {
       const v = raw.toLowerCase();
-      if (v !== 'true' && v !== 'false') throw argErr(`field[${name}] is a boolean, but [${raw}] is not`);
+      if (v !== 'true' && v !== 'false') throw argErr(`field[${name}] is a boolean, but [${shown(raw)}] is not`);
       return v === 'true';
     }
     case 'date': {
       const date = parseDate(raw);
-      if (!date) throw argErr(`field[${name}] is a date, but [${raw}] is not (use 'Jan 30, 2016 3:01:03 PM', ISO 8601 or epoch ms)`);
+      if (!date) throw argErr(`field[${name}] is a date, but [${shown(raw)}] is not (use 'Jan 30, 2016 3:01:03 PM', ISO 8601 or epoch ms)`);
       return date;
     }
     default:
@@ -266,7 +278,7 @@ function parseFields(d: InventoryDescriptor, fields?: string): string[] | undefi
   if (!fields) return undefined;
   const list = fields.split(',').map((f) => f.trim()).filter(Boolean);
   for (const f of list) {
-    if (!d.fields[f]) throw argErr(`field[${f}] in 'fields' is not a field of ${d.name}; only the inventory's own fields can be selected`);
+    if (!own(d.fields, f)) throw argErr(`field[${f}] in 'fields' is not a field of ${d.name}; only the inventory's own fields can be selected`);
   }
   return list.length ? list : undefined;
 }
@@ -284,7 +296,7 @@ function sortOf(d: InventoryDescriptor, table: any, p: QueryParams): SQL[] {
     const def = d.defaultSort && d.fields[d.defaultSort];
     return def ? [asc(table[def.key]), ...tiebreak] : tiebreak;
   }
-  const field = d.fields[name];
+  const field = own(d.fields, name);
   if (!field) throw argErr(`cannot sort by field[${name}]: not a field of ${d.name}`);
   return [dir === 'desc' ? desc(table[field.key]) : asc(table[field.key]), ...tiebreak];
 }
@@ -309,7 +321,8 @@ export function fieldsFromTable(table: PgTable, opts: { exclude?: string[]; rena
     const type: FieldType =
       col.dataType === 'number' || col.dataType === 'bigint' ? 'number' : col.dataType === 'boolean' ? 'boolean' : col.dataType === 'date' ? 'date' : 'string';
     if (col.dataType === 'json' || col.dataType === 'array') continue;
-    out[opts.rename?.[key] ?? key] = { key, type };
+    const max = col.columnType === 'PgInteger' || col.columnType === 'PgSerial' ? 2 ** 31 - 1 : col.columnType === 'PgSmallInt' ? 2 ** 15 - 1 : undefined;
+    out[opts.rename?.[key] ?? key] = max ? { key, type, max } : { key, type };
   }
   return out;
 }

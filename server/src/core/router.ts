@@ -7,9 +7,11 @@ import type { ValidateFunction } from 'ajv';
 import type { OperationId } from '@zstack-ts/openapi/helpers';
 import { newUuid } from './ids.js';
 import { repliesJson, sendRaw } from './raw-reply.js';
-import { ApiError, argErr, err, errorCode, toApiError } from './errors.js';
+import { argErr, err, errorCode, toApiError } from './errors.js';
 import { currentContext, deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
 import { SpecValidator, validationError } from './validation.js';
+import { checkInput, headerTimeoutSeconds } from './input.js';
+import { redactMessage, redactReply } from './secrets.js';
 import type { ParameterDef, SpecOperation } from './spec.js';
 import type { Handler } from './handlers.js';
 import type { JobService } from './jobs.js';
@@ -159,6 +161,10 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
         ? await sessions.read(changes, req.headers.authorization ?? '', 1000, () => deps.authenticate(req.headers.authorization))
         : await deps.authenticate(req.headers.authorization);
 
+    // Strings PostgreSQL cannot store, numbers past 2^53, prototype keys: refused before anything reads them.
+    checkInput(path, '');
+    checkInput(req.query, '');
+    checkInput(body, '');
     if (p.validatePath && !p.validatePath(path)) throw validationError(p.validatePath.errors, '');
     const query = normalizeQuery(req.query as Record<string, unknown>, op);
     if (p.validateQuery && !p.validateQuery(query)) throw validationError(p.validateQuery.errors, '');
@@ -182,12 +188,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     if (body?.systemTags && !msg.systemTags) msg.systemTags = body.systemTags;
     if (body?.userTags && !msg.userTags) msg.userTags = body.userTags;
 
-    const headerTimeout = req.headers['x-api-timeout'];
-    let timeoutSeconds: number | undefined;
-    if (headerTimeout !== undefined) {
-      timeoutSeconds = Number(headerTimeout);
-      if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) throw argErr(`header X-API-Timeout must be a whole number of seconds ≥ 1, got [${headerTimeout}]`);
-    }
+    const timeoutSeconds = headerTimeoutSeconds(req.headers['x-api-timeout']);
     // A cached query reply goes out without a call context (no deadline timer to arm for a map look-up).
     if (changes && op.x.kind === 'query') {
       const hit = deps.query.cached(deps.db, op.x.query!, msg as QueryParams);
@@ -287,7 +288,9 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     const { job } = await deps.jobs.submit({
       uuid: jobUuid,
       apiName: op.operationId,
-      request: msg,
+      // The stored copy never holds a secret (spec-marked fields redacted); the handler gets the message itself.
+      request: redactMessage(op, msg),
+      redactReply: (r) => redactReply(op, r),
       timeoutMs,
       startedAt: now,
       session,
@@ -425,9 +428,9 @@ function splitUnquoted(text: string, sep: string): string[] {
   return parts;
 }
 
+/** An error as the caller sees it: unexpected ones are SYS.1000 with a correlation id (logged by toApiError). */
 export function sendError(reply: FastifyReply, e: unknown): void {
   const apiError = toApiError(e);
-  if (!(e instanceof ApiError)) console.error('[api] unexpected error:', e instanceof Error ? e.stack : e);
   reply.code(apiError.httpStatus).send({ error: apiError.error });
 }
 

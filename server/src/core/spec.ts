@@ -41,6 +41,17 @@ export interface SpecOperation {
   parameters: ParameterDef[];
   hasBody: boolean;
   bodyRequired: boolean;
+  /** Where the operation's secrets are (`x-zstack-secrets`, derived from `x-zstack-secret` marks: core/secrets.ts). */
+  secrets: SecretPaths;
+}
+
+export interface SecretPaths {
+  /** Dotted paths into the request body (`params.password`; `*` = any array item or map value). */
+  request: string[];
+  /** Names of secret path/query parameters. */
+  params: string[];
+  /** Dotted paths into the 200 reply. */
+  reply: string[];
 }
 
 const esc = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
@@ -74,6 +85,7 @@ export function listOperations(doc: Record<string, any>): SpecOperation[] {
         parameters,
         hasBody: Boolean(op.requestBody),
         bodyRequired: Boolean(op.requestBody?.required),
+        secrets: op['x-zstack-secrets'] ?? { request: [], params: [], reply: [] },
       });
     }
   }
