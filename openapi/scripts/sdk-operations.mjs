@@ -84,6 +84,8 @@ export function listOperations(doc) {
       };
       if (inventory) info.inventory = inventory;
       if (z.create) info.create = true;
+      // Where the secrets are (x-zstack-secret marks, published by conventions.mjs): the hooks and curl hide them.
+      if (op['x-zstack-secrets']) info.secrets = op['x-zstack-secrets'];
       ops.push({
         ...info,
         params: [
@@ -120,7 +122,7 @@ function inventoryFields(doc, name) {
   return out;
 }
 
-const TABLE_KEYS = ['summary', 'method', 'path', 'kind', 'bodyKey', 'timeout', 'public', 'pathParams', 'queryParams', 'inventory', 'create', 'progressQuery'];
+const TABLE_KEYS = ['summary', 'method', 'path', 'kind', 'bodyKey', 'timeout', 'public', 'pathParams', 'queryParams', 'inventory', 'create', 'progressQuery', 'secrets'];
 
 export function renderSdkOperations(doc) {
   const ops = listOperations(doc).filter((o) => o.kind !== 'poll');

@@ -259,7 +259,7 @@ export class ZStackClient {
       userTags: options.userTags,
       headers: { ...this.options.headers, ...options.headers },
     });
-    return curlOf(this.endpoint, options.redact === false ? req : this.redacted(req, []));
+    return curlOf(this.endpoint, options.redact === false ? req : this.redacted(req, requestSecrets(op, p)));
   }
 
   // ---- internals -------------------------------------------------------------------------------------------------
@@ -414,8 +414,8 @@ export class ZStackClient {
         signal: options.signal,
         deadline,
         requestTimeoutMs: parseDuration(op.timeout) + 10_000,
-        secrets: apiName === 'LogInByAccount' ? (r) => [(r.data as { inventory?: { uuid?: string } })?.inventory?.uuid ?? ''] : undefined,
-        hide: typeof params.sessionUuid === 'string' ? [params.sessionUuid] : undefined,
+        secrets: op.secrets?.reply.length ? (r) => secretValues(r.data, op.secrets!.reply) : undefined,
+        hide: requestSecrets(op, prepared),
       });
       // A job's outcome answered to `Prefer: wait` (its failure too) is the caller's to read.
       if (res.status === 200 || res.status === 202 || finalAnswer(res)) return { res, req };
@@ -554,4 +554,29 @@ for (const [apiName, op] of Object.entries(OPERATIONS as Record<string, Operatio
       return this.queryAll(apiName as OperationId, params ?? {}, options);
     });
   }
+}
+
+/** The string values at dotted paths (`*` = any array item or map value) of a JSON value. */
+export function secretValues(value: unknown, paths: readonly string[]): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown, parts: string[]) => {
+    if (!parts.length) {
+      if (typeof v === 'string' && v) out.push(v);
+      return;
+    }
+    if (!v || typeof v !== 'object') return;
+    const [head, ...rest] = parts;
+    if (head === '*') for (const item of Object.values(v)) walk(item, rest);
+    else if (Object.prototype.hasOwnProperty.call(v, head)) walk((v as Record<string, unknown>)[head], rest);
+  };
+  for (const p of paths) walk(value, p.split('.'));
+  return out;
+}
+
+/** The secret values a call's parameters carry (the spec's secret body fields and parameters). */
+function requestSecrets(op: OperationInfo, params: Record<string, unknown>): string[] {
+  if (!op.secrets) return [];
+  const prefix = op.bodyKey ? `${op.bodyKey}.` : '';
+  const inBody = op.secrets.request.filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length));
+  return secretValues(params, [...inBody, ...op.secrets.params]);
 }

@@ -21,6 +21,11 @@ export interface OperationInfo {
   create?: boolean;
   /** The Query API that reports the created resource's `progress` while the job runs (AddImage → QueryImage). */
   progressQuery?: string;
+  /**
+   * Where the API's secrets are, from the spec's `x-zstack-secret` marks: dotted paths into the body and the reply
+   * (`*` = any item), names of secret parameters. Their values are hidden from hooks, errors and `toCurl`.
+   */
+  secrets?: { request: readonly string[]; params: readonly string[]; reply: readonly string[] };
 }
 
 /** One parameter of an API (generated into `PARAMS`; the CLI converts `key=value` with it). */

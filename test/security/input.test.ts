@@ -6,7 +6,7 @@ import net from 'node:net';
 import { startServer, http } from '../lib/harness.js';
 
 /** The ZStack error shape, and nothing of Fastify's (`statusCode`, `message`). */
-function zstackError(t: Tap.Test, res: { status: number; json: any; text: string }, status: number, what: string) {
+function zstackError(t: any, res: { status: number; json: any; text: string }, status: number, what: string) {
   t.equal(res.status, status, `${what}: ${status} (${res.json?.error?.details ?? res.text.slice(0, 120)})`);
   t.equal(typeof res.json?.error?.code, 'string', `${what}: a ZStack error code`);
   t.equal(typeof res.json?.error?.description, 'string', `${what}: a description`);
