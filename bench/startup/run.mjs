@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // `npm start` as a user runs it: time until the first request is answered on a fresh data directory (first start,
 // which creates the database) and on the same directory again (restart), and the idle RSS of the whole process tree
-// (npm, the server, its agents, the embedded database's processes), summed over every process, 10 s after ready.
+// (npm, the server, its agents, the embedded database's processes), summed over every process, 10 s after ready
+// (also PSS, which counts shared pages such as PostgreSQL's shared buffers once instead of once per process).
+// CPU seconds used by the tree until ready are given too: unlike the wall time they hardly depend on the load.
 // usage: node bench/startup/run.mjs [--db embedded|pglite|both] [--idle-ms 10000]
 // Prints one JSON line per database.
 import { spawn } from 'node:child_process';
@@ -41,6 +43,14 @@ function rssKb(pid) {
   }
 }
 
+function pssKb(pid) {
+  try {
+    return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
 function name(pid) {
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
@@ -56,6 +66,19 @@ function name(pid) {
   }
 }
 
+/** CPU seconds used so far by a tree: each live process's own and its waited-for children's (initdb, …). */
+function cpuSeconds(root) {
+  let ticks = 0;
+  for (const p of tree(root)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {}
+  }
+  return ticks / 100;
+}
+
 async function startOnce(dataDir, port, env) {
   const t0 = Date.now();
   const child = spawn('npm', ['start'], { env: { ...process.env, ...env, ZSTACK_PORT: String(port), ZSTACK_DATA_DIR: dataDir }, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -64,13 +87,12 @@ async function startOnce(dataDir, port, env) {
       const res = await fetch(`http://127.0.0.1:${port}/zstack/v1/management-nodes/actions`, {
         method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"getVersion":{}}',
       });
-      if (res.ok) break;
+      if (res.ok) return { child, readyMs: Date.now() - t0, cpuS: cpuSeconds(child.pid) };
     } catch {}
     if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}`);
     if (Date.now() - t0 > 120_000) throw new Error('no answer within 120 s');
     await sleep(20);
   }
-  return { child, readyMs: Date.now() - t0 };
 }
 
 async function stop(child) {
@@ -96,15 +118,18 @@ for (const db of dbs) {
     await sleep(idleMs);
     const byName = {};
     let total = 0;
-    for (const p of tree(again.child.pid)) {
+    let pss = 0;
+    const procs = tree(again.child.pid);
+    for (const p of procs) {
       const kb = rssKb(p);
       total += kb;
+      pss += pssKb(p);
       const n = name(p);
       byName[n] = (byName[n] ?? 0) + kb;
     }
     await stop(again.child);
     console.log(JSON.stringify({
-      db, firstStartMs: first.readyMs, restartMs: again.readyMs, idleTreeRssMb: Math.round(total / 1024),
+      db, firstStartMs: first.readyMs, firstStartCpuS: first.cpuS, restartMs: again.readyMs, restartCpuS: again.cpuS, idleTreeRssMb: Math.round(total / 1024), idleTreePssMb: Math.round(pss / 1024), processes: procs.length,
       byProcessMb: Object.fromEntries(Object.entries(byName).map(([k, v]) => [k, Math.round(v / 1024)])),
       load: `${loadBefore} -> ${load()}`,
     }));

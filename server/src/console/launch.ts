@@ -46,7 +46,7 @@ const WATCHDOG = new URL('./agent-watchdog.mjs', import.meta.url).href;
 const STOP_GRACE_MS = 5_000;
 
 export async function spawnConsoleAgent(opts: SpawnOptions): Promise<AgentRuntime> {
-  const args = ['--import', WATCHDOG, BIN, 'console-proxy', '--port', '0', '--host', opts.host,
+  const args = ['--max-semi-space-size=2', '--import', WATCHDOG, BIN, 'console-proxy', '--port', '0', '--host', opts.host,
     '--proxy-host', opts.host, '--proxy-port', String(opts.proxyPort)];
   const child = spawn(process.execPath, args, {
     env: { ...process.env, ZSTACK_AGENT_SECRET: opts.secret },

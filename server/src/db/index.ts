@@ -1,5 +1,6 @@
-// The database: real PostgreSQL through `pg` when DATABASE_URL is set, otherwise embedded PostgreSQL (PGlite)
-// under the data directory, so a new user needs nothing installed. Same schema, same SQL, same migrations.
+// The database: real PostgreSQL through `pg` when a URL is given (DATABASE_URL, or the socket of `npm start`'s
+// embedded PostgreSQL, db/embedded-postgres.ts), otherwise PGlite under the data directory (tests of the in-process
+// path; `ZSTACK_EMBEDDED_DB=pglite`). Same schema, same SQL, same migrations.
 import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
