@@ -87,7 +87,7 @@ export interface paths {
         get?: never;
         /**
          * Log in with an account name and password
-         * @description `password` is the SHA-512 hex digest of the clear password, as upstream clients send it. The session uuid is `inventory.uuid`.
+         * @description `password` is the SHA-512 hex digest of the clear password, as upstream clients send it. The session uuid is `inventory.uuid`. Unknown and known account names cost the same; failed log-ins are throttled per account name and per client (429 `ID.1003`).
          *
          *     Synchronous. **Default timeout:** 5m.
          */
@@ -3284,6 +3284,17 @@ export interface components {
                 "application/json": components["schemas"]["ErrorReply"];
             };
         };
+        /** @description Log-in refused without checking the password (`ID.1003`): too many failed log-ins for this account name or from this client within `identity/login.failureWindow`, or too many log-ins at once. Retry after `Retry-After` seconds. */
+        TooManyLogIns: {
+            headers: {
+                /** @description Seconds until a log-in may be tried again. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorReply"];
+            };
+        };
         /** @description Missing, unknown or expired session (`ID.1001`) or wrong credentials (`ID.1000`). */
         Unauthorized: {
             headers: {
@@ -3597,6 +3608,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyLogIns"];
             503: components["responses"]["Failed"];
         };
     };

@@ -19,6 +19,8 @@ export interface CallContext {
   timeoutMs: number;
   signal: AbortSignal;
   session?: SessionInfo;
+  /** The caller's address (log-in throttling). */
+  clientIp?: string;
   /** The call synced with the other nodes' commits on arrival: ReadMemo values are as fresh as a read (read-memo.ts). */
   changesSynced?: boolean;
   /**

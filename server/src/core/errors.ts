@@ -28,6 +28,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'ID.1000': 'Authentication failed',
   'ID.1001': 'The session is invalid or expired',
   'ID.1002': 'Permission denied',
+  'ID.1003': 'Too many failed log-in attempts; retry later',
   'HOST.1002': 'Unable to reconnect the host',
   'HOST.1003': 'Unable to connect the host',
   'HOST.1010': 'The host is disconnected',

@@ -205,6 +205,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       timeoutMs,
       signal: deadline.signal,
       session,
+      clientIp: req.ip,
       changesSynced: Boolean(changes),
       // Named in a SYS.1001 when the deadline falls outside any step.
       trace: { steps: [], phase: `${op.operationId}/check` },
@@ -431,6 +432,8 @@ function splitUnquoted(text: string, sep: string): string[] {
 /** An error as the caller sees it: unexpected ones are SYS.1000 with a correlation id (logged by toApiError). */
 export function sendError(reply: FastifyReply, e: unknown): void {
   const apiError = toApiError(e);
+  const retryAfter = apiError.error.opaque?.retryAfterSeconds;
+  if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
   reply.code(apiError.httpStatus).send({ error: apiError.error });
 }
 

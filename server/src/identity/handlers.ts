@@ -31,8 +31,8 @@ export function identityHandlers(app: App) {
   };
   return defineHandlers({
     LogInByAccount: {
-      async run(msg) {
-        const s = await identity.logIn(msg.accountName, msg.password);
+      async run(msg, call) {
+        const s = await identity.logIn(msg.accountName, msg.password, call.clientIp);
         return {
           inventory: {
             uuid: s.uuid,

@@ -7,15 +7,20 @@ import type { SessionInfo } from '../core/context.js';
 import { err } from '../core/errors.js';
 import type { GlobalConfigService } from '../core/global-config.js';
 import { newUuid } from '../core/ids.js';
-import { hashPassword, sha512, verifyPassword } from './passwords.js';
+import { hashPassword, sha512 } from './passwords.js';
+import { LoginGuard } from './login-guard.js';
 
 export const ADMIN_UUID = '36c27e8ff05c4780bf6d2fa65700f22e';
 
 export class IdentityService {
+  /** Equal-cost, throttled password checks (login-guard.ts). */
+  readonly logins: LoginGuard;
+
   constructor(
     private db: Db,
     private config: GlobalConfigService,
   ) {
+    this.logins = new LoginGuard(config);
     config.define({ category: 'identity', name: 'session.timeout', type: 'seconds', defaultValue: '7200', min: 60, max: 31536000, description: 'Seconds a session stays valid without use' });
     config.define({ category: 'identity', name: 'session.cleanup.interval', type: 'seconds', defaultValue: '3600', min: 1, description: 'How often expired sessions are deleted' });
   }
@@ -28,9 +33,12 @@ export class IdentityService {
       .onConflictDoNothing();
   }
 
-  async logIn(accountName: string, digest: string) {
+  /** A password log-in: equal cost for unknown names, throttled per name and per client (login-guard.ts). */
+  async logIn(accountName: string, digest: string, client?: string) {
+    const keys = this.logins.keys(accountName, client);
+    this.logins.refuseIfThrottled(keys);
     const [account] = await this.db.select().from(accounts).where(eq(accounts.name, accountName));
-    if (!account || !(await verifyPassword(digest, account.passwordHash))) {
+    if (!(await this.logins.verify(keys, digest, account?.passwordHash))) {
       throw err('ID.1000', 'wrong account name or password');
     }
     const [session] = await this.db
