@@ -40,6 +40,9 @@ try {
   databaseUrl = config.databaseUrl;
   lock = lockDataDir(config.dataDir);
   await checkPortFree(config.host, config.port);
+  // The server's modules load (~1 s of CPU) while the simulator and the database start.
+  const appModule = import('./app.js');
+  appModule.catch(() => undefined);
   const pglite = !config.databaseUrl && process.env.ZSTACK_EMBEDDED_DB === 'pglite';
   // The simulator starts while the database does.
   const { spawnSimulator } = await import('./simulator-process.js');
@@ -57,7 +60,7 @@ try {
     });
   }
   simulator = await simulatorStarting;
-  const { App } = await import('./app.js');
+  const { App } = await appModule;
   app = await App.create({
     databaseUrl: config.databaseUrl ?? embedded?.url,
     dataDir: config.dataDir,

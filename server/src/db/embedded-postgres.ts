@@ -122,7 +122,7 @@ function tail(file: string, n = 1): string {
 }
 
 /** Creates the cluster if there is none: into a scratch directory, renamed into place once complete. */
-function initdbIfNeeded(bin: string, pgdata: string, logFile: string): void {
+async function initdbIfNeeded(bin: string, pgdata: string, logFile: string): Promise<void> {
   if (existsSync(join(pgdata, 'PG_VERSION'))) return;
   if (existsSync(pgdata) && !existsSync(join(pgdata, 'global'))) rmSync(pgdata, { recursive: true, force: true });
   else if (existsSync(pgdata)) {
@@ -133,9 +133,14 @@ function initdbIfNeeded(bin: string, pgdata: string, logFile: string): void {
   const log = openSync(logFile, 'a');
   try {
     const [cmd, ...args] = [...launchPrefix(false), join(bin, 'initdb'), '-D', scratch, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-instructions', '--no-sync'];
-    const r = spawnSync(cmd!, args, { stdio: ['ignore', log, log], env: { ...process.env, LC_ALL: 'C' } });
-    if (r.status !== 0) {
-      throw new StartupError(`cannot create the embedded database in ${pgdata} (initdb ${r.error ? r.error.message : `exited with ${r.status ?? r.signal}`}${tail(logFile) ? `: ${tail(logFile)}` : ''}); see ${logFile}`);
+    // Not spawnSync: the server's modules load meanwhile (server/src/main.ts).
+    const child = spawn(cmd!, args, { stdio: ['ignore', log, log], env: { ...process.env, LC_ALL: 'C' } });
+    const how = await new Promise<string | undefined>((resolve) => {
+      child.once('error', (e) => resolve(e.message));
+      child.once('exit', (code, signal) => resolve(code === 0 ? undefined : `exited with ${code ?? signal}`));
+    });
+    if (how) {
+      throw new StartupError(`cannot create the embedded database in ${pgdata} (initdb ${how}${tail(logFile) ? `: ${tail(logFile)}` : ''}); see ${logFile}`);
     }
     // --no-sync made it fast; one sync of the finished directory makes it durable before it is put in place.
     spawnSync('sync', ['-f', scratch], { stdio: 'ignore' });
@@ -203,7 +208,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
   const pgdata = join(opts.dataDir, 'postgres');
   const logFile = join(opts.dataDir, 'postgres.log');
   mkdirSync(opts.dataDir, { recursive: true });
-  initdbIfNeeded(bin, pgdata, logFile);
+  await initdbIfNeeded(bin, pgdata, logFile);
   await reapOrphan(pgdata);
   const sock = socketDir(opts.dataDir);
   mkdirSync(sock, { recursive: true, mode: 0o700 });
