@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import t, { type Test } from 'tap'
+import { until } from '../../test/lib/wait.js'
 import { call, start } from './helpers.js'
 
 const CHUNK = Buffer.alloc(64 * 1024, 7)
@@ -16,7 +17,10 @@ const IMAGE = Buffer.concat([CHUNK, Buffer.alloc(64 * 1024, 8), Buffer.alloc(64 
 const IMAGE_MD5 = createHash('md5').update(IMAGE).digest('hex')
 
 /** /image: IMAGE in three chunks, `gapMs` apart, with Content-Length; /missing: 404. */
-async function imageServer(gapMs: number) {
+// Serves IMAGE in three chunks, `gapMs` apart; with `held`, the rest waits after the first chunk until release().
+async function imageServer(gapMs: number, opts: { held?: boolean } = {}) {
+  let release = () => {}
+  const released = opts.held ? new Promise<void>((r) => (release = r)) : Promise.resolve()
   const server = http.createServer(async (req, res) => {
     if (req.url !== '/image') {
       res.writeHead(404).end()
@@ -26,13 +30,14 @@ async function imageServer(gapMs: number) {
     for (let i = 0; i < 3; i++) {
       if (res.destroyed) return
       res.write(IMAGE.subarray(i * CHUNK.length, (i + 1) * CHUNK.length))
+      if (i === 0) await released
       await new Promise((r) => setTimeout(r, gapMs))
     }
     res.end()
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  return { url, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) }) }
+  return { url, release: () => release(), close: () => new Promise<void>((r) => { release(); server.closeAllConnections(); server.close(() => r()) }) }
 }
 
 async function tempDir(t: Test): Promise<string> {
@@ -43,7 +48,7 @@ async function tempDir(t: Test): Promise<string> {
 
 t.test('real backup storage: connect, download over http with progress and md5, delete', async (t) => {
   const root = await tempDir(t)
-  const images = await imageServer(150)
+  const images = await imageServer(150, { held: true })
   t.teardown(images.close)
   const agent = await start({ kind: 'backup-storage', storageRoot: root })
   t.teardown(() => agent.close())
@@ -58,8 +63,11 @@ t.test('real backup storage: connect, download over http with progress and md5, 
 
   const installPath = join(storagePath, 'images', 'img1', 'img1.qcow2')
   const downloading = call(agent, '/backupstorage/download', { imageUuid: 'img1', installPath, url: `${images.url}/image` }, { timeoutMs: 10_000 })
-  await new Promise((r) => setTimeout(r, 100))
-  const mid = (await call(agent, '/backupstorage/download/progress', { imageUuid: 'img1' })).body
+  // The image server holds the rest after the first chunk: progress is seen mid-way whatever the machine's load.
+  const mid = await until('the first chunk is counted', async () => {
+    const p = (await call(agent, '/backupstorage/download/progress', { imageUuid: 'img1' })).body
+    return p.progress > 0 ? p : undefined
+  })
   t.equal(mid.success, true)
   t.equal(mid.status, 'downloading')
   t.equal(mid.done, false)
@@ -68,6 +76,7 @@ t.test('real backup storage: connect, download over http with progress and md5, 
   t.ok(typeof mid.totalCapacity === 'number')
   const twice = await call(agent, '/backupstorage/download', { imageUuid: 'img1', installPath, url: `${images.url}/image` })
   t.match(twice.body.error, /already being downloaded/)
+  images.release()
 
   const done = (await downloading).body
   t.same([done.success, done.md5Sum, done.size, done.installPath], [true, IMAGE_MD5, IMAGE.length, installPath])
@@ -109,8 +118,8 @@ t.test('real backup storage: file://, failures, deadlines, path checks — capac
   const aborted = await call(agent, '/backupstorage/download', { imageUuid: 's1', installPath: slowPath, url: `${images.url}/image` }, { timeoutMs: 200 })
   t.match(aborted.body.error, /deadline exceeded/)
   t.ok(aborted.body.availableCapacity > 0)
-  await new Promise((r) => setTimeout(r, 50))
-  t.same(existsSync(join(storagePath, 's1')) ? await readdir(join(storagePath, 's1')) : [], [], 'no partial file left')
+  const leftIn = async () => (existsSync(join(storagePath, 's1')) ? await readdir(join(storagePath, 's1')) : [])
+  t.ok(await until('the partial file is removed', async () => (await leftIn()).length === 0), 'no partial file left')
   const abortedProgress = (await call(agent, '/backupstorage/download/progress', { imageUuid: 's1' })).body
   t.same([abortedProgress.status, abortedProgress.done], ['failed', true])
   const records = (await call(agent, '/agent/records', {})).body.records

@@ -149,7 +149,8 @@ function spinner(err: Output, apiName: string) {
 
 /** Runs one command line (already split into words); returns the exit status. */
 export async function runCommand(tokens: string[], settings: Settings, io: CliIO): Promise<number> {
-  const print = (value: unknown) => io.stdout.write((settings.output === 'table' ? toTable(value) : toJson(value)) + '\n');
+  // The REST reply's `schema` map (inventory classes for upstream's typed SDKs) is not part of 1.1's CLI output.
+  const print = (value: unknown) => io.stdout.write((settings.output === 'table' ? toTable(value) : toJson(withoutSchema(value))) + '\n');
   try {
     if (tokens[0] === 'help') {
       io.stdout.write(helpText(tokens[1]) + '\n');
@@ -269,4 +270,10 @@ export async function runCli(io: CliIO): Promise<number> {
 
 export async function main(): Promise<number> {
   return runCli({ argv: process.argv.slice(2), env: process.env, stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
+}
+
+function withoutSchema(value: unknown): unknown {
+  if (!value || typeof value !== 'object' || Array.isArray(value) || !('schema' in value)) return value;
+  const { schema: _schema, ...rest } = value as Record<string, unknown>;
+  return rest;
 }
