@@ -2,6 +2,7 @@
 // simulated hosts and storage (ZSTACK_SIMULATOR_URL + ZSTACK_AGENT_SECRET point at an existing one instead).
 // Order: the data directory's lock and the port first (a refused start touches nothing), then the database, the
 // simulator, the app. Any failure is one line on stderr with its fix, and whatever was started is stopped.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { App } from './app.js';
 import { configFromEnv } from './config.js';
@@ -51,6 +52,9 @@ try {
     : spawnSimulator({ storageRoot: join(config.dataDir, 'simulator') });
   simulatorStarting.then((s) => (simulator = s), () => undefined);
   if (!config.databaseUrl && !pglite) {
+    if (existsSync(join(config.dataDir, 'pglite')) && !existsSync(join(config.dataDir, 'postgres'))) {
+      console.log(`note: ${join(config.dataDir, 'pglite')} holds the data of the earlier embedded database (PGlite), not used any more; ZSTACK_EMBEDDED_DB=pglite opens it`);
+    }
     const { startEmbeddedPostgres } = await import('./db/embedded-postgres.js');
     embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
     embedded.exited.then((how) => {
