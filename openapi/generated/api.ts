@@ -55,6 +55,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/accounts/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete an account with everything it owns
+         * @description Deletes a Normal account together with what it owns (VMs destroyed and expunged, data volumes, images, L3 networks, offerings deleted), its users, groups, policies, quotas, shares and sessions. The built-in admin account cannot be deleted.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["DeleteAccount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/accounts/{uuid}/actions": {
         parameters: {
             query?: never;
@@ -77,6 +99,144 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/accounts/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query user groups
+         * @description Query user groups
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryUserGroup"];
+        put?: never;
+        /**
+         * Create a user group of the caller's account
+         * @description Create a user group of the caller's account
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["CreateUserGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/groups/{groupUuid}/policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attach a policy to a user group
+         * @description Attach a policy to a user group
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AttachPolicyToUserGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/groups/{groupUuid}/policies/{policyUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Detach a policy from a user group
+         * @description Detach a policy from a user group
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["DetachPolicyFromUserGroup"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/groups/{groupUuid}/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a user to a group
+         * @description Add a user to a group
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AddUserToGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/groups/{groupUuid}/users/{userUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a user from a group
+         * @description Remove a user from a group
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["RemoveUserFromGroup"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/groups/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a user group
+         * @description Delete a user group
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["DeleteUserGroup"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/accounts/login": {
         parameters: {
             query?: never;
@@ -92,6 +252,232 @@ export interface paths {
          *     Synchronous. **Default timeout:** 5m.
          */
         put: operations["LogInByAccount"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/permissions/actions#checkApiPermission": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Tell which APIs a user (or the caller) may call
+         * @description Answers `{"inventory": {"<API name>": "Allow"|"Deny"}}` for the APIs named, for the user `userUuid` of the caller's account, or for the caller's session. It judges the API itself (adminOnly and policies), not the resources a call would name.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        put: operations["CheckApiPermission"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query policies
+         * @description Query policies
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryPolicy"];
+        put?: never;
+        /**
+         * Create a policy of the caller's account
+         * @description A policy is a list of statements `{name?, effect: Allow|Deny, actions: [...]}`; an action is `<category>:<API name>` as published in each operation's `x-zstack-permission` (`*` matches any characters, e.g. `vm:*`). For a user's call, a matching Deny in any of its (or its groups') policies wins; otherwise a matching Allow is needed.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["CreatePolicy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/policies/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a policy (detached from every user and group)
+         * @description Delete a policy (detached from every user and group)
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["DeletePolicy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/quota/{uuid}/usages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An account's quota usage
+         * @description For every quota of the account, its limit (`total`) and what the account uses (`used`).
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["GetAccountQuotaUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/quotas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query quotas
+         * @description The quota limits of accounts (every quota name of every account; a Normal account sees its own).
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryQuota"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/quotas/actions#updateQuota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change a quota of an account
+         * @description Change a quota of an account
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["UpdateQuota"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query shared resources
+         * @description Sharing records (a Normal account sees the ones it made).
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QuerySharedResource"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/resources/actions#revokeResourceSharing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Revoke the sharing of resources
+         * @description Ends sharing with the accounts named, the public sharing (`toPublic`), or every sharing of the resources (`all`).
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["RevokeResourceSharing"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/resources/actions#shareResource": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Share resources with accounts or with all
+         * @description The owner (or an admin) shares resources with the accounts named, or with every account (`toPublic`). Shared resources can be seen and used (e.g. an image or L3 network in CreateVmInstance) but not changed or deleted by the receivers.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["ShareResource"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/resources/refs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query which account owns which resource
+         * @description Ownership records (a Normal account sees its own).
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryAccountResourceRef"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -136,6 +522,144 @@ export interface paths {
          */
         get: operations["ValidateSession"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query users
+         * @description Query users (a Normal account sees its own).
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        get: operations["QueryUser"];
+        put?: never;
+        /**
+         * Create a user of the caller's account
+         * @description Creates a user under the calling account. A user logs in with LogInByUser; what it may do is what its policies (and its groups' policies) allow, within what its account may do. `password` is the SHA-512 hex digest of the clear password.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["CreateUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/users/{userUuid}/policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attach a policy to a user
+         * @description Attach a policy to a user
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AttachPolicyToUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/users/{userUuid}/policies/{policyUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Detach a policy from a user
+         * @description Detach a policy from a user
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["DetachPolicyFromUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/users/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a user
+         * @description Deletes the user, its sessions, its group memberships and policy attachments.
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["DeleteUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/users/{uuid}/actions#updateUser": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update a user (name, description, password)
+         * @description Update a user (name, description, password)
+         *
+         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["UpdateUser"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/accounts/users/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Log in as a user of an account
+         * @description Names the account by `accountName` or `accountUuid`. `password` is the SHA-512 hex digest of the clear password. The session acts for the account, limited by the user's policies.
+         *
+         *     Synchronous. **Default timeout:** 5m.
+         */
+        put: operations["LogInByUser"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2193,6 +2717,23 @@ export interface components {
             /** @constant */
             success: true;
         };
+        AccountResourceRefInventory: {
+            accountUuid: components["schemas"]["Uuid"];
+            createDate: components["schemas"]["Date"];
+            isShared: boolean;
+            lastOpDate: components["schemas"]["Date"];
+            ownerAccountUuid: components["schemas"]["Uuid"];
+            permission: number;
+            resourceType: string;
+            resourceUuid: components["schemas"]["Uuid"];
+        };
+        AccountResourceRefInventoryQueryReply: {
+            inventories?: components["schemas"]["AccountResourceRefInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
         /** @description An agent command path, e.g. `/vm/start`. */
         AgentPath: string;
         /** @description Backup storage. SFTP backup storage adds `hostname`, `username` and `sshPort`; no password is ever returned. */
@@ -2929,6 +3470,33 @@ export interface components {
         NetworkServiceType: string;
         /** @description Name of the hosts' network interface, e.g. `eth0`. */
         PhysicalInterface: string;
+        PolicyInventory: {
+            accountUuid: components["schemas"]["Uuid"];
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            statements: components["schemas"]["PolicyStatement"][];
+            uuid: components["schemas"]["Uuid"];
+        };
+        PolicyInventoryQueryReply: {
+            inventories?: components["schemas"]["PolicyInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        PolicyInventoryReply: {
+            inventory: components["schemas"]["PolicyInventory"];
+            /** @constant */
+            success: true;
+        };
+        PolicyStatement: {
+            actions: string[];
+            /** @enum {string} */
+            effect: "Allow" | "Deny";
+            name?: string;
+        };
         PrimaryStorageInventory: {
             attachedClusterUuids: components["schemas"]["Uuid"][];
             /** @description Bytes not yet allocated to volumes. */
@@ -2969,6 +3537,27 @@ export interface components {
             /** @constant */
             success: true;
         };
+        QuotaInventory: {
+            createDate?: components["schemas"]["Date"];
+            /** @example AccountVO */
+            identityType: string;
+            identityUuid: components["schemas"]["Uuid"];
+            lastOpDate?: components["schemas"]["Date"];
+            name: string;
+            value: number;
+        };
+        QuotaInventoryQueryReply: {
+            inventories?: components["schemas"]["QuotaInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        QuotaInventoryReply: {
+            inventory: components["schemas"]["QuotaInventory"];
+            /** @constant */
+            success: true;
+        };
         ReservedIpRangeInventory: {
             createDate?: components["schemas"]["Date"];
             description?: string;
@@ -2996,6 +3585,22 @@ export interface components {
             /** @constant */
             success: true;
         };
+        SharedResourceInventory: {
+            createDate: components["schemas"]["Date"];
+            lastOpDate: components["schemas"]["Date"];
+            ownerAccountUuid: components["schemas"]["Uuid"];
+            receiverAccountUuid?: components["schemas"]["Uuid"];
+            resourceType: string;
+            resourceUuid: components["schemas"]["Uuid"];
+            toPublic: boolean;
+        };
+        SharedResourceInventoryQueryReply: {
+            inventories?: components["schemas"]["SharedResourceInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
         /** @enum {string} */
         StorageStatus: "Connecting" | "Connected" | "Disconnected";
         Tags: string[];
@@ -3013,6 +3618,46 @@ export interface components {
             usedFor?: string;
             uuid: components["schemas"]["Uuid"];
             vmNicUuid?: components["schemas"]["Uuid"];
+        };
+        UserGroupInventory: {
+            accountUuid: components["schemas"]["Uuid"];
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            uuid: components["schemas"]["Uuid"];
+        };
+        UserGroupInventoryQueryReply: {
+            inventories?: components["schemas"]["UserGroupInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        UserGroupInventoryReply: {
+            inventory: components["schemas"]["UserGroupInventory"];
+            /** @constant */
+            success: true;
+        };
+        UserInventory: {
+            accountUuid: components["schemas"]["Uuid"];
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            uuid: components["schemas"]["Uuid"];
+        };
+        UserInventoryQueryReply: {
+            inventories?: components["schemas"]["UserInventory"][];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        UserInventoryReply: {
+            inventory: components["schemas"]["UserInventory"];
+            /** @constant */
+            success: true;
         };
         /**
          * @description A ZStack uuid (v4 without dashes).
@@ -3253,6 +3898,15 @@ export interface components {
             };
             content?: never;
         };
+        /** @description The session may not call this API or touch a resource it names (`ID.1002`; see `x-zstack-permission`). */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorReply"];
+            };
+        };
         /** @description The API runs as a job; poll `location` for the result. Also the answer with `Prefer: wait=<seconds>` when the job has not finished in time. */
         JobAccepted: {
             headers: {
@@ -3430,6 +4084,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -3493,6 +4148,50 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    DeleteAccount: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -3552,6 +4251,359 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    QueryUserGroup: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserGroupInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateUserGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "operators"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The UserGroupInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserGroupInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    AttachPolicyToUserGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                groupUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "policyUuid": "5b5cbb1b7a2d4e5c9b0a1d2e3f4a5b6c"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        policyUuid: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    DetachPolicyFromUserGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                groupUuid: components["schemas"]["Uuid"];
+                policyUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    AddUserToGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                groupUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "userUuid": "3f3cbb1b7a2d4e5c9b0a1d2e3f4a5b6c"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        userUuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    RemoveUserFromGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                groupUuid: components["schemas"]["Uuid"];
+                userUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    DeleteUserGroup: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -3609,6 +4661,600 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyLogIns"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CheckApiPermission: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "checkApiPermission": {
+                 *         "apiNames": [
+                 *           "CreateVmInstance",
+                 *           "CreateZone"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    checkApiPermission: {
+                        apiNames: string[];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        userUuid?: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description Allow or Deny per API name. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        inventory: {
+                            [key: string]: "Allow" | "Deny";
+                        };
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryPolicy: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreatePolicy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "vm-operators",
+                 *         "statements": [
+                 *           {
+                 *             "effect": "Allow",
+                 *             "actions": [
+                 *               "vm:*"
+                 *             ]
+                 *           },
+                 *           {
+                 *             "effect": "Deny",
+                 *             "actions": [
+                 *               "vm:DestroyVmInstance"
+                 *             ]
+                 *           }
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        statements: components["schemas"]["PolicyStatement"][];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PolicyInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    DeletePolicy: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    GetAccountQuotaUsage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The usages. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        success: true;
+                        usages: {
+                            name: string;
+                            total: number;
+                            used: number;
+                        }[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryQuota: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    UpdateQuota: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateQuota": {
+                 *         "identityUuid": "6c6cbb1b7a2d4e5c9b0a1d2e3f4a5b6c",
+                 *         "name": "vm.num",
+                 *         "value": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateQuota: {
+                        identityUuid: components["schemas"]["Uuid"];
+                        /** @example vm.num */
+                        name: string;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        value: number;
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The QuotaInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    QuerySharedResource: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedResourceInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    RevokeResourceSharing: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "revokeResourceSharing": {
+                 *         "resourceUuids": [
+                 *           "7d7cbb1b7a2d4e5c9b0a1d2e3f4a5b6c"
+                 *         ],
+                 *         "all": true
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    revokeResourceSharing: {
+                        accountUuids?: components["schemas"]["Uuid"][];
+                        all?: boolean;
+                        resourceUuids: components["schemas"]["Uuid"][];
+                        systemTags?: components["schemas"]["Tags"];
+                        toPublic?: boolean;
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    ShareResource: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "shareResource": {
+                 *         "resourceUuids": [
+                 *           "7d7cbb1b7a2d4e5c9b0a1d2e3f4a5b6c"
+                 *         ],
+                 *         "toPublic": true
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    shareResource: {
+                        accountUuids?: components["schemas"]["Uuid"][];
+                        resourceUuids: components["schemas"]["Uuid"][];
+                        systemTags?: components["schemas"]["Tags"];
+                        toPublic?: boolean;
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    QueryAccountResourceRef: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountResourceRefInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
     };
@@ -3670,6 +5316,374 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QueryUser: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "bob",
+                 *         "password": "b109f3bbbc244eb82441917ed06d618b9008dd09b3befd1b5e07394c706a8bb980b1d7785e5976ec049b46df5f1326af5a2ea6d103fd07c95385ffab0cacbc86"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        name: components["schemas"]["Name"];
+                        password: string;
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The UserInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    AttachPolicyToUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                userUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "policyUuid": "5b5cbb1b7a2d4e5c9b0a1d2e3f4a5b6c"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        policyUuid: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    DetachPolicyFromUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                policyUuid: components["schemas"]["Uuid"];
+                userUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    DeleteUser: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    UpdateUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateUser": {
+                 *         "description": "operator"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateUser: {
+                        description?: components["schemas"]["Description"];
+                        name?: components["schemas"]["Name"];
+                        password?: string;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The UserInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    LogInByUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "logInByUser": {
+                 *         "accountName": "alice",
+                 *         "userName": "bob",
+                 *         "password": "b109f3bbbc244eb82441917ed06d618b9008dd09b3befd1b5e07394c706a8bb980b1d7785e5976ec049b46df5f1326af5a2ea6d103fd07c95385ffab0cacbc86"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    logInByUser: {
+                        accountName?: components["schemas"]["Name"];
+                        accountUuid?: components["schemas"]["Uuid"];
+                        clientInfo?: {
+                            [key: string]: string;
+                        };
+                        password: string;
+                        systemTags?: components["schemas"]["Tags"];
+                        userName: components["schemas"]["Name"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The SessionInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInventoryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -3756,6 +5770,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -3797,6 +5812,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -3875,6 +5891,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -3943,6 +5960,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -3991,6 +6009,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -4061,6 +6080,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -4116,6 +6136,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -4156,6 +6177,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -4198,6 +6220,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -4257,6 +6280,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -4316,6 +6340,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -4372,6 +6397,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -4420,6 +6446,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -4480,6 +6507,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -4539,6 +6567,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -4587,6 +6616,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -4657,6 +6687,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -4698,6 +6729,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -4747,6 +6779,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -4788,6 +6821,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -4843,6 +6877,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -4892,6 +6927,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -4951,6 +6987,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -5000,6 +7037,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -5041,6 +7079,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -5100,6 +7139,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -5155,6 +7195,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -5215,6 +7256,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -5270,6 +7312,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -5318,6 +7361,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -5390,6 +7434,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -5459,6 +7504,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -5528,6 +7574,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -5577,6 +7624,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -5672,6 +7720,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -5727,6 +7776,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -5771,6 +7821,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -5820,6 +7871,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -5894,6 +7946,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -5935,6 +7988,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -5984,6 +8038,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -6068,6 +8123,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -6116,6 +8172,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -6171,6 +8228,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -6211,6 +8269,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -6267,6 +8326,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -6307,6 +8367,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -6349,6 +8410,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -6420,6 +8482,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -6493,6 +8556,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -6541,6 +8605,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -6625,6 +8690,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -6683,6 +8749,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -6723,6 +8790,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -6800,6 +8868,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -6877,6 +8946,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -6943,6 +9013,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -6989,6 +9060,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -7031,6 +9103,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -7094,6 +9167,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -7143,6 +9217,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -7184,6 +9259,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -7233,6 +9309,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -7281,6 +9358,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -7376,6 +9454,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -7424,6 +9503,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -7465,6 +9545,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -7532,6 +9613,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -7602,6 +9684,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -7650,6 +9733,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -7737,6 +9821,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -7778,6 +9863,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -7833,6 +9919,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -7888,6 +9975,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -7943,6 +10031,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8000,6 +10089,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8062,6 +10152,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8120,6 +10211,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8180,6 +10272,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8229,6 +10322,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -8283,6 +10377,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8332,6 +10427,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -8370,6 +10466,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8419,6 +10516,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -8460,6 +10558,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8501,6 +10600,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8557,6 +10657,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8622,6 +10723,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -8670,6 +10772,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
         };
@@ -8737,6 +10840,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -8778,6 +10882,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8837,6 +10942,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8896,6 +11002,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8952,6 +11059,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
@@ -8992,6 +11100,7 @@ export interface operations {
             202: components["responses"]["JobAccepted"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];

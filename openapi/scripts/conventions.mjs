@@ -11,6 +11,12 @@
 //   optionalPaths  further URL templates the operation is also served at (upstream's optionalPaths)
 //   message, replyClass  (from `x-zstack-message` / `x-zstack-reply-class`, placed after `operationId`) the 1.1 message
 //            class (the RPC body key) and the reply/event class its result is keyed by (default: Msg → Event|Reply)
+// and an `x-zstack-permission` block (required on every operation; see README "Accounts, ownership, permissions"):
+//   category   the action category; the operation's action is `<category>:<operationId>` (policy statements match it)
+//   adminOnly  only SystemAdmin accounts (and their users) may call it
+//   operate    message fields naming resources the caller must own (upstream's checkAccount + operationTarget)
+//   use        message fields naming resources the caller must own or have been shared (upstream's checkAccount)
+//   owns       (creating operations) inventory fields of the reply whose nested resources the creator owns too
 
 const DEFAULT_TIMEOUT = { async: '30m', sync: '5m', query: '5m', poll: '5m' };
 const METHODS = ['get', 'post', 'put', 'delete', 'patch'];
@@ -75,6 +81,26 @@ function replyComponent(doc, inventory, query) {
 
 const json = (schemaRef, description) => ({ description, content: { 'application/json': { schema: schemaRef } } });
 
+const PERMISSION_KEYS = new Set(['category', 'adminOnly', 'operate', 'use', 'owns', 'action']);
+
+/** Checks and completes an operation's `x-zstack-permission` (adds `action`); an operation without one is an error. */
+function permissionOf(op, where, z) {
+  const p = op['x-zstack-permission'];
+  if (!p || typeof p !== 'object') throw new Error(`${where}: x-zstack-permission missing (every operation declares its permission)`);
+  for (const k of Object.keys(p)) if (!PERMISSION_KEYS.has(k)) throw new Error(`${where}: x-zstack-permission has an unknown key ${k}`);
+  if (typeof p.category !== 'string' || !/^[a-zA-Z][a-zA-Z0-9]*$/.test(p.category)) throw new Error(`${where}: x-zstack-permission.category must be a word`);
+  if (typeof p.adminOnly !== 'boolean') throw new Error(`${where}: x-zstack-permission.adminOnly must be true or false`);
+  if (z.public && p.adminOnly) throw new Error(`${where}: a public operation cannot be adminOnly`);
+  const fields = new Set([...(op.parameters ?? []).map((x) => x.name), ...Object.keys(op.requestBody?.content?.['application/json']?.schema?.properties ?? {})]);
+  for (const list of ['operate', 'use', 'owns']) {
+    if (p[list] === undefined) continue;
+    if (!Array.isArray(p[list]) || p[list].some((f) => typeof f !== 'string')) throw new Error(`${where}: x-zstack-permission.${list} must be a list of names`);
+    if (list === 'owns') continue;
+    for (const f of p[list]) if (!fields.has(f)) throw new Error(`${where}: x-zstack-permission.${list} names ${f}, which is no field of the request`);
+  }
+  p.action = `${p.category}:${op.operationId}`;
+}
+
 export function applyConventions(doc) {
   // Every inventory names its upstream Java class (the reply's `schema` map, upstream's SDKs type replies by it).
   for (const [name, schema] of Object.entries(doc.components.schemas)) {
@@ -93,6 +119,7 @@ export function applyConventions(doc) {
       ids.add(op.operationId);
       if (!op.summary) throw new Error(`${where}: summary missing`);
       const z = (op['x-zstack'] ??= {});
+      permissionOf(op, where, z);
       z.kind ??= z.query ? 'query' : method === 'get' ? 'sync' : 'async';
       if (action) {
         if (z.bodyKey && z.bodyKey !== action) throw new Error(`${where}: bodyKey ${z.bodyKey} != #${action}`);
@@ -154,6 +181,7 @@ export function applyConventions(doc) {
       if (z.kind !== 'poll') {
         op.responses['400'] ??= ref('responses', 'BadRequest');
         if (!z.public) op.responses['401'] ??= ref('responses', 'Unauthorized');
+        if (!z.public) op.responses['403'] ??= ref('responses', 'Forbidden');
         if (/\{/.test(path)) op.responses['404'] ??= ref('responses', 'NotFound');
         op.responses['409'] ??= ref('responses', 'Conflict');
         op.responses['503'] ??= ref('responses', 'Failed');

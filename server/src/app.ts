@@ -21,8 +21,10 @@ import { QueryEngine, type InventoryDescriptor } from './core/query.js';
 import { registerRpc } from './core/rpc.js';
 import { registerRoutes, sendError } from './core/router.js';
 import { listOperations, loadSpec, type SpecOperation } from './core/spec.js';
+import { Permissions } from './core/permissions.js';
 import { IdentityService } from './identity/service.js';
-import { accountDescriptor, identityHandlers } from './identity/handlers.js';
+import { accountDescriptor, identityDescriptors, identityHandlers } from './identity/handlers.js';
+import { checkQuota, quotaDemand } from './identity/quotas.js';
 import { globalConfigDescriptor, managementHandlers, managementNodeDescriptor } from './management/handlers.js';
 import { zoneDescriptor } from './zone/inventory.js';
 import { zoneHandlers } from './zone/handlers.js';
@@ -73,6 +75,7 @@ export class App {
   readonly jobs: JobService;
   readonly globalConfig: GlobalConfigService;
   readonly identity: IdentityService;
+  readonly permissions: Permissions;
   readonly gc: GarbageCollector;
   readonly http: FastifyInstance;
   readonly agents: AgentClient;
@@ -97,6 +100,11 @@ export class App {
     this.jobs = new JobService(this.db, this.nodeUuid);
     this.globalConfig = new GlobalConfigService(this.db, this.events);
     this.identity = new IdentityService(this.db, this.globalConfig);
+    this.permissions = new Permissions(this.db, this.doc, this.operations, {
+      operations: new Set(['CreateVmInstance', 'CreateDataVolume', 'CreateL3Network', 'AddImage']),
+      check: async (id, msg, account) => checkQuota(this.db, account, await quotaDemand(this.db, id, msg)),
+      withAccountLock: (account, fn) => this.locks.withLock(`account-quota-${account}`, fn),
+    });
     this.gc = new GarbageCollector(this.db, this.nodeUuid, this.globalConfig, this.events);
     this.agents = new AgentClient(options.agentSecret, (path) => this.propertyTimeouts.agentPaths.get(path));
     this.http = Fastify({
@@ -216,6 +224,7 @@ export class App {
     this.defineCoreConfig();
     this.loadProperties();
     this.addInventory(accountDescriptor);
+    for (const d of identityDescriptors) this.addInventory(d);
     this.addInventory(globalConfigDescriptor);
     this.addInventory(managementNodeDescriptor);
     this.addInventory(zoneDescriptor);
@@ -301,12 +310,13 @@ export class App {
     registerRoutes(http, {
       doc: this.doc,
       operations: this.operations,
-      handlers: this.handlers,
+      handlers: this.permissions.withOwnership(this.handlers),
       jobs: this.jobs,
       query: this.query,
       db: this.db,
       authenticate: (h) => this.identity.authenticate(h),
       timeoutOf: (op, s) => this.timeoutOf(op, s),
+      authorize: (op, session, msg) => this.permissions.authorize(op, session, msg),
       validateResponses: this.options.validateResponses,
     });
     registerRpc(http, { doc: this.doc, operations: this.operations, jobs: this.jobs });

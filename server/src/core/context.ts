@@ -8,6 +8,8 @@ export interface SessionInfo {
   uuid: string;
   accountUuid: string;
   accountType: string;
+  /** Set for a user's session (LogInByUser): the user, whose policies are evaluated on every call. */
+  userUuid?: string;
 }
 
 export interface CallContext {

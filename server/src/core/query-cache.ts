@@ -110,5 +110,6 @@ export function cacheKey(inventory: string, p: QueryParams & { groupBy?: unknown
     sort,
     p.fields ?? '',
     p.groupBy ?? null,
+    p.accountScope ?? '',
   ]);
 }

@@ -46,6 +46,13 @@ export interface InventoryDescriptor<Row = any, Inv = any> {
   /** Extra restriction always applied (e.g. only appliance VMs). */
   where?: (table: any) => SQL;
   defaultSort?: string;
+  /**
+   * Visibility to Normal accounts (core/permissions.ts): rows whose `ownerKey` column (default `uuid`) names a
+   * resource the account owns, has been shared, or is the account itself; `globalReadable` inventories are seen
+   * whole (upstream's global readable resources, e.g. zones).
+   */
+  ownerKey?: string;
+  globalReadable?: boolean;
   toInventories(rows: Row[], db: Tx): Promise<Inv[]>;
 }
 
@@ -59,6 +66,8 @@ export interface QueryParams {
   sortBy?: string;
   sortDirection?: 'asc' | 'desc';
   fields?: string;
+  /** Set by the permission check for a Normal account: only what this account may see (part of the cache key). */
+  accountScope?: string;
 }
 
 export interface QueryReply {
@@ -121,6 +130,7 @@ export class QueryEngine {
     const table = alias(d.table, 't0');
     const conditions = ([] as string[]).concat(params.q ?? []).map((c) => this.conditionSql(d, table, parseCondition(c), 1));
     if (d.where) conditions.push(d.where(table));
+    if (params.accountScope && !d.globalReadable) conditions.push(visibleTo(d, table, params.accountScope));
     const where = conditions.length ? and(...conditions) : undefined;
 
     const reply: QueryReply = {};
@@ -218,6 +228,13 @@ export class QueryEngine {
     const from = sql`${sql.identifier(getTableName(other.table))} ${sql.identifier(`t${depth}`)}`;
     return sql`EXISTS (SELECT 1 FROM ${from} WHERE ${(t as any)[exp.remoteKey]} = ${table[exp.localKey]} AND ${inner}${extra})`;
   }
+}
+
+/** The rows of `d` an account may see: its `ownerKey` (or `uuid`) owned by, shared with, or equal to the account. */
+function visibleTo(d: InventoryDescriptor, table: any, accountUuid: string): SQL {
+  const key = d.ownerKey ?? d.fields.uuid?.key;
+  if (!key) return sql`FALSE`;
+  return sql`${table[key]} IN (SELECT resource_uuid FROM account_resource_refs WHERE account_uuid = ${accountUuid} UNION ALL SELECT resource_uuid FROM shared_resources WHERE receiver_account_uuid = ${accountUuid} OR to_public UNION ALL SELECT ${accountUuid}::text)`;
 }
 
 function convert(field: FieldDef, raw: string, name: string): unknown {

@@ -29,6 +29,8 @@ export interface RouterDeps {
   db: import('../db/index.js').Db;
   authenticate(header: string | undefined): Promise<SessionInfo>;
   timeoutOf(op: SpecOperation, headerSeconds?: number): number;
+  /** The permission check (core/permissions.ts): throws 403, or scopes a Normal account's query. */
+  authorize?(op: SpecOperation, session: SessionInfo | undefined, msg: Record<string, unknown>): Promise<void>;
   /** Tests: check every successful reply against the spec (a mismatch is a 500). */
   validateResponses?: boolean;
 }
@@ -187,6 +189,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     if (op.x.kind === 'query' && typeof path.uuid === 'string') msg.q = [...([] as unknown[]).concat(msg.q ?? []), `uuid=${path.uuid}`];
     if (body?.systemTags && !msg.systemTags) msg.systemTags = body.systemTags;
     if (body?.userTags && !msg.userTags) msg.userTags = body.userTags;
+    await deps.authorize?.(op, session, msg);
 
     const timeoutSeconds = headerTimeoutSeconds(req.headers['x-api-timeout']);
     // A cached query reply goes out without a call context (no deadline timer to arm for a map look-up).

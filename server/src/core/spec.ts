@@ -21,6 +21,20 @@ export interface ZStackExtension {
   replyClass?: string;
 }
 
+/** An operation's `x-zstack-permission` (completed by the generator's conventions; see core/permissions.ts). */
+export interface PermissionDef {
+  category: string;
+  /** `<category>:<operationId>`: what policy statements match. */
+  action: string;
+  adminOnly: boolean;
+  /** Message fields naming resources the caller must own. */
+  operate?: string[];
+  /** Message fields naming resources the caller must own or have been shared. */
+  use?: string[];
+  /** Reply inventory fields whose nested resources a creating call's account owns too. */
+  owns?: string[];
+}
+
 export interface ParameterDef {
   name: string;
   in: 'path' | 'query' | 'header';
@@ -38,6 +52,7 @@ export interface SpecOperation {
   /** JSON pointer of the operation in the document. */
   pointer: string;
   x: ZStackExtension;
+  permission: PermissionDef;
   parameters: ParameterDef[];
   hasBody: boolean;
   bodyRequired: boolean;
@@ -82,6 +97,7 @@ export function listOperations(doc: Record<string, any>): SpecOperation[] {
         path: key.split('#')[0],
         pointer,
         x: op['x-zstack'],
+        permission: op['x-zstack-permission'],
         parameters,
         hasBody: Boolean(op.requestBody),
         bodyRequired: Boolean(op.requestBody?.required),

@@ -2,7 +2,8 @@
 // seconds of idleness (each use slides the expiry, at most once a minute).
 import { and, eq, lt } from 'drizzle-orm';
 import type { Db } from '../db/index.js';
-import { accounts, sessions } from '../db/schema/index.js';
+import { accounts, quotas, sessions, users } from '../db/schema/index.js';
+import { QUOTA_DEFAULTS } from './quotas.js';
 import type { SessionInfo } from '../core/context.js';
 import { err } from '../core/errors.js';
 import type { GlobalConfigService } from '../core/global-config.js';
@@ -48,6 +49,25 @@ export class IdentityService {
     return session;
   }
 
+  /** LogInByUser: the account named by name or uuid, then its user by name. */
+  async logInByUser(p: { accountName?: string; accountUuid?: string; userName: string; password: string }, client?: string) {
+    if (!p.accountName && !p.accountUuid) throw err('SYS.1007', 'accountName or accountUuid is required');
+    // Throttled and timed as account log-ins are (login-guard.ts), per account/user name.
+    const keys = this.logins.keys(`${p.accountUuid ?? p.accountName}/${p.userName}`, client);
+    this.logins.refuseIfThrottled(keys);
+    const [account] = await this.db
+      .select({ uuid: accounts.uuid })
+      .from(accounts)
+      .where(p.accountUuid ? eq(accounts.uuid, p.accountUuid) : eq(accounts.name, p.accountName!));
+    const [user] = account ? await this.db.select().from(users).where(and(eq(users.accountUuid, account.uuid), eq(users.name, p.userName))) : [];
+    if (!(await this.logins.verify(keys, p.password, user?.passwordHash)) || !user) throw err('ID.1000', 'wrong account, user name or password');
+    const [session] = await this.db
+      .insert(sessions)
+      .values({ uuid: newUuid(), accountUuid: user.accountUuid, userUuid: user.uuid, userType: 'UserVO', expiredDate: this.expiry() })
+      .returning();
+    return session;
+  }
+
   async logOut(uuid: string): Promise<void> {
     await this.db.delete(sessions).where(eq(sessions.uuid, uuid));
   }
@@ -62,7 +82,7 @@ export class IdentityService {
     const m = /^OAuth\s+(\S+)\s*$/.exec(header ?? '');
     if (!m) throw err('ID.1001', "missing or malformed header 'Authorization: OAuth <session uuid>'; log in with LogInByAccount first");
     const [row] = await this.db
-      .select({ uuid: sessions.uuid, accountUuid: sessions.accountUuid, expiredDate: sessions.expiredDate, type: accounts.type })
+      .select({ uuid: sessions.uuid, accountUuid: sessions.accountUuid, userUuid: sessions.userUuid, userType: sessions.userType, expiredDate: sessions.expiredDate, type: accounts.type })
       .from(sessions)
       .innerJoin(accounts, eq(accounts.uuid, sessions.accountUuid))
       .where(eq(sessions.uuid, m[1]));
@@ -71,7 +91,7 @@ export class IdentityService {
     if (fresh.getTime() - row.expiredDate.getTime() > 60_000) {
       await this.db.update(sessions).set({ expiredDate: fresh }).where(eq(sessions.uuid, row.uuid));
     }
-    return { uuid: row.uuid, accountUuid: row.accountUuid, accountType: row.type };
+    return { uuid: row.uuid, accountUuid: row.accountUuid, accountType: row.type, ...(row.userType === 'UserVO' ? { userUuid: row.userUuid } : {}) };
   }
 
   async purgeExpired(): Promise<number> {
@@ -92,6 +112,11 @@ export class IdentityService {
         description: p.description ?? null,
       })
       .returning();
+    // Every quota of the new account, at the defaults (QueryQuota lists them; UpdateQuota changes them).
+    await this.db
+      .insert(quotas)
+      .values(Object.entries(QUOTA_DEFAULTS).map(([name, value]) => ({ uuid: newUuid(), identityUuid: row.uuid, name, value })))
+      .onConflictDoNothing();
     return row;
   }
 

@@ -105,6 +105,8 @@ export function ipRangeInventory(r: IpRangeRow) {
 
 export const ipRangeDescriptor: InventoryDescriptor<IpRangeRow> = {
   name: 'IpRangeInventory',
+  // Seen with their L3 network (an admin's ranges on an L3 shared with the account too).
+  ownerKey: 'l3NetworkUuid',
   table: ipRanges,
   fields: fieldsFromTable(ipRanges, { exclude: ['startInt', 'endInt'] }),
   expand: { l3Network: { inventory: 'L3NetworkInventory', localKey: 'l3NetworkUuid', remoteKey: 'uuid' } },
@@ -150,6 +152,7 @@ export const l3RefInventory = (r: L3RefRow) => ({
 
 export const l3RefDescriptor: InventoryDescriptor<L3RefRow> = {
   name: 'NetworkServiceL3NetworkRefInventory',
+  ownerKey: 'l3NetworkUuid',
   table: networkServiceL3Refs,
   // createDate is not in the inventory, but stays queryable: it orders the refs.
   fields: fieldsFromTable(networkServiceL3Refs, { exclude: ['lastOpDate'] }),
@@ -187,6 +190,7 @@ export async function providerInventories(rows: ProviderRow[], db: Tx) {
 
 export const providerDescriptor: InventoryDescriptor<ProviderRow> = {
   name: 'NetworkServiceProviderInventory',
+  globalReadable: true,
   table: networkServiceProviders,
   fields: fieldsFromTable(networkServiceProviders),
   expand: { l2NetworkRef: { inventory: 'NetworkServiceProviderL2NetworkRefInventory', localKey: 'uuid', remoteKey: 'providerUuid' } },

@@ -146,6 +146,8 @@ export const vmDescriptor: InventoryDescriptor<VmRow> = {
 
 export const nicDescriptor: InventoryDescriptor<NicRow> = {
   name: 'VmNicInventory',
+  // A NIC is seen with its VM.
+  ownerKey: 'vmInstanceUuid',
   table: vmNics,
   fields: fieldsFromTable(vmNics),
   expand: {

@@ -19,6 +19,8 @@ export function zoneInventory(z: ZoneRow) {
 
 export const zoneDescriptor: InventoryDescriptor<ZoneRow> = {
   name: 'ZoneInventory',
+  // Zones are readable by every account (upstream's global readable resources); only admins change them.
+  globalReadable: true,
   table: zones,
   fields: fieldsFromTable(zones),
   expand: {},
