@@ -2729,6 +2729,7 @@ export interface components {
         };
         AccountResourceRefInventoryQueryReply: {
             inventories?: components["schemas"]["AccountResourceRefInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3481,6 +3482,7 @@ export interface components {
         };
         PolicyInventoryQueryReply: {
             inventories?: components["schemas"]["PolicyInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3488,6 +3490,7 @@ export interface components {
         };
         PolicyInventoryReply: {
             inventory: components["schemas"]["PolicyInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -3548,6 +3551,7 @@ export interface components {
         };
         QuotaInventoryQueryReply: {
             inventories?: components["schemas"]["QuotaInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3555,6 +3559,7 @@ export interface components {
         };
         QuotaInventoryReply: {
             inventory: components["schemas"]["QuotaInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -3596,6 +3601,7 @@ export interface components {
         };
         SharedResourceInventoryQueryReply: {
             inventories?: components["schemas"]["SharedResourceInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3629,6 +3635,7 @@ export interface components {
         };
         UserGroupInventoryQueryReply: {
             inventories?: components["schemas"]["UserGroupInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3636,6 +3643,7 @@ export interface components {
         };
         UserGroupInventoryReply: {
             inventory: components["schemas"]["UserGroupInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
@@ -3649,6 +3657,7 @@ export interface components {
         };
         UserInventoryQueryReply: {
             inventories?: components["schemas"]["UserInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
             /** @description With `count` or `replyWithCount`. */
@@ -3656,6 +3665,7 @@ export interface components {
         };
         UserInventoryReply: {
             inventory: components["schemas"]["UserInventory"];
+            schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
         };
