@@ -4172,7 +4172,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4292,7 +4292,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -4322,7 +4322,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4382,7 +4382,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4441,7 +4441,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4482,7 +4482,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4541,7 +4541,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4585,7 +4585,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4678,7 +4678,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -4756,7 +4756,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -4786,7 +4786,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4864,7 +4864,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -4902,7 +4902,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path: {
@@ -4962,7 +4962,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -4992,7 +4992,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5072,7 +5072,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -5102,7 +5102,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5164,7 +5164,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5244,7 +5244,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -5355,7 +5355,7 @@ export interface operations {
                 start?: components["parameters"]["start"];
             };
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
@@ -5385,7 +5385,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5447,7 +5447,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5506,7 +5506,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5550,7 +5550,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5590,7 +5590,7 @@ export interface operations {
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
                 Prefer?: components["parameters"]["PreferWait"];
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
                 /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
@@ -5649,7 +5649,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Timeout of this API call in seconds; overrides the API's configured timeout. */
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
             };
             path?: never;
