@@ -43,14 +43,15 @@ t.test('a poisoned batch: 20 honest concurrent callers all succeed, nothing of a
 
   for (let round = 0; round < 3; round++) {
     const honest = sessions.map((session, i) =>
-      http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: `zone-${round}-${i}`, description: `private-${session}` } }, headers: { Authorization: `OAuth ${session}` } }),
+      // (Normal accounts may create offerings, not zones: see README "Accounts, ownership, permissions".)
+      http(s.url, 'POST', '/zstack/v1/instance-offerings', { body: { params: { name: `offering-${round}-${i}`, cpuNum: 1, memorySize: 134217728, description: `private-${session}` } }, headers: { Authorization: `OAuth ${session}` } }),
     );
     const poisons = [
       http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'nul\u0000byte' } }, headers: adminAuth }),
       http(s.url, 'POST', '/zstack/v1/zones', { rawBody: '{"params":{"name":"lone\\ud800surrogate"}}', headers: adminAuth }),
       http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'timeout' } }, headers: { ...adminAuth, 'X-API-Timeout': '1e100' } }),
       http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'huge-timeout' } }, headers: { ...adminAuth, 'X-API-Timeout': '99999999999' } }),
-      http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'z', description: 'x\u0000' } }, headers: { Authorization: `OAuth ${sessions[0]}` } }),
+      http(s.url, 'POST', '/zstack/v1/instance-offerings', { body: { params: { name: 'o', cpuNum: 1, memorySize: 134217728, description: 'x\u0000' } }, headers: { Authorization: `OAuth ${sessions[0]}` } }),
       http(s.url, 'POST', '/zstack/v1/accounts', { body: { params: { name: `made-${round}`, password: adminAccountPw } }, headers: adminAuth }),
     ];
     const [answers, bad] = await Promise.all([Promise.all(honest), Promise.all(poisons)]);
@@ -58,7 +59,7 @@ t.test('a poisoned batch: 20 honest concurrent callers all succeed, nothing of a
       t.equal(a.status, 202, `honest caller ${i} accepted`);
       const done = await pollJob(a.json.location);
       t.equal(done.status, 200, `honest caller ${i}'s job succeeded`);
-      t.equal(done.json.inventory.name, `zone-${round}-${i}`);
+      t.equal(done.json.inventory.name, `offering-${round}-${i}`);
       const text = JSON.stringify(done.json) + a.text;
       for (const [j, other] of sessions.entries()) if (j !== i) t.notOk(text.includes(other), `caller ${i} sees nothing of caller ${j}`);
       t.notOk(text.includes(adminAccountPw) || text.includes(admin), 'nor of the admin');
