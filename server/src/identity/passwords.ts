@@ -20,12 +20,3 @@ export async function verifyPassword(digest: string, stored: string): Promise<bo
   const expected = Buffer.from(hashHex, 'hex');
   return hash.length === expected.length && timingSafeEqual(hash, expected);
 }
-
-let dummy: Promise<string> | undefined;
-
-/** Like `verifyPassword`, but with no stored hash it spends the same work on a dummy one: unknown names cost the same. */
-export async function verifyOrBurn(digest: string, stored: string | undefined): Promise<boolean> {
-  const hash = stored ?? (await (dummy ??= hashPassword('dummy')));
-  const ok = await verifyPassword(digest, hash);
-  return ok && stored !== undefined;
-}
