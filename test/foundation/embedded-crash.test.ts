@@ -56,7 +56,7 @@ t.test('10 rounds of kill -9 during writes: every start succeeds, every acknowle
 
     // Kill at a different moment each round: after 5..50 more acknowledged writes.
     const target = 5 + ((round * 17) % 46);
-    await until(`${target} writes in round ${round}`, () => roundAcks.length >= target, 60_000, 1);
+    await until(`${target} writes in round ${round}`, () => roundAcks.length >= target, 120_000, 1);
     child.kill('SIGKILL');
     if (round % 2 === 0) process.kill(ready!.postgresPid, 'SIGKILL');
     await until('the killed writer to exit', () => exitCode !== null || child.signalCode !== null);

@@ -89,7 +89,7 @@ t.test('kill -9 of the server: no child survives; the next start has every ackno
   const kids = await until('the console proxy agent to run', () => {
     const all = processTree(a.child.pid!).filter((p) => p !== a.child.pid);
     return all.some((p) => commandOf(p).includes('console-proxy')) ? all : undefined;
-  });
+  }, 120_000);
   t.ok(kids.some((p) => commandOf(p).includes(' simulator ')), 'a simulator agent runs');
   t.ok(kids.some((p) => /bin\/postgres /.test(commandOf(p))), 'PostgreSQL runs');
   // Writes in flight when it dies (not acknowledged: may or may not be there).
