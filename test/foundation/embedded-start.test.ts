@@ -72,6 +72,16 @@ t.test('start-up refusals are one line, before any work', { skip: missing }, asy
   await t.test('a bad ZSTACK_PORT', async (t) => {
     await refused(t, { ZSTACK_DATA_DIR: tmp(t), ZSTACK_PORT: 'eighty' }, /^zstack: cannot start: ZSTACK_PORT must be a port number, got eighty$/);
   });
+
+  await t.test('the embedded database killed under a running server: it stops, saying so in one line', async (t) => {
+    const kids = processTree(a.child.pid!).filter((p) => p !== a.child.pid);
+    process.kill(Number(postmasterPid.split('\n')[0]), 'SIGKILL');
+    t.equal(await a.exited, 1, 'exits with 1');
+    const said = a.stderr.filter((l) => l.startsWith('zstack:'));
+    t.match(said, [/^zstack: the embedded database stopped \(postgres killed by SIGKILL\); see .*postgres\.log\. Stopping\.$/]);
+    await until('every child of the server to exit', () => kids.every((p) => !alive(p)), 60_000);
+    t.notOk(existsSync(join(dataDir, 'server.lock')), 'the lock is released');
+  });
 });
 
 t.test('kill -9 of the server: no child survives; the next start has every acknowledged write', { skip: missing }, async (t) => {
