@@ -1235,6 +1235,8 @@ export interface components {
         NicTO: {
             bridgeName?: string;
             deviceId: number;
+            /** @description Our extension: the L3 network's DHCP is the Flat provider: a real host serves `ip`/`netmask`/`gateway` to this MAC from dnsmasq in the L3's namespace on the bridge. */
+            flatDhcp?: boolean;
             gateway?: string;
             ip?: string;
             l3NetworkUuid?: string;
@@ -1243,8 +1245,12 @@ export interface components {
             netmask?: string;
             /** @description Tap device name, `vnic<vmInternalId>.<deviceId>`. */
             nicInternalName?: string;
+            /** @description Our extension: the physical interface of the L2 network behind `bridgeName` (a real host creates the bridge, and the VLAN device, when missing). */
+            physicalInterface?: string;
             useVirtio?: boolean;
             uuid: string;
+            /** @description Our extension: the VLAN of an L2VlanNetwork. */
+            vlan?: number;
         };
         PrimaryStorageCapacityCmd: {
             mountPath?: string;

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { call, start } from '../../agents/test/helpers.js';
 import { openWs, rfbHandshake } from '../../agents/test/console-proxy-helpers.js';
-import { FlatDhcpServer, deleteBridge, ensureBridge } from '../../agents/src/network/host-network.js';
+import { FlatDhcpServer, deleteBridge } from '../../agents/src/network/host-network.js';
 import { consoleText, qemuRss, realVmUnavailable, tryoutImage, waitConsole } from '../lib/realvm.js';
 
 const sh = promisify(execFile);
@@ -33,8 +33,12 @@ async function suite(t: Test): Promise<void> {
   const net = `10.${200 + (parseInt(tag.slice(0, 2), 16) % 50)}.${parseInt(tag.slice(2, 4), 16)}`;
   const mac0 = `52:54:00:${tag.slice(0, 2)}:${tag.slice(2, 4)}:10`;
   const mac1 = `52:54:00:${tag.slice(0, 2)}:${tag.slice(2, 4)}:11`;
-  const dhcp = new FlatDhcpServer({
-    l3NetworkUuid: `l3-${tag}`, bridgeName, serverIp: `${net}.1`, gateway: `${net}.1`, prefixLength: 24, stateDir: join(dir, 'dhcp'),
+  const l3NetworkUuid = `l3-${tag}`;
+  // The same L3 → the same namespace and files as the agent's own server: for pinging and cleaning up.
+  const dhcp = new FlatDhcpServer({ l3NetworkUuid, bridgeName, serverIp: `${net}.1`, gateway: `${net}.1`, prefixLength: 24 });
+  const nicOf = (mac: string, deviceId: number, ip: string) => ({
+    mac, uuid: `nic${deviceId}${tag}`, deviceId, bridgeName, nicInternalName: `zv${tag}.${deviceId}`,
+    l3NetworkUuid, ip, netmask: '255.255.255.0', gateway: `${net}.1`, flatDhcp: true,
   });
 
   const image = await tryoutImage();
@@ -56,8 +60,6 @@ async function suite(t: Test): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  await ensureBridge({ bridgeName });
-  await dhcp.ensure([{ mac: mac0, ip: `${net}.10`, hostname: 'vm0' }]);
 
   const connected = await kvm('/host/connect', { hostUuid });
   t.equal(connected.success, true, connected.error);
@@ -78,7 +80,7 @@ async function suite(t: Test): Promise<void> {
   const startReply = await kvm('/vm/start', {
     vmInstanceUuid: vmUuid, vmName: 'tryout', memory: 128 << 20, cpuNum: 1, hostManagementIp: '127.0.0.1',
     rootVolume: { installPath: root, deviceId: 0, volumeUuid: `root${tag}` },
-    nics: [{ mac: mac0, uuid: `nic0${tag}`, deviceId: 0, bridgeName, nicInternalName: `zv${tag}.0` }],
+    nics: [nicOf(mac0, 0, `${net}.10`)],
   }, 60_000);
   t.equal(startReply.success, true, startReply.error);
   t.same((await kvm('/vm/checkstate', { vmUuids: [vmUuid] })).states, { [vmUuid]: 'Running' });
@@ -87,7 +89,7 @@ async function suite(t: Test): Promise<void> {
   await t.test('the guest boots and takes the lease we allocated', async (t) => {
     await waitConsole(log, /zstack-tryout: booted/, 180_000);
     const lease = await waitConsole(log, new RegExp(`lease eth0 ${mac0} (\\S+)/`), 120_000);
-    t.equal(lease[1], `${net}.10`, 'DHCP lease = our static lease');
+    t.equal(lease[1], `${net}.10`, 'DHCP lease = the address of the start command (the Flat DHCP static lease)');
     t.comment(`boot to lease: ${((Date.now() - started) / 1000).toFixed(1)} s; QEMU RSS ${((qemuRss(vmUuid) ?? 0) / 2 ** 20).toFixed(0)} MiB`);
     await waitConsole(log, /login:/, 60_000);
     // The DHCP namespace reaches the guest (retried: the guest's ARP may lag its lease by a moment).
@@ -115,17 +117,19 @@ async function suite(t: Test): Promise<void> {
   });
 
   await t.test('a NIC is hot-plugged (its own lease) and unplugged', async (t) => {
-    await dhcp.setLeases([{ mac: mac0, ip: `${net}.10` }, { mac: mac1, ip: `${net}.11` }]);
-    const nic = { mac: mac1, uuid: `nic1${tag}`, deviceId: 1, bridgeName, nicInternalName: `zv${tag}.1` };
+    const nic = nicOf(mac1, 1, `${net}.11`);
     const from = consoleText(log).length;
     const attached = await kvm('/vm/attachnic', { vmUuid, nic });
     t.equal(attached.success, true, attached.error);
-    const lease = await waitConsole(log, new RegExp(`lease (eth\\d) ${mac1} (\\S+)/`), 60_000, from);
+    const lease = await waitConsole(log, new RegExp(`lease (eth\\d) ${mac1} (\\S+)/`), 60_000, from).catch((e: Error) => {
+      throw new Error(`${e.message}\ndnsmasq said:\n${consoleText(dhcp.leaseLog).slice(-3000)}`);
+    });
     t.equal(lease[2], `${net}.11`, 'the hot-plugged NIC leased its static address');
     t.equal((await kvm('/vm/attachnic', { vmUuid, nic })).success, true, 'the same MAC again succeeds');
     const detached = await kvm('/vm/detachnic', { vmUuid, nic });
     t.equal(detached.success, true, detached.error);
     await waitConsole(log, new RegExp(`nic remove ${lease[1]}`), 30_000, from);
+    t.same((await dhcp.leases()).map((l) => l.mac), [mac0], 'its lease left with it');
   });
 
   await t.test('a console token opens a WebSocket to the real framebuffer', async (t) => {
@@ -173,5 +177,8 @@ async function suite(t: Test): Promise<void> {
     t.same((await kvm('/vm/checkstate', { vmUuids: [vmUuid] })).states, { [vmUuid]: 'Shutdown' });
     t.notOk((await kvm('/vm/vmsync', {})).states?.[vmUuid], 'no longer listed');
     t.equal((await kvm('/vm/stop', { uuid: vmUuid })).success, true, 'stopping a stopped VM succeeds');
+    t.same(await dhcp.leases(), [{ mac: mac0, ip: `${net}.10`, owner: vmUuid }], 'a stopped VM keeps its lease');
+    t.equal((await kvm('/vm/destroy', { uuid: vmUuid })).success, true);
+    t.same(await dhcp.leases(), [], 'a destroyed VM leaves no lease behind');
   });
 }

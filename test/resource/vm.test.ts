@@ -268,12 +268,21 @@ t.test('vms, volumes and the virtual router', async (t) => {
 
   t.test('NICs and data volumes at run time', async (t) => {
     const vm = (await create('hotplug')).inventory;
+    const records = await recordsOf(s, vm.hostUuid!);
+    const startCmd = records.find((r) => r.path === '/vm/start' && r.body.vmInstanceUuid === vm.uuid)!.body;
+    t.match(startCmd.nics[0], { bridgeName: 'br_eth0', physicalInterface: 'eth0', l3NetworkUuid: env.l3.uuid }, 'a NIC names its L2 bridge');
+    t.notOk('flatDhcp' in startCmd.nics[0], 'DHCP by the virtual router, not Flat');
+    const rootCreate = records.find((r) => r.path === '/primarystorage/volume/create' && r.body.volumeUuid === vm.rootVolumeUuid)!.body;
+    t.match(rootCreate, {
+      imageInstallPath: `/zstack_ps/imagecache/template/${env.image.uuid}/${env.image.uuid}.qcow2`,
+      backupStorageInstallPath: new RegExp(env.image.uuid),
+    }, 'the root volume names its image in the primary storage cache and on the backup storage');
     const { inventory: l3b } = await zs.createL3Network({ name: 'l3b', l2NetworkUuid: env.l2.uuid });
     await zs.addIpRange({ l3NetworkUuid: l3b.uuid, name: 'r', startIp: '10.9.0.10', endIp: '10.9.0.20', netmask: '255.255.255.0', gateway: '10.9.0.1' } as never);
     const attached = (await zs.attachL3NetworkToVm({ vmInstanceUuid: vm.uuid, l3NetworkUuid: l3b.uuid, staticIp: '10.9.0.15' })).inventory;
     const nic = attached.vmNics.find((n) => n.l3NetworkUuid === l3b.uuid)!;
     t.match(nic, { ip: '10.9.0.15', deviceId: 1, mac: /:01$/ });
-    t.ok((await recordsOf(s, vm.hostUuid!)).some((r) => r.path === '/vm/attachnic' && r.body.nic.mac === nic.mac), 'the host agent got /vm/attachnic');
+    t.ok((await recordsOf(s, vm.hostUuid!)).some((r) => r.path === '/vm/attachnic' && r.body.nic.mac === nic.mac && r.body.nic.bridgeName === 'br_eth0'), 'the host agent got /vm/attachnic');
     t.ok((await simVms(s, vm.hostUuid!)).find((v) => v.uuid === vm.uuid).nics.some((n: any) => n.mac === nic.mac));
     await fails(t, zs.attachL3NetworkToVm({ vmInstanceUuid: vm.uuid, l3NetworkUuid: l3b.uuid }), 503, 'SYS.1006', /already has a NIC/);
     await fails(t, zs.attachL3NetworkToVm({ vmInstanceUuid: vm.uuid, l3NetworkUuid: newUuid() }), 503, 'SYS.1003', /L3NetworkVO/);

@@ -15,6 +15,7 @@ import { capacityOf } from '../lib/statfs.js'
 import type { KvmBackend } from './backend.js'
 import { diskTarget, diskXml, domainXml, nicXml, type DomainType } from './domain-xml.js'
 import { readCpuFacts, readMemFacts, readOsRelease } from './host-facts.js'
+import { FlatDhcpServer, KeyedMutex, ensureBridge, prefixOf } from '../network/host-network.js'
 import { ensureLibvirtd } from './libvirtd.js'
 
 export interface LibvirtBackendOptions {
@@ -30,6 +31,8 @@ export interface LibvirtBackendOptions {
   consoleLogDir?: string
   /** Forces the domain type (default: kvm when /proc/cpuinfo has vmx or svm, else qemu). */
   domainType?: DomainType
+  /** State of the Flat DHCP servers (default /var/lib/zstack-ts/dhcp). */
+  dhcpStateDir?: string
   /** Start virtlogd/libvirtd on /host/connect when libvirtd does not answer (default true). */
   startDaemons?: boolean
   /** How long a graceful shutdown may take when /vm/stop names no timeout, ms (default 60 s). */
@@ -50,6 +53,9 @@ export class LibvirtKvmBackend implements KvmBackend {
   private readonly virshBin: string
   private readonly qemuImg: string
   private domainTypeCache?: DomainType
+  /** Flat DHCP servers of the L3 networks this agent served, by L3 uuid (leases leave them with their VMs). */
+  private readonly dhcpServers = new Map<string, FlatDhcpServer>()
+  private readonly dhcpLocks = new KeyedMutex()
 
   constructor(private readonly opts: LibvirtBackendOptions = {}) {
     this.virshBin = opts.virsh ?? 'virsh'
@@ -120,6 +126,7 @@ export class LibvirtKvmBackend implements KvmBackend {
       if (!isAbsolute(v.installPath)) throw new AgentError(`volume ${v.volumeUuid}: installPath must be absolute: ${v.installPath}`)
       formats.set(v.installPath, await this.formatOf(v.installPath, ctx.signal))
     }
+    await this.plugNetworks(uuid, cmd.nics ?? [], ctx.signal)
     const consoleLog = this.consoleLogOf(uuid)
     await mkdir(dirname(consoleLog), { recursive: true })
     const xml = domainXml(cmd, {
@@ -171,6 +178,7 @@ export class LibvirtKvmBackend implements KvmBackend {
 
   async destroyVm(ctx: Ctx<'KvmVmDestroy'>) {
     await this.virshTolerant(['destroy', ctx.body.uuid], ctx.signal)
+    await this.unplugLeases({ owner: ctx.body.uuid }, ctx.signal)
     return this.undefine(ctx.body.uuid, ctx.signal)
   }
 
@@ -219,6 +227,7 @@ export class LibvirtKvmBackend implements KvmBackend {
   async attachNic(ctx: Ctx<'KvmVmAttachNic'>) {
     const { vmUuid: uuid, nic } = ctx.body
     if ((await this.macs(uuid, ctx.signal)).has(nic.mac.toLowerCase())) return {}
+    await this.plugNetworks(uuid, [nic], ctx.signal)
     await this.hotplug(uuid, 'attach-device', nicXml(nic), ctx.signal)
     return {}
   }
@@ -226,9 +235,11 @@ export class LibvirtKvmBackend implements KvmBackend {
   async detachNic(ctx: Ctx<'KvmVmDetachNic'>) {
     const { vmUuid: uuid, nic } = ctx.body
     const mac = nic.mac.toLowerCase()
-    if (!(await this.macs(uuid, ctx.signal)).has(mac)) return {}
-    await this.virsh(['detach-interface', uuid, '--type', nic.bridgeName ? 'bridge' : 'ethernet', '--mac', mac, '--live'], ctx.signal)
-    await this.until(async () => !(await this.macs(uuid, ctx.signal)).has(mac), ctx.signal, `NIC ${mac} of VM ${uuid} to go`)
+    if ((await this.macs(uuid, ctx.signal)).has(mac)) {
+      await this.virsh(['detach-interface', uuid, '--type', nic.bridgeName ? 'bridge' : 'ethernet', '--mac', mac, '--live'], ctx.signal)
+      await this.until(async () => !(await this.macs(uuid, ctx.signal)).has(mac), ctx.signal, `NIC ${mac} of VM ${uuid} to go`)
+    }
+    if (nic.flatDhcp) await this.unplugLeases({ macs: [mac] }, ctx.signal)
     return {}
   }
 
@@ -288,6 +299,43 @@ export class LibvirtKvmBackend implements KvmBackend {
   }
 
   async close(): Promise<void> {}
+
+  /**
+   * What the NICs need on this host before the VM uses them: their L2's bridge (and VLAN device), and for NICs of
+   * a Flat-DHCP L3 a static lease of their address in the L3's dnsmasq.
+   */
+  private async plugNetworks(vmUuid: string, nics: NonNullable<Ctx<'KvmVmStart'>['body']['nics']>, signal: AbortSignal): Promise<void> {
+    for (const nic of nics) {
+      if (!nic.bridgeName) continue
+      await ensureBridge({ bridgeName: nic.bridgeName, physicalInterface: nic.physicalInterface, ...(nic.vlan ? { vlan: nic.vlan } : {}) }, signal)
+      if (!nic.flatDhcp || !nic.ip || !nic.netmask || !nic.l3NetworkUuid) continue
+      const prefixLength = prefixOf(nic.netmask)
+      if (prefixLength === undefined) throw new AgentError(`NIC ${nic.mac}: invalid netmask ${nic.netmask}`)
+      const l3 = nic.l3NetworkUuid
+      // The namespace answers as the L3's gateway: VMs reach it, and it never routes anywhere.
+      const server = new FlatDhcpServer({
+        l3NetworkUuid: l3, bridgeName: nic.bridgeName, serverIp: nic.gateway ?? nic.ip, prefixLength,
+        ...(nic.gateway ? { gateway: nic.gateway } : {}), ...(this.opts.dhcpStateDir ? { stateDir: this.opts.dhcpStateDir } : {}),
+      })
+      this.dhcpServers.set(l3, server)
+      const owner = /^[A-Za-z0-9-]{1,64}$/.test(vmUuid) ? { owner: vmUuid } : {}
+      await this.dhcpLocks.run(l3, () => server.update([{ mac: nic.mac, ip: nic.ip!, ...owner }], {}, signal))
+    }
+  }
+
+  /** Drops leases by MAC or by owning VM from the Flat DHCP servers this agent runs. */
+  private async unplugLeases(which: { macs?: string[]; owner?: string }, signal: AbortSignal): Promise<void> {
+    const macs = new Set(which.macs?.map((m) => m.toLowerCase()))
+    for (const [l3, server] of this.dhcpServers) {
+      const hit = (await server.leases()).some((l) => macs.has(l.mac) || (which.owner !== undefined && l.owner === which.owner))
+      if (hit) await this.dhcpLocks.run(l3, () => server.update([], which, signal))
+    }
+  }
+
+  /** The Flat DHCP servers this agent set up (tests, cleanup). */
+  flatDhcpServers(): FlatDhcpServer[] {
+    return [...this.dhcpServers.values()]
+  }
 
   /**
    * The image cache on primary storage: an image missing there is copied from the backup storage path when that

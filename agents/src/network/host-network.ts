@@ -72,6 +72,8 @@ export interface DhcpLease {
   mac: string
   ip: string
   hostname?: string
+  /** The VM holding it (written as a dnsmasq tag), so destroying the VM drops it without knowing its MACs. */
+  owner?: string
 }
 
 export interface FlatDhcpSpec {
@@ -177,6 +179,24 @@ export class FlatDhcpServer {
     await run('ip', args, signal)
   }
 
+  /**
+   * Adds or replaces leases (by MAC; an address given to a new MAC leaves its old owner) and drops the leases of
+   * the given MACs or owner; dnsmasq restarts with the new table (nothing to do when the table is unchanged).
+   */
+  async update(add: DhcpLease[], remove: { macs?: string[]; owner?: string } = {}, signal?: AbortSignal): Promise<void> {
+    const gone = new Set([...(remove.macs ?? []), ...add.map((l) => l.mac)].map((m) => m.toLowerCase()))
+    const ips = new Set(add.map((l) => l.ip))
+    const before = await this.leases()
+    const kept = before.filter((l) => !gone.has(l.mac.toLowerCase()) && !ips.has(l.ip) && (remove.owner === undefined || l.owner !== remove.owner))
+    const next = [...kept, ...add]
+    const same = (a: DhcpLease, b: DhcpLease) => a.mac.toLowerCase() === b.mac.toLowerCase() && a.ip === b.ip && a.owner === b.owner
+    if (next.length === before.length && next.every((l) => before.some((b) => same(l, b))) && (await this.running())) return
+    // A restart rather than SIGHUP: dnsmasq forgets the leases it handed out (its table lives in memory), so an
+    // address can go to its next owner at once, and the new table is certainly the one served.
+    await this.stop()
+    await this.ensure(next, signal)
+  }
+
   /** Replaces the static leases and makes dnsmasq re-read them. */
   async setLeases(leases: DhcpLease[]): Promise<void> {
     await this.writeHosts(leases)
@@ -185,25 +205,39 @@ export class FlatDhcpServer {
 
   async leases(): Promise<DhcpLease[]> {
     const text = await readFile(this.hostsFile, 'utf8').catch(() => '')
-    return text.split('\n').filter(Boolean).map((l) => {
-      const [mac, ip, hostname] = l.split(',')
-      return { mac, ip, ...(hostname ? { hostname } : {}) }
+    return text.split('\n').filter(Boolean).map((line) => {
+      const fields = line.split(',')
+      const owner = fields.find((f) => f.startsWith('set:zs'))?.slice('set:zs'.length)
+      const [mac, ip, hostname] = fields.filter((f) => !f.startsWith('set:'))
+      return { mac, ip, ...(hostname ? { hostname } : {}), ...(owner ? { owner } : {}) }
     })
   }
 
   /** dnsmasq, veth and namespace gone; absent = done. */
   async destroy(signal?: AbortSignal): Promise<void> {
-    const pid = await this.pid()
-    if (pid) {
-      try {
-        process.kill(pid, 'SIGTERM')
-      } catch {
-        /* already gone */
-      }
-    }
+    await this.stop()
     if (await linkExists(this.hostVeth, signal)) await run('ip', ['link', 'del', this.hostVeth], signal)
     await run('ip', ['netns', 'del', this.namespace], signal).catch(() => {})
     await rm(this.dir, { recursive: true, force: true })
+  }
+
+  private async stop(): Promise<void> {
+    const pid = await this.pid()
+    if (!pid) return
+    try {
+      process.kill(pid, 'SIGTERM')
+    } catch {
+      return // already gone
+    }
+    for (let i = 0; i < 50; i++) {
+      try {
+        process.kill(pid, 0)
+      } catch {
+        break
+      }
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await rm(this.pidFile, { force: true })
   }
 
   private async writeHosts(leases: DhcpLease[]): Promise<void> {
@@ -211,7 +245,8 @@ export class FlatDhcpServer {
       if (!MAC.test(l.mac)) throw new AgentError(`invalid MAC '${l.mac}'`)
       checkIp('lease address', l.ip)
       if (l.hostname !== undefined && !/^[A-Za-z0-9-]{1,63}$/.test(l.hostname)) throw new AgentError(`invalid hostname '${l.hostname}'`)
-      return [l.mac.toLowerCase(), l.ip, ...(l.hostname ? [l.hostname] : [])].join(',')
+      if (l.owner !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(l.owner)) throw new AgentError(`invalid lease owner '${l.owner}'`)
+      return [l.mac.toLowerCase(), ...(l.owner ? [`set:zs${l.owner}`] : []), l.ip, ...(l.hostname ? [l.hostname] : [])].join(',')
     })
     const tmp = `${this.hostsFile}.tmp`
     await writeFile(tmp, lines.join('\n') + (lines.length ? '\n' : ''))
@@ -237,5 +272,30 @@ export class FlatDhcpServer {
   private async reload(): Promise<void> {
     const pid = await this.pid()
     if (pid) process.kill(pid, 'SIGHUP')
+  }
+}
+
+/** 255.255.255.0 → 24; undefined when not a contiguous netmask. */
+export function prefixOf(netmask: string): number | undefined {
+  const m = IPV4.exec(netmask)
+  if (!m) return undefined
+  const n = m.slice(1).reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0)
+  const prefix = n.toString(2).replace(/0+$/, '').length
+  return n === (prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0) ? prefix : undefined
+}
+
+/** One operation at a time per key (an L3's DHCP files and dnsmasq). */
+export class KeyedMutex {
+  private tails = new Map<string, Promise<unknown>>()
+
+  run<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve()
+    const next = prev.then(work, work)
+    const tail = next.catch(() => undefined)
+    this.tails.set(key, tail)
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key)
+    })
+    return next
   }
 }

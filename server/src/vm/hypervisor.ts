@@ -1,7 +1,9 @@
 // What the VM domain says to host agents (zstack-internals.md §4.2, openapi/agents/protocol.yaml): the transfer
 // objects for volumes and NICs and the commands built from rows. Calls go through the host service, which marks
 // an unreachable host Disconnected and answers HOST.1010.
+import { inArray, eq } from 'drizzle-orm';
 import type { App } from '../app.js';
+import { imageBackupStorageRefs, l2Networks, l3Networks } from '../db/schema/index.js';
 import type { HostRow } from '../host/service.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 
@@ -15,7 +17,46 @@ export const volumeTO = (v: VolumeRow) => ({
 
 export const nicInternalName = (vm: Pick<VmRow, 'internalId'>, deviceId: number) => `vnic${vm.internalId}.${deviceId}`;
 
-export const nicTO = (vm: VmRow, n: NicRow) => {
+/** What a host needs to plug a NIC of an L3 network: its L2's bridge, and whether the Flat provider serves DHCP. */
+export interface NicNetwork {
+  bridgeName: string;
+  physicalInterface: string;
+  vlan?: number;
+  flatDhcp: boolean;
+}
+
+/** Upstream's bridge names: `br_<physical interface>` (L2NoVlan), `br_<physical interface>_<vlan>` (L2Vlan). */
+export function bridgeNameOf(physicalInterface: string, vlan?: number | null): string {
+  const name = vlan === undefined || vlan === null ? `br_${physicalInterface}` : `br_${physicalInterface}_${vlan}`;
+  return name.replace(/\./g, '_').slice(0, 15);
+}
+
+/** The networks of these NICs' L3s (remembered reads: every VM start asks; networks change rarely). */
+export async function nicNetworks(app: App, nics: Pick<NicRow, 'l3NetworkUuid'>[]): Promise<Map<string, NicNetwork>> {
+  const l3Uuids = [...new Set(nics.map((n) => n.l3NetworkUuid).filter((u): u is string => !!u))].sort();
+  const out = new Map<string, NicNetwork>();
+  if (l3Uuids.length === 0) return out;
+  const rows = await app.remembered(`NicNetworks:${l3Uuids.join(',')}`, () =>
+    app.db
+      .select({ l3: l3Networks.uuid, physicalInterface: l2Networks.physicalInterface, type: l2Networks.type, vlan: l2Networks.vlan })
+      .from(l3Networks)
+      .innerJoin(l2Networks, eq(l2Networks.uuid, l3Networks.l2NetworkUuid))
+      .where(inArray(l3Networks.uuid, l3Uuids)),
+  );
+  for (const r of rows) {
+    const vlan = r.type === 'L2VlanNetwork' && r.vlan !== null ? r.vlan : undefined;
+    const providers = await app.services.networks.providersOf(r.l3);
+    out.set(r.l3, {
+      bridgeName: bridgeNameOf(r.physicalInterface, vlan),
+      physicalInterface: r.physicalInterface,
+      ...(vlan !== undefined ? { vlan } : {}),
+      flatDhcp: providers.some((p) => p.providerType === 'Flat' && p.serviceType === 'DHCP'),
+    });
+  }
+  return out;
+}
+
+export const nicTO = (vm: VmRow, n: NicRow, net?: NicNetwork) => {
   const to: Record<string, unknown> = {
     mac: n.mac,
     uuid: n.uuid,
@@ -26,10 +67,33 @@ export const nicTO = (vm: VmRow, n: NicRow) => {
   };
   if (n.ip) Object.assign(to, { ip: n.ip, netmask: n.netmask, gateway: n.gateway });
   if (n.metaData) to.metaData = n.metaData;
+  if (net) Object.assign(to, net.flatDhcp ? net : { ...net, flatDhcp: undefined });
   return to as { mac: string; uuid: string; deviceId: number };
 };
 
-export function startVmCmd(vm: VmRow, root: VolumeRow, dataVolumes: VolumeRow[], nics: NicRow[], hostManagementIp: string) {
+/**
+ * Where a root volume's image lives on its primary storage (the cache the host fills from the backup storage):
+ * `<primary storage url>/imagecache/template/<image uuid>/<image uuid>.qcow2`.
+ */
+export function imageCachePathOf(rootInstallPath: string, imageUuid: string): string | undefined {
+  const i = rootInstallPath.indexOf('/rootVolumes/');
+  return i < 0 ? undefined : `${rootInstallPath.slice(0, i)}/imagecache/template/${imageUuid}/${imageUuid}.qcow2`;
+}
+
+/** For a root volume made from an image: where the host finds the image (cache path, backup storage path). */
+export async function rootImageSource(app: App, v: Pick<VolumeRow, 'type' | 'rootImageUuid' | 'installPath'>) {
+  if (v.type !== 'Root' || !v.rootImageUuid || !v.installPath) return {};
+  const imageInstallPath = imageCachePathOf(v.installPath, v.rootImageUuid);
+  if (!imageInstallPath) return {};
+  const imageUuid = v.rootImageUuid;
+  const refs = await app.remembered(`ImageBsRefs:${imageUuid}`, () =>
+    app.db.select().from(imageBackupStorageRefs).where(eq(imageBackupStorageRefs.imageUuid, imageUuid)),
+  );
+  const ref = refs.find((r) => r.status === 'Ready' && r.installPath);
+  return ref ? { imageInstallPath, backupStorageUuid: ref.backupStorageUuid, backupStorageInstallPath: ref.installPath! } : {};
+}
+
+export function startVmCmd(vm: VmRow, root: VolumeRow, dataVolumes: VolumeRow[], nics: NicRow[], hostManagementIp: string, networks?: Map<string, NicNetwork>) {
   return {
     vmInstanceUuid: vm.uuid,
     vmInternalId: vm.internalId,
@@ -42,7 +106,7 @@ export function startVmCmd(vm: VmRow, root: VolumeRow, dataVolumes: VolumeRow[],
     bootDev: ['hd'],
     rootVolume: volumeTO(root),
     dataVolumes: dataVolumes.map(volumeTO),
-    nics: nics.map((n) => nicTO(vm, n)),
+    nics: nics.map((n) => nicTO(vm, n, n.l3NetworkUuid ? networks?.get(n.l3NetworkUuid) : undefined)),
     timeout: 300,
     useVirtio: true,
     consoleMode: 'vnc',

@@ -11,7 +11,7 @@ import type { Tx } from '../db/index.js';
 import { l2ClusterRefs, l3Networks, primaryStorageClusterRefs, vmInstances, vmNics, volumes } from '../db/schema/index.js';
 import { allocateHost } from './allocation/host-allocator.js';
 import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
-import { hostCall, nicTO, volumeTO } from './hypervisor.js';
+import { hostCall, nicNetworks, nicTO, rootImageSource, volumeTO } from './hypervisor.js';
 import { vmInventory, type NicRow, type VmRow, type VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic, lowestFreeDeviceId, reacquireNicIps, releaseNicIps } from './nics.js';
 import { installPathOf, placeSteps, startSteps, type Placement, type StartData } from './start-flow.js';
@@ -103,6 +103,7 @@ export class VmService {
       size: v.size,
       volumeUuid: v.uuid,
       primaryStorageUuid: ps,
+      ...(await rootImageSource(this.app, v)),
     });
     await this.app.db
       .update(volumes)
@@ -431,7 +432,7 @@ export class VmService {
         try {
           if (vm.state === 'Running') {
             await this.applyNetworkServices(vm, [nic]);
-            await hostCall(this.app, vm.hostUuid!, '/vm/attachnic', { vmUuid, nic: nicTO(vm, nic) });
+            await hostCall(this.app, vm.hostUuid!, '/vm/attachnic', { vmUuid, nic: nicTO(vm, nic, (await nicNetworks(this.app, [nic])).get(l3Uuid)) });
           }
         } catch (e) {
           await this.releaseNetworkServices(vm, [nic]);
@@ -458,7 +459,8 @@ export class VmService {
       if (!nic) return;
       if (!opts.cascade) requireState(vm.state, 'DetachL3NetworkFromVm');
       if (vm.hostUuid && vm.state === 'Running' && opts.touchHost !== false) {
-        const unplug = hostCall(this.app, vm.hostUuid, '/vm/detachnic', { vmUuid: vm.uuid, nic: nicTO(vm, nic) });
+        const net = nic.l3NetworkUuid ? (await nicNetworks(this.app, [nic])).get(nic.l3NetworkUuid) : undefined;
+        const unplug = hostCall(this.app, vm.hostUuid, '/vm/detachnic', { vmUuid: vm.uuid, nic: nicTO(vm, nic, net) });
         if (opts.cascade) await unplug.catch((e) => console.warn(`[vm] cascade: unplugging NIC[uuid:${nicUuid}] failed:`, toApiError(e).message));
         else await unplug;
       }

@@ -13,7 +13,7 @@ import { allocateHost, type HostRow } from './allocation/host-allocator.js';
 import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
 import { toApiError } from '../core/errors.js';
 import { deleteVolumeBits } from './gc.js';
-import { hostCall, hostCallOn, startVmCmd } from './hypervisor.js';
+import { hostCall, hostCallOn, nicNetworks, rootImageSource, startVmCmd } from './hypervisor.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import type { VmService } from './service.js';
 
@@ -133,6 +133,7 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
             size: v.size,
             volumeUuid: v.uuid,
             primaryStorageUuid: v.primaryStorageUuid,
+            ...(await rootImageSource(app, v)),
           });
           d.instantiated.push(v);
         }
@@ -163,7 +164,7 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
         const root = d.volumes!.find((v) => v.type === 'Root')!;
         const data = d.volumes!.filter((v) => v.type === 'Data').sort((a, b) => (a.deviceId ?? 0) - (b.deviceId ?? 0));
         const nics = [...d.nics!].sort((a, b) => a.deviceId - b.deviceId);
-        await hostCallOn(app, d.host!, '/vm/start', startVmCmd(d.vm!, root, data, nics, d.host!.managementIp));
+        await hostCallOn(app, d.host!, '/vm/start', startVmCmd(d.vm!, root, data, nics, d.host!.managementIp, await nicNetworks(app, nics)));
       },
       async rollback(d) {
         await hostCall(app, d.host!.uuid, '/vm/destroy', { uuid: d.vmUuid });
