@@ -16,7 +16,7 @@ export interface paths {
          *     the token is the credential. The page's script is pinned by a Content-Security-Policy hash.
          *
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["GetConsolePage"];
         put?: never;
@@ -38,7 +38,7 @@ export interface paths {
          * Query accounts
          * @description Query accounts with the standard query grammar.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryAccount"];
         put?: never;
@@ -46,7 +46,7 @@ export interface paths {
          * Create an account
          * @description Creates an account. `password` is stored as a scrypt hash of what the client sends (the SHA-512 hex digest).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateAccount"];
         delete?: never;
@@ -69,7 +69,7 @@ export interface paths {
          * Delete an account with everything it owns
          * @description Deletes a Normal account together with what it owns (VMs destroyed and expunged, data volumes, images, L3 networks, offerings deleted), its users, groups, policies, quotas, shares and sessions. The built-in admin account cannot be deleted.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteAccount"];
         options?: never;
@@ -89,7 +89,7 @@ export interface paths {
          * Update an account (name, description, password)
          * @description Changes an account; a new `password` is the SHA-512 hex digest of the clear password. Sessions of the account stay valid. Also served at `PUT /zstack/v1/accounts/{uuid}` (upstream's mapping).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateAccount"];
         post?: never;
@@ -110,7 +110,7 @@ export interface paths {
          * Query user groups
          * @description Query user groups
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryUserGroup"];
         put?: never;
@@ -118,7 +118,7 @@ export interface paths {
          * Create a user group of the caller's account
          * @description Create a user group of the caller's account
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateUserGroup"];
         delete?: never;
@@ -140,7 +140,7 @@ export interface paths {
          * Attach a policy to a user group
          * @description Attach a policy to a user group
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachPolicyToUserGroup"];
         delete?: never;
@@ -163,7 +163,7 @@ export interface paths {
          * Detach a policy from a user group
          * @description Detach a policy from a user group
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachPolicyFromUserGroup"];
         options?: never;
@@ -184,7 +184,7 @@ export interface paths {
          * Add a user to a group
          * @description Add a user to a group
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddUserToGroup"];
         delete?: never;
@@ -207,7 +207,7 @@ export interface paths {
          * Remove a user from a group
          * @description Remove a user from a group
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["RemoveUserFromGroup"];
         options?: never;
@@ -229,7 +229,7 @@ export interface paths {
          * Delete a user group
          * @description Delete a user group
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteUserGroup"];
         options?: never;
@@ -249,7 +249,7 @@ export interface paths {
          * Log in with an account name and password
          * @description `password` is the SHA-512 hex digest of the clear password, as upstream clients send it. The session uuid is `inventory.uuid`. Unknown and known account names cost the same; failed log-ins are throttled per account name and per client (429 `ID.1003`).
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         put: operations["LogInByAccount"];
         post?: never;
@@ -271,7 +271,7 @@ export interface paths {
          * Tell which APIs a user (or the caller) may call
          * @description Answers `{"inventory": {"<API name>": "Allow"|"Deny"}}` for the APIs named, for the user `userUuid` of the caller's account, or for the caller's session. It judges the API itself (adminOnly and policies), not the resources a call would name.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         put: operations["CheckApiPermission"];
         post?: never;
@@ -292,7 +292,7 @@ export interface paths {
          * Query policies
          * @description Query policies
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryPolicy"];
         put?: never;
@@ -300,7 +300,7 @@ export interface paths {
          * Create a policy of the caller's account
          * @description A policy is a list of statements `{name?, effect: Allow|Deny, actions: [...]}`; an action is `<category>:<API name>` as published in each operation's `x-zstack-permission` (`*` matches any characters, e.g. `vm:*`). For a user's call, a matching Deny in any of its (or its groups') policies wins; otherwise a matching Allow is needed.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreatePolicy"];
         delete?: never;
@@ -323,7 +323,7 @@ export interface paths {
          * Delete a policy (detached from every user and group)
          * @description Delete a policy (detached from every user and group)
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeletePolicy"];
         options?: never;
@@ -342,7 +342,7 @@ export interface paths {
          * An account's quota usage
          * @description For every quota of the account, its limit (`total`) and what the account uses (`used`).
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["GetAccountQuotaUsage"];
         put?: never;
@@ -364,7 +364,7 @@ export interface paths {
          * Query quotas
          * @description The quota limits of accounts (every quota name of every account; a Normal account sees its own).
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryQuota"];
         put?: never;
@@ -387,7 +387,7 @@ export interface paths {
          * Change a quota of an account
          * @description Change a quota of an account
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateQuota"];
         post?: never;
@@ -408,7 +408,7 @@ export interface paths {
          * Query shared resources
          * @description Sharing records (a Normal account sees the ones it made).
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QuerySharedResource"];
         put?: never;
@@ -431,7 +431,7 @@ export interface paths {
          * Revoke the sharing of resources
          * @description Ends sharing with the accounts named, the public sharing (`toPublic`), or every sharing of the resources (`all`).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["RevokeResourceSharing"];
         post?: never;
@@ -453,7 +453,7 @@ export interface paths {
          * Share resources with accounts or with all
          * @description The owner (or an admin) shares resources with the accounts named, or with every account (`toPublic`). Shared resources can be seen and used (e.g. an image or L3 network in CreateVmInstance) but not changed or deleted by the receivers.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ShareResource"];
         post?: never;
@@ -474,7 +474,7 @@ export interface paths {
          * Query which account owns which resource
          * @description Ownership records (a Normal account sees its own).
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryAccountResourceRef"];
         put?: never;
@@ -499,7 +499,7 @@ export interface paths {
          * Log out (end a session)
          * @description Ends the session. Logging out an unknown session succeeds.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         delete: operations["LogOut"];
         options?: never;
@@ -518,7 +518,7 @@ export interface paths {
          * Tell whether a session is valid
          * @description Answers `{"valid": true|false}`; needs no session itself.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["ValidateSession"];
         put?: never;
@@ -540,7 +540,7 @@ export interface paths {
          * Query users
          * @description Query users (a Normal account sees its own).
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryUser"];
         put?: never;
@@ -548,7 +548,7 @@ export interface paths {
          * Create a user of the caller's account
          * @description Creates a user under the calling account. A user logs in with LogInByUser; what it may do is what its policies (and its groups' policies) allow, within what its account may do. `password` is the SHA-512 hex digest of the clear password.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateUser"];
         delete?: never;
@@ -570,7 +570,7 @@ export interface paths {
          * Attach a policy to a user
          * @description Attach a policy to a user
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachPolicyToUser"];
         delete?: never;
@@ -593,7 +593,7 @@ export interface paths {
          * Detach a policy from a user
          * @description Detach a policy from a user
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachPolicyFromUser"];
         options?: never;
@@ -615,7 +615,7 @@ export interface paths {
          * Delete a user
          * @description Deletes the user, its sessions, its group memberships and policy attachments.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteUser"];
         options?: never;
@@ -635,7 +635,7 @@ export interface paths {
          * Update a user (name, description, password)
          * @description Update a user (name, description, password)
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateUser"];
         post?: never;
@@ -657,7 +657,7 @@ export interface paths {
          * Log in as a user of an account
          * @description Names the account by `accountName` or `accountUuid`. `password` is the SHA-512 hex digest of the clear password. The session acts for the account, limited by the user's policies.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         put: operations["LogInByUser"];
         post?: never;
@@ -700,7 +700,7 @@ export interface paths {
          * Query backup storage
          * @description Query backup storage. Expanded fields include `zone`, `image`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryBackupStorage"];
         put?: never;
@@ -725,7 +725,7 @@ export interface paths {
          * Delete backup storage
          * @description Deletes backup storage; images stored only there are deleted with it. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteBackupStorage"];
         options?: never;
@@ -746,7 +746,7 @@ export interface paths {
          * Add SFTP backup storage
          * @description Adds backup storage of type `SftpBackupStorage`, a directory (`url`) on a Linux server reached over SSH; the server deploys the backup-storage agent there and connects to it. The password is never returned.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddSftpBackupStorage"];
         delete?: never;
@@ -768,7 +768,7 @@ export interface paths {
          * Add simulated backup storage
          * @description Adds backup storage of type `SimulatorBackupStorage` with the given capacity; image downloads are simulated.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddSimulatorBackupStorage"];
         delete?: never;
@@ -788,7 +788,7 @@ export interface paths {
          * Query clusters
          * @description Query clusters. Expanded fields include `zone`, `host`, `vmInstance`, `l2Network`, `primaryStorage`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryCluster"];
         put?: never;
@@ -796,7 +796,7 @@ export interface paths {
          * Create a cluster
          * @description Creates a cluster in state `Enabled` inside a zone. All hosts of a cluster run the same hypervisor.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateCluster"];
         delete?: never;
@@ -818,14 +818,14 @@ export interface paths {
          * Attach primary storage to a cluster
          * @description Makes the primary storage usable by the cluster's hosts. Both must be in the same zone; attaching twice is an error.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachPrimaryStorageToCluster"];
         /**
          * Detach primary storage from a cluster
          * @description Detaches the primary storage from the cluster; VMs in the cluster with volumes on it are stopped.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachPrimaryStorageFromCluster"];
         options?: never;
@@ -847,7 +847,7 @@ export interface paths {
          * Delete a cluster
          * @description Deletes a cluster and, by cascade, its hosts; L2 networks and primary storage are detached from it. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteCluster"];
         options?: never;
@@ -867,7 +867,7 @@ export interface paths {
          * Enable or disable a cluster
          * @description `stateEvent` `enable` → Enabled, `disable` → Disabled. No new VM is placed in a disabled cluster.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ChangeClusterState"];
         post?: never;
@@ -889,7 +889,7 @@ export interface paths {
          * Update a cluster's name or description
          * @description Changes the name and/or description.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateCluster"];
         post?: never;
@@ -916,7 +916,7 @@ export interface paths {
          *     the next request gets a new token. Fails with `SYS.1006` when the console proxy agent is not `Connected`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 5m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 5m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["RequestConsoleAccess"];
         delete?: never;
@@ -936,7 +936,7 @@ export interface paths {
          * Query console proxy agents
          * @description One agent per management node (its uuid is the node's); `status` says whether it answers its pings.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryConsoleProxyAgent"];
         put?: never;
@@ -964,7 +964,7 @@ export interface paths {
          *     (`console/agent.deploy.mode` ssh) keeps port 4900: changing its port is refused (400).
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateConsoleProxyAgent"];
         post?: never;
@@ -991,7 +991,7 @@ export interface paths {
          *     call itself succeeds either way. An agent of another management node is restarted by that node.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ReconnectConsoleProxyAgent"];
         post?: never;
@@ -1012,7 +1012,7 @@ export interface paths {
          * Query disk offerings
          * @description Query disk offerings. Expanded fields include `volume`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryDiskOffering"];
         put?: never;
@@ -1020,7 +1020,7 @@ export interface paths {
          * Create a disk offering
          * @description Creates a disk offering (a data or root volume size) in state `Enabled`.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateDiskOffering"];
         delete?: never;
@@ -1043,7 +1043,7 @@ export interface paths {
          * Delete a disk offering
          * @description Deletes a disk offering; volumes created from it are kept. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteDiskOffering"];
         options?: never;
@@ -1062,7 +1062,7 @@ export interface paths {
          * Query garbage collector jobs
          * @description Pending (`Idle`), running (`Processing`) and finished (`Done`) jobs. Finished jobs are purged after `gc/retentionTime`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryGCJob"];
         put?: never;
@@ -1087,7 +1087,7 @@ export interface paths {
          * Delete a garbage collector job
          * @description Cancels the job (its pending work is dropped) and deletes its record. Deleting an unknown uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteGCJob"];
         options?: never;
@@ -1107,7 +1107,7 @@ export interface paths {
          * Run a garbage collector job now
          * @description Runs a pending job immediately instead of waiting for its timer or event. A finished (`Done`) job cannot be triggered.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["TriggerGCJob"];
         post?: never;
@@ -1128,7 +1128,7 @@ export interface paths {
          * Query global configurations
          * @description All settings, e.g. `q=category=apiTimeout` lists every API's timeout.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryGlobalConfig"];
         put?: never;
@@ -1151,7 +1151,7 @@ export interface paths {
          * Change a global configuration
          * @description Validated by the setting's type; unknown settings and invalid values answer `SYS.1007`. Category `apiTimeout` takes durations (`30m`, `6h`, `2d`, or milliseconds).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateGlobalConfig"];
         post?: never;
@@ -1172,7 +1172,7 @@ export interface paths {
          * Query hosts
          * @description Query hosts. KVM hosts carry `username`, `sshPort` and OS fields. Expanded fields include `zone`, `cluster`, `vmInstance`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryHost"];
         put?: never;
@@ -1197,7 +1197,7 @@ export interface paths {
          * Delete a host
          * @description Removes a host; its VMs are stopped first. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteHost"];
         options?: never;
@@ -1219,7 +1219,7 @@ export interface paths {
          *     (stopped when migration fails), then Maintenance. `maintain` needs the host `Connected`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ChangeHostState"];
         post?: never;
@@ -1246,7 +1246,7 @@ export interface paths {
          *     (task, host, exit code, stderr tail); a failed connect with `HOST.1002`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ReconnectHost"];
         post?: never;
@@ -1268,7 +1268,7 @@ export interface paths {
          * Update a host's name, description or management IP
          * @description Changes the name, description and/or management IP; a new `managementIp` must not be used by another host.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateHost"];
         post?: never;
@@ -1292,7 +1292,7 @@ export interface paths {
          *     ratio), memory figures bytes. `capacityData` breaks the totals down per resource of the most specific kind given.
          *
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["GetCpuMemoryCapacity"];
         put?: never;
@@ -1319,7 +1319,7 @@ export interface paths {
          *     Expanded fields include `kvmHost` (the host, when the resource is one).
          *
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryHostDeployLog"];
         put?: never;
@@ -1354,7 +1354,7 @@ export interface paths {
          *     `managementIp` must be unique among hosts. Credentials are stored encrypted and never returned.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 3h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddKVMHost"];
         delete?: never;
@@ -1376,7 +1376,7 @@ export interface paths {
          * Add a simulated host
          * @description Adds a host served by the simulator agent (over the same HTTP protocol as a real kvm agent) to a `Simulator` cluster. The host goes through `Connecting` to `Connected`.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddSimulatorHost"];
         delete?: never;
@@ -1402,7 +1402,7 @@ export interface paths {
          *     Fields left out keep their current value.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateSimulatorHost"];
         post?: never;
@@ -1423,7 +1423,7 @@ export interface paths {
          * Query images
          * @description Query images. Expanded fields include `backupStorage`, `volume`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryImage"];
         put?: never;
@@ -1434,7 +1434,7 @@ export interface paths {
          *     A `url` starting with `/` means a local file (`file://`). ISO images always get format `iso`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 72h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 72h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddImage"];
         delete?: never;
@@ -1455,7 +1455,7 @@ export interface paths {
          * Expunge a deleted image
          * @description Removes the image's files from its backup storage (all, or only `backupStorageUuids`) where its status is `Deleted`; the image record goes when no backup storage is left.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ExpungeImage"];
         post?: never;
@@ -1481,7 +1481,7 @@ export interface paths {
          *     (default `Delay`) the image is kept as `Deleted` until expunged. Deleting an unknown but well-formed uuid succeeds.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteImage"];
         options?: never;
@@ -1500,7 +1500,7 @@ export interface paths {
          * Query instance offerings
          * @description Query instance offerings (virtual router offerings included, with their extra fields). Expanded fields include `vmInstance`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryInstanceOffering"];
         put?: never;
@@ -1508,7 +1508,7 @@ export interface paths {
          * Create an instance offering
          * @description Creates an instance offering (CPU count and memory size for VMs) in state `Enabled`.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateInstanceOffering"];
         delete?: never;
@@ -1531,7 +1531,7 @@ export interface paths {
          * Delete an instance offering
          * @description Deletes an instance offering; VMs created from it keep running and lose the reference. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteInstanceOffering"];
         options?: never;
@@ -1550,7 +1550,7 @@ export interface paths {
          * Query virtual router offerings
          * @description Query virtual router offerings.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryVirtualRouterOffering"];
         put?: never;
@@ -1561,7 +1561,7 @@ export interface paths {
          *     `isDefault` makes it the zone's default virtual router offering.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateVirtualRouterOffering"];
         delete?: never;
@@ -1581,7 +1581,7 @@ export interface paths {
          * Query L2 networks
          * @description Query L2 networks of both types; VLAN networks carry `vlan`. Expanded fields include `zone`, `l3Network`, `cluster`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryL2Network"];
         put?: never;
@@ -1608,14 +1608,14 @@ export interface paths {
          *     networks) is attached to the cluster.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachL2NetworkToCluster"];
         /**
          * Detach an L2 network from a cluster
          * @description Detaches the L2 network from the cluster; VM NICs on its L3 networks in that cluster are detached first.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachL2NetworkFromCluster"];
         options?: never;
@@ -1640,14 +1640,14 @@ export interface paths {
          *     that is already attached succeeds and changes nothing (the 1.1 flat-network upgrade steps do exactly that).
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachNetworkServiceProviderToL2Network"];
         /**
          * Detach a network service provider from an L2 network
          * @description ZStack-TS REST mapping of upstream's message (upstream has no REST path for it). Detaches the provider from the L2 network. Detaching a provider that is not attached succeeds and changes nothing.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachNetworkServiceProviderFromL2Network"];
         options?: never;
@@ -1669,7 +1669,7 @@ export interface paths {
          * Delete an L2 network
          * @description Deletes an L2 network and, by cascade, its L3 networks (VM NICs on them are detached). Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteL2Network"];
         options?: never;
@@ -1690,7 +1690,7 @@ export interface paths {
          * Create a flat (no-VLAN) L2 network
          * @description Creates an L2 network of type `L2NoVlanNetwork` bridged to `physicalInterface` of the hosts. The built-in network service providers are attached to it automatically.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateL2NoVlanNetwork"];
         delete?: never;
@@ -1712,7 +1712,7 @@ export interface paths {
          * Create a VLAN L2 network
          * @description Creates an L2 network of type `L2VlanNetwork` (802.1Q `vlan` on `physicalInterface` of the hosts). The built-in network service providers are attached to it automatically.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateL2VlanNetwork"];
         delete?: never;
@@ -1732,7 +1732,7 @@ export interface paths {
          * Query L3 networks
          * @description Query L3 networks. Expanded fields include `zone`, `l2Network`, `vmNic`, `serviceProvider`, `usedIp`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryL3Network"];
         put?: never;
@@ -1743,7 +1743,7 @@ export interface paths {
          *     Add IP ranges and network services before VMs use it.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateL3Network"];
         delete?: never;
@@ -1765,7 +1765,7 @@ export interface paths {
          * Add a DNS server to an L3 network
          * @description Appends a DNS server (handed to VMs by DHCP); the same address twice on one L3 network is refused.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddDnsToL3Network"];
         delete?: never;
@@ -1788,7 +1788,7 @@ export interface paths {
          * Remove a DNS server from an L3 network
          * @description Removes a DNS server; removing one the network does not have succeeds and changes nothing.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["RemoveDnsFromL3Network"];
         options?: never;
@@ -1814,7 +1814,7 @@ export interface paths {
          *     network address nor `endIp` the broadcast address.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddIpRange"];
         delete?: never;
@@ -1840,7 +1840,7 @@ export interface paths {
          *     first…last host with gateway = first host. Same overlap rules as `AddIpRange`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddIpRangeByNetworkCidr"];
         delete?: never;
@@ -1866,7 +1866,7 @@ export interface paths {
          *     failure nothing is attached.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachNetworkServiceToL3Network"];
         /**
@@ -1878,7 +1878,7 @@ export interface paths {
          *     succeeds and changes nothing.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachNetworkServiceFromL3Network"];
         options?: never;
@@ -1900,7 +1900,7 @@ export interface paths {
          * Delete an L3 network
          * @description Deletes an L3 network with its IP ranges; VM NICs on it are detached (the VMs survive). Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteL3Network"];
         options?: never;
@@ -1920,7 +1920,7 @@ export interface paths {
          * Update an L3 network
          * @description Changes name, description, DNS domain or category. Changing `system` needs `category` in the same call, and the pair must match (`true` → `System`, `false` → `Public`/`Private`).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateL3Network"];
         post?: never;
@@ -1941,7 +1941,7 @@ export interface paths {
          * Query IP ranges
          * @description Query IP ranges. Expanded fields include `l3Network`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryIpRange"];
         put?: never;
@@ -1966,7 +1966,7 @@ export interface paths {
          * Delete an IP range
          * @description Deletes an IP range; VM NICs with addresses in it are detached (the VMs survive). The last `Normal` range cannot go while `AddressPool` ranges remain. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteIpRange"];
         options?: never;
@@ -1985,7 +1985,7 @@ export interface paths {
          * Query which provider runs which service on which L3 network
          * @description One row per (L3 network, service type), e.g. `q=l3NetworkUuid=1a82c2691978476fa6cefa36bb9d4bfd`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryNetworkServiceL3NetworkRef"];
         put?: never;
@@ -2007,7 +2007,7 @@ export interface paths {
          * Query management nodes
          * @description Every running server process is a management node with a heartbeat.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryManagementNode"];
         put?: never;
@@ -2030,7 +2030,7 @@ export interface paths {
          * Get the management server's version
          * @description Needs no session.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         put: operations["GetVersion"];
         post?: never;
@@ -2051,7 +2051,7 @@ export interface paths {
          * Query network service providers
          * @description Query the network service providers, e.g. `q=type=Flat`. Providers are built in; each lists the service types it offers and the L2 networks it is attached to.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryNetworkServiceProvider"];
         put?: never;
@@ -2073,7 +2073,7 @@ export interface paths {
          * Query primary storage
          * @description Query primary storage. Expanded fields include `zone`, `volume`, `cluster`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryPrimaryStorage"];
         put?: never;
@@ -2098,7 +2098,7 @@ export interface paths {
          * Delete primary storage
          * @description Deletes primary storage. `Permissive` refuses while it is attached to a cluster or holds volumes; `Enforcing` deletes the VMs and volumes on it. Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeletePrimaryStorage"];
         options?: never;
@@ -2119,7 +2119,7 @@ export interface paths {
          * Add local primary storage
          * @description Adds primary storage of type `LocalStorage`, a directory (`url`) on every host of the clusters it is attached to. Its capacity is the sum over those hosts.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddLocalPrimaryStorage"];
         delete?: never;
@@ -2141,7 +2141,7 @@ export interface paths {
          * Add simulated primary storage
          * @description Adds primary storage of type `SimulatorPrimaryStorage` with the given capacity; nothing is written anywhere.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddSimulatorPrimaryStorage"];
         delete?: never;
@@ -2161,7 +2161,7 @@ export interface paths {
          * Query VMs
          * @description Query VMs (user VMs and appliance VMs). Expanded fields include `zone`, `cluster`, `host`, `image`, `instanceOffering`, `rootVolume`, `vmNics`, `allVolumes`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryVmInstance"];
         put?: never;
@@ -2174,7 +2174,7 @@ export interface paths {
          *     `Created`, `CreateStopped` allocates everything and leaves it `Stopped`.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 12h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 12h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateVmInstance"];
         delete?: never;
@@ -2200,7 +2200,7 @@ export interface paths {
          *     uuid succeeds.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DestroyVmInstance"];
         options?: never;
@@ -2220,7 +2220,7 @@ export interface paths {
          * Expunge a destroyed VM
          * @description Removes a `Destroyed` VM for good, with its root volume.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 3h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ExpungeVmInstance"];
         post?: never;
@@ -2242,7 +2242,7 @@ export interface paths {
          * Reboot a VM
          * @description Reboots a running VM (Rebooting → Running).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["RebootVmInstance"];
         post?: never;
@@ -2264,7 +2264,7 @@ export interface paths {
          * Recover a destroyed VM
          * @description Brings a `Destroyed` VM back as `Stopped`.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["RecoverVmInstance"];
         post?: never;
@@ -2286,7 +2286,7 @@ export interface paths {
          * Start a VM
          * @description Starts a `Created`, `Stopped` or `Crashed` VM (Starting → Running), on `hostUuid` or in `clusterUuid` if given (`hostUuid` wins). Starting a running VM succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["StartVmInstance"];
         post?: never;
@@ -2308,7 +2308,7 @@ export interface paths {
          * Stop a VM
          * @description Stops a VM (Stopping → Stopped). `grace` (default) asks the guest to shut down, `cold` powers it off. Stopping a stopped VM succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["StopVmInstance"];
         post?: never;
@@ -2330,7 +2330,7 @@ export interface paths {
          * Live-migrate a VM to another host
          * @description Migrates a `Running` (or `Unknown`/`Paused`) VM to `hostUuid`, or to a host the allocator picks (Migrating → Running). The destination must reach the VM's storage and networks.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 1h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 1h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["MigrateVm"];
         post?: never;
@@ -2356,7 +2356,7 @@ export interface paths {
          *     cluster, not be a System network, and not be attached to the VM already.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachL3NetworkToVm"];
         delete?: never;
@@ -2376,7 +2376,7 @@ export interface paths {
          * Query virtual router VMs
          * @description Query virtual router VMs. They are also VMs (`type` `ApplianceVm`) and can be destroyed with `DestroyVmInstance`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryVirtualRouterVm"];
         put?: never;
@@ -2399,7 +2399,7 @@ export interface paths {
          * Reconnect a virtual router VM
          * @description Reconnects to the agent inside the virtual router VM (status `Connecting` → `Connected`, or `Disconnected` on failure) and re-applies its network service configuration.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ReconnectVirtualRouter"];
         post?: never;
@@ -2420,7 +2420,7 @@ export interface paths {
          * Query VM NICs
          * @description Query VM NICs. Expanded fields include `vmInstance`, `l3Network`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryVmNic"];
         put?: never;
@@ -2445,7 +2445,7 @@ export interface paths {
          * Remove a NIC from a VM
          * @description Removes the NIC (and releases its IP) from a `Running`, `Stopped` or `Paused` VM; answers the VM.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachL3NetworkFromVm"];
         options?: never;
@@ -2464,7 +2464,7 @@ export interface paths {
          * Query volumes
          * @description Query volumes (root and data). Expanded fields include `vmInstance`, `diskOffering`, `primaryStorage`, `image`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryVolume"];
         put?: never;
@@ -2491,7 +2491,7 @@ export interface paths {
          *     stays `Deleted` until expunged. Root volumes are refused (they go with their VM). Deleting an unknown but well-formed uuid succeeds.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteDataVolume"];
         options?: never;
@@ -2513,7 +2513,7 @@ export interface paths {
          * Detach a data volume from its VM
          * @description Detaches a data volume from the VM it is attached to (`vmUuid`, if given, must be that VM).
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachDataVolumeFromVm"];
         options?: never;
@@ -2534,7 +2534,7 @@ export interface paths {
          * Attach a data volume to a VM
          * @description Attaches a `Ready` or `NotInstantiated` data volume in state `Enabled` to a `Running`, `Stopped` or `Paused` VM; a `NotInstantiated` volume is created on primary storage first.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachDataVolumeToVm"];
         delete?: never;
@@ -2559,7 +2559,7 @@ export interface paths {
          *     then lands on primary storage the VM can reach.
          *
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 3h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 3h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateDataVolume"];
         delete?: never;
@@ -2579,7 +2579,7 @@ export interface paths {
          * Query zones
          * @description Query zones. Expanded fields include `cluster`, `host`, `l2Network`, `l3Network`, `primaryStorage`, `vmInstance`.
          *
-         *     Synchronous. **Default timeout:** 5m.
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryZone"];
         put?: never;
@@ -2587,7 +2587,7 @@ export interface paths {
          * Create a zone
          * @description Creates a zone in state `Enabled`.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["CreateZone"];
         delete?: never;
@@ -2610,7 +2610,7 @@ export interface paths {
          * Delete a zone
          * @description Deletes a zone and, by cascade, everything in it (clusters, hosts, networks, storage attachments). Deleting an unknown but well-formed uuid succeeds.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeleteZone"];
         options?: never;
@@ -2630,7 +2630,7 @@ export interface paths {
          * Enable or disable a zone
          * @description `stateEvent` `enable` → Enabled, `disable` → Disabled.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["ChangeZoneState"];
         post?: never;
@@ -2652,7 +2652,7 @@ export interface paths {
          * Update a zone's name or description
          * @description Changes the name and/or description.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateZone"];
         post?: never;
@@ -2675,14 +2675,14 @@ export interface paths {
          * Attach backup storage to a zone
          * @description Makes the backup storage's images usable in the zone; attaching twice is an error.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AttachBackupStorageToZone"];
         /**
          * Detach backup storage from a zone
          * @description Detaches the backup storage from the zone.
          *
-         *     Asynchronous: answers 202 and runs as a job. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DetachBackupStorageFromZone"];
         options?: never;
@@ -3883,7 +3883,7 @@ export interface components {
         };
     };
     responses: {
-        /** @description Invalid input (`SYS.1007`, field named in `details`). */
+        /** @description Invalid input (`SYS.1007`, field named in `details`). For an API's own arguments only with `X-ZStack-Errors: direct`; otherwise (upstream's contract) the failure is a failed job (async) or a 503 (sync). A malformed body, an unknown action or a bad header is always a 400. */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -3892,7 +3892,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorReply"];
             };
         };
-        /** @description The request conflicts with the current state of a resource. */
+        /** @description The request conflicts with the current state of a resource; with `X-ZStack-Errors: direct` only (otherwise a failed job or a 503, as upstream). */
         Conflict: {
             headers: {
                 [name: string]: unknown;
@@ -3939,7 +3939,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorReply"];
             };
         };
-        /** @description Unknown resource (`SYS.1003`). */
+        /** @description Unknown resource (`SYS.1003`), with `X-ZStack-Errors: direct` (otherwise a failed job or a 503, as upstream); an unknown URL is always a 404. */
         NotFound: {
             headers: {
                 [name: string]: unknown;
@@ -3959,7 +3959,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorReply"];
             };
         };
-        /** @description Missing, unknown or expired session (`ID.1001`) or wrong credentials (`ID.1000`). */
+        /** @description Missing, unknown or expired session (`ID.1001`) or wrong credentials (`ID.1000`); with `X-ZStack-Errors: direct` only (otherwise a failed job or a 503, as upstream). */
         Unauthorized: {
             headers: {
                 [name: string]: unknown;
@@ -3998,6 +3998,8 @@ export interface components {
         XJobUuid: string;
         /** @description URL the server POSTs the job result to when the job finishes. */
         XWebHook: string;
+        /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+        XZStackErrors: "direct";
     };
     requestBodies: never;
     headers: {
@@ -4029,6 +4031,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -4077,6 +4081,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -4111,6 +4117,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -4178,6 +4186,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -4218,6 +4228,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -4294,6 +4306,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -4328,6 +4342,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -4388,6 +4404,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 groupUuid: components["schemas"]["Uuid"];
@@ -4447,6 +4465,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 groupUuid: components["schemas"]["Uuid"];
@@ -4488,6 +4508,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 groupUuid: components["schemas"]["Uuid"];
@@ -4547,6 +4569,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 groupUuid: components["schemas"]["Uuid"];
@@ -4591,6 +4615,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -4625,6 +4651,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -4680,6 +4708,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -4758,6 +4788,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -4792,6 +4824,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -4870,6 +4904,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -4904,6 +4940,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -4964,6 +5002,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -4998,6 +5038,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -5074,6 +5116,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -5108,6 +5152,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -5170,6 +5216,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -5246,6 +5294,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -5274,6 +5324,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 sessionUuid: string;
@@ -5303,6 +5355,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 sessionUuid: string;
@@ -5357,6 +5411,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -5391,6 +5447,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -5453,6 +5511,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 userUuid: components["schemas"]["Uuid"];
@@ -5512,6 +5572,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 policyUuid: components["schemas"]["Uuid"];
@@ -5556,6 +5618,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -5596,6 +5660,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -5651,6 +5717,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -5763,6 +5831,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -5800,6 +5870,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -5840,6 +5912,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -5918,6 +5992,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -6002,6 +6078,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -6036,6 +6114,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -6107,6 +6187,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 clusterUuid: components["schemas"]["Uuid"];
@@ -6164,6 +6246,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 clusterUuid: components["schemas"]["Uuid"];
@@ -6208,6 +6292,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -6248,6 +6334,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -6308,6 +6396,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -6368,6 +6458,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -6439,6 +6531,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -6473,6 +6567,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: string;
@@ -6535,6 +6631,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -6609,6 +6707,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -6643,6 +6743,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -6717,6 +6819,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -6772,6 +6876,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -6809,6 +6915,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -6849,6 +6957,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -6920,6 +7030,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -6954,6 +7066,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 category: string;
@@ -7030,6 +7144,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -7067,6 +7183,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -7107,6 +7225,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -7167,6 +7287,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -7223,6 +7345,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -7286,6 +7410,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -7354,6 +7480,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -7388,6 +7516,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -7461,6 +7591,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -7531,6 +7663,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -7617,6 +7751,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -7651,6 +7787,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -7747,6 +7885,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 imageUuid: components["schemas"]["Uuid"];
@@ -7809,6 +7949,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -7864,6 +8006,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -7898,6 +8042,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -7976,6 +8122,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -8031,6 +8179,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -8065,6 +8215,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -8165,6 +8317,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -8199,6 +8353,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 clusterUuid: components["schemas"]["Uuid"];
@@ -8256,6 +8412,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 clusterUuid: components["schemas"]["Uuid"];
@@ -8297,6 +8455,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 l2NetworkUuid: components["schemas"]["Uuid"];
@@ -8354,6 +8514,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 l2NetworkUuid: components["schemas"]["Uuid"];
@@ -8398,6 +8560,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -8438,6 +8602,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -8509,6 +8675,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -8598,6 +8766,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -8632,6 +8802,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -8717,6 +8889,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 l3NetworkUuid: components["schemas"]["Uuid"];
@@ -8777,6 +8951,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 dns: string;
@@ -8818,6 +8994,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 l3NetworkUuid: components["schemas"]["Uuid"];
@@ -8896,6 +9074,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 l3NetworkUuid: components["schemas"]["Uuid"];
@@ -8974,6 +9154,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 l3NetworkUuid: components["schemas"]["Uuid"];
@@ -9048,6 +9230,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 l3NetworkUuid: components["schemas"]["Uuid"];
@@ -9091,6 +9275,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -9131,6 +9317,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -9210,6 +9398,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -9247,6 +9437,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -9302,6 +9494,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -9351,6 +9545,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -9379,6 +9575,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -9447,6 +9645,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -9496,6 +9696,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -9533,6 +9735,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -9573,6 +9777,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -9640,6 +9846,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -9726,6 +9934,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -9760,6 +9970,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -9851,6 +10063,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -9891,6 +10105,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -9947,6 +10163,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -10003,6 +10221,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -10059,6 +10279,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -10117,6 +10339,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -10180,6 +10404,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 vmInstanceUuid: components["schemas"]["Uuid"];
@@ -10239,6 +10465,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 l3NetworkUuid: components["schemas"]["Uuid"];
@@ -10315,6 +10543,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -10349,6 +10579,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 vmInstanceUuid: components["schemas"]["Uuid"];
@@ -10420,6 +10652,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -10454,6 +10688,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 vmNicUuid: components["schemas"]["Uuid"];
@@ -10509,6 +10745,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -10546,6 +10784,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -10588,6 +10828,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -10628,6 +10870,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 vmInstanceUuid: components["schemas"]["Uuid"];
@@ -10685,6 +10929,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -10765,6 +11011,8 @@ export interface operations {
             header?: {
                 /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
                 "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -10799,6 +11047,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path?: never;
             cookie?: never;
@@ -10870,6 +11120,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -10910,6 +11162,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -10970,6 +11224,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 uuid: components["schemas"]["Uuid"];
@@ -11030,6 +11286,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 backupStorageUuid: components["schemas"]["Uuid"];
@@ -11087,6 +11345,8 @@ export interface operations {
                 "X-Job-UUID"?: components["parameters"]["XJobUuid"];
                 /** @description URL the server POSTs the job result to when the job finishes. */
                 "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
             };
             path: {
                 backupStorageUuid: components["schemas"]["Uuid"];

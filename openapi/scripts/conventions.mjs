@@ -130,7 +130,12 @@ export function applyConventions(doc) {
       z.timeout ??= DEFAULT_TIMEOUT[z.kind];
       parseDuration(z.timeout);
       op['x-zstack-timeout'] = z.timeout;
-      const mode = z.kind === 'async' ? 'Asynchronous: answers 202 and runs as a job.' : 'Synchronous.';
+      const mode =
+        z.kind === 'async'
+          ? 'Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job\'s, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once.'
+          : z.kind === 'poll'
+            ? 'Synchronous.'
+            : 'Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx).';
       const prefer = z.kind === 'async' ? ' With `Prefer: wait=<seconds>`, answers the job\'s result instead when it finishes within that time.' : '';
       op.description = `${op.description ?? op.summary}\n\n${mode} **Default timeout:** ${z.timeout}.${prefer}`;
       if (z.public) op.security = [];
@@ -167,7 +172,7 @@ export function applyConventions(doc) {
           schema: { type: 'string', enum: ['Permissive', 'Enforcing'] },
         });
       }
-      if (z.kind !== 'poll') op.parameters.push(ref('parameters', 'XApiTimeout'));
+      if (z.kind !== 'poll') op.parameters.push(ref('parameters', 'XApiTimeout'), ref('parameters', 'XZStackErrors'));
       if (z.kind === 'async') {
         op.parameters.push(ref('parameters', 'XJobUuid'), ref('parameters', 'XWebHook'), ref('parameters', 'PreferWait'));
         op.responses['202'] = ref('responses', 'JobAccepted');

@@ -45,6 +45,8 @@ export function buildRequest(apiName: string, op: OperationInfo, params: Record<
   }
   const headers: Record<string, string> = { ...o.headers };
   if (!op.public && o.sessionUuid) headers.Authorization = `OAuth ${o.sessionUuid}`;
+  // Refusals answered at once with their own status (400/401/403/404/409) instead of upstream's failed job or 503.
+  headers['X-ZStack-Errors'] ??= 'direct';
   if (o.timeoutMs !== undefined) headers['X-API-Timeout'] = String(Math.max(1, Math.ceil(o.timeoutMs / 1000)));
   if (o.jobUuid) headers['X-Job-UUID'] = o.jobUuid;
   if (o.waitSeconds) headers.Prefer = `wait=${o.waitSeconds}`;

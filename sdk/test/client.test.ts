@@ -273,7 +273,7 @@ t.test('SDK', async (t) => {
     t.equal((await rude.queryZone({ count: true })).success, true);
 
     const curl = c.toCurl('QueryZone', { q: { name: 'hooked' }, fields: ['uuid', 'name'] });
-    t.equal(curl, `curl -X GET '${s.url}/zstack/v1/zones?q=name%3Dhooked&fields=uuid%2Cname' -H 'Authorization: OAuth ***'`);
+    t.equal(curl, `curl -X GET '${s.url}/zstack/v1/zones?q=name%3Dhooked&fields=uuid%2Cname' -H 'Authorization: OAuth ***' -H 'X-ZStack-Errors: direct'`);
     t.match(c.toCurl('LogInByAccount', { accountName: 'admin', password: hashPassword('password') }), `"password":"***"`);
     t.match(c.toCurl('CreateZone', { name: "it's" }, { timeoutMs: 90_000, jobUuid: 'a'.repeat(32) }), `-H 'X-API-Timeout: 90' -H 'X-Job-UUID: ${'a'.repeat(32)}' -H 'Content-Type: application/json' -d '{"params":{"name":"it'\\''s"}}'`);
     const real = c.toCurl('QueryZone', { q: { name: 'hooked' }, fields: ['uuid', 'name'] }, { redact: false });

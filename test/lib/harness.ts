@@ -89,11 +89,24 @@ export async function startServer(opts: { pglite?: boolean; app?: Partial<AppOpt
   };
 }
 
-/** Raw HTTP against the server (for wire-level assertions the SDK would hide). */
-export async function http(url: string, method: string, path: string, opts: { body?: unknown; rawBody?: string; headers?: Record<string, string> } = {}) {
+/**
+ * Raw HTTP against the server (for wire-level assertions the SDK would hide). Like our SDK it asks for refusals at
+ * once with their own status (`X-ZStack-Errors: direct`); `upstream: true` sends the request as upstream's clients
+ * do (failures of async APIs as failed jobs, of sync APIs as 503).
+ */
+export async function http(
+  url: string,
+  method: string,
+  path: string,
+  opts: { body?: unknown; rawBody?: string; headers?: Record<string, string>; upstream?: boolean } = {},
+) {
   const res = await fetch(url + path, {
     method,
-    headers: { ...(opts.body !== undefined || opts.rawBody !== undefined ? { 'content-type': 'application/json' } : {}), ...opts.headers },
+    headers: {
+      ...(opts.body !== undefined || opts.rawBody !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(opts.upstream ? {} : { 'X-ZStack-Errors': 'direct' }),
+      ...opts.headers,
+    },
     body: opts.rawBody ?? (opts.body !== undefined ? JSON.stringify(opts.body) : undefined),
   });
   const text = await res.text();

@@ -142,6 +142,8 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
   const arrivedAt = Date.now();
   // The call's own deadline timer (checks, sync and query APIs); an async API's job arms its own.
   let disposeDeadline: (() => void) | undefined;
+  // Set once the operation and the request's headers are understood: from then on a failure is the API's.
+  let call: ApiCall | undefined;
   try {
     const raw = (req.body ?? undefined) as Record<string, unknown> | undefined;
     assertNoForbiddenKeys(raw);
@@ -153,6 +155,21 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     p.pathNames.forEach((name, i) => (path[name] = positional[`p${i}`]));
 
     if (op.x.kind === 'poll') return await poll(deps, String(path.uuid), reply, env);
+    // The request's own headers are REST-layer matters (a bad one is a 400, as upstream's RestException).
+    const timeoutSeconds = headerTimeoutSeconds(req.headers['x-api-timeout']);
+    const waitSeconds = op.x.kind === 'async' ? preferredWait(req.headers.prefer) : undefined;
+    const jobHeader = req.headers['x-job-uuid'];
+    let jobUuid = newUuid();
+    let retried = false;
+    if (jobHeader !== undefined && op.x.kind === 'async') {
+      if (typeof jobHeader !== 'string' || !/^[0-9a-fA-F]{32}$/.test(jobHeader)) {
+        throw argErr(`header X-Job-UUID must be 32 hex characters (a uuid without dashes), got [${jobHeader}]`);
+      }
+      jobUuid = jobHeader.toLowerCase();
+      retried = true;
+    }
+    // From here on a failure is the API's own: answered as upstream does (see `apiFailure`) unless asked otherwise.
+    call = { op, jobUuid, timeoutSeconds, waitSeconds, msg: {} };
     // With the reply cache on, other nodes' commits are reflected first (one sync, shared by concurrent calls, for
     // the session and a Query API's reply), then the session may come from the memo.
     let changes = deps.query.cache && (op.x.kind === 'query' || !op.x.public) ? changesOf(deps.db) : undefined;
@@ -162,6 +179,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       : changes
         ? await sessions.read(changes, req.headers.authorization ?? '', 1000, () => deps.authenticate(req.headers.authorization))
         : await deps.authenticate(req.headers.authorization);
+    call.session = session;
 
     // Strings PostgreSQL cannot store, numbers past 2^53, prototype keys: refused before anything reads them.
     checkInput(path, '');
@@ -180,6 +198,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
 
     const inner = (op.x.bodyKey ? (body?.[op.x.bodyKey] as Record<string, unknown>) : undefined) ?? {};
     const msg: Record<string, unknown> = { ...inner };
+    call.msg = msg;
     for (const [k, v] of Object.entries(query)) {
       if (p.queryNames.has(k)) msg[k] = v;
       else console.warn(`[api] ${op.operationId}: unknown query parameter[${k.slice(0, 64)}], ignored`);
@@ -191,7 +210,6 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     if (body?.userTags && !msg.userTags) msg.userTags = body.userTags;
     await deps.authorize?.(op, session, msg);
 
-    const timeoutSeconds = headerTimeoutSeconds(req.headers['x-api-timeout']);
     // A cached query reply goes out without a call context (no deadline timer to arm for a map look-up).
     if (changes && op.x.kind === 'query') {
       const hit = deps.query.cached(deps.db, op.x.query!, msg as QueryParams);
@@ -236,31 +254,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     const bounded = <T>(work: () => Promise<T>) =>
       runInContext(ctx, () => raceAbort(ctx.signal, work(), () => timeoutError(ctx)));
 
-    const location = (uuid: string) => `${req.protocol}://${req.headers.host ?? 'localhost'}/zstack/v1/api-jobs/${uuid}`;
-    const waitSeconds = op.x.kind === 'async' ? preferredWait(req.headers.prefer) : undefined;
-    /**
-     * The answer to an accepted call: 202 with the job's location; with `Prefer: wait=N`, the job is first waited
-     * for (the long poll's wait) and, when it has finished by then, the answer is the poll's for that job.
-     */
-    const accepted = async (uuid: string, apiTimeout: number) => {
-      if (waitSeconds !== undefined) {
-        const answer = await jobAnswer(deps, uuid, waitSeconds * 1000, reply, env);
-        if (answer.status !== 202) {
-          return void reply.code(answer.status).header('location', location(uuid)).header('preference-applied', `wait=${waitSeconds}`).send(answer.body);
-        }
-      }
-      reply.code(202).header('location', location(uuid)).send({ location: location(uuid), apiTimeout });
-    };
-    const jobHeader = req.headers['x-job-uuid'];
-    let jobUuid = newUuid();
-    let retried = false;
-    if (jobHeader !== undefined && op.x.kind === 'async') {
-      if (typeof jobHeader !== 'string' || !/^[0-9a-fA-F]{32}$/.test(jobHeader)) {
-        throw argErr(`header X-Job-UUID must be 32 hex characters (a uuid without dashes), got [${jobHeader}]`);
-      }
-      jobUuid = jobHeader.toLowerCase();
-      retried = true;
-    }
+    const accepted = (uuid: string, apiTimeout: number) => acceptedAnswer(deps, req, reply, env, uuid, apiTimeout, waitSeconds);
     /** A retry of a request that already has its job gets that job back. */
     const existingJob = async () => {
       const existing = retried ? await deps.jobs.get(jobUuid) : undefined;
@@ -278,6 +272,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
         // check that passes needs no look-up: the job's insert finds an existing job by its uuid.
         const existing = await existingJob();
         if (existing) return await accepted(jobUuid, existing.timeoutMs);
+        // Not the job's failure: the API's (answered by `apiFailure` without a job of its own yet).
         throw e;
       }
     }
@@ -308,10 +303,65 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     });
     return await accepted(job.uuid, job.timeoutMs);
   } catch (e) {
-    sendError(reply, e);
+    if (call && !directErrors(req)) await apiFailure(deps, req, reply, env, call, arrivedAt, e).catch((x) => sendError(reply, x));
+    else sendError(reply, e);
   } finally {
     disposeDeadline?.();
   }
+}
+
+interface ApiCall {
+  op: SpecOperation;
+  jobUuid: string;
+  timeoutSeconds?: number;
+  waitSeconds?: number;
+  session?: SessionInfo;
+  msg: Record<string, unknown>;
+}
+
+/**
+ * `X-ZStack-Errors: direct` (our SDK and CLI send it): an API's failure before its job exists is answered at once
+ * with its own status (400 SYS.1007, 401 ID.1001, 403 ID.1002, 404 SYS.1003, 409 wrong state, 503 other).
+ */
+const directErrors = (req: FastifyRequest) => req.headers['x-zstack-errors'] === 'direct';
+
+/**
+ * Upstream's status contract (decision 3), for every client that does not ask for direct errors: every failure of an
+ * asynchronous API — bad argument, unknown resource, invalid session, missing permission, wrong state — is a job
+ * that failed (202, then 503 `{"error"}` on its poll, or at once with `Prefer: wait`), and every failure of a
+ * synchronous API is a 503 with its ErrorCode, since upstream's SDKs read an ErrorCode only there.
+ */
+async function apiFailure(deps: RouterDeps, req: FastifyRequest, reply: FastifyReply, env: Env, call: ApiCall, arrivedAt: number, e: unknown): Promise<void> {
+  const apiError = toApiError(e);
+  if (!(e instanceof ApiError)) console.error('[api] unexpected error:', e instanceof Error ? e.stack : e);
+  if (call.op.x.kind !== 'async') return void reply.code(503).send({ error: apiError.error });
+  const timeoutMs = deps.timeoutOf(call.op, call.timeoutSeconds);
+  const { job } = await deps.jobs.submit({
+    uuid: call.jobUuid,
+    apiName: call.op.operationId,
+    request: call.msg,
+    timeoutMs,
+    startedAt: arrivedAt,
+    session: call.session,
+    webHook: typeof req.headers['x-web-hook'] === 'string' ? req.headers['x-web-hook'] : undefined,
+    run: () => Promise.reject(apiError),
+  });
+  await acceptedAnswer(deps, req, reply, env, job.uuid, job.timeoutMs, call.waitSeconds);
+}
+
+/**
+ * The answer to an accepted call: 202 with the job's location; with `Prefer: wait=N`, the job is first waited for
+ * (the long poll's wait) and, when it has finished by then, the answer is the poll's for that job.
+ */
+async function acceptedAnswer(deps: RouterDeps, req: FastifyRequest, reply: FastifyReply, env: Env, uuid: string, apiTimeout: number, waitSeconds?: number): Promise<void> {
+  const location = `${req.protocol}://${req.headers.host ?? 'localhost'}/zstack/v1/api-jobs/${uuid}`;
+  if (waitSeconds !== undefined) {
+    const answer = await jobAnswer(deps, uuid, waitSeconds * 1000, reply, env);
+    if (answer.status !== 202) {
+      return void reply.code(answer.status).header('location', location).header('preference-applied', `wait=${waitSeconds}`).send(answer.body);
+    }
+  }
+  reply.code(202).header('location', location).send({ location, apiTimeout });
 }
 
 function pickOperation(group: Prepared[], body: Record<string, unknown> | undefined, url: string): Prepared {

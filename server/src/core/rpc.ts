@@ -83,7 +83,8 @@ export function registerRpc(app: FastifyInstance, deps: RpcDeps): void {
   const toRest = (op: SpecOperation, raw: Record<string, unknown>) => {
     const fields: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(raw)) if (!BASE_FIELDS.has(k) && v !== null && v !== undefined) fields[k] = v;
-    const headers: Record<string, string> = {};
+    // Refusals come back at once (the envelope carries them either way; this spares a poll).
+    const headers: Record<string, string> = { 'x-zstack-errors': 'direct' };
     const session = raw.session as { uuid?: unknown } | undefined;
     if (!op.x.public && session && typeof session.uuid === 'string') headers.authorization = `OAuth ${session.uuid}`;
     const timeout = Number(raw.timeout);
