@@ -333,13 +333,14 @@ const directErrors = (req: FastifyRequest) => req.headers['x-zstack-errors'] ===
  */
 async function apiFailure(deps: RouterDeps, req: FastifyRequest, reply: FastifyReply, env: Env, call: ApiCall, arrivedAt: number, e: unknown): Promise<void> {
   const apiError = toApiError(e);
-  if (!(e instanceof ApiError)) console.error('[api] unexpected error:', e instanceof Error ? e.stack : e);
+  // Throttling (429 with Retry-After) keeps its answer: it is about the client's pace, not the API's outcome.
+  if (apiError.httpStatus === 429) return sendError(reply, apiError);
   if (call.op.x.kind !== 'async') return void reply.code(503).send({ error: apiError.error });
   const timeoutMs = deps.timeoutOf(call.op, call.timeoutSeconds);
   const { job } = await deps.jobs.submit({
     uuid: call.jobUuid,
     apiName: call.op.operationId,
-    request: call.msg,
+    request: redactMessage(call.op, call.msg),
     timeoutMs,
     startedAt: arrivedAt,
     session: call.session,
