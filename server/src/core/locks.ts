@@ -45,6 +45,29 @@ export class LockManager {
     }
   }
 
+  /**
+   * Runs `fn` under the keys' locks only if none is held right now (here or, on PostgreSQL, by another process);
+   * `undefined` without running it otherwise. For background repair (reconciliation) that must never touch a resource
+   * an operation is working on: a lock held by a dead process died with its connection, so it is free again.
+   */
+  async tryWithLock<T>(key: string, fn: () => Promise<T>): Promise<T | undefined> {
+    if (this.tails.has(key)) return undefined;
+    const releaseLocal = await this.acquireLocal(key);
+    try {
+      if (this.database.kind === 'pg') {
+        if (!(await this.lockOp('try', key))) return undefined;
+        try {
+          return await fn();
+        } finally {
+          await this.lockOp('unlock', key).catch(() => undefined);
+        }
+      }
+      return await fn();
+    } finally {
+      releaseLocal();
+    }
+  }
+
   /** Closes the lock connection (server stop); advisory locks die with it. */
   async close(): Promise<void> {
     const c = this.connection;

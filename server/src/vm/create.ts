@@ -332,10 +332,11 @@ async function reserve(app: App, d: CreateData): Promise<void> {
 
 async function reserveInTransaction(app: App, d: CreateData, plan: Plan): Promise<Reserved> {
   return app.db.transaction(async (tx) => {
-    const [vm] = await tx.insert(vmInstances).values(plan.vm).returning();
-    const vols = await tx.insert(volumes).values(plan.vols).returning();
-    // Concurrent creations skip each other's host rows (SKIP LOCKED) on the fast path.
+    // Concurrent creations skip each other's host rows (SKIP LOCKED) on the fast path. The VM row names the host
+    // it holds capacity on from the start (reconciliation recomputes host capacity from these rows).
     const host = plan.host ? await allocateHost(app, plan.host, tx) : undefined;
+    const [vm] = await tx.insert(vmInstances).values({ ...plan.vm, hostUuid: host?.uuid ?? null }).returning();
+    const vols = await tx.insert(volumes).values(plan.vols).returning();
     const nics: NicRow[] = [];
     for (const [deviceId, n] of d.spec.nics.entries()) {
       nics.push(
@@ -373,8 +374,8 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
       );
       return sql`WITH h AS (${reserveHostQuery(app.db, req, within(bind, 'host')).getSQL()}),
         ps AS (${ps.getSQL()}),
-        vm AS (${app.db.insert(vmInstances).values(bindAll(bind, 'vm', plan.vm)).returning().getSQL()}),
-        vol AS (${app.db.insert(volumes).values(plan.vols.map((v, i) => bindAll(bind, `vol.${i}`, v))).returning().getSQL()}),
+        vm AS (${app.db.insert(vmInstances).values({ ...bindAll(bind, 'vm', plan.vm), hostUuid: sql`(SELECT uuid FROM h)` }).returning().getSQL()}),
+        vol AS (${app.db.insert(volumes).values(plan.vols.map((v, i) => ({ ...bindAll(bind, `vol.${i}`, v), primaryStorageUuid: sql`(SELECT uuid FROM ps)` }))).returning().getSQL()}),
         ip AS (${ip}),
         nic AS (
           INSERT INTO ${vmNics} (uuid, vm_instance_uuid, l3_network_uuid, used_ip_uuid, ip, netmask, gateway, mac, meta_data, device_id, internal_name, hypervisor_type)
@@ -385,8 +386,8 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
         )
         SELECT (SELECT row_to_json(h) FROM h) AS host, (SELECT row_to_json(vm) FROM vm) AS vm,
                (SELECT json_agg(vol ORDER BY vol.device_id) FROM vol) AS vols, (SELECT json_agg(nic) FROM nic) AS nics,
-               -- Last: the primary storage row is the one every creation updates; its lock is held from here to the
-               -- commit, so the rest of the statement runs before it is taken (CTEs run when first read).
+               -- The VM row names its host and the volume rows their primary storage from the start (what
+               -- reconciliation recomputes capacity from), so the storage row is locked when the volumes are written.
                (SELECT row_to_json(ps) FROM ps) AS ps,
                1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM nic) * (SELECT count(*) FROM ps))::int AS complete`;
     });

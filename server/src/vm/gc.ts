@@ -3,13 +3,13 @@
 // a persisted job, run when the host reconnects (event) or on its timer, cancelled when the host is deleted or
 // the VM was recovered in the meantime. When a host comes back with many pending destroys, they run as one batch:
 // one read of the host and the VMs, one `/vm/batchdestroy` per host (at most DESTROY_BATCH VMs a command).
-import { inArray } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { components } from '@zstack-ts/openapi/agent-protocol';
 import type { App } from '../app.js';
 import { isUnreachable } from '../agent-client/index.js';
 import type { GcBatchItem, GcResult } from '../core/gc.js';
 import { err } from '../core/errors.js';
-import { hosts, vmInstances } from '../db/schema/index.js';
+import { gcJobs, hosts, vmInstances } from '../db/schema/index.js';
 import { hostCall } from './hypervisor.js';
 import type { VmRow } from './inventory.js';
 
@@ -60,20 +60,21 @@ async function destroyBatch(app: App, items: Array<GcBatchItem<DestroyVmContext>
   const [hostRows, vmRows] = await Promise.all([
     app.db.select({ uuid: hosts.uuid, status: hosts.status }).from(hosts).where(inArray(hosts.uuid, hostUuids)),
     app.db
-      .select({ uuid: vmInstances.uuid, state: vmInstances.state })
+      .select({ uuid: vmInstances.uuid, state: vmInstances.state, hostUuid: vmInstances.hostUuid })
       .from(vmInstances)
       .where(inArray(vmInstances.uuid, items.map((i) => i.context.vmUuid))),
   ]);
   const hostStatus = new Map(hostRows.map((h) => [h.uuid, h.status]));
-  const vmState = new Map(vmRows.map((v) => [v.uuid, v.state]));
+  const vmRow = new Map(vmRows.map((v) => [v.uuid, v]));
   const results: GcResult[] = new Array(items.length);
   const toDestroy = new Map<string, number[]>(); // host uuid → indexes of the items to destroy there
   items.forEach((item, i) => {
     const { hostUuid, vmUuid } = item.context;
     const status = hostStatus.get(hostUuid);
-    const state = vmState.get(vmUuid);
+    const vm = vmRow.get(vmUuid);
     if (status === undefined) results[i] = 'cancel'; // the host is gone, and the VM with it
-    else if (state !== undefined && state !== 'Destroyed') results[i] = 'cancel'; // recovered since: the user's VM again
+    // Recovered and placed on that host again since: the user's VM there again.
+    else if (vm !== undefined && vm.state !== 'Destroyed' && vm.hostUuid === hostUuid) results[i] = 'cancel';
     else if (status !== 'Connected' || item.signal.aborted) results[i] = 'retry';
     else (toDestroy.get(hostUuid) ?? toDestroy.set(hostUuid, []).get(hostUuid)!).push(i);
   });
@@ -103,10 +104,22 @@ async function destroyBatch(app: App, items: Array<GcBatchItem<DestroyVmContext>
   return results;
 }
 
-/** Persists the host-side destroy of a VM whose host could not be reached. */
-export async function destroyOnHostLater(app: App, vm: VmRow, hostUuid: string): Promise<void> {
+/**
+ * Persists the host-side destroy of a VM whose host could not be reached (or that runs where it should not:
+ * reconciliation, `runSoon`, at most one pending job per VM and host).
+ */
+export async function destroyOnHostLater(app: App, vm: Pick<VmRow, 'uuid' | 'name'>, hostUuid: string, runSoon = false): Promise<void> {
   const context: DestroyVmContext = { vmUuid: vm.uuid, vmName: vm.name, hostUuid };
-  await app.gc.submit({ name: `gc-vm-${vm.uuid}-on-host-${hostUuid}`, runner: DESTROY_VM_ON_HOST, context, resourceUuid: hostUuid });
+  const name = `gc-vm-${vm.uuid}-on-host-${hostUuid}`;
+  if (runSoon) {
+    const [pending] = await app.db
+      .select({ uuid: gcJobs.uuid })
+      .from(gcJobs)
+      .where(and(eq(gcJobs.name, name), inArray(gcJobs.status, ['Idle', 'Processing'])))
+      .limit(1);
+    if (pending) return;
+  }
+  await app.gc.submit({ name, runner: DESTROY_VM_ON_HOST, context, resourceUuid: hostUuid, runSoon });
 }
 
 export const DELETE_VOLUME_BITS = 'DeleteVolumeBits';

@@ -8,6 +8,8 @@ import { nicDescriptor, vmDescriptor, volumeDescriptor } from './inventory.js';
 import { VmService } from './service.js';
 import { VolumeService } from './volumes.js';
 import { registerVmGarbageCollectors } from './gc.js';
+import { Reconciler } from './reconcile.js';
+import { noOtherManagementNode } from '../host/service.js';
 
 declare module '../services.js' {
   interface Services {
@@ -26,6 +28,9 @@ export function register(app: App): void {
   gc.define({ category: 'volume', name: 'deletionPolicy', type: 'string', defaultValue: 'Delay', validValues: policies, description: 'What DeleteDataVolume does: Direct removes the volume, Delay keeps it Deleted until expungePeriod, Never keeps it' });
   gc.define({ category: 'volume', name: 'expungePeriod', type: 'seconds', defaultValue: '259200', min: 1, description: 'Seconds a Deleted volume is kept before it is expunged (Delay policy)' });
   gc.define({ category: 'volume', name: 'expungeInterval', type: 'seconds', defaultValue: '3600', min: 1, description: 'Seconds between runs of the volume expunge task' });
+
+  gc.define({ category: 'vm', name: 'reconcile.interval', type: 'seconds', defaultValue: '60', min: 1, max: 86400, description: 'Seconds between reconciliations of the database with what every Connected host runs (/vm/vmsync per host; also on every host connect)' });
+  gc.define({ category: 'vm', name: 'reconcile.parallelismDegree', type: 'int', defaultValue: '16', min: 1, max: 1000, description: 'Hosts asked for their VMs at the same time by one reconciliation round' });
 
   registerVmGarbageCollectors(app);
   const vms = new VmService(app);
@@ -51,6 +56,21 @@ export function register(app: App): void {
 
   // An L2 network leaves a cluster: VMs there using it cannot run (upstream VmCascadeExtension stops them).
   app.services.networks.onL2DetachFromCluster((l2Uuid, clusterUuid) => vms.stopUsingL2InCluster(l2Uuid, clusterUuid));
+
+  // Reconciliation with the hosts' truth (vm/reconcile.ts): at start when alone (counters from rows), for a host
+  // when it connects, and for every Connected host each vm/reconcile.interval (the first round right after start).
+  const reconciler = new Reconciler(app, vms);
+  vms.reconciler = reconciler;
+  app.onBoot(async () => {
+    if (await noOtherManagementNode(app)) await reconciler.recomputeAtBoot();
+  });
+  app.services.hosts.afterConnect((host) => reconciler.reconcileHost(host.uuid));
+  let lastRound = 0;
+  app.every('vm-reconcile', () => Math.min(1000, gc.getMs('vm', 'reconcile.interval')), async () => {
+    if (Date.now() - lastRound < gc.getMs('vm', 'reconcile.interval')) return;
+    lastRound = Date.now();
+    await reconciler.reconcileAll();
+  });
 
   app.every('vm-expunge', () => gc.getMs('vm', 'expungeInterval'), () => vms.expungeExpired());
   app.every('volume-expunge', () => gc.getMs('volume', 'expungeInterval'), () => volumes.expungeExpired());

@@ -5,6 +5,7 @@ import { and, asc, eq, inArray, isNotNull, lt } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { isUnreachable } from '../agent-client/index.js';
 import { deleteVolumeBits, destroyOnHostLater, stopOnHostLater } from './gc.js';
+import type { Reconciler } from './reconcile.js';
 import { notFound, err, toApiError, argErr } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
 import type { Tx } from '../db/index.js';
@@ -30,6 +31,9 @@ export const vmLockKey = (uuid: string) => `vm:${uuid}`;
 
 export class VmService {
   private extensions: VmNetworkServiceExtension[] = [];
+
+  /** Reconciliation with the hosts (set by the module's registration). */
+  reconciler?: Reconciler;
 
   constructor(private app: App) {}
 
@@ -238,6 +242,9 @@ export class VmService {
         if (destHostUuid) await this.app.services.hosts.require(destHostUuid);
         const nics = await this.nicsOf(uuid);
         const vols = await this.volumesOf(uuid);
+        // Migrating before the destination is reserved: reconciliation does not recompute the capacity of hosts
+        // while a VM is Migrating (the destination's reservation is not on any VM row yet).
+        await this.setState(vm, 'Migrating');
         const dest = await allocateHost(this.app, {
           vmUuid: uuid,
           cpuNum: vm.cpuNum,
@@ -250,10 +257,12 @@ export class VmService {
           newVolumeBytes: 0,
           avoidHostUuids: [src.uuid],
           strategy: 'DefaultHostAllocatorStrategy',
+        }).catch(async (e) => {
+          await this.setState({ ...vm, state: 'Migrating' }, vm.state);
+          throw e;
         });
         const release = () => this.app.db.transaction((tx) => this.app.services.hosts.releaseCapacity(tx, dest.uuid, vm.cpuNum, vm.memorySize));
         try {
-          await this.setState(vm, 'Migrating');
           await hostCall(this.app, src.uuid, '/vm/migrate', {
             vmUuid: uuid,
             destHostIp: dest.managementIp,
@@ -342,6 +351,8 @@ export class VmService {
     const nics = await this.nicsOf(vm.uuid);
     const vols = await this.volumesOf(vm.uuid);
     await this.app.db.transaction(async (tx) => {
+      // A creation cut short (CreateStopped) may still name the host it reserved on.
+      if (vm.hostUuid) await this.app.services.hosts.releaseCapacity(tx, vm.hostUuid, vm.cpuNum, vm.memorySize);
       for (const n of nics) await deleteNic(this.app, n, tx);
       for (const v of vols.filter((x) => x.type === 'Root')) await this.deleteVolumeBits(v, null, tx);
       await tx.delete(volumes).where(and(eq(volumes.vmInstanceUuid, vm.uuid), eq(volumes.type, 'Root')));

@@ -2,7 +2,7 @@
 // volumes not yet created → create them on the host → network services (e.g. the virtual router's DHCP) → start on
 // the hypervisor → record it Running. Every step that reserves something has a rollback, so a failure anywhere
 // (including a later step of the create flow that embeds these) leaves nothing reserved.
-import { eq, sql } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import type { App } from '../app.js';
 import { currentContext } from '../core/context.js';
 import type { FlowStep } from '../core/flow.js';
@@ -64,7 +64,9 @@ export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
         const vm = d.vm!;
         const pending = d.volumes!.filter((v) => v.status === 'NotInstantiated');
         const placed = d.placement.hostUuid || d.placement.clusterUuid || d.placement.zoneUuid;
-        d.host = await allocateHost(app, {
+        // The reservation and the VM row naming its host commit together (capacity is recomputed from such rows).
+        d.host = await app.db.transaction(async (tx) => {
+          const host = await allocateHost(app, {
           vmUuid: vm.uuid,
           cpuNum: vm.cpuNum,
           memorySize: vm.memorySize,
@@ -77,10 +79,17 @@ export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
           newVolumeBytes: pending.reduce((s, v) => s + v.size, 0),
           preferredHostUuid: placed ? undefined : (vm.lastHostUuid ?? undefined),
           strategy: vm.allocatorStrategy,
+          }, tx);
+          await tx.update(vmInstances).set({ hostUuid: host.uuid }).where(eq(vmInstances.uuid, vm.uuid));
+          return host;
         });
+        d.vm = { ...vm, hostUuid: d.host.uuid };
       },
       async rollback(d) {
-        await app.db.transaction((tx) => app.services.hosts.releaseCapacity(tx, d.host!.uuid, d.vm!.cpuNum, d.vm!.memorySize));
+        await app.db.transaction(async (tx) => {
+          await app.services.hosts.releaseCapacity(tx, d.host!.uuid, d.vm!.cpuNum, d.vm!.memorySize);
+          await tx.update(vmInstances).set({ hostUuid: null }).where(eq(vmInstances.uuid, d.vmUuid));
+        });
       },
     },
     ...placeSteps(app, svc),
@@ -103,11 +112,15 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
       async run(d) {
         const pending = d.volumes!.filter((v) => v.status === 'NotInstantiated');
         const bytes = pending.reduce((s, v) => s + v.size, 0);
-        const ps = await allocatePrimaryStorage(app, {
-          clusterUuid: d.host!.clusterUuid,
-          bytes,
-          required: d.placement.primaryStorageUuidForRootVolume,
-          purpose: `the volumes of VM[uuid:${d.vmUuid}]`,
+        // The reservation and the volume rows naming their storage commit together.
+        const ps = await app.db.transaction(async (tx) => {
+          const picked = await allocatePrimaryStorage(
+            app,
+            { clusterUuid: d.host!.clusterUuid, bytes, required: d.placement.primaryStorageUuidForRootVolume, purpose: `the volumes of VM[uuid:${d.vmUuid}]` },
+            tx,
+          );
+          await tx.update(volumes).set({ primaryStorageUuid: picked.uuid }).where(inArray(volumes.uuid, pending.map((v) => v.uuid)));
+          return picked;
         });
         d.psReserved.push({ psUuid: ps.uuid, bytes });
         for (const v of pending) {
@@ -116,8 +129,10 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
         }
       },
       async rollback(d) {
+        const pending = d.volumes!.filter((v) => v.status === 'NotInstantiated').map((v) => v.uuid);
         await app.db.transaction(async (tx) => {
           for (const r of d.psReserved) await app.services.primaryStorage.release(tx, r.psUuid, r.bytes);
+          if (pending.length) await tx.update(volumes).set({ primaryStorageUuid: null }).where(inArray(volumes.uuid, pending));
         });
         d.psReserved = [];
       },
