@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { eq, lt } from 'drizzle-orm';
 import { migrate, openDatabase, type Database, type Db } from './db/index.js';
+import { retryTransactions } from './db/retry.js';
 import { managementNodes } from './db/schema/index.js';
 import { Cascade } from './core/cascade.js';
 import { backgroundContext, currentContext, runInContext } from './core/context.js';
@@ -95,7 +96,7 @@ export class App {
     readonly database: Database,
     readonly options: AppOptions,
   ) {
-    this.db = database.db;
+    this.db = retryTransactions(database.db);
     this.locks = new LockManager(database);
     this.jobs = new JobService(this.db, this.nodeUuid);
     this.globalConfig = new GlobalConfigService(this.db, this.events);

@@ -15,16 +15,38 @@ export interface CascadeNode {
   delete(uuids: string[], rootKind: string, mode: DeleteMode): Promise<void>;
 }
 
+/**
+ * Run before a deletion of its kind is planned: stops new work from landing on the resources (e.g. VM placements on
+ * a host being deleted) and waits for what is landing right now, so the plan sees it and cascades it. Returns the undo,
+ * run when the deletion fails.
+ */
+export type Fence = (uuids: string[]) => Promise<() => Promise<void>>;
+
 export class Cascade {
   private nodes = new Map<string, CascadeNode>();
+  private fences = new Map<string, Fence>();
 
   register(node: CascadeNode): void {
     this.nodes.set(node.kind, node);
   }
 
+  fence(kind: string, fence: Fence): void {
+    this.fences.set(kind, fence);
+  }
+
   /** Deletes `uuids` of `kind` (a registered node) and everything under them. */
   async delete(kind: string, uuids: string[], mode: DeleteMode = 'Permissive'): Promise<void> {
     if (uuids.length === 0) return;
+    const undo = await this.fences.get(kind)?.(uuids);
+    try {
+      await this.deleteFenced(kind, uuids, mode);
+    } catch (e) {
+      await undo?.().catch((u) => console.error(`[cascade] undoing the fence of ${kind} failed: ${u instanceof Error ? u.message : u}`));
+      throw e;
+    }
+  }
+
+  private async deleteFenced(kind: string, uuids: string[], mode: DeleteMode): Promise<void> {
     const plan = await this.plan(kind, uuids, kind, new Set());
     if (mode === 'Permissive') {
       for (const { node, uuids: ids } of plan) await node.check?.(ids, kind);

@@ -138,6 +138,9 @@ function mapPgError(pg: PgErrorLike): ApiError | undefined {
     case '23505':
       return err('SYS.1007', `a resource with the same ${what ?? 'unique value'} already exists`);
     case '23503':
+      // A row it refers to was deleted by a concurrent call (e.g. DeleteL3Network racing AttachNetworkServiceToL3Network):
+      // what the API's own lookup answers without the race.
+      if (/is not present in table/.test(pg.detail ?? '')) return err('SYS.1003', `a resource this request refers to (${what ?? 'a reference'}) was deleted meanwhile`);
       return err('SYS.1007', 'a resource this request refers to does not exist (or was deleted meanwhile), or is still referenced');
     case '23502':
       return err('SYS.1007', `field[${pg.column ?? 'unknown'}] is mandatory, can not be null`);

@@ -119,8 +119,9 @@ export function register(app: App): void {
         },
         async run(msg) {
           const o = await db.transaction(async (tx) => {
-            // One default per zone.
+            // One default per zone (a unique index holds it): concurrent creations in the zone take turns on its row.
             if (msg.isDefault) {
+              await tx.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, msg.zoneUuid)).for('no key update');
               await tx
                 .update(instanceOfferings)
                 .set({ isDefault: false })

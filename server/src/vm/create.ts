@@ -13,7 +13,7 @@ import { newUuid } from '../core/ids.js';
 import { clusters, diskOfferings, hosts, images, instanceOfferings, l3Networks, primaryStorage, vmInstances, vmNics, volumes, zones } from '../db/schema/index.js';
 import { allocateHost, DEFAULT_ALLOCATOR_STRATEGY, reserveHostQuery, type HostRequirement, type HostRow } from './allocation/host-allocator.js';
 import { freeIpInsert } from '../network/allocator.js';
-import { reservePrimaryStorageQuery } from './allocation/primary-storage-allocator.js';
+import { pickPrimaryStorageQuery, reservePrimaryStorageQuery } from './allocation/primary-storage-allocator.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic } from './nics.js';
 import type { VmService } from './service.js';
@@ -367,15 +367,14 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
     [row] = await reservations.rows<typeof row>(app.db, 'reserve-vm', (bind) => {
       const nicUuid = newUuid();
       const ip = freeIpInsert(newUuid(), nic.l3NetworkUuid, { usedFor: plan.usedFor, vmNicUuid: nicUuid }, within(bind, 'ip'));
-      const ps = reservePrimaryStorageQuery(
-        app.db,
-        { clusterUuid: sql`(SELECT cluster_uuid FROM h)`, bytes: req.newVolumeBytes, required: d.placement.primaryStorageUuidForRootVolume },
-        within(bind, 'ps'),
-      );
+      const psReq = { clusterUuid: sql`(SELECT cluster_uuid FROM h)`, bytes: req.newVolumeBytes, required: d.placement.primaryStorageUuidForRootVolume };
+      const pick = pickPrimaryStorageQuery(app.db, psReq, within(bind, 'ps'));
+      const ps = reservePrimaryStorageQuery(app.db, psReq, within(bind, 'ps'), sql`(SELECT uuid FROM pspick)`);
       return sql`WITH h AS (${reserveHostQuery(app.db, req, within(bind, 'host')).getSQL()}),
+        pspick AS MATERIALIZED (${pick.getSQL()}),
         ps AS (${ps.getSQL()}),
         vm AS (${app.db.insert(vmInstances).values({ ...bindAll(bind, 'vm', plan.vm), hostUuid: sql`(SELECT uuid FROM h)` }).returning().getSQL()}),
-        vol AS (${app.db.insert(volumes).values(plan.vols.map((v, i) => ({ ...bindAll(bind, `vol.${i}`, v), primaryStorageUuid: sql`(SELECT uuid FROM ps)` }))).returning().getSQL()}),
+        vol AS (${app.db.insert(volumes).values(plan.vols.map((v, i) => ({ ...bindAll(bind, `vol.${i}`, v), primaryStorageUuid: sql`(SELECT uuid FROM pspick)` }))).returning().getSQL()}),
         ip AS (${ip}),
         nic AS (
           INSERT INTO ${vmNics} (uuid, vm_instance_uuid, l3_network_uuid, used_ip_uuid, ip, netmask, gateway, mac, meta_data, device_id, internal_name, hypervisor_type)
@@ -386,8 +385,9 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
         )
         SELECT (SELECT row_to_json(h) FROM h) AS host, (SELECT row_to_json(vm) FROM vm) AS vm,
                (SELECT json_agg(vol ORDER BY vol.device_id) FROM vol) AS vols, (SELECT json_agg(nic) FROM nic) AS nics,
-               -- The VM row names its host and the volume rows their primary storage from the start (what
-               -- reconciliation recomputes capacity from), so the storage row is locked when the volumes are written.
+               -- Last: the primary storage row is the one every creation updates; its lock is held from here to the
+               -- commit, so the rest of the statement runs before it is taken (CTEs run when first read). The volume
+               -- rows name the storage picked (unlocked) in pspick, which this reservation then takes or fails.
                (SELECT row_to_json(ps) FROM ps) AS ps,
                1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM nic) * (SELECT count(*) FROM ps))::int AS complete`;
     });

@@ -3,7 +3,7 @@
 // a persisted job, run when the host reconnects (event) or on its timer, cancelled when the host is deleted or
 // the VM was recovered in the meantime. When a host comes back with many pending destroys, they run as one batch:
 // one read of the host and the VMs, one `/vm/batchdestroy` per host (at most DESTROY_BATCH VMs a command).
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, gte, inArray, or } from 'drizzle-orm';
 import type { components } from '@zstack-ts/openapi/agent-protocol';
 import type { App } from '../app.js';
 import { isUnreachable } from '../agent-client/index.js';
@@ -73,8 +73,9 @@ async function destroyBatch(app: App, items: Array<GcBatchItem<DestroyVmContext>
     const status = hostStatus.get(hostUuid);
     const vm = vmRow.get(vmUuid);
     if (status === undefined) results[i] = 'cancel'; // the host is gone, and the VM with it
-    // Recovered and placed on that host again since: the user's VM there again.
-    else if (vm !== undefined && vm.state !== 'Destroyed' && vm.hostUuid === hostUuid) results[i] = 'cancel';
+    // Recovered since: the user's VM again (reconciliation records it Running if it still runs there) — unless the
+    // database places it on another host or on none while it was never started (reconciliation found it misplaced).
+    else if (vm !== undefined && vm.state !== 'Destroyed' && !((vm.hostUuid !== null && vm.hostUuid !== hostUuid) || vm.state === 'Created')) results[i] = 'cancel';
     else if (status !== 'Connected' || item.signal.aborted) results[i] = 'retry';
     else (toDestroy.get(hostUuid) ?? toDestroy.set(hostUuid, []).get(hostUuid)!).push(i);
   });
@@ -108,18 +109,20 @@ async function destroyBatch(app: App, items: Array<GcBatchItem<DestroyVmContext>
  * Persists the host-side destroy of a VM whose host could not be reached (or that runs where it should not:
  * reconciliation, `runSoon`, at most one pending job per VM and host).
  */
-export async function destroyOnHostLater(app: App, vm: Pick<VmRow, 'uuid' | 'name'>, hostUuid: string, runSoon = false): Promise<void> {
+export async function destroyOnHostLater(app: App, vm: Pick<VmRow, 'uuid' | 'name'>, hostUuid: string, seenAt?: number): Promise<boolean> {
   const context: DestroyVmContext = { vmUuid: vm.uuid, vmName: vm.name, hostUuid };
   const name = `gc-vm-${vm.uuid}-on-host-${hostUuid}`;
-  if (runSoon) {
+  if (seenAt !== undefined) {
+    // Reconciliation saw it running at `seenAt`: not when a job for it is pending or has run since.
     const [pending] = await app.db
       .select({ uuid: gcJobs.uuid })
       .from(gcJobs)
-      .where(and(eq(gcJobs.name, name), inArray(gcJobs.status, ['Idle', 'Processing'])))
+      .where(and(eq(gcJobs.name, name), or(inArray(gcJobs.status, ['Idle', 'Processing']), gte(gcJobs.lastOpDate, new Date(seenAt)))))
       .limit(1);
-    if (pending) return;
+    if (pending) return false;
   }
-  await app.gc.submit({ name, runner: DESTROY_VM_ON_HOST, context, resourceUuid: hostUuid, runSoon });
+  await app.gc.submit({ name, runner: DESTROY_VM_ON_HOST, context, resourceUuid: hostUuid, runSoon: seenAt !== undefined });
+  return true;
 }
 
 export const DELETE_VOLUME_BITS = 'DeleteVolumeBits';

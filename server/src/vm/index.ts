@@ -8,8 +8,8 @@ import { nicDescriptor, vmDescriptor, volumeDescriptor } from './inventory.js';
 import { VmService } from './service.js';
 import { VolumeService } from './volumes.js';
 import { registerVmGarbageCollectors } from './gc.js';
-import { Reconciler } from './reconcile.js';
-import { noOtherManagementNode } from '../host/service.js';
+import { registerPlacementFences } from './allocation/fences.js';
+import { aloneAtBoot, Reconciler } from './reconcile.js';
 
 declare module '../services.js' {
   interface Services {
@@ -42,6 +42,7 @@ export function register(app: App): void {
   app.addInventory(volumeDescriptor);
   app.addHandlers(vmHandlers(app, vms, volumes));
   registerVmCascade(app, vms);
+  registerPlacementFences(app);
 
   // Maintenance (ChangeHostState maintain): running VMs move to another host; those that cannot are stopped
   // (upstream's default host.maintenance.policy StopVmOnMigrationFailure).
@@ -62,7 +63,7 @@ export function register(app: App): void {
   const reconciler = new Reconciler(app, vms);
   vms.reconciler = reconciler;
   app.onBoot(async () => {
-    if (await noOtherManagementNode(app)) await reconciler.recomputeAtBoot();
+    if (await aloneAtBoot(app)) await reconciler.recomputeAtBoot();
   });
   app.services.hosts.afterConnect((host) => reconciler.reconcileHost(host.uuid));
   let lastRound = 0;

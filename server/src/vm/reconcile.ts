@@ -12,10 +12,11 @@
 // lock, so reconciliation never races a live operation; the lock of a process that died died with its connection. A
 // row changed after the host was asked (`lastOpDate`) is left for the next round.
 import { and, eq, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
+import { hostname } from 'node:os';
 import type { App } from '../app.js';
 import { toApiError } from '../core/errors.js';
 import { rows, type Tx } from '../db/index.js';
-import { hosts, l3Networks, primaryStorage, usedIps, vmInstances, vmNics, volumes } from '../db/schema/index.js';
+import { hosts, l3Networks, managementNodes, primaryStorage, usedIps, vmInstances, vmNics, volumes } from '../db/schema/index.js';
 import { destroyOnHostLater } from './gc.js';
 import type { VmRow } from './inventory.js';
 import { deleteNic } from './nics.js';
@@ -80,7 +81,7 @@ export class Reconciler {
       const row = byUuid.get(uuid);
       if (!row) {
         // Ours by name but unknown to the database (a creation rolled back or a row lost): destroyed through the GC.
-        await this.destroyUnknown(uuid, hostUuid);
+        await this.destroyUnknown(uuid, hostUuid, since);
         continue;
       }
       const truth = { hostUuid, state: states[uuid] === 'Paused' ? 'Paused' : 'Running' };
@@ -200,21 +201,21 @@ export class Reconciler {
     await this.app.locks.tryWithLock(vmLockKey(uuid), async () => {
       const vm = await this.vms.get(uuid);
       if (!vm || vm.lastOpDate.getTime() >= since) return;
-      if (truth) return this.settleFound(vm, truth, later);
+      if (truth) return this.settleFound(vm, truth, since, later);
       return this.settleNotRunning(vm, later, noHost);
     });
   }
 
   /** The VM runs on `truth.hostUuid`. */
-  private async settleFound(vm: VmRow, truth: { hostUuid: string; state: string }, later: Array<() => Promise<void>>): Promise<void> {
+  private async settleFound(vm: VmRow, truth: { hostUuid: string; state: string }, since: number, later: Array<() => Promise<void>>): Promise<void> {
     const onOtherHost = vm.hostUuid && vm.hostUuid !== truth.hostUuid;
     if (vm.state === 'Destroyed' || vm.state === 'Expunging' || (vm.state === 'Created' && !vm.hostUuid)) {
       // Not meant to run anywhere: destroyed on the host through the GC.
-      return this.destroyUnknown(vm.uuid, truth.hostUuid, vm.name);
+      return this.destroyUnknown(vm.uuid, truth.hostUuid, since, vm.name);
     }
     if (onOtherHost && (vm.state === 'Running' || vm.state === 'Paused')) {
       // A copy left behind (a migration cut short after the VM moved): the database's host keeps it.
-      return this.destroyUnknown(vm.uuid, truth.hostUuid, vm.name);
+      return this.destroyUnknown(vm.uuid, truth.hostUuid, since, vm.name);
     }
     const host = await this.app.services.hosts.get(truth.hostUuid);
     if (!host) return;
@@ -297,8 +298,8 @@ export class Reconciler {
   }
 
   /** A VM running on a host that the database does not place there: destroyed on that host through the GC. */
-  private async destroyUnknown(uuid: string, hostUuid: string, name = uuid): Promise<void> {
-    await destroyOnHostLater(this.app, { uuid, name } as VmRow, hostUuid, true);
+  private async destroyUnknown(uuid: string, hostUuid: string, since: number, name = uuid): Promise<void> {
+    if (!(await destroyOnHostLater(this.app, { uuid, name }, hostUuid, since))) return;
     this.counts.destroyedOnHost++;
     console.warn(`[reconcile] VM[uuid:${uuid}] runs on host[uuid:${hostUuid}] but the database does not place it there: destroyed through the GC`);
   }
@@ -375,4 +376,16 @@ export async function agentVmReports(app: App, hostUuids: string[]): Promise<Hos
     }),
   );
   return out;
+}
+
+/**
+ * At start (before serving): no other management node is alive. A node recorded on this machine with the port this
+ * one is configured to listen on is a predecessor that died (the port is checked free before the server starts), even
+ * when its heartbeat is still recent.
+ */
+export async function aloneAtBoot(app: App): Promise<boolean> {
+  const staleBefore = new Date(Date.now() - 3 * app.globalConfig.getMs('managementServer', 'node.heartbeatInterval'));
+  const nodes = await app.db.select().from(managementNodes);
+  const port = app.options.port ?? 0;
+  return nodes.every((n) => n.uuid === app.nodeUuid || n.heartBeat < staleBefore || (port !== 0 && n.hostName === hostname() && n.port === port));
 }

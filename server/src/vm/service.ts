@@ -330,7 +330,7 @@ export class VmService {
   private async destroyOnHypervisor(vm: VmRow, hostUuid: string): Promise<void> {
     const host = await this.app.services.hosts.get(hostUuid);
     if (!host) return;
-    if (host.status !== 'Connected') return destroyOnHostLater(this.app, vm, hostUuid);
+    if (host.status !== 'Connected') return void (await destroyOnHostLater(this.app, vm, hostUuid));
     try {
       await hostCall(this.app, hostUuid, '/vm/destroy', { uuid: vm.uuid });
     } catch (e) {

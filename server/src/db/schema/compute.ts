@@ -1,6 +1,7 @@
 // Clusters, hosts (capacity lives on the host row: reservations are single conditional UPDATEs, so capacity can
 // never go negative or be double-booked), the agent deploy logs, offerings.
-import { bigint, bigserial, boolean, index, integer, pgTable, text } from 'drizzle-orm/pg-core';
+import { sql } from 'drizzle-orm';
+import { bigint, bigserial, boolean, index, integer, pgTable, text, uniqueIndex } from 'drizzle-orm/pg-core';
 import { dates, ts } from './common.js';
 import { zones } from './zone.js';
 
@@ -105,7 +106,10 @@ export const instanceOfferings = pgTable('instance_offerings', {
   imageUuid: text('image_uuid'),
   isDefault: boolean('is_default'),
   ...dates(),
-});
+}, (t) => [
+  // One default virtual router offering per zone, as a constraint (concurrent creations cannot leave two).
+  uniqueIndex('instance_offerings_default_vr_idx').on(t.zoneUuid).where(sql`${t.isDefault} AND ${t.type} = 'VirtualRouter'`),
+]);
 
 export const diskOfferings = pgTable('disk_offerings', {
   uuid: text('uuid').primaryKey(),

@@ -13,9 +13,22 @@ export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
  * Picks (at random) an Enabled, Connected primary storage of the cluster with the room, and reserves it: one UPDATE …
  * RETURNING (empty when none could take it). `clusterUuid` may be an SQL expression (a CTE's column).
  */
-export function reservePrimaryStorageQuery(tx: Tx, req: { clusterUuid: string | SQL; bytes: number; required?: string }, bind: Bind = immediate) {
+export function reservePrimaryStorageQuery(tx: Tx, req: { clusterUuid: string | SQL; bytes: number; required?: string }, bind: Bind = immediate, picked?: SQL) {
   const bytes = bind('bytes', req.bytes);
-  const pick = tx
+  return tx
+    .update(primaryStorage)
+    .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${bytes}::bigint` })
+    .where(and(inArray(primaryStorage.uuid, picked ?? pickPrimaryStorageQuery(tx, req, bind)), gte(primaryStorage.availableCapacity, bytes)))
+    .returning();
+}
+
+/**
+ * The pick alone (no lock): a statement can name the storage on the rows it writes (a CTE of this, read by those rows
+ * and by reservePrimaryStorageQuery's `picked`) and still take the storage row's lock last.
+ */
+export function pickPrimaryStorageQuery(tx: Tx, req: { clusterUuid: string | SQL; bytes: number; required?: string }, bind: Bind = immediate) {
+  const bytes = bind('bytes', req.bytes);
+  return tx
     .select({ uuid: primaryStorage.uuid })
     .from(primaryStorageClusterRefs)
     .innerJoin(primaryStorage, eq(primaryStorage.uuid, primaryStorageClusterRefs.primaryStorageUuid))
@@ -30,11 +43,6 @@ export function reservePrimaryStorageQuery(tx: Tx, req: { clusterUuid: string | 
     )
     .orderBy(sql`random()`)
     .limit(1);
-  return tx
-    .update(primaryStorage)
-    .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${bytes}::bigint` })
-    .where(and(inArray(primaryStorage.uuid, pick), gte(primaryStorage.availableCapacity, bytes)))
-    .returning();
 }
 
 export async function allocatePrimaryStorage(
