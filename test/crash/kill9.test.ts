@@ -84,3 +84,21 @@ const running = (await checker.pool.query<{ uuid: string }>(`SELECT uuid FROM vm
 const destroyed = `SELECT COUNT(*)::int AS n FROM vm_instances WHERE state IN ('Destroying', 'Destroyed')`;
 const already = await checker.count(destroyed);
 await crashRound('kill -9 during 100 destroys', (zs) => running.map((uuid) => zs.destroyVmInstance({ uuid })), destroyed, already + 30);
+
+await t.test('npm run check:invariants: the operator script agrees', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const run = (env: Record<string, string>) =>
+    new Promise<{ code: number; out: string }>((res) =>
+      execFile(process.execPath, ['--import', 'tsx', 'server/scripts/check-invariants.ts'], { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ...env } }, (e, stdout, stderr) =>
+        res({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      ),
+    );
+  const ok = await run({ DATABASE_URL: database.url, ZSTACK_SIMULATOR_URL: sim.url, ZSTACK_AGENT_SECRET: AGENT_SECRET });
+  t.equal(ok.code, 0, ok.out);
+  t.match(ok.out, /all invariants hold/);
+  await checker.pool.query(`UPDATE hosts SET available_cpu_capacity = 0`);
+  const bad = await run({ DATABASE_URL: database.url });
+  t.equal(bad.code, 1);
+  t.match(bad.out, /VIOLATION host capacity differs/);
+  t.equal((await run({ DATABASE_URL: '' })).code, 2, 'no database named: usage error');
+});

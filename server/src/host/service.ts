@@ -272,7 +272,8 @@ export class HostService {
     const rows = await tx
       .update(hosts)
       .set(reservation(cpu, memory))
-      .where(and(eq(hosts.uuid, hostUuid), gte(hosts.availableCpuCapacity, cpu), gte(hosts.availableMemoryCapacity, memory)))
+      // The allocation's state filters again on the locked row: a host being deleted (or disabled) meanwhile is not taken.
+      .where(and(eq(hosts.uuid, hostUuid), eq(hosts.state, 'Enabled'), eq(hosts.status, 'Connected'), gte(hosts.availableCpuCapacity, cpu), gte(hosts.availableMemoryCapacity, memory)))
       .returning({ uuid: hosts.uuid });
     return rows.length === 1;
   }

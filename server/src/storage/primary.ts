@@ -61,7 +61,7 @@ export class PrimaryStorageService {
     const rows = await tx
       .update(primaryStorage)
       .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${bytes}::bigint` })
-      .where(and(eq(primaryStorage.uuid, psUuid), gte(primaryStorage.availableCapacity, bytes)))
+      .where(and(eq(primaryStorage.uuid, psUuid), eq(primaryStorage.state, 'Enabled'), gte(primaryStorage.availableCapacity, bytes)))
       .returning({ uuid: primaryStorage.uuid });
     return rows.length === 1;
   }
