@@ -158,6 +158,7 @@ export async function checkInvariants(db: Tx, opts: { agents?: (hostUuids: strin
     const missing: Array<Record<string, unknown>> = [];
     for (const r of reports) {
       for (const [uuid, state] of Object.entries(r.states)) {
+        if (!/^[0-9a-f]{32}$/.test(uuid)) continue; // not a VM of ours (a real host's other domains)
         const p = where.get(uuid);
         if (!p || p.host_uuid !== r.hostUuid || p.state !== state) unknown.push({ uuid, host: r.hostUuid, state, db: p ? `${p.state} on ${p.host_uuid}` : 'not running' });
       }

@@ -127,6 +127,14 @@ export class HostService {
     }
   }
 
+  /**
+   * An agent command that leaves the host's status alone whatever happens (background reads such as reconciliation's
+   * `/vm/vmsync`: a slow answer under load must not take the host out of placement; pings decide the status).
+   */
+  async query<R = AgentReply>(h: HostRow, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
+    return (await this.app.agents.call(this.agentUrlOf(h), path, body, this.target(h, opts.timeoutMs))) as R;
+  }
+
   /** Changes the status (only from `from` when given); emits `host.status` when it changed. */
   async setStatus(uuid: string, to: HostStatus, from?: HostStatus[]): Promise<boolean> {
     const old = await this.app.db.transaction(async (tx) => {

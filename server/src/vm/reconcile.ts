@@ -29,6 +29,9 @@ export const TRANSITIONAL_STATES = ['Starting', 'Stopping', 'Rebooting', 'Migrat
 /** Settled to what the host says when its host answers (a disconnected host's VMs become Unknown). */
 const ASK_HOST_STATES = [...TRANSITIONAL_STATES, 'Unknown', 'Running', 'Paused'];
 
+/** The names this management plane gives VMs on hosts: their 32-hex uuids. */
+export const isVmUuid = (name: string) => /^[0-9a-f]{32}$/.test(name);
+
 type HostTruth = { hostUuid: string; state: string } | null;
 
 export interface ReconcileCounts {
@@ -62,7 +65,7 @@ export class Reconciler {
     const since = Date.now();
     let states: Record<string, string>;
     try {
-      const reply = await this.app.services.hosts.callOn<{ states?: Record<string, string> }>(host, '/vm/vmsync', {}, {
+      const reply = await this.app.services.hosts.query<{ states?: Record<string, string> }>(host, '/vm/vmsync', {}, {
         timeoutMs: this.app.globalConfig.getMs('host', 'ping.timeout'),
       });
       states = reply.states ?? {};
@@ -80,8 +83,9 @@ export class Reconciler {
     for (const uuid of reported) {
       const row = byUuid.get(uuid);
       if (!row) {
-        // Ours by name but unknown to the database (a creation rolled back or a row lost): destroyed through the GC.
-        await this.destroyUnknown(uuid, hostUuid, since);
+        // Ours by name (a VM uuid) but unknown to the database (a creation rolled back, a row lost): destroyed
+        // through the GC. Domains named otherwise on a real host are not ours to touch.
+        if (isVmUuid(uuid)) await this.destroyUnknown(uuid, hostUuid, since);
         continue;
       }
       const truth = { hostUuid, state: states[uuid] === 'Paused' ? 'Paused' : 'Running' };
@@ -369,9 +373,10 @@ export async function agentVmReports(app: App, hostUuids: string[]): Promise<Hos
   const out: HostVmReport[] = [];
   await Promise.all(
     hostUuids.map(async (hostUuid) => {
-      const reply = await app.services.hosts
-        .call<{ states?: Record<string, string> }>(hostUuid, '/vm/vmsync', {}, { timeoutMs: app.globalConfig.getMs('host', 'ping.timeout') })
-        .catch(() => undefined);
+      const host = await app.services.hosts.get(hostUuid);
+      const reply = host
+        ? await app.services.hosts.query<{ states?: Record<string, string> }>(host, '/vm/vmsync', {}, { timeoutMs: app.globalConfig.getMs('host', 'ping.timeout') }).catch(() => undefined)
+        : undefined;
       if (reply) out.push({ hostUuid, states: reply.states ?? {} });
     }),
   );
