@@ -114,8 +114,8 @@ t.test('deadlocks are retried; after the retries a clear error, never SYS.1000',
   await Promise.all([both(a, b), both(b, a)]);
   t.ok(attempts >= 3, `one of them ran again (${attempts} attempts)`);
   t.equal(retryTransactions(app.db), app.db, 'patched once');
-  const e = toApiError(Object.assign(new Error('deadlock detected'), { code: '40P01' }));
+  const e = toApiError(Object.assign(new Error('deadlock detected'), { code: '40P01', severity: 'ERROR' }));
   t.match(e.error, { code: 'SYS.1006', details: /deadlock/ });
   t.notMatch(e.error.details!, /UPDATE|SELECT/);
-  t.equal(toApiError(new Error('x', { cause: { code: '23505', detail: 'Key (name)=(twin) already exists.' } })).error.code, 'SYS.1007');
+  t.equal(toApiError(new Error('x', { cause: { code: '23505', severity: 'ERROR', message: 'duplicate', detail: 'Key (name)=(twin) already exists.' } })).error.code, 'SYS.1007');
 });
