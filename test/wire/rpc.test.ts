@@ -143,6 +143,34 @@ t.test('1.1 RPC protocol', async (t) => {
     }
   });
 
+  t.test("1.1's legacy reads (Get, List, Search) from the query engine", async (t) => {
+    const zones = (await zs.queryZone({})).inventories!;
+    const get = await cli.call('org.zstack.header.zone.APIGetZoneMsg', { uuid: w.zoneUuid });
+    t.equal(get.cls, 'org.zstack.header.zone.APIGetZoneReply');
+    t.equal(typeof get.reply.inventory, 'string', 'the inventory as a JSON string');
+    t.match(JSON.parse(get.reply.inventory), { uuid: w.zoneUuid, name: 'zone1' });
+    const missing = await cli.call('org.zstack.header.zone.APIGetZoneMsg', { uuid: 'd'.repeat(32) });
+    t.equal(missing.reply.error.code, 'SYS.1003');
+    const list = await cli.call('org.zstack.header.zone.APIListZonesMsg', { uuids: [w.zoneUuid] });
+    t.equal(list.cls, 'org.zstack.header.zone.APIListZonesReply');
+    t.same(list.reply.inventories.map((z: { uuid: string }) => z.uuid), [w.zoneUuid]);
+    const all = await cli.call('org.zstack.header.zone.APIListZonesMsg', { offset: 0, length: 2147483647 });
+    t.equal(all.reply.inventories.length, zones.length, 'length = Integer.MAX_VALUE: all of them');
+    const paged = await cli.call('org.zstack.header.zone.APIListZonesMsg', { offset: 1, length: 1 });
+    t.equal(paged.reply.inventories.length, Math.min(1, zones.length - 1));
+    const clusters = await cli.call('org.zstack.header.cluster.APIListClusterMsg', {});
+    t.equal(clusters.reply.inventories[0].uuid, w.clusterUuid, 'ListCluster (no plural)');
+    const search = await cli.call('org.zstack.header.zone.APISearchZoneMsg', { nameOpValueTriples: [{ name: 'name', op: 'AND_EQ', val: 'zone1' }] });
+    t.equal(search.cls, 'org.zstack.header.zone.APISearchZoneReply');
+    t.same(JSON.parse(search.reply.content).map((z: { uuid: string }) => z.uuid), [w.zoneUuid], 'content: the inventories as a JSON string');
+    const inList = await cli.call('org.zstack.header.network.l3.APISearchL3NetworkMsg', { nameOpListTriples: [{ name: 'uuid', op: 'AND_IN', vals: [w.l3NetworkUuid] }], fields: ['uuid', 'name'] });
+    t.same(JSON.parse(inList.reply.content), [{ uuid: w.l3NetworkUuid, name: 'l3-etpz' }]);
+    const or = await cli.call('org.zstack.header.zone.APISearchZoneMsg', { nameOpValueTriples: [{ name: 'name', op: 'OR_EQ', val: 'x' }] });
+    t.equal(or.reply.error.code, 'SYS.1007');
+    const noSession = await cli.call('org.zstack.header.zone.APIGetZoneMsg', { uuid: w.zoneUuid }, { session: {} });
+    t.equal(noSession.reply.error.code, 'ID.1001');
+  });
+
   t.test('/zstack/api without the slash, and PUT', async (t) => {
     const noSlash = new Cli11(s.url, '/zstack/api');
     noSlash.session = cli.session;
