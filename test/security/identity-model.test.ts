@@ -68,6 +68,15 @@ t.test('identity model', async (t) => {
     t.equal((await fails(eve.client.stopVmInstance({ uuid: vm.uuid })))?.httpStatus, 403, 'eve may not stop it');
     t.equal((await alice.client.stopVmInstance({ uuid: vm.uuid })).inventory.state, 'Stopped', 'alice may');
     t.equal((await admin.queryVmInstance({ q: [`uuid=${vm.uuid}`] })).inventories!.length, 1, 'admin sees everything');
+    // A NIC an admin adds to alice's VM is alice's (nested resources go to the owner of what they belong to).
+    const l3b = (await admin.createL3Network({ name: 'l3b', l2NetworkUuid: w.l2NetworkUuid })).inventory;
+    await admin.addIpRange({ l3NetworkUuid: l3b.uuid, name: 'r', startIp: '10.9.0.10', endIp: '10.9.0.20', netmask: '255.255.255.0', gateway: '10.9.0.1' });
+    const withNic = (await admin.attachL3NetworkToVm({ vmInstanceUuid: vm.uuid, l3NetworkUuid: l3b.uuid })).inventory;
+    const nic = withNic.vmNics.find((n) => n.uuid !== vm.vmNics[0].uuid)!;
+    const nicRef = (await admin.queryAccountResourceRef({ q: [`resourceUuid=${nic.uuid}`] })).inventories![0];
+    t.match(nicRef, { accountUuid: alice.acct.uuid, resourceType: 'VmNicVO' });
+    await alice.client.detachL3NetworkFromVm({ vmNicUuid: nic.uuid });
+    t.equal((await alice.client.queryVmNic({})).inventories!.length, 1, 'alice detached it');
     t.ok((await admin.querySharedResource({ q: [`resourceUuid=${w.imageUuid}`] })).inventories![0].toPublic);
     await admin.revokeResourceSharing({ resourceUuids: [w.l3NetworkUuid], all: true });
     t.equal((await alice.client.queryL3Network({})).inventories!.length, 0, 'revoked');

@@ -9,8 +9,17 @@ import { sql } from 'drizzle-orm';
 import { rows, type Db } from '../db/index.js';
 import type { SessionInfo } from './context.js';
 import { err } from './errors.js';
+import { Batcher } from './batcher.js';
 import type { Handler } from './handlers.js';
 import type { PermissionDef, SpecOperation } from './spec.js';
+
+interface OwnedRef {
+  uuid: string;
+  type: string;
+  account: string;
+  /** Nested resources of an existing inventory: owned by that inventory's owner. */
+  parent?: string;
+}
 
 export interface Statement {
   name?: string;
@@ -134,34 +143,42 @@ export class Permissions {
   }
 
   /**
-   * After a creating call succeeded: its account owns the created inventory (and the nested ones its `owns` names).
-   * One statement; a resource already owned keeps its owner.
+   * After a creating call succeeded: its account owns the created inventory (and the nested ones its `owns` names;
+   * for a call that creates nothing itself, e.g. AttachL3NetworkToVm's new NIC, the nested ones go to the owner of
+   * the inventory they belong to). A resource already owned keeps its owner. Concurrent calls share one statement.
    */
   async recordCreated(op: SpecOperation, session: SessionInfo | undefined, result: unknown): Promise<void> {
     if (!session) return;
-    const refs = this.createdBy(op, result);
-    if (!refs.length) return;
-    await this.db.execute(
-      sql`INSERT INTO account_resource_refs (resource_uuid, resource_type, account_uuid, owner_account_uuid)
-          SELECT u, t, ${session.accountUuid}::text, ${session.accountUuid}::text FROM unnest(${sql.param(refs.map((r) => r.uuid))}::text[], ${sql.param(refs.map((r) => r.type))}::text[]) AS x(u, t)
-          ON CONFLICT (resource_uuid) DO NOTHING`,
-    );
+    const refs = this.createdBy(op, result).map((r) => ({ ...r, account: session.accountUuid, parent: op.x.create ? undefined : r.parent }));
+    if (refs.length) await this.refInserts.add(refs);
   }
 
+  private refInserts = new Batcher<OwnedRef[], void>(async (batches) => {
+    const refs = batches.flat();
+    await this.db.execute(
+      sql`INSERT INTO account_resource_refs (resource_uuid, resource_type, account_uuid, owner_account_uuid)
+          SELECT DISTINCT ON (x.u) x.u, x.t, coalesce(p.account_uuid, x.a), coalesce(p.account_uuid, x.a)
+          FROM unnest(${sql.param(refs.map((r) => r.uuid))}::text[], ${sql.param(refs.map((r) => r.type))}::text[], ${sql.param(refs.map((r) => r.account))}::text[], ${sql.param(refs.map((r) => r.parent ?? null))}::text[]) AS x(u, t, a, parent)
+          LEFT JOIN account_resource_refs p ON p.resource_uuid = x.parent
+          ON CONFLICT (resource_uuid) DO NOTHING`,
+    );
+    return batches.map(() => undefined);
+  });
+
   /** The resources a creating call's reply names: `{inventory}` (or `{inventories}`) and their `owns` fields. */
-  createdBy(op: SpecOperation, result: unknown): Array<{ uuid: string; type: string }> {
+  createdBy(op: SpecOperation, result: unknown): Array<{ uuid: string; type: string; parent?: string }> {
     const r = result as { inventory?: unknown; inventories?: unknown[] } | undefined;
     const invs = (r?.inventory ? [r.inventory] : (r?.inventories ?? [])) as Array<Record<string, unknown>>;
     const schemaName = this.replyInventory(op);
     if (!schemaName) return [];
-    const out: Array<{ uuid: string; type: string }> = [];
+    const out: Array<{ uuid: string; type: string; parent?: string }> = [];
     const schema = this.doc.components.schemas[schemaName];
     for (const inv of invs) {
       if (typeof inv?.uuid === 'string') out.push({ uuid: inv.uuid, type: resourceTypeOf(schemaName) });
       for (const field of op.permission.owns ?? []) {
         const nested = (schema?.properties?.[field]?.items?.$ref as string | undefined)?.split('/').pop();
         for (const child of (inv[field] as Array<Record<string, unknown>> | undefined) ?? []) {
-          if (typeof child?.uuid === 'string') out.push({ uuid: child.uuid, type: resourceTypeOf(nested ?? field) });
+          if (typeof child?.uuid === 'string') out.push({ uuid: child.uuid, type: resourceTypeOf(nested ?? field), parent: inv.uuid as string });
         }
       }
     }
