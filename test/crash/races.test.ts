@@ -119,3 +119,12 @@ t.test('deadlocks are retried; after the retries a clear error, never SYS.1000',
   t.notMatch(e.error.details!, /UPDATE|SELECT/);
   t.equal(toApiError(new Error('x', { cause: { code: '23505', severity: 'ERROR', message: 'duplicate', detail: 'Key (name)=(twin) already exists.' } })).error.code, 'SYS.1007');
 });
+
+t.test('a refused deletion puts the fenced state back', async (t) => {
+  // Attached to a cluster: Permissive deletion is refused after the fence made it Disabled.
+  const e = await zs.deletePrimaryStorage({ uuid: w.primaryStorageUuid }).catch((x) => x);
+  t.equal(e.code, 'SYS.1004');
+  const [ps] = await rows<{ state: string }>(app.db, sql`SELECT state FROM primary_storage WHERE uuid = ${w.primaryStorageUuid}`);
+  t.equal(ps.state, 'Enabled', 'Enabled again');
+  t.equal((await create('after-refused-delete')).inventory.state, 'Running', 'and placements go on');
+});
