@@ -29,8 +29,9 @@ interface Snapshot { tables: Record<string, Table> }
 interface Journal { entries: Array<{ idx: number; tag: string; when: number }> }
 
 const journal = JSON.parse(readFileSync(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as Journal;
-const snapshotOf = (idx: number): Snapshot =>
-  JSON.parse(readFileSync(join(migrationsFolder, 'meta', `${String(idx).padStart(4, '0')}_snapshot.json`), 'utf8')) as Snapshot;
+// drizzle-kit names a migration's snapshot after the number its file name starts with.
+const snapshotOf = (tag: string): Snapshot =>
+  JSON.parse(readFileSync(join(migrationsFolder, 'meta', `${tag.split('_')[0]}_snapshot.json`), 'utf8')) as Snapshot;
 
 const ROWS = 3;
 const q = (id: string) => `"${id.replace(/"/g, '""')}"`;
@@ -107,18 +108,18 @@ async function dump(client: pg.Client, table: string): Promise<Array<Record<stri
   return res.rows as Array<Record<string, string | null>>;
 }
 
-/** A migrations folder holding the first k+1 migrations of the real one (the journal cut after entry k). */
-function folderAt(k: number): string {
+/** A migrations folder holding the real one's migrations up to `tag` (the journal cut after it). */
+function folderAt(tag: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'zstack-migrations-'));
   mkdirSync(join(dir, 'meta'));
-  const entries = journal.entries.filter((e) => e.idx <= k);
+  const entries = journal.entries.slice(0, journal.entries.findIndex((e) => e.tag === tag) + 1);
   for (const e of entries) cpSync(join(migrationsFolder, `${e.tag}.sql`), join(dir, `${e.tag}.sql`));
   writeFileSync(join(dir, 'meta', '_journal.json'), JSON.stringify({ ...journal, entries }));
   return dir;
 }
 
 const latest = journal.entries.at(-1)!;
-const latestSnapshot = snapshotOf(latest.idx);
+const latestSnapshot = snapshotOf(latest.tag);
 
 t.ok(journal.entries.length >= 2, `the journal lists ${journal.entries.length} migrations`);
 
@@ -126,7 +127,7 @@ for (const entry of journal.entries.slice(0, -1)) {
   t.test(`a database at ${entry.tag}, with rows in every table, migrates to ${latest.tag} with its data intact`, async (t) => {
     const database = await createDatabase();
     t.teardown(() => database.drop());
-    const folder = folderAt(entry.idx);
+    const folder = folderAt(entry.tag);
     t.teardown(() => rmSync(folder, { recursive: true, force: true }));
 
     // The database at k: drizzle's migrator over the first k+1 migrations (its bookkeeping, as a real one had it).
@@ -136,7 +137,7 @@ for (const entry of journal.entries.slice(0, -1)) {
     const client = new pg.Client({ connectionString: database.url });
     await client.connect();
     t.teardown(() => client.end());
-    const snap = snapshotOf(entry.idx);
+    const snap = snapshotOf(entry.tag);
     const before = await populate(client, snap);
     const total = [...before.values()].reduce((n, rows) => n + rows.length, 0);
     t.equal(total, Object.keys(snap.tables).length * ROWS, `${total} rows in ${before.size} tables at ${entry.tag}`);
