@@ -237,6 +237,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/accounts/groups/{uuid}/actions#updateUserGroup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update a user group (name, description)
+         * @description Update a user group (name, description)
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["UpdateUserGroup"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/accounts/login": {
         parameters: {
             query?: never;
@@ -4634,6 +4656,68 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    UpdateUserGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateUserGroup": {
+                 *         "description": "the operators"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateUserGroup: {
+                        description?: components["schemas"]["Description"];
+                        name?: components["schemas"]["Name"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The UserGroupInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserGroupInventoryReply"];
                 };
             };
             202: components["responses"]["JobAccepted"];

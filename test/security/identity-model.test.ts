@@ -103,6 +103,8 @@ t.test('identity model', async (t) => {
     t.equal((await fails(asBob.queryZone({})))?.httpStatus, 403, 'zone:QueryZone is not allowed');
     const group = (await alice.client.createUserGroup({ name: 'ops' })).inventory;
     await alice.client.addUserToGroup({ groupUuid: group.uuid, userUuid: bob.uuid });
+    t.equal((await alice.client.updateUserGroup({ uuid: group.uuid, description: 'operators' })).inventory.description, 'operators');
+    t.equal((await fails(eve.client.updateUserGroup({ uuid: group.uuid, name: 'mine' })))?.httpStatus, 403, "eve may not rename alice's group");
     await alice.client.attachPolicyToUserGroup({ groupUuid: group.uuid, policyUuid: noDestroy.uuid });
     const denied = await fails(asBob.destroyVmInstance({ uuid: aliceVm }));
     t.equal(denied?.httpStatus, 403, "the group's Deny wins over the user's Allow");

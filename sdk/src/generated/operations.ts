@@ -130,6 +130,7 @@ export const OPERATIONS = {
   UpdateQuota: {"summary":"Change a quota of an account","method":"PUT","path":"/zstack/v1/accounts/quotas/actions","kind":"async","bodyKey":"updateQuota","timeout":"30m","public":false,"pathParams":[],"queryParams":[],"inventory":"QuotaInventory"},
   UpdateSimulatorHost: {"summary":"Set the fault knobs of a simulated host (admin only)","method":"PUT","path":"/zstack/v1/hosts/simulators/{uuid}/actions","kind":"async","bodyKey":"updateSimulatorHost","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[],"inventory":"HostInventory"},
   UpdateUser: {"summary":"Update a user (name, description, password)","method":"PUT","path":"/zstack/v1/accounts/users/{uuid}/actions","kind":"async","bodyKey":"updateUser","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[],"inventory":"UserInventory","secrets":{"request":["updateUser.password"],"params":[],"reply":[]}},
+  UpdateUserGroup: {"summary":"Update a user group (name, description)","method":"PUT","path":"/zstack/v1/accounts/groups/{uuid}/actions","kind":"async","bodyKey":"updateUserGroup","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[],"inventory":"UserGroupInventory"},
   UpdateZone: {"summary":"Update a zone's name or description","method":"PUT","path":"/zstack/v1/zones/{uuid}/actions","kind":"async","bodyKey":"updateZone","timeout":"30m","public":false,"pathParams":["uuid"],"queryParams":[],"inventory":"ZoneInventory"},
   ValidateSession: {"summary":"Tell whether a session is valid","method":"GET","path":"/zstack/v1/accounts/sessions/{sessionUuid}/valid","kind":"sync","bodyKey":null,"timeout":"5m","public":true,"pathParams":["sessionUuid"],"queryParams":[],"secrets":{"request":[],"params":["sessionUuid"],"reply":[]}},
 } as const satisfies Record<string, OperationInfo>;
@@ -265,6 +266,7 @@ export const PARAMS: { readonly [K in OperationId]: readonly ParamInfo[] } = {
   UpdateQuota: [{"name":"identityUuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"name","in":"body","type":"string","required":true},{"name":"value","in":"body","type":"integer","required":true},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   UpdateSimulatorHost: [{"name":"uuid","in":"path","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"connected","in":"body","type":"boolean","description":"`false`: the agent stops answering for this host."},{"name":"commandDelays","in":"body","type":"object","description":"Agent path → delay in milliseconds."},{"name":"failCommands","in":"body","type":"array","items":"string","description":"Agent paths that answer `success:false`."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   UpdateUser: [{"name":"uuid","in":"path","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"name","in":"body","type":"string"},{"name":"description","in":"body","type":"string"},{"name":"password","in":"body","type":"string"},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
+  UpdateUserGroup: [{"name":"uuid","in":"path","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"name","in":"body","type":"string"},{"name":"description","in":"body","type":"string"},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   UpdateZone: [{"name":"uuid","in":"path","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"name","in":"body","type":"string"},{"name":"description","in":"body","type":"string"},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   ValidateSession: [{"name":"sessionUuid","in":"path","type":"string","required":true}],
 };
@@ -800,6 +802,10 @@ export interface GeneratedMethods {
   updateUser(params: ParamsOf<'UpdateUser'>, options?: CallOptions): Promise<ReplyOf<'UpdateUser'>>;
   /** Starts UpdateUser and returns its job without waiting; `waitJob(handle)` resumes it (from any process). */
   startUpdateUser(params: ParamsOf<'UpdateUser'>, options?: CallOptions): Promise<JobHandle<'UpdateUser'>>;
+  /** Update a user group (name, description) (`PUT /zstack/v1/accounts/groups/{uuid}/actions`, async, default timeout 30m) */
+  updateUserGroup(params: ParamsOf<'UpdateUserGroup'>, options?: CallOptions): Promise<ReplyOf<'UpdateUserGroup'>>;
+  /** Starts UpdateUserGroup and returns its job without waiting; `waitJob(handle)` resumes it (from any process). */
+  startUpdateUserGroup(params: ParamsOf<'UpdateUserGroup'>, options?: CallOptions): Promise<JobHandle<'UpdateUserGroup'>>;
   /** Update a zone's name or description (`PUT /zstack/v1/zones/{uuid}/actions`, async, default timeout 30m) */
   updateZone(params: ParamsOf<'UpdateZone'>, options?: CallOptions): Promise<ReplyOf<'UpdateZone'>>;
   /** Starts UpdateZone and returns its job without waiting; `waitJob(handle)` resumes it (from any process). */

@@ -276,6 +276,20 @@ export function identityHandlers(app: App) {
         return { inventory: groupInventory(row) };
       },
     },
+    UpdateUserGroup: {
+      async check(msg) {
+        const g = await groupOf(msg.uuid);
+        if (msg.name !== undefined) await nameClash(userGroups, g.accountUuid, msg.name, 'group', g.uuid);
+      },
+      async run(msg) {
+        const set: Partial<typeof userGroups.$inferInsert> = { lastOpDate: new Date() };
+        if (msg.name !== undefined) set.name = msg.name;
+        if (msg.description !== undefined) set.description = msg.description;
+        const [row] = await db.update(userGroups).set(set).where(eq(userGroups.uuid, msg.uuid)).returning();
+        if (!row) throw notFound('UserGroupVO', msg.uuid);
+        return { inventory: groupInventory(row) };
+      },
+    },
     DeleteUserGroup: {
       async run(msg) {
         await db.delete(userGroups).where(eq(userGroups.uuid, msg.uuid));
