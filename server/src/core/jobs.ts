@@ -287,7 +287,10 @@ export class JobService {
       .update(apiJobs)
       .set({ status: 'failed', error, lastOpDate: new Date() })
       .where(and(eq(apiJobs.status, 'processing'), liveNodes.length ? notInArray(apiJobs.ownerNode, liveNodes) : undefined))
-      .returning({ uuid: apiJobs.uuid });
+      .returning({ uuid: apiJobs.uuid, webHook: apiJobs.webHook });
+    // Their callers asked to be told how the job ended (X-Web-Hook): they are, by the node whose update took the job
+    // (one UPDATE claims each row, so each hook is called once).
+    for (const { uuid, webHook } of orphaned) if (webHook) void postWebHook(webHook, uuid, { error });
     return orphaned.length;
   }
 
