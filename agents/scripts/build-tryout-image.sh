@@ -42,7 +42,7 @@ need mke2fs e2fsprogs
 need qemu-img qemu-utils
 need cpio cpio
 busybox_bin=$(command -v busybox)
-file "$busybox_bin" 2>/dev/null | grep -q 'dynamically' && die "$busybox_bin is dynamically linked (apt-get install busybox-static)"
+file "$busybox_bin" 2>/dev/null | grep dynamically >/dev/null && die "$busybox_bin is dynamically linked (apt-get install busybox-static)"
 
 if [ -z "$kernel" ]; then
   kernel=$(ls -1 /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n1 || true)
@@ -56,7 +56,7 @@ mbr=""
 for f in /usr/lib/syslinux/mbr/mbr.bin /usr/lib/SYSLINUX/mbr.bin; do [ -f "$f" ] && { mbr=$f; break; }; done
 [ -n "$mbr" ] || die "no syslinux mbr.bin (apt-get install syslinux-common)"
 
-key=$( { cat "$0"; echo "$kver"; busybox 2>&1 | head -n1; } | sha256sum | cut -c1-16)
+key=$( { cat "$0"; echo "$kver"; busybox 2>&1 | sed -n 1p; } | sha256sum | cut -c1-16)
 cached=$cache_root/tryout-image/tryout-$key.qcow2
 exec 3>&1 1>&2 # only the image path goes to stdout
 if [ ! -f "$cached" ]; then

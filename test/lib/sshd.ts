@@ -41,7 +41,15 @@ export function sshdUnavailable(): string | undefined {
   return undefined;
 }
 
-export async function startSshd(): Promise<TestSshd> {
+export interface SshdOptions {
+  /**
+   * Also let root log in with the test user's key (real-VM tests deploy the kvm agent as root). Processes root
+   * starts through it are the test's to end (by pid): stop() only ends the test user's.
+   */
+  rootByKey?: boolean;
+}
+
+export async function startSshd(opts: SshdOptions = {}): Promise<TestSshd> {
   const reason = sshdUnavailable();
   if (reason) throw new Error(reason);
   const dir = mkdtempSync(join(tmpdir(), 'zstack-sshd-'));
@@ -84,13 +92,13 @@ export async function startSshd(): Promise<TestSshd> {
       `HostKey ${hostKeyPath}`,
       `PidFile ${join(dir, 'sshd.pid')}`,
       `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-      `AllowUsers ${username}`,
+      opts.rootByKey ? `AllowUsers ${username} root` : `AllowUsers ${username}`,
       'StrictModes no', // the key files live in a temp dir, not in ~/.ssh
       'UsePAM no', // no PAM stack in a container; sshd checks /etc/shadow itself
       'PasswordAuthentication yes',
       'PubkeyAuthentication yes',
       'KbdInteractiveAuthentication no',
-      'PermitRootLogin no',
+      opts.rootByKey ? 'PermitRootLogin prohibit-password' : 'PermitRootLogin no',
       'MaxStartups 200', // deployMany opens many connections at once
       'MaxSessions 64',
       'Subsystem sftp internal-sftp',

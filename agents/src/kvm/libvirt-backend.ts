@@ -268,19 +268,17 @@ export class LibvirtKvmBackend implements KvmBackend {
     if (imageInstallPath) {
       if (!isAbsolute(imageInstallPath)) throw new AgentError(`imageInstallPath must be absolute: ${imageInstallPath}`)
       await this.ensureImageCached(imageInstallPath, backupStorageInstallPath, ctx.signal)
-      const fmt = await this.formatOf(imageInstallPath, ctx.signal)
-      // A root volume at least as large as its image: qemu-img refuses a smaller size than the backing file's.
-      args = ['create', '-q', '-f', 'qcow2', '-b', imageInstallPath, '-F', fmt, installPath, ...(size > 0 ? [String(size)] : [])]
+      const info = await this.imageInfo(imageInstallPath, ctx.signal)
+      // A root volume at least as large as its image's disk (the size the server knows may be the file's, smaller
+      // than the virtual size of a compressed qcow2: a shorter volume would cut the image's partitions off).
+      const virtual = Math.max(size, info.virtualSize ?? 0)
+      args = ['create', '-q', '-f', 'qcow2', '-b', imageInstallPath, '-F', info.format, installPath, ...(virtual > 0 ? [String(virtual)] : [])]
     }
     try {
       await run(this.qemuImg, args, ctx.signal)
     } catch (err) {
-      if (/larger|smaller|too small/i.test(String((err as Error).message)) && imageInstallPath) {
-        await run(this.qemuImg, args.slice(0, -1), ctx.signal)
-      } else {
-        if (ctx.signal.aborted) await rm(installPath, { force: true })
-        throw err
-      }
+      if (ctx.signal.aborted) await rm(installPath, { force: true })
+      throw err
     }
     return { installPath, size, ...(await this.storage(ctx.body.mountPath ?? dirname(installPath))) }
   }
@@ -295,6 +293,8 @@ export class LibvirtKvmBackend implements KvmBackend {
   async storageCapacity(ctx: Ctx<'KvmPrimaryStorageCapacity'>) {
     const path = ctx.body.mountPath ?? this.opts.storageRoot
     if (!path) throw new AgentError('no mountPath in the command and the agent was started without --storage-root')
+    if (!isAbsolute(path)) throw new AgentError(`mountPath must be absolute: ${path}`)
+    await mkdirReadable(path) // a local primary storage's directory is made when first used, as upstream does
     return this.storage(path)
   }
 
@@ -361,13 +361,19 @@ export class LibvirtKvmBackend implements KvmBackend {
   }
 
   private async formatOf(path: string, signal: AbortSignal): Promise<string> {
+    return (await this.imageInfo(path, signal)).format
+  }
+
+  /** Format and virtual size from `qemu-img info` (qcow2 and unknown size when it cannot tell). */
+  private async imageInfo(path: string, signal: AbortSignal): Promise<{ format: string; virtualSize?: number }> {
     try {
       const { stdout } = await run(this.qemuImg, ['info', '--output=json', '-U', path], signal)
-      const fmt = (JSON.parse(stdout) as { format?: string }).format
-      return fmt && /^[a-z0-9]+$/.test(fmt) ? fmt : 'qcow2'
+      const info = JSON.parse(stdout) as { format?: string; 'virtual-size'?: number }
+      const format = info.format && /^[a-z0-9]+$/.test(info.format) ? info.format : 'qcow2'
+      return typeof info['virtual-size'] === 'number' ? { format, virtualSize: info['virtual-size'] } : { format }
     } catch (err) {
       if (signal.aborted) throw err
-      return 'qcow2'
+      return { format: 'qcow2' }
     }
   }
 
