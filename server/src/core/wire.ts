@@ -71,10 +71,17 @@ export class WireFormat {
   }
 
   private resolve(node: Node | undefined): Resolved | undefined {
+    if (!node || typeof node !== 'object') return undefined;
+    // Cached by the node as written (often a `$ref`) and by its target, so a walk never follows a reference twice.
+    let r = this.resolved.get(node);
+    if (r) return r;
     const n = this.deref(node);
     if (!n || typeof n !== 'object') return undefined;
-    let r = this.resolved.get(n);
-    if (r) return r;
+    r = this.resolved.get(n);
+    if (r) {
+      this.resolved.set(node, r);
+      return r;
+    }
     r = {
       types: new Set<string>([].concat(n.type ?? [])),
       cls: n['x-zstack-class'],
@@ -95,6 +102,7 @@ export class WireFormat {
       for (const type of p.types) r.types.add(type);
     }
     for (const part of [...(n.anyOf ?? []), ...(n.oneOf ?? [])]) for (const type of this.resolve(part)?.types ?? []) r.types.add(type);
+    this.resolved.set(node, r);
     return r;
   }
 
