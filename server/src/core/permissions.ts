@@ -207,11 +207,30 @@ export class Permissions {
    * recorded, so concurrent creations cannot pass the quota together.
    */
   withOwnership(handlers: Map<string, Handler<any>>): Map<string, Handler<any>> {
-    const out = new Map(handlers);
-    for (const [id, h] of handlers) {
+    // Looked up at each call (a handler replaced in `handlers` later, as tests do, is the one that runs), each
+    // handler wrapped once.
+    const wrapped = new WeakMap<Handler<any>, Handler<any>>();
+    const wrap = (id: string, h: Handler<any>): Handler<any> => {
+      let w = wrapped.get(h);
+      if (!w) wrapped.set(h, (w = this.ownedHandler(id, h)));
+      return w;
+    };
+    return new (class extends Map<string, Handler<any>> {
+      override get(id: string) {
+        const h = handlers.get(id);
+        return h && wrap(id, h);
+      }
+      override has(id: string) {
+        return handlers.has(id);
+      }
+    })();
+  }
+
+  private ownedHandler(id: string, h: Handler<any>): Handler<any> {
+    {
       const op = this.byId.get(id);
-      if (!op || !(op.x.create || op.permission.owns)) continue;
-      out.set(id, {
+      if (!op || !(op.x.create || op.permission.owns)) return h;
+      return {
         check: h.check?.bind(h),
         run: async (msg, call) => {
           const session = call.session;
@@ -224,8 +243,7 @@ export class Permissions {
           const counted = Boolean(this.quota?.operations.has(id) && session && session.accountType !== 'SystemAdmin');
           return counted ? this.quota!.withAccountLock(session!.accountUuid, work) : work();
         },
-      });
+      };
     }
-    return out;
   }
 }
