@@ -6,8 +6,11 @@ export type OperationId = keyof operations;
 type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
 type BodyOf<K extends OperationId> = operations[K] extends { requestBody?: infer R } ? Json<NonNullable<R>> : never;
 type InnerOf<B> = [B] extends [never] ? {} : B extends object ? NonNullable<B[Exclude<keyof B, 'systemTags' | 'userTags'>]> : {};
-type PathOf<K extends OperationId> = operations[K]['parameters'] extends { path: infer P } ? (P extends object ? P : {}) : {};
-type QueryOf<K extends OperationId> = operations[K]['parameters'] extends { query?: infer Q } ? (Q extends object ? Q : {}) : {};
+// `[T] extends [never]` first: under `exactOptionalPropertyTypes` an absent group (`query?: never`) infers `never`, which
+// a distributive `T extends object` would turn into `never` for the whole parameter type.
+type ObjectOr<T> = [T] extends [never] ? {} : T extends object ? T : {};
+type PathOf<K extends OperationId> = operations[K]['parameters'] extends { path?: infer P } ? ObjectOr<NonNullable<P>> : {};
+type QueryOf<K extends OperationId> = operations[K]['parameters'] extends { query?: infer Q } ? ObjectOr<NonNullable<Q>> : {};
 
 /** The fields of an API call: path variables, body fields and query fields together, as in a ZStack message. */
 export type ParamsOf<K extends OperationId> = InnerOf<BodyOf<K>> & PathOf<K> & QueryOf<K>;

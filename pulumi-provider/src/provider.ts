@@ -10,24 +10,15 @@ import type { ResourceKind } from './types.js';
 type Runtime = typeof import('./runtime/index.js');
 
 /**
- * Loads `@zstack-ts/pulumi/runtime` once per process. The package ships TypeScript; under a TypeScript loader (the
- * program run with `--import tsx`) a plain import works, while the plugin runs plain Node and compiles it with tsx's
- * `tsImport`. Resolution starts from the working directory, which the engine sets to the Pulumi project.
+ * Loads `@zstack-ts/pulumi/runtime` once per process (the package's built ES modules; from a CommonJS program too:
+ * `import()` stays a dynamic import in the CommonJS build). Resolution starts from the working directory, which the
+ * engine sets to the Pulumi project, so the plugin finds the package in the project's node_modules.
  */
 export function loadRuntime(): Promise<Runtime> {
   const g = globalThis as typeof globalThis & { __zstackPulumiRuntime?: Promise<Runtime> };
   if (!g.__zstackPulumiRuntime) {
     const specifier = '@zstack-ts/pulumi/runtime';
-    const loading = (async () => {
-      try {
-        return (await import(specifier)) as Runtime;
-      } catch (e) {
-        if ((e as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw e;
-        const { tsImport } = await import('tsx/esm/api');
-        const { pathToFileURL } = await import('node:url');
-        return (await tsImport(specifier, pathToFileURL(`${process.cwd()}/`).href)) as Runtime;
-      }
-    })();
+    const loading = import(specifier) as Promise<Runtime>;
     g.__zstackPulumiRuntime = loading;
     loading.catch(() => {
       if (g.__zstackPulumiRuntime === loading) delete g.__zstackPulumiRuntime;

@@ -1,23 +1,39 @@
 // The ZStack-TS client: one typed method per API (generated from the spec), sessions, job waiting, retries that are
 // safe, cancellation, logging hooks with secrets redacted, and a curl form of any call.
 import { createHash, randomUUID } from 'node:crypto';
-import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import axios, { type AxiosInstance, type AxiosResponse, type CreateAxiosDefaults } from 'axios';
 import { OPERATIONS, type GeneratedMethods, type OperationId } from './generated/operations.js';
 import { SDK_ERRORS, ZStackError, type ErrorCodeJson } from './errors.js';
 import { normalizeQueryParams } from './query.js';
 import { buildRequest, curlOf, redactHeaders, redactUrl, redactValue, type HttpRequest } from './request.js';
-import type { CallOptions, InventoryOf, JobHandle, JobProgress, OperationInfo, QueryAllOptions, QueryParams, ReplyOf, RetryOptions } from './types.js';
+import type { CallOptions, CallParams, InventoryOf, JobHandle, JobProgress, OperationInfo, QueryAllOptions, QueryParams, ReplyOf, RetryOptions } from './types.js';
 
 export type { JobHandle } from './types.js';
 
 export interface ClientOptions {
-  /** e.g. `http://localhost:8080` */
-  endpoint: string;
+  /** e.g. `http://localhost:8080`; default `$ZSTACK_ENDPOINT`. */
+  endpoint?: string;
+  /** Default `$ZSTACK_ACCOUNT` (or `$ZSTACK_ACCOUNT_NAME`, as the Pulumi provider reads it). */
   accountName?: string;
-  /** Clear password; hashed with SHA-512 before it is sent, as upstream clients do. */
+  /** Clear password; hashed with SHA-512 before it is sent, as upstream clients do. Default `$ZSTACK_PASSWORD`. */
   password?: string;
-  /** An existing session (e.g. from `zstack-cli`); with account credentials too, an expired one is replaced. */
+  /**
+   * An existing session (e.g. from `zstack-cli`); with account credentials too, an expired one is replaced. Default
+   * `$ZSTACK_SESSION`.
+   */
   sessionUuid?: string;
+  /**
+   * Where the defaults above come from (default `process.env`); `false` reads no environment. Options given
+   * explicitly always win.
+   */
+  env?: Record<string, string | undefined> | false;
+  /**
+   * axios settings for the client's instance (`zs.http`): `proxy` (off by default: the environment's HTTP_PROXY is
+   * not applied unless you pass one), `httpAgent`/`httpsAgent` (TLS options, keep-alive, a proxy agent),
+   * `maxContentLength`… The SDK sets `baseURL`, `validateStatus` and per-request `timeout`, `signal`, `headers`
+   * itself. Request interceptors on `zs.http.interceptors` see (and may change) every request, retries included.
+   */
+  axios?: CreateAxiosDefaults;
   /** Default API timeout for every call (ms); the server's per-API default otherwise. */
   timeoutMs?: number;
   /** First interval between polls of a job (default 100 ms); grows ×1.5 per poll up to `maxPollIntervalMs`. */
@@ -150,10 +166,23 @@ export class ZStackClient {
   private loggingIn?: Promise<string>;
   private nextId = 1;
 
-  constructor(readonly options: ClientOptions) {
-    this.endpoint = options.endpoint.replace(/\/+$/, '');
-    this.http = axios.create({ baseURL: this.endpoint, validateStatus: () => true, proxy: false, maxRedirects: 0 });
-    this.sessionUuid = options.sessionUuid;
+  /** The options in effect (the environment's defaults applied). */
+  readonly options: ClientOptions & { endpoint: string };
+
+  constructor(options: ClientOptions = {}) {
+    const env = options.env === false ? {} : (options.env ?? process.env);
+    const endpoint = options.endpoint ?? env.ZSTACK_ENDPOINT;
+    if (!endpoint) throw new TypeError('ZStackClient: no endpoint (pass { endpoint } or set ZSTACK_ENDPOINT)');
+    this.options = {
+      ...options,
+      endpoint,
+      accountName: options.accountName ?? env.ZSTACK_ACCOUNT ?? env.ZSTACK_ACCOUNT_NAME,
+      password: options.password ?? env.ZSTACK_PASSWORD,
+      sessionUuid: options.sessionUuid ?? env.ZSTACK_SESSION,
+    };
+    this.endpoint = endpoint.replace(/\/+$/, '');
+    this.http = axios.create({ proxy: false, maxRedirects: 0, ...options.axios, baseURL: this.endpoint, validateStatus: () => true });
+    this.sessionUuid = this.options.sessionUuid;
   }
 
   private get canLogin(): boolean {
@@ -183,7 +212,8 @@ export class ZStackClient {
   }
 
   /** Calls an API by name; asynchronous APIs are waited for. */
-  async call<K extends OperationId>(apiName: K, params: Record<string, unknown> = {}, options: CallOptions = {}): Promise<ReplyOf<K>> {
+  async call<K extends OperationId>(apiName: K, paramsIn?: CallParams<K>, options: CallOptions = {}): Promise<ReplyOf<K>> {
+    const params = (paramsIn ?? {}) as Record<string, unknown>;
     const op = this.operation(apiName);
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
     const deadline = timeoutMs !== undefined ? Date.now() + timeoutMs + GRACE_MS : undefined;
@@ -204,7 +234,8 @@ export class ZStackClient {
   }
 
   /** Starts an asynchronous API and returns its job without waiting (resume with `waitJob`). */
-  start<K extends OperationId>(apiName: K, params: Record<string, unknown> = {}, options: CallOptions = {}): Promise<JobHandle<K>> {
+  start<K extends OperationId>(apiName: K, paramsIn?: CallParams<K>, options: CallOptions = {}): Promise<JobHandle<K>> {
+    const params = (paramsIn ?? {}) as Record<string, unknown>;
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
     return this.startAt(apiName, params, options, timeoutMs !== undefined ? Date.now() + timeoutMs + GRACE_MS : undefined);
   }
@@ -236,7 +267,7 @@ export class ZStackClient {
     let start = (p.start as number | undefined) ?? 0;
     delete p.replyWithCount;
     for (;;) {
-      const reply = (await this.call(apiName, { ...p, start, limit: pageSize }, callOptions)) as { inventories?: InventoryOf<K>[] };
+      const reply = (await this.call(apiName, { ...p, start, limit: pageSize } as CallParams<K>, callOptions)) as { inventories?: InventoryOf<K>[] };
       const rows = reply.inventories ?? [];
       for (const row of rows) yield row;
       if (rows.length < pageSize) return;
@@ -248,7 +279,8 @@ export class ZStackClient {
    * The call as a curl command line (debugging, bug reports). Redacted by default: the session is shown as `***`
    * and password fields too; `{ redact: false }` prints them.
    */
-  toCurl<K extends OperationId>(apiName: K, params: Record<string, unknown> = {}, options: CallOptions & { redact?: boolean } = {}): string {
+  toCurl<K extends OperationId>(apiName: K, paramsIn?: CallParams<K>, options: CallOptions & { redact?: boolean } = {}): string {
+    const params = (paramsIn ?? {}) as Record<string, unknown>;
     const op = this.operation(apiName);
     const p = op.kind === 'query' ? normalizeQueryParams(params) : params;
     const req = buildRequest(apiName, op, p, {
@@ -344,7 +376,7 @@ export class ZStackClient {
         const progress: JobProgress = { apiName: handle.apiName, jobUuid: handle.jobUuid, elapsedMs: Date.now() - handle.startedAt, polls };
         if (progressQuery) {
           const look = (q: Record<string, unknown>) =>
-            this.call(progressQuery as OperationId, q, { signal: options.signal, retry: false })
+            this.call(progressQuery as OperationId, q as never, { signal: options.signal, retry: false })
               .then((r) => (r as { inventories?: Array<{ progress?: string }> }).inventories?.[0])
               .catch(() => undefined);
           // By the uuid the SDK chose; else the newest resource of that name.
@@ -542,11 +574,11 @@ for (const [apiName, op] of Object.entries(OPERATIONS as Record<string, Operatio
   const define = (name: string, value: (this: ZStackClient, ...args: any[]) => unknown) =>
     Object.defineProperty(ZStackClient.prototype, name, { value, configurable: true, writable: true });
   define(apiName[0].toLowerCase() + apiName.slice(1), function (params?: Record<string, unknown>, options?: CallOptions) {
-    return this.call(apiName as OperationId, params ?? {}, options);
+    return this.call(apiName as OperationId, params as never, options);
   });
   if (op.kind === 'async') {
     define(`start${apiName}`, function (params?: Record<string, unknown>, options?: CallOptions) {
-      return this.start(apiName as OperationId, params ?? {}, options);
+      return this.start(apiName as OperationId, params as never, options);
     });
   }
   if (op.kind === 'query') {

@@ -3,6 +3,7 @@ export { ZStackError, SDK_ERRORS, isNotFound, isTimeout, isZStackError, type Err
 export { conditionsOf } from './query.js';
 export type {
   CallOptions,
+  CallParams,
   Conditions,
   ConditionOperator,
   ConditionValue,

@@ -139,3 +139,9 @@ export type QueryParams<K extends OperationId> = Omit<ParamsOf<K>, 'q' | 'fields
   q?: string | readonly string[] | Conditions<InventoryOf<K>>;
   fields?: string | readonly (keyof InventoryOf<K> & string)[];
 };
+
+/**
+ * What `call(apiName, params)` takes for an API: the query forms (`q` as an object, `fields` as a list) for Query
+ * APIs, the API's own fields otherwise.
+ */
+export type CallParams<K extends OperationId> = K extends `Query${string}` ? QueryParams<K> : ParamsOf<K>;

@@ -41,7 +41,7 @@ export function settingsFor(provider?: object, extra: Settings = {}): Settings {
   const env = process.env;
   return {
     endpoint: extra.endpoint ?? c.endpoint ?? (env.ZSTACK_ENDPOINT || undefined),
-    accountName: extra.accountName ?? c.accountName ?? (env.ZSTACK_ACCOUNT_NAME || undefined) ?? 'admin',
+    accountName: extra.accountName ?? c.accountName ?? (env.ZSTACK_ACCOUNT || env.ZSTACK_ACCOUNT_NAME || undefined) ?? 'admin',
     password: extra.password ?? c.password ?? env.ZSTACK_PASSWORD,
     timeoutMs: extra.timeoutMs ?? c.timeoutMs ?? num(env.ZSTACK_TIMEOUT_MS),
     pollIntervalMs: extra.pollIntervalMs ?? c.pollIntervalMs ?? num(env.ZSTACK_POLL_INTERVAL_MS),
@@ -65,6 +65,7 @@ export function clientFor(provider?: object, extra?: Settings): ZStackClient {
     password: s.password,
     timeoutMs: s.timeoutMs,
     pollIntervalMs: s.pollIntervalMs,
+    env: false, // settingsFor has read the environment already
   });
   clients.set(key, client);
   return client;

@@ -168,13 +168,13 @@ export async function runCommand(tokens: string[], settings: Settings, io: CliIO
     // As upstream's CLI: the clear password is hashed (SHA-512) before it leaves.
     if (apiName === 'LogInByAccount' && typeof params.password === 'string') params.password = hashPassword(params.password);
     // A CLI fails fast when the server is down: two quick retries of what is safe to retry.
-    const client = new ZStackClient({ endpoint: settings.endpoint, sessionUuid: session, headers: { 'User-Agent': 'zstack-cli' }, retry: { retries: 2, baseDelayMs: 100, maxDelayMs: 1000 } });
-    if (settings.curl) io.stderr.write(client.toCurl(apiName, params, { timeoutMs: cmd.timeoutMs }) + '\n');
+    const client = new ZStackClient({ endpoint: settings.endpoint, sessionUuid: session, env: false, headers: { 'User-Agent': 'zstack-cli' }, retry: { retries: 2, baseDelayMs: 100, maxDelayMs: 1000 } });
+    if (settings.curl) io.stderr.write(client.toCurl(apiName as OperationId, params as never, { timeoutMs: cmd.timeoutMs }) + '\n');
     const op = OPERATIONS[apiName] as OperationInfo;
     const spin = op.kind === 'async' ? spinner(io.stderr, apiName) : { onProgress: undefined, stop() {} };
     let reply: unknown;
     try {
-      reply = await client.call(apiName as OperationId, params, { timeoutMs: cmd.timeoutMs, onProgress: spin.onProgress });
+      reply = await client.call(apiName as OperationId, params as never, { timeoutMs: cmd.timeoutMs, onProgress: spin.onProgress });
     } finally {
       spin.stop();
     }

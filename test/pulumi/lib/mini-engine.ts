@@ -61,6 +61,8 @@ export interface EngineOptions {
   env?: NodeJS.ProcessEnv;
   /** Kill the program after this long. */
   timeoutMs?: number;
+  /** The project's own @pulumi/pulumi (its language host half and plugin, as the CLI would use); default the workspace's. */
+  pulumiDir?: string;
 }
 
 type Cb = (e: import('@grpc/grpc-js').ServerErrorResponse | null, r?: unknown) => void;
@@ -110,6 +112,7 @@ export class MiniEngine {
       config: this.opts.config,
       secretKeys: this.opts.secretKeys,
       env: this.opts.env,
+      pulumiDir: this.opts.pulumiDir,
     });
     await plugin.getPluginInfo();
     await plugin.handshake();
@@ -302,7 +305,7 @@ export class MiniEngine {
   private spawnProgram(port: number, preview: boolean, diagnostics: string[]): Promise<number | null> {
     const args = [
       ...this.nodeArgs,
-      RUN_CMD,
+      this.opts.pulumiDir ? join(this.opts.pulumiDir, 'cmd', 'run') : RUN_CMD,
       `--monitor=127.0.0.1:${port}`,
       `--engine=127.0.0.1:${port}`,
       `--organization=organization`,

@@ -3,7 +3,9 @@
 // read from the first stdout line) and calls it over gRPC with the engine's rules: secrets removed from what is sent,
 // Configure with the namespaced stack config, `olds` = old outputs in Diff/Update.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { ensureBuilt } from '../../lib/packages.js';
 import { DYNAMIC_PLUGIN, emptypb, fromStruct, grpc, provgrpc, provpb, secret, stripSecrets, toStruct, unary, type Props } from './wire.js';
 
 export type DiffChanges = 'none' | 'some' | 'unknown';
@@ -16,6 +18,8 @@ export interface PluginOptions {
   config?: Record<string, string>;
   secretKeys?: string[];
   env?: NodeJS.ProcessEnv;
+  /** The @pulumi/pulumi whose plugin to start (a user project's own copy); default the workspace's. */
+  pulumiDir?: string;
 }
 
 /** Plain Node for the plugin, as the engine starts it: no TypeScript loader inherited from the test process. */
@@ -59,8 +63,10 @@ export class PluginHost {
   }
 
   static async start(opts: PluginOptions): Promise<PluginHost> {
+    // The plugin runs plain Node: it loads @zstack-ts/pulumi/runtime from the package's build (dist/).
+    if (!opts.pulumiDir) await ensureBuilt('pulumi');
     const started = Date.now();
-    const child = spawn(DYNAMIC_PLUGIN, ['127.0.0.1:1'], {
+    const child = spawn(opts.pulumiDir ? join(opts.pulumiDir, 'pulumi-resource-pulumi-nodejs') : DYNAMIC_PLUGIN, ['127.0.0.1:1'], {
       cwd: opts.cwd,
       detached: true, // its own process group: the script is `sh` running `node`, both must go
       stdio: ['ignore', 'pipe', 'pipe'],
