@@ -152,9 +152,11 @@ export function renderSdkOperations(doc) {
       const id = o.operationId;
       if (o.kind === 'query') {
         return (
-          `  /** ${doc1(o)} */\n` +
+          `  /** ${doc1(o)}. With \`fields\` as a list, the inventories have only those fields. */\n` +
+          `  ${methodName(id)}<F extends FieldOf<'${id}'>>(params: QueryParams<'${id}'> & { fields: readonly F[] }, options?: CallOptions): Promise<ReplyWithFields<'${id}', F>>;\n` +
           `  ${methodName(id)}(params?: QueryParams<'${id}'>, options?: CallOptions): Promise<ReplyOf<'${id}'>>;\n` +
-          `  /** Every ${o.inventory} matching \`params\`, fetched page by page (\`start\`/\`limit\`). */\n` +
+          `  /** Every ${o.inventory} matching \`params\`, fetched page by page (\`start\`/\`limit\`); only the listed \`fields\`. */\n` +
+          `  ${queryAllMethodName(id)}<F extends FieldOf<'${id}'>>(params: QueryParams<'${id}'> & { fields: readonly F[] }, options?: QueryAllOptions): AsyncIterableIterator<Pick<InventoryOf<'${id}'>, F>>;\n` +
           `  ${queryAllMethodName(id)}(params?: QueryParams<'${id}'>, options?: QueryAllOptions): AsyncIterableIterator<InventoryOf<'${id}'>>;`
         );
       }
@@ -167,7 +169,7 @@ export function renderSdkOperations(doc) {
       return out;
     })
     .join('\n');
-  return `import type { CallOptions, InventoryOf, JobHandle, OperationInfo, ParamInfo, ParamsOf, QueryAllOptions, QueryParams, ReplyOf } from '../types.js';
+  return `import type { CallOptions, FieldOf, InventoryOf, JobHandle, OperationInfo, ParamInfo, ParamsOf, QueryAllOptions, QueryParams, ReplyOf, ReplyWithFields } from '../types.js';
 
 /** Every operation of the spec: how to call it. */
 export const OPERATIONS = {

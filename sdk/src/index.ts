@@ -4,6 +4,8 @@ export { conditionsOf } from './query.js';
 export type {
   CallOptions,
   CallParams,
+  FieldOf,
+  ReplyWithFields,
   Conditions,
   ConditionOperator,
   ConditionValue,

@@ -145,3 +145,11 @@ export type QueryParams<K extends OperationId> = Omit<ParamsOf<K>, 'q' | 'fields
  * APIs, the API's own fields otherwise.
  */
 export type CallParams<K extends OperationId> = K extends `Query${string}` ? QueryParams<K> : ParamsOf<K>;
+
+/** The fields a Query API's `fields` may list (the inventory's own, not joins). */
+export type FieldOf<K extends OperationId> = keyof InventoryOf<K> & string;
+
+/** A Query API's reply when `fields` lists `F`: the server sends only those fields, and the type says so. */
+export type ReplyWithFields<K extends OperationId, F extends FieldOf<K>> = Omit<ReplyOf<K>, 'inventories'> & {
+  inventories?: Array<Pick<InventoryOf<K>, F>>;
+};

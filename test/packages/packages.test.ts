@@ -216,6 +216,9 @@ console.log(l3.inventories?.length, vms.total, reply.inventory.uuid);
 const byName = await zs.call('CreateZone', { name: 'z3' });
 const zones = await zs.call('QueryZone', { q: { name: byName.inventory.name }, fields: ['uuid'] });
 console.log(zones.inventories?.[0]?.uuid);
+const picked = await zs.queryZone({ q: { state: 'Enabled' }, fields: ['uuid', 'name'] });
+const firstName: string | undefined = picked.inventories?.[0]?.name;
+for await (const z of zs.queryAllZone({ fields: ['uuid'] })) console.log(z.uuid, firstName);
 `;
     const bad = `import { ZStackClient } from '@zstack-ts/sdk';
 const zs = new ZStackClient({ endpoint: 'http://127.0.0.1:8080' });
@@ -229,6 +232,8 @@ new ZStackClient({ endpoint: 1 });
 const n: number = (await zs.createZone({ name: 'z' })).inventory.uuid;
 await zs.call('CreateZone', { nam: 'z' });
 await zs.call('QueryZone', { q: { noSuchField: 'x' } });
+(await zs.queryZone({ fields: ['uuid'] })).inventories?.[0]?.name;
+for await (const z of zs.queryAllZone({ fields: ['uuid'] })) z.state;
 `;
     write(esm, {
       'good.ts': good,
@@ -248,7 +253,7 @@ await zs.call('QueryZone', { q: { noSuchField: 'x' } });
     t.equal(errorLines(g.stdout, 'good.ts').length + g.code, 0, `good.ts compiles under --strict:\n${g.stdout}`);
     t.equal(errorLines(gs.stdout, 'good.ts').length + gs.code, 0, `good.ts compiles under the strictest options:\n${gs.stdout}`);
     t.not(b.code, 0, 'bad.ts does not compile');
-    t.same([...new Set(errorLines(b.stdout, 'bad.ts'))], [3, 4, 5, 6, 7, 8, 9, 10, 11, 12], `every wrong line is an error, and only those:\n${b.stdout}`);
+    t.same([...new Set(errorLines(b.stdout, 'bad.ts'))], [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14], `every wrong line is an error, and only those:\n${b.stdout}`);
   });
 
   // ---- Pulumi --------------------------------------------------------------------------------------------------
