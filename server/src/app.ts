@@ -18,6 +18,7 @@ import { newUuid } from './core/ids.js';
 import { MAX_TIMEOUT_MS } from './core/input.js';
 import { JobService } from './core/jobs.js';
 import { LockManager } from './core/locks.js';
+import { installApiLog, loggerOptions } from './core/log.js';
 import { QueryEngine, type InventoryDescriptor } from './core/query.js';
 import { registerRpc } from './core/rpc.js';
 import { registerRoutes, sendError } from './core/router.js';
@@ -52,7 +53,11 @@ export interface AppOptions {
   port?: number;
   /** Check every successful reply against the spec (tests). */
   validateResponses?: boolean;
-  logger?: boolean;
+  /**
+   * Structured logs (pino): `true` = `ZSTACK_LOG_LEVEL`, pretty on a terminal (core/log.ts); or pino options (level,
+   * stream); default off.
+   */
+  logger?: boolean | { level?: string; stream?: NodeJS.WritableStream };
   /** Base URL of the simulator agent serving simulated hosts, primary and backup storage, virtual routers. */
   simulatorUrl?: string;
   /** Secret the agents expect (`Authorization: Bearer <secret>`). */
@@ -109,7 +114,8 @@ export class App {
     this.gc = new GarbageCollector(this.db, this.nodeUuid, this.globalConfig, this.events);
     this.agents = new AgentClient(options.agentSecret, (path) => this.propertyTimeouts.agentPaths.get(path));
     this.http = Fastify({
-      logger: options.logger ?? false,
+      logger: options.logger === true ? loggerOptions() : (options.logger ?? false),
+      disableRequestLogging: true,
       bodyLimit: 8 * 1024 * 1024,
       // Transport limits are ours to answer in ZStack's error shape (setupHttp): Node's own parser only stops what
       // is far past them (its 431 is answered by clientErrorHandler, still in that shape).
@@ -124,6 +130,7 @@ export class App {
         } else socket.destroy();
       },
     });
+    installApiLog(this.http);
   }
 
   static async create(options: AppOptions): Promise<App> {

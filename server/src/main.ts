@@ -74,6 +74,7 @@ try {
     agentSecret: simulator.secret,
     propertiesFile: process.env.ZSTACK_PROPERTIES,
     soleNode: !!embedded,
+    logger: true,
   });
   const url = await app.listen();
   const db = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : pglite ? `PGlite in ${config.dataDir}` : `embedded PostgreSQL in ${config.dataDir}`;

@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ValidateFunction } from 'ajv';
 import type { OperationId } from '@zstack-ts/openapi/helpers';
 import { newUuid } from './ids.js';
+import { noteCall } from './log.js';
 import { repliesJson, sendRaw } from './raw-reply.js';
 import { argErr, err, errorCode, toApiError } from './errors.js';
 import { currentContext, deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
@@ -149,6 +150,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     assertNoForbiddenKeys(raw);
     const p = pickOperation(group, raw, req.url);
     const { op } = p;
+    noteCall(req, { op: op.operationId });
     const body = normalizeBodyKey(raw, op);
     const positional = req.params as Record<string, string>;
     const path: Record<string, unknown> = {};
@@ -180,6 +182,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
         ? await sessions.read(changes, req.headers.authorization ?? '', 1000, () => deps.authenticate(req.headers.authorization))
         : await deps.authenticate(req.headers.authorization);
     call.session = session;
+    if (session) noteCall(req, { account: session.accountUuid });
 
     // Strings PostgreSQL cannot store, numbers past 2^53, prototype keys: refused before anything reads them.
     checkInput(path, '');

@@ -51,7 +51,11 @@ pg.types.setTypeParser(20, (v) => Number(v));
 export async function openDatabase(opts: { url?: string; dataDir: string; poolSize?: number }): Promise<Database> {
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 20 });
-    pool.on('error', (e) => console.error('[db] idle client error:', e.message));
+    // An idle client the server ended (57P01: a restart, pg_terminate_backend, a database dropped WITH (FORCE) at the
+    // end of a test) is just dropped; the pool opens a new one when needed. Anything else is worth a line.
+    pool.on('error', (e) => {
+      if ((e as { code?: string }).code !== '57P01') console.error('[db] idle client error:', e.message);
+    });
     const changes = new ChangeTracker(tableNames);
     changes.shared = new SharedGenerations(pool, changes, Number(process.env.ZSTACK_QUERY_SYNC_INTERVAL_MS ?? 0));
     trackPgPool(pool, changes);
