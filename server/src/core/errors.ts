@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { descriptionOf, statusOf } from './error-codes.js';
 // ZStack's ErrorCode shape and the one place that decides which HTTP status an error gets.
 
 export interface ErrorCode {
@@ -12,56 +13,19 @@ export interface ErrorCode {
   opaque?: Record<string, unknown>;
 }
 
-const DESCRIPTIONS: Record<string, string> = {
-  'SYS.1000': 'An internal error happened in the system',
-  'SYS.1001': 'A message or an operation timeout',
-  'SYS.1002': 'Unable to create a resource',
-  'SYS.1003': 'Unable to find a resource',
-  'SYS.1004': 'Unable to delete a resource',
-  'SYS.1005': 'Unable to change the state of a resource',
-  'SYS.1006': 'An operation failed',
-  'SYS.1007': 'One or more API argument is invalid',
-  'SYS.1010': 'The resource is not ready',
-  'SYS.1014': 'The operation is not implemented',
-  'SYS.1015': 'An HTTP call failed',
-  'SYS.1017': 'The operation was cancelled',
-  'ID.1000': 'Authentication failed',
-  'ID.1001': 'The session is invalid or expired',
-  'ID.1002': 'Permission denied',
-  'ID.1003': 'Too many failed log-in attempts; retry later',
-  'HOST.1002': 'Unable to reconnect the host',
-  'HOST.1003': 'Unable to connect the host',
-  'HOST.1010': 'The host is disconnected',
-  'VM.1000': 'The VM is not in a state that allows this operation',
-  'HOST_ALLOCATION.1001': 'No host is available',
-  'PS.1000': 'Not enough primary storage capacity',
-  'L3.1000': 'No IP address is available',
-  'GC.1000': 'Garbage collector error',
-};
-
-/** HTTP status for an error answered directly (sync APIs and checks done before a job starts). */
-const STATUS: Record<string, number> = {
-  'SYS.1000': 500,
-  'SYS.1003': 404,
-  'SYS.1007': 400,
-  'ID.1000': 401,
-  'ID.1001': 401,
-  'ID.1002': 403,
-  'VM.1000': 409,
-  'SYS.1005': 409,
-};
+// Descriptions and HTTP statuses come from the one table of codes (core/error-codes.ts, also the docs' catalogue).
 
 export class ApiError extends Error {
   constructor(
     readonly error: ErrorCode,
-    readonly httpStatus: number = STATUS[error.code] ?? 503,
+    readonly httpStatus: number = statusOf(error.code),
   ) {
     super(`${error.code}: ${error.details ?? error.description}`);
   }
 }
 
 export function errorCode(code: string, details?: string, cause?: ErrorCode): ErrorCode {
-  const e: ErrorCode = { code, description: DESCRIPTIONS[code] ?? 'An error happened' };
+  const e: ErrorCode = { code, description: descriptionOf(code) };
   if (details !== undefined) e.details = details;
   if (cause) e.cause = cause;
   return e;

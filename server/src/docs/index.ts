@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
+import { ERROR_CODES, type ErrorCodeInfo } from '../core/error-codes.js';
 
 export interface DocsOptions {
   /** URL prefix of the reference (default `/zstack/docs`). */
@@ -69,6 +70,40 @@ function staticIndex(rows: Row[]): string {
   return `<table class="zs-static"><thead><tr><th>API</th><th>Summary</th><th>Request</th><th>Default timeout</th></tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
+/** The error catalogue page, from the server's one table of codes (core/error-codes.ts). */
+export function errorCatalogue(title: string): string {
+  const rows = Object.entries(ERROR_CODES as Record<string, ErrorCodeInfo>)
+    .map(([code, e]) => {
+      const also = Object.entries(e.alsoStatus ?? {}).map(([s, when]) => `; ${s} (${escapeHtml(when)})`).join('');
+      return `<tr id="${escapeHtml(code)}"><td><code>${escapeHtml(code)}</code></td><td>${e.status ?? 503}${also}</td><td>${escapeHtml(e.description)}</td><td>${escapeHtml(e.meaning)}</td></tr>`;
+    })
+    .join('\n');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}: error codes</title>
+<style>
+  body { margin: 1em; font-family: system-ui, sans-serif; }
+  table { border-collapse: collapse; font-size: 14px; }
+  td, th { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+</style>
+</head>
+<body>
+<h1>Error codes</h1>
+<p>Every error is <code>{"error": {"code", "description", "details", "cause"?}}</code>. The status is the one of a
+direct answer (synchronous APIs, and checks done before a job starts); a job that fails answers <b>503</b> on its
+poll whatever its code, with the cause chain in <code>cause</code>. Codes <code>SDK.*</code> come from the TypeScript
+SDK itself (see its README).</p>
+<table><thead><tr><th>Code</th><th>HTTP status</th><th>Description</th><th>Meaning</th></tr></thead><tbody>
+${rows}
+</tbody></table>
+</body>
+</html>
+`;
+}
+
 function page(title: string, prefix: string, rows: Row[], hasBundle: boolean): string {
   const index = staticIndex(rows);
   const script = hasBundle ? `<script type="module" src="${prefix}/init.js"></script>` : '';
@@ -85,6 +120,7 @@ function page(title: string, prefix: string, rows: Row[], hasBundle: boolean): s
 </style>
 </head>
 <body>
+<p style="margin:0.5em 1em;font-size:14px"><a href="${prefix}/errors">Error codes</a></p>
 <div id="redoc"></div>
 ${hasBundle ? `<noscript><h1>${escapeHtml(title)}</h1>${index}</noscript>` : `<h1 style="margin:1em">${escapeHtml(title)}</h1><p style="margin:1em">The interactive reference needs Redoc's bundle (npm package <code>redoc</code> or <code>@redocly/cli</code>); the spec is at <a href="${prefix}/openapi.json">${prefix}/openapi.json</a>.</p>${index}`}
 ${script}
@@ -93,7 +129,10 @@ ${script}
 `;
 }
 
-/** Serves the reference at `<prefix>` (HTML), `<prefix>/openapi.json` (the spec), `<prefix>/init.js` and `<prefix>/redoc.standalone.js`. */
+/**
+ * Serves the reference at `<prefix>` (HTML), `<prefix>/openapi.json` (the spec), `<prefix>/init.js` and
+ * `<prefix>/redoc.standalone.js`; the error catalogue at `<prefix>/errors` (and `.json`); `/favicon.ico`.
+ */
 export function registerDocs(app: FastifyInstance, doc: Record<string, any>, opts: DocsOptions = {}): void {
   const prefix = (opts.prefix ?? '/zstack/docs').replace(/\/$/, '');
   const bundlePath = opts.bundlePath === null ? undefined : (opts.bundlePath ?? findRedocBundle());
@@ -111,6 +150,13 @@ init('${prefix}/openapi.json', { disableTelemetry: true, jsonSamplesExpandLevel:
   app.get(prefix, sendHtml);
   app.get(`${prefix}/`, sendHtml);
   app.get(`${prefix}/openapi.json`, async (_req, reply) => reply.header('content-type', 'application/json; charset=utf-8').send(specText));
+  const errorsHtml = errorCatalogue(opts.title ?? doc.info?.title ?? 'API reference');
+  app.get(`${prefix}/errors`, async (_req, reply) =>
+    reply.header('content-type', 'text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'").send(errorsHtml),
+  );
+  app.get(`${prefix}/errors.json`, async (_req, reply) => reply.header('content-type', 'application/json; charset=utf-8').send(ERROR_CODES));
+  // Browsers ask for it on every page: an empty answer instead of a 404 (in the log and the console).
+  app.get('/favicon.ico', async (_req, reply) => reply.code(204).header('cache-control', 'public, max-age=86400').send());
   if (bundlePath) {
     app.get(`${prefix}/init.js`, async (_req, reply) => reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(init));
     app.get(`${prefix}/redoc.standalone.js`, async (req, reply) => {
