@@ -79,6 +79,7 @@ t.test('parsing, formatting and completion (no server)', async (t) => {
   const reply = { success: true, inventories: [{ uuid: 'u', name: 'z', dns: ['8.8.8.8'], ipRanges: [{ b: 1, a: 2 }] }] };
   t.equal(toJson(reply), '{\n  "inventories": [\n    {\n      "dns": [\n        "8.8.8.8"\n      ],\n      "ipRanges": [\n        {\n          "a": 2,\n          "b": 1\n        }\n      ],\n      "name": "z",\n      "uuid": "u"\n    }\n  ],\n  "success": true\n}');
   t.equal(toTable(reply), 'dns      ipRanges  name  uuid\n-------  --------  ----  ----\n8.8.8.8  [1]       z     u');
+  t.equal(toTable(reply, ['uuid', 'name', 'noSuchField']), 'uuid  name  dns      ipRanges\n----  ----  -------  --------\nu     z     8.8.8.8  [1]', 'fields= order first');
   t.equal(toTable({ success: true, total: 3 }), 'total: 3');
   t.equal(toTable({ success: true }), 'success');
   t.match(toTable({ success: true, inventory: { uuid: 'u', name: 'z' } }), /^field +value\n-+ +-+\nname +z\nuuid +u$/);

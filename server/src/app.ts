@@ -1,7 +1,7 @@
 // The management server: opens the database, applies migrations, wires the shared mechanisms and the domain
 // modules, and serves the routes generated from the spec. One App = one management node.
 import { hostname } from 'node:os';
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
 import { eq, lt } from 'drizzle-orm';
 import { migrate, openDatabase, type Database, type Db } from './db/index.js';
 import { retryTransactions } from './db/retry.js';
@@ -115,7 +115,8 @@ export class App {
     this.agents = new AgentClient(options.agentSecret, (path) => this.propertyTimeouts.agentPaths.get(path));
     this.http = Fastify({
       logger: options.logger === true ? loggerOptions() : (options.logger ?? false),
-      disableRequestLogging: true,
+      // Fastify's own per-request lines are off: core/log.ts writes one line per API call.
+      logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: 8 * 1024 * 1024,
       // Transport limits are ours to answer in ZStack's error shape (setupHttp): Node's own parser only stops what
       // is far past them (its 431 is answered by clientErrorHandler, still in that shape).

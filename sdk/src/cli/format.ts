@@ -27,13 +27,16 @@ function grid(header: string[], rows: string[][]): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
-/** `-o table`: inventories as rows (one column per field), an inventory as field/value pairs. */
-export function toTable(reply: unknown): string {
+/**
+ * `-o table`: inventories as rows (one column per field: the `fields=` of the query in their order, else sorted), an
+ * inventory as field/value pairs.
+ */
+export function toTable(reply: unknown, fields?: readonly string[]): string {
   if (!reply || typeof reply !== 'object') return String(reply);
   const r = reply as { inventories?: Record<string, unknown>[]; inventory?: Record<string, unknown>; total?: number; success?: boolean };
   const parts: string[] = [];
   if (Array.isArray(r.inventories)) {
-    const columns: string[] = [];
+    const columns: string[] = [...(fields ?? [])].filter((f) => r.inventories!.some((row) => f in row));
     for (const row of r.inventories) for (const k of Object.keys(sortKeys(row) as object)) if (!columns.includes(k)) columns.push(k);
     parts.push(r.inventories.length ? grid(columns, r.inventories.map((row) => columns.map((c) => cell(row[c])))) : '(no rows)');
   } else if (r.inventory && typeof r.inventory === 'object') {

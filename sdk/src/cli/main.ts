@@ -150,7 +150,8 @@ function spinner(err: Output, apiName: string) {
 /** Runs one command line (already split into words); returns the exit status. */
 export async function runCommand(tokens: string[], settings: Settings, io: CliIO): Promise<number> {
   // The REST reply's `schema` map (inventory classes for upstream's typed SDKs) is not part of 1.1's CLI output.
-  const print = (value: unknown) => io.stdout.write((settings.output === 'table' ? toTable(value) : toJson(withoutSchema(value))) + '\n');
+  let columns: string[] | undefined; // a query's `fields=`, in the order given: the table's columns
+  const print = (value: unknown) => io.stdout.write((settings.output === 'table' ? toTable(value, columns) : toJson(withoutSchema(value))) + '\n');
   try {
     if (tokens[0] === 'help') {
       io.stdout.write(helpText(tokens[1]) + '\n');
@@ -165,6 +166,8 @@ export async function runCommand(tokens: string[], settings: Settings, io: CliIO
     const cmd = parseCommand(tokens);
     const { apiName } = cmd;
     const params = { ...cmd.params };
+    const f = params.fields;
+    columns = Array.isArray(f) ? f.map(String) : typeof f === 'string' ? f.split(',').filter(Boolean) : undefined;
     // As upstream's CLI: the clear password is hashed (SHA-512) before it leaves.
     if (apiName === 'LogInByAccount' && typeof params.password === 'string') params.password = hashPassword(params.password);
     // A CLI fails fast when the server is down: two quick retries of what is safe to retry.
