@@ -7,8 +7,8 @@ export interface ErrorCodeInfo {
   /** The ErrorCode's `description`, upstream's wording where upstream has the code. */
   description: string;
   /**
-   * HTTP status of a direct answer (sync APIs, checks before a job starts). Absent: 503. A failed job is always 503
-   * on its poll, whatever the code.
+   * HTTP status of a direct answer (a refusal with `X-ZStack-Errors: direct`, REST-layer faults). Absent: 503. A
+   * failed job is always 503 on its poll, whatever the code.
    */
   status?: number;
   /** Other statuses the code is sent with, and when. */

@@ -93,8 +93,10 @@ export function errorCatalogue(title: string): string {
 <body>
 <h1>Error codes</h1>
 <p>Every error is <code>{"error": {"code", "description", "details", "cause"?}}</code>. The status is the one of a
-direct answer (synchronous APIs, and checks done before a job starts); a job that fails answers <b>503</b> on its
-poll whatever its code, with the cause chain in <code>cause</code>. Codes <code>SDK.*</code> come from the TypeScript
+direct answer: a refusal of a call sent with <code>X-ZStack-Errors: direct</code> (the TypeScript SDK and zstack-cli
+send it) and REST-layer faults. Under upstream's contract (without that header) an asynchronous API's failures are
+its job's, and a failed job answers <b>503</b> on its poll whatever its code, with the cause chain in
+<code>cause</code>; failed synchronous APIs answer 503 too. Codes <code>SDK.*</code> come from the TypeScript
 SDK itself (see its README).</p>
 <table><thead><tr><th>Code</th><th>HTTP status</th><th>Description</th><th>Meaning</th></tr></thead><tbody>
 ${rows}
