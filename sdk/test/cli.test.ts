@@ -184,7 +184,7 @@ t.test('zstack-cli against a server', async (t) => {
     t.equal(wrongPort.code, 1);
     t.match(wrongPort.json, { code: 'SDK.1000', details: /127\.0\.0\.1:1/ });
     const curl = await cli(['-c', 'QueryZone', 'name=zone1']);
-    t.match(curl.err, new RegExp(`^curl -X GET 'http://127\\.0\\.0\\.1:${port}/zstack/v1/zones\\?q=name%3Dzone1' -H 'User-Agent: zstack-cli' -H 'Authorization: OAuth \\*\\*\\*'\n$`));
+    t.match(curl.err, new RegExp(`^curl -X GET 'http://127\\.0\\.0\\.1:${port}/zstack/v1/zones\\?q=name%3Dzone1' -H 'User-Agent: zstack-cli' -H 'Authorization: OAuth \\*\\*\\*' -H 'X-ZStack-Errors: direct'\n$`));
     t.match((await cli(['--help'])).out, /usage: zstack-cli \[-H host\] \[-p port\]/);
     const help = await cli(line('help AttachNetworkServiceToL3Network'));
     t.match(help.out, /AttachNetworkServiceToL3Network: Attach network services to an L3 network\n  POST \/zstack\/v1\/l3-networks\/\{l3NetworkUuid\}\/network-services  \(async, default timeout 30m\)\n  l3NetworkUuid \(string\)/);

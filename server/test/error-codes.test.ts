@@ -54,7 +54,7 @@ t.test('the docs serve the catalogue and a favicon', async (t) => {
   t.equal((await fetch(`${s.url}/favicon.ico`)).status, 204, 'no 404 for the favicon');
 
   // A real reply uses the table's description.
-  const r = await fetch(`${s.url}/zstack/v1/zones`);
+  const r = await fetch(`${s.url}/zstack/v1/zones`, { headers: { 'X-ZStack-Errors': 'direct' } });
   t.equal(r.status, 401);
   t.same((await r.json()).error.description, ERROR_CODES['ID.1001'].description);
 });

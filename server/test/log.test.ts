@@ -43,7 +43,7 @@ t.test('one line per API call, no secrets', async (t) => {
   await zs.queryZone({ q: { uuid: zone.uuid } });
   await t.rejects(zs.call('DeleteZone', { uuid: 'nope' }), ZStackError);
   const before = lines.length;
-  await fetch(`${s.url}/zstack/v1/zones`); // no session → 401
+  await fetch(`${s.url}/zstack/v1/zones`, { headers: { 'X-ZStack-Errors': 'direct' } }); // no session → 401
   await new Promise((r) => setImmediate(r));
 
   const api = lines.filter((l) => l.msg === 'api');
