@@ -12,7 +12,7 @@ const zs = new ZStackClient({
 const log = (...args: unknown[]) => console.log('•', ...args);
 
 const w = await buildWorld(zs, { virtualRouter: false });
-log(`zone, cluster, ${w.hostUuids.length} simulated hosts, storage, the tiny image and an L3 network are ready`);
+log(`zone, cluster, ${w.hostUuids.length} simulated hosts, storage, the tiny image and L3 network ${w.l3NetworkUuid} are ready`);
 // Flat DHCP: no virtual router VM needed.
 await zs.attachNetworkServiceToL3Network({ l3NetworkUuid: w.l3NetworkUuid, networkServices: { Flat: ['DHCP', 'Userdata'] } });
 

@@ -15,6 +15,7 @@ t.test('examples/tryout.ts: from nothing to running VMs, hot-plugging a volume a
   t.teardown(() => s.close());
   const { stdout } = await example('tryout.ts', s.url);
   t.match(stdout, /tryout-vm1 is Running/);
+  t.match(stdout, /L3 network [0-9a-f]{32} are ready/, 'the L3 uuid is printed for the next commands');
   t.match(stdout, /second NIC at run time: 10\.20\.0\./);
   t.match(stdout, /stopped and started again/);
   const vms = await s.client.queryVmInstance({ q: ['name~=tryout-vm%', 'state=Running'] });
