@@ -3,27 +3,22 @@
 // guest's serial console shows it booted and its lease equals the static lease we gave; the namespace pings it; a
 // data volume and a NIC are hot-plugged and unplugged (the guest sees both ways, the new NIC gets its own lease); a
 // console-proxy token opens a WebSocket delivering the VM's real framebuffer; /vm/stop is a graceful ACPI
-// shutdown. Skipped, saying why, without root or the packages (.ci/run installs them).
+// shutdown. Run by real-vms.test.ts.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import t, { type Test } from 'tap';
+import type { Test } from 'tap';
 import { call, start } from '../../agents/test/helpers.js';
 import { openWs, rfbHandshake } from '../../agents/test/console-proxy-helpers.js';
 import { FlatDhcpServer, deleteBridge } from '../../agents/src/network/host-network.js';
-import { consoleText, qemuRss, realVmUnavailable, tryoutImage, waitConsole } from '../lib/realvm.js';
+import { consoleText, qemuRss, tryoutImage, waitConsole } from '../lib/realvm.js';
 
 const sh = promisify(execFile);
-const unavailable = realVmUnavailable();
-if (unavailable) {
-  t.plan(0, `real VMs cannot run here: ${unavailable}`);
-} else {
-  t.test('a real VM through the kvm agent (libvirt backend)', suite);
-}
 
-async function suite(t: Test): Promise<void> {
+/** a real VM through the kvm agent (libvirt backend) */
+export async function agentSuite(t: Test): Promise<void> {
   const tag = randomBytes(3).toString('hex');
   const hostUuid = `host${tag}`;
   const vmUuid = randomBytes(16).toString('hex');

@@ -2,27 +2,22 @@
 // the kvm agent with the libvirt backend, an SFTP backup storage takes the tryout image by file:// URL, an L2NoVlan
 // network on a veth interface (its bridge made by the agent) with a Flat-DHCP L3, CreateVmInstance boots the image:
 // its serial console shows the DHCP lease of the address the server allocated; StopVmInstance is an ACPI shutdown.
-// Skipped, saying why, without root, sshd or the real-VM packages.
+// Run by real-vms.test.ts.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import t, { type Test } from 'tap';
-import { freePort, sshdUnavailable, startSshd } from '../lib/sshd.js';
+import type { Test } from 'tap';
+import { freePort, startSshd } from '../lib/sshd.js';
 import { startServer } from '../lib/harness.js';
 import { FlatDhcpServer, deleteBridge } from '../../agents/src/network/host-network.js';
-import { consoleText, realVmUnavailable, tryoutImage, waitConsole } from '../lib/realvm.js';
+import { consoleText, tryoutImage, waitConsole } from '../lib/realvm.js';
 
 const sh = promisify(execFile);
-const unavailable = realVmUnavailable() ?? sshdUnavailable();
-if (unavailable) {
-  t.plan(0, `real VMs through the server cannot run here: ${unavailable}`);
-} else {
-  t.test('AddKVMHost (libvirt) → CreateVmInstance boots the tryout image with the allocated address', suite);
-}
 
-async function suite(t: Test): Promise<void> {
+/** AddKVMHost (libvirt) → CreateVmInstance boots the tryout image with the allocated address */
+export async function serverSuite(t: Test): Promise<void> {
   const tag = randomBytes(3).toString('hex');
   const phys = `zsrp${tag}`;
   const bridgeName = `br_${phys}`;

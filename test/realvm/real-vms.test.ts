@@ -1,0 +1,18 @@
+// Real VMs (QEMU/libvirt, the tryout image, dnsmasq DHCP): the agent suite, then the management-server suite, one
+// after the other in one file — they share this machine's libvirtd, and the server reconciles what runs on its host
+// (a VM it does not know, like the agent suite's, would be destroyed). Skipped, saying why, without root, sshd or
+// the packages (.ci/run installs them).
+import t from 'tap';
+import { sshdUnavailable } from '../lib/sshd.js';
+import { realVmUnavailable } from '../lib/realvm.js';
+import { agentSuite } from './agent-suite.js';
+import { serverSuite } from './server-suite.js';
+
+const unavailable = realVmUnavailable();
+if (unavailable) {
+  t.plan(0, `real VMs cannot run here: ${unavailable}`);
+} else {
+  await t.test('a real VM through the kvm agent (libvirt backend)', agentSuite);
+  const noSshd = sshdUnavailable();
+  await t.test('AddKVMHost (libvirt) → CreateVmInstance boots the tryout image with the allocated address', { skip: noSshd }, serverSuite);
+}
