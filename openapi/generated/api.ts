@@ -269,7 +269,7 @@ export interface paths {
         get?: never;
         /**
          * Log in with an account name and password
-         * @description `password` is the SHA-512 hex digest of the clear password, as upstream clients send it. The session uuid is `inventory.uuid`. Unknown and known account names cost the same; failed log-ins are throttled per account name and per client (429 `ID.1003`).
+         * @description `password` is the SHA-512 hex digest of the clear password, as upstream clients send it. The session uuid is `inventory.uuid`. Unknown and known account names cost the same; failed log-ins are throttled per account name and per client (429 `ID.1100`).
          *
          *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
@@ -3970,7 +3970,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorReply"];
             };
         };
-        /** @description Log-in refused without checking the password (`ID.1003`): too many failed log-ins for this account name or from this client within `identity/login.failureWindow`, or too many log-ins at once. Retry after `Retry-After` seconds. */
+        /** @description Log-in refused without checking the password (`ID.1100`): too many failed log-ins for this account name or from this client within `identity/login.failureWindow`, or too many log-ins at once. Retry after `Retry-After` seconds. */
         TooManyLogIns: {
             headers: {
                 /** @description Seconds until a log-in may be tried again. */

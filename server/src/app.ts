@@ -10,7 +10,7 @@ import { Cascade } from './core/cascade.js';
 import { backgroundContext, currentContext, runInContext } from './core/context.js';
 import { ReadMemo } from './core/read-memo.js';
 import { parseDuration } from './core/duration.js';
-import { ApiError, argErr, errorCode, scrubText } from './core/errors.js';
+import { ApiError, argErr, describeError, errorCode, scrubText } from './core/errors.js';
 import { EventBus } from './core/events.js';
 import { GlobalConfigService } from './core/global-config.js';
 import type { Handler, Handlers } from './core/handlers.js';
@@ -176,7 +176,7 @@ export class App {
       try {
         await runInContext(backgroundContext(name), fn);
       } catch (e) {
-        console.error(`[${name}]`, e instanceof Error ? e.message : e);
+        console.error(`[${name}]`, describeError(e));
       }
       if (!this.closed) this.timers.push(setTimeout(tick, delay()).unref());
     };

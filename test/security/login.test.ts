@@ -1,4 +1,4 @@
-// Password log-ins: throttled per account name and per client with a clear ZStack error (429 ID.1003, Retry-After),
+// Password log-ins: throttled per account name and per client with a clear ZStack error (429 ID.1100, Retry-After),
 // and the same cost for unknown and known account names (measured here: medians of interleaved samples).
 import t from 'tap';
 import { startServer, http } from '../lib/harness.js';
@@ -24,7 +24,7 @@ t.test('throttling per account name', async (t) => {
   }
   const refused = await login(s.url, 'victim', 'right');
   t.equal(refused.status, 429, 'the 6th attempt is refused, even with the right password');
-  t.equal(refused.json.error.code, 'ID.1003');
+  t.equal(refused.json.error.code, 'ID.1100');
   t.match(refused.json.error.details, /too many failed log-ins for this account name/);
   const retryAfter = Number(refused.headers.get('retry-after'));
   t.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After: ${retryAfter}`);
@@ -32,7 +32,7 @@ t.test('throttling per account name', async (t) => {
   t.equal((await login(s.url, 'VICTIM', 'right')).status, 429, 'names are counted case-insensitively');
   // Unknown names are throttled exactly like known ones (the answer tells nothing about which exist).
   for (let i = 0; i < 5; i++) t.equal((await login(s.url, 'nobody', 'x')).status, 401);
-  t.equal((await login(s.url, 'nobody', 'x')).json.error.code, 'ID.1003');
+  t.equal((await login(s.url, 'nobody', 'x')).json.error.code, 'ID.1100');
   t.equal((await login(s.url, 'admin', 'password')).status, 200, 'other accounts are unaffected');
   // The window passes: the account can log in again, and a success clears its failures.
   await s.client.updateGlobalConfig({ category: 'identity', name: 'login.failureWindow', value: '1' });
@@ -53,8 +53,8 @@ t.test('throttling per client, and a flood of log-ins cannot take the server dow
   await s.client.updateGlobalConfig({ category: 'identity', name: 'login.maxFailuresPerClient', value: '100000' });
   const flood = await Promise.all(Array.from({ length: 120 }, (_, i) => login(s.url, `flood-${i}`, 'x')));
   const codes = flood.map((r) => `${r.status} ${r.json?.error?.code}`);
-  t.ok(codes.every((c) => c === '401 ID.1000' || c === '429 ID.1003'), 'every answer is a ZStack 401 or 429');
-  t.ok(codes.includes('429 ID.1003'), `too many at once are refused (${codes.filter((c) => c.startsWith('429')).length} of 120)`);
+  t.ok(codes.every((c) => c === '401 ID.1000' || c === '429 ID.1100'), 'every answer is a ZStack 401 or 429');
+  t.ok(codes.includes('429 ID.1100'), `too many at once are refused (${codes.filter((c) => c.startsWith('429')).length} of 120)`);
   t.equal((await s.client.queryZone({})).success, true, 'the server still answers');
 });
 

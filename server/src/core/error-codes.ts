@@ -64,6 +64,12 @@ export const ERROR_CODES = {
   'ID.1001': { description: 'The session is invalid or expired', status: 401, meaning: 'No session, an unknown one, or an expired one: log in again.' },
   'ID.1002': { description: 'Permission denied', status: 403, meaning: 'The account may not call this API or touch this resource.' },
   'ID.1003': {
+    description: 'Quota exceeding',
+    status: 409,
+    meaning: 'The operation would take the account past one of its quotas (GetAccountQuotaUsage shows usage and limits); free resources or ask an admin to raise the quota (UpdateQuota).',
+  },
+  // Not an upstream code: upstream has no log-in throttling; a code of our own so it never reads as a quota error.
+  'ID.1100': {
     description: 'Too many failed log-in attempts; retry later',
     status: 429,
     meaning: 'Log-ins are throttled for this account name or client address; Retry-After says when to try again.',

@@ -204,7 +204,7 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
     call.msg = msg;
     for (const [k, v] of Object.entries(query)) {
       if (p.queryNames.has(k)) msg[k] = v;
-      else console.warn(`[api] ${op.operationId}: unknown query parameter[${k.slice(0, 64)}], ignored`);
+      else warnUnknownQueryParameter(op.operationId, k);
     }
     Object.assign(msg, path);
     // GET /<resources>/{uuid} is the query with the condition uuid=<uuid> (upstream's by-uuid form).
@@ -495,3 +495,13 @@ export function sendError(reply: FastifyReply, e: unknown): void {
 }
 
 export type { OperationId };
+
+// Upstream logs unknown query parameters and goes on; a caller must not be able to flood the log with them: each
+// (operation, name) is logged once, and at most 1,000 names in all.
+const unknownQueryParametersSeen = new Set<string>();
+function warnUnknownQueryParameter(operationId: string, name: string): void {
+  const key = `${operationId} ${name.slice(0, 64)}`;
+  if (unknownQueryParametersSeen.has(key) || unknownQueryParametersSeen.size >= 1000) return;
+  unknownQueryParametersSeen.add(key);
+  console.warn(`[api] ${operationId}: unknown query parameter[${JSON.stringify(name.slice(0, 64))}], ignored (logged once)`);
+}

@@ -5,10 +5,10 @@
 // - Throttling (per management node, in memory): after `identity/login.maxFailuresPerAccount` failed log-ins for
 //   one account name (5) or `identity/login.maxFailuresPerClient` from one client address (20) within
 //   `identity/login.failureWindow` seconds (60), further attempts for that name / from that address are refused
-//   without checking the password, until the oldest counted failure leaves the window: HTTP 429, `ID.1003`,
+//   without checking the password, until the oldest counted failure leaves the window: HTTP 429, `ID.1100`,
 //   `Retry-After` and `opaque.retryAfterSeconds`. Unknown names count like known ones. A success clears its name's
 //   failures. At most 2 password checks run at once (scrypt is CPU-bound, 2 cores); 64 more may wait, beyond that
-//   a log-in is refused with the same `ID.1003` so a flood of log-ins cannot starve the other APIs.
+//   a log-in is refused with the same `ID.1100` so a flood of log-ins cannot starve the other APIs.
 import { ApiError, errorCode } from '../core/errors.js';
 import type { GlobalConfigService } from '../core/global-config.js';
 import { hashPassword, verifyPassword } from './passwords.js';
@@ -17,7 +17,7 @@ const MAX_CONCURRENT_CHECKS = 2;
 const MAX_WAITING_CHECKS = 64;
 
 export function throttled(details: string, retryAfterSeconds: number): ApiError {
-  const e = new ApiError(errorCode('ID.1003', details), 429);
+  const e = new ApiError(errorCode('ID.1100', details), 429);
   e.error.opaque = { retryAfterSeconds };
   return e;
 }
@@ -30,8 +30,8 @@ export class LoginGuard {
   private waiting: Array<() => void> = [];
 
   constructor(private config: GlobalConfigService) {
-    config.define({ category: 'identity', name: 'login.maxFailuresPerAccount', type: 'int', defaultValue: '5', min: 1, max: 1000, description: 'Failed log-ins for one account name within login.failureWindow before further attempts are refused (ID.1003)' });
-    config.define({ category: 'identity', name: 'login.maxFailuresPerClient', type: 'int', defaultValue: '20', min: 1, max: 100000, description: 'Failed log-ins from one client address within login.failureWindow before further attempts are refused (ID.1003)' });
+    config.define({ category: 'identity', name: 'login.maxFailuresPerAccount', type: 'int', defaultValue: '5', min: 1, max: 1000, description: 'Failed log-ins for one account name within login.failureWindow before further attempts are refused (ID.1100)' });
+    config.define({ category: 'identity', name: 'login.maxFailuresPerClient', type: 'int', defaultValue: '20', min: 1, max: 100000, description: 'Failed log-ins from one client address within login.failureWindow before further attempts are refused (ID.1100)' });
     config.define({ category: 'identity', name: 'login.failureWindow', type: 'seconds', defaultValue: '60', min: 1, max: 86400, description: 'Seconds a failed log-in counts against its account name and client address' });
     this.dummy = hashPassword('unknown-account-dummy-password');
   }
@@ -49,7 +49,7 @@ export class LoginGuard {
     return [`a:${name.toLowerCase()}`, ...(client ? [`c:${client}`] : [])];
   }
 
-  /** Throws ID.1003 when any key has too many recent failures. */
+  /** Throws ID.1100 when any key has too many recent failures. */
   refuseIfThrottled(keys: string[]): void {
     const windowMs = this.config.getMs('identity', 'login.failureWindow');
     const now = Date.now();
@@ -92,7 +92,7 @@ export class LoginGuard {
     }
   }
 
-  /** At most MAX_CONCURRENT_CHECKS password checks at once; more wait (up to MAX_WAITING_CHECKS), beyond: ID.1003. */
+  /** At most MAX_CONCURRENT_CHECKS password checks at once; more wait (up to MAX_WAITING_CHECKS), beyond: ID.1100. */
   private async limited<T>(fn: () => Promise<T>): Promise<T> {
     if (this.running >= MAX_CONCURRENT_CHECKS) {
       if (this.waiting.length >= MAX_WAITING_CHECKS) throw throttled('too many log-ins at once; retry in a second', 1);

@@ -91,9 +91,9 @@ export async function checkQuota(db: Db, accountUuid: string, demand: Record<str
   const [usage, limits] = await Promise.all([quotaUsage(db, accountUuid), quotaLimits(db, accountUuid)]);
   for (const name of names) {
     if (usage[name] + demand[name] > limits[name]) {
-      // Upstream's IdentityErrors.QUOTA_EXCEEDING (the log-in throttle answers the same code with its own text).
+      // Upstream's IdentityErrors.QUOTA_EXCEEDING.
       const details = `quota exceeding: account[uuid:${accountUuid}] quota[${name}] is ${limits[name]}, used ${usage[name]}, this call needs ${demand[name]} more`;
-      throw new ApiError({ ...errorCode('ID.1003', details), description: 'Quota exceeding' }, 409);
+      throw new ApiError(errorCode('ID.1003', details), 409);
     }
   }
 }
