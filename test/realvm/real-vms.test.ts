@@ -8,6 +8,9 @@ import { realVmUnavailable } from '../lib/realvm.js';
 import { agentSuite } from './agent-suite.js';
 import { serverSuite } from './server-suite.js';
 
+// Booting under TCG on 2 shared cores can be slow when the whole suite runs: more than .taprc's 300 s per file.
+t.setTimeout(900_000);
+
 const unavailable = realVmUnavailable();
 if (unavailable) {
   t.plan(0, `real VMs cannot run here: ${unavailable}`);
