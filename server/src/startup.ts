@@ -66,13 +66,23 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
+/** Whether a process runs. A zombie (exited, not yet reaped: its parent died and pid 1 reaps late) does not. */
 export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !processIsZombie(pid);
+}
+
+export function processIsZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z';
+  } catch {
+    return false;
   }
 }
 

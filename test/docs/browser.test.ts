@@ -112,7 +112,7 @@ t.test('in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no Chromi
     t.match(page.url(), new RegExp(`#/networkservice/${OP.toLowerCase()}$`), 'the operation has its own link');
     t.equal(await heading.locator('a').first().getAttribute('href'), `#/networkservice/${OP.toLowerCase()}`);
     const text = await page.evaluate(() => document.body.innerText);
-    t.match(text, /Asynchronous: answers 202 and runs as a job\. Default timeout: ?\n?30m\./, 'description with the default timeout');
+    t.match(text, /Asynchronous: answers 202 and runs as a job[;.][\s\S]*?Default timeout: ?\n?30m\./, 'description with the default timeout');
     t.match(text, /l3NetworkUuid/, 'its parameters');
     t.match(text, /X-API-Timeout/);
     t.match(text, /"networkServices"/, 'its request example');

@@ -10,12 +10,12 @@
 //   (unshare --user), owning the same files.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, renameSync, rmSync, statSync, symlinkSync, chmodSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import pg from 'pg';
-import { StartupError, processAlive } from '../startup.js';
+import { StartupError, processAlive, processIsZombie } from '../startup.js';
 
 export interface EmbeddedPostgres {
   /** Connection string for `pg` (Unix socket). */
@@ -183,9 +183,18 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
  * belongs to a server that died: an orphan, or one shutting down after its parent's death. It is stopped (fast
  * shutdown; SIGKILL if it hangs: crash recovery then, nothing acknowledged is lost) before ours starts.
  */
-async function reapOrphan(pgdata: string): Promise<void> {
+async function reapOrphan(pgdata: string, sock: string): Promise<void> {
   const pid = readPostmasterPid(pgdata);
-  if (!pid || !processAlive(pid)) return;
+  if (!pid) return;
+  if (processAlive(pid)) await stopOrphan(pgdata, pid);
+  // Dead, or stopped just now, it may linger as a zombie whose pid PostgreSQL would take for a live postmaster.
+  if (processIsZombie(pid)) {
+    forgetZombiePostmaster(join(pgdata, 'postmaster.pid'), pid);
+    forgetZombiePostmaster(join(sock, `.s.PGSQL.${SOCKET_PORT}.lock`), pid);
+  }
+}
+
+async function stopOrphan(pgdata: string, pid: number): Promise<void> {
   const cmd = commandLine(pid);
   if (!cmd || !cmd.includes(pgdata)) return; // a reused pid (not ours): PostgreSQL clears the stale file itself
   try {
@@ -202,15 +211,52 @@ async function reapOrphan(pgdata: string): Promise<void> {
   await waitGone(pid, 5_000);
 }
 
+/**
+ * A postmaster killed after its parent died stays a zombie until pid 1 reaps it (late, on some machines). PostgreSQL
+ * probes the pid in postmaster.pid with kill(pid, 0), which a zombie passes, and would refuse to start ("lock file
+ * already exists"), in the data directory and in the socket's lock file. The pid is replaced by one no process can
+ * have; the rest of the file stays, so PostgreSQL's own shared-memory interlock still refuses to start while a
+ * backend of the dead postmaster is attached.
+ */
+function forgetZombiePostmaster(file: string, pid: number): void {
+  try {
+    const lines = readFileSync(file, 'utf8').split('\n');
+    if (Number(lines[0]) !== pid) return;
+    lines[0] = String(2 ** 31 - 2); // above any pid_max: kill() answers ESRCH
+    writeFileSync(file, lines.join('\n'));
+  } catch {
+    // gone meanwhile: nothing to forget
+  }
+}
+
 /** Starts (creating it on first use) the embedded PostgreSQL of a data directory and waits until it answers. */
 export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<EmbeddedPostgres> {
+  // Backends of a postmaster that was killed leave within moments (they watch the postmaster); until then PostgreSQL
+  // refuses to start on their shared memory. That refusal is retried for a while, nothing else is.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (e) {
+      if (!(e instanceof SharedMemoryInUse) || attempt >= 40) throw e instanceof SharedMemoryInUse ? e.failure : e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+class SharedMemoryInUse extends Error {
+  constructor(readonly failure: StartupError) {
+    super(failure.message);
+  }
+}
+
+async function startOnce(opts: EmbeddedOptions): Promise<EmbeddedPostgres> {
   const { bin } = postgresBinaries();
   const pgdata = join(opts.dataDir, 'postgres');
   const logFile = join(opts.dataDir, 'postgres.log');
   mkdirSync(opts.dataDir, { recursive: true });
   await initdbIfNeeded(bin, pgdata, logFile);
-  await reapOrphan(pgdata);
   const sock = socketDir(opts.dataDir);
+  await reapOrphan(pgdata, sock);
   mkdirSync(sock, { recursive: true, mode: 0o700 });
 
   const settings: Record<string, string> = {
@@ -263,7 +309,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
       if (/lock file .* already exists|is another postmaster/i.test(last)) {
         throw new StartupError(`the embedded database in ${pgdata} is in use by another process: stop it, or set ZSTACK_DATA_DIR to another directory`);
       }
-      throw new StartupError(`the embedded database did not start (postgres ${why}${last ? `: ${last}` : ''}); see ${logFile}`);
+      const failure = new StartupError(`the embedded database did not start (postgres ${why}${last ? `: ${last}` : ''}); see ${logFile}`);
+      if (/pre-existing shared memory block .* is still in use/i.test(last)) throw new SharedMemoryInUse(failure);
+      throw failure;
     }
     const client = new pg.Client({ connectionString: url });
     try {
