@@ -6,3 +6,4 @@ export * from './storage.js';
 export * from './network.js';
 export * from './vm.js';
 export * from './console.js';
+export * from './tag.js';
