@@ -2,6 +2,8 @@
 import t from 'tap';
 import { startServer, http } from '../lib/harness.js';
 import { ZStackError } from '../../sdk/src/index.js';
+import { sql } from 'drizzle-orm';
+import { compareColumn } from '../../server/src/core/query.js';
 
 t.test('zones and the query engine', async (t) => {
   const s = await startServer();
@@ -67,6 +69,19 @@ t.test('zones and the query engine', async (t) => {
     t.same([...page1, ...page2], asc.slice(0, 4));
     const one = await http(s.url, 'GET', `/zstack/v1/zones/${created[1].uuid}`, { headers: { Authorization: `OAuth ${zs.sessionUuid}` } });
     t.same(one.json.inventories.map((z: { name: string }) => z.name), ['beta'], 'GET /zones/{uuid} is the query by uuid');
+  });
+
+  t.test('special conditions registered on the engine (e.g. __userTag__): any level, values bound', async (t) => {
+    // A condition on a name that is no column: here the zone's name reversed, compared with the engine's operators.
+    s.app.query.registerCondition('__reversedName__', ({ table, condition, name }) =>
+      compareColumn(sql`reverse(${table.name})`, { type: 'string' }, condition, name),
+    );
+    t.throws(() => s.app.query.registerCondition('__reversedName__', () => sql`TRUE`), /twice/);
+    t.same(await q('__reversedName__=ahpla'), ['alpha']);
+    t.same(await q('__reversedName__?=ateb,ammag'), ['beta', 'gamma']);
+    t.same(await q("__reversedName__~=%;neirb'o"), [names[4]], 'the value is a parameter, never SQL');
+    const e = await zs.queryZone({ q: ['__nope__=1'] }).catch((x) => x);
+    t.equal(e.code, 'SYS.1007', 'unregistered names are still refused');
   });
 
   t.test('bad queries are 400 SYS.1007 naming the problem', async (t) => {

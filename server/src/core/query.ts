@@ -79,11 +79,19 @@ export interface QueryReply {
 const OPERATORS = ['!=', '>=', '<=', '!?=', '!~=', '~=', '?=', '=', '>', '<'] as const;
 type Op = (typeof OPERATORS)[number] | 'is null' | 'not null';
 
-interface Condition {
+export interface Condition {
   path: string[];
   op: Op;
   value?: string;
 }
+
+/**
+ * A condition name that is not a column of the inventory (e.g. `__systemTag__`, `__userTag__`): registered on the
+ * engine with `registerCondition`, it is tried at any level of a dotted path (so `vmNics.__userTag__=x` works) after
+ * the inventory's own fields. `table` is the alias of `d.table` the condition applies to; every value must travel
+ * as a bind parameter (`sql\`${value}\``, or `compareColumn`).
+ */
+export type SpecialCondition = (args: { d: InventoryDescriptor; table: any; condition: Condition; name: string }) => SQL;
 
 export function parseCondition(text: string): Condition {
   const s = String(text);
@@ -106,6 +114,7 @@ export class QueryEngine {
   /** Computations in progress by key, shared by identical requests while nothing changed since they began. */
   private computing = new Map<string, { stamp: Stamp; body: Promise<Buffer> }>();
   private syncErrorAt = 0;
+  private specials = new Map<string, SpecialCondition>();
 
   constructor(opts: { cache?: QueryCache | null } = {}) {
     this.cache = opts.cache === undefined ? QueryCache.fromEnv() : (opts.cache ?? undefined);
@@ -113,6 +122,12 @@ export class QueryEngine {
 
   register(d: InventoryDescriptor): void {
     this.descriptors.set(d.name, d);
+  }
+
+  /** A special condition name (see `SpecialCondition`); one builder per name. */
+  registerCondition(name: string, build: SpecialCondition): void {
+    if (this.specials.has(name)) throw new Error(`query condition ${name} registered twice`);
+    this.specials.set(name, build);
   }
 
   descriptor(name: string): InventoryDescriptor {
@@ -209,6 +224,8 @@ export class QueryEngine {
     const [head, ...rest] = c.path;
     if (rest.length === 0) {
       const field = own(d.fields, head);
+      const special = field ? undefined : this.specials.get(head);
+      if (special) return special({ d, table, condition: c, name: head });
       if (!field) throw argErr(`field[${head}] is not a queryable field of ${d.name}; queryable: ${Object.keys(d.fields).join(', ')}`);
       return compare(table[field.key] as PgColumn, field, c, head);
     }
@@ -259,6 +276,11 @@ function convert(field: FieldDef, raw: string, name: string): unknown {
     default:
       return raw;
   }
+}
+
+/** `col <op> value` for a condition on a field of type `field.type` (values converted and bound). */
+export function compareColumn(col: PgColumn | SQL, field: Pick<FieldDef, 'type' | 'max'>, c: Condition, name: string): SQL {
+  return compare(col as PgColumn, field as FieldDef, c, name);
 }
 
 function compare(col: PgColumn, field: FieldDef, c: Condition, name: string): SQL {
