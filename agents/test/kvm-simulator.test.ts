@@ -171,3 +171,32 @@ t.test('10,000 VMs on 100 simulated hosts in one process', async (t) => {
   t.equal(agent.simulator?.hosts?.vnc.portOf('vm-7'), undefined, 'no VNC listener until asked')
   t.comment(`10,000 VM starts took ${Date.now() - began} ms`)
 })
+
+t.test('security group rule sets per VM NIC: apply, delete chain, refresh, gone with the VM or NIC', async (t) => {
+  const agent = await start({ kind: 'simulator' })
+  t.teardown(() => agent.close())
+  const h = { target: 'h1' }
+  await call(agent, '/host/connect', { hostUuid: 'h1' })
+  const nic = (uuid: string, deviceId: number) => ({ uuid, mac: `fa:00:00:00:00:0${deviceId}`, deviceId })
+  await call(agent, '/vm/start', startCmd('vm1', { nics: [nic('n1', 1), nic('n2', 2)] }), h)
+  const rule = { type: 'Ingress', protocol: 'TCP', startPort: 22, endPort: 22, allowedCidr: '0.0.0.0/0' }
+  const set = (vmNicUuid: string, rules = [rule]) => ({ vmNicUuid, actionCode: 'applyRule', rules })
+  const applied = async () => (await call(agent, '/simulator/hosts/securitygroup', { hostUuid: 'h1' })).body.ruleSets
+
+  t.equal((await call(agent, '/securitygroup/applyrules', { ruleTOs: [set('n1'), set('n2')] }, h)).body.success, true)
+  t.same((await applied()).map((r: { vmNicUuid: string }) => r.vmNicUuid), ['n1', 'n2'])
+  await call(agent, '/securitygroup/applyrules', { ruleTOs: [set('n1', []), { vmNicUuid: 'n2', actionCode: 'deleteChain', rules: [] }] }, h)
+  t.same(await applied(), [set('n1', [])], 'a rule set replaces the NIC\'s; deleteChain removes it')
+  const bad = await call(agent, '/securitygroup/applyrules', { ruleTOs: [{ vmNicUuid: 'n1', actionCode: 'drop', rules: [] }] }, h)
+  t.equal(bad.status, 400, 'an unknown action code is refused by the schema')
+
+  await call(agent, '/securitygroup/refreshrulesonhost', { ruleTOs: [set('n2')] }, h)
+  t.same(await applied(), [set('n2')], 'refresh replaces the whole table')
+  await call(agent, '/vm/detachnic', { vmUuid: 'vm1', nic: nic('n2', 2) }, h)
+  t.same(await applied(), [], 'a detached NIC loses its chain')
+  await call(agent, '/securitygroup/applyrules', { ruleTOs: [set('n1')] }, h)
+  await call(agent, '/vm/destroy', { uuid: 'vm1' }, h)
+  t.same(await applied(), [], 'so do the NICs of a destroyed VM')
+  const records = (await call(agent, '/simulator/hosts/records', { hostUuid: 'h1' })).body.records
+  t.ok(records.some((r: { path: string }) => r.path === '/securitygroup/refreshrulesonhost'), 'commands are recorded')
+})

@@ -367,6 +367,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/securitygroup/applyrules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply the rule sets of some VM NICs on the host (upstream KVMSecurityGroupBackend).
+         * @description Each `SecurityGroupRuleTO` replaces the whole rule set of its NIC (`actionCode: applyRule`) or removes the NIC's
+         *     chain (`deleteChain`); NICs not named keep theirs. Idempotent.
+         */
+        post: operations["KvmSecurityGroupApplyRules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/securitygroup/refreshrulesonhost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace every security group rule set on the host with those given (NICs not named lose theirs).
+         * @description Sent after the host (re)connects and when rules that failed to apply are retried.
+         */
+        post: operations["KvmSecurityGroupRefreshRulesOnHost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/simulator/backupstorage/config": {
         parameters: {
             query?: never;
@@ -446,6 +487,23 @@ export interface paths {
         put?: never;
         /** Commands a simulated host received, oldest first; `clear` empties the list after reading. */
         post: operations["SimulatorHostRecords"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulator/hosts/securitygroup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The security group rule sets applied on a simulated host, one per VM NIC, by NIC uuid. */
+        post: operations["SimulatorHostSecurityGroupRules"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1143,6 +1201,9 @@ export interface components {
             /** @description The uuid the agent was connected as; absent if it was never connected (e.g. after a restart). */
             hostUuid?: string;
         };
+        KvmSecurityGroupRulesCmd: {
+            ruleTOs: components["schemas"]["SecurityGroupRuleSetTO"][];
+        };
         KvmVmBatchDestroyCmd: {
             uuids: string[];
         };
@@ -1284,6 +1345,37 @@ export interface components {
             mountPath?: string;
             primaryStorageUuid?: string;
         };
+        SecurityGroupRuleEntryTO: {
+            allowedCidr: string;
+            /** @description Addresses (`a.b.c.d` or `a.b.c.d-a.b.c.e`) of the group's other NICs on the same L3 network, always allowed. */
+            allowedInternalIpRange?: string[];
+            /** @description For ICMP the ICMP code (-1 = any). */
+            endPort: number;
+            /** @enum {string} */
+            protocol: "TCP" | "UDP" | "ICMP";
+            /** @description For ICMP the ICMP type (-1 = any). */
+            startPort: number;
+            /** @enum {string} */
+            type: "Ingress" | "Egress";
+        };
+        /** @description The rules of one VM NIC (the union of its enabled security groups' rules), upstream's SecurityGroupRuleTO. */
+        SecurityGroupRuleSetTO: {
+            /**
+             * @description `deleteChain`: the NIC is in no enabled security group any more.
+             * @enum {string}
+             */
+            actionCode: "applyRule" | "deleteChain";
+            /** @enum {string} */
+            egressDefaultPolicy?: "accept" | "deny";
+            /** @enum {string} */
+            ingressDefaultPolicy?: "accept" | "deny";
+            rules: components["schemas"]["SecurityGroupRuleEntryTO"][];
+            /** @description Tap device name, `vnic<vmInternalId>.<deviceId>`. */
+            vmNicInternalName?: string;
+            vmNicIp?: string;
+            vmNicMac?: string;
+            vmNicUuid: string;
+        };
         SimulatedFile: {
             installPath: string;
             md5Sum: string;
@@ -1357,6 +1449,10 @@ export interface components {
         SimulatorHostRecordsCmd: {
             clear?: boolean;
             hostUuid: string;
+        };
+        SimulatorHostSecurityGroupRulesRsp: components["schemas"]["AgentResponse"] & {
+            hostUuid: string;
+            ruleSets: components["schemas"]["SecurityGroupRuleSetTO"][];
         };
         SimulatorVirtualRouterConfigCmd: components["schemas"]["SimulatorFaults"] & {
             virtualRouterUuid: string;
@@ -2089,6 +2185,52 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
         };
     };
+    KvmSecurityGroupApplyRules: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmSecurityGroupRulesCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmSecurityGroupRefreshRulesOnHost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmSecurityGroupRulesCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
     SimulatorBackupStorageConfig: {
         parameters: {
             query?: never;
@@ -2228,6 +2370,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CommandRecordsRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    SimulatorHostSecurityGroupRules: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulatorVmsCmd"];
+            };
+        };
+        responses: {
+            /** @description Rule sets. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulatorHostSecurityGroupRulesRsp"];
                 };
             };
             400: components["responses"]["BadRequest"];

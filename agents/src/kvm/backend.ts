@@ -20,6 +20,8 @@ export interface KvmBackend {
   detachNic(ctx: Ctx<'KvmVmDetachNic'>): Promise<HandlerResult<'KvmVmDetachNic'>>
   getVncPort(ctx: Ctx<'KvmVmGetVncPort'>): Promise<HandlerResult<'KvmVmGetVncPort'>>
   migrateVm(ctx: Ctx<'KvmVmMigrate'>): Promise<HandlerResult<'KvmVmMigrate'>>
+  applySecurityGroupRules(ctx: Ctx<'KvmSecurityGroupApplyRules'>): Promise<HandlerResult<'KvmSecurityGroupApplyRules'>>
+  refreshSecurityGroupRules(ctx: Ctx<'KvmSecurityGroupRefreshRulesOnHost'>): Promise<HandlerResult<'KvmSecurityGroupRefreshRulesOnHost'>>
   createVolume(ctx: Ctx<'KvmPrimaryStorageVolumeCreate'>): Promise<HandlerResult<'KvmPrimaryStorageVolumeCreate'>>
   deleteVolume(ctx: Ctx<'KvmPrimaryStorageVolumeDelete'>): Promise<HandlerResult<'KvmPrimaryStorageVolumeDelete'>>
   storageCapacity(ctx: Ctx<'KvmPrimaryStorageCapacity'>): Promise<HandlerResult<'KvmPrimaryStorageCapacity'>>

@@ -23,6 +23,8 @@ export function kvmPart(backend: KvmBackend): AgentPart {
       KvmVmDetachNic: (ctx) => backend.detachNic(ctx),
       KvmVmGetVncPort: (ctx) => backend.getVncPort(ctx),
       KvmVmMigrate: (ctx) => backend.migrateVm(ctx),
+      KvmSecurityGroupApplyRules: (ctx) => backend.applySecurityGroupRules(ctx),
+      KvmSecurityGroupRefreshRulesOnHost: (ctx) => backend.refreshSecurityGroupRules(ctx),
       KvmPrimaryStorageVolumeCreate: (ctx) => backend.createVolume(ctx),
       KvmPrimaryStorageVolumeDelete: (ctx) => backend.deleteVolume(ctx),
       KvmPrimaryStorageCapacity: (ctx) => backend.storageCapacity(ctx),

@@ -13,6 +13,7 @@ import type { Ctx } from '../lib/handler.js'
 import type { VmState } from '../lib/protocol.js'
 import { capacityOf } from '../lib/statfs.js'
 import type { KvmBackend } from './backend.js'
+import { SecurityGroupRuleTable } from './security-group-rules.js'
 import { diskTarget, diskXml, domainXml, nicXml, type DomainType } from './domain-xml.js'
 import { readCpuFacts, readMemFacts, readOsRelease } from './host-facts.js'
 import { FlatDhcpServer, KeyedMutex, ensureBridge, prefixOf } from '../network/host-network.js'
@@ -56,6 +57,7 @@ export class LibvirtKvmBackend implements KvmBackend {
   /** Flat DHCP servers of the L3 networks this agent served, by L3 uuid (leases leave them with their VMs). */
   private readonly dhcpServers = new Map<string, FlatDhcpServer>()
   private readonly dhcpLocks = new KeyedMutex()
+  private readonly securityGroupRules = new SecurityGroupRuleTable()
 
   constructor(private readonly opts: LibvirtBackendOptions = {}) {
     this.virshBin = opts.virsh ?? 'virsh'
@@ -251,6 +253,17 @@ export class LibvirtKvmBackend implements KvmBackend {
     const port = 5900 + Number(m[2])
     // A wildcard listen address means "the host's own address", which the management server already knows.
     return listen && listen !== '0.0.0.0' && listen !== '::' ? { port, host: listen, protocol: 'vnc' as const } : { port, protocol: 'vnc' as const }
+  }
+
+  /** Recorded, not enforced: programming iptables/ebtables chains per tap device is left to the real-network work. */
+  async applySecurityGroupRules(ctx: Ctx<'KvmSecurityGroupApplyRules'>) {
+    this.securityGroupRules.apply(ctx.body.ruleTOs)
+    return {}
+  }
+
+  async refreshSecurityGroupRules(ctx: Ctx<'KvmSecurityGroupRefreshRulesOnHost'>) {
+    this.securityGroupRules.refresh(ctx.body.ruleTOs)
+    return {}
   }
 
   async migrateVm(ctx: Ctx<'KvmVmMigrate'>): Promise<never> {

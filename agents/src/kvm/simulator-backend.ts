@@ -132,6 +132,7 @@ export class SimulatorKvmBackend implements KvmBackend {
   async detachNic(ctx: Ctx<'KvmVmDetachNic'>) {
     const host = this.hosts.require(ctx.target)
     const vm = this.hosts.vm(host, ctx.body.vmUuid)
+    host.securityGroupRules.forget(vm.nics.filter((n) => n.mac === ctx.body.nic.mac).map((n) => n.uuid))
     vm.nics = vm.nics.filter((n) => n.mac !== ctx.body.nic.mac)
     return {}
   }
@@ -160,6 +161,16 @@ export class SimulatorKvmBackend implements KvmBackend {
       throw new AgentError(`cannot reach destination host ${destHostUuid} (simulated disconnect)`)
     }
     this.hosts.moveVm(source, dest, vm)
+    return {}
+  }
+
+  async applySecurityGroupRules(ctx: Ctx<'KvmSecurityGroupApplyRules'>) {
+    this.hosts.require(ctx.target).securityGroupRules.apply(ctx.body.ruleTOs)
+    return {}
+  }
+
+  async refreshSecurityGroupRules(ctx: Ctx<'KvmSecurityGroupRefreshRulesOnHost'>) {
+    this.hosts.require(ctx.target).securityGroupRules.refresh(ctx.body.ruleTOs)
     return {}
   }
 

@@ -54,6 +54,11 @@ function hostControl(p: SimulatorParts, hosts: SimulatedHosts): HandlerMap {
       })
       return { hostUuid: host.uuid, connected: host.connectedAs !== undefined, vms }
     },
+    SimulatorHostSecurityGroupRules: async (ctx) => {
+      const host = hosts.get(ctx.body.hostUuid)
+      if (!host) throw new AgentError(`no simulated host ${ctx.body.hostUuid}`)
+      return { hostUuid: host.uuid, ruleSets: host.securityGroupRules.list() }
+    },
     SimulatorVmUpdate: async (ctx) => {
       const { hostUuid, vmUuid, state } = ctx.body
       const host = hosts.get(hostUuid)

@@ -1,6 +1,7 @@
 // In-memory simulated hosts and their VMs (plain Maps, no timers: 10,000 VMs in one process must stay cheap).
 import { AgentError, BadRequestError } from '../lib/errors.js'
 import type { NicTO, Schemas, VmState, VolumeTO } from '../lib/protocol.js'
+import { SecurityGroupRuleTable } from '../kvm/security-group-rules.js'
 import type { VncConsoles } from './vnc.js'
 
 export type SimulatedVmState = Schemas['SimulatedVmState']
@@ -28,6 +29,8 @@ export interface SimulatedHost {
   /** Volume files on the host's simulated primary storage: installPath → virtual size. */
   volumes: Map<string, number>
   vms: Map<string, SimulatedVm>
+  /** Security group rule sets applied on the host, per VM NIC. */
+  securityGroupRules: SecurityGroupRuleTable
 }
 
 const GiB = 1024 ** 3
@@ -48,7 +51,7 @@ export class SimulatedHosts {
     if (uuid === '') throw new BadRequestError('X-Zstack-Target-Uuid is required: the simulator serves many hosts')
     let host = this.hosts.get(uuid)
     if (!host) {
-      host = { uuid, ...HOST_DEFAULTS, volumes: new Map(), vms: new Map() }
+      host = { uuid, ...HOST_DEFAULTS, volumes: new Map(), vms: new Map(), securityGroupRules: new SecurityGroupRuleTable() }
       this.hosts.set(uuid, host)
     }
     return host
@@ -74,7 +77,11 @@ export class SimulatedHosts {
   }
 
   removeVm(host: SimulatedHost, vmUuid: string): void {
-    if (host.vms.delete(vmUuid)) this.vnc.close(vmUuid)
+    const vm = host.vms.get(vmUuid)
+    if (!vm) return
+    host.vms.delete(vmUuid)
+    host.securityGroupRules.forget(vm.nics.map((n) => n.uuid))
+    this.vnc.close(vmUuid)
   }
 
   /** Moves a VM record to another host (migration); its console listener closes as a real one would. */
