@@ -14,6 +14,7 @@ import YAML from 'yaml';
 import openapiTS, { astToString } from 'openapi-typescript';
 import { applyConventions } from './conventions.mjs';
 import { renderSdkOperations } from './sdk-operations.mjs';
+import { addCodeSamples } from './samples.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const specDir = resolve(here, '..');
@@ -44,6 +45,7 @@ export function bundle() {
     }
   }
   applyConventions(doc);
+  addCodeSamples(doc);
   return doc;
 }
 
