@@ -55,7 +55,7 @@ function name(pid) {
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
     if (cmd[0] === 'npm' || cmd.some((a) => a.endsWith('npm-cli.js'))) return 'npm';
-    if (cmd.some((a) => a.endsWith('main.ts'))) return 'server';
+    if (cmd.some((a) => /main\.[tj]s$|scripts\/start\.mjs$/.test(a))) return 'server';
     if (cmd.includes('simulator')) return 'simulator agent';
     if (cmd.includes('console-proxy')) return 'console proxy agent';
     if (cmd.some((a) => a.includes('esbuild'))) return 'esbuild (tsx)';
