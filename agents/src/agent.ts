@@ -19,6 +19,7 @@ import { SimulatedHosts } from './simulator/hosts.js'
 import { VncConsoles } from './simulator/vnc.js'
 import { virtualRouterPart } from './virtual-router/handlers.js'
 import { VirtualRouters } from './virtual-router/state.js'
+import { RouterNamespaces } from './network/router-namespace.js'
 
 export const AGENT_KINDS = ['kvm', 'backup-storage', 'virtual-router', 'console-proxy', 'simulator'] as const
 export type AgentKind = (typeof AGENT_KINDS)[number]
@@ -86,8 +87,13 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
       const hosts = new SimulatedHosts(new VncConsoles(opts.vncHost ?? '127.0.0.1'))
       if (sim) sim.hosts = hosts
       parts.push(kvmPart(new SimulatorKvmBackend(hosts, faults)))
+      // A KVM host's agent serves the virtual routers it runs (kept in memory when simulating).
+      if (opts.kind === 'kvm') parts.push(virtualRouterPart(new VirtualRouters(true)))
     } else {
-      parts.push(kvmPart(new LibvirtKvmBackend({ storageRoot: opts.storageRoot, ...(opts.vncHost ? { vncHost: opts.vncHost } : {}) })))
+      const routerNamespaces = new RouterNamespaces()
+      parts.push(kvmPart(new LibvirtKvmBackend({ storageRoot: opts.storageRoot, routers: routerNamespaces, ...(opts.vncHost ? { vncHost: opts.vncHost } : {}) })))
+      // The host's virtual routers are namespaces here: this agent serves their /virtualrouter/* commands.
+      parts.push(virtualRouterPart(new VirtualRouters(true), routerNamespaces))
     }
   }
   if (serves('backup-storage')) {

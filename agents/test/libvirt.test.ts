@@ -5,6 +5,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { RouterNamespaces } from '../src/network/router-namespace.js'
 import { LibvirtKvmBackend } from '../src/kvm/libvirt-backend.js'
 import { diskTarget, domainXml, nicXml } from '../src/kvm/domain-xml.js'
 import { parseCpuInfo, parseMemInfo, parseOsRelease } from '../src/kvm/host-facts.js'
@@ -105,7 +106,7 @@ touch "$path"
 `)
   await chmod(virsh, 0o755)
   await chmod(qemuImg, 0o755)
-  const backend = new LibvirtKvmBackend({ virsh, qemuImg })
+  const backend = new LibvirtKvmBackend({ virsh, qemuImg, routers: new RouterNamespaces(join(dir, 'vr')) })
 
   t.same((await backend.vmSync(ctx('KvmVmSync', {}))).states, { 'vm-running': 'Running', 'vm-paused': 'Paused' })
   t.same((await backend.checkState(ctx('KvmVmCheckState', { vmUuids: ['vm-running', 'vm-paused', 'ghost'] }))).states, {

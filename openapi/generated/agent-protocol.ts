@@ -1260,6 +1260,11 @@ export interface components {
             addons?: {
                 [key: string]: unknown;
             };
+            /**
+             * @description Our extension: set for an appliance VM. A real host runs a `VirtualRouter` as a network namespace with its NICs on their bridges (no router image exists), and serves its `/virtualrouter/*` commands itself (target = the router's uuid).
+             * @example VirtualRouter
+             */
+            applianceVmType?: string;
             bootDev?: string[];
             bootIso?: components["schemas"]["IsoTO"];
             /** @example vnc */

@@ -1,7 +1,8 @@
 // What the real-VM suites need: root, QEMU, libvirt, dnsmasq and the tiny tryout image's build tools. Tests call
 // realVmUnavailable() and skip with its reason; .ci/run installs the packages.
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { ReadStream } from 'node:tty';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -83,5 +84,60 @@ export function qemuRss(vmUuid: string): number | undefined {
     return m ? Number(m[1]) * 1024 : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Commands typed on a VM's serial console (the tryout image: root logs in on ttyS0 without a password), their
+ * output read back from its console log. Typed into the pty libvirt gives the serial port, held open (QEMU reads a
+ * pty only while its other end is open) and drained (what the guest prints must not fill it up).
+ */
+export class SerialShell {
+  private n = 0;
+
+  private constructor(
+    private readonly fd: number,
+    private readonly reader: ReadStream,
+    private readonly log: string,
+  ) {}
+
+  /** Logs in as root on the VM's serial console (the VM must have shown its login prompt). */
+  static async login(vmUuid: string, log: string): Promise<SerialShell> {
+    const { stdout } = await run('virsh', ['ttyconsole', vmUuid]);
+    const fd = openSync(stdout.trim(), 'r+');
+    const reader = new ReadStream(fd);
+    reader.on('data', () => undefined);
+    reader.on('error', () => undefined);
+    const shell = new SerialShell(fd, reader, log);
+    // QEMU notices the open pty within a second; until then what is typed is lost: type until the shell answers.
+    for (let attempt = 1; ; attempt++) {
+      const from = consoleText(log).length;
+      writeSync(fd, '\rroot\r');
+      try {
+        await waitConsole(log, /# (\x1b\[6n)?\s*$/, 3_000, from);
+        return shell;
+      } catch (err) {
+        if (attempt === 10) {
+          shell.close();
+          throw err;
+        }
+      }
+    }
+  }
+
+  /** Runs a shell command line; resolves with its exit code and output (what the console showed between markers). */
+  async run(command: string, ms = 60_000): Promise<{ code: number; output: string }> {
+    const n = ++this.n;
+    const from = consoleText(this.log).length;
+    // The markers as printed differ from the markers as typed (the console echoes the typed line).
+    writeSync(this.fd, `echo zs-beg""in-${n}; ${command}; echo zs-end-${n}-$?\r`);
+    const end = await waitConsole(this.log, new RegExp(`zs-end-${n}-(\\d+)`), ms, from);
+    const text = consoleText(this.log).slice(from);
+    const output = text.slice(text.indexOf(`zs-begin-${n}`) + `zs-begin-${n}`.length, text.indexOf(end[0])).trim();
+    return { code: Number(end[1]), output };
+  }
+
+  close(): void {
+    this.reader.destroy();
   }
 }

@@ -6,6 +6,7 @@ import t from 'tap';
 import { sshdUnavailable } from '../lib/sshd.js';
 import { realVmUnavailable } from '../lib/realvm.js';
 import { agentSuite } from './agent-suite.js';
+import { routerSuite } from './router-suite.js';
 import { serverSuite } from './server-suite.js';
 
 // Booting under TCG on 2 shared cores can be slow when the whole suite runs: more than .taprc's 300 s per file.
@@ -15,7 +16,9 @@ const unavailable = realVmUnavailable();
 if (unavailable) {
   t.plan(0, `real VMs cannot run here: ${unavailable}`);
 } else {
-  await t.test('a real VM through the kvm agent (libvirt backend)', agentSuite);
+  // ZSTACK_REALVM_ONLY=router runs the router part alone (while working on it: one VM instead of three).
+  await t.test('a real VM through the kvm agent (libvirt backend)', { skip: process.env.ZSTACK_REALVM_ONLY === 'router' }, agentSuite);
+  await t.test('a virtual router as a namespace: DHCP from its dnsmasq, SNAT to the public side', routerSuite);
   const noSshd = sshdUnavailable();
-  await t.test('AddKVMHost (libvirt) → CreateVmInstance boots the tryout image with the allocated address', { skip: noSshd }, serverSuite);
+  await t.test('AddKVMHost (libvirt) → CreateVmInstance boots the tryout image with the allocated address', { skip: noSshd || process.env.ZSTACK_REALVM_ONLY === 'router' }, serverSuite);
 }

@@ -1,7 +1,8 @@
 // kvm backend for a real host: drives virsh and qemu-img. VMs are transient libvirt domains named by their uuid
 // (domain type kvm when the CPU has vmx/svm, else qemu = TCG); volumes are qcow2 files on the primary storage path,
 // root volumes on top of the image cached there. Every virsh/qemu-img runs under the command's signal; a start or a
-// hot-plug cut short by the deadline undoes what it did. Migration is refused saying why.
+// hot-plug cut short by the deadline undoes what it did. Migration is refused saying why. A virtual router appliance
+// is a network namespace here (network/router-namespace.ts), not a domain: started, listed and stopped like one.
 import { randomBytes } from 'node:crypto'
 import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -17,6 +18,7 @@ import { SecurityGroupRuleTable } from './security-group-rules.js'
 import { diskTarget, diskXml, domainXml, nicXml, type DomainType } from './domain-xml.js'
 import { readCpuFacts, readMemFacts, readOsRelease } from './host-facts.js'
 import { FlatDhcpServer, KeyedMutex, ensureBridge, prefixOf } from '../network/host-network.js'
+import { RouterNamespaces } from '../network/router-namespace.js'
 import { ensureLibvirtd } from './libvirtd.js'
 
 export interface LibvirtBackendOptions {
@@ -34,6 +36,8 @@ export interface LibvirtBackendOptions {
   domainType?: DomainType
   /** State of the Flat DHCP servers (default /var/lib/zstack-ts/dhcp). */
   dhcpStateDir?: string
+  /** The virtual routers run as namespaces (shared with the agent's /virtualrouter/* handlers). */
+  routers?: RouterNamespaces
   /** Start virtlogd/libvirtd on /host/connect when libvirtd does not answer (default true). */
   startDaemons?: boolean
   /** How long a graceful shutdown may take when /vm/stop names no timeout, ms (default 60 s). */
@@ -58,10 +62,12 @@ export class LibvirtKvmBackend implements KvmBackend {
   private readonly dhcpServers = new Map<string, FlatDhcpServer>()
   private readonly dhcpLocks = new KeyedMutex()
   private readonly securityGroupRules = new SecurityGroupRuleTable()
+  readonly routers: RouterNamespaces
 
   constructor(private readonly opts: LibvirtBackendOptions = {}) {
     this.virshBin = opts.virsh ?? 'virsh'
     this.qemuImg = opts.qemuImg ?? 'qemu-img'
+    this.routers = opts.routers ?? new RouterNamespaces()
   }
 
   /** The console log of a VM (what its ttyS0 printed), for tests and operators. */
@@ -116,6 +122,10 @@ export class LibvirtKvmBackend implements KvmBackend {
   async startVm(ctx: Ctx<'KvmVmStart'>) {
     const cmd = ctx.body
     const uuid = cmd.vmInstanceUuid
+    if (cmd.applianceVmType === 'VirtualRouter') {
+      await this.routers.start(uuid, cmd.nics ?? [], ctx.signal)
+      return {}
+    }
     const state = await this.domState(uuid, ctx.signal)
     if (state === 'Running') return {}
     if (state === 'Paused') {
@@ -155,6 +165,10 @@ export class LibvirtKvmBackend implements KvmBackend {
 
   async stopVm(ctx: Ctx<'KvmVmStop'>) {
     const uuid = ctx.body.uuid
+    if (await this.routers.has(uuid, ctx.signal)) {
+      await this.routers.destroy(uuid, ctx.signal)
+      return {}
+    }
     if ((await this.domState(uuid, ctx.signal)) === 'Shutdown') return this.undefine(uuid, ctx.signal)
     const graceMs = ctx.body.timeout !== undefined ? ctx.body.timeout * 1000 : (this.opts.stopGraceMs ?? 60_000)
     const until = Date.now() + graceMs
@@ -173,12 +187,14 @@ export class LibvirtKvmBackend implements KvmBackend {
   }
 
   async rebootVm(ctx: Ctx<'KvmVmReboot'>) {
+    if (await this.routers.has(ctx.body.uuid, ctx.signal)) return {} // a namespace has nothing to reboot
     // ACPI reboot: libvirt presses the power button and starts the guest again once it has powered off.
     await this.virsh(['reboot', ctx.body.uuid, '--mode', 'acpi'], ctx.signal)
     return {}
   }
 
   async destroyVm(ctx: Ctx<'KvmVmDestroy'>) {
+    if (await this.routers.has(ctx.body.uuid, ctx.signal)) await this.routers.destroy(ctx.body.uuid, ctx.signal)
     await this.virshTolerant(['destroy', ctx.body.uuid], ctx.signal)
     await this.unplugLeases({ owner: ctx.body.uuid }, ctx.signal)
     return this.undefine(ctx.body.uuid, ctx.signal)
@@ -195,6 +211,7 @@ export class LibvirtKvmBackend implements KvmBackend {
       const { stdout } = await this.virsh(['list', '--name', flag], signal)
       for (const name of stdout.split('\n').map((l) => l.trim()).filter(Boolean)) states[name] = state
     }
+    for (const router of await this.routers.list()) states[router] = 'Running'
     return states
   }
 
@@ -469,7 +486,7 @@ export class LibvirtKvmBackend implements KvmBackend {
       const { stdout } = await this.virsh(['domstate', uuid], signal)
       return DOMAIN_STATES[stdout.trim().toLowerCase()] ?? 'NoState'
     } catch (err) {
-      if (isMissingDomain(err)) return 'Shutdown'
+      if (isMissingDomain(err)) return (await this.routers.has(uuid, signal)) ? 'Running' : 'Shutdown'
       throw err
     }
   }

@@ -18,7 +18,7 @@ export interface BridgeSpec {
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/
 
-function checkName(what: string, name: string): void {
+export function checkName(what: string, name: string): void {
   if (!IFNAME.test(name)) throw new AgentError(`invalid ${what} '${name}': 1-15 characters of letters, digits, '_', '.', '-'`)
 }
 
@@ -68,6 +68,112 @@ export async function deleteBridge(spec: BridgeSpec, signal?: AbortSignal): Prom
   }
 }
 
+/** A network namespace by name, made when missing (loopback up). */
+export async function ensureNamespace(name: string, signal?: AbortSignal): Promise<void> {
+  const namespaces = (await run('ip', ['netns', 'list'], signal)).stdout
+  if (!new RegExp(`^${name}(\\s|$)`, 'm').test(namespaces)) await run('ip', ['netns', 'add', name], signal)
+  await run('ip', ['-n', name, 'link', 'set', 'lo', 'up'], signal)
+}
+
+export interface VethSpec {
+  /** The end on the host, a port of the bridge. */
+  hostEnd: string
+  /** The end inside the namespace. */
+  nsEnd: string
+  namespace: string
+  bridgeName: string
+  /** MAC of the namespace's end (default: the kernel's random one). */
+  mac?: string
+}
+
+/** A veth pair from a bridge into a namespace, both ends up; idempotent. */
+export async function ensureVeth(v: VethSpec, signal?: AbortSignal): Promise<void> {
+  checkName('interface name', v.hostEnd)
+  checkName('interface name', v.nsEnd)
+  if (!(await linkExists(v.hostEnd, signal))) {
+    if (await linkExists(v.nsEnd, signal, v.namespace)) await run('ip', ['-n', v.namespace, 'link', 'del', v.nsEnd], signal)
+    await run('ip', ['link', 'add', v.hostEnd, 'type', 'veth', 'peer', 'name', v.nsEnd, 'netns', v.namespace], signal)
+  }
+  if (v.mac) {
+    if (!MAC.test(v.mac)) throw new AgentError(`invalid MAC '${v.mac}'`)
+    await run('ip', ['-n', v.namespace, 'link', 'set', v.nsEnd, 'address', v.mac.toLowerCase()], signal)
+  }
+  await run('ip', ['link', 'set', v.hostEnd, 'master', v.bridgeName, 'up'], signal)
+  await run('ip', ['-n', v.namespace, 'link', 'set', v.nsEnd, 'up'], signal)
+}
+
+/** `ip/prefix` on an interface inside a namespace, added when missing (other addresses stay). */
+export async function ensureAddress(namespace: string, dev: string, cidr: string, signal?: AbortSignal): Promise<void> {
+  const have = (await run('ip', ['-n', namespace, '-o', 'addr', 'show', 'dev', dev], signal)).stdout
+  if (!have.includes(` ${cidr} `)) await run('ip', ['-n', namespace, 'addr', 'add', cidr, 'dev', dev], signal)
+}
+
+/**
+ * One dnsmasq in a namespace, its pid and log files in `dir`: started with the given options (no config file of
+ * the system's), told to re-read its host files (SIGHUP), stopped.
+ */
+export class Dnsmasq {
+  constructor(
+    readonly namespace: string,
+    readonly dir: string,
+  ) {}
+
+  get log(): string {
+    return join(this.dir, 'dnsmasq.log')
+  }
+
+  private get pidFile(): string {
+    return join(this.dir, 'dnsmasq.pid')
+  }
+
+  async start(options: string[], signal?: AbortSignal): Promise<void> {
+    await mkdir(this.dir, { recursive: true })
+    // Never the system's /etc/dnsmasq.conf: only what the options say.
+    const conf = options.some((o) => o.startsWith('--conf-file=')) ? [] : ['--conf-file=/dev/null']
+    await run('ip', ['netns', 'exec', this.namespace, 'dnsmasq', ...conf, `--pid-file=${this.pidFile}`, `--log-facility=${this.log}`, ...options], signal)
+  }
+
+  async stop(): Promise<void> {
+    const pid = await this.pid()
+    if (!pid) return
+    try {
+      process.kill(pid, 'SIGTERM')
+    } catch {
+      return // already gone
+    }
+    for (let i = 0; i < 50; i++) {
+      try {
+        process.kill(pid, 0)
+      } catch {
+        break
+      }
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await rm(this.pidFile, { force: true })
+  }
+
+  async running(): Promise<boolean> {
+    const pid = await this.pid()
+    if (!pid) return false
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  async reload(): Promise<void> {
+    const pid = await this.pid()
+    if (pid) process.kill(pid, 'SIGHUP')
+  }
+
+  private async pid(): Promise<number | undefined> {
+    const n = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim())
+    return Number.isInteger(n) && n > 0 ? n : undefined
+  }
+}
+
 export interface DhcpLease {
   mac: string
   ip: string
@@ -90,19 +196,19 @@ export interface FlatDhcpSpec {
 }
 
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
-const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i
+export const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i
 
-function checkIp(what: string, ip: string): void {
+export function checkIp(what: string, ip: string): void {
   const m = IPV4.exec(ip)
   if (!m || m.slice(1).some((o) => Number(o) > 255)) throw new AgentError(`invalid ${what} '${ip}'`)
 }
 
-function netmaskOf(prefix: number): string {
+export function netmaskOf(prefix: number): string {
   const bits = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
   return [24, 16, 8, 0].map((s) => (bits >>> s) & 255).join('.')
 }
 
-function networkOf(ip: string, prefix: number): string {
+export function networkOf(ip: string, prefix: number): string {
   const n = ip.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0)
   const bits = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0
   const net = (n & bits) >>> 0
@@ -140,43 +246,32 @@ export class FlatDhcpServer {
   }
 
   get leaseLog(): string {
-    return join(this.dir, 'dnsmasq.log')
+    return this.dnsmasq.log
   }
 
-  private get pidFile(): string {
-    return join(this.dir, 'dnsmasq.pid')
+  private get dnsmasq(): Dnsmasq {
+    return new Dnsmasq(this.namespace, this.dir)
   }
 
   /** Namespace, veth and dnsmasq up; idempotent (a running dnsmasq is kept and told to re-read its leases). */
   async ensure(leases: DhcpLease[] = [], signal?: AbortSignal): Promise<void> {
     await mkdir(this.dir, { recursive: true })
-    const namespaces = (await run('ip', ['netns', 'list'], signal)).stdout
-    if (!new RegExp(`^${this.namespace}(\\s|$)`, 'm').test(namespaces)) await run('ip', ['netns', 'add', this.namespace], signal)
-    if (!(await linkExists(this.hostVeth, signal))) {
-      if (await linkExists(this.nsVeth, signal, this.namespace)) await run('ip', ['-n', this.namespace, 'link', 'del', this.nsVeth], signal)
-      await run('ip', ['link', 'add', this.hostVeth, 'type', 'veth', 'peer', 'name', this.nsVeth, 'netns', this.namespace], signal)
-    }
-    await run('ip', ['link', 'set', this.hostVeth, 'master', this.spec.bridgeName, 'up'], signal)
-    const addr = `${this.spec.serverIp}/${this.spec.prefixLength}`
-    const have = (await run('ip', ['-n', this.namespace, '-o', 'addr', 'show', 'dev', this.nsVeth], signal)).stdout
-    if (!have.includes(` ${addr} `)) await run('ip', ['-n', this.namespace, 'addr', 'add', addr, 'dev', this.nsVeth], signal)
-    await run('ip', ['-n', this.namespace, 'link', 'set', this.nsVeth, 'up'], signal)
-    await run('ip', ['-n', this.namespace, 'link', 'set', 'lo', 'up'], signal)
+    await ensureNamespace(this.namespace, signal)
+    await ensureVeth({ hostEnd: this.hostVeth, nsEnd: this.nsVeth, namespace: this.namespace, bridgeName: this.spec.bridgeName }, signal)
+    await ensureAddress(this.namespace, this.nsVeth, `${this.spec.serverIp}/${this.spec.prefixLength}`, signal)
     await this.writeHosts(leases)
-    if (await this.running()) {
-      await this.reload()
+    if (await this.dnsmasq.running()) {
+      await this.dnsmasq.reload()
       return
     }
     const range = `${networkOf(this.spec.serverIp, this.spec.prefixLength)},static,${netmaskOf(this.spec.prefixLength)},1h`
-    const args = [
-      'netns', 'exec', this.namespace, 'dnsmasq',
-      '--conf-file=/dev/null', '--port=0', '--bind-interfaces', `--interface=${this.nsVeth}`, '--except-interface=lo',
-      `--pid-file=${this.pidFile}`, `--dhcp-hostsfile=${this.hostsFile}`, `--dhcp-range=${range}`,
-      '--dhcp-authoritative', '--leasefile-ro', '--log-dhcp', `--log-facility=${this.leaseLog}`,
+    await this.dnsmasq.start([
+      '--port=0', '--bind-interfaces', `--interface=${this.nsVeth}`, '--except-interface=lo',
+      `--dhcp-hostsfile=${this.hostsFile}`, `--dhcp-range=${range}`,
+      '--dhcp-authoritative', '--leasefile-ro', '--log-dhcp',
       `--dhcp-option=3${this.spec.gateway ? `,${this.spec.gateway}` : ''}`,
       ...(this.spec.dns?.length ? [`--dhcp-option=6,${this.spec.dns.join(',')}`] : []),
-    ]
-    await run('ip', args, signal)
+    ], signal)
   }
 
   /**
@@ -190,17 +285,17 @@ export class FlatDhcpServer {
     const kept = before.filter((l) => !gone.has(l.mac.toLowerCase()) && !ips.has(l.ip) && (remove.owner === undefined || l.owner !== remove.owner))
     const next = [...kept, ...add]
     const same = (a: DhcpLease, b: DhcpLease) => a.mac.toLowerCase() === b.mac.toLowerCase() && a.ip === b.ip && a.owner === b.owner
-    if (next.length === before.length && next.every((l) => before.some((b) => same(l, b))) && (await this.running())) return
+    if (next.length === before.length && next.every((l) => before.some((b) => same(l, b))) && (await this.dnsmasq.running())) return
     // A restart rather than SIGHUP: dnsmasq forgets the leases it handed out (its table lives in memory), so an
     // address can go to its next owner at once, and the new table is certainly the one served.
-    await this.stop()
+    await this.dnsmasq.stop()
     await this.ensure(next, signal)
   }
 
   /** Replaces the static leases and makes dnsmasq re-read them. */
   async setLeases(leases: DhcpLease[]): Promise<void> {
     await this.writeHosts(leases)
-    await this.reload()
+    await this.dnsmasq.reload()
   }
 
   async leases(): Promise<DhcpLease[]> {
@@ -215,29 +310,10 @@ export class FlatDhcpServer {
 
   /** dnsmasq, veth and namespace gone; absent = done. */
   async destroy(signal?: AbortSignal): Promise<void> {
-    await this.stop()
+    await this.dnsmasq.stop()
     if (await linkExists(this.hostVeth, signal)) await run('ip', ['link', 'del', this.hostVeth], signal)
     await run('ip', ['netns', 'del', this.namespace], signal).catch(() => {})
     await rm(this.dir, { recursive: true, force: true })
-  }
-
-  private async stop(): Promise<void> {
-    const pid = await this.pid()
-    if (!pid) return
-    try {
-      process.kill(pid, 'SIGTERM')
-    } catch {
-      return // already gone
-    }
-    for (let i = 0; i < 50; i++) {
-      try {
-        process.kill(pid, 0)
-      } catch {
-        break
-      }
-      await new Promise((r) => setTimeout(r, 20))
-    }
-    await rm(this.pidFile, { force: true })
   }
 
   private async writeHosts(leases: DhcpLease[]): Promise<void> {
@@ -253,26 +329,6 @@ export class FlatDhcpServer {
     await run('mv', ['-f', tmp, this.hostsFile])
   }
 
-  private async pid(): Promise<number | undefined> {
-    const n = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim())
-    return Number.isInteger(n) && n > 0 ? n : undefined
-  }
-
-  private async running(): Promise<boolean> {
-    const pid = await this.pid()
-    if (!pid) return false
-    try {
-      process.kill(pid, 0)
-      return true
-    } catch {
-      return false
-    }
-  }
-
-  private async reload(): Promise<void> {
-    const pid = await this.pid()
-    if (pid) process.kill(pid, 'SIGHUP')
-  }
 }
 
 /** 255.255.255.0 → 24; undefined when not a contiguous netmask. */

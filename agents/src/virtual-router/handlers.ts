@@ -1,8 +1,19 @@
-// Virtual router agent: DHCP entries keyed by MAC, DNS servers by address, NICs by MAC.
-import type { AgentPart } from '../lib/handler.js'
-import type { VirtualRouters } from './state.js'
+// Virtual router agent: DHCP entries keyed by MAC, DNS servers by address, NICs by MAC; with real networks, every
+// change is applied to the router's namespace before the reply.
+import type { AgentPart, Ctx } from '../lib/handler.js'
+import type { OperationId } from '../lib/protocol.js'
+import type { RouterNetworks, VirtualRouterState, VirtualRouters } from './state.js'
 
-export function virtualRouterPart(routers: VirtualRouters): AgentPart {
+export function virtualRouterPart(routers: VirtualRouters, networks?: RouterNetworks): AgentPart {
+  /** Changes the router's state and makes its network serve it; a change its network refuses is not kept. */
+  const change = async <O extends OperationId>(ctx: Ctx<O>, edit: (vr: VirtualRouterState) => void) => {
+    const vr = routers.require(ctx.target)
+    const next = { ...vr, nics: new Map(vr.nics), dhcp: new Map(vr.dhcp), dns: new Map(vr.dns) }
+    edit(next)
+    await networks?.apply(ctx.target, next, ctx.signal)
+    Object.assign(vr, { nics: next.nics, dhcp: next.dhcp, dns: next.dns })
+    return {}
+  }
   return {
     handlers: {
       VirtualRouterInit: async (ctx) => {
@@ -14,32 +25,27 @@ export function virtualRouterPart(routers: VirtualRouters): AgentPart {
         const uuid = routers.get(ctx.target)?.initializedAs
         return uuid ? { uuid } : {}
       },
-      VirtualRouterAddDhcp: async (ctx) => {
-        const vr = routers.require(ctx.target)
-        if (ctx.body.rebuild) vr.dhcp.clear()
-        for (const entry of ctx.body.dhcpEntries) vr.dhcp.set(entry.mac, entry)
-        return {}
-      },
-      VirtualRouterRemoveDhcp: async (ctx) => {
-        const vr = routers.require(ctx.target)
-        for (const entry of ctx.body.dhcpEntries) vr.dhcp.delete(entry.mac)
-        return {}
-      },
-      VirtualRouterSetDns: async (ctx) => {
-        const vr = routers.require(ctx.target)
-        for (const dns of ctx.body.dns) vr.dns.set(dns.dnsAddress, dns)
-        return {}
-      },
-      VirtualRouterRemoveDns: async (ctx) => {
-        const vr = routers.require(ctx.target)
-        for (const dns of ctx.body.dns) vr.dns.delete(dns.dnsAddress)
-        return {}
-      },
-      VirtualRouterConfigureNic: async (ctx) => {
-        const vr = routers.require(ctx.target)
-        for (const nic of ctx.body.nics) vr.nics.set(nic.mac, nic)
-        return {}
-      },
+      VirtualRouterAddDhcp: (ctx) =>
+        change(ctx, (vr) => {
+          if (ctx.body.rebuild) vr.dhcp.clear()
+          for (const entry of ctx.body.dhcpEntries) vr.dhcp.set(entry.mac, entry)
+        }),
+      VirtualRouterRemoveDhcp: (ctx) =>
+        change(ctx, (vr) => {
+          for (const entry of ctx.body.dhcpEntries) vr.dhcp.delete(entry.mac)
+        }),
+      VirtualRouterSetDns: (ctx) =>
+        change(ctx, (vr) => {
+          for (const dns of ctx.body.dns) vr.dns.set(dns.dnsAddress, dns)
+        }),
+      VirtualRouterRemoveDns: (ctx) =>
+        change(ctx, (vr) => {
+          for (const dns of ctx.body.dns) vr.dns.delete(dns.dnsAddress)
+        }),
+      VirtualRouterConfigureNic: (ctx) =>
+        change(ctx, (vr) => {
+          for (const nic of ctx.body.nics) vr.nics.set(nic.mac, nic)
+        }),
     },
   }
 }

@@ -228,7 +228,11 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
     await this.call(vr, '/virtualrouter/setdns', { dns: l3.dns.map((dnsAddress: string) => ({ dnsAddress, nicMac: guest?.mac })) });
   }
 
-  /** An agent call to the router: the simulator serves routers on simulated hosts, else the agent in the VM. */
+  /**
+   * An agent call to the router (target = its uuid): the simulator serves routers on simulated hosts; a KVM host's
+   * agent serves the routers it runs (as network namespaces: no router image with an agent inside exists); else
+   * the agent in the VM at its management address.
+   */
   private async call(vr: VmRow, path: string, body: object): Promise<void> {
     await this.app.agents.call(await this.agentUrl(vr), path, body, { targetUuid: vr.uuid });
   }
@@ -240,6 +244,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
       if (!this.app.options.simulatorUrl) throw err('SYS.1006', 'no simulator agent is configured on this management node');
       return this.app.options.simulatorUrl;
     }
+    if (host?.hypervisorType === 'KVM') return this.app.services.hosts.agentUrlOf(host);
     const nics = await this.vms.nicsOf(vr.uuid);
     const management = nics.find((n) => n.l3NetworkUuid === vr.managementNetworkUuid) ?? nics[0];
     if (!management?.ip) throw err('SYS.1006', `virtual router[uuid:${vr.uuid}] has no management IP`);

@@ -111,6 +111,8 @@ export function startVmCmd(vm: VmRow, root: VolumeRow, dataVolumes: VolumeRow[],
     useVirtio: true,
     consoleMode: 'vnc',
     hostManagementIp,
+    // A real host runs a virtual router as a namespace, not from its image (agents/src/network/router-namespace.ts).
+    ...(vm.type === 'ApplianceVm' && vm.applianceVmType ? { applianceVmType: vm.applianceVmType } : {}),
   };
 }
 
