@@ -116,6 +116,14 @@ t.test('in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no Chromi
     t.match(text, /l3NetworkUuid/, 'its parameters');
     t.match(text, /X-API-Timeout/);
     t.match(text, /"networkServices"/, 'its request example');
+    // Its code samples (x-codeSamples): a menu of the three forms; the SDK's call shown once chosen.
+    t.ok(await page.getByText(/^curl -X POST .*\/network-services/m).first().isVisible(), 'the curl sample is shown');
+    await page.getByRole('button', { name: 'curl', exact: true }).first().click();
+    t.same(await page.getByRole('menuitem').filter({ hasText: /^(curl|TypeScript SDK|zstack-cli)$/ }).allInnerTexts(), ['curl', 'TypeScript SDK', 'zstack-cli'], 'three samples to choose from');
+    await page.getByRole('menuitem', { name: 'TypeScript SDK' }).first().click();
+    const sdkSample = page.getByText(/await zs\.attachNetworkServiceToL3Network\(/).first();
+    await sdkSample.waitFor({ timeout: 10_000 });
+    t.ok(await sdkSample.isVisible(), 'the TypeScript SDK sample renders');
     t.ok(finished.some((u) => u === `${url}/zstack/docs/redoc.standalone.js`), 'the bundle came from this server');
     t.same(finished.filter((u) => /^https?:/.test(u) && !u.startsWith(url)), [], 'and nothing from anywhere else');
 
@@ -123,6 +131,21 @@ t.test('in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no Chromi
     await heading.scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(repo, 'test/artifacts/docs.png') });
     t.ok(existsSync(join(repo, 'test/artifacts/docs.png')), 'screenshot kept in test/artifacts/docs.png');
+    await page.close();
+  });
+
+  t.test('the getting-started page, reached from the reference', async (t) => {
+    const page = await browser.newPage();
+    const finished: string[] = [];
+    page.on('requestfinished', (r) => finished.push(r.url()));
+    await page.goto(`${url}/zstack/docs`);
+    await page.getByRole('link', { name: 'Getting started' }).click();
+    await page.waitForURL(`${url}/zstack/docs/getting-started`);
+    t.ok(await page.getByRole('heading', { name: 'Getting started' }).isVisible(), 'its heading');
+    t.ok(await page.getByText("zs.createVmInstance({ name: 'vm1'").isVisible(), 'the SDK program');
+    t.ok(await page.getByText('zstack-cli CreateVmInstance name=vm1').isVisible(), 'the CLI program');
+    t.same(finished.filter((u) => /^https?:/.test(u) && !u.startsWith(url)), [], 'nothing from anywhere else');
+    await page.screenshot({ path: join(repo, 'test/artifacts/getting-started.png'), fullPage: true });
     await page.close();
   });
 });

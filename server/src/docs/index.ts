@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { ERROR_CODES, type ErrorCodeInfo } from '../core/error-codes.js';
+import { gettingStartedPage } from './getting-started.js';
 
 export interface DocsOptions {
   /** URL prefix of the reference (default `/zstack/docs`). */
@@ -35,6 +36,13 @@ export function findRedocBundle(from = dirname(fileURLToPath(import.meta.url))):
     if (dirname(dir) === dir) return undefined;
   }
 }
+
+// Redoc shows only the code samples (x-codeSamples, openapi/scripts/samples.mjs) of the languages it is told about.
+const SAMPLE_LANGUAGES = [
+  { lang: 'curl', label: 'curl' },
+  { lang: 'TypeScript', label: 'TypeScript SDK' },
+  { lang: 'Shell', label: 'zstack-cli' },
+];
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -122,7 +130,7 @@ function page(title: string, prefix: string, rows: Row[], hasBundle: boolean): s
 </style>
 </head>
 <body>
-<p style="margin:0.5em 1em;font-size:14px"><a href="${prefix}/errors">Error codes</a></p>
+<p style="margin:0.5em 1em;font-size:14px"><a href="${prefix}/getting-started">Getting started</a> · <a href="${prefix}/errors">Error codes</a></p>
 <div id="redoc"></div>
 ${hasBundle ? `<noscript><h1>${escapeHtml(title)}</h1>${index}</noscript>` : `<h1 style="margin:1em">${escapeHtml(title)}</h1><p style="margin:1em">The interactive reference needs Redoc's bundle (npm package <code>redoc</code> or <code>@redocly/cli</code>); the spec is at <a href="${prefix}/openapi.json">${prefix}/openapi.json</a>.</p>${index}`}
 ${script}
@@ -133,7 +141,8 @@ ${script}
 
 /**
  * Serves the reference at `<prefix>` (HTML), `<prefix>/openapi.json` (the spec), `<prefix>/init.js` and
- * `<prefix>/redoc.standalone.js`; the error catalogue at `<prefix>/errors` (and `.json`); `/favicon.ico`.
+ * `<prefix>/redoc.standalone.js`; the error catalogue at `<prefix>/errors` (and `.json`); the getting-started page at
+ * `<prefix>/getting-started`; `/favicon.ico`.
  */
 export function registerDocs(app: FastifyInstance, doc: Record<string, any>, opts: DocsOptions = {}): void {
   const prefix = (opts.prefix ?? '/zstack/docs').replace(/\/$/, '');
@@ -145,7 +154,7 @@ export function registerDocs(app: FastifyInstance, doc: Record<string, any>, opt
   // Nothing leaves the server's origin: Redoc's remote logo (and anything else remote) is blocked by the policy.
   const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:";
   const init = `import { init } from '${prefix}/redoc.standalone.js';
-init('${prefix}/openapi.json', { disableTelemetry: true, jsonSamplesExpandLevel: 3 }, document.getElementById('redoc'));
+init('${prefix}/openapi.json', { disableTelemetry: true, jsonSamplesExpandLevel: 3, codeSamples: { languages: ${JSON.stringify(SAMPLE_LANGUAGES)} } }, document.getElementById('redoc'));
 `;
   const sendHtml = async (_req: unknown, reply: any) =>
     reply.header('content-type', 'text/html; charset=utf-8').header('cache-control', 'no-cache').header('content-security-policy', csp).send(html);
@@ -155,6 +164,10 @@ init('${prefix}/openapi.json', { disableTelemetry: true, jsonSamplesExpandLevel:
   const errorsHtml = errorCatalogue(opts.title ?? doc.info?.title ?? 'API reference');
   app.get(`${prefix}/errors`, async (_req, reply) =>
     reply.header('content-type', 'text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'").send(errorsHtml),
+  );
+  const startHtml = gettingStartedPage(opts.title ?? doc.info?.title ?? 'API reference', prefix);
+  app.get(`${prefix}/getting-started`, async (_req, reply) =>
+    reply.header('content-type', 'text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'").send(startHtml),
   );
   app.get(`${prefix}/errors.json`, async (_req, reply) => reply.header('content-type', 'application/json; charset=utf-8').send(ERROR_CODES));
   // Browsers ask for it on every page: an empty answer instead of a 404 (in the log and the console).
