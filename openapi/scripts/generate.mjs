@@ -5,6 +5,7 @@
 //   openapi/dist/agent-protocol.json   the agent HTTP protocol
 //   openapi/generated/api.ts           TypeScript types of the management API (openapi-typescript)
 //   openapi/generated/agent-protocol.ts  TypeScript types of the agent protocol
+//   openapi/generated/agent-operations.ts  agent path → {operationId, target, request, response} (the agent client's types)
 //   sdk/src/generated/operations.ts    the SDK's operation table (one typed method per operationId)
 // With --check nothing is written; the command fails if a committed output is stale.
 import { readFileSync, writeFileSync, readdirSync, existsSync, mkdirSync } from 'node:fs';
@@ -15,6 +16,7 @@ import openapiTS, { astToString } from 'openapi-typescript';
 import { applyConventions } from './conventions.mjs';
 import { renderSdkOperations } from './sdk-operations.mjs';
 import { addCodeSamples } from './samples.mjs';
+import { renderAgentOperations } from './agent-operations.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const specDir = resolve(here, '..');
@@ -96,6 +98,7 @@ async function main() {
     const agentDoc = load(agentSpec);
     outputs.set(join(specDir, 'dist/agent-protocol.json'), JSON.stringify(agentDoc, null, 2) + '\n');
     outputs.set(join(specDir, 'generated/agent-protocol.ts'), await typesOf(agentDoc));
+    outputs.set(join(specDir, 'generated/agent-operations.ts'), header + renderAgentOperations(agentDoc));
   }
   outputs.set(join(repo, 'sdk/src/generated/operations.ts'), header + renderSdkOperations(api));
 

@@ -25,7 +25,7 @@ try {
           const { rows } = await pool.query<{ uuid: string }>(`SELECT uuid FROM hosts WHERE hypervisor_type = 'Simulator' AND uuid = ANY($1)`, [hostUuids]);
           const out: HostVmReport[] = [];
           for (const { uuid } of rows) {
-            const r = await agents.call<{ success: boolean; states?: Record<string, string> }>(simulatorUrl, '/vm/vmsync', {}, { targetUuid: uuid, timeoutMs: 5000 }).catch(() => undefined);
+            const r = await agents.call(simulatorUrl, '/vm/vmsync', {}, { targetUuid: uuid, timeoutMs: 5000 }).catch(() => undefined);
             if (r) out.push({ hostUuid: uuid, states: r.states ?? {} });
           }
           return out;

@@ -108,7 +108,7 @@ export class Checker {
         const out: HostVmReport[] = [];
         for (const hostUuid of hostUuids) {
           const r = await this.agents
-            .call<{ success: boolean; states?: Record<string, string> }>(this.simulatorUrl, '/vm/vmsync', {}, { targetUuid: hostUuid, timeoutMs: 5000 })
+            .call(this.simulatorUrl, '/vm/vmsync', {}, { targetUuid: hostUuid, timeoutMs: 5000 })
             .catch(() => undefined);
           if (r) out.push({ hostUuid, states: r.states ?? {} });
         }

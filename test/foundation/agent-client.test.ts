@@ -32,8 +32,8 @@ t.test('a kept-alive connection closed by the agent: the request goes again on a
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const agents = new AgentClient('secret');
 
-  t.match(await agents.call(url, '/ping', {}), { success: true });
-  const second = await agents.call(url, '/ping', {});
+  t.match(await agents.call(url, '/host/ping', {}), { success: true });
+  const second = await agents.call(url, '/host/ping', {});
   t.match(second, { success: true }, 'the second call succeeds');
   t.equal(dropped, 1, 'its first attempt went out on the kept-alive connection and was dropped');
   t.equal(requests, 3, 'then it went once more');
@@ -46,7 +46,7 @@ t.test('unreachable and refusing agents', async (t) => {
   await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
   const port = (closed.address() as AddressInfo).port;
   await new Promise<void>((r) => closed.close(() => r()));
-  const unreachable = await agents.call(`http://127.0.0.1:${port}`, '/ping', {}).catch((e: { error?: unknown }) => e);
+  const unreachable = await agents.call(`http://127.0.0.1:${port}`, '/host/ping', {}).catch((e: { error?: unknown }) => e);
   t.match(unreachable, { error: { code: 'SYS.1015', details: /cannot reach the agent .*ECONNREFUSED/ } });
 
   const refusing = http.createServer((req, res) => {
@@ -59,6 +59,6 @@ t.test('unreachable and refusing agents', async (t) => {
     return new Promise<void>((r) => refusing.close(() => r()));
   });
   const url = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}`;
-  const refused = await agents.call(url, '/vm/start', {}).catch((e: { error?: unknown }) => e);
-  t.match(refused, { error: { code: 'SYS.1006', details: /agent \/vm\/start failed: disk full/ } });
+  const refused = await agents.call(url, '/vm/stop', { uuid: 'vm' }).catch((e: { error?: unknown }) => e);
+  t.match(refused, { error: { code: 'SYS.1006', details: /agent \/vm\/stop failed: disk full/ } });
 });

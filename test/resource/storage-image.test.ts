@@ -11,6 +11,7 @@ import { startAgent } from '../../agents/src/index.js';
 import { ZStackError } from '../../sdk/src/index.js';
 import { ApiError } from '../../server/src/core/errors.js';
 import { newUuid } from '../../server/src/core/ids.js';
+import type { AgentPath, AgentRequest } from '../../server/src/agent-client/index.js';
 import { backupStorage, backupStorageZoneRefs, images, primaryStorage } from '../../server/src/db/schema/index.js';
 import { credentialVault } from '../../server/src/host/credentials.js';
 import { freePort } from '../lib/sshd.js';
@@ -65,7 +66,7 @@ t.test('primary storage, backup storage and images', async (t) => {
     await s.app.db.insert(backupStorage).values({ uuid, name, url, type: 'SftpBackupStorage', status: 'Disconnected', hostname: '127.0.0.1', username: 'root', sshPort: 22, credential });
     return uuid;
   };
-  const sim = (path: string, body: object) => s.app.agents.call(s.sim.url, path, body);
+  const sim = <P extends AgentPath>(path: P, body: AgentRequest<P>) => s.app.agents.call(s.sim.url, path, body);
   const { inventory: zone } = await zs.createZone({ name: 'zone1' });
   const { inventory: otherZone } = await zs.createZone({ name: 'zone2' });
   const { inventory: cluster } = await zs.createCluster({ zoneUuid: zone.uuid, name: 'c1', hypervisorType: 'Simulator' });
@@ -270,7 +271,7 @@ t.test('primary storage, backup storage and images', async (t) => {
       await fails(t, zs.expungeImage({ imageUuid: newUuid() }), 404, 'SYS.1003', /imageUuid/);
       await sim('/simulator/backupstorage/records', { backupStorageUuid: bs.uuid, clear: true });
       t.same(await zs.expungeImage({ imageUuid: a.uuid, backupStorageUuids: [bs.uuid] }), { success: true });
-      const records = (await sim('/simulator/backupstorage/records', { backupStorageUuid: bs.uuid })) as unknown as { records: Array<{ path: string }> };
+      const records = await sim('/simulator/backupstorage/records', { backupStorageUuid: bs.uuid });
       t.ok(records.records.some((r) => r.path === '/backupstorage/delete'), 'the file was deleted on the agent');
       t.equal((await zs.queryImage({ q: [`uuid=${a.uuid}`] })).inventories!.length, 1, 'still held by bs2 (Deleted)');
       await zs.expungeImage({ imageUuid: a.uuid });

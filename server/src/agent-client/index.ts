@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { currentContext, deadlineSignal, remainingMs, timeoutError, backgroundContext } from '../core/context.js';
 import { ApiError, errorCode } from '../core/errors.js';
+import type { AgentOperations } from '@zstack-ts/openapi/agent-operations';
 
 // node:http(s) with keep-alive connections, not fetch: fetch's WHATWG streams cost ≈ 0.35 ms of CPU per call more
 // (measured: 463 vs 119 µs per call, client and server in one process), and a VM creation makes two agent calls.
@@ -51,6 +52,15 @@ export interface AgentReply {
   error?: string;
 }
 
+/** An agent command's path; the spec (openapi/agents/protocol.yaml) lists them, generated into AgentOperations. */
+export type AgentPath = keyof AgentOperations;
+/** The commands of one kind of agent (`x-zstack-target`: host, backupstorage, virtualrouter, console, simulator…). */
+export type AgentPathOf<T extends AgentOperations[AgentPath]['target']> = { [P in AgentPath]: AgentOperations[P]['target'] extends T ? P : never }[AgentPath];
+/** The JSON body of an agent command. */
+export type AgentRequest<P extends AgentPath> = AgentOperations[P]['request'];
+/** The reply of an agent command that succeeded. */
+export type AgentResponse<P extends AgentPath> = AgentOperations[P]['response'];
+
 export class AgentClient {
   /** Calls made (path → count), for diagnostics and tests. */
   readonly stats = new Map<string, number>();
@@ -61,7 +71,8 @@ export class AgentClient {
     private budgetFor: (path: string) => number | undefined = () => undefined,
   ) {}
 
-  async call<R extends AgentReply = AgentReply>(baseUrl: string, path: string, body: object, opts: AgentCallOptions = {}): Promise<R> {
+  /** Runs the agent command `path` (typed by the spec: body and reply) at the agent at `baseUrl`. */
+  async call<P extends AgentPath>(baseUrl: string, path: P, body: AgentRequest<P>, opts: AgentCallOptions = {}): Promise<AgentResponse<P>> {
     // Outside any call: the call's own timer below is its deadline.
     const ctx = currentContext() ?? backgroundContext(`agent ${path}`, undefined, { timer: false });
     const ownBudget = opts.timeoutMs ?? this.budgetFor(path);
@@ -94,9 +105,9 @@ export class AgentClient {
       own.dispose();
     }
     const text = res.text;
-    let reply: R;
+    let reply: AgentResponse<P> & AgentReply;
     try {
-      reply = JSON.parse(text) as R;
+      reply = JSON.parse(text) as AgentResponse<P> & AgentReply;
     } catch {
       throw new ApiError(errorCode('SYS.1015', `the agent at ${url} answered HTTP ${res.status} with a non-JSON body: ${text.slice(0, 200)}`), 503);
     }

@@ -9,18 +9,13 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { and, eq, lt, or, sql } from 'drizzle-orm';
 import type { App } from '../app.js';
-import type { AgentReply } from '../agent-client/index.js';
+import type { AgentPathOf, AgentRequest, AgentResponse } from '../agent-client/index.js';
 import { remainingMs, step } from '../core/context.js';
 import { err, errorCode, notFound, opErr, toApiError, type ErrorCode } from '../core/errors.js';
 import { consoleProxies, consoleProxyAgents } from '../db/schema/index.js';
 import { credentialVault } from '../host/credentials.js';
 import type { AgentRow } from './inventory.js';
 import { deployConsoleAgent, spawnConsoleAgent, type AgentRuntime, type DeployMode } from './launch.js';
-
-interface PingReply extends AgentReply {
-  proxyPort?: number;
-  scheme?: 'ws' | 'wss';
-}
 
 /** How long a ping may take at most (less when the interval is shorter). */
 const PING_TIMEOUT_MS = 10_000;
@@ -105,11 +100,11 @@ export class ConsoleProxyAgents {
    * A command to an agent (this node's or another's, through the address and secret on its row). This node's
    * agent not answering turns it Disconnected.
    */
-  async call<R extends AgentReply>(row: AgentRow, path: string, body: object, timeoutMs?: number): Promise<R> {
+  async call<P extends AgentPathOf<'console'>>(row: AgentRow, path: P, body: AgentRequest<P>, timeoutMs?: number): Promise<AgentResponse<P>> {
     if (!row.agentUrl) throw opErr(`the console proxy agent of management node[uuid:${row.uuid}] has not started`);
     const secret = this.secretOf(row);
     try {
-      return await this.app.agents.call<R>(row.agentUrl, path, body, { secret, targetUuid: row.uuid, timeoutMs });
+      return await this.app.agents.call(row.agentUrl, path, body, { secret, targetUuid: row.uuid, timeoutMs });
     } catch (e) {
       const code = toApiError(e).error.code;
       if (row.uuid === this.ownUuid && code === 'SYS.1015') {
@@ -289,7 +284,7 @@ export class ConsoleProxyAgents {
       await this.update({ agentUrl: rt.url, secret: this.seal(rt.secret), hostKey: rt.hostKey ?? row.hostKey });
       const fresh = await this.require(own);
       await this.call(fresh, '/console/connect', { managementNodeUuid: own, managementIp: row.managementIp }, 30_000);
-      const pong = await this.call<PingReply>(fresh, '/console/ping', {}, PING_TIMEOUT_MS);
+      const pong = await this.call(fresh, '/console/ping', {}, PING_TIMEOUT_MS);
       await this.update({ status: 'Connected', lastError: null, scheme: pong.scheme ?? 'ws', consoleProxyPort: pong.proxyPort ?? fresh.consoleProxyPort });
       return this.require(own);
     } catch (e) {
@@ -316,7 +311,7 @@ export class ConsoleProxyAgents {
     const row = await this.get(this.ownUuid);
     if (!row || row.status === 'Connecting' || !row.agentUrl) return;
     try {
-      const pong = await this.call<PingReply>(row, '/console/ping', {}, timeoutMs);
+      const pong = await this.call(row, '/console/ping', {}, timeoutMs);
       if (row.status !== 'Connected') {
         await this.call(row, '/console/connect', { managementNodeUuid: row.uuid, managementIp: row.managementIp }, timeoutMs);
       }

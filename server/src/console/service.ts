@@ -4,7 +4,6 @@
 // handed out again to the session that asked for it, and so that any node can revoke it.
 import { and, desc, eq, inArray } from 'drizzle-orm';
 import type { App } from '../app.js';
-import type { AgentReply } from '../agent-client/index.js';
 import { backgroundContext, runInContext, step } from '../core/context.js';
 import { opErr, toApiError } from '../core/errors.js';
 import { newUuid } from '../core/ids.js';
@@ -20,24 +19,6 @@ export const consoleLockKey = (vmUuid: string) => `console-vm:${vmUuid}`;
 
 /** VM states in which its console stays open; any other state revokes the VM's tokens. */
 const CONSOLE_STATES = new Set(['Running', 'Rebooting', 'Paused', 'Pausing', 'Resuming']);
-
-interface VncReply extends AgentReply {
-  port?: number;
-  host?: string;
-}
-
-interface EstablishReply extends AgentReply {
-  token: string;
-  proxyPort: number;
-  proxyHostname?: string;
-  scheme?: 'ws' | 'wss';
-  expiresAt?: number;
-}
-
-interface CheckReply extends AgentReply {
-  available?: boolean;
-  reason?: string;
-}
 
 /**
  * The address clients are given for an agent's WebSocket listener: its overridden IP, else where it runs (the
@@ -86,21 +67,23 @@ export class ConsoleService {
 
       const host = await app.services.hosts.require(vm.hostUuid!);
       const vnc = await step(`ask host[uuid:${host.uuid}] for the VNC port of VM[uuid:${vmUuid}]`, () =>
-        hostCall<VncReply>(app, host.uuid, '/vm/getvncport', { vmUuid }),
+        hostCall(app, host.uuid, '/vm/getvncport', { vmUuid }),
       );
-      if (!vnc.port) throw opErr(`host[uuid:${host.uuid}] did not say where the VNC server of VM[uuid:${vmUuid}] listens`);
+      const targetPort = vnc.port;
+      if (!targetPort) throw opErr(`host[uuid:${host.uuid}] did not say where the VNC server of VM[uuid:${vmUuid}] listens`);
       const targetHostname = vnc.host || host.managementIp;
       const expiresAt = Date.now() + app.globalConfig.getMs('console', 'vnc.token.timeout');
       const est = await step(`establish a console proxy path to VM[uuid:${vmUuid}]`, () =>
-        this.agents.call<EstablishReply>(agent, '/console/establish', {
+        this.agents.call(agent, '/console/establish', {
           vmUuid,
           targetHostname,
-          targetPort: vnc.port,
+          targetPort,
           expiresAt,
           idleTimeoutMs: app.globalConfig.getMs('console', 'proxy.idleTimeout'),
           proxyHostname: hostname,
         }),
       );
+      if (!est.token || !est.proxyPort) throw opErr(`console proxy agent[uuid:${agent.uuid}] established no token or port for VM[uuid:${vmUuid}]`);
       const row: ConsoleProxyRow = {
         uuid: newUuid(),
         vmInstanceUuid: vmUuid,
@@ -109,7 +92,7 @@ export class ConsoleService {
         sessionUuid: sessionUuid ?? null,
         token: est.token,
         targetHostname,
-        targetPort: vnc.port,
+        targetPort,
         proxyHostname: est.proxyHostname ?? hostname,
         proxyPort: est.proxyPort,
         scheme: est.scheme ?? 'ws',
@@ -137,7 +120,7 @@ export class ConsoleService {
     // Enough life left, and no more than the current timeout allows (it may have been shortened since).
     if (left < Math.min(60_000, timeoutMs / 2) || left > timeoutMs + 1000) return false;
     try {
-      const check = await this.agents.call<CheckReply>(agent, '/console/check', {
+      const check = await this.agents.call(agent, '/console/check', {
         token: p.token,
         vmUuid: vm.uuid,
         targetHostname: p.targetHostname,

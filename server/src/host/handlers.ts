@@ -1,5 +1,6 @@
 import { and, eq, ne } from 'drizzle-orm';
 import type { App } from '../app.js';
+import type { AgentRequest } from '../agent-client/index.js';
 import type { CallContext } from '../core/context.js';
 import { argErr, err, notFound } from '../core/errors.js';
 import { runFlow } from '../core/flow.js';
@@ -119,7 +120,7 @@ export function hostHandlers(app: App, service: HostService) {
       },
       async run(msg) {
         const h = await service.require(msg.uuid);
-        const knobs: Record<string, unknown> = { hostUuid: h.uuid };
+        const knobs: AgentRequest<'/simulator/hosts/config'> = { hostUuid: h.uuid };
         if (msg.connected !== undefined) knobs.connected = msg.connected;
         if (msg.commandDelays !== undefined) {
           // 0 removes a delay; the simulator replaces the whole map.

@@ -5,7 +5,7 @@
 // double-booked).
 import { and, eq, gte, sql } from 'drizzle-orm';
 import type { App } from '../app.js';
-import { isUnreachable, type AgentReply } from '../agent-client/index.js';
+import { isUnreachable, type AgentPathOf, type AgentRequest, type AgentResponse } from '../agent-client/index.js';
 import { step } from '../core/context.js';
 import { ApiError, err, notFound, stateErr, toApiError } from '../core/errors.js';
 import type { Tx } from '../db/index.js';
@@ -21,16 +21,6 @@ export type HostHook = (host: HostRow) => Promise<void>;
 
 /** Port of a real kvm agent (upstream's KvmAgent.port). */
 export const KVM_AGENT_PORT = 7070;
-
-interface CapacityReply extends AgentReply {
-  cpuNum?: number;
-  cpuSpeed?: number;
-  totalMemory?: number;
-}
-
-interface PingReply extends AgentReply {
-  hostUuid?: string;
-}
 
 export interface ConnectOptions {
   /** Error code when connecting fails: HOST.1003 when adding, HOST.1002 when reconnecting. */
@@ -109,17 +99,17 @@ export class HostService {
    * An agent command for a Connected host. An unreachable agent marks the host Disconnected and fails with
    * HOST.1010 wrapping the cause; an agent that answers `success:false` fails with its own error (SYS.1006).
    */
-  async call<R = AgentReply>(hostUuid: string, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
-    return this.callOn<R>(await this.requireConnected(hostUuid), path, body, opts);
+  async call<P extends AgentPathOf<'host'>>(hostUuid: string, path: P, body: AgentRequest<P>, opts: { timeoutMs?: number } = {}): Promise<AgentResponse<P>> {
+    return this.callOn(await this.requireConnected(hostUuid), path, body, opts);
   }
 
   /**
    * `call` for a host row the caller already holds and whose status it has just checked (e.g. the row the VM
    * allocation reserved capacity on, which only picks Connected hosts): no second read of the host.
    */
-  async callOn<R = AgentReply>(h: HostRow, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
+  async callOn<P extends AgentPathOf<'host'>>(h: HostRow, path: P, body: AgentRequest<P>, opts: { timeoutMs?: number } = {}): Promise<AgentResponse<P>> {
     try {
-      return (await this.app.agents.call(this.agentUrlOf(h), path, body, this.target(h, opts.timeoutMs))) as R;
+      return await this.app.agents.call(this.agentUrlOf(h), path, body, this.target(h, opts.timeoutMs));
     } catch (e) {
       if (!isUnreachable(e)) throw e;
       await this.setStatus(h.uuid, 'Disconnected', ['Connected']);
@@ -131,8 +121,8 @@ export class HostService {
    * An agent command that leaves the host's status alone whatever happens (background reads such as reconciliation's
    * `/vm/vmsync`: a slow answer under load must not take the host out of placement; pings decide the status).
    */
-  async query<R = AgentReply>(h: HostRow, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
-    return (await this.app.agents.call(this.agentUrlOf(h), path, body, this.target(h, opts.timeoutMs))) as R;
+  async query<P extends AgentPathOf<'host'>>(h: HostRow, path: P, body: AgentRequest<P>, opts: { timeoutMs?: number } = {}): Promise<AgentResponse<P>> {
+    return this.app.agents.call(this.agentUrlOf(h), path, body, this.target(h, opts.timeoutMs));
   }
 
   /** Changes the status (only from `from` when given); emits `host.status` when it changed. */
@@ -170,7 +160,7 @@ export class HostService {
         await step(`connect ${describe(h)}`, async () => {
           const url = this.agentUrlOf(h);
           const target = this.target(h);
-          const body: Record<string, unknown> = { hostUuid: uuid };
+          const body: AgentRequest<'/host/connect'> = { hostUuid: uuid };
           if (h.hypervisorType === 'Simulator') {
             // The simulator forgets hosts when it restarts: tell it again what this host looks like.
             const cpuNum = opts.simulatorCpuNum ?? (h.cpuNum > 0 ? h.cpuNum : undefined);
@@ -179,7 +169,7 @@ export class HostService {
             if (memory !== undefined) body.simulatorMemory = memory;
           }
           await this.app.agents.call(url, '/host/connect', body, target);
-          const cap = await this.app.agents.call<CapacityReply>(url, '/host/capacity', {}, target);
+          const cap = await this.app.agents.call(url, '/host/capacity', {}, target);
           await this.applyCapacity(uuid, cap.cpuNum ?? 0, cap.totalMemory ?? 0);
         });
       } catch (e) {
@@ -309,10 +299,10 @@ export class HostService {
   async ping(uuid: string): Promise<void> {
     const h = await this.get(uuid);
     if (!h || h.status === 'Connecting') return;
-    let reply: PingReply;
+    let reply: AgentResponse<'/host/ping'>;
     try {
       const timeoutMs = this.app.globalConfig.getMs('host', 'ping.timeout');
-      reply = await this.app.agents.call<PingReply>(this.agentUrlOf(h), '/host/ping', {}, this.target(h, timeoutMs));
+      reply = await this.app.agents.call(this.agentUrlOf(h), '/host/ping', {}, this.target(h, timeoutMs));
     } catch {
       if (h.status === 'Connected') await this.setStatus(uuid, 'Disconnected', ['Connected']);
       return;

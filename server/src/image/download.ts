@@ -7,24 +7,14 @@ import type { App } from '../app.js';
 import { currentSignal } from '../core/context.js';
 import { err, toApiError } from '../core/errors.js';
 import { imageBackupStorageRefs, images } from '../db/schema/index.js';
-import type { BackupStorageReply, BackupStorageRow } from '../storage/backup.js';
+import type { AgentResponse } from '../agent-client/index.js';
+import type { BackupStorageRow } from '../storage/backup.js';
 import type { ImageRow } from './inventory.js';
 
 /** How often progress is asked for while downloads run. */
 export const PROGRESS_POLL_MS = 250;
 
-interface DownloadReply extends BackupStorageReply {
-  md5Sum?: string;
-  size?: number;
-  installPath?: string;
-}
-
-interface ProgressReply extends BackupStorageReply {
-  progress?: number;
-  done?: boolean;
-}
-
-type Outcome = { bs: BackupStorageRow; reply?: DownloadReply; error?: unknown };
+type Outcome = { bs: BackupStorageRow; reply?: AgentResponse<'/backupstorage/download'>; error?: unknown };
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
@@ -57,9 +47,9 @@ export async function downloadImage(app: App, image: ImageRow, targets: BackupSt
       .from(imageBackupStorageRefs)
       .where(and(eq(imageBackupStorageRefs.imageUuid, image.uuid), eq(imageBackupStorageRefs.backupStorageUuid, bs.uuid)));
     try {
-      const reply = await backup.call<DownloadReply>(bs, '/backupstorage/download', {
+      const reply = await backup.call(bs, '/backupstorage/download', {
         imageUuid: image.uuid,
-        installPath: ref.installPath,
+        installPath: ref.installPath!, // set when the ref was made, before the download
         url: agentUrlFor(image.url, backup.isSimulated(bs)),
         urlScheme: new URL(image.url).protocol.replace(':', ''),
       });
@@ -84,7 +74,7 @@ export async function downloadImage(app: App, image: ImageRow, targets: BackupSt
         .filter((bs) => !finished.has(bs.uuid))
         .map(async (bs) => {
           // Not known yet (the download has not registered) or a slow answer: keep the last figure.
-          const p = await backup.call<ProgressReply>(bs, '/backupstorage/download/progress', { imageUuid: image.uuid }, { timeoutMs: 5_000 }).catch(() => undefined);
+          const p = await backup.call(bs, '/backupstorage/download/progress', { imageUuid: image.uuid }, { timeoutMs: 5_000 }).catch(() => undefined);
           if (p?.progress !== undefined && !finished.has(bs.uuid)) percent.set(bs.uuid, p.progress);
         }),
     );

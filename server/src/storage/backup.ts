@@ -4,7 +4,7 @@
 // own. Every agent reply carries the capacities.
 import { and, eq, inArray } from 'drizzle-orm';
 import type { App } from '../app.js';
-import type { AgentReply } from '../agent-client/index.js';
+import type { AgentPathOf, AgentReply, AgentRequest, AgentResponse } from '../agent-client/index.js';
 import { formatDate } from '../core/dates.js';
 import { argErr, err, notFound, toApiError } from '../core/errors.js';
 import { runFlow } from '../core/flow.js';
@@ -106,8 +106,8 @@ export class BackupStorageService {
   }
 
   /** An agent command for this backup storage; the capacities riding on the reply are recorded. */
-  async call<R extends BackupStorageReply = BackupStorageReply>(bs: BackupStorageRow, path: string, body: object, opts: { timeoutMs?: number } = {}): Promise<R> {
-    const reply = await this.app.agents.call<R>(this.agentUrlOf(bs), path, body, { targetUuid: bs.uuid, timeoutMs: opts.timeoutMs, secret: this.agentSecretOf(bs) });
+  async call<P extends AgentPathOf<'backupstorage'>>(bs: BackupStorageRow, path: P, body: AgentRequest<P>, opts: { timeoutMs?: number } = {}): Promise<AgentResponse<P>> {
+    const reply = await this.app.agents.call(this.agentUrlOf(bs), path, body, { targetUuid: bs.uuid, timeoutMs: opts.timeoutMs, secret: this.agentSecretOf(bs) });
     await this.recordCapacity(bs.uuid, reply);
     return reply;
   }

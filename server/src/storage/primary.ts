@@ -17,12 +17,6 @@ const TiB = 1024 ** 4;
 /** Size of simulated primary storage when AddSimulatorPrimaryStorage gives none (the simulator's host default). */
 export const SIMULATOR_PS_DEFAULT_CAPACITY = 10 * TiB;
 
-interface CapacityReply {
-  success: boolean;
-  totalCapacity?: number;
-  availableCapacity?: number;
-}
-
 /** Work other domains do before primary storage leaves a cluster (e.g. stop the cluster's VMs using it). */
 export type DetachHook = (primaryStorageUuid: string, clusterUuid: string) => Promise<void>;
 
@@ -86,7 +80,7 @@ export class PrimaryStorageService {
     let available = 0;
     for (const h of members) {
       try {
-        const r = await this.app.services.hosts.call<CapacityReply>(h.uuid, '/primarystorage/capacity', { primaryStorageUuid: psUuid, mountPath: ps.url }, { timeoutMs: 30_000 });
+        const r = await this.app.services.hosts.call(h.uuid, '/primarystorage/capacity', { primaryStorageUuid: psUuid, mountPath: ps.url }, { timeoutMs: 30_000 });
         total += r.totalCapacity ?? 0;
         available += r.availableCapacity ?? 0;
       } catch (e) {

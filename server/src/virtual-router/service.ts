@@ -4,6 +4,7 @@
 // nodes (lock `vr-l3:<l3Uuid>`, existence re-checked inside) — and is told the NIC's DHCP entry and the DNS servers.
 import { and, asc, eq, isNotNull, notInArray } from 'drizzle-orm';
 import type { App } from '../app.js';
+import type { AgentPathOf, AgentRequest } from '../agent-client/index.js';
 import { err, notFound, toApiError } from '../core/errors.js';
 import { images, l3Networks, vmInstances, vmNics } from '../db/schema/index.js';
 import { createVm, type VmCreateSpec } from '../vm/create.js';
@@ -20,6 +21,8 @@ export const vrName = (l3Uuid: string) => `virtualRouter.l3.${l3Uuid}`;
 
 const GONE_STATES = ['Destroying', 'Destroyed', 'Expunging'];
 const isGuestNic = (n: NicRow) => (Number(n.metaData ?? 0) & NIC_ROLE.guest) !== 0;
+const hasIp = (n: NicRow): n is NicRow & { ip: string } => !!n.ip;
+type DhcpInfo = AgentRequest<'/virtualrouter/adddhcp'>['dhcpEntries'][number];
 
 interface VrServices {
   dhcp: boolean;
@@ -53,7 +56,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
       if (!services?.dhcp) continue;
       const vr = await this.find(l3Uuid);
       if (!vr || vr.state !== 'Running') continue;
-      await this.call(vr, '/virtualrouter/removedhcp', { dhcpEntries: l3Nics.filter((n) => n.ip).map((n) => ({ ip: n.ip, mac: n.mac })) });
+      await this.call(vr, '/virtualrouter/removedhcp', { dhcpEntries: l3Nics.filter(hasIp).map((n) => ({ ip: n.ip, mac: n.mac })) });
     }
   }
 
@@ -166,7 +169,11 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
       const nics = await this.vms.nicsOf(vrUuid);
       await this.call(vr, '/virtualrouter/init', { uuid: vrUuid });
       await this.call(vr, '/virtualrouter/configurenic', {
-        nics: nics.map((n) => ({ mac: n.mac, ip: n.ip, netmask: n.netmask, gateway: n.gateway, isDefaultRoute: n.l3NetworkUuid === vr.defaultRouteL3NetworkUuid })),
+        nics: nics.map((n) => {
+          // Every router NIC holds an address of its L3 (allocated with the router); the agent requires one.
+          if (!n.ip || !n.netmask) throw err('SYS.1006', `NIC[uuid:${n.uuid}] of virtual router[uuid:${vrUuid}] has no IP address`);
+          return { mac: n.mac, ip: n.ip, netmask: n.netmask, gateway: n.gateway ?? undefined, isDefaultRoute: n.l3NetworkUuid === vr.defaultRouteL3NetworkUuid };
+        }),
       });
       for (const nic of nics.filter(isGuestNic)) {
         const services = await this.servicesOf(nic.l3NetworkUuid);
@@ -203,22 +210,20 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
   private async dhcpEntries(vr: VmRow, l3Uuid: string, vm: VmRow, nics: NicRow[]) {
     const l3 = await this.app.services.networks.l3Inventory(l3Uuid);
     const guest = (await this.vms.nicsOf(vr.uuid)).find((n) => n.l3NetworkUuid === l3Uuid);
-    return nics
-      .filter((n) => n.ip)
-      .map((n) => {
-        const entry: Record<string, unknown> = {
-          ip: n.ip,
-          mac: n.mac,
-          netmask: n.netmask,
-          gateway: n.gateway,
-          isDefaultL3Network: vm.defaultL3NetworkUuid === l3Uuid,
-          // With the router's DNS service the guest asks the router; otherwise the L3's servers.
-          dns: guest?.ip ? [guest.ip] : l3.dns,
-        };
-        if (/^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$/.test(vm.name)) entry.hostname = vm.name;
-        if (l3.dnsDomain) entry.dnsDomain = l3.dnsDomain;
-        return entry;
-      });
+    return nics.filter(hasIp).map((n) => {
+      const entry: DhcpInfo = {
+        ip: n.ip,
+        mac: n.mac,
+        netmask: n.netmask ?? undefined,
+        gateway: n.gateway ?? undefined,
+        isDefaultL3Network: vm.defaultL3NetworkUuid === l3Uuid,
+        // With the router's DNS service the guest asks the router; otherwise the L3's servers.
+        dns: guest?.ip ? [guest.ip] : l3.dns,
+      };
+      if (/^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$/.test(vm.name)) entry.hostname = vm.name;
+      if (l3.dnsDomain) entry.dnsDomain = l3.dnsDomain;
+      return entry;
+    });
   }
 
   private async setDns(vr: VmRow, l3Uuid: string): Promise<void> {
@@ -233,7 +238,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
    * agent serves the routers it runs (as network namespaces: no router image with an agent inside exists); else
    * the agent in the VM at its management address.
    */
-  private async call(vr: VmRow, path: string, body: object): Promise<void> {
+  private async call<P extends AgentPathOf<'virtualrouter'>>(vr: VmRow, path: P, body: AgentRequest<P>): Promise<void> {
     await this.app.agents.call(await this.agentUrl(vr), path, body, { targetUuid: vr.uuid });
   }
 

@@ -4,7 +4,6 @@
 // the VM was recovered in the meantime. When a host comes back with many pending destroys, they run as one batch:
 // one read of the host and the VMs, one `/vm/batchdestroy` per host (at most DESTROY_BATCH VMs a command).
 import { and, eq, gte, inArray, or } from 'drizzle-orm';
-import type { components } from '@zstack-ts/openapi/agent-protocol';
 import type { App } from '../app.js';
 import { isUnreachable } from '../agent-client/index.js';
 import type { GcBatchItem, GcResult } from '../core/gc.js';
@@ -44,7 +43,6 @@ export function registerVmGarbageCollectors(app: App): void {
   });
 }
 
-type BatchDestroyReply = components['schemas']['KvmVmBatchDestroyRsp'];
 /** VMs per `/vm/batchdestroy` command, and hosts called at once by one batch (timer batches span many hosts). */
 const DESTROY_BATCH = 1000;
 const HOSTS_AT_ONCE = 8;
@@ -88,7 +86,7 @@ async function destroyBatch(app: App, items: Array<GcBatchItem<DestroyVmContext>
       const { hostUuid, indexes } = work[next++];
       const uuids = indexes.map((i) => items[i].context.vmUuid);
       try {
-        const reply = await hostCall<BatchDestroyReply>(app, hostUuid, '/vm/batchdestroy', { uuids });
+        const reply = await hostCall(app, hostUuid, '/vm/batchdestroy', { uuids });
         const byVm = new Map(reply.results.map((r) => [r.uuid, r]));
         indexes.forEach((i, k) => {
           const r = byVm.get(uuids[k]);
@@ -142,7 +140,7 @@ export function registerVolumeBitsCollector(app: App): void {
       const host = await app.services.hosts.get(ctx.hostUuid);
       if (!host) return 'cancel'; // the host and its local files are gone
       if (host.status !== 'Connected') return 'retry';
-      await hostCall(app, ctx.hostUuid, '/primarystorage/volume/delete', { installPath: ctx.installPath, primaryStorageUuid: ctx.primaryStorageUuid });
+      await hostCall(app, ctx.hostUuid, '/primarystorage/volume/delete', { installPath: ctx.installPath, primaryStorageUuid: ctx.primaryStorageUuid ?? undefined });
       return 'done';
     },
   });
@@ -165,7 +163,7 @@ export async function deleteVolumeBits(
   if (!host) return;
   if (host.status !== 'Connected') return void (await later());
   try {
-    await hostCall(app, hostUuid, '/primarystorage/volume/delete', { installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid });
+    await hostCall(app, hostUuid, '/primarystorage/volume/delete', { installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid ?? undefined });
   } catch (e) {
     if (!isUnreachable(e)) throw e;
     await later();

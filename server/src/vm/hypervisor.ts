@@ -3,6 +3,7 @@
 // an unreachable host Disconnected and answers HOST.1010.
 import { inArray, eq } from 'drizzle-orm';
 import type { App } from '../app.js';
+import type { AgentPathOf, AgentRequest } from '../agent-client/index.js';
 import { imageBackupStorageRefs, l2Networks, l3Networks } from '../db/schema/index.js';
 import type { HostRow } from '../host/service.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
@@ -93,6 +94,17 @@ export async function rootImageSource(app: App, v: Pick<VolumeRow, 'type' | 'roo
   return ref ? { imageInstallPath, backupStorageUuid: ref.backupStorageUuid, backupStorageInstallPath: ref.installPath! } : {};
 }
 
+/** The command that creates a volume's file on its host's primary storage (install path set when the volume was made). */
+export async function createVolumeCmd(app: App, v: VolumeRow): Promise<AgentRequest<'/primarystorage/volume/create'>> {
+  return {
+    installPath: v.installPath!,
+    size: v.size,
+    volumeUuid: v.uuid,
+    primaryStorageUuid: v.primaryStorageUuid ?? undefined,
+    ...(await rootImageSource(app, v)),
+  };
+}
+
 export function startVmCmd(vm: VmRow, root: VolumeRow, dataVolumes: VolumeRow[], nics: NicRow[], hostManagementIp: string, networks?: Map<string, NicNetwork>) {
   return {
     vmInstanceUuid: vm.uuid,
@@ -117,9 +129,9 @@ export function startVmCmd(vm: VmRow, root: VolumeRow, dataVolumes: VolumeRow[],
 }
 
 /** One agent call about a host (through the host service: deadline, HOST.1010, Disconnected marking). */
-export const hostCall = <R = Record<string, unknown>>(app: App, hostUuid: string, path: string, body: object, timeoutMs?: number) =>
-  app.services.hosts.call<R & { success: boolean }>(hostUuid, path, body, timeoutMs ? { timeoutMs } : {});
+export const hostCall = <P extends AgentPathOf<'host'>>(app: App, hostUuid: string, path: P, body: AgentRequest<P>, timeoutMs?: number) =>
+  app.services.hosts.call(hostUuid, path, body, timeoutMs ? { timeoutMs } : {});
 
 /** hostCall for a host row the caller holds (just allocated, so known Connected): no second read of the host. */
-export const hostCallOn = <R = Record<string, unknown>>(app: App, host: HostRow, path: string, body: object, timeoutMs?: number) =>
-  app.services.hosts.callOn<R & { success: boolean }>(host, path, body, timeoutMs ? { timeoutMs } : {});
+export const hostCallOn = <P extends AgentPathOf<'host'>>(app: App, host: HostRow, path: P, body: AgentRequest<P>, timeoutMs?: number) =>
+  app.services.hosts.callOn(host, path, body, timeoutMs ? { timeoutMs } : {});

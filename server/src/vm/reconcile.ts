@@ -65,7 +65,7 @@ export class Reconciler {
     const since = Date.now();
     let states: Record<string, string>;
     try {
-      const reply = await this.app.services.hosts.query<{ states?: Record<string, string> }>(host, '/vm/vmsync', {}, {
+      const reply = await this.app.services.hosts.query(host, '/vm/vmsync', {}, {
         timeoutMs: this.app.globalConfig.getMs('host', 'ping.timeout'),
       });
       states = reply.states ?? {};
@@ -375,7 +375,7 @@ export async function agentVmReports(app: App, hostUuids: string[]): Promise<Hos
     hostUuids.map(async (hostUuid) => {
       const host = await app.services.hosts.get(hostUuid);
       const reply = host
-        ? await app.services.hosts.query<{ states?: Record<string, string> }>(host, '/vm/vmsync', {}, { timeoutMs: app.globalConfig.getMs('host', 'ping.timeout') }).catch(() => undefined)
+        ? await app.services.hosts.query(host, '/vm/vmsync', {}, { timeoutMs: app.globalConfig.getMs('host', 'ping.timeout') }).catch(() => undefined)
         : undefined;
       if (reply) out.push({ hostUuid, states: reply.states ?? {} });
     }),

@@ -12,7 +12,7 @@ import type { Tx } from '../db/index.js';
 import { l2ClusterRefs, l3Networks, primaryStorageClusterRefs, vmInstances, vmNics, volumes } from '../db/schema/index.js';
 import { allocateHost } from './allocation/host-allocator.js';
 import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
-import { hostCall, nicNetworks, nicTO, rootImageSource, volumeTO } from './hypervisor.js';
+import { createVolumeCmd, hostCall, nicNetworks, nicTO, volumeTO } from './hypervisor.js';
 import { vmInventory, type NicRow, type VmRow, type VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic, lowestFreeDeviceId, reacquireNicIps, releaseNicIps } from './nics.js';
 import { installPathOf, placeSteps, startSteps, type Placement, type StartData } from './start-flow.js';
@@ -102,13 +102,7 @@ export class VmService {
   /** Creates the volume file on the host's primary storage and records it Ready (primary storage already reserved). */
   async instantiateVolume(hostUuid: string, v: VolumeRow): Promise<void> {
     const ps = v.primaryStorageUuid!;
-    await hostCall(this.app, hostUuid, '/primarystorage/volume/create', {
-      installPath: v.installPath,
-      size: v.size,
-      volumeUuid: v.uuid,
-      primaryStorageUuid: ps,
-      ...(await rootImageSource(this.app, v)),
-    });
+    await hostCall(this.app, hostUuid, '/primarystorage/volume/create', await createVolumeCmd(this.app, v));
     await this.app.db
       .update(volumes)
       .set({ status: 'Ready', primaryStorageUuid: ps, installPath: v.installPath, actualSize: v.size, lastOpDate: new Date() })

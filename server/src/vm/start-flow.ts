@@ -13,7 +13,7 @@ import { allocateHost, type HostRow } from './allocation/host-allocator.js';
 import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
 import { toApiError } from '../core/errors.js';
 import { deleteVolumeBits } from './gc.js';
-import { hostCall, hostCallOn, nicNetworks, rootImageSource, startVmCmd } from './hypervisor.js';
+import { createVolumeCmd, hostCall, hostCallOn, nicNetworks, startVmCmd } from './hypervisor.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import type { VmService } from './service.js';
 
@@ -143,13 +143,7 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
       async run(d) {
         // The files only; their rows become Ready in 'record' (one statement with the VM's).
         for (const v of d.volumes!.filter((x) => x.status === 'NotInstantiated')) {
-          await hostCallOn(app, d.host!, '/primarystorage/volume/create', {
-            installPath: v.installPath,
-            size: v.size,
-            volumeUuid: v.uuid,
-            primaryStorageUuid: v.primaryStorageUuid,
-            ...(await rootImageSource(app, v)),
-          });
+          await hostCallOn(app, d.host!, '/primarystorage/volume/create', await createVolumeCmd(app, v));
           d.instantiated.push(v);
         }
       },
