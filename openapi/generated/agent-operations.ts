@@ -131,6 +131,18 @@ export interface AgentOperations {
     request: Schemas["PrimaryStorageVolumeDeleteCmd"];
     response: Schemas["PrimaryStorageCapacityRsp"];
   };
+  "/securitygroup/applyrules": {
+    operationId: "KvmSecurityGroupApplyRules";
+    target: "host";
+    request: Schemas["KvmSecurityGroupRulesCmd"];
+    response: Schemas["AgentResponse"];
+  };
+  "/securitygroup/refreshrulesonhost": {
+    operationId: "KvmSecurityGroupRefreshRulesOnHost";
+    target: "host";
+    request: Schemas["KvmSecurityGroupRulesCmd"];
+    response: Schemas["AgentResponse"];
+  };
   "/simulator/backupstorage/config": {
     operationId: "SimulatorBackupStorageConfig";
     target: "simulator";
@@ -160,6 +172,12 @@ export interface AgentOperations {
     target: "simulator";
     request: Schemas["SimulatorHostRecordsCmd"];
     response: Schemas["CommandRecordsRsp"];
+  };
+  "/simulator/hosts/securitygroup": {
+    operationId: "SimulatorHostSecurityGroupRules";
+    target: "simulator";
+    request: Schemas["SimulatorVmsCmd"];
+    response: Schemas["SimulatorHostSecurityGroupRulesRsp"];
   };
   "/simulator/reset": {
     operationId: "SimulatorReset";
@@ -348,11 +366,14 @@ export const agentPaths = [
   "/primarystorage/capacity",
   "/primarystorage/volume/create",
   "/primarystorage/volume/delete",
+  "/securitygroup/applyrules",
+  "/securitygroup/refreshrulesonhost",
   "/simulator/backupstorage/config",
   "/simulator/backupstorage/records",
   "/simulator/backupstorage/state",
   "/simulator/hosts/config",
   "/simulator/hosts/records",
+  "/simulator/hosts/securitygroup",
   "/simulator/reset",
   "/simulator/virtualrouter/config",
   "/simulator/virtualrouter/records",
