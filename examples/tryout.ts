@@ -1,5 +1,7 @@
 // The tryout: from an empty server to running VMs on simulated hosts, then volumes and networks attached and
-// detached while the VMs run. Start the server with `npm start`, then: `npx tsx examples/tryout.ts`
+// detached while the VMs run. It builds the release notes' §9 starting point — an L3 network whose DHCP and DNS come
+// from the VirtualRouter provider, served by a virtual router VM — and ends with the command that migrates it to
+// the Flat provider. Start the server with `npm start`, then: `npx tsx examples/tryout.ts`
 // (ZSTACK_ENDPOINT, ZSTACK_ACCOUNT_NAME, ZSTACK_PASSWORD override the defaults).
 import { ZStackClient } from '../sdk/src/index.js';
 import { buildWorld } from './lib-world.js';
@@ -11,10 +13,9 @@ const zs = new ZStackClient({
 });
 const log = (...args: unknown[]) => console.log('•', ...args);
 
-const w = await buildWorld(zs, { virtualRouter: false });
+const w = await buildWorld(zs);
 log(`zone, cluster, ${w.hostUuids.length} simulated hosts, storage, the tiny image and L3 network ${w.l3NetworkUuid} are ready`);
-// Flat DHCP: no virtual router VM needed.
-await zs.attachNetworkServiceToL3Network({ l3NetworkUuid: w.l3NetworkUuid, networkServices: { Flat: ['DHCP', 'Userdata'] } });
+log('the L3 gets DHCP and DNS from the VirtualRouter provider (a virtual router VM starts with its first VM)');
 
 const vms = [];
 for (const name of ['tryout-vm1', 'tryout-vm2']) {
@@ -27,6 +28,9 @@ for (const name of ['tryout-vm1', 'tryout-vm2']) {
   vms.push(inventory);
   log(`${inventory.name} is ${inventory.state} on host ${inventory.hostUuid} with IP ${inventory.vmNics[0].ip}`);
 }
+
+const [router] = (await zs.queryVirtualRouterVm({ q: [`name=virtualRouter.l3.${w.l3NetworkUuid}`] })).inventories!;
+log(`virtual router ${router.uuid} is ${router.state}, serving the L3`);
 
 const disk = await zs.createDiskOffering({ name: 'disk-1G', diskSize: 2 ** 30 });
 const volume = (await zs.createDataVolume({ name: 'data1', diskOfferingUuid: disk.inventory.uuid })).inventory;
@@ -46,3 +50,4 @@ log(`…and lost it again`);
 await zs.stopVmInstance({ uuid: vms[0].uuid });
 await zs.startVmInstance({ uuid: vms[0].uuid });
 log(`${vms[0].name} stopped and started again; done. Try: QueryVmInstance with q=vmNics.ip=${vms[0].vmNics[0].ip}`);
+log(`next, release notes §9 (VirtualRouter → Flat): npx tsx examples/section9-migration.ts ${w.l3NetworkUuid}`);

@@ -145,6 +145,16 @@ export function renderSdkOperations(doc) {
   const inventories = [...new Set(ops.map((o) => o.inventory).filter(Boolean))].sort();
   const fields = inventories.map((n) => `  ${n}: ${JSON.stringify(inventoryFields(doc, n))},`).join('\n');
 
+  // Property names whose schema is the upstream Date (`Jan 30, 2016 3:01:03 PM`, UTC): the SDK's `dates: 'iso'`.
+  const dateFields = new Set();
+  const findDates = (node) => {
+    if (!node || typeof node !== 'object') return;
+    for (const [name, s] of Object.entries(node.properties ?? {})) if (s?.$ref === '#/components/schemas/Date') dateFields.add(name);
+    for (const v of Object.values(node)) findDates(v);
+  };
+  findDates(doc.components.schemas);
+  findDates(doc.paths);
+
   const doc1 = (o) => `${o.summary.replace(/\*\//g, '')} (\`${o.method} ${o.path}\`, ${o.kind}, default timeout ${o.timeout})`;
   const methods = ops
     .map((o) => {
@@ -187,6 +197,9 @@ ${params}
 export const INVENTORY_FIELDS: Readonly<Record<string, readonly string[]>> = {
 ${fields}
 };
+
+/** Reply fields that carry upstream's date format (\`Jan 30, 2016 3:01:03 PM\`, UTC). */
+export const DATE_FIELDS: ReadonlySet<string> = new Set(${JSON.stringify([...dateFields].sort())});
 
 /** One typed method per operation, named from its operationId. */
 export interface GeneratedMethods {

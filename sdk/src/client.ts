@@ -4,6 +4,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse, type CreateAxiosDefaults } from 'axios';
 import { OPERATIONS, type GeneratedMethods, type OperationId } from './generated/operations.js';
 import { SDK_ERRORS, ZStackError, type ErrorCodeJson } from './errors.js';
+import { isoDates } from './dates.js';
 import { normalizeQueryParams } from './query.js';
 import { buildRequest, curlOf, redactHeaders, redactUrl, redactValue, type HttpRequest } from './request.js';
 import type { CallOptions, CallParams, InventoryOf, JobHandle, JobProgress, OperationInfo, QueryAllOptions, QueryParams, ReplyOf, RetryOptions } from './types.js';
@@ -48,6 +49,12 @@ export interface ClientOptions {
   readOnly?: boolean;
   /** Headers sent with every request. */
   headers?: Record<string, string>;
+  /**
+   * Date fields of replies (`createDate`, `lastOpDate`…): `'zstack'` (default) as the server sends them, upstream's
+   * zone-less `Jan 30, 2016 3:01:03 PM` (UTC; read them with `parseZStackDate`); `'iso'` rewritten to ISO 8601 with
+   * the zone, `2016-01-30T15:01:03.000Z`, which `new Date()` reads right.
+   */
+  dates?: 'zstack' | 'iso';
 }
 
 /** One HTTP exchange as the hooks see it: the Authorization value, passwords and session uuids are redacted. */
@@ -427,6 +434,8 @@ export class ZStackClient {
     }
     const prepared = op.kind === 'query' ? normalizeQueryParams(params) : params;
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
+    // One id per call (its retries and a re-login's re-send share it): the server logs it, errors carry it.
+    const requestId = newJobUuid();
     for (let relogged = false; ; relogged = true) {
       const session = op.public ? undefined : (this.sessionUuid ?? (this.canLogin ? await this.login() : undefined));
       const req = buildRequest(apiName, op, prepared, {
@@ -436,7 +445,7 @@ export class ZStackClient {
         waitSeconds,
         systemTags: options.systemTags,
         userTags: options.userTags,
-        headers: { ...this.options.headers, ...options.headers },
+        headers: { 'X-Request-Id': requestId, ...this.options.headers, ...options.headers },
       });
       const res = await this.exchange(req, {
         apiName,
@@ -499,6 +508,7 @@ export class ZStackClient {
             const secrets = [...(ctx.secrets?.(res) ?? []), ...(ctx.hide ?? []), ...this.secretList()];
             this.hook(() => hooks!.onResponse?.({ ...base, status: res!.status, durationMs, responseBody: redactValue(res!.data, secrets) }));
           }
+          if (res.status === 200 && this.options.dates === 'iso') res.data = isoDates(res.data);
           return res;
         }
         // A 5xx that is not a ZStack reply comes from something in between (proxy, load balancer, restart).
@@ -522,7 +532,7 @@ export class ZStackClient {
           0,
           ctx.apiName,
           ctx.jobUuid,
-          { cause: failure, request: { method: req.method, url: this.endpoint + redactUrl(req.url, this.secretList()) } },
+          { cause: failure, request: { method: req.method, url: this.endpoint + redactUrl(req.url, this.secretList()) }, requestId: req.headers['X-Request-Id'] },
         );
       }
       await sleep(delayMs, ctx.signal);
@@ -562,9 +572,11 @@ export class ZStackClient {
 
   private errorOf(res: AxiosResponse, apiName: string | undefined, jobUuid: string | undefined, req: HttpRequest): ZStackError {
     const request = { method: req.method, url: this.endpoint + redactUrl(req.url, this.secretList()) };
-    if (isZStackReply(res.data)) return new ZStackError(res.data.error, res.status, apiName, jobUuid, { request });
+    const echoed = res.headers?.['x-request-id'];
+    const requestId = typeof echoed === 'string' ? echoed : req.headers['X-Request-Id'];
+    if (isZStackReply(res.data)) return new ZStackError(res.data.error, res.status, apiName, jobUuid, { request, requestId });
     const text = typeof res.data === 'string' ? res.data : JSON.stringify(res.data);
-    return new ZStackError({ ...SDK_ERRORS.badReply, details: `HTTP ${res.status}: ${String(text).slice(0, 500)}` }, res.status, apiName, jobUuid, { request });
+    return new ZStackError({ ...SDK_ERRORS.badReply, details: `HTTP ${res.status}: ${String(text).slice(0, 500)}` }, res.status, apiName, jobUuid, { request, requestId });
   }
 }
 

@@ -39,6 +39,11 @@ export class ZStackError extends Error {
   readonly errorCode: ErrorCodeJson;
   /** The request that failed (redacted), when known. */
   request?: FailedRequest;
+  /**
+   * The call's `X-Request-Id` (the SDK sends one per call; the server logs it as `reqId` and echoes it): quote it to
+   * find the call in the server's log.
+   */
+  readonly requestId?: string;
 
   constructor(
     errorCode: ErrorCodeJson,
@@ -46,13 +51,16 @@ export class ZStackError extends Error {
     readonly httpStatus: number,
     readonly apiName?: string,
     readonly jobUuid?: string,
-    options?: { cause?: unknown; request?: FailedRequest },
+    options?: { cause?: unknown; request?: FailedRequest; requestId?: string },
   ) {
-    const where = [apiName, jobUuid ? `job ${jobUuid}` : undefined].filter(Boolean).join(', ');
+    // A job's uuid names the failure; a call without a job (synchronous APIs, refusals) is named by its request id.
+    const requestId = options?.requestId;
+    const where = [apiName, jobUuid ? `job ${jobUuid}` : requestId ? `request ${requestId}` : undefined].filter(Boolean).join(', ');
     super(`${where ? `${where}: ` : ''}${errorCode.code} ${errorCode.details ?? errorCode.description}`, {
       // The ZStack cause chain becomes the standard `Error.cause` chain; a transport error is the cause otherwise.
-      cause: errorCode.cause ? new ZStackError(errorCode.cause, httpStatus, apiName, jobUuid) : options?.cause,
+      cause: errorCode.cause ? new ZStackError(errorCode.cause, httpStatus, apiName, jobUuid, { requestId }) : options?.cause,
     });
+    this.requestId = requestId;
     this.name = 'ZStackError';
     this.code = errorCode.code;
     this.description = errorCode.description;
@@ -104,8 +112,8 @@ export class ZStackError extends Error {
     return this.code === SDK_ERRORS.connection.code;
   }
 
-  toJSON(): ErrorCodeJson & { httpStatus: number; apiName?: string; jobUuid?: string } {
-    return { ...this.errorCode, httpStatus: this.httpStatus, apiName: this.apiName, jobUuid: this.jobUuid };
+  toJSON(): ErrorCodeJson & { httpStatus: number; apiName?: string; jobUuid?: string; requestId?: string } {
+    return { ...this.errorCode, httpStatus: this.httpStatus, apiName: this.apiName, jobUuid: this.jobUuid, requestId: this.requestId };
   }
 }
 

@@ -114,7 +114,8 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 /** The request as a curl command line. */
 export function curlOf(endpoint: string, req: HttpRequest): string {
   const parts = ['curl', '-X', req.method, shellQuote(endpoint + req.url)];
-  for (const [k, v] of Object.entries(req.headers)) parts.push('-H', shellQuote(`${k}: ${v}`));
+  // The call's own request id is left out: a replayed request is another call.
+  for (const [k, v] of Object.entries(req.headers)) if (k !== 'X-Request-Id') parts.push('-H', shellQuote(`${k}: ${v}`));
   if (req.body !== undefined) parts.push('-d', shellQuote(JSON.stringify(req.body)));
   return parts.join(' ');
 }

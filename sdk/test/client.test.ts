@@ -228,7 +228,7 @@ t.test('SDK', async (t) => {
 
     const bad = await zs.queryZone({ q: ['nosuchfield=1'] }).catch((x) => x);
     t.match(bad, { code: 'SYS.1007', httpStatus: 400, apiName: 'QueryZone', isValidation: true, isNotFound: false });
-    t.match(bad.message, /QueryZone: SYS\.1007 .*nosuchfield/);
+    t.match(bad.message, /QueryZone, request [0-9a-f]{32}: SYS\.1007 .*nosuchfield/);
     t.equal(bad.jobUuid, undefined);
 
     const failed = await zs.addImage({ name: 'broken', url: 'http://example.com/x.qcow2?fail=true&durationMs=50', backupStorageUuids: [bs.uuid] }).catch((x) => x);

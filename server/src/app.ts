@@ -117,6 +117,11 @@ export class App {
       logger: options.logger === true ? loggerOptions() : (options.logger ?? false),
       // Fastify's own per-request lines are off: core/log.ts writes one line per API call.
       logController: new LogController({ disableRequestLogging: true }),
+      // The log's reqId: the caller's X-Request-Id when it is a plain token (the SDK sends one per call), else ours.
+      genReqId: (req) => {
+        const given = req.headers['x-request-id'];
+        return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : newUuid();
+      },
       bodyLimit: 8 * 1024 * 1024,
       // Transport limits are ours to answer in ZStack's error shape (setupHttp): Node's own parser only stops what
       // is far past them (its 431 is answered by clientErrorHandler, still in that shape).
@@ -132,6 +137,10 @@ export class App {
       },
     });
     installApiLog(this.http);
+    this.http.addHook('onRequest', (req, reply, done) => {
+      reply.header('x-request-id', req.id);
+      done();
+    });
   }
 
   static async create(options: AppOptions): Promise<App> {

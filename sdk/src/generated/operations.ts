@@ -308,6 +308,9 @@ export const INVENTORY_FIELDS: Readonly<Record<string, readonly string[]>> = {
   ZoneInventory: ["uuid","name","description","state","type","isDefault","createDate","lastOpDate"],
 };
 
+/** Reply fields that carry upstream's date format (`Jan 30, 2016 3:01:03 PM`, UTC). */
+export const DATE_FIELDS: ReadonlySet<string> = new Set(["createDate","expiredDate","heartBeat","joinDate","lastAttachDate","lastDetachDate","lastOpDate","nextRunTime"]);
+
 /** One typed method per operation, named from its operationId. */
 export interface GeneratedMethods {
   /** Add a DNS server to an L3 network (`POST /zstack/v1/l3-networks/{l3NetworkUuid}/dns`, async, default timeout 30m) */

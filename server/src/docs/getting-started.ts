@@ -106,14 +106,16 @@ and the CLI wait for them; with curl, see the <code>Prefer: wait</code> header i
 
 <h2 id="next">4. Next</h2>
 <ul>
-<li><code>npx tsx examples/tryout.ts</code>: two simulated hosts, an L3 network, two VMs, a volume and a NIC
-hot-plugged while they run; it prints the L3 network's uuid.</li>
-<li><code>npx tsx examples/section9-migration.ts &lt;l3NetworkUuid&gt;</code>: the release notes' §9 — move an L3 network
-from the VirtualRouter provider to the Flat provider (the same eight steps work with zstack-cli).</li>
+<li><code>npx tsx examples/tryout.ts</code>: two simulated hosts, the release notes' §9 starting point (an L3 network
+whose DHCP and DNS come from the VirtualRouter provider, served by a virtual router VM), two VMs, a volume and a NIC
+hot-plugged while they run; its last line is the next command, with the L3's uuid:</li>
+<li><code>npx tsx examples/section9-migration.ts &lt;l3NetworkUuid&gt;</code>: §9 itself — move that L3 from the
+VirtualRouter provider to the Flat provider (the same eight steps work with zstack-cli).</li>
 <li><code>examples/pulumi-flat-network/</code>: the §9 end state as a Pulumi program (<code>@zstack-ts/pulumi</code>).</li>
 <li>Errors are <code>{"error": {"code", "description", "details"}}</code>; every code is in the
 <a href="${prefix}/errors">error catalogue</a>. The SDK throws <code>ZStackError</code> with the code, the HTTP status,
-the API name and, for a job, its uuid.</li>
+the API name and its job's uuid, or for a call without a job its request id (<code>X-Request-Id</code>, the
+<code>reqId</code> of the server's log line).</li>
 </ul>
 </body>
 </html>
