@@ -4,9 +4,13 @@
 // (npm, the server, its agents, the embedded database's processes), summed over every process, 10 s after ready
 // (also PSS, which counts shared pages such as PostgreSQL's shared buffers once instead of once per process).
 // CPU seconds used by the tree until ready are given too: unlike the wall time they hardly depend on the load.
-// usage: node bench/startup/run.mjs [--db embedded|pglite|both] [--idle-ms 10000]
+// `--db external`: on the PostgreSQL of DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test), in a fresh
+// database created for the run (first start: migrations; restart: none). The build (dist/, scripts/build-server.mjs) is
+// brought up to date before the first start, so no rebuild is timed. `npm start` keeps npm as its parent (see
+// bench/README.md): byProcessMb gives it apart, and idleTreeRssWithoutNpmMb is the tree of `node scripts/start.mjs`.
+// usage: node bench/startup/run.mjs [--db embedded|pglite|external|both] [--idle-ms 10000]
 // Prints one JSON line per database.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,7 +58,7 @@ function pssKb(pid) {
 function name(pid) {
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    if (cmd[0] === 'npm' || cmd.some((a) => a.endsWith('npm-cli.js'))) return 'npm';
+    if (/^npm( |$)/.test(cmd[0] ?? '') || cmd.some((a) => a.endsWith('npm-cli.js'))) return 'npm';
     if (cmd.some((a) => /main\.[tj]s$|scripts\/start\.mjs$/.test(a))) return 'server';
     if (cmd.includes('simulator')) return 'simulator agent';
     if (cmd.includes('console-proxy')) return 'console proxy agent';
@@ -105,10 +109,33 @@ async function stop(child) {
   }
 }
 
+execFileSync(process.execPath, ['scripts/build-server.mjs', '--if-stale'], { stdio: 'inherit' });
+
+/** A fresh database on the external PostgreSQL, and how to drop it. */
+async function externalDatabase() {
+  const { default: pg } = await import('pg');
+  const admin = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const name = `zstack_startup_${process.pid}`;
+  const run = async (sql) => {
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await run(`CREATE DATABASE ${name}`);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => run(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
 for (const db of dbs) {
   const dataDir = mkdtempSync(join(tmpdir(), 'zstack-startup-'));
   const port = 18000 + Math.floor(Math.random() * 1000);
-  const env = db === 'pglite' ? { ZSTACK_EMBEDDED_DB: 'pglite' } : {};
+  const external = db === 'external' ? await externalDatabase() : undefined;
+  const env = db === 'pglite' ? { ZSTACK_EMBEDDED_DB: 'pglite' } : external ? { DATABASE_URL: external.url } : { DATABASE_URL: '' };
   const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
   try {
     const loadBefore = load();
@@ -119,6 +146,7 @@ for (const db of dbs) {
     const byName = {};
     let total = 0;
     let pss = 0;
+    let npmKb = 0;
     const procs = tree(again.child.pid);
     for (const p of procs) {
       const kb = rssKb(p);
@@ -126,14 +154,16 @@ for (const db of dbs) {
       pss += pssKb(p);
       const n = name(p);
       byName[n] = (byName[n] ?? 0) + kb;
+      if (n === 'npm') npmKb += kb;
     }
     await stop(again.child);
     console.log(JSON.stringify({
-      db, firstStartMs: first.readyMs, firstStartCpuS: first.cpuS, restartMs: again.readyMs, restartCpuS: again.cpuS, idleTreeRssMb: Math.round(total / 1024), idleTreePssMb: Math.round(pss / 1024), processes: procs.length,
+      db, firstStartMs: first.readyMs, firstStartCpuS: first.cpuS, restartMs: again.readyMs, restartCpuS: again.cpuS, idleTreeRssMb: Math.round(total / 1024), idleTreePssMb: Math.round(pss / 1024), idleTreeRssWithoutNpmMb: Math.round((total - npmKb) / 1024), processes: procs.length,
       byProcessMb: Object.fromEntries(Object.entries(byName).map(([k, v]) => [k, Math.round(v / 1024)])),
       load: `${loadBefore} -> ${load()}`,
     }));
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
+    await external?.drop();
   }
 }

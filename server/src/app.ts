@@ -66,6 +66,8 @@ export interface AppOptions {
   propertiesFile?: string;
   /** No other management node can use this database (`npm start`'s embedded PostgreSQL, held by the data directory's lock). */
   soleNode?: boolean;
+  /** The console proxy agent (spawn mode) starts on the first console request, not at boot (`npm start`: light when idle). */
+  consoleAgentOnDemand?: boolean;
 }
 
 export class App {
@@ -102,7 +104,7 @@ export class App {
     readonly options: AppOptions,
   ) {
     this.db = retryTransactions(database.db);
-    this.locks = new LockManager(database);
+    this.locks = new LockManager(database, { soleProcess: options.soleNode });
     this.jobs = new JobService(this.db, this.nodeUuid);
     this.globalConfig = new GlobalConfigService(this.db, this.events);
     this.identity = new IdentityService(this.db, this.globalConfig);
@@ -346,7 +348,8 @@ export class App {
 
   /** Joins the cluster of management nodes, fails jobs orphaned by dead nodes, starts the background loops. */
   private async join(): Promise<void> {
-    if (this.database.pool) this.closeBridge = await bridgeEvents(this.database.pool, this.events, this.nodeUuid);
+    // A sole node (npm start's embedded database) has no other node to tell: no listening connection.
+    if (this.database.pool && !this.options.soleNode) this.closeBridge = await bridgeEvents(this.database.pool, this.events, this.nodeUuid);
     // A setting changed on another node: re-read it from the database.
     this.events.on('globalConfig.updated', () => this.globalConfig.reload());
     await this.db.insert(managementNodes).values({ uuid: this.nodeUuid, hostName: hostname(), port: this.options.port ?? 0 });

@@ -96,11 +96,12 @@ t.test('kill -9 of the server: no child survives; the next start has every ackno
     const { inventory } = await client.createZone({ name: `acked-${i}` });
     names.push(inventory.name);
   }
-  // The tree: the simulator agent, the console proxy agent (once connected), PostgreSQL and its processes.
-  const kids = await until('the console proxy agent to run', () => {
-    const all = processTree(a.child.pid!).filter((p) => p !== a.child.pid);
-    return all.some((p) => commandOf(p).includes('console-proxy')) ? all : undefined;
-  }, 120_000);
+  // The agents start when first needed (test/foundation/on-demand-agents.test.ts): simulated backup storage starts
+  // the simulator agent, a reconnect the console proxy agent. The tree: both, PostgreSQL and its processes.
+  await client.addSimulatorBackupStorage({ name: 'bs', url: '/bs', totalCapacity: 2 ** 30, availableCapacity: 2 ** 30 });
+  await client.reconnectConsoleProxyAgent({});
+  const kids = processTree(a.child.pid!).filter((p) => p !== a.child.pid);
+  t.ok(kids.some((p) => commandOf(p).includes(' console-proxy ')), 'a console proxy agent runs');
   t.ok(kids.some((p) => commandOf(p).includes(' simulator ')), 'a simulator agent runs');
   t.ok(kids.some((p) => /bin\/postgres /.test(commandOf(p))), 'PostgreSQL runs');
   // Writes in flight when it dies (not acknowledged: may or may not be there).

@@ -71,10 +71,29 @@ export class AgentClient {
     private budgetFor: (path: string) => number | undefined = () => undefined,
   ) {}
 
+  /** Base URLs standing for agents this node starts when a call first needs them → their real URL (started). */
+  private readonly onDemand = new Map<string, () => Promise<string>>();
+
+  /**
+   * Calls to `baseUrl` go to the agent `start` resolves to: `start` runs the agent when it is not running (the first
+   * call that needs it; again after it exited) — `npm start`'s simulator (agent-client/local-agent.ts OnDemandAgent).
+   */
+  startOnDemand(baseUrl: string, start: () => Promise<string>): void {
+    this.onDemand.set(baseUrl, start);
+  }
+
   /** Runs the agent command `path` (typed by the spec: body and reply) at the agent at `baseUrl`. */
   async call<P extends AgentPath>(baseUrl: string, path: P, body: AgentRequest<P>, opts: AgentCallOptions = {}): Promise<AgentResponse<P>> {
     // Outside any call: the call's own timer below is its deadline.
     const ctx = currentContext() ?? backgroundContext(`agent ${path}`, undefined, { timer: false });
+    const start = this.onDemand.get(baseUrl);
+    if (start) {
+      try {
+        baseUrl = await start(); // its start-up time counts against the call's deadline (remainingMs below)
+      } catch (e) {
+        throw new ApiError(errorCode('SYS.1015', `cannot start the agent at ${baseUrl}: ${(e as Error).message}`), 503);
+      }
+    }
     const ownBudget = opts.timeoutMs ?? this.budgetFor(path);
     const budget = Math.min(remainingMs(), ownBudget ?? Infinity);
     if (budget <= 0) throw timeoutError(ctx, `agent ${path}`);

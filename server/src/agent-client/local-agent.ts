@@ -1,5 +1,5 @@
 // A zstack-agent run as a child process of this management node (`npm start`'s simulator, the console proxy agent in
-// spawn mode): one way to start it, know it is ready, and stop it.
+// spawn mode): one way to start it (at once, or when first needed: OnDemandAgent), know it is ready, and stop it.
 // - It never outlives the node: it holds the read end of a pipe on its stdin (agent-watchdog.mjs exits it when the
 //   node is gone, even killed with SIGKILL).
 // - Its own process group: a terminal's Ctrl-C reaches the node only, which stops the agent after its own work.
@@ -94,5 +94,41 @@ export async function startLocalAgent(opts: LocalAgentOptions): Promise<LocalAge
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/**
+ * A local agent started when a call first needs it (AgentClient.startOnDemand) and again by the next call after it
+ * exited, so an idle node runs no agent it does not use. Stopped with the node; a start under way then is stopped
+ * once it is up. Everything else (watchdog, process group, ready line) is startLocalAgent's.
+ */
+export class OnDemandAgent {
+  private current?: Promise<LocalAgent>;
+  private stopped = false;
+
+  constructor(private readonly start: () => Promise<LocalAgent>) {}
+
+  /** The running agent's URL, started first when it is not running. */
+  url(): Promise<string> {
+    if (this.stopped) return Promise.reject(new Error('the management node is stopping'));
+    if (!this.current) {
+      const starting = this.start();
+      this.current = starting;
+      const forget = () => {
+        if (this.current === starting) this.current = undefined;
+      };
+      starting.then((agent) => agent.exited.then(forget), forget);
+    }
+    return this.current.then((agent) => agent.url);
+  }
+
+  /** The running agent's pid, if one runs or is starting. */
+  async pid(): Promise<number | undefined> {
+    return (await this.current?.catch(() => undefined))?.pid;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await (await this.current?.catch(() => undefined))?.stop();
   }
 }

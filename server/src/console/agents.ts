@@ -72,10 +72,22 @@ export class ConsoleProxyAgents {
     return this.app.db.select().from(consoleProxyAgents);
   }
 
-  /** This node's agent, Connected, or SYS.1006 saying what it is. */
+  /** A spawned agent started on the first console request (AppOptions.consoleAgentOnDemand), not at boot. */
+  private get onDemand(): boolean {
+    return !!this.app.options.consoleAgentOnDemand && this.app.globalConfig.get('console', 'agent.deploy.mode') === 'spawn';
+  }
+
+  /** This node's agent, Connected (started now if it starts on demand), or SYS.1006 saying what it is. */
   async requireOwnConnected(): Promise<AgentRow> {
-    const row = await this.get(this.ownUuid);
+    let row = await this.get(this.ownUuid);
     if (!row) throw opErr(`management node[uuid:${this.ownUuid}] has no console proxy agent yet`);
+    if (this.onDemand && !this.runtime && this.started) {
+      // Queued with the other starts: of concurrent first requests, one starts it and the others find it Connected.
+      row = await this.serial(async () => {
+        const now = await this.require(this.ownUuid);
+        return now.status === 'Connected' && this.runtime ? now : this.connectNow();
+      });
+    }
     if (row.status !== 'Connected') {
       const why = (row.lastError as ErrorCode | null)?.details;
       throw opErr(`the console proxy agent of management node[uuid:${row.uuid}] is ${row.status}${why ? ` (${why})` : ''}; ReconnectConsoleProxyAgent restarts it`);
@@ -131,6 +143,11 @@ export class ConsoleProxyAgents {
       })
       .onConflictDoNothing();
     this.started = true;
+    if (this.onDemand) {
+      // Nothing runs until the first console request; what an earlier run left on the row is not true any more.
+      await this.setStatus('Disconnected', errorCode('SYS.1006', 'not started yet: this management node starts its console proxy agent on the first console request'));
+      return;
+    }
     this.connect().catch((e) => {
       if (!this.closed) console.warn(`[console] ${toApiError(e).message}`);
     });
@@ -310,6 +327,7 @@ export class ConsoleProxyAgents {
   private async pingNow(timeoutMs: number): Promise<void> {
     const row = await this.get(this.ownUuid);
     if (!row || row.status === 'Connecting' || !row.agentUrl) return;
+    if (this.onDemand && !this.runtime) return; // not started (yet, or since it exited): nothing to ping
     try {
       const pong = await this.call(row, '/console/ping', {}, timeoutMs);
       if (row.status !== 'Connected') {

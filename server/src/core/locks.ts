@@ -1,5 +1,6 @@
 // Per-resource serialization: two operations on the same VM or host never interleave. Inside one process a FIFO
-// queue per key; across server processes on real PostgreSQL a session advisory lock. All of a process's advisory
+// queue per key; across server processes on real PostgreSQL a session advisory lock (none when the node is the
+// database's sole user: `npm start`'s embedded PostgreSQL, held by the data directory's lock). All of a process's advisory
 // locks live on ONE dedicated connection (taken with pg_try_advisory_lock, polled until the caller's deadline),
 // so holding many locks never starves the pool the lock holders' own queries need; the lock and unlock operations
 // queued while one statement runs go together in the next.
@@ -28,7 +29,15 @@ export class LockManager {
     return this.ops.batches;
   }
 
-  constructor(private database: Database) {}
+  /** Advisory locks too: other processes may use the database (real PostgreSQL, unless this node is its sole user). */
+  private readonly crossProcess: boolean;
+
+  constructor(
+    private database: Database,
+    opts: { soleProcess?: boolean } = {},
+  ) {
+    this.crossProcess = database.kind === 'pg' && !opts.soleProcess;
+  }
 
   async withLock<T>(keys: string | string[], fn: () => Promise<T>): Promise<T> {
     // Sorted keys: two callers locking the same set can never deadlock.
@@ -36,7 +45,7 @@ export class LockManager {
     const releases: Array<() => Promise<void> | void> = [];
     try {
       for (const key of sorted) releases.push(await this.acquireLocal(key));
-      if (this.database.kind === 'pg') {
+      if (this.crossProcess) {
         for (const key of sorted) releases.push(await this.acquireAdvisory(key));
       }
       return await fn();
@@ -54,7 +63,7 @@ export class LockManager {
     if (this.tails.has(key)) return undefined;
     const releaseLocal = await this.acquireLocal(key);
     try {
-      if (this.database.kind === 'pg') {
+      if (this.crossProcess) {
         if (!(await this.lockOp('try', key))) return undefined;
         try {
           return await fn();

@@ -264,10 +264,15 @@ async function startOnce(opts: EmbeddedOptions): Promise<EmbeddedPostgres> {
     unix_socket_directories: sock,
     unix_socket_permissions: '0700',
     port: String(SOCKET_PORT),
-    // Small for a laptop, still ample for the tryout's data; durability settings are PostgreSQL's defaults.
-    shared_buffers: '32MB',
-    max_connections: '60',
-    io_method: 'sync',
+    // Small for a laptop, still ample for the tryout's data; durability settings are PostgreSQL's defaults. Idle it is
+    // the postmaster, four background processes (checkpointer, background writer, WAL writer, autovacuum launcher)
+    // and the server's pool connections still in use (bench/README.md, startup).
+    shared_buffers: '16MB',
+    // The server's pool (20) and its lock connection come from it; the rest is headroom (psql, check:invariants).
+    max_connections: '30',
+    io_method: 'sync', // no I/O worker processes
+    max_logical_replication_workers: '0', // no logical replication launcher process
+    max_parallel_workers_per_gather: '0', // no parallel query workers forked for the tryout's small tables
     max_wal_size: '256MB',
     logging_collector: 'off',
     log_min_messages: 'warning',
