@@ -83,6 +83,12 @@ export interface AgentOperations {
     request: Schemas["EmptyCmd"];
     response: Schemas["ConsolePingRsp"];
   };
+  "/flatnetworkprovider/dhcp/apply": {
+    operationId: "KvmFlatDhcpApply";
+    target: "host";
+    request: Schemas["KvmFlatDhcpApplyCmd"];
+    response: Schemas["AgentResponse"];
+  };
   "/host/capacity": {
     operationId: "KvmHostCapacity";
     target: "host";
@@ -358,6 +364,7 @@ export const agentPaths = [
   "/console/echo",
   "/console/establish",
   "/console/ping",
+  "/flatnetworkprovider/dhcp/apply",
   "/host/capacity",
   "/host/connect",
   "/host/echo",

@@ -231,6 +231,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/flatnetworkprovider/dhcp/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Serve the Flat provider's DHCP of these VMs' NICs on this host (upstream FlatDhcpBackend's apply, sent after a host connects): bridges made when missing, static leases added or replaced; a NIC without `flatDhcp` is skipped. */
+        post: operations["KvmFlatDhcpApply"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/host/capacity": {
         parameters: {
             query?: never;
@@ -1148,6 +1165,12 @@ export interface components {
             imageUuid?: string;
             path: string;
         };
+        KvmFlatDhcpApplyCmd: {
+            vms: {
+                nics: components["schemas"]["NicTO"][];
+                vmUuid: string;
+            }[];
+        };
         KvmHostCapacityRsp: components["schemas"]["AgentResponse"] & {
             cpuNum?: number;
             /** @description MHz per CPU. */
@@ -1967,6 +1990,29 @@ export interface operations {
                     "application/json": components["schemas"]["ConsolePingRsp"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmFlatDhcpApply: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmFlatDhcpApplyCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
         };

@@ -18,6 +18,7 @@ export interface KvmBackend {
   detachDataVolume(ctx: Ctx<'KvmVmDetachDataVolume'>): Promise<HandlerResult<'KvmVmDetachDataVolume'>>
   attachNic(ctx: Ctx<'KvmVmAttachNic'>): Promise<HandlerResult<'KvmVmAttachNic'>>
   detachNic(ctx: Ctx<'KvmVmDetachNic'>): Promise<HandlerResult<'KvmVmDetachNic'>>
+  applyFlatDhcp(ctx: Ctx<'KvmFlatDhcpApply'>): Promise<HandlerResult<'KvmFlatDhcpApply'>>
   getVncPort(ctx: Ctx<'KvmVmGetVncPort'>): Promise<HandlerResult<'KvmVmGetVncPort'>>
   migrateVm(ctx: Ctx<'KvmVmMigrate'>): Promise<HandlerResult<'KvmVmMigrate'>>
   applySecurityGroupRules(ctx: Ctx<'KvmSecurityGroupApplyRules'>): Promise<HandlerResult<'KvmSecurityGroupApplyRules'>>

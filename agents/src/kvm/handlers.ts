@@ -22,6 +22,7 @@ export function kvmPart(backend: KvmBackend): AgentPart {
       KvmVmAttachNic: (ctx) => backend.attachNic(ctx),
       KvmVmDetachNic: (ctx) => backend.detachNic(ctx),
       KvmVmGetVncPort: (ctx) => backend.getVncPort(ctx),
+      KvmFlatDhcpApply: (ctx) => backend.applyFlatDhcp(ctx),
       KvmVmMigrate: (ctx) => backend.migrateVm(ctx),
       KvmSecurityGroupApplyRules: (ctx) => backend.applySecurityGroupRules(ctx),
       KvmSecurityGroupRefreshRulesOnHost: (ctx) => backend.refreshSecurityGroupRules(ctx),

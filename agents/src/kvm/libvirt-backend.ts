@@ -262,6 +262,11 @@ export class LibvirtKvmBackend implements KvmBackend {
     return {}
   }
 
+  async applyFlatDhcp(ctx: Ctx<'KvmFlatDhcpApply'>) {
+    for (const vm of ctx.body.vms) await this.plugNetworks(vm.vmUuid, vm.nics, ctx.signal)
+    return {}
+  }
+
   async getVncPort(ctx: Ctx<'KvmVmGetVncPort'>) {
     const { stdout } = await this.virsh(['vncdisplay', ctx.body.vmUuid], ctx.signal)
     const m = /^(.*):(\d+)\s*$/m.exec(stdout.trim())

@@ -137,6 +137,11 @@ export class SimulatorKvmBackend implements KvmBackend {
     return {}
   }
 
+  /** A simulated host has no DHCP server to fill: the command is recorded, nothing else. */
+  async applyFlatDhcp(_ctx: Ctx<'KvmFlatDhcpApply'>) {
+    return {}
+  }
+
   async getVncPort(ctx: Ctx<'KvmVmGetVncPort'>) {
     const host = this.hosts.require(ctx.target)
     const vm = this.hosts.liveVm(host, ctx.body.vmUuid)

@@ -123,6 +123,9 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
     add(management, NIC_ROLE.management);
     add(pub, NIC_ROLE.public);
     add(l3Uuid, NIC_ROLE.guest);
+    // A NIC that is only the guest network's takes its gateway address: the router is the guests' gateway. (A NIC
+    // in every role, as in the release notes' seed, takes an address from the range like any other.)
+    const gateway = roles.get(l3Uuid) === NIC_ROLE.guest ? (await this.app.services.networks.l3Inventory(l3Uuid)).ipRanges[0]?.gateway : undefined;
 
     const spec: VmCreateSpec = {
       name: vrName(l3Uuid),
@@ -135,7 +138,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
       image,
       rootDiskSize: image.size,
       dataDisks: [],
-      nics: [...roles].map(([l3NetworkUuid, mask]) => ({ l3NetworkUuid, metaData: String(mask) })),
+      nics: [...roles].map(([l3NetworkUuid, mask]) => ({ l3NetworkUuid, metaData: String(mask), ...(l3NetworkUuid === l3Uuid && gateway ? { staticIp: gateway } : {}) })),
       zoneUuid: l3.zoneUuid,
       placement: { zoneUuid: l3.zoneUuid },
       strategy: 'InstantStart',
@@ -239,21 +242,23 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
    * the agent in the VM at its management address.
    */
   private async call<P extends AgentPathOf<'virtualrouter'>>(vr: VmRow, path: P, body: AgentRequest<P>): Promise<void> {
-    await this.app.agents.call(await this.agentUrl(vr), path, body, { targetUuid: vr.uuid });
+    const { url, secret } = await this.agentOf(vr);
+    await this.app.agents.call(url, path, body, { targetUuid: vr.uuid, secret });
   }
 
-  private async agentUrl(vr: VmRow): Promise<string> {
+  private async agentOf(vr: VmRow): Promise<{ url: string; secret?: string }> {
     const hostUuid = vr.hostUuid ?? vr.lastHostUuid;
     const host = hostUuid ? await this.app.services.hosts.get(hostUuid) : undefined;
     if (host?.hypervisorType === 'Simulator') {
       if (!this.app.options.simulatorUrl) throw err('SYS.1006', 'no simulator agent is configured on this management node');
-      return this.app.options.simulatorUrl;
+      return { url: this.app.options.simulatorUrl };
     }
-    if (host?.hypervisorType === 'KVM') return this.app.services.hosts.agentUrlOf(host);
+    const hosts = this.app.services.hosts;
+    if (host?.hypervisorType === 'KVM') return { url: hosts.agentUrlOf(host), secret: hosts.agentSecretOf(host) };
     const nics = await this.vms.nicsOf(vr.uuid);
     const management = nics.find((n) => n.l3NetworkUuid === vr.managementNetworkUuid) ?? nics[0];
     if (!management?.ip) throw err('SYS.1006', `virtual router[uuid:${vr.uuid}] has no management IP`);
-    return `http://${management.ip}:${VR_AGENT_PORT}`;
+    return { url: `http://${management.ip}:${VR_AGENT_PORT}` };
   }
 }
 

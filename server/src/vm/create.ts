@@ -36,7 +36,7 @@ export interface VmCreateSpec {
   rootDiskOfferingUuid?: string;
   dataDisks: Array<{ size: number; diskOfferingUuid: string }>;
   /** One NIC per entry, device ids in this order. */
-  nics: Array<{ l3NetworkUuid: string; metaData?: string }>;
+  nics: Array<{ l3NetworkUuid: string; metaData?: string; staticIp?: string }>;
   defaultL3NetworkUuid?: string;
   zoneUuid: string;
   placement: Placement;
@@ -322,7 +322,7 @@ interface Reserved {
  */
 async function reserve(app: App, d: CreateData): Promise<void> {
   const plan = planOf(d);
-  const out = (plan.host && d.spec.nics.length === 1 ? await reserveInOneStatement(app, d, plan, plan.host) : undefined) ?? (await reserveInTransaction(app, d, plan));
+  const out = (plan.host && d.spec.nics.length === 1 && !d.spec.nics[0].staticIp ? await reserveInOneStatement(app, d, plan, plan.host) : undefined) ?? (await reserveInTransaction(app, d, plan));
   d.vm = out.vm;
   d.volumes = out.vols;
   d.nics = out.nics;
@@ -343,7 +343,7 @@ async function reserveInTransaction(app: App, d: CreateData, plan: Plan): Promis
         await allocateNic(
           app,
           vm,
-          { l3NetworkUuid: n.l3NetworkUuid, deviceId, metaData: n.metaData, usedFor: plan.usedFor, hypervisorType: host ? host.hypervisorType : vm.hypervisorType },
+          { l3NetworkUuid: n.l3NetworkUuid, deviceId, metaData: n.metaData, staticIp: n.staticIp, usedFor: plan.usedFor, hypervisorType: host ? host.hypervisorType : vm.hypervisorType },
           tx,
         ),
       );

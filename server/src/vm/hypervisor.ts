@@ -1,10 +1,10 @@
 // What the VM domain says to host agents (zstack-internals.md §4.2, openapi/agents/protocol.yaml): the transfer
 // objects for volumes and NICs and the commands built from rows. Calls go through the host service, which marks
 // an unreachable host Disconnected and answers HOST.1010.
-import { inArray, eq } from 'drizzle-orm';
+import { and, inArray, eq } from 'drizzle-orm';
 import type { App } from '../app.js';
 import type { AgentPathOf, AgentRequest } from '../agent-client/index.js';
-import { imageBackupStorageRefs, l2Networks, l3Networks } from '../db/schema/index.js';
+import { imageBackupStorageRefs, l2Networks, l3Networks, vmInstances, vmNics } from '../db/schema/index.js';
 import type { HostRow } from '../host/service.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 
@@ -126,6 +126,30 @@ export function startVmCmd(vm: VmRow, root: VolumeRow, dataVolumes: VolumeRow[],
     // A real host runs a virtual router as a namespace, not from its image (agents/src/network/router-namespace.ts).
     ...(vm.type === 'ApplianceVm' && vm.applianceVmType ? { applianceVmType: vm.applianceVmType } : {}),
   };
+}
+
+/**
+ * After a KVM host connects, it serves the Flat provider's DHCP of the NICs of its running VMs again (upstream's
+ * FlatDhcpBackend on host connect): a restarted host, or an L3 moved to the Flat provider (release notes §9, whose
+ * last step is "reconnect all hosts"), has the leases its VMs renew.
+ */
+export async function applyFlatDhcpOnHost(app: App, host: HostRow): Promise<void> {
+  if (host.hypervisorType !== 'KVM') return;
+  const rows = await app.db
+    .select({ vm: vmInstances, nic: vmNics })
+    .from(vmInstances)
+    .innerJoin(vmNics, eq(vmNics.vmInstanceUuid, vmInstances.uuid))
+    .where(and(eq(vmInstances.hostUuid, host.uuid), inArray(vmInstances.state, ['Running', 'Paused'])));
+  const networks = await nicNetworks(app, rows.map((r) => r.nic));
+  const byVm = new Map<string, { vmUuid: string; nics: ReturnType<typeof nicTO>[] }>();
+  for (const { vm, nic } of rows) {
+    const net = nic.l3NetworkUuid ? networks.get(nic.l3NetworkUuid) : undefined;
+    if (!net?.flatDhcp || !nic.ip) continue;
+    const entry = byVm.get(vm.uuid) ?? { vmUuid: vm.uuid, nics: [] };
+    entry.nics.push(nicTO(vm, nic, net));
+    byVm.set(vm.uuid, entry);
+  }
+  if (byVm.size) await hostCallOn(app, host, '/flatnetworkprovider/dhcp/apply', { vms: [...byVm.values()] });
 }
 
 /** One agent call about a host (through the host service: deadline, HOST.1010, Disconnected marking). */

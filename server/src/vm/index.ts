@@ -9,6 +9,7 @@ import { VmService } from './service.js';
 import { VolumeService } from './volumes.js';
 import { registerVmGarbageCollectors } from './gc.js';
 import { registerPlacementFences } from './allocation/fences.js';
+import { applyFlatDhcpOnHost } from './hypervisor.js';
 import { aloneAtBoot, Reconciler } from './reconcile.js';
 
 declare module '../services.js' {
@@ -66,6 +67,7 @@ export function register(app: App): void {
     if (await aloneAtBoot(app)) await reconciler.recomputeAtBoot();
   });
   app.services.hosts.afterConnect((host) => reconciler.reconcileHost(host.uuid));
+  app.services.hosts.afterConnect((host) => applyFlatDhcpOnHost(app, host));
   let lastRound = 0;
   app.every('vm-reconcile', () => Math.min(1000, gc.getMs('vm', 'reconcile.interval')), async () => {
     if (Date.now() - lastRound < gc.getMs('vm', 'reconcile.interval')) return;
