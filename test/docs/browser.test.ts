@@ -84,8 +84,8 @@ t.test('in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no Chromi
   t.test('npm run docs: static HTML that renders offline', async (t) => {
     const html = join(out, 'api.html');
     const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'));
-    t.match(pkg.scripts.docs, /redocly build-docs openapi\/dist\/openapi\.json -o docs\/api\.html --inlineBundle/);
-    await run(join(repo, 'node_modules/.bin/redocly'), ['build-docs', 'openapi/dist/openapi.json', '-o', html, '--inlineBundle'], { cwd: repo });
+    t.match(pkg.scripts.docs, /^redocly build-docs openapi\/dist\/openapi\.json -o docs\/api\.html --inlineBundle --config openapi\/redocly\.yaml$/);
+    await run(join(repo, 'node_modules/.bin/redocly'), ['build-docs', 'openapi/dist/openapi.json', '-o', html, '--inlineBundle', '--config', 'openapi/redocly.yaml'], { cwd: repo });
     const text = readFileSync(html, 'utf8');
     t.notMatch(text, /<script[^>]+src="https?:/, 'no script from a CDN');
     const page = await browser.newPage();
@@ -96,6 +96,11 @@ t.test('in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no Chromi
     await heading.waitFor({ timeout: 20_000 });
     t.ok(await heading.isVisible(), `${SUMMARY} is shown`);
     t.ok(await page.getByText('Default timeout:').first().isVisible(), 'its default timeout is shown');
+    await page.getByRole('button', { name: 'curl', exact: true }).first().click();
+    await page.getByRole('menuitem', { name: 'TypeScript SDK' }).first().click();
+    const sdkSample = page.getByText(/await zs\.attachNetworkServiceToL3Network\(/).first();
+    await sdkSample.waitFor({ timeout: 10_000 });
+    t.ok(await sdkSample.isVisible(), 'its TypeScript SDK sample');
     t.same(remote, [], 'nothing was fetched from the network');
     await page.close();
   });
