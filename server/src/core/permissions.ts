@@ -232,11 +232,11 @@ export class Permissions {
       if (!op || !(op.x.create || op.permission.owns)) return h;
       return {
         check: h.check?.bind(h),
-        run: async (msg, call) => {
+        run: async (msg, call, checked) => {
           const session = call.session;
           const work = async () => {
             if (counted) await this.quota!.check(id, msg, session!.accountUuid);
-            const result = await h.run(msg, call);
+            const result = await h.run(msg, call, checked);
             await this.recordCreated(op, session, result);
             return result;
           };

@@ -1,7 +1,10 @@
 // Routes come from the bundled spec: one fastify route per (method, URL template); operations sharing a URL
-// (PUT .../actions) are told apart by the body's action key, as upstream does. Every request goes the same way:
-// pick the operation → authenticate → validate against the spec → build the message → check → run (sync) or
-// submit a job (async, 202). Errors always leave as ZStack's ErrorCode JSON with the right HTTP status.
+// (PUT .../actions) are told apart by the body's action key, as upstream does. Every request goes through the same
+// stages, each a fastify hook: identify (preValidation: the operation, its path values and the request's headers) →
+// authenticate → validate against the spec → build the message and authorize (preHandler) → execute (the handler:
+// a query's reply, or check → run (sync) or a job (async, 202)); the job poll is its own route (long poll). The RPC
+// endpoint (rpc.ts) injects REST requests, so it goes through the same stages. A stage's failure is answered by
+// `stage`: errors always leave as ZStack's ErrorCode JSON with the right HTTP status.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ValidateFunction } from 'ajv';
 import type { OperationId } from '@zstack-ts/openapi/helpers';
@@ -14,10 +17,10 @@ import { SpecValidator, validationError } from './validation.js';
 import { checkInput, headerTimeoutSeconds } from './input.js';
 import { redactMessage, redactReply } from './secrets.js';
 import type { ParameterDef, SpecOperation } from './spec.js';
-import type { Handler } from './handlers.js';
+import { checkThenRun, type Handler } from './handlers.js';
 import type { JobService } from './jobs.js';
 import type { QueryEngine, QueryParams } from './query.js';
-import { changesOf } from '../db/index.js';
+import { changesOf, type ChangeTracker } from '../db/index.js';
 import { ReadMemo } from './read-memo.js';
 import { WireFormat, assertNoForbiddenKeys, normalizeBodyKey } from './wire.js';
 
@@ -121,120 +124,195 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
     // A reply without inventories (a count, an empty reply) goes out without the (empty) map.
     return Object.keys(schema).length ? { ...body, schema } : body;
   };
-  const env: Env = { sessions, wire, withSchema };
+  const env: Env = { deps, sessions, wire, withSchema };
+  if (!app.hasRequestDecorator('zstack')) app.decorateRequest('zstack', null);
   for (const [key, prepared] of groups) {
     const [method, url] = key.split(' ');
-    app.route({ method: method as 'GET', url, handler: (req, reply) => dispatch(deps, prepared, req, reply, env) });
+    const identify = stage(env, (req) => identifyStage(prepared, req));
+    if (prepared.length === 1 && prepared[0].op.x.kind === 'poll') {
+      app.route({ method: method as 'GET', url, preValidation: identify, handler: stage(env, longPollStage) });
+      continue;
+    }
+    app.route({
+      method: method as 'GET',
+      url,
+      preValidation: identify,
+      preHandler: [stage(env, authenticateStage), stage(env, validateStage), stage(env, messageStage)],
+      handler: stage(env, executeStage),
+    });
   }
 }
 
 interface Env {
+  deps: RouterDeps;
   sessions: ReadMemo;
   wire: WireFormat;
   withSchema(apiName: string, body: unknown): unknown;
 }
 
+/** What the stages learn about a request, in order (on `req.zstack`). */
+interface ApiRequest {
+  /** The API's deadline counts from here: authentication, validation and checks are inside its budget. */
+  arrivedAt: number;
+  route: Prepared;
+  body?: Record<string, unknown>;
+  path: Record<string, unknown>;
+  /** Set once the operation and the request's headers are understood: from then on a failure is the API's. */
+  call?: ApiCall;
+  /** The change tracker, synced with the other nodes on arrival (when the reply cache is on). */
+  changes?: ChangeTracker;
+  /** The query string as the operation declares it. */
+  query?: Record<string, unknown>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    zstack: ApiRequest | null;
+  }
+}
+
+type Stage = (req: FastifyRequest, reply: FastifyReply, env: Env) => unknown;
+
+/**
+ * A stage as a fastify hook or handler: its failure is answered here (as the API's when the call is known, see
+ * `apiFailure`) and ends the request.
+ */
+function stage(env: Env, run: Stage) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    try {
+      await run(req, reply, env);
+    } catch (e) {
+      const call = req.zstack?.call;
+      if (call && !directErrors(req)) await apiFailure(env, req, reply, call, req.zstack!.arrivedAt, e).catch((x) => sendError(reply, x));
+      else sendError(reply, e);
+      return reply;
+    }
+  };
+}
+
 /** Upstream adds the `schema` map to every reply when the request carries `X-JSON-Schema` (its SDKs always do). */
 const wantsSchema = (req: FastifyRequest) => req.headers['x-json-schema'] !== undefined && req.headers['x-json-schema'] !== 'false';
 
-async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest, reply: FastifyReply, env: Env): Promise<void> {
-  const { sessions } = env;
-  // The API's deadline counts from here: authentication, validation and checks are inside its budget.
+/** Stage 1: which operation (the body's action key), its path values, and the request's own headers. */
+function identifyStage(group: Prepared[], req: FastifyRequest): void {
   const arrivedAt = Date.now();
+  const raw = (req.body ?? undefined) as Record<string, unknown> | undefined;
+  assertNoForbiddenKeys(raw);
+  const route = pickOperation(group, raw, req.url);
+  const { op } = route;
+  noteCall(req, { op: op.operationId });
+  const positional = req.params as Record<string, string>;
+  const path: Record<string, unknown> = {};
+  route.pathNames.forEach((name, i) => (path[name] = positional[`p${i}`]));
+  const r: ApiRequest = { arrivedAt, route, body: normalizeBodyKey(raw, op), path };
+  req.zstack = r;
+  if (op.x.kind === 'poll') return;
+  // The request's own headers are REST-layer matters (a bad one is a 400, as upstream's RestException).
+  const timeoutSeconds = headerTimeoutSeconds(req.headers['x-api-timeout']);
+  const waitSeconds = op.x.kind === 'async' ? preferredWait(req.headers.prefer) : undefined;
+  const jobHeader = req.headers['x-job-uuid'];
+  let jobUuid = newUuid();
+  let retried = false;
+  if (jobHeader !== undefined && op.x.kind === 'async') {
+    if (typeof jobHeader !== 'string' || !/^[0-9a-fA-F]{32}$/.test(jobHeader)) {
+      throw argErr(`header X-Job-UUID must be 32 hex characters (a uuid without dashes), got [${jobHeader}]`);
+    }
+    jobUuid = jobHeader.toLowerCase();
+    retried = true;
+  }
+  // From here on a failure is the API's own: answered as upstream does (see `apiFailure`) unless asked otherwise.
+  r.call = { op, jobUuid, retried, timeoutSeconds, waitSeconds, msg: {} };
+}
+
+/**
+ * Stage 2: the session. With the reply cache on, other nodes' commits are reflected first (one sync, shared by
+ * concurrent calls, for the session and a Query API's reply), then the session may come from the memo.
+ */
+async function authenticateStage(req: FastifyRequest, _reply: FastifyReply, { deps, sessions }: Env): Promise<void> {
+  const r = req.zstack!;
+  const call = r.call!;
+  const { op } = call;
+  let changes = deps.query.cache && (op.x.kind === 'query' || !op.x.public) ? changesOf(deps.db) : undefined;
+  if (changes) changes = await changes.sync().then(() => changes, () => undefined);
+  r.changes = changes;
+  if (op.x.public) return;
+  const header = req.headers.authorization;
+  call.session = changes ? await sessions.read(changes, header ?? '', 1000, () => deps.authenticate(header)) : await deps.authenticate(header);
+  noteCall(req, { account: call.session.accountUuid });
+}
+
+/** Stage 3: path, query string and body against the spec. */
+function validateStage(req: FastifyRequest, _reply: FastifyReply, { wire }: Env): void {
+  const r = req.zstack!;
+  const { route: p, body, path } = r;
+  const { op } = p;
+  // Strings PostgreSQL cannot store, numbers past 2^53, prototype keys: refused before anything reads them.
+  checkInput(path, '');
+  checkInput(req.query, '');
+  checkInput(body, '');
+  if (p.validatePath && !p.validatePath(path)) throw validationError(p.validatePath.errors, '');
+  const query = normalizeQuery(req.query as Record<string, unknown>, op);
+  if (p.validateQuery && !p.validateQuery(query)) throw validationError(p.validateQuery.errors, '');
+  r.query = query;
+  if (p.validateBody) {
+    if (body === undefined && op.bodyRequired) throw argErr(`the body is missing; this API takes {"${op.x.bodyKey}": {...}}`);
+    if (body !== undefined) wire.dropUnset(op, body);
+    if (body !== undefined && !p.validateBody(body)) throw validationError(p.validateBody.errors, '');
+  } else if (body !== undefined && Object.keys(body).length > 0 && op.method !== 'GET' && op.method !== 'DELETE') {
+    throw argErr('this API takes no body');
+  }
+}
+
+/** Stage 4: the API message (body, declared query parameters, path), then the permission check on it. */
+async function messageStage(req: FastifyRequest, _reply: FastifyReply, { deps }: Env): Promise<void> {
+  const r = req.zstack!;
+  const { route: p, body, path } = r;
+  const call = r.call!;
+  const { op } = call;
+  const inner = (op.x.bodyKey ? (body?.[op.x.bodyKey] as Record<string, unknown>) : undefined) ?? {};
+  const msg: Record<string, unknown> = { ...inner };
+  call.msg = msg;
+  for (const [k, v] of Object.entries(r.query!)) {
+    if (p.queryNames.has(k)) msg[k] = v;
+    else warnUnknownQueryParameter(op.operationId, k);
+  }
+  Object.assign(msg, path);
+  // GET /<resources>/{uuid} is the query with the condition uuid=<uuid> (upstream's by-uuid form).
+  if (op.x.kind === 'query' && typeof path.uuid === 'string') msg.q = [...([] as unknown[]).concat(msg.q ?? []), `uuid=${path.uuid}`];
+  if (body?.systemTags && !msg.systemTags) msg.systemTags = body.systemTags;
+  if (body?.userTags && !msg.userTags) msg.userTags = body.userTags;
+  await deps.authorize?.(op, call.session, msg);
+}
+
+/** Stage 5: the work — a Query API's reply, a synchronous API's run, or an asynchronous API's job (202). */
+async function executeStage(req: FastifyRequest, reply: FastifyReply, env: Env): Promise<void> {
+  const { deps } = env;
+  const r = req.zstack!;
+  const call = r.call!;
+  const { op, msg } = call;
+  const p = r.route;
+  // A cached query reply goes out without a call context (no deadline timer to arm for a map look-up).
+  if (r.changes && op.x.kind === 'query') {
+    const hit = deps.query.cached(deps.db, op.x.query!, msg as QueryParams);
+    if (hit) return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(hit);
+  }
+  const timeoutMs = deps.timeoutOf(op, call.timeoutSeconds);
+  const now = r.arrivedAt;
   // The call's own deadline timer (checks, sync and query APIs); an async API's job arms its own.
-  let disposeDeadline: (() => void) | undefined;
-  // Set once the operation and the request's headers are understood: from then on a failure is the API's.
-  let call: ApiCall | undefined;
+  const deadline = deadlineSignal(now + timeoutMs);
   try {
-    const raw = (req.body ?? undefined) as Record<string, unknown> | undefined;
-    assertNoForbiddenKeys(raw);
-    const p = pickOperation(group, raw, req.url);
-    const { op } = p;
-    noteCall(req, { op: op.operationId });
-    const body = normalizeBodyKey(raw, op);
-    const positional = req.params as Record<string, string>;
-    const path: Record<string, unknown> = {};
-    p.pathNames.forEach((name, i) => (path[name] = positional[`p${i}`]));
-
-    if (op.x.kind === 'poll') return await poll(deps, String(path.uuid), reply, env);
-    // The request's own headers are REST-layer matters (a bad one is a 400, as upstream's RestException).
-    const timeoutSeconds = headerTimeoutSeconds(req.headers['x-api-timeout']);
-    const waitSeconds = op.x.kind === 'async' ? preferredWait(req.headers.prefer) : undefined;
-    const jobHeader = req.headers['x-job-uuid'];
-    let jobUuid = newUuid();
-    let retried = false;
-    if (jobHeader !== undefined && op.x.kind === 'async') {
-      if (typeof jobHeader !== 'string' || !/^[0-9a-fA-F]{32}$/.test(jobHeader)) {
-        throw argErr(`header X-Job-UUID must be 32 hex characters (a uuid without dashes), got [${jobHeader}]`);
-      }
-      jobUuid = jobHeader.toLowerCase();
-      retried = true;
-    }
-    // From here on a failure is the API's own: answered as upstream does (see `apiFailure`) unless asked otherwise.
-    call = { op, jobUuid, timeoutSeconds, waitSeconds, msg: {} };
-    // With the reply cache on, other nodes' commits are reflected first (one sync, shared by concurrent calls, for
-    // the session and a Query API's reply), then the session may come from the memo.
-    let changes = deps.query.cache && (op.x.kind === 'query' || !op.x.public) ? changesOf(deps.db) : undefined;
-    if (changes) changes = await changes.sync().then(() => changes, () => undefined);
-    const session = op.x.public
-      ? undefined
-      : changes
-        ? await sessions.read(changes, req.headers.authorization ?? '', 1000, () => deps.authenticate(req.headers.authorization))
-        : await deps.authenticate(req.headers.authorization);
-    call.session = session;
-    if (session) noteCall(req, { account: session.accountUuid });
-
-    // Strings PostgreSQL cannot store, numbers past 2^53, prototype keys: refused before anything reads them.
-    checkInput(path, '');
-    checkInput(req.query, '');
-    checkInput(body, '');
-    if (p.validatePath && !p.validatePath(path)) throw validationError(p.validatePath.errors, '');
-    const query = normalizeQuery(req.query as Record<string, unknown>, op);
-    if (p.validateQuery && !p.validateQuery(query)) throw validationError(p.validateQuery.errors, '');
-    if (p.validateBody) {
-      if (body === undefined && op.bodyRequired) throw argErr(`the body is missing; this API takes {"${op.x.bodyKey}": {...}}`);
-      if (body !== undefined) env.wire.dropUnset(op, body);
-      if (body !== undefined && !p.validateBody(body)) throw validationError(p.validateBody.errors, '');
-    } else if (body !== undefined && Object.keys(body).length > 0 && op.method !== 'GET' && op.method !== 'DELETE') {
-      throw argErr('this API takes no body');
-    }
-
-    const inner = (op.x.bodyKey ? (body?.[op.x.bodyKey] as Record<string, unknown>) : undefined) ?? {};
-    const msg: Record<string, unknown> = { ...inner };
-    call.msg = msg;
-    for (const [k, v] of Object.entries(query)) {
-      if (p.queryNames.has(k)) msg[k] = v;
-      else warnUnknownQueryParameter(op.operationId, k);
-    }
-    Object.assign(msg, path);
-    // GET /<resources>/{uuid} is the query with the condition uuid=<uuid> (upstream's by-uuid form).
-    if (op.x.kind === 'query' && typeof path.uuid === 'string') msg.q = [...([] as unknown[]).concat(msg.q ?? []), `uuid=${path.uuid}`];
-    if (body?.systemTags && !msg.systemTags) msg.systemTags = body.systemTags;
-    if (body?.userTags && !msg.userTags) msg.userTags = body.userTags;
-    await deps.authorize?.(op, session, msg);
-
-    // A cached query reply goes out without a call context (no deadline timer to arm for a map look-up).
-    if (changes && op.x.kind === 'query') {
-      const hit = deps.query.cached(deps.db, op.x.query!, msg as QueryParams);
-      if (hit) return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(hit);
-    }
-    const timeoutMs = deps.timeoutOf(op, timeoutSeconds);
-    const now = arrivedAt;
-    const deadline = deadlineSignal(now + timeoutMs);
-    disposeDeadline = deadline.dispose;
     const ctx: CallContext = {
       apiName: op.operationId,
       startedAt: now,
       deadline: now + timeoutMs,
       timeoutMs,
       signal: deadline.signal,
-      session,
+      session: call.session,
       clientIp: req.ip,
-      changesSynced: Boolean(changes),
+      changesSynced: Boolean(r.changes),
       // Named in a SYS.1001 when the deadline falls outside any step.
       trace: { steps: [], phase: `${op.operationId}/check` },
     };
-
     const finish = (result: unknown) => {
       const out = { ...(result as object), success: true };
       // Replies with `fields` carry partial inventories by design; everything else must match the spec exactly.
@@ -244,78 +322,78 @@ async function dispatch(deps: RouterDeps, group: Prepared[], req: FastifyRequest
       }
       return out;
     };
-    // Query replies always carry the `schema` map (so it is part of the cached reply too).
-    const finishQuery = (result: unknown) => env.withSchema(op.operationId, finish(result)) as object;
 
     if (op.x.kind === 'query') {
+      // Query replies always carry the `schema` map (so it is part of the cached reply too).
+      const finishQuery = (result: unknown) => env.withSchema(op.operationId, finish(result)) as object;
       // The reply's JSON, from the query engine's reply cache or computed (and checked by `finish`) and cached.
-      const body = await runInContext(ctx, () => deps.query.reply(deps.db, op.x.query!, msg as QueryParams, finishQuery, { synced: Boolean(changes) }));
+      const body = await runInContext(ctx, () => deps.query.reply(deps.db, op.x.query!, msg as QueryParams, finishQuery, { synced: Boolean(r.changes) }));
       return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(body);
     }
     const handler = deps.handlers.get(op.operationId);
     if (!handler) throw err('SYS.1014', `API ${op.operationId} is not implemented`);
-    const bounded = <T>(work: () => Promise<T>) =>
-      runInContext(ctx, () => raceAbort(ctx.signal, work(), () => timeoutError(ctx)));
+    const bounded = <T>(work: () => Promise<T>) => runInContext(ctx, () => raceAbort(ctx.signal, work(), () => timeoutError(ctx)));
 
-    const accepted = (uuid: string, apiTimeout: number) => acceptedAnswer(deps, req, reply, env, uuid, apiTimeout, waitSeconds);
-    /** A retry of a request that already has its job gets that job back. */
-    const existingJob = async () => {
-      const existing = retried ? await deps.jobs.get(jobUuid) : undefined;
+    let run: (runCall: CallContext) => Promise<unknown>;
+    try {
+      run = await bounded(() => checkThenRun(handler, msg as never, ctx));
+    } catch (e) {
+      // A check the first run has made fail (e.g. "resourceUuid already used") answers a retry with its job. A
+      // check that passes needs no look-up: the job's insert finds an existing job by its uuid.
+      const existing = call.retried ? await deps.jobs.get(call.jobUuid) : undefined;
       if (existing && existing.apiName !== op.operationId) {
-        throw argErr(`duplicate job uuid[${jobUuid}]: it belongs to a ${existing.apiName} call, not ${op.operationId}`);
+        throw argErr(`duplicate job uuid[${call.jobUuid}]: it belongs to a ${existing.apiName} call, not ${op.operationId}`);
       }
-      return existing;
-    };
-
-    if (handler.check) {
-      try {
-        await bounded(() => handler.check!(msg, ctx));
-      } catch (e) {
-        // A check the first run has made fail (e.g. "resourceUuid already used") answers a retry with its job. A
-        // check that passes needs no look-up: the job's insert finds an existing job by its uuid.
-        const existing = await existingJob();
-        if (existing) return await accepted(jobUuid, existing.timeoutMs);
-        // Not the job's failure: the API's (answered by `apiFailure` without a job of its own yet).
-        throw e;
-      }
+      if (existing) return await acceptedAnswer(env, req, reply, call.jobUuid, existing.timeoutMs, call.waitSeconds);
+      // Not the job's failure: the API's (answered by `apiFailure` without a job of its own yet).
+      throw e;
     }
     if (op.x.kind === 'sync') {
       ctx.trace.phase = `${op.operationId}/run`;
-      const result = await bounded(() => handler.run(msg, ctx));
+      const result = await bounded(() => run(ctx));
       if (sendRaw(reply, result)) return;
       const out = finish(result);
       return void reply.code(200).send(wantsSchema(req) ? env.withSchema(op.operationId, out) : out);
     }
 
     const { job } = await deps.jobs.submit({
-      uuid: jobUuid,
+      uuid: call.jobUuid,
       apiName: op.operationId,
       // The stored copy never holds a secret (spec-marked fields redacted); the handler gets the message itself.
       request: redactMessage(op, msg),
-      redactReply: (r) => redactReply(op, r),
+      redactReply: (res) => redactReply(op, res),
       timeoutMs,
       startedAt: now,
-      session,
+      session: call.session,
       changesSynced: ctx.changesSynced,
       webHook: typeof req.headers['x-web-hook'] === 'string' ? req.headers['x-web-hook'] : undefined,
       run: async () => {
-        const r = await handler.run(msg, currentContext()!);
-        finish(r);
-        return r;
+        const res = await run(currentContext()!);
+        finish(res);
+        return res;
       },
     });
-    return await accepted(job.uuid, job.timeoutMs);
-  } catch (e) {
-    if (call && !directErrors(req)) await apiFailure(deps, req, reply, env, call, arrivedAt, e).catch((x) => sendError(reply, x));
-    else sendError(reply, e);
+    return await acceptedAnswer(env, req, reply, job.uuid, job.timeoutMs, call.waitSeconds);
   } finally {
-    disposeDeadline?.();
+    deadline.dispose();
   }
+}
+
+/** The poll of an API job (`GET /zstack/v1/api-jobs/{uuid}`), a long poll with `X-Job-Wait-Ms`. */
+async function longPollStage(req: FastifyRequest, reply: FastifyReply, env: Env): Promise<void> {
+  const uuid = String(req.zstack!.path.uuid);
+  const waitMs = req.headers['x-job-wait-ms'];
+  const ms = waitMs === undefined ? 0 : typeof waitMs === 'string' && /^\d{1,5}$/.test(waitMs.trim()) ? Number(waitMs) : NaN;
+  if (!(ms >= 0 && ms <= 30_000)) throw argErr(`header X-Job-Wait-Ms[${String(waitMs)}] must be an integer from 0 to 30000`);
+  const answer = await jobAnswer(env, uuid, ms, reply);
+  reply.code(answer.status).send(answer.body);
 }
 
 interface ApiCall {
   op: SpecOperation;
   jobUuid: string;
+  /** The job uuid came from the caller (X-Job-UUID): a retry may find its job. */
+  retried: boolean;
   timeoutSeconds?: number;
   waitSeconds?: number;
   session?: SessionInfo;
@@ -334,7 +412,8 @@ const directErrors = (req: FastifyRequest) => req.headers['x-zstack-errors'] ===
  * that failed (202, then 503 `{"error"}` on its poll, or at once with `Prefer: wait`), and every failure of a
  * synchronous API is a 503 with its ErrorCode, since upstream's SDKs read an ErrorCode only there.
  */
-async function apiFailure(deps: RouterDeps, req: FastifyRequest, reply: FastifyReply, env: Env, call: ApiCall, arrivedAt: number, e: unknown): Promise<void> {
+async function apiFailure(env: Env, req: FastifyRequest, reply: FastifyReply, call: ApiCall, arrivedAt: number, e: unknown): Promise<void> {
+  const { deps } = env;
   const apiError = toApiError(e);
   // Throttling (429 with Retry-After) keeps its answer: it is about the client's pace, not the API's outcome.
   if (apiError.httpStatus === 429) return sendError(reply, apiError);
@@ -350,17 +429,17 @@ async function apiFailure(deps: RouterDeps, req: FastifyRequest, reply: FastifyR
     webHook: typeof req.headers['x-web-hook'] === 'string' ? req.headers['x-web-hook'] : undefined,
     run: () => Promise.reject(apiError),
   });
-  await acceptedAnswer(deps, req, reply, env, job.uuid, job.timeoutMs, call.waitSeconds);
+  await acceptedAnswer(env, req, reply, job.uuid, job.timeoutMs, call.waitSeconds);
 }
 
 /**
  * The answer to an accepted call: 202 with the job's location; with `Prefer: wait=N`, the job is first waited for
  * (the long poll's wait) and, when it has finished by then, the answer is the poll's for that job.
  */
-async function acceptedAnswer(deps: RouterDeps, req: FastifyRequest, reply: FastifyReply, env: Env, uuid: string, apiTimeout: number, waitSeconds?: number): Promise<void> {
+async function acceptedAnswer(env: Env, req: FastifyRequest, reply: FastifyReply, uuid: string, apiTimeout: number, waitSeconds?: number): Promise<void> {
   const location = `${req.protocol}://${req.headers.host ?? 'localhost'}/zstack/v1/api-jobs/${uuid}`;
   if (waitSeconds !== undefined) {
-    const answer = await jobAnswer(deps, uuid, waitSeconds * 1000, reply, env);
+    const answer = await jobAnswer(env, uuid, waitSeconds * 1000, reply);
     if (answer.status !== 202) {
       return void reply.code(answer.status).header('location', location).header('preference-applied', `wait=${waitSeconds}`).send(answer.body);
     }
@@ -402,21 +481,14 @@ function normalizeQuery(raw: Record<string, unknown>, op: SpecOperation): Record
   return out;
 }
 
-async function poll(deps: RouterDeps, uuid: string, reply: FastifyReply, env: Env): Promise<void> {
-  const waitMs = reply.request.headers['x-job-wait-ms'];
-  const ms = waitMs === undefined ? 0 : typeof waitMs === 'string' && /^\d{1,5}$/.test(waitMs.trim()) ? Number(waitMs) : NaN;
-  if (!(ms >= 0 && ms <= 30_000)) throw argErr(`header X-Job-Wait-Ms[${String(waitMs)}] must be an integer from 0 to 30000`);
-  const answer = await jobAnswer(deps, uuid, ms, reply, env);
-  reply.code(answer.status).send(answer.body);
-}
-
 /**
  * What `GET /zstack/v1/api-jobs/{uuid}` answers for a job (the poll, and an async call's `Prefer: wait=N`): 202 `{}`
  * while it runs, 200 with its reply, 503 with its error, 404 when unknown. A job running in this process is still
  * processing: answered from memory, without reading its row. With `waitMs` (long poll), it is first waited for, up
  * to that long or until the client goes away.
  */
-async function jobAnswer(deps: RouterDeps, uuid: string, waitMs: number, reply: FastifyReply, env: Env): Promise<{ status: number; body: unknown }> {
+async function jobAnswer(env: Env, uuid: string, waitMs: number, reply: FastifyReply): Promise<{ status: number; body: unknown }> {
+  const { deps } = env;
   if (deps.jobs.isRunningHere(uuid)) {
     if (waitMs > 0) await waitForJob(deps.jobs, uuid, waitMs, reply);
     if (deps.jobs.isRunningHere(uuid)) return { status: 202, body: {} };

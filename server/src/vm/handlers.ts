@@ -17,19 +17,14 @@ export function vmHandlers(app: App, vms: VmService, vols: VolumeService) {
     const vm = await vms.require(msg[field], field);
     requireState(vm.state, op);
   };
-  /** CreateVmInstance: the spec from `check`, handed to `run` (keyed by the message object, never serialised). */
-  const specs = new WeakMap<object, VmCreateSpec>();
   const reply = async (uuid: string) => ({ inventory: (await vms.inventory(uuid)) as any });
 
   return defineHandlers({
     CreateVmInstance: {
-      async check(msg) {
-        specs.set(msg, await specFromMessage(app, msg));
-      },
-      async run(msg) {
-        // The spec the checks produced (upstream's interceptor runs once); computed here only when run without check.
-        const spec = specs.get(msg) ?? (await specFromMessage(app, msg));
-        specs.delete(msg);
+      check: (msg) => specFromMessage(app, msg),
+      async run(msg, _call, checked?: VmCreateSpec) {
+        // The spec the check produced (upstream's interceptor runs once); computed here only when run without check.
+        const spec = checked ?? (await specFromMessage(app, msg));
         // The reply from the rows the flow ends with (what it wrote, as it wrote them: no read back).
         const created = await createVmRows(app, vms, spec);
         return { inventory: vmInventoryFromRows(created.vm, created.nics, created.volumes) as any };
