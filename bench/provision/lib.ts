@@ -59,11 +59,12 @@ export interface ServerProcess {
  * `node --import tsx server/src/main.ts` on the given database, in its own process (so the load generator in this
  * process does not share the server's event loop). Extra node flags (e.g. `--cpu-prof`) from `BENCH_SERVER_NODE_ARGS`.
  */
-export async function startServerProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+/** `root`: another checkout to run the server from (an A/B run against the previous commit, same database). */
+export async function startServerProcess(databaseUrl: string, env: Record<string, string> = {}, root = ROOT): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zstack-bench-'));
   const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...extra, '--import', 'tsx', 'server/src/main.ts'], {
-    cwd: ROOT,
+    cwd: root,
     env: { ...process.env, DATABASE_URL: databaseUrl, ZSTACK_PORT: '0', ZSTACK_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -5,6 +5,10 @@
 //   npx tsx bench/query/run.ts [--vms 100000] [--connections 64] [--duration 15] [--rounds 2]
 //   BENCH_NO_CACHE=1 …    the server with its reply cache off
 //   BENCH_TRY_INDEX=1 …   then adds indexes for the default sort on the bench database and measures again
+//   BENCH_BASE_ROOT=<checkout> …  also the server of another checkout (the previous commit), same database, same rounds
+//
+// Workloads: the two conditions (identical requests: the reply cache answers) and a varied one (a different `q` on
+// every request: `state=Running` plus `name!=vm-<random>`, every request computes its page).
 //
 // The VMs are inserted straight into the database (vm_instances + one vm_nics + one used_ips + one root volume each,
 // referencing a real zone, cluster, hosts, image, offering, L3, IP range and primary storage built through the SDK),
@@ -35,6 +39,7 @@ const server = await startServerProcess(database.url, CACHE ? {} : { ZSTACK_QUER
 });
 const tmp = mkdtempSync(join(tmpdir(), 'zstack-bench-query-'));
 let bare: { url: string; pid: number; stop(): Promise<void> } | undefined;
+let base: Awaited<ReturnType<typeof startServerProcess>> | undefined;
 const result: Record<string, unknown> = { bench: 'query', replyCache: CACHE, vms: VMS, connections: CONNECTIONS, durationS: DURATION, rounds: ROUNDS, database: DATABASE_TRANSPORT, loadBefore };
 try {
   const zs = client(server.url);
@@ -51,13 +56,25 @@ try {
 
   await zs.login();
   const headers = { authorization: `OAuth ${zs.sessionUuid}` };
+  // BENCH_BASE_ROOT=<checkout>: the same server from another checkout (the previous commit) on the same database,
+  // measured in the same rounds (before / after / bare interleaved).
+  base = process.env.BENCH_BASE_ROOT ? await startServerProcess(database.url, CACHE ? {} : { ZSTACK_QUERY_CACHE_MB: '0' }, process.env.BENCH_BASE_ROOT) : undefined;
+  result.baseRoot = process.env.BENCH_BASE_ROOT;
   const conditions = [`state=Running`, `hostUuid=${w.hostUuids[3]}`];
+  // The varied workload: a different `q` on every request (a UI, a CLI, another tenant): the reply cache never
+  // answers, every request computes its page (100 Running VMs, as the first condition).
+  const VARIED = 'state=Running&name!=vm-<random>';
+  const workloads = [...conditions, VARIED];
   const perCondition: Record<string, unknown>[] = [];
   const plans = await explain(database.url, conditions);
-  for (const q of conditions) {
-    const path = `/zstack/v1/vm-instances?q=${encodeURIComponent(q)}&limit=100`;
+  for (const q of workloads) {
+    const varied = q === VARIED;
+    const path = varied
+      ? `/zstack/v1/vm-instances?q=${encodeURIComponent('state=Running')}&limit=100`
+      : `/zstack/v1/vm-instances?q=${encodeURIComponent(q)}&limit=100`;
+    const pathOf = varied ? () => `${path}&q=${encodeURIComponent(`name!=vm-${Math.floor(Math.random() * 1e9)}`)}` : () => path;
     // The reply's bytes, which the bare route will serve; and a check that it is what it should be.
-    const res = await fetch(server.url + path, { headers });
+    const res = await fetch(server.url + pathOf(), { headers });
     const bytes = Buffer.from(await res.arrayBuffer());
     const reply = JSON.parse(bytes.toString()) as { inventories: Array<{ vmNics: unknown[]; allVolumes: unknown[]; state: string }> };
     if (res.status !== 200 || reply.inventories.length !== 100 || reply.inventories.some((i) => i.vmNics.length !== 1 || i.allVolumes.length !== 1)) {
@@ -68,32 +85,52 @@ try {
     bare = await startBare(file);
 
     const ours: Run[] = [];
+    const before: Run[] = [];
     const theirs: Run[] = [];
-    await cannon(server.url + path, headers, 3);
-    await cannon(bare.url + path, {}, 3);
-    for (let r = 0; r < ROUNDS; r++) {
-      const cpu0 = { s: cpuSeconds(server.pid), pg: await pgBackendCpuSeconds(database.name) };
-      const o = await cannon(server.url + path, headers, DURATION);
-      o.serverCpuMsPerRequest = round2(((cpuSeconds(server.pid) - cpu0.s) * 1000) / o.requests);
+    const measure = async (target: { url: string; pid: number }, into: Run[]) => {
+      const cpu0 = { s: cpuSeconds(target.pid), pg: await pgBackendCpuSeconds(database.name) };
+      const o = await cannon(target.url, pathOf, headers, DURATION);
+      o.serverCpuMsPerRequest = round2(((cpuSeconds(target.pid) - cpu0.s) * 1000) / o.requests);
       o.postgresCpuMsPerRequest = round2((((await pgBackendCpuSeconds(database.name)) - cpu0.pg) * 1000) / o.requests);
-      ours.push(o);
+      into.push(o);
+      return o;
+    };
+    await cannon(server.url, pathOf, headers, 3);
+    if (base) await cannon(base.url, pathOf, headers, 3);
+    await cannon(bare.url, () => path, {}, 3);
+    for (let r = 0; r < ROUNDS; r++) {
+      // Alternating which server goes first, so a trend in the machine's load favours neither.
+      let b: Run | undefined;
+      if (base && r % 2 === 0) b = await measure(base, before);
+      const o = await measure(server, ours);
+      if (base && r % 2 === 1) b = await measure(base, before);
       const b0 = cpuSeconds(bare.pid);
-      const b = await cannon(bare.url + path, {}, DURATION);
-      b.serverCpuMsPerRequest = round2(((cpuSeconds(bare.pid) - b0) * 1000) / b.requests);
-      theirs.push(b);
-      console.error(`${q} round ${r + 1}: ours ${o.rps} req/s p99 ${o.p99} ms; bare ${b.rps} req/s p99 ${b.p99} ms; load ${load().join(' ')}`);
+      const x = await cannon(bare.url, () => path, {}, DURATION);
+      x.serverCpuMsPerRequest = round2(((cpuSeconds(bare.pid) - b0) * 1000) / x.requests);
+      theirs.push(x);
+      console.error(`${q} round ${r + 1}: ours ${o.rps} req/s p99 ${o.p99} ms${b ? `; before ${b.rps} req/s p99 ${b.p99} ms` : ''}; bare ${x.rps} req/s p99 ${x.p99} ms; load ${load().join(' ')}`);
     }
     await bare.stop();
     bare = undefined;
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+    const summary = (runs: Run[]) => ({
+      rps: med(runs.map((x) => x.rps)),
+      p50: med(runs.map((x) => x.p50)),
+      p99: med(runs.map((x) => x.p99)),
+      serverCpuMsPerRequest: med(runs.map((x) => x.serverCpuMsPerRequest!)),
+      postgresCpuMsPerRequest: med(runs.map((x) => x.postgresCpuMsPerRequest ?? 0)),
+      errors: runs.reduce((s, x) => s + x.errors, 0),
+    });
+    const ratio = (a: Run[], b: Run[]) => Math.round((med(a.map((x) => x.rps)) / med(b.map((x) => x.rps))) * 10000) / 10000;
     perCondition.push({
       q,
       replyBytes: bytes.length,
-      ours: { rps: med(ours.map((x) => x.rps)), p50: med(ours.map((x) => x.p50)), p99: med(ours.map((x) => x.p99)), serverCpuMsPerRequest: med(ours.map((x) => x.serverCpuMsPerRequest!)), postgresCpuMsPerRequest: med(ours.map((x) => x.postgresCpuMsPerRequest!)), errors: ours.reduce((s, x) => s + x.errors, 0) },
-      bare: { rps: med(theirs.map((x) => x.rps)), p50: med(theirs.map((x) => x.p50)), p99: med(theirs.map((x) => x.p99)), serverCpuMsPerRequest: med(theirs.map((x) => x.serverCpuMsPerRequest!)) },
-      ratio: Math.round((med(ours.map((x) => x.rps)) / med(theirs.map((x) => x.rps))) * 10000) / 10000,
+      ours: summary(ours),
+      ...(base ? { before: summary(before), beforeRatio: ratio(before, theirs), oursOverBefore: ratio(ours, before) } : {}),
+      bare: summary(theirs),
+      ratio: ratio(ours, theirs),
       postgresPlanMs: plans[q],
-      runs: { ours, bare: theirs },
+      runs: { ours, before, bare: theirs },
     });
   }
   result.conditions = perCondition;
@@ -111,9 +148,9 @@ try {
     const withIndex: Record<string, unknown>[] = [];
     for (const q of conditions) {
       const path = `/zstack/v1/vm-instances?q=${encodeURIComponent(q)}&limit=100`;
-      await cannon(server.url + path, headers, 3);
+      await cannon(server.url, () => path, headers, 3);
       const cpu0 = { s: cpuSeconds(server.pid), pg: await pgBackendCpuSeconds(database.name) };
-      const o = await cannon(server.url + path, headers, DURATION);
+      const o = await cannon(server.url, () => path, headers, DURATION);
       o.serverCpuMsPerRequest = round2(((cpuSeconds(server.pid) - cpu0.s) * 1000) / o.requests);
       o.postgresCpuMsPerRequest = round2((((await pgBackendCpuSeconds(database.name)) - cpu0.pg) * 1000) / o.requests);
       console.error(`${q} with the index: ${o.rps} req/s p99 ${o.p99} ms; load ${load().join(' ')}`);
@@ -125,6 +162,7 @@ try {
   result.loadAfter = load();
 } finally {
   await bare?.stop();
+  await base?.stop();
   await server.stop();
   await database.drop();
   rmSync(tmp, { recursive: true, force: true });
@@ -146,8 +184,9 @@ function round2(x: number) {
   return Math.round(x * 100) / 100;
 }
 
-async function cannon(url: string, headers: Record<string, string>, duration: number): Promise<Run> {
-  const r = await autocannon({ url, connections: CONNECTIONS, duration, headers, timeout: 30 });
+/** `pathOf` is called for every request (the varied workload gives each its own `q`). */
+async function cannon(url: string, pathOf: () => string, headers: Record<string, string>, duration: number): Promise<Run> {
+  const r = await autocannon({ url, connections: CONNECTIONS, duration, headers, timeout: 30, requests: [{ setupRequest: (req: Record<string, unknown>) => ({ ...req, path: pathOf() }) }] } as never);
   return {
     rps: round2(r.requests.total / r.duration),
     requests: r.requests.total,

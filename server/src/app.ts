@@ -8,7 +8,6 @@ import { retryTransactions } from './db/retry.js';
 import { managementNodes } from './db/schema/index.js';
 import { Cascade } from './core/cascade.js';
 import { backgroundContext, currentContext, runInContext } from './core/context.js';
-import { ReadMemo } from './core/read-memo.js';
 import { parseDuration } from './core/duration.js';
 import { ApiError, argErr, describeError, errorCode, scrubText } from './core/errors.js';
 import { EventBus } from './core/events.js';
@@ -89,8 +88,6 @@ export class App {
   readonly agents: AgentClient;
   /** Timeouts set in zstack.properties (v1.1 syntax). */
   propertyTimeouts: PropertyTimeouts = { apis: new Map(), agentPaths: new Map(), warnings: [] };
-  /** Small reads reused while their tables are unchanged (see `remembered`). */
-  readonly memo = new ReadMemo();
   /** Domain services (hosts, networks, VMs…), filled by the domain modules. */
   readonly services = {} as Services;
   private timers: NodeJS.Timeout[] = [];
@@ -160,11 +157,11 @@ export class App {
 
   /**
    * A small read that rarely changes (an offering, an image), reused while none of its tables changed on any node —
-   * only in a call that synced with the other nodes on arrival (core/read-memo.ts); otherwise it reads. The value is
+   * only in a call that synced with the other nodes on arrival (db/perf/read-cache.ts); otherwise it reads. The value is
    * shared: read-only.
    */
   remembered<T>(key: string, read: () => Promise<T>): Promise<T> {
-    return this.memo.read(currentContext()?.changesSynced ? this.database.changes : undefined, key, 1000, read);
+    return this.database.perf.read(currentContext()?.changesSynced, key, 1000, read);
   }
 
   /** Work a domain needs done once the database and settings are ready, before serving (e.g. seeding rows). */

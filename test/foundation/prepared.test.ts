@@ -1,11 +1,11 @@
-// Repeated statements run as named prepared statements (db/prepared.ts): a text with parameters is prepared on a
+// Repeated statements run as named prepared statements (db/perf/prepared.ts): a text with parameters is prepared on a
 // connection from its second use, the results are the same as unnamed ones, drizzle's calling form is covered,
 // texts without parameters (possibly several statements) are never named, and the number of names is bounded.
 import t from 'tap';
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
-import { preparePgPool } from '../../server/src/db/prepared.js';
+import { preparePgPool } from '../../server/src/db/perf/prepared.js';
 import { ADMIN_URL } from '../lib/harness.js';
 
 /** The statements prepared on the one connection of a pool of size 1 (read through that connection). */

@@ -1,4 +1,4 @@
-// Statements rendered once per shape (db/template.ts): the same results as drizzle's own rendering, one rendering
+// Statements rendered once per shape (db/perf/template.ts): the same results as drizzle's own rendering, one rendering
 // per shape, values through their columns' encoders, and in check mode an undeclared structural choice or an
 // unbound value fails instead of running another call's text or values.
 import t from 'tap';
@@ -6,7 +6,7 @@ import pg from 'pg';
 import { eq, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { integer, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
-import { bindAll, immediate, StatementTemplates, within, type Bind } from '../../server/src/db/template.js';
+import { bindAll, immediate, StatementTemplates, within, type Bind } from '../../server/src/db/perf/template.js';
 import type { Tx } from '../../server/src/db/index.js';
 import { createDatabase } from '../lib/harness.js';
 

@@ -12,7 +12,7 @@ export const AGENT_SECRET = 'test-agent-secret';
 
 // Test files run in parallel: every test server's console proxy agent listens on an ephemeral port.
 process.env.ZSTACK_CONSOLE_PROXY_PORT ??= '0';
-// Statements rendered once per shape (server/src/db/template.ts) are rendered on every call too and compared.
+// Statements rendered once per shape (server/src/db/perf/template.ts) are rendered on every call too and compared.
 process.env.ZSTACK_CHECK_STATEMENT_SHAPES ??= '1';
 
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -1,12 +1,12 @@
-// The query engine's reply cache (core/query-cache.ts) and the change detection under it (db/changes.ts): cached
+// The query engine's reply cache (db/perf/reply-cache.ts) and the change detection under it (db/perf/changes.ts): cached
 // replies equal uncached ones; writes through an API, raw SQL and transactions invalidate (the inventory's table,
 // nested inventories' tables, tables joined by conditions); a rollback does not bump; two server processes on one
 // database: a write acknowledged by one node is seen by the next query on the other; the memory bound holds.
 import t from 'tap';
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
-import { ChangeTracker, changesOf, tableNames } from '../../server/src/db/index.js';
-import { cacheKey, QueryCache } from '../../server/src/core/query-cache.js';
+import { ChangeTracker, changesOf, perfOf, tableNames } from '../../server/src/db/index.js';
+import { cacheKey, Perf, ReplyCache, perfSwitches } from '../../server/src/db/perf/index.js';
 import { ZStackClient } from '../../sdk/src/index.js';
 import { startServerProcess } from '../../bench/provision/lib.js';
 import { http, startServer } from '../lib/harness.js';
@@ -35,7 +35,7 @@ t.test('write detection from SQL text', async (t) => {
 
 t.test('the memory bound: LRU by bytes', async (t) => {
   const changes = new ChangeTracker(tableNames);
-  const cache = new QueryCache(64 * 1024);
+  const cache = new ReplyCache(64 * 1024);
   const body = Buffer.alloc(10_000, 'x');
   for (let i = 0; i < 50; i++) {
     cache.set(`k${i}`, body, changes.stamp(), ['zones'], changes);
@@ -58,8 +58,18 @@ t.test('the memory bound: LRU by bytes', async (t) => {
   t.ok(cache.get('zq', changes), 'a write to another table keeps the entry');
   changes.changed(new Set(['clusters']));
   t.equal(cache.get('zq', changes), undefined, 'a write to a table read drops it');
-  t.equal(QueryCache.fromEnv({ ZSTACK_QUERY_CACHE_MB: '0' }), undefined, 'ZSTACK_QUERY_CACHE_MB=0 turns it off');
-  t.equal(QueryCache.fromEnv({ ZSTACK_QUERY_CACHE_MB: '2' })!.maxBytes, 2 * 1024 * 1024);
+  // Each switch alone (db/perf/README.md): the reply cache off keeps the read cache, and the other way round.
+  const noReplies = new Perf(new ChangeTracker(tableNames), perfSwitches({ ZSTACK_QUERY_CACHE_MB: '0' }));
+  t.equal(noReplies.replies, undefined, 'ZSTACK_QUERY_CACHE_MB=0 turns the reply cache off');
+  t.ok(noReplies.reads, '… and only it: the read cache stays');
+  t.equal(await noReplies.fresh(), noReplies.changes, '… and so does the freshness sync');
+  const noReads = new Perf(new ChangeTracker(tableNames), perfSwitches({ ZSTACK_READ_CACHE: '0' }));
+  t.equal(noReads.reads, undefined, 'ZSTACK_READ_CACHE=0 turns the read cache off');
+  t.ok(noReads.replies, '… and only it');
+  const neither = new Perf(new ChangeTracker(tableNames), perfSwitches({ ZSTACK_READ_CACHE: '0', ZSTACK_QUERY_CACHE_MB: '0' }));
+  t.equal(await neither.fresh(), undefined, 'no cache on: no sync');
+  t.equal(perfSwitches({ ZSTACK_QUERY_CACHE_MB: '2' }).replyCacheBytes, 2 * 1024 * 1024);
+  t.equal(perfSwitches({ ZSTACK_PREPARED_STATEMENTS: '0' }).preparedStatements, false);
   t.equal(cacheKey('ZoneInventory', { q: ['b=1', 'a=2'], sortBy: 'name', sortDirection: 'desc' }), cacheKey('ZoneInventory', { q: ['a=2', 'b=1'], sort: '-name', limit: 1000 }));
 });
 
@@ -70,7 +80,7 @@ for (const pglite of [false, true]) {
     const zs = s.client;
     await zs.login();
     const auth = { authorization: `OAuth ${zs.sessionUuid}` };
-    const cache = s.app.query.cache!;
+    const cache = perfOf(s.app.db)!.replies!;
     t.ok(cache, 'the cache is on by default');
     const { inventory: zone } = await zs.createZone({ name: 'zone-a' });
     await zs.createZone({ name: 'zone-b' });
@@ -107,7 +117,7 @@ for (const pglite of [false, true]) {
       const peer = await s.startPeer();
       if (saved === undefined) delete process.env.ZSTACK_QUERY_CACHE_MB;
       else process.env.ZSTACK_QUERY_CACHE_MB = saved;
-      t.equal(peer.query.cache, undefined, 'ZSTACK_QUERY_CACHE_MB=0: no cache');
+      t.equal(perfOf(peer.db)!.replies, undefined, 'ZSTACK_QUERY_CACHE_MB=0: no cache');
       const peerUrl = `http://127.0.0.1:${(peer.http.server.address() as { port: number }).port}`;
       for (const [i, p] of paths.entries()) {
         const r = await http(peerUrl, 'GET', p, { headers: auth });
@@ -169,7 +179,7 @@ t.test('two server processes on one database: a write on one node is seen by the
   await za.login();
   await zb.login();
   const { inventory: zone } = await zb.createZone({ name: 'n0' });
-  const cache = a.app.query.cache!;
+  const cache = perfOf(a.app.db)!.replies!;
   for (let i = 1; i <= 15; i++) {
     // Node A has the current reply cached…
     await za.queryZone({ q: [`uuid=${zone.uuid}`] });

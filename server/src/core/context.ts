@@ -23,7 +23,7 @@ export interface CallContext {
   session?: SessionInfo;
   /** The caller's address (log-in throttling). */
   clientIp?: string;
-  /** The call synced with the other nodes' commits on arrival: ReadMemo values are as fresh as a read (read-memo.ts). */
+  /** The call synced with the other nodes' commits on arrival: read-cache values are as fresh as a read (db/perf/read-cache.ts). */
   changesSynced?: boolean;
   /**
    * Shared by the whole call, so a timeout can name the step it interrupted: the steps currently running, and the

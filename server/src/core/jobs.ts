@@ -3,7 +3,7 @@
 // retried request find its job instead of running twice; jobs of a dead server are failed, never left running.
 import { and, eq, inArray, lt, ne, notInArray, sql } from 'drizzle-orm';
 import { decodeRow, type Db } from '../db/index.js';
-import { StatementTemplates } from '../db/template.js';
+import { StatementTemplates } from '../db/perf/template.js';
 import { apiJobs, managementNodes } from '../db/schema/index.js';
 import { Batcher } from './batcher.js';
 import { deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
@@ -66,7 +66,7 @@ interface JobFinish {
   at: Date;
 }
 
-/** The job writes' two texts, rendered once (db/template.ts). */
+/** The job writes' two texts, rendered once (db/perf/template.ts). */
 const jobStatements = new StatementTemplates();
 
 export class JobService {

@@ -5,8 +5,8 @@
 // a caller writes reaches the SQL text.
 import { and, asc, count, desc, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
 import { alias, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
-import { changesOf, decodeRow, rows as rawRows, type Stamp, type Tx } from '../db/index.js';
-import { cacheKey, QueryCache } from './query-cache.js';
+import { decodeRow, perfOf, rows as rawRows, type Stamp, type Tx } from '../db/index.js';
+import { cacheKey } from '../db/perf/index.js';
 import { parseDate } from './dates.js';
 import { argErr } from './errors.js';
 
@@ -109,16 +109,9 @@ export function parseCondition(text: string): Condition {
 
 export class QueryEngine {
   private descriptors = new Map<string, InventoryDescriptor>();
-  /** The reply cache (query-cache.ts); undefined when turned off (ZSTACK_QUERY_CACHE_MB=0). */
-  readonly cache: QueryCache | undefined;
   /** Computations in progress by key, shared by identical requests while nothing changed since they began. */
   private computing = new Map<string, { stamp: Stamp; body: Promise<Buffer> }>();
-  private syncErrorAt = 0;
   private specials = new Map<string, SpecialCondition>();
-
-  constructor(opts: { cache?: QueryCache | null } = {}) {
-    this.cache = opts.cache === undefined ? QueryCache.fromEnv() : (opts.cache ?? undefined);
-  }
 
   register(d: InventoryDescriptor): void {
     this.descriptors.set(d.name, d);
@@ -169,37 +162,28 @@ export class QueryEngine {
     return reply;
   }
 
-  /** The cached reply of a request, if there is a current one; call after the database's `sync()`. */
+  /** The cached reply of a request, if there is a current one; call after the freshness sync (`Perf.fresh`). */
   cached(db: Tx, inventory: string, params: QueryParams): Buffer | undefined {
-    const changes = changesOf(db);
-    if (!this.cache || !changes) return undefined;
-    return this.cache.get(cacheKey(inventory, params), changes);
+    const perf = perfOf(db);
+    return perf?.replies?.get(cacheKey(inventory, params), perf.changes);
   }
 
   /**
    * The serialized reply of a Query API: `build` turns the engine's result into the reply (and may check it); its
-   * JSON is cached (see query-cache.ts) when the database tracks changes. Errors are never cached.
+   * JSON is cached (db/perf/reply-cache.ts) when the reply cache is on. Errors are never cached. `synced`: the
+   * caller did the request's freshness sync (`Perf.fresh`) and it succeeded; otherwise it is done here.
    */
   async reply(db: Tx, inventory: string, params: QueryParams, build: (r: QueryReply) => object, opts: { synced?: boolean } = {}): Promise<Buffer | string> {
-    const changes = changesOf(db);
-    const cache = this.cache;
+    const perf = perfOf(db);
+    const cache = perf?.replies;
     const json = async () => JSON.stringify(build(await this.query(db, inventory, params)));
     // Without the cache the JSON string is sent as it is; cached replies are kept (and sent) as bytes.
-    if (!cache || !changes) return json();
+    if (!perf || !cache) return json();
     const compute = async () => Buffer.from(await json());
     const key = cacheKey(inventory, params);
-    try {
-      // Other nodes' commits acknowledged before this request arrived are reflected from here on.
-      // (`synced`: the caller has just done it, after the request arrived.)
-      if (!opts.synced) await changes.sync();
-    } catch (e) {
-      // The shared generations could not be read: answer without the cache (and say so, at most once a minute).
-      if (Date.now() - this.syncErrorAt > 60_000) {
-        this.syncErrorAt = Date.now();
-        console.error('[query] reply cache bypassed: cannot read the shared generations:', e instanceof Error ? e.message : e);
-      }
-      return compute();
-    }
+    const changes = opts.synced ? perf.changes : await perf.fresh();
+    // The shared generations could not be read: answer without the cache.
+    if (!changes) return compute();
     const hit = cache.get(key, changes);
     if (hit) return hit;
     const stamp = changes.stamp();

@@ -20,8 +20,7 @@ import type { ParameterDef, SpecOperation } from './spec.js';
 import { checkThenRun, type Handler } from './handlers.js';
 import type { JobService } from './jobs.js';
 import type { QueryEngine, QueryParams } from './query.js';
-import { changesOf, type ChangeTracker } from '../db/index.js';
-import { ReadMemo } from './read-memo.js';
+import { perfOf, type ChangeTracker, type Perf } from '../db/index.js';
 import { WireFormat, assertNoForbiddenKeys, normalizeBodyKey } from './wire.js';
 
 export interface RouterDeps {
@@ -111,11 +110,6 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
     }
   }
 
-  // Sessions checked, reused for a second (up to two while one caller refreshes it) while the tables `authenticate`
-  // read are unchanged (a logout or expiry change on any node drops them at the next sync). Within that time a
-  // session past its expiry date is still accepted; `authenticate` itself runs every second or two per session, so
-  // its sliding expiry works.
-  const sessions = new ReadMemo();
   /** Upstream's `schema` map, added to a JSON reply of `apiName` (a copy; `reply` is not changed). */
   const withSchema = (apiName: string, body: unknown): unknown => {
     const pointer = byId.get(apiName)?.replyPointer;
@@ -124,7 +118,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
     // A reply without inventories (a count, an empty reply) goes out without the (empty) map.
     return Object.keys(schema).length ? { ...body, schema } : body;
   };
-  const env: Env = { deps, sessions, wire, withSchema };
+  const env: Env = { deps, perf: perfOf(deps.db), wire, withSchema };
   if (!app.hasRequestDecorator('zstack')) app.decorateRequest('zstack', null);
   for (const [key, prepared] of groups) {
     const [method, url] = key.split(' ');
@@ -145,7 +139,8 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
 
 interface Env {
   deps: RouterDeps;
-  sessions: ReadMemo;
+  /** The database's performance layer: the freshness sync, the read cache for sessions. */
+  perf: Perf | undefined;
   wire: WireFormat;
   withSchema(apiName: string, body: unknown): unknown;
 }
@@ -159,7 +154,7 @@ interface ApiRequest {
   path: Record<string, unknown>;
   /** Set once the operation and the request's headers are understood: from then on a failure is the API's. */
   call?: ApiCall;
-  /** The change tracker, synced with the other nodes on arrival (when the reply cache is on). */
+  /** The change tracker, synced with the other nodes on arrival (when a cache is on: `Perf.fresh`). */
   changes?: ChangeTracker;
   /** The query string as the operation declares it. */
   query?: Record<string, unknown>;
@@ -225,19 +220,20 @@ function identifyStage(group: Prepared[], req: FastifyRequest): void {
 }
 
 /**
- * Stage 2: the session. With the reply cache on, other nodes' commits are reflected first (one sync, shared by
- * concurrent calls, for the session and a Query API's reply), then the session may come from the memo.
+ * Stage 2: the session. First the request's one freshness sync (other nodes' commits reflected, for the session,
+ * a Query API's reply and the call's cached reads), then the session, from the read cache when it is on: reused
+ * for a second (up to two while one caller refreshes it) while the tables `authenticate` read are unchanged (a
+ * logout or expiry change on any node drops it at the next sync). Within that time a session past its expiry date
+ * is still accepted; `authenticate` itself runs every second or two per session, so its sliding expiry works.
  */
-async function authenticateStage(req: FastifyRequest, _reply: FastifyReply, { deps, sessions }: Env): Promise<void> {
+async function authenticateStage(req: FastifyRequest, _reply: FastifyReply, { deps, perf }: Env): Promise<void> {
   const r = req.zstack!;
   const call = r.call!;
   const { op } = call;
-  let changes = deps.query.cache && (op.x.kind === 'query' || !op.x.public) ? changesOf(deps.db) : undefined;
-  if (changes) changes = await changes.sync().then(() => changes, () => undefined);
-  r.changes = changes;
+  r.changes = perf && (op.x.kind === 'query' || !op.x.public) ? await perf.fresh() : undefined;
   if (op.x.public) return;
   const header = req.headers.authorization;
-  call.session = changes ? await sessions.read(changes, header ?? '', 1000, () => deps.authenticate(header)) : await deps.authenticate(header);
+  call.session = perf ? await perf.read(Boolean(r.changes), `session:${header ?? ''}`, 1000, () => deps.authenticate(header)) : await deps.authenticate(header);
   noteCall(req, { account: call.session.accountUuid });
 }
 

@@ -13,10 +13,9 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import * as schema from './schema/index.js';
-import { ChangeTracker, SharedGenerations, trackPgPool, trackPglite } from './changes.js';
-import { preparePgPool } from './prepared.js';
+import { installPgDriver, installPgliteDriver, Perf, SharedGenerations, type ChangeTracker } from './perf/index.js';
 
-export { ChangeTracker, type Stamp } from './changes.js';
+export { ChangeTracker, Perf, type Stamp } from './perf/index.js';
 
 export type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
@@ -28,19 +27,26 @@ export interface Database {
   kind: 'pg' | 'pglite';
   /** The pg pool (real PostgreSQL only): dedicated connections for cross-process advisory locks. */
   pool?: pg.Pool;
-  /** Which tables changed (every write through this database is seen; other nodes' via PostgreSQL): see changes.ts. */
+  /** Which tables changed (every write through this database is seen; other nodes' via PostgreSQL): perf/changes.ts. */
   changes: ChangeTracker;
+  /** The performance layer (perf/README.md): caches, prepared statements, the freshness sync. */
+  perf: Perf;
   close(): Promise<void>;
 }
 
 /** The schema's table names. */
 export const tableNames: string[] = (Object.values(schema) as unknown[]).flatMap((v) => (is(v, PgTable) ? [getTableName(v)] : []));
 
-const trackers = new WeakMap<object, ChangeTracker>();
+const perfs = new WeakMap<object, Perf>();
+
+/** The performance layer of the database a drizzle instance was opened on. */
+export function perfOf(db: Tx): Perf | undefined {
+  return perfs.get(db);
+}
 
 /** The change tracker of the database a drizzle instance was opened on. */
 export function changesOf(db: Tx): ChangeTracker | undefined {
-  return trackers.get(db);
+  return perfs.get(db)?.changes;
 }
 
 export const migrationsFolder = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle');
@@ -56,23 +62,21 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
     pool.on('error', (e) => {
       if ((e as { code?: string }).code !== '57P01') console.error('[db] idle client error:', e.message);
     });
-    const changes = new ChangeTracker(tableNames);
-    changes.shared = new SharedGenerations(pool, changes, Number(process.env.ZSTACK_QUERY_SYNC_INTERVAL_MS ?? 0));
-    trackPgPool(pool, changes);
-    // After the tracker's: its wrapper sees the named config.
-    if (process.env.ZSTACK_PREPARED_STATEMENTS !== '0') preparePgPool(pool);
+    const perf = Perf.create(tableNames);
+    perf.shareThrough(pool);
+    installPgDriver(pool, perf.changes, perf.switches);
     const db = drizzlePg(pool, { schema }) as unknown as Db;
-    trackers.set(db, changes);
-    return { db, kind: 'pg', pool, changes, close: () => pool.end() };
+    perfs.set(db, perf);
+    return { db, kind: 'pg', pool, changes: perf.changes, perf, close: () => pool.end() };
   }
   const dir = join(opts.dataDir, 'pglite');
   mkdirSync(dir, { recursive: true });
   const client = await PGlite.create(dir);
-  const changes = new ChangeTracker(tableNames);
-  trackPglite(client as never, changes);
+  const perf = Perf.create(tableNames);
+  installPgliteDriver(client as never, perf.changes);
   const db = drizzlePglite(client, { schema }) as unknown as Db;
-  trackers.set(db, changes);
-  return { db, kind: 'pglite', changes, close: () => client.close() };
+  perfs.set(db, perf);
+  return { db, kind: 'pglite', changes: perf.changes, perf, close: () => client.close() };
 }
 
 /** Applies the committed migrations; several servers starting at once take turns (advisory lock). */

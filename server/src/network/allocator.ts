@@ -5,7 +5,7 @@
 // callers holding longer transactions do not queue behind each other.
 import { and, asc, between, count, eq, sql, type SQL } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
-import { immediate, type Bind } from '../db/template.js';
+import { immediate, type Bind } from '../db/perf/template.js';
 import { ipRanges, usedIps } from '../db/schema/index.js';
 import { argErr, err } from '../core/errors.js';
 import { newUuid } from '../core/ids.js';

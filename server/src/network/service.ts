@@ -15,7 +15,7 @@ export class NetworkService {
 
   constructor(
     private db: Db,
-    /** App.remembered: a read reused while its tables are unchanged (core/read-memo.ts). */
+    /** App.remembered: a read reused while its tables are unchanged (db/perf/read-cache.ts). */
     private remembered: <T>(key: string, read: () => Promise<T>) => Promise<T> = (_key, read) => read(),
   ) {}
 

@@ -4,7 +4,7 @@
 import { vmLockKey } from './service.js';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { decodeRow } from '../db/index.js';
-import { bindAll, StatementTemplates, within } from '../db/template.js';
+import { bindAll, StatementTemplates, within } from '../db/perf/template.js';
 import type { App } from '../app.js';
 import { argErr, err, notFound } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
@@ -405,7 +405,7 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
   return { host: decodeRow(hosts, row.host), vm: decodeRow(vmInstances, row.vm), vols, nics: row.nics.map((n) => decodeRow(vmNics, n)) };
 }
 
-/** The reservation's texts, rendered once per shape (db/template.ts): its rendering was the flow's largest CPU cost. */
+/** The reservation's texts, rendered once per shape (db/perf/template.ts): its rendering was the flow's largest CPU cost. */
 const reservations = new StatementTemplates();
 
 function isDivisionByZero(e: unknown): boolean {

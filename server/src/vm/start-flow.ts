@@ -7,7 +7,7 @@ import type { App } from '../app.js';
 import { currentContext } from '../core/context.js';
 import type { FlowStep } from '../core/flow.js';
 import { vmInstances, vmNics, volumes } from '../db/schema/index.js';
-import { StatementTemplates, type Bind } from '../db/template.js';
+import { StatementTemplates, type Bind } from '../db/perf/template.js';
 import { ADMIN_UUID } from '../identity/service.js';
 import { allocateHost, type HostRow } from './allocation/host-allocator.js';
 import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
@@ -196,7 +196,7 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
           lastOpDate: now,
         };
         // One statement: the new volumes Ready, the NICs' hypervisor type (when it changes), the VM's state and host.
-        // Each row by its key, rendered once per shape (db/template.ts): PostgreSQL plans such a statement once (a
+        // Each row by its key, rendered once per shape (db/perf/template.ts): PostgreSQL plans such a statement once (a
         // generic plan) instead of on every call, and the server does not render it every time either.
         const nicUuids = d.nics!.filter((n) => n.hypervisorType !== host.hypervisorType).map((n) => n.uuid);
         const at = now.toISOString();

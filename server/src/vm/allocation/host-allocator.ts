@@ -4,7 +4,7 @@
 import { and, asc, eq, gte, inArray, sql, type SQL } from 'drizzle-orm';
 import type { App } from '../../app.js';
 import type { Tx } from '../../db/index.js';
-import { immediate, type Bind } from '../../db/template.js';
+import { immediate, type Bind } from '../../db/perf/template.js';
 import { err } from '../../core/errors.js';
 import { reservation } from '../../host/service.js';
 import {

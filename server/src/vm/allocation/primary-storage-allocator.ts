@@ -4,7 +4,7 @@ import { and, eq, gte, inArray, sql, type SQL } from 'drizzle-orm';
 import type { App } from '../../app.js';
 import { err } from '../../core/errors.js';
 import type { Tx } from '../../db/index.js';
-import { immediate, type Bind } from '../../db/template.js';
+import { immediate, type Bind } from '../../db/perf/template.js';
 import { primaryStorage, primaryStorageClusterRefs } from '../../db/schema/index.js';
 
 export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;

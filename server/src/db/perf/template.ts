@@ -11,7 +11,8 @@
 // that was not declared fails a test instead of running another shape's text.
 import { is, Param, Placeholder, sql, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
-import type { Tx } from './index.js';
+import type { Tx } from '../index.js';
+import { executeRendered } from './drizzle-adapter.js';
 
 export interface Bind {
   /** A value of the statement under a name (the same name always carries the same value). */
@@ -82,7 +83,7 @@ export class StatementTemplates {
 
   /** `check` unset: ZSTACK_CHECK_STATEMENT_SHAPES, read at the first statement (the test harness sets it late). */
   constructor(
-    private opts: { maxShapes?: number; check?: boolean } = {},
+    private opts: { maxShapes?: number; check?: boolean; keep?: boolean } = {},
   ) {}
 
   /** Runs the statement `build` makes (with placeholders) on `db`; its text is rendered once per shape. */
@@ -90,18 +91,21 @@ export class StatementTemplates {
     const rec = new Recording();
     const statement = build(rec.bind);
     const key = `${name}\n${rec.key.join('\n')}`;
-    let query = this.rendered.get(key);
     this.opts.check ??= process.env.ZSTACK_CHECK_STATEMENT_SHAPES === '1';
+    // ZSTACK_STATEMENT_TEMPLATES=0 (perf/README.md): rendered on every call, nothing kept.
+    this.opts.keep ??= process.env.ZSTACK_STATEMENT_TEMPLATES !== '0';
+    let query = this.opts.keep ? this.rendered.get(key) : undefined;
     if (!query || this.opts.check) {
       const fresh = dialect.sqlToQuery(statement);
       this.renders++;
       if (query) checkSameShape(name, query, fresh);
       query = fresh;
-      if (this.rendered.size >= (this.opts.maxShapes ?? 200)) this.rendered.clear();
-      this.rendered.set(key, query);
+      if (this.opts.keep) {
+        if (this.rendered.size >= (this.opts.maxShapes ?? 200)) this.rendered.clear();
+        this.rendered.set(key, query);
+      }
     }
-    const session = (db as unknown as { _: { session: SessionLike } })._.session;
-    const result = (await session.prepareQuery(query, undefined, undefined, false).execute(rec.values)) as { rows: T[] };
+    const result = (await executeRendered(db, query, rec.values)) as { rows: T[] };
     return result.rows;
   }
 }
@@ -118,9 +122,5 @@ function checkSameShape(name: string, cached: Rendered, fresh: Rendered): void {
     const value = (v: unknown) => JSON.stringify(is(v, Param) ? v.value : v);
     if (value(p) !== value(cached.params[i])) throw new Error(`statement template ${name}: parameter $${i + 1} is not bound (${value(p)} vs ${value(cached.params[i])})`);
   });
-}
-
-interface SessionLike {
-  prepareQuery(query: Rendered, fields: undefined, name: undefined, arrayMode: boolean): { execute(values: Record<string, unknown>): Promise<unknown> };
 }
 

@@ -1,15 +1,9 @@
 // The reply cache of the query engine: the serialized reply (bytes) of a Query API, keyed by the normalized request,
-// valid while none of the tables its statements named has changed (db/changes.ts: generations bumped after each
-// commit, other nodes' commits seen through PostgreSQL before every lookup). Bounded by bytes (LRU).
-//
-//   ZSTACK_QUERY_CACHE_MB       size bound (default 64); 0 turns the cache off
-//   ZSTACK_QUERY_CACHE_MAX_AGE_MS  an entry's longest life (default 60000): bounds what writes made outside the
-//                               management servers (psql) can leave stale
-//
-// Queries are not scoped by session (every account sees every resource, as the engine has no account filter), so
-// the session is not part of the key; an engine that filters by account must add the account to `cacheKey`.
-import type { ChangeTracker, Stamp } from '../db/index.js';
-import type { QueryParams } from './query.js';
+// valid while none of the tables its statements named has changed (changes.ts: generations bumped after each
+// commit, other nodes' commits seen through PostgreSQL before every lookup). Bounded by bytes (LRU); its switches
+// (size, longest life) are in index.ts. A Normal account's query is scoped: the scope is part of the key.
+import type { ChangeTracker, Stamp } from './changes.js';
+import type { QueryParams } from '../../core/query.js';
 
 interface Entry {
   body: Buffer;
@@ -22,7 +16,7 @@ interface Entry {
 /** Per-entry bookkeeping counted against the bound besides the body and the key. */
 const OVERHEAD = 256;
 
-export class QueryCache {
+export class ReplyCache {
   private entries = new Map<string, Entry>(); // in LRU order: the first is the least recently used
   private used = 0;
   hits = 0;
@@ -33,12 +27,6 @@ export class QueryCache {
     readonly maxAgeMs = 60_000,
   ) {}
 
-  static fromEnv(env: NodeJS.ProcessEnv = process.env): QueryCache | undefined {
-    const mb = Number(env.ZSTACK_QUERY_CACHE_MB ?? 64);
-    if (!Number.isFinite(mb) || mb <= 0) return undefined;
-    const age = Number(env.ZSTACK_QUERY_CACHE_MAX_AGE_MS ?? 60_000);
-    return new QueryCache(Math.floor(mb * 1024 * 1024), Number.isFinite(age) && age > 0 ? age : 60_000);
-  }
 
   get bytes(): number {
     return this.used;

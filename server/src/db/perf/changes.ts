@@ -1,4 +1,4 @@
-// Which tables changed, detected where every statement passes: the driver. The database layer wraps pg's clients
+// Which tables changed, detected where every statement passes: the driver. perf/driver.ts wraps pg's clients
 // and PGlite so that INSERT/UPDATE/DELETE/TRUNCATE statements (drizzle's or raw SQL: the SQL text names the table)
 // mark their tables dirty, and the table's generation is bumped AFTER the write is committed (autocommit: after the
 // statement; in a transaction: after COMMIT; ROLLBACK discards) and BEFORE the statement's promise resolves — so
@@ -21,7 +21,7 @@
 // `SELECT nextval('qgen')` after them flushes every node's caches at their next step.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type pg from 'pg';
-import { Batcher } from '../core/batcher.js';
+import { Batcher } from '../../core/batcher.js';
 
 type Dirty = Set<string> | 'all';
 
@@ -218,8 +218,8 @@ function afterStatement(st: TxState, pieces: Piece[]): Dirty | undefined {
 
 const patched = Symbol('zstack.changes');
 
-/** Wraps a pg Pool: every client it creates reports reads and writes to `tracker` and publishes commits. */
-export function trackPgPool(pool: pg.Pool, tracker: ChangeTracker): void {
+/** `pool.query`: the tables its statement names count as read (the clients' own wrapper, below, sees the writes). */
+export function trackPoolReads(pool: pg.Pool, tracker: ChangeTracker): void {
   const poolQuery = pool.query.bind(pool) as (...args: unknown[]) => unknown;
   // pool.query runs the statement on a client later, possibly from another async context: note reads here.
   (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
@@ -227,7 +227,6 @@ export function trackPgPool(pool: pg.Pool, tracker: ChangeTracker): void {
     if (text !== undefined) tracker.noteRead(text);
     return poolQuery(...args);
   };
-  pool.on('connect', (client) => trackPgClient(client, tracker));
 }
 
 function textOf(config: unknown): string | undefined {
@@ -239,7 +238,8 @@ function textOf(config: unknown): string | undefined {
   return undefined;
 }
 
-function trackPgClient(client: pg.PoolClient | pg.Client, tracker: ChangeTracker): void {
+/** A pg connection reports reads and writes to `tracker` and publishes its commits (perf/driver.ts installs it). */
+export function trackPgClient(client: pg.PoolClient | pg.Client, tracker: ChangeTracker): void {
   const c = client as unknown as Record<PropertyKey, unknown> & { query: (...args: unknown[]) => unknown };
   if (c[patched]) return;
   c[patched] = true;

@@ -1,12 +1,12 @@
-// ReadMemo (core/read-memo.ts): a read is reused while none of the tables it named changed, read again after a
+// ReadCache (db/perf/read-cache.ts): a read is reused while none of the tables it named changed, read again after a
 // write to one of them, after its maximum age, and never reused without a (synced) change tracker.
 import t from 'tap';
 import { ChangeTracker, tableNames } from '../../server/src/db/index.js';
-import { ReadMemo } from '../../server/src/core/read-memo.js';
+import { ReadCache } from '../../server/src/db/perf/read-cache.js';
 
 t.test('reuse while unchanged; a write, the age or no tracker forces a read', async (t) => {
   const changes = new ChangeTracker(tableNames);
-  const memo = new ReadMemo();
+  const memo = new ReadCache();
   let reads = 0;
   // The read "issues" a statement naming the images table (what the driver wrapper reports to the tracker).
   const readImage = async () => {
@@ -42,7 +42,7 @@ t.test('reuse while unchanged; a write, the age or no tracker forces a read', as
 
 t.test('aged but unchanged: one background refresh while the others keep the value', async (t) => {
   const changes = new ChangeTracker(tableNames);
-  const memo = new ReadMemo();
+  const memo = new ReadCache();
   let reads = 0;
   const read = async () => {
     changes.noteRead('select * from "images"');
@@ -65,7 +65,7 @@ t.test('a drizzle query builder (a lazy thenable) records its tables; a read nam
   const { drizzle } = await import('drizzle-orm/pglite');
   const { eq } = await import('drizzle-orm');
   const { images } = await import('../../server/src/db/schema/index.js');
-  const { trackPglite } = await import('../../server/src/db/changes.js');
+  const { trackPglite } = await import('../../server/src/db/perf/changes.js');
   const client = await PGlite.create();
   t.teardown(() => client.close());
   await client.exec(`CREATE TABLE images (uuid text primary key, name text, state text)`);
@@ -73,7 +73,7 @@ t.test('a drizzle query builder (a lazy thenable) records its tables; a read nam
   const changes = new ChangeTracker(tableNames);
   trackPglite(client as never, changes);
   const db = drizzle(client);
-  const memo = new ReadMemo();
+  const memo = new ReadCache();
   // Not async: the builder itself is returned, its statement starts when awaited.
   const read = () => db.select({ uuid: images.uuid, state: images.state }).from(images).where(eq(images.uuid, 'i1'));
   t.same(await memo.read(changes, 'Image:i1', 60_000, read), [{ uuid: 'i1', state: 'Enabled' }]);
@@ -91,7 +91,7 @@ t.test('a drizzle query builder (a lazy thenable) records its tables; a read nam
 
 t.test('a failed read is not remembered', async (t) => {
   const changes = new ChangeTracker(tableNames);
-  const memo = new ReadMemo();
+  const memo = new ReadCache();
   let n = 0;
   const read = async () => {
     changes.noteRead('select * from "images"');

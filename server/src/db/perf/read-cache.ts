@@ -1,11 +1,11 @@
-// Small reads that rarely change (a session, an instance offering, an image), reused while none of the tables they
-// read has changed — the reply cache's change tracking (db/changes.ts) decides, so a write through any management
-// node drops them. Only valid after the call has synced with the other nodes (the router does it once per request
-// when the reply cache is on, and marks the call context): without that, `read` always reads. `maxAgeMs` bounds
+// The read cache: small reads that rarely change (a session, an instance offering, an image), reused while none of
+// the tables they read has changed — the change tracking (changes.ts) decides, so a write through any management
+// node drops them. Only valid after the call has synced with the other nodes (the router does it once per request,
+// `Perf.fresh()`, and marks the call context): without that, `read` always reads. `maxAgeMs` bounds
 // how long a value may live at all (writes made outside the servers, e.g. psql, are not tracked): past it, the
 // value is refreshed (in the background, for up to another maxAgeMs, when nothing it read has changed).
 // Callers must treat the values as read-only: the same object is handed to every caller.
-import type { ChangeTracker, Stamp } from '../db/index.js';
+import type { ChangeTracker, Stamp } from './changes.js';
 
 interface Entry {
   value: unknown;
@@ -15,7 +15,7 @@ interface Entry {
   refreshing?: boolean;
 }
 
-export class ReadMemo {
+export class ReadCache {
   private entries = new Map<string, Entry>();
   hits = 0;
   misses = 0;

@@ -1,0 +1,30 @@
+// The one place the database drivers are wrapped, in a fixed order.
+//
+// pg (real PostgreSQL):
+//   pool.query          notes the tables its statement names as read (changes.ts `trackPoolReads`): pool.query runs
+//                       the statement on a connection later, possibly outside the caller's async context.
+//   connection.query    two wrappers, installed on each new connection in this order (a call passes the last first):
+//     1. change tracking (changes.ts `trackPgClient`): reads, writes, transactions, commits published to the other
+//        nodes. Installed first, so it is the inner one: it sees exactly what goes to the server, and a prepared
+//        statement's retry (below) passes through it again.
+//     2. prepared statements (prepared.ts `prepareClient`): a repeating text gets a name. Outer: it names the config
+//        the tracker then sees (the tracker reads the text either way).
+// PGlite (one process, one connection): change tracking only (changes.ts `trackPglite`).
+import type pg from 'pg';
+import { trackPgClient, trackPglite, trackPoolReads, type ChangeTracker } from './changes.js';
+import { prepareClient, StatementNames } from './prepared.js';
+import type { PerfSwitches } from './index.js';
+
+export function installPgDriver(pool: pg.Pool, changes: ChangeTracker, switches: PerfSwitches): { namedStatements: () => number } {
+  trackPoolReads(pool, changes);
+  const names = switches.preparedStatements ? new StatementNames() : undefined;
+  pool.on('connect', (client) => {
+    trackPgClient(client, changes);
+    if (names) prepareClient(client, names);
+  });
+  return { namedStatements: () => names?.size ?? 0 };
+}
+
+export function installPgliteDriver(client: Parameters<typeof trackPglite>[0], changes: ChangeTracker): void {
+  trackPglite(client, changes);
+}

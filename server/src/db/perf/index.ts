@@ -1,0 +1,94 @@
+// The performance layer of one database, behind one small interface (README.md in this folder): change tracking
+// (changes.ts) underneath, and on it the reply cache (reply-cache.ts) and the read cache (read-cache.ts); beside
+// it, prepared statements (prepared.ts) and statement templates (template.ts). Each has its own switch.
+import { ChangeTracker, SharedGenerations } from './changes.js';
+import { ReadCache } from './read-cache.js';
+import { ReplyCache } from './reply-cache.js';
+
+export { ChangeTracker, SharedGenerations, type Stamp } from './changes.js';
+export { ReadCache } from './read-cache.js';
+export { ReplyCache, cacheKey } from './reply-cache.js';
+export { installPgDriver, installPgliteDriver } from './driver.js';
+
+/** The switches, each independent of the others (README.md). */
+export interface PerfSwitches {
+  /** ZSTACK_QUERY_CACHE_MB (default 64; 0 = off): the reply cache's bound in bytes. */
+  replyCacheBytes: number;
+  /** ZSTACK_QUERY_CACHE_MAX_AGE_MS (default 60000): a cached reply's longest life. */
+  replyCacheMaxAgeMs: number;
+  /** ZSTACK_READ_CACHE (default on; 0 = off): sessions and `App.remembered` reads reused while unchanged. */
+  readCache: boolean;
+  /** ZSTACK_PREPARED_STATEMENTS (default on; 0 = off): repeating statements as named prepared statements (pg). */
+  preparedStatements: boolean;
+  /** ZSTACK_QUERY_SYNC_INTERVAL_MS (default 0): the least time between two freshness syncs with the other nodes. */
+  syncIntervalMs: number;
+}
+
+export function perfSwitches(env: NodeJS.ProcessEnv = process.env): PerfSwitches {
+  const number = (name: string, fallback: number) => {
+    const v = Number(env[name] ?? fallback);
+    return Number.isFinite(v) && v >= 0 ? v : fallback;
+  };
+  const mb = number('ZSTACK_QUERY_CACHE_MB', 64);
+  return {
+    replyCacheBytes: Math.floor(mb * 1024 * 1024),
+    replyCacheMaxAgeMs: number('ZSTACK_QUERY_CACHE_MAX_AGE_MS', 60_000) || 60_000,
+    readCache: env.ZSTACK_READ_CACHE !== '0',
+    preparedStatements: env.ZSTACK_PREPARED_STATEMENTS !== '0',
+    syncIntervalMs: number('ZSTACK_QUERY_SYNC_INTERVAL_MS', 0),
+  };
+}
+
+export class Perf {
+  /** The reply cache of the query engine; undefined when switched off. */
+  readonly replies: ReplyCache | undefined;
+  /** The read cache (sessions, `App.remembered`); undefined when switched off. */
+  readonly reads: ReadCache | undefined;
+  private syncErrorAt = 0;
+
+  constructor(
+    readonly changes: ChangeTracker,
+    readonly switches: PerfSwitches,
+  ) {
+    this.replies = switches.replyCacheBytes > 0 ? new ReplyCache(switches.replyCacheBytes, switches.replyCacheMaxAgeMs) : undefined;
+    this.reads = switches.readCache ? new ReadCache() : undefined;
+  }
+
+  /**
+   * The one freshness sync of a request, on arrival: other nodes' commits acknowledged before it are reflected from
+   * here on (one statement per round trip, shared by concurrent requests). Resolves to the tracker the caches may be
+   * used with, or undefined: no cache is on, or the sync failed (then the request reads everything, and a line is
+   * logged at most once a minute).
+   */
+  async fresh(): Promise<ChangeTracker | undefined> {
+    if (!this.replies && !this.reads) return undefined;
+    try {
+      await this.changes.sync();
+      return this.changes;
+    } catch (e) {
+      if (Date.now() - this.syncErrorAt > 60_000) {
+        this.syncErrorAt = Date.now();
+        console.error('[perf] caches bypassed: cannot read the shared generations:', e instanceof Error ? e.message : e);
+      }
+      return undefined;
+    }
+  }
+
+  /**
+   * A small read reused while none of its tables changed on any node — only when `synced` (the call did `fresh()`
+   * on arrival) and the read cache is on; otherwise it reads. The value is shared: read-only.
+   */
+  read<T>(synced: boolean | undefined, key: string, maxAgeMs: number, read: () => Promise<T>): Promise<T> {
+    if (!synced || !this.reads) return read();
+    return this.reads.read(this.changes, key, maxAgeMs, read);
+  }
+
+  static create(tables: Iterable<string>, switches = perfSwitches()): Perf {
+    return new Perf(new ChangeTracker(tables), switches);
+  }
+
+  /** pg: the other nodes' commits, read through PostgreSQL sequences (changes.ts). */
+  shareThrough(pool: import('pg').Pool): void {
+    this.changes.shared = new SharedGenerations(pool, this.changes, this.switches.syncIntervalMs);
+  }
+}
