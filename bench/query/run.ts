@@ -5,7 +5,8 @@
 //   npx tsx bench/query/run.ts [--vms 100000] [--connections 64] [--duration 15] [--rounds 2]
 //   BENCH_NO_CACHE=1 …    the server with its reply cache off
 //   BENCH_TRY_INDEX=1 …   then adds indexes for the default sort on the bench database and measures again
-//   BENCH_BASE_ROOT=<checkout> …  also the server of another checkout (the previous commit), same database, same rounds
+//   BENCH_SERVER_ROOT=<checkout> …  the server of another checkout (the previous commit): a before/after pair of runs
+//                         (not two servers on one database: a second node starting reconciles the inserted VMs)
 //
 // Workloads: the two conditions (identical requests: the reply cache answers) and a varied one (a different `q` on
 // every request: `state=Running` plus `name!=vm-<random>`, every request computes its page).
@@ -33,13 +34,13 @@ const loadBefore = load();
 const database = await createDatabase('zsbench_query');
 // BENCH_NO_CACHE=1: the server without its reply cache (ZSTACK_QUERY_CACHE_MB=0), to measure the computing path.
 const CACHE = !process.env.BENCH_NO_CACHE;
-const server = await startServerProcess(database.url, CACHE ? {} : { ZSTACK_QUERY_CACHE_MB: '0' }).catch(async (e) => {
+// BENCH_SERVER_ROOT=<checkout>: the server of another checkout (the previous commit: a before/after pair of runs).
+const server = await startServerProcess(database.url, CACHE ? {} : { ZSTACK_QUERY_CACHE_MB: '0' }, process.env.BENCH_SERVER_ROOT || undefined).catch(async (e) => {
   await database.drop();
   throw e;
 });
 const tmp = mkdtempSync(join(tmpdir(), 'zstack-bench-query-'));
 let bare: { url: string; pid: number; stop(): Promise<void> } | undefined;
-let base: Awaited<ReturnType<typeof startServerProcess>> | undefined;
 const result: Record<string, unknown> = { bench: 'query', replyCache: CACHE, vms: VMS, connections: CONNECTIONS, durationS: DURATION, rounds: ROUNDS, database: DATABASE_TRANSPORT, loadBefore };
 try {
   const zs = client(server.url);
@@ -56,10 +57,7 @@ try {
 
   await zs.login();
   const headers = { authorization: `OAuth ${zs.sessionUuid}` };
-  // BENCH_BASE_ROOT=<checkout>: the same server from another checkout (the previous commit) on the same database,
-  // measured in the same rounds (before / after / bare interleaved).
-  base = process.env.BENCH_BASE_ROOT ? await startServerProcess(database.url, CACHE ? {} : { ZSTACK_QUERY_CACHE_MB: '0' }, process.env.BENCH_BASE_ROOT) : undefined;
-  result.baseRoot = process.env.BENCH_BASE_ROOT;
+  result.serverRoot = process.env.BENCH_SERVER_ROOT;
   const conditions = [`state=Running`, `hostUuid=${w.hostUuids[3]}`];
   // The varied workload: a different `q` on every request (a UI, a CLI, another tenant): the reply cache never
   // answers, every request computes its page (100 Running VMs, as the first condition).
@@ -85,7 +83,6 @@ try {
     bare = await startBare(file);
 
     const ours: Run[] = [];
-    const before: Run[] = [];
     const theirs: Run[] = [];
     const measure = async (target: { url: string; pid: number }, into: Run[]) => {
       const cpu0 = { s: cpuSeconds(target.pid), pg: await pgBackendCpuSeconds(database.name) };
@@ -96,19 +93,14 @@ try {
       return o;
     };
     await cannon(server.url, pathOf, headers, 3);
-    if (base) await cannon(base.url, pathOf, headers, 3);
     await cannon(bare.url, () => path, {}, 3);
     for (let r = 0; r < ROUNDS; r++) {
-      // Alternating which server goes first, so a trend in the machine's load favours neither.
-      let b: Run | undefined;
-      if (base && r % 2 === 0) b = await measure(base, before);
       const o = await measure(server, ours);
-      if (base && r % 2 === 1) b = await measure(base, before);
       const b0 = cpuSeconds(bare.pid);
       const x = await cannon(bare.url, () => path, {}, DURATION);
       x.serverCpuMsPerRequest = round2(((cpuSeconds(bare.pid) - b0) * 1000) / x.requests);
       theirs.push(x);
-      console.error(`${q} round ${r + 1}: ours ${o.rps} req/s p99 ${o.p99} ms${b ? `; before ${b.rps} req/s p99 ${b.p99} ms` : ''}; bare ${x.rps} req/s p99 ${x.p99} ms; load ${load().join(' ')}`);
+      console.error(`${q} round ${r + 1}: ours ${o.rps} req/s p99 ${o.p99} ms; bare ${x.rps} req/s p99 ${x.p99} ms; load ${load().join(' ')}`);
     }
     await bare.stop();
     bare = undefined;
@@ -126,11 +118,10 @@ try {
       q,
       replyBytes: bytes.length,
       ours: summary(ours),
-      ...(base ? { before: summary(before), beforeRatio: ratio(before, theirs), oursOverBefore: ratio(ours, before) } : {}),
       bare: summary(theirs),
       ratio: ratio(ours, theirs),
       postgresPlanMs: plans[q],
-      runs: { ours, before, bare: theirs },
+      runs: { ours, bare: theirs },
     });
   }
   result.conditions = perCondition;
@@ -162,7 +153,6 @@ try {
   result.loadAfter = load();
 } finally {
   await bare?.stop();
-  await base?.stop();
   await server.stop();
   await database.drop();
   rmSync(tmp, { recursive: true, force: true });
