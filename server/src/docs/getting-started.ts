@@ -2,6 +2,8 @@
 // server (zone → VM) with the SDK and with zstack-cli. The two programs are exported so that
 // test/docs/getting-started.test.ts runs exactly what the page shows against a live server.
 
+import { escapeHtml, htmlPage } from './html.js';
+
 /** From an empty server (with `npm start`'s simulator agent) to a running VM, through the TypeScript SDK. */
 export const FIRST_VM_SDK = `import { ZStackClient } from '@zstack-ts/sdk';
 
@@ -53,23 +55,17 @@ zstack-cli CreateVmInstance name=vm1 instanceOfferingUuid=$OFFERING imageUuid=$I
   | jq -r '.inventory | "\\(.name) is \\(.state) with IP \\(.vmNics[0].ip)"'
 `;
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const code = (s: string) => `<pre><code>${escapeHtml(s.trimEnd())}</code></pre>`;
 
 export function gettingStartedPage(title: string, prefix: string): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}: getting started</title>
-<style>
+  return htmlPage(
+    `${title}: getting started`,
+    `
   body { margin: 1em auto; max-width: 60em; padding: 0 1em; font-family: system-ui, sans-serif; line-height: 1.45; }
   pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 13px; }
   code { font-family: ui-monospace, monospace; }
-</style>
-</head>
-<body>
+`,
+    `
 <p><a href="${prefix}">API reference</a> · <a href="${prefix}/errors">Error codes</a> · <a href="${prefix}/openapi.json">OpenAPI spec</a></p>
 <h1>Getting started</h1>
 
@@ -117,7 +113,6 @@ VirtualRouter provider to the Flat provider (the same eight steps work with zsta
 the API name and its job's uuid, or for a call without a job its request id (<code>X-Request-Id</code>, the
 <code>reqId</code> of the server's log line).</li>
 </ul>
-</body>
-</html>
-`;
+`,
+  );
 }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { ERROR_CODES, type ErrorCodeInfo } from '../core/error-codes.js';
 import { gettingStartedPage } from './getting-started.js';
+import { escapeHtml, htmlPage } from './html.js';
 
 export interface DocsOptions {
   /** URL prefix of the reference (default `/zstack/docs`). */
@@ -44,7 +45,6 @@ const SAMPLE_LANGUAGES = [
   { lang: 'Shell', label: 'zstack-cli' },
 ];
 
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 interface Row {
   operationId: string;
@@ -86,19 +86,14 @@ export function errorCatalogue(title: string): string {
       return `<tr id="${escapeHtml(code)}"><td><code>${escapeHtml(code)}</code></td><td>${e.status ?? 503}${also}</td><td>${escapeHtml(e.description)}</td><td>${escapeHtml(e.meaning)}</td></tr>`;
     })
     .join('\n');
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}: error codes</title>
-<style>
+  return htmlPage(
+    `${title}: error codes`,
+    `
   body { margin: 1em; font-family: system-ui, sans-serif; }
   table { border-collapse: collapse; font-size: 14px; }
   td, th { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
-</style>
-</head>
-<body>
+`,
+    `
 <h1>Error codes</h1>
 <p>Every error is <code>{"error": {"code", "description", "details", "cause"?}}</code>. The status is the one of a
 direct answer: a refusal of a call sent with <code>X-ZStack-Errors: direct</code> (the TypeScript SDK and zstack-cli
@@ -109,9 +104,8 @@ SDK itself (see its README).</p>
 <table><thead><tr><th>Code</th><th>HTTP status</th><th>Description</th><th>Meaning</th></tr></thead><tbody>
 ${rows}
 </tbody></table>
-</body>
-</html>
-`;
+`,
+  );
 }
 
 function page(title: string, prefix: string, rows: Row[], hasBundle: boolean): string {
