@@ -76,6 +76,9 @@ export async function serverSuite(t: Test): Promise<void> {
     name: 'this-machine', managementIp: sshd.host, username: 'root', sshKey: sshd.privateKey, sshPort: sshd.port, clusterUuid: cluster.uuid,
   } as never);
   t.match(host, { status: 'Connected' }, 'the kvm agent deployed as root over SSH');
+  const deployLog = (await zs.queryHostDeployLog({ q: [`resourceUuid=${host.uuid}`, 'task=check-runtime'] })).inventories as Array<{ status: string; details?: string }>;
+  t.match(deployLog.find((l) => l.status !== 'start'), { status: 'skip', details: /packages present: qemu-system-x86 .*dnsmasq-base/ },
+    "the deployer checked a libvirt host's packages (all present here: nothing installed)");
 
   const { inventory: bs } = await zs.addSftpBackupStorage({ name: 'bs', hostname: sshd.host, username: sshd.username, password: sshd.password, sshPort: sshd.port, url: join(sshd.home, 'bs') });
   await zs.attachBackupStorageToZone({ zoneUuid: zone.uuid, backupStorageUuid: bs.uuid });

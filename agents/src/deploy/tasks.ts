@@ -65,24 +65,36 @@ const detectOs: DeployTask = {
   },
 }
 
+/**
+ * Debian packages a kvm host with the libvirt backend needs (QEMU, libvirt, dnsmasq for DHCP in namespaces, ip and
+ * iptables for bridges, namespaces and SNAT); the agent starts virtlogd/libvirtd itself when there is no systemd.
+ */
+export const KVM_HOST_PACKAGES = ['qemu-system-x86', 'qemu-utils', 'libvirt-daemon-system', 'libvirt-clients', 'dnsmasq-base', 'iproute2', 'iptables']
+
+/** The Debian packages this deploy needs on the host. */
+export function packagesFor(plan: DeployContext['plan']): string[] {
+  return plan.profile.kind === 'kvm' && plan.config.backend === 'libvirt' ? KVM_HOST_PACKAGES : []
+}
+
 const checkRuntime: DeployTask = {
   name: 'check-runtime',
-  title: `check for Node.js >= ${MIN_NODE_MAJOR}`,
+  title: `check for Node.js >= ${MIN_NODE_MAJOR} (and a libvirt host's packages)`,
   async run(ctx) {
     const found = snapshotOf(ctx).node
+    const packages = await ensurePackages(ctx)
     if (found && found.major >= MIN_NODE_MAJOR) {
       ctx.nodePath = found.path
-      return skip(`node ${found.version} at ${found.path}`)
+      const nodeDetails = `node ${found.version} at ${found.path}`
+      return packages.installed.length ? done(`${nodeDetails}; ${packages.details}`) : skip(packages.details ? `${nodeDetails}; ${packages.details}` : nodeDetails)
     }
     const platform = ctx.platform!
     const what = found ? `node ${found.version} at ${found.path} is too old` : 'node is not installed'
-    if (!platform.osFamily.some((id) => id === 'debian' || id === 'ubuntu')) {
+    if (!isDebian(ctx)) {
       throw new TaskError(`${what}; this deployer installs Node.js only with apt-get (Debian, Ubuntu): install Node.js >= ${MIN_NODE_MAJOR} on this ${platform.prettyName} host`)
     }
-    // The only step that touches a package repository, and only because something is missing.
+    // Touches a package repository only because something is missing.
     const ssh = sshOf(ctx)
-    const apt = `${platform.uid === 0 ? '' : 'sudo -n '}env DEBIAN_FRONTEND=noninteractive apt-get`
-    await ssh.run(`${apt} update -q && ${apt} install -y -q nodejs`, 'apt-get install nodejs')
+    await ssh.run(`${aptGet(ctx)} update -q && ${aptGet(ctx)} install -y -q nodejs`, 'apt-get install nodejs')
     const installed = parseNode((await ssh.exec('p=$(command -v node) && printf "%s\\n" "$p" && "$p" --version')).stdout)
     if (!installed || installed.major < MIN_NODE_MAJOR) {
       throw new TaskError(`${what}, and apt-get installed ${installed ? `node ${installed.version}` : 'no node'}: ` +
@@ -90,8 +102,34 @@ const checkRuntime: DeployTask = {
     }
     ctx.nodePath = installed.path
     ctx.changes.push(`node ${installed.version} installed`)
-    return done(`${what}; installed node ${installed.version} with apt-get`)
+    return done(`${what}; installed node ${installed.version} with apt-get${packages.details ? `; ${packages.details}` : ''}`)
   },
+}
+
+const isDebian = (ctx: DeployContext) => ctx.platform!.osFamily.some((id) => id === 'debian' || id === 'ubuntu')
+const aptGet = (ctx: DeployContext) => `${ctx.platform!.uid === 0 ? '' : 'sudo -n '}env DEBIAN_FRONTEND=noninteractive apt-get`
+
+/**
+ * The deploy's Debian packages (packagesFor): dpkg is asked which are installed; only missing ones are installed
+ * with apt-get, and only on Debian/Ubuntu (elsewhere the deploy fails naming them). Nothing needed = nothing asked.
+ */
+async function ensurePackages(ctx: DeployContext): Promise<{ installed: string[]; details: string }> {
+  const wanted = packagesFor(ctx.plan)
+  if (wanted.length === 0) return { installed: [], details: '' }
+  const ssh = sshOf(ctx)
+  const query = `dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' ${wanted.map(q).join(' ')} 2>/dev/null; true`
+  const present = new Set((await ssh.exec(query)).stdout.split('\n').flatMap((line) => {
+    const [name, status] = line.trim().split(' ')
+    return status === 'installed' ? [name] : []
+  }))
+  const missing = wanted.filter((p) => !present.has(p))
+  if (missing.length === 0) return { installed: [], details: `packages present: ${wanted.join(' ')}` }
+  if (!isDebian(ctx)) {
+    throw new TaskError(`this ${ctx.platform!.prettyName} host lacks what a libvirt kvm host needs and this deployer installs packages only with apt-get (Debian, Ubuntu): install ${missing.join(' ')}`)
+  }
+  await ssh.run(`${aptGet(ctx)} update -q && ${aptGet(ctx)} install -y -q --no-install-recommends ${missing.map(q).join(' ')}`, `apt-get install ${missing.join(' ')}`)
+  ctx.changes.push(`packages installed: ${missing.join(' ')}`)
+  return { installed: missing, details: `installed with apt-get: ${missing.join(' ')}` }
 }
 
 const uploadBundle: DeployTask = {
