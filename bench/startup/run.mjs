@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm start` as a user runs it: time until the first request is answered on a fresh data directory (first start,
 // which creates the database) and on the same directory again (restart), and the idle RSS of the whole process tree
-// (npm, the server, its agents, the embedded database's processes), summed over every process, 10 s after ready
-// (also PSS, which counts shared pages such as PostgreSQL's shared buffers once instead of once per process).
+// (npm, the server, its agents, the embedded database's processes), summed over every process, 10 s (--idle-ms) and
+// 30 s after ready (also PSS, which counts shared pages such as PostgreSQL's shared buffers once per tree).
 // CPU seconds used by the tree until ready are given too: unlike the wall time they hardly depend on the load.
 // `--db external`: on the PostgreSQL of DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test), in a fresh
 // database created for the run (first start: migrations; restart: none). The build (dist/, scripts/build-server.mjs) is
@@ -83,6 +83,28 @@ function cpuSeconds(root) {
   return ticks / 100;
 }
 
+/** The tree's RSS and PSS summed over every process, without npm, and by process (MB). */
+function sample(root) {
+  const byName = {};
+  let total = 0;
+  let pss = 0;
+  let npmKb = 0;
+  const procs = tree(root);
+  for (const p of procs) {
+    const kb = rssKb(p);
+    total += kb;
+    pss += pssKb(p);
+    const n = name(p);
+    byName[n] = (byName[n] ?? 0) + kb;
+    if (n === 'npm') npmKb += kb;
+  }
+  const mb = (kb) => Math.round(kb / 1024);
+  return {
+    treeRssMb: mb(total), treePssMb: mb(pss), treeRssWithoutNpmMb: mb(total - npmKb), processes: procs.length,
+    byProcessMb: Object.fromEntries(Object.entries(byName).map(([k, v]) => [k, mb(v)])),
+  };
+}
+
 async function startOnce(dataDir, port, env) {
   const t0 = Date.now();
   const child = spawn('npm', ['start'], { env: { ...process.env, ...env, ZSTACK_PORT: String(port), ZSTACK_DATA_DIR: dataDir }, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -142,24 +164,16 @@ for (const db of dbs) {
     const first = await startOnce(dataDir, port, env);
     await stop(first.child);
     const again = await startOnce(dataDir, port, env);
+    // Sampled twice: `--idle-ms` after ready, and 30 s after ready (pool connections opened during the start have
+    // closed then: idle 10 s).
     await sleep(idleMs);
-    const byName = {};
-    let total = 0;
-    let pss = 0;
-    let npmKb = 0;
-    const procs = tree(again.child.pid);
-    for (const p of procs) {
-      const kb = rssKb(p);
-      total += kb;
-      pss += pssKb(p);
-      const n = name(p);
-      byName[n] = (byName[n] ?? 0) + kb;
-      if (n === 'npm') npmKb += kb;
-    }
+    const early = sample(again.child.pid);
+    await sleep(Math.max(0, 30_000 - idleMs));
+    const late = sample(again.child.pid);
     await stop(again.child);
     console.log(JSON.stringify({
-      db, firstStartMs: first.readyMs, firstStartCpuS: first.cpuS, restartMs: again.readyMs, restartCpuS: again.cpuS, idleTreeRssMb: Math.round(total / 1024), idleTreePssMb: Math.round(pss / 1024), idleTreeRssWithoutNpmMb: Math.round((total - npmKb) / 1024), processes: procs.length,
-      byProcessMb: Object.fromEntries(Object.entries(byName).map(([k, v]) => [k, Math.round(v / 1024)])),
+      db, firstStartMs: first.readyMs, firstStartCpuS: first.cpuS, restartMs: again.readyMs, restartCpuS: again.cpuS,
+      [`idle${idleMs / 1000}s`]: early, idle30s: late,
       load: `${loadBefore} -> ${load()}`,
     }));
   } finally {
