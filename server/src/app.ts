@@ -1,11 +1,8 @@
 // The management server: opens the database, applies migrations, wires the shared mechanisms and the domain
 // modules, and serves the routes generated from the spec. One App = one management node.
-import { hostname } from 'node:os';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
-import { eq, lt } from 'drizzle-orm';
 import { migrate, openDatabase, type Database, type Db } from './db/index.js';
 import { retryTransactions } from './db/retry.js';
-import { managementNodes } from './db/schema/index.js';
 import { Cascade } from './core/cascade.js';
 import { backgroundContext, currentContext, runInContext } from './core/context.js';
 import { parseDuration } from './core/duration.js';
@@ -23,33 +20,25 @@ import { registerRpc } from './core/rpc.js';
 import { registerRoutes, sendError } from './core/router.js';
 import { listOperations, loadSpec, type SpecOperation } from './core/spec.js';
 import { Permissions } from './core/permissions.js';
-import { IdentityService } from './identity/service.js';
-import { accountDescriptor, identityDescriptors, identityHandlers } from './identity/handlers.js';
-import { checkQuota, quotaDemand } from './identity/quotas.js';
-import { globalConfigDescriptor, managementHandlers, managementNodeDescriptor } from './management/handlers.js';
-import { zoneDescriptor } from './zone/inventory.js';
-import { zoneHandlers } from './zone/handlers.js';
+import { registerModules, type DomainContext, type NodeOptions, type SharedContext } from './core/domain.js';
+import type { IdentityService } from './identity/index.js';
 import { domains } from './domains.js';
 import type { Services } from './services.js';
 import { AgentClient } from './agent-client/index.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadZStackProperties, type PropertyTimeouts } from './core/api-timeouts.js';
-import { GarbageCollector, gcJobDescriptor } from './core/gc.js';
+import { GarbageCollector } from './core/gc.js';
 import { bridgeEvents } from './core/event-bridge.js';
 import { registerDocs } from './docs/index.js';
-import { defineHandlers } from './core/handlers.js';
 
 /** The longest URL (414 beyond) and the most header bytes (431 beyond) a request may have. */
 const MAX_URL_BYTES = 16 * 1024;
 const MAX_HEADERS_BYTES = 16 * 1024;
 
-export interface AppOptions {
+export interface AppOptions extends NodeOptions {
   /** Real PostgreSQL; without it the embedded PGlite database under `dataDir` is used. */
   databaseUrl?: string;
-  dataDir: string;
-  host?: string;
-  port?: number;
   /** Check every successful reply against the spec (tests). */
   validateResponses?: boolean;
   /**
@@ -57,10 +46,6 @@ export interface AppOptions {
    * stream); default off.
    */
   logger?: boolean | { level?: string; stream?: NodeJS.WritableStream };
-  /** Base URL of the simulator agent serving simulated hosts, primary and backup storage, virtual routers. */
-  simulatorUrl?: string;
-  /** Secret the agents expect (`Authorization: Bearer <secret>`). */
-  agentSecret?: string;
   /** `zstack.properties` with `ApiTimeout.*` lines (default: `<dataDir>/zstack.properties` when it exists). */
   propertiesFile?: string;
   /** No other management node can use this database (`npm start`'s embedded PostgreSQL, held by the data directory's lock). */
@@ -81,17 +66,23 @@ export class App {
   readonly locks: LockManager;
   readonly jobs: JobService;
   readonly globalConfig: GlobalConfigService;
-  readonly identity: IdentityService;
   readonly permissions: Permissions;
   readonly gc: GarbageCollector;
   readonly http: FastifyInstance;
   readonly agents: AgentClient;
   /** Timeouts set in zstack.properties (v1.1 syntax). */
   propertyTimeouts: PropertyTimeouts = { apis: new Map(), agentPaths: new Map(), warnings: [] };
-  /** Domain services (hosts, networks, VMs…), filled by the domain modules. */
+  /**
+   * The services the domain modules provided (core/domain.ts), for the composition root and tests; a module
+   * reaches another's service only through `ctx.use` of what it declared.
+   */
   readonly services = {} as Services;
   private timers: NodeJS.Timeout[] = [];
   private bootHooks: Array<() => Promise<void>> = [];
+  private contexts = new Map<string, DomainContext>();
+  private joinHooks: Array<() => Promise<void>> = [];
+  private listenHooks: Array<(url: string) => Promise<void>> = [];
+  private leaveHooks: Array<() => Promise<void>> = [];
   private closeBridge?: () => Promise<void>;
   private closed = false;
   url = '';
@@ -104,12 +95,7 @@ export class App {
     this.locks = new LockManager(database, { soleProcess: options.soleNode });
     this.jobs = new JobService(this.db, this.nodeUuid);
     this.globalConfig = new GlobalConfigService(this.db, this.events);
-    this.identity = new IdentityService(this.db, this.globalConfig);
-    this.permissions = new Permissions(this.db, this.doc, this.operations, {
-      operations: new Set(['CreateVmInstance', 'CreateDataVolume', 'CreateL3Network', 'AddImage']),
-      check: async (id, msg, account) => checkQuota(this.db, account, await quotaDemand(this.db, id, msg)),
-      withAccountLock: (account, fn) => this.locks.withLock(`account-quota-${account}`, fn),
-    });
+    this.permissions = new Permissions(this.db, this.doc, this.operations);
     this.gc = new GarbageCollector(this.db, this.nodeUuid, this.globalConfig, this.events);
     this.agents = new AgentClient(options.agentSecret, (path) => this.propertyTimeouts.agentPaths.get(path));
     this.http = Fastify({
@@ -164,6 +150,18 @@ export class App {
     return this.database.perf.read(currentContext()?.changesSynced, key, 1000, read);
   }
 
+  /** The context a domain module registered with (tests and tools call a domain's functions with it). */
+  contextOf(moduleName: string): DomainContext {
+    const ctx = this.contexts.get(moduleName);
+    if (!ctx) throw new Error(`no domain module named '${moduleName}'`);
+    return ctx;
+  }
+
+  /** The identity module's service: authenticates every call. */
+  get identity(): IdentityService {
+    return this.services.identity;
+  }
+
   /** Work a domain needs done once the database and settings are ready, before serving (e.g. seeding rows). */
   onBoot(fn: () => Promise<void>): void {
     this.bootHooks.push(fn);
@@ -193,9 +191,41 @@ export class App {
     this.timers.push(setTimeout(tick, delay()).unref());
   }
 
+  /** What every domain module works with (core/domain.ts); `use`/`provide` are added per module. */
+  private sharedContext(): SharedContext {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const app = this;
+    return {
+      db: this.db,
+      locks: this.locks,
+      events: this.events,
+      globalConfig: this.globalConfig,
+      gc: this.gc,
+      cascade: this.cascade,
+      agents: this.agents,
+      jobs: this.jobs,
+      permissions: this.permissions,
+      nodeUuid: this.nodeUuid,
+      options: this.options,
+      soleNode: this.database.kind === 'pglite' || !!this.options.soleNode,
+      get url() {
+        return app.url;
+      },
+      http: this.http,
+      addInventory: (d) => this.addInventory(d),
+      addHandlers: (h) => this.addHandlers(h),
+      handlerOf: (operationId) => this.handlers.get(operationId),
+      onBoot: (fn) => this.onBoot(fn),
+      onJoin: (fn) => void this.joinHooks.push(fn),
+      onListen: (fn) => void this.listenHooks.push(fn),
+      onLeave: (fn) => void this.leaveHooks.push(fn),
+      every: (name, ms, fn) => this.every(name, ms, fn),
+      remembered: (key, read) => this.remembered(key, read),
+    };
+  }
+
   private defineCoreConfig(): void {
     const gc = this.globalConfig;
-    gc.define({ category: 'managementServer', name: 'node.heartbeatInterval', type: 'seconds', defaultValue: '5', min: 1, max: 300, description: 'Seconds between management node heartbeats' });
     gc.define({ category: 'rest', name: 'completedApi.expiredPeriod', type: 'seconds', defaultValue: '10800', min: 1, description: 'Seconds a finished API job stays pollable' });
     gc.define({ category: 'rest', name: 'expiredApi.scanInterval', type: 'seconds', defaultValue: '3600', min: 1, description: 'Seconds between purges of expired API jobs' });
     // One timeout per API (release notes §3): category apiTimeout, name = API name, default from the spec.
@@ -240,34 +270,9 @@ export class App {
   private async init(): Promise<void> {
     this.defineCoreConfig();
     this.loadProperties();
-    this.addInventory(accountDescriptor);
-    for (const d of identityDescriptors) this.addInventory(d);
-    this.addInventory(globalConfigDescriptor);
-    this.addInventory(managementNodeDescriptor);
-    this.addInventory(zoneDescriptor);
-    this.addInventory(gcJobDescriptor);
-    this.addHandlers(
-      defineHandlers({
-        TriggerGCJob: { run: async (msg) => (await this.gc.trigger(msg.uuid), {}) },
-        DeleteGCJob: { run: async (msg) => (await this.gc.delete(msg.uuid), {}) },
-      }),
-    );
-    this.addHandlers(identityHandlers(this));
-    this.addHandlers(managementHandlers(this));
-    this.addHandlers(zoneHandlers(this));
-    for (const register of domains) register(this);
-    this.cascade.register({
-      kind: 'zone',
-      parents: {},
-      delete: async (uuids) => {
-        const { zones } = await import('./db/schema/index.js');
-        const { inArray } = await import('drizzle-orm');
-        await this.db.delete(zones).where(inArray(zones.uuid, uuids));
-      },
-    });
+    this.contexts = registerModules(domains, this.sharedContext(), this.services);
 
     await this.globalConfig.load();
-    await this.identity.bootstrap();
     for (const hook of this.bootHooks) await runInContext(backgroundContext('boot'), hook);
     this.assertEveryOperationServed();
     this.setupHttp();
@@ -339,61 +344,22 @@ export class App {
     registerRpc(http, { doc: this.doc, operations: this.operations, jobs: this.jobs });
   }
 
-  private heartbeatMs(): number {
-    return this.globalConfig.getMs('managementServer', 'node.heartbeatInterval');
-  }
-
-  /** Joins the cluster of management nodes, fails jobs orphaned by dead nodes, starts the background loops. */
+  /** Joins the cluster of management nodes (the modules' join work: membership, background loops). */
   private async join(): Promise<void> {
     // A sole node (npm start's embedded database) has no other node to tell: no listening connection.
     if (this.database.pool && !this.options.soleNode) this.closeBridge = await bridgeEvents(this.database.pool, this.events, this.nodeUuid);
     // A setting changed on another node: re-read it from the database.
     this.events.on('globalConfig.updated', () => this.globalConfig.reload());
-    await this.db.insert(managementNodes).values({ uuid: this.nodeUuid, hostName: hostname(), port: this.options.port ?? 0 });
-    await this.reapDeadNodes();
-    this.every('heartbeat', () => this.heartbeatMs(), async () => {
-      await this.db.update(managementNodes).set({ heartBeat: new Date() }).where(eq(managementNodes.uuid, this.nodeUuid));
-      await this.reapDeadNodes();
-    });
+    for (const hook of this.joinHooks) await hook();
     this.every('api-job-purge', () => this.globalConfig.getMs('rest', 'expiredApi.scanInterval'), () =>
       this.jobs.purge(this.globalConfig.getMs('rest', 'completedApi.expiredPeriod')),
     );
-    this.every('gc-scan', () => this.globalConfig.getMs('gc', 'scanInterval'), async () =>
-      this.gc.runDueJobs(await this.jobs.liveNodes(3 * this.heartbeatMs())),
-    );
-    this.every('gc-purge', () => this.globalConfig.getMs('gc', 'cleanUpCompletedJobInterval'), () => this.gc.purge());
-    this.every('session-cleanup', () => this.globalConfig.getMs('identity', 'session.cleanup.interval'), () => this.identity.purgeExpired());
-  }
-
-  private async reapDeadNodes(): Promise<void> {
-    const staleMs = 3 * this.heartbeatMs();
-    await this.db.delete(managementNodes).where(lt(managementNodes.heartBeat, new Date(Date.now() - staleMs)));
-    const live = await this.jobs.liveNodes(staleMs);
-    const alive = live.includes(this.nodeUuid) ? live : [...live, this.nodeUuid];
-    const failed = await this.jobs.failOrphans(alive);
-    await this.gc.releaseOrphans(alive);
-    if (failed) console.warn(`[jobs] marked ${failed} job(s) of stopped management nodes as failed`);
-  }
-
-  /**
-   * A node that held this host:port before us is certainly dead (the port was free), and with the embedded
-   * database no other process can be running at all: their jobs are failed now, at start, not after a timeout.
-   */
-  private async reapPredecessors(port: number): Promise<void> {
-    const others = await this.db.select().from(managementNodes);
-    const dead = others.filter(
-      (n) => n.uuid !== this.nodeUuid && (this.database.kind === 'pglite' || this.options.soleNode || (n.hostName === hostname() && n.port === port)),
-    );
-    for (const n of dead) await this.db.delete(managementNodes).where(eq(managementNodes.uuid, n.uuid));
-    if (dead.length) await this.reapDeadNodes();
   }
 
   async listen(): Promise<string> {
     await this.join();
     this.url = await this.http.listen({ host: this.options.host ?? '127.0.0.1', port: this.options.port ?? 8080 });
-    const port = Number(new URL(this.url).port);
-    await this.db.update(managementNodes).set({ port }).where(eq(managementNodes.uuid, this.nodeUuid));
-    await this.reapPredecessors(port);
+    for (const hook of this.listenHooks) await hook(this.url);
     return this.url;
   }
 
@@ -405,7 +371,7 @@ export class App {
     await this.jobs.drain();
     await this.closeBridge?.();
     await this.locks.close();
-    await this.db.delete(managementNodes).where(eq(managementNodes.uuid, this.nodeUuid)).catch(() => undefined);
+    for (const hook of this.leaveHooks) await hook();
     await this.database.close();
   }
 

@@ -1,13 +1,31 @@
-// Domain modules in registration order (a module may use the services of those before it).
-import type { App } from './app.js';
-import { register as cluster } from './cluster/index.js';
-import { register as host } from './host/index.js';
-import { register as storage } from './storage/index.js';
-import { register as image } from './image/index.js';
-import { register as offering } from './offering/index.js';
-import { register as network } from './network/index.js';
-import { register as vm } from './vm/index.js';
-import { register as virtualRouter } from './virtual-router/index.js';
-import { register as consoles } from './console/index.js';
+// The domain modules of a management node. The order here does not matter for correctness: the composition root
+// (app.ts) orders them by what they need and provide (core/domain.ts) and refuses to start on a missing or circular
+// need. It is kept in dependency order anyway, for a reader.
+import type { DomainModule } from './core/domain.js';
+import { identityModule } from './identity/index.js';
+import { managementModule } from './management/index.js';
+import { zoneModule } from './zone/index.js';
+import { clusterModule } from './cluster/index.js';
+import { hostModule } from './host/index.js';
+import { storageModule } from './storage/index.js';
+import { imageModule } from './image/index.js';
+import { offeringModule } from './offering/index.js';
+import { networkModule } from './network/index.js';
+import { vmModule } from './vm/index.js';
+import { virtualRouterModule } from './virtual-router/index.js';
+import { consoleModule } from './console/index.js';
 
-export const domains: Array<(app: App) => void> = [cluster, host, storage, image, offering, network, vm, virtualRouter, consoles];
+export const domains: DomainModule[] = [
+  identityModule,
+  managementModule,
+  zoneModule,
+  clusterModule,
+  hostModule,
+  storageModule,
+  imageModule,
+  offeringModule,
+  networkModule,
+  vmModule,
+  virtualRouterModule,
+  consoleModule,
+];

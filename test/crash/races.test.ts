@@ -15,7 +15,7 @@ t.teardown(() => s.close());
 const { app, client: zs } = s;
 const w: World = await buildWorld(zs, { hosts: 3, hostCpu: 32, hostMemory: 32 * 2 ** 30, virtualRouter: false, startIp: '192.168.201.1', endIp: '192.168.203.250' });
 await zs.updateGlobalConfig({ category: 'vm', name: 'reconcile.interval', value: '1' });
-const check = () => checkInvariants(app.db, { agents: (uuids) => agentVmReports(app, uuids) });
+const check = () => checkInvariants(app.db, { agents: (uuids) => agentVmReports(app.contextOf('vm'), uuids) });
 /** The checker passes (repairs take at most a reconciliation round or two). */
 async function invariantsHold(ms = 30_000) {
   const end = Date.now() + ms;

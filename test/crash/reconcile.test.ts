@@ -15,7 +15,7 @@ const w: World = await buildWorld(zs, { hosts: 2, virtualRouter: false });
 const reconciler = app.services.vms.reconciler!;
 const db = app.db;
 
-const check = () => checkInvariants(db, { agents: (uuids) => agentVmReports(app, uuids) });
+const check = () => checkInvariants(db, { agents: (uuids) => agentVmReports(app.contextOf('vm'), uuids) });
 const newVm = async (name: string) =>
   (await zs.createVmInstance({ name, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })).inventory;
 const simulator = async (path: string, body: object) => {

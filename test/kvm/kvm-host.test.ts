@@ -97,7 +97,7 @@ async function suite(): Promise<void> {
 
     const [row] = await s.app.db.select().from(hosts).where(eq(hosts.uuid, h.uuid));
     t.equal(row.hostKey, sshd.hostKey, 'the host key seen on first contact is recorded');
-    const secret = credentialVault(s.app).open(row.credential!, 'test').agentSecret!;
+    const secret = credentialVault(s.app.contextOf('host')).open(row.credential!, 'test').agentSecret!;
     t.ok(secret && secret !== AGENT_SECRET, 'a secret of its own');
     t.notOk(row.credential!.includes(sshd.password) || row.credential!.includes(secret), 'sealed at rest');
     const agentUrl = row.agentUrl!;

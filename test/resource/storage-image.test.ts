@@ -62,7 +62,7 @@ t.test('primary storage, backup storage and images', async (t) => {
   /** An SFTP backup storage row as AddSftpBackupStorage leaves it, without deploying (no sshd in this test). */
   const sftpRow = async (name: string, url: string, password = 'p') => {
     const uuid = newUuid();
-    const credential = credentialVault(s.app).seal({ password });
+    const credential = credentialVault(s.app.contextOf('host')).seal({ password });
     await s.app.db.insert(backupStorage).values({ uuid, name, url, type: 'SftpBackupStorage', status: 'Disconnected', hostname: '127.0.0.1', username: 'root', sshPort: 22, credential });
     return uuid;
   };

@@ -1,14 +1,16 @@
 // Clusters: groups of hosts of one hypervisor type inside a zone. Deleting one takes its hosts with it (cascade);
 // its primary storage and L2 attachments go with the rows (ON DELETE CASCADE refs).
 import { eq, inArray } from 'drizzle-orm';
-import type { App } from '../app.js';
+import { defineDomain, type DomainContext } from '../core/domain.js';
 import { notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { clusters, zones } from '../db/schema/index.js';
 import { clusterDescriptor, clusterInventory } from './inventory.js';
 
-export function register(app: App): void {
+export const clusterModule = defineDomain({ name: 'cluster', register });
+
+function register(app: DomainContext): void {
   const { db } = app;
   app.addInventory(clusterDescriptor);
   const load = async (uuid: string) => {

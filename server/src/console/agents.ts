@@ -8,12 +8,12 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { and, eq, lt, or, sql } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { AgentPathOf, AgentRequest, AgentResponse } from '../agent-client/index.js';
 import { remainingMs, step } from '../core/context.js';
 import { err, errorCode, notFound, opErr, toApiError, type ErrorCode } from '../core/errors.js';
 import { consoleProxies, consoleProxyAgents } from '../db/schema/index.js';
-import { credentialVault } from '../host/credentials.js';
+import { credentialVault } from '../host/index.js';
 import type { AgentRow } from './inventory.js';
 import { deployConsoleAgent, spawnConsoleAgent, type AgentRuntime, type DeployMode } from './launch.js';
 
@@ -45,7 +45,7 @@ export class ConsoleProxyAgents {
   private lastPing = 0;
   private lastPurge = 0;
 
-  constructor(private readonly app: App) {}
+  constructor(private readonly app: DomainContext) {}
 
   /** This node's agent uuid (= the node's uuid). */
   get ownUuid(): string {

@@ -2,7 +2,7 @@
 // UpdateConsoleProxyAgent, the browser console page (GET /zstack/console + noVNC's files), the `console/*`
 // settings, and this node's console proxy agent (started once the node serves, pinged, stopped with the node).
 import { eq } from 'drizzle-orm';
-import type { App } from '../app.js';
+import { defineDomain, type DomainContext } from '../core/domain.js';
 import { backgroundContext, runInContext } from '../core/context.js';
 import { ApiError, argErr, errorCode, toApiError, type ErrorCode } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
@@ -22,7 +22,9 @@ declare module '../services.js' {
 /** `0.0.0.0` (upstream's "not overridden") clears the overridden IP. */
 const NOT_OVERRIDDEN = new Set(['0.0.0.0', '::', '']);
 
-export function register(app: App): void {
+export const consoleModule = defineDomain({ name: 'console', needs: ['hosts', 'vms'], provides: ['consoles'], register });
+
+function register(app: DomainContext): void {
   const gc = app.globalConfig;
   gc.define({ category: 'console', name: 'vnc.token.timeout', type: 'seconds', defaultValue: '1800', min: 1, description: 'Seconds a console token from RequestConsoleAccess can open a connection' });
   gc.define({ category: 'console', name: 'proxy.idleTimeout', type: 'seconds', defaultValue: '60', min: 0, description: 'Seconds without traffic after which the console proxy closes a console connection (0 = never)' });
@@ -39,7 +41,7 @@ export function register(app: App): void {
 
   const agents = new ConsoleProxyAgents(app);
   const consoles = new ConsoleService(app, agents);
-  app.services.consoles = consoles;
+  app.provide('consoles', consoles);
   app.addInventory(agentDescriptor);
   consoles.watchVms();
 
@@ -67,7 +69,7 @@ export function register(app: App): void {
   app.addHandlers(
     defineHandlers({
       RequestConsoleAccess: {
-        check: async (msg) => consoles.requireRunning(await app.services.vms.require(msg.vmInstanceUuid, 'vmInstanceUuid')),
+        check: async (msg) => consoles.requireRunning(await app.use('vms').require(msg.vmInstanceUuid, 'vmInstanceUuid')),
         run: async (msg, call) => ({ inventory: consoleInventory(await consoles.requestAccess(msg.vmInstanceUuid, call.session?.uuid)) }),
       },
       ReconnectConsoleProxyAgent: {

@@ -3,15 +3,15 @@
 // when the VM stops, migrates or is destroyed. One row per token (console_proxies) so that an unused token can be
 // handed out again to the session that asked for it, and so that any node can revoke it.
 import { and, desc, eq, inArray } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { backgroundContext, runInContext, step } from '../core/context.js';
 import { opErr, toApiError } from '../core/errors.js';
 import { newUuid } from '../core/ids.js';
 import { consoleProxies, consoleProxyAgents } from '../db/schema/index.js';
-import { hostCall } from '../vm/hypervisor.js';
-import type { VmRow } from '../vm/inventory.js';
-import { vmLockKey } from '../vm/service.js';
-import { notInStateErr } from '../vm/states.js';
+import { hostCall } from '../vm/index.js';
+import type { VmRow } from '../vm/index.js';
+import { vmLockKey } from '../vm/index.js';
+import { notInStateErr } from '../vm/index.js';
 import type { ConsoleProxyAgents } from './agents.js';
 import type { AgentRow, ConsoleProxyRow } from './inventory.js';
 
@@ -32,7 +32,7 @@ export function advertisedHostname(agent: AgentRow): string {
 
 export class ConsoleService {
   constructor(
-    private readonly app: App,
+    private readonly app: DomainContext,
     readonly agents: ConsoleProxyAgents,
   ) {}
 
@@ -48,7 +48,7 @@ export class ConsoleService {
   async requestAccess(vmUuid: string, sessionUuid: string | undefined): Promise<ConsoleProxyRow> {
     const { app } = this;
     return app.locks.withLock([vmLockKey(vmUuid), consoleLockKey(vmUuid)], async () => {
-      const vm = await app.services.vms.require(vmUuid, 'vmInstanceUuid');
+      const vm = await app.use('vms').require(vmUuid, 'vmInstanceUuid');
       this.requireRunning(vm);
       const agent = await this.agents.requireOwnConnected();
       const hostname = advertisedHostname(agent);
@@ -65,7 +65,7 @@ export class ConsoleService {
       }
       await this.retire(stale);
 
-      const host = await app.services.hosts.require(vm.hostUuid!);
+      const host = await app.use('hosts').require(vm.hostUuid!);
       const vnc = await step(`ask host[uuid:${host.uuid}] for the VNC port of VM[uuid:${vmUuid}]`, () =>
         hostCall(app, host.uuid, '/vm/getvncport', { vmUuid }),
       );

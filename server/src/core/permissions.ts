@@ -82,6 +82,11 @@ export class Permissions {
     for (const op of operations) this.byId.set(op.operationId, op);
   }
 
+  /** Sets the quota guard (the identity module owns quotas). */
+  guardQuotas(quota: QuotaGuard): void {
+    this.quota = quota;
+  }
+
   permissionOf(operationId: string): PermissionDef | undefined {
     return this.byId.get(operationId)?.permission;
   }

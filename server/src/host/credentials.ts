@@ -8,7 +8,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { err } from '../core/errors.js';
 
 const keyOf = (secret: string) => createHash('sha256').update(`zstack-ts credential key:${secret}`).digest();
@@ -113,15 +113,15 @@ export class CredentialVault {
   }
 }
 
-const vaults = new WeakMap<App, CredentialVault>();
+const vaults = new WeakMap<object, CredentialVault>();
 
-/** The vault of a management node (one per App). */
-export function credentialVault(app: App): CredentialVault {
-  let v = vaults.get(app);
+/** The vault of a management node (one per node: keyed by its options, shared by every module's context). */
+export function credentialVault(app: DomainContext): CredentialVault {
+  let v = vaults.get(app.options);
   if (!v) {
     const legacy = [app.options.agentSecret, 'zstack-ts'].filter((k): k is string => !!k);
     v = new CredentialVault(app.options.dataDir, legacy);
-    vaults.set(app, v);
+    vaults.set(app.options, v);
   }
   return v;
 }

@@ -5,7 +5,7 @@
 // The log is the `tasks` deployAgent returns, stored when the deploy ends, not lines POSTed to a logging URL:
 // README.md (Deploy logs) says why.
 import { and, eq, inArray, notInArray, sql } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { currentContext, remainingMs, step, timeoutError } from '../core/context.js';
 import { formatDate } from '../core/dates.js';
 import { ApiError } from '../core/errors.js';
@@ -93,7 +93,7 @@ export class Semaphore {
 export class AgentDeployService {
   readonly slots: Semaphore;
 
-  constructor(private readonly app: App) {
+  constructor(private readonly app: DomainContext) {
     this.slots = new Semaphore(() => app.globalConfig.getNumber('kvm', 'deploy.parallelismDegree'));
   }
 

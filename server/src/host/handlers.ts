@@ -1,5 +1,5 @@
 import { and, eq, ne } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { AgentRequest } from '../agent-client/index.js';
 import type { CallContext } from '../core/context.js';
 import { argErr, err, notFound } from '../core/errors.js';
@@ -16,7 +16,7 @@ const adminOnly = (call: CallContext) => {
   if (call.session?.accountType !== 'SystemAdmin') throw err('ID.1002', 'only an admin account can do this');
 };
 
-export function hostHandlers(app: App, service: HostService) {
+export function hostHandlers(app: DomainContext, service: HostService) {
   const { db } = app;
 
   const clusterOf = async (uuid: string, hypervisorType: 'KVM' | 'Simulator') => {

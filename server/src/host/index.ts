@@ -1,7 +1,7 @@
 // Hosts: the host model shared by every host kind, its APIs, settings, ping tracker and cascade node, and the agent
-// deploys (KVM hosts here, SFTP backup storage through `app.services.agentDeployer`) with their logs.
+// deploys (KVM hosts here, SFTP backup storage through `app.use('agentDeployer')`) with their logs.
 import { eq, inArray } from 'drizzle-orm';
-import type { App } from '../app.js';
+import { defineDomain, type DomainContext } from '../core/domain.js';
 import { hosts } from '../db/schema/index.js';
 import { DEFAULT_INSTALL_PARENT } from '../../../agents/src/deploy/index.js';
 import { AgentDeployService, hostDeployLogDescriptor } from './deploy.js';
@@ -18,8 +18,14 @@ declare module '../services.js' {
   }
 }
 
+// The host domain's public face: what other domains may use besides `ctx.use('hosts')`.
+export { credentialVault, newAgentSecret } from './credentials.js';
+export { noOtherManagementNode, reservation, type HostRow, type HostService } from './service.js';
+
+export const hostModule = defineDomain({ name: 'host', provides: ['hosts', 'agentDeployer'], register });
+
 /** Registers the host domain: inventories, handlers, cascade nodes, settings and its service. */
-export function register(app: App): void {
+function register(app: DomainContext): void {
   const gc = app.globalConfig;
   gc.define({ category: 'host', name: 'cpu.overProvisioning.ratio', type: 'int', defaultValue: '10', min: 1, max: 1000, description: 'Schedulable vCPUs per physical CPU of a host' });
   gc.define({ category: 'host', name: 'ping.interval', type: 'seconds', defaultValue: '60', min: 1, max: 86400, description: 'Seconds between pings of each host agent' });
@@ -33,10 +39,10 @@ export function register(app: App): void {
   gc.define({ category: 'kvm', name: 'deploy.parallelismDegree', type: 'int', defaultValue: '10', min: 1, max: 1000, description: 'Agent deploys over SSH (KVM hosts, SFTP backup storage) running at the same time on one management node; the others wait' });
 
   const deployer = new AgentDeployService(app);
-  app.services.agentDeployer = deployer;
+  app.provide('agentDeployer', deployer);
   app.addInventory(hostDeployLogDescriptor);
   const service = new HostService(app, deployer);
-  app.services.hosts = service;
+  app.provide('hosts', service);
   app.addInventory(hostDescriptor);
   app.addHandlers(hostHandlers(app, service));
   app.cascade.register({

@@ -2,11 +2,11 @@
 // `host/ping.timeout`), at most `host/ping.parallelismDegree` at a time. The tick is at most a second, so a changed
 // interval takes effect at once rather than after the old one runs out.
 import { ne } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { hosts } from '../db/schema/index.js';
 import type { HostService } from './service.js';
 
-export function startPingTracker(app: App, service: HostService): void {
+export function startPingTracker(app: DomainContext, service: HostService): void {
   const intervalMs = () => app.globalConfig.getMs('host', 'ping.interval');
   let lastRound = 0;
   app.every('host-ping', () => Math.min(1000, intervalMs()), async () => {

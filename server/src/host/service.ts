@@ -4,7 +4,7 @@
 // capacity kept on the host row so that a reservation is one conditional UPDATE (never negative, never
 // double-booked).
 import { and, eq, gte, sql } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { isUnreachable, type AgentPathOf, type AgentRequest, type AgentResponse } from '../agent-client/index.js';
 import { step } from '../core/context.js';
 import { ApiError, err, notFound, stateErr, toApiError } from '../core/errors.js';
@@ -41,7 +41,7 @@ export const hostLockKey = (uuid: string) => `host:${uuid}`;
  * True when no other management node is alive, so nothing can be half-way through work this node finds half done
  * (a host left Connecting, an image left Downloading by a crash). Belongs in core (App) — see the report.
  */
-export async function noOtherManagementNode(app: App): Promise<boolean> {
+export async function noOtherManagementNode(app: DomainContext): Promise<boolean> {
   const live = await app.jobs.liveNodes(3 * app.globalConfig.getMs('managementServer', 'node.heartbeatInterval'));
   return live.every((n) => n === app.nodeUuid);
 }
@@ -53,7 +53,7 @@ export class HostService {
   private maintenanceHooks: HostHook[] = [];
 
   constructor(
-    private app: App,
+    private app: DomainContext,
     private deployer: AgentDeployService,
   ) {}
 

@@ -1,5 +1,5 @@
 import { and, eq, inArray, sql } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { CallContext } from '../core/context.js';
 import { formatDate } from '../core/dates.js';
 import { argErr, err, notFound } from '../core/errors.js';
@@ -135,8 +135,9 @@ const OWNED_DELETIONS: Array<{ type: string; steps: Array<[string, (uuid: string
   { type: 'DiskOfferingVO', steps: [['DeleteDiskOffering', (uuid) => ({ uuid })]] },
 ];
 
-export function identityHandlers(app: App) {
-  const { identity, db } = app;
+export function identityHandlers(app: DomainContext) {
+  const identity = app.use('identity');
+  const { db } = app;
   const adminOnly = (call: { session?: { accountType: string } }) => {
     if (call.session?.accountType !== 'SystemAdmin') throw err('ID.1002', 'only an admin account can do this');
   };
@@ -215,7 +216,7 @@ export function identityHandlers(app: App) {
         for (const { type, steps } of OWNED_DELETIONS) {
           for (const ref of owned.filter((r) => r.resourceType === type)) {
             for (const [api, body] of steps) {
-              const handler = app.handlers.get(api);
+              const handler = app.handlerOf(api);
               if (!handler) continue;
               const m = body(ref.resourceUuid);
               try {

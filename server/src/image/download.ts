@@ -3,12 +3,12 @@
 // QueryImage shows it). Backup storage that fails loses its ref; the image is Ready when at least one succeeded,
 // else Error and the agent's error is thrown.
 import { and, eq } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { currentSignal } from '../core/context.js';
 import { err, toApiError } from '../core/errors.js';
 import { imageBackupStorageRefs, images } from '../db/schema/index.js';
 import type { AgentResponse } from '../agent-client/index.js';
-import type { BackupStorageRow } from '../storage/backup.js';
+import type { BackupStorageRow } from '../storage/index.js';
 import type { ImageRow } from './inventory.js';
 
 /** How often progress is asked for while downloads run. */
@@ -36,8 +36,8 @@ export function installPathOf(storagePath: string, image: Pick<ImageRow, 'uuid' 
   return `${storagePath === '/' ? '' : storagePath}/${dir}/${image.uuid}/${image.uuid}.${image.format}`;
 }
 
-export async function downloadImage(app: App, image: ImageRow, targets: BackupStorageRow[]): Promise<void> {
-  const backup = app.services.backupStorage;
+export async function downloadImage(app: DomainContext, image: ImageRow, targets: BackupStorageRow[]): Promise<void> {
+  const backup = app.use('backupStorage');
   const percent = new Map<string, number>(targets.map((bs) => [bs.uuid, 0]));
   const finished = new Set<string>();
 

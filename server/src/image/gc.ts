@@ -1,7 +1,7 @@
 // Image files on backup storage that could not be deleted because the storage agent was unreachable: a GC job
 // retries the deletion on its timer (gc/imageBits.interval) until the agent answers, and is cancelled when the
 // backup storage itself is deleted.
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { isUnreachable } from '../agent-client/index.js';
 
 export const DELETE_IMAGE_BITS = 'DeleteImageBits';
@@ -12,7 +12,7 @@ interface ImageBitsContext {
   installPath: string;
 }
 
-export function registerImageGarbageCollector(app: App): void {
+export function registerImageGarbageCollector(app: DomainContext): void {
   app.globalConfig.define({
     category: 'gc',
     name: 'imageBits.interval',
@@ -25,20 +25,20 @@ export function registerImageGarbageCollector(app: App): void {
     name: DELETE_IMAGE_BITS,
     intervalMs: () => app.globalConfig.getMs('gc', 'imageBits.interval'),
     async run(ctx: ImageBitsContext) {
-      const bs = await app.services.backupStorage.get(ctx.backupStorageUuid);
+      const bs = await app.use('backupStorage').get(ctx.backupStorageUuid);
       if (!bs) return 'cancel'; // the storage and its files are gone
-      await app.services.backupStorage.call(bs, '/backupstorage/delete', { installPath: ctx.installPath });
+      await app.use('backupStorage').call(bs, '/backupstorage/delete', { installPath: ctx.installPath });
       return 'done';
     },
   });
 }
 
 /** Deletes an image file on a backup storage; an unreachable agent turns it into a GC job instead of a leftover. */
-export async function deleteImageBits(app: App, ref: { imageUuid: string; backupStorageUuid: string; installPath: string | null }): Promise<void> {
-  const bs = await app.services.backupStorage.get(ref.backupStorageUuid);
+export async function deleteImageBits(app: DomainContext, ref: { imageUuid: string; backupStorageUuid: string; installPath: string | null }): Promise<void> {
+  const bs = await app.use('backupStorage').get(ref.backupStorageUuid);
   if (!bs || !ref.installPath) return;
   try {
-    await app.services.backupStorage.call(bs, '/backupstorage/delete', { installPath: ref.installPath });
+    await app.use('backupStorage').call(bs, '/backupstorage/delete', { installPath: ref.installPath });
   } catch (e) {
     if (!isUnreachable(e)) throw e;
     const context: ImageBitsContext = { imageUuid: ref.imageUuid, backupStorageUuid: bs.uuid, installPath: ref.installPath };

@@ -2,13 +2,13 @@
 // `image/deletionPolicy` (Direct removes the files now; Delay and Never keep the image as Deleted until expunged).
 import { deleteImageBits, registerImageGarbageCollector } from './gc.js';
 import { and, eq, inArray } from 'drizzle-orm';
-import type { App } from '../app.js';
+import { defineDomain, type DomainContext } from '../core/domain.js';
 import { argErr, notFound, stateErr, toApiError } from '../core/errors.js';
 import { defineHandlers, type Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { imageBackupStorageRefs, images } from '../db/schema/index.js';
-import { noOtherManagementNode } from '../host/service.js';
-import type { BackupStorageRow } from '../storage/backup.js';
+import { noOtherManagementNode } from '../host/index.js';
+import type { BackupStorageRow } from '../storage/index.js';
 import { downloadImage, installPathOf } from './download.js';
 import { imageDescriptor, imageInventories, imageRefDescriptor, type ImageRefRow, type ImageRow } from './inventory.js';
 
@@ -21,7 +21,7 @@ declare module '../services.js' {
 }
 
 export class ImageService {
-  constructor(private app: App) {}
+  constructor(private app: DomainContext) {}
 
   async get(uuid: string): Promise<ImageRow | undefined> {
     const [i] = await this.app.db.select().from(images).where(eq(images.uuid, uuid));
@@ -39,12 +39,14 @@ const REAL_AGENT_SCHEMES = ['http:', 'https:', 'file:'];
 
 const normalizePlatform = (p?: string) => (p === 'Paravirtualization' ? 'Other' : p === 'WindowsVirtio' ? 'Windows' : (p ?? 'Linux'));
 
+export const imageModule = defineDomain({ name: 'image', needs: ['backupStorage'], provides: ['images'], register });
+
 /** Registers the image domain: inventories, handlers, cascade nodes, settings and its service. */
-export function register(app: App): void {
+function register(app: DomainContext): void {
   const { db } = app;
   registerImageGarbageCollector(app);
   const service = new ImageService(app);
-  app.services.images = service;
+  app.provide('images', service);
   app.globalConfig.define({
     category: 'image',
     name: 'deletionPolicy',
@@ -82,7 +84,7 @@ export function register(app: App): void {
   /** The backup storage an image can go to: known (404), Enabled and Connected with room (else 409). */
   const usableBackupStorage = async (msg: Message<'AddImage'>): Promise<BackupStorageRow[]> => {
     const rows: BackupStorageRow[] = [];
-    for (const uuid of msg.backupStorageUuids) rows.push(await app.services.backupStorage.require(uuid, 'backupStorageUuids'));
+    for (const uuid of msg.backupStorageUuids) rows.push(await app.use('backupStorage').require(uuid, 'backupStorageUuids'));
     const usable = rows.filter((bs) => bs.state === 'Enabled' && bs.status === 'Connected' && bs.availableCapacity > 0);
     if (usable.length === 0) {
       const why = rows.map((bs) => `backup storage[uuid:${bs.uuid}] is ${bs.state}, ${bs.status}, ${bs.availableCapacity} bytes free`).join('; ');
@@ -90,7 +92,7 @@ export function register(app: App): void {
     }
     const scheme = parseUrl(msg.url).protocol;
     for (const bs of usable) {
-      if (!app.services.backupStorage.isSimulated(bs) && !REAL_AGENT_SCHEMES.includes(scheme)) {
+      if (!app.use('backupStorage').isSimulated(bs) && !REAL_AGENT_SCHEMES.includes(scheme)) {
         throw argErr(`field[url]: ${bs.type} backup storage[uuid:${bs.uuid}] downloads only http://, https:// and file:// urls, not ${scheme}//`);
       }
     }
@@ -149,7 +151,7 @@ export function register(app: App): void {
                 imageUuid: row.uuid,
                 backupStorageUuid: bs.uuid,
                 status: 'Downloading',
-                installPath: installPathOf(app.services.backupStorage.storagePathOf(bs), base),
+                installPath: installPathOf(app.use('backupStorage').storagePathOf(bs), base),
               })),
             );
             return row;

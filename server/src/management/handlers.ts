@@ -1,4 +1,4 @@
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { formatDate } from '../core/dates.js';
 import { err } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
@@ -36,7 +36,7 @@ export const managementNodeDescriptor: InventoryDescriptor<NodeRow> = {
     rows.map((n) => ({ uuid: n.uuid, hostName: n.hostName, joinDate: formatDate(n.joinDate)!, heartBeat: formatDate(n.heartBeat)! })),
 };
 
-export function managementHandlers(app: App) {
+export function managementHandlers(app: DomainContext) {
   return defineHandlers({
     GetVersion: { run: async () => ({ version: VERSION }) },
     UpdateGlobalConfig: {

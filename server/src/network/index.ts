@@ -1,4 +1,4 @@
-import type { App } from '../app.js';
+import { defineDomain, type DomainContext } from '../core/domain.js';
 import { networkDescriptors } from './inventory.js';
 import { ipRangeHandlers, registerIpRangeCascade } from './ip-ranges.js';
 import { l2Handlers, registerL2Cascade } from './l2.js';
@@ -14,11 +14,14 @@ declare module '../services.js' {
 }
 
 export { NetworkService };
+export { freeIpInsert } from './allocator.js';
 export type { AllocateIpOptions, AllocatedIp, IpAllocatorStrategy } from './allocator.js';
 
+export const networkModule = defineDomain({ name: 'network', provides: ['networks'], register });
+
 /** Registers the network domain: inventories, handlers, cascade nodes, settings and its service. */
-export function register(app: App): void {
-  app.services.networks = new NetworkService(app.db, (key, read) => app.remembered(key, read));
+function register(app: DomainContext): void {
+  app.provide('networks', new NetworkService(app.db, (key, read) => app.remembered(key, read)));
   for (const d of networkDescriptors) app.addInventory(d);
   app.addHandlers(l2Handlers(app));
   app.addHandlers(l3Handlers(app));

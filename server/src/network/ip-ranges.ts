@@ -1,7 +1,7 @@
 // IP ranges of L3 networks: upstream's validation (zstack-api.md §5.2, L3NetworkApiInterceptor, same wording),
 // the by-CIDR split rule, deletion through the cascade (used IPs of a range go with it).
 import { eq, inArray } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
 import { ipRanges, l3Networks, usedIps } from '../db/schema/index.js';
 import { argErr } from '../core/errors.js';
@@ -101,7 +101,7 @@ export function rangesFromCidr(msg: { name: string; description?: string; networ
   return [range(first, gw - 1, gw), range(gw + 1, last, gw)];
 }
 
-export function ipRangeHandlers(app: App) {
+export function ipRangeHandlers(app: DomainContext) {
   const { db } = app;
 
   /** Validates and inserts the ranges, one L2 network's ranges at a time so overlaps cannot slip in by racing. */
@@ -193,7 +193,7 @@ export function ipRangeHandlers(app: App) {
 }
 
 /** Cascade: ranges live on an L3 network; deleting one also returns its used IPs (VM NICs are detached first). */
-export function registerIpRangeCascade(app: App): void {
+export function registerIpRangeCascade(app: DomainContext): void {
   const { db } = app;
   app.cascade.register({
     kind: 'ipRange',

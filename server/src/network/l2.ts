@@ -1,7 +1,7 @@
 // L2 networks: create (with every built-in provider attached, as upstream), attach/detach to clusters, delete
 // (cascade), and the provider ↔ L2 attachment (decision 6).
 import { and, eq, inArray } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
 import {
   clusters,
@@ -38,7 +38,7 @@ async function providerInventory(db: Tx, uuid: string) {
   return (await providerInventories([await loadProvider(db, uuid)], db))[0];
 }
 
-export function l2Handlers(app: App) {
+export function l2Handlers(app: DomainContext) {
   const { db } = app;
 
   async function checkCreate(msg: { zoneUuid: string; resourceUuid?: string }) {
@@ -147,7 +147,7 @@ export function l2Handlers(app: App) {
       },
       async run(msg) {
         await app.locks.withLock(`cluster-l2:${msg.clusterUuid}`, async () => {
-          await app.services.networks.runL2DetachHooks(msg.l2NetworkUuid, msg.clusterUuid);
+          await app.use('networks').runL2DetachHooks(msg.l2NetworkUuid, msg.clusterUuid);
           await db.delete(l2ClusterRefs).where(and(eq(l2ClusterRefs.l2NetworkUuid, msg.l2NetworkUuid), eq(l2ClusterRefs.clusterUuid, msg.clusterUuid)));
         });
         return { inventory: await l2Inventory(db, msg.l2NetworkUuid) };
@@ -201,7 +201,7 @@ export function l2Handlers(app: App) {
 }
 
 /** Cascade: L2 networks live in a zone; their L3 networks are deleted first (children before parents). */
-export function registerL2Cascade(app: App): void {
+export function registerL2Cascade(app: DomainContext): void {
   const { db } = app;
   app.cascade.register({
     kind: 'l2',

@@ -1,7 +1,7 @@
 // L3 networks: create/update (the system ↔ category rule), DNS servers, delete (cascade: IP ranges, used IPs,
 // NICs detached by the VM module's node, which runs first).
 import { and, eq, inArray, max } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
 import { ipRanges, l3Dns, l3Networks, usedIps } from '../db/schema/index.js';
 import { argErr, notFound, opErr } from '../core/errors.js';
@@ -27,9 +27,9 @@ function checkSystemAndCategory(system: boolean, category: Category): void {
   }
 }
 
-export function l3Handlers(app: App) {
+export function l3Handlers(app: DomainContext) {
   const { db } = app;
-  const inventory = async (uuid: string) => ({ inventory: await app.services.networks.l3Inventory(uuid) });
+  const inventory = async (uuid: string) => ({ inventory: await app.use('networks').l3Inventory(uuid) });
 
   /** A system network defaults to category System; everything else to Private. */
   const createCategory = (msg: { system?: boolean; category?: Category }): Category => msg.category ?? (msg.system ? 'System' : 'Private');
@@ -122,7 +122,7 @@ export function l3Handlers(app: App) {
 }
 
 /** Cascade: L3 networks live on an L2 network; their IP ranges (and VM NICs) are gone by the time this runs. */
-export function registerL3Cascade(app: App): void {
+export function registerL3Cascade(app: DomainContext): void {
   const { db } = app;
   app.cascade.register({
     kind: 'l3',

@@ -2,7 +2,7 @@
 // everything first and writes all refs in one transaction (nothing half-attached); the providers' backends apply
 // the services when VMs start on the network (the Flat DHCP / virtual router modules read `providersOf`).
 import { and, eq, inArray, or } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
 import { networkServiceL3Refs, networkServiceProviderL2Refs, networkServiceProviders, networkServiceTypes, usedIps } from '../db/schema/index.js';
 import { argErr, opErr } from '../core/errors.js';
@@ -98,9 +98,9 @@ async function validateAttach(db: Tx, l3: L3Row, networkServices: Record<string,
   return [...requested.values()];
 }
 
-export function networkServiceHandlers(app: App) {
+export function networkServiceHandlers(app: DomainContext) {
   const { db } = app;
-  const inventory = async (uuid: string) => ({ inventory: await app.services.networks.l3Inventory(uuid) });
+  const inventory = async (uuid: string) => ({ inventory: await app.use('networks').l3Inventory(uuid) });
 
   return defineHandlers({
     AttachNetworkServiceToL3Network: {

@@ -2,7 +2,7 @@
 // VirtualRouter plus the router's image and networks) and disk offerings. Deleting one only removes the row: VMs
 // and volumes created from it keep running and keep their copy of the sizes.
 import { and, asc, desc, eq, inArray, or } from 'drizzle-orm';
-import type { App } from '../app.js';
+import { defineDomain, type DomainContext } from '../core/domain.js';
 import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
@@ -30,7 +30,7 @@ declare module '../services.js' {
 export const DEFAULT_ALLOCATOR_STRATEGY = 'LeastVmPreferredHostAllocatorStrategy';
 
 export class OfferingService {
-  constructor(private app: App) {}
+  constructor(private app: DomainContext) {}
 
   async instanceOffering(uuid: string): Promise<InstanceOfferingRow | undefined> {
     const [o] = await this.app.db.select().from(instanceOfferings).where(eq(instanceOfferings.uuid, uuid));
@@ -54,10 +54,12 @@ export class OfferingService {
   }
 }
 
+export const offeringModule = defineDomain({ name: 'offering', provides: ['offerings'], register });
+
 /** Registers the offering domain: inventories, handlers, cascade nodes, settings and its service. */
-export function register(app: App): void {
+function register(app: DomainContext): void {
   const { db } = app;
-  app.services.offerings = new OfferingService(app);
+  app.provide('offerings', new OfferingService(app));
   app.addInventory(instanceOfferingDescriptor);
   app.addInventory(virtualRouterOfferingDescriptor);
   app.addInventory(diskOfferingDescriptor);

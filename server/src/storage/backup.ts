@@ -3,7 +3,7 @@
 // deployer of the host module: same task log, same HOST.1003 errors, same parallelism bound) with a secret of its
 // own. Every agent reply carries the capacities.
 import { and, eq, inArray } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { AgentPathOf, AgentReply, AgentRequest, AgentResponse } from '../agent-client/index.js';
 import { formatDate } from '../core/dates.js';
 import { argErr, err, notFound, toApiError } from '../core/errors.js';
@@ -14,7 +14,7 @@ import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import type { Tx } from '../db/index.js';
 import { backupStorage, backupStorageZoneRefs, zones } from '../db/schema/index.js';
 import { DEFAULT_INSTALL_PARENT } from '../../../agents/src/deploy/index.js';
-import { credentialVault, newAgentSecret } from '../host/credentials.js';
+import { credentialVault, newAgentSecret } from '../host/index.js';
 
 export type BackupStorageRow = typeof backupStorage.$inferSelect;
 
@@ -29,7 +29,7 @@ export interface BackupStorageReply extends AgentReply {
 const describe = (bs: Pick<BackupStorageRow, 'uuid' | 'name'>) => `backup storage[uuid:${bs.uuid}, name:${bs.name}]`;
 
 export class BackupStorageService {
-  constructor(private app: App) {}
+  constructor(private app: DomainContext) {}
 
   async get(uuid: string): Promise<BackupStorageRow | undefined> {
     const [bs] = await this.app.db.select().from(backupStorage).where(eq(backupStorage.uuid, uuid));
@@ -77,7 +77,7 @@ export class BackupStorageService {
       await this.app.db.update(backupStorage).set({ credential }).where(eq(backupStorage.uuid, bs.uuid));
     }
     const gc = this.app.globalConfig;
-    const r = await this.app.services.agentDeployer.deploy({
+    const r = await this.app.use('agentDeployer').deploy({
       resourceUuid: bs.uuid,
       resourceType: 'BackupStorageVO',
       describe: describe(bs),
@@ -187,7 +187,7 @@ export const backupStorageZoneRefDescriptor: InventoryDescriptor = {
   toInventories: async (rows) => rows,
 };
 
-export function registerBackupStorage(app: App): BackupStorageService {
+export function registerBackupStorage(app: DomainContext): BackupStorageService {
   const { db } = app;
   const service = new BackupStorageService(app);
   const gc = app.globalConfig;
@@ -203,7 +203,7 @@ export function registerBackupStorage(app: App): BackupStorageService {
     parents: {},
     delete: async (uuids) => {
       await db.delete(backupStorage).where(inArray(backupStorage.uuid, uuids));
-      await app.services.agentDeployer.deleteLogs(uuids);
+      await app.use('agentDeployer').deleteLogs(uuids);
     },
   });
 

@@ -1,5 +1,5 @@
 // Storage: primary storage (volumes; attached to clusters) and backup storage (images; attached to zones).
-import type { App } from '../app.js';
+import { defineDomain, type DomainContext } from '../core/domain.js';
 import { registerBackupStorage, type BackupStorageService } from './backup.js';
 import { registerPrimaryStorage, type PrimaryStorageService } from './primary.js';
 
@@ -10,8 +10,14 @@ declare module '../services.js' {
   }
 }
 
+// The storage domain's public face.
+export type { BackupStorageReply, BackupStorageRow, BackupStorageService } from './backup.js';
+export type { PrimaryStorageService } from './primary.js';
+
+export const storageModule = defineDomain({ name: 'storage', needs: ['hosts', 'agentDeployer'], provides: ['primaryStorage', 'backupStorage'], register });
+
 /** Registers the storage domain: inventories, handlers, cascade nodes, settings and its service. */
-export function register(app: App): void {
-  app.services.primaryStorage = registerPrimaryStorage(app);
-  app.services.backupStorage = registerBackupStorage(app);
+function register(app: DomainContext): void {
+  app.provide('primaryStorage', registerPrimaryStorage(app));
+  app.provide('backupStorage', registerBackupStorage(app));
 }

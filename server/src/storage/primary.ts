@@ -2,7 +2,7 @@
 // conditional UPDATE. Local storage is a directory on every host of its clusters: its capacity is the sum of what
 // the Connected hosts' agents report (`/primarystorage/capacity`), refreshed on attach/detach and host connect.
 import { and, eq, gte, inArray, sql } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { formatDate } from '../core/dates.js';
 import { argErr, notFound, stateErr, toApiError } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
@@ -23,7 +23,7 @@ export type DetachHook = (primaryStorageUuid: string, clusterUuid: string) => Pr
 export class PrimaryStorageService {
   readonly detachHooks: DetachHook[] = [];
 
-  constructor(private app: App) {}
+  constructor(private app: DomainContext) {}
 
   beforeDetach(hook: DetachHook): void {
     this.detachHooks.push(hook);
@@ -80,7 +80,7 @@ export class PrimaryStorageService {
     let available = 0;
     for (const h of members) {
       try {
-        const r = await this.app.services.hosts.call(h.uuid, '/primarystorage/capacity', { primaryStorageUuid: psUuid, mountPath: ps.url }, { timeoutMs: 30_000 });
+        const r = await this.app.use('hosts').call(h.uuid, '/primarystorage/capacity', { primaryStorageUuid: psUuid, mountPath: ps.url }, { timeoutMs: 30_000 });
         total += r.totalCapacity ?? 0;
         available += r.availableCapacity ?? 0;
       } catch (e) {
@@ -161,7 +161,7 @@ export const primaryStorageClusterRefDescriptor: InventoryDescriptor = {
   toInventories: async (rows) => rows,
 };
 
-export function registerPrimaryStorage(app: App): PrimaryStorageService {
+export function registerPrimaryStorage(app: DomainContext): PrimaryStorageService {
   const { db } = app;
   const service = new PrimaryStorageService(app);
   app.addInventory(primaryStorageDescriptor);
@@ -170,7 +170,7 @@ export function registerPrimaryStorage(app: App): PrimaryStorageService {
 
   // Local storage follows its hosts: a host that connects adds its disk, a deleted one takes it away. (A host
   // that is merely Disconnected keeps counting: shrinking then would lose track of what volumes hold.)
-  app.services.hosts.afterConnect((h) => service.refreshLocalCapacityOfCluster(h.clusterUuid));
+  app.use('hosts').afterConnect((h) => service.refreshLocalCapacityOfCluster(h.clusterUuid));
   app.events.on('host.deleted', async () => {
     const locals = await db.select({ uuid: primaryStorage.uuid }).from(primaryStorage).where(eq(primaryStorage.type, 'LocalStorage'));
     for (const ps of locals) await service.refreshLocalCapacity(ps.uuid);

@@ -2,13 +2,13 @@
 // point), QueryVirtualRouterVm and ReconnectVirtualRouter. A virtual router is a VM (type ApplianceVm), so it is
 // stored, queried, migrated and destroyed as one.
 import { and, eq } from 'drizzle-orm';
-import type { App } from '../app.js';
+import { defineDomain, type DomainContext } from '../core/domain.js';
 import { notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import type { InventoryDescriptor } from '../core/query.js';
-import { vmDescriptor, type VmRow } from '../vm/inventory.js';
-import { requireState } from '../vm/states.js';
-import { vmLockKey } from '../vm/service.js';
+import { vmDescriptor, type VmRow } from '../vm/index.js';
+import { requireState } from '../vm/index.js';
+import { vmLockKey } from '../vm/index.js';
 import { VirtualRouterService } from './service.js';
 
 declare module '../services.js' {
@@ -23,11 +23,13 @@ export const virtualRouterDescriptor: InventoryDescriptor<VmRow> = {
   where: (t) => and(eq(t.type, 'ApplianceVm'), eq(t.applianceVmType, 'VirtualRouter'))!,
 };
 
+export const virtualRouterModule = defineDomain({ name: 'virtual-router', needs: ['hosts', 'networks', 'offerings', 'vms'], provides: ['virtualRouters'], register });
+
 /** Registers the virtual-router domain: inventories, handlers, cascade nodes, settings and its service. */
-export function register(app: App): void {
-  const vms = app.services.vms;
+function register(app: DomainContext): void {
+  const vms = app.use('vms');
   const routers = new VirtualRouterService(app, vms);
-  app.services.virtualRouters = routers;
+  app.provide('virtualRouters', routers);
   vms.addNetworkServiceExtension(routers);
   app.addInventory(virtualRouterDescriptor);
 

@@ -3,13 +3,13 @@
 // made sure to exist and run — created once per L3, even under concurrent VM creations on several management
 // nodes (lock `vr-l3:<l3Uuid>`, existence re-checked inside) — and is told the NIC's DHCP entry and the DNS servers.
 import { and, asc, eq, isNotNull, notInArray } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { AgentPathOf, AgentRequest } from '../agent-client/index.js';
 import { err, notFound, toApiError } from '../core/errors.js';
 import { images, l3Networks, vmInstances, vmNics } from '../db/schema/index.js';
-import { createVm, type VmCreateSpec } from '../vm/create.js';
-import type { NicRow, VmRow } from '../vm/inventory.js';
-import type { VmNetworkServiceExtension, VmService } from '../vm/service.js';
+import { createVm, type VmCreateSpec } from '../vm/index.js';
+import type { NicRow, VmRow } from '../vm/index.js';
+import type { VmNetworkServiceExtension, VmService } from '../vm/index.js';
 
 export const VR_PROVIDER_TYPE = 'VirtualRouter';
 export const VR_AGENT_PORT = 7272;
@@ -33,7 +33,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
   readonly name = 'VirtualRouter';
 
   constructor(
-    private app: App,
+    private app: DomainContext,
     private vms: VmService,
   ) {}
 
@@ -62,7 +62,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
 
   /** Which of DHCP and DNS the VirtualRouter provider serves on the L3; undefined when neither. */
   private async servicesOf(l3Uuid: string): Promise<VrServices | undefined> {
-    const refs = (await this.app.services.networks.providersOf(l3Uuid)).filter((r) => r.providerType === VR_PROVIDER_TYPE);
+    const refs = (await this.app.use('networks').providersOf(l3Uuid)).filter((r) => r.providerType === VR_PROVIDER_TYPE);
     const dhcp = refs.some((r) => r.serviceType === 'DHCP');
     const dns = refs.some((r) => r.serviceType === 'DNS');
     return dhcp || dns ? { dhcp, dns } : undefined;
@@ -107,7 +107,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
   private async create(l3Uuid: string): Promise<VmRow> {
     const [l3] = await this.app.db.select().from(l3Networks).where(eq(l3Networks.uuid, l3Uuid));
     if (!l3) throw notFound('L3NetworkVO', l3Uuid, 'l3NetworkUuid');
-    const offering = await this.app.services.offerings.defaultVirtualRouterOffering(l3.zoneUuid);
+    const offering = await this.app.use('offerings').defaultVirtualRouterOffering(l3.zoneUuid);
     if (!offering) {
       throw err('SYS.1006', `no virtual router offering for zone[uuid:${l3.zoneUuid}]: cannot create the virtual router serving L3 network[uuid:${l3Uuid}]`);
     }
@@ -125,7 +125,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
     add(l3Uuid, NIC_ROLE.guest);
     // A NIC that is only the guest network's takes its gateway address: the router is the guests' gateway. (A NIC
     // in every role, as in the release notes' seed, takes an address from the range like any other.)
-    const gateway = roles.get(l3Uuid) === NIC_ROLE.guest ? (await this.app.services.networks.l3Inventory(l3Uuid)).ipRanges[0]?.gateway : undefined;
+    const gateway = roles.get(l3Uuid) === NIC_ROLE.guest ? (await this.app.use('networks').l3Inventory(l3Uuid)).ipRanges[0]?.gateway : undefined;
 
     const spec: VmCreateSpec = {
       name: vrName(l3Uuid),
@@ -211,7 +211,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
   }
 
   private async dhcpEntries(vr: VmRow, l3Uuid: string, vm: VmRow, nics: NicRow[]) {
-    const l3 = await this.app.services.networks.l3Inventory(l3Uuid);
+    const l3 = await this.app.use('networks').l3Inventory(l3Uuid);
     const guest = (await this.vms.nicsOf(vr.uuid)).find((n) => n.l3NetworkUuid === l3Uuid);
     return nics.filter(hasIp).map((n) => {
       const entry: DhcpInfo = {
@@ -230,7 +230,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
   }
 
   private async setDns(vr: VmRow, l3Uuid: string): Promise<void> {
-    const l3 = await this.app.services.networks.l3Inventory(l3Uuid);
+    const l3 = await this.app.use('networks').l3Inventory(l3Uuid);
     const guest = (await this.vms.nicsOf(vr.uuid)).find((n) => n.l3NetworkUuid === l3Uuid);
     if (l3.dns.length === 0) return;
     await this.call(vr, '/virtualrouter/setdns', { dns: l3.dns.map((dnsAddress: string) => ({ dnsAddress, nicMac: guest?.mac })) });
@@ -248,12 +248,12 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
 
   private async agentOf(vr: VmRow): Promise<{ url: string; secret?: string }> {
     const hostUuid = vr.hostUuid ?? vr.lastHostUuid;
-    const host = hostUuid ? await this.app.services.hosts.get(hostUuid) : undefined;
+    const host = hostUuid ? await this.app.use('hosts').get(hostUuid) : undefined;
     if (host?.hypervisorType === 'Simulator') {
       if (!this.app.options.simulatorUrl) throw err('SYS.1006', 'no simulator agent is configured on this management node');
       return { url: this.app.options.simulatorUrl };
     }
-    const hosts = this.app.services.hosts;
+    const hosts = this.app.use('hosts');
     if (host?.hypervisorType === 'KVM') return { url: hosts.agentUrlOf(host), secret: hosts.agentSecretOf(host) };
     const nics = await this.vms.nicsOf(vr.uuid);
     const management = nics.find((n) => n.l3NetworkUuid === vr.managementNetworkUuid) ?? nics[0];

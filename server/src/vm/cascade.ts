@@ -4,14 +4,14 @@
 // - vmNic under l3 / ipRange: the NICs are detached (IPs back), the VMs survive; a virtual router serving the L3 goes;
 // - volume under primaryStorage: the data volumes on it are deleted.
 import { and, eq, inArray } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { toApiError } from '../core/errors.js';
 import { usedIps, vmInstances, vmNics, volumes } from '../db/schema/index.js';
 import type { VmService } from './service.js';
 
 const uuidsOf = (rows: Array<{ uuid: string | null }>) => [...new Set(rows.map((r) => r.uuid!).filter(Boolean))];
 
-export function registerVmCascade(app: App, vms: VmService): void {
+export function registerVmCascade(app: DomainContext, vms: VmService): void {
   const { db } = app;
   app.cascade.register({
     kind: 'vm',

@@ -5,14 +5,14 @@ import { vmLockKey } from './service.js';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { decodeRow } from '../db/index.js';
 import { bindAll, StatementTemplates, within } from '../db/perf/template.js';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { argErr, err, notFound } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
 import type { Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { clusters, diskOfferings, hosts, images, instanceOfferings, l3Networks, primaryStorage, vmInstances, vmNics, volumes, zones } from '../db/schema/index.js';
 import { allocateHost, DEFAULT_ALLOCATOR_STRATEGY, reserveHostQuery, type HostRequirement, type HostRow } from './allocation/host-allocator.js';
-import { freeIpInsert } from '../network/allocator.js';
+import { freeIpInsert } from '../network/index.js';
 import { pickPrimaryStorageQuery, reservePrimaryStorageQuery } from './allocation/primary-storage-allocator.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic } from './nics.js';
@@ -56,7 +56,7 @@ export interface VmCreateSpec {
 export type CreateVmInstanceParams = Message<'CreateVmInstance'>;
 
 /** CreateVmInstance's checks; the spec they produce. */
-export async function specFromMessage(app: App, msg: CreateVmInstanceParams): Promise<VmCreateSpec> {
+export async function specFromMessage(app: DomainContext, msg: CreateVmInstanceParams): Promise<VmCreateSpec> {
   const db = app.db;
   let cpuNum = msg.cpuNum;
   let memorySize = msg.memorySize;
@@ -145,14 +145,14 @@ export async function specFromMessage(app: App, msg: CreateVmInstanceParams): Pr
   };
 }
 
-async function diskOffering(app: App, uuid: string, field: string) {
+async function diskOffering(app: DomainContext, uuid: string, field: string) {
   const [o] = await app.db.select().from(diskOfferings).where(eq(diskOfferings.uuid, uuid));
   if (!o) throw notFound('DiskOfferingVO', uuid, field);
   if (o.state !== 'Enabled') throw argErr(`disk offering[uuid:${uuid}] is ${o.state}; only Enabled disk offerings can be used`);
   return o;
 }
 
-async function checkPlacement(app: App, msg: CreateVmInstanceParams, zoneUuid: string): Promise<Placement> {
+async function checkPlacement(app: DomainContext, msg: CreateVmInstanceParams, zoneUuid: string): Promise<Placement> {
   const db = app.db;
   if (msg.zoneUuid) {
     const [z] = await db.select().from(zones).where(eq(zones.uuid, msg.zoneUuid));
@@ -190,7 +190,7 @@ interface CreateData extends StartData {
  * Any later failure rolls the reservation back in one transaction.
  */
 /** Creates a VM; returns its rows as the flow last wrote them (the VM, its NICs and volumes). */
-export async function createVmRows(app: App, svc: VmService, spec: VmCreateSpec): Promise<{ vm: VmRow; nics: NicRow[]; volumes: VolumeRow[] }> {
+export async function createVmRows(app: DomainContext, svc: VmService, spec: VmCreateSpec): Promise<{ vm: VmRow; nics: NicRow[]; volumes: VolumeRow[] }> {
   const steps: FlowStep<CreateData>[] = [
     {
       name: 'reserve',
@@ -201,10 +201,10 @@ export async function createVmRows(app: App, svc: VmService, spec: VmCreateSpec)
       async rollback(d) {
         const nics = d.nics ?? [];
         await app.db.transaction(async (tx) => {
-          if (d.host) await app.services.hosts.releaseCapacity(tx, d.host.uuid, d.vm!.cpuNum, d.vm!.memorySize);
+          if (d.host) await app.use('hosts').releaseCapacity(tx, d.host.uuid, d.vm!.cpuNum, d.vm!.memorySize);
           // Primary storage the one-statement reservation took (a separate 'allocate-primary-storage' step gives
           // back its own, and has emptied the list by now).
-          for (const r of d.psReserved) await app.services.primaryStorage.release(tx, r.psUuid, r.bytes);
+          for (const r of d.psReserved) await app.use('primaryStorage').release(tx, r.psUuid, r.bytes);
           for (const nic of nics) await deleteNic(app, nic, tx);
           await tx.delete(volumes).where(eq(volumes.vmInstanceUuid, d.vmUuid));
           await tx.delete(vmNics).where(eq(vmNics.vmInstanceUuid, d.vmUuid));
@@ -230,7 +230,7 @@ export async function createVmRows(app: App, svc: VmService, spec: VmCreateSpec)
 }
 
 /** Runs the create flow; returns the new VM's uuid. */
-export async function createVm(app: App, svc: VmService, spec: VmCreateSpec): Promise<string> {
+export async function createVm(app: DomainContext, svc: VmService, spec: VmCreateSpec): Promise<string> {
   return (await createVmRows(app, svc, spec)).vm.uuid;
 }
 
@@ -320,7 +320,7 @@ interface Reserved {
  * allocator's retries and its explanations, and primary storage in the next step's own statement (its row is shared
  * by every creation: no transaction holds it across round trips). The flow's data gets the rows once committed.
  */
-async function reserve(app: App, d: CreateData): Promise<void> {
+async function reserve(app: DomainContext, d: CreateData): Promise<void> {
   const plan = planOf(d);
   const out = (plan.host && d.spec.nics.length === 1 && !d.spec.nics[0].staticIp ? await reserveInOneStatement(app, d, plan, plan.host) : undefined) ?? (await reserveInTransaction(app, d, plan));
   d.vm = out.vm;
@@ -330,7 +330,7 @@ async function reserve(app: App, d: CreateData): Promise<void> {
   if (d.spec.strategy === 'InstantStart') d.previousState = 'Created';
 }
 
-async function reserveInTransaction(app: App, d: CreateData, plan: Plan): Promise<Reserved> {
+async function reserveInTransaction(app: DomainContext, d: CreateData, plan: Plan): Promise<Reserved> {
   return app.db.transaction(async (tx) => {
     // Concurrent creations skip each other's host rows (SKIP LOCKED) on the fast path. The VM row names the host
     // it holds capacity on from the start (reconciliation recomputes host capacity from these rows).
@@ -359,7 +359,7 @@ async function reserveInTransaction(app: App, d: CreateData, plan: Plan): Promis
  * MAC DO NOTHING). No row stays locked across a round trip. When any part came back empty, a division by zero in the
  * same statement undoes all of it, and the caller takes the transaction path.
  */
-async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: HostRequirement): Promise<Reserved | undefined> {
+async function reserveInOneStatement(app: DomainContext, d: CreateData, plan: Plan, req: HostRequirement): Promise<Reserved | undefined> {
   const nic = d.spec.nics[0];
   type Json = Record<string, unknown>;
   let row: { host: Json; ps: Json; vm: Json; vols: Json[]; nics: Json[] };
@@ -379,7 +379,7 @@ async function reserveInOneStatement(app: App, d: CreateData, plan: Plan, req: H
         nic AS (
           INSERT INTO ${vmNics} (uuid, vm_instance_uuid, l3_network_uuid, used_ip_uuid, ip, netmask, gateway, mac, meta_data, device_id, internal_name, hypervisor_type)
           SELECT ${bind('nic.uuid', nicUuid)}, vm.uuid, ${bind('nic.l3NetworkUuid', nic.l3NetworkUuid)}, ip.uuid, ip.ip, ip.netmask, ip.gateway,
-                 ${bind('nic.mac', app.services.networks.generateMac(0))}, ${bind('nic.metaData', nic.metaData ?? null)}, 0, 'vnic' || vm.internal_id || '.0', h.hypervisor_type
+                 ${bind('nic.mac', app.use('networks').generateMac(0))}, ${bind('nic.metaData', nic.metaData ?? null)}, 0, 'vnic' || vm.internal_id || '.0', h.hypervisor_type
             FROM vm, ip, h
           ON CONFLICT (mac) DO NOTHING RETURNING *
         )

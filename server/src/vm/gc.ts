@@ -4,7 +4,7 @@
 // the VM was recovered in the meantime. When a host comes back with many pending destroys, they run as one batch:
 // one read of the host and the VMs, one `/vm/batchdestroy` per host (at most DESTROY_BATCH VMs a command).
 import { and, eq, gte, inArray, or } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { isUnreachable } from '../agent-client/index.js';
 import type { GcBatchItem, GcResult } from '../core/gc.js';
 import { err } from '../core/errors.js';
@@ -20,7 +20,7 @@ interface DestroyVmContext {
   hostUuid: string;
 }
 
-export function registerVmGarbageCollectors(app: App): void {
+export function registerVmGarbageCollectors(app: DomainContext): void {
   registerVolumeBitsCollector(app);
   registerStopVmCollector(app);
   app.globalConfig.define({
@@ -53,7 +53,7 @@ const HOSTS_AT_ONCE = 8;
  * agent could not destroy fails alone (SYS.1006 with the agent's reason), an unreachable host fails its VMs (HOST.1010,
  * and the host is marked Disconnected).
  */
-async function destroyBatch(app: App, items: Array<GcBatchItem<DestroyVmContext>>): Promise<GcResult[]> {
+async function destroyBatch(app: DomainContext, items: Array<GcBatchItem<DestroyVmContext>>): Promise<GcResult[]> {
   const hostUuids = [...new Set(items.map((i) => i.context.hostUuid))];
   const [hostRows, vmRows] = await Promise.all([
     app.db.select({ uuid: hosts.uuid, status: hosts.status }).from(hosts).where(inArray(hosts.uuid, hostUuids)),
@@ -107,7 +107,7 @@ async function destroyBatch(app: App, items: Array<GcBatchItem<DestroyVmContext>
  * Persists the host-side destroy of a VM whose host could not be reached (or that runs where it should not:
  * reconciliation, `runSoon`, at most one pending job per VM and host).
  */
-export async function destroyOnHostLater(app: App, vm: Pick<VmRow, 'uuid' | 'name'>, hostUuid: string, seenAt?: number): Promise<boolean> {
+export async function destroyOnHostLater(app: DomainContext, vm: Pick<VmRow, 'uuid' | 'name'>, hostUuid: string, seenAt?: number): Promise<boolean> {
   const context: DestroyVmContext = { vmUuid: vm.uuid, vmName: vm.name, hostUuid };
   const name = `gc-vm-${vm.uuid}-on-host-${hostUuid}`;
   if (seenAt !== undefined) {
@@ -132,12 +132,12 @@ interface VolumeBitsContext {
   primaryStorageUuid: string | null;
 }
 
-export function registerVolumeBitsCollector(app: App): void {
+export function registerVolumeBitsCollector(app: DomainContext): void {
   app.gc.register({
     name: DELETE_VOLUME_BITS,
     intervalMs: () => app.globalConfig.getMs('gc', 'vm.destroy.interval'),
     async run(ctx: VolumeBitsContext) {
-      const host = await app.services.hosts.get(ctx.hostUuid);
+      const host = await app.use('hosts').get(ctx.hostUuid);
       if (!host) return 'cancel'; // the host and its local files are gone
       if (host.status !== 'Connected') return 'retry';
       await hostCall(app, ctx.hostUuid, '/primarystorage/volume/delete', { installPath: ctx.installPath, primaryStorageUuid: ctx.primaryStorageUuid ?? undefined });
@@ -151,7 +151,7 @@ export function registerVolumeBitsCollector(app: App): void {
  * when the host reconnects), so no file is ever silently left behind.
  */
 export async function deleteVolumeBits(
-  app: App,
+  app: DomainContext,
   hostUuid: string,
   v: { uuid: string; installPath: string | null; primaryStorageUuid: string | null },
 ): Promise<void> {
@@ -159,7 +159,7 @@ export async function deleteVolumeBits(
   const context: VolumeBitsContext = { hostUuid, volumeUuid: v.uuid, installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid };
   const later = () =>
     app.gc.submit({ name: `gc-volume-bits-${v.uuid}-on-host-${hostUuid}`, runner: DELETE_VOLUME_BITS, context, resourceUuid: hostUuid });
-  const host = await app.services.hosts.get(hostUuid);
+  const host = await app.use('hosts').get(hostUuid);
   if (!host) return;
   if (host.status !== 'Connected') return void (await later());
   try {
@@ -172,14 +172,14 @@ export async function deleteVolumeBits(
 
 export const STOP_VM_ON_HOST = 'StopVmOnHost';
 
-function registerStopVmCollector(app: App): void {
+function registerStopVmCollector(app: DomainContext): void {
   app.gc.register({
     name: STOP_VM_ON_HOST,
     intervalMs: () => app.globalConfig.getMs('gc', 'vm.destroy.interval'),
     async run(ctx: DestroyVmContext) {
-      const host = await app.services.hosts.get(ctx.hostUuid);
+      const host = await app.use('hosts').get(ctx.hostUuid);
       if (!host) return 'cancel';
-      const vm = await app.services.vms.get(ctx.vmUuid);
+      const vm = await app.use('vms').get(ctx.vmUuid);
       // Started again on that same host since: it is meant to run there now.
       if (vm && vm.hostUuid === ctx.hostUuid && vm.state === 'Running') return 'cancel';
       if (host.status !== 'Connected') return 'retry';
@@ -190,7 +190,7 @@ function registerStopVmCollector(app: App): void {
 }
 
 /** Persists the host-side stop of a VM cold-stopped while its host could not be reached. */
-export async function stopOnHostLater(app: App, vm: VmRow, hostUuid: string): Promise<void> {
+export async function stopOnHostLater(app: DomainContext, vm: VmRow, hostUuid: string): Promise<void> {
   const context: DestroyVmContext = { vmUuid: vm.uuid, vmName: vm.name, hostUuid };
   await app.gc.submit({ name: `gc-stop-vm-${vm.uuid}-on-host-${hostUuid}`, runner: STOP_VM_ON_HOST, context, resourceUuid: hostUuid });
 }

@@ -1,7 +1,7 @@
 // VM and volume APIs. `check` answers bad requests before the 202 (404 for unknown resources, 409 for a VM in the
 // wrong state); `run` does the work under the VM's lock, where the state is checked again.
 import { eq } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { vmNics } from '../db/schema/index.js';
@@ -11,7 +11,7 @@ import type { VmService } from './service.js';
 import { requireState, type VmOperation } from './states.js';
 import type { VolumeService } from './volumes.js';
 
-export function vmHandlers(app: App, vms: VmService, vols: VolumeService) {
+export function vmHandlers(app: DomainContext, vms: VmService, vols: VolumeService) {
   /** Existence (404) and state (409) before the job starts. */
   const checkVm = (op: VmOperation, field = 'uuid') => async (msg: Record<string, any>) => {
     const vm = await vms.require(msg[field], field);
@@ -81,7 +81,7 @@ export function vmHandlers(app: App, vms: VmService, vols: VolumeService) {
         requireState(vm.state, 'MigrateVm');
         if (msg.hostUuid) {
           if (msg.hostUuid === vm.hostUuid) throw argErr(`VM[uuid:${vm.uuid}] is already on host[uuid:${msg.hostUuid}]`);
-          await app.services.hosts.require(msg.hostUuid).catch(() => {
+          await app.use('hosts').require(msg.hostUuid).catch(() => {
             throw notFound('HostVO', msg.hostUuid!, 'hostUuid');
           });
         }

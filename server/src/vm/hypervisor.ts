@@ -2,10 +2,10 @@
 // objects for volumes and NICs and the commands built from rows. Calls go through the host service, which marks
 // an unreachable host Disconnected and answers HOST.1010.
 import { and, inArray, eq } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { AgentPathOf, AgentRequest } from '../agent-client/index.js';
 import { imageBackupStorageRefs, l2Networks, l3Networks, vmInstances, vmNics } from '../db/schema/index.js';
-import type { HostRow } from '../host/service.js';
+import type { HostRow } from '../host/index.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 
 export const volumeTO = (v: VolumeRow) => ({
@@ -33,7 +33,7 @@ export function bridgeNameOf(physicalInterface: string, vlan?: number | null): s
 }
 
 /** The networks of these NICs' L3s (remembered reads: every VM start asks; networks change rarely). */
-export async function nicNetworks(app: App, nics: Pick<NicRow, 'l3NetworkUuid'>[]): Promise<Map<string, NicNetwork>> {
+export async function nicNetworks(app: DomainContext, nics: Pick<NicRow, 'l3NetworkUuid'>[]): Promise<Map<string, NicNetwork>> {
   const l3Uuids = [...new Set(nics.map((n) => n.l3NetworkUuid).filter((u): u is string => !!u))].sort();
   const out = new Map<string, NicNetwork>();
   if (l3Uuids.length === 0) return out;
@@ -46,7 +46,7 @@ export async function nicNetworks(app: App, nics: Pick<NicRow, 'l3NetworkUuid'>[
   );
   for (const r of rows) {
     const vlan = r.type === 'L2VlanNetwork' && r.vlan !== null ? r.vlan : undefined;
-    const providers = await app.services.networks.providersOf(r.l3);
+    const providers = await app.use('networks').providersOf(r.l3);
     out.set(r.l3, {
       bridgeName: bridgeNameOf(r.physicalInterface, vlan),
       physicalInterface: r.physicalInterface,
@@ -82,7 +82,7 @@ export function imageCachePathOf(rootInstallPath: string, imageUuid: string): st
 }
 
 /** For a root volume made from an image: where the host finds the image (cache path, backup storage path). */
-export async function rootImageSource(app: App, v: Pick<VolumeRow, 'type' | 'rootImageUuid' | 'installPath'>) {
+export async function rootImageSource(app: DomainContext, v: Pick<VolumeRow, 'type' | 'rootImageUuid' | 'installPath'>) {
   if (v.type !== 'Root' || !v.rootImageUuid || !v.installPath) return {};
   const imageInstallPath = imageCachePathOf(v.installPath, v.rootImageUuid);
   if (!imageInstallPath) return {};
@@ -95,7 +95,7 @@ export async function rootImageSource(app: App, v: Pick<VolumeRow, 'type' | 'roo
 }
 
 /** The command that creates a volume's file on its host's primary storage (install path set when the volume was made). */
-export async function createVolumeCmd(app: App, v: VolumeRow): Promise<AgentRequest<'/primarystorage/volume/create'>> {
+export async function createVolumeCmd(app: DomainContext, v: VolumeRow): Promise<AgentRequest<'/primarystorage/volume/create'>> {
   return {
     installPath: v.installPath!,
     size: v.size,
@@ -133,7 +133,7 @@ export function startVmCmd(vm: VmRow, root: VolumeRow, dataVolumes: VolumeRow[],
  * FlatDhcpBackend on host connect): a restarted host, or an L3 moved to the Flat provider (release notes §9, whose
  * last step is "reconnect all hosts"), has the leases its VMs renew.
  */
-export async function applyFlatDhcpOnHost(app: App, host: HostRow): Promise<void> {
+export async function applyFlatDhcpOnHost(app: DomainContext, host: HostRow): Promise<void> {
   if (host.hypervisorType !== 'KVM') return;
   const rows = await app.db
     .select({ vm: vmInstances, nic: vmNics })
@@ -153,9 +153,9 @@ export async function applyFlatDhcpOnHost(app: App, host: HostRow): Promise<void
 }
 
 /** One agent call about a host (through the host service: deadline, HOST.1010, Disconnected marking). */
-export const hostCall = <P extends AgentPathOf<'host'>>(app: App, hostUuid: string, path: P, body: AgentRequest<P>, timeoutMs?: number) =>
-  app.services.hosts.call(hostUuid, path, body, timeoutMs ? { timeoutMs } : {});
+export const hostCall = <P extends AgentPathOf<'host'>>(app: DomainContext, hostUuid: string, path: P, body: AgentRequest<P>, timeoutMs?: number) =>
+  app.use('hosts').call(hostUuid, path, body, timeoutMs ? { timeoutMs } : {});
 
 /** hostCall for a host row the caller holds (just allocated, so known Connected): no second read of the host. */
-export const hostCallOn = <P extends AgentPathOf<'host'>>(app: App, host: HostRow, path: P, body: AgentRequest<P>, timeoutMs?: number) =>
-  app.services.hosts.callOn(host, path, body, timeoutMs ? { timeoutMs } : {});
+export const hostCallOn = <P extends AgentPathOf<'host'>>(app: DomainContext, host: HostRow, path: P, body: AgentRequest<P>, timeoutMs?: number) =>
+  app.use('hosts').callOn(host, path, body, timeoutMs ? { timeoutMs } : {});

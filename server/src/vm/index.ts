@@ -1,6 +1,6 @@
 // VMs and volumes: inventories, APIs, settings, the cascade nodes, the periodic expunge and the services other
-// domains use (`app.services.vms`, `app.services.volumes`).
-import type { App } from '../app.js';
+// domains use (`app.use('vms')`, `app.use('volumes')`).
+import { defineDomain, type DomainContext } from '../core/domain.js';
 import { toApiError } from '../core/errors.js';
 import { registerVmCascade } from './cascade.js';
 import { vmHandlers } from './handlers.js';
@@ -19,8 +19,17 @@ declare module '../services.js' {
   }
 }
 
+// The vm domain's public face: what other domains may use besides `ctx.use('vms')` / `ctx.use('volumes')`.
+export { createVm, type VmCreateSpec } from './create.js';
+export { hostCall } from './hypervisor.js';
+export { vmDescriptor, type NicRow, type VmRow } from './inventory.js';
+export { vmLockKey, type VmNetworkServiceExtension, type VmService } from './service.js';
+export { notInStateErr, requireState } from './states.js';
+
+export const vmModule = defineDomain({ name: 'vm', needs: ['hosts', 'networks', 'primaryStorage'], provides: ['vms', 'volumes'], register });
+
 /** Registers the vm domain: inventories, handlers, cascade nodes, settings and its service. */
-export function register(app: App): void {
+function register(app: DomainContext): void {
   const gc = app.globalConfig;
   const policies = ['Direct', 'Delay', 'Never'];
   gc.define({ category: 'vm', name: 'deletionPolicy', type: 'string', defaultValue: 'Delay', validValues: policies, description: 'What DestroyVmInstance does: Direct removes the VM, Delay keeps it Destroyed (recoverable) until expungePeriod, Never keeps it until ExpungeVmInstance' });
@@ -36,8 +45,8 @@ export function register(app: App): void {
   registerVmGarbageCollectors(app);
   const vms = new VmService(app);
   const volumes = new VolumeService(app, vms);
-  app.services.vms = vms;
-  app.services.volumes = volumes;
+  app.provide('vms', vms);
+  app.provide('volumes', volumes);
   app.addInventory(vmDescriptor);
   app.addInventory(nicDescriptor);
   app.addInventory(volumeDescriptor);
@@ -47,7 +56,7 @@ export function register(app: App): void {
 
   // Maintenance (ChangeHostState maintain): running VMs move to another host; those that cannot are stopped
   // (upstream's default host.maintenance.policy StopVmOnMigrationFailure).
-  app.services.hosts.beforeMaintenance(async (host) => {
+  app.use('hosts').beforeMaintenance(async (host) => {
     for (const vm of await vms.runningOn(host.uuid)) {
       await vms.migrate(vm.uuid).catch(async (e) => {
         console.warn(`[vm] maintenance of host[uuid:${host.uuid}]: migrating VM[uuid:${vm.uuid}] failed (${toApiError(e).message}); stopping it`);
@@ -57,7 +66,7 @@ export function register(app: App): void {
   });
 
   // An L2 network leaves a cluster: VMs there using it cannot run (upstream VmCascadeExtension stops them).
-  app.services.networks.onL2DetachFromCluster((l2Uuid, clusterUuid) => vms.stopUsingL2InCluster(l2Uuid, clusterUuid));
+  app.use('networks').onL2DetachFromCluster((l2Uuid, clusterUuid) => vms.stopUsingL2InCluster(l2Uuid, clusterUuid));
 
   // Reconciliation with the hosts' truth (vm/reconcile.ts): at start when alone (counters from rows), for a host
   // when it connects, and for every Connected host each vm/reconcile.interval (the first round right after start).
@@ -66,8 +75,8 @@ export function register(app: App): void {
   app.onBoot(async () => {
     if (await aloneAtBoot(app)) await reconciler.recomputeAtBoot();
   });
-  app.services.hosts.afterConnect((host) => reconciler.reconcileHost(host.uuid));
-  app.services.hosts.afterConnect((host) => applyFlatDhcpOnHost(app, host));
+  app.use('hosts').afterConnect((host) => reconciler.reconcileHost(host.uuid));
+  app.use('hosts').afterConnect((host) => applyFlatDhcpOnHost(app, host));
   let lastRound = 0;
   app.every('vm-reconcile', () => Math.min(1000, gc.getMs('vm', 'reconcile.interval')), async () => {
     if (Date.now() - lastRound < gc.getMs('vm', 'reconcile.interval')) return;

@@ -2,7 +2,7 @@
 // (regenerated when it collides with an existing one: vm_nics.mac is UNIQUE), the lowest free device id, the tap
 // name `vnic<internalId>.<deviceId>`. The IP and the NIC row are written in one transaction.
 import { eq, inArray } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
 import { vmNics } from '../db/schema/index.js';
 import { err } from '../core/errors.js';
@@ -41,10 +41,10 @@ export interface NicRequest {
  * Takes an IP and writes the NIC row, in one transaction (the caller's `tx` when given). A MAC that collides with
  * an existing one is drawn again (ON CONFLICT DO NOTHING: the transaction is never aborted by it).
  */
-export async function allocateNic(app: App, vm: VmRow, req: NicRequest, tx?: Tx): Promise<NicRow> {
+export async function allocateNic(app: DomainContext, vm: VmRow, req: NicRequest, tx?: Tx): Promise<NicRow> {
   const work = async (t: Tx) => {
     const uuid = newUuid();
-    const ip = await app.services.networks.allocateIp(t, req.l3NetworkUuid, {
+    const ip = await app.use('networks').allocateIp(t, req.l3NetworkUuid, {
       staticIp: req.staticIp,
       usedFor: req.usedFor,
       vmNicUuid: uuid,
@@ -60,7 +60,7 @@ export async function allocateNic(app: App, vm: VmRow, req: NicRequest, tx?: Tx)
           ip: ip.ip,
           netmask: ip.netmask,
           gateway: ip.gateway,
-          mac: app.services.networks.generateMac(req.deviceId),
+          mac: app.use('networks').generateMac(req.deviceId),
           metaData: req.metaData ?? null,
           deviceId: req.deviceId,
           internalName: nicInternalName(vm, req.deviceId),
@@ -76,19 +76,19 @@ export async function allocateNic(app: App, vm: VmRow, req: NicRequest, tx?: Tx)
 }
 
 /** Gives the NICs' IPs back (the NIC rows stay, keeping their last address for display). */
-export async function releaseNicIps(app: App, tx: Tx, nics: NicRow[]): Promise<void> {
+export async function releaseNicIps(app: DomainContext, tx: Tx, nics: NicRow[]): Promise<void> {
   const holding = nics.filter((n) => n.usedIpUuid);
   if (holding.length === 0) return;
   await tx.update(vmNics).set({ usedIpUuid: null, lastOpDate: new Date() }).where(inArray(vmNics.uuid, holding.map((n) => n.uuid)));
-  for (const n of holding) await app.services.networks.releaseIp(tx, n.usedIpUuid!);
+  for (const n of holding) await app.use('networks').releaseIp(tx, n.usedIpUuid!);
 }
 
 /** Takes an IP again for NICs whose IP was released (recover): the old address if still free, else any. */
-export async function reacquireNicIps(app: App, vm: VmRow, nics: NicRow[]): Promise<void> {
+export async function reacquireNicIps(app: DomainContext, vm: VmRow, nics: NicRow[]): Promise<void> {
   for (const n of nics.filter((x) => !x.usedIpUuid)) {
     const take = (staticIp?: string) =>
       app.db.transaction(async (tx) => {
-        const ip = await app.services.networks.allocateIp(tx, n.l3NetworkUuid, {
+        const ip = await app.use('networks').allocateIp(tx, n.l3NetworkUuid, {
           staticIp,
           usedFor: vm.type === 'ApplianceVm' ? 'ApplianceVm' : 'UserVm',
           vmNicUuid: n.uuid,
@@ -107,10 +107,10 @@ export async function reacquireNicIps(app: App, vm: VmRow, nics: NicRow[]): Prom
 }
 
 /** Releases the IP and deletes the NIC row, in one transaction. */
-export async function deleteNic(app: App, nic: NicRow, tx?: Tx): Promise<void> {
+export async function deleteNic(app: DomainContext, nic: NicRow, tx?: Tx): Promise<void> {
   const work = async (t: Tx) => {
     await t.delete(vmNics).where(eq(vmNics.uuid, nic.uuid));
-    if (nic.usedIpUuid) await app.services.networks.releaseIp(t, nic.usedIpUuid);
+    if (nic.usedIpUuid) await app.use('networks').releaseIp(t, nic.usedIpUuid);
   };
   if (tx) await work(tx);
   else await app.db.transaction(work);

@@ -13,7 +13,7 @@
 // row changed after the host was asked (`lastOpDate`) is left for the next round.
 import { and, eq, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import { hostname } from 'node:os';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { toApiError } from '../core/errors.js';
 import { rows, type Tx } from '../db/index.js';
 import { hosts, l3Networks, managementNodes, primaryStorage, usedIps, vmInstances, vmNics, volumes } from '../db/schema/index.js';
@@ -51,7 +51,7 @@ export class Reconciler {
   readonly counts = zero();
 
   constructor(
-    private app: App,
+    private app: DomainContext,
     private vms: VmService,
   ) {}
 
@@ -60,12 +60,12 @@ export class Reconciler {
    * the host's capacity. A host that is not Connected, or does not answer, is left for its reconnection.
    */
   async reconcileHost(hostUuid: string): Promise<void> {
-    const host = await this.app.services.hosts.get(hostUuid);
+    const host = await this.app.use('hosts').get(hostUuid);
     if (!host || host.status !== 'Connected') return;
     const since = Date.now();
     let states: Record<string, string>;
     try {
-      const reply = await this.app.services.hosts.query(host, '/vm/vmsync', {}, {
+      const reply = await this.app.use('hosts').query(host, '/vm/vmsync', {}, {
         timeoutMs: this.app.globalConfig.getMs('host', 'ping.timeout'),
       });
       states = reply.states ?? {};
@@ -221,7 +221,7 @@ export class Reconciler {
       // A copy left behind (a migration cut short after the VM moved): the database's host keeps it.
       return this.destroyUnknown(vm.uuid, truth.hostUuid, since, vm.name);
     }
-    const host = await this.app.services.hosts.get(truth.hostUuid);
+    const host = await this.app.use('hosts').get(truth.hostUuid);
     if (!host) return;
     const adopting = vm.state === 'Starting' || vm.state === 'Created';
     await this.app.db.transaction(async (tx) => {
@@ -258,7 +258,7 @@ export class Reconciler {
     }
     const hostGone = noHost && vm.hostUuid !== null;
     await this.app.db.transaction(async (tx) => {
-      if (vm.hostUuid && !hostGone) await this.app.services.hosts.releaseCapacity(tx, vm.hostUuid, vm.cpuNum, vm.memorySize);
+      if (vm.hostUuid && !hostGone) await this.app.use('hosts').releaseCapacity(tx, vm.hostUuid, vm.cpuNum, vm.memorySize);
       await this.vms.setState(vm, 'Stopped', { hostUuid: null, lastHostUuid: hostGone ? vm.lastHostUuid : (vm.hostUuid ?? vm.lastHostUuid) }, tx);
     });
     this.counts.stopped++;
@@ -286,9 +286,9 @@ export class Reconciler {
     const vols = await this.vms.volumesOf(vm.uuid);
     const nics = await this.vms.nicsOf(vm.uuid);
     await this.app.db.transaction(async (tx) => {
-      if (vm.hostUuid) await this.app.services.hosts.releaseCapacity(tx, vm.hostUuid, vm.cpuNum, vm.memorySize);
+      if (vm.hostUuid) await this.app.use('hosts').releaseCapacity(tx, vm.hostUuid, vm.cpuNum, vm.memorySize);
       for (const v of vols) {
-        if (v.primaryStorageUuid && v.type === 'Root') await this.app.services.primaryStorage.release(tx, v.primaryStorageUuid, v.size);
+        if (v.primaryStorageUuid && v.type === 'Root') await this.app.use('primaryStorage').release(tx, v.primaryStorageUuid, v.size);
       }
       for (const n of nics) await deleteNic(this.app, n, tx);
       await tx.delete(volumes).where(and(eq(volumes.vmInstanceUuid, vm.uuid), or(eq(volumes.type, 'Root'), eq(volumes.status, 'NotInstantiated'))));
@@ -311,7 +311,7 @@ export class Reconciler {
   /** The capacity a VM holds moves from one host to another (either may be null), in the caller's transaction. */
   private async moveCapacity(tx: Tx, vm: VmRow, from: string | null, to: string | null): Promise<void> {
     if (from === to) return;
-    if (from) await this.app.services.hosts.releaseCapacity(tx, from, vm.cpuNum, vm.memorySize);
+    if (from) await this.app.use('hosts').releaseCapacity(tx, from, vm.cpuNum, vm.memorySize);
     if (to) {
       // Unconditionally: the VM runs there whatever the counters say (a later recomputation makes them exact).
       await tx
@@ -369,13 +369,13 @@ export class Reconciler {
 }
 
 /** What the Connected hosts' agents run (`/vm/vmsync`), for the invariant checker; hosts that do not answer are left out. */
-export async function agentVmReports(app: App, hostUuids: string[]): Promise<HostVmReport[]> {
+export async function agentVmReports(app: DomainContext, hostUuids: string[]): Promise<HostVmReport[]> {
   const out: HostVmReport[] = [];
   await Promise.all(
     hostUuids.map(async (hostUuid) => {
-      const host = await app.services.hosts.get(hostUuid);
+      const host = await app.use('hosts').get(hostUuid);
       const reply = host
-        ? await app.services.hosts.query(host, '/vm/vmsync', {}, { timeoutMs: app.globalConfig.getMs('host', 'ping.timeout') }).catch(() => undefined)
+        ? await app.use('hosts').query(host, '/vm/vmsync', {}, { timeoutMs: app.globalConfig.getMs('host', 'ping.timeout') }).catch(() => undefined)
         : undefined;
       if (reply) out.push({ hostUuid, states: reply.states ?? {} });
     }),
@@ -388,7 +388,7 @@ export async function agentVmReports(app: App, hostUuids: string[]): Promise<Hos
  * one is configured to listen on is a predecessor that died (the port is checked free before the server starts), even
  * when its heartbeat is still recent.
  */
-export async function aloneAtBoot(app: App): Promise<boolean> {
+export async function aloneAtBoot(app: DomainContext): Promise<boolean> {
   const staleBefore = new Date(Date.now() - 3 * app.globalConfig.getMs('managementServer', 'node.heartbeatInterval'));
   const nodes = await app.db.select().from(managementNodes);
   const port = app.options.port ?? 0;

@@ -2,7 +2,7 @@
 // processes), checks the state machine (zstack-api.md §4.1), talks to the host through the host service and keeps
 // one invariant: `hostUuid` is set exactly while CPU and memory are reserved on that host.
 import { and, asc, eq, inArray, isNotNull, lt } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { isUnreachable } from '../agent-client/index.js';
 import { deleteVolumeBits, destroyOnHostLater, stopOnHostLater } from './gc.js';
 import type { Reconciler } from './reconcile.js';
@@ -35,7 +35,7 @@ export class VmService {
   /** Reconciliation with the hosts (set by the module's registration). */
   reconciler?: Reconciler;
 
-  constructor(private app: App) {}
+  constructor(private app: DomainContext) {}
 
   addNetworkServiceExtension(ext: VmNetworkServiceExtension): void {
     this.extensions.push(ext);
@@ -130,7 +130,7 @@ export class VmService {
         console.warn(`[vm] volume file ${v.installPath} left on host[uuid:${hostUuid}]:`, toApiError(e).message),
       );
     }
-    await this.app.services.primaryStorage.release(tx, v.primaryStorageUuid, v.size);
+    await this.app.use('primaryStorage').release(tx, v.primaryStorageUuid, v.size);
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -168,7 +168,7 @@ export class VmService {
       if (vm.hostUuid) {
         // A Crashed VM still holds its host's capacity: give it back, the allocation takes it again.
         await this.app.db.transaction(async (tx) => {
-          await this.app.services.hosts.releaseCapacity(tx, vm.hostUuid!, vm.cpuNum, vm.memorySize);
+          await this.app.use('hosts').releaseCapacity(tx, vm.hostUuid!, vm.cpuNum, vm.memorySize);
           await tx.update(vmInstances).set({ hostUuid: null, lastHostUuid: vm.hostUuid }).where(eq(vmInstances.uuid, uuid));
         });
       }
@@ -187,13 +187,13 @@ export class VmService {
     if (hostUuid) {
       // A cold stop works whatever the host's state: if the host cannot be reached now, the host-side stop
       // becomes a GC job (vm/gc.ts). A graceful stop needs the guest, so it needs the host.
-      const host = await this.app.services.hosts.get(hostUuid);
+      const host = await this.app.use('hosts').get(hostUuid);
       const reachable = host?.status === 'Connected';
       if (!reachable && type === 'cold') {
         await this.setState(vm, 'Stopping');
         if (host) await stopOnHostLater(this.app, vm, hostUuid);
       } else {
-        await this.app.services.hosts.requireConnected(hostUuid);
+        await this.app.use('hosts').requireConnected(hostUuid);
         await this.setState(vm, 'Stopping');
         try {
           await hostCall(this.app, hostUuid, '/vm/stop', { uuid: vm.uuid, timeout: type === 'cold' ? 0 : 120 });
@@ -207,7 +207,7 @@ export class VmService {
       }
     }
     await this.app.db.transaction(async (tx) => {
-      if (hostUuid) await this.app.services.hosts.releaseCapacity(tx, hostUuid, vm.cpuNum, vm.memorySize);
+      if (hostUuid) await this.app.use('hosts').releaseCapacity(tx, hostUuid, vm.cpuNum, vm.memorySize);
       await this.setState({ ...vm, state: hostUuid ? 'Stopping' : vm.state }, 'Stopped', { hostUuid: null, lastHostUuid: hostUuid ?? vm.lastHostUuid }, tx);
     });
   }
@@ -216,7 +216,7 @@ export class VmService {
     await this.withVm(uuid, async (vm) => {
       requireState(vm.state, 'RebootVmInstance');
       const hostUuid = vm.hostUuid!;
-      await this.app.services.hosts.requireConnected(hostUuid);
+      await this.app.use('hosts').requireConnected(hostUuid);
       await this.setState(vm, 'Rebooting');
       try {
         await hostCall(this.app, hostUuid, '/vm/reboot', { uuid: vm.uuid, timeout: 120, bootDev: ['hd'] });
@@ -231,9 +231,9 @@ export class VmService {
       uuid,
       async (vm) => {
         requireState(vm.state, 'MigrateVm');
-        const src = await this.app.services.hosts.requireConnected(vm.hostUuid!);
+        const src = await this.app.use('hosts').requireConnected(vm.hostUuid!);
         if (destHostUuid === src.uuid) throw argErr(`VM[uuid:${uuid}] is already on host[uuid:${destHostUuid}]`);
-        if (destHostUuid) await this.app.services.hosts.require(destHostUuid);
+        if (destHostUuid) await this.app.use('hosts').require(destHostUuid);
         const nics = await this.nicsOf(uuid);
         const vols = await this.volumesOf(uuid);
         // Migrating before the destination is reserved: reconciliation does not recompute the capacity of hosts
@@ -255,7 +255,7 @@ export class VmService {
           await this.setState({ ...vm, state: 'Migrating' }, vm.state);
           throw e;
         });
-        const release = () => this.app.db.transaction((tx) => this.app.services.hosts.releaseCapacity(tx, dest.uuid, vm.cpuNum, vm.memorySize));
+        const release = () => this.app.db.transaction((tx) => this.app.use('hosts').releaseCapacity(tx, dest.uuid, vm.cpuNum, vm.memorySize));
         try {
           await hostCall(this.app, src.uuid, '/vm/migrate', {
             vmUuid: uuid,
@@ -270,7 +270,7 @@ export class VmService {
         }
         // The VM now runs on dest: its capacity moves in one transaction with the host reference.
         await this.app.db.transaction(async (tx) => {
-          await this.app.services.hosts.releaseCapacity(tx, src.uuid, vm.cpuNum, vm.memorySize);
+          await this.app.use('hosts').releaseCapacity(tx, src.uuid, vm.cpuNum, vm.memorySize);
           await this.setState(
             { ...vm, state: 'Migrating' },
             'Running',
@@ -310,7 +310,7 @@ export class VmService {
     const nics = await this.nicsOf(vm.uuid);
     await this.releaseNetworkServices(vm, nics);
     await this.app.db.transaction(async (tx) => {
-      if (hostUuid) await this.app.services.hosts.releaseCapacity(tx, hostUuid, vm.cpuNum, vm.memorySize);
+      if (hostUuid) await this.app.use('hosts').releaseCapacity(tx, hostUuid, vm.cpuNum, vm.memorySize);
       await releaseNicIps(this.app, tx, nics);
       await this.detachDataVolumesInDb(tx, vm.uuid);
       await this.setState({ ...vm, state: 'Destroying' }, 'Destroyed', { hostUuid: null, lastHostUuid: hostUuid ?? vm.lastHostUuid }, tx);
@@ -322,7 +322,7 @@ export class VmService {
    * becomes a garbage collector job (vm/gc.ts), done when the host is back.
    */
   private async destroyOnHypervisor(vm: VmRow, hostUuid: string): Promise<void> {
-    const host = await this.app.services.hosts.get(hostUuid);
+    const host = await this.app.use('hosts').get(hostUuid);
     if (!host) return;
     if (host.status !== 'Connected') return void (await destroyOnHostLater(this.app, vm, hostUuid));
     try {
@@ -346,7 +346,7 @@ export class VmService {
     const vols = await this.volumesOf(vm.uuid);
     await this.app.db.transaction(async (tx) => {
       // A creation cut short (CreateStopped) may still name the host it reserved on.
-      if (vm.hostUuid) await this.app.services.hosts.releaseCapacity(tx, vm.hostUuid, vm.cpuNum, vm.memorySize);
+      if (vm.hostUuid) await this.app.use('hosts').releaseCapacity(tx, vm.hostUuid, vm.cpuNum, vm.memorySize);
       for (const n of nics) await deleteNic(this.app, n, tx);
       for (const v of vols.filter((x) => x.type === 'Root')) await this.deleteVolumeBits(v, null, tx);
       await tx.delete(volumes).where(and(eq(volumes.vmInstanceUuid, vm.uuid), eq(volumes.type, 'Root')));
@@ -419,7 +419,7 @@ export class VmService {
         const [l3] = await this.app.db.select().from(l3Networks).where(eq(l3Networks.uuid, l3Uuid));
         if (!l3) throw notFound('L3NetworkVO', l3Uuid, 'l3NetworkUuid');
         if (vm.state === 'Running') {
-          await this.app.services.hosts.requireConnected(vm.hostUuid!);
+          await this.app.use('hosts').requireConnected(vm.hostUuid!);
           const [ref] = await this.app.db
             .select()
             .from(l2ClusterRefs)
@@ -522,7 +522,7 @@ export class VmService {
             .where(eq(volumes.uuid, volume.uuid));
         } catch (e) {
           if (created) await this.uninstantiateVolume(hostUuid!, volume);
-          if (reserved) await this.app.db.transaction((tx) => this.app.services.primaryStorage.release(tx, reserved!, volume.size));
+          if (reserved) await this.app.db.transaction((tx) => this.app.use('primaryStorage').release(tx, reserved!, volume.size));
           throw e;
         }
       },
@@ -568,7 +568,7 @@ export class VmService {
         const hostUuid = vm.hostUuid;
         await hostCall(this.app, hostUuid, '/vm/stop', { uuid, timeout: 0 }, 10_000).catch(() => undefined);
         await this.app.db.transaction(async (tx) => {
-          await this.app.services.hosts.releaseCapacity(tx, hostUuid, vm.cpuNum, vm.memorySize);
+          await this.app.use('hosts').releaseCapacity(tx, hostUuid, vm.cpuNum, vm.memorySize);
           await this.setState(vm, 'Stopped', { hostUuid: null, lastHostUuid: null, clusterUuid: null }, tx);
         });
       });
@@ -600,7 +600,7 @@ export class VmService {
             console.warn(`[vm] cascade: destroying VM[uuid:${uuid}] on its host failed (${toApiError(e).message}); removing it anyway`);
             const nics = await this.nicsOf(uuid);
             await this.app.db.transaction(async (tx) => {
-              if (vm!.hostUuid) await this.app.services.hosts.releaseCapacity(tx, vm!.hostUuid, vm!.cpuNum, vm!.memorySize);
+              if (vm!.hostUuid) await this.app.use('hosts').releaseCapacity(tx, vm!.hostUuid, vm!.cpuNum, vm!.memorySize);
               await releaseNicIps(this.app, tx, nics);
               await this.detachDataVolumesInDb(tx, uuid);
               await tx.update(vmInstances).set({ state: 'Destroyed', hostUuid: null }).where(eq(vmInstances.uuid, uuid));

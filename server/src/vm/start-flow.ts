@@ -3,12 +3,12 @@
 // the hypervisor → record it Running. Every step that reserves something has a rollback, so a failure anywhere
 // (including a later step of the create flow that embeds these) leaves nothing reserved.
 import { eq, inArray, sql } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { currentContext } from '../core/context.js';
 import type { FlowStep } from '../core/flow.js';
 import { vmInstances, vmNics, volumes } from '../db/schema/index.js';
 import { StatementTemplates, type Bind } from '../db/perf/template.js';
-import { ADMIN_UUID } from '../identity/service.js';
+import { ADMIN_UUID } from '../identity/index.js';
 import { allocateHost, type HostRow } from './allocation/host-allocator.js';
 import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
 import { toApiError } from '../core/errors.js';
@@ -45,7 +45,7 @@ export const installPathOf = (psUrl: string, kind: 'rootVolumes' | 'dataVolumes'
   `${psUrl.replace(/\/$/, '')}/${kind}/acct-${currentContext()?.session?.accountUuid ?? ADMIN_UUID}/vol-${volumeUuid}/${volumeUuid}.qcow2`;
 
 /** Start of an existing VM: read its rows, allocate a host and primary storage, then the steps that place it. */
-export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
+export function startSteps(app: DomainContext, svc: VmService): FlowStep<StartData>[] {
   return [
     {
       name: 'load',
@@ -87,7 +87,7 @@ export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
       },
       async rollback(d) {
         await app.db.transaction(async (tx) => {
-          await app.services.hosts.releaseCapacity(tx, d.host!.uuid, d.vm!.cpuNum, d.vm!.memorySize);
+          await app.use('hosts').releaseCapacity(tx, d.host!.uuid, d.vm!.cpuNum, d.vm!.memorySize);
           await tx.update(vmInstances).set({ hostUuid: null }).where(eq(vmInstances.uuid, d.vmUuid));
         });
       },
@@ -103,7 +103,7 @@ export function startSteps(app: App, svc: VmService): FlowStep<StartData>[] {
  * the host, network services, start on the hypervisor, record the result. The host
  * is the row the allocation reserved on (only Connected hosts qualify there): agent calls do not read it again.
  */
-export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
+export function placeSteps(app: DomainContext, svc: VmService): FlowStep<StartData>[] {
   return [
     {
       name: 'allocate-primary-storage',
@@ -131,7 +131,7 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
       async rollback(d) {
         const pending = d.volumes!.filter((v) => v.status === 'NotInstantiated').map((v) => v.uuid);
         await app.db.transaction(async (tx) => {
-          for (const r of d.psReserved) await app.services.primaryStorage.release(tx, r.psUuid, r.bytes);
+          for (const r of d.psReserved) await app.use('primaryStorage').release(tx, r.psUuid, r.bytes);
           if (pending.length) await tx.update(volumes).set({ primaryStorageUuid: null }).where(inArray(volumes.uuid, pending));
         });
         d.psReserved = [];
@@ -221,7 +221,7 @@ export function placeSteps(app: App, svc: VmService): FlowStep<StartData>[] {
         else {
           // CreateStopped: the volumes stay on the host's storage, the host's capacity is given back.
           await app.db.transaction(async (tx) => {
-            await app.services.hosts.releaseCapacity(tx, host.uuid, vm.cpuNum, vm.memorySize);
+            await app.use('hosts').releaseCapacity(tx, host.uuid, vm.cpuNum, vm.memorySize);
             await records.rows(tx, 'record-vm', record);
           });
         }

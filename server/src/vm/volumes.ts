@@ -2,7 +2,7 @@
 // first attached), deleted following `volume/deletionPolicy` (Delay keeps them `Deleted` until expunged).
 import { deleteVolumeBits } from './gc.js';
 import { and, eq, lt } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { argErr, err, notFound, toApiError } from '../core/errors.js';
 import type { Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
@@ -17,7 +17,7 @@ export const volumeLockKey = (uuid: string) => `volume:${uuid}`;
 
 export class VolumeService {
   constructor(
-    private app: App,
+    private app: DomainContext,
     private vms: VmService,
   ) {}
 
@@ -82,7 +82,7 @@ export class VolumeService {
     const [ps] = await this.app.db.select().from(primaryStorage).where(eq(primaryStorage.uuid, psUuid));
     const host = await this.hostReaching(psUuid);
     if (!host) throw err('SYS.1006', `no Connected host can reach primary storage[uuid:${psUuid}] to create volume[uuid:${v.uuid}]`);
-    if (!(await this.app.services.primaryStorage.reserve(this.app.db, psUuid, v.size))) {
+    if (!(await this.app.use('primaryStorage').reserve(this.app.db, psUuid, v.size))) {
       throw err('PS.1000', `primary storage[uuid:${psUuid}] has not ${v.size} bytes free for volume[uuid:${v.uuid}]`);
     }
     try {
@@ -90,7 +90,7 @@ export class VolumeService {
       v.installPath = installPathOf(ps.url, 'dataVolumes', v.uuid);
       await this.vms.instantiateVolume(host, v);
     } catch (e) {
-      await this.app.db.transaction((tx) => this.app.services.primaryStorage.release(tx, psUuid, v.size));
+      await this.app.db.transaction((tx) => this.app.use('primaryStorage').release(tx, psUuid, v.size));
       throw e;
     }
   }

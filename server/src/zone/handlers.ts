@@ -1,12 +1,12 @@
 import { eq } from 'drizzle-orm';
-import type { App } from '../app.js';
+import type { DomainContext } from '../core/domain.js';
 import { notFound, argErr } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { zones } from '../db/schema/index.js';
 import { zoneInventory } from './inventory.js';
 
-export function zoneHandlers(app: App) {
+export function zoneHandlers(app: DomainContext) {
   const { db } = app;
   const load = async (uuid: string) => {
     const [z] = await db.select().from(zones).where(eq(zones.uuid, uuid));

@@ -4,12 +4,12 @@
 // An L3 network's row is locked FOR UPDATE first, which waits for the address reservations referencing it (their
 // foreign key check holds it) before it is Disabled. A failed deletion puts the old states back.
 import { sql, type SQL } from 'drizzle-orm';
-import type { App } from '../../app.js';
+import type { DomainContext } from '../../core/domain.js';
 import { rows } from '../../db/index.js';
 
 const TABLES: Record<string, string> = { host: 'hosts', cluster: 'clusters', zone: 'zones', primaryStorage: 'primary_storage', l3: 'l3_networks' };
 
-export function registerPlacementFences(app: App): void {
+export function registerPlacementFences(app: DomainContext): void {
   for (const [kind, table] of Object.entries(TABLES)) {
     app.cascade.fence(kind, async (uuids) => {
       const t = sql.identifier(table);

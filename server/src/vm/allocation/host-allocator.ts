@@ -2,11 +2,11 @@
 // strategy, then reserve capacity on the first that still has it (a conditional UPDATE in the host service, so
 // concurrent allocations never overbook). When nothing is left, the error says why each host was dropped.
 import { and, asc, eq, gte, inArray, sql, type SQL } from 'drizzle-orm';
-import type { App } from '../../app.js';
+import type { DomainContext } from '../../core/domain.js';
 import type { Tx } from '../../db/index.js';
 import { immediate, type Bind } from '../../db/perf/template.js';
 import { err } from '../../core/errors.js';
-import { reservation } from '../../host/service.js';
+import { reservation } from '../../host/index.js';
 import {
   backupStorageZoneRefs,
   clusters,
@@ -49,7 +49,7 @@ export interface HostRequirement {
  * Picks a host and reserves the VM's CPU and memory on it; HOST_ALLOCATION.1001 when none can take it. With `tx`,
  * the reservation is part of the caller's transaction (the host row stays locked until it ends).
  */
-export async function allocateHost(app: App, req: HostRequirement, tx: Tx = app.db): Promise<HostRow> {
+export async function allocateHost(app: DomainContext, req: HostRequirement, tx: Tx = app.db): Promise<HostRow> {
   // Fast path: one statement applies every filter below in SQL, takes the first host in strategy order that no
   // other transaction is reserving on right now (SKIP LOCKED: concurrent creations spread over hosts instead of
   // queueing on one row) and reserves on it. When none qualifies, the full pass below decides and explains why.
@@ -58,7 +58,7 @@ export async function allocateHost(app: App, req: HostRequirement, tx: Tx = app.
   const { candidates, dropped } = await candidatesFor(app, req);
   const ordered = order(candidates, req);
   for (const host of ordered) {
-    if (await app.services.hosts.reserveCapacity(tx, host.uuid, req.cpuNum, req.memorySize)) return host;
+    if (await app.use('hosts').reserveCapacity(tx, host.uuid, req.cpuNum, req.memorySize)) return host;
     dropped.push(`host[uuid:${host.uuid}] ran out of capacity while reserving`);
   }
   throw noHost(req, dropped);
@@ -138,7 +138,7 @@ function noHost(req: HostRequirement, dropped: string[]) {
   );
 }
 
-async function candidatesFor(app: App, req: HostRequirement): Promise<{ candidates: HostRow[]; dropped: string[] }> {
+async function candidatesFor(app: DomainContext, req: HostRequirement): Promise<{ candidates: HostRow[]; dropped: string[] }> {
   const db = app.db;
   const where: SQL[] = [];
   if (req.zoneUuid) where.push(eq(hosts.zoneUuid, req.zoneUuid));

@@ -1,7 +1,7 @@
 // Primary storage allocation (zstack-internals.md §5.2): among the Enabled, Connected primary storage attached to
 // the host's cluster, reserve the bytes on one that still has them (conditional UPDATE in the storage service).
 import { and, eq, gte, inArray, sql, type SQL } from 'drizzle-orm';
-import type { App } from '../../app.js';
+import type { DomainContext } from '../../core/domain.js';
 import { err } from '../../core/errors.js';
 import type { Tx } from '../../db/index.js';
 import { immediate, type Bind } from '../../db/perf/template.js';
@@ -46,7 +46,7 @@ export function pickPrimaryStorageQuery(tx: Tx, req: { clusterUuid: string | SQL
 }
 
 export async function allocatePrimaryStorage(
-  app: App,
+  app: DomainContext,
   req: { clusterUuid: string; bytes: number; required?: string; purpose: string },
   tx: Tx = app.db,
 ): Promise<PrimaryStorageRow> {
@@ -76,7 +76,7 @@ export async function allocatePrimaryStorage(
     })
     .sort(() => Math.random() - 0.5);
   for (const ps of candidates) {
-    if (await app.services.primaryStorage.reserve(tx, ps.uuid, req.bytes)) return ps;
+    if (await app.use('primaryStorage').reserve(tx, ps.uuid, req.bytes)) return ps;
     dropped.push(`primary storage[uuid:${ps.uuid}] ran out of capacity while reserving`);
   }
   if (req.required && !rows.some((r) => r.ps.uuid === req.required)) {
