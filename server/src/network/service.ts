@@ -1,4 +1,4 @@
-// What other domains use of the network domain (`app.services.networks`): IP allocation and release, MAC
+// What other domains use of the network domain (`ctx.use('networks')`): IP allocation and release, MAC
 // generation, the network services attached to an L3 network, the L3 inventory, and a hook the VM module uses to
 // detach NICs before an L2 network leaves a cluster.
 import { asc, eq } from 'drizzle-orm';
