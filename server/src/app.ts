@@ -50,8 +50,6 @@ export interface AppOptions extends NodeOptions {
   propertiesFile?: string;
   /** No other management node can use this database (`npm start`'s embedded PostgreSQL, held by the data directory's lock). */
   soleNode?: boolean;
-  /** The console proxy agent (spawn mode) starts on the first console request, not at boot (`npm start`: light when idle). */
-  consoleAgentOnDemand?: boolean;
 }
 
 export class App {

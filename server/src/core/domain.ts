@@ -27,6 +27,8 @@ export interface NodeOptions {
   simulatorUrl?: string;
   /** Secret the agents expect (`Authorization: Bearer <secret>`). */
   agentSecret?: string;
+  /** The console proxy agent (spawn mode) starts on the first console request, not at boot (`npm start`: light when idle). */
+  consoleAgentOnDemand?: boolean;
 }
 
 /** The shared mechanisms and registries a module works with. */
