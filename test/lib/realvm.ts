@@ -24,6 +24,7 @@ const NEEDED: Array<[string, string]> = [
   ['/sbin/mke2fs', 'e2fsprogs'],
   ['/usr/bin/cpio', 'cpio'],
   ['/sbin/ip', 'iproute2'],
+  ['/usr/sbin/iptables', 'iptables'],
 ];
 
 /** The packages the real-VM suites need (what .ci/run installs). */

@@ -31,7 +31,7 @@ export async function routerSuite(t: Test): Promise<void> {
   const [routerPublicMac, routerGuestMac, vmMac] = [mac('a0'), mac('a1'), mac('20')];
 
   const image = await tryoutImage();
-  const agent = await start({ kind: 'kvm', backend: 'libvirt', storageRoot: dir });
+  let agent = await start({ kind: 'kvm', backend: 'libvirt', storageRoot: dir });
   const kvm = (path: string, body: unknown, target = hostUuid, timeoutMs = 120_000) =>
     call(agent, path, body, { target, timeoutMs }).then((r) => r.body);
   const vr = (path: string, body: unknown) => kvm(path, body, routerUuid);
@@ -120,6 +120,14 @@ export async function routerSuite(t: Test): Promise<void> {
   t.ok(rule.packets > 0, `the SNAT rule translated its traffic (${rule.packets} packets)`);
   const resolv = await shell.run('cat /etc/resolv.conf');
   t.match(resolv.output, `nameserver ${guest}.1`, 'the router is its DNS server');
+
+  // A restarted agent keeps building on what the router was last told (a change must not drop the other entries).
+  await agent.close();
+  agent = await start({ kind: 'kvm', backend: 'libvirt', storageRoot: dir });
+  t.equal((await vr('/virtualrouter/setdns', { dns: [{ dnsAddress: `${pub}.2`, nicMac: routerGuestMac }] })).success, true);
+  const conf = readFileSync(join(router.dir, 'dnsmasq.conf'), 'utf8');
+  t.match(conf, `dhcp-host=${vmMac}`, 'after an agent restart the DHCP entries are still served');
+  t.match(conf, `server=${pub}.1\nserver=${pub}.2`, 'and the DNS servers told before and after');
 
   const removed = await vr('/virtualrouter/removedhcp', { dhcpEntries: [{ ip: `${guest}.10`, mac: vmMac }] });
   t.equal(removed.success, true, removed.error);

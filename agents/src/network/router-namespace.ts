@@ -218,8 +218,24 @@ export class RouterNamespaces implements RouterNetworks {
   }
 
   apply(routerUuid: string, state: VirtualRouterState, signal: AbortSignal): Promise<void> {
-    const config = { nics: state.nics.values(), dhcp: state.dhcp.values(), dns: state.dns.values() }
-    return this.locks.run(routerUuid, () => this.of(routerUuid).apply(config, signal))
+    const config = { nics: [...state.nics.values()], dhcp: [...state.dhcp.values()], dns: [...state.dns.values()] }
+    return this.locks.run(routerUuid, async () => {
+      const router = this.of(routerUuid)
+      await router.apply(config, signal)
+      await writeFile(join(router.dir, 'state.json'), JSON.stringify(config))
+    })
+  }
+
+  async load(routerUuid: string): Promise<Omit<VirtualRouterState, 'initializedAs'> | undefined> {
+    if (!(await this.has(routerUuid))) return undefined
+    const text = await readFile(join(this.of(routerUuid).dir, 'state.json'), 'utf8').catch(() => undefined)
+    if (!text) return undefined
+    const saved = JSON.parse(text) as { nics: VirtualRouterNicInfo[]; dhcp: DhcpInfo[]; dns: DnsInfo[] }
+    return {
+      nics: new Map(saved.nics.map((n) => [n.mac, n])),
+      dhcp: new Map(saved.dhcp.map((d) => [d.mac, d])),
+      dns: new Map(saved.dns.map((d) => [d.dnsAddress, d])),
+    }
   }
 
   destroy(routerUuid: string, signal?: AbortSignal): Promise<void> {

@@ -7,6 +7,10 @@ import type { RouterNetworks, VirtualRouterState, VirtualRouters } from './state
 export function virtualRouterPart(routers: VirtualRouters, networks?: RouterNetworks): AgentPart {
   /** Changes the router's state and makes its network serve it; a change its network refuses is not kept. */
   const change = async <O extends OperationId>(ctx: Ctx<O>, edit: (vr: VirtualRouterState) => void) => {
+    if (networks && !routers.get(ctx.target)) {
+      const saved = await networks.load(ctx.target)
+      if (saved) routers.adopt(ctx.target, saved)
+    }
     const vr = routers.require(ctx.target)
     const next = { ...vr, nics: new Map(vr.nics), dhcp: new Map(vr.dhcp), dns: new Map(vr.dns) }
     edit(next)

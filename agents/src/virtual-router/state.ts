@@ -14,6 +14,8 @@ export interface VirtualRouterState {
 /** Makes a router's real network serve its state (the router is the command's target uuid). */
 export interface RouterNetworks {
   apply(routerUuid: string, state: VirtualRouterState, signal: AbortSignal): Promise<void>
+  /** What the router's network was last made to serve (an agent restarted since keeps building on it). */
+  load(routerUuid: string): Promise<Omit<VirtualRouterState, 'initializedAs'> | undefined>
 }
 
 export class VirtualRouters {
@@ -28,6 +30,12 @@ export class VirtualRouters {
     let vr = this.routers.get(key)
     if (!vr) this.routers.set(key, (vr = { nics: new Map(), dhcp: new Map(), dns: new Map() }))
     return vr
+  }
+
+  /** Takes a router's state when this agent has none (restarted): what its network was last told to serve. */
+  adopt(target: string, state: Omit<VirtualRouterState, 'initializedAs'>): void {
+    const key = this.multi ? target : ''
+    if (!this.routers.has(key)) this.routers.set(key, { ...state })
   }
 
   get(target: string): VirtualRouterState | undefined {
