@@ -111,26 +111,20 @@ ${rows}
 function page(title: string, prefix: string, rows: Row[], hasBundle: boolean): string {
   const index = staticIndex(rows);
   const script = hasBundle ? `<script type="module" src="${prefix}/init.js"></script>` : '';
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)}</title>
-<style>
+  return htmlPage(
+    title,
+    `
   body { margin: 0; font-family: system-ui, sans-serif; }
   .zs-static { border-collapse: collapse; margin: 1em; font-size: 14px; }
   .zs-static td, .zs-static th { border: 1px solid #ddd; padding: 4px 8px; text-align: left; }
-</style>
-</head>
-<body>
+`,
+    `
 <p style="margin:0.5em 1em;font-size:14px"><a href="${prefix}/getting-started">Getting started</a> · <a href="${prefix}/errors">Error codes</a></p>
 <div id="redoc"></div>
 ${hasBundle ? `<noscript><h1>${escapeHtml(title)}</h1>${index}</noscript>` : `<h1 style="margin:1em">${escapeHtml(title)}</h1><p style="margin:1em">The interactive reference needs Redoc's bundle (npm package <code>redoc</code> or <code>@redocly/cli</code>); the spec is at <a href="${prefix}/openapi.json">${prefix}/openapi.json</a>.</p>${index}`}
 ${script}
-</body>
-</html>
-`;
+`,
+  );
 }
 
 /**
