@@ -34,7 +34,10 @@ export function tree(root) {
     } catch {}
   }
   const out = [];
-  const walk = (p) => { out.push(p); for (const c of children.get(p) ?? []) walk(c); };
+  const walk = (p) => {
+    out.push(p);
+    for (const c of children.get(p) ?? []) walk(c);
+  };
   walk(root);
   return out;
 }
@@ -100,18 +103,26 @@ function sample(root) {
   }
   const mb = (kb) => Math.round(kb / 1024);
   return {
-    treeRssMb: mb(total), treePssMb: mb(pss), treeRssWithoutNpmMb: mb(total - npmKb), processes: procs.length,
+    treeRssMb: mb(total),
+    treePssMb: mb(pss),
+    treeRssWithoutNpmMb: mb(total - npmKb),
+    processes: procs.length,
     byProcessMb: Object.fromEntries(Object.entries(byName).map(([k, v]) => [k, mb(v)])),
   };
 }
 
 async function startOnce(dataDir, port, env) {
   const t0 = Date.now();
-  const child = spawn('npm', ['start'], { env: { ...process.env, ...env, ZSTACK_PORT: String(port), ZSTACK_DATA_DIR: dataDir }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn('npm', ['start'], {
+    env: { ...process.env, ...env, ZSTACK_PORT: String(port), ZSTACK_DATA_DIR: dataDir },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   for (;;) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/zstack/v1/management-nodes/actions`, {
-        method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"getVersion":{}}',
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: '{"getVersion":{}}',
       });
       if (res.ok) return { child, readyMs: Date.now() - t0, cpuS: cpuSeconds(child.pid) };
     } catch {}
@@ -125,8 +136,29 @@ async function stop(child) {
   const pids = tree(child.pid);
   child.kill('SIGTERM');
   const until = Date.now() + 30_000;
-  while (pids.some((p) => { try { process.kill(p, 0); return true; } catch { return false; } })) {
-    if (Date.now() > until) throw new Error(`processes left after stop: ${pids.filter((p) => { try { process.kill(p, 0); return true; } catch { return false; } }).join(' ')}`);
+  while (
+    pids.some((p) => {
+      try {
+        process.kill(p, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    })
+  ) {
+    if (Date.now() > until)
+      throw new Error(
+        `processes left after stop: ${pids
+          .filter((p) => {
+            try {
+              process.kill(p, 0);
+              return true;
+            } catch {
+              return false;
+            }
+          })
+          .join(' ')}`,
+      );
     await sleep(50);
   }
 }
@@ -171,11 +203,18 @@ for (const db of dbs) {
     await sleep(Math.max(0, 30_000 - idleMs));
     const late = sample(again.child.pid);
     await stop(again.child);
-    console.log(JSON.stringify({
-      db, firstStartMs: first.readyMs, firstStartCpuS: first.cpuS, restartMs: again.readyMs, restartCpuS: again.cpuS,
-      [`idle${idleMs / 1000}s`]: early, idle30s: late,
-      load: `${loadBefore} -> ${load()}`,
-    }));
+    console.log(
+      JSON.stringify({
+        db,
+        firstStartMs: first.readyMs,
+        firstStartCpuS: first.cpuS,
+        restartMs: again.readyMs,
+        restartCpuS: again.cpuS,
+        [`idle${idleMs / 1000}s`]: early,
+        idle30s: late,
+        load: `${loadBefore} -> ${load()}`,
+      }),
+    );
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
     await external?.drop();

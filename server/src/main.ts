@@ -32,7 +32,10 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     if (stopping) process.exit(1);
     stopping = true;
     console.log(`${signal}: stopping (waiting for running jobs)…`);
-    stopAll().then(() => process.exit(0), () => process.exit(1));
+    stopAll().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   });
 }
 
@@ -49,7 +52,9 @@ try {
   if (!process.env.ZSTACK_SIMULATOR_URL) simulator = simulatorOnDemand({ storageRoot: join(config.dataDir, 'simulator') });
   if (!config.databaseUrl && !pglite) {
     if (existsSync(join(config.dataDir, 'pglite')) && !existsSync(join(config.dataDir, 'postgres'))) {
-      console.log(`note: ${join(config.dataDir, 'pglite')} holds the data of the earlier embedded database (PGlite), not used any more; ZSTACK_EMBEDDED_DB=pglite opens it`);
+      console.log(
+        `note: ${join(config.dataDir, 'pglite')} holds the data of the earlier embedded database (PGlite), not used any more; ZSTACK_EMBEDDED_DB=pglite opens it`,
+      );
     }
     const { startEmbeddedPostgres } = await import('./db/embedded-postgres.js');
     embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
@@ -76,7 +81,9 @@ try {
   const url = await app.listen();
   const db = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : pglite ? `PGlite in ${config.dataDir}` : `embedded PostgreSQL in ${config.dataDir}`;
   console.log(`ZStack-TS management server listening on ${url} (${db}), ready in ${Date.now() - started} ms`);
-  console.log(`  API: ${url}/zstack/v1/...   spec: ${url}/zstack/openapi.json   simulator agent: ${simulator ? 'started when first needed' : process.env.ZSTACK_SIMULATOR_URL}`);
+  console.log(
+    `  API: ${url}/zstack/v1/...   spec: ${url}/zstack/openapi.json   simulator agent: ${simulator ? 'started when first needed' : process.env.ZSTACK_SIMULATOR_URL}`,
+  );
   console.log(`  log in: account admin, password "password" (SDK: new ZStackClient({ endpoint: '${url}', accountName: 'admin', password: 'password' }))`);
 } catch (e) {
   console.error(`zstack: cannot start: ${startupMessage(e, { databaseUrl })}`);

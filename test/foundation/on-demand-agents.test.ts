@@ -43,14 +43,14 @@ t.test('agents start when first needed and stop with the server', async (t) => {
   t.ok(sim, 'adding simulated resources started the simulator agent');
   t.equal(agentsOf(a, 'simulator').length, 1, 'one simulator agent for all of them');
   const { inventory: vm } = await zs.createVmInstance({
-    name: 'vm1', instanceOfferingUuid: world.instanceOfferingUuid, imageUuid: world.imageUuid, l3NetworkUuids: [world.l3NetworkUuid],
+    name: 'vm1',
+    instanceOfferingUuid: world.instanceOfferingUuid,
+    imageUuid: world.imageUuid,
+    l3NetworkUuids: [world.l3NetworkUuid],
   });
   t.same(agentsOf(a, 'console-proxy'), [], 'no console proxy agent before a console request');
 
-  const [first, second] = await Promise.all([
-    zs.requestConsoleAccess({ vmInstanceUuid: vm.uuid }),
-    zs.requestConsoleAccess({ vmInstanceUuid: vm.uuid }),
-  ]);
+  const [first, second] = await Promise.all([zs.requestConsoleAccess({ vmInstanceUuid: vm.uuid }), zs.requestConsoleAccess({ vmInstanceUuid: vm.uuid })]);
   t.ok(first.inventory.token && second.inventory.token, 'two concurrent first console requests both answered');
   t.equal(agentsOf(a, 'console-proxy').length, 1, 'one console proxy agent started for them');
   t.equal((await zs.queryConsoleProxyAgent({})).inventories![0]?.status, 'Connected');

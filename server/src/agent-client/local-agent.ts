@@ -13,7 +13,9 @@ import { fileURLToPath } from 'node:url';
 /** Set by scripts/build-server.mjs: the built agent, relative to this file (a built server spawns built agents). */
 declare const ZSTACK_BUILT_AGENT: string | undefined;
 /** The agent's entry: its build when this server runs built (`npm start`), else its sources through tsx (tests). */
-export const AGENT_BIN = fileURLToPath(new URL(typeof ZSTACK_BUILT_AGENT === 'string' ? ZSTACK_BUILT_AGENT : '../../../agents/bin/zstack-agent.mjs', import.meta.url));
+export const AGENT_BIN = fileURLToPath(
+  new URL(typeof ZSTACK_BUILT_AGENT === 'string' ? ZSTACK_BUILT_AGENT : '../../../agents/bin/zstack-agent.mjs', import.meta.url),
+);
 const WATCHDOG = new URL('./agent-watchdog.mjs', import.meta.url).href;
 /** A small young generation and V8's memory-saving mode: less resident for an agent that mostly waits (bench/README.md, startup). */
 const AGENT_NODE_FLAGS = ['--max-semi-space-size=2', '--optimize-for-size'];

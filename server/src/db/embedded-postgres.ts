@@ -45,7 +45,9 @@ export function postgresBinaries(): { bin: string; native: string } {
   try {
     entry = require.resolve(pkg);
   } catch {
-    throw new StartupError(`the embedded PostgreSQL for ${process.platform}-${process.arch} is not installed (npm package ${pkg}): run npm install, or set DATABASE_URL to a PostgreSQL of yours`);
+    throw new StartupError(
+      `the embedded PostgreSQL for ${process.platform}-${process.arch} is not installed (npm package ${pkg}): run npm install, or set DATABASE_URL to a PostgreSQL of yours`,
+    );
   }
   const native = join(dirname(entry), '..', 'native');
   hydrateSymlinks(native);
@@ -90,7 +92,9 @@ function launchPrefix(parentDeath: boolean): string[] {
       userNamespaceOk = spawnSync('unshare', ['--user', '--map-user=1', '--map-group=1', 'true'], { stdio: 'ignore' }).status === 0;
     }
     if (!userNamespaceOk) {
-      throw new StartupError('PostgreSQL refuses to run as root and this machine cannot start it in a user namespace (unshare --user failed): run npm start as a normal user, or set DATABASE_URL to a PostgreSQL of yours');
+      throw new StartupError(
+        'PostgreSQL refuses to run as root and this machine cannot start it in a user namespace (unshare --user failed): run npm start as a normal user, or set DATABASE_URL to a PostgreSQL of yours',
+      );
     }
     prefix.push('unshare', '--user', '--map-user=1', '--map-group=1');
   }
@@ -114,8 +118,14 @@ function socketDir(dataDir: string): string {
 
 function tail(file: string, n = 1): string {
   try {
-    const lines = readFileSync(file, 'utf8').trim().split('\n').filter((l) => /FATAL|PANIC|ERROR|error|could not/i.test(l));
-    return lines.slice(-n).join(' | ').replace(/^\S+ \S+ \S+ \[\d+\] /, '');
+    const lines = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .filter((l) => /FATAL|PANIC|ERROR|error|could not/i.test(l));
+    return lines
+      .slice(-n)
+      .join(' | ')
+      .replace(/^\S+ \S+ \S+ \[\d+\] /, '');
   } catch {
     return '';
   }
@@ -126,13 +136,28 @@ async function initdbIfNeeded(bin: string, pgdata: string, logFile: string): Pro
   if (existsSync(join(pgdata, 'PG_VERSION'))) return;
   if (existsSync(pgdata) && !existsSync(join(pgdata, 'global'))) rmSync(pgdata, { recursive: true, force: true });
   else if (existsSync(pgdata)) {
-    throw new StartupError(`${pgdata} holds something that is not a PostgreSQL cluster (no PG_VERSION): move it away, or set ZSTACK_DATA_DIR to another directory`);
+    throw new StartupError(
+      `${pgdata} holds something that is not a PostgreSQL cluster (no PG_VERSION): move it away, or set ZSTACK_DATA_DIR to another directory`,
+    );
   }
   const scratch = `${pgdata}.initdb`;
   rmSync(scratch, { recursive: true, force: true });
   const log = openSync(logFile, 'a');
   try {
-    const [cmd, ...args] = [...launchPrefix(false), join(bin, 'initdb'), '-D', scratch, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-instructions', '--no-sync'];
+    const [cmd, ...args] = [
+      ...launchPrefix(false),
+      join(bin, 'initdb'),
+      '-D',
+      scratch,
+      '-U',
+      'postgres',
+      '--auth=trust',
+      '-E',
+      'UTF8',
+      '--locale=C',
+      '--no-instructions',
+      '--no-sync',
+    ];
     // Not spawnSync: the server's modules load meanwhile (server/src/main.ts).
     const child = spawn(cmd!, args, { stdio: ['ignore', log, log], env: { ...process.env, LC_ALL: 'C' } });
     const how = await new Promise<string | undefined>((resolve) => {
