@@ -47,8 +47,8 @@ export async function createDatabase(prefix = 'zsbench'): Promise<{ url: string;
 export interface ServerProcess {
   url: string;
   pid: number;
-  /** The simulator agent process the server spawned. */
-  simulatorPid?: number;
+  /** The simulator agent process the server spawned (once something needed it). */
+  readonly simulatorPid?: number;
   child: ChildProcess;
   /** The tail of the server's stderr (error reports). */
   readonly stderr: string;
@@ -86,8 +86,9 @@ export async function startServerProcess(databaseUrl: string, env: Record<string
     });
     child.once('exit', (code) => reject(new Error(`the server exited with code ${code}: ${stderr.slice(-2000)}`)));
   });
-  // The simulator agent is the child running agents/bin/zstack-agent.mjs (tsx also runs an esbuild child).
-  const simulatorPid = childrenOf(child.pid!).find((pid) => {
+  // The simulator agent is the child running agents/bin/zstack-agent.mjs (tsx also runs an esbuild child). It starts
+  // when first needed (the first simulated host or storage): looked up when asked.
+  const simulatorPid = () => childrenOf(child.pid!).find((pid) => {
     try {
       return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('zstack-agent');
     } catch {
@@ -97,7 +98,9 @@ export async function startServerProcess(databaseUrl: string, env: Record<string
   return {
     url,
     pid: child.pid!,
-    simulatorPid,
+    get simulatorPid() {
+      return simulatorPid();
+    },
     child,
     async stop() {
       if (child.exitCode === null) {
