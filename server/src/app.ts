@@ -20,6 +20,7 @@ import { registerRpc } from './core/rpc.js';
 import { registerRoutes, sendError } from './core/router.js';
 import { listOperations, loadSpec, type SpecOperation } from './core/spec.js';
 import { Permissions } from './core/permissions.js';
+import { TagService } from './core/tags.js';
 import { registerModules, type DomainContext, type NodeOptions, type SharedContext } from './core/domain.js';
 import type { IdentityService } from './identity/index.js';
 import { domains } from './domains.js';
@@ -65,6 +66,8 @@ export class App {
   readonly jobs: JobService;
   readonly globalConfig: GlobalConfigService;
   readonly permissions: Permissions;
+  /** System and user tags (core/tags.ts). */
+  readonly tags: TagService;
   readonly gc: GarbageCollector;
   readonly http: FastifyInstance;
   readonly agents: AgentClient;
@@ -94,6 +97,7 @@ export class App {
     this.jobs = new JobService(this.db, this.nodeUuid);
     this.globalConfig = new GlobalConfigService(this.db, this.events);
     this.permissions = new Permissions(this.db, this.doc, this.operations);
+    this.tags = new TagService(this.database, this.query, this.doc);
     this.gc = new GarbageCollector(this.db, this.nodeUuid, this.globalConfig, this.events);
     this.agents = new AgentClient(options.agentSecret, (path) => this.propertyTimeouts.agentPaths.get(path));
     this.http = Fastify({
@@ -203,6 +207,7 @@ export class App {
       agents: this.agents,
       jobs: this.jobs,
       permissions: this.permissions,
+      tags: this.tags,
       nodeUuid: this.nodeUuid,
       options: this.options,
       soleNode: this.database.kind === 'pglite' || !!this.options.soleNode,
@@ -330,7 +335,7 @@ export class App {
     registerRoutes(http, {
       doc: this.doc,
       operations: this.operations,
-      handlers: this.permissions.withOwnership(this.handlers),
+      handlers: this.permissions.withOwnership(this.tags.withTags(this.handlers, this.operations, this.permissions)),
       jobs: this.jobs,
       query: this.query,
       db: this.db,

@@ -14,6 +14,7 @@ import { networkModule } from './network/index.js';
 import { vmModule } from './vm/index.js';
 import { virtualRouterModule } from './virtual-router/index.js';
 import { consoleModule } from './console/index.js';
+import { tagModule } from './tag/index.js';
 
 export const domains: DomainModule[] = [
   identityModule,
@@ -28,4 +29,5 @@ export const domains: DomainModule[] = [
   vmModule,
   virtualRouterModule,
   consoleModule,
+  tagModule,
 ];

@@ -14,6 +14,7 @@ import type { Handler, Handlers } from './handlers.js';
 import type { JobService } from './jobs.js';
 import type { LockManager } from './locks.js';
 import type { Permissions } from './permissions.js';
+import type { TagService } from './tags.js';
 import type { InventoryDescriptor } from './query.js';
 
 export type ServiceName = keyof Services;
@@ -42,6 +43,8 @@ export interface DomainContext<N extends ServiceName = ServiceName, P extends Se
   readonly agents: AgentClient;
   readonly jobs: JobService;
   readonly permissions: Permissions;
+  /** System and user tags: known system tags, tag writes (core/tags.ts). */
+  readonly tags: TagService;
   /** This management node. */
   readonly nodeUuid: string;
   readonly options: Readonly<NodeOptions>;

@@ -190,7 +190,8 @@ export class Permissions {
     return out;
   }
 
-  private replyInventory(op: SpecOperation): string | undefined {
+  /** The inventory schema a call's reply carries (`inventory` or `inventories`). */
+  replyInventory(op: SpecOperation): string | undefined {
     if (op.x.reply && op.x.reply !== 'empty') return op.x.reply;
     const ref = this.resolve(op.pointer)?.responses?.['200']?.content?.['application/json']?.schema?.$ref as string | undefined;
     const reply = ref ? this.resolve(ref) : undefined;

@@ -15,6 +15,7 @@ declare module '../services.js' {
 
 export { NetworkService };
 export { freeIpInsert } from './allocator.js';
+export { ipToLong, isIpv4 } from './ip.js';
 export type { AllocateIpOptions, AllocatedIp, IpAllocatorStrategy } from './allocator.js';
 
 export const networkModule = defineDomain({ name: 'network', provides: ['networks'], register });

@@ -10,6 +10,7 @@ import { images, l3Networks, vmInstances, vmNics } from '../db/schema/index.js';
 import { createVm, type VmCreateSpec } from '../vm/index.js';
 import type { NicRow, VmRow } from '../vm/index.js';
 import type { VmNetworkServiceExtension, VmService } from '../vm/index.js';
+import { taggedHostname } from '../vm/index.js';
 
 export const VR_PROVIDER_TYPE = 'VirtualRouter';
 export const VR_AGENT_PORT = 7272;
@@ -213,6 +214,8 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
   private async dhcpEntries(vr: VmRow, l3Uuid: string, vm: VmRow, nics: NicRow[]) {
     const l3 = await this.app.use('networks').l3Inventory(l3Uuid);
     const guest = (await this.vms.nicsOf(vr.uuid)).find((n) => n.l3NetworkUuid === l3Uuid);
+    // The VM's `hostname::` system tag names the guest (upstream's DHCP hostname); otherwise a VM name that is a valid host name.
+    const hostname = (await taggedHostname(this.app.db, vm.uuid)) ?? (/^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$/.test(vm.name) ? vm.name : undefined);
     return nics.filter(hasIp).map((n) => {
       const entry: DhcpInfo = {
         ip: n.ip,
@@ -223,7 +226,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
         // With the router's DNS service the guest asks the router; otherwise the L3's servers.
         dns: guest?.ip ? [guest.ip] : l3.dns,
       };
-      if (/^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$/.test(vm.name)) entry.hostname = vm.name;
+      if (hostname) entry.hostname = hostname;
       if (l3.dnsDomain) entry.dnsDomain = l3.dnsDomain;
       return entry;
     });

@@ -16,6 +16,7 @@ import { freeIpInsert } from '../network/index.js';
 import { pickPrimaryStorageQuery, reservePrimaryStorageQuery } from './allocation/primary-storage-allocator.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic } from './nics.js';
+import { staticIpsOf } from './tags.js';
 import type { VmService } from './service.js';
 import { installPathOf, type Placement, type StartData } from './start-flow.js';
 
@@ -123,6 +124,8 @@ export async function specFromMessage(app: DomainContext, msg: CreateVmInstanceP
   const zoneUuid = zoneUuids[0];
 
   const placement = await checkPlacement(app, msg, zoneUuid);
+  // `staticIp::<l3>::<ip>` system tags (checked with the other tags, core/tags.ts) fix the NICs' addresses.
+  const staticIps = staticIpsOf(app.tags, msg.systemTags);
   return {
     name: msg.name,
     description: msg.description,
@@ -136,7 +139,7 @@ export async function specFromMessage(app: DomainContext, msg: CreateVmInstanceP
     rootDiskSize,
     rootDiskOfferingUuid,
     dataDisks,
-    nics: l3Uuids.map((l3NetworkUuid) => ({ l3NetworkUuid })),
+    nics: l3Uuids.map((l3NetworkUuid) => ({ l3NetworkUuid, staticIp: staticIps.get(l3NetworkUuid) })),
     defaultL3NetworkUuid,
     zoneUuid,
     placement,

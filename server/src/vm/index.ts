@@ -3,6 +3,7 @@
 import { defineDomain, type DomainContext } from '../core/domain.js';
 import { toApiError } from '../core/errors.js';
 import { registerVmCascade } from './cascade.js';
+import { registerVmTags } from './tags.js';
 import { vmHandlers } from './handlers.js';
 import { nicDescriptor, vmDescriptor, volumeDescriptor } from './inventory.js';
 import { VmService } from './service.js';
@@ -25,6 +26,7 @@ export { hostCall } from './hypervisor.js';
 export { vmDescriptor, type NicRow, type VmRow } from './inventory.js';
 export { vmLockKey, type VmNetworkServiceExtension, type VmService } from './service.js';
 export { notInStateErr, requireState } from './states.js';
+export { taggedHostname } from './tags.js';
 
 export const vmModule = defineDomain({ name: 'vm', needs: ['hosts', 'networks', 'primaryStorage'], provides: ['vms', 'volumes'], register });
 
@@ -52,6 +54,7 @@ function register(app: DomainContext): void {
   app.addInventory(volumeDescriptor);
   app.addHandlers(vmHandlers(app, vms, volumes));
   registerVmCascade(app, vms);
+  registerVmTags(app, vms);
   registerPlacementFences(app);
 
   // Maintenance (ChangeHostState maintain): running VMs move to another host; those that cannot are stopped

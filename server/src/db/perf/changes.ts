@@ -58,6 +58,8 @@ export class ChangeTracker {
   private gens = new Map<string, number>();
   private analyzed = new Map<string, Piece[]>();
   private named = new Map<string, string[]>();
+  /** Tables a DELETE on a table also writes (rows removed by its triggers, e.g. a resource's tags). */
+  private deletionWrites = new Map<string, string[]>();
   private wordRe: RegExp;
   shared?: SharedGenerations;
 
@@ -65,6 +67,12 @@ export class ChangeTracker {
     this.tables = new Set(tables);
     for (const t of this.tables) this.gens.set(t, 0);
     this.wordRe = /"([^"]+)"|\b([a-z_][a-z0-9_]*)\b/gi;
+  }
+
+  /** A DELETE (or TRUNCATE) on `table` also changes `tables` (a trigger of `table` writes them). */
+  deletionAlsoWrites(table: string, tables: string[]): void {
+    this.deletionWrites.set(table, tables);
+    this.analyzed.clear();
   }
 
   /** Runs `fn`, collecting the known tables named by every statement it issues (in its async context). */
@@ -158,8 +166,10 @@ export class ChangeTracker {
       for (const m of text.matchAll(re)) {
         const ident = m[1].split('.').pop()!.trim();
         const name = ident.startsWith('"') ? ident.slice(1, -1) : ident.toLowerCase();
-        if (this.tables.has(name)) writes.add(name);
-        else if (!['set', 'of', 'skip', 'nowait'].includes(name)) unknown = true;
+        if (this.tables.has(name)) {
+          writes.add(name);
+          if (/^(delete|truncate)/i.test(m[0])) for (const t of this.deletionWrites.get(name) ?? []) writes.add(t);
+        } else if (!['set', 'of', 'skip', 'nowait'].includes(name)) unknown = true;
       }
     }
     // A write whose target is not a known table (a function, a new table): forget everything rather than guess.
