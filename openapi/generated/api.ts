@@ -11346,10 +11346,11 @@ export interface operations {
     };
     DeleteVmStaticIp: {
         parameters: {
-            query: {
+            query?: {
                 /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
                 deleteMode?: "Permissive" | "Enforcing";
-                l3NetworkUuid: components["schemas"]["Uuid"];
+                /** @description Required (SYS.1007 without it). */
+                l3NetworkUuid?: components["schemas"]["Uuid"];
             };
             header?: {
                 /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */

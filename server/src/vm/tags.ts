@@ -156,11 +156,12 @@ export function registerVmTags(app: DomainContext<'networks', 'vms'>, vms: VmSer
       },
       DeleteVmStaticIp: {
         async check(msg) {
+          if (!msg.l3NetworkUuid) throw argErr('field[l3NetworkUuid] is mandatory, can not be null');
           await vms.require(msg.vmInstanceUuid, 'vmInstanceUuid');
           await nicOn(msg.vmInstanceUuid, msg.l3NetworkUuid);
         },
         async run(msg) {
-          await db.delete(systemTags).where(and(eq(systemTags.resourceUuid, msg.vmInstanceUuid), like(systemTags.tag, staticIpPattern(msg.l3NetworkUuid))));
+          await db.delete(systemTags).where(and(eq(systemTags.resourceUuid, msg.vmInstanceUuid), like(systemTags.tag, staticIpPattern(msg.l3NetworkUuid ?? ''))));
           return {};
         },
       },
