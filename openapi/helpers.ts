@@ -20,3 +20,6 @@ export type ReplyOf<K extends OperationId> = operations[K]['responses'] extends 
 
 /** An inventory schema by name, e.g. `Inventory<'ZoneInventory'>`. */
 export type Inventory<N extends keyof import('./generated/api.js').components['schemas']> = import('./generated/api.js').components['schemas'][N];
+
+/** ZStack's error shape (components.schemas.ErrorCode): the one ErrorCode type of the server, the agents and the SDK. */
+export type ErrorCode = import('./generated/api.js').components['schemas']['ErrorCode'];

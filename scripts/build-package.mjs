@@ -35,6 +35,7 @@ const VENDORED = {
     edit: (text) => text.replaceAll("'./generated/api.js'", "'./api.js'"),
   },
   '@zstack-ts/openapi/api': { file: 'generated/api.ts', from: join(ROOT, 'openapi/generated/api.ts'), edit: (t) => t },
+  '@zstack-ts/openapi/duration': { file: 'generated/duration.ts', from: join(ROOT, 'openapi/shared/duration.ts'), edit: (t) => t },
 };
 
 function walk(dir, out = []) {
@@ -64,7 +65,7 @@ for (const file of walk(join(stage, 'src'))) {
 if (needed.has('@zstack-ts/openapi/helpers')) needed.add('@zstack-ts/openapi/api');
 for (const spec of needed) {
   const v = VENDORED[spec];
-  writeFileSync(join(stage, 'src', v.file), `// Copied from the private @zstack-ts/openapi workspace at build time (generated from the spec).\n${v.edit(readFileSync(v.from, 'utf8'))}`);
+  writeFileSync(join(stage, 'src', v.file), `// Copied from the private openapi workspace at build time (generated from the spec, or shared with it).\n${v.edit(readFileSync(v.from, 'utf8'))}`);
 }
 
 const compilerOptions = {

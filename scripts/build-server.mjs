@@ -18,7 +18,7 @@ export const DIST = join(ROOT, 'dist');
 export const SERVER_ENTRY = join(DIST, 'main.js');
 const STAMP = join(DIST, '.inputs.json');
 /** What the build reads: a change to any file here (or one added or removed) makes it stale. */
-const INPUT_DIRS = ['server/src', 'agents/src', 'openapi/generated'];
+const INPUT_DIRS = ['server/src', 'agents/src', 'openapi/generated', 'openapi/shared'];
 const INPUT_FILES = ['openapi/helpers.ts', 'scripts/build-server.mjs', 'package-lock.json'];
 
 function walk(dir, out) {

@@ -18,16 +18,12 @@
 //   use        message fields naming resources the caller must own or have been shared (upstream's checkAccount)
 //   owns       (creating operations) inventory fields of the reply whose nested resources the creator owns too
 
+import { parseDuration } from '../shared/duration.ts';
+
 const DEFAULT_TIMEOUT = { async: '30m', sync: '5m', query: '5m', poll: '5m' };
 const METHODS = ['get', 'post', 'put', 'delete', 'patch'];
 const ref = (kind, name) => ({ $ref: `#/components/${kind}/${name}` });
 
-export function parseDuration(text) {
-  const m = /^(\d+)\s*([smhdwy]?)$/i.exec(String(text).trim());
-  if (!m) throw new Error(`bad duration ${text}`);
-  const unit = { '': 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3, y: 365 * 86400e3 }[m[2].toLowerCase()];
-  return Number(m[1]) * unit;
-}
 
 function wrapBody(op, z) {
   const content = op.requestBody?.content?.['application/json'];
@@ -128,7 +124,7 @@ export function applyConventions(doc) {
       if ((method === 'put' || method === 'post') && !z.bodyKey) throw new Error(`${where}: bodyKey missing`);
       if (z.kind === 'query' && z.byUuid === undefined) z.byUuid = true;
       z.timeout ??= DEFAULT_TIMEOUT[z.kind];
-      parseDuration(z.timeout);
+      if (parseDuration(String(z.timeout)) === undefined) throw new Error(`${op.operationId}: x-zstack timeout ${z.timeout} is not a duration`);
       op['x-zstack-timeout'] = z.timeout;
       const mode =
         z.kind === 'async'

@@ -3,6 +3,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import axios, { type AxiosInstance, type AxiosResponse, type CreateAxiosDefaults } from 'axios';
 import { OPERATIONS, type GeneratedMethods, type OperationId } from './generated/operations.js';
+import { parseDuration } from '@zstack-ts/openapi/duration';
 import { SDK_ERRORS, ZStackError, type ErrorCodeJson } from './errors.js';
 import { isoDates } from './dates.js';
 import { normalizeQueryParams } from './query.js';
@@ -107,11 +108,8 @@ const READ_ONLY_ALLOWED = new Set(['LogInByAccount', 'LogOut', 'GetVersion']);
 export const hashPassword = (clear: string): string => createHash('sha512').update(clear).digest('hex');
 export const newJobUuid = (): string => randomUUID().replace(/-/g, '');
 
-function parseDuration(text: string): number {
-  const m = /^(\d+)\s*([smhd]?)$/i.exec(text.trim());
-  if (!m) return 30 * 60_000;
-  return Number(m[1]) * ({ '': 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 } as Record<string, number>)[m[2].toLowerCase()];
-}
+/** An operation's timeout (`x-zstack-timeout`, checked by the generator), 30 minutes if unreadable. */
+const timeoutMsOf = (text: string): number => parseDuration(text) ?? 30 * 60_000;
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -454,7 +452,7 @@ export class ZStackClient {
         retry: options.retry ?? this.options.retry ?? DEFAULT_RETRY,
         signal: options.signal,
         deadline,
-        requestTimeoutMs: parseDuration(op.timeout) + 10_000,
+        requestTimeoutMs: timeoutMsOf(op.timeout) + 10_000,
         secrets: op.secrets?.reply.length ? (r) => secretValues(r.data, op.secrets!.reply) : undefined,
         hide: requestSecrets(op, prepared),
       });

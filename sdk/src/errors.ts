@@ -1,14 +1,7 @@
-/** ZStack's ErrorCode, as the server sends it. */
-export interface ErrorCodeJson {
-  code: string;
-  description: string;
-  details?: string;
-  elaboration?: string;
-  location?: string;
-  cost?: string;
-  cause?: ErrorCodeJson;
-  opaque?: Record<string, unknown>;
-}
+import type { ErrorCode } from '@zstack-ts/openapi/helpers';
+
+/** ZStack's ErrorCode, as the server sends it (the spec's components.schemas.ErrorCode). */
+export type ErrorCodeJson = ErrorCode;
 
 /**
  * Codes the SDK itself produces (the server's are `SYS.*`, `ID.*`, `HOST.*`, …):

@@ -7,7 +7,7 @@ import { startServer, http } from '../lib/harness.js';
 const root = new URL('../..', import.meta.url).pathname;
 
 t.test('generated files are current', async (t) => {
-  const out = execFileSync('node', ['openapi/scripts/generate.mjs', '--check'], { cwd: root, encoding: 'utf8' });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'openapi/scripts/generate.mjs', '--check'], { cwd: root, encoding: 'utf8' });
   t.match(out, /generated files are current/);
 });
 

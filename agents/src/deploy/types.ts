@@ -93,10 +93,5 @@ export interface DeployResult {
   logPostFailures: number
 }
 
-/** ZStack's ErrorCode shape (server/src/errors.ts has the same). */
-export interface ErrorCode {
-  code: string
-  description: string
-  details?: string
-  cause?: ErrorCode
-}
+/** ZStack's ErrorCode shape (the spec's components.schemas.ErrorCode, as the server and SDK use it). */
+export type { ErrorCode } from '../../../openapi/helpers.js'

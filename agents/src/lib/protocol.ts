@@ -1,5 +1,5 @@
 // Types of the agent protocol, derived from the generated OpenAPI types (openapi/agents/protocol.yaml).
-// Regenerate after editing the spec with: node openapi/scripts/generate.mjs (--check tells whether it is current).
+// Regenerate after editing the spec with: npm run generate (spec:check tells whether it is current).
 import type { components, operations } from '../../../openapi/generated/agent-protocol.js'
 
 export type Schemas = components['schemas']

@@ -1,17 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { ErrorCode } from '@zstack-ts/openapi/helpers';
 import { descriptionOf, statusOf } from './error-codes.js';
-// ZStack's ErrorCode shape and the one place that decides which HTTP status an error gets.
+// ZStack's ErrorCode (its type generated from the spec's components) and the one place that decides which HTTP
+// status an error gets.
 
-export interface ErrorCode {
-  code: string;
-  description: string;
-  details?: string;
-  elaboration?: string;
-  location?: string;
-  cost?: string;
-  cause?: ErrorCode;
-  opaque?: Record<string, unknown>;
-}
+export type { ErrorCode };
 
 // Descriptions and HTTP statuses come from the one table of codes (core/error-codes.ts, also the docs' catalogue).
 
