@@ -335,7 +335,10 @@ export class App {
     registerRoutes(http, {
       doc: this.doc,
       operations: this.operations,
-      handlers: this.permissions.withOwnership(this.tags.withTags(this.handlers, this.operations, this.permissions)),
+      handlers: this.permissions.withOwnership(
+        this.tags.withTags(this.handlers, this.operations, this.permissions),
+        (name) => (this.query.has(name) ? this.query.descriptor(name).table : undefined),
+      ),
       jobs: this.jobs,
       query: this.query,
       db: this.db,

@@ -39,7 +39,7 @@ function register(app: DomainContext): void {
           const [c] = await db
             .insert(clusters)
             .values({
-              uuid: newUuid(),
+              uuid: msg.resourceUuid ?? newUuid(),
               zoneUuid: msg.zoneUuid,
               name: msg.name,
               description: msg.description ?? null,

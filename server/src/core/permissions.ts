@@ -8,6 +8,7 @@
 import { sql } from 'drizzle-orm';
 import { rows, type Db } from '../db/index.js';
 import type { SessionInfo } from './context.js';
+import { requireUnusedUuid, type TableOfInventory } from './create.js';
 import { err } from './errors.js';
 import { Batcher } from './batcher.js';
 import type { Handler } from './handlers.js';
@@ -210,15 +211,16 @@ export class Permissions {
    * The handlers with ownership recording added to every creating operation (`x-zstack.create`, or an operation
    * whose permission names `owns`): the shared create path, so no domain records ownership itself. A Normal
    * account's creation counted by quotas runs under the account's lock, from the quota check until its resource is
-   * recorded, so concurrent creations cannot pass the quota together.
+   * recorded, so concurrent creations cannot pass the quota together. A creating operation's `resourceUuid` that
+   * names an existing resource of its inventory's table is refused before the handler's own check (core/create.ts).
    */
-  withOwnership(handlers: Map<string, Handler<any>>): Map<string, Handler<any>> {
+  withOwnership(handlers: Map<string, Handler<any>>, tableOf: TableOfInventory = () => undefined): Map<string, Handler<any>> {
     // Looked up at each call (a handler replaced in `handlers` later, as tests do, is the one that runs), each
     // handler wrapped once.
     const wrapped = new WeakMap<Handler<any>, Handler<any>>();
     const wrap = (id: string, h: Handler<any>): Handler<any> => {
       let w = wrapped.get(h);
-      if (!w) wrapped.set(h, (w = this.ownedHandler(id, h)));
+      if (!w) wrapped.set(h, (w = this.ownedHandler(id, h, tableOf)));
       return w;
     };
     return new (class extends Map<string, Handler<any>> {
@@ -232,12 +234,19 @@ export class Permissions {
     })();
   }
 
-  private ownedHandler(id: string, h: Handler<any>): Handler<any> {
+  private ownedHandler(id: string, h: Handler<any>, tableOf: TableOfInventory): Handler<any> {
     {
       const op = this.byId.get(id);
       if (!op || !(op.x.create || op.permission.owns)) return h;
+      const inventory = op.x.create ? this.replyInventory(op) : undefined;
+      const table = inventory ? tableOf(inventory) : undefined;
       return {
-        check: h.check?.bind(h),
+        check: table
+          ? async (msg, call) => {
+              await requireUnusedUuid(this.db, table, (msg as { resourceUuid?: string }).resourceUuid);
+              return h.check?.(msg, call);
+            }
+          : h.check?.bind(h),
         run: async (msg, call, checked) => {
           const session = call.session;
           const work = async () => {

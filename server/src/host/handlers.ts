@@ -76,7 +76,6 @@ export function hostHandlers(app: DomainContext, service: HostService) {
         const m = kvmHostMsg(msg);
         await clusterOf(m.clusterUuid, 'KVM');
         await uniqueIp(m.managementIp);
-        if (m.resourceUuid && (await service.get(m.resourceUuid))) throw argErr(`resourceUuid[${m.resourceUuid}] is already used`);
       },
       // Connecting → deploy → echo → connect → capacity → Connected; any failure removes the host again (as
       // upstream's add-host rollback does), so nothing is left Connecting or half-added. Its deploy log stays.

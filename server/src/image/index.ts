@@ -124,7 +124,7 @@ function register(app: DomainContext): void {
           const targets = await usableBackupStorage(msg);
           const mediaType = msg.mediaType ?? 'RootVolumeTemplate';
           const base = {
-            uuid: newUuid(),
+            uuid: msg.resourceUuid ?? newUuid(),
             mediaType,
             format: mediaType === 'ISO' ? 'iso' : (msg.format ?? 'qcow2'),
           };

@@ -137,12 +137,6 @@ export function ipRangeHandlers(app: DomainContext) {
     );
   }
 
-  async function checkResourceUuid(uuid?: string) {
-    if (!uuid) return;
-    const [used] = await db.select({ uuid: ipRanges.uuid }).from(ipRanges).where(eq(ipRanges.uuid, uuid));
-    if (used) throw argErr(`resourceUuid[${uuid}] is already used`);
-  }
-
   const candidateOf = (msg: Message<'AddIpRange'>): RangeCandidate => {
     const ipRangeType = msg.ipRangeType ?? 'Normal';
     if (ipRangeType === 'Normal' && !msg.gateway) throw argErr('adding normal ip range must specify gateway ip address');
@@ -155,7 +149,6 @@ export function ipRangeHandlers(app: DomainContext) {
     AddIpRange: {
       async check(msg) {
         const l3 = await loadL3(db, msg.l3NetworkUuid, 'l3NetworkUuid');
-        await checkResourceUuid(msg.resourceUuid);
         await validateRange(db, l3, candidateOf(msg));
       },
       async run(msg) {
@@ -166,7 +159,6 @@ export function ipRangeHandlers(app: DomainContext) {
     AddIpRangeByNetworkCidr: {
       async check(msg) {
         const l3 = await loadL3(db, msg.l3NetworkUuid, 'l3NetworkUuid');
-        await checkResourceUuid(msg.resourceUuid);
         for (const c of rangesFromCidr(msg)) await validateRange(db, l3, c);
       },
       async run(msg) {

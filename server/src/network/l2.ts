@@ -41,13 +41,9 @@ async function providerInventory(db: Tx, uuid: string) {
 export function l2Handlers(app: DomainContext) {
   const { db } = app;
 
-  async function checkCreate(msg: { zoneUuid: string; resourceUuid?: string }) {
+  async function checkCreate(msg: { zoneUuid: string }) {
     const [zone] = await db.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, msg.zoneUuid));
     if (!zone) throw notFound('ZoneVO', msg.zoneUuid, 'zoneUuid');
-    if (msg.resourceUuid) {
-      const [used] = await db.select({ uuid: l2Networks.uuid }).from(l2Networks).where(eq(l2Networks.uuid, msg.resourceUuid));
-      if (used) throw argErr(`resourceUuid[${msg.resourceUuid}] is already used`);
-    }
   }
 
   async function create(values: typeof l2Networks.$inferInsert) {

@@ -39,10 +39,6 @@ export function l3Handlers(app: DomainContext) {
       async check(msg) {
         await loadL2(db, msg.l2NetworkUuid, 'l2NetworkUuid');
         checkSystemAndCategory(msg.system ?? false, createCategory(msg));
-        if (msg.resourceUuid) {
-          const [used] = await db.select({ uuid: l3Networks.uuid }).from(l3Networks).where(eq(l3Networks.uuid, msg.resourceUuid));
-          if (used) throw argErr(`resourceUuid[${msg.resourceUuid}] is already used`);
-        }
       },
       async run(msg) {
         const l2 = await loadL2(db, msg.l2NetworkUuid, 'l2NetworkUuid');

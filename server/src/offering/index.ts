@@ -94,7 +94,7 @@ function register(app: DomainContext): void {
           const [o] = await db
             .insert(instanceOfferings)
             .values({
-              uuid: newUuid(),
+              uuid: msg.resourceUuid ?? newUuid(),
               name: msg.name,
               description: msg.description ?? null,
               cpuNum: msg.cpuNum,
@@ -132,7 +132,7 @@ function register(app: DomainContext): void {
             const [row] = await tx
               .insert(instanceOfferings)
               .values({
-                uuid: newUuid(),
+                uuid: msg.resourceUuid ?? newUuid(),
                 name: msg.name,
                 description: msg.description ?? null,
                 cpuNum: msg.cpuNum,
@@ -159,7 +159,7 @@ function register(app: DomainContext): void {
           const [o] = await db
             .insert(diskOfferings)
             .values({
-              uuid: newUuid(),
+              uuid: msg.resourceUuid ?? newUuid(),
               name: msg.name,
               description: msg.description ?? null,
               diskSize: msg.diskSize,

@@ -228,7 +228,7 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
           }
         },
         async run(msg) {
-          const data = { uuid: newUuid() };
+          const data = { uuid: msg.resourceUuid ?? newUuid() };
           await runFlow('add-simulator-backup-storage', [
             {
               name: 'write backup storage',
@@ -265,7 +265,7 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
       // again (there is no reconnect API to repair a half-added one); its deploy log stays (QueryHostDeployLog).
       AddSftpBackupStorage: {
         async run(msg) {
-          const data = { uuid: newUuid() };
+          const data = { uuid: msg.resourceUuid ?? newUuid() };
           const credential = credentialVault(app).seal({ password: msg.password, agentSecret: newAgentSecret() });
           await runFlow('add-sftp-backup-storage', [
             {

@@ -229,7 +229,7 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
           const [ps] = await db
             .insert(primaryStorage)
             .values({
-              uuid: newUuid(),
+              uuid: msg.resourceUuid ?? newUuid(),
               zoneUuid: msg.zoneUuid,
               name: msg.name,
               description: msg.description ?? null,
@@ -251,7 +251,7 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
           const [ps] = await db
             .insert(primaryStorage)
             .values({
-              uuid: newUuid(),
+              uuid: msg.resourceUuid ?? newUuid(),
               zoneUuid: msg.zoneUuid,
               name: msg.name,
               description: msg.description ?? null,

@@ -74,10 +74,6 @@ export async function specFromMessage(app: DomainContext, msg: CreateVmInstanceP
     allocatorStrategy = o.allocatorStrategy ?? DEFAULT_ALLOCATOR_STRATEGY;
   }
   if (!cpuNum || !memorySize) throw argErr('Missing CPU/memory settings: give instanceOfferingUuid, or cpuNum and memorySize');
-  if (msg.resourceUuid) {
-    const [used] = await db.select({ uuid: vmInstances.uuid }).from(vmInstances).where(eq(vmInstances.uuid, msg.resourceUuid));
-    if (used) throw argErr(`resourceUuid[${msg.resourceUuid}] is already used`);
-  }
 
   const [image] = await app.remembered(`Image:${msg.imageUuid}`, () => db.select().from(images).where(eq(images.uuid, msg.imageUuid)));
   if (!image) throw notFound('ImageVO', msg.imageUuid, 'imageUuid');

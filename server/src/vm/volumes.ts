@@ -34,7 +34,6 @@ export class VolumeService {
 
   /** CreateDataVolume's checks: the size (offering or diskSize) and the primary storage, if named. */
   async checkCreate(msg: CreateDataVolumeParams): Promise<number> {
-    if (msg.resourceUuid && (await this.get(msg.resourceUuid))) throw argErr(`resourceUuid[${msg.resourceUuid}] is already used`);
     let size = msg.diskSize;
     if (msg.diskOfferingUuid) {
       const [o] = await this.app.db.select().from(diskOfferings).where(eq(diskOfferings.uuid, msg.diskOfferingUuid));

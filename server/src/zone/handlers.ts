@@ -1,6 +1,6 @@
 import { eq } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
-import { notFound, argErr } from '../core/errors.js';
+import { notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { zones } from '../db/schema/index.js';
@@ -15,12 +15,6 @@ export function zoneHandlers(app: DomainContext) {
   };
   return defineHandlers({
     CreateZone: {
-      async check(msg) {
-        if (msg.resourceUuid) {
-          const [z] = await db.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, msg.resourceUuid));
-          if (z) throw argErr(`resourceUuid[${msg.resourceUuid}] is already used`);
-        }
-      },
       async run(msg) {
         const [z] = await db
           .insert(zones)
