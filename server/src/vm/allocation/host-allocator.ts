@@ -138,7 +138,8 @@ function noHost(req: HostRequirement, dropped: string[]) {
   );
 }
 
-async function candidatesFor(app: DomainContext, req: HostRequirement): Promise<{ candidates: HostRow[]; dropped: string[] }> {
+/** The hosts that qualify, and why each other host was dropped (the slow path; exported for the equivalence test). */
+export async function candidatesFor(app: DomainContext, req: HostRequirement): Promise<{ candidates: HostRow[]; dropped: string[] }> {
   const db = app.db;
   const where: SQL[] = [];
   if (req.zoneUuid) where.push(eq(hosts.zoneUuid, req.zoneUuid));
