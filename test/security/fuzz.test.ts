@@ -7,6 +7,8 @@ import { fuzz } from '../lib/fuzz.js';
 
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 3000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261206);
+// 3,000 requests take 4-6 min on 2 busy cores: more than tap's default 5 min per file (a bound, not a timing goal).
+t.setTimeout(900_000);
 
 t.test(`fuzz: ${REQUESTS} requests over every operation, seed ${SEED}`, async (t) => {
   const s = await startServer();
