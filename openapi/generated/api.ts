@@ -2172,6 +2172,259 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/security-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query security groups
+         * @description Query security groups. Expanded fields include `rules`, `vmNic` and `l3Network`, e.g. `q=vmNic.ip=10.0.0.5` or `q=rules.startPort=22`.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["QuerySecurityGroup"];
+        put?: never;
+        /**
+         * Create a security group
+         * @description Creates an empty security group in state `Enabled`, owned by the caller's account.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["CreateSecurityGroup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/security-groups/{securityGroupUuid}/l3-networks/{l3NetworkUuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Attach a security group to an L3 network
+         * @description Lets NICs on the L3 network join the group. The L3 network must run the `SecurityGroup` network service
+         *     (AttachNetworkServiceToL3Network) and the group must not be attached to it already (SYS.1006).
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AttachSecurityGroupToL3Network"];
+        /**
+         * Detach a security group from an L3 network
+         * @description The group's member NICs on that L3 network leave it (their hosts get their rules recomputed). A group not attached to the network → SYS.1006.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["DetachSecurityGroupFromL3Network"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/security-groups/{securityGroupUuid}/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add rules to a security group
+         * @description Adds rules as upstream 1.1 validates them: `type` Ingress or Egress; `protocol` TCP, UDP or ICMP; for TCP/UDP
+         *     `startPort` and `endPort` in 0–65535 (swapped when given in reverse), `endPort` defaulting to `startPort`; for
+         *     ICMP `startPort` is the ICMP type (-1–255, -1 = any) and `endPort` the code (-1–3); `allowedCidr` an IPv4 CIDR,
+         *     default `0.0.0.0/0`. Invalid rules → SYS.1007 and nothing is added. The rules are applied at once to the member
+         *     NICs of Running VMs.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AddSecurityGroupRule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/security-groups/{securityGroupUuid}/vm-instances/candidate-nics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the VM NICs that could join a security group
+         * @description NICs of user VMs (Running or Stopped) on the group's L3 networks that are not in the group yet; a Normal account sees only its own NICs.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetCandidateVmNicForSecurityGroup"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/security-groups/{securityGroupUuid}/vm-instances/nics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add VM NICs to a security group
+         * @description Every NIC must exist (SYS.1003) and be on an L3 network the group is attached to (SG.1000); NICs already in the
+         *     group are skipped. The group's rules are applied at once to the NICs of Running VMs.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AddVmNicToSecurityGroup"];
+        /**
+         * Remove VM NICs from a security group
+         * @description NICs not in the group are skipped. Each NIC's host gets its rules recomputed (its chain deleted when it is in no Enabled group any more).
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["DeleteVmNicFromSecurityGroup"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/security-groups/{uuid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a security group
+         * @description Deletes the group with its rules, L3 attachments and NIC memberships; the NICs' rules on their hosts are recomputed without it. Deleting an unknown but well-formed uuid succeeds.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["DeleteSecurityGroup"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/security-groups/{uuid}/actions#changeSecurityGroupState": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Enable or disable a security group
+         * @description A `Disabled` group's rules are no longer applied to its member NICs (their hosts get the rules of the NICs' other Enabled groups, or lose the NICs' chains); `enable` applies them again.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["ChangeSecurityGroupState"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/security-groups/{uuid}/actions#updateSecurityGroup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update a security group
+         * @description Changes the name and/or description.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["UpdateSecurityGroup"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/security-groups/rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query security group rules
+         * @description Query rules, e.g. `q=securityGroupUuid=...&q=protocol=TCP`. Expanded field `securityGroup`.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["QuerySecurityGroupRule"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete security group rules
+         * @description Deletes the rules named in `ruleUuids` (repeatable query parameter); unknown uuids are skipped, and when none is known the call succeeds and changes nothing. The rules of each group concerned are applied again to its member NICs of Running VMs; the reply is the first rule's group.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["DeleteSecurityGroupRule"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/security-groups/vm-instances/nics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query NIC memberships of security groups
+         * @description One row per (VM NIC, security group), e.g. `q=securityGroupUuid=...`. Expanded fields `vmNic`, `securityGroup`.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["QueryVmNicInSecurityGroup"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/system-tags": {
         parameters: {
             query?: never;
@@ -3787,6 +4040,68 @@ export interface components {
             startIp: string;
             uuid: components["schemas"]["Uuid"];
         };
+        SecurityGroupInventory: {
+            attachedL3NetworkUuids: components["schemas"]["Uuid"][];
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            /** @description In the order they were added. */
+            rules: components["schemas"]["SecurityGroupRuleInventory"][];
+            /** @enum {string} */
+            state: "Enabled" | "Disabled";
+            uuid: components["schemas"]["Uuid"];
+        };
+        SecurityGroupInventoryQueryReply: {
+            inventories?: components["schemas"]["SecurityGroupInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        SecurityGroupInventoryReply: {
+            inventory: components["schemas"]["SecurityGroupInventory"];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+        };
+        SecurityGroupRuleAO: {
+            /** @description Source (Ingress) or destination (Egress) IPv4 CIDR, default `0.0.0.0/0`. */
+            allowedCidr?: string;
+            /** @description TCP/UDP: last port (default `startPort`). ICMP: the ICMP code (-1–3, -1 = any). */
+            endPort?: number;
+            /** @enum {string} */
+            protocol: "TCP" | "UDP" | "ICMP";
+            /** @description TCP/UDP: first port (0–65535). ICMP: the ICMP type (-1–255, -1 = any). */
+            startPort: number;
+            /** @enum {string} */
+            type: "Ingress" | "Egress";
+        };
+        SecurityGroupRuleInventory: {
+            /** @example 0.0.0.0/0 */
+            allowedCidr: string;
+            createDate: components["schemas"]["Date"];
+            endPort: number;
+            lastOpDate: components["schemas"]["Date"];
+            /** @enum {string} */
+            protocol: "TCP" | "UDP" | "ICMP";
+            securityGroupUuid: components["schemas"]["Uuid"];
+            startPort: number;
+            /** @enum {string} */
+            state?: "Enabled" | "Disabled";
+            /** @enum {string} */
+            type: "Ingress" | "Egress";
+            uuid: components["schemas"]["Uuid"];
+        };
+        SecurityGroupRuleInventoryQueryReply: {
+            inventories?: components["schemas"]["SecurityGroupRuleInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
         SessionInventory: {
             accountUuid: components["schemas"]["Uuid"];
             createDate: components["schemas"]["Date"];
@@ -4068,6 +4383,21 @@ export interface components {
         };
         VmNicInventoryQueryReply: {
             inventories?: components["schemas"]["VmNicInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        VmNicSecurityGroupRefInventory: {
+            createDate: components["schemas"]["Date"];
+            lastOpDate: components["schemas"]["Date"];
+            securityGroupUuid: components["schemas"]["Uuid"];
+            vmInstanceUuid: components["schemas"]["Uuid"];
+            vmNicUuid: components["schemas"]["Uuid"];
+        };
+        VmNicSecurityGroupRefInventoryQueryReply: {
+            inventories?: components["schemas"]["VmNicSecurityGroupRefInventory"][];
             schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
@@ -10230,6 +10560,751 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
+        };
+    };
+    QuerySecurityGroup: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroupInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    CreateSecurityGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "sg-web",
+                 *         "description": "web servers"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The SecurityGroupInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroupInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    AttachSecurityGroupToL3Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                l3NetworkUuid: components["schemas"]["Uuid"];
+                securityGroupUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {}
+                 *     }
+                 */
+                "application/json": {
+                    params?: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The SecurityGroupInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroupInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    DetachSecurityGroupFromL3Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                l3NetworkUuid: components["schemas"]["Uuid"];
+                securityGroupUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The SecurityGroupInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroupInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    AddSecurityGroupRule: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                securityGroupUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "rules": [
+                 *           {
+                 *             "type": "Ingress",
+                 *             "protocol": "TCP",
+                 *             "startPort": 22,
+                 *             "endPort": 22,
+                 *             "allowedCidr": "0.0.0.0/0"
+                 *           }
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        rules: components["schemas"]["SecurityGroupRuleAO"][];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The SecurityGroupInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroupInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    GetCandidateVmNicForSecurityGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                securityGroupUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The candidate NICs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        inventories: components["schemas"]["VmNicInventory"][];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddVmNicToSecurityGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                securityGroupUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "vmNicUuids": [
+                 *           "ee2b1bd3bce04e5a82cc3ef7fd2b4f3a"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        vmNicUuids: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    DeleteVmNicFromSecurityGroup: {
+        parameters: {
+            query: {
+                vmNicUuids: components["schemas"]["Uuid"][];
+            };
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                securityGroupUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    DeleteSecurityGroup: {
+        parameters: {
+            query?: {
+                /** @description `Permissive` (default) refuses when something depends on the resource; `Enforcing` deletes anyway. */
+                deleteMode?: "Permissive" | "Enforcing";
+            };
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    ChangeSecurityGroupState: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "changeSecurityGroupState": {
+                 *         "stateEvent": "disable"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    changeSecurityGroupState: {
+                        /** @enum {string} */
+                        stateEvent: "enable" | "disable";
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The SecurityGroupInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroupInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    UpdateSecurityGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateSecurityGroup": {
+                 *         "name": "sg-web-renamed"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateSecurityGroup: {
+                        description?: components["schemas"]["Description"];
+                        name?: components["schemas"]["Name"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The SecurityGroupInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroupInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    QuerySecurityGroupRule: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroupRuleInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    DeleteSecurityGroupRule: {
+        parameters: {
+            query: {
+                ruleUuids: components["schemas"]["Uuid"][];
+            };
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The group of the first rule deleted (no inventory when no rule was known). */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        inventory?: components["schemas"]["SecurityGroupInventory"];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    QueryVmNicInSecurityGroup: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmNicSecurityGroupRefInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
         };
     };
     QuerySystemTag: {

@@ -15,6 +15,7 @@ import { vmModule } from './vm/index.js';
 import { virtualRouterModule } from './virtual-router/index.js';
 import { consoleModule } from './console/index.js';
 import { tagModule } from './tag/index.js';
+import { securityGroupModule } from './security-group/index.js';
 
 export const domains: DomainModule[] = [
   identityModule,
@@ -30,4 +31,5 @@ export const domains: DomainModule[] = [
   virtualRouterModule,
   consoleModule,
   tagModule,
+  securityGroupModule,
 ];

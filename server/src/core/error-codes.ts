@@ -81,6 +81,7 @@ export const ERROR_CODES = {
   'HOST_ALLOCATION.1001': { description: 'No host is available', meaning: 'No Enabled, Connected host has the CPU, memory, storage and networks the VM needs.' },
   'PS.1000': { description: 'Not enough primary storage capacity', meaning: 'No primary storage the VM or volume can use has the free capacity.' },
   'L3.1000': { description: 'No IP address is available', meaning: 'The L3 network’s IP ranges are used up.' },
+  'SG.1000': { description: "Unable to add the VM's NIC to the security group", meaning: 'A NIC is not on an L3 network the security group is attached to.' },
   'GC.1000': { description: 'Garbage collector error', meaning: 'A garbage collector job could not be run or changed.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 

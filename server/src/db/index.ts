@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { getTableColumns, getTableName, is, sql, type Column } from 'drizzle-orm';
-import { PgTable, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { getTableConfig, PgTable, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
@@ -37,6 +37,25 @@ export interface Database {
 /** The schema's table names. */
 export const tableNames: string[] = (Object.values(schema) as unknown[]).flatMap((v) => (is(v, PgTable) ? [getTableName(v)] : []));
 
+/**
+ * Table → the tables PostgreSQL itself writes when its rows are deleted or their keys change (foreign keys with
+ * ON DELETE/UPDATE CASCADE, SET NULL or SET DEFAULT): the change tracker marks those too, or cached reads of e.g.
+ * memberships would outlive the rows they point at.
+ */
+export const foreignKeyDependents: Map<string, string[]> = (() => {
+  const out = new Map<string, string[]>();
+  for (const v of Object.values(schema) as unknown[]) {
+    if (!is(v, PgTable)) continue;
+    for (const fk of getTableConfig(v).foreignKeys) {
+      const acts = [fk.onDelete, fk.onUpdate];
+      if (!acts.some((a) => a === 'cascade' || a === 'set null' || a === 'set default')) continue;
+      const parent = getTableName(fk.reference().foreignTable);
+      out.set(parent, [...new Set([...(out.get(parent) ?? []), getTableName(v)])]);
+    }
+  }
+  return out;
+})();
+
 const perfs = new WeakMap<object, Perf>();
 
 /** The performance layer of the database a drizzle instance was opened on. */
@@ -62,7 +81,7 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
     pool.on('error', (e) => {
       if ((e as { code?: string }).code !== '57P01') console.error('[db] idle client error:', e.message);
     });
-    const perf = Perf.create(tableNames);
+    const perf = Perf.create(tableNames, foreignKeyDependents);
     perf.shareThrough(pool);
     installPgDriver(pool, perf.changes, perf.switches);
     const db = drizzlePg(pool, { schema }) as unknown as Db;
@@ -72,7 +91,7 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
   const dir = join(opts.dataDir, 'pglite');
   mkdirSync(dir, { recursive: true });
   const client = await PGlite.create(dir);
-  const perf = Perf.create(tableNames);
+  const perf = Perf.create(tableNames, foreignKeyDependents);
   installPgliteDriver(client as never, perf.changes);
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   perfs.set(db, perf);

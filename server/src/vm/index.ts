@@ -23,7 +23,7 @@ declare module '../services.js' {
 // The vm domain's public face: what other domains may use besides `ctx.use('vms')` / `ctx.use('volumes')`.
 export { createVm, type VmCreateSpec } from './create.js';
 export { hostCall } from './hypervisor.js';
-export { vmDescriptor, type NicRow, type VmRow } from './inventory.js';
+export { nicInventory, vmDescriptor, type NicRow, type VmRow } from './inventory.js';
 export { vmLockKey, type VmNetworkServiceExtension, type VmService } from './service.js';
 export { notInStateErr, requireState } from './states.js';
 export { taggedHostname } from './tags.js';

@@ -63,7 +63,11 @@ export class ChangeTracker {
   private wordRe: RegExp;
   shared?: SharedGenerations;
 
-  constructor(tables: Iterable<string>) {
+  constructor(
+    tables: Iterable<string>,
+    /** Table → tables its deletes and key updates write through foreign keys (see db/index.ts). */
+    private readonly dependents: ReadonlyMap<string, readonly string[]> = new Map(),
+  ) {
     this.tables = new Set(tables);
     for (const t of this.tables) this.gens.set(t, 0);
     this.wordRe = /"([^"]+)"|\b([a-z_][a-z0-9_]*)\b/gi;
@@ -174,6 +178,10 @@ export class ChangeTracker {
     }
     // A write whose target is not a known table (a function, a new table): forget everything rather than guess.
     if (unknown) return { writes: 'all' };
+    // Deletes and updates also write, through the database's foreign key actions, the tables depending on theirs.
+    if (/\b(delete|update|truncate)\b/i.test(text)) {
+      for (const t of writes) for (const d of this.dependents.get(t) ?? []) writes.add(d);
+    }
     return writes.size ? { writes } : undefined;
   }
 

@@ -83,8 +83,9 @@ export class Perf {
     return this.reads.read(this.changes, key, maxAgeMs, read);
   }
 
-  static create(tables: Iterable<string>, switches = perfSwitches()): Perf {
-    return new Perf(new ChangeTracker(tables), switches);
+  /** `dependents`: table → tables its deletes write through foreign key actions (db/index.ts). */
+  static create(tables: Iterable<string>, dependents: ReadonlyMap<string, readonly string[]> = new Map(), switches = perfSwitches()): Perf {
+    return new Perf(new ChangeTracker(tables, dependents), switches);
   }
 
   /** pg: the other nodes' commits, read through PostgreSQL sequences (changes.ts). */

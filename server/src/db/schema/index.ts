@@ -7,3 +7,4 @@ export * from './network.js';
 export * from './vm.js';
 export * from './console.js';
 export * from './tag.js';
+export * from './security-group.js';
