@@ -24,8 +24,8 @@ type RuleTO = components['schemas']['SecurityGroupRuleEntryTO'];
 /** VM states whose NICs carry rules (a reconnecting host's VMs are Unknown until synced). */
 const RULED_STATES = ['Running', 'Unknown'];
 
-export const APPLY_PATH = '/securitygroup/applyrules';
-export const REFRESH_PATH = '/securitygroup/refreshrulesonhost';
+export const APPLY_PATH = '/securitygroup/applyrules' as const;
+export const REFRESH_PATH = '/securitygroup/refreshrulesonhost' as const;
 
 /** Consecutive addresses folded into `a-b` ranges, as upstream's NetworkUtils.findConsecutiveIpRange. */
 export function ipRanges(ips: string[]): string[] {
@@ -209,7 +209,7 @@ export class SecurityGroupService {
     await this.app.locks.withLock('security-group-apply', () => this.send(left, APPLY_PATH, deleteChains));
   }
 
-  private async send(hostUuid: string, path: string, ruleTOs: RuleSetTO[]): Promise<boolean> {
+  private async send(hostUuid: string, path: typeof APPLY_PATH | typeof REFRESH_PATH, ruleTOs: RuleSetTO[]): Promise<boolean> {
     try {
       await this.app.use('hosts').call(hostUuid, path, { ruleTOs });
       return true;
