@@ -10950,6 +10950,11 @@ export interface operations {
     DeleteVmNicFromSecurityGroup: {
         parameters: {
             query: {
+                /**
+                 * @example [
+                 *       "ee2b1bd3bce04e5a82cc3ef7fd2b4f3a"
+                 *     ]
+                 */
                 vmNicUuids: components["schemas"]["Uuid"][];
             };
             header?: {
@@ -11214,6 +11219,11 @@ export interface operations {
     DeleteSecurityGroupRule: {
         parameters: {
             query: {
+                /**
+                 * @example [
+                 *       "a9f3c2a4a6e84c4d9a2c3e4f5b6a7c8d"
+                 *     ]
+                 */
                 ruleUuids: components["schemas"]["Uuid"][];
             };
             header?: {

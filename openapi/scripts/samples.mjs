@@ -32,6 +32,10 @@ export function exampleValues(doc, info) {
   const example = op.requestBody?.content?.['application/json']?.example;
   const body = info.bodyKey ? { ...(example?.[info.bodyKey] ?? {}) } : {};
   const query = {};
+  // Required query parameters (e.g. the uuids a DELETE names) take their spec example.
+  for (const p of (op.parameters ?? []).map((x) => (x.$ref ? doc.components.parameters[refName(x.$ref)] : x))) {
+    if (p.in === 'query' && p.required && p.example !== undefined) query[p.name] = p.example;
+  }
   if (info.kind === 'query') {
     const name = nameOfInventory(doc, info.inventory);
     if (name) query.q = [`name=${name}`];

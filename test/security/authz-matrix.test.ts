@@ -107,7 +107,15 @@ t.test('authorization matrix', async (t) => {
     const checked = new Set([...(op.perm.operate ?? []), ...(op.perm.use ?? [])]);
     const msg: Record<string, unknown> = {};
     let url = op.path;
+    const query = new URLSearchParams();
     for (const p of op.spec.parameters ?? []) {
+      // Query parameters the check reads or the operation requires (e.g. the uuids a DELETE names) go in the URL.
+      if (p.in === 'query' && (checked.has(p.name) || p.required)) {
+        const value = owned.get(p.name) ?? uuid();
+        msg[p.name] = p.schema?.type === 'array' ? [value] : value;
+        query.append(p.name, value);
+        continue;
+      }
       if (p.in !== 'path') continue;
       const value = checked.has(p.name) ? owned.get(p.name)! : p.schema?.$ref?.endsWith('/Uuid') ? uuid() : p.schema?.format === 'ipv4' ? '8.8.8.8' : 'x';
       msg[p.name] = value;
@@ -125,6 +133,7 @@ t.test('authorization matrix', async (t) => {
       msg[f] = value;
     }
     Object.assign(msg, inner ?? {}, Object.fromEntries([...checked].filter((f) => f in msg).map((f) => [f, msg[f]])));
+    if ([...query].length) url += `?${query}`;
     return { url, body, msg };
   };
 

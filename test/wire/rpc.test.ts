@@ -114,7 +114,7 @@ t.test('1.1 RPC protocol', async (t) => {
     t.equal(missing.reply.error.code, 'SYS.1003', 'unknown zone');
     const noPath = await cli.call(M.deleteZone, {});
     t.equal(noPath.reply.error.code, 'SYS.1007');
-    const unknown = await cli.call('org.zstack.network.securitygroup.APICreateSecurityGroupMsg', { name: 'sg' });
+    const unknown = await cli.call('org.zstack.header.zone.APINoSuchThingMsg', { name: 'x' });
     t.equal(unknown.cls, 'org.zstack.header.message.APIReply');
     t.equal(unknown.reply.error.code, 'SYS.1008', 'a message the server does not serve');
     for (const raw of ['{"org.zstack.header.zone.APICreateZoneMsg": ', '[]', '{}', '{"org.zstack.header.zone.APICreateZoneMsg": "x"}']) {
