@@ -7,6 +7,7 @@ import { startServer, AGENT_SECRET, type TestServer } from '../lib/harness.js';
 import { buildWorld, type World } from '../lib/world.js';
 import { until } from '../lib/wait.js';
 import { ZStackClient, ZStackError } from '../../sdk/src/index.js';
+import { ipRanges } from '../../server/src/security-group/service.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Assert = (...args: any[]) => unknown;
@@ -171,7 +172,8 @@ t.test('rule sets on the hosts follow rules, members, states and VMs', async (t)
   const on1 = (await applied(s, h1)).get(nic1.uuid);
   t.same(ports(on1), ['Ingress/TCP/22-22/0.0.0.0/0'], 'host 1 got NIC 1\'s rule set in the API\'s job');
   t.equal(on1?.actionCode, 'applyRule');
-  t.same(on1?.rules[0].allowedInternalIpRange?.sort(), [nic1.ip, nic2.ip].sort(), 'members of the group on the L3 are always allowed');
+  t.same(on1?.rules[0].allowedInternalIpRange, ipRanges([nic1.ip!, nic2.ip!]), 'members of the group on the L3 are always allowed (consecutive addresses as a range)');
+  t.same(ipRanges(['10.0.0.3', '10.0.0.1', '10.0.0.2', '10.0.0.9']), ['10.0.0.1-10.0.0.3', '10.0.0.9'], 'ranges fold consecutive addresses');
   t.same([...(await applied(s, h2)).keys()], [nic2.uuid], 'host 2 holds only its own NIC');
 
   await zs.addSecurityGroupRule({ securityGroupUuid: sg.uuid, rules: [{ type: 'Egress', protocol: 'UDP', startPort: 53, allowedCidr: '8.8.8.8/32' }] });
