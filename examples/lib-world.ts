@@ -45,37 +45,43 @@ export async function buildWorld(zs: ZStackClient, opts: WorldOptions = {}): Pro
     });
     hostUuids.push(host.inventory.uuid);
   }
-  const ps = (await zs.addSimulatorPrimaryStorage({
-    name: 'ps1',
-    zoneUuid: zone.uuid,
-    url: '/zstack_ps',
-    totalCapacity: 10 * 2 ** 40,
-    availableCapacity: 10 * 2 ** 40,
-  })).inventory;
+  const ps = (
+    await zs.addSimulatorPrimaryStorage({
+      name: 'ps1',
+      zoneUuid: zone.uuid,
+      url: '/zstack_ps',
+      totalCapacity: 10 * 2 ** 40,
+      availableCapacity: 10 * 2 ** 40,
+    })
+  ).inventory;
   await zs.attachPrimaryStorageToCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: ps.uuid });
   const bs = (await zs.addSimulatorBackupStorage({ name: 'bs1', url: '/zstack_bs', totalCapacity: 2 ** 40, availableCapacity: 2 ** 40 })).inventory;
   await zs.attachBackupStorageToZone({ zoneUuid: zone.uuid, backupStorageUuid: bs.uuid });
-  const image = (await zs.addImage({
-    name: 'zstack-image-1.2',
-    url: 'http://download.zstack.org/templates/zstack-image-1.2.qcow2',
-    format: 'qcow2',
-    mediaType: 'RootVolumeTemplate',
-    platform: 'Linux',
-    backupStorageUuids: [bs.uuid],
-  })).inventory;
+  const image = (
+    await zs.addImage({
+      name: 'zstack-image-1.2',
+      url: 'http://download.zstack.org/templates/zstack-image-1.2.qcow2',
+      format: 'qcow2',
+      mediaType: 'RootVolumeTemplate',
+      platform: 'Linux',
+      backupStorageUuids: [bs.uuid],
+    })
+  ).inventory;
   const offering = (await zs.createInstanceOffering({ name: 'small', cpuNum: 1, memorySize: 128 * 2 ** 20 })).inventory;
   const l2 = (await zs.createL2NoVlanNetwork({ name: 'l2-flat', zoneUuid: zone.uuid, physicalInterface: 'eth0' })).inventory;
   await zs.attachL2NetworkToCluster({ l2NetworkUuid: l2.uuid, clusterUuid: cluster.uuid });
   const l3 = (await zs.createL3Network({ name: 'l3-etpz', l2NetworkUuid: l2.uuid })).inventory;
   await zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: '8.8.8.8' });
-  const range = (await zs.addIpRange({
-    l3NetworkUuid: l3.uuid,
-    name: 'ipr-dk7p',
-    startIp: opts.startIp ?? '192.168.201.180',
-    endIp: opts.endIp ?? '192.168.201.199',
-    netmask: '255.255.252.0',
-    gateway: '192.168.200.1',
-  })).inventory;
+  const range = (
+    await zs.addIpRange({
+      l3NetworkUuid: l3.uuid,
+      name: 'ipr-dk7p',
+      startIp: opts.startIp ?? '192.168.201.180',
+      endIp: opts.endIp ?? '192.168.201.199',
+      netmask: '255.255.252.0',
+      gateway: '192.168.200.1',
+    })
+  ).inventory;
   const providers = (await zs.queryNetworkServiceProvider({})).inventories!;
   const vr = providers.find((p) => p.type === 'VirtualRouter')!;
   const flat = providers.find((p) => p.type === 'Flat')!;

@@ -9,7 +9,9 @@ const zs = new ZStackClient({
   accountName: process.env.ZSTACK_ACCOUNT_NAME ?? 'admin',
   password: process.env.ZSTACK_PASSWORD ?? 'password', // hashed (SHA-512) before it is sent
   // Logging hooks see every HTTP exchange with the session and passwords redacted.
-  hooks: process.env.DEBUG ? { onRequest: (e) => console.error(`> ${e.curl}`), onResponse: (e) => console.error(`< ${e.status} ${e.method} ${e.url} (${e.durationMs} ms)`) } : undefined,
+  hooks: process.env.DEBUG
+    ? { onRequest: (e) => console.error(`> ${e.curl}`), onResponse: (e) => console.error(`< ${e.status} ${e.method} ${e.url} (${e.durationMs} ms)`) }
+    : undefined,
 });
 
 const suffix = Date.now().toString(36);

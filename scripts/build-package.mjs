@@ -53,7 +53,9 @@ for (const file of walk(join(stage, 'src'))) {
   let changed = false;
   for (const [spec, v] of Object.entries(VENDORED)) {
     if (!text.includes(`'${spec}'`)) continue;
-    let rel = relative(dirname(file), join(stage, 'src', v.file.replace(/\.ts$/, '.js'))).split(sep).join('/');
+    let rel = relative(dirname(file), join(stage, 'src', v.file.replace(/\.ts$/, '.js')))
+      .split(sep)
+      .join('/');
     if (!rel.startsWith('.')) rel = `./${rel}`;
     text = text.replaceAll(`'${spec}'`, `'${rel}'`);
     changed = true;
@@ -65,7 +67,10 @@ for (const file of walk(join(stage, 'src'))) {
 if (needed.has('@zstack-ts/openapi/helpers')) needed.add('@zstack-ts/openapi/api');
 for (const spec of needed) {
   const v = VENDORED[spec];
-  writeFileSync(join(stage, 'src', v.file), `// Copied from the private openapi workspace at build time (generated from the spec, or shared with it).\n${v.edit(readFileSync(v.from, 'utf8'))}`);
+  writeFileSync(
+    join(stage, 'src', v.file),
+    `// Copied from the private openapi workspace at build time (generated from the spec, or shared with it).\n${v.edit(readFileSync(v.from, 'utf8'))}`,
+  );
 }
 
 const compilerOptions = {
@@ -92,7 +97,10 @@ for (const format of ['esm', 'cjs']) {
   writeFileSync(join(stage, 'package.json'), JSON.stringify({ name: pkg.name, private: true, type }));
   const outDir = join(dist, format);
   // The second pass only re-emits: the first one type-checked the same sources.
-  writeFileSync(join(stage, `tsconfig.${format}.json`), JSON.stringify({ compilerOptions: { ...compilerOptions, outDir, noCheck: format === 'cjs' }, include: ['src'] }, null, 2));
+  writeFileSync(
+    join(stage, `tsconfig.${format}.json`),
+    JSON.stringify({ compilerOptions: { ...compilerOptions, outDir, noCheck: format === 'cjs' }, include: ['src'] }, null, 2),
+  );
   execFileSync(process.execPath, [tsc, '-p', join(stage, `tsconfig.${format}.json`)], { stdio: 'inherit', cwd: stage });
   // Each half says what it is, whatever the package's own "type".
   writeFileSync(join(outDir, 'package.json'), `${JSON.stringify({ type }, null, 2)}\n`);

@@ -28,13 +28,25 @@ t.test("examples/tryout.ts builds §9's starting point, then examples/section9-m
   const providers = (await s.client.queryNetworkServiceProvider({})).inventories!;
   const uuidOf = (type: string) => providers.find((p) => p.type === type)!.uuid;
   const servicesOf = async () =>
-    (await s.client.queryNetworkServiceL3NetworkRef({ q: [`l3NetworkUuid=${l3NetworkUuid}`] })).inventories!.map((r) => [r.networkServiceProviderUuid, r.networkServiceType]).sort();
-  t.same(await servicesOf(), [[uuidOf('VirtualRouter'), 'DHCP'], [uuidOf('VirtualRouter'), 'DNS']].sort(), "§9's start: VirtualRouter DHCP and DNS");
+    (await s.client.queryNetworkServiceL3NetworkRef({ q: [`l3NetworkUuid=${l3NetworkUuid}`] }))
+      .inventories!.map((r) => [r.networkServiceProviderUuid, r.networkServiceType])
+      .sort();
+  t.same(
+    await servicesOf(),
+    [
+      [uuidOf('VirtualRouter'), 'DHCP'],
+      [uuidOf('VirtualRouter'), 'DNS'],
+    ].sort(),
+    "§9's start: VirtualRouter DHCP and DNS",
+  );
 
   const migrated = await example('section9-migration.ts', s.url, [l3NetworkUuid!]);
   t.match(migrated.stdout, /1\. VirtualRouter provides (DHCP, DNS|DNS, DHCP)/);
   t.match(migrated.stdout, /7\. destroyed virtual router/);
-  t.same(await servicesOf(), [[uuidOf('Flat'), 'DHCP'], [uuidOf('Flat'), 'Userdata']]);
+  t.same(await servicesOf(), [
+    [uuidOf('Flat'), 'DHCP'],
+    [uuidOf('Flat'), 'Userdata'],
+  ]);
   t.equal((await s.client.queryVirtualRouterVm({ q: [`name=virtualRouter.l3.${l3NetworkUuid}`] })).inventories!.length, 0, 'its router VM is gone');
   const again = await example('section9-migration.ts', s.url, [l3NetworkUuid!]);
   t.match(again.stdout, /VirtualRouter provides nothing/, 'running it twice is harmless');

@@ -36,10 +36,20 @@ for (const seed of SEEDS) {
     const offering = (await s.client.createInstanceOffering({ name: 'fuzz-offering', cpuNum: 1, memorySize: 1 << 30 })).inventory;
     const protoBefore = Object.getOwnPropertyNames(Object.prototype).join();
     const cpu0 = process.cpuUsage();
-    const report = await fuzz({ url: s.url, session, requests: REQUESTS, seed, concurrency: CONCURRENCY, knownUuids: [zone.uuid, cluster.uuid, offering.uuid] });
+    const report = await fuzz({
+      url: s.url,
+      session,
+      requests: REQUESTS,
+      seed,
+      concurrency: CONCURRENCY,
+      knownUuids: [zone.uuid, cluster.uuid, offering.uuid],
+    });
     const cpu = process.cpuUsage(cpu0);
     const after = await http(s.url, 'GET', '/zstack/v1/zones?q=name=fuzz-zone', { headers: { Authorization: `OAuth ${session}` } });
-    const relogin = await s.client.createZone({ name: 'after-fuzz' }).then(() => true, () => false);
+    const relogin = await s.client.createZone({ name: 'after-fuzz' }).then(
+      () => true,
+      () => false,
+    );
     console.log(
       JSON.stringify({
         seed,

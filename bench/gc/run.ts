@@ -12,7 +12,23 @@
 // its command records can be read). Prints phase timings on stderr and one JSON line.
 import pg from 'pg';
 import { seedVms } from './seed.js';
-import { DATABASE_TRANSPORT, arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, pool, rssMb, sampleActivity, simulatorEnv, startServerProcess, startSimulatorProcess, stats } from '../provision/lib.js';
+import {
+  DATABASE_TRANSPORT,
+  arg,
+  buildBenchWorld,
+  client,
+  cpuSeconds,
+  createDatabase,
+  load,
+  pgBackendCpuSeconds,
+  pool,
+  rssMb,
+  sampleActivity,
+  simulatorEnv,
+  startServerProcess,
+  startSimulatorProcess,
+  stats,
+} from '../provision/lib.js';
 
 const JOBS = arg('jobs', 'BENCH_JOBS', 1000);
 const HOSTS = arg('hosts', 'BENCH_HOSTS', 50);
@@ -28,7 +44,15 @@ const server = await startServerProcess(database.url, simulatorEnv(sim)).catch(a
   throw e;
 });
 const db = new pg.Client({ connectionString: database.url });
-const result: Record<string, unknown> = { bench: 'gc', jobs: JOBS, hosts: HOSTS, concurrency: CONCURRENCY, seed: SEED_API ? 'api' : 'clone', database: DATABASE_TRANSPORT, loadBefore };
+const result: Record<string, unknown> = {
+  bench: 'gc',
+  jobs: JOBS,
+  hosts: HOSTS,
+  concurrency: CONCURRENCY,
+  seed: SEED_API ? 'api' : 'clone',
+  database: DATABASE_TRANSPORT,
+  loadBefore,
+};
 const phase = (name: string, t0: number) => {
   const s = Math.round((Date.now() - t0) / 100) / 10;
   console.error(`${name}: ${s} s (load ${load().join(' ')})`);
@@ -46,7 +70,12 @@ try {
   let vms: string[] = [];
   if (SEED_API) {
     await pool(JOBS, CONCURRENCY, async (i) => {
-      const vm = await zs.createVmInstance({ name: `vm-${i}`, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] });
+      const vm = await zs.createVmInstance({
+        name: `vm-${i}`,
+        instanceOfferingUuid: w.instanceOfferingUuid,
+        imageUuid: w.imageUuid,
+        l3NetworkUuids: [w.l3NetworkUuid],
+      });
       vms.push(vm.inventory.uuid);
     });
   } else {
@@ -110,7 +139,9 @@ try {
   console.error(`all ${done}/${JOBS} jobs Done after ${allDoneMs} ms (ReconnectHost calls took ${result.reconnectHostCallsMs} ms)`);
 
   // ---- check: every job Succeeded once, and the simulator destroyed every VM exactly once
-  const outcomes = (await db.query(`SELECT status, result, count(*)::int AS n, max(attempts)::int AS max_attempts FROM gc_jobs WHERE runner = 'DestroyVmOnHost' GROUP BY 1, 2`)).rows;
+  const outcomes = (
+    await db.query(`SELECT status, result, count(*)::int AS n, max(attempts)::int AS max_attempts FROM gc_jobs WHERE runner = 'DestroyVmOnHost' GROUP BY 1, 2`)
+  ).rows;
   const destroyed = new Map<string, number>();
   for (const hostUuid of w.hostUuids) {
     const res = await fetch(`${sim.url}/simulator/hosts/records`, {
@@ -124,7 +155,8 @@ try {
       const uuids = r.path === '/vm/destroy' ? [r.body.uuid!] : r.path === '/vm/batchdestroy' ? r.body.uuids! : [];
       for (const u of uuids) destroyed.set(u, (destroyed.get(u) ?? 0) + 1);
     }
-    result.agentCommands = (result.agentCommands as number | undefined ?? 0) + records.filter((r) => r.path === '/vm/destroy' || r.path === '/vm/batchdestroy').length;
+    result.agentCommands =
+      ((result.agentCommands as number | undefined) ?? 0) + records.filter((r) => r.path === '/vm/destroy' || r.path === '/vm/batchdestroy').length;
   }
   const exactlyOnce = vms.filter((v) => destroyed.get(v) === 1).length;
   result.check = {

@@ -18,7 +18,9 @@ async function numericColumns(db: pg.Client, table: string): Promise<string[]> {
 }
 
 async function columns(db: pg.Client, table: string): Promise<string[]> {
-  const { rows } = await db.query(`SELECT column_name, column_default FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`, [table]);
+  const { rows } = await db.query(`SELECT column_name, column_default FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`, [
+    table,
+  ]);
   // serial columns (internal_id) take their default: every clone gets its own.
   return rows.filter((r) => !String(r.column_default ?? '').startsWith('nextval(')).map((r) => r.column_name as string);
 }
@@ -30,7 +32,15 @@ async function snapshot(db: pg.Client, table: string, cols: string[]): Promise<S
 }
 
 /** `UPDATE table SET col = col + delta × times` for every counter that moved between the two snapshots. */
-async function applyDeltas(db: pg.Client, table: string, cols: string[], before: Snapshot, after: Snapshot, times: (uuid: string) => number, perVm: (uuid: string) => number) {
+async function applyDeltas(
+  db: pg.Client,
+  table: string,
+  cols: string[],
+  before: Snapshot,
+  after: Snapshot,
+  times: (uuid: string) => number,
+  perVm: (uuid: string) => number,
+) {
   for (const [uuid, row] of after) {
     const b = before.get(uuid);
     if (!b) continue;
@@ -66,7 +76,12 @@ export async function seedVms(
   let t = Date.now();
   const templates: string[] = [];
   await pool(hosts, 1, async (i) => {
-    const vm = await zs.createVmInstance({ name: `vm-t${i}`, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] });
+    const vm = await zs.createVmInstance({
+      name: `vm-t${i}`,
+      instanceOfferingUuid: w.instanceOfferingUuid,
+      imageUuid: w.imageUuid,
+      l3NetworkUuids: [w.l3NetworkUuid],
+    });
     templates.push(vm.inventory.uuid);
   });
   const templatesS = (Date.now() - t) / 1000;
@@ -115,8 +130,24 @@ export async function seedVms(
        FROM vm_nics n ${series} WHERE n.vm_instance_uuid = ANY($1)`,
       [templates],
     );
-    await applyDeltas(db, 'hosts', hostCols, hostsBefore, hostsAfter, (h) => clones * (perTemplateHost.get(h) ?? 0), (h) => perTemplateHost.get(h) ?? 1);
-    await applyDeltas(db, 'primary_storage', psCols, psBefore, psAfter, () => clones * hosts, () => hosts);
+    await applyDeltas(
+      db,
+      'hosts',
+      hostCols,
+      hostsBefore,
+      hostsAfter,
+      (h) => clones * (perTemplateHost.get(h) ?? 0),
+      (h) => perTemplateHost.get(h) ?? 1,
+    );
+    await applyDeltas(
+      db,
+      'primary_storage',
+      psCols,
+      psBefore,
+      psAfter,
+      () => clones * hosts,
+      () => hosts,
+    );
   }
   await db.query('COMMIT');
   const cloneS = (Date.now() - t) / 1000;
@@ -146,7 +177,9 @@ export async function seedVms(
         bootDev: ['hd'],
         rootVolume: { installPath: r.install_path, deviceId: 0, deviceType: 'file', volumeUuid: r.volume_uuid, useVirtio: true },
         dataVolumes: [],
-        nics: [{ mac: r.mac, uuid: r.nic_uuid, deviceId: 0, nicInternalName: `vnic${r.internal_id}.0`, l3NetworkUuid: r.l3_network_uuid, ip: r.ip, useVirtio: true }],
+        nics: [
+          { mac: r.mac, uuid: r.nic_uuid, deviceId: 0, nicInternalName: `vnic${r.internal_id}.0`, l3NetworkUuid: r.l3_network_uuid, ip: r.ip, useVirtio: true },
+        ],
         timeout: 300,
         useVirtio: true,
         consoleMode: 'vnc',

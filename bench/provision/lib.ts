@@ -88,13 +88,14 @@ export async function startServerProcess(databaseUrl: string, env: Record<string
   });
   // The simulator agent is the child running agents/bin/zstack-agent.mjs (tsx also runs an esbuild child). It starts
   // when first needed (the first simulated host or storage): looked up when asked.
-  const simulatorPid = () => childrenOf(child.pid!).find((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('zstack-agent');
-    } catch {
-      return false;
-    }
-  });
+  const simulatorPid = () =>
+    childrenOf(child.pid!).find((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('zstack-agent');
+      } catch {
+        return false;
+      }
+    });
   return {
     url,
     pid: child.pid!,
@@ -157,7 +158,11 @@ export const simulatorEnv = (sim: { url: string; secret: string }) => ({ ZSTACK_
 
 export function childrenOf(pid: number): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -297,24 +302,28 @@ export async function buildBenchWorld(
 ): Promise<BenchWorld> {
   const zone = (await zs.createZone({ name: 'bench-zone' })).inventory;
   const cluster = (await zs.createCluster({ zoneUuid: zone.uuid, name: 'bench-cluster', hypervisorType: 'Simulator' })).inventory;
-  const ps = (await zs.addSimulatorPrimaryStorage({
-    name: 'bench-ps',
-    zoneUuid: zone.uuid,
-    url: '/zstack_ps',
-    totalCapacity: 2 ** 50,
-    availableCapacity: 2 ** 50,
-  })).inventory;
+  const ps = (
+    await zs.addSimulatorPrimaryStorage({
+      name: 'bench-ps',
+      zoneUuid: zone.uuid,
+      url: '/zstack_ps',
+      totalCapacity: 2 ** 50,
+      availableCapacity: 2 ** 50,
+    })
+  ).inventory;
   await zs.attachPrimaryStorageToCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: ps.uuid });
   const bs = (await zs.addSimulatorBackupStorage({ name: 'bench-bs', url: '/zstack_bs', totalCapacity: 2 ** 40, availableCapacity: 2 ** 40 })).inventory;
   await zs.attachBackupStorageToZone({ zoneUuid: zone.uuid, backupStorageUuid: bs.uuid });
-  const image = (await zs.addImage({
-    name: 'bench-image',
-    url: 'http://download.zstack.org/templates/zstack-image-1.2.qcow2',
-    format: 'qcow2',
-    mediaType: 'RootVolumeTemplate',
-    platform: 'Linux',
-    backupStorageUuids: [bs.uuid],
-  })).inventory;
+  const image = (
+    await zs.addImage({
+      name: 'bench-image',
+      url: 'http://download.zstack.org/templates/zstack-image-1.2.qcow2',
+      format: 'qcow2',
+      mediaType: 'RootVolumeTemplate',
+      platform: 'Linux',
+      backupStorageUuids: [bs.uuid],
+    })
+  ).inventory;
   const offering = (await zs.createInstanceOffering({ name: 'bench-1c128m', cpuNum: 1, memorySize: 128 * 2 ** 20 })).inventory;
   const l2 = (await zs.createL2NoVlanNetwork({ name: 'bench-l2', zoneUuid: zone.uuid, physicalInterface: 'eth0' })).inventory;
   await zs.attachL2NetworkToCluster({ l2NetworkUuid: l2.uuid, clusterUuid: cluster.uuid });

@@ -46,7 +46,11 @@ const renamed = new Map<string, string>();
 const isMac = (v: unknown) => typeof v === 'string' && /^fa(:[0-9a-f]{2}){5}$/.test(v);
 function fresh(v: unknown): unknown {
   if (typeof v !== 'string') return v;
-  const made = isMac(v) ? `fa:${randomUUID().slice(0, 8).replace(/(..)(?!$)/g, '$1:')}` : randomUUID().replace(/-/g, '');
+  const made = isMac(v)
+    ? `fa:${randomUUID()
+        .slice(0, 8)
+        .replace(/(..)(?!$)/g, '$1:')}`
+    : randomUUID().replace(/-/g, '');
   return renamed.get(v) ?? renamed.set(v, made).get(v);
 }
 /** The uuids among `values` that are keys of rows a creation inserts. */
@@ -102,7 +106,8 @@ try {
   const url = await app.listen();
   const zs = client(url, { pollIntervalMs: 5, maxPollIntervalMs: 5 });
   const w = await buildBenchWorld(zs, { hosts: HOSTS });
-  const create = (name: string) => zs.createVmInstance({ name, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] });
+  const create = (name: string) =>
+    zs.createVmInstance({ name, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] });
   for (let i = 0; i < 5; i++) await create(`warm-${i}`);
   const agentBefore = new Map(app.agents.stats);
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -117,9 +122,11 @@ try {
   recording = true;
   const t0 = performance.now();
   let next = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    for (let i = next++; i < VMS; i = next++) await create(`vm-${i}`);
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = next++; i < VMS; i = next++) await create(`vm-${i}`);
+    }),
+  );
   const wall = performance.now() - t0;
   recording = false;
   if (process.env.BENCH_PLAN_STATS) {
@@ -129,7 +136,9 @@ try {
     const clients = await Promise.all(Array.from({ length: pool.idleCount }, () => pool.connect()));
     const stats = new Map<string, { generic: number; custom: number }>();
     for (const c of clients) {
-      const { rows } = await c.query<{ s: string; g: string; c: string }>('SELECT statement AS s, generic_plans AS g, custom_plans AS c FROM pg_prepared_statements');
+      const { rows } = await c.query<{ s: string; g: string; c: string }>(
+        'SELECT statement AS s, generic_plans AS g, custom_plans AS c FROM pg_prepared_statements',
+      );
       for (const r of rows) {
         const k = kindOf(r.s);
         const e = stats.get(k) ?? stats.set(k, { generic: 0, custom: 0 }).get(k)!;
@@ -139,7 +148,8 @@ try {
       c.release();
     }
     console.error('plan cache (generic / custom plans per statement kind):');
-    for (const [k, v] of [...stats].sort((a, b) => b[1].custom - a[1].custom)) console.error(`  ${String(v.generic).padStart(7)} ${String(v.custom).padStart(7)}  ${k.slice(0, 120)}`);
+    for (const [k, v] of [...stats].sort((a, b) => b[1].custom - a[1].custom))
+      console.error(`  ${String(v.generic).padStart(7)} ${String(v.custom).padStart(7)}  ${k.slice(0, 120)}`);
   }
   const heapKbPerVm = gc ? Math.round(((await heapAfterGc()) - heap0) / 1024 / VMS) : undefined;
   const explained: Record<string, { planningMs: number; executionMs: number }> = {};
@@ -191,7 +201,8 @@ try {
     }
     await c.end();
     console.error('EXPLAIN ANALYZE (one example each, ms):');
-    for (const [k, v] of Object.entries(explained)) console.error(`  plan ${v.planningMs.toFixed(2).padStart(6)}  exec ${v.executionMs.toFixed(2).padStart(6)}  ${k}`);
+    for (const [k, v] of Object.entries(explained))
+      console.error(`  plan ${v.planningMs.toFixed(2).padStart(6)}  exec ${v.executionMs.toFixed(2).padStart(6)}  ${k}`);
   }
   if (process.env.BENCH_HEAP_SNAPSHOT) writeHeapSnapshot(process.env.BENCH_HEAP_SNAPSHOT);
   const per = (x: number) => Math.round((x / VMS) * 100) / 100;

@@ -10,7 +10,22 @@
 // simulator agent), the SDK clients run here. World: Flat DHCP, one /16 range, hosts added 16 at a time.
 // Prints progress on stderr and one JSON line on stdout.
 import pg from 'pg';
-import { DATABASE_TRANSPORT, arg, buildBenchWorld, cpuCalibrationMs, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, pool, rssMb, sampleActivity, startServerProcess, stats } from './lib.js';
+import {
+  DATABASE_TRANSPORT,
+  arg,
+  buildBenchWorld,
+  cpuCalibrationMs,
+  client,
+  cpuSeconds,
+  createDatabase,
+  load,
+  pgBackendCpuSeconds,
+  pool,
+  rssMb,
+  sampleActivity,
+  startServerProcess,
+  stats,
+} from './lib.js';
 
 const VMS = arg('vms', 'BENCH_VMS', 1000);
 const HOSTS = arg('hosts', 'BENCH_HOSTS', 100);
@@ -50,7 +65,12 @@ try {
     result.setupSql = process.env.BENCH_SETUP_SQL;
   }
 
-  const cpu0 = { server: cpuSeconds(server.pid), sim: cpuSeconds(server.simulatorPid!), bench: process.cpuUsage(), pg: await pgBackendCpuSeconds(database.name) };
+  const cpu0 = {
+    server: cpuSeconds(server.pid),
+    sim: cpuSeconds(server.simulatorPid!),
+    bench: process.cpuUsage(),
+    pg: await pgBackendCpuSeconds(database.name),
+  };
   const ends: number[] = [];
   const latencies: number[] = [];
   const errors = new Map<string, number>();
@@ -58,7 +78,9 @@ try {
   const started = Date.now();
   const progress = setInterval(() => {
     const s = (Date.now() - started) / 1000;
-    console.error(`${s.toFixed(0)} s: ${ends.length}/${VMS} created (${(ends.length / s).toFixed(1)}/s), ${[...errors.values()].reduce((a, b) => a + b, 0)} errors, load ${load().join(' ')}`);
+    console.error(
+      `${s.toFixed(0)} s: ${ends.length}/${VMS} created (${(ends.length / s).toFixed(1)}/s), ${[...errors.values()].reduce((a, b) => a + b, 0)} errors, load ${load().join(' ')}`,
+    );
   }, 10_000);
   await pool(VMS, CONCURRENCY, async (i) => {
     const t = Date.now();
@@ -96,7 +118,7 @@ try {
     latencyMs: stats(latencies),
     cpuSecondsDuringRun: cpu,
     // CPU per created VM: what the machine's load does not change much (unlike VMs/s).
-    cpuMsPerVm: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k.replace(/S$/, ''), Math.round((v * 1000) / Math.max(1, ends.length) * 10) / 10])),
+    cpuMsPerVm: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k.replace(/S$/, ''), Math.round(((v * 1000) / Math.max(1, ends.length)) * 10) / 10])),
     serverRssMb: rssMb(server.pid),
     simulatorRssMb: rssMb(server.simulatorPid!),
     loadAfter: load(),
@@ -112,7 +134,9 @@ try {
             count(DISTINCT used_ip_uuid)::int AS distinct_used_ips FROM vm_nics WHERE l3_network_uuid = $1`,
     [w.l3NetworkUuid],
   );
-  const usedIps = await one(`SELECT count(*)::int AS n, count(DISTINCT ip_in_long)::int AS distinct_n FROM used_ips WHERE l3_network_uuid = $1`, [w.l3NetworkUuid]);
+  const usedIps = await one(`SELECT count(*)::int AS n, count(DISTINCT ip_in_long)::int AS distinct_n FROM used_ips WHERE l3_network_uuid = $1`, [
+    w.l3NetworkUuid,
+  ]);
   const orphanIps = await one(
     `SELECT count(*)::int AS n FROM used_ips u WHERE u.l3_network_uuid = $1 AND NOT EXISTS (SELECT 1 FROM vm_nics n WHERE n.used_ip_uuid = u.uuid)`,
     [w.l3NetworkUuid],

@@ -22,7 +22,18 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import pg from 'pg';
-import { DATABASE_TRANSPORT, arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pgBackendCpuSeconds, rssMb, startServerProcess } from '../provision/lib.js';
+import {
+  DATABASE_TRANSPORT,
+  arg,
+  buildBenchWorld,
+  client,
+  cpuSeconds,
+  createDatabase,
+  load,
+  pgBackendCpuSeconds,
+  rssMb,
+  startServerProcess,
+} from '../provision/lib.js';
 
 const VMS = arg('vms', 'BENCH_VMS', 100_000);
 const CONNECTIONS = arg('connections', 'BENCH_CONNECTIONS', 64);
@@ -35,13 +46,24 @@ const database = await createDatabase('zsbench_query');
 // BENCH_NO_CACHE=1: the server without its reply cache (ZSTACK_QUERY_CACHE_MB=0), to measure the computing path.
 const CACHE = !process.env.BENCH_NO_CACHE;
 // BENCH_SERVER_ROOT=<checkout>: the server of another checkout (the previous commit: a before/after pair of runs).
-const server = await startServerProcess(database.url, CACHE ? {} : { ZSTACK_QUERY_CACHE_MB: '0' }, process.env.BENCH_SERVER_ROOT || undefined).catch(async (e) => {
-  await database.drop();
-  throw e;
-});
+const server = await startServerProcess(database.url, CACHE ? {} : { ZSTACK_QUERY_CACHE_MB: '0' }, process.env.BENCH_SERVER_ROOT || undefined).catch(
+  async (e) => {
+    await database.drop();
+    throw e;
+  },
+);
 const tmp = mkdtempSync(join(tmpdir(), 'zstack-bench-query-'));
 let bare: { url: string; pid: number; stop(): Promise<void> } | undefined;
-const result: Record<string, unknown> = { bench: 'query', replyCache: CACHE, vms: VMS, connections: CONNECTIONS, durationS: DURATION, rounds: ROUNDS, database: DATABASE_TRANSPORT, loadBefore };
+const result: Record<string, unknown> = {
+  bench: 'query',
+  replyCache: CACHE,
+  vms: VMS,
+  connections: CONNECTIONS,
+  durationS: DURATION,
+  rounds: ROUNDS,
+  database: DATABASE_TRANSPORT,
+  loadBefore,
+};
 try {
   const zs = client(server.url);
   const w = await buildBenchWorld(zs, { hosts: HOSTS, cidr: '10.0.0.0/14' });
@@ -176,7 +198,14 @@ function round2(x: number) {
 
 /** `pathOf` is called for every request (the varied workload gives each its own `q`). */
 async function cannon(url: string, pathOf: () => string, headers: Record<string, string>, duration: number): Promise<Run> {
-  const r = await autocannon({ url, connections: CONNECTIONS, duration, headers, timeout: 30, requests: [{ setupRequest: (req: Record<string, unknown>) => ({ ...req, path: pathOf() }) }] } as never);
+  const r = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration,
+    headers,
+    timeout: 30,
+    requests: [{ setupRequest: (req: Record<string, unknown>) => ({ ...req, path: pathOf() }) }],
+  } as never);
   return {
     rps: round2(r.requests.total / r.duration),
     requests: r.requests.total,
@@ -218,7 +247,9 @@ async function explain(url: string, conditions: string[]): Promise<Record<string
 }
 
 async function startBare(file: string) {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./bare-server.ts', import.meta.url).pathname, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./bare-server.ts', import.meta.url).pathname, file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const m = /"listening":"([^"]+)"/.exec(line);

@@ -18,7 +18,19 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import type { ZStackClient } from '../../sdk/src/index.js';
-import { DATABASE_TRANSPORT, arg, buildBenchWorld, client, cpuSeconds, createDatabase, load, pool, sampleActivity, startServerProcess, stats } from '../provision/lib.js';
+import {
+  DATABASE_TRANSPORT,
+  arg,
+  buildBenchWorld,
+  client,
+  cpuSeconds,
+  createDatabase,
+  load,
+  pool,
+  sampleActivity,
+  startServerProcess,
+  stats,
+} from '../provision/lib.js';
 
 const APIS = arg('apis', 'BENCH_APIS', 100);
 const HOSTS = arg('hosts', 'BENCH_HOSTS', 4);
@@ -43,7 +55,15 @@ const hookServer = createServer((req, res) => {
 await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
 const hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`;
 const db = new pg.Client({ connectionString: database.url });
-const result: Record<string, unknown> = { bench: 'timeouts', apis: APIS, hosts: HOSTS, delayMs: DELAY_MS, timeoutS: TIMEOUT_S, database: DATABASE_TRANSPORT, loadBefore };
+const result: Record<string, unknown> = {
+  bench: 'timeouts',
+  apis: APIS,
+  hosts: HOSTS,
+  delayMs: DELAY_MS,
+  timeoutS: TIMEOUT_S,
+  database: DATABASE_TRANSPORT,
+  loadBefore,
+};
 try {
   await db.connect();
   const zs = client(server.url);
@@ -119,7 +139,14 @@ async function scenario(zs: ZStackClient, call: (i: number, options: Parameters<
   while ([...sent.keys()].some((j) => !hooks.has(j) && !syncFailures.has(j)) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   const out: Record<string, unknown> = { serverCpuS: Math.round((cpuSeconds(server.pid) - cpu0) * 100) / 100, pgBackendsMean: await stopSampling() };
 
-  const { rows } = await db.query<{ uuid: string; status: string; error: { code?: string; details?: string } | null; late_ms: number; ended: number; started: number }>(
+  const { rows } = await db.query<{
+    uuid: string;
+    status: string;
+    error: { code?: string; details?: string } | null;
+    late_ms: number;
+    ended: number;
+    started: number;
+  }>(
     `SELECT uuid, status, error, extract(epoch FROM (last_op_date - deadline)) * 1000 AS late_ms, extract(epoch FROM last_op_date) * 1000 AS ended,
             extract(epoch FROM deadline) * 1000 - timeout_ms AS started
        FROM api_jobs WHERE uuid = ANY($1)`,

@@ -56,7 +56,11 @@ if (zoneUuid) {
     dns: ['223.5.5.5', '8.8.8.8'],
   });
   range = new zstack.IpRange('flat-range', { l3NetworkUuid: created.uuid, name: 'flat-range', networkCidr: config.get('cidr') ?? '192.168.100.0/24' });
-  new zstack.NetworkServiceAttachment('flat-l3-flat', { l3NetworkUuid: created.uuid, providerUuid: flat.uuid, services: flatServices }, { dependsOn: flatOnL2 });
+  new zstack.NetworkServiceAttachment(
+    'flat-l3-flat',
+    { l3NetworkUuid: created.uuid, providerUuid: flat.uuid, services: flatServices },
+    { dependsOn: flatOnL2 },
+  );
 }
 
 export const flatProviderUuid = flat.uuid;

@@ -24,7 +24,6 @@ const DEFAULT_TIMEOUT = { async: '30m', sync: '5m', query: '5m', poll: '5m' };
 const METHODS = ['get', 'post', 'put', 'delete', 'patch'];
 const ref = (kind, name) => ({ $ref: `#/components/${kind}/${name}` });
 
-
 function wrapBody(op, z) {
   const content = op.requestBody?.content?.['application/json'];
   const inner = content?.schema ?? { type: 'object', additionalProperties: false };
@@ -87,7 +86,10 @@ function permissionOf(op, where, z) {
   if (typeof p.category !== 'string' || !/^[a-zA-Z][a-zA-Z0-9]*$/.test(p.category)) throw new Error(`${where}: x-zstack-permission.category must be a word`);
   if (typeof p.adminOnly !== 'boolean') throw new Error(`${where}: x-zstack-permission.adminOnly must be true or false`);
   if (z.public && p.adminOnly) throw new Error(`${where}: a public operation cannot be adminOnly`);
-  const fields = new Set([...(op.parameters ?? []).map((x) => x.name), ...Object.keys(op.requestBody?.content?.['application/json']?.schema?.properties ?? {})]);
+  const fields = new Set([
+    ...(op.parameters ?? []).map((x) => x.name),
+    ...Object.keys(op.requestBody?.content?.['application/json']?.schema?.properties ?? {}),
+  ]);
   for (const list of ['operate', 'use', 'owns']) {
     if (p[list] === undefined) continue;
     if (!Array.isArray(p[list]) || p[list].some((f) => typeof f !== 'string')) throw new Error(`${where}: x-zstack-permission.${list} must be a list of names`);
@@ -128,11 +130,11 @@ export function applyConventions(doc) {
       op['x-zstack-timeout'] = z.timeout;
       const mode =
         z.kind === 'async'
-          ? 'Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job\'s, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once.'
+          ? "Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once."
           : z.kind === 'poll'
             ? 'Synchronous.'
             : 'Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx).';
-      const prefer = z.kind === 'async' ? ' With `Prefer: wait=<seconds>`, answers the job\'s result instead when it finishes within that time.' : '';
+      const prefer = z.kind === 'async' ? " With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time." : '';
       op.description = `${op.description ?? op.summary}\n\n${mode} **Default timeout:** ${z.timeout}.${prefer}`;
       if (z.public) op.security = [];
       op.parameters ??= [];
@@ -222,10 +224,17 @@ function publishSecrets(doc, op, where) {
   const z = op['x-zstack'];
   const request = z.bodyKey ? secretPaths(doc, op.requestBody?.content?.['application/json']?.schema, '') : [];
   const reply = secretPaths(doc, resolveRef(doc, op.responses?.['200'])?.content?.['application/json']?.schema, '');
-  const params = (op.parameters ?? []).map((p) => resolveRef(doc, p)).filter((p) => p['x-zstack-secret']).map((p) => p.name);
+  const params = (op.parameters ?? [])
+    .map((p) => resolveRef(doc, p))
+    .filter((p) => p['x-zstack-secret'])
+    .map((p) => p.name);
   if (request.length || reply.length || params.length) op['x-zstack-secrets'] = { request, params, reply };
   else delete op['x-zstack-secrets'];
-  if (op.requestBody?.content?.['application/json']?.example && request.length === 0 && /password/i.test(JSON.stringify(op.requestBody.content['application/json'].schema))) {
+  if (
+    op.requestBody?.content?.['application/json']?.example &&
+    request.length === 0 &&
+    /password/i.test(JSON.stringify(op.requestBody.content['application/json'].schema))
+  ) {
     throw new Error(`${where}: a password field without x-zstack-secret`);
   }
 }

@@ -31,7 +31,9 @@ export function bundle() {
   doc.paths = {};
   doc.components = load(join(specDir, 'components.yaml')).components;
   const domainDir = join(specDir, 'domains');
-  for (const file of readdirSync(domainDir).filter((f) => f.endsWith('.yaml')).sort()) {
+  for (const file of readdirSync(domainDir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()) {
     const part = load(join(domainDir, file));
     doc.tags.push(...(part.tags ?? []));
     for (const [path, item] of Object.entries(part.paths ?? {})) {

@@ -18,7 +18,7 @@ const PATH_FALLBACKS = { category: 'apiTimeout', name: 'AddImage', dns: '8.8.8.8
 const madeUpUuid = (seed) => createHash('md5').update(seed).digest('hex');
 
 const refName = (ref) => ref.split('/').pop();
-const resolve = (doc, s) => (s?.$ref ? doc.components.schemas[refName(s.$ref)] ?? {} : (s ?? {}));
+const resolve = (doc, s) => (s?.$ref ? (doc.components.schemas[refName(s.$ref)] ?? {}) : (s ?? {}));
 
 /** The operation's sample values: `{ path, query, body }` keyed by parameter name. */
 export function exampleValues(doc, info) {
@@ -27,7 +27,8 @@ export function exampleValues(doc, info) {
   for (const name of info.pathParams) {
     const p = (op.parameters ?? []).map((x) => (x.$ref ? doc.components.parameters[refName(x.$ref)] : x)).find((x) => x.name === name && x.in === 'path');
     const schema = resolve(doc, p?.schema);
-    path[name] = p?.example ?? schema.example ?? (/uuid$/i.test(name) ? madeUpUuid(`${info.path.split(`{${name}}`)[0]}${name}`) : (PATH_FALLBACKS[name] ?? name));
+    path[name] =
+      p?.example ?? schema.example ?? (/uuid$/i.test(name) ? madeUpUuid(`${info.path.split(`{${name}}`)[0]}${name}`) : (PATH_FALLBACKS[name] ?? name));
   }
   const example = op.requestBody?.content?.['application/json']?.example;
   const body = info.bodyKey ? { ...(example?.[info.bodyKey] ?? {}) } : {};
@@ -78,10 +79,7 @@ function curlSample(info, { path, query, body }) {
     lines.push(`-H 'Content-Type: application/json'`);
     lines.push(`-d ${shellQuote(JSON.stringify({ [info.bodyKey]: body }))}`);
   }
-  const head =
-    info.kind === 'async'
-      ? '# Asynchronous: 200 with the result when the job ends within 10 s, else 202 {"location"}: GET it until 200.\n'
-      : '';
+  const head = info.kind === 'async' ? '# Asynchronous: 200 with the result when the job ends within 10 s, else 202 {"location"}: GET it until 200.\n' : '';
   const session = info.public ? '' : '# SESSION: the uuid LogInByAccount returns (inventory.uuid).\n';
   return session + head + lines.join(' \\\n  ');
 }

@@ -122,7 +122,21 @@ function inventoryFields(doc, name) {
   return out;
 }
 
-const TABLE_KEYS = ['summary', 'method', 'path', 'kind', 'bodyKey', 'timeout', 'public', 'pathParams', 'queryParams', 'inventory', 'create', 'progressQuery', 'secrets'];
+const TABLE_KEYS = [
+  'summary',
+  'method',
+  'path',
+  'kind',
+  'bodyKey',
+  'timeout',
+  'public',
+  'pathParams',
+  'queryParams',
+  'inventory',
+  'create',
+  'progressQuery',
+  'secrets',
+];
 
 export function renderSdkOperations(doc) {
   const ops = listOperations(doc).filter((o) => o.kind !== 'poll');

@@ -17,7 +17,12 @@ export function parseDuration(text: string): number | undefined {
 
 /** The shortest exact writing of a duration: the largest of d, h, m, s that divides it, else bare milliseconds. */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['d', 86400e3], ['h', 3600e3], ['m', 60e3], ['s', 1e3]] as const) {
+  for (const [unit, size] of [
+    ['d', 86400e3],
+    ['h', 3600e3],
+    ['m', 60e3],
+    ['s', 1e3],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return String(ms);

@@ -11,13 +11,6 @@ export {
   type NetworkServiceProviderAttachmentArgs,
   type NetworkServiceAttachmentArgs,
 } from './resources.js';
-export {
-  getNetworkServiceProvider,
-  getL2Network,
-  getL3Network,
-  getNetworkServiceProviderOutput,
-  getL2NetworkOutput,
-  getL3NetworkOutput,
-} from './lookups.js';
+export { getNetworkServiceProvider, getL2Network, getL3Network, getNetworkServiceProviderOutput, getL2NetworkOutput, getL3NetworkOutput } from './lookups.js';
 export { makeProvider, providers, loadRuntime } from './provider.js';
 export type * from './types.js';

@@ -3,13 +3,7 @@
 // environment. Each returns the inventory of exactly one object, or fails saying why.
 import * as pulumi from '@pulumi/pulumi';
 import { loadRuntime } from './provider.js';
-import type {
-  L2NetworkInventory,
-  L3NetworkInventory,
-  LookupByUuidOrName,
-  NetworkServiceProviderInventory,
-  NetworkServiceProviderLookup,
-} from './types.js';
+import type { L2NetworkInventory, L3NetworkInventory, LookupByUuidOrName, NetworkServiceProviderInventory, NetworkServiceProviderLookup } from './types.js';
 import type { Settings } from './runtime/index.js';
 
 function programSettings(): Settings {

@@ -32,7 +32,24 @@ export interface L2NetworkArgs {
   adoptUuid?: In<string>;
 }
 
-const L2_OUTPUTS = ['uuid', 'name', 'description', 'zoneUuid', 'physicalInterface', 'type', 'vlan', 'vSwitchType', 'virtualNetworkId', 'isolated', 'pvlan', 'attachedClusterUuids', 'clusterUuids', 'adoptUuid', 'createDate', 'lastOpDate'] as const;
+const L2_OUTPUTS = [
+  'uuid',
+  'name',
+  'description',
+  'zoneUuid',
+  'physicalInterface',
+  'type',
+  'vlan',
+  'vSwitchType',
+  'virtualNetworkId',
+  'isolated',
+  'pvlan',
+  'attachedClusterUuids',
+  'clusterUuids',
+  'adoptUuid',
+  'createDate',
+  'lastOpDate',
+] as const;
 
 /** An L2 network (`L2NoVlanNetwork`, or `L2VlanNetwork` with `vlan`). Only `clusterUuids` changes in place. */
 export class L2Network extends pulumi.dynamic.Resource {
@@ -80,7 +97,29 @@ export interface L3NetworkArgs {
   adoptUuid?: In<string>;
 }
 
-const L3_OUTPUTS = ['uuid', 'name', 'description', 'type', 'zoneUuid', 'l2NetworkUuid', 'state', 'dnsDomain', 'system', 'category', 'ipVersion', 'enableIPAM', 'isolated', 'dns', 'ipRanges', 'networkServices', 'hostRoute', 'reservedIpRanges', 'adoptUuid', 'createDate', 'lastOpDate'] as const;
+const L3_OUTPUTS = [
+  'uuid',
+  'name',
+  'description',
+  'type',
+  'zoneUuid',
+  'l2NetworkUuid',
+  'state',
+  'dnsDomain',
+  'system',
+  'category',
+  'ipVersion',
+  'enableIPAM',
+  'isolated',
+  'dns',
+  'ipRanges',
+  'networkServices',
+  'hostRoute',
+  'reservedIpRanges',
+  'adoptUuid',
+  'createDate',
+  'lastOpDate',
+] as const;
 
 /** An L3 network. `l2NetworkUuid` and `type` replace it; name, description, DNS domain, category/system and `dns` update in place. */
 export class L3Network extends pulumi.dynamic.Resource {
@@ -135,7 +174,23 @@ export interface IpRangeArgs {
   adoptUuid?: In<string>;
 }
 
-const IP_RANGE_OUTPUTS = ['uuid', 'l3NetworkUuid', 'name', 'description', 'startIp', 'endIp', 'netmask', 'gateway', 'networkCidr', 'ipVersion', 'prefixLen', 'ipRangeType', 'adoptUuid', 'createDate', 'lastOpDate'] as const;
+const IP_RANGE_OUTPUTS = [
+  'uuid',
+  'l3NetworkUuid',
+  'name',
+  'description',
+  'startIp',
+  'endIp',
+  'netmask',
+  'gateway',
+  'networkCidr',
+  'ipVersion',
+  'prefixLen',
+  'ipRangeType',
+  'adoptUuid',
+  'createDate',
+  'lastOpDate',
+] as const;
 
 /** An IP range of an L3 network. ZStack cannot change a range: any change replaces it (the old one is deleted first). */
 export class IpRange extends pulumi.dynamic.Resource {

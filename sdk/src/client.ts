@@ -8,7 +8,18 @@ import { SDK_ERRORS, ZStackError, type ErrorCodeJson } from './errors.js';
 import { isoDates } from './dates.js';
 import { normalizeQueryParams } from './query.js';
 import { buildRequest, curlOf, redactHeaders, redactUrl, redactValue, type HttpRequest } from './request.js';
-import type { CallOptions, CallParams, InventoryOf, JobHandle, JobProgress, OperationInfo, QueryAllOptions, QueryParams, ReplyOf, RetryOptions } from './types.js';
+import type {
+  CallOptions,
+  CallParams,
+  InventoryOf,
+  JobHandle,
+  JobProgress,
+  OperationInfo,
+  QueryAllOptions,
+  QueryParams,
+  ReplyOf,
+  RetryOptions,
+} from './types.js';
 
 export type { JobHandle } from './types.js';
 
@@ -143,7 +154,10 @@ function transportCode(e: unknown): string | undefined {
 const finalAnswer = (res: AxiosResponse): boolean => /^\s*wait\s*=/i.test(String(res.headers?.['preference-applied'] ?? ''));
 
 const isZStackReply = (data: unknown): data is { error: ErrorCodeJson } =>
-  !!data && typeof data === 'object' && !!(data as { error?: { code?: unknown } }).error && typeof (data as { error: { code?: unknown } }).error.code === 'string';
+  !!data &&
+  typeof data === 'object' &&
+  !!(data as { error?: { code?: unknown } }).error &&
+  typeof (data as { error: { code?: unknown } }).error.code === 'string';
 
 interface ExchangeContext {
   apiName?: string;
@@ -255,14 +269,28 @@ export class ZStackClient {
   waitJob(job: string | JobHandle, options: CallOptions = {}): Promise<unknown> {
     const handle: JobHandle =
       typeof job === 'string'
-        ? { apiName: '' as OperationId, jobUuid: job.replace(/[?#].*$/, '').split('/').pop()!, location: job, apiTimeout: 0, startedAt: Date.now() }
+        ? {
+            apiName: '' as OperationId,
+            jobUuid: job
+              .replace(/[?#].*$/, '')
+              .split('/')
+              .pop()!,
+            location: job,
+            apiTimeout: 0,
+            startedAt: Date.now(),
+          }
         : job;
-    const deadline = options.timeoutMs !== undefined ? Date.now() + options.timeoutMs : handle.apiTimeout ? handle.startedAt + handle.apiTimeout + 5000 : undefined;
+    const deadline =
+      options.timeoutMs !== undefined ? Date.now() + options.timeoutMs : handle.apiTimeout ? handle.startedAt + handle.apiTimeout + 5000 : undefined;
     return this.waitFor(handle, options, deadline);
   }
 
   /** Every row of a Query API, fetched page by page with `start`/`limit` (stable order: the server breaks ties by uuid). */
-  async *queryAll<K extends OperationId>(apiName: K, params: QueryParams<K> | Record<string, unknown> = {}, options: QueryAllOptions = {}): AsyncIterableIterator<InventoryOf<K>> {
+  async *queryAll<K extends OperationId>(
+    apiName: K,
+    params: QueryParams<K> | Record<string, unknown> = {},
+    options: QueryAllOptions = {},
+  ): AsyncIterableIterator<InventoryOf<K>> {
     const op = this.operation(apiName);
     if (op.kind !== 'query') throw new TypeError(`${apiName} is not a Query API`);
     const { pageSize: size, ...callOptions } = options;
@@ -307,7 +335,12 @@ export class ZStackClient {
     return op;
   }
 
-  private async startAt<K extends OperationId>(apiName: K, params: Record<string, unknown>, options: CallOptions, deadline: number | undefined): Promise<JobHandle<K>> {
+  private async startAt<K extends OperationId>(
+    apiName: K,
+    params: Record<string, unknown>,
+    options: CallOptions,
+    deadline: number | undefined,
+  ): Promise<JobHandle<K>> {
     const started = await this.begin(apiName, params, options, deadline, 0);
     if ('reply' in started) throw new TypeError('unreachable: a job started without Prefer: wait answered its result');
     return started.handle;
@@ -337,7 +370,12 @@ export class ZStackClient {
       throw this.errorOf(res, apiName, jobUuid, req);
     }
     if (res.status !== 202) {
-      throw new ZStackError({ ...SDK_ERRORS.badReply, details: `${apiName} answered HTTP ${res.status} instead of 202 with a job` }, res.status, apiName, jobUuid);
+      throw new ZStackError(
+        { ...SDK_ERRORS.badReply, details: `${apiName} answered HTTP ${res.status} instead of 202 with a job` },
+        res.status,
+        apiName,
+        jobUuid,
+      );
     }
     return { handle: this.handleOf(apiName, res, typeof p.resourceUuid === 'string' ? p.resourceUuid : undefined) };
   }
@@ -355,7 +393,8 @@ export class ZStackClient {
     let interval = fixed ?? this.options.pollIntervalMs ?? 100;
     const maxInterval = Math.max(interval, this.options.maxPollIntervalMs ?? 2000);
     const apiName = handle.apiName || undefined;
-    const progressQuery = apiName && handle.resourceUuid && options.onProgress ? (OPERATIONS as Record<string, OperationInfo>)[apiName]?.progressQuery : undefined;
+    const progressQuery =
+      apiName && handle.resourceUuid && options.onProgress ? (OPERATIONS as Record<string, OperationInfo>)[apiName]?.progressQuery : undefined;
     const req: HttpRequest = { method: 'GET', url: `/zstack/v1/api-jobs/${encodeURIComponent(handle.jobUuid)}`, headers: { ...this.options.headers } };
     for (let polls = 1; ; polls++) {
       // Long poll (X-Job-Wait-Ms): the server holds the answer until the job ends (or the wait is over), so one
@@ -521,16 +560,37 @@ export class ZStackClient {
       let delayMs = Math.round(backoff / 2 + (Math.random() * backoff) / 2);
       if (Number.isFinite(retryAfter) && retryAfter > 0) delayMs = Math.min(policy.maxDelayMs, retryAfter * 1000);
       const willRetry = retryable && attempt <= policy.retries && (ctx.deadline === undefined || Date.now() + delayMs < ctx.deadline);
-      if (base) this.hook(() => hooks!.onError?.({ ...base, error: failure ?? new Error(`HTTP ${res!.status}`), status: res?.status, durationMs, willRetry, delayMs: willRetry ? delayMs : undefined }));
+      if (base)
+        this.hook(() =>
+          hooks!.onError?.({
+            ...base,
+            error: failure ?? new Error(`HTTP ${res!.status}`),
+            status: res?.status,
+            durationMs,
+            willRetry,
+            delayMs: willRetry ? delayMs : undefined,
+          }),
+        );
       if (!willRetry) {
         if (res) return res;
         const code = transportCode(failure);
         throw new ZStackError(
-          { ...SDK_ERRORS.connection, details: `${req.method} ${this.endpoint}${redactUrl(req.url, this.secretList())} failed after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${code ?? ''} ${(failure as Error)?.message ?? failure}`.replace(/\s+/g, ' ') },
+          {
+            ...SDK_ERRORS.connection,
+            details:
+              `${req.method} ${this.endpoint}${redactUrl(req.url, this.secretList())} failed after ${attempt} attempt${attempt > 1 ? 's' : ''}: ${code ?? ''} ${(failure as Error)?.message ?? failure}`.replace(
+                /\s+/g,
+                ' ',
+              ),
+          },
           0,
           ctx.apiName,
           ctx.jobUuid,
-          { cause: failure, request: { method: req.method, url: this.endpoint + redactUrl(req.url, this.secretList()) }, requestId: req.headers['X-Request-Id'] },
+          {
+            cause: failure,
+            request: { method: req.method, url: this.endpoint + redactUrl(req.url, this.secretList()) },
+            requestId: req.headers['X-Request-Id'],
+          },
         );
       }
       await sleep(delayMs, ctx.signal);
@@ -539,7 +599,10 @@ export class ZStackClient {
 
   private deadlineError(ctx: ExchangeContext, req: HttpRequest): ZStackError {
     return new ZStackError(
-      { ...SDK_ERRORS.timeout, details: `${ctx.apiName ?? req.method + ' ' + req.url} timed out on the client${ctx.jobUuid ? `; the job ${ctx.jobUuid} may still be running on the server: resume with waitJob('${ctx.jobUuid}')` : ''}` },
+      {
+        ...SDK_ERRORS.timeout,
+        details: `${ctx.apiName ?? req.method + ' ' + req.url} timed out on the client${ctx.jobUuid ? `; the job ${ctx.jobUuid} may still be running on the server: resume with waitJob('${ctx.jobUuid}')` : ''}`,
+      },
       0,
       ctx.apiName,
       ctx.jobUuid,
@@ -557,7 +620,17 @@ export class ZStackClient {
 
   private event(id: number, ctx: ExchangeContext, attempt: number, req: HttpRequest): RequestEvent {
     const r = this.redacted(req, ctx.hide ?? []);
-    return { id, apiName: ctx.apiName, jobUuid: ctx.jobUuid, attempt, method: r.method, url: this.endpoint + r.url, headers: r.headers, body: r.body, curl: curlOf(this.endpoint, r) };
+    return {
+      id,
+      apiName: ctx.apiName,
+      jobUuid: ctx.jobUuid,
+      attempt,
+      method: r.method,
+      url: this.endpoint + r.url,
+      headers: r.headers,
+      body: r.body,
+      curl: curlOf(this.endpoint, r),
+    };
   }
 
   private hook(fn: () => void): void {
@@ -574,7 +647,10 @@ export class ZStackClient {
     const requestId = typeof echoed === 'string' ? echoed : req.headers['X-Request-Id'];
     if (isZStackReply(res.data)) return new ZStackError(res.data.error, res.status, apiName, jobUuid, { request, requestId });
     const text = typeof res.data === 'string' ? res.data : JSON.stringify(res.data);
-    return new ZStackError({ ...SDK_ERRORS.badReply, details: `HTTP ${res.status}: ${String(text).slice(0, 500)}` }, res.status, apiName, jobUuid, { request, requestId });
+    return new ZStackError({ ...SDK_ERRORS.badReply, details: `HTTP ${res.status}: ${String(text).slice(0, 500)}` }, res.status, apiName, jobUuid, {
+      request,
+      requestId,
+    });
   }
 }
 

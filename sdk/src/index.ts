@@ -1,4 +1,13 @@
-export { ZStackClient, hashPassword, newJobUuid, type ClientOptions, type ClientHooks, type RequestEvent, type ResponseEvent, type ErrorEvent } from './client.js';
+export {
+  ZStackClient,
+  hashPassword,
+  newJobUuid,
+  type ClientOptions,
+  type ClientHooks,
+  type RequestEvent,
+  type ResponseEvent,
+  type ErrorEvent,
+} from './client.js';
 export { ZStackError, SDK_ERRORS, isNotFound, isTimeout, isZStackError, type ErrorCodeJson, type FailedRequest } from './errors.js';
 export { conditionsOf } from './query.js';
 export { parseZStackDate, isoDates } from './dates.js';

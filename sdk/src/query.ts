@@ -12,7 +12,8 @@ const text = (v: unknown): string => {
 function one(field: string, op: string, value: unknown): string {
   if (op === 'is null') return `${field} is null`;
   if (op === 'not null') return `${field} not null`;
-  if (!(OPERATORS as readonly string[]).includes(op)) throw new TypeError(`unknown query operator ${JSON.stringify(op)} on ${field} (use one of ${OPERATORS.join(' ')}, 'is null', 'not null')`);
+  if (!(OPERATORS as readonly string[]).includes(op))
+    throw new TypeError(`unknown query operator ${JSON.stringify(op)} on ${field} (use one of ${OPERATORS.join(' ')}, 'is null', 'not null')`);
   if (value === null) {
     if (op === '=') return `${field} is null`;
     if (op === '!=') return `${field} not null`;

@@ -116,10 +116,7 @@ export type Scalar = string | number | boolean;
  * `'x'` → `f=x`; `['a','b']` → `f?=a,b`; `null` → `f is null`; `{ '>=': 2 }` → `f>=2`; `{ '!=': null }` → `f not null`.
  */
 export type ConditionValue<T extends Scalar = Scalar> =
-  | T
-  | readonly T[]
-  | null
-  | ({ [op in ConditionOperator]?: T | readonly T[] | null } & { 'is null'?: true; 'not null'?: true });
+  T | readonly T[] | null | ({ [op in ConditionOperator]?: T | readonly T[] | null } & { 'is null'?: true; 'not null'?: true });
 
 type FieldScalar<T> = [NonNullable<T>] extends [Scalar] ? NonNullable<T> : never;
 

@@ -58,28 +58,66 @@ t.test('parsing, formatting and completion (no server)', async (t) => {
   t.throws(() => tokenize(`X a='b`), /unterminated/);
   t.same(splitList('a,b\\,c,,d,'), ['a', 'b,c', 'd']);
 
-  t.same(parseCommand(line('QueryL3Network fields=l2NetworkUuid, uuid=1a82')), { apiName: 'QueryL3Network', params: { fields: 'l2NetworkUuid', q: ['uuid=1a82'] }, timeoutMs: undefined });
+  t.same(parseCommand(line('QueryL3Network fields=l2NetworkUuid, uuid=1a82')), {
+    apiName: 'QueryL3Network',
+    params: { fields: 'l2NetworkUuid', q: ['uuid=1a82'] },
+    timeoutMs: undefined,
+  });
   t.same(
-    parseCommand(line('QueryVmInstance vmNics.ip!?=a,b name~=web cpuNum>=2 memorySize<4 description=null hostUuid!=null state?=Running,Stopped count=true limit=10 start=5 sortBy=name sortDirection=desc replyWithCount=true timeout=30')).params,
-    { q: ['vmNics.ip!?=a,b', 'name~=%web%', 'cpuNum>=2', 'memorySize<4', 'description is null', 'hostUuid not null', 'state?=Running,Stopped'], count: true, limit: 10, start: 5, sortBy: 'name', sortDirection: 'desc', replyWithCount: true },
+    parseCommand(
+      line(
+        'QueryVmInstance vmNics.ip!?=a,b name~=web cpuNum>=2 memorySize<4 description=null hostUuid!=null state?=Running,Stopped count=true limit=10 start=5 sortBy=name sortDirection=desc replyWithCount=true timeout=30',
+      ),
+    ).params,
+    {
+      q: ['vmNics.ip!?=a,b', 'name~=%web%', 'cpuNum>=2', 'memorySize<4', 'description is null', 'hostUuid not null', 'state?=Running,Stopped'],
+      count: true,
+      limit: 10,
+      start: 5,
+      sortBy: 'name',
+      sortDirection: 'desc',
+      replyWithCount: true,
+    },
   );
   t.equal(parseCommand(line('QueryZone timeout=30')).timeoutMs, 30_000);
   t.same(parseCommand(line('APIQueryZoneMsg name~=a%')).params, { q: ['name~=a%'] }, 'API…Msg names work; a wildcard is kept');
-  t.same(parseCommand(line(`DetachNetworkServiceFromL3Network l3NetworkUuid=u1 networkServices='{"p1":["DHCP","DNS"]}'`)).params, { l3NetworkUuid: 'u1', networkServices: { p1: ['DHCP', 'DNS'] } });
-  t.same(parseCommand(line(`AttachNetworkServiceToL3Network l3NetworkUuid=u1 networkServices="{'p1':['DHCP']}"`)).params.networkServices, { p1: ['DHCP'] }, "upstream's Python-literal quotes");
-  t.same(parseCommand(line('CreateInstanceOffering name=s cpuNum=2 memorySize=1073741824 systemTags=a,b')).params, { name: 's', cpuNum: 2, memorySize: 1073741824, systemTags: ['a', 'b'] });
+  t.same(parseCommand(line(`DetachNetworkServiceFromL3Network l3NetworkUuid=u1 networkServices='{"p1":["DHCP","DNS"]}'`)).params, {
+    l3NetworkUuid: 'u1',
+    networkServices: { p1: ['DHCP', 'DNS'] },
+  });
+  t.same(
+    parseCommand(line(`AttachNetworkServiceToL3Network l3NetworkUuid=u1 networkServices="{'p1':['DHCP']}"`)).params.networkServices,
+    { p1: ['DHCP'] },
+    "upstream's Python-literal quotes",
+  );
+  t.same(parseCommand(line('CreateInstanceOffering name=s cpuNum=2 memorySize=1073741824 systemTags=a,b')).params, {
+    name: 's',
+    cpuNum: 2,
+    memorySize: 1073741824,
+    systemTags: ['a', 'b'],
+  });
   t.same(parseCommand(line('CreateZone name=z isDefault=TRUE')).params, { name: 'z', isDefault: true });
   t.throws(() => parseCommand(line('CreateInstanceOffering name=s cpuNum=two memorySize=1')), /cpuNum must be an integer, got \[two\]/);
   t.throws(() => parseCommand(line('CreateZone name=z colour=red')), /unknown parameter colour \(parameters: name, description/);
   t.throws(() => parseCommand(line('CreateZone description=d')), /missing required parameter name/);
-  t.throws(() => parseCommand(line('AttachNetworkServiceToL3Network l3NetworkUuid=u networkServices=DHCP')), /must be a JSON object, e\.g\. networkServices='\{"<networkServiceProviderUuid>":\["DHCP","DNS"\]\}'/);
+  t.throws(
+    () => parseCommand(line('AttachNetworkServiceToL3Network l3NetworkUuid=u networkServices=DHCP')),
+    /must be a JSON object, e\.g\. networkServices='\{"<networkServiceProviderUuid>":\["DHCP","DNS"\]\}'/,
+  );
   t.throws(() => parseCommand(line('QueryZon')), /unknown API QueryZon; did you mean QueryZone/);
   t.throws(() => parseCommand(line('QueryZone justaword')), /neither a condition/);
 
   const reply = { success: true, inventories: [{ uuid: 'u', name: 'z', dns: ['8.8.8.8'], ipRanges: [{ b: 1, a: 2 }] }] };
-  t.equal(toJson(reply), '{\n  "inventories": [\n    {\n      "dns": [\n        "8.8.8.8"\n      ],\n      "ipRanges": [\n        {\n          "a": 2,\n          "b": 1\n        }\n      ],\n      "name": "z",\n      "uuid": "u"\n    }\n  ],\n  "success": true\n}');
+  t.equal(
+    toJson(reply),
+    '{\n  "inventories": [\n    {\n      "dns": [\n        "8.8.8.8"\n      ],\n      "ipRanges": [\n        {\n          "a": 2,\n          "b": 1\n        }\n      ],\n      "name": "z",\n      "uuid": "u"\n    }\n  ],\n  "success": true\n}',
+  );
   t.equal(toTable(reply), 'dns      ipRanges  name  uuid\n-------  --------  ----  ----\n8.8.8.8  [1]       z     u');
-  t.equal(toTable(reply, ['uuid', 'name', 'noSuchField']), 'uuid  name  dns      ipRanges\n----  ----  -------  --------\nu     z     8.8.8.8  [1]', 'fields= order first');
+  t.equal(
+    toTable(reply, ['uuid', 'name', 'noSuchField']),
+    'uuid  name  dns      ipRanges\n----  ----  -------  --------\nu     z     8.8.8.8  [1]',
+    'fields= order first',
+  );
   t.equal(toTable({ success: true, total: 3 }), 'total: 3');
   t.equal(toTable({ success: true }), 'success');
   t.match(toTable({ success: true, inventory: { uuid: 'u', name: 'z' } }), /^field +value\n-+ +-+\nname +z\nuuid +u$/);
@@ -144,7 +182,10 @@ t.test('zstack-cli against a server', async (t) => {
     t.same(Object.keys(q.json), ['inventories', 'success']);
     t.same(Object.keys(q.json.inventories[0]), [...Object.keys(q.json.inventories[0])].sort());
     t.same((await cli(line('QueryZone name~=zone count=true'))).json, { success: true, total: 2 }, '~= is a substring match');
-    t.same((await cli(line('QueryZone name?=zone1,other sortBy=name sortDirection=desc fields=name'))).json.inventories, [{ name: 'zone1' }, { name: 'other' }]);
+    t.same((await cli(line('QueryZone name?=zone1,other sortBy=name sortDirection=desc fields=name'))).json.inventories, [
+      { name: 'zone1' },
+      { name: 'other' },
+    ]);
     t.same((await cli(line('QueryZone name!=zone1 name!=other fields=name'))).json.inventories, [{ name: 'zone2' }]);
     t.same((await cli(line('QueryZone description=null fields=name sortBy=name limit=1 start=1'))).json.inventories, [{ name: 'zone2' }]);
     const rc = await cli(line('QueryZone replyWithCount=true limit=1'));
@@ -184,10 +225,18 @@ t.test('zstack-cli against a server', async (t) => {
     t.equal(wrongPort.code, 1);
     t.match(wrongPort.json, { code: 'SDK.1000', details: /127\.0\.0\.1:1/ });
     const curl = await cli(['-c', 'QueryZone', 'name=zone1']);
-    t.match(curl.err, new RegExp(`^curl -X GET 'http://127\\.0\\.0\\.1:${port}/zstack/v1/zones\\?q=name%3Dzone1' -H 'User-Agent: zstack-cli' -H 'Authorization: OAuth \\*\\*\\*' -H 'X-ZStack-Errors: direct'\n$`));
+    t.match(
+      curl.err,
+      new RegExp(
+        `^curl -X GET 'http://127\\.0\\.0\\.1:${port}/zstack/v1/zones\\?q=name%3Dzone1' -H 'User-Agent: zstack-cli' -H 'Authorization: OAuth \\*\\*\\*' -H 'X-ZStack-Errors: direct'\n$`,
+      ),
+    );
     t.match((await cli(['--help'])).out, /usage: zstack-cli \[-H host\] \[-p port\]/);
     const help = await cli(line('help AttachNetworkServiceToL3Network'));
-    t.match(help.out, /AttachNetworkServiceToL3Network: Attach network services to an L3 network\n  POST \/zstack\/v1\/l3-networks\/\{l3NetworkUuid\}\/network-services  \(async, default timeout 30m\)\n  l3NetworkUuid \(string\)/);
+    t.match(
+      help.out,
+      /AttachNetworkServiceToL3Network: Attach network services to an L3 network\n  POST \/zstack\/v1\/l3-networks\/\{l3NetworkUuid\}\/network-services  \(async, default timeout 30m\)\n  l3NetworkUuid \(string\)/,
+    );
     t.match(help.out, /networkServices \(object\)/);
   });
 
@@ -205,7 +254,11 @@ t.test('zstack-cli against a server', async (t) => {
   t.test('interactive mode: lines from stdin, state kept between them', async (t) => {
     const r = await cli([], { stdin: ['QueryZone name=zone2 fields=name\n', '\n', 'QueryZone name=zone1 fields=name\n', 'exit\n', 'QueryZone\n'] });
     t.equal(r.code, 0);
-    t.equal(r.out, toJson({ inventories: [{ name: 'zone2' }], success: true }) + '\n' + toJson({ inventories: [{ name: 'zone1' }], success: true }) + '\n', 'exit stops reading');
+    t.equal(
+      r.out,
+      toJson({ inventories: [{ name: 'zone2' }], success: true }) + '\n' + toJson({ inventories: [{ name: 'zone1' }], success: true }) + '\n',
+      'exit stops reading',
+    );
   });
 
   t.test('the bin: a real process, exit codes', async (t) => {
@@ -242,7 +295,21 @@ t.test('release notes §9 through zstack-cli, in the seed shapes', async (t) => 
     return r;
   };
   const keysSorted = (o: object) => t.same(Object.keys(o), [...Object.keys(o)].sort(), 'keys sorted as upstream prints them');
-  const L3_KEYS = ['category', 'createDate', 'dns', 'ipRanges', 'l2NetworkUuid', 'lastOpDate', 'name', 'networkServices', 'state', 'system', 'type', 'uuid', 'zoneUuid'];
+  const L3_KEYS = [
+    'category',
+    'createDate',
+    'dns',
+    'ipRanges',
+    'l2NetworkUuid',
+    'lastOpDate',
+    'name',
+    'networkServices',
+    'state',
+    'system',
+    'type',
+    'uuid',
+    'zoneUuid',
+  ];
   const PROVIDER_KEYS = ['attachedL2NetworkUuids', 'createDate', 'description', 'lastOpDate', 'name', 'networkServiceTypes', 'type', 'uuid'];
 
   await ok(`LogInByAccount accountName=admin password=password`);
@@ -250,18 +317,41 @@ t.test('release notes §9 through zstack-cli, in the seed shapes', async (t) => 
   // 1. Obtain the UUID of the virtual router provider
   const s1 = await ok(`QueryNetworkServiceL3NetworkRef l3NetworkUuid=${l3}`);
   t.same(Object.keys(s1.json), ['inventories', 'success']);
-  t.same([...s1.json.inventories].sort((a: any, b: any) => a.networkServiceType.localeCompare(b.networkServiceType)), [
-    { l3NetworkUuid: l3, networkServiceProviderUuid: vr, networkServiceType: 'DHCP' },
-    { l3NetworkUuid: l3, networkServiceProviderUuid: vr, networkServiceType: 'DNS' },
-  ]);
-  t.match(s1.out, /^\{\n  "inventories": \[\n    \{\n      "l3NetworkUuid": "[0-9a-f]{32}",\n      "networkServiceProviderUuid": "[0-9a-f]{32}",\n      "networkServiceType": "(DNS|DHCP)"\n    \},/);
+  t.same(
+    [...s1.json.inventories].sort((a: any, b: any) => a.networkServiceType.localeCompare(b.networkServiceType)),
+    [
+      { l3NetworkUuid: l3, networkServiceProviderUuid: vr, networkServiceType: 'DHCP' },
+      { l3NetworkUuid: l3, networkServiceProviderUuid: vr, networkServiceType: 'DNS' },
+    ],
+  );
+  t.match(
+    s1.out,
+    /^\{\n  "inventories": \[\n    \{\n      "l3NetworkUuid": "[0-9a-f]{32}",\n      "networkServiceProviderUuid": "[0-9a-f]{32}",\n      "networkServiceType": "(DNS|DHCP)"\n    \},/,
+  );
 
   // 2. Detach the virtual router provider from the L3 network
   const s2 = await ok(`DetachNetworkServiceFromL3Network l3NetworkUuid=${l3} networkServices='{"${vr}":["DHCP","DNS"]}'`);
   t.same(Object.keys(s2.json), ['inventory', 'success']);
   t.same(Object.keys(s2.json.inventory), L3_KEYS);
-  t.match(s2.json.inventory, { dns: ['8.8.8.8'], l2NetworkUuid: l2, name: 'l3-etpz', networkServices: [], state: 'Enabled', system: false, type: 'L3BasicNetwork', uuid: l3, zoneUuid: w.zoneUuid });
-  t.match(s2.json.inventory.ipRanges[0], { endIp: '192.168.201.199', gateway: '192.168.200.1', l3NetworkUuid: l3, name: 'ipr-dk7p', netmask: '255.255.252.0', startIp: '192.168.201.180' });
+  t.match(s2.json.inventory, {
+    dns: ['8.8.8.8'],
+    l2NetworkUuid: l2,
+    name: 'l3-etpz',
+    networkServices: [],
+    state: 'Enabled',
+    system: false,
+    type: 'L3BasicNetwork',
+    uuid: l3,
+    zoneUuid: w.zoneUuid,
+  });
+  t.match(s2.json.inventory.ipRanges[0], {
+    endIp: '192.168.201.199',
+    gateway: '192.168.200.1',
+    l3NetworkUuid: l3,
+    name: 'ipr-dk7p',
+    netmask: '255.255.252.0',
+    startIp: '192.168.201.180',
+  });
   keysSorted(s2.json.inventory.ipRanges[0]);
   t.match(s2.out, /"networkServices": \[\],\n/, 'an empty list prints as []');
 
@@ -269,7 +359,14 @@ t.test('release notes §9 through zstack-cli, in the seed shapes', async (t) => 
   const s3 = await ok(`QueryNetworkServiceProvider type=Flat`);
   t.equal(s3.json.inventories.length, 1);
   t.same(Object.keys(s3.json.inventories[0]), PROVIDER_KEYS);
-  t.match(s3.json.inventories[0], { attachedL2NetworkUuids: [l2], description: 'Flat Network Service Provider', name: 'Flat Network Service Provider', networkServiceTypes: ['DHCP', 'Userdata'], type: 'Flat', uuid: flat });
+  t.match(s3.json.inventories[0], {
+    attachedL2NetworkUuids: [l2],
+    description: 'Flat Network Service Provider',
+    name: 'Flat Network Service Provider',
+    networkServiceTypes: ['DHCP', 'Userdata'],
+    type: 'Flat',
+    uuid: flat,
+  });
 
   // 4. Get L2 UUID for the L3 network — the seed's exact text
   const s4 = await ok(`QueryL3Network fields=l2NetworkUuid, uuid=${l3}`);

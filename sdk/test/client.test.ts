@@ -31,7 +31,11 @@ t.test('SDK', async (t) => {
     new ZStackClient({ endpoint: s.url, accountName: 'admin', password: 'password', pollIntervalMs: 20, ...extra });
   const zs = admin();
   const { inventory: bs } = await zs.addSimulatorBackupStorage({ name: 'bs1', url: '/sim/bs1' });
-  const slowImage = (name: string, durationMs: number) => ({ name, url: `http://download.zstack.org/${name}.qcow2?size=1000000&durationMs=${durationMs}`, backupStorageUuids: [bs.uuid] });
+  const slowImage = (name: string, durationMs: number) => ({
+    name,
+    url: `http://download.zstack.org/${name}.qcow2?size=1000000&durationMs=${durationMs}`,
+    backupStorageUuids: [bs.uuid],
+  });
 
   t.test('one method per operation, a start form per async API, a queryAll form per Query API', async (t) => {
     let checked = 0;
@@ -84,7 +88,12 @@ t.test('SDK', async (t) => {
     t.match(inventory, { name: 'waited', description: 'd', state: 'Enabled' });
 
     const handle = await zs.startCreateZone({ name: 'started' });
-    t.match(handle, { apiName: 'CreateZone', jobUuid: /^[0-9a-f]{32}$/, location: new RegExp(`/zstack/v1/api-jobs/${handle.jobUuid}$`), apiTimeout: 30 * 60_000 });
+    t.match(handle, {
+      apiName: 'CreateZone',
+      jobUuid: /^[0-9a-f]{32}$/,
+      location: new RegExp(`/zstack/v1/api-jobs/${handle.jobUuid}$`),
+      apiTimeout: 30 * 60_000,
+    });
     const stored = JSON.parse(JSON.stringify(handle)) as JobHandle<'CreateZone'>;
     const other = new ZStackClient({ endpoint: s.url }); // no credentials: polling needs no session
     const reply = await other.waitJob(stored);
@@ -110,7 +119,10 @@ t.test('SDK', async (t) => {
     t.equal(img.status, 'Ready');
     t.ok(seen.length >= 4, `${seen.length} progress reports`);
     t.ok(seen.every((p, i) => p.apiName === 'AddImage' && p.polls === i + 1 && p.jobUuid === seen[0].jobUuid));
-    t.ok(seen.every((p, i) => i === 0 || p.elapsedMs >= seen[i - 1].elapsedMs), 'elapsed time grows');
+    t.ok(
+      seen.every((p, i) => i === 0 || p.elapsedMs >= seen[i - 1].elapsedMs),
+      'elapsed time grows',
+    );
     t.ok(seen[seen.length - 1].elapsedMs <= Date.now() - t0);
     // The SDK follows the image it creates by choosing its uuid (`resourceUuid`, which the spec gives every create
     // API), or by its name when the server picks the uuid itself.
@@ -118,7 +130,10 @@ t.test('SDK', async (t) => {
     t.equal(follows?.resource.uuid, img.uuid, 'the image being created is followed');
     const percents = seen.map((p) => p.progress).filter((p): p is string => !!p);
     t.ok(percents.length > 0 && percents.every((p) => /^\d{1,3}%$/.test(p)), `image progress reported: ${percents.join(' ')}`);
-    t.ok(percents.some((p) => p !== '0%'), 'progress moves');
+    t.ok(
+      percents.some((p) => p !== '0%'),
+      'progress moves',
+    );
   });
 
   t.test('timeouts: X-API-Timeout from timeoutMs, the server fails the job; the client bounds its own wait', async (t) => {
@@ -165,7 +180,12 @@ t.test('SDK', async (t) => {
   });
 
   t.test('query helpers: object conditions, lists, null, operators, fields as a list, count, sort', async (t) => {
-    for (const [name, cpu] of [['qa', 1], ['qb', 2], ['qc', 3]] as const) await zs.createZone({ name, description: cpu === 2 ? undefined : `d${cpu}` });
+    for (const [name, cpu] of [
+      ['qa', 1],
+      ['qb', 2],
+      ['qc', 3],
+    ] as const)
+      await zs.createZone({ name, description: cpu === 2 ? undefined : `d${cpu}` });
     const names = async (q: Parameters<typeof zs.queryZone>[0]) => (await zs.queryZone(q)).inventories!.map((z) => z.name).sort();
     t.same(await names({ q: { name: 'qa' } }), ['qa']);
     t.same(await names({ q: 'name=qb' }), ['qb'], 'one string');
@@ -204,7 +224,11 @@ t.test('SDK', async (t) => {
     for await (const z of c.queryAllZone({ q: { name: { '~=': 'bulk-%' } } }, { pageSize: 1000 })) seen.add(z.uuid);
     const ms = Date.now() - t0;
     t.equal(seen.size, 2500, 'every row once');
-    t.same(pages.map((p) => new URL(p.url).searchParams.get('start')), ['0', '1000', '2000'], 'three pages');
+    t.same(
+      pages.map((p) => new URL(p.url).searchParams.get('start')),
+      ['0', '1000', '2000'],
+      'three pages',
+    );
     t.ok(pages.every((p) => new URL(p.url).searchParams.get('limit') === '1000'));
     t.comment(`queryAll over 2,500 zones in pages of 1000: ${ms} ms`);
 
@@ -213,7 +237,10 @@ t.test('SDK', async (t) => {
       firstTen.push(z.name);
       if (firstTen.length === 10) break; // stopping early stops fetching
     }
-    t.same(firstTen, Array.from({ length: 10 }, (_, i) => `bulk-000${i}`));
+    t.same(
+      firstTen,
+      Array.from({ length: 10 }, (_, i) => `bulk-000${i}`),
+    );
     t.equal(pages.length, 3 + 4, 'four pages of 3 for ten rows');
   });
 
@@ -231,7 +258,9 @@ t.test('SDK', async (t) => {
     t.match(bad.message, /QueryZone, request [0-9a-f]{32}: SYS\.1007 .*nosuchfield/);
     t.equal(bad.jobUuid, undefined);
 
-    const failed = await zs.addImage({ name: 'broken', url: 'http://example.com/x.qcow2?fail=true&durationMs=50', backupStorageUuids: [bs.uuid] }).catch((x) => x);
+    const failed = await zs
+      .addImage({ name: 'broken', url: 'http://example.com/x.qcow2?fail=true&durationMs=50', backupStorageUuids: [bs.uuid] })
+      .catch((x) => x);
     t.ok(failed instanceof ZStackError);
     t.equal(failed.httpStatus, 503);
     t.match(failed.jobUuid, /^[0-9a-f]{32}$/, 'a failed job is named');
@@ -252,7 +281,10 @@ t.test('SDK', async (t) => {
     const session = c.sessionUuid!;
     await c.validateSession({ sessionUuid: session });
     const text = JSON.stringify(events);
-    t.ok(events.some((e) => e.url.endsWith('/zstack/v1/accounts/sessions/***/valid')), 'a session uuid in the path is hidden');
+    t.ok(
+      events.some((e) => e.url.endsWith('/zstack/v1/accounts/sessions/***/valid')),
+      'a session uuid in the path is hidden',
+    );
     t.notOk(text.includes(session), 'the session uuid never appears');
     t.notOk(text.includes(hashPassword('password')), 'nor the password hash');
     const login = events.find((e) => e.apiName === 'LogInByAccount' && !('status' in e)) as RequestEvent;
@@ -265,24 +297,40 @@ t.test('SDK', async (t) => {
     t.match(create.curl, /^curl -X POST 'http:\/\/127\.0\.0\.1:\d+\/zstack\/v1\/zones' -H 'Authorization: OAuth \*\*\*'/);
     t.equal(create.headers.Prefer, 'wait=10', 'async calls ask to wait for their job');
     const exchanges = events.filter((e) => e.apiName === 'CreateZone' && 'status' in e) as ResponseEvent[];
-    t.same(exchanges.map((e) => [e.method, e.status]), [['POST', 200]], 'one exchange: the POST answered with the finished job');
+    t.same(
+      exchanges.map((e) => [e.method, e.status]),
+      [['POST', 200]],
+      'one exchange: the POST answered with the finished job',
+    );
     t.ok(events.every((e) => e.id > 0 && e.attempt === 1));
 
     // A hook that throws never breaks a call.
-    const rude = admin({ hooks: { onRequest: () => { throw new Error('boom'); } } });
+    const rude = admin({
+      hooks: {
+        onRequest: () => {
+          throw new Error('boom');
+        },
+      },
+    });
     t.equal((await rude.queryZone({ count: true })).success, true);
 
     const curl = c.toCurl('QueryZone', { q: { name: 'hooked' }, fields: ['uuid', 'name'] });
     t.equal(curl, `curl -X GET '${s.url}/zstack/v1/zones?q=name%3Dhooked&fields=uuid%2Cname' -H 'Authorization: OAuth ***' -H 'X-ZStack-Errors: direct'`);
     t.match(c.toCurl('LogInByAccount', { accountName: 'admin', password: hashPassword('password') }), `"password":"***"`);
-    t.match(c.toCurl('CreateZone', { name: "it's" }, { timeoutMs: 90_000, jobUuid: 'a'.repeat(32) }), `-H 'X-API-Timeout: 90' -H 'X-Job-UUID: ${'a'.repeat(32)}' -H 'Content-Type: application/json' -d '{"params":{"name":"it'\\''s"}}'`);
+    t.match(
+      c.toCurl('CreateZone', { name: "it's" }, { timeoutMs: 90_000, jobUuid: 'a'.repeat(32) }),
+      `-H 'X-API-Timeout: 90' -H 'X-Job-UUID: ${'a'.repeat(32)}' -H 'Content-Type: application/json' -d '{"params":{"name":"it'\\''s"}}'`,
+    );
     const real = c.toCurl('QueryZone', { q: { name: 'hooked' }, fields: ['uuid', 'name'] }, { redact: false });
     const { stdout } = await run('sh', ['-c', `${real} -s`]);
     t.same(JSON.parse(stdout), await c.queryZone({ q: { name: 'hooked' }, fields: ['uuid', 'name'] }), 'the unredacted curl returns what the SDK returns');
   });
 
   t.test('examples/sdk-quickstart.ts runs against the live server', async (t) => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/sdk-quickstart.ts'], { env: { ...process.env, ZSTACK_ENDPOINT: s.url }, cwd: new URL('../..', import.meta.url).pathname });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/sdk-quickstart.ts'], {
+      env: { ...process.env, ZSTACK_ENDPOINT: s.url },
+      cwd: new URL('../..', import.meta.url).pathname,
+    });
     t.match(stdout, /^1\. created zone quickstart-\w+ \([0-9a-f]{32}\), state Enabled$/m);
     t.match(stdout, /^5\. UpdateZone failed: SYS\.1003 \(HTTP 404\)/m);
     t.match(stdout, /^7\. curl -X GET /m);

@@ -21,7 +21,12 @@ t.test('client configuration', async (t) => {
     t.equal((await viaSession.queryZone({ q: { uuid: zone.uuid } })).inventories?.[0]?.uuid, zone.uuid);
 
     // Explicit options win over the environment.
-    const explicit = new ZStackClient({ env: { ZSTACK_ENDPOINT: 'http://nowhere.invalid:1', ZSTACK_ACCOUNT: 'nobody' }, endpoint: s.url, accountName: 'admin', password: 'password' });
+    const explicit = new ZStackClient({
+      env: { ZSTACK_ENDPOINT: 'http://nowhere.invalid:1', ZSTACK_ACCOUNT: 'nobody' },
+      endpoint: s.url,
+      accountName: 'admin',
+      password: 'password',
+    });
     t.equal(explicit.endpoint, s.url);
     t.equal(explicit.options.accountName, 'admin');
     t.equal((await explicit.queryZone({ q: { uuid: zone.uuid } })).inventories?.length, 1);
@@ -56,6 +61,9 @@ t.test('client configuration', async (t) => {
     const r = await zs.queryZone({ q: { name: 'intercepted' } });
     t.same(r.inventories, [], 'the interceptor’s rewrite was sent');
     t.ok(seen.length >= 3, 'login, create and query went through the interceptors');
-    t.ok(seen.every((x) => x.header === 'trace-1' && x.defaults === 'yes'), 'every request carried the added and the default header');
+    t.ok(
+      seen.every((x) => x.header === 'trace-1' && x.defaults === 'yes'),
+      'every request carried the added and the default header',
+    );
   });
 });

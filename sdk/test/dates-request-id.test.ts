@@ -12,8 +12,13 @@ t.test('parseZStackDate reads the server format as UTC', async (t) => {
   t.equal(parseZStackDate('Jan 30, 2016 3:01:03 PM')?.toISOString(), '2016-01-30T15:01:03.000Z');
   t.equal(parseZStackDate('Dec 6, 2026 12:05:09 AM')?.toISOString(), '2026-12-06T00:05:09.000Z', 'midnight hour');
   t.equal(parseZStackDate('Dec 6, 2026 12:05:09 PM')?.toISOString(), '2026-12-06T12:05:09.000Z', 'noon hour');
-  for (const bad of ['', '2016-01-30T15:01:03Z', 'Foo 30, 2016 3:01:03 PM', 'Jan 30, 2016 13:01:03 PM']) t.equal(parseZStackDate(bad), undefined, `not a date: ${JSON.stringify(bad)}`);
-  t.same(isoDates({ inventory: { createDate: 'Jan 30, 2016 3:01:03 PM', name: 'Jan 30, 2016 3:01:03 PM' } }), { inventory: { createDate: '2016-01-30T15:01:03.000Z', name: 'Jan 30, 2016 3:01:03 PM' } }, 'only date fields change');
+  for (const bad of ['', '2016-01-30T15:01:03Z', 'Foo 30, 2016 3:01:03 PM', 'Jan 30, 2016 13:01:03 PM'])
+    t.equal(parseZStackDate(bad), undefined, `not a date: ${JSON.stringify(bad)}`);
+  t.same(
+    isoDates({ inventory: { createDate: 'Jan 30, 2016 3:01:03 PM', name: 'Jan 30, 2016 3:01:03 PM' } }),
+    { inventory: { createDate: '2016-01-30T15:01:03.000Z', name: 'Jan 30, 2016 3:01:03 PM' } },
+    'only date fields change',
+  );
 });
 
 t.test('DATE_FIELDS are the properties the spec types as Date', async (t) => {
@@ -25,7 +30,12 @@ t.test('DATE_FIELDS are the properties the spec types as Date', async (t) => {
 t.test('against a live server', async (t) => {
   const log = new PassThrough();
   const lines: any[] = [];
-  log.on('data', (chunk) => String(chunk).split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))));
+  log.on('data', (chunk) =>
+    String(chunk)
+      .split('\n')
+      .filter(Boolean)
+      .forEach((l) => lines.push(JSON.parse(l))),
+  );
   const s = await startServer({ app: { logger: { level: 'info', stream: log } } });
   t.teardown(() => s.close());
 

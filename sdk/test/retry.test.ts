@@ -33,7 +33,14 @@ t.test('retries', async (t) => {
     const reply = await zs.queryZone({ count: true });
     t.equal(reply.success, true);
     t.equal(proxy.count('GET', '/zstack/v1/zones'), 4, 'three 503s, then the answer');
-    t.same(errors.map((e) => [e.status, e.willRetry, e.attempt]), [[503, true, 1], [503, true, 2], [503, true, 3]]);
+    t.same(
+      errors.map((e) => [e.status, e.willRetry, e.attempt]),
+      [
+        [503, true, 1],
+        [503, true, 2],
+        [503, true, 3],
+      ],
+    );
     const delays = errors.map((e) => e.delayMs!);
     // base 20 ms doubling, each drawn from [half, full] of its step
     t.ok(delays[0] >= 10 && delays[0] <= 20 && delays[1] >= 20 && delays[1] <= 40 && delays[2] >= 40 && delays[2] <= 80, `delays ${delays}`);
@@ -79,7 +86,10 @@ t.test('retries', async (t) => {
     const e = await zs.getVersion({}).catch((x) => x);
     t.match(e, { code: 'SDK.1002', httpStatus: 503, apiName: 'GetVersion' });
     t.equal(proxy.count('PUT', '/zstack/v1/management-nodes/actions'), 1, 'sent once');
-    t.same(errors.map((x) => x.willRetry), [false]);
+    t.same(
+      errors.map((x) => x.willRetry),
+      [false],
+    );
 
     const reset = await through(() => 'reset');
     const e2 = await reset.zs.getVersion({}).catch((x) => x);
@@ -101,7 +111,11 @@ t.test('retries', async (t) => {
     t.match(bad, { code: 'SYS.1007', httpStatus: 400 });
     t.equal(proxy.requests.length, 1, 'a 400 is final');
 
-    const zstack503: Fault = { status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'SYS.1006', description: 'An operation failed', details: 'really failed' } }) };
+    const zstack503: Fault = {
+      status: 503,
+      contentType: 'application/json',
+      body: JSON.stringify({ error: { code: 'SYS.1006', description: 'An operation failed', details: 'really failed' } }),
+    };
     const second = await through(() => zstack503);
     const failed = await second.zs.queryZone({}).catch((x) => x);
     t.match(failed, { code: 'SYS.1006', httpStatus: 503, details: 'really failed' });
@@ -116,7 +130,11 @@ t.test('retries', async (t) => {
   t.test('connection refused (nothing sent) is retried for any method until the server is up', async (t) => {
     const port = await freePort();
     const errors: ErrorEvent[] = [];
-    const zs = new ZStackClient({ endpoint: `http://127.0.0.1:${port}`, retry: { retries: 6, baseDelayMs: 50, maxDelayMs: 400 }, hooks: { onError: (e) => errors.push(e) } });
+    const zs = new ZStackClient({
+      endpoint: `http://127.0.0.1:${port}`,
+      retry: { retries: 6, baseDelayMs: 50, maxDelayMs: 400 },
+      hooks: { onError: (e) => errors.push(e) },
+    });
     let proxy: Awaited<ReturnType<typeof startFaultProxy>> | undefined;
     const up = new Promise<void>((resolve) =>
       setTimeout(async () => {

@@ -114,12 +114,17 @@ export class App {
       // is far past them (its 431 is answered by clientErrorHandler, still in that shape).
       http: { maxHeaderSize: 4 * MAX_HEADERS_BYTES },
       routerOptions: { maxParamLength: MAX_URL_BYTES },
-      frameworkErrors: (e, _req, reply) => void (reply as FastifyReply).code(400).send({ error: errorCode('SYS.1007', `the request's URL is malformed (${e.code ?? 'bad URL'})`) }),
+      frameworkErrors: (e, _req, reply) =>
+        void (reply as FastifyReply).code(400).send({ error: errorCode('SYS.1007', `the request's URL is malformed (${e.code ?? 'bad URL'})`) }),
       clientErrorHandler: (e, socket) => {
         const status = (e as { code?: string }).code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-        const body = JSON.stringify({ error: errorCode('SYS.1007', status === 431 ? `the request's headers exceed ${MAX_HEADERS_BYTES} bytes` : 'the request is malformed') });
+        const body = JSON.stringify({
+          error: errorCode('SYS.1007', status === 431 ? `the request's headers exceed ${MAX_HEADERS_BYTES} bytes` : 'the request is malformed'),
+        });
         if (socket.writable) {
-          socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+          socket.end(
+            `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+          );
         } else socket.destroy();
       },
     });
@@ -229,8 +234,22 @@ export class App {
 
   private defineCoreConfig(): void {
     const gc = this.globalConfig;
-    gc.define({ category: 'rest', name: 'completedApi.expiredPeriod', type: 'seconds', defaultValue: '10800', min: 1, description: 'Seconds a finished API job stays pollable' });
-    gc.define({ category: 'rest', name: 'expiredApi.scanInterval', type: 'seconds', defaultValue: '3600', min: 1, description: 'Seconds between purges of expired API jobs' });
+    gc.define({
+      category: 'rest',
+      name: 'completedApi.expiredPeriod',
+      type: 'seconds',
+      defaultValue: '10800',
+      min: 1,
+      description: 'Seconds a finished API job stays pollable',
+    });
+    gc.define({
+      category: 'rest',
+      name: 'expiredApi.scanInterval',
+      type: 'seconds',
+      defaultValue: '3600',
+      min: 1,
+      description: 'Seconds between purges of expired API jobs',
+    });
     // One timeout per API (release notes §3): category apiTimeout, name = API name, default from the spec.
     for (const op of this.operations) {
       if (op.x.kind === 'poll') continue;
@@ -335,9 +354,8 @@ export class App {
     registerRoutes(http, {
       doc: this.doc,
       operations: this.operations,
-      handlers: this.permissions.withOwnership(
-        this.tags.withTags(this.handlers, this.operations, this.permissions),
-        (name) => (this.query.has(name) ? this.query.descriptor(name).table : undefined),
+      handlers: this.permissions.withOwnership(this.tags.withTags(this.handlers, this.operations, this.permissions), (name) =>
+        this.query.has(name) ? this.query.descriptor(name).table : undefined,
       ),
       jobs: this.jobs,
       query: this.query,
@@ -357,8 +375,10 @@ export class App {
     // A setting changed on another node: re-read it from the database.
     this.events.on('globalConfig.updated', () => this.globalConfig.reload());
     for (const hook of this.joinHooks) await hook();
-    this.every('api-job-purge', () => this.globalConfig.getMs('rest', 'expiredApi.scanInterval'), () =>
-      this.jobs.purge(this.globalConfig.getMs('rest', 'completedApi.expiredPeriod')),
+    this.every(
+      'api-job-purge',
+      () => this.globalConfig.getMs('rest', 'expiredApi.scanInterval'),
+      () => this.jobs.purge(this.globalConfig.getMs('rest', 'completedApi.expiredPeriod')),
     );
   }
 

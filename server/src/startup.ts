@@ -15,7 +15,11 @@ export function startupMessage(e: unknown, ctx: { databaseUrl?: string } = {}): 
   const x = e as { code?: string; message?: string; errors?: Array<{ message?: string }> };
   const msg = firstLine(x?.message || x?.errors?.[0]?.message || String(e));
   const code = x?.code ?? '';
-  if (ctx.databaseUrl && (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOENT', '28P01', '28000', '3D000'].includes(code) || /connect|password|database .* does not exist/i.test(msg))) {
+  if (
+    ctx.databaseUrl &&
+    (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOENT', '28P01', '28000', '3D000'].includes(code) ||
+      /connect|password|database .* does not exist/i.test(msg))
+  ) {
     return `cannot reach the database at DATABASE_URL (${redactUrl(ctx.databaseUrl)}): ${msg}. Start PostgreSQL or fix DATABASE_URL (unset it to use the embedded database).`;
   }
   return `${msg}${code && !msg.includes(code) ? ` (${code})` : ''}`;
@@ -43,7 +47,9 @@ export async function checkPortFree(host: string, port: number): Promise<void> {
     const srv = createServer();
     srv.once('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'EADDRINUSE') {
-        reject(new StartupError(`port ${port} on ${host} is already in use (another ZStack-TS server?): stop what holds it, or set ZSTACK_PORT to a free port`));
+        reject(
+          new StartupError(`port ${port} on ${host} is already in use (another ZStack-TS server?): stop what holds it, or set ZSTACK_PORT to a free port`),
+        );
       } else if (e.code === 'EACCES') {
         reject(new StartupError(`no permission to listen on port ${port} on ${host}: set ZSTACK_PORT to a port above 1023`));
       } else if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND') {
@@ -133,7 +139,9 @@ export function lockDataDir(dataDir: string): DataDirLock {
     const pid = Number(pidText);
     const alive = processAlive(pid) && (!started || processStartTime(pid) === undefined || processStartTime(pid) === started);
     if (alive && pid !== process.pid) {
-      throw new StartupError(`the data directory ${dataDir} is in use by another ZStack-TS server (pid ${pid}): stop it, or set ZSTACK_DATA_DIR to another directory`);
+      throw new StartupError(
+        `the data directory ${dataDir} is in use by another ZStack-TS server (pid ${pid}): stop it, or set ZSTACK_DATA_DIR to another directory`,
+      );
     }
     if (!text && attempt === 0) {
       // Being written by a start that began a moment ago: look again once.

@@ -21,7 +21,9 @@ t.test('loggerOptions: level from ZSTACK_LOG_LEVEL, pretty on a terminal', async
   const sink = Object.assign(new PassThrough(), { isTTY: true });
   sink.on('data', (d) => out.push(String(d)));
   const pretty = loggerOptions({}, sink).stream;
-  pretty.write(`${JSON.stringify({ level: 30, time: Date.UTC(2026, 0, 2, 3, 4, 5, 6), pid: 1, hostname: 'h', reqId: 'req-1', msg: 'api', op: 'CreateZone', status: 200, ms: 12, job: 'ab'.repeat(16) })}\n`);
+  pretty.write(
+    `${JSON.stringify({ level: 30, time: Date.UTC(2026, 0, 2, 3, 4, 5, 6), pid: 1, hostname: 'h', reqId: 'req-1', msg: 'api', op: 'CreateZone', status: 200, ms: 12, job: 'ab'.repeat(16) })}\n`,
+  );
   await new Promise((r) => setImmediate(r));
   t.equal(out.join(''), `03:04:05.006 INFO  api op=CreateZone status=200 ms=12 job=${'ab'.repeat(16)}\n`);
   t.equal(prettyLine('not json'), 'not json');
@@ -51,11 +53,23 @@ t.test('one line per API call, no secrets', async (t) => {
   t.ok(ops.includes('LogInByAccount 200'), ops.join(', '));
   const create = api.find((l) => l.op === 'CreateZone');
   t.match(create, { status: 200, ms: Number, job: /^[0-9a-f]{32}$/, account: /^[0-9a-f]{32}$/, level: 30, time: Number });
-  t.match(api.find((l) => l.op === 'QueryZone'), { status: 200, account: create?.account });
-  t.match(api.find((l) => l.op === 'DeleteZone'), { status: 400 });
-  t.match(lines.slice(before).find((l) => l.msg === 'api'), { op: 'QueryZone', status: 401, account: undefined });
+  t.match(
+    api.find((l) => l.op === 'QueryZone'),
+    { status: 200, account: create?.account },
+  );
+  t.match(
+    api.find((l) => l.op === 'DeleteZone'),
+    { status: 400 },
+  );
+  t.match(
+    lines.slice(before).find((l) => l.msg === 'api'),
+    { op: 'QueryZone', status: 401, account: undefined },
+  );
   t.equal(api.filter((l) => l.op === 'CreateZone').length, 1, 'one line per call');
   t.notOk(raw.includes(zs.sessionUuid!), 'no session uuid in the log');
   t.notOk(/password|authorization/i.test(raw), 'no password or Authorization header in the log');
-  t.notOk(lines.some((l) => l.req || l.res), 'no request/response dumps');
+  t.notOk(
+    lines.some((l) => l.req || l.res),
+    'no request/response dumps',
+  );
 });

@@ -40,7 +40,9 @@ t.test('console access through the console proxy agent', async (t) => {
 
   // The agent is spawned when the node starts serving, while the world is built.
   const w = await buildWorld(zs, { virtualRouter: false, hosts: 2 });
-  const vm = (await zs.createVmInstance({ name: 'vm-console', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })).inventory;
+  const vm = (
+    await zs.createVmInstance({ name: 'vm-console', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })
+  ).inventory;
   const url = (c: { scheme: string; hostname: string; port: number }, token: string) => `${c.scheme}://${c.hostname}:${c.port}/?token=${token}`;
   await until('the agent spawned at boot to connect', async () => (await agentOf())?.status === 'Connected');
   await zs.updateGlobalConfig({ category: 'console', name: 'agent.ping.interval', value: '1' });
@@ -53,7 +55,11 @@ t.test('console access through the console proxy agent', async (t) => {
     const { inventories } = await zs.queryConsoleProxyAgent({});
     t.equal(inventories!.length, 1);
     t.match(inventories![0], {
-      uuid: nodeUuid, managementIp: '127.0.0.1', type: 'ManagementServerConsoleProxy', status: 'Connected', state: 'Enabled',
+      uuid: nodeUuid,
+      managementIp: '127.0.0.1',
+      type: 'ManagementServerConsoleProxy',
+      status: 'Connected',
+      state: 'Enabled',
       consoleProxyPort: port,
     });
     t.ok(consoles.agents.pid, 'a child process');
@@ -74,7 +80,7 @@ t.test('console access through the console proxy agent', async (t) => {
 
     const opened = await openWs(url(c, c.token));
     const hs = await rfbHandshake(opened);
-    t.equal(hs.version, 'RFB 003.008\n', 'the simulated VM\'s banner');
+    t.equal(hs.version, 'RFB 003.008\n', "the simulated VM's banner");
     t.same(hs.types, [1, 1], 'security type None');
     t.equal(hs.securityResult, 0);
     t.equal(hs.name, vm.uuid, 'ServerInit names the VM');
@@ -97,7 +103,12 @@ t.test('console access through the console proxy agent', async (t) => {
     t.equal((await refused(`${c.scheme}://${c.hostname}:${c.port}/`)).status, 401, 'no token');
 
     // Another session gets its own token: tokens are never shared between sessions.
-    const other = new (zs.constructor as typeof import('../../sdk/src/index.js').ZStackClient)({ endpoint: s.url, accountName: 'admin', password: 'password', pollIntervalMs: 20 });
+    const other = new (zs.constructor as typeof import('../../sdk/src/index.js').ZStackClient)({
+      endpoint: s.url,
+      accountName: 'admin',
+      password: 'password',
+      pollIntervalMs: 20,
+    });
     const theirs = (await other.requestConsoleAccess({ vmInstanceUuid: vm.uuid })).inventory;
     const mine = (await zs.requestConsoleAccess({ vmInstanceUuid: vm.uuid })).inventory;
     t.not(theirs.token, mine.token);
@@ -182,7 +193,7 @@ t.test('console access through the console proxy agent', async (t) => {
     t.match(e.details, /Disconnected/);
 
     const all = await zs.reconnectConsoleProxyAgent({});
-    t.same(all.inventory, { [nodeUuid]: true }, 'every agent (this node\'s) reconnected');
+    t.same(all.inventory, { [nodeUuid]: true }, "every agent (this node's) reconnected");
     t.equal((await agentOf()).status, 'Connected');
     const unknown = await zs.reconnectConsoleProxyAgent({ agentUuids: ['f'.repeat(32)] });
     t.match(unknown.inventory['f'.repeat(32)], { code: 'SYS.1007' }, 'an unknown agent gets an error entry');
@@ -199,7 +210,7 @@ t.test('console access through the console proxy agent', async (t) => {
     const peer = await s.startPeer();
     t.teardown(() => peer.close());
     const peerAgent = async () => (await zs.queryConsoleProxyAgent({ q: [`uuid=${peer.nodeUuid}`] })).inventories![0];
-    await until('the peer\'s agent to connect', async () => (await peerAgent())?.status === 'Connected');
+    await until("the peer's agent to connect", async () => (await peerAgent())?.status === 'Connected');
     t.equal((await zs.queryConsoleProxyAgent({ count: true })).total, 2, 'one agent per management node');
     const pid = peer.services.consoles.agents.pid;
     t.ok(pid);
@@ -236,7 +247,14 @@ t.test('console access through the console proxy agent', async (t) => {
   });
 
   t.test('destroying a VM revokes its tokens; expunging it forgets them', async (t) => {
-    const vm2 = (await zs.createVmInstance({ name: 'vm-destroyed', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })).inventory;
+    const vm2 = (
+      await zs.createVmInstance({
+        name: 'vm-destroyed',
+        instanceOfferingUuid: w.instanceOfferingUuid,
+        imageUuid: w.imageUuid,
+        l3NetworkUuids: [w.l3NetworkUuid],
+      })
+    ).inventory;
     const { inventory: c } = await zs.requestConsoleAccess({ vmInstanceUuid: vm2.uuid });
     const live = await openWs(url(c, c.token));
     await rfbHandshake(live);
@@ -294,7 +312,7 @@ t.test('console access through the console proxy agent', async (t) => {
     t.equal((await rfbHandshake(opened)).version, 'RFB 003.008\n', 'through the deployed agent');
     opened.ws.close();
     const e = await zs.updateConsoleProxyAgent({ uuid: nodeUuid, consoleProxyOverriddenIp: '0.0.0.0', consoleProxyPort: 4901 }).catch((x) => x);
-    t.equal(e.httpStatus, 400, 'the deployed agent\'s port cannot be moved');
+    t.equal(e.httpStatus, 400, "the deployed agent's port cannot be moved");
 
     // A redeploy with nothing changed leaves the running agent alone (and keeps its secret).
     t.same((await zs.reconnectConsoleProxyAgent({})).inventory, { [nodeUuid]: true });

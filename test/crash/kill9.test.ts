@@ -35,7 +35,14 @@ const client = (url: string, retry = true) =>
 
 await start();
 let zs = client(server!.url);
-const world = await buildWorld(zs, { hosts: 10, hostCpu: 16, hostMemory: 32 * 2 ** 30, virtualRouter: false, startIp: '192.168.201.1', endIp: '192.168.203.250' });
+const world = await buildWorld(zs, {
+  hosts: 10,
+  hostCpu: 16,
+  hostMemory: 32 * 2 ** 30,
+  virtualRouter: false,
+  startIp: '192.168.201.1',
+  endIp: '192.168.203.250',
+});
 await zs.updateGlobalConfig({ category: 'vm', name: 'reconcile.interval', value: '1' });
 await zs.updateGlobalConfig({ category: 'gc', name: 'scanInterval', value: '1' });
 
@@ -46,7 +53,12 @@ async function crashRound(name: string, prepare: () => Promise<{ storm: (zs: ZSt
   await t.test(name, async (t) => {
     const { storm, condition, n } = await prepare();
     const stormClient = client(server!.url, false);
-    const calls = storm(stormClient).map((p) => p.then(() => 'ok', () => 'failed'));
+    const calls = storm(stormClient).map((p) =>
+      p.then(
+        () => 'ok',
+        () => 'failed',
+      ),
+    );
     const reached = await checker.waitCount(condition, n);
     await server!.kill9();
     const outcomes = await Promise.all(calls);
@@ -63,7 +75,14 @@ async function crashRound(name: string, prepare: () => Promise<{ storm: (zs: ZSt
     t.same(report.violations, [], 'every invariant holds after the restart');
     zs = client(server!.url);
     // The server works normally afterwards: one more VM can be created and destroyed.
-    const vm = (await zs.createVmInstance({ name: `after-${name}`, instanceOfferingUuid: world.instanceOfferingUuid, imageUuid: world.imageUuid, l3NetworkUuids: [world.l3NetworkUuid] })).inventory;
+    const vm = (
+      await zs.createVmInstance({
+        name: `after-${name}`,
+        instanceOfferingUuid: world.instanceOfferingUuid,
+        imageUuid: world.imageUuid,
+        l3NetworkUuids: [world.l3NetworkUuid],
+      })
+    ).inventory;
     t.equal(vm.state, 'Running');
     await zs.destroyVmInstance({ uuid: vm.uuid });
   });
@@ -71,10 +90,19 @@ async function crashRound(name: string, prepare: () => Promise<{ storm: (zs: ZSt
 
 const creations = (count: number, tag: string) => (zs: ZStackClient) =>
   Array.from({ length: count }, (_, i) =>
-    zs.createVmInstance({ name: `${tag}-${i}`, instanceOfferingUuid: world.instanceOfferingUuid, imageUuid: world.imageUuid, l3NetworkUuids: [world.l3NetworkUuid] }),
+    zs.createVmInstance({
+      name: `${tag}-${i}`,
+      instanceOfferingUuid: world.instanceOfferingUuid,
+      imageUuid: world.imageUuid,
+      l3NetworkUuids: [world.l3NetworkUuid],
+    }),
   );
 
-const creationRound = (tag: string, killAfter: number) => async () => ({ storm: creations(200, tag), condition: VMS, n: (await checker.count(VMS)) + killAfter });
+const creationRound = (tag: string, killAfter: number) => async () => ({
+  storm: creations(200, tag),
+  condition: VMS,
+  n: (await checker.count(VMS)) + killAfter,
+});
 await crashRound('kill -9 early in 200 creations', creationRound('early', 20));
 await crashRound('kill -9 midway through 200 creations', creationRound('mid', 100));
 await crashRound('kill -9 late in 200 creations', creationRound('late', 185));
@@ -92,8 +120,11 @@ await t.test('npm run check:invariants: the operator script agrees', async (t) =
   const { execFile } = await import('node:child_process');
   const run = (env: Record<string, string>) =>
     new Promise<{ code: number; out: string }>((res) =>
-      execFile(process.execPath, ['--import', 'tsx', 'server/scripts/check-invariants.ts'], { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ...env } }, (e, stdout, stderr) =>
-        res({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', 'server/scripts/check-invariants.ts'],
+        { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ...env } },
+        (e, stdout, stderr) => res({ code: e ? Number((e as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
       ),
     );
   const ok = await run({ DATABASE_URL: database.url, ZSTACK_SIMULATOR_URL: sim.url, ZSTACK_AGENT_SECRET: AGENT_SECRET });

@@ -107,9 +107,7 @@ export class Checker {
       agents: async (hostUuids) => {
         const out: HostVmReport[] = [];
         for (const hostUuid of hostUuids) {
-          const r = await this.agents
-            .call(this.simulatorUrl, '/vm/vmsync', {}, { targetUuid: hostUuid, timeoutMs: 5000 })
-            .catch(() => undefined);
+          const r = await this.agents.call(this.simulatorUrl, '/vm/vmsync', {}, { targetUuid: hostUuid, timeoutMs: 5000 }).catch(() => undefined);
           if (r) out.push({ hostUuid, states: r.states ?? {} });
         }
         return out;

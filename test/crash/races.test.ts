@@ -13,7 +13,14 @@ import { buildWorld, type World } from '../lib/world.js';
 const s: TestServer = await startServer();
 t.teardown(() => s.close());
 const { app, client: zs } = s;
-const w: World = await buildWorld(zs, { hosts: 3, hostCpu: 32, hostMemory: 32 * 2 ** 30, virtualRouter: false, startIp: '192.168.201.1', endIp: '192.168.203.250' });
+const w: World = await buildWorld(zs, {
+  hosts: 3,
+  hostCpu: 32,
+  hostMemory: 32 * 2 ** 30,
+  virtualRouter: false,
+  startIp: '192.168.201.1',
+  endIp: '192.168.203.250',
+});
 await zs.updateGlobalConfig({ category: 'vm', name: 'reconcile.interval', value: '1' });
 const check = () => checkInvariants(app.db, { agents: (uuids) => agentVmReports(app.contextOf('vm'), uuids) });
 /** The checker passes (repairs take at most a reconciliation round or two). */
@@ -25,7 +32,11 @@ async function invariantsHold(ms = 30_000) {
     await new Promise((res) => setTimeout(res, 200));
   }
 }
-const codeOf = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code ?? String(e));
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: { code?: string }) => e.code ?? String(e),
+  );
 const create = (name: string, extra: Record<string, unknown> = {}) =>
   zs.createVmInstance({ name, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid], ...extra });
 
@@ -53,7 +64,10 @@ t.test('10 concurrent CreateVirtualRouterOffering isDefault=true leave one defau
 t.test('concurrent CreateAccount with one name: one account, the others the argument error', async (t) => {
   const results = await Promise.all(Array.from({ length: 8 }, () => codeOf(zs.createAccount({ name: 'twin', password: 'password' }))));
   t.equal(results.filter((r) => r === 'ok').length, 1);
-  t.same(results.filter((r) => r !== 'ok'), Array(7).fill('SYS.1007'));
+  t.same(
+    results.filter((r) => r !== 'ok'),
+    Array(7).fill('SYS.1007'),
+  );
 });
 
 t.test('DeleteHost while VMs are created on it: none stays on the deleted host', async (t) => {
@@ -63,7 +77,10 @@ t.test('DeleteHost while VMs are created on it: none stays on the deleted host',
   const deleted = await codeOf(zs.deleteHost({ uuid: hostUuid }));
   const results = await Promise.all(creations);
   t.equal(deleted, 'ok');
-  t.ok(results.every((r) => ['ok', 'SYS.1003', 'SYS.1007', 'HOST_ALLOCATION.1001', 'HOST.1010', 'SYS.1006'].includes(r)), `answers: ${[...new Set(results)]}`);
+  t.ok(
+    results.every((r) => ['ok', 'SYS.1003', 'SYS.1007', 'HOST_ALLOCATION.1001', 'HOST.1010', 'SYS.1006'].includes(r)),
+    `answers: ${[...new Set(results)]}`,
+  );
   t.notOk(results.includes('SYS.1000'));
   const left = await rows(app.db, sql`SELECT uuid, state FROM vm_instances WHERE host_uuid = ${hostUuid}`);
   t.same(left, [], 'no VM names the deleted host');
@@ -97,7 +114,13 @@ t.test('DeleteL3Network racing AttachNetworkServiceToL3Network: the attach answe
     t.equal(del, 'ok');
     t.ok(attach === 'ok' || attach === 'SYS.1003', `attach answered ${attach}`);
   }
-  t.same(await rows(app.db, sql`SELECT l3_network_uuid FROM network_service_l3_refs r WHERE NOT EXISTS (SELECT 1 FROM l3_networks l WHERE l.uuid = r.l3_network_uuid)`), []);
+  t.same(
+    await rows(
+      app.db,
+      sql`SELECT l3_network_uuid FROM network_service_l3_refs r WHERE NOT EXISTS (SELECT 1 FROM l3_networks l WHERE l.uuid = r.l3_network_uuid)`,
+    ),
+    [],
+  );
 });
 
 t.test('deadlocks are retried; after the retries a clear error, never SYS.1000', async (t) => {
@@ -117,7 +140,10 @@ t.test('deadlocks are retried; after the retries a clear error, never SYS.1000',
   const e = toApiError(Object.assign(new Error('deadlock detected'), { code: '40P01', severity: 'ERROR' }));
   t.match(e.error, { code: 'SYS.1006', details: /deadlock/ });
   t.notMatch(e.error.details!, /UPDATE|SELECT/);
-  t.equal(toApiError(new Error('x', { cause: { code: '23505', severity: 'ERROR', message: 'duplicate', detail: 'Key (name)=(twin) already exists.' } })).error.code, 'SYS.1007');
+  t.equal(
+    toApiError(new Error('x', { cause: { code: '23505', severity: 'ERROR', message: 'duplicate', detail: 'Key (name)=(twin) already exists.' } })).error.code,
+    'SYS.1007',
+  );
 });
 
 t.test('a refused deletion puts the fenced state back', async (t) => {

@@ -26,7 +26,8 @@ const simulator = async (path: string, body: object) => {
   });
   return res.json() as Promise<{ vms?: Array<{ uuid: string; state: string }> }>;
 };
-const onHost = async (hostUuid: string) => ((await simulator('/simulator/vms', { hostUuid })).vms ?? []).filter((v) => v.state !== 'Stopped').map((v) => v.uuid);
+const onHost = async (hostUuid: string) =>
+  ((await simulator('/simulator/vms', { hostUuid })).vms ?? []).filter((v) => v.state !== 'Stopped').map((v) => v.uuid);
 const vmRow = async (uuid: string) => (await rows<Record<string, unknown>>(db, sql`SELECT state, host_uuid FROM vm_instances WHERE uuid = ${uuid}`))[0];
 /** As a crash leaves it: the row changed long ago. */
 const age = (uuid: string) => db.execute(sql`UPDATE vm_instances SET last_op_date = now() - interval '1 hour' WHERE uuid = ${uuid}`);

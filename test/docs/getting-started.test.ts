@@ -15,7 +15,10 @@ import { startServer } from '../lib/harness.js';
 const run = promisify(execFile);
 const repo = resolve(import.meta.dirname, '../..');
 const PAGE_ENDPOINT = 'http://localhost:8080';
-const hasJq = await run('jq', ['--version']).then(() => true, () => false);
+const hasJq = await run('jq', ['--version']).then(
+  () => true,
+  () => false,
+);
 
 t.test('the page is served, linked from the reference, and shows both programs', async (t) => {
   const app = Fastify();
@@ -26,7 +29,12 @@ t.test('the page is served, linked from the reference, and shows both programs',
   const page = await app.inject({ method: 'GET', url: '/zstack/docs/getting-started' });
   t.equal(page.statusCode, 200);
   t.match(page.headers['content-security-policy'], /default-src 'none'/);
-  const text = page.body.replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  const text = page.body
+    .replace(/&#39;/g, "'")
+    .replace(/&quot;/g, '"')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
   t.ok(text.includes(FIRST_VM_SDK.trimEnd()), 'the SDK program');
   t.ok(text.includes(FIRST_VM_CLI.trimEnd()), 'the CLI program');
 });

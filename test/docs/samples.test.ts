@@ -61,7 +61,10 @@ t.test('every TypeScript sample type-checks against the SDK (tsc --strict)', asy
     writeFileSync(join(dir, `${op.operationId}.mts`), sdk.source + '\n');
     n++;
   }
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ extends: '../../../tsconfig.base.json', compilerOptions: { noEmit: true, skipLibCheck: true }, include: ['*.mts'] }));
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({ extends: '../../../tsconfig.base.json', compilerOptions: { noEmit: true, skipLibCheck: true }, include: ['*.mts'] }),
+  );
   const result = await run(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', dir], { cwd: repo }).then(
     () => '',
     (e) => String(e.stdout) + String(e.stderr),
@@ -81,7 +84,13 @@ t.test('samples run against a live server in all three forms', async (t) => {
     rmSync(home, { recursive: true, force: true });
   });
   const port = new URL(s.url).port;
-  const env: Record<string, string | undefined> = { ...process.env, HOME: home, PATH: `${bin}:${process.env.PATH}`, ZSTACK_HOST: '127.0.0.1', ZSTACK_PORT: port };
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    HOME: home,
+    PATH: `${bin}:${process.env.PATH}`,
+    ZSTACK_HOST: '127.0.0.1',
+    ZSTACK_PORT: port,
+  };
   let file = 0;
 
   /** The operation's samples, rendered by the generator's own code, with `override` on top of the example values. */
@@ -145,9 +154,14 @@ t.test('samples run against a live server in all three forms', async (t) => {
 
   // A world (zone, cluster, hosts, storage, image, L3) to create VMs in, through CreateVmInstance's samples.
   const w = await buildWorld(s.client, { virtualRouter: false });
-  const attach = samplesFor('AttachNetworkServiceToL3Network', { path: { l3NetworkUuid: w.l3NetworkUuid }, body: { networkServices: { [w.flatProviderUuid]: ['DHCP', 'Userdata'] } } });
+  const attach = samplesFor('AttachNetworkServiceToL3Network', {
+    path: { l3NetworkUuid: w.l3NetworkUuid },
+    body: { networkServices: { [w.flatProviderUuid]: ['DHCP', 'Userdata'] } },
+  });
   t.match(await runSdk(attach['TypeScript SDK']), /networkServices/, 'AttachNetworkServiceToL3Network (SDK)');
-  const vms = await all('CreateVmInstance', { body: { instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] } });
+  const vms = await all('CreateVmInstance', {
+    body: { instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] },
+  });
   t.equal(json(vms.curl).inventory.state, 'Running', 'curl created a running VM');
   t.match(vms['TypeScript SDK'], /state: 'Running'/, 'the SDK created a running VM');
   t.equal(json(vms['zstack-cli']).inventory.state, 'Running', 'the CLI created a running VM');

@@ -36,7 +36,12 @@ t.test('maxItems splits a long queue; a failing batch is retried item by item, s
     if (items.includes(3)) throw new Error('batch with 3 failed');
     return items;
   }, 2);
-  const all = [0, 1, 2, 3, 4].map((i) => b.add(i).then((v) => `ok ${v}`, (e: Error) => e.message));
+  const all = [0, 1, 2, 3, 4].map((i) =>
+    b.add(i).then(
+      (v) => `ok ${v}`,
+      (e: Error) => e.message,
+    ),
+  );
   release();
   t.same(await Promise.all(all), ['ok 0', 'ok 1', 'ok 2', 'batch with 3 failed', 'ok 4'], 'batches [0], [1, 2], [3, 4] → [3], [4]');
   t.equal(b.batches, 5);

@@ -22,9 +22,18 @@ const b = checkBoundaries(SRC);
 
 t.test('the scanner sees the imports (guards the check itself)', async (t) => {
   const edges = importEdges(SRC);
-  t.ok(edges.some((e) => e.from === 'main.ts' && e.to === 'app.ts'), 'main.ts → app.ts');
-  t.ok(edges.some((e) => e.from === 'virtual-router/service.ts' && e.to === 'vm/index.ts'), 'virtual-router → vm/index.ts');
-  t.ok(edges.some((e) => e.from === 'vm/index.ts' && e.to === 'vm/service.ts'), 'a domain imports its own files');
+  t.ok(
+    edges.some((e) => e.from === 'main.ts' && e.to === 'app.ts'),
+    'main.ts → app.ts',
+  );
+  t.ok(
+    edges.some((e) => e.from === 'virtual-router/service.ts' && e.to === 'vm/index.ts'),
+    'virtual-router → vm/index.ts',
+  );
+  t.ok(
+    edges.some((e) => e.from === 'vm/index.ts' && e.to === 'vm/service.ts'),
+    'a domain imports its own files',
+  );
 });
 
 for (const key of Object.keys(ALLOWED) as Array<keyof typeof ALLOWED>) {

@@ -29,10 +29,21 @@ t.test('flow: after the deadline, rollbacks still run with their own budget', as
   const log: string[] = [];
   const ctx = backgroundContext('TestApi', 300);
   const flow = runInContext(ctx, () =>
-    runFlow('slow', [
-      { name: 'reserve', run: async () => void log.push('reserved'), rollback: async () => { await sleep(50); log.push('released'); } },
-      { name: 'hang', run: (_d, signal) => sleep(5000, undefined, { signal }) },
-    ], {}),
+    runFlow(
+      'slow',
+      [
+        {
+          name: 'reserve',
+          run: async () => void log.push('reserved'),
+          rollback: async () => {
+            await sleep(50);
+            log.push('released');
+          },
+        },
+        { name: 'hang', run: (_d, signal) => sleep(5000, undefined, { signal }) },
+      ],
+      {},
+    ),
   );
   await t.rejects(flow, apiError({ code: 'SYS.1001' }));
   t.same(log, ['reserved', 'released'], 'the reservation was returned although the API had timed out');
@@ -42,17 +53,21 @@ t.test('flow: a step interrupted by the deadline that still completes is rolled 
   const log: string[] = [];
   const ctx = backgroundContext('TestApi', 100);
   const flow = runInContext(ctx, () =>
-    runFlow('late', [
-      {
-        name: 'slow-commit',
-        // Ignores its signal, like a database transaction that commits after the timeout fired.
-        run: async () => {
-          await sleep(300);
-          log.push('committed');
+    runFlow(
+      'late',
+      [
+        {
+          name: 'slow-commit',
+          // Ignores its signal, like a database transaction that commits after the timeout fired.
+          run: async () => {
+            await sleep(300);
+            log.push('committed');
+          },
+          rollback: async () => void log.push('undone'),
         },
-        rollback: async () => void log.push('undone'),
-      },
-    ], {}),
+      ],
+      {},
+    ),
   );
   await t.rejects(flow, apiError({ code: 'SYS.1001' }));
   t.same(log, ['committed', 'undone'], 'what the interrupted step did was rolled back');
@@ -119,7 +134,11 @@ t.test('locks', async (t) => {
   });
   await inside;
   const ctx = backgroundContext('Waiter', 100);
-  await t.rejects(runInContext(ctx, () => locksB.withLock('host:h', async () => 'never')), apiError({ code: 'SYS.1001' }), 'waiting respects the deadline');
+  await t.rejects(
+    runInContext(ctx, () => locksB.withLock('host:h', async () => 'never')),
+    apiError({ code: 'SYS.1001' }),
+    'waiting respects the deadline',
+  );
   await holder;
   t.equal(await locksB.withLock('host:h', async () => 'free'), 'free', 'the lock is usable afterwards');
 

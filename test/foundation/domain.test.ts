@@ -14,8 +14,14 @@ t.test('modules are ordered after the providers of their needs, otherwise as giv
   const host = mod('host', [], ['hosts']);
   const network = mod('network', [], ['networks']);
   const zone = mod('zone', [], []);
-  t.same(orderModules([vm, zone, host, network]).map((m) => m.name), ['host', 'network', 'vm', 'zone']);
-  t.same(orderModules([zone, host, network, vm]).map((m) => m.name), ['zone', 'host', 'network', 'vm']);
+  t.same(
+    orderModules([vm, zone, host, network]).map((m) => m.name),
+    ['host', 'network', 'vm', 'zone'],
+  );
+  t.same(
+    orderModules([zone, host, network, vm]).map((m) => m.name),
+    ['zone', 'host', 'network', 'vm'],
+  );
 });
 
 t.test('a need nobody provides fails with a clear message', async (t) => {
@@ -30,7 +36,9 @@ t.test('a circle of needs fails naming the circle', async (t) => {
 });
 
 t.test('a service provided twice fails', async (t) => {
-  t.throws(() => orderModules([mod('a', [], ['hosts']), mod('b', [], ['hosts'])]), { message: "service 'hosts' is provided by both domain 'a' and domain 'b'" });
+  t.throws(() => orderModules([mod('a', [], ['hosts']), mod('b', [], ['hosts'])]), {
+    message: "service 'hosts' is provided by both domain 'a' and domain 'b'",
+  });
 });
 
 t.test('use and provide are checked against the declaration, also after registration', async (t) => {

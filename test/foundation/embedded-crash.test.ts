@@ -28,7 +28,10 @@ t.test('10 rounds of kill -9 during writes: every start succeeds, every acknowle
     if (lastPostgres && alive(lastPostgres)) process.kill(lastPostgres, 'SIGKILL');
   });
   for (let round = 1; round <= 10; round++) {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/foundation/fixtures/embedded-writer.ts', dataDir], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/foundation/fixtures/embedded-writer.ts', dataDir], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const err: string[] = [];
     createInterface({ input: child.stderr! }).on('line', (l) => err.push(l));
     let ready: { ready: string; postgresPid: number } | undefined;

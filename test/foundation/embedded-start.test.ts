@@ -50,8 +50,13 @@ t.test('start-up refusals are one line, before any work', { skip: missing }, asy
   const postmasterPid = readFileSync(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8');
 
   await t.test('a second start on the same data directory', async (t) => {
-    await refused(t, { ZSTACK_DATA_DIR: dataDir, ZSTACK_PORT: String(await freePort()) },
-      new RegExp(`^zstack: cannot start: the data directory .* is in use by another ZStack-TS server \\(pid ${a.child.pid}\\): stop it, or set ZSTACK_DATA_DIR`));
+    await refused(
+      t,
+      { ZSTACK_DATA_DIR: dataDir, ZSTACK_PORT: String(await freePort()) },
+      new RegExp(
+        `^zstack: cannot start: the data directory .* is in use by another ZStack-TS server \\(pid ${a.child.pid}\\): stop it, or set ZSTACK_DATA_DIR`,
+      ),
+    );
     const since = readFileSync(log, 'utf8').slice(logSize);
     t.notMatch(since, /starting PostgreSQL|lock file|another postmaster|initdb/i, 'no database start was tried (nothing in its log)');
     t.equal(readFileSync(join(dataDir, 'postgres', 'postmaster.pid'), 'utf8'), postmasterPid, 'the running database is the same');
@@ -59,15 +64,22 @@ t.test('start-up refusals are one line, before any work', { skip: missing }, asy
 
   await t.test('a taken port', async (t) => {
     const other = tmp(t);
-    await refused(t, { ZSTACK_DATA_DIR: other, ZSTACK_PORT: String(port) }, new RegExp(`^zstack: cannot start: port ${port} on 127\\.0\\.0\\.1 is already in use .*set ZSTACK_PORT`));
+    await refused(
+      t,
+      { ZSTACK_DATA_DIR: other, ZSTACK_PORT: String(port) },
+      new RegExp(`^zstack: cannot start: port ${port} on 127\\.0\\.0\\.1 is already in use .*set ZSTACK_PORT`),
+    );
     t.notOk(existsSync(join(other, 'postgres')), 'checked before the database was set up');
     t.notOk(existsSync(join(other, 'server.lock')), 'the lock was released');
   });
 
   await t.test('a database that cannot be reached', async (t) => {
     const closed = await freePort();
-    await refused(t, { ZSTACK_DATA_DIR: tmp(t), ZSTACK_PORT: String(await freePort()), DATABASE_URL: `postgres://postgres:secret@127.0.0.1:${closed}/zstack` },
-      /^zstack: cannot start: cannot reach the database at DATABASE_URL \(postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/zstack\): .*Start PostgreSQL or fix DATABASE_URL/);
+    await refused(
+      t,
+      { ZSTACK_DATA_DIR: tmp(t), ZSTACK_PORT: String(await freePort()), DATABASE_URL: `postgres://postgres:secret@127.0.0.1:${closed}/zstack` },
+      /^zstack: cannot start: cannot reach the database at DATABASE_URL \(postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/zstack\): .*Start PostgreSQL or fix DATABASE_URL/,
+    );
   });
 
   await t.test('a bad ZSTACK_PORT', async (t) => {
@@ -101,9 +113,18 @@ t.test('kill -9 of the server: no child survives; the next start has every ackno
   await client.addSimulatorBackupStorage({ name: 'bs', url: '/bs', totalCapacity: 2 ** 30, availableCapacity: 2 ** 30 });
   await client.reconnectConsoleProxyAgent({});
   const kids = processTree(a.child.pid!).filter((p) => p !== a.child.pid);
-  t.ok(kids.some((p) => commandOf(p).includes(' console-proxy ')), 'a console proxy agent runs');
-  t.ok(kids.some((p) => commandOf(p).includes(' simulator ')), 'a simulator agent runs');
-  t.ok(kids.some((p) => /bin\/postgres /.test(commandOf(p))), 'PostgreSQL runs');
+  t.ok(
+    kids.some((p) => commandOf(p).includes(' console-proxy ')),
+    'a console proxy agent runs',
+  );
+  t.ok(
+    kids.some((p) => commandOf(p).includes(' simulator ')),
+    'a simulator agent runs',
+  );
+  t.ok(
+    kids.some((p) => /bin\/postgres /.test(commandOf(p))),
+    'PostgreSQL runs',
+  );
   // Writes in flight when it dies (not acknowledged: may or may not be there).
   const inflight = Promise.allSettled(Array.from({ length: 5 }, (_, i) => client.createZone({ name: `inflight-${i}` })));
   a.child.kill('SIGKILL');

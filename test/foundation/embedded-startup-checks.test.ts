@@ -22,7 +22,10 @@ t.test('the data directory lock', async (t) => {
   t.match(readFileSync(lock.file, 'utf8'), new RegExp(`^${process.pid}\\n`), 'holds our pid');
   // A live other owner (pid 1, its real start time) refuses the start.
   writeFileSync(lock.file, `1\n${processStartTime(1) ?? ''}\n`);
-  t.throws(() => lockDataDir(d), new StartupError(`the data directory ${d} is in use by another ZStack-TS server (pid 1): stop it, or set ZSTACK_DATA_DIR to another directory`));
+  t.throws(
+    () => lockDataDir(d),
+    new StartupError(`the data directory ${d} is in use by another ZStack-TS server (pid 1): stop it, or set ZSTACK_DATA_DIR to another directory`),
+  );
   lock.release();
   t.ok(existsSync(lock.file), "release leaves another owner's lock alone");
 
@@ -58,7 +61,10 @@ t.test('the port probe', async (t) => {
   const srv = createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
   const port = (srv.address() as { port: number }).port;
-  await t.rejects(checkPortFree('127.0.0.1', port), new StartupError(`port ${port} on 127.0.0.1 is already in use (another ZStack-TS server?): stop what holds it, or set ZSTACK_PORT to a free port`));
+  await t.rejects(
+    checkPortFree('127.0.0.1', port),
+    new StartupError(`port ${port} on 127.0.0.1 is already in use (another ZStack-TS server?): stop what holds it, or set ZSTACK_PORT to a free port`),
+  );
   await new Promise((r) => srv.close(r));
   await t.resolves(checkPortFree('127.0.0.1', port), 'free once released');
   await t.resolves(checkPortFree('127.0.0.1', 0), 'port 0: any free port');
@@ -68,9 +74,15 @@ t.test('the port probe', async (t) => {
 t.test('one-line messages', async (t) => {
   t.equal(startupMessage(new StartupError('ours')), 'ours');
   const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1\n    at x'), { code: 'ECONNREFUSED' });
-  t.equal(startupMessage(refused, { databaseUrl: 'postgres://u:pw@127.0.0.1:1/db' }),
-    'cannot reach the database at DATABASE_URL (postgres://u:***@127.0.0.1:1/db): connect ECONNREFUSED 127.0.0.1:1. Start PostgreSQL or fix DATABASE_URL (unset it to use the embedded database).');
-  t.equal(startupMessage(Object.assign(new AggregateError([new Error('inner failure')], ''), { code: 'EX' })), 'inner failure (EX)', 'an AggregateError: its first error');
+  t.equal(
+    startupMessage(refused, { databaseUrl: 'postgres://u:pw@127.0.0.1:1/db' }),
+    'cannot reach the database at DATABASE_URL (postgres://u:***@127.0.0.1:1/db): connect ECONNREFUSED 127.0.0.1:1. Start PostgreSQL or fix DATABASE_URL (unset it to use the embedded database).',
+  );
+  t.equal(
+    startupMessage(Object.assign(new AggregateError([new Error('inner failure')], ''), { code: 'EX' })),
+    'inner failure (EX)',
+    'an AggregateError: its first error',
+  );
   t.equal(startupMessage(new Error('first\nsecond')), 'first', 'the first line only');
   t.equal(startupMessage('text'), 'text');
   t.equal(redactUrl('not a url'), '(unparsable URL)');

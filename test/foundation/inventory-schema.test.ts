@@ -10,7 +10,7 @@ import type { InventoryDescriptor } from '../../server/src/core/query.js';
 t.test('derived foreign-key expansions equal the hand-written ones', async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
-  const descriptors = [...((s.app.query as unknown as { descriptors: Map<string, InventoryDescriptor> }).descriptors.values())];
+  const descriptors = [...(s.app.query as unknown as { descriptors: Map<string, InventoryDescriptor> }).descriptors.values()];
   t.ok(descriptors.length > 20, `${descriptors.length} descriptors registered`);
   const byTable = new Map<PgTable, string[]>();
   for (const d of descriptors) byTable.set(d.table, [...(byTable.get(d.table) ?? []), d.name]);

@@ -74,7 +74,10 @@ t.test('jobs', async (t) => {
     });
     t.teardown(() => void s.app.handlers.set('UpdateZone', original));
     const started = Date.now();
-    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, {
+      body: { updateZone: { name: 'y' } },
+      headers: { ...auth, 'X-API-Timeout': '1' },
+    });
     t.equal(res.json.apiTimeout, 1000, 'the 202 reports the effective timeout');
     const done = await pollJob(res.json.location);
     const elapsed = Date.now() - started;
@@ -94,29 +97,36 @@ t.test('jobs', async (t) => {
     let lateSuccess = false;
     s.app.handlers.set('UpdateZone', {
       run: async (): Promise<any> => {
-        await runFlow('slow-rollback', [
-          {
-            name: 'reserve',
-            run: async () => void reserved.add('thing'),
-            rollback: async () => {
-              await sleep(1500);
-              reserved.delete('thing');
-              rolledBackAt = Date.now();
+        await runFlow(
+          'slow-rollback',
+          [
+            {
+              name: 'reserve',
+              run: async () => void reserved.add('thing'),
+              rollback: async () => {
+                await sleep(1500);
+                reserved.delete('thing');
+                rolledBackAt = Date.now();
+              },
             },
-          },
-          {
-            name: 'slow-agent',
-            run: async (_d, signal) => {
-              await sleep(10_000, undefined, { signal });
-              lateSuccess = true;
+            {
+              name: 'slow-agent',
+              run: async (_d, signal) => {
+                await sleep(10_000, undefined, { signal });
+                lateSuccess = true;
+              },
             },
-          },
-        ], {});
+          ],
+          {},
+        );
         return { inventory: zone };
       },
     });
     const started = Date.now();
-    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, {
+      body: { updateZone: { name: 'y' } },
+      headers: { ...auth, 'X-API-Timeout': '1' },
+    });
     const done = await pollJob(res.json.location);
     const reportedAt = Date.now();
     t.equal(done.status, 503);
@@ -141,22 +151,29 @@ t.test('jobs', async (t) => {
     t.teardown(() => void s.app.handlers.set('UpdateZone', original));
     s.app.handlers.set('UpdateZone', {
       run: async (): Promise<any> => {
-        await runFlow('agent-first', [
-          { name: 'reserve', run: async () => undefined, rollback: () => sleep(2000) },
-          {
-            name: 'call-agent',
-            // What the agent client does with an agent's own "deadline exceeded", 40 ms before our timer.
-            run: async () => {
-              const ctx = currentContext()!;
-              await sleep(ctx.deadline - Date.now() - 40);
-              throw timeoutError(ctx, 'agent /slow');
+        await runFlow(
+          'agent-first',
+          [
+            { name: 'reserve', run: async () => undefined, rollback: () => sleep(2000) },
+            {
+              name: 'call-agent',
+              // What the agent client does with an agent's own "deadline exceeded", 40 ms before our timer.
+              run: async () => {
+                const ctx = currentContext()!;
+                await sleep(ctx.deadline - Date.now() - 40);
+                throw timeoutError(ctx, 'agent /slow');
+              },
             },
-          },
-        ], {});
+          ],
+          {},
+        );
         return { inventory: zone };
       },
     });
-    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, {
+      body: { updateZone: { name: 'y' } },
+      headers: { ...auth, 'X-API-Timeout': '1' },
+    });
     const done = await pollJob(res.json.location);
     t.equal(done.json.error.code, 'SYS.1001');
     t.match(done.json.error.details, /API\[UpdateZone\] timed out after \d+ ms \(timeout 1000 ms\) in step\[agent \/slow\]/);
@@ -171,14 +188,21 @@ t.test('jobs', async (t) => {
     const reserved = new Set<string>();
     s.app.handlers.set('UpdateZone', {
       run: async (): Promise<any> => {
-        await runFlow('quick-rollback', [
-          { name: 'reserve', run: async () => void reserved.add('thing'), rollback: async () => void reserved.delete('thing') },
-          { name: 'slow-agent', run: (_d, signal) => sleep(10_000, undefined, { signal }) },
-        ], {});
+        await runFlow(
+          'quick-rollback',
+          [
+            { name: 'reserve', run: async () => void reserved.add('thing'), rollback: async () => void reserved.delete('thing') },
+            { name: 'slow-agent', run: (_d, signal) => sleep(10_000, undefined, { signal }) },
+          ],
+          {},
+        );
         return { inventory: zone };
       },
     });
-    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, {
+      body: { updateZone: { name: 'y' } },
+      headers: { ...auth, 'X-API-Timeout': '1' },
+    });
     const done = await pollJob(res.json.location);
     t.equal(done.json.error.code, 'SYS.1001');
     t.match(done.json.error.details, /in step\[quick-rollback\/slow-agent\]/);
@@ -192,7 +216,10 @@ t.test('jobs', async (t) => {
     t.teardown(() => void s.app.handlers.set('UpdateZone', original));
     // Like a handler's own database write that outlives the deadline (nothing listens to the signal).
     s.app.handlers.set('UpdateZone', { run: async (): Promise<any> => (await sleep(1500), { inventory: zone }) });
-    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, {
+      body: { updateZone: { name: 'y' } },
+      headers: { ...auth, 'X-API-Timeout': '1' },
+    });
     const done = await pollJob(res.json.location);
     t.equal(done.json.error.code, 'SYS.1001');
     t.match(done.json.error.details, /API\[UpdateZone\] timed out after \d+ ms \(timeout 1000 ms\) in step\[UpdateZone\/run\]/);
@@ -212,7 +239,10 @@ t.test('jobs', async (t) => {
         return { inventory: zone };
       },
     });
-    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '1' } });
+    const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, {
+      body: { updateZone: { name: 'y' } },
+      headers: { ...auth, 'X-API-Timeout': '1' },
+    });
     const done = await pollJob(res.json.location);
     t.equal(done.status, 200, 'the outcome is what happened, not a SYS.1001 for work that was done');
     t.equal(done.json.inventory.uuid, zone.uuid);
@@ -231,7 +261,8 @@ t.test('jobs', async (t) => {
           return { inventory: zone };
         }),
     });
-    const send = () => http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '2' } });
+    const send = () =>
+      http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { ...auth, 'X-API-Timeout': '2' } });
     const started = Date.now();
     const res = await send();
     const done = await pollJob(res.json.location);
@@ -256,12 +287,15 @@ t.test('jobs', async (t) => {
     const [i0, f0] = [inserts(), finishes()];
     let runs = 0;
     const dup = 'abcdefabcdefabcdefabcdefabcdef0d';
-    const submit = (uuid: string) =>
-      jobs.submit({ uuid, apiName: 'CreateZone', request: { i: uuid }, timeoutMs: 10_000, run: async () => ({ ran: ++runs }) });
+    const submit = (uuid: string) => jobs.submit({ uuid, apiName: 'CreateZone', request: { i: uuid }, timeoutMs: 10_000, run: async () => ({ ran: ++runs }) });
     const uuids = Array.from({ length: 30 }, (_, i) => `${'f'.repeat(30)}${String(i).padStart(2, '0')}`);
     const submitted = await Promise.all([...uuids.map(submit), submit(dup), submit(dup)]);
     t.equal(submitted.filter((x) => x.created).length, 31, 'every distinct uuid created once');
-    t.same(submitted.slice(30).map((x) => x.job.uuid), [dup, dup], 'the duplicate found the same job');
+    t.same(
+      submitted.slice(30).map((x) => x.job.uuid),
+      [dup, dup],
+      'the duplicate found the same job',
+    );
     await Promise.all([...uuids, dup].map((u) => jobs.wait(u)));
     t.equal(runs, 31, 'the duplicated job ran once');
     t.ok(inserts() - i0 < 10, `31 job starts took ${inserts() - i0} statements`);
@@ -283,7 +317,10 @@ t.test('a job interrupted by a restart ends failed at the next start', async (t)
   const session = await s.client.login();
   const zone = (await s.client.createZone({ name: 'z-crash' })).inventory;
   s.app.handlers.set('UpdateZone', { run: () => new Promise(() => undefined) });
-  const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, { body: { updateZone: { name: 'y' } }, headers: { Authorization: `OAuth ${session}` } });
+  const res = await http(s.url, 'PUT', `/zstack/v1/zones/${zone.uuid}/actions`, {
+    body: { updateZone: { name: 'y' } },
+    headers: { Authorization: `OAuth ${session}` },
+  });
   t.equal(res.status, 202);
   const port = Number(new URL(s.url).port);
   await s.app.crash();

@@ -23,13 +23,29 @@ t.test('VMs are created, queried and destroyed on PGlite (the tryout path)', asy
   });
   // Several of one shape (the reservation's text is rendered once and reused), then one with a data disk.
   const vms = await Promise.all(
-    [1, 2, 3].map((i) => s.client.createVmInstance({ name: `lite-${i}`, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })),
+    [1, 2, 3].map((i) =>
+      s.client.createVmInstance({ name: `lite-${i}`, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] }),
+    ),
   );
-  t.same(vms.map((v) => v.inventory.state), ['Running', 'Running', 'Running']);
+  t.same(
+    vms.map((v) => v.inventory.state),
+    ['Running', 'Running', 'Running'],
+  );
   t.equal(new Set(vms.map((v) => v.inventory.vmNics[0].ip)).size, 3, 'three distinct addresses');
   const disk = (await s.client.createDiskOffering({ name: 'd1', diskSize: 2 ** 30 })).inventory;
-  const big = (await s.client.createVmInstance({ name: 'lite-disk', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid], dataDiskOfferingUuids: [disk.uuid] })).inventory;
-  t.same(big.allVolumes.map((v) => [v.type, v.status]).sort(), [['Data', 'Ready'], ['Root', 'Ready']]);
+  const big = (
+    await s.client.createVmInstance({
+      name: 'lite-disk',
+      instanceOfferingUuid: w.instanceOfferingUuid,
+      imageUuid: w.imageUuid,
+      l3NetworkUuids: [w.l3NetworkUuid],
+      dataDiskOfferingUuids: [disk.uuid],
+    })
+  ).inventory;
+  t.same(big.allVolumes.map((v) => [v.type, v.status]).sort(), [
+    ['Data', 'Ready'],
+    ['Root', 'Ready'],
+  ]);
   const running = await s.client.queryVmInstance({ q: ['state=Running'], replyWithCount: true });
   t.equal(running.total, 4);
   await s.client.destroyVmInstance({ uuid: vms[0].inventory.uuid });

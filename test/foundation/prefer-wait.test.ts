@@ -49,7 +49,7 @@ t.test('the spec: Prefer on every asynchronous operation, documented', async (t)
     for (const [method, op] of Object.entries<any>(item)) {
       const refs = (op.parameters ?? []).map((p: { $ref?: string }) => p.$ref);
       const isAsync = op['x-zstack']?.kind === 'async';
-      t.equal(refs.includes('#/components/parameters/PreferWait'), isAsync, `${method.toUpperCase()} ${path}: Prefer ${isAsync ? 'accepted' : 'not spec\'d'}`);
+      t.equal(refs.includes('#/components/parameters/PreferWait'), isAsync, `${method.toUpperCase()} ${path}: Prefer ${isAsync ? 'accepted' : "not spec'd"}`);
       if (!isAsync) continue;
       async++;
       t.ok(op.responses['200'].$ref || op.responses['200'].headers?.['Preference-Applied'], `${op.operationId}: 200 documents Preference-Applied`);
@@ -71,13 +71,16 @@ t.test('Prefer: wait on asynchronous APIs', async (t) => {
   /** The poll's answer for the job at `location`, raw. */
   const pollOnce = (location: string) => http(s.url, 'GET', new URL(location).pathname);
 
-  t.test('a job finished within the wait: 200 with exactly the poll\'s body, Preference-Applied and Location', async (t) => {
+  t.test("a job finished within the wait: 200 with exactly the poll's body, Preference-Applied and Location", async (t) => {
     const started = Date.now();
-    const res = await http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'z-prefer' } }, headers: { ...auth, Prefer: 'respond-async, wait=5; x=y, handling=lenient' } });
+    const res = await http(s.url, 'POST', '/zstack/v1/zones', {
+      body: { params: { name: 'z-prefer' } },
+      headers: { ...auth, Prefer: 'respond-async, wait=5; x=y, handling=lenient' },
+    });
     t.equal(res.status, 200, 'the final answer, not a 202');
     t.equal(res.headers.get('preference-applied'), 'wait=5');
     const location = res.headers.get('location')!;
-    t.match(location, JOB_URL, 'the job\'s Location is still there');
+    t.match(location, JOB_URL, "the job's Location is still there");
     t.equal(res.json.inventory.name, 'z-prefer');
     t.same(Object.keys(res.json), ['inventory', 'success']);
     t.ok(Date.now() - started < 5000, 'answered when the job ended, not after the whole wait');
@@ -98,7 +101,7 @@ t.test('Prefer: wait on asynchronous APIs', async (t) => {
     t.equal(res.text, (await pollOnce(res.headers.get('location')!)).text);
   });
 
-  t.test('a job that fails within the wait: the poll\'s 503 and error', async (t) => {
+  t.test("a job that fails within the wait: the poll's 503 and error", async (t) => {
     t.teardown(() => void s.app.handlers.set('UpdateZone', original));
     s.app.handlers.set('UpdateZone', {
       run: async (): Promise<any> => {
@@ -138,12 +141,16 @@ t.test('Prefer: wait on asynchronous APIs', async (t) => {
     t.equal(done.json.inventory.uuid, zone.uuid);
   });
 
-  t.test('a malformed wait: 400 SYS.1007 in ZStack\'s shape, nothing runs', async (t) => {
+  t.test("a malformed wait: 400 SYS.1007 in ZStack's shape, nothing runs", async (t) => {
     for (const bad of ['wait=abc', 'wait=0', 'wait=31', 'wait', 'wait=2.5', 'respond-async, wait=-3']) {
       const res = await http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'z-malformed' } }, headers: { ...auth, Prefer: bad } });
       t.equal(res.status, 400, `${bad}: 400`);
       t.same(Object.keys(res.json), ['error'], `${bad}: only error`);
-      t.match(res.json.error, { code: 'SYS.1007', description: String, details: /Prefer: wait must be a whole number of seconds from 1 to 30/ }, `${bad}: SYS.1007`);
+      t.match(
+        res.json.error,
+        { code: 'SYS.1007', description: String, details: /Prefer: wait must be a whole number of seconds from 1 to 30/ },
+        `${bad}: SYS.1007`,
+      );
     }
     t.equal((await s.client.queryZone({ q: ['name=z-malformed'], count: true })).total, 0, 'no job ran');
     const query = await http(s.url, 'GET', '/zstack/v1/zones?count=true', { headers: { ...auth, Prefer: 'wait=abc' } });
@@ -187,11 +194,14 @@ t.test('Prefer: wait on asynchronous APIs', async (t) => {
     // A create whose check fails on the retry ("resourceUuid already used") still gets its job's outcome.
     const resourceUuid = '0123456789abcdef0123456789abcd51';
     const create = (headers: Record<string, string>) =>
-      http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'z-prefer-res', resourceUuid } }, headers: { ...auth, 'X-Job-UUID': 'abcdefabcdefabcdefabcdefabcdef52', ...headers } });
+      http(s.url, 'POST', '/zstack/v1/zones', {
+        body: { params: { name: 'z-prefer-res', resourceUuid } },
+        headers: { ...auth, 'X-Job-UUID': 'abcdefabcdefabcdefabcdefabcdef52', ...headers },
+      });
     const made = await create({ Prefer: 'wait=5' });
     t.equal(made.status, 200);
     const retried = await create({ Prefer: 'wait=5' });
-    t.equal(retried.status, 200, 'the retry answers the job\'s reply');
+    t.equal(retried.status, 200, "the retry answers the job's reply");
     t.equal(retried.text, made.text);
     t.equal((await create({})).status, 202, 'without Prefer the retry is the usual 202');
   });
@@ -237,9 +247,20 @@ t.test('the SDK: one request per VM creation; a 202 is polled', async (t) => {
   s.app.http.server.on('request', count);
   t.teardown(() => void s.app.http.server.off('request', count));
   const sent: RequestEvent[] = [];
-  const zs = new ZStackClient({ endpoint: s.url, accountName: 'admin', password: 'password', pollIntervalMs: 20, hooks: { onRequest: (e) => void sent.push(e) } });
+  const zs = new ZStackClient({
+    endpoint: s.url,
+    accountName: 'admin',
+    password: 'password',
+    pollIntervalMs: 20,
+    hooks: { onRequest: (e) => void sent.push(e) },
+  });
   await zs.login();
-  const vmParams = (name: string) => ({ name, instanceOfferingUuid: world.instanceOfferingUuid, imageUuid: world.imageUuid, l3NetworkUuids: [world.l3NetworkUuid] });
+  const vmParams = (name: string) => ({
+    name,
+    instanceOfferingUuid: world.instanceOfferingUuid,
+    imageUuid: world.imageUuid,
+    l3NetworkUuids: [world.l3NetworkUuid],
+  });
 
   t.test('CreateVmInstance: one request, the reply in it', async (t) => {
     seen.length = 0;
@@ -248,17 +269,24 @@ t.test('the SDK: one request per VM creation; a 202 is polled', async (t) => {
     t.equal(vm.state, 'Running');
     t.same(seen, [{ method: 'POST', url: '/zstack/v1/vm-instances' }], 'the server got exactly one request');
     t.equal(sent.length, 1);
-    t.equal(sent[0].headers.Prefer, 'wait=10', 'the SDK asks for the long poll\'s 10 s');
+    t.equal(sent[0].headers.Prefer, 'wait=10', "the SDK asks for the long poll's 10 s");
     t.match(sent[0].headers['X-Job-UUID'], /^[0-9a-f]{32}$/);
   });
 
   t.test('a failing job: its ZStackError from the one answer', async (t) => {
     const original = s.app.handlers.get('CreateZone')!;
     t.teardown(() => void s.app.handlers.set('CreateZone', original));
-    s.app.handlers.set('CreateZone', { run: async (): Promise<any> => { throw err('SYS.1006', 'no zone today'); } });
+    s.app.handlers.set('CreateZone', {
+      run: async (): Promise<any> => {
+        throw err('SYS.1006', 'no zone today');
+      },
+    });
     seen.length = 0;
     sent.length = 0;
-    const e = await zs.createZone({ name: 'z-fails' }).then(() => undefined, (x: unknown) => x);
+    const e = await zs.createZone({ name: 'z-fails' }).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
     t.ok(e instanceof ZStackError);
     t.match(e, { code: 'SYS.1006', details: 'no zone today', httpStatus: 503, apiName: 'CreateZone', jobUuid: sent[0]?.headers['X-Job-UUID'] });
     t.equal(seen.length, 1, 'one request');
@@ -270,7 +298,10 @@ t.test('the SDK: one request per VM creation; a 202 is polled', async (t) => {
     const polls: number[] = [];
     await zs.createZone({ name: 'z-progress' }, { onProgress: (p) => void polls.push(p.polls) });
     t.equal(sent[0].headers.Prefer, undefined);
-    t.ok(seen.some((r) => r.method === 'GET' && r.url.startsWith('/zstack/v1/api-jobs/')), 'the job was polled');
+    t.ok(
+      seen.some((r) => r.method === 'GET' && r.url.startsWith('/zstack/v1/api-jobs/')),
+      'the job was polled',
+    );
   });
 
   t.test('start*: no Prefer, a 202 handle', async (t) => {

@@ -13,9 +13,7 @@ t.test('generated files are current', async (t) => {
 
 t.test('the bundled spec passes redocly lint', async (t) => {
   // redocly exits non-zero on any error; its report goes to stderr.
-  t.doesNotThrow(() =>
-    execFileSync('npx', ['redocly', 'lint', 'openapi/dist/openapi.json', '--config', 'openapi/redocly.yaml'], { cwd: root, stdio: 'pipe' }),
-  );
+  t.doesNotThrow(() => execFileSync('npx', ['redocly', 'lint', 'openapi/dist/openapi.json', '--config', 'openapi/redocly.yaml'], { cwd: root, stdio: 'pipe' }));
 });
 
 t.test('server against the spec', async (t) => {

@@ -24,7 +24,12 @@ t.test('statement templates', async (t) => {
   await pool.query('CREATE TABLE tmpl_items (id text PRIMARY KEY, data jsonb, n integer)');
 
   // An insert (column encoders: the jsonb value) and a select whose WHERE depends on the input.
-  const insert = (bind: Bind, row: typeof items.$inferInsert) => sql`${pgdb.insert(items).values(bindAll(bind, 'row', row)).returning().getSQL()}`;
+  const insert = (bind: Bind, row: typeof items.$inferInsert) =>
+    sql`${pgdb
+      .insert(items)
+      .values(bindAll(bind, 'row', row))
+      .returning()
+      .getSQL()}`;
   const select = (bind: Bind, min?: number, newestFirst = false) =>
     sql`SELECT id, n FROM ${items} WHERE ${min === undefined ? sql`TRUE` : sql`${items.n} >= ${bind('min', min)}`}
         ORDER BY ${bind.shape(newestFirst) ? sql`${items.n} DESC` : sql`${items.n}`}`;
@@ -32,7 +37,9 @@ t.test('statement templates', async (t) => {
   t.test('one rendering per shape, the results of an ordinary statement', async (t) => {
     const templates = new StatementTemplates({ check: false });
     for (let i = 1; i <= 5; i++) {
-      const [row] = await templates.rows<{ id: string; data: unknown; n: number }>(db, 'insert', (b) => insert(b, { id: `i${i}`, data: { i, tags: ['a'] }, n: i }));
+      const [row] = await templates.rows<{ id: string; data: unknown; n: number }>(db, 'insert', (b) =>
+        insert(b, { id: `i${i}`, data: { i, tags: ['a'] }, n: i }),
+      );
       t.same(row, { id: `i${i}`, data: { i, tags: ['a'] }, n: i }, `row ${i} inserted with its own values (jsonb encoded)`);
     }
     t.equal(templates.renders, 1, 'five inserts, one rendering');
@@ -43,9 +50,21 @@ t.test('statement templates', async (t) => {
     t.same(await ids(4, true), ['i5', 'i4'], 'a declared structural choice: another shape');
     t.equal(templates.renders, 4);
     const ordinary = await db.execute(select(immediate, 4, true));
-    t.same((ordinary as unknown as { rows: Array<{ id: string }> }).rows.map((r) => r.id), ['i5', 'i4'], 'immediate: the same statement rendered by drizzle');
-    const [changed] = await templates.rows<{ id: string; n: number }>(db, 'update', (b) =>
-      sql`${pgdb.update(items).set({ n: b('n', 50) }).where(eq(items.id, b('id', 'i5'))).returning({ id: items.id, n: items.n }).getSQL()}`,
+    t.same(
+      (ordinary as unknown as { rows: Array<{ id: string }> }).rows.map((r) => r.id),
+      ['i5', 'i4'],
+      'immediate: the same statement rendered by drizzle',
+    );
+    const [changed] = await templates.rows<{ id: string; n: number }>(
+      db,
+      'update',
+      (b) =>
+        sql`${pgdb
+          .update(items)
+          .set({ n: b('n', 50) })
+          .where(eq(items.id, b('id', 'i5')))
+          .returning({ id: items.id, n: items.n })
+          .getSQL()}`,
     );
     t.same(changed, { id: 'i5', n: 50 });
   });
@@ -63,7 +82,11 @@ t.test('statement templates', async (t) => {
       templates.rows(db, 'twice', (b) => sql`SELECT ${b('v', 1)}::int, ${b('v', 2)}::int`),
       /v bound twice with different values/,
     );
-    const [both] = await templates.rows<{ a: number; b: number }>(db, 'within', (b) => sql`SELECT ${within(b, 'x')('v', 1)}::int AS a, ${within(b, 'y')('v', 2)}::int AS b`);
+    const [both] = await templates.rows<{ a: number; b: number }>(
+      db,
+      'within',
+      (b) => sql`SELECT ${within(b, 'x')('v', 1)}::int AS a, ${within(b, 'y')('v', 2)}::int AS b`,
+    );
     t.same(both, { a: 1, b: 2 }, 'within: the same name under two prefixes');
     const [arr] = await templates.rows<{ n: number }>(db, 'array', (b) => sql`SELECT cardinality(${b.array('ids', ['a', 'b', 'c'])}::text[]) AS n`);
     t.equal(arr.n, 3, 'an array is one parameter');

@@ -17,16 +17,31 @@ import { createDatabase } from '../lib/harness.js';
 import { migrate, migrationsFolder, openDatabase } from '../../server/src/db/index.js';
 import * as schema from '../../server/src/db/schema/index.js';
 
-interface Column { name: string; type: string; primaryKey: boolean; notNull: boolean; default?: unknown }
-interface ForeignKey { tableFrom: string; columnsFrom: string[]; tableTo: string; columnsTo: string[] }
+interface Column {
+  name: string;
+  type: string;
+  primaryKey: boolean;
+  notNull: boolean;
+  default?: unknown;
+}
+interface ForeignKey {
+  tableFrom: string;
+  columnsFrom: string[];
+  tableTo: string;
+  columnsTo: string[];
+}
 interface Table {
   name: string;
   columns: Record<string, Column>;
   foreignKeys: Record<string, ForeignKey>;
   compositePrimaryKeys: Record<string, { columns: string[] }>;
 }
-interface Snapshot { tables: Record<string, Table> }
-interface Journal { entries: Array<{ idx: number; tag: string; when: number }> }
+interface Snapshot {
+  tables: Record<string, Table>;
+}
+interface Journal {
+  entries: Array<{ idx: number; tag: string; when: number }>;
+}
 
 const journal = JSON.parse(readFileSync(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as Journal;
 // drizzle-kit names a migration's snapshot after the number its file name starts with.
@@ -40,7 +55,8 @@ const q = (id: string) => `"${id.replace(/"/g, '""')}"`;
 function valueFor(table: string, col: Column, i: number): unknown {
   const type = col.type.toLowerCase();
   if (type === 'serial' || type === 'bigserial' || type === 'smallserial') return undefined;
-  if (type === 'text' || /char/.test(type)) return `${table}.${col.name}.${i}`.slice(0, /\((\d+)\)/.exec(type)?.[1] ? Number(/\((\d+)\)/.exec(type)![1]) : undefined);
+  if (type === 'text' || /char/.test(type))
+    return `${table}.${col.name}.${i}`.slice(0, /\((\d+)\)/.exec(type)?.[1] ? Number(/\((\d+)\)/.exec(type)![1]) : undefined);
   if (['integer', 'bigint', 'smallint'].includes(type)) return 1000 + i * 7 + 1;
   if (/^(numeric|real|double precision)/.test(type)) return 10.5 + i;
   if (type === 'boolean') return i % 2 === 1;
@@ -58,7 +74,9 @@ function insertOrder(s: Snapshot): string[] {
   const names = Object.keys(s.tables);
   const done: string[] = [];
   const mustFollow = (name: string) =>
-    Object.values(s.tables[name]!.foreignKeys).filter((fk) => fk.tableTo !== s.tables[name]!.name && fk.columnsFrom.some((c) => s.tables[name]!.columns[c]?.notNull));
+    Object.values(s.tables[name]!.foreignKeys).filter(
+      (fk) => fk.tableTo !== s.tables[name]!.name && fk.columnsFrom.some((c) => s.tables[name]!.columns[c]?.notNull),
+    );
   while (done.length < names.length) {
     const next = names.find((n) => !done.includes(n) && mustFollow(n).every((fk) => done.some((d) => s.tables[d]!.name === fk.tableTo)));
     if (!next) throw new Error(`a cycle of NOT NULL foreign keys among ${names.filter((n) => !done.includes(n)).join(', ')}`);
@@ -103,7 +121,12 @@ async function populate(client: pg.Client, s: Snapshot): Promise<Map<string, Arr
 
 /** Every row of a table, each column as PostgreSQL's text, in a stable order. */
 async function dump(client: pg.Client, table: string): Promise<Array<Record<string, string | null>>> {
-  const cols = (await client.query<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position`, [table])).rows.map((r) => r.column_name);
+  const cols = (
+    await client.query<{ column_name: string }>(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position`,
+      [table],
+    )
+  ).rows.map((r) => r.column_name);
   const res = await client.query(`SELECT ${cols.map((c) => `${q(c)}::text AS ${q(c)}`).join(', ')} FROM ${q(table)} ORDER BY 1, 2`);
   return res.rows as Array<Record<string, string | null>>;
 }
@@ -149,7 +172,10 @@ for (const entry of journal.entries.slice(0, -1)) {
       // The app's schema reads every table (every column it declares exists, every value decodes).
       for (const table of Object.values(schema)) {
         if (!is(table, PgTable)) continue;
-        await db.db.select().from(table).limit(ROWS * 2);
+        await db.db
+          .select()
+          .from(table)
+          .limit(ROWS * 2);
       }
       const applied = await db.db.execute(sql`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`);
       t.equal((applied as unknown as { rows: Array<{ n: number }> }).rows[0]!.n, journal.entries.length, 'every migration is recorded as applied');
@@ -166,7 +192,9 @@ for (const entry of journal.entries.slice(0, -1)) {
         continue;
       }
       const old = Object.values(snap.tables).find((x) => x.name === name)!;
-      const kept = Object.values(old.columns).filter((c) => now.columns[c.name]?.type === c.type).map((c) => c.name);
+      const kept = Object.values(old.columns)
+        .filter((c) => now.columns[c.name]?.type === c.type)
+        .map((c) => c.name);
       const after = await dump(client, name);
       const project = (rs: Array<Record<string, string | null>>) => rs.map((r) => Object.fromEntries(kept.map((c) => [c, r[c]])));
       const sortKey = (r: Record<string, unknown>) => JSON.stringify(r);

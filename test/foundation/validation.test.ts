@@ -30,7 +30,11 @@ t.test('malformed requests', async (t) => {
     t.notMatch(res.text, /at .*\.ts:\d+/, `${what}: no stack trace`);
   }
   const zones = await s.client.queryZone({});
-  t.same(zones.inventories!.map((z) => z.name), ['z1'], 'nothing was created by bad requests');
+  t.same(
+    zones.inventories!.map((z) => z.name),
+    ['z1'],
+    'nothing was created by bad requests',
+  );
 
   t.test('global config values are validated', async (t) => {
     const bad = async (category: string, name: string, value: string, pattern: RegExp) => {

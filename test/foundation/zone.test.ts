@@ -68,7 +68,11 @@ t.test('zones and the query engine', async (t) => {
     const page2 = (await zs.queryZone({ sort: 'name', limit: 2, start: 2 })).inventories!.map((z) => z.name);
     t.same([...page1, ...page2], asc.slice(0, 4));
     const one = await http(s.url, 'GET', `/zstack/v1/zones/${created[1].uuid}`, { headers: { Authorization: `OAuth ${zs.sessionUuid}` } });
-    t.same(one.json.inventories.map((z: { name: string }) => z.name), ['beta'], 'GET /zones/{uuid} is the query by uuid');
+    t.same(
+      one.json.inventories.map((z: { name: string }) => z.name),
+      ['beta'],
+      'GET /zones/{uuid} is the query by uuid',
+    );
   });
 
   t.test('special conditions registered on the engine (e.g. __userTag__): any level, values bound', async (t) => {

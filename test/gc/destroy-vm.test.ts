@@ -33,11 +33,11 @@ async function waitFor(what: () => Promise<boolean>, ms = 15_000) {
 }
 
 async function runningVm(zs: ZStackClient, w: World, name: string) {
-  return (await zs.createVmInstance({ name, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })).inventory;
+  return (await zs.createVmInstance({ name, instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] }))
+    .inventory;
 }
 
-const jobOf = async (zs: ZStackClient, vmUuid: string) =>
-  (await zs.queryGCJob({ q: [`name=gc-vm-${vmUuid}-on-host-%`.replace('=', '~=')] })).inventories!;
+const jobOf = async (zs: ZStackClient, vmUuid: string) => (await zs.queryGCJob({ q: [`name=gc-vm-${vmUuid}-on-host-%`.replace('=', '~=')] })).inventories!;
 
 t.test('destroy while the host is unreachable, finish when it reconnects', async (t) => {
   const s = await startServer();
@@ -125,7 +125,10 @@ t.test('expunging a VM whose host is unreachable leaves a volume-bits job, done 
   await zs.updateSimulatorHost({ uuid: hostUuid, connected: true });
   await zs.reconnectHost({ uuid: hostUuid });
   await waitFor(async () => (await bits())[0].status === 'Done');
-  t.ok((await simRecords(s, hostUuid)).some((r) => r.path === '/primarystorage/volume/delete' && r.outcome === 'ok'), 'the file was deleted on the host');
+  t.ok(
+    (await simRecords(s, hostUuid)).some((r) => r.path === '/primarystorage/volume/delete' && r.outcome === 'ok'),
+    'the file was deleted on the host',
+  );
 });
 
 t.test('a reconnecting host gets its pending destroys as one batch; recovered VMs are cancelled, failures retried', async (t) => {
@@ -145,7 +148,7 @@ t.test('a reconnecting host gets its pending destroys as one batch; recovered VM
   await zs.updateSimulatorHost({ uuid: hostUuid, connected: true, failCommands: ['/vm/batchdestroy'] });
   await zs.reconnectHost({ uuid: hostUuid });
   await waitFor(async () => (await jobOf(zs, vms[5].uuid))[0].status === 'Done');
-  t.equal((await jobOf(zs, vms[5].uuid))[0].result, 'Cancelled', 'the recovered VM is the user\'s again: cancelled');
+  t.equal((await jobOf(zs, vms[5].uuid))[0].result, 'Cancelled', "the recovered VM is the user's again: cancelled");
   await waitFor(async () => {
     const jobs = await Promise.all(doomed.map((u) => jobOf(zs, u)));
     return jobs.every(([j]) => j.status === 'Idle' && j.attempts === 1);

@@ -86,8 +86,13 @@ t.test('gc jobs', async (t) => {
     // the job is put out of the timer's reach once it is Idle (a run in progress sets nextRunAt when it ends).
     await waitFor(
       async () =>
-        (await s.app.db.update(gcJobs).set({ nextRunAt: new Date(Date.now() + 3_600_000) }).where(and(eq(gcJobs.uuid, job.uuid), eq(gcJobs.status, 'Idle'))).returning())
-          .length === 1,
+        (
+          await s.app.db
+            .update(gcJobs)
+            .set({ nextRunAt: new Date(Date.now() + 3_600_000) })
+            .where(and(eq(gcJobs.uuid, job.uuid), eq(gcJobs.status, 'Idle')))
+            .returning()
+        ).length === 1,
     );
     const before = runs.get('t')!;
     await s.client.triggerGCJob({ uuid: job.uuid });
@@ -115,14 +120,18 @@ t.test('two server processes on one database run each job exactly once', async (
   const runs = new Map<string, number>();
   for (const app of [s.app, peer]) app.gc.register(testRunner(runs, () => 'done', 20));
   const jobs: Array<{ uuid: string }> = [];
-  for (let i = 0; i < 40; i++) jobs.push(await s.app.gc.submit({ name: `gc-${i}`, runner: 'TestRunner', context: { key: `k${i}` }, resourceUuid: 'shared-host', runSoon: true }));
+  for (let i = 0; i < 40; i++)
+    jobs.push(await s.app.gc.submit({ name: `gc-${i}`, runner: 'TestRunner', context: { key: `k${i}` }, resourceUuid: 'shared-host', runSoon: true }));
   // Both nodes see the event and race for every job, and both scanners race too.
   s.app.events.emit('host.status', { hostUuid: 'shared-host', oldStatus: 'Disconnected', newStatus: 'Connected' });
   peer.events.emit('host.status', { hostUuid: 'shared-host', oldStatus: 'Disconnected', newStatus: 'Connected' });
   await Promise.all([s.app.gc.runDueJobs([s.app.nodeUuid, peer.nodeUuid]), peer.gc.runDueJobs([s.app.nodeUuid, peer.nodeUuid])]);
   await waitFor(async () => ((await s.app.gc.countByStatus(jobs.map((j) => j.uuid))).Done ?? 0) === 40);
   t.equal(runs.size, 40);
-  t.ok([...runs.values()].every((n) => n === 1), 'every job ran exactly once');
+  t.ok(
+    [...runs.values()].every((n) => n === 1),
+    'every job ran exactly once',
+  );
 });
 
 t.test('pending jobs survive a crash and are adopted after restart', async (t) => {
@@ -155,7 +164,8 @@ t.test('batches: two server processes split the jobs of a resource, each job run
   const batches: number[] = [];
   for (const app of [s.app, peer]) app.gc.register(batchRunner(runs, batches, () => 'done', 30));
   const jobs: Array<{ uuid: string }> = [];
-  for (let i = 0; i < 300; i++) jobs.push(await s.app.gc.submit({ name: `gcb-${i}`, runner: 'BatchRunner', context: { key: `b${i}` }, resourceUuid: 'batch-host', runSoon: true }));
+  for (let i = 0; i < 300; i++)
+    jobs.push(await s.app.gc.submit({ name: `gcb-${i}`, runner: 'BatchRunner', context: { key: `b${i}` }, resourceUuid: 'batch-host', runSoon: true }));
   const live = [s.app.nodeUuid, peer.nodeUuid];
   // Events on both nodes (twice each: the second joins or follows the pass), and both timers, all at once.
   await Promise.all([
@@ -168,8 +178,14 @@ t.test('batches: two server processes split the jobs of a resource, each job run
   ]);
   await waitFor(async () => ((await s.app.gc.countByStatus(jobs.map((j) => j.uuid))).Done ?? 0) === 300);
   t.equal(runs.size, 300);
-  t.ok([...runs.values()].every((n) => n === 1), 'every job ran exactly once');
-  t.ok(batches.every((n) => n <= 50), `no batch above gc/batchSize (${batches.join(',')})`);
+  t.ok(
+    [...runs.values()].every((n) => n === 1),
+    'every job ran exactly once',
+  );
+  t.ok(
+    batches.every((n) => n <= 50),
+    `no batch above gc/batchSize (${batches.join(',')})`,
+  );
   t.ok(batches.length < 300 / 5, 'jobs ran in batches, not one by one');
   const zs = s.client;
   const done = (await zs.queryGCJob({ q: ['runnerClass=BatchRunner', 'status=Done'], count: true })).total;
@@ -190,10 +206,14 @@ t.test('batches: mixed outcomes recorded per job; a pass runs each job once even
   };
   s.app.gc.register(batchRunner(runs, batches, outcomeOf));
   const jobs = [];
-  for (let i = 0; i < 20; i++) jobs.push(await s.app.gc.submit({ name: `gcm-${i}`, runner: 'BatchRunner', context: { key: `m${i}` }, resourceUuid: 'mixed-host', intervalMs: 3_600_000 }));
+  for (let i = 0; i < 20; i++)
+    jobs.push(await s.app.gc.submit({ name: `gcm-${i}`, runner: 'BatchRunner', context: { key: `m${i}` }, resourceUuid: 'mixed-host', intervalMs: 3_600_000 }));
   await s.app.gc.runForResource('mixed-host');
   t.equal(runs.size, 20);
-  t.ok([...runs.values()].every((n) => n === 1), 'jobs put back to Idle were not claimed again by the same pass');
+  t.ok(
+    [...runs.values()].every((n) => n === 1),
+    'jobs put back to Idle were not claimed again by the same pass',
+  );
   t.same(batches, [7, 7, 6]);
   const inv = (await s.client.queryGCJob({ q: ['runnerClass=BatchRunner'], limit: 100 })).inventories!;
   for (const j of inv) {

@@ -28,7 +28,8 @@ t.test('a cold stop on an unreachable host succeeds; the host-side stop runs on 
   const zs = s.client;
   const w = await buildWorld(zs, { hosts: 1, virtualRouter: false });
   const hostUuid = w.hostUuids[0];
-  const vm = (await zs.createVmInstance({ name: 'v', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })).inventory;
+  const vm = (await zs.createVmInstance({ name: 'v', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] }))
+    .inventory;
   await zs.updateSimulatorHost({ uuid: hostUuid, connected: false });
   const graceful = await zs.stopVmInstance({ uuid: vm.uuid }).catch((e) => e);
   t.equal(graceful.code, 'HOST.1010', 'a graceful stop needs the host');
@@ -43,7 +44,10 @@ t.test('a cold stop on an unreachable host succeeds; the host-side stop runs on 
   await waitFor(async () => (await jobs())[0].status === 'Done');
   t.equal((await jobs())[0].result, 'Succeeded');
   const { records } = await sim(s, '/simulator/hosts/records', { hostUuid });
-  t.ok(records.some((r) => r.path === '/vm/stop' && r.outcome === 'ok' && r.body.uuid === vm.uuid), 'stopped on the host');
+  t.ok(
+    records.some((r) => r.path === '/vm/stop' && r.outcome === 'ok' && r.body.uuid === vm.uuid),
+    'stopped on the host',
+  );
 });
 
 t.test('an image file on an unreachable backup storage is deleted once it answers', async (t) => {
@@ -64,5 +68,8 @@ t.test('an image file on an unreachable backup storage is deleted once it answer
   await zs.triggerGCJob({ uuid: (await jobs())[0].uuid });
   t.equal((await jobs())[0].status, 'Done');
   const { records } = await sim(s, '/simulator/backupstorage/records', { backupStorageUuid: w.backupStorageUuid });
-  t.ok(records.some((r) => r.path === '/backupstorage/delete' && r.outcome === 'ok'), 'the file was deleted');
+  t.ok(
+    records.some((r) => r.path === '/backupstorage/delete' && r.outcome === 'ok'),
+    'the file was deleted',
+  );
 });

@@ -74,7 +74,11 @@ async function suite(): Promise<void> {
     t.same((await zs.queryHost({ q: [`managementIp=${sshd.host}`] })).inventories, [], 'the failed hosts are removed');
     t.same(await s.app.db.select().from(hosts), [], 'no row left Connecting');
     const logs = (await zs.queryHostDeployLog({ q: [`host=${sshd.host}`, 'status=fail'], sort: '+id' })).inventories!;
-    t.same(logs.map((l) => l.task), ['connect', 'connect', 'detect-os'], 'each failure is in the deploy log');
+    t.same(
+      logs.map((l) => l.task),
+      ['connect', 'connect', 'detect-os'],
+      'each failure is in the deploy log',
+    );
     t.match(logs[2], { resourceType: 'HostVO', agentKind: 'kvm', level: 'ERROR', details: /Not a directory/ });
   });
 
@@ -92,7 +96,11 @@ async function suite(): Promise<void> {
     t.ok(h.osRelease, `osRelease: ${h.osRelease}`);
 
     const log = await lastRun(zs, h.uuid);
-    t.same(statuses(log), TASKS.map((task) => `${task}:${task === 'check-runtime' ? 'skip' : 'done'}`), 'first deploy: every task did its work');
+    t.same(
+      statuses(log),
+      TASKS.map((task) => `${task}:${task === 'check-runtime' ? 'skip' : 'done'}`),
+      'first deploy: every task did its work',
+    );
     t.match(log[0], { resourceType: 'HostVO', agentKind: 'kvm', host: sshd.host, createDate: String });
 
     const [row] = await s.app.db.select().from(hosts).where(eq(hosts.uuid, h.uuid));
@@ -101,7 +109,11 @@ async function suite(): Promise<void> {
     t.ok(secret && secret !== AGENT_SECRET, 'a secret of its own');
     t.notOk(row.credential!.includes(sshd.password) || row.credential!.includes(secret), 'sealed at rest');
     const agentUrl = row.agentUrl!;
-    const withDefault = await fetch(`${agentUrl}/host/capacity`, { method: 'POST', headers: { authorization: `Bearer ${AGENT_SECRET}`, 'content-type': 'application/json', 'x-zstack-target-uuid': h.uuid }, body: '{}' });
+    const withDefault = await fetch(`${agentUrl}/host/capacity`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${AGENT_SECRET}`, 'content-type': 'application/json', 'x-zstack-target-uuid': h.uuid },
+      body: '{}',
+    });
     t.equal(withDefault.status, 401, "the agent refuses the node's default secret");
 
     // Credentials never appear: not in QueryHost (SDK and raw), not in the deploy log.
@@ -111,25 +123,39 @@ async function suite(): Promise<void> {
       await zs.queryHostDeployLog({}),
       h,
     ]);
-    for (const secretText of [sshd.password, secret, 'credential', 'hostKey']) t.notOk(everything.includes(secretText), `no ${secretText === sshd.password ? 'password' : secretText === secret ? 'agent secret' : secretText}`);
+    for (const secretText of [sshd.password, secret, 'credential', 'hostKey'])
+      t.notOk(everything.includes(secretText), `no ${secretText === sshd.password ? 'password' : secretText === secret ? 'agent secret' : secretText}`);
     await t.rejects(zs.queryHost({ q: ['credential=x'] }), { code: 'SYS.1007' }, 'credential is not queryable');
     await t.rejects(addHost({ name: 'again' }), { code: 'SYS.1007', details: /managementIp/ }, 'managementIp is unique among hosts');
   });
 
   let bsUuid = '';
   t.test('AddSftpBackupStorage deploys the backup-storage agent and connects', async (t) => {
-    const { inventory: bs } = await zs.addSftpBackupStorage({ name: 'sftp', hostname: sshd.host, username: sshd.username, password: sshd.password, sshPort: sshd.port, url: join(sshd.home, 'bs') });
+    const { inventory: bs } = await zs.addSftpBackupStorage({
+      name: 'sftp',
+      hostname: sshd.host,
+      username: sshd.username,
+      password: sshd.password,
+      sshPort: sshd.port,
+      url: join(sshd.home, 'bs'),
+    });
     bsUuid = bs.uuid;
     t.match(bs, { type: 'SftpBackupStorage', status: 'Connected', hostname: sshd.host, username: sshd.username, sshPort: sshd.port });
     t.ok(bs.totalCapacity > 0, 'capacity of the real file system');
-    t.same(statuses(await lastRun(zs, bs.uuid)), TASKS.map((task) => `${task}:${task === 'check-runtime' ? 'skip' : 'done'}`), 'logged like a host');
+    t.same(
+      statuses(await lastRun(zs, bs.uuid)),
+      TASKS.map((task) => `${task}:${task === 'check-runtime' ? 'skip' : 'done'}`),
+      'logged like a host',
+    );
     t.match((await lastRun(zs, bs.uuid))[0], { resourceType: 'BackupStorageVO', agentKind: 'backup-storage' });
     const [row] = await s.app.db.select().from(backupStorage).where(eq(backupStorage.uuid, bs.uuid));
     t.equal(row.hostKey, sshd.hostKey);
     t.notOk(JSON.stringify(await zs.queryBackupStorage({})).includes(sshd.password), 'never the password');
     await zs.attachBackupStorageToZone({ zoneUuid: zone.uuid, backupStorageUuid: bs.uuid });
 
-    const wrong = await failure(zs.addSftpBackupStorage({ name: 'bad', hostname: sshd.host, username: sshd.username, password: 'nope', sshPort: sshd.port, url: join(sshd.home, 'bs2') }));
+    const wrong = await failure(
+      zs.addSftpBackupStorage({ name: 'bad', hostname: sshd.host, username: sshd.username, password: 'nope', sshPort: sshd.port, url: join(sshd.home, 'bs2') }),
+    );
     t.match(wrong.errorCode, { code: 'HOST.1003', cause: { code: 'SYS.1006' }, details: /task connect failed/ });
     t.same((await zs.queryBackupStorage({ q: ['name=bad'] })).inventories, [], 'removed again');
   });
@@ -146,7 +172,12 @@ async function suite(): Promise<void> {
     await zs.attachL2NetworkToCluster({ l2NetworkUuid: l2.uuid, clusterUuid: cluster.uuid });
     const { inventory: l3 } = await zs.createL3Network({ name: 'l3', l2NetworkUuid: l2.uuid });
     await zs.addIpRange({ l3NetworkUuid: l3.uuid, name: 'r', startIp: '10.20.0.10', endIp: '10.20.0.20', netmask: '255.255.255.0', gateway: '10.20.0.1' });
-    const { inventory: vm } = await zs.createVmInstance({ name: 'vm-on-kvm', instanceOfferingUuid: offering.uuid, imageUuid: image.uuid, l3NetworkUuids: [l3.uuid] } as never);
+    const { inventory: vm } = await zs.createVmInstance({
+      name: 'vm-on-kvm',
+      instanceOfferingUuid: offering.uuid,
+      imageUuid: image.uuid,
+      l3NetworkUuids: [l3.uuid],
+    } as never);
     t.match(vm, { state: 'Running', hostUuid });
     const [h] = (await zs.queryHost({ q: [`uuid=${hostUuid}`] })).inventories!;
     t.equal(h.availableCpuCapacity, h.totalCpuCapacity - 1, 'the VM holds a vCPU of the host');
@@ -159,10 +190,20 @@ async function suite(): Promise<void> {
     t.ok(down, 'Disconnected');
     const { inventory: h } = await zs.reconnectHost({ uuid: hostUuid });
     t.equal(h.status, 'Connected');
-    t.same(statuses(await lastRun(zs, hostUuid)), [
-      'connect:skip', 'detect-os:skip', 'check-runtime:skip', 'upload-bundle:skip', 'write-config:skip',
-      'install-service:skip', 'restart-agent:done', 'wait-echo:done',
-    ], 'only the restart');
+    t.same(
+      statuses(await lastRun(zs, hostUuid)),
+      [
+        'connect:skip',
+        'detect-os:skip',
+        'check-runtime:skip',
+        'upload-bundle:skip',
+        'write-config:skip',
+        'install-service:skip',
+        'restart-agent:done',
+        'wait-echo:done',
+      ],
+      'only the restart',
+    );
     t.not(Number(readFileSync(join(kvmRoot, 'run', 'agent.pid'), 'utf8')), pid, 'a new agent process');
   });
 
@@ -173,11 +214,23 @@ async function suite(): Promise<void> {
     t.comment(`no-change ReconnectHost (deploy + connect) took ${ms.toFixed(0)} ms`);
     t.equal(h.status, 'Connected');
     const run = await lastRun(zs, hostUuid);
-    t.same(statuses(run), TASKS.map((task) => `${task}:skip`));
-    t.comment(`of which the deploy: ${run.filter((l) => l.status !== 'start').map((l) => `${l.task} ${l.durationMs}`).join(', ')} ms`);
+    t.same(
+      statuses(run),
+      TASKS.map((task) => `${task}:skip`),
+    );
+    t.comment(
+      `of which the deploy: ${run
+        .filter((l) => l.status !== 'start')
+        .map((l) => `${l.task} ${l.durationMs}`)
+        .join(', ')} ms`,
+    );
     const runs = new Set((await zs.queryHostDeployLog({ q: [`resourceUuid=${hostUuid}`] })).inventories!.map((l) => l.deployUuid));
     t.equal(runs.size, 3, 'one logged run per deploy');
-    t.same((await zs.queryHostDeployLog({ q: ['kvmHost.name=kvm1', 'task=wait-echo', 'status=done'], count: true })).total, 2, 'expanded query through the host');
+    t.same(
+      (await zs.queryHostDeployLog({ q: ['kvmHost.name=kvm1', 'task=wait-echo', 'status=done'], count: true })).total,
+      2,
+      'expanded query through the host',
+    );
   });
 
   t.test('a failed reconnect leaves the host Disconnected; the ping brings it back', async (t) => {

@@ -51,18 +51,82 @@ export function prng(seed: number): () => number {
 
 const HUGE = [1e308, 2 ** 63, -(2 ** 63), 1e20, 2 ** 31, -(2 ** 31) - 1, 2 ** 53, -1, 0.5, Number.MAX_SAFE_INTEGER + 2];
 const HUGE_TEXT = ['1e308', '9223372036854775808', '-9223372036854775809', '1e20', '2147483648', '-1', 'NaN', 'Infinity', '0x10', '1.5'];
-const NASTY_STRINGS = ['\u0000', 'a\u0000b', '\ud800', 'x\udc00y', '\ud83d', '😀', '%00', '../../../etc/passwd', "'; DROP TABLE accounts; --", '${7*7}', '<script>', ' ', '', '\t\n', 'ÿ'];
+const NASTY_STRINGS = [
+  '\u0000',
+  'a\u0000b',
+  '\ud800',
+  'x\udc00y',
+  '\ud83d',
+  '😀',
+  '%00',
+  '../../../etc/passwd',
+  "'; DROP TABLE accounts; --",
+  '${7*7}',
+  '<script>',
+  ' ',
+  '',
+  '\t\n',
+  'ÿ',
+];
 const PROTO_KEYS = ['__proto__', 'constructor', 'prototype'];
-const BAD_UUIDS = ['not-a-uuid', '0', 'g'.repeat(32), 'a'.repeat(33), '%00', '..', '%2e%2e', 'a'.repeat(300), '__proto__', 'constructor', '%ED%A0%80', '%E0%A4%A'];
+const BAD_UUIDS = [
+  'not-a-uuid',
+  '0',
+  'g'.repeat(32),
+  'a'.repeat(33),
+  '%00',
+  '..',
+  '%2e%2e',
+  'a'.repeat(300),
+  '__proto__',
+  'constructor',
+  '%ED%A0%80',
+  '%E0%A4%A',
+];
 const QUERY_MUTATIONS = [
-  'q=__proto__=1', 'sort=-__proto__', 'q=constructor.prototype=1', 'q=uuid=%00', 'q=name~=%ED%A0%80', 'start=1e20', 'limit=1e20', 'limit=-1',
-  'q=cpuNum>1e23', 'q=memorySize<-1e30', 'q=createDate>notadate', 'q=uuid?=', 'q==', 'q=>', 'q=name', 'sort=', 'sortBy=constructor', 'fields=__proto__,uuid',
-  'count=maybe', 'replyWithCount=1e9', 'q=state!?=a,b,,c', 'q=a.b.c.d.e.f.g.h=1', `q=name=${'x'.repeat(5000)}`, 'q[]=x', 'q.0=name=a', 'groupBy=x',
+  'q=__proto__=1',
+  'sort=-__proto__',
+  'q=constructor.prototype=1',
+  'q=uuid=%00',
+  'q=name~=%ED%A0%80',
+  'start=1e20',
+  'limit=1e20',
+  'limit=-1',
+  'q=cpuNum>1e23',
+  'q=memorySize<-1e30',
+  'q=createDate>notadate',
+  'q=uuid?=',
+  'q==',
+  'q=>',
+  'q=name',
+  'sort=',
+  'sortBy=constructor',
+  'fields=__proto__,uuid',
+  'count=maybe',
+  'replyWithCount=1e9',
+  'q=state!?=a,b,,c',
+  'q=a.b.c.d.e.f.g.h=1',
+  `q=name=${'x'.repeat(5000)}`,
+  'q[]=x',
+  'q.0=name=a',
+  'groupBy=x',
 ];
 const HEADER_MUTATIONS: Array<[string, string]> = [
-  ['X-API-Timeout', '1e100'], ['X-API-Timeout', '99999999999'], ['X-API-Timeout', '-5'], ['X-API-Timeout', 'soon'], ['X-API-Timeout', '2147484'],
-  ['X-Job-UUID', 'zz'], ['X-Job-UUID', 'A'.repeat(32)], ['Prefer', 'wait=1e9'], ['Prefer', 'wait=0'], ['X-Web-Hook', 'not a url'], ['X-Job-Wait-Ms', '1e9'],
-  ['Authorization', 'OAuth '], ['Authorization', 'OAuth __proto__'], ['Authorization', `OAuth ${'a'.repeat(4000)}`], ['Content-Type', 'application/xml'],
+  ['X-API-Timeout', '1e100'],
+  ['X-API-Timeout', '99999999999'],
+  ['X-API-Timeout', '-5'],
+  ['X-API-Timeout', 'soon'],
+  ['X-API-Timeout', '2147484'],
+  ['X-Job-UUID', 'zz'],
+  ['X-Job-UUID', 'A'.repeat(32)],
+  ['Prefer', 'wait=1e9'],
+  ['Prefer', 'wait=0'],
+  ['X-Web-Hook', 'not a url'],
+  ['X-Job-Wait-Ms', '1e9'],
+  ['Authorization', 'OAuth '],
+  ['Authorization', 'OAuth __proto__'],
+  ['Authorization', `OAuth ${'a'.repeat(4000)}`],
+  ['Content-Type', 'application/xml'],
 ];
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -96,7 +160,7 @@ function local(v: Json | undefined): Json | undefined {
 /** Every (container, key) pair of a JSON value, for picking a leaf or a field to mutate. */
 function slots(v: Json, out: Array<[Record<string, Json> | Json[], string | number]> = []): Array<[Record<string, Json> | Json[], string | number]> {
   if (Array.isArray(v)) v.forEach((item, i) => (out.push([v, i]), slots(item, out)));
-  else if (v && typeof v === 'object') for (const k of Object.keys(v)) out.push([v, k]), slots(v[k], out);
+  else if (v && typeof v === 'object') for (const k of Object.keys(v)) (out.push([v, k]), slots(v[k], out));
   return out;
 }
 
@@ -109,13 +173,16 @@ function differentType(v: Json, rnd: () => number): Json {
 export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
   const started = Date.now();
   const doc = loadSpec();
-  const ops: Prepared[] = listOperations(doc).filter((op) => !o.exclude?.includes(op.operationId)).map((op) => {
-    const item = doc.paths[Object.keys(doc.paths).find((p) => p.split('#')[0] === op.path && doc.paths[p][op.method.toLowerCase()]?.operationId === op.operationId)!];
-    const spec = item[op.method.toLowerCase()];
-    const example = local(spec.requestBody?.content?.['application/json']?.example as Json | undefined);
-    const pathNames = [...op.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
-    return { op, example, pathNames };
-  });
+  const ops: Prepared[] = listOperations(doc)
+    .filter((op) => !o.exclude?.includes(op.operationId))
+    .map((op) => {
+      const item =
+        doc.paths[Object.keys(doc.paths).find((p) => p.split('#')[0] === op.path && doc.paths[p][op.method.toLowerCase()]?.operationId === op.operationId)!];
+      const spec = item[op.method.toLowerCase()];
+      const example = local(spec.requestBody?.content?.['application/json']?.example as Json | undefined);
+      const pathNames = [...op.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
+      return { op, example, pathNames };
+    });
   const rnd = prng(o.seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   const report: FuzzReport = { requests: 0, operations: ops.length, byStatus: {}, byMutation: {}, jobs: 0, jobFailures: {}, findings: [], durationMs: 0 };
@@ -147,13 +214,21 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
             break;
           }
           const [c, k] = pick(where);
-          const value = kind === 'type' ? differentType((c as any)[k], rnd) : kind === 'huge' ? pick(HUGE) : kind === 'string' ? `${pick(NASTY_STRINGS)}` : 'x'.repeat(pick([256, 4097, 70_000]));
+          const value =
+            kind === 'type'
+              ? differentType((c as any)[k], rnd)
+              : kind === 'huge'
+                ? pick(HUGE)
+                : kind === 'string'
+                  ? `${pick(NASTY_STRINGS)}`
+                  : 'x'.repeat(pick([256, 4097, 70_000]));
           (c as any)[k] = value;
           break;
         }
         case 'proto': {
           const objects = [body, ...where.map(([c, k]) => (c as any)[k])].filter((v) => v && typeof v === 'object' && !Array.isArray(v));
-          if (objects.length) rawBody = JSON.stringify(body).replace(/^\{/, `{"${pick(PROTO_KEYS)}":${pick(['{"polluted":1}', '1', '{"prototype":{"polluted":1}}'])},`);
+          if (objects.length)
+            rawBody = JSON.stringify(body).replace(/^\{/, `{"${pick(PROTO_KEYS)}":${pick(['{"polluted":1}', '1', '{"prototype":{"polluted":1}}'])},`);
           else query += `&${pick(['__proto__[polluted]=1', 'constructor[prototype][polluted]=1', '__proto__=1'])}`;
           break;
         }
@@ -180,14 +255,27 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
         case 'extra': {
           const objects = where.map(([c, k]) => (c as any)[k]).filter((v) => v && typeof v === 'object' && !Array.isArray(v));
           const target = objects.length ? pick(objects) : body && typeof body === 'object' && !Array.isArray(body) ? body : undefined;
-          if (target) (target as Record<string, Json>)[pick(['unknownField', 'x', 'systemTags', 'resourceUuid'])] = pick([1, 'a', null, ['\u0000'], { a: '\ud800' }]);
+          if (target)
+            (target as Record<string, Json>)[pick(['unknownField', 'x', 'systemTags', 'resourceUuid'])] = pick([1, 'a', null, ['\u0000'], { a: '\ud800' }]);
           break;
         }
         case 'array':
           body = pick([[], [body ?? null], 'string', 42, null, true]);
           break;
         case 'rawjson':
-          rawBody = pick(['{', '{"a":}', '[', '"\\u', '{"params":{"name":"\\ud800"}}', 'null', '{"__proto__":{"x":1}}', '{"a":1,"a":2}', `{"params":${'['.repeat(3000)}}`, '\u0000', 'nan']);
+          rawBody = pick([
+            '{',
+            '{"a":}',
+            '[',
+            '"\\u',
+            '{"params":{"name":"\\ud800"}}',
+            'null',
+            '{"__proto__":{"x":1}}',
+            '{"a":1,"a":2}',
+            `{"params":${'['.repeat(3000)}}`,
+            '\u0000',
+            'nan',
+          ]);
           break;
       }
       mutations.push(kind);
@@ -213,14 +301,29 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
         status = res.status;
         answer = await res.text();
       } catch (e) {
-        record({ operationId: p.op.operationId, mutation: p.mutation, status: 0, problem: `no answer: ${(e as Error).message}`, request: `${p.method} ${p.url.slice(0, 200)}`, answer: '' });
+        record({
+          operationId: p.op.operationId,
+          mutation: p.mutation,
+          status: 0,
+          problem: `no answer: ${(e as Error).message}`,
+          request: `${p.method} ${p.url.slice(0, 200)}`,
+          answer: '',
+        });
         continue;
       }
       report.requests++;
       report.byStatus[status] = (report.byStatus[status] ?? 0) + 1;
       for (const m of p.mutation.split('+')) report.byMutation[m] = (report.byMutation[m] ?? 0) + 1;
       const problem = judge(status, answer);
-      if (problem) record({ operationId: p.op.operationId, mutation: p.mutation, status, problem, request: `${p.method} ${p.url.slice(0, 200)} ${String(p.text).slice(0, 300)}`, answer: answer.slice(0, 300) });
+      if (problem)
+        record({
+          operationId: p.op.operationId,
+          mutation: p.mutation,
+          status,
+          problem,
+          request: `${p.method} ${p.url.slice(0, 200)} ${String(p.text).slice(0, 300)}`,
+          answer: answer.slice(0, 300),
+        });
       if (status === 202) {
         try {
           const location = JSON.parse(answer).location;
@@ -243,10 +346,26 @@ export async function fuzz(o: FuzzOptions): Promise<FuzzReport> {
       if (res.status === 503) {
         const code = safeJson(text)?.error?.code ?? 'unparsable';
         report.jobFailures[code] = (report.jobFailures[code] ?? 0) + 1;
-        if (code === 'SYS.1000') record({ operationId: j.operationId, mutation: j.mutation, status: 503, problem: 'job failed with an internal error', request: j.location, answer: text.slice(0, 300) });
+        if (code === 'SYS.1000')
+          record({
+            operationId: j.operationId,
+            mutation: j.mutation,
+            status: 503,
+            problem: 'job failed with an internal error',
+            request: j.location,
+            answer: text.slice(0, 300),
+          });
       }
       const problem = res.status === 200 || res.status === 503 ? judge(res.status === 503 ? 400 : 200, text) : `poll answered ${res.status}`;
-      if (problem) record({ operationId: j.operationId, mutation: j.mutation, status: res.status, problem: `job: ${problem}`, request: j.location, answer: text.slice(0, 300) });
+      if (problem)
+        record({
+          operationId: j.operationId,
+          mutation: j.mutation,
+          status: res.status,
+          problem: `job: ${problem}`,
+          request: j.location,
+          answer: text.slice(0, 300),
+        });
       break;
     }
   }

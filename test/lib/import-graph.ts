@@ -86,7 +86,13 @@ export function checkBoundaries(srcDir: string): Boundaries {
     .filter((c) => c.length > 1)
     .map((c) => c.sort())
     .sort((x, y) => y.length - x.length);
-  return { rootImporters, deepImports: [...new Set(deepImports)].sort(), sharedOnDomain: [...new Set(sharedOnDomain)].sort(), domainCycles: domainCycles.sort(), fileCycles };
+  return {
+    rootImporters,
+    deepImports: [...new Set(deepImports)].sort(),
+    sharedOnDomain: [...new Set(sharedOnDomain)].sort(),
+    domainCycles: domainCycles.sort(),
+    fileCycles,
+  };
 }
 
 /** Tarjan's strongly connected components. */

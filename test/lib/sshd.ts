@@ -86,25 +86,28 @@ export async function startSshd(opts: SshdOptions = {}): Promise<TestSshd> {
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // privilege separation dir sshd insists on
     const port = await freePort();
     const config = join(dir, 'sshd_config');
-    writeFileSync(config, [
-      `Port ${port}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${hostKeyPath}`,
-      `PidFile ${join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-      opts.rootByKey ? `AllowUsers ${username} root` : `AllowUsers ${username}`,
-      'StrictModes no', // the key files live in a temp dir, not in ~/.ssh
-      'UsePAM no', // no PAM stack in a container; sshd checks /etc/shadow itself
-      'PasswordAuthentication yes',
-      'PubkeyAuthentication yes',
-      'KbdInteractiveAuthentication no',
-      opts.rootByKey ? 'PermitRootLogin prohibit-password' : 'PermitRootLogin no',
-      'MaxStartups 200', // deployMany opens many connections at once
-      'MaxSessions 64',
-      'Subsystem sftp internal-sftp',
-      'LogLevel INFO',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        `Port ${port}`,
+        'ListenAddress 127.0.0.1',
+        `HostKey ${hostKeyPath}`,
+        `PidFile ${join(dir, 'sshd.pid')}`,
+        `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+        opts.rootByKey ? `AllowUsers ${username} root` : `AllowUsers ${username}`,
+        'StrictModes no', // the key files live in a temp dir, not in ~/.ssh
+        'UsePAM no', // no PAM stack in a container; sshd checks /etc/shadow itself
+        'PasswordAuthentication yes',
+        'PubkeyAuthentication yes',
+        'KbdInteractiveAuthentication no',
+        opts.rootByKey ? 'PermitRootLogin prohibit-password' : 'PermitRootLogin no',
+        'MaxStartups 200', // deployMany opens many connections at once
+        'MaxSessions 64',
+        'Subsystem sftp internal-sftp',
+        'LogLevel INFO',
+        '',
+      ].join('\n'),
+    );
     child = spawn(SSHD_PATH, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     const lines: string[] = [];
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -113,7 +116,12 @@ export async function startSshd(opts: SshdOptions = {}): Promise<TestSshd> {
     });
     await waitForBanner(port, child, () => lines.join('\n'));
     return {
-      host: '127.0.0.1', port, username, password, hostKey, home,
+      host: '127.0.0.1',
+      port,
+      username,
+      password,
+      hostKey,
+      home,
       privateKey: readFileSync(userKeyPath, 'utf8'),
       log: () => lines.slice(-40).join('\n'),
       stop: cleanup,
@@ -164,9 +172,15 @@ async function waitForBanner(port: number, child: ChildProcess, log: () => strin
     const banner = await new Promise<string>((resolve) => {
       const socket = net.connect(port, '127.0.0.1');
       socket.setTimeout(500);
-      socket.once('data', (d) => { socket.destroy(); resolve(d.toString()); });
+      socket.once('data', (d) => {
+        socket.destroy();
+        resolve(d.toString());
+      });
       socket.once('error', () => resolve(''));
-      socket.once('timeout', () => { socket.destroy(); resolve(''); });
+      socket.once('timeout', () => {
+        socket.destroy();
+        resolve('');
+      });
     });
     if (banner.startsWith('SSH-2.0-')) return;
     await new Promise((r) => setTimeout(r, 50));

@@ -2,7 +2,12 @@
 // The bound only turns a hang into a clear failure; it is not a timing assertion (tap's own timeout is longer).
 
 /** Polls `fn` until it returns a truthy value and returns that value; throws naming `what` after `timeoutMs`. */
-export async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 30_000, everyMs = 25): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 30_000,
+  everyMs = 25,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -105,7 +105,8 @@ t.test('lifecycle, queries and upstream 1.1 rule validation', async (t) => {
     'endPort defaults to startPort, reversed ports are swapped, allowedCidr defaults to 0.0.0.0/0, order kept',
   );
 
-  const bad = (rule: Record<string, unknown>) => zs.addSecurityGroupRule({ securityGroupUuid: sg.uuid, rules: [{ type: 'Ingress', protocol: 'TCP', startPort: 1, ...rule }] } as never);
+  const bad = (rule: Record<string, unknown>) =>
+    zs.addSecurityGroupRule({ securityGroupUuid: sg.uuid, rules: [{ type: 'Ingress', protocol: 'TCP', startPort: 1, ...rule }] } as never);
   await fails(t, bad({ type: 'Inbound' }), 400, 'SYS.1007', /type/);
   await fails(t, bad({ protocol: 'ALL' }), 400, 'SYS.1007', /protocol/);
   await fails(t, bad({ startPort: -1 }), 400, 'SYS.1007', /invalid startPort\[-1\]/);
@@ -115,19 +116,33 @@ t.test('lifecycle, queries and upstream 1.1 rule validation', async (t) => {
   await fails(t, bad({ allowedCidr: '10.0.0.0/33' }), 400, 'SYS.1007', /invalid CIDR\[10.0.0.0\/33\]/);
   await fails(t, bad({ allowedCidr: 'not-a-cidr' }), 400, 'SYS.1007', /invalid CIDR/);
   await fails(t, zs.addSecurityGroupRule({ securityGroupUuid: sg.uuid, rules: [] }), 400, 'SYS.1007', /rules/);
-  await fails(t, zs.addSecurityGroupRule({ securityGroupUuid: '0'.repeat(32), rules: [{ type: 'Ingress', protocol: 'TCP', startPort: 1 }] }), 404, 'SYS.1003', /SecurityGroupVO/);
+  await fails(
+    t,
+    zs.addSecurityGroupRule({ securityGroupUuid: '0'.repeat(32), rules: [{ type: 'Ingress', protocol: 'TCP', startPort: 1 }] }),
+    404,
+    'SYS.1003',
+    /SecurityGroupVO/,
+  );
   t.equal((await zs.querySecurityGroupRule({ q: [`securityGroupUuid=${sg.uuid}`] })).inventories!.length, 3, 'a refused call added nothing');
 
   t.match((await zs.updateSecurityGroup({ uuid: sg.uuid, name: 'web2' })).inventory, { name: 'web2', description: 'web servers' });
   t.equal((await zs.changeSecurityGroupState({ uuid: sg.uuid, stateEvent: 'disable' })).inventory.state, 'Disabled');
   t.equal((await zs.changeSecurityGroupState({ uuid: sg.uuid, stateEvent: 'enable' })).inventory.state, 'Enabled');
 
-  t.same((await zs.querySecurityGroup({ q: ['rules.startPort=100'] })).inventories!.map((x) => x.uuid), [sg.uuid], 'query by a rule field');
+  t.same(
+    (await zs.querySecurityGroup({ q: ['rules.startPort=100'] })).inventories!.map((x) => x.uuid),
+    [sg.uuid],
+    'query by a rule field',
+  );
   t.same((await zs.querySecurityGroup({ q: ['rules.protocol=GRE'] })).inventories, []);
 
   const tcp = added.rules[0].uuid;
   const after = await zs.deleteSecurityGroupRule({ ruleUuids: [tcp, '0'.repeat(32)] });
-  t.same(after.inventory!.rules.map((r) => r.protocol), ['UDP', 'ICMP'], 'deleting rules answers the group; unknown uuids skipped');
+  t.same(
+    after.inventory!.rules.map((r) => r.protocol),
+    ['UDP', 'ICMP'],
+    'deleting rules answers the group; unknown uuids skipped',
+  );
   t.same(await zs.deleteSecurityGroupRule({ ruleUuids: ['1'.repeat(32)] }), { success: true }, 'only unknown rules: success, nothing changed');
 
   // L3 attachment needs the SecurityGroup service on the network.
@@ -137,7 +152,11 @@ t.test('lifecycle, queries and upstream 1.1 rule validation', async (t) => {
   await fails(t, zs.attachSecurityGroupToL3Network({ securityGroupUuid: sg.uuid, l3NetworkUuid: '2'.repeat(32) }), 404, 'SYS.1003', /L3NetworkVO/);
   t.same((await zs.attachSecurityGroupToL3Network({ securityGroupUuid: sg.uuid, l3NetworkUuid: l3 })).inventory.attachedL3NetworkUuids, [l3]);
   await fails(t, zs.attachSecurityGroupToL3Network({ securityGroupUuid: sg.uuid, l3NetworkUuid: l3 }), 503, 'SYS.1006', /can't attach again/);
-  t.same((await zs.querySecurityGroup({ q: [`l3Network.uuid=${l3}`] })).inventories!.map((x) => x.uuid), [sg.uuid], 'query by attached L3');
+  t.same(
+    (await zs.querySecurityGroup({ q: [`l3Network.uuid=${l3}`] })).inventories!.map((x) => x.uuid),
+    [sg.uuid],
+    'query by attached L3',
+  );
   await fails(t, zs.detachSecurityGroupFromL3Network({ securityGroupUuid: sg.uuid, l3NetworkUuid: bare.uuid }), 503, 'SYS.1006', /has not attached/);
 
   await zs.deleteSecurityGroup({ uuid: sg.uuid });
@@ -157,7 +176,13 @@ t.test('rule sets on the hosts follow rules, members, states and VMs', async (t)
   const nic2 = vm2.vmNics[0];
 
   const sg = (await zs.createSecurityGroup({ name: 'web' })).inventory;
-  await fails(t, zs.addVmNicToSecurityGroup({ securityGroupUuid: sg.uuid, vmNicUuids: [nic1.uuid] }), 503, 'SG.1000', /not on L3 networks that have been attached/);
+  await fails(
+    t,
+    zs.addVmNicToSecurityGroup({ securityGroupUuid: sg.uuid, vmNicUuids: [nic1.uuid] }),
+    503,
+    'SG.1000',
+    /not on L3 networks that have been attached/,
+  );
   await zs.attachSecurityGroupToL3Network({ securityGroupUuid: sg.uuid, l3NetworkUuid: l3 });
   await fails(t, zs.addVmNicToSecurityGroup({ securityGroupUuid: sg.uuid, vmNicUuids: [nic1.uuid, '3'.repeat(32)] }), 404, 'SYS.1003', /cannot find vm nics/);
   t.same((await zs.getCandidateVmNicForSecurityGroup({ securityGroupUuid: sg.uuid })).inventories!.map((n) => n.uuid).sort(), [nic1.uuid, nic2.uuid].sort());
@@ -167,12 +192,23 @@ t.test('rule sets on the hosts follow rules, members, states and VMs', async (t)
 
   await zs.addVmNicToSecurityGroup({ securityGroupUuid: sg.uuid, vmNicUuids: [nic1.uuid, nic2.uuid, nic1.uuid] });
   t.same((await zs.getCandidateVmNicForSecurityGroup({ securityGroupUuid: sg.uuid })).inventories, [], 'members are no candidates');
-  t.same((await zs.queryVmNicInSecurityGroup({ q: [`securityGroupUuid=${sg.uuid}`] })).inventories!.map((r) => r.vmNicUuid).sort(), [nic1.uuid, nic2.uuid].sort());
-  t.same((await zs.querySecurityGroup({ q: [`vmNic.uuid=${nic2.uuid}`] })).inventories!.map((x) => x.uuid), [sg.uuid], 'query by member NIC');
+  t.same(
+    (await zs.queryVmNicInSecurityGroup({ q: [`securityGroupUuid=${sg.uuid}`] })).inventories!.map((r) => r.vmNicUuid).sort(),
+    [nic1.uuid, nic2.uuid].sort(),
+  );
+  t.same(
+    (await zs.querySecurityGroup({ q: [`vmNic.uuid=${nic2.uuid}`] })).inventories!.map((x) => x.uuid),
+    [sg.uuid],
+    'query by member NIC',
+  );
   const on1 = (await applied(s, h1)).get(nic1.uuid);
-  t.same(ports(on1), ['Ingress/TCP/22-22/0.0.0.0/0'], 'host 1 got NIC 1\'s rule set in the API\'s job');
+  t.same(ports(on1), ['Ingress/TCP/22-22/0.0.0.0/0'], "host 1 got NIC 1's rule set in the API's job");
   t.equal(on1?.actionCode, 'applyRule');
-  t.same(on1?.rules[0].allowedInternalIpRange, ipRanges([nic1.ip!, nic2.ip!]), 'members of the group on the L3 are always allowed (consecutive addresses as a range)');
+  t.same(
+    on1?.rules[0].allowedInternalIpRange,
+    ipRanges([nic1.ip!, nic2.ip!]),
+    'members of the group on the L3 are always allowed (consecutive addresses as a range)',
+  );
   t.same(ipRanges(['10.0.0.3', '10.0.0.1', '10.0.0.2', '10.0.0.9']), ['10.0.0.1-10.0.0.3', '10.0.0.9'], 'ranges fold consecutive addresses');
   t.same([...(await applied(s, h2)).keys()], [nic2.uuid], 'host 2 holds only its own NIC');
 
@@ -187,7 +223,7 @@ t.test('rule sets on the hosts follow rules, members, states and VMs', async (t)
   t.same(ports((await applied(s, h1)).get(nic1.uuid)), ['Egress/UDP/53-53/8.8.8.8/32', 'Ingress/TCP/22-22/0.0.0.0/0', 'Ingress/TCP/5432-5432/0.0.0.0/0']);
 
   await zs.changeSecurityGroupState({ uuid: sg.uuid, stateEvent: 'disable' });
-  t.same(ports((await applied(s, h1)).get(nic1.uuid)), ['Ingress/TCP/5432-5432/0.0.0.0/0'], 'a Disabled group\'s rules are not applied');
+  t.same(ports((await applied(s, h1)).get(nic1.uuid)), ['Ingress/TCP/5432-5432/0.0.0.0/0'], "a Disabled group's rules are not applied");
   t.notOk((await applied(s, h2)).has(nic2.uuid), 'a NIC in no Enabled group loses its chain');
   await zs.changeSecurityGroupState({ uuid: sg.uuid, stateEvent: 'enable' });
   t.ok((await applied(s, h2)).has(nic2.uuid), 'enabling applies them again');
@@ -197,11 +233,11 @@ t.test('rule sets on the hosts follow rules, members, states and VMs', async (t)
 
   // VM state: stopping drops the chains on the host, starting applies them again on the VM's (new) host.
   await zs.stopVmInstance({ uuid: vm2.uuid });
-  await until('host 2 drops the stopped VM\'s chain', async () => !(await applied(s, h2)).has(nic2.uuid));
+  await until("host 2 drops the stopped VM's chain", async () => !(await applied(s, h2)).has(nic2.uuid));
   await zs.startVmInstance({ uuid: vm2.uuid, hostUuid: h1 } as never);
-  await until('the started VM\'s rules on host 1', async () => (await applied(s, h1)).has(nic2.uuid));
+  await until("the started VM's rules on host 1", async () => (await applied(s, h1)).has(nic2.uuid));
   await zs.migrateVm({ vmInstanceUuid: vm2.uuid, hostUuid: h2 });
-  await until('the migrated VM\'s rules on host 2 only', async () => (await applied(s, h2)).has(nic2.uuid) && !(await applied(s, h1)).has(nic2.uuid));
+  await until("the migrated VM's rules on host 2 only", async () => (await applied(s, h2)).has(nic2.uuid) && !(await applied(s, h1)).has(nic2.uuid));
 
   // Detaching the group from the L3 takes its members on that L3 out.
   await zs.detachSecurityGroupFromL3Network({ securityGroupUuid: sg.uuid, l3NetworkUuid: l3 });
@@ -227,7 +263,10 @@ t.test('a host that missed its rules gets them when it reconnects', async (t) =>
   await zs.reconnectHost({ uuid: h1 });
   await until('the reconnected host holds the rule', async () => ports((await applied(s, h1)).get(v.vmNics[0].uuid)).length === 1);
   const records = (await sim(s, '/simulator/hosts/records', { hostUuid: h1 })).records as Array<{ path: string }>;
-  t.ok(records.some((x) => x.path === '/securitygroup/refreshrulesonhost'), 'through a whole-host refresh');
+  t.ok(
+    records.some((x) => x.path === '/securitygroup/refreshrulesonhost'),
+    'through a whole-host refresh',
+  );
 });
 
 t.test('cascades: deleting the NIC, VM, L3 or group cleans memberships', async (t) => {
@@ -248,7 +287,7 @@ t.test('cascades: deleting the NIC, VM, L3 or group cleans memberships', async (
 
   await zs.destroyVmInstance({ uuid: b.uuid });
   await zs.expungeVmInstance({ uuid: b.uuid });
-  t.same(await members(), [], 'an expunged VM\'s NICs leave the group');
+  t.same(await members(), [], "an expunged VM's NICs leave the group");
 
   const c = await vm(env, 'c', { hostUuid: h1 });
   await zs.addVmNicToSecurityGroup({ securityGroupUuid: sg.uuid, vmNicUuids: [c.vmNics[0].uuid] });
@@ -276,15 +315,25 @@ t.test('tenants see and change only their own groups', async (t) => {
   const alice = await tenant('alice');
   const bob = await tenant('bob');
   const mine = (await alice.createSecurityGroup({ name: 'alice-sg' })).inventory;
-  const rule = (await alice.addSecurityGroupRule({ securityGroupUuid: mine.uuid, rules: [{ type: 'Ingress', protocol: 'TCP', startPort: 443 }] })).inventory.rules[0];
+  const rule = (await alice.addSecurityGroupRule({ securityGroupUuid: mine.uuid, rules: [{ type: 'Ingress', protocol: 'TCP', startPort: 443 }] })).inventory
+    .rules[0];
   await admin.createSecurityGroup({ name: 'admin-sg' });
 
-  t.same((await alice.querySecurityGroup({})).inventories!.map((x) => x.name), ['alice-sg']);
+  t.same(
+    (await alice.querySecurityGroup({})).inventories!.map((x) => x.name),
+    ['alice-sg'],
+  );
   t.same((await bob.querySecurityGroup({})).inventories, [], 'another tenant sees none');
   t.same((await bob.querySecurityGroupRule({})).inventories, []);
   t.equal((await admin.querySecurityGroup({})).inventories!.length, 2, 'the admin sees all');
   await fails(t, bob.deleteSecurityGroup({ uuid: mine.uuid }), 403, 'ID.1002', /no permission/);
   await fails(t, bob.deleteSecurityGroupRule({ ruleUuids: [rule.uuid] }), 403, 'ID.1002', /no permission/);
-  await fails(t, bob.addSecurityGroupRule({ securityGroupUuid: mine.uuid, rules: [{ type: 'Ingress', protocol: 'TCP', startPort: 1 }] }), 403, 'ID.1002', /no permission/);
+  await fails(
+    t,
+    bob.addSecurityGroupRule({ securityGroupUuid: mine.uuid, rules: [{ type: 'Ingress', protocol: 'TCP', startPort: 1 }] }),
+    403,
+    'ID.1002',
+    /no permission/,
+  );
   t.same((await alice.deleteSecurityGroupRule({ ruleUuids: [rule.uuid] })).inventory!.rules, [], 'the owner deletes its rule');
 });

@@ -67,7 +67,14 @@ async function main(t: Test) {
       const files = info.files.map((f) => f.path);
       const must = ['LICENSE', 'README.md', 'package.json'];
       for (const f of ['esm', 'cjs']) must.push(`dist/${f}/package.json`, `dist/${f}/index.js`, `dist/${f}/index.d.ts`, `dist/${f}/index.js.map`);
-      if (name === 'sdk') must.push('bin/zstack-cli.js', 'dist/esm/cli/main.js', 'dist/cjs/cli/main.js', 'dist/esm/generated/api.d.ts', 'dist/esm/generated/openapi-helpers.d.ts');
+      if (name === 'sdk')
+        must.push(
+          'bin/zstack-cli.js',
+          'dist/esm/cli/main.js',
+          'dist/cjs/cli/main.js',
+          'dist/esm/generated/api.d.ts',
+          'dist/esm/generated/openapi-helpers.d.ts',
+        );
       else must.push('dist/esm/runtime/index.js', 'dist/cjs/runtime/index.js');
       for (const f of must) t.ok(files.includes(f), `the tarball has ${f}`);
       const stray = files.filter((f) => /^(src|test|\.build)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts')));
@@ -76,7 +83,10 @@ async function main(t: Test) {
       t.equal(manifest.license, 'Apache-2.0');
       t.match(readFileSync(join(p.dir, 'LICENSE'), 'utf8'), /Apache License\s+Version 2\.0/);
       const deps = Object.keys({ ...manifest.dependencies, ...manifest.peerDependencies });
-      t.notOk(deps.some((d) => d === '@zstack-ts/openapi' || d === 'tsx'), `no private workspace or loader among the dependencies (${deps.join(', ')})`);
+      t.notOk(
+        deps.some((d) => d === '@zstack-ts/openapi' || d === 'tsx'),
+        `no private workspace or loader among the dependencies (${deps.join(', ')})`,
+      );
       for (const f of files.filter((f) => f.endsWith('.d.ts') || f.endsWith('.js'))) {
         if (readFileSync(join(p.dir, f), 'utf8').includes('@zstack-ts/openapi')) t.fail(`${f} refers to the private @zstack-ts/openapi`);
       }
@@ -140,7 +150,8 @@ async function main(t: Test) {
       }
       t.equal(r.code, 0, `install ${i === 0 ? 'esm-app' : 'pulumi-app'}: ${r.stderr}`);
     }
-    const pulumis = (readdirSync(join(pul, 'node_modules', '@zstack-ts', 'pulumi')).includes('node_modules') && readdirSync(join(pul, 'node_modules', '@zstack-ts', 'pulumi', 'node_modules')).includes('@pulumi')) as boolean;
+    const pulumis = (readdirSync(join(pul, 'node_modules', '@zstack-ts', 'pulumi')).includes('node_modules') &&
+      readdirSync(join(pul, 'node_modules', '@zstack-ts', 'pulumi', 'node_modules')).includes('@pulumi')) as boolean;
     t.notOk(pulumis, 'one @pulumi/pulumi: the project’s (no nested copy under @zstack-ts/pulumi)');
     t.notOk(statSync(join(pul, 'node_modules', '@pulumi', 'pulumi')).isSymbolicLink(), 'a real install, not a link into the workspace');
   });
@@ -245,18 +256,29 @@ for await (const z of zs.queryAllZone({ fields: ['uuid'] })) z.state;
       // What a stricter user project may turn on: the SDK's own .d.ts must pass too (no skipLibCheck).
       'tsconfig.strictest.json': {
         extends: './tsconfig.json',
-        compilerOptions: { exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true, noPropertyAccessFromIndexSignature: true, noImplicitOverride: true, noImplicitReturns: true, noUnusedLocals: false },
+        compilerOptions: {
+          exactOptionalPropertyTypes: true,
+          noUncheckedIndexedAccess: true,
+          noPropertyAccessFromIndexSignature: true,
+          noImplicitOverride: true,
+          noImplicitReturns: true,
+          noUnusedLocals: false,
+        },
       },
     });
     const [g, gs, b] = await Promise.all([
-      tsc(["-p", "tsconfig.json", "--pretty", "false"], esm),
+      tsc(['-p', 'tsconfig.json', '--pretty', 'false'], esm),
       tsc(['-p', 'tsconfig.strictest.json', '--pretty', 'false'], esm),
       tsc(['--strict', '--module', 'nodenext', '--target', 'es2022', '--noEmit', '--types', 'node', '--pretty', 'false', 'bad.ts'], esm),
     ]);
     t.equal(errorLines(g.stdout, 'good.ts').length + g.code, 0, `good.ts compiles under --strict:\n${g.stdout}`);
     t.equal(errorLines(gs.stdout, 'good.ts').length + gs.code, 0, `good.ts compiles under the strictest options:\n${gs.stdout}`);
     t.not(b.code, 0, 'bad.ts does not compile');
-    t.same([...new Set(errorLines(b.stdout, 'bad.ts'))], [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14], `every wrong line is an error, and only those:\n${b.stdout}`);
+    t.same(
+      [...new Set(errorLines(b.stdout, 'bad.ts'))],
+      [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+      `every wrong line is an error, and only those:\n${b.stdout}`,
+    );
   });
 
   // ---- Pulumi --------------------------------------------------------------------------------------------------
@@ -282,7 +304,13 @@ export const flatProviderUuid = flat.uuid;
     const engine = new MiniEngine({
       projectDir: pul,
       stack: 'dev',
-      config: { 'zstack:endpoint': s.url, 'zstack:accountName': 'admin', 'zstack:password': 'password', 'zstack:pollIntervalMs': '20', 'pulumi-app:zoneUuid': zone.uuid },
+      config: {
+        'zstack:endpoint': s.url,
+        'zstack:accountName': 'admin',
+        'zstack:password': 'password',
+        'zstack:pollIntervalMs': '20',
+        'pulumi-app:zoneUuid': zone.uuid,
+      },
       secretKeys: ['zstack:password'],
       // The project was type-checked just above; the language host need not do it again (ts-node transpile-only).
       env: { PULUMI_NODEJS_TRANSPILE_ONLY: 'true' },

@@ -28,14 +28,23 @@ t.test('examples/pulumi-flat-network through the language runtime and the plugin
   await zs.attachL2NetworkToCluster({ l2NetworkUuid: l2.uuid, clusterUuid: cluster.uuid });
   const l3 = (await zs.createL3Network({ name: 'l3-etpz', l2NetworkUuid: l2.uuid })).inventory;
   await zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: '8.8.8.8' });
-  await zs.addIpRange({ l3NetworkUuid: l3.uuid, name: 'ipr-dk7p', startIp: '192.168.201.180', endIp: '192.168.201.199', netmask: '255.255.252.0', gateway: '192.168.200.1' });
+  await zs.addIpRange({
+    l3NetworkUuid: l3.uuid,
+    name: 'ipr-dk7p',
+    startIp: '192.168.201.180',
+    endIp: '192.168.201.199',
+    netmask: '255.255.252.0',
+    gateway: '192.168.200.1',
+  });
   await zs.attachNetworkServiceToL3Network({ l3NetworkUuid: l3.uuid, networkServices: { VirtualRouter: ['DHCP', 'DNS'] } });
   const providers = (await zs.queryNetworkServiceProvider({})).inventories!;
   const flat = providers.find((p) => p.type === 'Flat')!;
   const vr = providers.find((p) => p.type === 'VirtualRouter')!;
   const label = (uuid: string) => (uuid === flat.uuid ? 'Flat' : uuid === vr.uuid ? 'VirtualRouter' : uuid);
   const servicesOf = async (uuid: string) =>
-    (await zs.queryNetworkServiceL3NetworkRef({ q: [`l3NetworkUuid=${uuid}`] })).inventories!.map((r) => `${r.networkServiceType}@${label(r.networkServiceProviderUuid)}`).sort();
+    (await zs.queryNetworkServiceL3NetworkRef({ q: [`l3NetworkUuid=${uuid}`] }))
+      .inventories!.map((r) => `${r.networkServiceType}@${label(r.networkServiceProviderUuid)}`)
+      .sort();
 
   const config: Record<string, string> = {
     'zstack:endpoint': s.url,
@@ -52,7 +61,10 @@ t.test('examples/pulumi-flat-network through the language runtime and the plugin
     const r = await engine.preview();
     ok(t, r, 'preview');
     t.same(summarize(r.steps), { create: ALL });
-    t.notOk(r.calls.some((c) => /^(Create|Update|Delete)/.test(c)), 'no Create/Update/Delete in preview');
+    t.notOk(
+      r.calls.some((c) => /^(Create|Update|Delete)/.test(c)),
+      'no Create/Update/Delete in preview',
+    );
     t.match(r.outputs, { flatProviderUuid: flat.uuid, newL3Uuid: UNKNOWN, upgradedServiceList: ['DHCP', 'Userdata'] }, 'outputs unknown until up');
     t.same(await servicesOf(l3.uuid), ['DHCP@VirtualRouter', 'DNS@VirtualRouter']);
     t.equal((await zs.queryL3Network({})).inventories!.length, 1);
@@ -81,7 +93,10 @@ t.test('examples/pulumi-flat-network through the language runtime and the plugin
     const r = await engine.up();
     ok(t, r, 'up again');
     t.same(summarize(r.steps), { same: ALL });
-    t.notOk(r.calls.some((c) => /^(Create|Update|Delete)/.test(c)), 'only Check and Diff');
+    t.notOk(
+      r.calls.some((c) => /^(Create|Update|Delete)/.test(c)),
+      'only Check and Diff',
+    );
   });
 
   await t.test('drift: detached by hand → refresh detects it → up repairs it', async (t) => {
@@ -116,8 +131,15 @@ t.test('examples/pulumi-flat-network through the language runtime and the plugin
     t.ok(order.indexOf('flat-range') < order.indexOf('flat-l3') && order.indexOf('flat-l3') < order.indexOf('flat-l2'), 'range, L3, L2');
     t.match(summarize(r.steps), { retain: ['existing-l3'] });
     t.same(await servicesOf(l3.uuid), [], 'the adopted L3 keeps no flat services');
-    t.same((await zs.queryL3Network({})).inventories!.map((x) => x.uuid), [l3.uuid], 'the new L3 is gone, the adopted one stays');
-    t.same((await zs.queryL2Network({})).inventories!.map((x) => x.uuid), [l2.uuid]);
+    t.same(
+      (await zs.queryL3Network({})).inventories!.map((x) => x.uuid),
+      [l3.uuid],
+      'the new L3 is gone, the adopted one stays',
+    );
+    t.same(
+      (await zs.queryL2Network({})).inventories!.map((x) => x.uuid),
+      [l2.uuid],
+    );
     t.same(engine.state, []);
   });
 });

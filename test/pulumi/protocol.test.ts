@@ -72,7 +72,13 @@ t.test('the dynamic-provider plugin over gRPC against a live server', async (t) 
   const host = await PluginHost.start({
     cwd: EXAMPLE_DIR,
     project: PROJECT,
-    config: { 'zstack:endpoint': s.url, 'zstack:accountName': 'admin', 'zstack:password': 'password', 'zstack:pollIntervalMs': '20', [`${PROJECT}:l3NetworkUuid`]: 'x' },
+    config: {
+      'zstack:endpoint': s.url,
+      'zstack:accountName': 'admin',
+      'zstack:password': 'password',
+      'zstack:pollIntervalMs': '20',
+      [`${PROJECT}:l3NetworkUuid`]: 'x',
+    },
     secretKeys: ['zstack:password'],
   });
   t.teardown(() => host.close());
@@ -93,11 +99,7 @@ t.test('the dynamic-provider plugin over gRPC against a live server', async (t) 
   t.equal((await zs.queryL2Network({})).inventories!.length, 0, 'preview created nothing');
 
   const bad = await host.check(urn('L3Network', 'bad'), {}, with_('L3Network', { name: 'x', l2NetworkUuid: 'nope', dns: ['8.8.8'], category: 'System' }));
-  t.same(
-    bad.failures.map((f) => f.property).sort(),
-    ['category', 'dns[0]', 'l2NetworkUuid'],
-    'per-property failures over the wire',
-  );
+  t.same(bad.failures.map((f) => f.property).sort(), ['category', 'dns[0]', 'l2NetworkUuid'], 'per-property failures over the wire');
   t.match(bad.failures.find((f) => f.property === 'dns[0]')?.reason, /"8\.8\.8" is not an IPv4 address/);
 
   // Up: Create in dependency order.
@@ -110,14 +112,24 @@ t.test('the dynamic-provider plugin over gRPC against a live server', async (t) 
   const rangeIn = (await host.check(urn('IpRange', 'r'), {}, with_('IpRange', { l3NetworkUuid: l3.id, name: 'r', networkCidr: '192.168.10.0/24' }))).inputs;
   let range = await host.create(urn('IpRange', 'r'), rangeIn);
   t.match(range.properties, { startIp: '192.168.10.2', gateway: '192.168.10.1' });
-  const paIn = (await host.check(urn('NetworkServiceProviderAttachment', 'pa'), {}, with_('NetworkServiceProviderAttachment', { l2NetworkUuid: l2.id, providerUuid: flat.uuid }))).inputs;
+  const paIn = (
+    await host.check(
+      urn('NetworkServiceProviderAttachment', 'pa'),
+      {},
+      with_('NetworkServiceProviderAttachment', { l2NetworkUuid: l2.id, providerUuid: flat.uuid }),
+    )
+  ).inputs;
   const pa = await host.create(urn('NetworkServiceProviderAttachment', 'pa'), paIn);
   t.equal(pa.id, `${l2.id}:${flat.uuid}`);
 
   // The §9 starting point, then the attachment that moves it.
   await zs.attachNetworkServiceToL3Network({ l3NetworkUuid: l3.id, networkServices: { [vr.uuid]: ['DHCP', 'DNS'] } });
   const saIn = (
-    await host.check(urn('NetworkServiceAttachment', 'sa'), {}, with_('NetworkServiceAttachment', { l3NetworkUuid: l3.id, providerUuid: flat.uuid, services: ['DHCP', 'Userdata'], detachProviders: ['VirtualRouter'] }))
+    await host.check(
+      urn('NetworkServiceAttachment', 'sa'),
+      {},
+      with_('NetworkServiceAttachment', { l3NetworkUuid: l3.id, providerUuid: flat.uuid, services: ['DHCP', 'Userdata'], detachProviders: ['VirtualRouter'] }),
+    )
   ).inputs;
   const { detachProviders: _, ...withoutDetach } = saIn;
   const conflict = await grpcFailure(host.create(urn('NetworkServiceAttachment', 'sa'), withoutDetach));
@@ -127,20 +139,40 @@ t.test('the dynamic-provider plugin over gRPC against a live server', async (t) 
   t.equal(sa.id, `${l3.id}:${flat.uuid}`);
   t.same(sa.properties.services, ['DHCP', 'Userdata']);
   const refs = (await zs.queryNetworkServiceL3NetworkRef({ q: [`l3NetworkUuid=${l3.id}`] })).inventories!;
-  t.same(refs.map((r) => [r.networkServiceProviderUuid, r.networkServiceType]), [[flat.uuid, 'DHCP'], [flat.uuid, 'Userdata']], 'Flat DHCP+Userdata, no virtual router');
+  t.same(
+    refs.map((r) => [r.networkServiceProviderUuid, r.networkServiceType]),
+    [
+      [flat.uuid, 'DHCP'],
+      [flat.uuid, 'Userdata'],
+    ],
+    'Flat DHCP+Userdata, no virtual router',
+  );
 
   // Diff: olds are the old outputs.
   t.match(await host.diff(urn('L3Network', 'l3'), l3.id, l3.properties, l3In, l3In), { changes: 'none' }, 'no change → DIFF_NONE');
   const renamed = (await host.check(urn('L3Network', 'l3'), l3In, { ...l3In, name: 'l3-renamed', dns: ['8.8.8.8', '1.1.1.1'] })).inputs;
-  t.same(await host.diff(urn('L3Network', 'l3'), l3.id, l3.properties, renamed, l3In), { changes: 'some', replaces: [], deleteBeforeReplace: false }, 'in place');
+  t.same(
+    await host.diff(urn('L3Network', 'l3'), l3.id, l3.properties, renamed, l3In),
+    { changes: 'some', replaces: [], deleteBeforeReplace: false },
+    'in place',
+  );
   t.same((await host.diff(urn('L3Network', 'l3'), l3.id, l3.properties, { ...l3In, l2NetworkUuid: 'b'.repeat(32) })).replaces, ['l2NetworkUuid'], 'replace');
-  t.same((await host.diff(urn('L3Network', 'l3'), l3.id, l3.properties, { ...l3In, l2NetworkUuid: UNKNOWN })).replaces, ['l2NetworkUuid'], 'unknown in preview');
+  t.same(
+    (await host.diff(urn('L3Network', 'l3'), l3.id, l3.properties, { ...l3In, l2NetworkUuid: UNKNOWN })).replaces,
+    ['l2NetworkUuid'],
+    'unknown in preview',
+  );
   const l3Updated = await host.update(urn('L3Network', 'l3'), l3.id, l3.properties, renamed, l3In);
-  t.match(l3Updated.properties, { uuid: l3.id, name: 'l3-renamed', dns: ['8.8.8.8', '1.1.1.1'], __provider: providerText.L3Network }, 'Update keeps every output');
+  t.match(
+    l3Updated.properties,
+    { uuid: l3.id, name: 'l3-renamed', dns: ['8.8.8.8', '1.1.1.1'], __provider: providerText.L3Network },
+    'Update keeps every output',
+  );
   t.match((await zs.queryL3Network({ q: [`uuid=${l3.id}`] })).inventories![0], { name: 'l3-renamed', dns: ['8.8.8.8', '1.1.1.1'] });
 
   // Replacement of an IP range: the engine deletes the old one first (deleteBeforeReplace), then creates.
-  const range2In = (await host.check(urn('IpRange', 'r'), rangeIn, with_('IpRange', { l3NetworkUuid: l3.id, name: 'r', networkCidr: '192.168.10.0/25' }))).inputs;
+  const range2In = (await host.check(urn('IpRange', 'r'), rangeIn, with_('IpRange', { l3NetworkUuid: l3.id, name: 'r', networkCidr: '192.168.10.0/25' })))
+    .inputs;
   const d = await host.diff(urn('IpRange', 'r'), range.id, range.properties, range2In, rangeIn);
   t.same(d, { changes: 'some', replaces: ['networkCidr'], deleteBeforeReplace: true });
   await host.delete(urn('IpRange', 'r'), range.id, range.properties, rangeIn);
@@ -161,7 +193,13 @@ t.test('the dynamic-provider plugin over gRPC against a live server', async (t) 
   t.match(got.properties, { uuid: l3.id, name: 'l3-renamed', l2NetworkUuid: l2.id });
 
   // Partial failure: created, but a follow-up step failed → ErrorResourceInitFailed with the id, so nothing is orphaned.
-  const partialIn = (await host.check(urn('L2Network', 'p'), {}, with_('L2Network', { name: 'l2-p', zoneUuid: zone.uuid, physicalInterface: 'eth1', clusterUuids: ['c'.repeat(32)] }))).inputs;
+  const partialIn = (
+    await host.check(
+      urn('L2Network', 'p'),
+      {},
+      with_('L2Network', { name: 'l2-p', zoneUuid: zone.uuid, physicalInterface: 'eth1', clusterUuids: ['c'.repeat(32)] }),
+    )
+  ).inputs;
   const partial = await grpcFailure(host.create(urn('L2Network', 'p'), partialIn));
   t.equal(partial.code, grpc.status.UNKNOWN);
   const detailsBin = partial.metadata.get('grpc-status-details-bin')[0] as Buffer;
@@ -183,7 +221,11 @@ t.test('the dynamic-provider plugin over gRPC against a live server', async (t) 
   await host.delete(urn('IpRange', 'r'), range.id, range.properties);
   await host.delete(urn('L3Network', 'l3'), l3.id, l3Updated.properties);
   await host.delete(urn('L2Network', 'l2'), l2.id, l2.properties);
-  t.same(await host.read(urn('L3Network', 'l3'), l3.id, l3Updated.properties), { id: '', properties: { __provider: providerText.L3Network }, inputs: undefined }, 'empty id = gone');
+  t.same(
+    await host.read(urn('L3Network', 'l3'), l3.id, l3Updated.properties),
+    { id: '', properties: { __provider: providerText.L3Network }, inputs: undefined },
+    'empty id = gone',
+  );
   t.equal((await zs.queryL2Network({})).inventories!.length, 0);
   t.equal((await zs.queryL3Network({})).inventories!.length, 0);
   t.notMatch(host.stderr, /Error|TypeError/, 'the plugin logged no error besides the expected ones');

@@ -33,7 +33,10 @@ t.test('pulumi provider methods against a live server', async (t) => {
   const flat = all.find((p) => p.type === 'Flat')!;
   const vr = all.find((p) => p.type === 'VirtualRouter')!;
   const l3Of = async (uuid: string) => (await zs.queryL3Network({ q: [`uuid=${uuid}`] })).inventories![0];
-  const servicesOf = async (uuid: string) => (await l3Of(uuid)).networkServices.map((r) => `${r.networkServiceType}@${r.networkServiceProviderUuid === flat.uuid ? 'Flat' : r.networkServiceProviderUuid === vr.uuid ? 'VR' : '?'}`).sort();
+  const servicesOf = async (uuid: string) =>
+    (await l3Of(uuid)).networkServices
+      .map((r) => `${r.networkServiceType}@${r.networkServiceProviderUuid === flat.uuid ? 'Flat' : r.networkServiceProviderUuid === vr.uuid ? 'VR' : '?'}`)
+      .sort();
 
   // The round trip: exactly what `pulumi.dynamic.Resource` serializes and what the plugin loads.
   const p = {} as Record<ResourceKind, Provider>;
@@ -61,14 +64,24 @@ t.test('pulumi provider methods against a live server', async (t) => {
     const created = await p.L2Network.create(inputs);
     l2Uuid = created.id;
     l2Outs = created.outs;
-    t.match(created.outs, { uuid: created.id, type: 'L2NoVlanNetwork', attachedClusterUuids: [cluster.uuid], clusterUuids: [cluster.uuid], zoneUuid: zone.uuid });
+    t.match(created.outs, {
+      uuid: created.id,
+      type: 'L2NoVlanNetwork',
+      attachedClusterUuids: [cluster.uuid],
+      clusterUuids: [cluster.uuid],
+      zoneUuid: zone.uuid,
+    });
     t.ok(created.outs.createDate, 'inventory fields are outputs');
 
     const moreClusters = (await p.L2Network.check({}, { ...inputs, clusterUuids: [cluster2.uuid, cluster.uuid] })).inputs;
     t.same(await p.L2Network.diff(created.id, created.outs, moreClusters), { changes: true, replaces: [], deleteBeforeReplace: false });
     const updated = await p.L2Network.update(created.id, created.outs, moreClusters);
     t.same([...(updated.outs!.attachedClusterUuids as string[])].sort(), [cluster.uuid, cluster2.uuid].sort());
-    t.same((await p.L2Network.diff(created.id, updated.outs, (await p.L2Network.check({}, { ...inputs, name: 'renamed' })).inputs)).replaces, ['name'], 'no UpdateL2Network: a rename replaces');
+    t.same(
+      (await p.L2Network.diff(created.id, updated.outs, (await p.L2Network.check({}, { ...inputs, name: 'renamed' })).inputs)).replaces,
+      ['name'],
+      'no UpdateL2Network: a rename replaces',
+    );
     const back = await p.L2Network.update(created.id, updated.outs, inputs);
     t.same(back.outs!.attachedClusterUuids, [cluster.uuid], 'detached again');
     l2Outs = back.outs!;
@@ -114,7 +127,16 @@ t.test('pulumi provider methods against a live server', async (t) => {
     l3In = (await p.L3Network.check({}, { name: 'l3-etpz', l2NetworkUuid: l2Uuid, dns: ['8.8.8.8', '1.1.1.1'], dnsDomain: 'zstack.local' })).inputs;
     const created = await p.L3Network.create(l3In);
     l3Uuid = created.id;
-    t.match(created.outs, { uuid: created.id, name: 'l3-etpz', dns: ['8.8.8.8', '1.1.1.1'], category: 'Private', system: false, state: 'Enabled', dnsDomain: 'zstack.local', zoneUuid: zone.uuid });
+    t.match(created.outs, {
+      uuid: created.id,
+      name: 'l3-etpz',
+      dns: ['8.8.8.8', '1.1.1.1'],
+      category: 'Private',
+      system: false,
+      state: 'Enabled',
+      dnsDomain: 'zstack.local',
+      zoneUuid: zone.uuid,
+    });
 
     const changed = (await p.L3Network.check({}, { ...l3In, name: 'l3-new', description: 'd', dns: ['1.1.1.1', '9.9.9.9'], category: 'Public' })).inputs;
     t.same(await p.L3Network.diff(created.id, created.outs, changed), { changes: true, replaces: [], deleteBeforeReplace: false }, 'all in place');
@@ -154,7 +176,14 @@ t.test('pulumi provider methods against a live server', async (t) => {
   await t.test('IpRange: CIDR or bounds, every change replaces (old one first), adopt', async (t) => {
     const cidrIn = (await p.IpRange.check({}, { l3NetworkUuid: l3Uuid, name: 'r1', networkCidr: '192.168.100.9/24' })).inputs;
     const r1 = await p.IpRange.create(cidrIn);
-    t.match(r1.outs, { uuid: r1.id, networkCidr: '192.168.100.0/24', startIp: '192.168.100.2', endIp: '192.168.100.254', gateway: '192.168.100.1', netmask: '255.255.255.0' });
+    t.match(r1.outs, {
+      uuid: r1.id,
+      networkCidr: '192.168.100.0/24',
+      startIp: '192.168.100.2',
+      endIp: '192.168.100.254',
+      gateway: '192.168.100.1',
+      netmask: '255.255.255.0',
+    });
     t.same(await p.IpRange.diff(r1.id, r1.outs, cidrIn), { changes: false, replaces: [], deleteBeforeReplace: false });
     const narrower = (await p.IpRange.check({}, { l3NetworkUuid: l3Uuid, name: 'r1', networkCidr: '192.168.100.0/25' })).inputs;
     t.same(await p.IpRange.diff(r1.id, r1.outs, narrower), { changes: true, replaces: ['networkCidr'], deleteBeforeReplace: true });
@@ -164,13 +193,21 @@ t.test('pulumi provider methods against a live server', async (t) => {
     t.match((await failure(p.IpRange.update(r1.id, r1.outs, narrower))).message, /cannot be changed in place/);
     const adopted = await p.IpRange.create({ ...cidrIn, adoptUuid: r1.id });
     t.equal(adopted.id, r1.id);
-    t.match((await failure(p.IpRange.create({ ...narrower, adoptUuid: r1.id }))).message, /networkCidr is "192.168.100.0\/24" on the server but "192.168.100.0\/25"/);
+    t.match(
+      (await failure(p.IpRange.create({ ...narrower, adoptUuid: r1.id }))).message,
+      /networkCidr is "192.168.100.0\/24" on the server but "192.168.100.0\/25"/,
+    );
     await p.IpRange.delete(r1.id, r1.outs);
     t.same(await p.IpRange.read(r1.id, r1.outs), { id: '', props: {} });
-    const boundsIn = (await p.IpRange.check({}, { l3NetworkUuid: l3Uuid, name: 'ipr-dk7p', startIp: '192.168.201.180', endIp: '192.168.201.199', netmask: '255.255.252.0', gateway: '192.168.200.1' })).inputs;
+    const boundsIn = (
+      await p.IpRange.check(
+        {},
+        { l3NetworkUuid: l3Uuid, name: 'ipr-dk7p', startIp: '192.168.201.180', endIp: '192.168.201.199', netmask: '255.255.252.0', gateway: '192.168.200.1' },
+      )
+    ).inputs;
     const r2 = await p.IpRange.create(boundsIn);
     t.match(r2.outs, { startIp: '192.168.201.180', endIp: '192.168.201.199', networkCidr: '192.168.200.0/22' });
-    t.equal((await p.IpRange.diff(r2.id, r2.outs, boundsIn)).changes, false, 'the server\'s computed CIDR is no diff');
+    t.equal((await p.IpRange.diff(r2.id, r2.outs, boundsIn)).changes, false, "the server's computed CIDR is no diff");
   });
 
   await t.test('NetworkServiceProviderAttachment and NetworkServiceAttachment: the §9 move', async (t) => {
@@ -187,8 +224,14 @@ t.test('pulumi provider methods against a live server', async (t) => {
     const conflict = await failure(p.NetworkServiceAttachment.create(svcIn));
     t.match(conflict.message, /DHCP is provided by VirtualRouter .*Add detachProviders: \["VirtualRouter"\]/, 'a conflict says what to do');
     t.same(await servicesOf(l3Uuid), ['DHCP@VR', 'DNS@VR'], 'and changes nothing');
-    t.match((await failure(p.NetworkServiceAttachment.create({ ...svcIn, services: ['DHCP', 'SNAT'], detachProviders: ['VirtualRouter'] }))).message, /does not offer SNAT; it offers DHCP, Userdata/);
-    t.match((await failure(p.NetworkServiceAttachment.create({ ...svcIn, detachProviders: ['Nope'] }))).message, /no network service provider has uuid or type "Nope"/);
+    t.match(
+      (await failure(p.NetworkServiceAttachment.create({ ...svcIn, services: ['DHCP', 'SNAT'], detachProviders: ['VirtualRouter'] }))).message,
+      /does not offer SNAT; it offers DHCP, Userdata/,
+    );
+    t.match(
+      (await failure(p.NetworkServiceAttachment.create({ ...svcIn, detachProviders: ['Nope'] }))).message,
+      /no network service provider has uuid or type "Nope"/,
+    );
     t.same(await servicesOf(l3Uuid), ['DHCP@VR', 'DNS@VR']);
 
     const moveIn = { ...svcIn, detachProviders: ['VirtualRouter'] };

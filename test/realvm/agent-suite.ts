@@ -32,8 +32,16 @@ export async function agentSuite(t: Test): Promise<void> {
   // The same L3 → the same namespace and files as the agent's own server: for pinging and cleaning up.
   const dhcp = new FlatDhcpServer({ l3NetworkUuid, bridgeName, serverIp: `${net}.1`, gateway: `${net}.1`, prefixLength: 24 });
   const nicOf = (mac: string, deviceId: number, ip: string) => ({
-    mac, uuid: `nic${deviceId}${tag}`, deviceId, bridgeName, nicInternalName: `zv${tag}.${deviceId}`,
-    l3NetworkUuid, ip, netmask: '255.255.255.0', gateway: `${net}.1`, flatDhcp: true,
+    mac,
+    uuid: `nic${deviceId}${tag}`,
+    deviceId,
+    bridgeName,
+    nicInternalName: `zv${tag}.${deviceId}`,
+    l3NetworkUuid,
+    ip,
+    netmask: '255.255.255.0',
+    gateway: `${net}.1`,
+    flatDhcp: true,
   });
 
   const image = await tryoutImage();
@@ -55,7 +63,6 @@ export async function agentSuite(t: Test): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   });
 
-
   const connected = await kvm('/host/connect', { hostUuid });
   t.equal(connected.success, true, connected.error);
   t.match(connected, { libvirtVersion: /^\d+\.\d+/, qemuVersion: /^\d+\.\d+/ });
@@ -65,21 +72,36 @@ export async function agentSuite(t: Test): Promise<void> {
   const ps = join(dir, 'ps');
   const root = join(ps, 'rootVolumes', `${vmUuid}.qcow2`);
   const created = await kvm('/primarystorage/volume/create', {
-    installPath: root, size: 64 << 20, imageInstallPath: join(ps, 'imagecache', 'tryout.qcow2'), backupStorageInstallPath: image,
+    installPath: root,
+    size: 64 << 20,
+    imageInstallPath: join(ps, 'imagecache', 'tryout.qcow2'),
+    backupStorageInstallPath: image,
   });
   t.equal(created.success, true, created.error);
   t.ok(created.totalCapacity > 0, 'capacity of the primary storage in the reply');
 
   const log = `/var/log/zstack-ts/console/${vmUuid}.log`;
   const started = Date.now();
-  const startReply = await kvm('/vm/start', {
-    vmInstanceUuid: vmUuid, vmName: 'tryout', memory: 128 << 20, cpuNum: 1, hostManagementIp: '127.0.0.1',
-    rootVolume: { installPath: root, deviceId: 0, volumeUuid: `root${tag}` },
-    nics: [nicOf(mac0, 0, `${net}.10`)],
-  }, 60_000);
+  const startReply = await kvm(
+    '/vm/start',
+    {
+      vmInstanceUuid: vmUuid,
+      vmName: 'tryout',
+      memory: 128 << 20,
+      cpuNum: 1,
+      hostManagementIp: '127.0.0.1',
+      rootVolume: { installPath: root, deviceId: 0, volumeUuid: `root${tag}` },
+      nics: [nicOf(mac0, 0, `${net}.10`)],
+    },
+    60_000,
+  );
   t.equal(startReply.success, true, startReply.error);
   t.same((await kvm('/vm/checkstate', { vmUuids: [vmUuid] })).states, { [vmUuid]: 'Running' });
-  t.equal((await kvm('/vm/start', { vmInstanceUuid: vmUuid, memory: 128 << 20, cpuNum: 1, rootVolume: { installPath: root, deviceId: 0, volumeUuid: 'r' } })).success, true, 'starting a running VM succeeds');
+  t.equal(
+    (await kvm('/vm/start', { vmInstanceUuid: vmUuid, memory: 128 << 20, cpuNum: 1, rootVolume: { installPath: root, deviceId: 0, volumeUuid: 'r' } })).success,
+    true,
+    'starting a running VM succeeds',
+  );
 
   await t.test('the guest boots and takes the lease we allocated', async (t) => {
     await waitConsole(log, /zstack-tryout: booted/, 180_000);
@@ -90,7 +112,10 @@ export async function agentSuite(t: Test): Promise<void> {
     // The DHCP namespace reaches the guest (retried: the guest's ARP may lag its lease by a moment).
     let pinged = false;
     for (let i = 0; i < 20 && !pinged; i++) {
-      pinged = await sh('ip', ['netns', 'exec', dhcp.namespace, 'busybox', 'ping', '-c', '1', '-W', '1', `${net}.10`]).then(() => true, () => false);
+      pinged = await sh('ip', ['netns', 'exec', dhcp.namespace, 'busybox', 'ping', '-c', '1', '-W', '1', `${net}.10`]).then(
+        () => true,
+        () => false,
+      );
     }
     t.ok(pinged, 'the L3 namespace pings the VM');
     t.same((await kvm('/vm/vmsync', {})).states?.[vmUuid], 'Running', 'vmsync lists it');
@@ -124,14 +149,19 @@ export async function agentSuite(t: Test): Promise<void> {
     const detached = await kvm('/vm/detachnic', { vmUuid, nic });
     t.equal(detached.success, true, detached.error);
     await waitConsole(log, new RegExp(`nic remove ${lease[1]}`), 30_000, from);
-    t.same((await dhcp.leases()).map((l) => l.mac), [mac0], 'its lease left with it');
+    t.same(
+      (await dhcp.leases()).map((l) => l.mac),
+      [mac0],
+      'its lease left with it',
+    );
   });
 
   await t.test('a console token opens a WebSocket to the real framebuffer', async (t) => {
     const vnc = await kvm('/vm/getvncport', { vmUuid });
     t.equal(vnc.success, true, vnc.error);
     t.equal(vnc.host, '127.0.0.1', 'VNC listens on the host address of the start command');
-    const est = (await call(proxy, '/console/establish', { vmUuid, targetHostname: vnc.host, targetPort: vnc.port, idleTimeoutMs: 0 }, { target: 'mn-1' })).body;
+    const est = (await call(proxy, '/console/establish', { vmUuid, targetHostname: vnc.host, targetPort: vnc.port, idleTimeoutMs: 0 }, { target: 'mn-1' }))
+      .body;
     t.equal(est.success, true, est.error);
     const opened = await openWs(`ws://127.0.0.1:${est.proxyPort}/?token=${est.token}`);
     t.teardown(() => opened.ws.terminate());

@@ -32,8 +32,7 @@ export async function routerSuite(t: Test): Promise<void> {
 
   const image = await tryoutImage();
   let agent = await start({ kind: 'kvm', backend: 'libvirt', storageRoot: dir });
-  const kvm = (path: string, body: unknown, target = hostUuid, timeoutMs = 120_000) =>
-    call(agent, path, body, { target, timeoutMs }).then((r) => r.body);
+  const kvm = (path: string, body: unknown, target = hostUuid, timeoutMs = 120_000) => call(agent, path, body, { target, timeoutMs }).then((r) => r.body);
   const vr = (path: string, body: unknown) => kvm(path, body, routerUuid);
   t.teardown(async () => {
     await kvm('/vm/destroy', { uuid: vmUuid }).catch(() => undefined);
@@ -55,7 +54,11 @@ export async function routerSuite(t: Test): Promise<void> {
 
   const router = new RouterNamespace(routerUuid);
   const started = await kvm('/vm/start', {
-    vmInstanceUuid: routerUuid, vmName: 'vr', memory: 128 << 20, cpuNum: 1, applianceVmType: 'VirtualRouter',
+    vmInstanceUuid: routerUuid,
+    vmName: 'vr',
+    memory: 128 << 20,
+    cpuNum: 1,
+    applianceVmType: 'VirtualRouter',
     rootVolume: { installPath: join(dir, 'vr-root.qcow2'), deviceId: 0, volumeUuid: `vrroot${tag}` },
     nics: [
       { mac: routerPublicMac, uuid: `vrn0${tag}`, deviceId: 0, bridgeName: publicBridge, metaData: '3' },
@@ -68,16 +71,24 @@ export async function routerSuite(t: Test): Promise<void> {
 
   for (const [path, body] of [
     ['/virtualrouter/init', { uuid: routerUuid }],
-    ['/virtualrouter/configurenic', {
-      nics: [
-        { mac: routerPublicMac, ip: `${pub}.10`, netmask: '255.255.255.0', gateway: `${pub}.1`, isDefaultRoute: true },
-        { mac: routerGuestMac, ip: `${guest}.1`, netmask: '255.255.255.0', gateway: `${guest}.1`, isDefaultRoute: false },
-      ],
-    }],
-    ['/virtualrouter/adddhcp', {
-      dhcpEntries: [{ ip: `${guest}.10`, mac: vmMac, netmask: '255.255.255.0', gateway: `${guest}.1`, dns: [`${guest}.1`], isDefaultL3Network: true, hostname: 'vm1' }],
-      rebuild: true,
-    }],
+    [
+      '/virtualrouter/configurenic',
+      {
+        nics: [
+          { mac: routerPublicMac, ip: `${pub}.10`, netmask: '255.255.255.0', gateway: `${pub}.1`, isDefaultRoute: true },
+          { mac: routerGuestMac, ip: `${guest}.1`, netmask: '255.255.255.0', gateway: `${guest}.1`, isDefaultRoute: false },
+        ],
+      },
+    ],
+    [
+      '/virtualrouter/adddhcp',
+      {
+        dhcpEntries: [
+          { ip: `${guest}.10`, mac: vmMac, netmask: '255.255.255.0', gateway: `${guest}.1`, dns: [`${guest}.1`], isDefaultL3Network: true, hostname: 'vm1' },
+        ],
+        rebuild: true,
+      },
+    ],
     ['/virtualrouter/setdns', { dns: [{ dnsAddress: `${pub}.1`, nicMac: routerGuestMac }] }],
   ] as const) {
     const reply = await vr(path, body);
@@ -88,18 +99,33 @@ export async function routerSuite(t: Test): Promise<void> {
     run('ip', ['netns', 'exec', router.namespace, 'busybox', 'ping', '-c', '1', '-W', '2', `${pub}.1`]),
   );
   t.pass('the router reaches the public gateway');
-  t.equal((await vr('/virtualrouter/configurenic', { nics: [{ mac: '52:54:00:ff:ff:ff', ip: `${guest}.2`, netmask: '255.255.255.0' }] })).success, false,
-    'a NIC the router does not have is refused (and not kept)');
+  t.equal(
+    (await vr('/virtualrouter/configurenic', { nics: [{ mac: '52:54:00:ff:ff:ff', ip: `${guest}.2`, netmask: '255.255.255.0' }] })).success,
+    false,
+    'a NIC the router does not have is refused (and not kept)',
+  );
 
   const ps = join(dir, 'ps');
   const root = join(ps, 'rootVolumes', `${vmUuid}.qcow2`);
-  t.equal((await kvm('/primarystorage/volume/create', {
-    installPath: root, size: 64 << 20, imageInstallPath: join(ps, 'imagecache', 'tryout.qcow2'), backupStorageInstallPath: image,
-  })).success, true);
+  t.equal(
+    (
+      await kvm('/primarystorage/volume/create', {
+        installPath: root,
+        size: 64 << 20,
+        imageInstallPath: join(ps, 'imagecache', 'tryout.qcow2'),
+        backupStorageInstallPath: image,
+      })
+    ).success,
+    true,
+  );
   const log = `/var/log/zstack-ts/console/${vmUuid}.log`;
   const booted = Date.now();
   const vmStart = await kvm('/vm/start', {
-    vmInstanceUuid: vmUuid, vmName: 'vm1', memory: 128 << 20, cpuNum: 1, hostManagementIp: '127.0.0.1',
+    vmInstanceUuid: vmUuid,
+    vmName: 'vm1',
+    memory: 128 << 20,
+    cpuNum: 1,
+    hostManagementIp: '127.0.0.1',
     rootVolume: { installPath: root, deviceId: 0, volumeUuid: `root${tag}` },
     nics: [{ mac: vmMac, uuid: `nic${tag}`, deviceId: 0, bridgeName: guestBridge, ip: `${guest}.10`, netmask: '255.255.255.0', gateway: `${guest}.1` }],
   });
@@ -109,7 +135,11 @@ export async function routerSuite(t: Test): Promise<void> {
   t.equal(lease[1], `${guest}.10`, "the guest leased its address from the router's dnsmasq");
   t.equal(lease[2], `${guest}.1`, 'with the router as its gateway');
   t.comment(`boot to lease from the router: ${((Date.now() - booted) / 1000).toFixed(1)} s; QEMU RSS ${((qemuRss(vmUuid) ?? 0) / 2 ** 20).toFixed(0)} MiB`);
-  t.match(readFileSync(router.dnsmasq.log, 'utf8'), new RegExp(`DHCPACK\\(eth1\\) ${guest.replace(/\./g, '\\.')}\\.10 ${vmMac}`), 'dnsmasq in the router namespace acknowledged it');
+  t.match(
+    readFileSync(router.dnsmasq.log, 'utf8'),
+    new RegExp(`DHCPACK\\(eth1\\) ${guest.replace(/\./g, '\\.')}\\.10 ${vmMac}`),
+    'dnsmasq in the router namespace acknowledged it',
+  );
 
   await waitConsole(log, /login:/, 60_000);
   const shell = await SerialShell.login(vmUuid, log);

@@ -73,19 +73,43 @@ export async function serverSuite(t: Test): Promise<void> {
   const { inventory: zone } = await zs.createZone({ name: 'real' });
   const { inventory: cluster } = await zs.createCluster({ zoneUuid: zone.uuid, name: 'kvm', hypervisorType: 'KVM' });
   const { inventory: host } = await zs.addKVMHost({
-    name: 'this-machine', managementIp: sshd.host, username: 'root', sshKey: sshd.privateKey, sshPort: sshd.port, clusterUuid: cluster.uuid,
+    name: 'this-machine',
+    managementIp: sshd.host,
+    username: 'root',
+    sshKey: sshd.privateKey,
+    sshPort: sshd.port,
+    clusterUuid: cluster.uuid,
   } as never);
   t.match(host, { status: 'Connected' }, 'the kvm agent deployed as root over SSH');
-  const deployLog = (await zs.queryHostDeployLog({ q: [`resourceUuid=${host.uuid}`, 'task=check-runtime'] })).inventories as Array<{ status: string; details?: string }>;
-  t.match(deployLog.find((l) => l.status !== 'start'), { status: 'skip', details: /packages present: qemu-system-x86 .*dnsmasq-base/ },
-    "the deployer checked a libvirt host's packages (all present here: nothing installed)");
+  const deployLog = (await zs.queryHostDeployLog({ q: [`resourceUuid=${host.uuid}`, 'task=check-runtime'] })).inventories as Array<{
+    status: string;
+    details?: string;
+  }>;
+  t.match(
+    deployLog.find((l) => l.status !== 'start'),
+    { status: 'skip', details: /packages present: qemu-system-x86 .*dnsmasq-base/ },
+    "the deployer checked a libvirt host's packages (all present here: nothing installed)",
+  );
 
-  const { inventory: bs } = await zs.addSftpBackupStorage({ name: 'bs', hostname: sshd.host, username: sshd.username, password: sshd.password, sshPort: sshd.port, url: join(sshd.home, 'bs') });
+  const { inventory: bs } = await zs.addSftpBackupStorage({
+    name: 'bs',
+    hostname: sshd.host,
+    username: sshd.username,
+    password: sshd.password,
+    sshPort: sshd.port,
+    url: join(sshd.home, 'bs'),
+  });
   await zs.attachBackupStorageToZone({ zoneUuid: zone.uuid, backupStorageUuid: bs.uuid });
   const imageFile = join(sshd.home, 'tryout.qcow2'); // where the backup storage agent (the test user) can read it
   copyFileSync(image, imageFile);
   chmodSync(imageFile, 0o644);
-  const { inventory: img } = await zs.addImage({ name: 'tryout', url: `file://${imageFile}`, format: 'qcow2', platform: 'Linux', backupStorageUuids: [bs.uuid] } as never);
+  const { inventory: img } = await zs.addImage({
+    name: 'tryout',
+    url: `file://${imageFile}`,
+    format: 'qcow2',
+    platform: 'Linux',
+    backupStorageUuids: [bs.uuid],
+  } as never);
   t.equal(img.status, 'Ready');
 
   const { inventory: ps } = await zs.addLocalPrimaryStorage({ name: 'local', zoneUuid: zone.uuid, url: join(kvmRoot, 'ps') });
@@ -100,7 +124,12 @@ export async function serverSuite(t: Test): Promise<void> {
   await zs.attachNetworkServiceToL3Network({ l3NetworkUuid: l3.uuid, networkServices: { [flat.uuid]: ['DHCP'] } });
 
   const started = Date.now();
-  const { inventory: vm } = await zs.createVmInstance({ name: 'real-vm', instanceOfferingUuid: offering.uuid, imageUuid: img.uuid, l3NetworkUuids: [l3.uuid] } as never);
+  const { inventory: vm } = await zs.createVmInstance({
+    name: 'real-vm',
+    instanceOfferingUuid: offering.uuid,
+    imageUuid: img.uuid,
+    l3NetworkUuids: [l3.uuid],
+  } as never);
   vmUuid = vm.uuid;
   t.match(vm, { state: 'Running', hostUuid: host.uuid });
   const nic = vm.vmNics[0];
@@ -113,7 +142,11 @@ export async function serverSuite(t: Test): Promise<void> {
   await t.test("RequestConsoleAccess: the noVNC page shows the VM's screen", { skip: chromiumMissing }, async (t) => {
     await waitConsole(log, /login:/, 60_000);
     const { inventory: c } = await zs.requestConsoleAccess({ vmInstanceUuid: vm.uuid });
-    await checkConsoleScreen(t, `${s.url}/zstack/console?token=${c.token}&host=${c.hostname}&port=${c.port}&title=real-vm`, join(ARTIFACTS, 'console-real-vm.png'));
+    await checkConsoleScreen(
+      t,
+      `${s.url}/zstack/console?token=${c.token}&host=${c.hostname}&port=${c.port}&title=real-vm`,
+      join(ARTIFACTS, 'console-real-vm.png'),
+    );
   });
 
   const from = consoleText(log).length;
@@ -127,11 +160,17 @@ export async function serverSuite(t: Test): Promise<void> {
     // The L2s' "physical" interfaces: veth ends going nowhere; the public bridge also holds the internet namespace.
     for (const phys of [guestPhys, publicPhys]) {
       await sh('ip', ['link', 'add', phys, 'type', 'veth', 'peer', 'name', `${phys}p`]);
-      cleanups.push(() => deleteBridge({ bridgeName: `br_${phys}` }), () => sh('ip', ['link', 'del', phys]));
+      cleanups.push(
+        () => deleteBridge({ bridgeName: `br_${phys}` }),
+        () => sh('ip', ['link', 'del', phys]),
+      );
     }
     await ensureBridge({ bridgeName: `br_${publicPhys}`, physicalInterface: publicPhys });
     await ensureNamespace(internet);
-    cleanups.push(() => sh('ip', ['netns', 'del', internet]), () => sh('ip', ['link', 'del', `zsiq${tag}`]));
+    cleanups.push(
+      () => sh('ip', ['netns', 'del', internet]),
+      () => sh('ip', ['link', 'del', `zsiq${tag}`]),
+    );
     await ensureVeth({ hostEnd: `zsiq${tag}`, nsEnd: 'eth0', namespace: internet, bridgeName: `br_${publicPhys}` });
     await ensureAddress(internet, 'eth0', `${pub}.1/24`);
 
@@ -139,23 +178,43 @@ export async function serverSuite(t: Test): Promise<void> {
       const { inventory: l2 } = await zs.createL2NoVlanNetwork({ name: `l2-${name}`, zoneUuid: zone.uuid, physicalInterface: phys });
       await zs.attachL2NetworkToCluster({ l2NetworkUuid: l2.uuid, clusterUuid: cluster.uuid });
       const { inventory: l3 } = await zs.createL3Network({ name, l2NetworkUuid: l2.uuid });
-      await zs.addIpRange({ l3NetworkUuid: l3.uuid, name: 'r', startIp: `${prefix}.10`, endIp: `${prefix}.20`, netmask: '255.255.255.0', gateway: `${prefix}.1` });
+      await zs.addIpRange({
+        l3NetworkUuid: l3.uuid,
+        name: 'r',
+        startIp: `${prefix}.10`,
+        endIp: `${prefix}.20`,
+        netmask: '255.255.255.0',
+        gateway: `${prefix}.1`,
+      });
       return { l2, l3 };
     };
     const publicNet = await network('public', publicPhys, pub);
     const guestNet = await network('l3-vr', guestPhys, guest);
     await zs.addDnsToL3Network({ l3NetworkUuid: guestNet.l3.uuid, dns: `${pub}.1` });
-    cleanups.push(() => new FlatDhcpServer({ l3NetworkUuid: guestNet.l3.uuid, bridgeName: `br_${guestPhys}`, serverIp: `${guest}.1`, prefixLength: 24 }).destroy());
+    cleanups.push(() =>
+      new FlatDhcpServer({ l3NetworkUuid: guestNet.l3.uuid, bridgeName: `br_${guestPhys}`, serverIp: `${guest}.1`, prefixLength: 24 }).destroy(),
+    );
     const vrProvider = (await zs.queryNetworkServiceProvider({ q: ['type=VirtualRouter'] })).inventories![0];
     await zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: guestNet.l2.uuid, networkServiceProviderUuid: vrProvider.uuid });
     await zs.attachNetworkServiceToL3Network({ l3NetworkUuid: guestNet.l3.uuid, networkServices: { [vrProvider.uuid]: ['DHCP', 'DNS'] } });
     await zs.createVirtualRouterOffering({
-      name: 'vr', cpuNum: 1, memorySize: 128 * 2 ** 20, zoneUuid: zone.uuid, imageUuid: img.uuid,
-      managementNetworkUuid: publicNet.l3.uuid, publicNetworkUuid: publicNet.l3.uuid, isDefault: true,
+      name: 'vr',
+      cpuNum: 1,
+      memorySize: 128 * 2 ** 20,
+      zoneUuid: zone.uuid,
+      imageUuid: img.uuid,
+      managementNetworkUuid: publicNet.l3.uuid,
+      publicNetworkUuid: publicNet.l3.uuid,
+      isDefault: true,
     } as never);
 
     const started = Date.now();
-    const { inventory: vm2 } = await zs.createVmInstance({ name: 'vm-on-vr', instanceOfferingUuid: offering.uuid, imageUuid: img.uuid, l3NetworkUuids: [guestNet.l3.uuid] } as never);
+    const { inventory: vm2 } = await zs.createVmInstance({
+      name: 'vm-on-vr',
+      instanceOfferingUuid: offering.uuid,
+      imageUuid: img.uuid,
+      l3NetworkUuids: [guestNet.l3.uuid],
+    } as never);
     vmUuid = vm2.uuid;
     const router = (await zs.queryVirtualRouterVm({})).inventories![0];
     cleanups.push(() => new RouterNamespace(router.uuid).destroy());
@@ -169,7 +228,9 @@ export async function serverSuite(t: Test): Promise<void> {
     const lease = await waitConsole(log2, new RegExp(`lease eth0 ${nic2.mac} (\\S+)/\\S+ router (\\S+)`), 180_000);
     t.equal(lease[1], nic2.ip, 'the guest leased its allocated address from the router');
     t.equal(lease[2], `${guest}.1`, 'the router is its gateway');
-    t.comment(`CreateVmInstance (with a new virtual router) to lease: ${((Date.now() - started) / 1000).toFixed(1)} s; QEMU RSS ${((qemuRss(vm2.uuid) ?? 0) / 2 ** 20).toFixed(0)} MiB`);
+    t.comment(
+      `CreateVmInstance (with a new virtual router) to lease: ${((Date.now() - started) / 1000).toFixed(1)} s; QEMU RSS ${((qemuRss(vm2.uuid) ?? 0) / 2 ** 20).toFixed(0)} MiB`,
+    );
     await waitConsole(log2, /login:/, 60_000);
     const shell = await SerialShell.login(vm2.uuid, log2);
     t.teardown(() => shell.close());
@@ -189,7 +250,11 @@ export async function serverSuite(t: Test): Promise<void> {
     const { inventory: reconnected } = await zs.reconnectHost({ uuid: host.uuid });
     t.equal(reconnected.status, 'Connected');
     const flatDhcp = new FlatDhcpServer({ l3NetworkUuid: guestNet.l3.uuid, bridgeName: `br_${guestPhys}`, serverIp: `${guest}.1`, prefixLength: 24 });
-    t.same((await flatDhcp.leases()).map((l) => [l.mac, l.ip]), [[nic2.mac, nic2.ip]], "the Flat namespace holds the VM's lease");
+    t.same(
+      (await flatDhcp.leases()).map((l) => [l.mac, l.ip]),
+      [[nic2.mac, nic2.ip]],
+      "the Flat namespace holds the VM's lease",
+    );
 
     // The guest renews (udhcpc: SIGUSR1) and keeps its address, now from the Flat provider.
     const from2 = consoleText(log2).length;

@@ -82,25 +82,50 @@ t.test('clusters, hosts and offerings', async (t) => {
     const events: Array<EventMap['host.status']> = [];
     const off = s.app.events.on('host.status', (e) => void events.push(e));
     const { inventory: h } = await zs.addSimulatorHost({
-      name: 'h1', managementIp: '10.0.0.1', clusterUuid: cluster.uuid, cpuCapacity: 8, memoryCapacity: 16 * GiB,
+      name: 'h1',
+      managementIp: '10.0.0.1',
+      clusterUuid: cluster.uuid,
+      cpuCapacity: 8,
+      memoryCapacity: 16 * GiB,
     });
     off();
     t.match(h, {
-      name: 'h1', managementIp: '10.0.0.1', clusterUuid: cluster.uuid, zoneUuid: zone.uuid, hypervisorType: 'Simulator',
-      state: 'Enabled', status: 'Connected', cpuNum: 8, totalCpuCapacity: 80, availableCpuCapacity: 80,
-      totalMemoryCapacity: 16 * GiB, availableMemoryCapacity: 16 * GiB,
+      name: 'h1',
+      managementIp: '10.0.0.1',
+      clusterUuid: cluster.uuid,
+      zoneUuid: zone.uuid,
+      hypervisorType: 'Simulator',
+      state: 'Enabled',
+      status: 'Connected',
+      cpuNum: 8,
+      totalCpuCapacity: 80,
+      availableCpuCapacity: 80,
+      totalMemoryCapacity: 16 * GiB,
+      availableMemoryCapacity: 16 * GiB,
     });
     t.notOk('username' in h, 'no KVM fields on a simulated host');
     await new Promise((r) => setTimeout(r, 20)); // events are delivered detached
-    t.same(events.filter((e) => e.hostUuid === h.uuid).map((e) => `${e.oldStatus}>${e.newStatus}`), ['Connecting>Connected']);
+    t.same(
+      events.filter((e) => e.hostUuid === h.uuid).map((e) => `${e.oldStatus}>${e.newStatus}`),
+      ['Connecting>Connected'],
+    );
 
-    t.same((await zs.queryHost({ q: [`clusterUuid=${cluster.uuid}`, 'status=Connected'] })).inventories!.map((x) => x.uuid), [h.uuid]);
+    t.same(
+      (await zs.queryHost({ q: [`clusterUuid=${cluster.uuid}`, 'status=Connected'] })).inventories!.map((x) => x.uuid),
+      [h.uuid],
+    );
 
     const ratio = await zs.addSimulatorHost({ name: 'h-default', managementIp: 'sim-host.local', clusterUuid: cluster.uuid });
     t.equal(ratio.inventory.cpuNum, 32, "the simulator's default CPU count");
     t.equal(ratio.inventory.totalCpuCapacity, 320, 'physical CPUs × host/cpu.overProvisioning.ratio (10)');
 
-    await fails(t, zs.addSimulatorHost({ name: 'x', managementIp: '10.0.0.9', clusterUuid: kvmCluster.uuid }), 400, 'SYS.1007', /clusterUuid.*Simulator cluster/);
+    await fails(
+      t,
+      zs.addSimulatorHost({ name: 'x', managementIp: '10.0.0.9', clusterUuid: kvmCluster.uuid }),
+      400,
+      'SYS.1007',
+      /clusterUuid.*Simulator cluster/,
+    );
     await fails(t, zs.addSimulatorHost({ name: 'x', managementIp: '10.0.0.9', clusterUuid: newUuid() }), 404, 'SYS.1003', /clusterUuid/);
     await fails(t, zs.addSimulatorHost({ name: 'x', managementIp: 'bad ip!', clusterUuid: cluster.uuid }), 400, 'SYS.1007', /managementIp/);
     await fails(t, zs.addSimulatorHost({ name: 'x', managementIp: '10.0.0.9', clusterUuid: cluster.uuid, cpuCapacity: 0 }), 400, 'SYS.1007', /cpuCapacity/);
@@ -112,7 +137,10 @@ t.test('clusters, hosts and offerings', async (t) => {
 
     const cap = await zs.getCpuMemoryCapacity({ clusterUuids: [cluster.uuid] });
     t.match(cap, { totalCpu: 400, availableCpu: 400, managedCpuNum: 40, totalMemory: 16 * GiB + 64 * GiB, resourceType: 'ClusterVO' });
-    t.same(cap.capacityData.map((d) => d.resourceUuid), [cluster.uuid]);
+    t.same(
+      cap.capacityData.map((d) => d.resourceUuid),
+      [cluster.uuid],
+    );
     const perHost = await zs.getCpuMemoryCapacity({ hostUuids: [h.uuid, ratio.inventory.uuid] });
     t.equal(perHost.resourceType, 'HostVO');
     t.same(perHost.capacityData.map((d) => d.totalCpu).sort(), [320, 80]);
@@ -126,22 +154,62 @@ t.test('clusters, hosts and offerings', async (t) => {
 
   // Dotted conditions join through the expansions (and the ref inventories behind the aliases).
   t.test('expanded queries', async (t) => {
-    t.same((await zs.queryCluster({ q: ['zone.name=zone1', 'name=sim'] })).inventories!.map((x) => x.uuid), [cluster.uuid]);
-    t.same((await zs.queryCluster({ q: ['host.managementIp=10.0.0.2'] })).inventories!.map((c) => c.uuid), [cluster.uuid]);
+    t.same(
+      (await zs.queryCluster({ q: ['zone.name=zone1', 'name=sim'] })).inventories!.map((x) => x.uuid),
+      [cluster.uuid],
+    );
+    t.same(
+      (await zs.queryCluster({ q: ['host.managementIp=10.0.0.2'] })).inventories!.map((c) => c.uuid),
+      [cluster.uuid],
+    );
     t.ok((await zs.queryHost({ q: ['cluster.name=sim', 'zone.name=zone1'] })).inventories!.length > 0);
   });
 
   t.test('AddKVMHost is validated; a failed deploy leaves nothing behind', async (t) => {
-    await fails(t, zs.addKVMHost({ name: 'k', managementIp: '10.1.0.1', clusterUuid: cluster.uuid, username: 'root', password: 'p' } as never), 400, 'SYS.1007', /KVM cluster/);
-    await fails(t, zs.addKVMHost({ name: 'k', managementIp: '10.1.0.1', clusterUuid: kvmCluster.uuid, username: 'root' } as never), 400, 'SYS.1007', /password|sshKey/);
+    await fails(
+      t,
+      zs.addKVMHost({ name: 'k', managementIp: '10.1.0.1', clusterUuid: cluster.uuid, username: 'root', password: 'p' } as never),
+      400,
+      'SYS.1007',
+      /KVM cluster/,
+    );
+    await fails(
+      t,
+      zs.addKVMHost({ name: 'k', managementIp: '10.1.0.1', clusterUuid: kvmCluster.uuid, username: 'root' } as never),
+      400,
+      'SYS.1007',
+      /password|sshKey/,
+    );
     // The deploy fails at once (nothing listens on the port): HOST.1003 naming the task; the host is removed again.
     const closed = await freePort();
-    await fails(t, zs.addKVMHost({ name: 'k', managementIp: '127.0.0.1', sshPort: closed, clusterUuid: kvmCluster.uuid, username: 'root', password: 'p' } as never), 503, 'HOST.1003', /task connect failed on host 127\.0\.0\.1: .*connection refused/);
+    await fails(
+      t,
+      zs.addKVMHost({ name: 'k', managementIp: '127.0.0.1', sshPort: closed, clusterUuid: kvmCluster.uuid, username: 'root', password: 'p' } as never),
+      503,
+      'HOST.1003',
+      /task connect failed on host 127\.0\.0\.1: .*connection refused/,
+    );
     t.same((await zs.queryHost({ q: ['managementIp=127.0.0.1'] })).inventories, [], 'nothing left behind');
     // managementIp is unique among hosts (a KVM host row written directly: adding one for real is test/kvm's).
     const kvm = newUuid();
-    await s.app.db.insert(hosts).values({ uuid: kvm, zoneUuid: zone.uuid, clusterUuid: kvmCluster.uuid, name: 'k0', managementIp: '10.1.0.7', hypervisorType: 'KVM', username: 'root', sshPort: 22, credential: 'sealed' });
-    await fails(t, zs.addKVMHost({ name: 'k', managementIp: '10.1.0.7', clusterUuid: kvmCluster.uuid, username: 'root', password: 'p' } as never), 400, 'SYS.1007', /managementIp.*10\.1\.0\.7/);
+    await s.app.db.insert(hosts).values({
+      uuid: kvm,
+      zoneUuid: zone.uuid,
+      clusterUuid: kvmCluster.uuid,
+      name: 'k0',
+      managementIp: '10.1.0.7',
+      hypervisorType: 'KVM',
+      username: 'root',
+      sshPort: 22,
+      credential: 'sealed',
+    });
+    await fails(
+      t,
+      zs.addKVMHost({ name: 'k', managementIp: '10.1.0.7', clusterUuid: kvmCluster.uuid, username: 'root', password: 'p' } as never),
+      400,
+      'SYS.1007',
+      /managementIp.*10\.1\.0\.7/,
+    );
     const [k0] = (await zs.queryHost({ q: [`uuid=${kvm}`] })).inventories!;
     t.match(k0, { hypervisorType: 'KVM', username: 'root', sshPort: 22 }, 'KVM hosts carry their SSH fields');
     t.notOk('credential' in k0 || 'password' in k0, 'never the credential');
@@ -228,7 +296,13 @@ t.test('clusters, hosts and offerings', async (t) => {
   });
 
   t.test('capacity reservation under concurrency', async (t) => {
-    const { inventory: h } = await zs.addSimulatorHost({ name: 'hc', managementIp: '10.0.4.1', clusterUuid: cluster.uuid, cpuCapacity: 8, memoryCapacity: 16 * GiB });
+    const { inventory: h } = await zs.addSimulatorHost({
+      name: 'hc',
+      managementIp: '10.0.4.1',
+      clusterUuid: cluster.uuid,
+      cpuCapacity: 8,
+      memoryCapacity: 16 * GiB,
+    });
     const svc = s.app.services.hosts;
     // 80 vCPUs, 16 GiB: 50 callers each want 3 vCPUs and 1 GiB → memory runs out after exactly 16.
     const results = await Promise.all(Array.from({ length: 50 }, () => s.app.db.transaction((tx) => svc.reserveCapacity(tx, h.uuid, 3, GiB))));
@@ -281,7 +355,13 @@ t.test('clusters, hosts and offerings', async (t) => {
     t.equal((await s.app.services.offerings.diskOffering(dof.uuid))?.diskSize, 10 * GiB);
     await fails(t, zs.createInstanceOffering({ name: 'x', cpuNum: 0, memorySize: GiB }), 400, 'SYS.1007', /cpuNum/);
     await fails(t, zs.createInstanceOffering({ name: 'x', cpuNum: 1 } as never), 400, 'SYS.1007', /memorySize/);
-    await fails(t, zs.createInstanceOffering({ name: 'x', cpuNum: 1, memorySize: GiB, allocatorStrategy: 'Nope' } as never), 400, 'SYS.1007', /allocatorStrategy/);
+    await fails(
+      t,
+      zs.createInstanceOffering({ name: 'x', cpuNum: 1, memorySize: GiB, allocatorStrategy: 'Nope' } as never),
+      400,
+      'SYS.1007',
+      /allocatorStrategy/,
+    );
     await fails(t, zs.createDiskOffering({ name: 'x', diskSize: 0 }), 400, 'SYS.1007', /diskSize/);
 
     // A management network and an image, written directly (their APIs belong to other modules' tests).
@@ -297,17 +377,38 @@ t.test('clusters, hosts and offerings', async (t) => {
       { uuid: iso, name: 'iso', url: 'http://x/a.iso', status: 'Ready', mediaType: 'ISO', format: 'iso' },
     ]);
     const vr = (p: Record<string, unknown>) =>
-      zs.createVirtualRouterOffering({ name: 'vr', cpuNum: 1, memorySize: GiB / 2, zoneUuid: zone.uuid, managementNetworkUuid: l3, imageUuid: image, ...p } as never);
+      zs.createVirtualRouterOffering({
+        name: 'vr',
+        cpuNum: 1,
+        memorySize: GiB / 2,
+        zoneUuid: zone.uuid,
+        managementNetworkUuid: l3,
+        imageUuid: image,
+        ...p,
+      } as never);
     const { inventory: vr1 } = await vr({ isDefault: true });
     t.match(vr1, { type: 'VirtualRouter', zoneUuid: zone.uuid, managementNetworkUuid: l3, publicNetworkUuid: l3, imageUuid: image, isDefault: true });
     const { inventory: vr2 } = await vr({ name: 'vr2', isDefault: true });
     t.equal((await s.app.services.offerings.defaultVirtualRouterOffering(zone.uuid))?.uuid, vr2.uuid, 'the newest default wins');
-    t.same((await zs.queryVirtualRouterOffering({ q: ['isDefault=true'] })).inventories!.map((o) => o.uuid), [vr2.uuid]);
+    t.same(
+      (await zs.queryVirtualRouterOffering({ q: ['isDefault=true'] })).inventories!.map((o) => o.uuid),
+      [vr2.uuid],
+    );
     t.same((await zs.queryVirtualRouterOffering({})).inventories!.length, 2, 'only virtual router offerings');
     const all = await zs.queryInstanceOffering({ sort: 'createDate' });
-    t.same(all.inventories!.map((o) => o.type), ['UserVm', 'VirtualRouter', 'VirtualRouter'], 'virtual router offerings are instance offerings too');
-    t.same((await zs.queryInstanceOffering({ q: ['type=UserVm'] })).inventories!.map((o) => o.uuid), [io.uuid]);
-    t.same((await zs.queryDiskOffering({ q: ['diskSize>1'] })).inventories!.map((o) => o.uuid), [dof.uuid]);
+    t.same(
+      all.inventories!.map((o) => o.type),
+      ['UserVm', 'VirtualRouter', 'VirtualRouter'],
+      'virtual router offerings are instance offerings too',
+    );
+    t.same(
+      (await zs.queryInstanceOffering({ q: ['type=UserVm'] })).inventories!.map((o) => o.uuid),
+      [io.uuid],
+    );
+    t.same(
+      (await zs.queryDiskOffering({ q: ['diskSize>1'] })).inventories!.map((o) => o.uuid),
+      [dof.uuid],
+    );
     await fails(t, vr({ zoneUuid: newUuid() }), 404, 'SYS.1003', /zoneUuid/);
     await fails(t, vr({ managementNetworkUuid: newUuid() }), 404, 'SYS.1003', /managementNetworkUuid/);
     await fails(t, vr({ publicNetworkUuid: newUuid() }), 404, 'SYS.1003', /publicNetworkUuid/);
@@ -318,10 +419,13 @@ t.test('clusters, hosts and offerings', async (t) => {
     t.same(await zs.deleteDiskOffering({ uuid: dof.uuid }), { success: true });
     t.same(await zs.deleteDiskOffering({ uuid: dof.uuid }), { success: true }, 'missing = success');
     t.same(await zs.deleteInstanceOffering({ uuid: io.uuid }), { success: true }, 'missing = success');
-    t.same((await zs.queryInstanceOffering({})).inventories!.map((o) => o.uuid), [vr2.uuid]);
+    t.same(
+      (await zs.queryInstanceOffering({})).inventories!.map((o) => o.uuid),
+      [vr2.uuid],
+    );
     // Deleting the image takes its virtual router offerings along (upstream's cascade edge).
     await s.app.cascade.delete('image', [image]);
-    t.same((await s.app.db.select().from(instanceOfferings).where(eq(instanceOfferings.uuid, vr2.uuid))), []);
+    t.same(await s.app.db.select().from(instanceOfferings).where(eq(instanceOfferings.uuid, vr2.uuid)), []);
     await s.app.db.delete(images);
     await s.app.db.delete(l3Networks).where(eq(l3Networks.uuid, l3));
     await s.app.db.delete(l2Networks).where(eq(l2Networks.uuid, l2));

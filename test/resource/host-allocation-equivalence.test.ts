@@ -19,7 +19,7 @@ const ROUNDS = 150;
 // A small seeded generator: a failure names its seed and round, and replays.
 function rng(seed: number) {
   let s = seed >>> 0;
-  const next = () => ((s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0) / 2 ** 32);
+  const next = () => (s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0) / 2 ** 32;
   return {
     chance: (p: number) => next() < p,
     pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)],
@@ -57,8 +57,14 @@ t.test('the SQL fast path and the TypeScript pass agree on which hosts qualify',
         })
         .where(eq(hosts.uuid, uuid));
     }
-    await db.update(clusters).set({ state: r.chance(0.9) ? 'Enabled' : 'Disabled' }).where(eq(clusters.uuid, w.clusterUuid));
-    await db.update(zones).set({ state: r.chance(0.9) ? 'Enabled' : 'Disabled' }).where(eq(zones.uuid, w.zoneUuid));
+    await db
+      .update(clusters)
+      .set({ state: r.chance(0.9) ? 'Enabled' : 'Disabled' })
+      .where(eq(clusters.uuid, w.clusterUuid));
+    await db
+      .update(zones)
+      .set({ state: r.chance(0.9) ? 'Enabled' : 'Disabled' })
+      .where(eq(zones.uuid, w.zoneUuid));
     await db
       .update(primaryStorage)
       .set({
@@ -91,7 +97,7 @@ t.test('the SQL fast path and the TypeScript pass agree on which hosts qualify',
     };
 
     const { candidates } = await candidatesFor(ctx, req);
-    let fast: (typeof hosts.$inferSelect) | undefined;
+    let fast: typeof hosts.$inferSelect | undefined;
     await db
       .transaction(async (tx) => {
         [fast] = await reserveHostQuery(tx, req);

@@ -19,7 +19,21 @@ interface TestT {
 
 const DATE = /^[A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d{2}:\d{2} [AP]M$/;
 // Keys of the v1.1 replies in the release notes, plus the few of today's upstream we add (see network/inventory.ts).
-const L3_KEYS = ['category', 'createDate', 'dns', 'ipRanges', 'l2NetworkUuid', 'lastOpDate', 'name', 'networkServices', 'state', 'system', 'type', 'uuid', 'zoneUuid'];
+const L3_KEYS = [
+  'category',
+  'createDate',
+  'dns',
+  'ipRanges',
+  'l2NetworkUuid',
+  'lastOpDate',
+  'name',
+  'networkServices',
+  'state',
+  'system',
+  'type',
+  'uuid',
+  'zoneUuid',
+];
 const IPR_KEYS = ['createDate', 'endIp', 'gateway', 'ipRangeType', 'l3NetworkUuid', 'lastOpDate', 'name', 'netmask', 'networkCidr', 'startIp', 'uuid'];
 const PROVIDER_KEYS = ['attachedL2NetworkUuids', 'createDate', 'description', 'lastOpDate', 'name', 'networkServiceTypes', 'type', 'uuid'];
 
@@ -143,7 +157,11 @@ t.test('networks', async (t) => {
 
     // 4. QueryL3Network fields=l2NetworkUuid, uuid=...
     const step4 = await zs.queryL3Network({ q: [`uuid=${l3.uuid}`], fields: 'l2NetworkUuid' });
-    t.same(step4, { inventories: [{ l2NetworkUuid: l2.uuid }], schema: { 'inventories[0]': 'org.zstack.header.network.l3.L3NetworkInventory' }, success: true });
+    t.same(step4, {
+      inventories: [{ l2NetworkUuid: l2.uuid }],
+      schema: { 'inventories[0]': 'org.zstack.header.network.l3.L3NetworkInventory' },
+      success: true,
+    });
 
     // 5. AttachNetworkServiceProviderToL2Network: already attached → succeeds with the same inventory
     const step5 = await zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: l2.uuid, networkServiceProviderUuid: flat.uuid });
@@ -202,13 +220,29 @@ t.test('networks', async (t) => {
     await fails(t, attach({}), 400, 'SYS.1007', /networkServices/, 'empty map');
     await fails(t, attach({ [newUuid()]: ['DHCP'] }), 400, 'SYS.1007', /cannot find network service provider\[uuid:[0-9a-f]{32}\] or it provides no services/);
     await fails(t, attach({ NoSuchType: ['DHCP'] }), 400, 'SYS.1007', /cannot find network service provider\[uuid:NoSuchType\]/);
-    await fails(t, attach({ [flat.uuid]: ['SNAT', 'DHCP', 'Eip'] }), 400, 'SYS.1007', new RegExp(`network service provider\\[uuid:${flat.uuid}\\] doesn't provide services\\[SNAT, Eip\\]`));
+    await fails(
+      t,
+      attach({ [flat.uuid]: ['SNAT', 'DHCP', 'Eip'] }),
+      400,
+      'SYS.1007',
+      new RegExp(`network service provider\\[uuid:${flat.uuid}\\] doesn't provide services\\[SNAT, Eip\\]`),
+    );
     await fails(t, attach({ [vr.uuid]: [] }), 400, 'SYS.1007', /networkServices/, 'empty service list');
     await fails(t, attach({ [vr.uuid]: ['DHCP'], Flat: ['DHCP'] }), 400, 'SYS.1007', /network service\[DHCP\] is requested from more than one provider/);
     await fails(t, attach({ VirtualRouter: ['Eip'] }), 400, 'SYS.1007', /needs SNAT/, 'VR Eip without SNAT');
     const withSnat = await attach({ VirtualRouter: ['SNAT', 'PortForwarding'] });
-    t.same(withSnat.inventory!.networkServices.map((r) => r.networkServiceType), ['SNAT', 'PortForwarding'], 'SNAT in the same call is enough');
-    await fails(t, attach({ Flat: ['DHCP', 'Userdata'] }).then(() => attach({ VirtualRouter: ['DHCP'] })), 503, 'SYS.1006', new RegExp(`there has been a network service\\[DHCP\\] attached to L3 network\\[uuid:${l3.uuid}\\]`));
+    t.same(
+      withSnat.inventory!.networkServices.map((r) => r.networkServiceType),
+      ['SNAT', 'PortForwarding'],
+      'SNAT in the same call is enough',
+    );
+    await fails(
+      t,
+      attach({ Flat: ['DHCP', 'Userdata'] }).then(() => attach({ VirtualRouter: ['DHCP'] })),
+      503,
+      'SYS.1006',
+      new RegExp(`there has been a network service\\[DHCP\\] attached to L3 network\\[uuid:${l3.uuid}\\]`),
+    );
     await fails(t, attach({ [vr.uuid]: ['DNS'] }, newUuid()), 404, 'SYS.1003', /L3NetworkVO/);
 
     // Decision 6: the provider must be attached to the L3's L2 network.
@@ -216,13 +250,37 @@ t.test('networks', async (t) => {
     t.notOk(det.inventory!.attachedL2NetworkUuids.includes(l2.uuid));
     const det2 = await zs.detachNetworkServiceProviderFromL2Network({ l2NetworkUuid: l2.uuid, networkServiceProviderUuid: sg.uuid });
     t.same(det2.inventory, det.inventory, 'detaching a detached provider succeeds');
-    await fails(t, attach({ SecurityGroup: ['SecurityGroup'] }), 400, 'SYS.1007', new RegExp(`network service provider\\[uuid:${sg.uuid}, type:SecurityGroup\\] is not attached to L2 network\\[uuid:${l2.uuid}\\]`));
+    await fails(
+      t,
+      attach({ SecurityGroup: ['SecurityGroup'] }),
+      400,
+      'SYS.1007',
+      new RegExp(`network service provider\\[uuid:${sg.uuid}, type:SecurityGroup\\] is not attached to L2 network\\[uuid:${l2.uuid}\\]`),
+    );
     const re = await zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: l2.uuid, networkServiceProviderUuid: sg.uuid });
     t.ok(re.inventory!.attachedL2NetworkUuids.includes(l2.uuid));
     t.same((await attach({ SecurityGroup: ['SecurityGroup'] })).inventory!.networkServices.at(-1)!.networkServiceType, 'SecurityGroup');
-    await fails(t, zs.detachNetworkServiceProviderFromL2Network({ l2NetworkUuid: l2.uuid, networkServiceProviderUuid: flat.uuid }), 503, 'SYS.1006', /still provides services\[DHCP@/);
-    await fails(t, zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: l2.uuid, networkServiceProviderUuid: newUuid() }), 404, 'SYS.1003', /NetworkServiceProviderVO/);
-    await fails(t, zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: newUuid(), networkServiceProviderUuid: flat.uuid }), 404, 'SYS.1003', /L2NetworkVO/);
+    await fails(
+      t,
+      zs.detachNetworkServiceProviderFromL2Network({ l2NetworkUuid: l2.uuid, networkServiceProviderUuid: flat.uuid }),
+      503,
+      'SYS.1006',
+      /still provides services\[DHCP@/,
+    );
+    await fails(
+      t,
+      zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: l2.uuid, networkServiceProviderUuid: newUuid() }),
+      404,
+      'SYS.1003',
+      /NetworkServiceProviderVO/,
+    );
+    await fails(
+      t,
+      zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: newUuid(), networkServiceProviderUuid: flat.uuid }),
+      404,
+      'SYS.1003',
+      /L2NetworkVO/,
+    );
 
     // DHCP needs a free address for its server once VMs hold addresses.
     const { inventory: l3b } = await zs.createL3Network({ name: 'dhcp-full', l2NetworkUuid: l2.uuid });
@@ -234,11 +292,32 @@ t.test('networks', async (t) => {
   t.test('L3 networks: system and category, DNS, update', async (t) => {
     const { inventory: l2 } = await zs.createL2NoVlanNetwork({ name: 'l2-l3rules', zoneUuid: zone.uuid, physicalInterface: 'eth2' });
     const { inventory: sys } = await zs.createL3Network({ name: 'mgmt', l2NetworkUuid: l2.uuid, system: true });
-    t.match(sys, { system: true, category: 'System', dns: [], ipRanges: [], networkServices: [], state: 'Enabled', type: 'L3BasicNetwork', zoneUuid: zone.uuid });
+    t.match(sys, {
+      system: true,
+      category: 'System',
+      dns: [],
+      ipRanges: [],
+      networkServices: [],
+      state: 'Enabled',
+      type: 'L3BasicNetwork',
+      zoneUuid: zone.uuid,
+    });
     const pub = await zs.createL3Network({ name: 'pub', l2NetworkUuid: l2.uuid, category: 'Public', description: 'd', dnsDomain: 'zstack.local' });
     t.match(pub.inventory, { system: false, category: 'Public', description: 'd', dnsDomain: 'zstack.local' });
-    await fails(t, zs.createL3Network({ name: 'x', l2NetworkUuid: l2.uuid, system: true, category: 'Private' }), 400, 'SYS.1007', /not valid combination of system and category/);
-    await fails(t, zs.createL3Network({ name: 'x', l2NetworkUuid: l2.uuid, category: 'System' }), 400, 'SYS.1007', /not valid combination of system and category/);
+    await fails(
+      t,
+      zs.createL3Network({ name: 'x', l2NetworkUuid: l2.uuid, system: true, category: 'Private' }),
+      400,
+      'SYS.1007',
+      /not valid combination of system and category/,
+    );
+    await fails(
+      t,
+      zs.createL3Network({ name: 'x', l2NetworkUuid: l2.uuid, category: 'System' }),
+      400,
+      'SYS.1007',
+      /not valid combination of system and category/,
+    );
     await fails(t, zs.createL3Network({ name: 'x', l2NetworkUuid: newUuid() }), 404, 'SYS.1003', /L2NetworkVO/);
     await fails(t, zs.createL3Network({ name: 'x', l2NetworkUuid: l2.uuid, dnsDomain: 'not a domain!' }), 400, 'SYS.1007', /dnsDomain/);
     await fails(t, zs.createL3Network({ name: '', l2NetworkUuid: l2.uuid }), 400, 'SYS.1007', /name/);
@@ -257,7 +336,13 @@ t.test('networks', async (t) => {
     await zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: '1.1.1.1' });
     const third = await zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: '9.9.9.9' });
     t.same(third.inventory!.dns, ['8.8.8.8', '1.1.1.1', '9.9.9.9'], 'DNS servers in the order added');
-    await fails(t, zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: '1.1.1.1' }), 503, 'SYS.1006', new RegExp(`there has been a DNS\\[1.1.1.1\\] on L3 network\\[uuid:${l3.uuid}\\]`));
+    await fails(
+      t,
+      zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: '1.1.1.1' }),
+      503,
+      'SYS.1006',
+      new RegExp(`there has been a DNS\\[1.1.1.1\\] on L3 network\\[uuid:${l3.uuid}\\]`),
+    );
     await fails(t, zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: 'dns.example.com' }), 400, 'SYS.1007', /dns/);
     await fails(t, zs.addDnsToL3Network({ l3NetworkUuid: newUuid(), dns: '1.1.1.1' }), 404, 'SYS.1003', /L3NetworkVO/);
     const removed = await zs.removeDnsFromL3Network({ l3NetworkUuid: l3.uuid, dns: '1.1.1.1' });
@@ -266,7 +351,6 @@ t.test('networks', async (t) => {
     t.same(noop.inventory!.dns, ['8.8.8.8', '9.9.9.9'], 'removing a missing DNS succeeds');
     const after = await zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: '1.1.1.1' });
     t.same(after.inventory!.dns, ['8.8.8.8', '9.9.9.9', '1.1.1.1']);
-
   });
 
   t.test('IP ranges: every rule of zstack-api.md §5.2 with a failing input', async (t) => {
@@ -274,30 +358,124 @@ t.test('networks', async (t) => {
     const { inventory: l3 } = await zs.createL3Network({ name: 'ranges', l2NetworkUuid: l2.uuid });
     const { inventory: other } = await zs.createL3Network({ name: 'ranges-other', l2NetworkUuid: l2.uuid });
     const { inventory: pub } = await zs.createL3Network({ name: 'ranges-pub', l2NetworkUuid: l2.uuid, category: 'Public' });
-    const add = (p: Record<string, unknown>, l3Uuid = l3.uuid) =>
-      zs.addIpRange({ l3NetworkUuid: l3Uuid, name: 'r', netmask: '255.255.255.0', ...p } as never);
+    const add = (p: Record<string, unknown>, l3Uuid = l3.uuid) => zs.addIpRange({ l3NetworkUuid: l3Uuid, name: 'r', netmask: '255.255.255.0', ...p } as never);
 
     const { inventory: first } = await add({ startIp: '10.3.0.10', endIp: '10.3.0.50', gateway: '10.3.0.1', description: 'first' });
     t.match(first, { startIp: '10.3.0.10', endIp: '10.3.0.50', gateway: '10.3.0.1', networkCidr: '10.3.0.0/24', ipRangeType: 'Normal', description: 'first' });
 
     await fails(t, add({ startIp: '10.3.0.60', endIp: '10.3.0.70' }), 400, 'SYS.1007', /gateway/, 'Normal range without gateway');
-    await fails(t, add({ startIp: '10.9.0.60', endIp: '10.9.0.70', ipRangeType: 'AddressPool' }), 400, 'SYS.1007', /is not a public network, address pool range can not be added/);
-    await fails(t, add({ startIp: '224.0.0.10', endIp: '224.0.0.20', gateway: '224.0.0.1' }, other.uuid), 400, 'SYS.1007', /contains D class addresses which are for multicast/);
-    await fails(t, add({ startIp: '240.0.0.10', endIp: '240.0.0.20', gateway: '240.0.0.1' }, other.uuid), 400, 'SYS.1007', /contains E class addresses which are reserved/);
-    await fails(t, add({ startIp: '169.254.1.10', endIp: '169.254.1.20', gateway: '169.254.1.1' }, other.uuid), 400, 'SYS.1007', /contains link local addresses which are reserved/);
-    await fails(t, add({ startIp: '10.4.0.10', endIp: '10.4.0.20', gateway: '10.5.0.1' }, other.uuid), 400, 'SYS.1007', /the gateway\[10.5.0.1\] is not in the subnet 10.4.0.10\/255.255.255.0/);
-    await fails(t, add({ startIp: '10.4.0.0', endIp: '10.4.0.20', gateway: '10.4.0.254' }, other.uuid), 400, 'SYS.1007', /can not contain network address or broadcast address/, 'start = network address');
-    await fails(t, add({ startIp: '10.4.0.10', endIp: '10.4.0.255', gateway: '10.4.0.1' }, other.uuid), 400, 'SYS.1007', /can not contain network address or broadcast address/, 'end = broadcast address');
-    await fails(t, add({ startIp: '10.4.0.10', endIp: '10.4.0.20', gateway: '10.4.0.1', netmask: '255.0.255.0' }, other.uuid), 400, 'SYS.1007', /netmask/, 'not a netmask');
-    await fails(t, add({ startIp: '10.4.0.10', endIp: '10.4.0.20', gateway: '10.4.0.1', netmask: '0.0.0.0' }, other.uuid), 400, 'SYS.1007', /netmask/, 'netmask 0.0.0.0');
+    await fails(
+      t,
+      add({ startIp: '10.9.0.60', endIp: '10.9.0.70', ipRangeType: 'AddressPool' }),
+      400,
+      'SYS.1007',
+      /is not a public network, address pool range can not be added/,
+    );
+    await fails(
+      t,
+      add({ startIp: '224.0.0.10', endIp: '224.0.0.20', gateway: '224.0.0.1' }, other.uuid),
+      400,
+      'SYS.1007',
+      /contains D class addresses which are for multicast/,
+    );
+    await fails(
+      t,
+      add({ startIp: '240.0.0.10', endIp: '240.0.0.20', gateway: '240.0.0.1' }, other.uuid),
+      400,
+      'SYS.1007',
+      /contains E class addresses which are reserved/,
+    );
+    await fails(
+      t,
+      add({ startIp: '169.254.1.10', endIp: '169.254.1.20', gateway: '169.254.1.1' }, other.uuid),
+      400,
+      'SYS.1007',
+      /contains link local addresses which are reserved/,
+    );
+    await fails(
+      t,
+      add({ startIp: '10.4.0.10', endIp: '10.4.0.20', gateway: '10.5.0.1' }, other.uuid),
+      400,
+      'SYS.1007',
+      /the gateway\[10.5.0.1\] is not in the subnet 10.4.0.10\/255.255.255.0/,
+    );
+    await fails(
+      t,
+      add({ startIp: '10.4.0.0', endIp: '10.4.0.20', gateway: '10.4.0.254' }, other.uuid),
+      400,
+      'SYS.1007',
+      /can not contain network address or broadcast address/,
+      'start = network address',
+    );
+    await fails(
+      t,
+      add({ startIp: '10.4.0.10', endIp: '10.4.0.255', gateway: '10.4.0.1' }, other.uuid),
+      400,
+      'SYS.1007',
+      /can not contain network address or broadcast address/,
+      'end = broadcast address',
+    );
+    await fails(
+      t,
+      add({ startIp: '10.4.0.10', endIp: '10.4.0.20', gateway: '10.4.0.1', netmask: '255.0.255.0' }, other.uuid),
+      400,
+      'SYS.1007',
+      /netmask/,
+      'not a netmask',
+    );
+    await fails(
+      t,
+      add({ startIp: '10.4.0.10', endIp: '10.4.0.20', gateway: '10.4.0.1', netmask: '0.0.0.0' }, other.uuid),
+      400,
+      'SYS.1007',
+      /netmask/,
+      'netmask 0.0.0.0',
+    );
     await fails(t, add({ startIp: '10.4.0.300', endIp: '10.4.0.20', gateway: '10.4.0.1' }, other.uuid), 400, 'SYS.1007', /startIp/, 'start not IPv4');
-    await fails(t, add({ startIp: '10.4.0.30', endIp: '10.4.0.20', gateway: '10.4.0.1' }, other.uuid), 400, 'SYS.1007', /start ip\[10.4.0.30\] is behind end ip\[10.4.0.20\]/);
-    await fails(t, add({ startIp: '10.3.0.40', endIp: '10.3.0.60', gateway: '10.3.0.1' }, other.uuid), 400, 'SYS.1007', new RegExp(`overlap with ip range\\[uuid:${first.uuid}, start ip:10.3.0.10, end ip: 10.3.0.50\\]`), 'overlap with a range of another L3 on the same L2');
+    await fails(
+      t,
+      add({ startIp: '10.4.0.30', endIp: '10.4.0.20', gateway: '10.4.0.1' }, other.uuid),
+      400,
+      'SYS.1007',
+      /start ip\[10.4.0.30\] is behind end ip\[10.4.0.20\]/,
+    );
+    await fails(
+      t,
+      add({ startIp: '10.3.0.40', endIp: '10.3.0.60', gateway: '10.3.0.1' }, other.uuid),
+      400,
+      'SYS.1007',
+      new RegExp(`overlap with ip range\\[uuid:${first.uuid}, start ip:10.3.0.10, end ip: 10.3.0.50\\]`),
+      'overlap with a range of another L3 on the same L2',
+    );
     await fails(t, add({ startIp: '10.3.0.5', endIp: '10.3.0.10', gateway: '10.3.0.1' }), 400, 'SYS.1007', /overlap with ip range/, 'overlap on the same L3');
-    await fails(t, add({ startIp: '10.6.0.10', endIp: '10.6.0.20', gateway: '10.6.0.1' }), 400, 'SYS.1007', /multiple CIDR on the same L3 network is not allowed/);
-    await fails(t, add({ startIp: '10.3.0.100', endIp: '10.3.1.10', gateway: '10.3.0.1' }), 400, 'SYS.1007', /the endip\[10.3.1.10\] is not in the subnet 10.3.0.100\/255.255.255.0/);
-    await fails(t, add({ startIp: '10.3.0.100', endIp: '10.3.0.120', gateway: '10.3.0.110' }), 400, 'SYS.1007', /gateway\[10.3.0.110\] can not be part of range\[10.3.0.100, 10.3.0.120\]/);
-    await fails(t, add({ startIp: '10.3.0.100', endIp: '10.3.0.120', gateway: '10.3.0.254' }), 400, 'SYS.1007', /new add ip range gateway 10.3.0.254 is different from old gateway 10.3.0.1/);
+    await fails(
+      t,
+      add({ startIp: '10.6.0.10', endIp: '10.6.0.20', gateway: '10.6.0.1' }),
+      400,
+      'SYS.1007',
+      /multiple CIDR on the same L3 network is not allowed/,
+    );
+    await fails(
+      t,
+      add({ startIp: '10.3.0.100', endIp: '10.3.1.10', gateway: '10.3.0.1' }),
+      400,
+      'SYS.1007',
+      /the endip\[10.3.1.10\] is not in the subnet 10.3.0.100\/255.255.255.0/,
+    );
+    await fails(
+      t,
+      add({ startIp: '10.3.0.100', endIp: '10.3.0.120', gateway: '10.3.0.110' }),
+      400,
+      'SYS.1007',
+      /gateway\[10.3.0.110\] can not be part of range\[10.3.0.100, 10.3.0.120\]/,
+    );
+    await fails(
+      t,
+      add({ startIp: '10.3.0.100', endIp: '10.3.0.120', gateway: '10.3.0.254' }),
+      400,
+      'SYS.1007',
+      /new add ip range gateway 10.3.0.254 is different from old gateway 10.3.0.1/,
+    );
     await fails(t, add({ startIp: '10.7.0.10', endIp: '10.7.0.20', gateway: '10.7.0.1' }, newUuid()), 404, 'SYS.1003', /L3NetworkVO/);
     const second = await add({ startIp: '10.3.0.100', endIp: '10.3.0.120', gateway: '10.3.0.1' });
     t.equal(second.inventory.networkCidr, '10.3.0.0/24', 'a second range in the same CIDR with the same gateway is fine');
@@ -331,8 +509,20 @@ t.test('networks', async (t) => {
     const r4 = await cidr({ networkCidr: '10.20.4.0/24', ipRangeType: 'AddressPool' }, c4.uuid);
     t.match(r4.inventory, { startIp: '10.20.4.1', endIp: '10.20.4.254', gateway: '10.20.4.1', ipRangeType: 'AddressPool' });
     await fails(t, cidr({ networkCidr: '10.20.5.0/33' }, c4.uuid), 400, 'SYS.1007', /networkCidr/, 'unparsable CIDR');
-    await fails(t, cidr({ networkCidr: '10.20.5.0/31' }, c4.uuid), 400, 'SYS.1007', /10.20.5.0\/31 is not an allowed network cidr, because it doesn't have usable ip range/);
-    await fails(t, cidr({ networkCidr: '10.20.5.0/24', gateway: '10.20.6.1' }, c4.uuid), 400, 'SYS.1007', /the gateway\[10.20.6.1\] is not in the subnet 10.20.5.0\/24/);
+    await fails(
+      t,
+      cidr({ networkCidr: '10.20.5.0/31' }, c4.uuid),
+      400,
+      'SYS.1007',
+      /10.20.5.0\/31 is not an allowed network cidr, because it doesn't have usable ip range/,
+    );
+    await fails(
+      t,
+      cidr({ networkCidr: '10.20.5.0/24', gateway: '10.20.6.1' }, c4.uuid),
+      400,
+      'SYS.1007',
+      /the gateway\[10.20.6.1\] is not in the subnet 10.20.5.0\/24/,
+    );
     await fails(t, cidr({ networkCidr: '10.20.1.0/25' }, c4.uuid), 400, 'SYS.1007', /overlap with ip range/, 'by-CIDR overlap');
     await fails(t, cidr({ networkCidr: '10.20.3.0/24' }, c3.uuid), 400, 'SYS.1007', /overlap/);
     t.equal((await zs.queryIpRange({ q: [`l3NetworkUuid=${c3.uuid}`], count: true })).total, 2, 'a refused CIDR added nothing');
@@ -341,16 +531,29 @@ t.test('networks', async (t) => {
     const { inventory: mixed } = await zs.createL3Network({ name: 'mixed', l2NetworkUuid: l2.uuid, category: 'Public' });
     const normal = await add({ startIp: '10.30.0.10', endIp: '10.30.0.20', gateway: '10.30.0.1' }, mixed.uuid);
     const mpool = await add({ startIp: '10.31.0.10', endIp: '10.31.0.20', ipRangeType: 'AddressPool' }, mixed.uuid);
-    await fails(t, zs.deleteIpRange({ uuid: normal.inventory.uuid }), 400, 'SYS.1007', /can not delete the last normal ip range because there is still has address pool/);
+    await fails(
+      t,
+      zs.deleteIpRange({ uuid: normal.inventory.uuid }),
+      400,
+      'SYS.1007',
+      /can not delete the last normal ip range because there is still has address pool/,
+    );
     await zs.deleteIpRange({ uuid: mpool.inventory.uuid });
     await zs.deleteIpRange({ uuid: normal.inventory.uuid });
     t.same(await zs.deleteIpRange({ uuid: normal.inventory.uuid }), { success: true }, 'deleting a missing range succeeds');
-
   });
 
   t.test('L2 networks: types, clusters, queries', async (t) => {
     const { inventory: vlan } = await zs.createL2VlanNetwork({ name: 'v100', zoneUuid: zone.uuid, physicalInterface: 'eth5', vlan: 100, description: 'vlan' });
-    t.match(vlan, { type: 'L2VlanNetwork', vlan: 100, physicalInterface: 'eth5', zoneUuid: zone.uuid, attachedClusterUuids: [], description: 'vlan', vSwitchType: 'LinuxBridge' });
+    t.match(vlan, {
+      type: 'L2VlanNetwork',
+      vlan: 100,
+      physicalInterface: 'eth5',
+      zoneUuid: zone.uuid,
+      attachedClusterUuids: [],
+      description: 'vlan',
+      vSwitchType: 'LinuxBridge',
+    });
     t.match(vlan.createDate, DATE);
     const { inventory: novlan } = await zs.createL2NoVlanNetwork({ name: 'flat5', zoneUuid: zone.uuid, physicalInterface: 'eth5' });
     t.notOk('vlan' in novlan, 'no vlan on an L2NoVlanNetwork');
@@ -360,7 +563,13 @@ t.test('networks', async (t) => {
     const fixed = newUuid();
     const own = await zs.createL2NoVlanNetwork({ name: 'own', zoneUuid: zone.uuid, physicalInterface: 'eth9', resourceUuid: fixed });
     t.equal(own.inventory!.uuid, fixed);
-    await fails(t, zs.createL2NoVlanNetwork({ name: 'own', zoneUuid: zone.uuid, physicalInterface: 'eth9', resourceUuid: fixed }), 400, 'SYS.1007', /resourceUuid/);
+    await fails(
+      t,
+      zs.createL2NoVlanNetwork({ name: 'own', zoneUuid: zone.uuid, physicalInterface: 'eth9', resourceUuid: fixed }),
+      400,
+      'SYS.1007',
+      /resourceUuid/,
+    );
 
     const flatNow = (await zs.queryNetworkServiceProvider({ q: ['type=Flat'] })).inventories![0];
     t.ok(flatNow.attachedL2NetworkUuids.includes(vlan.uuid) && flatNow.attachedL2NetworkUuids.includes(novlan.uuid), 'providers are attached to new L2s');
@@ -370,9 +579,21 @@ t.test('networks', async (t) => {
     await db.insert(clusters).values({ uuid: clusterUuid, zoneUuid: zone.uuid, name: 'c1', hypervisorType: 'KVM' });
     const att = await zs.attachL2NetworkToCluster({ l2NetworkUuid: vlan.uuid, clusterUuid });
     t.same(att.inventory!.attachedClusterUuids, [clusterUuid]);
-    await fails(t, zs.attachL2NetworkToCluster({ l2NetworkUuid: vlan.uuid, clusterUuid }), 503, 'SYS.1006', /has attached to cluster\[uuid:[0-9a-f]+\], can't attach again/);
+    await fails(
+      t,
+      zs.attachL2NetworkToCluster({ l2NetworkUuid: vlan.uuid, clusterUuid }),
+      503,
+      'SYS.1006',
+      /has attached to cluster\[uuid:[0-9a-f]+\], can't attach again/,
+    );
     const { inventory: sameVlan } = await zs.createL2VlanNetwork({ name: 'v100b', zoneUuid: zone.uuid, physicalInterface: 'eth5', vlan: 100 });
-    await fails(t, zs.attachL2NetworkToCluster({ l2NetworkUuid: sameVlan.uuid, clusterUuid }), 400, 'SYS.1007', /with vlan\[100\] and physical interface\[eth5\]/);
+    await fails(
+      t,
+      zs.attachL2NetworkToCluster({ l2NetworkUuid: sameVlan.uuid, clusterUuid }),
+      400,
+      'SYS.1007',
+      /with vlan\[100\] and physical interface\[eth5\]/,
+    );
     const { inventory: v101 } = await zs.createL2VlanNetwork({ name: 'v101', zoneUuid: zone.uuid, physicalInterface: 'eth5', vlan: 101 });
     await zs.attachL2NetworkToCluster({ l2NetworkUuid: v101.uuid, clusterUuid });
     await zs.attachL2NetworkToCluster({ l2NetworkUuid: novlan.uuid, clusterUuid });
@@ -388,7 +609,11 @@ t.test('networks', async (t) => {
     t.same(await q('vlan=101'), ['v101']);
     clusterForQueries = clusterUuid;
     const one = await http(s.url, 'GET', `/zstack/v1/l2-networks/${vlan.uuid}`, { headers: { Authorization: `OAuth ${zs.sessionUuid}` } });
-    t.same(one.json?.inventories?.map((l: { uuid: string }) => l.uuid), [vlan.uuid], 'GET /l2-networks/{uuid} is the query by uuid');
+    t.same(
+      one.json?.inventories?.map((l: { uuid: string }) => l.uuid),
+      [vlan.uuid],
+      'GET /l2-networks/{uuid} is the query by uuid',
+    );
 
     const hooked: string[] = [];
     s.app.services.networks.onL2DetachFromCluster(async (l2Uuid, c) => void hooked.push(`${l2Uuid}@${c}`));
@@ -408,16 +633,25 @@ t.test('networks', async (t) => {
     t.same(await l3q('networkServices.networkServiceType=Userdata', 'name=l3-etpz'), ['l3-etpz']);
     t.same(await l3q('usedIp.usedFor=UserVm', 'name=dhcp-full'), ['dhcp-full']);
     const byL3 = await zs.queryIpRange({ q: ['l3Network.name=ranges'], sort: '+startIp' });
-    t.same(byL3.inventories!.map((r) => r.startIp), ['10.3.0.10', '10.3.0.100']);
+    t.same(
+      byL3.inventories!.map((r) => r.startIp),
+      ['10.3.0.10', '10.3.0.100'],
+    );
     const l2q = async (...c: string[]) => (await zs.queryL2Network({ q: c })).inventories!.map((x) => x.name).sort();
     t.same(await l2q(`clusterRef.clusterUuid=${clusterForQueries}`), ['flat5', 'v101']);
     t.same(await l2q('cluster.name=c1'), ['flat5', 'v101'], 'alias cluster → clusterRef.cluster');
     t.same(await l2q('zone.name=zone2'), ['far']);
     t.same(await l2q('l3Network.name=svc'), ['l2-v10']);
     const pq = await zs.queryNetworkServiceProvider({ q: ['l2Network.name=l2-v10', 'type=SecurityGroup'] });
-    t.same(pq.inventories!.map((p) => p.type), ['SecurityGroup']);
+    t.same(
+      pq.inventories!.map((p) => p.type),
+      ['SecurityGroup'],
+    );
     const rq = await zs.queryNetworkServiceL3NetworkRef({ q: ['serviceProvider.type=Flat', 'l3Network.name=l3-etpz'] });
-    t.same(rq.inventories!.map((r) => r.networkServiceType), ['DHCP', 'Userdata']);
+    t.same(
+      rq.inventories!.map((r) => r.networkServiceType),
+      ['DHCP', 'Userdata'],
+    );
   });
 
   t.test('deletion cascade: L2 → L3 → IP ranges → used IPs', async (t) => {
@@ -425,7 +659,14 @@ t.test('networks', async (t) => {
     const { inventory: l3 } = await zs.createL3Network({ name: 'doomed-l3', l2NetworkUuid: l2.uuid });
     await zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: '8.8.4.4' });
     await zs.attachNetworkServiceToL3Network({ l3NetworkUuid: l3.uuid, networkServices: { Flat: ['DHCP'] } });
-    const { inventory: r1 } = await zs.addIpRange({ l3NetworkUuid: l3.uuid, name: 'a', startIp: '10.40.0.10', endIp: '10.40.0.20', netmask: '255.255.255.0', gateway: '10.40.0.1' });
+    const { inventory: r1 } = await zs.addIpRange({
+      l3NetworkUuid: l3.uuid,
+      name: 'a',
+      startIp: '10.40.0.10',
+      endIp: '10.40.0.20',
+      netmask: '255.255.255.0',
+      gateway: '10.40.0.1',
+    });
     await zs.addIpRange({ l3NetworkUuid: l3.uuid, name: 'b', startIp: '10.40.0.30', endIp: '10.40.0.40', netmask: '255.255.255.0', gateway: '10.40.0.1' });
     const nets = s.app.services.networks;
     for (let i = 0; i < 6; i++) await db.transaction((tx) => nets.allocateIp(tx, l3.uuid, { usedFor: 'UserVm' }));
@@ -468,15 +709,20 @@ t.test('networks', async (t) => {
     const nets = s.app.services.networks;
     const { inventory: l2 } = await zs.createL2NoVlanNetwork({ name: 'alloc', zoneUuid: zone.uuid, physicalInterface: 'eth10' });
     const { inventory: l3 } = await zs.createL3Network({ name: 'alloc', l2NetworkUuid: l2.uuid });
-    const { inventory: range } = await zs.addIpRangeByNetworkCidr({ l3NetworkUuid: l3.uuid, name: 'c', networkCidr: '10.50.0.0/24' }).then((r) => ({ inventory: r.inventory! }));
+    const { inventory: range } = await zs
+      .addIpRangeByNetworkCidr({ l3NetworkUuid: l3.uuid, name: 'c', networkCidr: '10.50.0.0/24' })
+      .then((r) => ({ inventory: r.inventory! }));
     t.match(range, { startIp: '10.50.0.2', endIp: '10.50.0.254', gateway: '10.50.0.1' });
-    const alloc = (opts: Parameters<typeof nets.allocateIp>[2] = { usedFor: 'UserVm' }, l3Uuid = l3.uuid) => db.transaction((tx) => nets.allocateIp(tx, l3Uuid, opts));
+    const alloc = (opts: Parameters<typeof nets.allocateIp>[2] = { usedFor: 'UserVm' }, l3Uuid = l3.uuid) =>
+      db.transaction((tx) => nets.allocateIp(tx, l3Uuid, opts));
 
     // 200 concurrent allocations, each in its own transaction.
     const got = await Promise.all(Array.from({ length: 200 }, () => alloc()));
     t.equal(new Set(got.map((g) => g.ip)).size, 200, '200 distinct addresses');
     t.equal(new Set(got.map((g) => g.usedIpUuid)).size, 200);
-    const [{ n }] = ((await db.execute(sql`SELECT count(*)::int AS n FROM used_ips WHERE l3_network_uuid = ${l3.uuid}`)) as unknown as { rows: Array<{ n: number }> }).rows;
+    const [{ n }] = (
+      (await db.execute(sql`SELECT count(*)::int AS n FROM used_ips WHERE l3_network_uuid = ${l3.uuid}`)) as unknown as { rows: Array<{ n: number }> }
+    ).rows;
     t.equal(n, 200, 'used_ips holds exactly 200 rows');
     for (const g of got) {
       t.equal(g.netmask, '255.255.255.0');
@@ -538,7 +784,9 @@ t.test('networks', async (t) => {
     // Contended: 40 allocations race for 30 addresses; exactly 30 win, the rest get L3.1000.
     const { inventory: l3c } = await zs.createL3Network({ name: 'contended', l2NetworkUuid: l2.uuid });
     await zs.addIpRange({ l3NetworkUuid: l3c.uuid, name: 'r', startIp: '10.53.0.1', endIp: '10.53.0.30', netmask: '255.255.255.0', gateway: '10.53.0.254' });
-    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => alloc({ usedFor: 'UserVm', strategy: i % 2 ? 'FirstAvailable' : 'Random' }, l3c.uuid)));
+    const results = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) => alloc({ usedFor: 'UserVm', strategy: i % 2 ? 'FirstAvailable' : 'Random' }, l3c.uuid)),
+    );
     const won = results.filter((r) => r.status === 'fulfilled') as Array<PromiseFulfilledResult<{ ip: string }>>;
     t.equal(won.length, 30);
     t.equal(new Set(won.map((w) => w.value.ip)).size, 30);

@@ -21,7 +21,9 @@ t.test('write detection from SQL text', async (t) => {
   t.same(writes('update "vm_instances" set "state" = $1 where "vm_instances"."uuid" = $2'), ['vm_instances']);
   t.same(writes('delete from "sessions" where "sessions"."expired_date" < $1 returning "uuid"'), ['sessions']);
   t.same(writes('INSERT INTO used_ips (uuid, ip) SELECT $1, $2 FROM ip_ranges WHERE uuid = $3'), ['used_ips']);
-  t.same(writes('WITH h AS (UPDATE hosts SET available_cpu_capacity = available_cpu_capacity - $1 WHERE uuid = $2 RETURNING uuid) SELECT uuid FROM h'), ['hosts']);
+  t.same(writes('WITH h AS (UPDATE hosts SET available_cpu_capacity = available_cpu_capacity - $1 WHERE uuid = $2 RETURNING uuid) SELECT uuid FROM h'), [
+    'hosts',
+  ]);
   t.same(writes('insert into "global_configs" ("id") values ($1) on conflict ("id") do update set "value" = excluded."value"'), ['global_configs']);
   t.same(writes('select * from "hosts" where "uuid" = $1 for update'), [], 'FOR UPDATE is a lock, not a write');
   t.same(writes('select * from "hosts" for no key update skip locked'), []);
@@ -70,7 +72,10 @@ t.test('the memory bound: LRU by bytes', async (t) => {
   t.equal(await neither.fresh(), undefined, 'no cache on: no sync');
   t.equal(perfSwitches({ ZSTACK_QUERY_CACHE_MB: '2' }).replyCacheBytes, 2 * 1024 * 1024);
   t.equal(perfSwitches({ ZSTACK_PREPARED_STATEMENTS: '0' }).preparedStatements, false);
-  t.equal(cacheKey('ZoneInventory', { q: ['b=1', 'a=2'], sortBy: 'name', sortDirection: 'desc' }), cacheKey('ZoneInventory', { q: ['a=2', 'b=1'], sort: '-name', limit: 1000 }));
+  t.equal(
+    cacheKey('ZoneInventory', { q: ['b=1', 'a=2'], sortBy: 'name', sortDirection: 'desc' }),
+    cacheKey('ZoneInventory', { q: ['a=2', 'b=1'], sort: '-name', limit: 1000 }),
+  );
 });
 
 for (const pglite of [false, true]) {
@@ -156,14 +161,19 @@ for (const pglite of [false, true]) {
     t.equal(changes.stamp().version, before.version, 'a rollback does not bump');
     const after = JSON.parse(await get('/zstack/v1/zones'));
     t.equal(cache.hits, hitsBefore + 1, 'the cached reply is still served after the rollback');
-    t.notOk(after.inventories.some((z: { name: string }) => z.name === 'rolled-back'), 'and it does not show the rolled-back write');
+    t.notOk(
+      after.inventories.some((z: { name: string }) => z.name === 'rolled-back'),
+      'and it does not show the rolled-back write',
+    );
     // A transaction that commits after a nested savepoint rolled back still bumps.
     await db.transaction(async (tx) => {
       await tx.execute(sql`UPDATE zones SET description = 'outer' WHERE uuid = ${zone.uuid}`);
-      await tx.transaction(async (inner) => {
-        await inner.execute(sql`UPDATE zones SET description = 'inner' WHERE uuid = ${zone.uuid}`);
-        inner.rollback();
-      }).catch(() => undefined);
+      await tx
+        .transaction(async (inner) => {
+          await inner.execute(sql`UPDATE zones SET description = 'inner' WHERE uuid = ${zone.uuid}`);
+          inner.rollback();
+        })
+        .catch(() => undefined);
     });
     t.match(JSON.parse(await get(`/zstack/v1/zones/${zone.uuid}`)), { inventories: [{ description: 'outer' }] });
   });

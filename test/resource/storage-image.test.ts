@@ -63,7 +63,9 @@ t.test('primary storage, backup storage and images', async (t) => {
   const sftpRow = async (name: string, url: string, password = 'p') => {
     const uuid = newUuid();
     const credential = credentialVault(s.app.contextOf('host')).seal({ password });
-    await s.app.db.insert(backupStorage).values({ uuid, name, url, type: 'SftpBackupStorage', status: 'Disconnected', hostname: '127.0.0.1', username: 'root', sshPort: 22, credential });
+    await s.app.db
+      .insert(backupStorage)
+      .values({ uuid, name, url, type: 'SftpBackupStorage', status: 'Disconnected', hostname: '127.0.0.1', username: 'root', sshPort: 22, credential });
     return uuid;
   };
   const sim = <P extends AgentPath>(path: P, body: AgentRequest<P>) => s.app.agents.call(s.sim.url, path, body);
@@ -72,29 +74,55 @@ t.test('primary storage, backup storage and images', async (t) => {
   const { inventory: cluster } = await zs.createCluster({ zoneUuid: zone.uuid, name: 'c1', hypervisorType: 'Simulator' });
 
   t.test('simulated primary storage', async (t) => {
-    const { inventory: ps } = await zs.addSimulatorPrimaryStorage({ name: 'ps1', zoneUuid: zone.uuid, url: '/sim/ps1', totalCapacity: 100 * GiB, availableCapacity: 80 * GiB });
+    const { inventory: ps } = await zs.addSimulatorPrimaryStorage({
+      name: 'ps1',
+      zoneUuid: zone.uuid,
+      url: '/sim/ps1',
+      totalCapacity: 100 * GiB,
+      availableCapacity: 80 * GiB,
+    });
     t.match(ps, {
-      name: 'ps1', zoneUuid: zone.uuid, url: '/sim/ps1', type: 'SimulatorPrimaryStorage', state: 'Enabled', status: 'Connected',
-      totalCapacity: 100 * GiB, availableCapacity: 80 * GiB, totalPhysicalCapacity: 100 * GiB, attachedClusterUuids: [],
+      name: 'ps1',
+      zoneUuid: zone.uuid,
+      url: '/sim/ps1',
+      type: 'SimulatorPrimaryStorage',
+      state: 'Enabled',
+      status: 'Connected',
+      totalCapacity: 100 * GiB,
+      availableCapacity: 80 * GiB,
+      totalPhysicalCapacity: 100 * GiB,
+      attachedClusterUuids: [],
     });
     const { inventory: dflt } = await zs.addSimulatorPrimaryStorage({ name: 'ps-default', zoneUuid: zone.uuid, url: 'anything' });
     t.equal(dflt.totalCapacity, 10 * TiB);
     t.equal(dflt.availableCapacity, 10 * TiB);
 
-    await fails(t, zs.addSimulatorPrimaryStorage({ name: 'x', zoneUuid: zone.uuid, url: '/x', totalCapacity: 1, availableCapacity: 2 }), 400, 'SYS.1007', /availableCapacity/);
+    await fails(
+      t,
+      zs.addSimulatorPrimaryStorage({ name: 'x', zoneUuid: zone.uuid, url: '/x', totalCapacity: 1, availableCapacity: 2 }),
+      400,
+      'SYS.1007',
+      /availableCapacity/,
+    );
     await fails(t, zs.addSimulatorPrimaryStorage({ name: 'x', zoneUuid: newUuid(), url: '/x' }), 404, 'SYS.1003', /zoneUuid/);
     await fails(t, zs.addSimulatorPrimaryStorage({ name: 'x', zoneUuid: zone.uuid } as never), 400, 'SYS.1007', /url/);
 
     const attached = await zs.attachPrimaryStorageToCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: ps.uuid });
     t.same(attached.inventory.attachedClusterUuids, [cluster.uuid]);
-    t.same((await s.app.services.primaryStorage.attachedToCluster(cluster.uuid)).map((p) => p.uuid), [ps.uuid]);
+    t.same(
+      (await s.app.services.primaryStorage.attachedToCluster(cluster.uuid)).map((p) => p.uuid),
+      [ps.uuid],
+    );
     await fails(t, zs.attachPrimaryStorageToCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: ps.uuid }), 400, 'SYS.1007', /already attached/);
     const { inventory: far } = await zs.addSimulatorPrimaryStorage({ name: 'far', zoneUuid: otherZone.uuid, url: '/far' });
     await fails(t, zs.attachPrimaryStorageToCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: far.uuid }), 400, 'SYS.1007', /zone/);
     await fails(t, zs.attachPrimaryStorageToCluster({ clusterUuid: newUuid(), primaryStorageUuid: ps.uuid }), 404, 'SYS.1003', /clusterUuid/);
     await fails(t, zs.attachPrimaryStorageToCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: newUuid() }), 404, 'SYS.1003', /primaryStorageUuid/);
     await fails(t, zs.detachPrimaryStorageFromCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: dflt.uuid }), 400, 'SYS.1007', /not attached/);
-    t.same((await zs.queryPrimaryStorage({ q: ['type=SimulatorPrimaryStorage', `zoneUuid=${zone.uuid}`], sort: 'createDate' })).inventories!.map((p) => p.name), ['ps1', 'ps-default']);
+    t.same(
+      (await zs.queryPrimaryStorage({ q: ['type=SimulatorPrimaryStorage', `zoneUuid=${zone.uuid}`], sort: 'createDate' })).inventories!.map((p) => p.name),
+      ['ps1', 'ps-default'],
+    );
 
     await fails(t, zs.deletePrimaryStorage({ uuid: ps.uuid }), 503, 'SYS.1004', /attached to cluster/);
     const detached = await zs.detachPrimaryStorageFromCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: ps.uuid });
@@ -143,7 +171,10 @@ t.test('primary storage, backup storage and images', async (t) => {
     t.equal(row.availableCapacity, 12 * TiB - 100 * GiB);
     await zs.deleteHost({ uuid: h2.uuid });
     // host.deleted is handled detached (after DeleteHost replied): poll until the disk is taken away, generously.
-    row = await eventually(async () => (await svc.get(ps.uuid))!, (r) => r.totalCapacity === 2 * TiB);
+    row = await eventually(
+      async () => (await svc.get(ps.uuid))!,
+      (r) => r.totalCapacity === 2 * TiB,
+    );
     t.equal(row.totalCapacity, 2 * TiB);
     await zs.detachPrimaryStorageFromCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: ps.uuid });
     t.equal((await svc.get(ps.uuid))!.totalCapacity, 0);
@@ -153,7 +184,16 @@ t.test('primary storage, backup storage and images', async (t) => {
 
   t.test('backup storage', async (t) => {
     const { inventory: bs } = await zs.addSimulatorBackupStorage({ name: 'bs1', url: '/sim/bs1', totalCapacity: 500 * GiB });
-    t.match(bs, { name: 'bs1', url: '/sim/bs1', type: 'SimulatorBackupStorage', state: 'Enabled', status: 'Connected', totalCapacity: 500 * GiB, availableCapacity: 500 * GiB, attachedZoneUuids: [] });
+    t.match(bs, {
+      name: 'bs1',
+      url: '/sim/bs1',
+      type: 'SimulatorBackupStorage',
+      state: 'Enabled',
+      status: 'Connected',
+      totalCapacity: 500 * GiB,
+      availableCapacity: 500 * GiB,
+      attachedZoneUuids: [],
+    });
     t.notOk('hostname' in bs);
     const { inventory: small } = await zs.addSimulatorBackupStorage({ name: 'bs-small', url: 'label', totalCapacity: 10 * GiB, availableCapacity: 4 * GiB });
     t.equal(small.availableCapacity, 4 * GiB);
@@ -169,12 +209,21 @@ t.test('primary storage, backup storage and images', async (t) => {
     await zs.attachBackupStorageToZone({ zoneUuid: otherZone.uuid, backupStorageUuid: bs.uuid });
     const d = await zs.detachBackupStorageFromZone({ zoneUuid: otherZone.uuid, backupStorageUuid: bs.uuid });
     t.same(d.inventory.attachedZoneUuids, [zone.uuid]);
-    t.same((await zs.queryBackupStorage({ q: ['status=Connected'], sort: 'createDate' })).inventories!.map((b) => b.name), ['bs1', 'bs-small']);
+    t.same(
+      (await zs.queryBackupStorage({ q: ['status=Connected'], sort: 'createDate' })).inventories!.map((b) => b.name),
+      ['bs1', 'bs-small'],
+    );
 
     // SFTP: the agent is deployed over SSH (test/kvm does it against a real sshd); nothing listens here → HOST.1003
     // naming the connect task, and the backup storage is removed again.
     const closed = await freePort();
-    await fails(t, zs.addSftpBackupStorage({ name: 'sftp', hostname: '127.0.0.1', username: 'root', password: 'hunter2', sshPort: closed, url: '/zstack_bs' }), 503, 'HOST.1003', /task connect failed on host 127\.0\.0\.1: .*connection refused/);
+    await fails(
+      t,
+      zs.addSftpBackupStorage({ name: 'sftp', hostname: '127.0.0.1', username: 'root', password: 'hunter2', sshPort: closed, url: '/zstack_bs' }),
+      503,
+      'HOST.1003',
+      /task connect failed on host 127\.0\.0\.1: .*connection refused/,
+    );
     t.same((await zs.queryBackupStorage({ q: ['name=sftp'] })).inventories, [], 'nothing left behind');
     const sftp = { uuid: await sftpRow('sftp', '/zstack_bs', 'hunter2') };
     const [row] = await s.app.db.select().from(backupStorage).where(eq(backupStorage.uuid, sftp.uuid));
@@ -209,13 +258,25 @@ t.test('primary storage, backup storage and images', async (t) => {
       }
       const { inventory: img } = await job;
       t.ok(downloading, 'QueryImage shows the image Downloading');
-      t.ok([...seen].some((p) => p !== '0%' && p !== '100%'), `intermediate progress seen: ${[...seen].join(', ')}`);
+      t.ok(
+        [...seen].some((p) => p !== '0%' && p !== '100%'),
+        `intermediate progress seen: ${[...seen].join(', ')}`,
+      );
       t.ok([...seen].every((p) => /^\d{1,3}%$/.test(p)));
       t.match(img, { name: 'ttylinux', status: 'Ready', size: GiB, actualSize: GiB, format: 'qcow2', mediaType: 'RootVolumeTemplate', platform: 'Other', url });
       t.notOk('progress' in img, 'no progress once Ready');
       t.match(img.md5Sum, /^[0-9a-f]{32}$/);
-      t.same(img.backupStorageRefs.map((r) => [r.backupStorageUuid, r.status]).sort(), [[bs.uuid, 'Ready'], [bs2.uuid, 'Ready']].sort());
-      t.match(img.backupStorageRefs.find((r) => r.backupStorageUuid === bs.uuid)!.installPath, new RegExp(`^/sim/bs1/rootVolumeTemplates/${img.uuid}/${img.uuid}\\.qcow2$`));
+      t.same(
+        img.backupStorageRefs.map((r) => [r.backupStorageUuid, r.status]).sort(),
+        [
+          [bs.uuid, 'Ready'],
+          [bs2.uuid, 'Ready'],
+        ].sort(),
+      );
+      t.match(
+        img.backupStorageRefs.find((r) => r.backupStorageUuid === bs.uuid)!.installPath,
+        new RegExp(`^/sim/bs1/rootVolumeTemplates/${img.uuid}/${img.uuid}\\.qcow2$`),
+      );
       const [after] = (await zs.queryBackupStorage({ q: [`uuid=${bs.uuid}`] })).inventories!;
       t.equal(after.availableCapacity, 500 * GiB - GiB, 'the capacity riding on the reply is recorded');
       t.equal((await s.app.services.images.get(img.uuid))?.status, 'Ready');
@@ -233,15 +294,28 @@ t.test('primary storage, backup storage and images', async (t) => {
     });
 
     t.test('failures', async (t) => {
-      const job = await fails(t, zs.addImage({ name: 'broken', url: 'http://example.com/x.qcow2?fail=true&durationMs=100', backupStorageUuids: [bs2.uuid] }), 503, 'SYS.1006', /simulated download failure/);
+      const job = await fails(
+        t,
+        zs.addImage({ name: 'broken', url: 'http://example.com/x.qcow2?fail=true&durationMs=100', backupStorageUuids: [bs2.uuid] }),
+        503,
+        'SYS.1006',
+        /simulated download failure/,
+      );
       t.ok(job?.errorCode.cause, "the agent's error is the cause");
       const [broken] = (await zs.queryImage({ q: ['name=broken'] })).inventories!;
       t.match(broken, { status: 'Error', backupStorageRefs: [] });
 
       // One backup storage refuses: the image is Ready on the other only.
       await sim('/simulator/backupstorage/config', { backupStorageUuid: bs2.uuid, failCommands: ['/backupstorage/download'] });
-      const { inventory: half } = await zs.addImage({ name: 'half', url: 'http://example.com/half.qcow2?durationMs=50', backupStorageUuids: [bs.uuid, bs2.uuid] });
-      t.same(half.backupStorageRefs.map((r) => r.backupStorageUuid), [bs.uuid]);
+      const { inventory: half } = await zs.addImage({
+        name: 'half',
+        url: 'http://example.com/half.qcow2?durationMs=50',
+        backupStorageUuids: [bs.uuid, bs2.uuid],
+      });
+      t.same(
+        half.backupStorageRefs.map((r) => r.backupStorageUuid),
+        [bs.uuid],
+      );
       await sim('/simulator/backupstorage/config', { backupStorageUuid: bs2.uuid, failCommands: [] });
 
       await fails(t, zs.addImage({ name: 'x', url: 'http://x/y', backupStorageUuids: [newUuid()] }), 404, 'SYS.1003', /backupStorageUuids/);
@@ -258,7 +332,8 @@ t.test('primary storage, backup storage and images', async (t) => {
     });
 
     t.test('delete (Delay), expunge, Direct, and backup storage deletion', async (t) => {
-      const add = (name: string, on: string[]) => zs.addImage({ name, url: `http://example.com/${name}.qcow2?durationMs=10&size=1000`, backupStorageUuids: on });
+      const add = (name: string, on: string[]) =>
+        zs.addImage({ name, url: `http://example.com/${name}.qcow2?durationMs=10&size=1000`, backupStorageUuids: on });
       const { inventory: a } = await add('del-a', [bs.uuid, bs2.uuid]);
       await fails(t, zs.expungeImage({ imageUuid: a.uuid }), 409, 'SYS.1005', /Ready, not Deleted/);
       await zs.deleteImage({ uuid: a.uuid, backupStorageUuids: [bs2.uuid] });
@@ -272,7 +347,10 @@ t.test('primary storage, backup storage and images', async (t) => {
       await sim('/simulator/backupstorage/records', { backupStorageUuid: bs.uuid, clear: true });
       t.same(await zs.expungeImage({ imageUuid: a.uuid, backupStorageUuids: [bs.uuid] }), { success: true });
       const records = await sim('/simulator/backupstorage/records', { backupStorageUuid: bs.uuid });
-      t.ok(records.records.some((r) => r.path === '/backupstorage/delete'), 'the file was deleted on the agent');
+      t.ok(
+        records.records.some((r) => r.path === '/backupstorage/delete'),
+        'the file was deleted on the agent',
+      );
       t.equal((await zs.queryImage({ q: [`uuid=${a.uuid}`] })).inventories!.length, 1, 'still held by bs2 (Deleted)');
       await zs.expungeImage({ imageUuid: a.uuid });
       t.same((await zs.queryImage({ q: [`uuid=${a.uuid}`] })).inventories, [], 'gone once no backup storage holds it');
@@ -291,7 +369,10 @@ t.test('primary storage, backup storage and images', async (t) => {
       t.same(await zs.deleteBackupStorage({ uuid: bs2.uuid }), { success: true });
       t.same((await zs.queryImage({ q: [`uuid=${only.uuid}`] })).inventories, []);
       const [kept] = (await zs.queryImage({ q: [`uuid=${both.uuid}`] })).inventories!;
-      t.same(kept.backupStorageRefs.map((r) => r.backupStorageUuid), [bs.uuid]);
+      t.same(
+        kept.backupStorageRefs.map((r) => r.backupStorageUuid),
+        [bs.uuid],
+      );
     });
   });
 

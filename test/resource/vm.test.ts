@@ -44,7 +44,8 @@ async function sim(s: TestServer, path: string, body: object): Promise<any> {
   return res.json();
 }
 
-const recordsOf = async (s: TestServer, hostUuid: string) => ((await sim(s, '/simulator/hosts/records', { hostUuid })).records ?? []) as Array<{ path: string; body: any }>;
+const recordsOf = async (s: TestServer, hostUuid: string) =>
+  ((await sim(s, '/simulator/hosts/records', { hostUuid })).records ?? []) as Array<{ path: string; body: any }>;
 const simVms = async (s: TestServer, hostUuid: string) => ((await sim(s, '/simulator/vms', { hostUuid })).vms ?? []) as Array<any>;
 
 interface Env {
@@ -66,7 +67,13 @@ async function buildEnv(zs: ZStackClient, opts: { hosts: number; rangeEnd?: stri
   const hostUuids: string[] = [];
   await Promise.all(
     Array.from({ length: opts.hosts }, async (_, i) => {
-      const { inventory: h } = await zs.addSimulatorHost({ name: `host${i + 1}`, managementIp: `10.0.0.${i + 1}`, clusterUuid: cluster.uuid, cpuCapacity: 8, memoryCapacity: 16 * GiB });
+      const { inventory: h } = await zs.addSimulatorHost({
+        name: `host${i + 1}`,
+        managementIp: `10.0.0.${i + 1}`,
+        clusterUuid: cluster.uuid,
+        cpuCapacity: 8,
+        memoryCapacity: 16 * GiB,
+      });
       hostUuids.push(h.uuid);
     }),
   );
@@ -74,20 +81,47 @@ async function buildEnv(zs: ZStackClient, opts: { hosts: number; rangeEnd?: stri
   await zs.attachPrimaryStorageToCluster({ primaryStorageUuid: ps.uuid, clusterUuid: cluster.uuid });
   const { inventory: bs } = await zs.addSimulatorBackupStorage({ name: 'bs1', url: '/zstack_bs' });
   await zs.attachBackupStorageToZone({ backupStorageUuid: bs.uuid, zoneUuid: zone.uuid });
-  const { inventory: image } = await zs.addImage({ name: 'ttylinux', url: `http://download.zstack.org/ttylinux.qcow2?size=${IMAGE_SIZE}`, format: 'qcow2', platform: 'Linux', backupStorageUuids: [bs.uuid] });
-  const { inventory: vrImage } = await zs.addImage({ name: 'vr', url: `http://download.zstack.org/vr.qcow2?size=${IMAGE_SIZE}`, format: 'qcow2', platform: 'Linux', system: true, backupStorageUuids: [bs.uuid] });
+  const { inventory: image } = await zs.addImage({
+    name: 'ttylinux',
+    url: `http://download.zstack.org/ttylinux.qcow2?size=${IMAGE_SIZE}`,
+    format: 'qcow2',
+    platform: 'Linux',
+    backupStorageUuids: [bs.uuid],
+  });
+  const { inventory: vrImage } = await zs.addImage({
+    name: 'vr',
+    url: `http://download.zstack.org/vr.qcow2?size=${IMAGE_SIZE}`,
+    format: 'qcow2',
+    platform: 'Linux',
+    system: true,
+    backupStorageUuids: [bs.uuid],
+  });
   const { inventory: offering } = await zs.createInstanceOffering({ name: 'small', cpuNum: 1, memorySize: 256 * MiB });
 
   const { inventory: l2 } = await zs.createL2NoVlanNetwork({ name: 'l2', zoneUuid: zone.uuid, physicalInterface: 'eth0' });
   await zs.attachL2NetworkToCluster({ l2NetworkUuid: l2.uuid, clusterUuid: cluster.uuid });
   const { inventory: l3 } = await zs.createL3Network({ name: 'l3-etpz', l2NetworkUuid: l2.uuid });
   await zs.addDnsToL3Network({ l3NetworkUuid: l3.uuid, dns: '8.8.8.8' });
-  await zs.addIpRange({ l3NetworkUuid: l3.uuid, name: 'ipr', startIp: '192.168.200.10', endIp: opts.rangeEnd ?? '192.168.201.199', netmask: '255.255.252.0', gateway: '192.168.200.1' } as never);
+  await zs.addIpRange({
+    l3NetworkUuid: l3.uuid,
+    name: 'ipr',
+    startIp: '192.168.200.10',
+    endIp: opts.rangeEnd ?? '192.168.201.199',
+    netmask: '255.255.252.0',
+    gateway: '192.168.200.1',
+  } as never);
   const vr = (await zs.queryNetworkServiceProvider({ q: ['type=VirtualRouter'] })).inventories![0];
-  if (!vr.attachedL2NetworkUuids?.includes(l2.uuid)) await zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: l2.uuid, networkServiceProviderUuid: vr.uuid });
+  if (!vr.attachedL2NetworkUuids?.includes(l2.uuid))
+    await zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: l2.uuid, networkServiceProviderUuid: vr.uuid });
   await zs.attachNetworkServiceToL3Network({ l3NetworkUuid: l3.uuid, networkServices: { [vr.uuid]: ['DHCP', 'DNS'] } });
   const { inventory: vrOffering } = await zs.createVirtualRouterOffering({
-    name: 'vr-offering', cpuNum: 1, memorySize: 512 * MiB, zoneUuid: zone.uuid, managementNetworkUuid: l3.uuid, imageUuid: vrImage.uuid, isDefault: true,
+    name: 'vr-offering',
+    cpuNum: 1,
+    memorySize: 512 * MiB,
+    zoneUuid: zone.uuid,
+    managementNetworkUuid: l3.uuid,
+    imageUuid: vrImage.uuid,
+    isDefault: true,
   });
   return { zone, cluster, hostUuids, ps, image, offering, vrOffering, l3, l2 };
 }
@@ -99,25 +133,79 @@ async function assertTotals(t: TestT & { same: Assert }, s: TestServer, env: Env
   const placed = await db.select().from(vmInstances).where(isNotNull(vmInstances.hostUuid));
   for (const h of hs) {
     const on = placed.filter((v) => v.hostUuid === h.uuid);
-    t.equal(h.totalCpuCapacity - h.availableCpuCapacity, on.reduce((n, v) => n + v.cpuNum, 0), `${label}: cpu held on ${h.name}`);
-    t.equal(h.totalMemoryCapacity - h.availableMemoryCapacity, on.reduce((n, v) => n + v.memorySize, 0), `${label}: memory held on ${h.name}`);
+    t.equal(
+      h.totalCpuCapacity - h.availableCpuCapacity,
+      on.reduce((n, v) => n + v.cpuNum, 0),
+      `${label}: cpu held on ${h.name}`,
+    );
+    t.equal(
+      h.totalMemoryCapacity - h.availableMemoryCapacity,
+      on.reduce((n, v) => n + v.memorySize, 0),
+      `${label}: memory held on ${h.name}`,
+    );
   }
   const [ps] = await db.select().from(primaryStorage).where(eq(primaryStorage.uuid, env.ps.uuid));
   const vols = await db.select().from(volumes).where(eq(volumes.primaryStorageUuid, env.ps.uuid));
-  t.equal(ps.totalCapacity - ps.availableCapacity, vols.reduce((n, v) => n + v.size, 0), `${label}: primary storage held`);
+  t.equal(
+    ps.totalCapacity - ps.availableCapacity,
+    vols.reduce((n, v) => n + v.size, 0),
+    `${label}: primary storage held`,
+  );
   const ips = await db.select().from(usedIps).where(eq(usedIps.l3NetworkUuid, env.l3.uuid));
-  const nics = await db.select().from(vmNics).where(and(eq(vmNics.l3NetworkUuid, env.l3.uuid), isNotNull(vmNics.usedIpUuid)));
+  const nics = await db
+    .select()
+    .from(vmNics)
+    .where(and(eq(vmNics.l3NetworkUuid, env.l3.uuid), isNotNull(vmNics.usedIpUuid)));
   t.equal(ips.length, nics.length, `${label}: one used IP per NIC holding one`);
   t.same(new Set(nics.map((n) => n.ip)).size, nics.length, `${label}: no IP twice`);
 }
 
 const VR_KEYS = [
-  'allVolumes', 'allocatorStrategy', 'applianceVmType', 'clusterUuid', 'cpuNum', 'cpuSpeed', 'createDate', 'defaultRouteL3NetworkUuid', 'hostUuid',
-  'hypervisorType', 'imageUuid', 'instanceOfferingUuid', 'lastHostUuid', 'lastOpDate', 'managementNetworkUuid', 'memorySize', 'name', 'platform',
-  'publicNetworkUuid', 'rootVolumeUuid', 'state', 'status', 'type', 'uuid', 'vmNics', 'zoneUuid',
+  'allVolumes',
+  'allocatorStrategy',
+  'applianceVmType',
+  'clusterUuid',
+  'cpuNum',
+  'cpuSpeed',
+  'createDate',
+  'defaultRouteL3NetworkUuid',
+  'hostUuid',
+  'hypervisorType',
+  'imageUuid',
+  'instanceOfferingUuid',
+  'lastHostUuid',
+  'lastOpDate',
+  'managementNetworkUuid',
+  'memorySize',
+  'name',
+  'platform',
+  'publicNetworkUuid',
+  'rootVolumeUuid',
+  'state',
+  'status',
+  'type',
+  'uuid',
+  'vmNics',
+  'zoneUuid',
 ];
 const NIC_KEYS = ['createDate', 'deviceId', 'gateway', 'ip', 'l3NetworkUuid', 'lastOpDate', 'mac', 'metaData', 'netmask', 'uuid', 'vmInstanceUuid'];
-const VOLUME_KEYS = ['createDate', 'description', 'deviceId', 'format', 'installPath', 'lastOpDate', 'name', 'primaryStorageUuid', 'rootImageUuid', 'size', 'state', 'status', 'type', 'uuid', 'vmInstanceUuid'];
+const VOLUME_KEYS = [
+  'createDate',
+  'description',
+  'deviceId',
+  'format',
+  'installPath',
+  'lastOpDate',
+  'name',
+  'primaryStorageUuid',
+  'rootImageUuid',
+  'size',
+  'state',
+  'status',
+  'type',
+  'uuid',
+  'vmInstanceUuid',
+];
 
 t.test('vms, volumes and the virtual router', async (t) => {
   t.setTimeout(300_000);
@@ -135,14 +223,30 @@ t.test('vms, volumes and the virtual router', async (t) => {
   t.test('create: the virtual router comes first, once, in the seed shape', async (t) => {
     vm1 = (await create('vm1')).inventory;
     await sameAsQuery(t, vm1);
-    t.match(vm1, { name: 'vm1', type: 'UserVm', state: 'Running', cpuNum: 1, memorySize: 256 * MiB, zoneUuid: env.zone.uuid, clusterUuid: env.cluster.uuid, defaultL3NetworkUuid: env.l3.uuid, allocatorStrategy: 'LeastVmPreferredHostAllocatorStrategy' });
+    t.match(vm1, {
+      name: 'vm1',
+      type: 'UserVm',
+      state: 'Running',
+      cpuNum: 1,
+      memorySize: 256 * MiB,
+      zoneUuid: env.zone.uuid,
+      clusterUuid: env.cluster.uuid,
+      defaultL3NetworkUuid: env.l3.uuid,
+      allocatorStrategy: 'LeastVmPreferredHostAllocatorStrategy',
+    });
     t.ok(env.hostUuids.includes(vm1.hostUuid));
     t.equal(vm1.lastHostUuid, vm1.hostUuid);
     t.equal(vm1.vmNics.length, 1);
     t.match(vm1.vmNics[0], { deviceId: 0, l3NetworkUuid: env.l3.uuid, netmask: '255.255.252.0', gateway: '192.168.200.1', mac: /^fa:([0-9a-f]{2}:){4}00$/ });
-    t.same(vm1.allVolumes.map((v: any) => [v.type, v.name, v.deviceId, v.status]), [['Root', 'ROOT-for-vm1', 0, 'Ready']]);
+    t.same(
+      vm1.allVolumes.map((v: any) => [v.type, v.name, v.deviceId, v.status]),
+      [['Root', 'ROOT-for-vm1', 0, 'Ready']],
+    );
     t.equal(vm1.allVolumes[0].description, `Root volume for VM[uuid:${vm1.uuid}]`);
-    t.equal(vm1.allVolumes[0].installPath, `/zstack_ps/rootVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-${vm1.rootVolumeUuid}/${vm1.rootVolumeUuid}.qcow2`);
+    t.equal(
+      vm1.allVolumes[0].installPath,
+      `/zstack_ps/rootVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-${vm1.rootVolumeUuid}/${vm1.rootVolumeUuid}.qcow2`,
+    );
     t.equal(vm1.allVolumes[0].size, IMAGE_SIZE);
 
     const { inventories: vrs } = await zs.queryVirtualRouterVm({});
@@ -150,17 +254,37 @@ t.test('vms, volumes and the virtual router', async (t) => {
     const vr: any = vrs![0];
     t.same(Object.keys(vr).sort(), VR_KEYS, 'VirtualRouterVmInventory keys as in the seed');
     t.match(vr, {
-      name: `virtualRouter.l3.${env.l3.uuid}`, type: 'ApplianceVm', applianceVmType: 'VirtualRouter', state: 'Running', status: 'Connected',
-      allocatorStrategy: 'LeastVmPreferredHostAllocatorStrategy', managementNetworkUuid: env.l3.uuid, publicNetworkUuid: env.l3.uuid,
-      defaultRouteL3NetworkUuid: env.l3.uuid, instanceOfferingUuid: env.vrOffering.uuid, cpuNum: 1, memorySize: 512 * MiB, platform: 'Linux',
-      zoneUuid: env.zone.uuid, clusterUuid: env.cluster.uuid,
+      name: `virtualRouter.l3.${env.l3.uuid}`,
+      type: 'ApplianceVm',
+      applianceVmType: 'VirtualRouter',
+      state: 'Running',
+      status: 'Connected',
+      allocatorStrategy: 'LeastVmPreferredHostAllocatorStrategy',
+      managementNetworkUuid: env.l3.uuid,
+      publicNetworkUuid: env.l3.uuid,
+      defaultRouteL3NetworkUuid: env.l3.uuid,
+      instanceOfferingUuid: env.vrOffering.uuid,
+      cpuNum: 1,
+      memorySize: 512 * MiB,
+      platform: 'Linux',
+      zoneUuid: env.zone.uuid,
+      clusterUuid: env.cluster.uuid,
     });
     t.match(vr.createDate, DATE);
     t.equal(vr.vmNics.length, 1, 'one NIC: management = public = guest network');
     t.same(Object.keys(vr.vmNics[0]).sort(), NIC_KEYS);
     t.match(vr.vmNics[0], { metaData: '7', deviceId: 0, l3NetworkUuid: env.l3.uuid, vmInstanceUuid: vr.uuid });
     t.same(Object.keys(vr.allVolumes[0]).sort(), VOLUME_KEYS);
-    t.match(vr.allVolumes[0], { name: `ROOT-for-virtualRouter.l3.${env.l3.uuid}`, description: `Root volume for VM[uuid:${vr.uuid}]`, type: 'Root', status: 'Ready', format: 'qcow2', deviceId: 0, vmInstanceUuid: vr.uuid, primaryStorageUuid: env.ps.uuid });
+    t.match(vr.allVolumes[0], {
+      name: `ROOT-for-virtualRouter.l3.${env.l3.uuid}`,
+      description: `Root volume for VM[uuid:${vr.uuid}]`,
+      type: 'Root',
+      status: 'Ready',
+      format: 'qcow2',
+      deviceId: 0,
+      vmInstanceUuid: vr.uuid,
+      primaryStorageUuid: env.ps.uuid,
+    });
 
     const state = await sim(s, '/simulator/virtualrouter/state', { virtualRouterUuid: vr.uuid });
     t.equal(state.initialized, true, 'the router agent got /virtualrouter/init');
@@ -173,14 +297,21 @@ t.test('vms, volumes and the virtual router', async (t) => {
     t.equal((await sim(s, '/simulator/virtualrouter/state', { virtualRouterUuid: vr.uuid })).dhcpEntries.length, 2);
 
     await zs.destroyVmInstance({ uuid: vm2.uuid });
-    t.equal((await sim(s, '/simulator/virtualrouter/state', { virtualRouterUuid: vr.uuid })).dhcpEntries.length, 1, "the destroyed VM's DHCP entry is withdrawn");
+    t.equal(
+      (await sim(s, '/simulator/virtualrouter/state', { virtualRouterUuid: vr.uuid })).dhcpEntries.length,
+      1,
+      "the destroyed VM's DHCP entry is withdrawn",
+    );
     await zs.expungeVmInstance({ uuid: vm2.uuid });
     await assertTotals(t, s, env, 'after create');
   });
 
   t.test('queries through expansions', async (t) => {
     const byIp = await zs.queryVmInstance({ q: [`vmNics.ip=${vm1.vmNics[0].ip}`] });
-    t.same(byIp.inventories!.map((x) => x.uuid), [vm1.uuid]);
+    t.same(
+      byIp.inventories!.map((x) => x.uuid),
+      [vm1.uuid],
+    );
     const host = (await zs.queryHost({ q: [`uuid=${vm1.hostUuid}`] })).inventories![0];
     const onHost = await zs.queryVmInstance({ q: [`host.managementIp=${host.managementIp}`, 'type=UserVm'] });
     t.ok(onHost.inventories!.some((x) => x.uuid === vm1.uuid));
@@ -197,7 +328,13 @@ t.test('vms, volumes and the virtual router', async (t) => {
     t.equal(stopped.lastHostUuid, vm1.hostUuid);
     await assertTotals(t, s, env, 'stopped');
     t.equal((await zs.stopVmInstance({ uuid })).inventory.state, 'Stopped', 'stopping a stopped VM succeeds');
-    await fails(t, zs.rebootVmInstance({ uuid }), 409, 'VM.1000', /current vm instance state\[Stopped\] doesn't allow to proceed message\[RebootVmInstance\], allowed states are \[NoState, Running, Crashed\]/);
+    await fails(
+      t,
+      zs.rebootVmInstance({ uuid }),
+      409,
+      'VM.1000',
+      /current vm instance state\[Stopped\] doesn't allow to proceed message\[RebootVmInstance\], allowed states are \[NoState, Running, Crashed\]/,
+    );
     await fails(t, zs.migrateVm({ vmInstanceUuid: uuid }), 409, 'VM.1000', /state\[Stopped\]/);
 
     const started = (await zs.startVmInstance({ uuid })).inventory;
@@ -205,12 +342,18 @@ t.test('vms, volumes and the virtual router', async (t) => {
     t.equal(started.hostUuid, vm1.hostUuid, 'back on its last host');
     await assertTotals(t, s, env, 'started');
     t.equal((await zs.rebootVmInstance({ uuid })).inventory.state, 'Running');
-    t.ok((await recordsOf(s, started.hostUuid!)).some((r) => r.path === '/vm/reboot' && r.body.uuid === uuid), 'the host agent got /vm/reboot');
+    t.ok(
+      (await recordsOf(s, started.hostUuid!)).some((r) => r.path === '/vm/reboot' && r.body.uuid === uuid),
+      'the host agent got /vm/reboot',
+    );
 
     const other = env.hostUuids.find((h) => h !== started.hostUuid)!;
     const migrated = (await zs.migrateVm({ vmInstanceUuid: uuid })).inventory;
     t.match(migrated, { state: 'Running', hostUuid: other, lastHostUuid: started.hostUuid });
-    t.ok((await simVms(s, other)).some((v) => v.uuid === uuid), 'the simulator moved the VM');
+    t.ok(
+      (await simVms(s, other)).some((v) => v.uuid === uuid),
+      'the simulator moved the VM',
+    );
     await assertTotals(t, s, env, 'migrated');
     await fails(t, zs.migrateVm({ vmInstanceUuid: uuid, hostUuid: other }), 400, 'SYS.1007', /already on host/);
     await fails(t, zs.migrateVm({ vmInstanceUuid: uuid, hostUuid: newUuid() }), 404, 'SYS.1003', /hostUuid/);
@@ -219,7 +362,10 @@ t.test('vms, volumes and the virtual router', async (t) => {
     const destroyed = (await zs.queryVmInstance({ q: [`uuid=${uuid}`] })).inventories![0];
     t.match(destroyed, { state: 'Destroyed' });
     t.notOk(destroyed.hostUuid);
-    t.notOk((await simVms(s, other)).some((v) => v.uuid === uuid), 'gone from the host');
+    t.notOk(
+      (await simVms(s, other)).some((v) => v.uuid === uuid),
+      'gone from the host',
+    );
     await assertTotals(t, s, env, 'destroyed');
     await fails(t, zs.startVmInstance({ uuid }), 409, 'VM.1000', /state\[Destroyed\]/);
     t.same(await zs.destroyVmInstance({ uuid }), { success: true }, 'destroying a destroyed VM succeeds');
@@ -273,16 +419,30 @@ t.test('vms, volumes and the virtual router', async (t) => {
     t.match(startCmd.nics[0], { bridgeName: 'br_eth0', physicalInterface: 'eth0', l3NetworkUuid: env.l3.uuid }, 'a NIC names its L2 bridge');
     t.notOk('flatDhcp' in startCmd.nics[0], 'DHCP by the virtual router, not Flat');
     const rootCreate = records.find((r) => r.path === '/primarystorage/volume/create' && r.body.volumeUuid === vm.rootVolumeUuid)!.body;
-    t.match(rootCreate, {
-      imageInstallPath: `/zstack_ps/imagecache/template/${env.image.uuid}/${env.image.uuid}.qcow2`,
-      backupStorageInstallPath: new RegExp(env.image.uuid),
-    }, 'the root volume names its image in the primary storage cache and on the backup storage');
+    t.match(
+      rootCreate,
+      {
+        imageInstallPath: `/zstack_ps/imagecache/template/${env.image.uuid}/${env.image.uuid}.qcow2`,
+        backupStorageInstallPath: new RegExp(env.image.uuid),
+      },
+      'the root volume names its image in the primary storage cache and on the backup storage',
+    );
     const { inventory: l3b } = await zs.createL3Network({ name: 'l3b', l2NetworkUuid: env.l2.uuid });
-    await zs.addIpRange({ l3NetworkUuid: l3b.uuid, name: 'r', startIp: '10.9.0.10', endIp: '10.9.0.20', netmask: '255.255.255.0', gateway: '10.9.0.1' } as never);
+    await zs.addIpRange({
+      l3NetworkUuid: l3b.uuid,
+      name: 'r',
+      startIp: '10.9.0.10',
+      endIp: '10.9.0.20',
+      netmask: '255.255.255.0',
+      gateway: '10.9.0.1',
+    } as never);
     const attached = (await zs.attachL3NetworkToVm({ vmInstanceUuid: vm.uuid, l3NetworkUuid: l3b.uuid, staticIp: '10.9.0.15' })).inventory;
     const nic = attached.vmNics.find((n) => n.l3NetworkUuid === l3b.uuid)!;
     t.match(nic, { ip: '10.9.0.15', deviceId: 1, mac: /:01$/ });
-    t.ok((await recordsOf(s, vm.hostUuid!)).some((r) => r.path === '/vm/attachnic' && r.body.nic.mac === nic.mac && r.body.nic.bridgeName === 'br_eth0'), 'the host agent got /vm/attachnic');
+    t.ok(
+      (await recordsOf(s, vm.hostUuid!)).some((r) => r.path === '/vm/attachnic' && r.body.nic.mac === nic.mac && r.body.nic.bridgeName === 'br_eth0'),
+      'the host agent got /vm/attachnic',
+    );
     t.ok((await simVms(s, vm.hostUuid!)).find((v) => v.uuid === vm.uuid).nics.some((n: any) => n.mac === nic.mac));
     await fails(t, zs.attachL3NetworkToVm({ vmInstanceUuid: vm.uuid, l3NetworkUuid: l3b.uuid }), 503, 'SYS.1006', /already has a NIC/);
     await fails(t, zs.attachL3NetworkToVm({ vmInstanceUuid: vm.uuid, l3NetworkUuid: newUuid() }), 503, 'SYS.1003', /L3NetworkVO/);
@@ -311,7 +471,13 @@ t.test('vms, volumes and the virtual router', async (t) => {
 
     const withData = (await create('with-data', { dataDiskOfferingUuids: [offering.uuid] })).inventory;
     await sameAsQuery(t, withData);
-    t.same(withData.allVolumes.map((v) => [v.type, v.deviceId, v.status, v.name]), [['Root', 0, 'Ready', 'ROOT-for-with-data'], ['Data', 1, 'Ready', 'DATA-for-with-data']]);
+    t.same(
+      withData.allVolumes.map((v) => [v.type, v.deviceId, v.status, v.name]),
+      [
+        ['Root', 0, 'Ready', 'ROOT-for-with-data'],
+        ['Data', 1, 'Ready', 'DATA-for-with-data'],
+      ],
+    );
     t.equal((await simVms(s, withData.hostUuid!)).find((v) => v.uuid === withData.uuid).dataVolumes.length, 1, 'started with its data volume');
     const dataUuid = withData.allVolumes[1].uuid;
     await zs.destroyVmInstance({ uuid: withData.uuid });
@@ -360,7 +526,13 @@ t.test('vms, volumes and the virtual router', async (t) => {
     await fails(t, create('x', { imageUuid: newUuid() }), 404, 'SYS.1003', /imageUuid/);
     await fails(t, create('x', { l3NetworkUuids: [newUuid()] }), 404, 'SYS.1003', /l3NetworkUuids/);
     await fails(t, create('x', { instanceOfferingUuid: newUuid() }), 404, 'SYS.1003', /instanceOfferingUuid/);
-    await fails(t, zs.createVmInstance({ name: 'x', imageUuid: env.image.uuid, l3NetworkUuids: [env.l3.uuid] } as never), 400, 'SYS.1007', /instanceOfferingUuid/);
+    await fails(
+      t,
+      zs.createVmInstance({ name: 'x', imageUuid: env.image.uuid, l3NetworkUuids: [env.l3.uuid] } as never),
+      400,
+      'SYS.1007',
+      /instanceOfferingUuid/,
+    );
     await fails(t, create('x', { hostUuid: newUuid() }), 404, 'SYS.1003', /hostUuid/);
     await fails(t, zs.startVmInstance({ uuid: newUuid() }), 404, 'SYS.1003', /VmInstanceVO/);
     const big = await zs.createInstanceOffering({ name: 'huge', cpuNum: 1, memorySize: 64 * GiB });
@@ -403,9 +575,17 @@ t.test('vms, volumes and the virtual router', async (t) => {
     t.equal((await zs.queryVmInstance({ count: true })).total, 0, 'nothing left of it');
     await assertTotals(t, s, env, 'after the missing offering');
     const image = (await zs.queryImage({ q: ['name=vr'] })).inventories![0];
-    env.vrOffering = (await zs.createVirtualRouterOffering({
-      name: 'vr-offering2', cpuNum: 1, memorySize: 512 * MiB, zoneUuid: env.zone.uuid, managementNetworkUuid: env.l3.uuid, imageUuid: image.uuid, isDefault: true,
-    })).inventory;
+    env.vrOffering = (
+      await zs.createVirtualRouterOffering({
+        name: 'vr-offering2',
+        cpuNum: 1,
+        memorySize: 512 * MiB,
+        zoneUuid: env.zone.uuid,
+        managementNetworkUuid: env.l3.uuid,
+        imageUuid: image.uuid,
+        isDefault: true,
+      })
+    ).inventory;
   });
   t.test('maintenance moves VMs; deleting an L3, a host, the primary storage', async (t) => {
     const vm = (await create('mover')).inventory;
@@ -419,12 +599,23 @@ t.test('vms, volumes and the virtual router', async (t) => {
     await assertTotals(t, s, env, 'after maintenance');
 
     const { inventory: l3c } = await zs.createL3Network({ name: 'l3c', l2NetworkUuid: env.l2.uuid });
-    await zs.addIpRange({ l3NetworkUuid: l3c.uuid, name: 'r', startIp: '10.8.0.10', endIp: '10.8.0.20', netmask: '255.255.255.0', gateway: '10.8.0.1' } as never);
+    await zs.addIpRange({
+      l3NetworkUuid: l3c.uuid,
+      name: 'r',
+      startIp: '10.8.0.10',
+      endIp: '10.8.0.20',
+      netmask: '255.255.255.0',
+      gateway: '10.8.0.1',
+    } as never);
     await zs.attachL3NetworkToVm({ vmInstanceUuid: vm.uuid, l3NetworkUuid: l3c.uuid });
     await zs.deleteL3Network({ uuid: l3c.uuid });
     const after = (await zs.queryVmInstance({ q: [`uuid=${vm.uuid}`] })).inventories![0];
     t.match(after, { state: 'Running' }, 'the VM survives the deletion of one of its L3 networks');
-    t.same(after.vmNics.map((n) => n.l3NetworkUuid), [env.l3.uuid], 'its NIC there is gone');
+    t.same(
+      after.vmNics.map((n) => n.l3NetworkUuid),
+      [env.l3.uuid],
+      'its NIC there is gone',
+    );
 
     const host = after.hostUuid!;
     await zs.deleteHost({ uuid: host });
@@ -452,13 +643,25 @@ t.test('200 concurrent creations on 20 hosts, through two management nodes', asy
   const started = Date.now();
   const results = await Promise.allSettled(
     Array.from({ length: 200 }, (_, i) =>
-      (i % 2 ? zs2 : zs).createVmInstance({ name: `vm-${i}`, instanceOfferingUuid: env.offering.uuid, imageUuid: env.image.uuid, l3NetworkUuids: [env.l3.uuid] } as never),
+      (i % 2 ? zs2 : zs).createVmInstance({
+        name: `vm-${i}`,
+        instanceOfferingUuid: env.offering.uuid,
+        imageUuid: env.image.uuid,
+        l3NetworkUuids: [env.l3.uuid],
+      } as never),
     ),
   );
   // Reported, not asserted (timing goals live in bench/): the rate CI reached, with the suite running around it.
   t.comment(`200 concurrent creations through two nodes: ${(200 / ((Date.now() - started) / 1000)).toFixed(1)} VMs/s`);
   const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
-  t.equal(failed.length, 0, failed.map((f) => String(f.reason?.message ?? f.reason)).slice(0, 3).join('; ') || 'all created');
+  t.equal(
+    failed.length,
+    0,
+    failed
+      .map((f) => String(f.reason?.message ?? f.reason))
+      .slice(0, 3)
+      .join('; ') || 'all created',
+  );
   t.equal((await zs.queryVirtualRouterVm({ count: true })).total, 1, 'exactly one virtual router');
   const nics = await s.app.db.select().from(vmNics);
   t.equal(nics.length, 201);

@@ -78,7 +78,9 @@ t.test('authorization matrix', async (t) => {
     const u = (await owner.client.createUser({ name, password: sha512('pw') })).inventory;
     const p = (await owner.client.createPolicy({ name: `${name}-policy`, statements })).inventory;
     await owner.client.attachPolicyToUser({ userUuid: u.uuid, policyUuid: p.uuid });
-    const login = await http(s.url, 'PUT', '/zstack/v1/accounts/users/login', { body: { logInByUser: { accountName: 'owner', userName: name, password: sha512('pw') } } });
+    const login = await http(s.url, 'PUT', '/zstack/v1/accounts/users/login', {
+      body: { logInByUser: { accountName: 'owner', userName: name, password: sha512('pw') } },
+    });
     return login.json.inventory.uuid as string;
   };
   const allowedSid = await user('allowed', [{ effect: 'Allow', actions: ['*'] }]);
@@ -101,7 +103,9 @@ t.test('authorization matrix', async (t) => {
   // One resource of the owner per field an operation checks (ownership is what the decision reads).
   const owned = new Map<string, string>();
   for (const op of ops) for (const f of [...(op.perm.operate ?? []), ...(op.perm.use ?? [])]) if (!owned.has(f)) owned.set(f, uuid());
-  await s.app.db.insert(accountResourceRefs).values([...owned.values()].map((u) => ({ resourceUuid: u, resourceType: 'TestVO', accountUuid: owner.uuid, ownerAccountUuid: owner.uuid })));
+  await s.app.db
+    .insert(accountResourceRefs)
+    .values([...owned.values()].map((u) => ({ resourceUuid: u, resourceType: 'TestVO', accountUuid: owner.uuid, ownerAccountUuid: owner.uuid })));
 
   const request = (op: Op) => {
     const checked = new Set([...(op.perm.operate ?? []), ...(op.perm.use ?? [])]);

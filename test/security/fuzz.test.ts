@@ -23,7 +23,15 @@ t.test(`fuzz: ${REQUESTS} requests over every operation, seed ${SEED}`, async (t
   // Left out: ReconnectConsoleProxyAgent — a reconnect cut short by its timeout (the fuzz sends X-API-Timeout: 3)
   // leaves a console proxy agent child process running after the server closed, which keeps the test process alive
   // (a defect of the console module, reported; not hidden: bench/fuzz runs every operation).
-  const report = await fuzz({ url: s.url, session, requests: REQUESTS, seed: SEED, concurrency: 6, knownUuids: [zone.uuid, cluster.uuid, offering.uuid], exclude: ['ReconnectConsoleProxyAgent'] });
+  const report = await fuzz({
+    url: s.url,
+    session,
+    requests: REQUESTS,
+    seed: SEED,
+    concurrency: 6,
+    knownUuids: [zone.uuid, cluster.uuid, offering.uuid],
+    exclude: ['ReconnectConsoleProxyAgent'],
+  });
   t.comment(JSON.stringify({ ...report, findings: report.findings.length }));
   t.equal(report.requests, REQUESTS, 'every request was answered');
   t.ok(report.operations >= 100, `${report.operations} operations covered`);

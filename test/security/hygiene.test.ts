@@ -33,7 +33,9 @@ t.test('a poisoned batch: 20 honest concurrent callers all succeed, nothing of a
   }
   const sessions: string[] = [];
   for (let i = 0; i < 20; i++) {
-    const res = await http(s.url, 'PUT', '/zstack/v1/accounts/login', { body: { logInByAccount: { accountName: `tenant${i % 4}`, password: passwords.get(`tenant${i % 4}`) } } });
+    const res = await http(s.url, 'PUT', '/zstack/v1/accounts/login', {
+      body: { logInByAccount: { accountName: `tenant${i % 4}`, password: passwords.get(`tenant${i % 4}`) } },
+    });
     t.equal(res.status, 200);
     sessions.push(res.json.inventory.uuid);
   }
@@ -44,14 +46,20 @@ t.test('a poisoned batch: 20 honest concurrent callers all succeed, nothing of a
   for (let round = 0; round < 3; round++) {
     const honest = sessions.map((session, i) =>
       // (Normal accounts may create offerings, not zones: see README "Accounts, ownership, permissions".)
-      http(s.url, 'POST', '/zstack/v1/instance-offerings', { body: { params: { name: `offering-${round}-${i}`, cpuNum: 1, memorySize: 134217728, description: `private-${session}` } }, headers: { Authorization: `OAuth ${session}` } }),
+      http(s.url, 'POST', '/zstack/v1/instance-offerings', {
+        body: { params: { name: `offering-${round}-${i}`, cpuNum: 1, memorySize: 134217728, description: `private-${session}` } },
+        headers: { Authorization: `OAuth ${session}` },
+      }),
     );
     const poisons = [
       http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'nul\u0000byte' } }, headers: adminAuth }),
       http(s.url, 'POST', '/zstack/v1/zones', { rawBody: '{"params":{"name":"lone\\ud800surrogate"}}', headers: adminAuth }),
       http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'timeout' } }, headers: { ...adminAuth, 'X-API-Timeout': '1e100' } }),
       http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'huge-timeout' } }, headers: { ...adminAuth, 'X-API-Timeout': '99999999999' } }),
-      http(s.url, 'POST', '/zstack/v1/instance-offerings', { body: { params: { name: 'o', cpuNum: 1, memorySize: 134217728, description: 'x\u0000' } }, headers: { Authorization: `OAuth ${sessions[0]}` } }),
+      http(s.url, 'POST', '/zstack/v1/instance-offerings', {
+        body: { params: { name: 'o', cpuNum: 1, memorySize: 134217728, description: 'x\u0000' } },
+        headers: { Authorization: `OAuth ${sessions[0]}` },
+      }),
       http(s.url, 'POST', '/zstack/v1/accounts', { body: { params: { name: `made-${round}`, password: adminAccountPw } }, headers: adminAuth }),
     ];
     const [answers, bad] = await Promise.all([Promise.all(honest), Promise.all(poisons)]);
@@ -81,7 +89,10 @@ t.test('a poisoned batch: 20 honest concurrent callers all succeed, nothing of a
   const { rows } = await db.query(`SELECT request::text AS r FROM api_jobs WHERE api_name = 'CreateAccount'`);
   t.ok(rows.length >= 7);
   for (const r of rows) {
-    t.notOk([...passwords.values(), adminAccountPw].some((pw) => r.r.includes(pw)), 'no password digest in a stored job');
+    t.notOk(
+      [...passwords.values(), adminAccountPw].some((pw) => r.r.includes(pw)),
+      'no password digest in a stored job',
+    );
     t.match(r.r, /"password": "\*\*\*\*\*"/);
   }
   void sshPassword;
@@ -101,7 +112,9 @@ t.test('a statement that still fails in a batch is retried item by item: only it
     sessionUuid: null,
     webHook: null,
   });
-  const outcomes = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => inserts.add(item(i === 7 ? { name: 'a\u0000b', secret: 'hunter2' } : { name: `ok${i}` }))));
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: 30 }, (_, i) => inserts.add(item(i === 7 ? { name: 'a\u0000b', secret: 'hunter2' } : { name: `ok${i}` }))),
+  );
   t.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 29, 'every honest insert went in');
   const failed = outcomes[7];
   t.equal(failed.status, 'rejected', 'the bad one failed');
@@ -156,7 +169,9 @@ t.test('a unique violation in a race is the argument error the check would give,
   const admin = await s.client.login();
   const pw = sha512('race-password');
   const calls = await Promise.all(
-    Array.from({ length: 8 }, () => http(s.url, 'POST', '/zstack/v1/accounts', { body: { params: { name: 'racer', password: pw } }, headers: { Authorization: `OAuth ${admin}` } })),
+    Array.from({ length: 8 }, () =>
+      http(s.url, 'POST', '/zstack/v1/accounts', { body: { params: { name: 'racer', password: pw } }, headers: { Authorization: `OAuth ${admin}` } }),
+    ),
   );
   const outcomes = await Promise.all(calls.map((c) => (c.status === 202 ? pollJob(c.json.location) : Promise.resolve({ status: c.status, json: c.json }))));
   t.equal(outcomes.filter((o) => o.status === 200).length, 1, 'one account created');

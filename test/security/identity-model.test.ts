@@ -8,14 +8,20 @@ import { buildWorld } from '../lib/world.js';
 import { ZStackClient, type ZStackError } from '../../sdk/src/index.js';
 
 const sha512 = (s: string) => createHash('sha512').update(s).digest('hex');
-const fails = async (p: Promise<unknown>) => (await p.then(() => undefined, (e) => e)) as ZStackError | undefined;
+const fails = async (p: Promise<unknown>) =>
+  (await p.then(
+    () => undefined,
+    (e) => e,
+  )) as ZStackError | undefined;
 
 t.test('identity model', async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
   const admin = s.client;
   const w = await buildWorld(admin, { virtualRouter: false, startIp: '192.168.201.10', endIp: '192.168.201.250', hostCpu: 64, hostMemory: 64 * 2 ** 30 });
-  const adminVm = (await admin.createVmInstance({ name: 'admin-vm', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })).inventory;
+  const adminVm = (
+    await admin.createVmInstance({ name: 'admin-vm', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })
+  ).inventory;
 
   const newAccount = async (name: string) => {
     const acct = (await admin.createAccount({ name, password: sha512('pw') })).inventory;
@@ -31,15 +37,26 @@ t.test('identity model', async (t) => {
     t.same((await alice.client.queryImage({})).inventories, [], 'no image of admin (not shared)');
     t.same((await alice.client.queryL3Network({})).inventories, []);
     t.equal((await alice.client.queryZone({})).inventories!.length, 1, 'zones are readable by all');
-    t.same((await alice.client.queryAccount({})).inventories!.map((a) => a.name), ['alice'], 'only its own account');
+    t.same(
+      (await alice.client.queryAccount({})).inventories!.map((a) => a.name),
+      ['alice'],
+      'only its own account',
+    );
     for (const [name, call] of [
       ['StopVmInstance', () => alice.client.stopVmInstance({ uuid: adminVm.uuid })],
       ['DestroyVmInstance', () => alice.client.destroyVmInstance({ uuid: adminVm.uuid })],
       ['DeleteZone', () => alice.client.deleteZone({ uuid: w.zoneUuid })],
       ['DeleteHost', () => alice.client.deleteHost({ uuid: w.hostUuids[0] })],
       ['QueryHost', () => alice.client.queryHost({})],
-      ['AddSimulatorHost', () => alice.client.addSimulatorHost({ name: 'h', managementIp: '10.0.0.9', clusterUuid: w.clusterUuid, cpuCapacity: 8, memoryCapacity: 2 ** 30 })],
-      ['CreateVmInstance', () => alice.client.createVmInstance({ name: 'x', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })],
+      [
+        'AddSimulatorHost',
+        () => alice.client.addSimulatorHost({ name: 'h', managementIp: '10.0.0.9', clusterUuid: w.clusterUuid, cpuCapacity: 8, memoryCapacity: 2 ** 30 }),
+      ],
+      [
+        'CreateVmInstance',
+        () =>
+          alice.client.createVmInstance({ name: 'x', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] }),
+      ],
     ] as const) {
       const e = await fails(call());
       t.equal(e?.httpStatus, 403, `${name} → 403`);
@@ -57,9 +74,20 @@ t.test('identity model', async (t) => {
     t.equal((await eve.client.queryL3Network({})).inventories!.length, 0, 'the L3 is shared with alice only');
     const e = await fails(alice.client.deleteImage({ uuid: w.imageUuid }));
     t.equal(e?.httpStatus, 403, 'a shared image cannot be deleted by a receiver');
-    const vm = (await alice.client.createVmInstance({ name: 'alice-vm', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })).inventory;
+    const vm = (
+      await alice.client.createVmInstance({
+        name: 'alice-vm',
+        instanceOfferingUuid: w.instanceOfferingUuid,
+        imageUuid: w.imageUuid,
+        l3NetworkUuids: [w.l3NetworkUuid],
+      })
+    ).inventory;
     aliceVm = vm.uuid;
-    t.same((await alice.client.queryVmInstance({})).inventories!.map((v) => v.uuid), [vm.uuid], 'alice sees her VM');
+    t.same(
+      (await alice.client.queryVmInstance({})).inventories!.map((v) => v.uuid),
+      [vm.uuid],
+      'alice sees her VM',
+    );
     t.equal((await alice.client.queryVolume({})).inventories!.length, 1, 'and its root volume');
     t.equal((await alice.client.queryVmNic({})).inventories!.length, 1, 'and its NIC');
     const refs = (await alice.client.queryAccountResourceRef({})).inventories!;
@@ -80,7 +108,9 @@ t.test('identity model', async (t) => {
     t.ok((await admin.querySharedResource({ q: [`resourceUuid=${w.imageUuid}`] })).inventories![0].toPublic);
     await admin.revokeResourceSharing({ resourceUuids: [w.l3NetworkUuid], all: true });
     t.equal((await alice.client.queryL3Network({})).inventories!.length, 0, 'revoked');
-    const again = await fails(alice.client.createVmInstance({ name: 'y', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] }));
+    const again = await fails(
+      alice.client.createVmInstance({ name: 'y', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] }),
+    );
     t.equal(again?.httpStatus, 403, 'an unshared L3 cannot be used');
     await admin.shareResource({ resourceUuids: [w.l3NetworkUuid], toPublic: true });
   });
@@ -88,10 +118,14 @@ t.test('identity model', async (t) => {
   t.test('users, groups and policies: deny wins, group policies count', async (t) => {
     const bob = (await alice.client.createUser({ name: 'bob', password: sha512('bobpw') })).inventory;
     t.equal(bob.accountUuid, alice.acct.uuid);
-    const login = await http(s.url, 'PUT', '/zstack/v1/accounts/users/login', { body: { logInByUser: { accountName: 'alice', userName: 'bob', password: sha512('bobpw') } } });
+    const login = await http(s.url, 'PUT', '/zstack/v1/accounts/users/login', {
+      body: { logInByUser: { accountName: 'alice', userName: 'bob', password: sha512('bobpw') } },
+    });
     t.equal(login.status, 200);
     t.equal(login.json.inventory.userType, 'UserVO');
-    const wrong = await http(s.url, 'PUT', '/zstack/v1/accounts/users/login', { body: { logInByUser: { accountName: 'alice', userName: 'bob', password: sha512('x') } } });
+    const wrong = await http(s.url, 'PUT', '/zstack/v1/accounts/users/login', {
+      body: { logInByUser: { accountName: 'alice', userName: 'bob', password: sha512('x') } },
+    });
     t.equal(wrong.status, 401);
     const asBob = new ZStackClient({ endpoint: s.url, sessionUuid: login.json.inventory.uuid, pollIntervalMs: 20 });
     t.equal((await fails(asBob.queryVmInstance({})))?.httpStatus, 403, 'no policy: nothing allowed');
@@ -99,7 +133,11 @@ t.test('identity model', async (t) => {
     const readers = (await alice.client.createPolicy({ name: 'vm-all', statements: [{ effect: 'Allow', actions: ['vm:*'] }] })).inventory;
     const noDestroy = (await alice.client.createPolicy({ name: 'no-destroy', statements: [{ effect: 'Deny', actions: ['vm:DestroyVmInstance'] }] })).inventory;
     await alice.client.attachPolicyToUser({ userUuid: bob.uuid, policyUuid: readers.uuid });
-    t.same((await asBob.queryVmInstance({})).inventories!.map((v) => v.uuid), [aliceVm], "bob sees his account's VMs");
+    t.same(
+      (await asBob.queryVmInstance({})).inventories!.map((v) => v.uuid),
+      [aliceVm],
+      "bob sees his account's VMs",
+    );
     t.equal((await fails(asBob.queryZone({})))?.httpStatus, 403, 'zone:QueryZone is not allowed');
     const group = (await alice.client.createUserGroup({ name: 'ops' })).inventory;
     await alice.client.addUserToGroup({ groupUuid: group.uuid, userUuid: bob.uuid });
@@ -123,13 +161,20 @@ t.test('identity model', async (t) => {
     await alice.client.deletePolicy({ uuid: noDestroy.uuid });
     await alice.client.deleteUserGroup({ uuid: group.uuid });
     await alice.client.deleteUser({ uuid: bob.uuid });
-    t.equal((await http(s.url, 'GET', '/zstack/v1/zones', { headers: { Authorization: `OAuth ${login.json.inventory.uuid}` } })).status, 401, "a deleted user's session ends");
+    t.equal(
+      (await http(s.url, 'GET', '/zstack/v1/zones', { headers: { Authorization: `OAuth ${login.json.inventory.uuid}` } })).status,
+      401,
+      "a deleted user's session ends",
+    );
   });
 
   t.test('quotas: 50 concurrent creations against vm.num = 10 → exactly 10', async (t) => {
     const q = await newAccount('quota-user');
     const quotas = (await admin.queryQuota({ q: [`identityUuid=${q.acct.uuid}`] })).inventories!;
-    t.ok(quotas.some((x) => x.name === 'vm.num' && x.value === 20), 'default quotas are listed');
+    t.ok(
+      quotas.some((x) => x.name === 'vm.num' && x.value === 20),
+      'default quotas are listed',
+    );
     t.equal((await fails(q.client.updateQuota({ identityUuid: q.acct.uuid, name: 'vm.num', value: 100 })))?.httpStatus, 403, 'only admin changes quotas');
     await admin.updateQuota({ identityUuid: q.acct.uuid, name: 'vm.num', value: 10 });
     const results = await Promise.allSettled(
@@ -143,8 +188,14 @@ t.test('identity model', async (t) => {
     t.same([...codes], ['ID.1003'], 'the others fail with quota exceeding');
     t.equal((await q.client.queryVmInstance({ count: true })).total, 10);
     const usage = (await q.client.getAccountQuotaUsage({ uuid: q.acct.uuid })).usages;
-    t.match(usage.find((u) => u.name === 'vm.num'), { total: 10, used: 10 });
-    t.match(usage.find((u) => u.name === 'vm.memorySize'), { used: 10 * 128 * 2 ** 20 });
+    t.match(
+      usage.find((u) => u.name === 'vm.num'),
+      { total: 10, used: 10 },
+    );
+    t.match(
+      usage.find((u) => u.name === 'vm.memorySize'),
+      { used: 10 * 128 * 2 ** 20 },
+    );
     t.equal((await fails(eve.client.getAccountQuotaUsage({ uuid: q.acct.uuid })))?.httpStatus, 403, "another account's usage is not shown");
 
     // DeleteAccount takes what the account owns with it.

@@ -49,7 +49,12 @@ t.test('input bounds', async (t) => {
 
   t.test('timeouts: nothing past what a Node timer can wait', async (t) => {
     for (const v of ['1e100', '2147484', '99999999999999999999', '-1', '0', '1.5', 'soon']) {
-      zstackError(t, await http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'z' } }, headers: { ...auth, 'X-API-Timeout': v } }), 400, `X-API-Timeout ${v}`);
+      zstackError(
+        t,
+        await http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'z' } }, headers: { ...auth, 'X-API-Timeout': v } }),
+        400,
+        `X-API-Timeout ${v}`,
+      );
     }
     const ok = await http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'zmax' } }, headers: { ...auth, 'X-API-Timeout': '2147483' } });
     t.equal(ok.status, 202, 'the longest timeout is accepted');
@@ -64,10 +69,19 @@ t.test('input bounds', async (t) => {
     t.equal(zone.inventory.name, 'after-24d', 'the API still works with the longest timeout');
   });
 
-  t.test("prototype names are refused on every Query API", async (t) => {
+  t.test('prototype names are refused on every Query API', async (t) => {
     const queries = s.app.operations.filter((op) => op.x.kind === 'query' && !op.path.includes('{'));
     t.ok(queries.length > 20, `${queries.length} Query APIs`);
-    const bad = ['q=__proto__=1', 'sort=-__proto__', 'q=constructor.prototype=1', 'q=__proto__.x=1', 'sortBy=constructor', 'fields=__proto__', 'q=toString=1', 'q=hasOwnProperty%3E1'];
+    const bad = [
+      'q=__proto__=1',
+      'sort=-__proto__',
+      'q=constructor.prototype=1',
+      'q=__proto__.x=1',
+      'sortBy=constructor',
+      'fields=__proto__',
+      'q=toString=1',
+      'q=hasOwnProperty%3E1',
+    ];
     for (const op of queries) {
       for (const b of bad) {
         const res = await get(`${op.path}?${b}`);
@@ -85,16 +99,35 @@ t.test('input bounds', async (t) => {
     zstackError(t, await get('/zstack/v1/zones/abc%00def'), 400, 'NUL in a path parameter');
     zstackError(t, await get('/zstack/v1/zones/abc%ED%A0%80'), 400, 'a surrogate in a path parameter');
     zstackError(t, await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: '{"params":{"name":"a\\u0000"}}', headers: auth }), 400, 'NUL in a body string');
-    zstackError(t, await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: '{"params":{"name":"a\\udc00"}}', headers: auth }), 400, 'a lone low surrogate in a body string');
-    zstackError(t, await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: '{"params":{"name":"a","systemTags":["\\ud83d"]}}', headers: auth }), 400, 'a lone surrogate in a tag');
-    const login = (accountName: string) => http(s.url, 'PUT', '/zstack/v1/accounts/login', { rawBody: `{"logInByAccount":{"accountName":"${accountName}","password":"x"}}` });
+    zstackError(
+      t,
+      await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: '{"params":{"name":"a\\udc00"}}', headers: auth }),
+      400,
+      'a lone low surrogate in a body string',
+    );
+    zstackError(
+      t,
+      await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: '{"params":{"name":"a","systemTags":["\\ud83d"]}}', headers: auth }),
+      400,
+      'a lone surrogate in a tag',
+    );
+    const login = (accountName: string) =>
+      http(s.url, 'PUT', '/zstack/v1/accounts/login', { rawBody: `{"logInByAccount":{"accountName":"${accountName}","password":"x"}}` });
     zstackError(t, await login('adm\\u0000in'), 400, 'NUL in accountName');
     zstackError(t, await login('adm\\ud800in'), 400, 'a surrogate in accountName');
-    t.equal((await http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'emoji-😀' } }, headers: auth })).status, 202, 'paired surrogates (emoji) are fine');
+    t.equal(
+      (await http(s.url, 'POST', '/zstack/v1/zones', { body: { params: { name: 'emoji-😀' } }, headers: auth })).status,
+      202,
+      'paired surrogates (emoji) are fine',
+    );
   });
 
   t.test('prototype keys in bodies are refused', async (t) => {
-    for (const raw of ['{"params":{"name":"z","__proto__":{"polluted":1}}}', '{"params":{"name":"z","constructor":{"prototype":{"polluted":1}}}}', '{"__proto__":{"x":1},"params":{"name":"z"}}']) {
+    for (const raw of [
+      '{"params":{"name":"z","__proto__":{"polluted":1}}}',
+      '{"params":{"name":"z","constructor":{"prototype":{"polluted":1}}}}',
+      '{"__proto__":{"x":1},"params":{"name":"z"}}',
+    ]) {
       zstackError(t, await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: raw, headers: auth }), 400, raw);
     }
     t.equal(({} as Record<string, unknown>).polluted, undefined, 'nothing reached Object.prototype');
@@ -104,8 +137,18 @@ t.test('input bounds', async (t) => {
 
   t.test('transport-level refusals in the ZStack shape', async (t) => {
     zstackError(t, await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: '{"params": {"name": ', headers: auth }), 400, 'bad JSON');
-    zstackError(t, await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: 'name=z', headers: { ...auth, 'content-type': 'application/xml' } }), 415, 'wrong content type');
-    zstackError(t, await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: `{"params":{"name":"${'x'.repeat(9 * 1024 * 1024)}"}}`, headers: auth }), 413, 'a 9 MB body');
+    zstackError(
+      t,
+      await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: 'name=z', headers: { ...auth, 'content-type': 'application/xml' } }),
+      415,
+      'wrong content type',
+    );
+    zstackError(
+      t,
+      await http(s.url, 'POST', '/zstack/v1/zones', { rawBody: `{"params":{"name":"${'x'.repeat(9 * 1024 * 1024)}"}}`, headers: auth }),
+      413,
+      'a 9 MB body',
+    );
     zstackError(t, await get(`/zstack/v1/zones?q=name=${'x'.repeat(17 * 1024)}`), 414, 'a 17 KB URL');
     zstackError(t, await http(s.url, 'DELETE', `/zstack/v1/zones/${'a'.repeat(2000)}`, { headers: auth }), 400, 'a 2000-character path parameter');
     zstackError(t, await http(s.url, 'DELETE', `/zstack/v1/zones/%E0%A4%A`, { headers: auth }), 400, 'a malformed escape in the path');

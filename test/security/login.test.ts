@@ -53,7 +53,10 @@ t.test('throttling per client, and a flood of log-ins cannot take the server dow
   await s.client.updateGlobalConfig({ category: 'identity', name: 'login.maxFailuresPerClient', value: '100000' });
   const flood = await Promise.all(Array.from({ length: 120 }, (_, i) => login(s.url, `flood-${i}`, 'x')));
   const codes = flood.map((r) => `${r.status} ${r.json?.error?.code}`);
-  t.ok(codes.every((c) => c === '401 ID.1000' || c === '429 ID.1100'), 'every answer is a ZStack 401 or 429');
+  t.ok(
+    codes.every((c) => c === '401 ID.1000' || c === '429 ID.1100'),
+    'every answer is a ZStack 401 or 429',
+  );
   t.ok(codes.includes('429 ID.1100'), `too many at once are refused (${codes.filter((c) => c.startsWith('429')).length} of 120)`);
   t.equal((await s.client.queryZone({})).success, true, 'the server still answers');
 });

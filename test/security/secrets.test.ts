@@ -41,7 +41,10 @@ t.test('the server redacts stored messages and webhook replies from the spec', a
   t.equal(msg.password, 'hunter2', 'the handler keeps its own copy intact');
   t.same(redactMessage(op('LogOut'), { sessionUuid: 'abc' }), { sessionUuid: REDACTED });
   t.same(redactMessage(op('CreateZone'), { name: 'z' }), { name: 'z' }, 'nothing to redact: the same');
-  t.same(redactReply(op('RequestConsoleAccess'), { inventory: { token: 'tok', port: 1 }, success: true }), { inventory: { token: REDACTED, port: 1 }, success: true });
+  t.same(redactReply(op('RequestConsoleAccess'), { inventory: { token: 'tok', port: 1 }, success: true }), {
+    inventory: { token: REDACTED, port: 1 },
+    success: true,
+  });
   t.same(redactMessage(op('UpdateAccount'), { uuid: 'u' }), { uuid: 'u' }, 'an absent secret stays absent');
 });
 
@@ -58,16 +61,31 @@ t.test("the SDK's hooks and curl form never show a secret", async (t) => {
   const session = await c.login();
   const alicePw = sha512('alice-secret');
   await c.createAccount({ name: 'alice', password: alicePw });
-  const alice = new ZStackClient({ endpoint: s.url, accountName: 'alice', password: 'alice-secret', hooks: { onRequest: (e) => seen.push(e), onResponse: (e) => seen.push(e) } });
+  const alice = new ZStackClient({
+    endpoint: s.url,
+    accountName: 'alice',
+    password: 'alice-secret',
+    hooks: { onRequest: (e) => seen.push(e), onResponse: (e) => seen.push(e) },
+  });
   const aliceSession = await alice.login();
   await c.validateSession({ sessionUuid: aliceSession });
   await c.logOut({ sessionUuid: aliceSession });
   const curl = c.toCurl('AddSftpBackupStorage', { name: 'bs', hostname: '10.0.0.9', username: 'root', password: 'ssh-hunter2', url: '/bs' });
   const everything = JSON.stringify(seen) + curl;
   t.ok(seen.length >= 10, `${seen.length} hook events`);
-  for (const [what, secret] of [['admin session', session], ['alice session', aliceSession], ['alice password digest', alicePw], ['ssh password', 'ssh-hunter2'], ['admin digest', sha512('password')]]) {
+  for (const [what, secret] of [
+    ['admin session', session],
+    ['alice session', aliceSession],
+    ['alice password digest', alicePw],
+    ['ssh password', 'ssh-hunter2'],
+    ['admin digest', sha512('password')],
+  ]) {
     t.notOk(everything.includes(secret), `no ${what} in hooks or curl`);
   }
   t.match(curl, /"password":"\*\*\*"/);
-  t.match(c.toCurl('AddSftpBackupStorage', { name: 'bs', hostname: 'h', username: 'root', password: 'ssh-hunter2', url: '/bs' }, { redact: false }), /ssh-hunter2/, 'redact: false shows it');
+  t.match(
+    c.toCurl('AddSftpBackupStorage', { name: 'bs', hostname: 'h', username: 'root', password: 'ssh-hunter2', url: '/bs' }, { redact: false }),
+    /ssh-hunter2/,
+    'redact: false shows it',
+  );
 });

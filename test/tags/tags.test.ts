@@ -16,7 +16,14 @@ t.test('tags', async (t) => {
 
   t.test('a creating call writes its tags with the new resource', async (t) => {
     const user = (await zs.queryUserTag({ q: [`resourceUuid=${zone.uuid}`], sort: '+tag' })).inventories!;
-    t.same(user.map((x) => [x.tag, x.resourceType, x.type]), [['prod', 'ZoneVO', 'User'], ['web', 'ZoneVO', 'User']], 'duplicates written once');
+    t.same(
+      user.map((x) => [x.tag, x.resourceType, x.type]),
+      [
+        ['prod', 'ZoneVO', 'User'],
+        ['web', 'ZoneVO', 'User'],
+      ],
+      'duplicates written once',
+    );
     const sys = (await zs.querySystemTag({ q: [`resourceUuid=${zone.uuid}`] })).inventories!;
     t.match(sys, [{ tag: 'host::reservedCpu::2', resourceType: 'ZoneVO', type: 'System', inherent: false, uuid: /^[0-9a-f]{32}$/ }]);
   });
@@ -66,7 +73,8 @@ t.test('tags', async (t) => {
     t.same((await zs.queryUserTag({ q: [`resourceUuid=${other.uuid}`] })).inventories, []);
     t.same((await zs.querySystemTag({ q: [`resourceUuid=${other.uuid}`] })).inventories, []);
     // An inherent tag (the system's own) stays.
-    const [inh] = (await s.app.tags.create(s.app.db, { uuid: other.uuid, type: 'ZoneVO' }, { systemTags: ['host::reservedCpu::1'], inherent: true })).systemTags;
+    const [inh] = (await s.app.tags.create(s.app.db, { uuid: other.uuid, type: 'ZoneVO' }, { systemTags: ['host::reservedCpu::1'], inherent: true }))
+      .systemTags;
     t.equal((await zs.deleteTag({ uuid: inh.uuid }).catch((x) => x)).code, 'SYS.1006');
   });
 
@@ -88,7 +96,11 @@ t.test('tags', async (t) => {
     t.same((await zs.queryUserTag({ q: ['tag=gone'] })).inventories, []);
     const triggers = await s.app.db.execute(sql`SELECT c.relname FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid WHERE g.tgname = 'zstack_tags_gc'`);
     const have = new Set((triggers as unknown as { rows: Array<{ relname: string }> }).rows.map((r) => r.relname));
-    t.same(s.app.tags.taggedTables().filter((x) => !have.has(x)), [], 'every tagged table has the trigger');
+    t.same(
+      s.app.tags.taggedTables().filter((x) => !have.has(x)),
+      [],
+      'every tagged table has the trigger',
+    );
     t.ok(have.has('vm_instances') && have.has('l3_networks') && have.has('hosts'));
   });
 });

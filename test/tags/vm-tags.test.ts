@@ -25,14 +25,29 @@ t.test('VM tags', async (t) => {
 
   t.test('CreateVmInstance with hostname:: and staticIp::', async (t) => {
     const vm = (
-      await zs.createVmInstance({ ...base, name: 'web', systemTags: ['hostname::web-1', `staticIp::${w.l3NetworkUuid}::192.168.201.190`], userTags: ['frontend'] })
+      await zs.createVmInstance({
+        ...base,
+        name: 'web',
+        systemTags: ['hostname::web-1', `staticIp::${w.l3NetworkUuid}::192.168.201.190`],
+        userTags: ['frontend'],
+      })
     ).inventory;
     t.equal(vm.vmNics[0].ip, '192.168.201.190', "the NIC has the tag's address");
     const tags = (await zs.querySystemTag({ q: [`resourceUuid=${vm.uuid}`], sort: '+tag' })).inventories!.map((x) => x.tag);
     t.same(tags, ['hostname::web-1', `staticIp::${w.l3NetworkUuid}::192.168.201.190`]);
-    t.same((await zs.queryVmInstance({ q: ['__userTag__=frontend'] })).inventories!.map((v) => v.uuid), [vm.uuid]);
-    t.same((await zs.queryVmInstance({ q: ['__systemTag__~=hostname::%'] })).inventories!.map((v) => v.uuid), [vm.uuid]);
-    t.same((await zs.queryVmNic({ q: [`vmInstance.__userTag__=frontend`] })).inventories!.map((n) => n.uuid), [vm.vmNics[0].uuid], 'through an expanded field');
+    t.same(
+      (await zs.queryVmInstance({ q: ['__userTag__=frontend'] })).inventories!.map((v) => v.uuid),
+      [vm.uuid],
+    );
+    t.same(
+      (await zs.queryVmInstance({ q: ['__systemTag__~=hostname::%'] })).inventories!.map((v) => v.uuid),
+      [vm.uuid],
+    );
+    t.same(
+      (await zs.queryVmNic({ q: [`vmInstance.__userTag__=frontend`] })).inventories!.map((n) => n.uuid),
+      [vm.vmNics[0].uuid],
+      'through an expanded field',
+    );
     const entry = (await vrState(s, w.l3NetworkUuid)).dhcpEntries.find((e) => e.ip === '192.168.201.190');
     t.equal(entry?.hostname, 'web-1', "the router's DHCP entry names the guest by its hostname tag");
 
@@ -41,7 +56,14 @@ t.test('VM tags', async (t) => {
     const dup = await zs.createVmInstance({ ...base, name: 'x', systemTags: ['hostname::web-1'] }).catch((e) => e);
     t.equal(dup.code, 'SYS.1007');
     t.match(dup.details, /conflict hostname/);
-    for (const bad of ['hostname::-bad-', 'hostname::a_b', `staticIp::${w.l3NetworkUuid}::300.1.1.1`, `staticIp::${'b'.repeat(32)}::10.0.0.1`, 'hostname::a', 'sshkey']) {
+    for (const bad of [
+      'hostname::-bad-',
+      'hostname::a_b',
+      `staticIp::${w.l3NetworkUuid}::300.1.1.1`,
+      `staticIp::${'b'.repeat(32)}::10.0.0.1`,
+      'hostname::a',
+      'sshkey',
+    ]) {
       const tags = bad === 'hostname::a' ? ['hostname::a', 'hostname::b'] : [bad];
       const e = await zs.createVmInstance({ ...base, name: 'x', systemTags: tags }).catch((x) => x);
       t.equal(e.code, 'SYS.1007', `${tags.join(' ')} refused`);
@@ -71,9 +93,16 @@ t.test('VM tags', async (t) => {
     t.same((await zs.queryIpRange({ q: [`uuid=${w.ipRangeUuid}`] })).inventories!.length, 1);
     const again = (await zs.createVmInstance({ ...base, name: 'reuse', systemTags: [`staticIp::${w.l3NetworkUuid}::${oldIp}`] })).inventory;
     t.equal(again.vmNics[0].ip, oldIp, 'the old address was returned');
-    t.same((await zs.querySystemTag({ q: [`resourceUuid=${vm.uuid}`, 'tag~=staticIp::%'] })).inventories!.map((x) => x.tag), [`staticIp::${w.l3NetworkUuid}::192.168.201.185`]);
+    t.same(
+      (await zs.querySystemTag({ q: [`resourceUuid=${vm.uuid}`, 'tag~=staticIp::%'] })).inventories!.map((x) => x.tag),
+      [`staticIp::${w.l3NetworkUuid}::192.168.201.185`],
+    );
     t.equal((await zs.setVmStaticIp({ vmInstanceUuid: vm.uuid, l3NetworkUuid: w.l3NetworkUuid, ip: 'nope' }).catch((e) => e)).code, 'SYS.1007');
-    t.equal((await zs.setVmStaticIp({ vmInstanceUuid: vm.uuid, l3NetworkUuid: 'c'.repeat(32), ip: '10.0.0.1' }).catch((e) => e)).code, 'SYS.1007', 'no NIC there');
+    t.equal(
+      (await zs.setVmStaticIp({ vmInstanceUuid: vm.uuid, l3NetworkUuid: 'c'.repeat(32), ip: '10.0.0.1' }).catch((e) => e)).code,
+      'SYS.1007',
+      'no NIC there',
+    );
     await zs.deleteVmStaticIp({ vmInstanceUuid: vm.uuid, l3NetworkUuid: w.l3NetworkUuid });
     t.same((await zs.querySystemTag({ q: [`resourceUuid=${vm.uuid}`] })).inventories, []);
 
@@ -91,7 +120,10 @@ t.test('VM tags', async (t) => {
     const z = await cli.call('org.zstack.header.zone.APICreateZoneMsg', { name: 'rpc-tagged', userTags: ['rpc'], systemTags: ['host::reservedCpu::1'] });
     t.equal(z.reply.success, true);
     const q = await cli.call('org.zstack.header.zone.APIQueryZoneMsg', { conditions: [{ name: '__userTag__', op: '=', value: 'rpc' }] });
-    t.same(q.reply.inventories.map((x: { name: string }) => x.name), ['rpc-tagged']);
+    t.same(
+      q.reply.inventories.map((x: { name: string }) => x.name),
+      ['rpc-tagged'],
+    );
     const st = await cli.call('org.zstack.header.tag.APIQuerySystemTagMsg', { conditions: [{ name: 'resourceUuid', op: '=', value: z.reply.inventory.uuid }] });
     t.equal(st.cls, 'org.zstack.header.tag.APIQuerySystemTagReply');
     t.match(st.reply.inventories, [{ tag: 'host::reservedCpu::1', resourceType: 'ZoneVO', inherent: false }]);
@@ -104,7 +136,10 @@ t.test('VM tags', async (t) => {
     const del = await cli.call('org.zstack.header.tag.APIDeleteTagMsg', { uuid: u.reply.inventory.uuid });
     t.equal(del.cls, 'org.zstack.header.tag.APIDeleteTagEvent');
     t.equal(del.reply.success, true);
-    const h = await cli.call('org.zstack.header.vm.APISetVmHostnameMsg', { uuid: (await zs.queryVmInstance({ q: ['name=web'] })).inventories![0].uuid, hostname: 'web-9' });
+    const h = await cli.call('org.zstack.header.vm.APISetVmHostnameMsg', {
+      uuid: (await zs.queryVmInstance({ q: ['name=web'] })).inventories![0].uuid,
+      hostname: 'web-9',
+    });
     t.equal(h.cls, 'org.zstack.header.vm.APISetVmHostnameEvent');
     t.equal(h.reply.success, true);
   });

@@ -42,17 +42,21 @@ t.test('rollbacks after the deadline run in a fresh context carrying the call se
   const seen: Array<{ apiName?: string; session?: string; jobUuid?: string; remaining: number; aborted?: boolean }> = [];
   await t.rejects(
     runInContext(ctx, () =>
-      runFlow('f', [
-        {
-          name: 'reserve',
-          run: async () => undefined,
-          rollback: async () => {
-            const c = currentContext();
-            seen.push({ apiName: c?.apiName, session: c?.session?.uuid, jobUuid: c?.jobUuid, remaining: remainingMs(), aborted: c?.signal.aborted });
+      runFlow(
+        'f',
+        [
+          {
+            name: 'reserve',
+            run: async () => undefined,
+            rollback: async () => {
+              const c = currentContext();
+              seen.push({ apiName: c?.apiName, session: c?.session?.uuid, jobUuid: c?.jobUuid, remaining: remainingMs(), aborted: c?.signal.aborted });
+            },
           },
-        },
-        { name: 'hang', run: (_d, signal) => sleep(5000, undefined, { signal }) },
-      ], {}),
+          { name: 'hang', run: (_d, signal) => sleep(5000, undefined, { signal }) },
+        ],
+        {},
+      ),
     ),
     apiError({ code: 'SYS.1001', details: /in step\[f\/hang\]/ }),
   );

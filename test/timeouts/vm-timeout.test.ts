@@ -83,8 +83,9 @@ t.test('CreateVmInstance against a slow host', async (t) => {
 
   t.test('RebootVmInstance: SYS.1001 at the deadline, the VM is Running again, the late end changes nothing', async (t) => {
     await slowStarts(zs, w, 0);
-    const vm = (await zs.createVmInstance({ name: 'rb', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] }))
-      .inventory;
+    const vm = (
+      await zs.createVmInstance({ name: 'rb', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })
+    ).inventory;
     for (const uuid of w.hostUuids) await zs.updateSimulatorHost({ uuid, commandDelays: { '/vm/reboot': 2500 } });
     t.teardown(async () => {
       for (const uuid of w.hostUuids) await zs.updateSimulatorHost({ uuid, commandDelays: { '/vm/reboot': 0 } });

@@ -39,12 +39,14 @@ t.test('§9: move an L3 network from the VirtualRouter provider to the Flat prov
   const zs = s.client;
   const w = await buildWorld(zs);
   // A user VM on the L3 makes the VirtualRouter provider create its appliance VM, as in the seed's world.
-  const vm = (await zs.createVmInstance({
-    name: 'vm1',
-    instanceOfferingUuid: w.instanceOfferingUuid,
-    imageUuid: w.imageUuid,
-    l3NetworkUuids: [w.l3NetworkUuid],
-  })).inventory;
+  const vm = (
+    await zs.createVmInstance({
+      name: 'vm1',
+      instanceOfferingUuid: w.instanceOfferingUuid,
+      imageUuid: w.imageUuid,
+      l3NetworkUuids: [w.l3NetworkUuid],
+    })
+  ).inventory;
   t.equal(vm.state, 'Running');
 
   // 1. Obtain the UUID of the virtual router provider
@@ -93,7 +95,10 @@ t.test('§9: move an L3 network from the VirtualRouter provider to the Flat prov
   sameShape(t, attached, seed.step6AttachNetworkServiceToL3Network, 'step6');
   t.same(
     attached.inventory.networkServices.map((n) => [n.networkServiceProviderUuid, n.networkServiceType]),
-    [[flatUuid, 'DHCP'], [flatUuid, 'Userdata']],
+    [
+      [flatUuid, 'DHCP'],
+      [flatUuid, 'Userdata'],
+    ],
     'Flat DHCP and Userdata, in that order',
   );
 

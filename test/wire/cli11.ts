@@ -26,7 +26,10 @@ const ascii = (text: string) => text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.
 export class Cli11 {
   session?: string;
 
-  constructor(readonly url: string, readonly path = '/zstack/api/') {}
+  constructor(
+    readonly url: string,
+    readonly path = '/zstack/api/',
+  ) {}
 
   async post(body: string): Promise<{ status: number; json: any }> {
     const res = await fetch(this.url + this.path, { method: 'POST', headers: { 'Content-Type': 'application/json', Connection: 'close' }, body });
@@ -59,10 +62,14 @@ export class Cli11 {
   }
 
   async login(accountName = 'admin', password = 'password'): Promise<RpcResult> {
-    const r = await this.call('org.zstack.header.identity.APILogInByAccountMsg', {
-      accountName,
-      password: createHash('sha512').update(password).digest('hex'),
-    }, { session: {} });
+    const r = await this.call(
+      'org.zstack.header.identity.APILogInByAccountMsg',
+      {
+        accountName,
+        password: createHash('sha512').update(password).digest('hex'),
+      },
+      { session: {} },
+    );
     this.session = r.reply.inventory?.uuid;
     return r;
   }

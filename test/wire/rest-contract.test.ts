@@ -20,7 +20,9 @@ t.test('REST wire fidelity for upstream SDKs', async (t) => {
     const plain = await fetch(`${s.url}/zstack/v1/accounts/login`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ logInByAccount: { accountName: 'admin', password: (await import('node:crypto')).createHash('sha512').update('password').digest('hex') } }),
+      body: JSON.stringify({
+        logInByAccount: { accountName: 'admin', password: (await import('node:crypto')).createHash('sha512').update('password').digest('hex') },
+      }),
     }).then((x) => x.json());
     t.notOk('schema' in plain, 'no schema on a sync reply without X-JSON-Schema');
   });
@@ -54,8 +56,16 @@ t.test('REST wire fidelity for upstream SDKs', async (t) => {
   t.test('default-valued fields of upstream SDK actions', async (t) => {
     const ps = await sdk.call('POST', '/zstack/v1/primary-storage/simulators', {
       params: {
-        name: 'ps-sdk', zoneUuid: w.zoneUuid, url: '/ps-sdk', totalCapacity: 2 ** 40, availableCapacity: 2 ** 40,
-        totalPhysicalCapacity: 0, availablePhysicalCapacity: 0, type: null, resourceUuid: null, tagUuids: null,
+        name: 'ps-sdk',
+        zoneUuid: w.zoneUuid,
+        url: '/ps-sdk',
+        totalCapacity: 2 ** 40,
+        availableCapacity: 2 ** 40,
+        totalPhysicalCapacity: 0,
+        availablePhysicalCapacity: 0,
+        type: null,
+        resourceUuid: null,
+        tagUuids: null,
       },
       systemTags: null,
       userTags: null,
@@ -120,14 +130,18 @@ t.test('REST wire fidelity for upstream SDKs', async (t) => {
   });
 
   t.test('every query reply carries the schema map', async (t) => {
-    const vm = (await zs.createVmInstance({
-      name: 'vm-schema',
-      instanceOfferingUuid: w.instanceOfferingUuid,
-      imageUuid: w.imageUuid,
-      l3NetworkUuids: [w.l3NetworkUuid],
-    })).inventory;
+    const vm = (
+      await zs.createVmInstance({
+        name: 'vm-schema',
+        instanceOfferingUuid: w.instanceOfferingUuid,
+        imageUuid: w.imageUuid,
+        l3NetworkUuids: [w.l3NetworkUuid],
+      })
+    ).inventory;
     // Without X-JSON-Schema too: upstream sets it on every query reply.
-    const plain = await fetch(`${s.url}/zstack/v1/vm-instances?q=uuid=${vm.uuid}`, { headers: { Authorization: `OAuth ${sdk.session}` } }).then((x) => x.json());
+    const plain = await fetch(`${s.url}/zstack/v1/vm-instances?q=uuid=${vm.uuid}`, { headers: { Authorization: `OAuth ${sdk.session}` } }).then((x) =>
+      x.json(),
+    );
     t.match(plain.schema, {
       'inventories[0]': 'org.zstack.header.vm.VmInstanceInventory',
       'inventories[0].vmNics[0]': 'org.zstack.header.vm.VmNicInventory',
@@ -145,12 +159,19 @@ t.test('REST wire fidelity for upstream SDKs', async (t) => {
     );
     const offerings = await sdk.send('GET', '/zstack/v1/instance-offerings');
     const classes = offerings.json.inventories.map((o: { type: string }, i: number) => [o.type, offerings.json.schema[`inventories[${i}]`]]);
-    t.ok(classes.some(([type, cls]: string[]) => type === 'VirtualRouter' && cls === 'org.zstack.network.service.virtualrouter.VirtualRouterOfferingInventory'), 'VR offerings keep their subclass');
+    t.ok(
+      classes.some(([type, cls]: string[]) => type === 'VirtualRouter' && cls === 'org.zstack.network.service.virtualrouter.VirtualRouterOfferingInventory'),
+      'VR offerings keep their subclass',
+    );
     t.ok(classes.some(([type, cls]: string[]) => type === 'UserVm' && cls === 'org.zstack.header.configuration.InstanceOfferingInventory'));
     const l3 = await sdk.send('GET', `/zstack/v1/l3-networks?q=uuid=${w.l3NetworkUuid}`);
     t.equal(l3.json.schema['inventories[0].ipRanges[0]'], 'org.zstack.header.network.l3.IpRangeInventory');
     const fields = await sdk.send('GET', `/zstack/v1/l3-networks?q=uuid=${w.l3NetworkUuid}&fields=l2NetworkUuid`);
-    t.same(fields.json, { inventories: [{ l2NetworkUuid: w.l2NetworkUuid }], schema: { 'inventories[0]': 'org.zstack.header.network.l3.L3NetworkInventory' }, success: true });
+    t.same(fields.json, {
+      inventories: [{ l2NetworkUuid: w.l2NetworkUuid }],
+      schema: { 'inventories[0]': 'org.zstack.header.network.l3.L3NetworkInventory' },
+      success: true,
+    });
     const count = await sdk.send('GET', '/zstack/v1/zones?count=true');
     t.same(count.json, { total: 2, success: true }, 'a count has no inventories, so no map');
   });

@@ -53,7 +53,11 @@ t.test('1.1 RPC protocol', async (t) => {
     const o = await cli.call(M.createOffering, { name: 'rpc-io', cpuNum: 2, cpuSpeed: 1, memorySize: 2 ** 28, sortKey: 3 });
     t.match(o.reply.inventory, { cpuNum: 2, memorySize: 2 ** 28, sortKey: 3 }, '"2", "268435456" and "3" became numbers');
     const c = await cli.call('org.zstack.header.vm.APICreateVmInstanceMsg', {
-      name: 'rpc-vm', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid], timeout: 600000,
+      name: 'rpc-vm',
+      instanceOfferingUuid: w.instanceOfferingUuid,
+      imageUuid: w.imageUuid,
+      l3NetworkUuids: [w.l3NetworkUuid],
+      timeout: 600000,
     });
     t.equal(c.cls, 'org.zstack.header.vm.APICreateVmInstanceEvent');
     t.match(c.reply.inventory, { name: 'rpc-vm', state: 'Running', vmNics: [{ l3NetworkUuid: w.l3NetworkUuid }] });
@@ -63,16 +67,28 @@ t.test('1.1 RPC protocol', async (t) => {
     t.same(del.reply, { success: true });
     t.equal(del.cls, 'org.zstack.header.zone.APIDeleteZoneEvent');
     const shared = await cli.call('org.zstack.header.simulator.APIAddSimulatorHostMsg', {
-      name: 'rpc-host', managementIp: '192.168.200.199', clusterUuid: w.clusterUuid, cpuCapacity: 8, memoryCapacity: 2 ** 33,
+      name: 'rpc-host',
+      managementIp: '192.168.200.199',
+      clusterUuid: w.clusterUuid,
+      cpuCapacity: 8,
+      memoryCapacity: 2 ** 33,
     });
     t.equal(shared.cls, 'org.zstack.header.host.APIAddHostEvent', 'the event class 1.1 shares between the Add*Host messages');
     t.equal(shared.reply.inventory.status, 'Connected');
   });
 
   t.test('query messages with each of 1.1 operators', async (t) => {
-    for (const [name, cpuNum] of [['q-a', 1], ['q-b', 2], ['q-c', 4]] as const) await zs.createInstanceOffering({ name, cpuNum, memorySize: 2 ** 27 });
+    for (const [name, cpuNum] of [
+      ['q-a', 1],
+      ['q-b', 2],
+      ['q-c', 4],
+    ] as const)
+      await zs.createInstanceOffering({ name, cpuNum, memorySize: 2 ** 27 });
     const names = async (conditions: Array<{ name: string; op: string; value?: string }>, extra: Record<string, unknown> = {}) => {
-      const r = await cli.call(M.queryOffering, { conditions: [{ name: 'name', op: 'like', value: 'q-%' }, ...conditions.map((c) => ({ value: '', ...c }))], ...extra });
+      const r = await cli.call(M.queryOffering, {
+        conditions: [{ name: 'name', op: 'like', value: 'q-%' }, ...conditions.map((c) => ({ value: '', ...c }))],
+        ...extra,
+      });
       t.equal(r.cls, 'org.zstack.header.configuration.APIQueryInstanceOfferingReply');
       return (r.reply.inventories ?? []).map((i: { name: string }) => i.name).sort();
     };
@@ -90,7 +106,13 @@ t.test('1.1 RPC protocol', async (t) => {
     const count = await cli.call(M.queryOffering, { conditions: [{ name: 'name', op: 'like', value: 'q-%' }], count: true });
     t.same(count.reply, { total: 3, success: true }, 'count=true: no inventories');
     const page = await cli.call(M.queryOffering, {
-      conditions: [{ name: 'name', op: 'like', value: 'q-%' }], limit: 1, start: 1, sortBy: 'cpuNum', sortDirection: 'desc', replyWithCount: true, fields: ['name', 'cpuNum'],
+      conditions: [{ name: 'name', op: 'like', value: 'q-%' }],
+      limit: 1,
+      start: 1,
+      sortBy: 'cpuNum',
+      sortDirection: 'desc',
+      replyWithCount: true,
+      fields: ['name', 'cpuNum'],
     });
     t.same(page.reply, { inventories: [{ name: 'q-b', cpuNum: 2 }], total: 3, success: true }, 'limit, start, sort, replyWithCount, fields');
     const bad = await cli.call(M.queryOffering, { conditions: [{ name: 'cpuNum', op: '~=', value: '1' }] });
@@ -153,7 +175,10 @@ t.test('1.1 RPC protocol', async (t) => {
     t.equal(missing.reply.error.code, 'SYS.1003');
     const list = await cli.call('org.zstack.header.zone.APIListZonesMsg', { uuids: [w.zoneUuid] });
     t.equal(list.cls, 'org.zstack.header.zone.APIListZonesReply');
-    t.same(list.reply.inventories.map((z: { uuid: string }) => z.uuid), [w.zoneUuid]);
+    t.same(
+      list.reply.inventories.map((z: { uuid: string }) => z.uuid),
+      [w.zoneUuid],
+    );
     const all = await cli.call('org.zstack.header.zone.APIListZonesMsg', { offset: 0, length: 2147483647 });
     t.equal(all.reply.inventories.length, zones.length, 'length = Integer.MAX_VALUE: all of them');
     const paged = await cli.call('org.zstack.header.zone.APIListZonesMsg', { offset: 1, length: 1 });
@@ -162,8 +187,15 @@ t.test('1.1 RPC protocol', async (t) => {
     t.equal(clusters.reply.inventories[0].uuid, w.clusterUuid, 'ListCluster (no plural)');
     const search = await cli.call('org.zstack.header.zone.APISearchZoneMsg', { nameOpValueTriples: [{ name: 'name', op: 'AND_EQ', val: 'zone1' }] });
     t.equal(search.cls, 'org.zstack.header.zone.APISearchZoneReply');
-    t.same(JSON.parse(search.reply.content).map((z: { uuid: string }) => z.uuid), [w.zoneUuid], 'content: the inventories as a JSON string');
-    const inList = await cli.call('org.zstack.header.network.l3.APISearchL3NetworkMsg', { nameOpListTriples: [{ name: 'uuid', op: 'AND_IN', vals: [w.l3NetworkUuid] }], fields: ['uuid', 'name'] });
+    t.same(
+      JSON.parse(search.reply.content).map((z: { uuid: string }) => z.uuid),
+      [w.zoneUuid],
+      'content: the inventories as a JSON string',
+    );
+    const inList = await cli.call('org.zstack.header.network.l3.APISearchL3NetworkMsg', {
+      nameOpListTriples: [{ name: 'uuid', op: 'AND_IN', vals: [w.l3NetworkUuid] }],
+      fields: ['uuid', 'name'],
+    });
     t.same(JSON.parse(inList.reply.content), [{ uuid: w.l3NetworkUuid, name: 'l3-etpz' }]);
     const or = await cli.call('org.zstack.header.zone.APISearchZoneMsg', { nameOpValueTriples: [{ name: 'name', op: 'OR_EQ', val: 'x' }] });
     t.equal(or.reply.error.code, 'SYS.1007');
@@ -175,34 +207,57 @@ t.test('1.1 RPC protocol', async (t) => {
     const noSlash = new Cli11(s.url, '/zstack/api');
     noSlash.session = cli.session;
     t.equal((await noSlash.call(M.version)).reply.success, true);
-    const res = await fetch(`${s.url}/zstack/api/`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ [M.version]: { session: { uuid: cli.session } } }) });
+    const res = await fetch(`${s.url}/zstack/api/`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ [M.version]: { session: { uuid: cli.session } } }),
+    });
     t.equal(JSON.parse((await res.json()).result)['org.zstack.header.managementnode.APIGetVersionReply'].success, true);
   });
 
   t.test('§9 typed as the 1.1 CLI sends it', async (t) => {
     await zs.createVmInstance({ name: 'vm1', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] });
     // >>>QueryNetworkServiceL3NetworkRef l3NetworkUuid=<l3>
-    const step1 = await cli.call('org.zstack.header.network.service.APIQueryNetworkServiceL3NetworkRefMsg', { conditions: [{ name: 'l3NetworkUuid', op: '=', value: w.l3NetworkUuid }] });
+    const step1 = await cli.call('org.zstack.header.network.service.APIQueryNetworkServiceL3NetworkRefMsg', {
+      conditions: [{ name: 'l3NetworkUuid', op: '=', value: w.l3NetworkUuid }],
+    });
     t.equal(step1.cls, 'org.zstack.header.network.service.APIQueryNetworkServiceL3NetworkRefReply');
     t.same(Object.keys(step1.reply.inventories[0]).sort(), Object.keys(seed.step1QueryNetworkServiceL3NetworkRef.inventories[0]).sort());
     const vr = step1.reply.inventories[0].networkServiceProviderUuid;
     // >>>DetachNetworkServiceFromL3Network l3NetworkUuid=<l3> networkServices='{"<vr>":["DHCP","DNS"]}'
-    const step2 = await cli.call('org.zstack.header.network.service.APIDetachNetworkServiceFromL3NetworkMsg', { l3NetworkUuid: w.l3NetworkUuid, networkServices: { [vr]: ['DHCP', 'DNS'] } });
+    const step2 = await cli.call('org.zstack.header.network.service.APIDetachNetworkServiceFromL3NetworkMsg', {
+      l3NetworkUuid: w.l3NetworkUuid,
+      networkServices: { [vr]: ['DHCP', 'DNS'] },
+    });
     t.equal(step2.cls, 'org.zstack.header.network.service.APIDetachNetworkServiceFromL3NetworkEvent');
     t.same(step2.reply.inventory.networkServices, []);
     // >>>QueryNetworkServiceProvider type=Flat
-    const step3 = await cli.call('org.zstack.header.network.service.APIQueryNetworkServiceProviderMsg', { conditions: [{ name: 'type', op: '=', value: 'Flat' }] });
+    const step3 = await cli.call('org.zstack.header.network.service.APIQueryNetworkServiceProviderMsg', {
+      conditions: [{ name: 'type', op: '=', value: 'Flat' }],
+    });
     t.equal(step3.reply.inventories.length, 1);
     const flat = step3.reply.inventories[0].uuid;
     // >>>QueryL3Network fields=l2NetworkUuid, uuid=<l3>
-    const step4 = await cli.call('org.zstack.header.network.l3.APIQueryL3NetworkMsg', { fields: ['l2NetworkUuid'], conditions: [{ name: 'uuid', op: '=', value: w.l3NetworkUuid }] });
+    const step4 = await cli.call('org.zstack.header.network.l3.APIQueryL3NetworkMsg', {
+      fields: ['l2NetworkUuid'],
+      conditions: [{ name: 'uuid', op: '=', value: w.l3NetworkUuid }],
+    });
     t.same(step4.reply, { inventories: [{ l2NetworkUuid: w.l2NetworkUuid }], success: true }, 'step 4 exactly as the seed');
     // >>>AttachNetworkServiceProviderToL2Network l2NetworkUuid=<l2> networkServiceProviderUuid=<flat>
-    const step5 = await cli.call('org.zstack.header.network.service.APIAttachNetworkServiceProviderToL2NetworkMsg', { l2NetworkUuid: w.l2NetworkUuid, networkServiceProviderUuid: flat });
+    const step5 = await cli.call('org.zstack.header.network.service.APIAttachNetworkServiceProviderToL2NetworkMsg', {
+      l2NetworkUuid: w.l2NetworkUuid,
+      networkServiceProviderUuid: flat,
+    });
     t.equal(step5.reply.success, true);
     // >>>AttachNetworkServiceToL3Network l3NetworkUuid=<l3> networkServices='{"<flat>":["DHCP","Userdata"]}'
-    const step6 = await cli.call('org.zstack.header.network.service.APIAttachNetworkServiceToL3NetworkMsg', { l3NetworkUuid: w.l3NetworkUuid, networkServices: { [flat]: ['DHCP', 'Userdata'] } });
-    t.same(step6.reply.inventory.networkServices.map((n: any) => n.networkServiceType), ['DHCP', 'Userdata']);
+    const step6 = await cli.call('org.zstack.header.network.service.APIAttachNetworkServiceToL3NetworkMsg', {
+      l3NetworkUuid: w.l3NetworkUuid,
+      networkServices: { [flat]: ['DHCP', 'Userdata'] },
+    });
+    t.same(
+      step6.reply.inventory.networkServices.map((n: any) => n.networkServiceType),
+      ['DHCP', 'Userdata'],
+    );
     // >>>QueryVirtualRouterVm, >>>DestroyVmInstance uuid=<vr vm>
     const step7 = await cli.call('org.zstack.network.service.virtualrouter.APIQueryVirtualRouterVmMsg', { conditions: [] });
     t.equal(step7.reply.inventories.length, 1);

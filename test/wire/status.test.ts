@@ -28,7 +28,13 @@ t.test('status contract', async (t) => {
   };
 
   await failsAsJob('bad argument', 'POST', '/zstack/v1/zones', { params: { description: 'no name' } }, 'SYS.1007');
-  await failsAsJob('unknown resource', 'POST', '/zstack/v1/clusters', { params: { name: 'c', zoneUuid: 'a'.repeat(32), hypervisorType: 'Simulator' } }, 'SYS.1003');
+  await failsAsJob(
+    'unknown resource',
+    'POST',
+    '/zstack/v1/clusters',
+    { params: { name: 'c', zoneUuid: 'a'.repeat(32), hypervisorType: 'Simulator' } },
+    'SYS.1003',
+  );
   await failsAsJob('wrong state', 'DELETE', `/zstack/v1/primary-storage/${w.primaryStorageUuid}`, undefined, 'SYS.1004');
   const anonymous = new UpstreamSdk(s.url);
   await failsAsJob('no session', 'POST', '/zstack/v1/zones', { params: { name: 'z' } }, 'ID.1001', anonymous);
@@ -38,7 +44,14 @@ t.test('status contract', async (t) => {
   const alice = new UpstreamSdk(s.url);
   await alice.login('alice', 'pw');
   t.ok(alice.session, 'alice is logged in');
-  await failsAsJob('missing permission', 'PUT', '/zstack/v1/global-configurations/apiTimeout/CreateZone/actions', { updateGlobalConfig: { value: '1h' } }, 'ID.1002', alice);
+  await failsAsJob(
+    'missing permission',
+    'PUT',
+    '/zstack/v1/global-configurations/apiTimeout/CreateZone/actions',
+    { updateGlobalConfig: { value: '1h' } },
+    'ID.1002',
+    alice,
+  );
   t.same((await zs.queryZone({ q: ['name=z'] })).inventories, [], 'nothing was created');
 
   t.test('a refused call is a job like any other: Prefer: wait, X-Job-UUID', async (t) => {
@@ -46,8 +59,18 @@ t.test('status contract', async (t) => {
     t.equal(waited.status, 503, 'with Prefer: wait, the failed job answers at once');
     t.equal(waited.json.error.code, 'SYS.1007');
     const jobUuid = 'c'.repeat(32);
-    const first = await sdk.send('POST', '/zstack/v1/clusters', { params: { name: 'c', zoneUuid: 'a'.repeat(32), hypervisorType: 'Simulator' } }, { headers: { 'X-Job-UUID': jobUuid } });
-    const again = await sdk.send('POST', '/zstack/v1/clusters', { params: { name: 'c', zoneUuid: 'a'.repeat(32), hypervisorType: 'Simulator' } }, { headers: { 'X-Job-UUID': jobUuid } });
+    const first = await sdk.send(
+      'POST',
+      '/zstack/v1/clusters',
+      { params: { name: 'c', zoneUuid: 'a'.repeat(32), hypervisorType: 'Simulator' } },
+      { headers: { 'X-Job-UUID': jobUuid } },
+    );
+    const again = await sdk.send(
+      'POST',
+      '/zstack/v1/clusters',
+      { params: { name: 'c', zoneUuid: 'a'.repeat(32), hypervisorType: 'Simulator' } },
+      { headers: { 'X-Job-UUID': jobUuid } },
+    );
     t.equal(first.json.location, again.json.location, 'a retry gets the same job');
     const poll = await sdk.send('GET', `/zstack/v1/api-jobs/${jobUuid}`, undefined, { headers: { 'X-Job-Wait-Ms': '5000' } });
     t.equal(poll.status, 503);

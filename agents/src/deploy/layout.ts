@@ -1,29 +1,29 @@
 // Where things live under the install root, and the text of the files the deployer writes there: the config
 // (an env file), the launcher script, the systemd unit. Comparing these texts with the host's is how tasks decide
 // whether anything changed.
-import { posix } from 'node:path'
-import { BUNDLE_ENTRY } from './bundle.js'
-import type { KindProfile } from './kinds.js'
+import { posix } from 'node:path';
+import { BUNDLE_ENTRY } from './bundle.js';
+import type { KindProfile } from './kinds.js';
 
 export interface Layout {
-  root: string
-  bundleDir: string
-  entry: string
-  etcDir: string
+  root: string;
+  bundleDir: string;
+  entry: string;
+  etcDir: string;
   /** Secret and settings, mode 0600; sourced by the launcher, so systemd and pidfile modes read the same file. */
-  configFile: string
+  configFile: string;
   /** `arch os version` of the host as last deployed. */
-  platformFile: string
-  launcher: string
-  pidFile: string
-  logFile: string
-  unitFile: string
+  platformFile: string;
+  launcher: string;
+  pidFile: string;
+  logFile: string;
+  unitFile: string;
   /** Directories the tasks create. */
-  dirs: string[]
+  dirs: string[];
 }
 
 export function layoutOf(root: string, profile: KindProfile): Layout {
-  const at = (...parts: string[]) => posix.join(root, ...parts)
+  const at = (...parts: string[]) => posix.join(root, ...parts);
   return {
     root,
     bundleDir: at('bundle'),
@@ -36,16 +36,16 @@ export function layoutOf(root: string, profile: KindProfile): Layout {
     logFile: at('log', 'agent.log'),
     unitFile: `/etc/systemd/system/${profile.unitName}.service`,
     dirs: [at('bundle', 'openapi', 'agents'), at('etc'), at('bin'), at('run'), at('log')],
-  }
+  };
 }
 
 export interface AgentConfig {
-  port: number
-  listenHost: string
-  backend: string
-  secret: string
-  managementUrl?: string
-  storageRoot: string
+  port: number;
+  listenHost: string;
+  backend: string;
+  secret: string;
+  managementUrl?: string;
+  storageRoot: string;
 }
 
 export function renderConfig(config: AgentConfig): string {
@@ -57,8 +57,8 @@ export function renderConfig(config: AgentConfig): string {
     `ZSTACK_AGENT_BACKEND=${quote(config.backend)}`,
     `ZSTACK_AGENT_STORAGE_ROOT=${quote(config.storageRoot)}`,
     `ZSTACK_MANAGEMENT_URL=${quote(config.managementUrl ?? '')}`,
-  ]
-  return `${lines.join('\n')}\n`
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 /**
@@ -76,7 +76,7 @@ export function renderLauncher(layout: Layout, profile: KindProfile, nodePath: s
     `exec ${quote(nodePath)} ${quote(layout.entry)} ${profile.kind} --port "$ZSTACK_AGENT_PORT" --host "$ZSTACK_AGENT_HOST" \\`,
     '  --backend "$ZSTACK_AGENT_BACKEND" --storage-root "$ZSTACK_AGENT_STORAGE_ROOT"',
     '',
-  ].join('\n')
+  ].join('\n');
 }
 
 export function renderUnit(layout: Layout, profile: KindProfile): string {
@@ -95,10 +95,10 @@ export function renderUnit(layout: Layout, profile: KindProfile): string {
     '[Install]',
     'WantedBy=multi-user.target',
     '',
-  ].join('\n')
+  ].join('\n');
 }
 
 /** Single-quotes a word for sh. */
 export function quote(word: string): string {
-  return `'${word.replace(/'/g, `'\\''`)}'`
+  return `'${word.replace(/'/g, `'\\''`)}'`;
 }

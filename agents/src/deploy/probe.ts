@@ -1,45 +1,45 @@
 // One command that tells everything the tasks need to decide whether to act: OS and architecture, the node runtime,
 // the checksums of every file the deployer writes and the agent's pid. Gathering it in one round trip is what makes
 // a no-change redeploy cost one SSH connection, one exec and one HTTP echo.
-import type { Plan } from './context.js'
-import { quote as q } from './layout.js'
-import type { PlatformFacts } from './types.js'
+import type { Plan } from './context.js';
+import { quote as q } from './layout.js';
+import type { PlatformFacts } from './types.js';
 
 export interface NodeRuntime {
-  path: string
-  version: string
-  major: number
+  path: string;
+  version: string;
+  major: number;
 }
 
 export interface HostSnapshot {
-  kernel: string
-  platform: PlatformFacts
+  kernel: string;
+  platform: PlatformFacts;
   /** `arch os version` as recorded by the last deploy, if any. */
-  recordedPlatform?: string
-  node?: NodeRuntime
+  recordedPlatform?: string;
+  node?: NodeRuntime;
   /** sha256 of each deployer-written file that exists, by absolute path. */
-  sums: Map<string, string>
+  sums: Map<string, string>;
   /** The agent's pid when our agent process runs. */
-  pid?: number
+  pid?: number;
 }
 
-const SECTION = '@@zstack-probe@@'
+const SECTION = '@@zstack-probe@@';
 
 /**
  * sh function `running PID`: true when PID is our agent. Matching the bundle path in its command line guards
  * against a recycled pid, and a zombie (empty command line) counts as gone.
  */
 export function runningFunction(plan: Plan): string {
-  return `running() { [ -n "$1" ] && tr '\\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -qF ${q(plan.layout.entry)}; }`
+  return `running() { [ -n "$1" ] && tr '\\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -qF ${q(plan.layout.entry)}; }`;
 }
 
 export function watchedFiles(plan: Plan, bundlePaths: string[]): string[] {
-  const { layout } = plan
-  return [...bundlePaths.map((p) => `${layout.bundleDir}/${p}`), layout.configFile, layout.launcher, layout.unitFile]
+  const { layout } = plan;
+  return [...bundlePaths.map((p) => `${layout.bundleDir}/${p}`), layout.configFile, layout.launcher, layout.unitFile];
 }
 
 export function probeScript(plan: Plan, files: string[], systemdUnit: string): string {
-  const { layout } = plan
+  const { layout } = plan;
   const parts = [
     'uname -s',
     'uname -m',
@@ -53,13 +53,13 @@ export function probeScript(plan: Plan, files: string[], systemdUnit: string): s
     `${runningFunction(plan)}; pid=$(cat ${q(layout.pidFile)} 2>/dev/null); ` +
       `if [ -d /run/systemd/system ] && [ "$(id -u)" = 0 ]; then systemctl is-active --quiet ${systemdUnit} || pid=; fi; ` +
       'running "$pid" && echo "$pid"',
-  ]
-  return `${parts.join(`; echo ${SECTION}; `)}; true`
+  ];
+  return `${parts.join(`; echo ${SECTION}; `)}; true`;
 }
 
 export function parseProbe(out: string): HostSnapshot {
-  const [kernel, arch, osRelease, uid, systemd, recorded, node, sums, pid] = out.split(`${SECTION}\n`).map((s) => s.trim())
-  const os = parseOsRelease(osRelease ?? '')
+  const [kernel, arch, osRelease, uid, systemd, recorded, node, sums, pid] = out.split(`${SECTION}\n`).map((s) => s.trim());
+  const os = parseOsRelease(osRelease ?? '');
   return {
     kernel: kernel ?? '',
     platform: {
@@ -73,28 +73,30 @@ export function parseProbe(out: string): HostSnapshot {
     },
     recordedPlatform: recorded || undefined,
     node: parseNode(node ?? ''),
-    sums: new Map((sums ?? '').split('\n').flatMap((line) => {
-      const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line)
-      return m ? [[m[2], m[1]] as const] : []
-    })),
+    sums: new Map(
+      (sums ?? '').split('\n').flatMap((line) => {
+        const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+        return m ? [[m[2], m[1]] as const] : [];
+      }),
+    ),
     pid: /^\d+$/.test(pid ?? '') ? Number(pid) : undefined,
-  }
+  };
 }
 
 /** `command -v node` and `node --version` output. */
 export function parseNode(text: string): NodeRuntime | undefined {
-  const [path, version] = text.trim().split('\n')
-  const major = Number(/^v(\d+)\./.exec(version ?? '')?.[1])
-  if (!path || !version || !Number.isInteger(major)) return undefined
-  return { path, version, major }
+  const [path, version] = text.trim().split('\n');
+  const major = Number(/^v(\d+)\./.exec(version ?? '')?.[1]);
+  if (!path || !version || !Number.isInteger(major)) return undefined;
+  return { path, version, major };
 }
 
 /** os-release is KEY=value lines, values optionally quoted. */
 export function parseOsRelease(text: string): Record<string, string> {
-  const fields: Record<string, string> = {}
+  const fields: Record<string, string> = {};
   for (const line of text.split('\n')) {
-    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim())
-    if (m) fields[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2')
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m) fields[m[1]] = m[2].replace(/^(["'])(.*)\1$/, '$2');
   }
-  return fields
+  return fields;
 }

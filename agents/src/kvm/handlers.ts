@@ -1,6 +1,6 @@
 // kvm host agent: HTTP operations → backend methods.
-import type { AgentPart, Ctx } from '../lib/handler.js'
-import type { KvmBackend } from './backend.js'
+import type { AgentPart, Ctx } from '../lib/handler.js';
+import type { KvmBackend } from './backend.js';
 
 export function kvmPart(backend: KvmBackend): AgentPart {
   return {
@@ -31,7 +31,7 @@ export function kvmPart(backend: KvmBackend): AgentPart {
       KvmPrimaryStorageCapacity: (ctx) => backend.storageCapacity(ctx),
     },
     close: () => backend.close(),
-  }
+  };
 }
 
 /**
@@ -39,16 +39,16 @@ export function kvmPart(backend: KvmBackend): AgentPart {
  * VM; the command's deadline stops the rest (the caller then retries them all: destroying an absent VM succeeds).
  */
 async function batchDestroy(backend: KvmBackend, ctx: Ctx<'KvmVmBatchDestroy'>) {
-  const results: Array<{ uuid: string; success: boolean; error?: string }> = []
+  const results: Array<{ uuid: string; success: boolean; error?: string }> = [];
   for (const uuid of ctx.body.uuids) {
-    ctx.signal.throwIfAborted()
+    ctx.signal.throwIfAborted();
     try {
-      await backend.destroyVm({ ...ctx, operationId: 'KvmVmDestroy', path: '/vm/destroy', body: { uuid } })
-      results.push({ uuid, success: true })
+      await backend.destroyVm({ ...ctx, operationId: 'KvmVmDestroy', path: '/vm/destroy', body: { uuid } });
+      results.push({ uuid, success: true });
     } catch (e) {
-      if (ctx.signal.aborted) throw e
-      results.push({ uuid, success: false, error: e instanceof Error ? e.message : String(e) })
+      if (ctx.signal.aborted) throw e;
+      results.push({ uuid, success: false, error: e instanceof Error ? e.message : String(e) });
     }
   }
-  return { results }
+  return { results };
 }

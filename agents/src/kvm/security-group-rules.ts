@@ -1,33 +1,33 @@
 // The security group rule sets a kvm host holds, one per VM NIC (upstream's per-NIC iptables chains). The simulator
 // keeps one table per simulated host; the libvirt backend keeps one for its host (it does not program iptables yet,
 // so there the rules are recorded, not enforced).
-import type { Schemas } from '../lib/protocol.js'
+import type { Schemas } from '../lib/protocol.js';
 
-export type RuleSetTO = Schemas['SecurityGroupRuleSetTO']
+export type RuleSetTO = Schemas['SecurityGroupRuleSetTO'];
 
 export class SecurityGroupRuleTable {
-  private readonly byNic = new Map<string, RuleSetTO>()
+  private readonly byNic = new Map<string, RuleSetTO>();
 
   /** /securitygroup/applyrules: each rule set replaces its NIC's, `deleteChain` removes it; other NICs keep theirs. */
   apply(ruleTOs: RuleSetTO[]): void {
     for (const to of ruleTOs) {
-      if (to.actionCode === 'deleteChain') this.byNic.delete(to.vmNicUuid)
-      else this.byNic.set(to.vmNicUuid, structuredClone(to))
+      if (to.actionCode === 'deleteChain') this.byNic.delete(to.vmNicUuid);
+      else this.byNic.set(to.vmNicUuid, structuredClone(to));
     }
   }
 
   /** /securitygroup/refreshrulesonhost: the given rule sets become the host's whole table. */
   refresh(ruleTOs: RuleSetTO[]): void {
-    this.byNic.clear()
-    this.apply(ruleTOs)
+    this.byNic.clear();
+    this.apply(ruleTOs);
   }
 
   /** The NIC's tap device is gone (VM destroyed, NIC detached): so is its chain. */
   forget(nicUuids: Iterable<string>): void {
-    for (const uuid of nicUuids) this.byNic.delete(uuid)
+    for (const uuid of nicUuids) this.byNic.delete(uuid);
   }
 
   list(): RuleSetTO[] {
-    return [...this.byNic.values()].sort((a, b) => a.vmNicUuid.localeCompare(b.vmNicUuid))
+    return [...this.byNic.values()].sort((a, b) => a.vmNicUuid.localeCompare(b.vmNicUuid));
   }
 }

@@ -2,31 +2,31 @@
 
 /** The command failed for a reason worth telling the caller: HTTP 200, `{success:false, error}`. */
 export class AgentError extends Error {
-  override name = 'AgentError'
+  override name = 'AgentError';
 }
 
 /** The request itself is wrong (HTTP 400), e.g. a missing target the simulator needs. */
 export class BadRequestError extends Error {
-  override name = 'BadRequestError'
-  readonly statusCode = 400
+  override name = 'BadRequestError';
+  readonly statusCode = 400;
 }
 
 /** Thrown by the simulator's fault layer: destroy the connection without replying. */
 export class DropConnection extends Error {
-  override name = 'DropConnection'
+  override name = 'DropConnection';
 }
 
 /** Reason of the command signal when the caller's budget (X-Zstack-Timeout-Ms) ran out. */
 export class DeadlineExceeded extends Error {
-  override name = 'DeadlineExceeded'
+  override name = 'DeadlineExceeded';
 }
 
 /** Reason of the command signal when the caller closed the connection before the reply. */
 export class CallerGone extends Error {
-  override name = 'CallerGone'
+  override name = 'CallerGone';
 }
 
 export function messageOf(err: unknown): string {
-  if (err instanceof Error) return err.message
-  return String(err)
+  if (err instanceof Error) return err.message;
+  return String(err);
 }

@@ -1,121 +1,121 @@
 // In-memory simulated hosts and their VMs (plain Maps, no timers: 10,000 VMs in one process must stay cheap).
-import { AgentError, BadRequestError } from '../lib/errors.js'
-import type { NicTO, Schemas, VmState, VolumeTO } from '../lib/protocol.js'
-import { SecurityGroupRuleTable } from '../kvm/security-group-rules.js'
-import type { VncConsoles } from './vnc.js'
+import { AgentError, BadRequestError } from '../lib/errors.js';
+import type { NicTO, Schemas, VmState, VolumeTO } from '../lib/protocol.js';
+import { SecurityGroupRuleTable } from '../kvm/security-group-rules.js';
+import type { VncConsoles } from './vnc.js';
 
-export type SimulatedVmState = Schemas['SimulatedVmState']
+export type SimulatedVmState = Schemas['SimulatedVmState'];
 
 export interface SimulatedVm {
-  uuid: string
-  name?: string
-  state: SimulatedVmState
-  memory: number
-  cpuNum: number
-  cpuSpeed: number
-  rootVolume?: VolumeTO
-  dataVolumes: VolumeTO[]
-  nics: NicTO[]
+  uuid: string;
+  name?: string;
+  state: SimulatedVmState;
+  memory: number;
+  cpuNum: number;
+  cpuSpeed: number;
+  rootVolume?: VolumeTO;
+  dataVolumes: VolumeTO[];
+  nics: NicTO[];
 }
 
 export interface SimulatedHost {
-  uuid: string
+  uuid: string;
   /** The hostUuid of the last /host/connect; undefined until then (ping then reports no hostUuid). */
-  connectedAs?: string
-  cpuNum: number
-  cpuSpeed: number
-  totalMemory: number
-  primaryStorageCapacity: number
+  connectedAs?: string;
+  cpuNum: number;
+  cpuSpeed: number;
+  totalMemory: number;
+  primaryStorageCapacity: number;
   /** Volume files on the host's simulated primary storage: installPath → virtual size. */
-  volumes: Map<string, number>
-  vms: Map<string, SimulatedVm>
+  volumes: Map<string, number>;
+  vms: Map<string, SimulatedVm>;
   /** Security group rule sets applied on the host, per VM NIC. */
-  securityGroupRules: SecurityGroupRuleTable
+  securityGroupRules: SecurityGroupRuleTable;
 }
 
-const GiB = 1024 ** 3
-const TiB = 1024 ** 4
-export const HOST_DEFAULTS = { cpuNum: 32, cpuSpeed: 2600, totalMemory: 64 * GiB, primaryStorageCapacity: 10 * TiB }
+const GiB = 1024 ** 3;
+const TiB = 1024 ** 4;
+export const HOST_DEFAULTS = { cpuNum: 32, cpuSpeed: 2600, totalMemory: 64 * GiB, primaryStorageCapacity: 10 * TiB };
 
 export class SimulatedHosts {
-  private readonly hosts = new Map<string, SimulatedHost>()
+  private readonly hosts = new Map<string, SimulatedHost>();
 
   constructor(readonly vnc: VncConsoles) {}
 
   get(uuid: string): SimulatedHost | undefined {
-    return this.hosts.get(uuid)
+    return this.hosts.get(uuid);
   }
 
   /** The host a command is for; created on first use so knobs can be set before /host/connect. */
   require(uuid: string): SimulatedHost {
-    if (uuid === '') throw new BadRequestError('X-Zstack-Target-Uuid is required: the simulator serves many hosts')
-    let host = this.hosts.get(uuid)
+    if (uuid === '') throw new BadRequestError('X-Zstack-Target-Uuid is required: the simulator serves many hosts');
+    let host = this.hosts.get(uuid);
     if (!host) {
-      host = { uuid, ...HOST_DEFAULTS, volumes: new Map(), vms: new Map(), securityGroupRules: new SecurityGroupRuleTable() }
-      this.hosts.set(uuid, host)
+      host = { uuid, ...HOST_DEFAULTS, volumes: new Map(), vms: new Map(), securityGroupRules: new SecurityGroupRuleTable() };
+      this.hosts.set(uuid, host);
     }
-    return host
+    return host;
   }
 
   /** A VM of the host, or an error naming both. */
   vm(host: SimulatedHost, vmUuid: string): SimulatedVm {
-    const vm = host.vms.get(vmUuid)
-    if (!vm) throw new AgentError(`VM ${vmUuid} not found on simulated host ${host.uuid}`)
-    return vm
+    const vm = host.vms.get(vmUuid);
+    if (!vm) throw new AgentError(`VM ${vmUuid} not found on simulated host ${host.uuid}`);
+    return vm;
   }
 
   /** A VM that is up (Running or Paused), as hot-plug and console operations need. */
   liveVm(host: SimulatedHost, vmUuid: string): SimulatedVm {
-    const vm = this.vm(host, vmUuid)
-    if (vm.state === 'Stopped') throw new AgentError(`VM ${vmUuid} is stopped on simulated host ${host.uuid}`)
-    return vm
+    const vm = this.vm(host, vmUuid);
+    if (vm.state === 'Stopped') throw new AgentError(`VM ${vmUuid} is stopped on simulated host ${host.uuid}`);
+    return vm;
   }
 
   setState(host: SimulatedHost, vm: SimulatedVm, state: SimulatedVmState): void {
-    vm.state = state
-    if (state === 'Stopped') this.vnc.close(vm.uuid)
+    vm.state = state;
+    if (state === 'Stopped') this.vnc.close(vm.uuid);
   }
 
   removeVm(host: SimulatedHost, vmUuid: string): void {
-    const vm = host.vms.get(vmUuid)
-    if (!vm) return
-    host.vms.delete(vmUuid)
-    host.securityGroupRules.forget(vm.nics.map((n) => n.uuid))
-    this.vnc.close(vmUuid)
+    const vm = host.vms.get(vmUuid);
+    if (!vm) return;
+    host.vms.delete(vmUuid);
+    host.securityGroupRules.forget(vm.nics.map((n) => n.uuid));
+    this.vnc.close(vmUuid);
   }
 
   /** Moves a VM record to another host (migration); its console listener closes as a real one would. */
   moveVm(from: SimulatedHost, to: SimulatedHost, vm: SimulatedVm): void {
-    from.vms.delete(vm.uuid)
-    to.vms.set(vm.uuid, vm)
-    this.vnc.close(vm.uuid)
+    from.vms.delete(vm.uuid);
+    to.vms.set(vm.uuid, vm);
+    this.vnc.close(vm.uuid);
   }
 
   used(host: SimulatedHost): { usedCpu: number; usedMemory: number } {
-    let usedCpu = 0
-    let usedMemory = 0
+    let usedCpu = 0;
+    let usedMemory = 0;
     for (const vm of host.vms.values()) {
-      if (vm.state === 'Stopped') continue
-      usedCpu += vm.cpuNum * vm.cpuSpeed
-      usedMemory += vm.memory
+      if (vm.state === 'Stopped') continue;
+      usedCpu += vm.cpuNum * vm.cpuSpeed;
+      usedMemory += vm.memory;
     }
-    return { usedCpu, usedMemory }
+    return { usedCpu, usedMemory };
   }
 
   usedStorage(host: SimulatedHost): number {
-    let used = 0
-    for (const size of host.volumes.values()) used += size
-    return used
+    let used = 0;
+    for (const size of host.volumes.values()) used += size;
+    return used;
   }
 
   async reset(): Promise<void> {
-    this.hosts.clear()
-    await this.vnc.closeAll()
+    this.hosts.clear();
+    await this.vnc.closeAll();
   }
 }
 
 /** Upstream reports libvirt states; a stopped (undefined) domain is Shutdown. */
 export function libvirtState(vm: SimulatedVm | undefined): VmState {
-  if (!vm || vm.state === 'Stopped') return 'Shutdown'
-  return vm.state
+  if (!vm || vm.state === 'Stopped') return 'Shutdown';
+  return vm.state;
 }

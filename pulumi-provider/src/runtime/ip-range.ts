@@ -32,7 +32,10 @@ function checkCidrForm(c: Checker): void {
   const last = ((cidr.network | ~prefixMask(cidr.prefix)) >>> 0) - 1;
   if (gw < first || gw > last) return c.fail('gateway', `gateway ${formatIpv4(gw)} is not a host address of ${cidr.canonical}`);
   if (gw !== first && gw !== last) {
-    c.fail('gateway', `gateway ${formatIpv4(gw)} is in the middle of ${cidr.canonical}, which splits it into two ranges: use the first or last host, or declare two IpRange resources with startIp/endIp`);
+    c.fail(
+      'gateway',
+      `gateway ${formatIpv4(gw)} is in the middle of ${cidr.canonical}, which splits it into two ranges: use the first or last host, or declare two IpRange resources with startIp/endIp`,
+    );
   }
 }
 
@@ -50,11 +53,11 @@ function checkBoundsForm(c: Checker): void {
   const mask = prefixMask(prefix);
   const net = (start & mask) >>> 0;
   const broadcast = (net | (~mask >>> 0)) >>> 0;
-  if (((end & mask) >>> 0) !== net) c.fail('endIp', `startIp and endIp are not in the same /${prefix} subnet`);
+  if ((end & mask) >>> 0 !== net) c.fail('endIp', `startIp and endIp are not in the same /${prefix} subnet`);
   if (prefix < 31 && start === net) c.fail('startIp', `startIp ${formatIpv4(start)} is the network address of its subnet`);
   if (prefix < 31 && end === broadcast) c.fail('endIp', `endIp ${formatIpv4(end)} is the broadcast address of its subnet`);
   if (gw !== undefined && !pool) {
-    if (((gw & mask) >>> 0) !== net) c.fail('gateway', `gateway ${formatIpv4(gw)} is not in the subnet ${formatIpv4(net)}/${prefix} of the range`);
+    if ((gw & mask) >>> 0 !== net) c.fail('gateway', `gateway ${formatIpv4(gw)} is not in the subnet ${formatIpv4(net)}/${prefix} of the range`);
     else if (gw >= start && gw <= end) c.fail('gateway', `gateway ${formatIpv4(gw)} is inside the range ${formatIpv4(start)}-${formatIpv4(end)}`);
   }
 }
@@ -91,7 +94,9 @@ export const ipRange: Handler = {
         (k) => i[k] !== undefined && (found as Record<string, unknown>)[k] !== i[k],
       );
       if (differs.length) {
-        const what = differs.map((k) => `${k} is ${JSON.stringify((found as Record<string, unknown>)[k])} on the server but ${JSON.stringify(i[k])} in the program`);
+        const what = differs.map(
+          (k) => `${k} is ${JSON.stringify((found as Record<string, unknown>)[k])} on the server but ${JSON.stringify(i[k])} in the program`,
+        );
         throw new Error(`cannot adopt IP range ${i.adoptUuid}: ${what.join('; ')} (an IP range cannot change in place; make the program match)`);
       }
       return { id: found.uuid, outs: outputsOf(inputs, found) };
@@ -129,4 +134,3 @@ export const ipRange: Handler = {
     }
   },
 };
-

@@ -78,18 +78,25 @@ export const l2Network: Handler = {
         (k) => i[k] !== undefined && (found as Record<string, unknown>)[k] !== i[k],
       );
       if (differs.length) {
-        const what = differs.map((k) => `${k} is ${JSON.stringify((found as Record<string, unknown>)[k])} on the server but ${JSON.stringify(i[k])} in the program`);
+        const what = differs.map(
+          (k) => `${k} is ${JSON.stringify((found as Record<string, unknown>)[k])} on the server but ${JSON.stringify(i[k])} in the program`,
+        );
         throw new Error(`cannot adopt L2 network ${i.adoptUuid}: ${what.join('; ')} (ZStack cannot change an L2 network in place; make the program match)`);
       }
       inv = found;
     } else {
-      const common = { name: i.name, description: i.description, zoneUuid: i.zoneUuid, physicalInterface: i.physicalInterface, vSwitchType: i.vSwitchType, resourceUuid: newUuid() };
+      const common = {
+        name: i.name,
+        description: i.description,
+        zoneUuid: i.zoneUuid,
+        physicalInterface: i.physicalInterface,
+        vSwitchType: i.vSwitchType,
+        resourceUuid: newUuid(),
+      };
       const opts = once();
       try {
         inv = (
-          await retry(() =>
-            i.type === 'L2VlanNetwork' ? zs.createL2VlanNetwork({ ...common, vlan: i.vlan! }, opts) : zs.createL2NoVlanNetwork(common, opts),
-          )
+          await retry(() => (i.type === 'L2VlanNetwork' ? zs.createL2VlanNetwork({ ...common, vlan: i.vlan! }, opts) : zs.createL2NoVlanNetwork(common, opts)))
         ).inventory;
       } catch (e) {
         throw explain(e, `creating L2 network "${i.name}"`);

@@ -106,7 +106,9 @@ export const l3Network: Handler = {
       if (!found) throw new Error(`cannot adopt L3 network ${i.adoptUuid}: it does not exist`);
       for (const k of ['l2NetworkUuid', 'type'] as const) {
         if (i[k] !== undefined && found[k] !== i[k]) {
-          throw new Error(`cannot adopt L3 network ${i.adoptUuid}: its ${k} is ${found[k]} on the server but ${i[k]} in the program (that cannot change in place)`);
+          throw new Error(
+            `cannot adopt L3 network ${i.adoptUuid}: its ${k} is ${found[k]} on the server but ${i[k]} in the program (that cannot change in place)`,
+          );
         }
       }
       inv = found;

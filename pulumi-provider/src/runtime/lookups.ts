@@ -27,10 +27,10 @@ export async function lookup<K extends LookupKind>(zs: ZStackClient, kind: K, ar
   try {
     found =
       kind === 'NetworkServiceProvider'
-        ? (await retry(() => zs.queryNetworkServiceProvider({ q }))).inventories ?? []
+        ? ((await retry(() => zs.queryNetworkServiceProvider({ q }))).inventories ?? [])
         : kind === 'L2Network'
-          ? (await retry(() => zs.queryL2Network({ q }))).inventories ?? []
-          : (await retry(() => zs.queryL3Network({ q }))).inventories ?? [];
+          ? ((await retry(() => zs.queryL2Network({ q }))).inventories ?? [])
+          : ((await retry(() => zs.queryL3Network({ q }))).inventories ?? []);
   } catch (e) {
     throw explain(e, `get${kind}(${by})`);
   }

@@ -46,7 +46,9 @@ export const networkServiceProviderAttachment: Handler = {
     const i = inputs as unknown as NetworkServiceProviderAttachmentInputs;
     try {
       // Idempotent on the server: attaching an attached provider succeeds (built-in providers are on every new L2).
-      const { inventory } = await retry(() => zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: i.l2NetworkUuid, networkServiceProviderUuid: i.providerUuid }, once()));
+      const { inventory } = await retry(() =>
+        zs.attachNetworkServiceProviderToL2Network({ l2NetworkUuid: i.l2NetworkUuid, networkServiceProviderUuid: i.providerUuid }, once()),
+      );
       return { id: `${i.l2NetworkUuid}:${i.providerUuid}`, outs: providerOutputs(inputs, inventory) };
     } catch (e) {
       throw explain(e, `attaching network service provider ${i.providerUuid} to L2 network ${i.l2NetworkUuid}`);
@@ -114,7 +116,9 @@ async function reconcileServices(zs: ZStackClient, i: NetworkServiceAttachmentIn
   if (!ours) throw new Error(`network service provider ${i.providerUuid} does not exist`);
   const notOffered = i.services.filter((s) => !ours.networkServiceTypes.includes(s));
   if (notOffered.length) {
-    throw new Error(`network service provider ${ours.type} (${ours.uuid}) does not offer ${notOffered.join(', ')}; it offers ${ours.networkServiceTypes.join(', ')}`);
+    throw new Error(
+      `network service provider ${ours.type} (${ours.uuid}) does not offer ${notOffered.join(', ')}; it offers ${ours.networkServiceTypes.join(', ')}`,
+    );
   }
   const detachUuids = new Set<string>();
   for (const key of i.detachProviders ?? []) {
@@ -187,7 +191,7 @@ export const networkServiceAttachment: Handler = {
       item: (s) => ((SERVICE_TYPES as readonly string[]).includes(s) ? undefined : `unknown network service type "${s}" (known: ${SERVICE_TYPES.join(', ')})`),
     });
     const detach = c.stringList('detachProviders', { item: (s) => (s.length === 0 || s.length > 255 ? 'must be a provider uuid or type' : undefined) });
-    if (provider && detach?.includes(provider)) c.fail('detachProviders', 'detachProviders must not list the attachment\'s own provider');
+    if (provider && detach?.includes(provider)) c.fail('detachProviders', "detachProviders must not list the attachment's own provider");
     return c.result();
   },
 

@@ -15,7 +15,20 @@ export class UsageError extends Error {
 export const API_NAMES = Object.keys(OPERATIONS).sort() as OperationId[];
 
 /** Reserved keys of Query APIs (upstream's list, plus `q` and `sort` of the REST API). */
-export const QUERY_RESERVED = ['conditions', 'count', 'limit', 'start', 'timeout', 'replyWithCount', 'sortBy', 'sortDirection', 'sort', 'fields', 'groupBy', 'q'] as const;
+export const QUERY_RESERVED = [
+  'conditions',
+  'count',
+  'limit',
+  'start',
+  'timeout',
+  'replyWithCount',
+  'sortBy',
+  'sortDirection',
+  'sort',
+  'fields',
+  'groupBy',
+  'q',
+] as const;
 
 const op = (name: OperationId): OperationInfo => OPERATIONS[name] as OperationInfo;
 
@@ -115,7 +128,8 @@ function convert(p: ParamInfo, raw: string, api: string): unknown {
   const scalar = (type: string | undefined, v: string): unknown => {
     if (type === 'integer' || type === 'number') {
       const n = Number(v);
-      if (v.trim() === '' || !Number.isFinite(n) || (type === 'integer' && !Number.isInteger(n))) fail(`must be ${type === 'integer' ? 'an integer' : 'a number'}`);
+      if (v.trim() === '' || !Number.isFinite(n) || (type === 'integer' && !Number.isInteger(n)))
+        fail(`must be ${type === 'integer' ? 'an integer' : 'a number'}`);
       return n;
     }
     if (type === 'boolean') {

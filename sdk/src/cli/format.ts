@@ -23,7 +23,11 @@ function cell(v: unknown): string {
 
 function grid(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
@@ -38,14 +42,33 @@ export function toTable(reply: unknown, fields?: readonly string[]): string {
   if (Array.isArray(r.inventories)) {
     const columns: string[] = [...(fields ?? [])].filter((f) => r.inventories!.some((row) => f in row));
     for (const row of r.inventories) for (const k of Object.keys(sortKeys(row) as object)) if (!columns.includes(k)) columns.push(k);
-    parts.push(r.inventories.length ? grid(columns, r.inventories.map((row) => columns.map((c) => cell(row[c])))) : '(no rows)');
+    parts.push(
+      r.inventories.length
+        ? grid(
+            columns,
+            r.inventories.map((row) => columns.map((c) => cell(row[c]))),
+          )
+        : '(no rows)',
+    );
   } else if (r.inventory && typeof r.inventory === 'object') {
     const inv = sortKeys(r.inventory) as Record<string, unknown>;
-    parts.push(grid(['field', 'value'], Object.keys(inv).map((k) => [k, cell(inv[k])])));
+    parts.push(
+      grid(
+        ['field', 'value'],
+        Object.keys(inv).map((k) => [k, cell(inv[k])]),
+      ),
+    );
   } else if (r.total === undefined) {
     const rest = sortKeys(reply) as Record<string, unknown>;
     const keys = Object.keys(rest).filter((k) => k !== 'success');
-    parts.push(keys.length ? grid(['field', 'value'], keys.map((k) => [k, cell(rest[k])])) : 'success');
+    parts.push(
+      keys.length
+        ? grid(
+            ['field', 'value'],
+            keys.map((k) => [k, cell(rest[k])]),
+          )
+        : 'success',
+    );
   }
   if (r.total !== undefined) parts.push(`total: ${r.total}`);
   return parts.join('\n');

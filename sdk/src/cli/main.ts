@@ -108,13 +108,20 @@ function parseOptions(io: CliIO): { settings: Settings; rest: string[]; help: bo
 /** `help` or `help <Api>`: the APIs, or one API's parameters with their types. */
 function helpText(apiName?: string): string {
   if (!apiName) {
-    return `${API_NAMES.length} APIs (help <Api> for one):\n` + API_NAMES.map((n) => `  ${n.padEnd(44)} ${(OPERATIONS[n] as OperationInfo).summary ?? ''}`).join('\n');
+    return (
+      `${API_NAMES.length} APIs (help <Api> for one):\n` +
+      API_NAMES.map((n) => `  ${n.padEnd(44)} ${(OPERATIONS[n] as OperationInfo).summary ?? ''}`).join('\n')
+    );
   }
   const name = resolveApiName(apiName);
   const op = OPERATIONS[name] as OperationInfo;
   const lines = [`${name}: ${op.summary ?? ''}`, `  ${op.method} ${op.path}  (${op.kind}, default timeout ${op.timeout})`];
   if (op.kind === 'query') {
-    lines.push(`  conditions on: ${parameterNames(name).filter((n) => !(QUERY_RESERVED as readonly string[]).includes(n)).join(' ')}`);
+    lines.push(
+      `  conditions on: ${parameterNames(name)
+        .filter((n) => !(QUERY_RESERVED as readonly string[]).includes(n))
+        .join(' ')}`,
+    );
     lines.push(`  reserved: ${QUERY_RESERVED.filter((k) => k !== 'q').join(' ')}`);
   } else {
     for (const p of PARAMS[name]) {
@@ -134,7 +141,8 @@ function spinner(err: Output, apiName: string) {
   const started = Date.now();
   let progress = '';
   let frame = 0;
-  const draw = () => err.write(`\r\x1b[2K${SPINNER[frame++ % SPINNER.length]} ${apiName} ${((Date.now() - started) / 1000).toFixed(1)}s${progress ? ` ${progress}` : ''}`);
+  const draw = () =>
+    err.write(`\r\x1b[2K${SPINNER[frame++ % SPINNER.length]} ${apiName} ${((Date.now() - started) / 1000).toFixed(1)}s${progress ? ` ${progress}` : ''}`);
   const timer = setInterval(draw, 120);
   return {
     onProgress(p: { progress?: string }) {
@@ -171,7 +179,13 @@ export async function runCommand(tokens: string[], settings: Settings, io: CliIO
     // As upstream's CLI: the clear password is hashed (SHA-512) before it leaves.
     if (apiName === 'LogInByAccount' && typeof params.password === 'string') params.password = hashPassword(params.password);
     // A CLI fails fast when the server is down: two quick retries of what is safe to retry.
-    const client = new ZStackClient({ endpoint: settings.endpoint, sessionUuid: session, env: false, headers: { 'User-Agent': 'zstack-cli' }, retry: { retries: 2, baseDelayMs: 100, maxDelayMs: 1000 } });
+    const client = new ZStackClient({
+      endpoint: settings.endpoint,
+      sessionUuid: session,
+      env: false,
+      headers: { 'User-Agent': 'zstack-cli' },
+      retry: { retries: 2, baseDelayMs: 100, maxDelayMs: 1000 },
+    });
     if (settings.curl) io.stderr.write(client.toCurl(apiName as OperationId, params as never, { timeoutMs: cmd.timeoutMs }) + '\n');
     const op = OPERATIONS[apiName] as OperationInfo;
     const spin = op.kind === 'async' ? spinner(io.stderr, apiName) : { onProgress: undefined, stop() {} };

@@ -57,7 +57,13 @@ export async function startFaultProxy(target: string, decide: (r: SeenRequest) =
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
-      const seen: SeenRequest = { n: requests.length + 1, method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      const seen: SeenRequest = {
+        n: requests.length + 1,
+        method: req.method ?? 'GET',
+        url: req.url ?? '/',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       requests.push(seen);
       let onClientClose = () => {};
       res.on('close', () => {

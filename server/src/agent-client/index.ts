@@ -21,7 +21,12 @@ const keepAlive = { http: new http.Agent({ keepAlive: true }), https: new https.
 function postJson(url: string, headers: Record<string, string>, body: string, signal: AbortSignal, retried = false): Promise<{ status: number; text: string }> {
   const tls = url.startsWith('https:');
   return new Promise((resolve, reject) => {
-    const options = { method: 'POST', agent: tls ? keepAlive.https : keepAlive.http, headers: { ...headers, 'content-length': Buffer.byteLength(body) }, signal };
+    const options = {
+      method: 'POST',
+      agent: tls ? keepAlive.https : keepAlive.http,
+      headers: { ...headers, 'content-length': Buffer.byteLength(body) },
+      signal,
+    };
     const onResponse = (res: http.IncomingMessage) => {
       let text = '';
       res.setEncoding('utf8');

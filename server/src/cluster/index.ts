@@ -22,8 +22,7 @@ function register(app: DomainContext): void {
   app.cascade.register({
     kind: 'cluster',
     parents: {
-      zone: async (zoneUuids) =>
-        (await db.select({ uuid: clusters.uuid }).from(clusters).where(inArray(clusters.zoneUuid, zoneUuids))).map((r) => r.uuid),
+      zone: async (zoneUuids) => (await db.select({ uuid: clusters.uuid }).from(clusters).where(inArray(clusters.zoneUuid, zoneUuids))).map((r) => r.uuid),
     },
     delete: async (uuids) => void (await db.delete(clusters).where(inArray(clusters.uuid, uuids))),
   });

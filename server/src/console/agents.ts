@@ -90,7 +90,9 @@ export class ConsoleProxyAgents {
     }
     if (row.status !== 'Connected') {
       const why = (row.lastError as ErrorCode | null)?.details;
-      throw opErr(`the console proxy agent of management node[uuid:${row.uuid}] is ${row.status}${why ? ` (${why})` : ''}; ReconnectConsoleProxyAgent restarts it`);
+      throw opErr(
+        `the console proxy agent of management node[uuid:${row.uuid}] is ${row.status}${why ? ` (${why})` : ''}; ReconnectConsoleProxyAgent restarts it`,
+      );
     }
     return row;
   }
@@ -99,7 +101,9 @@ export class ConsoleProxyAgents {
 
   /** The agent's secret from its row (sealed with the node's credential key: every node can open it). */
   private secretOf(row: AgentRow): string {
-    const secret = row.secret ? credentialVault(this.app).open(row.secret, `the console proxy agent of management node[uuid:${row.uuid}]`).agentSecret : undefined;
+    const secret = row.secret
+      ? credentialVault(this.app).open(row.secret, `the console proxy agent of management node[uuid:${row.uuid}]`).agentSecret
+      : undefined;
     if (!secret) throw opErr(`the console proxy agent of management node[uuid:${row.uuid}] has not started`);
     return secret;
   }
@@ -145,7 +149,10 @@ export class ConsoleProxyAgents {
     this.started = true;
     if (this.onDemand) {
       // Nothing runs until the first console request; what an earlier run left on the row is not true any more.
-      await this.setStatus('Disconnected', errorCode('SYS.1006', 'not started yet: this management node starts its console proxy agent on the first console request'));
+      await this.setStatus(
+        'Disconnected',
+        errorCode('SYS.1006', 'not started yet: this management node starts its console proxy agent on the first console request'),
+      );
       return;
     }
     this.connect().catch((e) => {
@@ -212,16 +219,22 @@ export class ConsoleProxyAgents {
         .where(eq(consoleProxyAgents.uuid, uuid))
         .returning({ generation: consoleProxyAgents.reconnectRequested });
       if (!req) return errorCode('SYS.1007', `console proxy agent[uuid:${uuid}] not found`);
-      return await step(`wait for management node[uuid:${uuid}] to restart its console proxy agent`, async () => {
-        for (;;) {
-          const row = await this.get(uuid);
-          if (!row) return errorCode('SYS.1006', `management node[uuid:${uuid}] left while restarting its console proxy agent`);
-          if (row.reconnectHandled >= req.generation && row.status !== 'Connecting') {
-            return row.status === 'Connected' ? true : ((row.lastError as ErrorCode | null) ?? errorCode('SYS.1006', `console proxy agent[uuid:${uuid}] is ${row.status}`));
+      return await step(
+        `wait for management node[uuid:${uuid}] to restart its console proxy agent`,
+        async () => {
+          for (;;) {
+            const row = await this.get(uuid);
+            if (!row) return errorCode('SYS.1006', `management node[uuid:${uuid}] left while restarting its console proxy agent`);
+            if (row.reconnectHandled >= req.generation && row.status !== 'Connecting') {
+              return row.status === 'Connected'
+                ? true
+                : ((row.lastError as ErrorCode | null) ?? errorCode('SYS.1006', `console proxy agent[uuid:${uuid}] is ${row.status}`));
+            }
+            await new Promise((r) => setTimeout(r, 200));
           }
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }, { timeoutMs: Math.min(remainingMs(), REMOTE_RECONNECT_MAX_MS) });
+        },
+        { timeoutMs: Math.min(remainingMs(), REMOTE_RECONNECT_MAX_MS) },
+      );
     } catch (e) {
       return toApiError(e).error;
     }
@@ -242,7 +255,9 @@ export class ConsoleProxyAgents {
 
   /** Sets this node's agent's status (only from `from` when given). */
   private async setStatus(status: string, lastError: ErrorCode | null, from?: string[]): Promise<void> {
-    const cond = from ? and(eq(consoleProxyAgents.uuid, this.ownUuid), or(...from.map((s) => eq(consoleProxyAgents.status, s)))) : eq(consoleProxyAgents.uuid, this.ownUuid);
+    const cond = from
+      ? and(eq(consoleProxyAgents.uuid, this.ownUuid), or(...from.map((s) => eq(consoleProxyAgents.status, s))))
+      : eq(consoleProxyAgents.uuid, this.ownUuid);
     await this.app.db.update(consoleProxyAgents).set({ status, lastError, lastOpDate: new Date() }).where(cond);
   }
 
@@ -334,7 +349,12 @@ export class ConsoleProxyAgents {
         await this.call(row, '/console/connect', { managementNodeUuid: row.uuid, managementIp: row.managementIp }, timeoutMs);
       }
       if (row.status !== 'Connected' || (pong.proxyPort !== undefined && pong.proxyPort !== row.consoleProxyPort)) {
-        await this.update({ status: 'Connected', lastError: null, consoleProxyPort: pong.proxyPort ?? row.consoleProxyPort, scheme: pong.scheme ?? row.scheme });
+        await this.update({
+          status: 'Connected',
+          lastError: null,
+          consoleProxyPort: pong.proxyPort ?? row.consoleProxyPort,
+          scheme: pong.scheme ?? row.scheme,
+        });
       }
     } catch (e) {
       if (row.status !== 'Disconnected') await this.setStatus('Disconnected', toApiError(e).error);

@@ -26,18 +26,82 @@ export const consoleModule = defineDomain({ name: 'console', needs: ['hosts', 'v
 
 function register(app: DomainContext): void {
   const gc = app.globalConfig;
-  gc.define({ category: 'console', name: 'vnc.token.timeout', type: 'seconds', defaultValue: '1800', min: 1, description: 'Seconds a console token from RequestConsoleAccess can open a connection' });
-  gc.define({ category: 'console', name: 'proxy.idleTimeout', type: 'seconds', defaultValue: '60', min: 0, description: 'Seconds without traffic after which the console proxy closes a console connection (0 = never)' });
+  gc.define({
+    category: 'console',
+    name: 'vnc.token.timeout',
+    type: 'seconds',
+    defaultValue: '1800',
+    min: 1,
+    description: 'Seconds a console token from RequestConsoleAccess can open a connection',
+  });
+  gc.define({
+    category: 'console',
+    name: 'proxy.idleTimeout',
+    type: 'seconds',
+    defaultValue: '60',
+    min: 0,
+    description: 'Seconds without traffic after which the console proxy closes a console connection (0 = never)',
+  });
   // ZSTACK_CONSOLE_PROXY_PORT (also read by the agent itself) changes the default, e.g. 0 for test servers.
-  gc.define({ category: 'console', name: 'proxy.port', type: 'int', defaultValue: process.env.ZSTACK_CONSOLE_PROXY_PORT || '4900', min: 0, max: 65535, description: 'Port of the console proxy WebSocket listener of every agent without its own port (UpdateConsoleProxyAgent); 0 = any free port. A change restarts those agents' });
-  gc.define({ category: 'console', name: 'agent.ping.interval', type: 'seconds', defaultValue: '60', min: 1, description: 'Seconds between pings of the console proxy agent' });
-  gc.define({ category: 'console', name: 'agent.deploy.mode', type: 'string', defaultValue: 'spawn', validValues: ['spawn', 'ssh'], description: 'How a management node runs its console proxy agent: spawn = a child process on this machine, ssh = deployed over SSH with the agent deployer (agent.deploy.* settings); applies at the next ReconnectConsoleProxyAgent' });
-  gc.define({ category: 'console', name: 'agent.deploy.sshHost', type: 'string', defaultValue: '127.0.0.1', description: 'ssh mode: the machine the console proxy agent is deployed on (also the address clients are given unless overridden)' });
+  gc.define({
+    category: 'console',
+    name: 'proxy.port',
+    type: 'int',
+    defaultValue: process.env.ZSTACK_CONSOLE_PROXY_PORT || '4900',
+    min: 0,
+    max: 65535,
+    description:
+      'Port of the console proxy WebSocket listener of every agent without its own port (UpdateConsoleProxyAgent); 0 = any free port. A change restarts those agents',
+  });
+  gc.define({
+    category: 'console',
+    name: 'agent.ping.interval',
+    type: 'seconds',
+    defaultValue: '60',
+    min: 1,
+    description: 'Seconds between pings of the console proxy agent',
+  });
+  gc.define({
+    category: 'console',
+    name: 'agent.deploy.mode',
+    type: 'string',
+    defaultValue: 'spawn',
+    validValues: ['spawn', 'ssh'],
+    description:
+      'How a management node runs its console proxy agent: spawn = a child process on this machine, ssh = deployed over SSH with the agent deployer (agent.deploy.* settings); applies at the next ReconnectConsoleProxyAgent',
+  });
+  gc.define({
+    category: 'console',
+    name: 'agent.deploy.sshHost',
+    type: 'string',
+    defaultValue: '127.0.0.1',
+    description: 'ssh mode: the machine the console proxy agent is deployed on (also the address clients are given unless overridden)',
+  });
   gc.define({ category: 'console', name: 'agent.deploy.sshPort', type: 'int', defaultValue: '22', min: 1, max: 65535, description: 'ssh mode: SSH port' });
   gc.define({ category: 'console', name: 'agent.deploy.username', type: 'string', defaultValue: 'root', description: 'ssh mode: SSH user' });
-  gc.define({ category: 'console', name: 'agent.deploy.privateKeyFile', type: 'string', defaultValue: '', description: 'ssh mode: a file on the management node holding the SSH private key' });
-  gc.define({ category: 'console', name: 'agent.deploy.installRoot', type: 'string', defaultValue: '/var/lib/zstack-ts/console-proxy', description: 'ssh mode: where the agent is installed' });
-  gc.define({ category: 'console', name: 'agent.deploy.agentPort', type: 'int', defaultValue: '7758', min: 1, max: 65535, description: 'ssh mode: port of the agent\'s control API' });
+  gc.define({
+    category: 'console',
+    name: 'agent.deploy.privateKeyFile',
+    type: 'string',
+    defaultValue: '',
+    description: 'ssh mode: a file on the management node holding the SSH private key',
+  });
+  gc.define({
+    category: 'console',
+    name: 'agent.deploy.installRoot',
+    type: 'string',
+    defaultValue: '/var/lib/zstack-ts/console-proxy',
+    description: 'ssh mode: where the agent is installed',
+  });
+  gc.define({
+    category: 'console',
+    name: 'agent.deploy.agentPort',
+    type: 'int',
+    defaultValue: '7758',
+    min: 1,
+    max: 65535,
+    description: "ssh mode: port of the agent's control API",
+  });
 
   const agents = new ConsoleProxyAgents(app);
   const consoles = new ConsoleService(app, agents);
@@ -52,15 +116,17 @@ function register(app: DomainContext): void {
     );
   });
   app.http.addHook('onClose', async () => agents.close());
-  app.every('console-agent', () => Math.min(1000, gc.getMs('console', 'agent.ping.interval')), () => agents.tick());
+  app.every(
+    'console-agent',
+    () => Math.min(1000, gc.getMs('console', 'agent.ping.interval')),
+    () => agents.tick(),
+  );
   // A new default port moves the agents that have no port of their own.
   app.events.on('globalConfig.updated', async ({ category, name }) => {
     if (category !== 'console' || name !== 'proxy.port') return;
     const row = await agents.get(agents.ownUuid);
     if (row && row.overriddenPort === null && row.deployMode !== 'ssh') {
-      await runInContext(backgroundContext('console-agent-restart'), () => agents.connect()).catch((e) =>
-        console.warn(`[console] ${toApiError(e).message}`),
-      );
+      await runInContext(backgroundContext('console-agent-restart'), () => agents.connect()).catch((e) => console.warn(`[console] ${toApiError(e).message}`));
     }
   });
 

@@ -38,11 +38,15 @@ export interface SpawnOptions {
   startTimeoutMs?: number;
 }
 
-
 export async function spawnConsoleAgent(opts: SpawnOptions): Promise<AgentRuntime> {
   const args = ['console-proxy', '--port', '0', '--host', opts.host, '--proxy-host', opts.host, '--proxy-port', String(opts.proxyPort)];
   try {
-    const agent = await startLocalAgent({ args, secret: opts.secret, stderr: opts.logFile ? { logFile: opts.logFile } : 'inherit', startTimeoutMs: opts.startTimeoutMs });
+    const agent = await startLocalAgent({
+      args,
+      secret: opts.secret,
+      stderr: opts.logFile ? { logFile: opts.logFile } : 'inherit',
+      startTimeoutMs: opts.startTimeoutMs,
+    });
     return { mode: 'spawn', url: agent.url, secret: opts.secret, pid: agent.pid, exited: agent.exited, stop: agent.stop };
   } catch (e) {
     throw err('SYS.1006', `cannot start the console proxy agent (${process.execPath} ${AGENT_BIN} console-proxy): ${(e as Error).message}`);

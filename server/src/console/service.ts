@@ -143,7 +143,12 @@ export class ConsoleService {
     await this.app.db
       .update(consoleProxies)
       .set({ status: 'Inactive', lastOpDate: new Date() })
-      .where(inArray(consoleProxies.uuid, rows.map((r) => r.uuid)));
+      .where(
+        inArray(
+          consoleProxies.uuid,
+          rows.map((r) => r.uuid),
+        ),
+      );
   }
 
   /**
@@ -153,10 +158,17 @@ export class ConsoleService {
   async revokeVm(vmUuid: string, why: string, forget = false): Promise<void> {
     const { app } = this;
     const ofVm = eq(consoleProxies.vmInstanceUuid, vmUuid);
-    const [any] = await app.db.select({ uuid: consoleProxies.uuid }).from(consoleProxies).where(forget ? ofVm : and(ofVm, eq(consoleProxies.status, 'Active'))).limit(1);
+    const [any] = await app.db
+      .select({ uuid: consoleProxies.uuid })
+      .from(consoleProxies)
+      .where(forget ? ofVm : and(ofVm, eq(consoleProxies.status, 'Active')))
+      .limit(1);
     if (!any) return;
     await app.locks.withLock(consoleLockKey(vmUuid), async () => {
-      const rows = await app.db.select().from(consoleProxies).where(and(ofVm, eq(consoleProxies.status, 'Active')));
+      const rows = await app.db
+        .select()
+        .from(consoleProxies)
+        .where(and(ofVm, eq(consoleProxies.status, 'Active')));
       const agents = await this.agentsOf(rows.map((r) => r.agentUuid));
       for (const agent of agents.values()) {
         await this.agents.call(agent, '/console/delete', { vmUuid }).catch((e) => {
@@ -168,7 +180,12 @@ export class ConsoleService {
         await app.db
           .update(consoleProxies)
           .set({ status: 'Inactive', lastOpDate: new Date() })
-          .where(inArray(consoleProxies.uuid, rows.map((r) => r.uuid)));
+          .where(
+            inArray(
+              consoleProxies.uuid,
+              rows.map((r) => r.uuid),
+            ),
+          );
       }
     });
   }
@@ -176,8 +193,7 @@ export class ConsoleService {
   /** Subscribes to VM events: a VM leaving the running states, or deleted, loses its console access. */
   watchVms(): void {
     const { app } = this;
-    const revoke = (vmUuid: string, why: string, forget = false) =>
-      runInContext(backgroundContext('console-revoke'), () => this.revokeVm(vmUuid, why, forget));
+    const revoke = (vmUuid: string, why: string, forget = false) => runInContext(backgroundContext('console-revoke'), () => this.revokeVm(vmUuid, why, forget));
     app.events.on('vm.state', ({ vmUuid, oldState, newState }) => {
       // A VM leaving Created has never run, so it has no console access to revoke (saves a query per VM start).
       if (oldState === 'Created') return;
@@ -188,7 +204,10 @@ export class ConsoleService {
 
   private async agentsOf(uuids: string[]): Promise<Map<string, AgentRow>> {
     if (uuids.length === 0) return new Map();
-    const rows = await this.app.db.select().from(consoleProxyAgents).where(inArray(consoleProxyAgents.uuid, [...new Set(uuids)]));
+    const rows = await this.app.db
+      .select()
+      .from(consoleProxyAgents)
+      .where(inArray(consoleProxyAgents.uuid, [...new Set(uuids)]));
     return new Map(rows.map((r) => [r.uuid, r]));
   }
 }

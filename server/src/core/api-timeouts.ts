@@ -92,14 +92,21 @@ export function parseZStackProperties(text: string, knownApis: Set<string>, sour
     if (!knownApis.has(api)) throw new Error(`${where}: there is no API ${api} (from ${fqcn})`);
     const parts = value.split(';');
     if (parts.length !== 2) {
-      throw new Error(`${where}: the value must be '<comma-separated internal message/command classes>; <timeout>' with exactly one ';', got [${value.trim()}]`);
+      throw new Error(
+        `${where}: the value must be '<comma-separated internal message/command classes>; <timeout>' with exactly one ';', got [${value.trim()}]`,
+      );
     }
     const ms = parseUpstreamDuration(parts[1]);
     if (ms === undefined || ms < 1000 || ms > MAX_TIMEOUT_MS) {
-      throw new Error(`${where}: timeout [${parts[1].trim()}] is not a duration of at least 1 s and at most 24.8 days (a number of ms, or with unit s, m, h, d)`);
+      throw new Error(
+        `${where}: timeout [${parts[1].trim()}] is not a duration of at least 1 s and at most 24.8 days (a number of ms, or with unit s, m, h, d)`,
+      );
     }
     result.apis.set(api, ms);
-    for (const relative of parts[0].split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const relative of parts[0]
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const simple = relative.split('.').pop()!.split('$').pop()!;
       const path = RELATIVES[simple];
       if (path) result.agentPaths.set(path, Math.max(ms, result.agentPaths.get(path) ?? 0));

@@ -108,8 +108,7 @@ export function timeoutError(ctx: CallContext, step?: string): ApiError {
   const elapsed = Date.now() - ctx.startedAt;
   if (step) ctx.trace.timedOutIn ??= step;
   const where = step ?? ctx.trace.steps.at(-1) ?? ctx.trace.timedOutIn ?? ctx.trace.phase;
-  const details =
-    `API[${ctx.apiName}] timed out after ${elapsed} ms (timeout ${ctx.timeoutMs} ms)` + (where ? ` in step[${where}]` : '');
+  const details = `API[${ctx.apiName}] timed out after ${elapsed} ms (timeout ${ctx.timeoutMs} ms)` + (where ? ` in step[${where}]` : '');
   return new ApiError(errorCode('SYS.1001', details), 503);
 }
 

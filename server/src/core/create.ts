@@ -17,6 +17,10 @@ export async function requireUnusedUuid(db: Db, table: PgTable, uuid: string | u
   if (!uuid) return;
   const column = (getTableColumns(table) as Record<string, PgColumn>).uuid;
   if (!column) return;
-  const [used] = await db.select({ uuid: column }).from(table as any).where(eq(column, uuid)).limit(1);
+  const [used] = await db
+    .select({ uuid: column })
+    .from(table as any)
+    .where(eq(column, uuid))
+    .limit(1);
   if (used) throw resourceUuidUsed(uuid);
 }

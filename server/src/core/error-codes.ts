@@ -25,7 +25,8 @@ export const ERROR_CODES = {
   },
   'SYS.1001': {
     description: 'A message or an operation timeout',
-    meaning: 'The API (or one of its steps or agent calls) ran past its timeout (X-API-Timeout, the global config or the API default). The details name the step and the elapsed time; work done so far is rolled back.',
+    meaning:
+      'The API (or one of its steps or agent calls) ran past its timeout (X-API-Timeout, the global config or the API default). The details name the step and the elapsed time; work done so far is rolled back.',
   },
   'SYS.1002': { description: 'Unable to create a resource', meaning: 'A resource could not be created; the details and the cause say why.' },
   'SYS.1003': {
@@ -38,10 +39,15 @@ export const ERROR_CODES = {
     alsoStatus: { 409: 'the resource is in use' },
     meaning: 'The resource is still in use (attached, holding volumes…); detach first or delete with deleteMode=Enforcing.',
   },
-  'SYS.1005': { description: 'Unable to change the state of a resource', status: 409, meaning: 'The state change is not allowed from the resource’s current state.' },
+  'SYS.1005': {
+    description: 'Unable to change the state of a resource',
+    status: 409,
+    meaning: 'The state change is not allowed from the resource’s current state.',
+  },
   'SYS.1006': {
     description: 'An operation failed',
-    meaning: 'The operation failed; the details and the cause chain (often an agent’s error) say why. Also the code of jobs left running by a management node that died.',
+    meaning:
+      'The operation failed; the details and the cause chain (often an agent’s error) say why. Also the code of jobs left running by a management node that died.',
   },
   'SYS.1007': {
     description: 'One or more API argument is invalid',
@@ -53,7 +59,11 @@ export const ERROR_CODES = {
     description: 'No service can deal with the message',
     meaning: 'The 1.1 RPC endpoint (/zstack/api) received a message class it does not know.',
   },
-  'SYS.1010': { description: 'The resource is not ready', alsoStatus: { 409: 'checked before the job starts' }, meaning: 'A resource the operation needs is not usable yet (disabled, disconnected, full).' },
+  'SYS.1010': {
+    description: 'The resource is not ready',
+    alsoStatus: { 409: 'checked before the job starts' },
+    meaning: 'A resource the operation needs is not usable yet (disabled, disconnected, full).',
+  },
   'SYS.1014': { description: 'The operation is not implemented', meaning: 'The API is in the spec but this server has no handler for it.' },
   'SYS.1015': {
     description: 'An HTTP call failed',
@@ -66,7 +76,8 @@ export const ERROR_CODES = {
   'ID.1003': {
     description: 'Quota exceeding',
     status: 409,
-    meaning: 'The operation would take the account past one of its quotas (GetAccountQuotaUsage shows usage and limits); free resources or ask an admin to raise the quota (UpdateQuota).',
+    meaning:
+      'The operation would take the account past one of its quotas (GetAccountQuotaUsage shows usage and limits); free resources or ask an admin to raise the quota (UpdateQuota).',
   },
   // Not an upstream code: upstream has no log-in throttling; a code of our own so it never reads as a quota error.
   'ID.1100': {
@@ -75,10 +86,20 @@ export const ERROR_CODES = {
     meaning: 'Log-ins are throttled for this account name or client address; Retry-After says when to try again.',
   },
   'HOST.1002': { description: 'Unable to reconnect the host', meaning: 'ReconnectHost failed; the cause names the failed step (SSH, deploy, agent).' },
-  'HOST.1003': { description: 'Unable to connect the host', meaning: 'Adding or connecting a host failed (SSH, agent deployment, agent echo); the cause has the step.' },
+  'HOST.1003': {
+    description: 'Unable to connect the host',
+    meaning: 'Adding or connecting a host failed (SSH, agent deployment, agent echo); the cause has the step.',
+  },
   'HOST.1010': { description: 'The host is disconnected', meaning: 'The operation needs a host that is not Connected.' },
-  'VM.1000': { description: 'The VM is not in a state that allows this operation', status: 409, meaning: 'E.g. starting a running VM, or attaching to a destroyed one.' },
-  'HOST_ALLOCATION.1001': { description: 'No host is available', meaning: 'No Enabled, Connected host has the CPU, memory, storage and networks the VM needs.' },
+  'VM.1000': {
+    description: 'The VM is not in a state that allows this operation',
+    status: 409,
+    meaning: 'E.g. starting a running VM, or attaching to a destroyed one.',
+  },
+  'HOST_ALLOCATION.1001': {
+    description: 'No host is available',
+    meaning: 'No Enabled, Connected host has the CPU, memory, storage and networks the VM needs.',
+  },
   'PS.1000': { description: 'Not enough primary storage capacity', meaning: 'No primary storage the VM or volume can use has the free capacity.' },
   'L3.1000': { description: 'No IP address is available', meaning: 'The L3 network’s IP ranges are used up.' },
   'SG.1000': { description: "Unable to add the VM's NIC to the security group", meaning: 'A NIC is not on an L3 network the security group is attached to.' },

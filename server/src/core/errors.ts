@@ -97,7 +97,8 @@ function mapPgError(pg: PgErrorLike): ApiError | undefined {
     case '23503':
       // A row it refers to was deleted by a concurrent call (e.g. DeleteL3Network racing AttachNetworkServiceToL3Network):
       // what the API's own lookup answers without the race.
-      if (/is not present in table/.test(pg.detail ?? '')) return err('SYS.1003', `a resource this request refers to (${what ?? 'a reference'}) was deleted meanwhile`);
+      if (/is not present in table/.test(pg.detail ?? ''))
+        return err('SYS.1003', `a resource this request refers to (${what ?? 'a reference'}) was deleted meanwhile`);
       return err('SYS.1007', 'a resource this request refers to does not exist (or was deleted meanwhile), or is still referenced');
     case '23502':
       return err('SYS.1007', `field[${pg.column ?? 'unknown'}] is mandatory, can not be null`);
@@ -105,7 +106,10 @@ function mapPgError(pg: PgErrorLike): ApiError | undefined {
       return err('SYS.1007', `a value violates the rule ${pg.constraint ?? ''}`.trim());
     case '40001':
     case '40P01':
-      return err('SYS.1006', 'the operation conflicted with concurrent ones (serialization failure or deadlock) and could not be completed after retries; retry it');
+      return err(
+        'SYS.1006',
+        'the operation conflicted with concurrent ones (serialization failure or deadlock) and could not be completed after retries; retry it',
+      );
     case '55P03':
       return err('SYS.1006', 'a resource is locked by another operation; retry it');
   }
@@ -128,7 +132,11 @@ function logInternal(id: string, e: unknown): void {
   if (e instanceof Error) {
     record.error = e.name;
     record.message = scrubText(e.message);
-    record.stack = (e.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).map((l) => l.trim()).slice(0, 12);
+    record.stack = (e.stack ?? '')
+      .split('\n')
+      .filter((l) => /^\s+at /.test(l))
+      .map((l) => l.trim())
+      .slice(0, 12);
   } else record.message = scrubText(String(e));
   console.error(JSON.stringify(record));
 }

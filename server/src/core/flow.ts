@@ -42,7 +42,10 @@ export async function runFlow<D>(name: string, steps: FlowStep<D>[], data: D): P
 async function finishesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
-    work.then(() => true, () => false),
+    work.then(
+      () => true,
+      () => false,
+    ),
     new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
   ]);
   clearTimeout(timer);
@@ -54,10 +57,15 @@ async function rollback<D>(name: string, done: FlowStep<D>[], data: D): Promise<
   for (const s of done.reverse()) {
     if (!s.rollback) continue;
     try {
-      await runInBackgroundContext(`${parent?.apiName ?? name}/rollback`, ROLLBACK_BUDGET_MS, () => step(`${name}/${s.name}/rollback`, () => s.rollback!(data)), {
-        session: parent?.session,
-        jobUuid: parent?.jobUuid,
-      });
+      await runInBackgroundContext(
+        `${parent?.apiName ?? name}/rollback`,
+        ROLLBACK_BUDGET_MS,
+        () => step(`${name}/${s.name}/rollback`, () => s.rollback!(data)),
+        {
+          session: parent?.session,
+          jobUuid: parent?.jobUuid,
+        },
+      );
     } catch (e) {
       // A failed compensation must not hide the original error; it is logged for the operator.
       console.error(`[flow ${name}] rollback of step ${s.name} failed:`, e instanceof Error ? e.message : e);

@@ -111,12 +111,57 @@ export class GarbageCollector {
     private config: GlobalConfigService,
     events: EventBus,
   ) {
-    config.define({ category: 'gc', name: 'scanInterval', type: 'seconds', defaultValue: '5', min: 1, max: 3600, description: 'Seconds between scans for due garbage collector jobs' });
-    config.define({ category: 'gc', name: 'retryInterval', type: 'seconds', defaultValue: '60', min: 1, description: 'Default seconds before a failed garbage collector job is retried' });
-    config.define({ category: 'gc', name: 'retentionTime', type: 'seconds', defaultValue: '1209600', min: 1, description: 'Seconds a finished garbage collector job is kept (14 days)' });
-    config.define({ category: 'gc', name: 'cleanUpCompletedJobInterval', type: 'seconds', defaultValue: '86400', min: 1, description: 'Seconds between purges of finished garbage collector jobs' });
-    config.define({ category: 'gc', name: 'batchSize', type: 'int', defaultValue: '200', min: 1, max: 10000, description: 'Garbage collector jobs claimed and run together (per resource on an event, per scan on the timer)' });
-    config.define({ category: 'gc', name: 'resourceConcurrency', type: 'int', defaultValue: '8', min: 1, max: 1000, description: 'Resources (hosts, storage) whose garbage collector jobs run at the same time on this node' });
+    config.define({
+      category: 'gc',
+      name: 'scanInterval',
+      type: 'seconds',
+      defaultValue: '5',
+      min: 1,
+      max: 3600,
+      description: 'Seconds between scans for due garbage collector jobs',
+    });
+    config.define({
+      category: 'gc',
+      name: 'retryInterval',
+      type: 'seconds',
+      defaultValue: '60',
+      min: 1,
+      description: 'Default seconds before a failed garbage collector job is retried',
+    });
+    config.define({
+      category: 'gc',
+      name: 'retentionTime',
+      type: 'seconds',
+      defaultValue: '1209600',
+      min: 1,
+      description: 'Seconds a finished garbage collector job is kept (14 days)',
+    });
+    config.define({
+      category: 'gc',
+      name: 'cleanUpCompletedJobInterval',
+      type: 'seconds',
+      defaultValue: '86400',
+      min: 1,
+      description: 'Seconds between purges of finished garbage collector jobs',
+    });
+    config.define({
+      category: 'gc',
+      name: 'batchSize',
+      type: 'int',
+      defaultValue: '200',
+      min: 1,
+      max: 10000,
+      description: 'Garbage collector jobs claimed and run together (per resource on an event, per scan on the timer)',
+    });
+    config.define({
+      category: 'gc',
+      name: 'resourceConcurrency',
+      type: 'int',
+      defaultValue: '8',
+      min: 1,
+      max: 1000,
+      description: 'Resources (hosts, storage) whose garbage collector jobs run at the same time on this node',
+    });
     this.resourceLimiter = new Limiter(() => this.config.getNumber('gc', 'resourceConcurrency'));
     // Event triggers: the host came back, the host or the storage is gone — the job decides what that means.
     events.on('host.status', (e) => (e.newStatus === 'Connected' ? this.runForResource(e.hostUuid) : undefined));
@@ -245,7 +290,10 @@ export class GarbageCollector {
 
   async purge(): Promise<number> {
     const before = new Date(Date.now() - this.config.getMs('gc', 'retentionTime'));
-    const gone = await this.db.delete(gcJobs).where(and(eq(gcJobs.status, 'Done'), lt(gcJobs.lastOpDate, before))).returning({ uuid: gcJobs.uuid });
+    const gone = await this.db
+      .delete(gcJobs)
+      .where(and(eq(gcJobs.status, 'Done'), lt(gcJobs.lastOpDate, before)))
+      .returning({ uuid: gcJobs.uuid });
     return gone.length;
   }
 
@@ -297,9 +345,9 @@ export class GarbageCollector {
           }
           if (runner.runBatch) {
             const items = indexes.map((i) => ({ context: jobs[i].context, job: jobs[i], signal: controllers[i].signal }));
-            const out = await this.inContext(`gc:${name}(${items.length})`, new AbortController().signal, (signal) =>
-              runner.runBatch!(items, signal),
-            ).catch((error: unknown) => items.map((): GcResult => ({ error })));
+            const out = await this.inContext(`gc:${name}(${items.length})`, new AbortController().signal, (signal) => runner.runBatch!(items, signal)).catch(
+              (error: unknown) => items.map((): GcResult => ({ error })),
+            );
             indexes.forEach((i, k) => results.set(jobs[i].uuid, out[k] ?? { error: new Error(`runner ${name} returned no result for the job`) }));
             return;
           }
@@ -345,7 +393,10 @@ export class GarbageCollector {
     }
     const finish = (uuids: string[], result: 'Succeeded' | 'Cancelled') =>
       uuids.length
-        ? this.db.update(gcJobs).set({ status: 'Done', result, lastError: null, lastOpDate: sql`now()` }).where(and(inArray(gcJobs.uuid, uuids), mine))
+        ? this.db
+            .update(gcJobs)
+            .set({ status: 'Done', result, lastError: null, lastOpDate: sql`now()` })
+            .where(and(inArray(gcJobs.uuid, uuids), mine))
         : undefined;
     await Promise.all([
       finish(succeeded, 'Succeeded'),

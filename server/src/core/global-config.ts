@@ -61,7 +61,10 @@ export class GlobalConfigService {
       value: d.defaultValue,
     }));
     for (let i = 0; i < rows.length; i += 500) {
-      await this.db.insert(globalConfigs).values(rows.slice(i, i + 500)).onConflictDoNothing();
+      await this.db
+        .insert(globalConfigs)
+        .values(rows.slice(i, i + 500))
+        .onConflictDoNothing();
     }
     await this.reload();
   }

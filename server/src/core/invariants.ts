@@ -33,13 +33,20 @@ export interface InvariantReport {
   };
 }
 
-const sqlList = (values: string[]) => sql.join(values.map((v) => sql`${v}`), sql`, `);
+const sqlList = (values: string[]) =>
+  sql.join(
+    values.map((v) => sql`${v}`),
+    sql`, `,
+  );
 
 /**
  * Checks the database (and, given `agents`, what the Connected hosts' agents report). `agents` returns the VM
  * reports of the hosts it could ask; hosts it leaves out are not compared.
  */
-export async function checkInvariants(db: Tx, opts: { agents?: (hostUuids: string[]) => Promise<HostVmReport[]>; limit?: number } = {}): Promise<InvariantReport> {
+export async function checkInvariants(
+  db: Tx,
+  opts: { agents?: (hostUuids: string[]) => Promise<HostVmReport[]>; limit?: number } = {},
+): Promise<InvariantReport> {
   const v: string[] = [];
   const limit = opts.limit ?? 20;
   const add = (title: string, found: Array<Record<string, unknown>>, describe: (r: Record<string, unknown>) => string) => {
@@ -65,8 +72,11 @@ export async function checkInvariants(db: Tx, opts: { agents?: (hostUuids: strin
     leakedCpu += Number(r.want_cpu) - Number(r.avail_cpu);
     leakedMemory += Number(r.want_mem) - Number(r.avail_mem);
   }
-  add('host capacity differs from the VMs holding it', hostCap, (r) =>
-    `host[uuid:${r.uuid}] cpu available ${r.avail_cpu} (expected ${r.want_cpu}), memory available ${r.avail_mem} (expected ${r.want_mem}), VMs ${r.count} (expected ${r.want_count})`,
+  add(
+    'host capacity differs from the VMs holding it',
+    hostCap,
+    (r) =>
+      `host[uuid:${r.uuid}] cpu available ${r.avail_cpu} (expected ${r.want_cpu}), memory available ${r.avail_mem} (expected ${r.want_mem}), VMs ${r.count} (expected ${r.want_count})`,
   );
 
   const psCap = await rows(
@@ -109,21 +119,38 @@ export async function checkInvariants(db: Tx, opts: { agents?: (hostUuids: strin
     ),
     (r) => `NIC[uuid:${r.uuid}] of VM[uuid:${r.vm}]`,
   );
-  add(
-    'MAC used twice',
-    await rows(db, sql`SELECT mac, COUNT(*)::int AS n FROM vm_nics GROUP BY mac HAVING COUNT(*) > 1`),
-    (r) => `${r.mac} (${r.n} NICs)`,
-  );
+  add('MAC used twice', await rows(db, sql`SELECT mac, COUNT(*)::int AS n FROM vm_nics GROUP BY mac HAVING COUNT(*) > 1`), (r) => `${r.mac} (${r.n} NICs)`);
 
   // Dangling references.
   const dangling: Array<[string, ReturnType<typeof sql>]> = [
-    ['VM on a host that does not exist', sql`SELECT v.uuid, v.host_uuid AS ref FROM vm_instances v WHERE v.host_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hosts h WHERE h.uuid = v.host_uuid)`],
-    ['VM in a cluster that does not exist', sql`SELECT v.uuid, v.cluster_uuid AS ref FROM vm_instances v WHERE v.cluster_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.uuid = v.cluster_uuid)`],
-    ['VM in a zone that does not exist', sql`SELECT v.uuid, v.zone_uuid AS ref FROM vm_instances v WHERE v.zone_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM zones z WHERE z.uuid = v.zone_uuid)`],
-    ['NIC on an L3 network that does not exist', sql`SELECT n.uuid, n.l3_network_uuid AS ref FROM vm_nics n WHERE NOT EXISTS (SELECT 1 FROM l3_networks l WHERE l.uuid = n.l3_network_uuid)`],
-    ['volume of a VM that does not exist', sql`SELECT o.uuid, o.vm_instance_uuid AS ref FROM volumes o WHERE o.vm_instance_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vm_instances v WHERE v.uuid = o.vm_instance_uuid)`],
-    ['volume on primary storage that does not exist', sql`SELECT o.uuid, o.primary_storage_uuid AS ref FROM volumes o WHERE o.primary_storage_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM primary_storage p WHERE p.uuid = o.primary_storage_uuid)`],
-    ['VM whose root volume does not exist', sql`SELECT v.uuid, v.root_volume_uuid AS ref FROM vm_instances v WHERE v.root_volume_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM volumes o WHERE o.uuid = v.root_volume_uuid)`],
+    [
+      'VM on a host that does not exist',
+      sql`SELECT v.uuid, v.host_uuid AS ref FROM vm_instances v WHERE v.host_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hosts h WHERE h.uuid = v.host_uuid)`,
+    ],
+    [
+      'VM in a cluster that does not exist',
+      sql`SELECT v.uuid, v.cluster_uuid AS ref FROM vm_instances v WHERE v.cluster_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM clusters c WHERE c.uuid = v.cluster_uuid)`,
+    ],
+    [
+      'VM in a zone that does not exist',
+      sql`SELECT v.uuid, v.zone_uuid AS ref FROM vm_instances v WHERE v.zone_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM zones z WHERE z.uuid = v.zone_uuid)`,
+    ],
+    [
+      'NIC on an L3 network that does not exist',
+      sql`SELECT n.uuid, n.l3_network_uuid AS ref FROM vm_nics n WHERE NOT EXISTS (SELECT 1 FROM l3_networks l WHERE l.uuid = n.l3_network_uuid)`,
+    ],
+    [
+      'volume of a VM that does not exist',
+      sql`SELECT o.uuid, o.vm_instance_uuid AS ref FROM volumes o WHERE o.vm_instance_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM vm_instances v WHERE v.uuid = o.vm_instance_uuid)`,
+    ],
+    [
+      'volume on primary storage that does not exist',
+      sql`SELECT o.uuid, o.primary_storage_uuid AS ref FROM volumes o WHERE o.primary_storage_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM primary_storage p WHERE p.uuid = o.primary_storage_uuid)`,
+    ],
+    [
+      'VM whose root volume does not exist',
+      sql`SELECT v.uuid, v.root_volume_uuid AS ref FROM vm_instances v WHERE v.root_volume_uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM volumes o WHERE o.uuid = v.root_volume_uuid)`,
+    ],
   ];
   for (const [title, q] of dangling) add(title, await rows(db, q), (r) => `${r.uuid} → ${r.ref}`);
 
@@ -160,7 +187,8 @@ export async function checkInvariants(db: Tx, opts: { agents?: (hostUuids: strin
       for (const [uuid, state] of Object.entries(r.states)) {
         if (!/^[0-9a-f]{32}$/.test(uuid)) continue; // not a VM of ours (a real host's other domains)
         const p = where.get(uuid);
-        if (!p || p.host_uuid !== r.hostUuid || p.state !== state) unknown.push({ uuid, host: r.hostUuid, state, db: p ? `${p.state} on ${p.host_uuid}` : 'not running' });
+        if (!p || p.host_uuid !== r.hostUuid || p.state !== state)
+          unknown.push({ uuid, host: r.hostUuid, state, db: p ? `${p.state} on ${p.host_uuid}` : 'not running' });
       }
       for (const p of placed) if (p.host_uuid === r.hostUuid && !r.states[p.uuid]) missing.push({ uuid: p.uuid, host: r.hostUuid, state: p.state });
     }

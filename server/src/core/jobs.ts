@@ -96,10 +96,31 @@ export class JobService {
       'api-job-insert',
       (bind) => sql`INSERT INTO ${apiJobs} (uuid, api_name, request, status, timeout_ms, deadline, owner_node, session_uuid, web_hook)
           SELECT j.uuid, j.api_name, j.request, 'processing', j.timeout_ms, j.deadline, ${bind('ownerNode', this.nodeUuid)}, j.session_uuid, j.web_hook
-            FROM unnest(${bind.array('uuids', batch.map((j) => j.uuid))}::text[], ${bind.array('apiNames', batch.map((j) => j.apiName))}::text[],
-                        ${bind.array('requests', batch.map((j) => JSON.stringify(j.request ?? null)))}::jsonb[], ${bind.array('timeouts', batch.map((j) => j.timeoutMs))}::int[],
-                        ${bind.array('deadlines', batch.map((j) => j.deadline.toISOString()))}::timestamptz[], ${bind.array('sessions', batch.map((j) => j.sessionUuid))}::text[],
-                        ${bind.array('webHooks', batch.map((j) => j.webHook))}::text[])
+            FROM unnest(${bind.array(
+              'uuids',
+              batch.map((j) => j.uuid),
+            )}::text[], ${bind.array(
+              'apiNames',
+              batch.map((j) => j.apiName),
+            )}::text[],
+                        ${bind.array(
+                          'requests',
+                          batch.map((j) => JSON.stringify(j.request ?? null)),
+                        )}::jsonb[], ${bind.array(
+                          'timeouts',
+                          batch.map((j) => j.timeoutMs),
+                        )}::int[],
+                        ${bind.array(
+                          'deadlines',
+                          batch.map((j) => j.deadline.toISOString()),
+                        )}::timestamptz[], ${bind.array(
+                          'sessions',
+                          batch.map((j) => j.sessionUuid),
+                        )}::text[],
+                        ${bind.array(
+                          'webHooks',
+                          batch.map((j) => j.webHook),
+                        )}::text[])
                  AS j(uuid, api_name, request, timeout_ms, deadline, session_uuid, web_hook)
           ON CONFLICT DO NOTHING RETURNING *`,
     );
@@ -120,8 +141,20 @@ export class JobService {
       'api-job-finish',
       // result as json text (key order kept) and error as jsonb, or SQL NULL.
       (bind) => sql`UPDATE ${apiJobs} SET status = f.status, result = f.result::json, error = f.error::jsonb, last_op_date = f.at
-            FROM unnest(${bind.array('uuids', uuids)}::text[], ${bind.array('statuses', batch.map((j) => j.status))}::text[], ${bind.array('results', batch.map((j) => j.result))}::text[],
-                        ${bind.array('errors', batch.map((j) => j.error))}::text[], ${bind.array('ats', batch.map((j) => j.at.toISOString()))}::timestamptz[])
+            FROM unnest(${bind.array('uuids', uuids)}::text[], ${bind.array(
+              'statuses',
+              batch.map((j) => j.status),
+            )}::text[], ${bind.array(
+              'results',
+              batch.map((j) => j.result),
+            )}::text[],
+                        ${bind.array(
+                          'errors',
+                          batch.map((j) => j.error),
+                        )}::text[], ${bind.array(
+                          'ats',
+                          batch.map((j) => j.at.toISOString()),
+                        )}::timestamptz[])
                  AS f(uuid, status, result, error, at)
            WHERE ${apiJobs.uuid} = ANY(${bind.array('uuids', uuids)}::text[]) AND ${apiJobs.uuid} = f.uuid AND ${apiJobs.status} = 'processing'
           RETURNING ${apiJobs.uuid}`,
@@ -314,7 +347,10 @@ export class JobService {
   }
 
   async count(status: JobStatus, uuids: string[]): Promise<number> {
-    const rows = await this.db.select({ uuid: apiJobs.uuid }).from(apiJobs).where(and(eq(apiJobs.status, status), inArray(apiJobs.uuid, uuids)));
+    const rows = await this.db
+      .select({ uuid: apiJobs.uuid })
+      .from(apiJobs)
+      .where(and(eq(apiJobs.status, status), inArray(apiJobs.uuid, uuids)));
     return rows.length;
   }
 }

@@ -31,7 +31,12 @@ export interface Statement {
 /** `vm:*`, `*`, `vm:CreateVmInstance`: `*` stands for any characters. */
 export function actionMatches(pattern: string, action: string): boolean {
   if (pattern === action || pattern === '*') return true;
-  const re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
   return re.test(action);
 }
 

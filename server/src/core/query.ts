@@ -96,15 +96,20 @@ export type SpecialCondition = (args: { d: InventoryDescriptor; table: any; cond
 export function parseCondition(text: string): Condition {
   const s = String(text);
   for (const op of ['is null', 'not null'] as const) {
-    if (s.endsWith(` ${op}`)) return { path: s.slice(0, -op.length - 1).trim().split('.'), op };
+    if (s.endsWith(` ${op}`))
+      return {
+        path: s
+          .slice(0, -op.length - 1)
+          .trim()
+          .split('.'),
+        op,
+      };
   }
   for (const op of OPERATORS) {
     const i = s.indexOf(op);
     if (i > 0) return { path: s.slice(0, i).trim().split('.'), op, value: s.slice(i + op.length) };
   }
-  throw argErr(
-    `invalid query condition[${s}]: no operator found; valid operators are ${[...OPERATORS, 'is null', 'not null'].join(', ')}`,
-  );
+  throw argErr(`invalid query condition[${s}]: no operator found; valid operators are ${[...OPERATORS, 'is null', 'not null'].join(', ')}`);
 }
 
 export class QueryEngine {
@@ -273,7 +278,10 @@ function compare(col: PgColumn, field: FieldDef, c: Condition, name: string): SQ
   const raw = c.value ?? '';
   if (c.op === '?=' || c.op === '!?=') {
     const values = raw.split(',').map((v) => convert(field, v, name));
-    const list = sql.join(values.map((v) => sql`${v}`), sql`, `);
+    const list = sql.join(
+      values.map((v) => sql`${v}`),
+      sql`, `,
+    );
     return c.op === '?=' ? sql`${col} IN (${list})` : sql`${col} NOT IN (${list})`;
   }
   if (c.op === '~=' || c.op === '!~=') {
@@ -299,7 +307,10 @@ function compare(col: PgColumn, field: FieldDef, c: Condition, name: string): SQ
 
 function parseFields(d: InventoryDescriptor, fields?: string): string[] | undefined {
   if (!fields) return undefined;
-  const list = fields.split(',').map((f) => f.trim()).filter(Boolean);
+  const list = fields
+    .split(',')
+    .map((f) => f.trim())
+    .filter(Boolean);
   for (const f of list) {
     if (!own(d.fields, f)) throw argErr(`field[${f}] in 'fields' is not a field of ${d.name}; only the inventory's own fields can be selected`);
   }

@@ -448,9 +448,7 @@ function pickOperation(group: Prepared[], body: Record<string, unknown> | undefi
   const keys = body && typeof body === 'object' ? Object.keys(body) : [];
   const found = group.find((p) => p.op.x.bodyKey && keys.includes(p.op.x.bodyKey));
   if (!found) {
-    throw argErr(
-      `the body doesn't contain action mapping to the URL[${url.split('?')[0]}]; expected one of: ${group.map((p) => p.op.x.bodyKey).join(', ')}`,
-    );
+    throw argErr(`the body doesn't contain action mapping to the URL[${url.split('?')[0]}]; expected one of: ${group.map((p) => p.op.x.bodyKey).join(', ')}`);
   }
   return found;
 }

@@ -154,7 +154,9 @@ export function registerRpc(app: FastifyInstance, deps: RpcDeps): void {
   /** 1.1's legacy reads: by uuid (the inventory as a JSON string), by uuid list/offset/length, by search triples. */
   const legacy = async (key: string, raw: Record<string, unknown>) => {
     const m = /^(.+)\.API(Get|List|Search)(\w+)Msg$/.exec(key);
-    const op = m && (queryByBase.get(`${m[1]}.${m[3]}`) ?? queryByBase.get(`${m[1]}.${m[3].replace(/s$/, '')}`) ?? queryByBase.get(`${m[1]}.${m[3].replace(/es$/, '')}`));
+    const op =
+      m &&
+      (queryByBase.get(`${m[1]}.${m[3]}`) ?? queryByBase.get(`${m[1]}.${m[3].replace(/s$/, '')}`) ?? queryByBase.get(`${m[1]}.${m[3].replace(/es$/, '')}`));
     if (!m || !op) return undefined;
     const [, pkg, verb, name] = m;
     const cls = `${pkg}.API${verb}${name}Reply`;
@@ -169,14 +171,26 @@ export function registerRpc(app: FastifyInstance, deps: RpcDeps): void {
       if (raw.offset !== undefined) query.start = raw.offset;
       query.limit = Math.min(Number(raw.length ?? 100_000) || 100_000, 100_000);
     } else {
-      const ops: Record<string, string> = { AND_EQ: '=', AND_NOT_EQ: '!=', AND_GT: '>', AND_GTE: '>=', AND_LT: '<', AND_LTE: '<=', AND_IN: 'in', AND_NOT_IN: 'not in' };
+      const ops: Record<string, string> = {
+        AND_EQ: '=',
+        AND_NOT_EQ: '!=',
+        AND_GT: '>',
+        AND_GTE: '>=',
+        AND_LT: '<',
+        AND_LTE: '<=',
+        AND_IN: 'in',
+        AND_NOT_IN: 'not in',
+      };
       const triples: Array<Record<string, unknown>> = [
         ...([] as Array<Record<string, unknown>>).concat((raw.nameOpValueTriples as never) ?? []).map((x) => ({ ...x, value: String(x?.val ?? '') })),
-        ...([] as Array<Record<string, unknown>>).concat((raw.nameOpListTriples as never) ?? []).map((x) => ({ ...x, value: ([] as unknown[]).concat(x?.vals ?? []).join(',') })),
+        ...([] as Array<Record<string, unknown>>)
+          .concat((raw.nameOpListTriples as never) ?? [])
+          .map((x) => ({ ...x, value: ([] as unknown[]).concat(x?.vals ?? []).join(',') })),
       ];
       for (const x of triples) {
         const mapped = ops[String(x?.op)];
-        if (!mapped || typeof x.name !== 'string') return failed(GENERIC.sync, errorCode('SYS.1007', `invalid search op[${String(x?.op)}], valid ops are ${Object.keys(ops).join(', ')}`));
+        if (!mapped || typeof x.name !== 'string')
+          return failed(GENERIC.sync, errorCode('SYS.1007', `invalid search op[${String(x?.op)}], valid ops are ${Object.keys(ops).join(', ')}`));
         conditions.push({ name: x.name, op: mapped, value: x.value as string });
       }
       if (typeof raw.inventoryUuid === 'string' && raw.inventoryUuid) conditions.push({ name: 'uuid', op: '=', value: raw.inventoryUuid });
@@ -192,7 +206,8 @@ export function registerRpc(app: FastifyInstance, deps: RpcDeps): void {
       throw e;
     }
     const res = await run(request);
-    if (res.status !== 200) return failed(PRE_HANDLER.has(res.json?.error?.code) ? GENERIC.sync : cls, res.json?.error ?? errorCode('SYS.1000', `HTTP ${res.status}`));
+    if (res.status !== 200)
+      return failed(PRE_HANDLER.has(res.json?.error?.code) ? GENERIC.sync : cls, res.json?.error ?? errorCode('SYS.1000', `HTTP ${res.status}`));
     const inventories = ((res.json?.inventories ?? []) as unknown[]).map(withoutNulls);
     if (verb === 'Get') {
       if (!inventories.length) return failed(cls, errorCode('SYS.1003', `${name}[uuid:${String(raw.uuid)}] is not found`));

@@ -167,7 +167,8 @@ export class TagService {
   }
 
   async deleteTagsOf(resourceUuids: string[]): Promise<void> {
-    for (const table of TAG_TABLES) await this.db.execute(sql`DELETE FROM ${sql.identifier(table)} WHERE resource_uuid = ANY(${sql.param(resourceUuids)}::text[])`);
+    for (const table of TAG_TABLES)
+      await this.db.execute(sql`DELETE FROM ${sql.identifier(table)} WHERE resource_uuid = ANY(${sql.param(resourceUuids)}::text[])`);
   }
 
   /**
@@ -208,7 +209,8 @@ export class TagService {
           // A creation that did not take the uuid it was given: its tags follow it.
           const [made] = permissions.createdBy(op, result).filter((r) => !r.parent);
           if (made && made.uuid !== uuid) {
-            for (const table of TAG_TABLES) await this.db.execute(sql`UPDATE ${sql.identifier(table)} SET resource_uuid = ${made.uuid} WHERE resource_uuid = ${uuid}`);
+            for (const table of TAG_TABLES)
+              await this.db.execute(sql`UPDATE ${sql.identifier(table)} SET resource_uuid = ${made.uuid} WHERE resource_uuid = ${uuid}`);
           }
           return result;
         },
@@ -263,7 +265,9 @@ END $$`),
       );
       for (const t of missing) {
         await tx.execute(
-          sql.raw(`CREATE OR REPLACE TRIGGER zstack_tags_gc AFTER DELETE ON "${t}" REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION ${TRIGGER_FUNCTION}()`),
+          sql.raw(
+            `CREATE OR REPLACE TRIGGER zstack_tags_gc AFTER DELETE ON "${t}" REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION ${TRIGGER_FUNCTION}()`,
+          ),
         );
       }
     });

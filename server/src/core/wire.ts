@@ -65,7 +65,10 @@ export class WireFormat {
   private deref(node: Node | undefined): Node | undefined {
     let n = node;
     for (let i = 0; n && typeof n.$ref === 'string' && i < 32; i++) {
-      n = n.$ref.replace(/^#\//, '').split('/').reduce((o: Node | undefined, k: string) => o?.[k.replace(/~1/g, '/').replace(/~0/g, '~')], this.doc);
+      n = n.$ref
+        .replace(/^#\//, '')
+        .split('/')
+        .reduce((o: Node | undefined, k: string) => o?.[k.replace(/~1/g, '/').replace(/~0/g, '~')], this.doc);
     }
     return n;
   }

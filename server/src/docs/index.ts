@@ -45,7 +45,6 @@ const SAMPLE_LANGUAGES = [
   { lang: 'Shell', label: 'zstack-cli' },
 ];
 
-
 interface Row {
   operationId: string;
   method: string;
@@ -61,7 +60,14 @@ function rowsOf(doc: Record<string, any>): Row[] {
     for (const method of ['get', 'post', 'put', 'delete', 'patch']) {
       const op = item?.[method];
       if (!op?.operationId) continue;
-      rows.push({ operationId: op.operationId, method: method.toUpperCase(), path: path.split('#')[0], summary: op.summary ?? '', timeout: op['x-zstack-timeout'], tag: op.tags?.[0] });
+      rows.push({
+        operationId: op.operationId,
+        method: method.toUpperCase(),
+        path: path.split('#')[0],
+        summary: op.summary ?? '',
+        timeout: op['x-zstack-timeout'],
+        tag: op.tags?.[0],
+      });
     }
   }
   return rows.sort((a, b) => a.operationId.localeCompare(b.operationId));
@@ -82,7 +88,9 @@ function staticIndex(rows: Row[]): string {
 export function errorCatalogue(title: string): string {
   const rows = Object.entries(ERROR_CODES as Record<string, ErrorCodeInfo>)
     .map(([code, e]) => {
-      const also = Object.entries(e.alsoStatus ?? {}).map(([s, when]) => `; ${s} (${escapeHtml(when)})`).join('');
+      const also = Object.entries(e.alsoStatus ?? {})
+        .map(([s, when]) => `; ${s} (${escapeHtml(when)})`)
+        .join('');
       return `<tr id="${escapeHtml(code)}"><td><code>${escapeHtml(code)}</code></td><td>${e.status ?? 503}${also}</td><td>${escapeHtml(e.description)}</td><td>${escapeHtml(e.meaning)}</td></tr>`;
     })
     .join('\n');
@@ -140,7 +148,8 @@ export function registerDocs(app: FastifyInstance, doc: Record<string, any>, opt
   let bundle: { text: Buffer; etag: string } | undefined;
 
   // Nothing leaves the server's origin: Redoc's remote logo (and anything else remote) is blocked by the policy.
-  const csp = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:";
+  const csp =
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:";
   const init = `import { init } from '${prefix}/redoc.standalone.js';
 init('${prefix}/openapi.json', { disableTelemetry: true, jsonSamplesExpandLevel: 3, codeSamples: { languages: ${JSON.stringify(SAMPLE_LANGUAGES)} } }, document.getElementById('redoc'));
 `;
@@ -151,7 +160,10 @@ init('${prefix}/openapi.json', { disableTelemetry: true, jsonSamplesExpandLevel:
   app.get(`${prefix}/openapi.json`, async (_req, reply) => reply.header('content-type', 'application/json; charset=utf-8').send(specText));
   const errorsHtml = errorCatalogue(opts.title ?? doc.info?.title ?? 'API reference');
   app.get(`${prefix}/errors`, async (_req, reply) =>
-    reply.header('content-type', 'text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'").send(errorsHtml),
+    reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
+      .send(errorsHtml),
   );
   const startHtml = gettingStartedPage(opts.title ?? doc.info?.title ?? 'API reference', prefix);
   app.get(`${prefix}/getting-started`, async (_req, reply) =>
@@ -161,14 +173,20 @@ init('${prefix}/openapi.json', { disableTelemetry: true, jsonSamplesExpandLevel:
   // Browsers ask for it on every page: an empty answer instead of a 404 (in the log and the console).
   app.get('/favicon.ico', async (_req, reply) => reply.code(204).header('cache-control', 'public, max-age=86400').send());
   if (bundlePath) {
-    app.get(`${prefix}/init.js`, async (_req, reply) => reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(init));
+    app.get(`${prefix}/init.js`, async (_req, reply) =>
+      reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(init),
+    );
     app.get(`${prefix}/redoc.standalone.js`, async (req, reply) => {
       bundle ??= (() => {
         const text = readFileSync(bundlePath);
         return { text, etag: `"${createHash('sha1').update(text).digest('hex')}"` };
       })();
       if (req.headers['if-none-match'] === bundle.etag) return reply.code(304).send();
-      return reply.header('content-type', 'text/javascript; charset=utf-8').header('cache-control', 'public, max-age=86400').header('etag', bundle.etag).send(bundle.text);
+      return reply
+        .header('content-type', 'text/javascript; charset=utf-8')
+        .header('cache-control', 'public, max-age=86400')
+        .header('etag', bundle.etag)
+        .send(bundle.text);
     });
   }
 }

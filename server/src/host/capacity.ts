@@ -26,7 +26,10 @@ export async function cpuMemoryCapacity(db: Db, msg: Message<'GetCpuMemoryCapaci
   else if (msg.zoneUuids?.length) resources = msg.zoneUuids;
   if (resources) conditions.push(inArray(hosts[groupBy], resources));
 
-  const rows = await db.select().from(hosts).where(and(...conditions));
+  const rows = await db
+    .select()
+    .from(hosts)
+    .where(and(...conditions));
   const total = zero();
   const per = new Map<string, Totals>((resources ?? []).map((uuid) => [uuid, zero()]));
   for (const h of rows) {

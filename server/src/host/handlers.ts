@@ -33,7 +33,10 @@ export function hostHandlers(app: DomainContext, service: HostService) {
     const conditions = [eq(hosts.managementIp, ip)];
     if (opts.except) conditions.push(ne(hosts.uuid, opts.except));
     if (opts.hypervisorType) conditions.push(eq(hosts.hypervisorType, opts.hypervisorType));
-    const [other] = await db.select({ uuid: hosts.uuid }).from(hosts).where(and(...conditions));
+    const [other] = await db
+      .select({ uuid: hosts.uuid })
+      .from(hosts)
+      .where(and(...conditions));
     if (other) throw argErr(`field[managementIp]: ${ip} is already the management IP of host[uuid:${other.uuid}]`);
   };
 
@@ -46,28 +49,32 @@ export function hostHandlers(app: DomainContext, service: HostService) {
       async run(msg) {
         const cluster = await clusterOf(msg.clusterUuid, 'Simulator');
         const data = { uuid: newUuid() };
-        await runFlow('add-simulator-host', [
-          {
-            name: 'write host',
-            run: async () =>
-              void (await db.insert(hosts).values({
-                uuid: data.uuid,
-                zoneUuid: cluster.zoneUuid,
-                clusterUuid: cluster.uuid,
-                name: msg.name,
-                description: msg.description ?? null,
-                managementIp: msg.managementIp,
-                hypervisorType: 'Simulator',
-                architecture: cluster.architecture ?? 'x86_64',
-              })),
-            rollback: async () => void (await db.delete(hosts).where(eq(hosts.uuid, data.uuid))),
-          },
-          {
-            name: 'connect',
-            run: async () =>
-              void (await service.connect(data.uuid, { errorCode: 'HOST.1003', simulatorCpuNum: msg.cpuCapacity, simulatorMemory: msg.memoryCapacity })),
-          },
-        ], data);
+        await runFlow(
+          'add-simulator-host',
+          [
+            {
+              name: 'write host',
+              run: async () =>
+                void (await db.insert(hosts).values({
+                  uuid: data.uuid,
+                  zoneUuid: cluster.zoneUuid,
+                  clusterUuid: cluster.uuid,
+                  name: msg.name,
+                  description: msg.description ?? null,
+                  managementIp: msg.managementIp,
+                  hypervisorType: 'Simulator',
+                  architecture: cluster.architecture ?? 'x86_64',
+                })),
+              rollback: async () => void (await db.delete(hosts).where(eq(hosts.uuid, data.uuid))),
+            },
+            {
+              name: 'connect',
+              run: async () =>
+                void (await service.connect(data.uuid, { errorCode: 'HOST.1003', simulatorCpuNum: msg.cpuCapacity, simulatorMemory: msg.memoryCapacity })),
+            },
+          ],
+          data,
+        );
         return { inventory: hostInventory(await service.require(data.uuid)) };
       },
     },
@@ -84,30 +91,35 @@ export function hostHandlers(app: DomainContext, service: HostService) {
         const cluster = await clusterOf(m.clusterUuid, 'KVM');
         const data = { uuid: m.resourceUuid ?? newUuid() };
         const credential = credentialVault(app).seal({ password: m.password, privateKey: m.sshKey, agentSecret: newAgentSecret() });
-        await runFlow('add-kvm-host', [
-          {
-            name: 'write host',
-            // Checked again under a lock on the address: two adds of one address may have passed their checks together.
-            run: () => app.locks.withLock(`host-management-ip:${m.managementIp}`, async () => {
-              await uniqueIp(m.managementIp);
-              await db.insert(hosts).values({
-                uuid: data.uuid,
-                zoneUuid: cluster.zoneUuid,
-                clusterUuid: cluster.uuid,
-                name: m.name,
-                description: m.description ?? null,
-                managementIp: m.managementIp,
-                hypervisorType: 'KVM',
-                architecture: cluster.architecture ?? 'x86_64',
-                username: m.username,
-                sshPort: m.sshPort ?? 22,
-                credential,
-              });
-            }),
-            rollback: async () => void (await db.delete(hosts).where(eq(hosts.uuid, data.uuid))),
-          },
-          { name: 'deploy and connect', run: async () => void (await service.connect(data.uuid, { errorCode: 'HOST.1003', deploy: true })) },
-        ], data);
+        await runFlow(
+          'add-kvm-host',
+          [
+            {
+              name: 'write host',
+              // Checked again under a lock on the address: two adds of one address may have passed their checks together.
+              run: () =>
+                app.locks.withLock(`host-management-ip:${m.managementIp}`, async () => {
+                  await uniqueIp(m.managementIp);
+                  await db.insert(hosts).values({
+                    uuid: data.uuid,
+                    zoneUuid: cluster.zoneUuid,
+                    clusterUuid: cluster.uuid,
+                    name: m.name,
+                    description: m.description ?? null,
+                    managementIp: m.managementIp,
+                    hypervisorType: 'KVM',
+                    architecture: cluster.architecture ?? 'x86_64',
+                    username: m.username,
+                    sshPort: m.sshPort ?? 22,
+                    credential,
+                  });
+                }),
+              rollback: async () => void (await db.delete(hosts).where(eq(hosts.uuid, data.uuid))),
+            },
+            { name: 'deploy and connect', run: async () => void (await service.connect(data.uuid, { errorCode: 'HOST.1003', deploy: true })) },
+          ],
+          data,
+        );
         return { inventory: hostInventory(await service.require(data.uuid)) };
       },
     },

@@ -27,16 +27,83 @@ export const hostModule = defineDomain({ name: 'host', provides: ['hosts', 'agen
 /** Registers the host domain: inventories, handlers, cascade nodes, settings and its service. */
 function register(app: DomainContext): void {
   const gc = app.globalConfig;
-  gc.define({ category: 'host', name: 'cpu.overProvisioning.ratio', type: 'int', defaultValue: '10', min: 1, max: 1000, description: 'Schedulable vCPUs per physical CPU of a host' });
-  gc.define({ category: 'host', name: 'ping.interval', type: 'seconds', defaultValue: '60', min: 1, max: 86400, description: 'Seconds between pings of each host agent' });
-  gc.define({ category: 'host', name: 'ping.timeout', type: 'seconds', defaultValue: '5', min: 1, max: 300, description: 'Seconds a host agent has to answer a ping before the host is Disconnected' });
-  gc.define({ category: 'host', name: 'ping.parallelismDegree', type: 'int', defaultValue: '100', min: 1, max: 10000, description: 'Hosts pinged at the same time' });
-  gc.define({ category: 'host', name: 'connection.autoReconnectOnError', type: 'bool', defaultValue: 'true', description: 'Reconnect a Disconnected host as soon as its agent answers a ping again' });
+  gc.define({
+    category: 'host',
+    name: 'cpu.overProvisioning.ratio',
+    type: 'int',
+    defaultValue: '10',
+    min: 1,
+    max: 1000,
+    description: 'Schedulable vCPUs per physical CPU of a host',
+  });
+  gc.define({
+    category: 'host',
+    name: 'ping.interval',
+    type: 'seconds',
+    defaultValue: '60',
+    min: 1,
+    max: 86400,
+    description: 'Seconds between pings of each host agent',
+  });
+  gc.define({
+    category: 'host',
+    name: 'ping.timeout',
+    type: 'seconds',
+    defaultValue: '5',
+    min: 1,
+    max: 300,
+    description: 'Seconds a host agent has to answer a ping before the host is Disconnected',
+  });
+  gc.define({
+    category: 'host',
+    name: 'ping.parallelismDegree',
+    type: 'int',
+    defaultValue: '100',
+    min: 1,
+    max: 10000,
+    description: 'Hosts pinged at the same time',
+  });
+  gc.define({
+    category: 'host',
+    name: 'connection.autoReconnectOnError',
+    type: 'bool',
+    defaultValue: 'true',
+    description: 'Reconnect a Disconnected host as soon as its agent answers a ping again',
+  });
 
-  gc.define({ category: 'kvm', name: 'agent.installRoot', type: 'string', defaultValue: `${DEFAULT_INSTALL_PARENT}/kvm`, description: 'Directory the kvm agent is deployed to on KVM hosts (bundle, config, pidfile, log); applies at the next deploy (AddKVMHost, ReconnectHost)' });
-  gc.define({ category: 'kvm', name: 'agent.port', type: 'int', defaultValue: '7070', min: 1, max: 65535, description: 'Port the kvm agent listens on; applies at the next deploy' });
-  gc.define({ category: 'kvm', name: 'agent.backend', type: 'string', defaultValue: 'simulator', validValues: ['simulator', 'libvirt'], description: 'Backend of deployed kvm agents: simulator (no hypervisor needed) or libvirt (real hypervisors: virsh/qemu-img); applies at the next deploy' });
-  gc.define({ category: 'kvm', name: 'deploy.parallelismDegree', type: 'int', defaultValue: '10', min: 1, max: 1000, description: 'Agent deploys over SSH (KVM hosts, SFTP backup storage) running at the same time on one management node; the others wait' });
+  gc.define({
+    category: 'kvm',
+    name: 'agent.installRoot',
+    type: 'string',
+    defaultValue: `${DEFAULT_INSTALL_PARENT}/kvm`,
+    description: 'Directory the kvm agent is deployed to on KVM hosts (bundle, config, pidfile, log); applies at the next deploy (AddKVMHost, ReconnectHost)',
+  });
+  gc.define({
+    category: 'kvm',
+    name: 'agent.port',
+    type: 'int',
+    defaultValue: '7070',
+    min: 1,
+    max: 65535,
+    description: 'Port the kvm agent listens on; applies at the next deploy',
+  });
+  gc.define({
+    category: 'kvm',
+    name: 'agent.backend',
+    type: 'string',
+    defaultValue: 'simulator',
+    validValues: ['simulator', 'libvirt'],
+    description: 'Backend of deployed kvm agents: simulator (no hypervisor needed) or libvirt (real hypervisors: virsh/qemu-img); applies at the next deploy',
+  });
+  gc.define({
+    category: 'kvm',
+    name: 'deploy.parallelismDegree',
+    type: 'int',
+    defaultValue: '10',
+    min: 1,
+    max: 1000,
+    description: 'Agent deploys over SSH (KVM hosts, SFTP backup storage) running at the same time on one management node; the others wait',
+  });
 
   const deployer = new AgentDeployService(app);
   app.provide('agentDeployer', deployer);

@@ -9,12 +9,20 @@ import type { HostService } from './service.js';
 export function startPingTracker(app: DomainContext, service: HostService): void {
   const intervalMs = () => app.globalConfig.getMs('host', 'ping.interval');
   let lastRound = 0;
-  app.every('host-ping', () => Math.min(1000, intervalMs()), async () => {
-    if (Date.now() - lastRound < intervalMs()) return;
-    lastRound = Date.now();
-    const rows = await app.db.select({ uuid: hosts.uuid }).from(hosts).where(ne(hosts.status, 'Connecting'));
-    await forEachLimited(rows.map((r) => r.uuid), app.globalConfig.getNumber('host', 'ping.parallelismDegree'), (uuid) => service.ping(uuid));
-  });
+  app.every(
+    'host-ping',
+    () => Math.min(1000, intervalMs()),
+    async () => {
+      if (Date.now() - lastRound < intervalMs()) return;
+      lastRound = Date.now();
+      const rows = await app.db.select({ uuid: hosts.uuid }).from(hosts).where(ne(hosts.status, 'Connecting'));
+      await forEachLimited(
+        rows.map((r) => r.uuid),
+        app.globalConfig.getNumber('host', 'ping.parallelismDegree'),
+        (uuid) => service.ping(uuid),
+      );
+    },
+  );
 }
 
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -271,7 +271,15 @@ export class HostService {
       .update(hosts)
       .set(reservation(cpu, memory))
       // The allocation's state filters again on the locked row: a host being deleted (or disabled) meanwhile is not taken.
-      .where(and(eq(hosts.uuid, hostUuid), eq(hosts.state, 'Enabled'), eq(hosts.status, 'Connected'), gte(hosts.availableCpuCapacity, cpu), gte(hosts.availableMemoryCapacity, memory)))
+      .where(
+        and(
+          eq(hosts.uuid, hostUuid),
+          eq(hosts.state, 'Enabled'),
+          eq(hosts.status, 'Connected'),
+          gte(hosts.availableCpuCapacity, cpu),
+          gte(hosts.availableMemoryCapacity, memory),
+        ),
+      )
       .returning({ uuid: hosts.uuid });
     return rows.length === 1;
   }
@@ -318,8 +326,7 @@ export class HostService {
   async changeState(uuid: string, event: 'enable' | 'disable' | 'maintain'): Promise<HostRow> {
     return this.app.locks.withLock(hostLockKey(uuid), async () => {
       const h = await this.require(uuid);
-      const set = (state: string) =>
-        this.app.db.update(hosts).set({ state, lastOpDate: new Date() }).where(eq(hosts.uuid, uuid)).returning();
+      const set = (state: string) => this.app.db.update(hosts).set({ state, lastOpDate: new Date() }).where(eq(hosts.uuid, uuid)).returning();
       if (event !== 'maintain') return (await set(event === 'enable' ? 'Enabled' : 'Disabled'))[0];
       if (h.state === 'Maintenance') return h;
       if (h.status !== 'Connected') throw stateErrorNotConnected(h);

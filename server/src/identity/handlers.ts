@@ -44,8 +44,20 @@ export const accountDescriptor: InventoryDescriptor<AccountRow> = {
   toInventories: async (rows) => rows.map(accountInventory),
 };
 
-const userInventory = (u: typeof users.$inferSelect) => ({ uuid: u.uuid, accountUuid: u.accountUuid, name: u.name, description: opt(u.description), ...dates(u) });
-const groupInventory = (g: typeof userGroups.$inferSelect) => ({ uuid: g.uuid, accountUuid: g.accountUuid, name: g.name, description: opt(g.description), ...dates(g) });
+const userInventory = (u: typeof users.$inferSelect) => ({
+  uuid: u.uuid,
+  accountUuid: u.accountUuid,
+  name: u.name,
+  description: opt(u.description),
+  ...dates(u),
+});
+const groupInventory = (g: typeof userGroups.$inferSelect) => ({
+  uuid: g.uuid,
+  accountUuid: g.accountUuid,
+  name: g.name,
+  description: opt(g.description),
+  ...dates(g),
+});
 const policyInventory = (p: typeof policies.$inferSelect) => ({
   uuid: p.uuid,
   accountUuid: p.accountUuid,
@@ -127,7 +139,13 @@ export const identityDescriptors: InventoryDescriptor[] = [
 
 /** What DeleteAccount deletes, in this order, through each resource's own API (resource type → operation). */
 const OWNED_DELETIONS: Array<{ type: string; steps: Array<[string, (uuid: string) => Record<string, unknown>]> }> = [
-  { type: 'VmInstanceVO', steps: [['DestroyVmInstance', (uuid) => ({ uuid })], ['ExpungeVmInstance', (uuid) => ({ uuid })]] },
+  {
+    type: 'VmInstanceVO',
+    steps: [
+      ['DestroyVmInstance', (uuid) => ({ uuid })],
+      ['ExpungeVmInstance', (uuid) => ({ uuid })],
+    ],
+  },
   { type: 'VolumeVO', steps: [['DeleteDataVolume', (uuid) => ({ uuid })]] },
   { type: 'ImageVO', steps: [['DeleteImage', (uuid) => ({ uuid })]] },
   { type: 'L3NetworkVO', steps: [['DeleteL3Network', (uuid) => ({ uuid })]] },
@@ -171,7 +189,10 @@ export function identityHandlers(app: DomainContext) {
     if (a.accountUuid !== b.accountUuid) throw argErr(`${what} belong to different accounts`);
   };
   const nameClash = async (table: typeof users | typeof userGroups | typeof policies, accountUuid: string, name: string, kind: string, except?: string) => {
-    const [clash] = await db.select({ uuid: table.uuid }).from(table).where(and(eq(table.accountUuid, accountUuid), eq(table.name, name)));
+    const [clash] = await db
+      .select({ uuid: table.uuid })
+      .from(table)
+      .where(and(eq(table.accountUuid, accountUuid), eq(table.name, name)));
     if (clash && clash.uuid !== except) throw argErr(`the account already has a ${kind} named [${name}]`);
   };
 
@@ -240,7 +261,13 @@ export function identityHandlers(app: DomainContext) {
       async run(msg, call) {
         const [row] = await db
           .insert(users)
-          .values({ uuid: msg.resourceUuid ?? newUuid(), accountUuid: account(call), name: msg.name, passwordHash: await hashPassword(msg.password), description: msg.description ?? null })
+          .values({
+            uuid: msg.resourceUuid ?? newUuid(),
+            accountUuid: account(call),
+            name: msg.name,
+            passwordHash: await hashPassword(msg.password),
+            description: msg.description ?? null,
+          })
           .returning();
         return { inventory: userInventory(row) };
       },
@@ -317,7 +344,13 @@ export function identityHandlers(app: DomainContext) {
       async run(msg, call) {
         const [row] = await db
           .insert(policies)
-          .values({ uuid: msg.resourceUuid ?? newUuid(), accountUuid: account(call), name: msg.name, description: msg.description ?? null, statements: msg.statements })
+          .values({
+            uuid: msg.resourceUuid ?? newUuid(),
+            accountUuid: account(call),
+            name: msg.name,
+            description: msg.description ?? null,
+            statements: msg.statements,
+          })
           .returning();
         return { inventory: policyInventory(row) };
       },
@@ -395,7 +428,10 @@ export function identityHandlers(app: DomainContext) {
               );
           }
           if (values.length) await tx.insert(sharedResources).values(values);
-          await tx.update(accountResourceRefs).set({ isShared: true, lastOpDate: new Date() }).where(inArray(accountResourceRefs.resourceUuid, msg.resourceUuids));
+          await tx
+            .update(accountResourceRefs)
+            .set({ isShared: true, lastOpDate: new Date() })
+            .where(inArray(accountResourceRefs.resourceUuid, msg.resourceUuids));
         });
         return {};
       },

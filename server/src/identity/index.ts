@@ -30,6 +30,10 @@ function register(app: DomainContext): void {
   // The admin account exists before any other module's boot work.
   app.onBoot(() => identity.bootstrap());
   app.onJoin(async () =>
-    app.every('session-cleanup', () => app.globalConfig.getMs('identity', 'session.cleanup.interval'), () => identity.purgeExpired()),
+    app.every(
+      'session-cleanup',
+      () => app.globalConfig.getMs('identity', 'session.cleanup.interval'),
+      () => identity.purgeExpired(),
+    ),
   );
 }

@@ -30,9 +30,33 @@ export class LoginGuard {
   private waiting: Array<() => void> = [];
 
   constructor(private config: GlobalConfigService) {
-    config.define({ category: 'identity', name: 'login.maxFailuresPerAccount', type: 'int', defaultValue: '5', min: 1, max: 1000, description: 'Failed log-ins for one account name within login.failureWindow before further attempts are refused (ID.1100)' });
-    config.define({ category: 'identity', name: 'login.maxFailuresPerClient', type: 'int', defaultValue: '20', min: 1, max: 100000, description: 'Failed log-ins from one client address within login.failureWindow before further attempts are refused (ID.1100)' });
-    config.define({ category: 'identity', name: 'login.failureWindow', type: 'seconds', defaultValue: '60', min: 1, max: 86400, description: 'Seconds a failed log-in counts against its account name and client address' });
+    config.define({
+      category: 'identity',
+      name: 'login.maxFailuresPerAccount',
+      type: 'int',
+      defaultValue: '5',
+      min: 1,
+      max: 1000,
+      description: 'Failed log-ins for one account name within login.failureWindow before further attempts are refused (ID.1100)',
+    });
+    config.define({
+      category: 'identity',
+      name: 'login.maxFailuresPerClient',
+      type: 'int',
+      defaultValue: '20',
+      min: 1,
+      max: 100000,
+      description: 'Failed log-ins from one client address within login.failureWindow before further attempts are refused (ID.1100)',
+    });
+    config.define({
+      category: 'identity',
+      name: 'login.failureWindow',
+      type: 'seconds',
+      defaultValue: '60',
+      min: 1,
+      max: 86400,
+      description: 'Seconds a failed log-in counts against its account name and client address',
+    });
     this.dummy = hashPassword('unknown-account-dummy-password');
   }
 

@@ -59,7 +59,10 @@ export async function quotaDemand(db: Tx, operationId: string, msg: Record<strin
       const image = await one(sql`SELECT size FROM images WHERE uuid = ${String(msg.imageUuid ?? '')}`);
       const dataUuids = ((msg.dataDiskOfferingUuids as string[] | undefined) ?? []).filter((x) => typeof x === 'string');
       const disks = dataUuids.length
-        ? await rows<{ uuid: string; disk_size: string | number }>(db, sql`SELECT uuid, disk_size FROM disk_offerings WHERE uuid = ANY(${sql.param(dataUuids)}::text[])`)
+        ? await rows<{ uuid: string; disk_size: string | number }>(
+            db,
+            sql`SELECT uuid, disk_size FROM disk_offerings WHERE uuid = ANY(${sql.param(dataUuids)}::text[])`,
+          )
         : [];
       const sizeOf = new Map(disks.map((d) => [d.uuid, Number(d.disk_size)]));
       const dataSize = dataUuids.reduce((s, u) => s + (sizeOf.get(u) ?? 0), 0);

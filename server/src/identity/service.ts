@@ -22,8 +22,23 @@ export class IdentityService {
     private config: GlobalConfigService,
   ) {
     this.logins = new LoginGuard(config);
-    config.define({ category: 'identity', name: 'session.timeout', type: 'seconds', defaultValue: '7200', min: 60, max: 31536000, description: 'Seconds a session stays valid without use' });
-    config.define({ category: 'identity', name: 'session.cleanup.interval', type: 'seconds', defaultValue: '3600', min: 1, description: 'How often expired sessions are deleted' });
+    config.define({
+      category: 'identity',
+      name: 'session.timeout',
+      type: 'seconds',
+      defaultValue: '7200',
+      min: 60,
+      max: 31536000,
+      description: 'Seconds a session stays valid without use',
+    });
+    config.define({
+      category: 'identity',
+      name: 'session.cleanup.interval',
+      type: 'seconds',
+      defaultValue: '3600',
+      min: 1,
+      description: 'How often expired sessions are deleted',
+    });
   }
 
   /** Creates the built-in admin (password `password`) unless it exists. */
@@ -59,7 +74,12 @@ export class IdentityService {
       .select({ uuid: accounts.uuid })
       .from(accounts)
       .where(p.accountUuid ? eq(accounts.uuid, p.accountUuid) : eq(accounts.name, p.accountName!));
-    const [user] = account ? await this.db.select().from(users).where(and(eq(users.accountUuid, account.uuid), eq(users.name, p.userName))) : [];
+    const [user] = account
+      ? await this.db
+          .select()
+          .from(users)
+          .where(and(eq(users.accountUuid, account.uuid), eq(users.name, p.userName)))
+      : [];
     if (!(await this.logins.verify(keys, p.password, user?.passwordHash)) || !user) throw err('ID.1000', 'wrong account, user name or password');
     const [session] = await this.db
       .insert(sessions)
@@ -82,7 +102,14 @@ export class IdentityService {
     const m = /^OAuth\s+(\S+)\s*$/.exec(header ?? '');
     if (!m) throw err('ID.1001', "missing or malformed header 'Authorization: OAuth <session uuid>'; log in with LogInByAccount first");
     const [row] = await this.db
-      .select({ uuid: sessions.uuid, accountUuid: sessions.accountUuid, userUuid: sessions.userUuid, userType: sessions.userType, expiredDate: sessions.expiredDate, type: accounts.type })
+      .select({
+        uuid: sessions.uuid,
+        accountUuid: sessions.accountUuid,
+        userUuid: sessions.userUuid,
+        userType: sessions.userType,
+        expiredDate: sessions.expiredDate,
+        type: accounts.type,
+      })
       .from(sessions)
       .innerJoin(accounts, eq(accounts.uuid, sessions.accountUuid))
       .where(eq(sessions.uuid, m[1]));
@@ -142,7 +169,10 @@ export class IdentityService {
   }
 
   async findAccount(uuid: string) {
-    const [row] = await this.db.select().from(accounts).where(and(eq(accounts.uuid, uuid)));
+    const [row] = await this.db
+      .select()
+      .from(accounts)
+      .where(and(eq(accounts.uuid, uuid)));
     return row;
   }
 }

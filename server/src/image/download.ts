@@ -81,7 +81,10 @@ export async function downloadImage(app: DomainContext, image: ImageRow, targets
     const now = `${Math.min(...percent.values())}%`;
     if (now !== written && !settled) {
       written = now;
-      await app.db.update(images).set({ progress: now }).where(and(eq(images.uuid, image.uuid), eq(images.status, 'Downloading')));
+      await app.db
+        .update(images)
+        .set({ progress: now })
+        .where(and(eq(images.uuid, image.uuid), eq(images.status, 'Downloading')));
     }
   }
 

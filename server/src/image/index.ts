@@ -73,7 +73,15 @@ function register(app: DomainContext): void {
         const refs = await db
           .select()
           .from(imageBackupStorageRefs)
-          .where(inArray(imageBackupStorageRefs.imageUuid, db.select({ uuid: imageBackupStorageRefs.imageUuid }).from(imageBackupStorageRefs).where(inArray(imageBackupStorageRefs.backupStorageUuid, bsUuids))));
+          .where(
+            inArray(
+              imageBackupStorageRefs.imageUuid,
+              db
+                .select({ uuid: imageBackupStorageRefs.imageUuid })
+                .from(imageBackupStorageRefs)
+                .where(inArray(imageBackupStorageRefs.backupStorageUuid, bsUuids)),
+            ),
+          );
         const elsewhere = new Set(refs.filter((r) => !bsUuids.includes(r.backupStorageUuid)).map((r) => r.imageUuid));
         return [...new Set(refs.map((r) => r.imageUuid))].filter((u) => !elsewhere.has(u));
       },
@@ -192,7 +200,8 @@ function register(app: DomainContext): void {
           for (const bsUuid of msg.backupStorageUuids ?? []) {
             const ref = refs.find((r) => r.backupStorageUuid === bsUuid);
             if (!ref) throw argErr(`field[backupStorageUuids]: image[uuid:${image.uuid}] is not on backup storage[uuid:${bsUuid}]`);
-            if (ref.status !== 'Deleted') throw stateErr('SYS.1005', `image[uuid:${image.uuid}] is ${ref.status} on backup storage[uuid:${bsUuid}], not Deleted; delete it first`);
+            if (ref.status !== 'Deleted')
+              throw stateErr('SYS.1005', `image[uuid:${image.uuid}] is ${ref.status} on backup storage[uuid:${bsUuid}], not Deleted; delete it first`);
           }
           if (image.status !== 'Deleted' && !refs.some((r) => r.status === 'Deleted')) {
             throw stateErr('SYS.1005', `image[uuid:${image.uuid}] is ${image.status}, not Deleted; delete it first`);

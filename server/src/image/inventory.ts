@@ -21,7 +21,16 @@ export const imageRefInventory = (r: ImageRefRow) => ({
 
 export async function imageInventories(rows: ImageRow[], db: Tx) {
   const refs = rows.length
-    ? await db.select().from(imageBackupStorageRefs).where(inArray(imageBackupStorageRefs.imageUuid, rows.map((r) => r.uuid))).orderBy(imageBackupStorageRefs.createDate)
+    ? await db
+        .select()
+        .from(imageBackupStorageRefs)
+        .where(
+          inArray(
+            imageBackupStorageRefs.imageUuid,
+            rows.map((r) => r.uuid),
+          ),
+        )
+        .orderBy(imageBackupStorageRefs.createDate)
     : [];
   return rows.map((i) => ({
     uuid: i.uuid,

@@ -23,9 +23,15 @@ function register(app: DomainContext): void {
   );
   const { globalConfig } = app;
   app.onJoin(async () => {
-    app.every('gc-scan', () => globalConfig.getMs('gc', 'scanInterval'), async () =>
-      app.gc.runDueJobs(await app.jobs.liveNodes(3 * globalConfig.getMs('managementServer', 'node.heartbeatInterval'))),
+    app.every(
+      'gc-scan',
+      () => globalConfig.getMs('gc', 'scanInterval'),
+      async () => app.gc.runDueJobs(await app.jobs.liveNodes(3 * globalConfig.getMs('managementServer', 'node.heartbeatInterval'))),
     );
-    app.every('gc-purge', () => globalConfig.getMs('gc', 'cleanUpCompletedJobInterval'), () => app.gc.purge());
+    app.every(
+      'gc-purge',
+      () => globalConfig.getMs('gc', 'cleanUpCompletedJobInterval'),
+      () => app.gc.purge(),
+    );
   });
 }

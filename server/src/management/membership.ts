@@ -8,7 +8,15 @@ import { managementNodes } from '../db/schema/index.js';
 
 export function registerMembership(app: DomainContext): void {
   const { db, globalConfig } = app;
-  globalConfig.define({ category: 'managementServer', name: 'node.heartbeatInterval', type: 'seconds', defaultValue: '5', min: 1, max: 300, description: 'Seconds between management node heartbeats' });
+  globalConfig.define({
+    category: 'managementServer',
+    name: 'node.heartbeatInterval',
+    type: 'seconds',
+    defaultValue: '5',
+    min: 1,
+    max: 300,
+    description: 'Seconds between management node heartbeats',
+  });
   const heartbeatMs = () => globalConfig.getMs('managementServer', 'node.heartbeatInterval');
 
   const reapDeadNodes = async () => {
@@ -34,12 +42,16 @@ export function registerMembership(app: DomainContext): void {
     const port = Number(new URL(url).port);
     await db.update(managementNodes).set({ port }).where(eq(managementNodes.uuid, app.nodeUuid));
     const others = await db.select().from(managementNodes);
-    const dead = others.filter(
-      (n) => n.uuid !== app.nodeUuid && (app.soleNode || (n.hostName === hostname() && n.port === port)),
-    );
+    const dead = others.filter((n) => n.uuid !== app.nodeUuid && (app.soleNode || (n.hostName === hostname() && n.port === port)));
     for (const n of dead) await db.delete(managementNodes).where(eq(managementNodes.uuid, n.uuid));
     if (dead.length) await reapDeadNodes();
   });
 
-  app.onLeave(async () => void (await db.delete(managementNodes).where(eq(managementNodes.uuid, app.nodeUuid)).catch(() => undefined)));
+  app.onLeave(
+    async () =>
+      void (await db
+        .delete(managementNodes)
+        .where(eq(managementNodes.uuid, app.nodeUuid))
+        .catch(() => undefined)),
+  );
 }

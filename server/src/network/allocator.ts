@@ -81,9 +81,7 @@ async function allocateStatic(tx: Tx, l3Uuid: string, ranges: IpRangeRow[], opts
   if (!isIpv4(ip)) throw argErr(`static IP[${ip}] is not an IPv4 address`);
   const n = ipToLong(ip);
   // An appliance VM (a virtual router's guest NIC) may take the gateway address itself, as upstream's VR does.
-  const r =
-    ranges.find((x) => n >= bounds(x).lo && n <= bounds(x).hi) ??
-    (opts.usedFor === 'ApplianceVm' ? ranges.find((x) => x.gateway === ip) : undefined);
+  const r = ranges.find((x) => n >= bounds(x).lo && n <= bounds(x).hi) ?? (opts.usedFor === 'ApplianceVm' ? ranges.find((x) => x.gateway === ip) : undefined);
   if (!r) throw argErr(`static IP[${ip}] is not in any IP range of L3 network[uuid:${l3Uuid}]`);
   const got = await reserve(tx, l3Uuid, r, n, opts);
   if (!got) throw argErr(`static IP[${ip}] is already used on L3 network[uuid:${l3Uuid}]`);

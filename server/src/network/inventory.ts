@@ -42,7 +42,12 @@ export async function l2Inventories(rows: L2Row[], db: Tx) {
   const refs = await db
     .select()
     .from(l2ClusterRefs)
-    .where(inArray(l2ClusterRefs.l2NetworkUuid, rows.map((r) => r.uuid)))
+    .where(
+      inArray(
+        l2ClusterRefs.l2NetworkUuid,
+        rows.map((r) => r.uuid),
+      ),
+    )
     .orderBy(asc(l2ClusterRefs.createDate), asc(l2ClusterRefs.clusterUuid));
   const byL2 = groupBy(refs, (r) => r.l2NetworkUuid);
   return rows.map((r) => ({

@@ -82,7 +82,13 @@ export async function validateRange(db: Tx, l3: L3Row, r: RangeCandidate): Promi
 }
 
 /** The ranges AddIpRangeByNetworkCidr adds (IpRangeInventory.fromMessage upstream). */
-export function rangesFromCidr(msg: { name: string; description?: string; networkCidr: string; gateway?: string; ipRangeType?: 'Normal' | 'AddressPool' }): RangeCandidate[] {
+export function rangesFromCidr(msg: {
+  name: string;
+  description?: string;
+  networkCidr: string;
+  gateway?: string;
+  ipRangeType?: 'Normal' | 'AddressPool';
+}): RangeCandidate[] {
   const subnet = parseCidr(msg.networkCidr);
   if (!subnet) throw argErr(`${msg.networkCidr} is not a valid network cidr`);
   if (subnet.prefix > 30) throw argErr(`${msg.networkCidr} is not an allowed network cidr, because it doesn't have usable ip range`);
@@ -190,8 +196,7 @@ export function registerIpRangeCascade(app: DomainContext): void {
   app.cascade.register({
     kind: 'ipRange',
     parents: {
-      l3: async (l3Uuids) =>
-        (await db.select({ uuid: ipRanges.uuid }).from(ipRanges).where(inArray(ipRanges.l3NetworkUuid, l3Uuids))).map((r) => r.uuid),
+      l3: async (l3Uuids) => (await db.select({ uuid: ipRanges.uuid }).from(ipRanges).where(inArray(ipRanges.l3NetworkUuid, l3Uuids))).map((r) => r.uuid),
     },
     async delete(uuids) {
       await db.transaction(async (tx) => {

@@ -16,10 +16,10 @@ export function longToIp(n: number): string {
 export function prefixOf(netmask: string): number | undefined {
   if (!isIpv4(netmask)) return undefined;
   const bits = ipToLong(netmask).toString(2).padStart(32, '0');
-  return /^1*0*$/.test(bits) ? bits.indexOf('0') === -1 ? 32 : bits.indexOf('0') : undefined;
+  return /^1*0*$/.test(bits) ? (bits.indexOf('0') === -1 ? 32 : bits.indexOf('0')) : undefined;
 }
 
-export const netmaskOf = (prefix: number): string => longToIp(prefix === 0 ? 0 : (2 ** 32 - 2 ** (32 - prefix)));
+export const netmaskOf = (prefix: number): string => longToIp(prefix === 0 ? 0 : 2 ** 32 - 2 ** (32 - prefix));
 
 export interface Subnet {
   /** Network address as a number. */

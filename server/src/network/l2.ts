@@ -92,7 +92,12 @@ export function l2Handlers(app: DomainContext) {
   }
 
   const isAttached = async (l2Uuid: string, clusterUuid: string) =>
-    (await db.select().from(l2ClusterRefs).where(and(eq(l2ClusterRefs.l2NetworkUuid, l2Uuid), eq(l2ClusterRefs.clusterUuid, clusterUuid)))).length > 0;
+    (
+      await db
+        .select()
+        .from(l2ClusterRefs)
+        .where(and(eq(l2ClusterRefs.l2NetworkUuid, l2Uuid), eq(l2ClusterRefs.clusterUuid, clusterUuid)))
+    ).length > 0;
 
   return defineHandlers({
     CreateL2NoVlanNetwork: {
@@ -189,7 +194,12 @@ export function l2Handlers(app: DomainContext) {
         }
         await db
           .delete(networkServiceProviderL2Refs)
-          .where(and(eq(networkServiceProviderL2Refs.providerUuid, msg.networkServiceProviderUuid), eq(networkServiceProviderL2Refs.l2NetworkUuid, msg.l2NetworkUuid)));
+          .where(
+            and(
+              eq(networkServiceProviderL2Refs.providerUuid, msg.networkServiceProviderUuid),
+              eq(networkServiceProviderL2Refs.l2NetworkUuid, msg.l2NetworkUuid),
+            ),
+          );
         return { inventory: await providerInventory(db, msg.networkServiceProviderUuid) };
       },
     },

@@ -88,13 +88,19 @@ export function l3Handlers(app: DomainContext) {
     AddDnsToL3Network: {
       async check(msg) {
         await loadL3(db, msg.l3NetworkUuid, 'l3NetworkUuid');
-        const [dup] = await db.select().from(l3Dns).where(and(eq(l3Dns.l3NetworkUuid, msg.l3NetworkUuid), eq(l3Dns.dns, msg.dns)));
+        const [dup] = await db
+          .select()
+          .from(l3Dns)
+          .where(and(eq(l3Dns.l3NetworkUuid, msg.l3NetworkUuid), eq(l3Dns.dns, msg.dns)));
         if (dup) throw opErr(`there has been a DNS[${msg.dns}] on L3 network[uuid:${msg.l3NetworkUuid}]`);
       },
       async run(msg) {
         await app.locks.withLock(`l3-dns:${msg.l3NetworkUuid}`, () =>
           db.transaction(async (tx) => {
-            const [{ last }] = await tx.select({ last: max(l3Dns.position) }).from(l3Dns).where(eq(l3Dns.l3NetworkUuid, msg.l3NetworkUuid));
+            const [{ last }] = await tx
+              .select({ last: max(l3Dns.position) })
+              .from(l3Dns)
+              .where(eq(l3Dns.l3NetworkUuid, msg.l3NetworkUuid));
             const added = await tx
               .insert(l3Dns)
               .values({ l3NetworkUuid: msg.l3NetworkUuid, dns: msg.dns, position: (last ?? -1) + 1 })
@@ -123,8 +129,7 @@ export function registerL3Cascade(app: DomainContext): void {
   app.cascade.register({
     kind: 'l3',
     parents: {
-      l2: async (l2Uuids) =>
-        (await db.select({ uuid: l3Networks.uuid }).from(l3Networks).where(inArray(l3Networks.l2NetworkUuid, l2Uuids))).map((r) => r.uuid),
+      l2: async (l2Uuids) => (await db.select({ uuid: l3Networks.uuid }).from(l3Networks).where(inArray(l3Networks.l2NetworkUuid, l2Uuids))).map((r) => r.uuid),
     },
     async delete(uuids) {
       await db.transaction(async (tx) => {

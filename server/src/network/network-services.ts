@@ -80,7 +80,9 @@ async function validateAttach(db: Tx, l3: L3Row, networkServices: Record<string,
     const hasSnat = vr.types.includes('SNAT') || existing.some((e) => e.networkServiceType === 'SNAT' && e.networkServiceProviderUuid === vr.provider.uuid);
     const needsSnat = vr.types.filter((t) => t === 'Eip' || t === 'PortForwarding');
     if (needsSnat.length && !hasSnat) {
-      throw argErr(`the virtual router provider needs SNAT on L3 network[uuid:${l3.uuid}] to provide ${needsSnat.join(', ')}; attach SNAT first or in the same call`);
+      throw argErr(
+        `the virtual router provider needs SNAT on L3 network[uuid:${l3.uuid}] to provide ${needsSnat.join(', ')}; attach SNAT first or in the same call`,
+      );
     }
   }
 

@@ -33,10 +33,7 @@ export function serviceTypeOrder(providerType: string): (a: string, b: string) =
 
 export async function seedProviders(db: Tx): Promise<void> {
   for (const p of BUILT_IN_PROVIDERS) {
-    await db
-      .insert(networkServiceProviders)
-      .values({ uuid: newUuid(), name: p.name, description: p.description, type: p.type })
-      .onConflictDoNothing();
+    await db.insert(networkServiceProviders).values({ uuid: newUuid(), name: p.name, description: p.description, type: p.type }).onConflictDoNothing();
     const [row] = await db.select({ uuid: networkServiceProviders.uuid }).from(networkServiceProviders).where(eq(networkServiceProviders.type, p.type));
     await db
       .insert(networkServiceTypes)

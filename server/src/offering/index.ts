@@ -66,17 +66,25 @@ function register(app: DomainContext): void {
 
   const deleteInstanceOfferings = async (uuids: string[]) => void (await db.delete(instanceOfferings).where(inArray(instanceOfferings.uuid, uuids)));
   app.cascade.register({ kind: 'instanceOffering', parents: {}, delete: deleteInstanceOfferings });
-  app.cascade.register({ kind: 'diskOffering', parents: {}, delete: async (uuids) => void (await db.delete(diskOfferings).where(inArray(diskOfferings.uuid, uuids))) });
+  app.cascade.register({
+    kind: 'diskOffering',
+    parents: {},
+    delete: async (uuids) => void (await db.delete(diskOfferings).where(inArray(diskOfferings.uuid, uuids))),
+  });
   // A virtual router offering cannot outlive its zone, image or networks (upstream's cascade edges).
   const vrOfferingsWhere = async (cond: ReturnType<typeof eq>) =>
-    (await db.select({ uuid: instanceOfferings.uuid }).from(instanceOfferings).where(and(eq(instanceOfferings.type, 'VirtualRouter'), cond))).map((r) => r.uuid);
+    (
+      await db
+        .select({ uuid: instanceOfferings.uuid })
+        .from(instanceOfferings)
+        .where(and(eq(instanceOfferings.type, 'VirtualRouter'), cond))
+    ).map((r) => r.uuid);
   app.cascade.register({
     kind: 'virtualRouterOffering',
     parents: {
       zone: (uuids) => vrOfferingsWhere(inArray(instanceOfferings.zoneUuid, uuids)),
       image: (uuids) => vrOfferingsWhere(inArray(instanceOfferings.imageUuid, uuids)),
-      l3: (uuids) =>
-        vrOfferingsWhere(or(inArray(instanceOfferings.managementNetworkUuid, uuids), inArray(instanceOfferings.publicNetworkUuid, uuids))!),
+      l3: (uuids) => vrOfferingsWhere(or(inArray(instanceOfferings.managementNetworkUuid, uuids), inArray(instanceOfferings.publicNetworkUuid, uuids))!),
     },
     delete: deleteInstanceOfferings,
   });
@@ -117,7 +125,8 @@ function register(app: DomainContext): void {
           if (msg.publicNetworkUuid) await l3InZone(msg.publicNetworkUuid, msg.zoneUuid, 'publicNetworkUuid');
           const [img] = await db.select({ uuid: images.uuid, mediaType: images.mediaType }).from(images).where(eq(images.uuid, msg.imageUuid));
           if (!img) throw notFound('ImageVO', msg.imageUuid, 'imageUuid');
-          if (img.mediaType !== 'RootVolumeTemplate') throw argErr(`field[imageUuid]: image[uuid:${img.uuid}] is a ${img.mediaType}; a virtual router boots a RootVolumeTemplate`);
+          if (img.mediaType !== 'RootVolumeTemplate')
+            throw argErr(`field[imageUuid]: image[uuid:${img.uuid}] is a ${img.mediaType}; a virtual router boots a RootVolumeTemplate`);
         },
         async run(msg) {
           const o = await db.transaction(async (tx) => {

@@ -40,7 +40,8 @@ export function normalizeRules(rules: RuleAO[]): Rule[] {
   return rules.map((ao) => {
     const dump = JSON.stringify(ao);
     if (ao.type !== 'Ingress' && ao.type !== 'Egress') throw argErr(`unknown rule type[${ao.type}], rule can only be Ingress/Egress. rule dump: ${dump}`);
-    if (!['TCP', 'UDP', 'ICMP'].includes(ao.protocol)) throw argErr(`invalid protocol[${ao.protocol}]. Valid protocols are [TCP, UDP, ICMP]. rule dump: ${dump}`);
+    if (!['TCP', 'UDP', 'ICMP'].includes(ao.protocol))
+      throw argErr(`invalid protocol[${ao.protocol}]. Valid protocols are [TCP, UDP, ICMP]. rule dump: ${dump}`);
     const icmp = ao.protocol === 'ICMP';
     if (icmp && (ao.startPort < -1 || ao.startPort > 255)) throw argErr(`invalid ICMP type[${ao.startPort}]. Valid type is [-1, 255]. rule dump: ${dump}`);
     if (!icmp && (ao.startPort < 0 || ao.startPort > 65535)) throw argErr(`invalid startPort[${ao.startPort}]. Valid range is [0, 65535]. rule dump: ${dump}`);
@@ -131,7 +132,13 @@ export function securityGroupHandlers(app: DomainContext, service: SecurityGroup
         // Increasing createDates keep the rules in the order given.
         const now = Date.now();
         await db.insert(securityGroupRules).values(
-          rules.map((r, i) => ({ uuid: newUuid(), securityGroupUuid: msg.securityGroupUuid, ...r, createDate: new Date(now + i), lastOpDate: new Date(now + i) })),
+          rules.map((r, i) => ({
+            uuid: newUuid(),
+            securityGroupUuid: msg.securityGroupUuid,
+            ...r,
+            createDate: new Date(now + i),
+            lastOpDate: new Date(now + i),
+          })),
         );
         await service.apply(await service.memberNics([msg.securityGroupUuid]));
         return inventory(msg.securityGroupUuid);
@@ -147,7 +154,12 @@ export function securityGroupHandlers(app: DomainContext, service: SecurityGroup
         if (found.length === 0) return {};
         const first = found.find((r) => r.uuid === ruleUuids.find((u) => found.some((f) => f.uuid === u)))!;
         const groups = [...new Set(found.map((r) => r.sg))];
-        await db.delete(securityGroupRules).where(inArray(securityGroupRules.uuid, found.map((r) => r.uuid)));
+        await db.delete(securityGroupRules).where(
+          inArray(
+            securityGroupRules.uuid,
+            found.map((r) => r.uuid),
+          ),
+        );
         await service.apply(await service.memberNics(groups));
         return inventory(first.sg);
       },
@@ -165,7 +177,9 @@ export function securityGroupHandlers(app: DomainContext, service: SecurityGroup
           .from(networkServiceL3Refs)
           .where(and(eq(networkServiceL3Refs.l3NetworkUuid, msg.l3NetworkUuid), eq(networkServiceL3Refs.networkServiceType, 'SecurityGroup')));
         if (!service) {
-          throw opErr(`L3 network[uuid:${msg.l3NetworkUuid}] does not run the SecurityGroup network service; attach it with AttachNetworkServiceToL3Network first`);
+          throw opErr(
+            `L3 network[uuid:${msg.l3NetworkUuid}] does not run the SecurityGroup network service; attach it with AttachNetworkServiceToL3Network first`,
+          );
         }
       },
       async run(msg) {
@@ -227,8 +241,14 @@ export function securityGroupHandlers(app: DomainContext, service: SecurityGroup
     GetCandidateVmNicForSecurityGroup: {
       async run(msg, call) {
         await loadSecurityGroup(db, msg.securityGroupUuid, 'securityGroupUuid');
-        const members = db.select({ uuid: vmNicSecurityGroupRefs.vmNicUuid }).from(vmNicSecurityGroupRefs).where(eq(vmNicSecurityGroupRefs.securityGroupUuid, msg.securityGroupUuid));
-        const l3s = db.select({ uuid: securityGroupL3Refs.l3NetworkUuid }).from(securityGroupL3Refs).where(eq(securityGroupL3Refs.securityGroupUuid, msg.securityGroupUuid));
+        const members = db
+          .select({ uuid: vmNicSecurityGroupRefs.vmNicUuid })
+          .from(vmNicSecurityGroupRefs)
+          .where(eq(vmNicSecurityGroupRefs.securityGroupUuid, msg.securityGroupUuid));
+        const l3s = db
+          .select({ uuid: securityGroupL3Refs.l3NetworkUuid })
+          .from(securityGroupL3Refs)
+          .where(eq(securityGroupL3Refs.securityGroupUuid, msg.securityGroupUuid));
         const conditions = [
           inArray(vmNics.l3NetworkUuid, l3s),
           notInArray(vmNics.uuid, members),
@@ -238,7 +258,10 @@ export function securityGroupHandlers(app: DomainContext, service: SecurityGroup
         // A Normal account: only NICs of its own VMs.
         const session = call.session;
         if (session && session.accountType !== 'SystemAdmin') {
-          const own = db.select({ uuid: accountResourceRefs.resourceUuid }).from(accountResourceRefs).where(eq(accountResourceRefs.accountUuid, session.accountUuid));
+          const own = db
+            .select({ uuid: accountResourceRefs.resourceUuid })
+            .from(accountResourceRefs)
+            .where(eq(accountResourceRefs.accountUuid, session.accountUuid));
           conditions.push(inArray(vmInstances.uuid, own));
         }
         const rows = await db
@@ -263,7 +286,9 @@ async function nicsToAdd(db: Tx, sgUuid: string, requested: string[]) {
   const missing = uuids.filter((u) => !nics.some((n) => n.uuid === u));
   if (missing.length) throw err('SYS.1003', `cannot find vm nics[uuids:${missing.join(', ')}]`);
   const l3s = new Set(
-    (await db.select({ l3: securityGroupL3Refs.l3NetworkUuid }).from(securityGroupL3Refs).where(eq(securityGroupL3Refs.securityGroupUuid, sgUuid))).map((r) => r.l3),
+    (await db.select({ l3: securityGroupL3Refs.l3NetworkUuid }).from(securityGroupL3Refs).where(eq(securityGroupL3Refs.securityGroupUuid, sgUuid))).map(
+      (r) => r.l3,
+    ),
   );
   const off = nics.filter((n) => !l3s.has(n.l3NetworkUuid));
   if (off.length) {
@@ -274,5 +299,3 @@ async function nicsToAdd(db: Tx, sgUuid: string, requested: string[]) {
   }
   return nics;
 }
-
-

@@ -28,7 +28,11 @@ export async function securityGroupInventories(rows: SecurityGroupRow[], db: Tx)
   if (rows.length === 0) return [];
   const uuids = rows.map((r) => r.uuid);
   const [rules, l3s] = await Promise.all([
-    db.select().from(securityGroupRules).where(inArray(securityGroupRules.securityGroupUuid, uuids)).orderBy(asc(securityGroupRules.createDate), asc(securityGroupRules.uuid)),
+    db
+      .select()
+      .from(securityGroupRules)
+      .where(inArray(securityGroupRules.securityGroupUuid, uuids))
+      .orderBy(asc(securityGroupRules.createDate), asc(securityGroupRules.uuid)),
     db.select().from(securityGroupL3Refs).where(inArray(securityGroupL3Refs.securityGroupUuid, uuids)).orderBy(asc(securityGroupL3Refs.createDate)),
   ]);
   return rows.map((r) => ({

@@ -6,14 +6,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
-import {
-  securityGroupFailureHosts,
-  securityGroupRules,
-  securityGroups,
-  vmInstances,
-  vmNics,
-  vmNicSecurityGroupRefs,
-} from '../db/schema/index.js';
+import { securityGroupFailureHosts, securityGroupRules, securityGroups, vmInstances, vmNics, vmNicSecurityGroupRefs } from '../db/schema/index.js';
 import { describeError } from '../core/errors.js';
 import { vmLockKey } from '../vm/index.js';
 import type { components } from '@zstack-ts/openapi/agent-protocol';
@@ -32,7 +25,7 @@ export function ipRanges(ips: string[]): string[] {
   const toLong = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
   const sorted = [...new Set(ips)].sort((a, b) => toLong(a) - toLong(b));
   const out: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && toLong(sorted[j + 1]) === toLong(sorted[j]) + 1) j++;
     out.push(i === j ? sorted[i] : `${sorted[i]}-${sorted[j]}`);
@@ -80,11 +73,23 @@ export class SecurityGroupService {
       .select({ vmNicUuid: vmNicSecurityGroupRefs.vmNicUuid, sg: vmNicSecurityGroupRefs.securityGroupUuid })
       .from(vmNicSecurityGroupRefs)
       .innerJoin(securityGroups, eq(securityGroups.uuid, vmNicSecurityGroupRefs.securityGroupUuid))
-      .where(and(inArray(vmNicSecurityGroupRefs.vmNicUuid, nics.map((n) => n.uuid)), eq(securityGroups.state, 'Enabled')));
+      .where(
+        and(
+          inArray(
+            vmNicSecurityGroupRefs.vmNicUuid,
+            nics.map((n) => n.uuid),
+          ),
+          eq(securityGroups.state, 'Enabled'),
+        ),
+      );
     const groups = [...new Set(refs.map((r) => r.sg))];
     const [rules, members] = groups.length
       ? await Promise.all([
-          db.select().from(securityGroupRules).where(inArray(securityGroupRules.securityGroupUuid, groups)).orderBy(asc(securityGroupRules.createDate), asc(securityGroupRules.uuid)),
+          db
+            .select()
+            .from(securityGroupRules)
+            .where(inArray(securityGroupRules.securityGroupUuid, groups))
+            .orderBy(asc(securityGroupRules.createDate), asc(securityGroupRules.uuid)),
           db
             .select({ sg: vmNicSecurityGroupRefs.securityGroupUuid, l3: vmNics.l3NetworkUuid, ip: vmNics.ip })
             .from(vmNicSecurityGroupRefs)
@@ -146,7 +151,13 @@ export class SecurityGroupService {
         .from(vmNicSecurityGroupRefs)
         .innerJoin(vmInstances, eq(vmInstances.uuid, vmNicSecurityGroupRefs.vmInstanceUuid))
         .where(eq(vmInstances.hostUuid, hostUuid));
-      const ruleTOs = (await this.ruleSetsByHost(nics.map((n) => n.uuid), { onlyMembers: true })).get(hostUuid) ?? [];
+      const ruleTOs =
+        (
+          await this.ruleSetsByHost(
+            nics.map((n) => n.uuid),
+            { onlyMembers: true },
+          )
+        ).get(hostUuid) ?? [];
       const ok = await this.send(hostUuid, REFRESH_PATH, ruleTOs);
       if (ok) await this.app.db.delete(securityGroupFailureHosts).where(eq(securityGroupFailureHosts.hostUuid, hostUuid));
       return ok;
@@ -196,7 +207,10 @@ export class SecurityGroupService {
     if (nics.length === 0) return;
     const unique = [...new Map(nics.map((n) => [n.uuid, n])).values()];
     await this.apply(unique.map((n) => n.uuid));
-    const [vm] = await db.select({ hostUuid: vmInstances.hostUuid, lastHostUuid: vmInstances.lastHostUuid }).from(vmInstances).where(eq(vmInstances.uuid, vmUuid));
+    const [vm] = await db
+      .select({ hostUuid: vmInstances.hostUuid, lastHostUuid: vmInstances.lastHostUuid })
+      .from(vmInstances)
+      .where(eq(vmInstances.uuid, vmUuid));
     if (!vm?.lastHostUuid || vm.lastHostUuid === vm.hostUuid) return;
     const left = vm.lastHostUuid;
     const deleteChains: RuleSetTO[] = unique.map((n) => ({
@@ -215,7 +229,11 @@ export class SecurityGroupService {
       return true;
     } catch (e) {
       console.warn(`[security-group] rules not applied on host[uuid:${hostUuid}], retried later: ${describeError(e)}`);
-      await this.app.db.insert(securityGroupFailureHosts).values({ hostUuid }).onConflictDoNothing().catch(() => undefined);
+      await this.app.db
+        .insert(securityGroupFailureHosts)
+        .values({ hostUuid })
+        .onConflictDoNothing()
+        .catch(() => undefined);
       return false;
     }
   }

@@ -106,8 +106,17 @@ export class BackupStorageService {
   }
 
   /** An agent command for this backup storage; the capacities riding on the reply are recorded. */
-  async call<P extends AgentPathOf<'backupstorage'>>(bs: BackupStorageRow, path: P, body: AgentRequest<P>, opts: { timeoutMs?: number } = {}): Promise<AgentResponse<P>> {
-    const reply = await this.app.agents.call(this.agentUrlOf(bs), path, body, { targetUuid: bs.uuid, timeoutMs: opts.timeoutMs, secret: this.agentSecretOf(bs) });
+  async call<P extends AgentPathOf<'backupstorage'>>(
+    bs: BackupStorageRow,
+    path: P,
+    body: AgentRequest<P>,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<AgentResponse<P>> {
+    const reply = await this.app.agents.call(this.agentUrlOf(bs), path, body, {
+      targetUuid: bs.uuid,
+      timeoutMs: opts.timeoutMs,
+      secret: this.agentSecretOf(bs),
+    });
     await this.recordCapacity(bs.uuid, reply);
     return reply;
   }
@@ -140,7 +149,12 @@ export async function backupStorageInventories(rows: BackupStorageRow[], db: Tx)
     ? await db
         .select()
         .from(backupStorageZoneRefs)
-        .where(inArray(backupStorageZoneRefs.backupStorageUuid, rows.map((r) => r.uuid)))
+        .where(
+          inArray(
+            backupStorageZoneRefs.backupStorageUuid,
+            rows.map((r) => r.uuid),
+          ),
+        )
         .orderBy(backupStorageZoneRefs.createDate)
     : [];
   return rows.map((bs) => {
@@ -191,8 +205,22 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
   const { db } = app;
   const service = new BackupStorageService(app);
   const gc = app.globalConfig;
-  gc.define({ category: 'sftpBackupStorage', name: 'agent.installRoot', type: 'string', defaultValue: `${DEFAULT_INSTALL_PARENT}/backup-storage`, description: 'Directory the backup-storage agent is deployed to on SFTP backup storage servers; applies at the next deploy' });
-  gc.define({ category: 'sftpBackupStorage', name: 'agent.port', type: 'int', defaultValue: String(BACKUP_STORAGE_AGENT_PORT), min: 1, max: 65535, description: 'Port the backup-storage agent listens on; applies at the next deploy' });
+  gc.define({
+    category: 'sftpBackupStorage',
+    name: 'agent.installRoot',
+    type: 'string',
+    defaultValue: `${DEFAULT_INSTALL_PARENT}/backup-storage`,
+    description: 'Directory the backup-storage agent is deployed to on SFTP backup storage servers; applies at the next deploy',
+  });
+  gc.define({
+    category: 'sftpBackupStorage',
+    name: 'agent.port',
+    type: 'int',
+    defaultValue: String(BACKUP_STORAGE_AGENT_PORT),
+    min: 1,
+    max: 65535,
+    description: 'Port the backup-storage agent listens on; applies at the next deploy',
+  });
   app.addInventory(backupStorageDescriptor);
   app.addInventory(backupStorageZoneRefDescriptor);
   const inventory = async (uuid: string) => (await backupStorageInventories([await service.require(uuid)], db))[0];
@@ -229,34 +257,42 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
         },
         async run(msg) {
           const data = { uuid: msg.resourceUuid ?? newUuid() };
-          await runFlow('add-simulator-backup-storage', [
-            {
-              name: 'write backup storage',
-              run: async () =>
-                void (await db.insert(backupStorage).values({
-                  uuid: data.uuid,
-                  name: msg.name,
-                  description: msg.description ?? null,
-                  url: msg.url,
-                  type: 'SimulatorBackupStorage',
-                })),
-              rollback: async () => void (await db.delete(backupStorage).where(eq(backupStorage.uuid, data.uuid))),
-            },
-            {
-              name: 'configure simulator',
-              when: () => msg.totalCapacity !== undefined,
-              run: async () =>
-                void (await app.agents.call(app.options.simulatorUrl!, '/simulator/backupstorage/config', {
-                  backupStorageUuid: data.uuid,
-                  totalCapacity: msg.totalCapacity,
-                })),
-            },
-            { name: 'connect', run: async () => void (await service.connect(data.uuid)) },
-          ], data);
+          await runFlow(
+            'add-simulator-backup-storage',
+            [
+              {
+                name: 'write backup storage',
+                run: async () =>
+                  void (await db.insert(backupStorage).values({
+                    uuid: data.uuid,
+                    name: msg.name,
+                    description: msg.description ?? null,
+                    url: msg.url,
+                    type: 'SimulatorBackupStorage',
+                  })),
+                rollback: async () => void (await db.delete(backupStorage).where(eq(backupStorage.uuid, data.uuid))),
+              },
+              {
+                name: 'configure simulator',
+                when: () => msg.totalCapacity !== undefined,
+                run: async () =>
+                  void (await app.agents.call(app.options.simulatorUrl!, '/simulator/backupstorage/config', {
+                    backupStorageUuid: data.uuid,
+                    totalCapacity: msg.totalCapacity,
+                  })),
+              },
+              { name: 'connect', run: async () => void (await service.connect(data.uuid)) },
+            ],
+            data,
+          );
           if (msg.availableCapacity !== undefined) {
             // The simulator derives what is free from its files; a smaller figure given here is kept until the next reply.
             const bs = await service.require(data.uuid);
-            await service.recordCapacity(data.uuid, { success: true, totalCapacity: bs.totalCapacity, availableCapacity: Math.min(bs.availableCapacity, msg.availableCapacity) });
+            await service.recordCapacity(data.uuid, {
+              success: true,
+              totalCapacity: bs.totalCapacity,
+              availableCapacity: Math.min(bs.availableCapacity, msg.availableCapacity),
+            });
           }
           return { inventory: await inventory(data.uuid) };
         },
@@ -267,26 +303,30 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
         async run(msg) {
           const data = { uuid: msg.resourceUuid ?? newUuid() };
           const credential = credentialVault(app).seal({ password: msg.password, agentSecret: newAgentSecret() });
-          await runFlow('add-sftp-backup-storage', [
-            {
-              name: 'write backup storage',
-              run: async () =>
-                void (await db.insert(backupStorage).values({
-                  uuid: data.uuid,
-                  name: msg.name,
-                  description: msg.description ?? null,
-                  url: msg.url,
-                  type: 'SftpBackupStorage',
-                  hostname: msg.hostname,
-                  username: msg.username,
-                  sshPort: msg.sshPort ?? 22,
-                  credential,
-                })),
-              rollback: async () => void (await db.delete(backupStorage).where(eq(backupStorage.uuid, data.uuid))),
-            },
-            { name: 'deploy agent', run: async () => void (await service.deployAgent(await service.require(data.uuid))) },
-            { name: 'connect', run: async () => void (await service.connect(data.uuid)) },
-          ], data);
+          await runFlow(
+            'add-sftp-backup-storage',
+            [
+              {
+                name: 'write backup storage',
+                run: async () =>
+                  void (await db.insert(backupStorage).values({
+                    uuid: data.uuid,
+                    name: msg.name,
+                    description: msg.description ?? null,
+                    url: msg.url,
+                    type: 'SftpBackupStorage',
+                    hostname: msg.hostname,
+                    username: msg.username,
+                    sshPort: msg.sshPort ?? 22,
+                    credential,
+                  })),
+                rollback: async () => void (await db.delete(backupStorage).where(eq(backupStorage.uuid, data.uuid))),
+              },
+              { name: 'deploy agent', run: async () => void (await service.deployAgent(await service.require(data.uuid))) },
+              { name: 'connect', run: async () => void (await service.connect(data.uuid)) },
+            ],
+            data,
+          );
           return { inventory: await inventory(data.uuid) };
         },
       },

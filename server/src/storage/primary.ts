@@ -80,7 +80,9 @@ export class PrimaryStorageService {
     let available = 0;
     for (const h of members) {
       try {
-        const r = await this.app.use('hosts').call(h.uuid, '/primarystorage/capacity', { primaryStorageUuid: psUuid, mountPath: ps.url }, { timeoutMs: 30_000 });
+        const r = await this.app
+          .use('hosts')
+          .call(h.uuid, '/primarystorage/capacity', { primaryStorageUuid: psUuid, mountPath: ps.url }, { timeoutMs: 30_000 });
         total += r.totalCapacity ?? 0;
         available += r.availableCapacity ?? 0;
       } catch (e) {
@@ -112,7 +114,12 @@ export async function primaryStorageInventories(rows: PrimaryStorageRow[], db: T
     ? await db
         .select()
         .from(primaryStorageClusterRefs)
-        .where(inArray(primaryStorageClusterRefs.primaryStorageUuid, rows.map((r) => r.uuid)))
+        .where(
+          inArray(
+            primaryStorageClusterRefs.primaryStorageUuid,
+            rows.map((r) => r.uuid),
+          ),
+        )
         .orderBy(primaryStorageClusterRefs.createDate)
     : [];
   return rows.map((ps) => ({
@@ -202,10 +209,21 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
       if (rootKind !== 'primaryStorage') return;
       const [ref] = await db.select().from(primaryStorageClusterRefs).where(inArray(primaryStorageClusterRefs.primaryStorageUuid, uuids)).limit(1);
       if (ref) {
-        throw stateErr('SYS.1004', `primary storage[uuid:${ref.primaryStorageUuid}] is attached to cluster[uuid:${ref.clusterUuid}]; detach it first or delete with deleteMode=Enforcing`);
+        throw stateErr(
+          'SYS.1004',
+          `primary storage[uuid:${ref.primaryStorageUuid}] is attached to cluster[uuid:${ref.clusterUuid}]; detach it first or delete with deleteMode=Enforcing`,
+        );
       }
-      const [vol] = await db.select({ uuid: volumes.uuid, ps: volumes.primaryStorageUuid }).from(volumes).where(inArray(volumes.primaryStorageUuid, uuids)).limit(1);
-      if (vol) throw stateErr('SYS.1004', `primary storage[uuid:${vol.ps}] holds volume[uuid:${vol.uuid}]; delete with deleteMode=Enforcing to delete its VMs and volumes`);
+      const [vol] = await db
+        .select({ uuid: volumes.uuid, ps: volumes.primaryStorageUuid })
+        .from(volumes)
+        .where(inArray(volumes.primaryStorageUuid, uuids))
+        .limit(1);
+      if (vol)
+        throw stateErr(
+          'SYS.1004',
+          `primary storage[uuid:${vol.ps}] holds volume[uuid:${vol.uuid}]; delete with deleteMode=Enforcing to delete its VMs and volumes`,
+        );
     },
     async delete(uuids) {
       const gone = await db.delete(primaryStorage).where(inArray(primaryStorage.uuid, uuids)).returning({ uuid: primaryStorage.uuid });
@@ -268,15 +286,14 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
         async check(msg) {
           const { cluster, ps, attached } = await attachment(msg.clusterUuid, msg.primaryStorageUuid);
           if (cluster.zoneUuid !== ps.zoneUuid) {
-            throw argErr(`primary storage[uuid:${ps.uuid}] is in zone[uuid:${ps.zoneUuid}] but cluster[uuid:${cluster.uuid}] is in zone[uuid:${cluster.zoneUuid}]`);
+            throw argErr(
+              `primary storage[uuid:${ps.uuid}] is in zone[uuid:${ps.zoneUuid}] but cluster[uuid:${cluster.uuid}] is in zone[uuid:${cluster.zoneUuid}]`,
+            );
           }
           if (attached) throw argErr(`primary storage[uuid:${ps.uuid}] is already attached to cluster[uuid:${cluster.uuid}]`);
         },
         async run(msg) {
-          await db
-            .insert(primaryStorageClusterRefs)
-            .values({ primaryStorageUuid: msg.primaryStorageUuid, clusterUuid: msg.clusterUuid })
-            .onConflictDoNothing();
+          await db.insert(primaryStorageClusterRefs).values({ primaryStorageUuid: msg.primaryStorageUuid, clusterUuid: msg.clusterUuid }).onConflictDoNothing();
           await service.refreshLocalCapacity(msg.primaryStorageUuid);
           return { inventory: await inventory(msg.primaryStorageUuid) };
         },

@@ -150,7 +150,9 @@ function register(app: DomainContext): void {
           await tags.validateSystemTags(msg.resourceType, [msg.tag], { resourceUuid: msg.resourceUuid });
         },
         async run(msg) {
-          const { systemTags: [t] } = await tags.create(db, { uuid: msg.resourceUuid, type: msg.resourceType }, { systemTags: [msg.tag] });
+          const {
+            systemTags: [t],
+          } = await tags.create(db, { uuid: msg.resourceUuid, type: msg.resourceType }, { systemTags: [msg.tag] });
           // Already there: upstream answers without an inventory; ours is the existing tag.
           const existing = t ?? (await db.select().from(systemTags).where(eq(systemTags.resourceUuid, msg.resourceUuid))).find((x) => x.tag === msg.tag)!;
           return { inventory: systemTagInventory(existing as SystemTagRow) };
@@ -159,7 +161,9 @@ function register(app: DomainContext): void {
       CreateUserTag: {
         check: (msg, call) => checkResource(msg, call),
         async run(msg) {
-          const { userTags: [t] } = await tags.create(db, { uuid: msg.resourceUuid, type: msg.resourceType }, { userTags: [msg.tag] });
+          const {
+            userTags: [t],
+          } = await tags.create(db, { uuid: msg.resourceUuid, type: msg.resourceType }, { userTags: [msg.tag] });
           const existing = t ?? (await db.select().from(userTags).where(eq(userTags.resourceUuid, msg.resourceUuid))).find((x) => x.tag === msg.tag)!;
           return { inventory: userTagInventory(existing as UserTagRow) };
         },

@@ -23,7 +23,12 @@ export const virtualRouterDescriptor: InventoryDescriptor<VmRow> = {
   where: (t) => and(eq(t.type, 'ApplianceVm'), eq(t.applianceVmType, 'VirtualRouter'))!,
 };
 
-export const virtualRouterModule = defineDomain({ name: 'virtual-router', needs: ['hosts', 'networks', 'offerings', 'vms'], provides: ['virtualRouters'], register });
+export const virtualRouterModule = defineDomain({
+  name: 'virtual-router',
+  needs: ['hosts', 'networks', 'offerings', 'vms'],
+  provides: ['virtualRouters'],
+  register,
+});
 
 /** Registers the virtual-router domain: inventories, handlers, cascade nodes, settings and its service. */
 function register(app: DomainContext): void {

@@ -139,7 +139,11 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
       image,
       rootDiskSize: image.size,
       dataDisks: [],
-      nics: [...roles].map(([l3NetworkUuid, mask]) => ({ l3NetworkUuid, metaData: String(mask), ...(l3NetworkUuid === l3Uuid && gateway ? { staticIp: gateway } : {}) })),
+      nics: [...roles].map(([l3NetworkUuid, mask]) => ({
+        l3NetworkUuid,
+        metaData: String(mask),
+        ...(l3NetworkUuid === l3Uuid && gateway ? { staticIp: gateway } : {}),
+      })),
       zoneUuid: l3.zoneUuid,
       placement: { zoneUuid: l3.zoneUuid },
       strategy: 'InstantStart',
@@ -176,7 +180,13 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
         nics: nics.map((n) => {
           // Every router NIC holds an address of its L3 (allocated with the router); the agent requires one.
           if (!n.ip || !n.netmask) throw err('SYS.1006', `NIC[uuid:${n.uuid}] of virtual router[uuid:${vrUuid}] has no IP address`);
-          return { mac: n.mac, ip: n.ip, netmask: n.netmask, gateway: n.gateway ?? undefined, isDefaultRoute: n.l3NetworkUuid === vr.defaultRouteL3NetworkUuid };
+          return {
+            mac: n.mac,
+            ip: n.ip,
+            netmask: n.netmask,
+            gateway: n.gateway ?? undefined,
+            isDefaultRoute: n.l3NetworkUuid === vr.defaultRouteL3NetworkUuid,
+          };
         }),
       });
       for (const nic of nics.filter(isGuestNic)) {

@@ -28,7 +28,10 @@ export async function attachL3(svc: VmService, vmUuid: string, l3Uuid: string, s
           .from(l2ClusterRefs)
           .where(and(eq(l2ClusterRefs.l2NetworkUuid, l3.l2NetworkUuid), eq(l2ClusterRefs.clusterUuid, vm.clusterUuid!)));
         if (!ref) {
-          throw err('SYS.1006', `L2 network[uuid:${l3.l2NetworkUuid}] of L3 network[uuid:${l3Uuid}] is not attached to the cluster[uuid:${vm.clusterUuid}] of VM[uuid:${vmUuid}]`);
+          throw err(
+            'SYS.1006',
+            `L2 network[uuid:${l3.l2NetworkUuid}] of L3 network[uuid:${l3Uuid}] is not attached to the cluster[uuid:${vm.clusterUuid}] of VM[uuid:${vmUuid}]`,
+          );
         }
       }
       const nic = await allocateNic(svc.app, vm, {
@@ -77,7 +80,10 @@ export async function detachNic(svc: VmService, nicUuid: string, opts: { cascade
       await deleteNic(svc.app, nic, tx);
       if (vm.defaultL3NetworkUuid === nic.l3NetworkUuid) {
         const [other] = await tx.select().from(vmNics).where(eq(vmNics.vmInstanceUuid, vm.uuid)).orderBy(asc(vmNics.deviceId)).limit(1);
-        await tx.update(vmInstances).set({ defaultL3NetworkUuid: other?.l3NetworkUuid ?? null, lastOpDate: new Date() }).where(eq(vmInstances.uuid, vm.uuid));
+        await tx
+          .update(vmInstances)
+          .set({ defaultL3NetworkUuid: other?.l3NetworkUuid ?? null, lastOpDate: new Date() })
+          .where(eq(vmInstances.uuid, vm.uuid));
       }
     });
   });
@@ -90,7 +96,10 @@ export async function attachDataVolume(svc: VmService, vmUuid: string, volume: V
     async (vm) => {
       requireState(vm.state, 'AttachDataVolumeToVm');
       const vols = await svc.volumesOf(vmUuid);
-      const deviceId = lowestFreeDeviceId(vols.map((v) => v.deviceId ?? 0), 1);
+      const deviceId = lowestFreeDeviceId(
+        vols.map((v) => v.deviceId ?? 0),
+        1,
+      );
       const hostUuid = vm.hostUuid ?? vm.lastHostUuid;
       let created = false;
       let reserved: string | undefined;
@@ -137,7 +146,10 @@ export async function requirePrimaryStorageReachable(svc: VmService, volume: Vol
     .from(primaryStorageClusterRefs)
     .where(and(eq(primaryStorageClusterRefs.primaryStorageUuid, volume.primaryStorageUuid!), eq(primaryStorageClusterRefs.clusterUuid, clusterUuid)));
   if (!ref) {
-    throw err('SYS.1006', `volume[uuid:${volume.uuid}] is on primary storage[uuid:${volume.primaryStorageUuid}], which is not attached to cluster[uuid:${clusterUuid}]`);
+    throw err(
+      'SYS.1006',
+      `volume[uuid:${volume.uuid}] is on primary storage[uuid:${volume.primaryStorageUuid}], which is not attached to cluster[uuid:${clusterUuid}]`,
+    );
   }
 }
 

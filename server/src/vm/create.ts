@@ -10,7 +10,19 @@ import { argErr, err, notFound } from '../core/errors.js';
 import { runFlow, type FlowStep } from '../core/flow.js';
 import type { Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
-import { clusters, diskOfferings, hosts, images, instanceOfferings, l3Networks, primaryStorage, vmInstances, vmNics, volumes, zones } from '../db/schema/index.js';
+import {
+  clusters,
+  diskOfferings,
+  hosts,
+  images,
+  instanceOfferings,
+  l3Networks,
+  primaryStorage,
+  vmInstances,
+  vmNics,
+  volumes,
+  zones,
+} from '../db/schema/index.js';
 import { allocateHost, DEFAULT_ALLOCATOR_STRATEGY, reserveHostQuery, type HostRequirement, type HostRow } from './allocation/host-allocator.js';
 import { freeIpInsert } from '../network/index.js';
 import { pickPrimaryStorageQuery, reservePrimaryStorageQuery } from './allocation/primary-storage-allocator.js';
@@ -321,7 +333,9 @@ interface Reserved {
  */
 async function reserve(app: DomainContext, d: CreateData): Promise<void> {
   const plan = planOf(d);
-  const out = (plan.host && d.spec.nics.length === 1 && !d.spec.nics[0].staticIp ? await reserveInOneStatement(app, d, plan, plan.host) : undefined) ?? (await reserveInTransaction(app, d, plan));
+  const out =
+    (plan.host && d.spec.nics.length === 1 && !d.spec.nics[0].staticIp ? await reserveInOneStatement(app, d, plan, plan.host) : undefined) ??
+    (await reserveInTransaction(app, d, plan));
   d.vm = out.vm;
   d.volumes = out.vols;
   d.nics = out.nics;
@@ -334,7 +348,10 @@ async function reserveInTransaction(app: DomainContext, d: CreateData, plan: Pla
     // Concurrent creations skip each other's host rows (SKIP LOCKED) on the fast path. The VM row names the host
     // it holds capacity on from the start (reconciliation recomputes host capacity from these rows).
     const host = plan.host ? await allocateHost(app, plan.host, tx) : undefined;
-    const [vm] = await tx.insert(vmInstances).values({ ...plan.vm, hostUuid: host?.uuid ?? null }).returning();
+    const [vm] = await tx
+      .insert(vmInstances)
+      .values({ ...plan.vm, hostUuid: host?.uuid ?? null })
+      .returning();
     const vols = await tx.insert(volumes).values(plan.vols).returning();
     const nics: NicRow[] = [];
     for (const [deviceId, n] of d.spec.nics.entries()) {
@@ -342,7 +359,14 @@ async function reserveInTransaction(app: DomainContext, d: CreateData, plan: Pla
         await allocateNic(
           app,
           vm,
-          { l3NetworkUuid: n.l3NetworkUuid, deviceId, metaData: n.metaData, staticIp: n.staticIp, usedFor: plan.usedFor, hypervisorType: host ? host.hypervisorType : vm.hypervisorType },
+          {
+            l3NetworkUuid: n.l3NetworkUuid,
+            deviceId,
+            metaData: n.metaData,
+            staticIp: n.staticIp,
+            usedFor: plan.usedFor,
+            hypervisorType: host ? host.hypervisorType : vm.hypervisorType,
+          },
           tx,
         ),
       );
@@ -372,8 +396,16 @@ async function reserveInOneStatement(app: DomainContext, d: CreateData, plan: Pl
       return sql`WITH h AS (${reserveHostQuery(app.db, req, within(bind, 'host')).getSQL()}),
         pspick AS MATERIALIZED (${pick.getSQL()}),
         ps AS (${ps.getSQL()}),
-        vm AS (${app.db.insert(vmInstances).values({ ...bindAll(bind, 'vm', plan.vm), hostUuid: sql`(SELECT uuid FROM h)` }).returning().getSQL()}),
-        vol AS (${app.db.insert(volumes).values(plan.vols.map((v, i) => ({ ...bindAll(bind, `vol.${i}`, v), primaryStorageUuid: sql`(SELECT uuid FROM pspick)` }))).returning().getSQL()}),
+        vm AS (${app.db
+          .insert(vmInstances)
+          .values({ ...bindAll(bind, 'vm', plan.vm), hostUuid: sql`(SELECT uuid FROM h)` })
+          .returning()
+          .getSQL()}),
+        vol AS (${app.db
+          .insert(volumes)
+          .values(plan.vols.map((v, i) => ({ ...bindAll(bind, `vol.${i}`, v), primaryStorageUuid: sql`(SELECT uuid FROM pspick)` })))
+          .returning()
+          .getSQL()}),
         ip AS (${ip}),
         nic AS (
           INSERT INTO ${vmNics} (uuid, vm_instance_uuid, l3_network_uuid, used_ip_uuid, ip, netmask, gateway, mac, meta_data, device_id, internal_name, hypervisor_type)

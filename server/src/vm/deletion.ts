@@ -109,7 +109,13 @@ export async function expungeLocked(svc: VmService, vm: VmRow): Promise<void> {
   await svc.app.db.transaction(async (tx) => {
     for (const v of vols) await svc.deleteVolumeBits(v, null, tx);
     await releaseNicIps(svc.app, tx, nics);
-    if (vols.length) await tx.delete(volumes).where(inArray(volumes.uuid, vols.map((v) => v.uuid)));
+    if (vols.length)
+      await tx.delete(volumes).where(
+        inArray(
+          volumes.uuid,
+          vols.map((v) => v.uuid),
+        ),
+      );
     await tx.delete(vmInstances).where(eq(vmInstances.uuid, vm.uuid));
   });
   // Files after the commit: an agent call never runs inside a transaction.

@@ -60,7 +60,12 @@ async function destroyBatch(app: DomainContext, items: Array<GcBatchItem<Destroy
     app.db
       .select({ uuid: vmInstances.uuid, state: vmInstances.state, hostUuid: vmInstances.hostUuid })
       .from(vmInstances)
-      .where(inArray(vmInstances.uuid, items.map((i) => i.context.vmUuid))),
+      .where(
+        inArray(
+          vmInstances.uuid,
+          items.map((i) => i.context.vmUuid),
+        ),
+      ),
   ]);
   const hostStatus = new Map(hostRows.map((h) => [h.uuid, h.status]));
   const vmRow = new Map(vmRows.map((v) => [v.uuid, v]));
@@ -70,15 +75,20 @@ async function destroyBatch(app: DomainContext, items: Array<GcBatchItem<Destroy
     const { hostUuid, vmUuid } = item.context;
     const status = hostStatus.get(hostUuid);
     const vm = vmRow.get(vmUuid);
-    if (status === undefined) results[i] = 'cancel'; // the host is gone, and the VM with it
+    if (status === undefined)
+      results[i] = 'cancel'; // the host is gone, and the VM with it
     // Recovered since: the user's VM again (reconciliation records it Running if it still runs there) — unless the
     // database places it on another host or on none while it was never started (reconciliation found it misplaced).
-    else if (vm !== undefined && vm.state !== 'Destroyed' && !((vm.hostUuid !== null && vm.hostUuid !== hostUuid) || vm.state === 'Created')) results[i] = 'cancel';
+    else if (vm !== undefined && vm.state !== 'Destroyed' && !((vm.hostUuid !== null && vm.hostUuid !== hostUuid) || vm.state === 'Created'))
+      results[i] = 'cancel';
     else if (status !== 'Connected' || item.signal.aborted) results[i] = 'retry';
     else (toDestroy.get(hostUuid) ?? toDestroy.set(hostUuid, []).get(hostUuid)!).push(i);
   });
   const work = [...toDestroy].flatMap(([hostUuid, indexes]) =>
-    Array.from({ length: Math.ceil(indexes.length / DESTROY_BATCH) }, (_, k) => ({ hostUuid, indexes: indexes.slice(k * DESTROY_BATCH, (k + 1) * DESTROY_BATCH) })),
+    Array.from({ length: Math.ceil(indexes.length / DESTROY_BATCH) }, (_, k) => ({
+      hostUuid,
+      indexes: indexes.slice(k * DESTROY_BATCH, (k + 1) * DESTROY_BATCH),
+    })),
   );
   let next = 0;
   const worker = async () => {
@@ -140,7 +150,10 @@ export function registerVolumeBitsCollector(app: DomainContext): void {
       const host = await app.use('hosts').get(ctx.hostUuid);
       if (!host) return 'cancel'; // the host and its local files are gone
       if (host.status !== 'Connected') return 'retry';
-      await hostCall(app, ctx.hostUuid, '/primarystorage/volume/delete', { installPath: ctx.installPath, primaryStorageUuid: ctx.primaryStorageUuid ?? undefined });
+      await hostCall(app, ctx.hostUuid, '/primarystorage/volume/delete', {
+        installPath: ctx.installPath,
+        primaryStorageUuid: ctx.primaryStorageUuid ?? undefined,
+      });
       return 'done';
     },
   });
@@ -157,8 +170,7 @@ export async function deleteVolumeBits(
 ): Promise<void> {
   if (!v.installPath) return;
   const context: VolumeBitsContext = { hostUuid, volumeUuid: v.uuid, installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid };
-  const later = () =>
-    app.gc.submit({ name: `gc-volume-bits-${v.uuid}-on-host-${hostUuid}`, runner: DELETE_VOLUME_BITS, context, resourceUuid: hostUuid });
+  const later = () => app.gc.submit({ name: `gc-volume-bits-${v.uuid}-on-host-${hostUuid}`, runner: DELETE_VOLUME_BITS, context, resourceUuid: hostUuid });
   const host = await app.use('hosts').get(hostUuid);
   if (!host) return;
   if (host.status !== 'Connected') return void (await later());

@@ -13,10 +13,12 @@ import type { VolumeService } from './volumes.js';
 
 export function vmHandlers(app: DomainContext, vms: VmService, vols: VolumeService) {
   /** Existence (404) and state (409) before the job starts. */
-  const checkVm = (op: VmOperation, field = 'uuid') => async (msg: Record<string, any>) => {
-    const vm = await vms.require(msg[field], field);
-    requireState(vm.state, op);
-  };
+  const checkVm =
+    (op: VmOperation, field = 'uuid') =>
+    async (msg: Record<string, any>) => {
+      const vm = await vms.require(msg[field], field);
+      requireState(vm.state, op);
+    };
   const reply = async (uuid: string) => ({ inventory: (await vms.inventory(uuid)) as any });
 
   return defineHandlers({
@@ -81,9 +83,12 @@ export function vmHandlers(app: DomainContext, vms: VmService, vols: VolumeServi
         requireState(vm.state, 'MigrateVm');
         if (msg.hostUuid) {
           if (msg.hostUuid === vm.hostUuid) throw argErr(`VM[uuid:${vm.uuid}] is already on host[uuid:${msg.hostUuid}]`);
-          await app.use('hosts').require(msg.hostUuid).catch(() => {
-            throw notFound('HostVO', msg.hostUuid!, 'hostUuid');
-          });
+          await app
+            .use('hosts')
+            .require(msg.hostUuid)
+            .catch(() => {
+              throw notFound('HostVO', msg.hostUuid!, 'hostUuid');
+            });
         }
       },
       async run(msg) {

@@ -140,7 +140,10 @@ export async function applyFlatDhcpOnHost(app: DomainContext, host: HostRow): Pr
     .from(vmInstances)
     .innerJoin(vmNics, eq(vmNics.vmInstanceUuid, vmInstances.uuid))
     .where(and(eq(vmInstances.hostUuid, host.uuid), inArray(vmInstances.state, ['Running', 'Paused'])));
-  const networks = await nicNetworks(app, rows.map((r) => r.nic));
+  const networks = await nicNetworks(
+    app,
+    rows.map((r) => r.nic),
+  );
   const byVm = new Map<string, { vmUuid: string; nics: ReturnType<typeof nicTO>[] }>();
   for (const { vm, nic } of rows) {
     const net = nic.l3NetworkUuid ? networks.get(nic.l3NetworkUuid) : undefined;

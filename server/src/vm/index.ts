@@ -34,15 +34,74 @@ export const vmModule = defineDomain({ name: 'vm', needs: ['hosts', 'networks', 
 function register(app: DomainContext): void {
   const gc = app.globalConfig;
   const policies = ['Direct', 'Delay', 'Never'];
-  gc.define({ category: 'vm', name: 'deletionPolicy', type: 'string', defaultValue: 'Delay', validValues: policies, description: 'What DestroyVmInstance does: Direct removes the VM, Delay keeps it Destroyed (recoverable) until expungePeriod, Never keeps it until ExpungeVmInstance' });
-  gc.define({ category: 'vm', name: 'expungePeriod', type: 'seconds', defaultValue: '604800', min: 1, description: 'Seconds a Destroyed VM is kept before it is expunged (Delay policy)' });
-  gc.define({ category: 'vm', name: 'expungeInterval', type: 'seconds', defaultValue: '3600', min: 1, description: 'Seconds between runs of the VM expunge task' });
-  gc.define({ category: 'volume', name: 'deletionPolicy', type: 'string', defaultValue: 'Delay', validValues: policies, description: 'What DeleteDataVolume does: Direct removes the volume, Delay keeps it Deleted until expungePeriod, Never keeps it' });
-  gc.define({ category: 'volume', name: 'expungePeriod', type: 'seconds', defaultValue: '259200', min: 1, description: 'Seconds a Deleted volume is kept before it is expunged (Delay policy)' });
-  gc.define({ category: 'volume', name: 'expungeInterval', type: 'seconds', defaultValue: '3600', min: 1, description: 'Seconds between runs of the volume expunge task' });
+  gc.define({
+    category: 'vm',
+    name: 'deletionPolicy',
+    type: 'string',
+    defaultValue: 'Delay',
+    validValues: policies,
+    description:
+      'What DestroyVmInstance does: Direct removes the VM, Delay keeps it Destroyed (recoverable) until expungePeriod, Never keeps it until ExpungeVmInstance',
+  });
+  gc.define({
+    category: 'vm',
+    name: 'expungePeriod',
+    type: 'seconds',
+    defaultValue: '604800',
+    min: 1,
+    description: 'Seconds a Destroyed VM is kept before it is expunged (Delay policy)',
+  });
+  gc.define({
+    category: 'vm',
+    name: 'expungeInterval',
+    type: 'seconds',
+    defaultValue: '3600',
+    min: 1,
+    description: 'Seconds between runs of the VM expunge task',
+  });
+  gc.define({
+    category: 'volume',
+    name: 'deletionPolicy',
+    type: 'string',
+    defaultValue: 'Delay',
+    validValues: policies,
+    description: 'What DeleteDataVolume does: Direct removes the volume, Delay keeps it Deleted until expungePeriod, Never keeps it',
+  });
+  gc.define({
+    category: 'volume',
+    name: 'expungePeriod',
+    type: 'seconds',
+    defaultValue: '259200',
+    min: 1,
+    description: 'Seconds a Deleted volume is kept before it is expunged (Delay policy)',
+  });
+  gc.define({
+    category: 'volume',
+    name: 'expungeInterval',
+    type: 'seconds',
+    defaultValue: '3600',
+    min: 1,
+    description: 'Seconds between runs of the volume expunge task',
+  });
 
-  gc.define({ category: 'vm', name: 'reconcile.interval', type: 'seconds', defaultValue: '60', min: 1, max: 86400, description: 'Seconds between reconciliations of the database with what every Connected host runs (/vm/vmsync per host; also on every host connect)' });
-  gc.define({ category: 'vm', name: 'reconcile.parallelismDegree', type: 'int', defaultValue: '16', min: 1, max: 1000, description: 'Hosts asked for their VMs at the same time by one reconciliation round' });
+  gc.define({
+    category: 'vm',
+    name: 'reconcile.interval',
+    type: 'seconds',
+    defaultValue: '60',
+    min: 1,
+    max: 86400,
+    description: 'Seconds between reconciliations of the database with what every Connected host runs (/vm/vmsync per host; also on every host connect)',
+  });
+  gc.define({
+    category: 'vm',
+    name: 'reconcile.parallelismDegree',
+    type: 'int',
+    defaultValue: '16',
+    min: 1,
+    max: 1000,
+    description: 'Hosts asked for their VMs at the same time by one reconciliation round',
+  });
 
   registerVmGarbageCollectors(app);
   const vms = new VmService(app);
@@ -81,12 +140,24 @@ function register(app: DomainContext): void {
   app.use('hosts').afterConnect((host) => reconciler.reconcileHost(host.uuid));
   app.use('hosts').afterConnect((host) => applyFlatDhcpOnHost(app, host));
   let lastRound = 0;
-  app.every('vm-reconcile', () => Math.min(1000, gc.getMs('vm', 'reconcile.interval')), async () => {
-    if (Date.now() - lastRound < gc.getMs('vm', 'reconcile.interval')) return;
-    lastRound = Date.now();
-    await reconciler.reconcileAll();
-  });
+  app.every(
+    'vm-reconcile',
+    () => Math.min(1000, gc.getMs('vm', 'reconcile.interval')),
+    async () => {
+      if (Date.now() - lastRound < gc.getMs('vm', 'reconcile.interval')) return;
+      lastRound = Date.now();
+      await reconciler.reconcileAll();
+    },
+  );
 
-  app.every('vm-expunge', () => gc.getMs('vm', 'expungeInterval'), () => vms.expungeExpired());
-  app.every('volume-expunge', () => gc.getMs('volume', 'expungeInterval'), () => volumes.expungeExpired());
+  app.every(
+    'vm-expunge',
+    () => gc.getMs('vm', 'expungeInterval'),
+    () => vms.expungeExpired(),
+  );
+  app.every(
+    'volume-expunge',
+    () => gc.getMs('volume', 'expungeInterval'),
+    () => volumes.expungeExpired(),
+  );
 }

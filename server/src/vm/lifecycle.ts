@@ -160,6 +160,8 @@ export async function stopUsingL2InCluster(svc: VmService, l2Uuid: string, clust
     .innerJoin(l3Networks, eq(l3Networks.uuid, vmNics.l3NetworkUuid))
     .where(and(eq(l3Networks.l2NetworkUuid, l2Uuid), eq(vmInstances.clusterUuid, clusterUuid), isNotNull(vmInstances.hostUuid)));
   for (const { uuid } of rows) {
-    await stop(svc, uuid, 'cold').catch((e) => console.warn(`[vm] stopping VM[uuid:${uuid}] (its L2 network leaves the cluster) failed:`, toApiError(e).message));
+    await stop(svc, uuid, 'cold').catch((e) =>
+      console.warn(`[vm] stopping VM[uuid:${uuid}] (its L2 network leaves the cluster) failed:`, toApiError(e).message),
+    );
   }
 }

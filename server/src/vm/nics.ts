@@ -79,7 +79,15 @@ export async function allocateNic(app: DomainContext, vm: VmRow, req: NicRequest
 export async function releaseNicIps(app: DomainContext, tx: Tx, nics: NicRow[]): Promise<void> {
   const holding = nics.filter((n) => n.usedIpUuid);
   if (holding.length === 0) return;
-  await tx.update(vmNics).set({ usedIpUuid: null, lastOpDate: new Date() }).where(inArray(vmNics.uuid, holding.map((n) => n.uuid)));
+  await tx
+    .update(vmNics)
+    .set({ usedIpUuid: null, lastOpDate: new Date() })
+    .where(
+      inArray(
+        vmNics.uuid,
+        holding.map((n) => n.uuid),
+      ),
+    );
   for (const n of holding) await app.use('networks').releaseIp(tx, n.usedIpUuid!);
 }
 

@@ -65,9 +65,14 @@ export class Reconciler {
     const since = Date.now();
     let states: Record<string, string>;
     try {
-      const reply = await this.app.use('hosts').query(host, '/vm/vmsync', {}, {
-        timeoutMs: this.app.globalConfig.getMs('host', 'ping.timeout'),
-      });
+      const reply = await this.app.use('hosts').query(
+        host,
+        '/vm/vmsync',
+        {},
+        {
+          timeoutMs: this.app.globalConfig.getMs('host', 'ping.timeout'),
+        },
+      );
       states = reply.states ?? {};
     } catch (e) {
       console.warn(`[reconcile] host[uuid:${hostUuid}]: /vm/vmsync failed: ${toApiError(e).message}`);
@@ -335,7 +340,12 @@ export class Reconciler {
     for (const v of pending) {
       await tx
         .update(volumes)
-        .set({ status: 'Ready', actualSize: v.size, installPath: installPathOf(v.url, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid), lastOpDate: new Date() })
+        .set({
+          status: 'Ready',
+          actualSize: v.size,
+          installPath: installPathOf(v.url, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid),
+          lastOpDate: new Date(),
+        })
         .where(eq(volumes.uuid, v.uuid));
     }
   }
@@ -375,7 +385,10 @@ export async function agentVmReports(app: DomainContext, hostUuids: string[]): P
     hostUuids.map(async (hostUuid) => {
       const host = await app.use('hosts').get(hostUuid);
       const reply = host
-        ? await app.use('hosts').query(host, '/vm/vmsync', {}, { timeoutMs: app.globalConfig.getMs('host', 'ping.timeout') }).catch(() => undefined)
+        ? await app
+            .use('hosts')
+            .query(host, '/vm/vmsync', {}, { timeoutMs: app.globalConfig.getMs('host', 'ping.timeout') })
+            .catch(() => undefined)
         : undefined;
       if (reply) out.push({ hostUuid, states: reply.states ?? {} });
     }),

@@ -82,7 +82,10 @@ export class VmService {
   }
 
   async setState(vm: VmRow, state: string, extra: Partial<typeof vmInstances.$inferInsert> = {}, tx: Tx = this.app.db): Promise<void> {
-    await tx.update(vmInstances).set({ state, lastOpDate: new Date(), ...extra }).where(eq(vmInstances.uuid, vm.uuid));
+    await tx
+      .update(vmInstances)
+      .set({ state, lastOpDate: new Date(), ...extra })
+      .where(eq(vmInstances.uuid, vm.uuid));
     this.emitState(vm.uuid, vm.state, state, extra.hostUuid === undefined ? vm.hostUuid : extra.hostUuid);
   }
 

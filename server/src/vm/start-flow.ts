@@ -66,20 +66,24 @@ export function startSteps(app: DomainContext, svc: VmService): FlowStep<StartDa
         const placed = d.placement.hostUuid || d.placement.clusterUuid || d.placement.zoneUuid;
         // The reservation and the VM row naming its host commit together (capacity is recomputed from such rows).
         d.host = await app.db.transaction(async (tx) => {
-          const host = await allocateHost(app, {
-          vmUuid: vm.uuid,
-          cpuNum: vm.cpuNum,
-          memorySize: vm.memorySize,
-          l3NetworkUuids: [...new Set(d.nics!.map((n) => n.l3NetworkUuid))],
-          imageUuid: pending.some((v) => v.type === 'Root') ? (vm.imageUuid ?? undefined) : undefined,
-          zoneUuid: d.placement.zoneUuid ?? vm.zoneUuid ?? undefined,
-          clusterUuid: d.placement.clusterUuid,
-          hostUuid: d.placement.hostUuid,
-          primaryStorageUuids: [...new Set(d.volumes!.filter((v) => v.primaryStorageUuid && v.status === 'Ready').map((v) => v.primaryStorageUuid!))],
-          newVolumeBytes: pending.reduce((s, v) => s + v.size, 0),
-          preferredHostUuid: placed ? undefined : (vm.lastHostUuid ?? undefined),
-          strategy: vm.allocatorStrategy,
-          }, tx);
+          const host = await allocateHost(
+            app,
+            {
+              vmUuid: vm.uuid,
+              cpuNum: vm.cpuNum,
+              memorySize: vm.memorySize,
+              l3NetworkUuids: [...new Set(d.nics!.map((n) => n.l3NetworkUuid))],
+              imageUuid: pending.some((v) => v.type === 'Root') ? (vm.imageUuid ?? undefined) : undefined,
+              zoneUuid: d.placement.zoneUuid ?? vm.zoneUuid ?? undefined,
+              clusterUuid: d.placement.clusterUuid,
+              hostUuid: d.placement.hostUuid,
+              primaryStorageUuids: [...new Set(d.volumes!.filter((v) => v.primaryStorageUuid && v.status === 'Ready').map((v) => v.primaryStorageUuid!))],
+              newVolumeBytes: pending.reduce((s, v) => s + v.size, 0),
+              preferredHostUuid: placed ? undefined : (vm.lastHostUuid ?? undefined),
+              strategy: vm.allocatorStrategy,
+            },
+            tx,
+          );
           await tx.update(vmInstances).set({ hostUuid: host.uuid }).where(eq(vmInstances.uuid, vm.uuid));
           return host;
         });
@@ -119,7 +123,15 @@ export function placeSteps(app: DomainContext, svc: VmService): FlowStep<StartDa
             { clusterUuid: d.host!.clusterUuid, bytes, required: d.placement.primaryStorageUuidForRootVolume, purpose: `the volumes of VM[uuid:${d.vmUuid}]` },
             tx,
           );
-          await tx.update(volumes).set({ primaryStorageUuid: picked.uuid }).where(inArray(volumes.uuid, pending.map((v) => v.uuid)));
+          await tx
+            .update(volumes)
+            .set({ primaryStorageUuid: picked.uuid })
+            .where(
+              inArray(
+                volumes.uuid,
+                pending.map((v) => v.uuid),
+              ),
+            );
           return picked;
         });
         d.psReserved.push({ psUuid: ps.uuid, bytes });

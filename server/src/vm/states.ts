@@ -7,8 +7,18 @@ export const ALLOWED_STATES = {
   StopVmInstance: ['NoState', 'Running', 'Stopped', 'Unknown', 'Crashed', 'Paused'],
   RebootVmInstance: ['NoState', 'Running', 'Crashed'],
   DestroyVmInstance: [
-    'Running', 'Stopped', 'Unknown', 'Crashed', 'Starting', 'Migrating', 'VolumeMigrating', 'Stopping', 'Rebooting',
-    'Paused', 'Pausing', 'Resuming',
+    'Running',
+    'Stopped',
+    'Unknown',
+    'Crashed',
+    'Starting',
+    'Migrating',
+    'VolumeMigrating',
+    'Stopping',
+    'Rebooting',
+    'Paused',
+    'Pausing',
+    'Resuming',
   ],
   RecoverVmInstance: ['Destroyed'],
   ExpungeVmInstance: ['Destroyed'],
@@ -23,10 +33,7 @@ export const ALLOWED_STATES = {
 export type VmOperation = keyof typeof ALLOWED_STATES;
 
 export function notInStateErr(state: string, op: string, allowed: readonly string[]) {
-  return stateErr(
-    'VM.1000',
-    `current vm instance state[${state}] doesn't allow to proceed message[${op}], allowed states are [${allowed.join(', ')}]`,
-  );
+  return stateErr('VM.1000', `current vm instance state[${state}] doesn't allow to proceed message[${op}], allowed states are [${allowed.join(', ')}]`);
 }
 
 /** Throws VM.1000 unless `state` allows `op`. */

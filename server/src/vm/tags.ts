@@ -47,7 +47,9 @@ export function registerVmTags(app: DomainContext<'networks', 'vms'>, vms: VmSer
            WHERE n.l3_network_uuid = ${l3Uuid} AND t.tag = ${tag} AND t.resource_uuid IS DISTINCT FROM ${vmUuid ?? null} LIMIT 1`,
     );
     if (same.length) {
-      throw argErr(`conflict hostname in system tag[${tag}]; there has been a VM[uuid:${same[0].resource_uuid}] having the hostname on L3 network[uuid:${l3Uuid}]`);
+      throw argErr(
+        `conflict hostname in system tag[${tag}]; there has been a VM[uuid:${same[0].resource_uuid}] having the hostname on L3 network[uuid:${l3Uuid}]`,
+      );
     }
   };
 
@@ -142,8 +144,15 @@ export function registerVmTags(app: DomainContext<'networks', 'vms'>, vms: VmSer
                 // Upstream's changeVmIp: the new address is taken, the NIC moved to it, the old one returned.
                 if (vm.state !== 'Stopped') throw notInStateErr(vm.state, 'SetVmStaticIp', ['Stopped']);
                 await db.transaction(async (tx) => {
-                  const ip = await app.use('networks').allocateIp(tx, msg.l3NetworkUuid, { staticIp: msg.ip, usedFor: vm.type === 'ApplianceVm' ? 'ApplianceVm' : 'UserVm', vmNicUuid: nic.uuid });
-                  await tx.update(vmNics).set({ usedIpUuid: ip.usedIpUuid, ip: ip.ip, netmask: ip.netmask, gateway: ip.gateway, lastOpDate: new Date() }).where(eq(vmNics.uuid, nic.uuid));
+                  const ip = await app.use('networks').allocateIp(tx, msg.l3NetworkUuid, {
+                    staticIp: msg.ip,
+                    usedFor: vm.type === 'ApplianceVm' ? 'ApplianceVm' : 'UserVm',
+                    vmNicUuid: nic.uuid,
+                  });
+                  await tx
+                    .update(vmNics)
+                    .set({ usedIpUuid: ip.usedIpUuid, ip: ip.ip, netmask: ip.netmask, gateway: ip.gateway, lastOpDate: new Date() })
+                    .where(eq(vmNics.uuid, nic.uuid));
                   if (nic.usedIpUuid) await app.use('networks').releaseIp(tx, nic.usedIpUuid);
                 });
               }
@@ -161,7 +170,9 @@ export function registerVmTags(app: DomainContext<'networks', 'vms'>, vms: VmSer
           await nicOn(msg.vmInstanceUuid, msg.l3NetworkUuid);
         },
         async run(msg) {
-          await db.delete(systemTags).where(and(eq(systemTags.resourceUuid, msg.vmInstanceUuid), like(systemTags.tag, staticIpPattern(msg.l3NetworkUuid ?? ''))));
+          await db
+            .delete(systemTags)
+            .where(and(eq(systemTags.resourceUuid, msg.vmInstanceUuid), like(systemTags.tag, staticIpPattern(msg.l3NetworkUuid ?? ''))));
           return {};
         },
       },

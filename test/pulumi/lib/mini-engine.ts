@@ -70,7 +70,12 @@ const isDynamic = (type: string) => type.startsWith('pulumi-nodejs:dynamic');
 const same = (a: unknown, b: unknown) => JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Props)[k])]));
+  if (v && typeof v === 'object')
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sortKeys((v as Props)[k])]),
+    );
   return v;
 }
 const withoutProvider = (p: Props) => Object.fromEntries(Object.entries(p).filter(([k]) => k !== '__provider'));
@@ -168,8 +173,7 @@ export class MiniEngine {
       }
       const news = checked.inputs;
       // The engine copies secretness from inputs onto same-named outputs.
-      const annotate = (outputs: Props) =>
-        Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, hasSecret(inputs[k]) ? secret(v) : v]));
+      const annotate = (outputs: Props) => Object.fromEntries(Object.entries(outputs).map(([k, v]) => [k, hasSecret(inputs[k]) ? secret(v) : v]));
       if (!prev) {
         steps.push({ op: 'create', urn, name, type });
         if (preview) return { urn, id: '', outputs: news };
@@ -208,7 +212,19 @@ export class MiniEngine {
       const r = await p.read(urn, req.getId(), props, props);
       if (!r.id) throw new Error(`${urn}: resource ${req.getId()} does not exist`);
       steps.push({ op: 'read', urn, name: req.getName(), type: req.getType() });
-      next.push({ urn, type: req.getType(), name: req.getName(), custom: true, parent: req.getParent(), id: r.id, inputs: props, outputs: r.properties, dependencies: [], retainOnDelete: true, external: true });
+      next.push({
+        urn,
+        type: req.getType(),
+        name: req.getName(),
+        custom: true,
+        parent: req.getParent(),
+        id: r.id,
+        inputs: props,
+        outputs: r.properties,
+        dependencies: [],
+        retainOnDelete: true,
+        external: true,
+      });
       return { urn, outputs: r.properties };
     };
 
@@ -284,7 +300,13 @@ export class MiniEngine {
       if (plugin) {
         const p = await plugin.catch(() => undefined);
         if (p) {
-          if (p.stderr.trim()) diagnostics.push(...p.stderr.trim().split('\n').map((l) => `plugin: ${l}`));
+          if (p.stderr.trim())
+            diagnostics.push(
+              ...p.stderr
+                .trim()
+                .split('\n')
+                .map((l) => `plugin: ${l}`),
+            );
           await p.close();
         }
       }
@@ -326,8 +348,22 @@ export class MiniEngine {
         PULUMI_CONFIG_SECRET_KEYS: JSON.stringify(this.opts.secretKeys ?? []),
       }),
     });
-    child.stdout!.on('data', (d) => diagnostics.push(...String(d).trim().split('\n').map((l) => `stdout: ${l}`)));
-    child.stderr!.on('data', (d) => diagnostics.push(...String(d).trim().split('\n').map((l) => `stderr: ${l}`)));
+    child.stdout!.on('data', (d) =>
+      diagnostics.push(
+        ...String(d)
+          .trim()
+          .split('\n')
+          .map((l) => `stdout: ${l}`),
+      ),
+    );
+    child.stderr!.on('data', (d) =>
+      diagnostics.push(
+        ...String(d)
+          .trim()
+          .split('\n')
+          .map((l) => `stderr: ${l}`),
+      ),
+    );
     return new Promise((resolve) => {
       const timer = setTimeout(() => child.kill('SIGKILL'), this.opts.timeoutMs ?? 120_000);
       child.on('exit', (code) => {
@@ -368,10 +404,25 @@ export class MiniEngine {
         }
       }
       this.state = next;
-      return { steps, outputs: this.stackOutputs, diagnostics, errors, exitCode: 0, ok: errors.length === 0, ms: Date.now() - started, calls: plugin?.calls ?? [] };
+      return {
+        steps,
+        outputs: this.stackOutputs,
+        diagnostics,
+        errors,
+        exitCode: 0,
+        ok: errors.length === 0,
+        ms: Date.now() - started,
+        calls: plugin?.calls ?? [],
+      };
     } finally {
       if (plugin) {
-        if (plugin.stderr.trim()) diagnostics.push(...plugin.stderr.trim().split('\n').map((l) => `plugin: ${l}`));
+        if (plugin.stderr.trim())
+          diagnostics.push(
+            ...plugin.stderr
+              .trim()
+              .split('\n')
+              .map((l) => `plugin: ${l}`),
+          );
         await plugin.close();
       }
     }
@@ -400,7 +451,13 @@ export class MiniEngine {
       return { steps, outputs: {}, diagnostics, errors, exitCode: 0, ok: errors.length === 0, ms: Date.now() - started, calls: plugin?.calls ?? [] };
     } finally {
       if (plugin) {
-        if (plugin.stderr.trim()) diagnostics.push(...plugin.stderr.trim().split('\n').map((l) => `plugin: ${l}`));
+        if (plugin.stderr.trim())
+          diagnostics.push(
+            ...plugin.stderr
+              .trim()
+              .split('\n')
+              .map((l) => `plugin: ${l}`),
+          );
         await plugin.close();
       }
     }

@@ -104,9 +104,7 @@ export class PluginHost {
     child.stderr!.on('data', (d) => (host.stderr += d));
     host.stderr = stderr;
     lines.on('line', (l) => host.stdout.push(l));
-    await new Promise<void>((resolve, reject) =>
-      host.client.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())),
-    );
+    await new Promise<void>((resolve, reject) => host.client.waitForReady(Date.now() + 10_000, (err) => (err ? reject(err) : resolve())));
     return host;
   }
 
@@ -147,7 +145,10 @@ export class PluginHost {
   }
 
   async check(urn: string, olds: Props, news: Props) {
-    const req = new provpb.CheckRequest().setUrn(urn).setOlds(toStruct(stripSecrets(olds) as Props)).setNews(toStruct(stripSecrets(news) as Props));
+    const req = new provpb.CheckRequest()
+      .setUrn(urn)
+      .setOlds(toStruct(stripSecrets(olds) as Props))
+      .setNews(toStruct(stripSecrets(news) as Props));
     const res = await this.timed(`Check ${urnName(urn)}`, unary(this.client.check.bind(this.client), req));
     this.calls.push(`Check ${urnName(urn)}`);
     return {
@@ -171,14 +172,21 @@ export class PluginHost {
   }
 
   async create(urn: string, props: Props, timeoutSec = 0) {
-    const req = new provpb.CreateRequest().setUrn(urn).setProperties(toStruct(stripSecrets(props) as Props)).setTimeout(timeoutSec);
+    const req = new provpb.CreateRequest()
+      .setUrn(urn)
+      .setProperties(toStruct(stripSecrets(props) as Props))
+      .setTimeout(timeoutSec);
     this.calls.push(`Create ${urnName(urn)}`);
     const res = await this.timed(`Create ${urnName(urn)}`, unary(this.client.create.bind(this.client), req));
     return { id: res.getId(), properties: fromStruct(res.getProperties()) };
   }
 
   async read(urn: string, id: string, props: Props, inputs: Props = {}) {
-    const req = new provpb.ReadRequest().setUrn(urn).setId(id).setProperties(toStruct(stripSecrets(props) as Props)).setInputs(toStruct(stripSecrets(inputs) as Props));
+    const req = new provpb.ReadRequest()
+      .setUrn(urn)
+      .setId(id)
+      .setProperties(toStruct(stripSecrets(props) as Props))
+      .setInputs(toStruct(stripSecrets(inputs) as Props));
     this.calls.push(`Read ${urnName(urn)}`);
     const res = await this.timed(`Read ${urnName(urn)}`, unary(this.client.read.bind(this.client), req));
     return { id: res.getId(), properties: fromStruct(res.getProperties()), inputs: res.getInputs() ? fromStruct(res.getInputs()) : undefined };
@@ -197,7 +205,11 @@ export class PluginHost {
   }
 
   async delete(urn: string, id: string, props: Props, oldInputs: Props = {}) {
-    const req = new provpb.DeleteRequest().setUrn(urn).setId(id).setProperties(toStruct(stripSecrets(props) as Props)).setOldInputs(toStruct(stripSecrets(oldInputs) as Props));
+    const req = new provpb.DeleteRequest()
+      .setUrn(urn)
+      .setId(id)
+      .setProperties(toStruct(stripSecrets(props) as Props))
+      .setOldInputs(toStruct(stripSecrets(oldInputs) as Props));
     this.calls.push(`Delete ${urnName(urn)}`);
     await this.timed(`Delete ${urnName(urn)}`, unary(this.client.delete.bind(this.client), req));
   }

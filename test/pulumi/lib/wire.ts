@@ -35,8 +35,7 @@ export const SECRET_SIG = '1b47061264138c4ac30d75fd1eb44270';
 export type Props = Record<string, unknown>;
 
 export const secret = (value: unknown) => ({ [SIG_KEY]: SECRET_SIG, value });
-export const isSecret = (v: unknown): v is { value: unknown } =>
-  !!v && typeof v === 'object' && (v as Props)[SIG_KEY] === SECRET_SIG;
+export const isSecret = (v: unknown): v is { value: unknown } => !!v && typeof v === 'object' && (v as Props)[SIG_KEY] === SECRET_SIG;
 
 /** Removes secret wrappers, as the engine does for a provider that answered Configure with acceptSecrets=false. */
 export function stripSecrets(v: unknown): unknown {
@@ -53,12 +52,18 @@ export function hasSecret(v: unknown): boolean {
   return false;
 }
 
-export const toStruct = (v: Props) => structpb.Struct.fromJavaScript(v as Record<string, import('google-protobuf/google/protobuf/struct_pb.js').JavaScriptValue>);
+export const toStruct = (v: Props) =>
+  structpb.Struct.fromJavaScript(v as Record<string, import('google-protobuf/google/protobuf/struct_pb.js').JavaScriptValue>);
 export const fromStruct = (s: { toJavaScript(): unknown } | undefined): Props => (s ? (s.toJavaScript() as Props) : {});
 
 /** Promisifies a unary gRPC client call. */
 export function unary<Req, Res>(
-  fn: (req: Req, metadata: import('@grpc/grpc-js').Metadata, options: Partial<import('@grpc/grpc-js').CallOptions>, cb: (err: import('@grpc/grpc-js').ServiceError | null, res: Res) => void) => unknown,
+  fn: (
+    req: Req,
+    metadata: import('@grpc/grpc-js').Metadata,
+    options: Partial<import('@grpc/grpc-js').CallOptions>,
+    cb: (err: import('@grpc/grpc-js').ServiceError | null, res: Res) => void,
+  ) => unknown,
   req: Req,
   timeoutMs = 120_000,
 ): Promise<Res> {

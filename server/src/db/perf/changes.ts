@@ -40,7 +40,10 @@ export interface Stamp {
 const reads = new AsyncLocalStorage<Set<string>>();
 const TARGET = String.raw`(?:only\s+)?((?:"[^"]+"|[a-z_][\w$]*)(?:\s*\.\s*(?:"[^"]+"|[a-z_][\w$]*))?)`;
 const WRITE_PATTERNS = [
-  new RegExp(String.raw`\b(?:insert\s+into|delete\s+from|truncate(?:\s+table)?|merge\s+into|copy|alter\s+table(?:\s+if\s+exists)?|drop\s+table(?:\s+if\s+exists)?)\s+${TARGET}`, 'gi'),
+  new RegExp(
+    String.raw`\b(?:insert\s+into|delete\s+from|truncate(?:\s+table)?|merge\s+into|copy|alter\s+table(?:\s+if\s+exists)?|drop\s+table(?:\s+if\s+exists)?)\s+${TARGET}`,
+    'gi',
+  ),
   // UPDATE as a statement or in a CTE; not `FOR [NO KEY] UPDATE` (a lock), `DO UPDATE` (an upsert), `ON UPDATE` (DDL).
   new RegExp(String.raw`(?<!\b(?:for|do|key|on)\s+)\bupdate\s+${TARGET}`, 'gi'),
 ];
@@ -287,27 +290,35 @@ export function trackPgClient(client: pg.PoolClient | pg.Client, tracker: Change
       return result;
     })();
     if (!cb) return run;
-    run.then((r) => cb(null, r), (e) => cb(e));
+    run.then(
+      (r) => cb(null, r),
+      (e) => cb(e),
+    );
     return undefined;
   };
 }
 
 /** PGlite (one process, one connection): the same detection; no other node to tell. */
-export function trackPglite(client: { query: (...args: any[]) => Promise<any>; exec: (...args: any[]) => Promise<any>; transaction: (fn: (tx: any) => Promise<any>) => Promise<any> }, tracker: ChangeTracker): void {
+export function trackPglite(
+  client: { query: (...args: any[]) => Promise<any>; exec: (...args: any[]) => Promise<any>; transaction: (fn: (tx: any) => Promise<any>) => Promise<any> },
+  tracker: ChangeTracker,
+): void {
   const st: TxState = { inTx: false, dirty: new Set(), all: false };
-  const wrap = (fn: (...args: any[]) => Promise<any>, state: () => TxState) => async (...args: any[]) => {
-    const text = typeof args[0] === 'string' ? args[0] : undefined;
-    if (text === undefined) return fn(...args);
-    tracker.noteRead(text);
-    const pieces = tracker.analyze(text);
-    if (pieces.length === 0) return fn(...args);
-    try {
-      return await fn(...args);
-    } finally {
-      const committed = afterStatement(state(), pieces);
-      if (committed) tracker.changed(committed);
-    }
-  };
+  const wrap =
+    (fn: (...args: any[]) => Promise<any>, state: () => TxState) =>
+    async (...args: any[]) => {
+      const text = typeof args[0] === 'string' ? args[0] : undefined;
+      if (text === undefined) return fn(...args);
+      tracker.noteRead(text);
+      const pieces = tracker.analyze(text);
+      if (pieces.length === 0) return fn(...args);
+      try {
+        return await fn(...args);
+      } finally {
+        const committed = afterStatement(state(), pieces);
+        if (committed) tracker.changed(committed);
+      }
+    };
   client.query = wrap(client.query.bind(client), () => st);
   client.exec = wrap(client.exec.bind(client), () => st);
   const transaction = client.transaction.bind(client);
@@ -378,7 +389,9 @@ export class SharedGenerations {
     const written = new Set<string>();
     for (const { tables } of batch) for (const t of tables === 'all' ? this.tracker.tables : tables) written.add(t);
     const list = [...written].sort();
-    const results = await batch[0].query(`SELECT ${list.map((t) => `nextval('${this.tracker.sequenceOf(t)}')`).join(', ')}; SELECT nextval('${GLOBAL_SEQUENCE}') AS v`);
+    const results = await batch[0].query(
+      `SELECT ${list.map((t) => `nextval('${this.tracker.sequenceOf(t)}')`).join(', ')}; SELECT nextval('${GLOBAL_SEQUENCE}') AS v`,
+    );
     const global = Array.isArray(results) ? (results[1] as { rows?: Array<{ v: string }> })?.rows?.[0]?.v : undefined;
     if (global !== undefined) this.own.add(Number(global));
     this.published++;

@@ -27,7 +27,6 @@ export class ReplyCache {
     readonly maxAgeMs = 60_000,
   ) {}
 
-
   get bytes(): number {
     return this.used;
   }
@@ -84,7 +83,10 @@ export class ReplyCache {
  * sort syntaxes folded into one.
  */
 export function cacheKey(inventory: string, p: QueryParams & { groupBy?: unknown }): string {
-  const q = ([] as string[]).concat(p.q ?? []).map(String).sort();
+  const q = ([] as string[])
+    .concat(p.q ?? [])
+    .map(String)
+    .sort();
   let sort = '';
   if (p.sort) sort = p.sort.trim().startsWith('-') ? `-${p.sort.trim().slice(1)}` : `+${p.sort.trim().replace(/^\+/, '')}`;
   else if (p.sortBy) sort = `${p.sortDirection === 'desc' ? '-' : '+'}${p.sortBy}`;

@@ -82,9 +82,7 @@ export class StatementTemplates {
   renders = 0;
 
   /** `check` unset: ZSTACK_CHECK_STATEMENT_SHAPES, read at the first statement (the test harness sets it late). */
-  constructor(
-    private opts: { maxShapes?: number; check?: boolean; keep?: boolean } = {},
-  ) {}
+  constructor(private opts: { maxShapes?: number; check?: boolean; keep?: boolean } = {}) {}
 
   /** Runs the statement `build` makes (with placeholders) on `db`; its text is rendered once per shape. */
   async rows<T = Record<string, unknown>>(db: Tx, name: string, build: (bind: Bind) => SQL): Promise<T[]> {
@@ -120,7 +118,7 @@ function checkSameShape(name: string, cached: Rendered, fresh: Rendered): void {
   fresh.params.forEach((p, i) => {
     if (is(p, Placeholder) || (is(p, Param) && is(p.value, Placeholder))) return;
     const value = (v: unknown) => JSON.stringify(is(v, Param) ? v.value : v);
-    if (value(p) !== value(cached.params[i])) throw new Error(`statement template ${name}: parameter $${i + 1} is not bound (${value(p)} vs ${value(cached.params[i])})`);
+    if (value(p) !== value(cached.params[i]))
+      throw new Error(`statement template ${name}: parameter $${i + 1} is not bound (${value(p)} vs ${value(cached.params[i])})`);
   });
 }
-

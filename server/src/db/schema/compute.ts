@@ -9,7 +9,9 @@ const big = (name: string) => bigint(name, { mode: 'number' });
 
 export const clusters = pgTable('clusters', {
   uuid: text('uuid').primaryKey(),
-  zoneUuid: text('zone_uuid').notNull().references(() => zones.uuid),
+  zoneUuid: text('zone_uuid')
+    .notNull()
+    .references(() => zones.uuid),
   name: text('name').notNull(),
   description: text('description'),
   state: text('state').notNull().default('Enabled'),
@@ -23,8 +25,12 @@ export const hosts = pgTable(
   'hosts',
   {
     uuid: text('uuid').primaryKey(),
-    zoneUuid: text('zone_uuid').notNull().references(() => zones.uuid),
-    clusterUuid: text('cluster_uuid').notNull().references(() => clusters.uuid),
+    zoneUuid: text('zone_uuid')
+      .notNull()
+      .references(() => zones.uuid),
+    clusterUuid: text('cluster_uuid')
+      .notNull()
+      .references(() => clusters.uuid),
     name: text('name').notNull(),
     description: text('description'),
     managementIp: text('management_ip').notNull(),
@@ -55,7 +61,11 @@ export const hosts = pgTable(
     reservedVmCount: integer('reserved_vm_count').notNull().default(0),
     ...dates(),
   },
-  (t) => [index('hosts_cluster_idx').on(t.clusterUuid), index('hosts_mgmt_ip_idx').on(t.managementIp), index('hosts_reserved_vm_count_idx').on(t.reservedVmCount)],
+  (t) => [
+    index('hosts_cluster_idx').on(t.clusterUuid),
+    index('hosts_mgmt_ip_idx').on(t.managementIp),
+    index('hosts_reserved_vm_count_idx').on(t.reservedVmCount),
+  ],
 );
 
 /**
@@ -86,30 +96,36 @@ export const hostDeployLogs = pgTable(
   (t) => [index('host_deploy_logs_resource_idx').on(t.resourceUuid, t.id), index('host_deploy_logs_deploy_idx').on(t.deployUuid)],
 );
 
-export const instanceOfferings = pgTable('instance_offerings', {
-  uuid: text('uuid').primaryKey(),
-  name: text('name').notNull(),
-  description: text('description'),
-  cpuNum: integer('cpu_num').notNull(),
-  cpuSpeed: integer('cpu_speed').notNull().default(0),
-  memorySize: big('memory_size').notNull(),
-  reservedMemorySize: big('reserved_memory_size').notNull().default(0),
-  /** UserVm | VirtualRouter */
-  type: text('type').notNull().default('UserVm'),
-  allocatorStrategy: text('allocator_strategy'),
-  sortKey: integer('sort_key').notNull().default(0),
-  state: text('state').notNull().default('Enabled'),
-  /** Virtual router offerings only. */
-  zoneUuid: text('zone_uuid'),
-  managementNetworkUuid: text('management_network_uuid'),
-  publicNetworkUuid: text('public_network_uuid'),
-  imageUuid: text('image_uuid'),
-  isDefault: boolean('is_default'),
-  ...dates(),
-}, (t) => [
-  // One default virtual router offering per zone, as a constraint (concurrent creations cannot leave two).
-  uniqueIndex('instance_offerings_default_vr_idx').on(t.zoneUuid).where(sql`${t.isDefault} AND ${t.type} = 'VirtualRouter'`),
-]);
+export const instanceOfferings = pgTable(
+  'instance_offerings',
+  {
+    uuid: text('uuid').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description'),
+    cpuNum: integer('cpu_num').notNull(),
+    cpuSpeed: integer('cpu_speed').notNull().default(0),
+    memorySize: big('memory_size').notNull(),
+    reservedMemorySize: big('reserved_memory_size').notNull().default(0),
+    /** UserVm | VirtualRouter */
+    type: text('type').notNull().default('UserVm'),
+    allocatorStrategy: text('allocator_strategy'),
+    sortKey: integer('sort_key').notNull().default(0),
+    state: text('state').notNull().default('Enabled'),
+    /** Virtual router offerings only. */
+    zoneUuid: text('zone_uuid'),
+    managementNetworkUuid: text('management_network_uuid'),
+    publicNetworkUuid: text('public_network_uuid'),
+    imageUuid: text('image_uuid'),
+    isDefault: boolean('is_default'),
+    ...dates(),
+  },
+  (t) => [
+    // One default virtual router offering per zone, as a constraint (concurrent creations cannot leave two).
+    uniqueIndex('instance_offerings_default_vr_idx')
+      .on(t.zoneUuid)
+      .where(sql`${t.isDefault} AND ${t.type} = 'VirtualRouter'`),
+  ],
+);
 
 export const diskOfferings = pgTable('disk_offerings', {
   uuid: text('uuid').primaryKey(),
@@ -122,4 +138,3 @@ export const diskOfferings = pgTable('disk_offerings', {
   allocatorStrategy: text('allocator_strategy'),
   ...dates(),
 });
-

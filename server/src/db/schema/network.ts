@@ -11,7 +11,9 @@ export const l2Networks = pgTable('l2_networks', {
   uuid: text('uuid').primaryKey(),
   name: text('name').notNull(),
   description: text('description'),
-  zoneUuid: text('zone_uuid').notNull().references(() => zones.uuid),
+  zoneUuid: text('zone_uuid')
+    .notNull()
+    .references(() => zones.uuid),
   physicalInterface: text('physical_interface').notNull(),
   /** L2NoVlanNetwork | L2VlanNetwork */
   type: text('type').notNull(),
@@ -26,8 +28,12 @@ export const l2Networks = pgTable('l2_networks', {
 export const l2ClusterRefs = pgTable(
   'l2_network_cluster_refs',
   {
-    l2NetworkUuid: text('l2_network_uuid').notNull().references(() => l2Networks.uuid, { onDelete: 'cascade' }),
-    clusterUuid: text('cluster_uuid').notNull().references(() => clusters.uuid, { onDelete: 'cascade' }),
+    l2NetworkUuid: text('l2_network_uuid')
+      .notNull()
+      .references(() => l2Networks.uuid, { onDelete: 'cascade' }),
+    clusterUuid: text('cluster_uuid')
+      .notNull()
+      .references(() => clusters.uuid, { onDelete: 'cascade' }),
     ...dates(),
   },
   (t) => [primaryKey({ columns: [t.l2NetworkUuid, t.clusterUuid] })],
@@ -38,8 +44,12 @@ export const l3Networks = pgTable('l3_networks', {
   name: text('name').notNull(),
   description: text('description'),
   type: text('type').notNull().default('L3BasicNetwork'),
-  zoneUuid: text('zone_uuid').notNull().references(() => zones.uuid),
-  l2NetworkUuid: text('l2_network_uuid').notNull().references(() => l2Networks.uuid),
+  zoneUuid: text('zone_uuid')
+    .notNull()
+    .references(() => zones.uuid),
+  l2NetworkUuid: text('l2_network_uuid')
+    .notNull()
+    .references(() => l2Networks.uuid),
   state: text('state').notNull().default('Enabled'),
   dnsDomain: text('dns_domain'),
   system: boolean('system').notNull().default(false),
@@ -52,7 +62,9 @@ export const l3Networks = pgTable('l3_networks', {
 export const l3Dns = pgTable(
   'l3_network_dns',
   {
-    l3NetworkUuid: text('l3_network_uuid').notNull().references(() => l3Networks.uuid, { onDelete: 'cascade' }),
+    l3NetworkUuid: text('l3_network_uuid')
+      .notNull()
+      .references(() => l3Networks.uuid, { onDelete: 'cascade' }),
     dns: text('dns').notNull(),
     /** Keeps the order DNS servers were added in. */
     position: integer('position').notNull(),
@@ -65,7 +77,9 @@ export const ipRanges = pgTable(
   'ip_ranges',
   {
     uuid: text('uuid').primaryKey(),
-    l3NetworkUuid: text('l3_network_uuid').notNull().references(() => l3Networks.uuid),
+    l3NetworkUuid: text('l3_network_uuid')
+      .notNull()
+      .references(() => l3Networks.uuid),
     name: text('name').notNull(),
     description: text('description'),
     startIp: text('start_ip').notNull(),
@@ -86,8 +100,12 @@ export const usedIps = pgTable(
   'used_ips',
   {
     uuid: text('uuid').primaryKey(),
-    ipRangeUuid: text('ip_range_uuid').notNull().references(() => ipRanges.uuid),
-    l3NetworkUuid: text('l3_network_uuid').notNull().references(() => l3Networks.uuid),
+    ipRangeUuid: text('ip_range_uuid')
+      .notNull()
+      .references(() => ipRanges.uuid),
+    l3NetworkUuid: text('l3_network_uuid')
+      .notNull()
+      .references(() => l3Networks.uuid),
     ip: text('ip').notNull(),
     ipInLong: big('ip_in_long').notNull(),
     netmask: text('netmask').notNull(),
@@ -112,7 +130,9 @@ export const networkServiceProviders = pgTable('network_service_providers', {
 export const networkServiceTypes = pgTable(
   'network_service_types',
   {
-    providerUuid: text('provider_uuid').notNull().references(() => networkServiceProviders.uuid, { onDelete: 'cascade' }),
+    providerUuid: text('provider_uuid')
+      .notNull()
+      .references(() => networkServiceProviders.uuid, { onDelete: 'cascade' }),
     serviceType: text('service_type').notNull(),
   },
   (t) => [primaryKey({ columns: [t.providerUuid, t.serviceType] })],
@@ -121,8 +141,12 @@ export const networkServiceTypes = pgTable(
 export const networkServiceProviderL2Refs = pgTable(
   'network_service_provider_l2_refs',
   {
-    providerUuid: text('provider_uuid').notNull().references(() => networkServiceProviders.uuid, { onDelete: 'cascade' }),
-    l2NetworkUuid: text('l2_network_uuid').notNull().references(() => l2Networks.uuid, { onDelete: 'cascade' }),
+    providerUuid: text('provider_uuid')
+      .notNull()
+      .references(() => networkServiceProviders.uuid, { onDelete: 'cascade' }),
+    l2NetworkUuid: text('l2_network_uuid')
+      .notNull()
+      .references(() => l2Networks.uuid, { onDelete: 'cascade' }),
     ...dates(),
   },
   (t) => [primaryKey({ columns: [t.providerUuid, t.l2NetworkUuid] })],
@@ -131,8 +155,12 @@ export const networkServiceProviderL2Refs = pgTable(
 export const networkServiceL3Refs = pgTable(
   'network_service_l3_refs',
   {
-    l3NetworkUuid: text('l3_network_uuid').notNull().references(() => l3Networks.uuid, { onDelete: 'cascade' }),
-    networkServiceProviderUuid: text('provider_uuid').notNull().references(() => networkServiceProviders.uuid, { onDelete: 'cascade' }),
+    l3NetworkUuid: text('l3_network_uuid')
+      .notNull()
+      .references(() => l3Networks.uuid, { onDelete: 'cascade' }),
+    networkServiceProviderUuid: text('provider_uuid')
+      .notNull()
+      .references(() => networkServiceProviders.uuid, { onDelete: 'cascade' }),
     networkServiceType: text('service_type').notNull(),
     ...dates(),
   },

@@ -20,7 +20,9 @@ export const securityGroupRules = pgTable(
   'security_group_rules',
   {
     uuid: text('uuid').primaryKey(),
-    securityGroupUuid: text('security_group_uuid').notNull().references(() => securityGroups.uuid, { onDelete: 'cascade' }),
+    securityGroupUuid: text('security_group_uuid')
+      .notNull()
+      .references(() => securityGroups.uuid, { onDelete: 'cascade' }),
     /** Ingress | Egress */
     type: text('type').notNull(),
     /** TCP | UDP | ICMP */
@@ -37,8 +39,12 @@ export const securityGroupRules = pgTable(
 export const securityGroupL3Refs = pgTable(
   'security_group_l3_refs',
   {
-    securityGroupUuid: text('security_group_uuid').notNull().references(() => securityGroups.uuid, { onDelete: 'cascade' }),
-    l3NetworkUuid: text('l3_network_uuid').notNull().references(() => l3Networks.uuid, { onDelete: 'cascade' }),
+    securityGroupUuid: text('security_group_uuid')
+      .notNull()
+      .references(() => securityGroups.uuid, { onDelete: 'cascade' }),
+    l3NetworkUuid: text('l3_network_uuid')
+      .notNull()
+      .references(() => l3Networks.uuid, { onDelete: 'cascade' }),
     ...dates(),
   },
   (t) => [primaryKey({ columns: [t.securityGroupUuid, t.l3NetworkUuid] }), index('security_group_l3_refs_l3_idx').on(t.l3NetworkUuid)],
@@ -47,8 +53,12 @@ export const securityGroupL3Refs = pgTable(
 export const vmNicSecurityGroupRefs = pgTable(
   'vm_nic_security_group_refs',
   {
-    vmNicUuid: text('vm_nic_uuid').notNull().references(() => vmNics.uuid, { onDelete: 'cascade' }),
-    securityGroupUuid: text('security_group_uuid').notNull().references(() => securityGroups.uuid, { onDelete: 'cascade' }),
+    vmNicUuid: text('vm_nic_uuid')
+      .notNull()
+      .references(() => vmNics.uuid, { onDelete: 'cascade' }),
+    securityGroupUuid: text('security_group_uuid')
+      .notNull()
+      .references(() => securityGroups.uuid, { onDelete: 'cascade' }),
     vmInstanceUuid: text('vm_instance_uuid').notNull(),
     ...dates(),
   },
@@ -62,6 +72,8 @@ export const vmNicSecurityGroupRefs = pgTable(
 
 /** Hosts whose rules failed to apply: refreshed whole by the retry worker and when they reconnect. */
 export const securityGroupFailureHosts = pgTable('security_group_failure_hosts', {
-  hostUuid: text('host_uuid').primaryKey().references(() => hosts.uuid, { onDelete: 'cascade' }),
+  hostUuid: text('host_uuid')
+    .primaryKey()
+    .references(() => hosts.uuid, { onDelete: 'cascade' }),
   ...dates(),
 });

@@ -8,7 +8,9 @@ const big = (name: string) => bigint(name, { mode: 'number' });
 
 export const primaryStorage = pgTable('primary_storage', {
   uuid: text('uuid').primaryKey(),
-  zoneUuid: text('zone_uuid').notNull().references(() => zones.uuid),
+  zoneUuid: text('zone_uuid')
+    .notNull()
+    .references(() => zones.uuid),
   name: text('name').notNull(),
   description: text('description'),
   url: text('url').notNull(),
@@ -27,8 +29,12 @@ export const primaryStorage = pgTable('primary_storage', {
 export const primaryStorageClusterRefs = pgTable(
   'primary_storage_cluster_refs',
   {
-    primaryStorageUuid: text('primary_storage_uuid').notNull().references(() => primaryStorage.uuid, { onDelete: 'cascade' }),
-    clusterUuid: text('cluster_uuid').notNull().references(() => clusters.uuid, { onDelete: 'cascade' }),
+    primaryStorageUuid: text('primary_storage_uuid')
+      .notNull()
+      .references(() => primaryStorage.uuid, { onDelete: 'cascade' }),
+    clusterUuid: text('cluster_uuid')
+      .notNull()
+      .references(() => clusters.uuid, { onDelete: 'cascade' }),
     ...dates(),
   },
   (t) => [primaryKey({ columns: [t.primaryStorageUuid, t.clusterUuid] })],
@@ -56,8 +62,12 @@ export const backupStorage = pgTable('backup_storage', {
 export const backupStorageZoneRefs = pgTable(
   'backup_storage_zone_refs',
   {
-    backupStorageUuid: text('backup_storage_uuid').notNull().references(() => backupStorage.uuid, { onDelete: 'cascade' }),
-    zoneUuid: text('zone_uuid').notNull().references(() => zones.uuid, { onDelete: 'cascade' }),
+    backupStorageUuid: text('backup_storage_uuid')
+      .notNull()
+      .references(() => backupStorage.uuid, { onDelete: 'cascade' }),
+    zoneUuid: text('zone_uuid')
+      .notNull()
+      .references(() => zones.uuid, { onDelete: 'cascade' }),
     ...dates(),
   },
   (t) => [primaryKey({ columns: [t.backupStorageUuid, t.zoneUuid] })],
@@ -89,8 +99,12 @@ export const images = pgTable('images', {
 export const imageBackupStorageRefs = pgTable(
   'image_backup_storage_refs',
   {
-    imageUuid: text('image_uuid').notNull().references(() => images.uuid, { onDelete: 'cascade' }),
-    backupStorageUuid: text('backup_storage_uuid').notNull().references(() => backupStorage.uuid, { onDelete: 'cascade' }),
+    imageUuid: text('image_uuid')
+      .notNull()
+      .references(() => images.uuid, { onDelete: 'cascade' }),
+    backupStorageUuid: text('backup_storage_uuid')
+      .notNull()
+      .references(() => backupStorage.uuid, { onDelete: 'cascade' }),
     installPath: text('install_path'),
     status: text('status').notNull().default('Downloading'),
     exportMd5Sum: text('export_md5_sum'),
@@ -99,4 +113,3 @@ export const imageBackupStorageRefs = pgTable(
   },
   (t) => [primaryKey({ columns: [t.imageUuid, t.backupStorageUuid] })],
 );
-

@@ -55,7 +55,9 @@ export const vmNics = pgTable(
   'vm_nics',
   {
     uuid: text('uuid').primaryKey(),
-    vmInstanceUuid: text('vm_instance_uuid').notNull().references(() => vmInstances.uuid, { onDelete: 'cascade' }),
+    vmInstanceUuid: text('vm_instance_uuid')
+      .notNull()
+      .references(() => vmInstances.uuid, { onDelete: 'cascade' }),
     l3NetworkUuid: text('l3_network_uuid').notNull(),
     usedIpUuid: text('used_ip_uuid').unique(),
     ip: text('ip'),

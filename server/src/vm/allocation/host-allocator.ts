@@ -84,7 +84,9 @@ export function reserveHostQuery(tx: Tx, req: HostRequirement, bind: Bind = imme
   const usablePs = (extra: SQL) => sql`EXISTS (SELECT 1 FROM ${primaryStorageClusterRefs}
     INNER JOIN ${primaryStorage} ON ${primaryStorage.uuid} = ${primaryStorageClusterRefs.primaryStorageUuid}
     WHERE ${primaryStorageClusterRefs.clusterUuid} = ${clusters.uuid} AND ${primaryStorage.state} = 'Enabled' AND ${primaryStorage.status} = 'Connected' AND ${extra})`;
-  [...new Set(req.primaryStorageUuids)].forEach((uuid, i) => clusterWhere.push(usablePs(sql`${primaryStorage.uuid} = ${bind(`primaryStorageUuid.${i}`, uuid)}`)));
+  [...new Set(req.primaryStorageUuids)].forEach((uuid, i) =>
+    clusterWhere.push(usablePs(sql`${primaryStorage.uuid} = ${bind(`primaryStorageUuid.${i}`, uuid)}`)),
+  );
   clusterWhere.push(usablePs(req.newVolumeBytes > 0 ? sql`${primaryStorage.availableCapacity} >= ${bind('newVolumeBytes', req.newVolumeBytes)}` : sql`TRUE`));
   if (req.imageUuid) {
     clusterWhere.push(sql`EXISTS (SELECT 1 FROM ${imageBackupStorageRefs}
@@ -132,10 +134,7 @@ export function reserveHostQuery(tx: Tx, req: HostRequirement, bind: Bind = imme
 
 function noHost(req: HostRequirement, dropped: string[]) {
   const why = dropped.length ? dropped.slice(0, 20).join('; ') + (dropped.length > 20 ? `; and ${dropped.length - 20} more` : '') : 'there is no host at all';
-  return err(
-    'HOST_ALLOCATION.1001',
-    `no host available for VM[uuid:${req.vmUuid}] (cpuNum ${req.cpuNum}, memory ${req.memorySize} bytes): ${why}`,
-  );
+  return err('HOST_ALLOCATION.1001', `no host available for VM[uuid:${req.vmUuid}] (cpuNum ${req.cpuNum}, memory ${req.memorySize} bytes): ${why}`);
 }
 
 /** The hosts that qualify, and why each other host was dropped (the slow path; exported for the equivalence test). */
@@ -153,7 +152,13 @@ export async function candidatesFor(app: DomainContext, req: HostRequirement): P
     .where(where.length ? and(...where) : undefined);
   const dropped: string[] = [];
   if (rows.length === 0) {
-    const scope = req.hostUuid ? `host[uuid:${req.hostUuid}]` : req.clusterUuid ? `cluster[uuid:${req.clusterUuid}]` : req.zoneUuid ? `zone[uuid:${req.zoneUuid}]` : 'the system';
+    const scope = req.hostUuid
+      ? `host[uuid:${req.hostUuid}]`
+      : req.clusterUuid
+        ? `cluster[uuid:${req.clusterUuid}]`
+        : req.zoneUuid
+          ? `zone[uuid:${req.zoneUuid}]`
+          : 'the system';
     dropped.push(`${scope} has no host`);
     return { candidates: [], dropped };
   }
@@ -164,7 +169,18 @@ export async function candidatesFor(app: DomainContext, req: HostRequirement): P
     ? await db.select({ uuid: l3Networks.uuid, l2: l3Networks.l2NetworkUuid }).from(l3Networks).where(inArray(l3Networks.uuid, req.l3NetworkUuids))
     : [];
   const l2Refs = l3s.length
-    ? await db.select().from(l2ClusterRefs).where(and(inArray(l2ClusterRefs.clusterUuid, clusterUuids), inArray(l2ClusterRefs.l2NetworkUuid, l3s.map((l) => l.l2))))
+    ? await db
+        .select()
+        .from(l2ClusterRefs)
+        .where(
+          and(
+            inArray(l2ClusterRefs.clusterUuid, clusterUuids),
+            inArray(
+              l2ClusterRefs.l2NetworkUuid,
+              l3s.map((l) => l.l2),
+            ),
+          ),
+        )
     : [];
   const l2Attached = new Set(l2Refs.map((r) => `${r.l2NetworkUuid}/${r.clusterUuid}`));
 
