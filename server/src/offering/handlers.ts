@@ -1,0 +1,115 @@
+import { and, eq } from 'drizzle-orm';
+import type { DomainContext } from '../core/domain.js';
+import { argErr, notFound } from '../core/errors.js';
+import { defineHandlers } from '../core/handlers.js';
+import { newUuid } from '../core/ids.js';
+import { diskOfferings, images, instanceOfferings, l3Networks, zones } from '../db/schema/index.js';
+import { diskOfferingInventory, instanceOfferingInventory, virtualRouterOfferingInventory } from './inventory.js';
+import { DEFAULT_ALLOCATOR_STRATEGY } from './service.js';
+
+export function offeringHandlers(app: DomainContext) {
+  const { db } = app;
+  const l3InZone = async (uuid: string, zoneUuid: string, field: string) => {
+    const [l3] = await db.select({ uuid: l3Networks.uuid, zoneUuid: l3Networks.zoneUuid }).from(l3Networks).where(eq(l3Networks.uuid, uuid));
+    if (!l3) throw notFound('L3NetworkVO', uuid, field);
+    if (l3.zoneUuid !== zoneUuid) throw argErr(`field[${field}]: L3 network[uuid:${uuid}] is in zone[uuid:${l3.zoneUuid}], not in zone[uuid:${zoneUuid}]`);
+  };
+
+  return defineHandlers({
+    CreateInstanceOffering: {
+      async run(msg) {
+        const [o] = await db
+          .insert(instanceOfferings)
+          .values({
+            uuid: msg.resourceUuid ?? newUuid(),
+            name: msg.name,
+            description: msg.description ?? null,
+            cpuNum: msg.cpuNum,
+            memorySize: msg.memorySize,
+            reservedMemorySize: msg.reservedMemorySize ?? 0,
+            allocatorStrategy: msg.allocatorStrategy ?? DEFAULT_ALLOCATOR_STRATEGY,
+            sortKey: msg.sortKey ?? 0,
+            cpuSpeed: msg.cpuSpeed ?? 0,
+            type: 'UserVm',
+          })
+          .returning();
+        return { inventory: instanceOfferingInventory(o) };
+      },
+    },
+    CreateVirtualRouterOffering: {
+      async check(msg) {
+        const [z] = await db.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, msg.zoneUuid));
+        if (!z) throw notFound('ZoneVO', msg.zoneUuid, 'zoneUuid');
+        await l3InZone(msg.managementNetworkUuid, msg.zoneUuid, 'managementNetworkUuid');
+        if (msg.publicNetworkUuid) await l3InZone(msg.publicNetworkUuid, msg.zoneUuid, 'publicNetworkUuid');
+        const [img] = await db.select({ uuid: images.uuid, mediaType: images.mediaType }).from(images).where(eq(images.uuid, msg.imageUuid));
+        if (!img) throw notFound('ImageVO', msg.imageUuid, 'imageUuid');
+        if (img.mediaType !== 'RootVolumeTemplate')
+          throw argErr(`field[imageUuid]: image[uuid:${img.uuid}] is a ${img.mediaType}; a virtual router boots a RootVolumeTemplate`);
+      },
+      async run(msg) {
+        const o = await db.transaction(async (tx) => {
+          // One default per zone (a unique index holds it): concurrent creations in the zone take turns on its row.
+          if (msg.isDefault) {
+            await tx.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, msg.zoneUuid)).for('no key update');
+            await tx
+              .update(instanceOfferings)
+              .set({ isDefault: false })
+              .where(and(eq(instanceOfferings.type, 'VirtualRouter'), eq(instanceOfferings.zoneUuid, msg.zoneUuid)));
+          }
+          const [row] = await tx
+            .insert(instanceOfferings)
+            .values({
+              uuid: msg.resourceUuid ?? newUuid(),
+              name: msg.name,
+              description: msg.description ?? null,
+              cpuNum: msg.cpuNum,
+              memorySize: msg.memorySize,
+              reservedMemorySize: msg.reservedMemorySize ?? 0,
+              allocatorStrategy: msg.allocatorStrategy ?? DEFAULT_ALLOCATOR_STRATEGY,
+              sortKey: msg.sortKey ?? 0,
+              cpuSpeed: msg.cpuSpeed ?? 0,
+              type: 'VirtualRouter',
+              zoneUuid: msg.zoneUuid,
+              managementNetworkUuid: msg.managementNetworkUuid,
+              publicNetworkUuid: msg.publicNetworkUuid ?? msg.managementNetworkUuid,
+              imageUuid: msg.imageUuid,
+              isDefault: msg.isDefault ?? false,
+            })
+            .returning();
+          return row;
+        });
+        return { inventory: virtualRouterOfferingInventory(o) };
+      },
+    },
+    CreateDiskOffering: {
+      async run(msg) {
+        const [o] = await db
+          .insert(diskOfferings)
+          .values({
+            uuid: msg.resourceUuid ?? newUuid(),
+            name: msg.name,
+            description: msg.description ?? null,
+            diskSize: msg.diskSize,
+            sortKey: msg.sortKey ?? 0,
+            allocatorStrategy: msg.allocationStrategy ?? null,
+            type: msg.type ?? 'zstack',
+          })
+          .returning();
+        return { inventory: diskOfferingInventory(o) };
+      },
+    },
+    DeleteInstanceOffering: {
+      async run(msg) {
+        await app.cascade.delete('instanceOffering', [msg.uuid], msg.deleteMode ?? 'Permissive');
+        return {};
+      },
+    },
+    DeleteDiskOffering: {
+      async run(msg) {
+        await app.cascade.delete('diskOffering', [msg.uuid], msg.deleteMode ?? 'Permissive');
+        return {};
+      },
+    },
+  });
+}
