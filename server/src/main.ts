@@ -77,7 +77,7 @@ try {
     consoleAgentOnDemand: true,
     logger: true,
   });
-  if (simulator) app.agents.startOnDemand(SIMULATOR_ON_DEMAND_URL, () => simulator!.agent.url());
+  if (simulator) app.agents.startOnDemand(SIMULATOR_ON_DEMAND_URL, simulator.agent);
   const url = await app.listen();
   const db = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : pglite ? `PGlite in ${config.dataDir}` : `embedded PostgreSQL in ${config.dataDir}`;
   console.log(`ZStack-TS management server listening on ${url} (${db}), ready in ${Date.now() - started} ms`);

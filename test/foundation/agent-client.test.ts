@@ -62,3 +62,40 @@ t.test('unreachable and refusing agents', async (t) => {
   const refused = await agents.call(url, '/vm/stop', { uuid: 'vm' }).catch((e: { error?: unknown }) => e);
   t.match(refused, { error: { code: 'SYS.1006', details: /agent \/vm\/stop failed: disk full/ } });
 });
+
+t.test('an agent started on demand that refuses its port (it died, its exit not seen yet) is started again, once', async (t) => {
+  const live = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end(JSON.stringify({ success: true })));
+  });
+  await new Promise<void>((r) => live.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    live.closeAllConnections();
+    return new Promise<void>((r) => live.close(() => r()));
+  });
+  const dead = http.createServer();
+  await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+  const deadUrl = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
+  await new Promise<void>((r) => dead.close(() => r()));
+  const liveUrl = `http://127.0.0.1:${(live.address() as AddressInfo).port}`;
+
+  let current = deadUrl;
+  const gone: string[] = [];
+  const agents = new AgentClient('secret');
+  agents.startOnDemand('on-demand://test', {
+    url: async () => current,
+    unreachable: async (url) => {
+      gone.push(url);
+      current = liveUrl; // what OnDemandAgent does: stop the dead one, start another
+    },
+  });
+  t.match(await agents.call('on-demand://test', '/host/ping', {}), { success: true }, 'the call reached the new agent');
+  t.same(gone, [deadUrl], 'the refusing agent was reported once');
+
+  // An agent that keeps refusing is reported once per call, then the call fails as unreachable.
+  current = deadUrl;
+  agents.startOnDemand('on-demand://refusing', { url: async () => deadUrl, unreachable: async (url) => void gone.push(url) });
+  const failed = await agents.call('on-demand://refusing', '/host/ping', {}).catch((e: { error?: unknown }) => e);
+  t.match(failed, { error: { code: 'SYS.1015', details: /ECONNREFUSED/ } });
+  t.same(gone, [deadUrl, deadUrl], 'one restart per call, no loop');
+});

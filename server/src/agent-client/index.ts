@@ -66,6 +66,17 @@ export type AgentRequest<P extends AgentPath> = AgentOperations[P]['request'];
 /** The reply of an agent command that succeeded. */
 export type AgentResponse<P extends AgentPath> = AgentOperations[P]['response'];
 
+/** An agent this node starts itself when a call first needs it (agent-client/local-agent.ts OnDemandAgent). */
+export interface OnDemand {
+  /** The running agent's URL, started first when it is not running. */
+  url(): Promise<string>;
+  /** The agent at `url` refused a connection: it is gone (or going); the next url() starts another. */
+  unreachable(url: string): Promise<void>;
+}
+
+/** Nothing listens at the agent's address (as opposed to a slow or failing agent). */
+class AgentRefused extends ApiError {}
+
 export class AgentClient {
   /** Calls made (path → count), for diagnostics and tests. */
   readonly stats = new Map<string, number>();
@@ -77,28 +88,41 @@ export class AgentClient {
   ) {}
 
   /** Base URLs standing for agents this node starts when a call first needs them → their real URL (started). */
-  private readonly onDemand = new Map<string, () => Promise<string>>();
+  private readonly onDemand = new Map<string, OnDemand>();
 
   /**
    * Calls to `baseUrl` go to the agent `start` resolves to: `start` runs the agent when it is not running (the first
    * call that needs it; again after it exited) — `npm start`'s simulator (agent-client/local-agent.ts OnDemandAgent).
    */
-  startOnDemand(baseUrl: string, start: () => Promise<string>): void {
-    this.onDemand.set(baseUrl, start);
+  startOnDemand(baseUrl: string, agent: OnDemand): void {
+    this.onDemand.set(baseUrl, agent);
   }
 
   /** Runs the agent command `path` (typed by the spec: body and reply) at the agent at `baseUrl`. */
   async call<P extends AgentPath>(baseUrl: string, path: P, body: AgentRequest<P>, opts: AgentCallOptions = {}): Promise<AgentResponse<P>> {
-    // Outside any call: the call's own timer below is its deadline.
-    const ctx = currentContext() ?? backgroundContext(`agent ${path}`, undefined, { timer: false });
-    const start = this.onDemand.get(baseUrl);
-    if (start) {
+    const onDemand = this.onDemand.get(baseUrl);
+    if (!onDemand) return this.callAt(baseUrl, path, body, opts);
+    const started = async () => {
       try {
-        baseUrl = await start(); // its start-up time counts against the call's deadline (remainingMs below)
+        return await onDemand.url(); // its start-up time counts against the call's deadline
       } catch (e) {
         throw new ApiError(errorCode('SYS.1015', `cannot start the agent at ${baseUrl}: ${(e as Error).message}`), 503);
       }
+    };
+    const url = await started();
+    try {
+      return await this.callAt(url, path, body, opts);
+    } catch (e) {
+      // A local agent refusing its own port has died (its exit may not be seen yet): once, it is started again.
+      if (!(e instanceof AgentRefused)) throw e;
+      await onDemand.unreachable(url);
+      return this.callAt(await started(), path, body, opts);
     }
+  }
+
+  private async callAt<P extends AgentPath>(baseUrl: string, path: P, body: AgentRequest<P>, opts: AgentCallOptions): Promise<AgentResponse<P>> {
+    // Outside any call: the call's own timer below is its deadline.
+    const ctx = currentContext() ?? backgroundContext(`agent ${path}`, undefined, { timer: false });
     const ownBudget = opts.timeoutMs ?? this.budgetFor(path);
     const budget = Math.min(remainingMs(), ownBudget ?? Infinity);
     if (budget <= 0) throw timeoutError(ctx, `agent ${path}`);
@@ -124,7 +148,8 @@ export class AgentClient {
           : new ApiError(errorCode('SYS.1001', `agent call ${url} timed out after ${budget} ms`), 503);
       }
       const reason = e as { code?: string; message?: string };
-      throw new ApiError(errorCode('SYS.1015', `cannot reach the agent at ${url}: ${reason.code ?? reason.message}`), 503);
+      const error = errorCode('SYS.1015', `cannot reach the agent at ${url}: ${reason.code ?? reason.message}`);
+      throw reason.code === 'ECONNREFUSED' ? new AgentRefused(error, 503) : new ApiError(error, 503);
     } finally {
       own.dispose();
     }

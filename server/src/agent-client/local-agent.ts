@@ -124,6 +124,15 @@ export class OnDemandAgent {
     return this.current.then((agent) => agent.url);
   }
 
+  /** The agent at `url` refused a connection: it died (its exit may not be seen yet) or is dying; it is stopped and forgotten. */
+  async unreachable(url: string): Promise<void> {
+    const starting = this.current;
+    const agent = await starting?.catch(() => undefined);
+    if (!agent || agent.url !== url) return; // another call already replaced it
+    await agent.stop();
+    if (this.current === starting) this.current = undefined;
+  }
+
   /** The running agent's pid, if one runs or is starting. */
   async pid(): Promise<number | undefined> {
     return (await this.current?.catch(() => undefined))?.pid;
