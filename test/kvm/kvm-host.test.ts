@@ -11,7 +11,7 @@ import { freePort, sshdUnavailable, startSshd } from '../lib/sshd.js';
 import { AGENT_SECRET, http, startServer, type TestServer } from '../lib/harness.js';
 import { ZStackError, type ZStackClient } from '../../sdk/src/index.js';
 import { backupStorage, hosts } from '../../server/src/db/schema/index.js';
-import { credentialVault } from '../../server/src/host/credentials.js';
+import { credentialVault } from '../../server/src/core/credentials.js';
 import { Semaphore } from '../../server/src/host/deploy.js';
 
 const TASKS = ['connect', 'detect-os', 'check-runtime', 'upload-bundle', 'write-config', 'install-service', 'restart-agent', 'wait-echo'];

@@ -13,7 +13,7 @@ import { ApiError } from '../../server/src/core/errors.js';
 import { newUuid } from '../../server/src/core/ids.js';
 import type { AgentPath, AgentRequest } from '../../server/src/agent-client/index.js';
 import { backupStorage, backupStorageZoneRefs, images, primaryStorage } from '../../server/src/db/schema/index.js';
-import { credentialVault } from '../../server/src/host/credentials.js';
+import { credentialVault } from '../../server/src/core/credentials.js';
 import { freePort } from '../lib/sshd.js';
 
 const GiB = 1024 ** 3;

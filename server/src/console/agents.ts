@@ -13,7 +13,7 @@ import type { AgentPathOf, AgentRequest, AgentResponse } from '../agent-client/i
 import { remainingMs, step } from '../core/context.js';
 import { err, errorCode, notFound, opErr, toApiError, type ErrorCode } from '../core/errors.js';
 import { consoleProxies, consoleProxyAgents } from '../db/schema/index.js';
-import { credentialVault } from '../host/index.js';
+import { credentialVault } from '../core/credentials.js';
 import type { AgentRow } from './inventory.js';
 import { deployConsoleAgent, spawnConsoleAgent, type AgentRuntime, type DeployMode } from './launch.js';
 

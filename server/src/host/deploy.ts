@@ -13,7 +13,7 @@ import { newUuid } from '../core/ids.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import { hostDeployLogs } from '../db/schema/index.js';
 import { DeployError, deployAgent, type DeployKind, type DeployResult, type TaskLog } from '../../../agents/src/deploy/index.js';
-import type { SshCredentials } from './credentials.js';
+import type { SshCredentials } from '../core/credentials.js';
 
 export type DeployLogRow = typeof hostDeployLogs.$inferSelect;
 

@@ -8,7 +8,7 @@ import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { clusters, hosts } from '../db/schema/index.js';
 import { cpuMemoryCapacity } from './capacity.js';
-import { credentialVault, newAgentSecret } from './credentials.js';
+import { credentialVault, newAgentSecret } from '../core/credentials.js';
 import { hostInventory } from './inventory.js';
 import { stateErrorNotConnected, type HostService } from './service.js';
 

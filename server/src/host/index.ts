@@ -8,7 +8,8 @@ import { AgentDeployService, hostDeployLogDescriptor } from './deploy.js';
 import { hostHandlers } from './handlers.js';
 import { hostDescriptor } from './inventory.js';
 import { startPingTracker } from './ping-tracker.js';
-import { HostService, noOtherManagementNode } from './service.js';
+import { HostService } from './service.js';
+import { noOtherManagementNode } from '../core/alone.js';
 
 declare module '../services.js' {
   interface Services {
@@ -19,8 +20,7 @@ declare module '../services.js' {
 }
 
 // The host domain's public face: what other domains may use besides `ctx.use('hosts')`.
-export { credentialVault, newAgentSecret } from './credentials.js';
-export { noOtherManagementNode, reservation, type HostRow, type HostService } from './service.js';
+export { reservation, type HostRow, type HostService } from './service.js';
 
 export const hostModule = defineDomain({ name: 'host', provides: ['hosts', 'agentDeployer'], register });
 

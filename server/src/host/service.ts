@@ -10,7 +10,7 @@ import { step } from '../core/context.js';
 import { ApiError, err, notFound, stateErr, toApiError } from '../core/errors.js';
 import type { Tx } from '../db/index.js';
 import { hosts } from '../db/schema/index.js';
-import { credentialVault, newAgentSecret } from './credentials.js';
+import { credentialVault, newAgentSecret } from '../core/credentials.js';
 import { DeployFailure, type AgentDeployService } from './deploy.js';
 import { hostInventory, type HostRow } from './inventory.js';
 
@@ -36,15 +36,6 @@ export interface ConnectOptions {
 export const osReleaseOf = (prettyName: string) => /\(([^)]+)\)\s*$/.exec(prettyName)?.[1] ?? prettyName;
 
 export const hostLockKey = (uuid: string) => `host:${uuid}`;
-
-/**
- * True when no other management node is alive, so nothing can be half-way through work this node finds half done
- * (a host left Connecting, an image left Downloading by a crash). Belongs in core (App) — see the report.
- */
-export async function noOtherManagementNode(app: DomainContext): Promise<boolean> {
-  const live = await app.jobs.liveNodes(3 * app.globalConfig.getMs('managementServer', 'node.heartbeatInterval'));
-  return live.every((n) => n === app.nodeUuid);
-}
 
 const describe = (h: Pick<HostRow, 'uuid' | 'name'>) => `host[uuid:${h.uuid}, name:${h.name}]`;
 

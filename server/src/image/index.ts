@@ -7,7 +7,7 @@ import { argErr, notFound, stateErr, toApiError } from '../core/errors.js';
 import { defineHandlers, type Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { imageBackupStorageRefs, images } from '../db/schema/index.js';
-import { noOtherManagementNode } from '../host/index.js';
+import { noOtherManagementNode } from '../core/alone.js';
 import type { BackupStorageRow } from '../storage/index.js';
 import { downloadImage, installPathOf } from './download.js';
 import { imageDescriptor, imageInventories, imageRefDescriptor, type ImageRefRow, type ImageRow } from './inventory.js';

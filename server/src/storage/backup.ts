@@ -14,7 +14,7 @@ import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import type { Tx } from '../db/index.js';
 import { backupStorage, backupStorageZoneRefs, zones } from '../db/schema/index.js';
 import { DEFAULT_INSTALL_PARENT } from '../../../agents/src/deploy/index.js';
-import { credentialVault, newAgentSecret } from '../host/index.js';
+import { credentialVault, newAgentSecret } from '../core/credentials.js';
 
 export type BackupStorageRow = typeof backupStorage.$inferSelect;
 

@@ -11,7 +11,8 @@ import { VolumeService } from './volumes.js';
 import { registerVmGarbageCollectors } from './gc.js';
 import { registerPlacementFences } from './allocation/fences.js';
 import { applyFlatDhcpOnHost } from './hypervisor.js';
-import { aloneAtBoot, Reconciler } from './reconcile.js';
+import { aloneAtBoot } from '../core/alone.js';
+import { Reconciler } from './reconcile.js';
 
 declare module '../services.js' {
   interface Services {

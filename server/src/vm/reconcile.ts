@@ -12,11 +12,10 @@
 // lock, so reconciliation never races a live operation; the lock of a process that died died with its connection. A
 // row changed after the host was asked (`lastOpDate`) is left for the next round.
 import { and, eq, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
-import { hostname } from 'node:os';
 import type { DomainContext } from '../core/domain.js';
 import { toApiError } from '../core/errors.js';
 import { rows, type Tx } from '../db/index.js';
-import { hosts, l3Networks, managementNodes, primaryStorage, usedIps, vmInstances, vmNics, volumes } from '../db/schema/index.js';
+import { hosts, l3Networks, primaryStorage, usedIps, vmInstances, vmNics, volumes } from '../db/schema/index.js';
 import { destroyOnHostLater } from './gc.js';
 import type { VmRow } from './inventory.js';
 import { deleteNic } from './nics.js';
@@ -394,16 +393,4 @@ export async function agentVmReports(app: DomainContext, hostUuids: string[]): P
     }),
   );
   return out;
-}
-
-/**
- * At start (before serving): no other management node is alive. A node recorded on this machine with the port this
- * one is configured to listen on is a predecessor that died (the port is checked free before the server starts), even
- * when its heartbeat is still recent.
- */
-export async function aloneAtBoot(app: DomainContext): Promise<boolean> {
-  const staleBefore = new Date(Date.now() - 3 * app.globalConfig.getMs('managementServer', 'node.heartbeatInterval'));
-  const nodes = await app.db.select().from(managementNodes);
-  const port = app.options.port ?? 0;
-  return nodes.every((n) => n.uuid === app.nodeUuid || n.heartBeat < staleBefore || (port !== 0 && n.hostName === hostname() && n.port === port));
 }

@@ -8,8 +8,8 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DomainContext } from '../core/domain.js';
-import { err } from '../core/errors.js';
+import type { DomainContext } from './domain.js';
+import { err } from './errors.js';
 
 const keyOf = (secret: string) => createHash('sha256').update(`zstack-ts credential key:${secret}`).digest();
 
