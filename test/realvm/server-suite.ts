@@ -20,6 +20,7 @@ import { FlatDhcpServer, deleteBridge, ensureAddress, ensureBridge, ensureNamesp
 import { RouterNamespace } from '../../agents/src/network/router-namespace.js';
 import { SerialShell, consoleText, qemuRss, tryoutImage, waitConsole } from '../lib/realvm.js';
 import { checkConsoleScreen, chromiumMissing } from './console-screen.js';
+import { consoleLog, consoleUrl, realTryout } from '../../examples/tryout-real.js';
 
 const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
 
@@ -70,16 +71,25 @@ export async function serverSuite(t: Test): Promise<void> {
   await setting('sftpBackupStorage', 'agent.installRoot', join(sshd.home, 'bs-agent'));
   await setting('sftpBackupStorage', 'agent.port', String(await freePort()));
 
-  const { inventory: zone } = await zs.createZone({ name: 'real' });
-  const { inventory: cluster } = await zs.createCluster({ zoneUuid: zone.uuid, name: 'kvm', hypervisorType: 'KVM' });
-  const { inventory: host } = await zs.addKVMHost({
-    name: 'this-machine',
-    managementIp: sshd.host,
-    username: 'root',
-    sshKey: sshd.privateKey,
-    sshPort: sshd.port,
-    clusterUuid: cluster.uuid,
-  } as never);
+  // The README's real tryout, step for step (examples/tryout-real.ts), with the test's sshd, veth and addresses.
+  const imageFile = join(sshd.home, 'tryout.qcow2'); // where the backup storage agent (the test user) can read it
+  copyFileSync(image, imageFile);
+  chmodSync(imageFile, 0o644);
+  const started = Date.now();
+  const tryout = await realTryout(zs, {
+    host: { managementIp: sshd.host, username: 'root', sshKey: sshd.privateKey, sshPort: sshd.port },
+    backupStorage: { hostname: sshd.host, username: sshd.username, password: sshd.password, sshPort: sshd.port, url: join(sshd.home, 'bs') },
+    imageUrl: `file://${imageFile}`,
+    primaryStorageUrl: join(kvmRoot, 'ps'),
+    physicalInterface: phys,
+    network: net,
+  });
+  l3Uuid = tryout.l3NetworkUuid;
+  const zone = { uuid: tryout.zoneUuid };
+  const cluster = { uuid: tryout.clusterUuid };
+  const offering = { uuid: tryout.instanceOfferingUuid };
+  const img = (await zs.queryImage({ q: [`uuid=${tryout.imageUuid}`] })).inventories![0];
+  const host = (await zs.queryHost({ q: [`uuid=${tryout.hostUuid}`] })).inventories![0];
   t.match(host, { status: 'Connected' }, 'the kvm agent deployed as root over SSH');
   const deployLog = (await zs.queryHostDeployLog({ q: [`resourceUuid=${host.uuid}`, 'task=check-runtime'] })).inventories as Array<{
     status: string;
@@ -90,63 +100,24 @@ export async function serverSuite(t: Test): Promise<void> {
     { status: 'skip', details: /packages present: qemu-system-x86 .*dnsmasq-base/ },
     "the deployer checked a libvirt host's packages (all present here: nothing installed)",
   );
-
-  const { inventory: bs } = await zs.addSftpBackupStorage({
-    name: 'bs',
-    hostname: sshd.host,
-    username: sshd.username,
-    password: sshd.password,
-    sshPort: sshd.port,
-    url: join(sshd.home, 'bs'),
-  });
-  await zs.attachBackupStorageToZone({ zoneUuid: zone.uuid, backupStorageUuid: bs.uuid });
-  const imageFile = join(sshd.home, 'tryout.qcow2'); // where the backup storage agent (the test user) can read it
-  copyFileSync(image, imageFile);
-  chmodSync(imageFile, 0o644);
-  const { inventory: img } = await zs.addImage({
-    name: 'tryout',
-    url: `file://${imageFile}`,
-    format: 'qcow2',
-    platform: 'Linux',
-    backupStorageUuids: [bs.uuid],
-  } as never);
   t.equal(img.status, 'Ready');
 
-  const { inventory: ps } = await zs.addLocalPrimaryStorage({ name: 'local', zoneUuid: zone.uuid, url: join(kvmRoot, 'ps') });
-  await zs.attachPrimaryStorageToCluster({ clusterUuid: cluster.uuid, primaryStorageUuid: ps.uuid });
-  const { inventory: offering } = await zs.createInstanceOffering({ name: 'tiny', cpuNum: 1, memorySize: 128 * 2 ** 20 });
-  const { inventory: l2 } = await zs.createL2NoVlanNetwork({ name: 'l2', zoneUuid: zone.uuid, physicalInterface: phys });
-  await zs.attachL2NetworkToCluster({ l2NetworkUuid: l2.uuid, clusterUuid: cluster.uuid });
-  const { inventory: l3 } = await zs.createL3Network({ name: 'flat', l2NetworkUuid: l2.uuid });
-  l3Uuid = l3.uuid;
-  await zs.addIpRange({ l3NetworkUuid: l3.uuid, name: 'r', startIp: `${net}.10`, endIp: `${net}.20`, netmask: '255.255.255.0', gateway: `${net}.1` });
-  const flat = (await zs.queryNetworkServiceProvider({ q: ['type=Flat'] })).inventories![0];
-  await zs.attachNetworkServiceToL3Network({ l3NetworkUuid: l3.uuid, networkServices: { [flat.uuid]: ['DHCP'] } });
-
-  const started = Date.now();
-  const { inventory: vm } = await zs.createVmInstance({
-    name: 'real-vm',
-    instanceOfferingUuid: offering.uuid,
-    imageUuid: img.uuid,
-    l3NetworkUuids: [l3.uuid],
-  } as never);
+  const vm = tryout.vm;
   vmUuid = vm.uuid;
   t.match(vm, { state: 'Running', hostUuid: host.uuid });
   const nic = vm.vmNics[0];
-  const log = `/var/log/zstack-ts/console/${vm.uuid}.log`;
+  const log = consoleLog(vm.uuid);
   const lease = await waitConsole(log, new RegExp(`lease eth0 ${nic.mac} (\\S+)/`), 180_000);
   t.equal(lease[1], nic.ip, 'the guest leased the address the server allocated');
   t.comment(`CreateVmInstance to DHCP lease: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const ping = await sh('ip', ['netns', 'exec', tryout.namespace, 'busybox', 'ping', '-c', '1', '-W', '5', nic.ip]).catch((e: { stdout?: string }) => e);
+  t.match(ping, { stdout: / 0% packet loss/ }, "the VM answers from its L3's DHCP namespace (the tryout prints this command)");
   t.match(consoleText(log), /zstack-tryout: booted/);
 
   await t.test("RequestConsoleAccess: the noVNC page shows the VM's screen", { skip: chromiumMissing }, async (t) => {
     await waitConsole(log, /login:/, 60_000);
     const { inventory: c } = await zs.requestConsoleAccess({ vmInstanceUuid: vm.uuid });
-    await checkConsoleScreen(
-      t,
-      `${s.url}/zstack/console?token=${c.token}&host=${c.hostname}&port=${c.port}&title=real-vm`,
-      join(ARTIFACTS, 'console-real-vm.png'),
-    );
+    await checkConsoleScreen(t, consoleUrl(s.url, c, 'real-vm'), join(ARTIFACTS, 'console-real-vm.png'));
   });
 
   const from = consoleText(log).length;
