@@ -109,7 +109,7 @@ export async function serverSuite(t: Test): Promise<void> {
   const log = consoleLog(vm.uuid);
   const lease = await waitConsole(log, new RegExp(`lease eth0 ${nic.mac} (\\S+)/`), 180_000);
   t.equal(lease[1], nic.ip, 'the guest leased the address the server allocated');
-  t.comment(`CreateVmInstance to DHCP lease: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.comment(`the tryout's steps (AddKVMHost … CreateVmInstance) to DHCP lease: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   const ping = await sh('ip', ['netns', 'exec', tryout.namespace, 'busybox', 'ping', '-c', '1', '-W', '5', nic.ip]).catch((e: { stdout?: string }) => e);
   t.match(ping, { stdout: / 0% packet loss/ }, "the VM answers from its L3's DHCP namespace (the tryout prints this command)");
   t.match(consoleText(log), /zstack-tryout: booted/);
