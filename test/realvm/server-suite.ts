@@ -76,14 +76,15 @@ export async function serverSuite(t: Test): Promise<void> {
   copyFileSync(image, imageFile);
   chmodSync(imageFile, 0o644);
   const started = Date.now();
-  const tryout = await realTryout(zs, {
+  const tryoutOptions = {
     host: { managementIp: sshd.host, username: 'root', sshKey: sshd.privateKey, sshPort: sshd.port },
     backupStorage: { hostname: sshd.host, username: sshd.username, password: sshd.password, sshPort: sshd.port, url: join(sshd.home, 'bs') },
     imageUrl: `file://${imageFile}`,
     primaryStorageUrl: join(kvmRoot, 'ps'),
     physicalInterface: phys,
     network: net,
-  });
+  };
+  const tryout = await realTryout(zs, tryoutOptions);
   l3Uuid = tryout.l3NetworkUuid;
   const zone = { uuid: tryout.zoneUuid };
   const cluster = { uuid: tryout.clusterUuid };
@@ -105,6 +106,12 @@ export async function serverSuite(t: Test): Promise<void> {
   const vm = tryout.vm;
   vmUuid = vm.uuid;
   t.match(vm, { state: 'Running', hostUuid: host.uuid });
+  const again = await realTryout(zs, tryoutOptions);
+  t.same(
+    [again.vm.uuid, again.hostUuid, again.imageUuid, again.l3NetworkUuid],
+    [vm.uuid, host.uuid, img.uuid, tryout.l3NetworkUuid],
+    'run again, the tryout reuses what exists',
+  );
   const nic = vm.vmNics[0];
   const log = consoleLog(vm.uuid);
   const lease = await waitConsole(log, new RegExp(`lease eth0 ${nic.mac} (\\S+)/`), 180_000);
