@@ -1,3 +1,4 @@
+import { schemaExpands } from '../core/inventory-schema.js';
 import { formatDate } from '../core/dates.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import { clusters } from '../db/schema/index.js';
@@ -24,7 +25,7 @@ export const clusterDescriptor: InventoryDescriptor<ClusterRow> = {
   table: clusters,
   fields: fieldsFromTable(clusters),
   expand: {
-    zone: { inventory: 'ZoneInventory', localKey: 'zoneUuid', remoteKey: 'uuid' },
+    ...schemaExpands(clusters),
     host: { inventory: 'HostInventory', localKey: 'uuid', remoteKey: 'clusterUuid' },
     vmInstance: { inventory: 'VmInstanceInventory', localKey: 'uuid', remoteKey: 'clusterUuid' },
     primaryStorageRef: { inventory: 'PrimaryStorageClusterRefInventory', localKey: 'uuid', remoteKey: 'clusterUuid' },

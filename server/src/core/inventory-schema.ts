@@ -4,6 +4,7 @@
 // their names by hand. test/foundation/inventory-schema.test.ts checks every registered descriptor against it.
 import { getTableColumns } from 'drizzle-orm';
 import { getTableConfig, type PgTable } from 'drizzle-orm/pg-core';
+import * as schema from '../db/schema/index.js';
 import type { Expansion } from './query.js';
 
 /** `zoneUuid` → `zone`; keys that do not end in `Uuid` are not expansions. */
@@ -27,3 +28,20 @@ export function foreignKeyExpands(table: PgTable, inventoryOf: (table: PgTable) 
   }
   return out;
 }
+
+/** The inventory a foreign key onto each table expands to (tables several inventories describe are left out). */
+const inventoryOfTable = new Map<PgTable, string>([
+  [schema.zones, 'ZoneInventory'],
+  [schema.clusters, 'ClusterInventory'],
+  [schema.primaryStorage, 'PrimaryStorageInventory'],
+  [schema.backupStorage, 'BackupStorageInventory'],
+  [schema.images, 'ImageInventory'],
+  [schema.l2Networks, 'L2NetworkInventory'],
+  [schema.l3Networks, 'L3NetworkInventory'],
+  [schema.ipRanges, 'IpRangeInventory'],
+  [schema.vmNics, 'VmNicInventory'],
+  [schema.securityGroups, 'SecurityGroupInventory'],
+]);
+
+/** `table`'s many-to-one expansions, from its foreign keys (`expand: { ...schemaExpands(table), <one-to-many…> }`). */
+export const schemaExpands = (table: PgTable): Record<string, Expansion> => foreignKeyExpands(table, (t) => inventoryOfTable.get(t));

@@ -1,3 +1,4 @@
+import { schemaExpands } from '../core/inventory-schema.js';
 import { formatDate } from '../core/dates.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import { hosts } from '../db/schema/index.js';
@@ -45,8 +46,7 @@ export const hostDescriptor: InventoryDescriptor<HostRow> = {
   table: hosts,
   fields: fieldsFromTable(hosts, { exclude: ['credential', 'hostKey', 'agentUrl', 'reservedVmCount'] }),
   expand: {
-    zone: { inventory: 'ZoneInventory', localKey: 'zoneUuid', remoteKey: 'uuid' },
-    cluster: { inventory: 'ClusterInventory', localKey: 'clusterUuid', remoteKey: 'uuid' },
+    ...schemaExpands(hosts),
     vmInstance: { inventory: 'VmInstanceInventory', localKey: 'uuid', remoteKey: 'hostUuid' },
   },
   defaultSort: 'createDate',

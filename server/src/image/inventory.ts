@@ -1,3 +1,4 @@
+import { schemaExpands } from '../core/inventory-schema.js';
 import { inArray } from 'drizzle-orm';
 import { formatDate } from '../core/dates.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
@@ -76,8 +77,7 @@ export const imageRefDescriptor: InventoryDescriptor<ImageRefRow> = {
   table: imageBackupStorageRefs,
   fields: fieldsFromTable(imageBackupStorageRefs),
   expand: {
-    image: { inventory: 'ImageInventory', localKey: 'imageUuid', remoteKey: 'uuid' },
-    backupStorage: { inventory: 'BackupStorageInventory', localKey: 'backupStorageUuid', remoteKey: 'uuid' },
+    ...schemaExpands(imageBackupStorageRefs),
   },
   toInventories: async (rows) => rows.map(imageRefInventory),
 };

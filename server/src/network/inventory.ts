@@ -1,6 +1,7 @@
 // Row → inventory mappings of the network domain, shared by replies and queries, and the query descriptors.
 // Inventories carry what the v1.1 replies carry (release notes §9) plus a few fields of today's upstream that
 // our validation rules make visible: L3 `category`, IP range `networkCidr` and `ipRangeType`.
+import { schemaExpands } from '../core/inventory-schema.js';
 import { asc, inArray } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
 import {
@@ -69,7 +70,7 @@ export const l2Descriptor: InventoryDescriptor<L2Row> = {
   table: l2Networks,
   fields: fieldsFromTable(l2Networks),
   expand: {
-    zone: { inventory: 'ZoneInventory', localKey: 'zoneUuid', remoteKey: 'uuid' },
+    ...schemaExpands(l2Networks),
     l3Network: { inventory: 'L3NetworkInventory', localKey: 'uuid', remoteKey: 'l2NetworkUuid' },
     clusterRef: { inventory: 'L2NetworkClusterRefInventory', localKey: 'uuid', remoteKey: 'l2NetworkUuid' },
   },
@@ -114,7 +115,7 @@ export const ipRangeDescriptor: InventoryDescriptor<IpRangeRow> = {
   ownerKey: 'l3NetworkUuid',
   table: ipRanges,
   fields: fieldsFromTable(ipRanges, { exclude: ['startInt', 'endInt'] }),
-  expand: { l3Network: { inventory: 'L3NetworkInventory', localKey: 'l3NetworkUuid', remoteKey: 'uuid' } },
+  expand: schemaExpands(ipRanges),
   defaultSort: 'createDate',
   toInventories: async (rows) => rows.map(ipRangeInventory),
 };
@@ -251,8 +252,7 @@ export const l3Descriptor: InventoryDescriptor<L3Row> = {
   table: l3Networks,
   fields: fieldsFromTable(l3Networks),
   expand: {
-    zone: { inventory: 'ZoneInventory', localKey: 'zoneUuid', remoteKey: 'uuid' },
-    l2Network: { inventory: 'L2NetworkInventory', localKey: 'l2NetworkUuid', remoteKey: 'uuid' },
+    ...schemaExpands(l3Networks),
     ipRanges: { inventory: 'IpRangeInventory', localKey: 'uuid', remoteKey: 'l3NetworkUuid' },
     serviceProviderRef: { inventory: 'NetworkServiceL3NetworkRefInventory', localKey: 'uuid', remoteKey: 'l3NetworkUuid' },
     networkServices: { inventory: 'NetworkServiceL3NetworkRefInventory', localKey: 'uuid', remoteKey: 'l3NetworkUuid' },

@@ -1,4 +1,5 @@
 // Row → inventory mappings of security groups, shared by replies and queries, and their query descriptors.
+import { schemaExpands } from '../core/inventory-schema.js';
 import { asc, inArray } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
 import { securityGroupL3Refs, securityGroupRules, securityGroups, vmNicSecurityGroupRefs } from '../db/schema/index.js';
@@ -68,7 +69,7 @@ export const ruleDescriptor: InventoryDescriptor<RuleRow> = {
   ownerKey: 'securityGroupUuid',
   table: securityGroupRules,
   fields: fieldsFromTable(securityGroupRules),
-  expand: { securityGroup: { inventory: 'SecurityGroupInventory', localKey: 'securityGroupUuid', remoteKey: 'uuid' } },
+  expand: schemaExpands(securityGroupRules),
   defaultSort: 'createDate',
   toInventories: async (rows) => rows.map(ruleInventory),
 };
@@ -85,10 +86,7 @@ export const nicRefDescriptor: InventoryDescriptor<NicRefRow> = {
   ownerKey: 'securityGroupUuid',
   table: vmNicSecurityGroupRefs,
   fields: fieldsFromTable(vmNicSecurityGroupRefs),
-  expand: {
-    vmNic: { inventory: 'VmNicInventory', localKey: 'vmNicUuid', remoteKey: 'uuid' },
-    securityGroup: { inventory: 'SecurityGroupInventory', localKey: 'securityGroupUuid', remoteKey: 'uuid' },
-  },
+  expand: schemaExpands(vmNicSecurityGroupRefs),
   defaultSort: 'createDate',
   toInventories: async (rows) => rows.map(nicRefInventory),
 };

@@ -1,6 +1,7 @@
 // Primary storage: where volumes live, attached to clusters. Capacity is on the row, so a reservation is one
 // conditional UPDATE. Local storage is a directory on every host of its clusters: its capacity is the sum of what
 // the Connected hosts' agents report (`/primarystorage/capacity`), refreshed on attach/detach and host connect.
+import { schemaExpands } from '../core/inventory-schema.js';
 import { and, eq, gte, inArray, sql } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import { formatDate } from '../core/dates.js';
@@ -148,7 +149,7 @@ export const primaryStorageDescriptor: InventoryDescriptor<PrimaryStorageRow> = 
   table: primaryStorage,
   fields: fieldsFromTable(primaryStorage),
   expand: {
-    zone: { inventory: 'ZoneInventory', localKey: 'zoneUuid', remoteKey: 'uuid' },
+    ...schemaExpands(primaryStorage),
     volume: { inventory: 'VolumeInventory', localKey: 'uuid', remoteKey: 'primaryStorageUuid' },
     clusterRef: { inventory: 'PrimaryStorageClusterRefInventory', localKey: 'uuid', remoteKey: 'primaryStorageUuid' },
   },
@@ -162,8 +163,7 @@ export const primaryStorageClusterRefDescriptor: InventoryDescriptor = {
   table: primaryStorageClusterRefs,
   fields: fieldsFromTable(primaryStorageClusterRefs),
   expand: {
-    primaryStorage: { inventory: 'PrimaryStorageInventory', localKey: 'primaryStorageUuid', remoteKey: 'uuid' },
-    cluster: { inventory: 'ClusterInventory', localKey: 'clusterUuid', remoteKey: 'uuid' },
+    ...schemaExpands(primaryStorageClusterRefs),
   },
   toInventories: async (rows) => rows,
 };
