@@ -1,6 +1,6 @@
 // The tryout's real mode: a real VM on this machine through a running `npm start` server. AddKVMHost as root over
 // SSH to this machine (the kvm agent's libvirt backend), an SFTP backup storage on it holding the tryout image
-// (agents/scripts/build-tryout-image.sh), local primary storage, an L2NoVlan network on a dummy interface (its
+// (agents/scripts/build-tryout-image.sh), local primary storage, an L2NoVlan network on a dummy (or veth) interface (its
 // bridge reaches no real network), an L3 with the Flat provider's DHCP, and CreateVmInstance. It prints the VM's
 // address (once the guest leased it from our DHCP), the command reaching it from the L3's DHCP namespace and the
 // noVNC console URL. Run as root on Debian 12 with the packages of README "Real VMs" installed:
@@ -144,8 +144,12 @@ async function main(): Promise<void> {
   const script = join(dirname(fileURLToPath(import.meta.url)), '..', 'agents', 'scripts', 'build-tryout-image.sh');
   say('building (or finding) the tryout image…');
   const image = (await sh(script, [], { maxBuffer: 1 << 20 })).stdout.trim();
-  // A dummy interface as the L2's "physical" one: the bridge and the VM reach no real network.
-  await sh('ip', ['link', 'show', values.interface!]).catch(() => sh('ip', ['link', 'add', values.interface!, 'type', 'dummy']));
+  // A dummy interface as the L2's "physical" one (a veth pair where the kernel has no dummy module, as in many
+  // containers): the bridge and the VM reach no real network.
+  const physical = values.interface!;
+  await sh('ip', ['link', 'show', physical]).catch(() =>
+    sh('ip', ['link', 'add', physical, 'type', 'dummy']).catch(() => sh('ip', ['link', 'add', physical, 'type', 'veth', 'peer', 'name', `${physical}p`])),
+  );
   const dir = '/var/lib/zstack-ts/tryout-real';
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const root = { username: 'root', password, sshPort: Number(values['ssh-port']) };
