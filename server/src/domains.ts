@@ -16,6 +16,7 @@ import { virtualRouterModule } from './virtual-router/index.js';
 import { consoleModule } from './console/index.js';
 import { tagModule } from './tag/index.js';
 import { securityGroupModule } from './security-group/index.js';
+import { vipModule } from './vip/index.js';
 
 export const domains: DomainModule[] = [
   identityModule,
@@ -32,4 +33,5 @@ export const domains: DomainModule[] = [
   consoleModule,
   tagModule,
   securityGroupModule,
+  vipModule,
 ];

@@ -41,6 +41,7 @@ const inventoryOfTable = new Map<PgTable, string>([
   [schema.ipRanges, 'IpRangeInventory'],
   [schema.vmNics, 'VmNicInventory'],
   [schema.securityGroups, 'SecurityGroupInventory'],
+  [schema.vips, 'VipInventory'],
 ]);
 
 /** `table`'s many-to-one expansions, from its foreign keys (`expand: { ...schemaExpands(table), <one-to-many…> }`). */

@@ -22,7 +22,7 @@ export interface AllocateIpOptions {
   staticIp?: string;
   /** Random (default, as upstream's L3BasicNetwork) or FirstAvailable. */
   strategy?: IpAllocatorStrategy;
-  usedFor: 'UserVm' | 'ApplianceVm' | 'DHCP';
+  usedFor: 'UserVm' | 'ApplianceVm' | 'DHCP' | 'Vip';
   vmNicUuid?: string;
 }
 

@@ -8,3 +8,4 @@ export * from './vm.js';
 export * from './console.js';
 export * from './tag.js';
 export * from './security-group.js';
+export * from './vip-eip-pf.js';
