@@ -10,6 +10,7 @@ import { imageBackupStorageRefs, images } from '../db/schema/index.js';
 import { noOtherManagementNode } from '../core/alone.js';
 import type { BackupStorageRow } from '../storage/index.js';
 import { downloadImage, installPathOf } from './download.js';
+import { imageLifecycleHandlers, normalizePlatform } from './lifecycle.js';
 import { imageDescriptor, imageInventories, imageRefDescriptor, type ImageRefRow, type ImageRow } from './inventory.js';
 
 export type { ImageRow, ImageRefRow };
@@ -36,8 +37,6 @@ export class ImageService {
 
 /** Where the agents can download from: what real agents support; simulated backup storage takes any url. */
 const REAL_AGENT_SCHEMES = ['http:', 'https:', 'file:'];
-
-const normalizePlatform = (p?: string) => (p === 'Paravirtualization' ? 'Other' : p === 'WindowsVirtio' ? 'Windows' : (p ?? 'Linux'));
 
 export const imageModule = defineDomain({ name: 'image', needs: ['backupStorage'], provides: ['images'], register });
 
@@ -124,6 +123,7 @@ function register(app: DomainContext): void {
     if ((await service.backupStorageRefs(imageUuid)).length === 0) await app.cascade.delete('image', [imageUuid], 'Enforcing');
   };
 
+  app.addHandlers(imageLifecycleHandlers(app, service, inventory));
   app.addHandlers(
     defineHandlers({
       AddImage: {

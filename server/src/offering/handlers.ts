@@ -1,10 +1,16 @@
 import { and, eq } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import { argErr, notFound } from '../core/errors.js';
-import { defineHandlers } from '../core/handlers.js';
+import { defineHandlers, type Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { diskOfferings, images, instanceOfferings, l3Networks, zones } from '../db/schema/index.js';
-import { diskOfferingInventory, instanceOfferingInventory, virtualRouterOfferingInventory } from './inventory.js';
+import {
+  diskOfferingInventory,
+  instanceOfferingInventory,
+  virtualRouterOfferingInventory,
+  type DiskOfferingRow,
+  type InstanceOfferingRow,
+} from './inventory.js';
 import { DEFAULT_ALLOCATOR_STRATEGY } from './service.js';
 
 export function offeringHandlers(app: DomainContext) {
@@ -15,23 +21,36 @@ export function offeringHandlers(app: DomainContext) {
     if (l3.zoneUuid !== zoneUuid) throw argErr(`field[${field}]: L3 network[uuid:${uuid}] is in zone[uuid:${l3.zoneUuid}], not in zone[uuid:${zoneUuid}]`);
   };
 
+  // Both kinds of offering are updated the same way: the row's columns that were given, lastOpDate, the row back.
+  const tables = { instance: instanceOfferings, disk: diskOfferings } as const;
+  const entity = { instance: 'InstanceOfferingVO', disk: 'DiskOfferingVO' } as const;
+  async function requireOffering(kind: 'instance', uuid: string): Promise<InstanceOfferingRow>;
+  async function requireOffering(kind: 'disk', uuid: string): Promise<DiskOfferingRow>;
+  async function requireOffering(kind: keyof typeof tables, uuid: string) {
+    const table = tables[kind];
+    const [o] = await db.select().from(table).where(eq(table.uuid, uuid));
+    if (!o) throw notFound(entity[kind], uuid);
+    return o;
+  }
+  async function updateOffering(kind: 'instance', uuid: string, changes: OfferingChanges): Promise<InstanceOfferingRow>;
+  async function updateOffering(kind: 'disk', uuid: string, changes: OfferingChanges): Promise<DiskOfferingRow>;
+  async function updateOffering(kind: keyof typeof tables, uuid: string, changes: OfferingChanges) {
+    const table = tables[kind];
+    const [o] = await db
+      .update(table)
+      .set({ ...changes, lastOpDate: new Date() })
+      .where(eq(table.uuid, uuid))
+      .returning();
+    if (!o) throw notFound(entity[kind], uuid);
+    return o;
+  }
+
   return defineHandlers({
     CreateInstanceOffering: {
       async run(msg) {
         const [o] = await db
           .insert(instanceOfferings)
-          .values({
-            uuid: msg.resourceUuid ?? newUuid(),
-            name: msg.name,
-            description: msg.description ?? null,
-            cpuNum: msg.cpuNum,
-            memorySize: msg.memorySize,
-            reservedMemorySize: msg.reservedMemorySize ?? 0,
-            allocatorStrategy: msg.allocatorStrategy ?? DEFAULT_ALLOCATOR_STRATEGY,
-            sortKey: msg.sortKey ?? 0,
-            cpuSpeed: msg.cpuSpeed ?? 0,
-            type: 'UserVm',
-          })
+          .values({ ...instanceOfferingColumns(msg), type: 'UserVm' })
           .returning();
         return { inventory: instanceOfferingInventory(o) };
       },
@@ -60,15 +79,7 @@ export function offeringHandlers(app: DomainContext) {
           const [row] = await tx
             .insert(instanceOfferings)
             .values({
-              uuid: msg.resourceUuid ?? newUuid(),
-              name: msg.name,
-              description: msg.description ?? null,
-              cpuNum: msg.cpuNum,
-              memorySize: msg.memorySize,
-              reservedMemorySize: msg.reservedMemorySize ?? 0,
-              allocatorStrategy: msg.allocatorStrategy ?? DEFAULT_ALLOCATOR_STRATEGY,
-              sortKey: msg.sortKey ?? 0,
-              cpuSpeed: msg.cpuSpeed ?? 0,
+              ...instanceOfferingColumns(msg),
               type: 'VirtualRouter',
               zoneUuid: msg.zoneUuid,
               managementNetworkUuid: msg.managementNetworkUuid,
@@ -99,6 +110,22 @@ export function offeringHandlers(app: DomainContext) {
         return { inventory: diskOfferingInventory(o) };
       },
     },
+    UpdateInstanceOffering: {
+      check: async (msg) => void (await requireOffering('instance', msg.uuid)),
+      run: async (msg) => ({ inventory: instanceOfferingInventory(await updateOffering('instance', msg.uuid, nameAndDescription(msg))) }),
+    },
+    ChangeInstanceOfferingState: {
+      check: async (msg) => void (await requireOffering('instance', msg.uuid)),
+      run: async (msg) => ({ inventory: instanceOfferingInventory(await updateOffering('instance', msg.uuid, { state: stateAfter(msg.stateEvent) })) }),
+    },
+    UpdateDiskOffering: {
+      check: async (msg) => void (await requireOffering('disk', msg.uuid)),
+      run: async (msg) => ({ inventory: diskOfferingInventory(await updateOffering('disk', msg.uuid, nameAndDescription(msg))) }),
+    },
+    ChangeDiskOfferingState: {
+      check: async (msg) => void (await requireOffering('disk', msg.uuid)),
+      run: async (msg) => ({ inventory: diskOfferingInventory(await updateOffering('disk', msg.uuid, { state: stateAfter(msg.stateEvent) })) }),
+    },
     DeleteInstanceOffering: {
       async run(msg) {
         await app.cascade.delete('instanceOffering', [msg.uuid], msg.deleteMode ?? 'Permissive');
@@ -113,3 +140,26 @@ export function offeringHandlers(app: DomainContext) {
     },
   });
 }
+
+type OfferingChanges = { name?: string; description?: string | null; state?: 'Enabled' | 'Disabled' };
+
+/** What an update message gives of the name and description (absent = unchanged). */
+const nameAndDescription = (msg: { name?: string; description?: string }): OfferingChanges => ({
+  ...(msg.name !== undefined && { name: msg.name }),
+  ...(msg.description !== undefined && { description: msg.description }),
+});
+
+const stateAfter = (stateEvent: 'enable' | 'disable') => (stateEvent === 'enable' ? 'Enabled' : 'Disabled');
+
+/** The columns user VM and virtual router offerings share, from a create message. */
+const instanceOfferingColumns = (msg: Message<'CreateInstanceOffering'> | Message<'CreateVirtualRouterOffering'>) => ({
+  uuid: msg.resourceUuid ?? newUuid(),
+  name: msg.name,
+  description: msg.description ?? null,
+  cpuNum: msg.cpuNum,
+  memorySize: msg.memorySize,
+  reservedMemorySize: msg.reservedMemorySize ?? 0,
+  allocatorStrategy: msg.allocatorStrategy ?? DEFAULT_ALLOCATOR_STRATEGY,
+  sortKey: msg.sortKey ?? 0,
+  cpuSpeed: msg.cpuSpeed ?? 0,
+});

@@ -5,6 +5,7 @@ import { toApiError } from '../core/errors.js';
 import { registerVmCascade } from './cascade.js';
 import { registerVmTags } from './tags.js';
 import { vmHandlers } from './handlers.js';
+import { volumeLifecycleHandlers } from './volume-handlers.js';
 import { nicDescriptor, vmDescriptor, volumeDescriptor } from './inventory.js';
 import { VmService } from './service.js';
 import { VolumeService } from './volumes.js';
@@ -113,6 +114,7 @@ function register(app: DomainContext): void {
   app.addInventory(nicDescriptor);
   app.addInventory(volumeDescriptor);
   app.addHandlers(vmHandlers(app, vms, volumes));
+  app.addHandlers(volumeLifecycleHandlers(app, vms, volumes));
   registerVmCascade(app, vms);
   registerVmTags(app, vms);
   registerPlacementFences(app);

@@ -1,7 +1,7 @@
 // Data volumes on their own: created (on primary storage at once when one is named, else NotInstantiated until
 // first attached), deleted following `volume/deletionPolicy` (Delay keeps them `Deleted` until expunged).
 import { deleteVolumeBits } from './gc.js';
-import { and, eq, lt } from 'drizzle-orm';
+import { and, asc, eq, lt, sql } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import { argErr, err, notFound, toApiError } from '../core/errors.js';
 import type { Message } from '../core/handlers.js';
@@ -94,12 +94,14 @@ export class VolumeService {
     }
   }
 
-  private async hostReaching(psUuid: string): Promise<string | undefined> {
+  /** A host that reaches the primary storage: a Connected one, else (`anyStatus`) any host of an attached cluster. */
+  private async hostReaching(psUuid: string, anyStatus = false): Promise<string | undefined> {
     const [h] = await this.app.db
       .select({ uuid: hosts.uuid })
       .from(hosts)
       .innerJoin(primaryStorageClusterRefs, eq(primaryStorageClusterRefs.clusterUuid, hosts.clusterUuid))
-      .where(and(eq(primaryStorageClusterRefs.primaryStorageUuid, psUuid), eq(hosts.status, 'Connected')))
+      .where(and(eq(primaryStorageClusterRefs.primaryStorageUuid, psUuid), anyStatus ? undefined : eq(hosts.status, 'Connected')))
+      .orderBy(sql`${hosts.status} = 'Connected' DESC`, asc(hosts.uuid))
       .limit(1);
     return h?.uuid;
   }
@@ -148,15 +150,89 @@ export class VolumeService {
     });
   }
 
+  /**
+   * The volume goes for good: its file is deleted through a host reaching its primary storage (an agent refusing
+   * fails the expunge and keeps the volume; a host that is not Connected or cannot be reached leaves a GC job that
+   * deletes it later), then its bytes go back to the primary storage and the record goes.
+   */
   private async expungeLocked(v: VolumeRow): Promise<void> {
-    const host = v.primaryStorageUuid ? await this.hostReaching(v.primaryStorageUuid) : undefined;
+    if (v.primaryStorageUuid && v.installPath && v.status !== 'NotInstantiated') {
+      const host = await this.hostReaching(v.primaryStorageUuid, true);
+      if (host) {
+        await deleteVolumeBits(this.app, host, v).catch((e) => {
+          const cause = toApiError(e);
+          throw err(
+            'SYS.1006',
+            `cannot delete the file of volume[uuid:${v.uuid}] on primary storage[uuid:${v.primaryStorageUuid}]: ${cause.message}`,
+            cause.error,
+          );
+        });
+      } else {
+        console.warn(`[volume] no host reaches primary storage[uuid:${v.primaryStorageUuid}]; file ${v.installPath} of volume[uuid:${v.uuid}] left there`);
+      }
+    }
     await this.app.db.transaction(async (tx) => {
       await this.vms.deleteVolumeBits(v, null, tx);
       await tx.delete(volumes).where(eq(volumes.uuid, v.uuid));
     });
-    if (host) {
-      await deleteVolumeBits(this.app, host, v).catch((e) => console.warn(`[volume] file ${v.installPath} left behind:`, toApiError(e).message));
+  }
+
+  /** ExpungeDataVolume: only a Deleted data volume; an unknown uuid is a success (as upstream). */
+  async expunge(uuid: string): Promise<void> {
+    await this.app.locks.withLock(volumeLockKey(uuid), async () => {
+      const v = await this.get(uuid);
+      if (!v) return;
+      if (v.status !== 'Deleted') throw err('SYS.1006', `the volume[uuid:${v.uuid}, name:${v.name}] is not deleted yet, can't expunge it`);
+      await this.expungeLocked(v);
+    });
+  }
+
+  /** The checks RecoverDataVolume makes: the volume exists and is Deleted. */
+  async requireDeleted(uuid: string): Promise<VolumeRow> {
+    const v = await this.require(uuid);
+    if (v.status !== 'Deleted') {
+      throw err('SYS.1006', `the volume[uuid:${uuid}] is not in status of deleted. This operation is to recover a deleted data volume`);
     }
+    return v;
+  }
+
+  /** RecoverDataVolume: Ready again where its file still is (its bytes were never given back), else NotInstantiated. */
+  async recover(uuid: string): Promise<VolumeRow> {
+    return this.app.locks.withLock(volumeLockKey(uuid), async () => {
+      const v = await this.requireDeleted(uuid);
+      const [row] = await this.app.db
+        .update(volumes)
+        .set({ status: v.installPath && v.primaryStorageUuid ? 'Ready' : 'NotInstantiated', lastOpDate: new Date() })
+        .where(eq(volumes.uuid, uuid))
+        .returning();
+      return row;
+    });
+  }
+
+  /** ChangeVolumeState's checks: data volumes only, not Deleted. */
+  async requireStateChangeable(uuid: string): Promise<VolumeRow> {
+    const v = await this.require(uuid);
+    if (v.type !== 'Data') throw err('SYS.1006', `it's not allowed to change state of root volume, uuid:${uuid}`);
+    if (v.status === 'Deleted') throw err('SYS.1006', `the volume[uuid:${uuid}] is in status of deleted, cannot do the operation`);
+    return v;
+  }
+
+  async changeState(uuid: string, stateEvent: 'enable' | 'disable'): Promise<VolumeRow> {
+    return this.app.locks.withLock(volumeLockKey(uuid), async () => {
+      await this.requireStateChangeable(uuid);
+      return this.set(uuid, { state: stateEvent === 'enable' ? 'Enabled' : 'Disabled' });
+    });
+  }
+
+  /** Writes the given columns (and lastOpDate) and returns the row. */
+  async set(uuid: string, changes: Partial<Pick<VolumeRow, 'name' | 'description' | 'state'>>): Promise<VolumeRow> {
+    const [row] = await this.app.db
+      .update(volumes)
+      .set({ ...changes, lastOpDate: new Date() })
+      .where(eq(volumes.uuid, uuid))
+      .returning();
+    if (!row) throw notFound('VolumeVO', uuid);
+    return row;
   }
 
   /** Periodic: volumes Deleted longer than `volume/expungePeriod` go for good. */
