@@ -2177,6 +2177,1194 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/legacy/accounts/actions#listAccount": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Account: List (1.1 legacy read)
+         * @description 1.1's `APIListAccountMsg`: reads AccountInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryAccount's query engine (same visibility: an account sees what it owns or was shared); prefer QueryAccount.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListAccount"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/accounts/actions#searchAccount": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Account: Search (1.1 legacy read)
+         * @description 1.1's `APISearchAccountMsg`: reads AccountInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryAccount's query engine (same visibility: an account sees what it owns or was shared); prefer QueryAccount.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchAccount"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/accounts/policies/actions#searchPolicy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Policy: Search (1.1 legacy read)
+         * @description 1.1's `APISearchPolicyMsg`: reads PolicyInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryPolicy's query engine (same visibility: an account sees what it owns or was shared); prefer QueryPolicy.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchPolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/backup-storage/actions#getBackupStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * BackupStorage: Get (1.1 legacy read)
+         * @description 1.1's `APIGetBackupStorageMsg`: reads BackupStorageInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryBackupStorage's query engine (same visibility: an account sees what it owns or was shared); prefer QueryBackupStorage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetBackupStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/backup-storage/actions#getSftpBackupStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * SftpBackupStorage: Get (1.1 legacy read)
+         * @description 1.1's `APIGetSftpBackupStorageMsg`: reads BackupStorageInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryBackupStorage's query engine (same visibility: an account sees what it owns or was shared), always with `type=SftpBackupStorage`; prefer QueryBackupStorage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetSftpBackupStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/backup-storage/actions#listBackupStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * BackupStorage: List (1.1 legacy read)
+         * @description 1.1's `APIListBackupStorageMsg`: reads BackupStorageInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryBackupStorage's query engine (same visibility: an account sees what it owns or was shared); prefer QueryBackupStorage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListBackupStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/backup-storage/actions#searchBackupStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * BackupStorage: Search (1.1 legacy read)
+         * @description 1.1's `APISearchBackupStorageMsg`: reads BackupStorageInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryBackupStorage's query engine (same visibility: an account sees what it owns or was shared); prefer QueryBackupStorage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchBackupStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/backup-storage/actions#searchSftpBackupStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * SftpBackupStorage: Search (1.1 legacy read)
+         * @description 1.1's `APISearchSftpBackupStorageMsg`: reads BackupStorageInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryBackupStorage's query engine (same visibility: an account sees what it owns or was shared), always with `type=SftpBackupStorage`; prefer QueryBackupStorage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchSftpBackupStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/clusters/actions#getCluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Cluster: Get (1.1 legacy read)
+         * @description 1.1's `APIGetClusterMsg`: reads ClusterInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryCluster's query engine (same visibility: an account sees what it owns or was shared); prefer QueryCluster.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetCluster"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/clusters/actions#listCluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Cluster: List (1.1 legacy read)
+         * @description 1.1's `APIListClusterMsg`: reads ClusterInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryCluster's query engine (same visibility: an account sees what it owns or was shared); prefer QueryCluster.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListCluster"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/clusters/actions#searchCluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Cluster: Search (1.1 legacy read)
+         * @description 1.1's `APISearchClusterMsg`: reads ClusterInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryCluster's query engine (same visibility: an account sees what it owns or was shared); prefer QueryCluster.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchCluster"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/disk-offerings/actions#getDiskOffering": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * DiskOffering: Get (1.1 legacy read)
+         * @description 1.1's `APIGetDiskOfferingMsg`: reads DiskOfferingInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryDiskOffering's query engine (same visibility: an account sees what it owns or was shared); prefer QueryDiskOffering.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetDiskOffering"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/disk-offerings/actions#listDiskOffering": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * DiskOffering: List (1.1 legacy read)
+         * @description 1.1's `APIListDiskOfferingMsg`: reads DiskOfferingInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryDiskOffering's query engine (same visibility: an account sees what it owns or was shared); prefer QueryDiskOffering.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListDiskOffering"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/disk-offerings/actions#searchDiskOffering": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * DiskOffering: Search (1.1 legacy read)
+         * @description 1.1's `APISearchDiskOfferingMsg`: reads DiskOfferingInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryDiskOffering's query engine (same visibility: an account sees what it owns or was shared); prefer QueryDiskOffering.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchDiskOffering"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/hosts/actions#getHost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Host: Get (1.1 legacy read)
+         * @description 1.1's `APIGetHostMsg`: reads HostInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryHost's query engine (same visibility: an account sees what it owns or was shared); prefer QueryHost.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetHost"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/hosts/actions#listHost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Host: List (1.1 legacy read)
+         * @description 1.1's `APIListHostMsg`: reads HostInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryHost's query engine (same visibility: an account sees what it owns or was shared); prefer QueryHost.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListHost"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/hosts/actions#searchHost": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Host: Search (1.1 legacy read)
+         * @description 1.1's `APISearchHostMsg`: reads HostInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryHost's query engine (same visibility: an account sees what it owns or was shared); prefer QueryHost.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchHost"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/images/actions#getImage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Image: Get (1.1 legacy read)
+         * @description 1.1's `APIGetImageMsg`: reads ImageInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryImage's query engine (same visibility: an account sees what it owns or was shared); prefer QueryImage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetImage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/images/actions#listImage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Image: List (1.1 legacy read)
+         * @description 1.1's `APIListImageMsg`: reads ImageInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryImage's query engine (same visibility: an account sees what it owns or was shared); prefer QueryImage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListImage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/images/actions#searchImage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Image: Search (1.1 legacy read)
+         * @description 1.1's `APISearchImageMsg`: reads ImageInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryImage's query engine (same visibility: an account sees what it owns or was shared); prefer QueryImage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchImage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/instance-offerings/actions#getInstanceOffering": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * InstanceOffering: Get (1.1 legacy read)
+         * @description 1.1's `APIGetInstanceOfferingMsg`: reads InstanceOfferingInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryInstanceOffering's query engine (same visibility: an account sees what it owns or was shared); prefer QueryInstanceOffering.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetInstanceOffering"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/instance-offerings/actions#listInstanceOffering": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * InstanceOffering: List (1.1 legacy read)
+         * @description 1.1's `APIListInstanceOfferingMsg`: reads InstanceOfferingInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryInstanceOffering's query engine (same visibility: an account sees what it owns or was shared); prefer QueryInstanceOffering.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListInstanceOffering"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/instance-offerings/actions#searchInstanceOffering": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * InstanceOffering: Search (1.1 legacy read)
+         * @description 1.1's `APISearchInstanceOfferingMsg`: reads InstanceOfferingInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryInstanceOffering's query engine (same visibility: an account sees what it owns or was shared); prefer QueryInstanceOffering.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchInstanceOffering"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/instance-offerings/virtual-routers/actions#getVirtualRouterOffering": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * VirtualRouterOffering: Get (1.1 legacy read)
+         * @description 1.1's `APIGetVirtualRouterOfferingMsg`: reads VirtualRouterOfferingInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryVirtualRouterOffering's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVirtualRouterOffering.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetVirtualRouterOffering"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/instance-offerings/virtual-routers/actions#searchVirtualRouterOffing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * VirtualRouterOffing: Search (1.1 legacy read)
+         * @description 1.1's `APISearchVirtualRouterOffingMsg`: reads VirtualRouterOfferingInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryVirtualRouterOffering's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVirtualRouterOffering.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchVirtualRouterOffing"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l2-networks/actions#getL2Network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L2Network: Get (1.1 legacy read)
+         * @description 1.1's `APIGetL2NetworkMsg`: reads L2NetworkInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryL2Network's query engine (same visibility: an account sees what it owns or was shared); prefer QueryL2Network.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetL2Network"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l2-networks/actions#getL2VlanNetwork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L2VlanNetwork: Get (1.1 legacy read)
+         * @description 1.1's `APIGetL2VlanNetworkMsg`: reads L2NetworkInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryL2Network's query engine (same visibility: an account sees what it owns or was shared), always with `type=L2VlanNetwork`; prefer QueryL2Network.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetL2VlanNetwork"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l2-networks/actions#listL2Network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L2Network: List (1.1 legacy read)
+         * @description 1.1's `APIListL2NetworkMsg`: reads L2NetworkInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryL2Network's query engine (same visibility: an account sees what it owns or was shared); prefer QueryL2Network.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListL2Network"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l2-networks/actions#listL2VlanNetwork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L2VlanNetwork: List (1.1 legacy read)
+         * @description 1.1's `APIListL2VlanNetworkMsg`: reads L2NetworkInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryL2Network's query engine (same visibility: an account sees what it owns or was shared), always with `type=L2VlanNetwork`; prefer QueryL2Network.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListL2VlanNetwork"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l2-networks/actions#searchL2Network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L2Network: Search (1.1 legacy read)
+         * @description 1.1's `APISearchL2NetworkMsg`: reads L2NetworkInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryL2Network's query engine (same visibility: an account sees what it owns or was shared); prefer QueryL2Network.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchL2Network"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l2-networks/actions#searchL2VlanNetwork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L2VlanNetwork: Search (1.1 legacy read)
+         * @description 1.1's `APISearchL2VlanNetworkMsg`: reads L2NetworkInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryL2Network's query engine (same visibility: an account sees what it owns or was shared), always with `type=L2VlanNetwork`; prefer QueryL2Network.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchL2VlanNetwork"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l3-networks/actions#getL3Network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L3Network: Get (1.1 legacy read)
+         * @description 1.1's `APIGetL3NetworkMsg`: reads L3NetworkInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryL3Network's query engine (same visibility: an account sees what it owns or was shared); prefer QueryL3Network.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetL3Network"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l3-networks/actions#listL3Network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L3Network: List (1.1 legacy read)
+         * @description 1.1's `APIListL3NetworkMsg`: reads L3NetworkInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryL3Network's query engine (same visibility: an account sees what it owns or was shared); prefer QueryL3Network.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListL3Network"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l3-networks/actions#searchL3Network": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L3Network: Search (1.1 legacy read)
+         * @description 1.1's `APISearchL3NetworkMsg`: reads L3NetworkInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryL3Network's query engine (same visibility: an account sees what it owns or was shared); prefer QueryL3Network.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchL3Network"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l3-networks/ip-ranges/actions#listIpRange": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * IpRange: List (1.1 legacy read)
+         * @description 1.1's `APIListIpRangeMsg`: reads IpRangeInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryIpRange's query engine (same visibility: an account sees what it owns or was shared); prefer QueryIpRange.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListIpRange"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/management-nodes/actions#listManagementNode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * ManagementNode: List (1.1 legacy read)
+         * @description 1.1's `APIListManagementNodeMsg`: reads ManagementNodeInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryManagementNode's query engine (same visibility: an account sees what it owns or was shared); prefer QueryManagementNode.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListManagementNode"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/network-services/providers/actions#getNetworkServiceProvider": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * NetworkServiceProvider: Get (1.1 legacy read)
+         * @description 1.1's `APIGetNetworkServiceProviderMsg`: reads NetworkServiceProviderInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryNetworkServiceProvider's query engine (same visibility: an account sees what it owns or was shared); prefer QueryNetworkServiceProvider.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetNetworkServiceProvider"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/network-services/providers/actions#listNetworkServiceProvider": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * NetworkServiceProvider: List (1.1 legacy read)
+         * @description 1.1's `APIListNetworkServiceProviderMsg`: reads NetworkServiceProviderInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryNetworkServiceProvider's query engine (same visibility: an account sees what it owns or was shared); prefer QueryNetworkServiceProvider.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListNetworkServiceProvider"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/network-services/providers/actions#searchNetworkServiceProvider": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * NetworkServiceProvider: Search (1.1 legacy read)
+         * @description 1.1's `APISearchNetworkServiceProviderMsg`: reads NetworkServiceProviderInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryNetworkServiceProvider's query engine (same visibility: an account sees what it owns or was shared); prefer QueryNetworkServiceProvider.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchNetworkServiceProvider"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/primary-storage/actions#getPrimaryStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * PrimaryStorage: Get (1.1 legacy read)
+         * @description 1.1's `APIGetPrimaryStorageMsg`: reads PrimaryStorageInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryPrimaryStorage's query engine (same visibility: an account sees what it owns or was shared); prefer QueryPrimaryStorage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetPrimaryStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/primary-storage/actions#listPrimaryStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * PrimaryStorage: List (1.1 legacy read)
+         * @description 1.1's `APIListPrimaryStorageMsg`: reads PrimaryStorageInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryPrimaryStorage's query engine (same visibility: an account sees what it owns or was shared); prefer QueryPrimaryStorage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListPrimaryStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/primary-storage/actions#searchPrimaryStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * PrimaryStorage: Search (1.1 legacy read)
+         * @description 1.1's `APISearchPrimaryStorageMsg`: reads PrimaryStorageInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryPrimaryStorage's query engine (same visibility: an account sees what it owns or was shared); prefer QueryPrimaryStorage.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchPrimaryStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/security-groups/actions#listSecurityGroup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * SecurityGroup: List (1.1 legacy read)
+         * @description 1.1's `APIListSecurityGroupMsg`: reads SecurityGroupInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QuerySecurityGroup's query engine (same visibility: an account sees what it owns or was shared); prefer QuerySecurityGroup.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListSecurityGroup"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/security-groups/vm-instances/nics/actions#listVmNicInSecurityGroup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * VmNicInSecurityGroup: List (1.1 legacy read)
+         * @description 1.1's `APIListVmNicInSecurityGroupMsg`: reads VmNicSecurityGroupRefInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryVmNicInSecurityGroup's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVmNicInSecurityGroup.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListVmNicInSecurityGroup"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/vm-instances/actions#getVmInstance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * VmInstance: Get (1.1 legacy read)
+         * @description 1.1's `APIGetVmInstanceMsg`: reads VmInstanceInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryVmInstance's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVmInstance.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetVmInstance"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/vm-instances/actions#listVmInstance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * VmInstance: List (1.1 legacy read)
+         * @description 1.1's `APIListVmInstanceMsg`: reads VmInstanceInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryVmInstance's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVmInstance.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListVmInstance"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/vm-instances/actions#searchVmInstance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * VmInstance: Search (1.1 legacy read)
+         * @description 1.1's `APISearchVmInstanceMsg`: reads VmInstanceInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryVmInstance's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVmInstance.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchVmInstance"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/vm-instances/nics/actions#listVmNic": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * VmNic: List (1.1 legacy read)
+         * @description 1.1's `APIListVmNicMsg`: reads VmNicInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryVmNic's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVmNic.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListVmNic"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/volumes/actions#getVolume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Volume: Get (1.1 legacy read)
+         * @description 1.1's `APIGetVolumeMsg`: reads VolumeInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryVolume's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVolume.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetVolume"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/volumes/actions#listVolume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Volume: List (1.1 legacy read)
+         * @description 1.1's `APIListVolumeMsg`: reads VolumeInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryVolume's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVolume.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListVolume"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/volumes/actions#searchVolume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Volume: Search (1.1 legacy read)
+         * @description 1.1's `APISearchVolumeMsg`: reads VolumeInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryVolume's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVolume.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchVolume"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/zones/actions#getZone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Zone: Get (1.1 legacy read)
+         * @description 1.1's `APIGetZoneMsg`: reads ZoneInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryZone's query engine (same visibility: an account sees what it owns or was shared); prefer QueryZone.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetZone"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/zones/actions#listZones": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Zones: List (1.1 legacy read)
+         * @description 1.1's `APIListZonesMsg`: reads ZoneInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryZone's query engine (same visibility: an account sees what it owns or was shared); prefer QueryZone.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListZones"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/zones/actions#searchZone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Zone: Search (1.1 legacy read)
+         * @description 1.1's `APISearchZoneMsg`: reads ZoneInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryZone's query engine (same visibility: an account sees what it owns or was shared); prefer QueryZone.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchZone"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/management-nodes": {
         parameters: {
             query?: never;
@@ -4281,6 +5469,18 @@ export interface components {
         L3NetworkInventoryReply: {
             inventory: components["schemas"]["L3NetworkInventory"];
             schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+        };
+        LegacyGetReply: {
+            /** @description The inventory, as a JSON string. */
+            inventory: string;
+            /** @constant */
+            success: true;
+        };
+        LegacySearchReply: {
+            /** @description The inventories (a JSON array), as a JSON string. */
+            content: string;
             /** @constant */
             success: true;
         };
@@ -11063,6 +12263,3222 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NetworkServiceL3NetworkRefInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listAccount": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listAccount: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The AccountInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchAccount": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchAccount: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The AccountInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchPolicy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchPolicy": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchPolicy: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PolicyInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getBackupStorage": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getBackupStorage: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetSftpBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getSftpBackupStorage": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getSftpBackupStorage: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listBackupStorage": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listBackupStorage: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStorageInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchBackupStorage": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchBackupStorage: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchSftpBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchSftpBackupStorage": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchSftpBackupStorage: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetCluster: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getCluster": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getCluster: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ClusterInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListCluster: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listCluster": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listCluster: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ClusterInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchCluster: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchCluster": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchCluster: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ClusterInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetDiskOffering: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getDiskOffering": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getDiskOffering: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The DiskOfferingInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListDiskOffering: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listDiskOffering": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listDiskOffering: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The DiskOfferingInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiskOfferingInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchDiskOffering: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchDiskOffering": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchDiskOffering: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The DiskOfferingInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetHost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getHost": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getHost: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The HostInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListHost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listHost": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listHost: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The HostInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchHost: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchHost": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchHost: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The HostInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getImage": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getImage: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ImageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listImage": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listImage: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ImageInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchImage": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchImage: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ImageInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetInstanceOffering: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getInstanceOffering": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getInstanceOffering: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The InstanceOfferingInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListInstanceOffering: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listInstanceOffering": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listInstanceOffering: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The InstanceOfferingInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstanceOfferingInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchInstanceOffering: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchInstanceOffering": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchInstanceOffering: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The InstanceOfferingInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetVirtualRouterOffering: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getVirtualRouterOffering": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getVirtualRouterOffering: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VirtualRouterOfferingInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchVirtualRouterOffing: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchVirtualRouterOffing": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchVirtualRouterOffing: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VirtualRouterOfferingInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetL2Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getL2Network": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getL2Network: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetL2VlanNetwork: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getL2VlanNetwork": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getL2VlanNetwork: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListL2Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listL2Network": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listL2Network: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2NetworkInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L2NetworkInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListL2VlanNetwork: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listL2VlanNetwork": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listL2VlanNetwork: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2NetworkInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L2NetworkInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchL2Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchL2Network": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchL2Network: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2NetworkInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchL2VlanNetwork: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchL2VlanNetwork": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchL2VlanNetwork: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2NetworkInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetL3Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getL3Network": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getL3Network: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L3NetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListL3Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listL3Network": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listL3Network: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L3NetworkInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L3NetworkInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchL3Network: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchL3Network": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchL3Network: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L3NetworkInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListIpRange: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listIpRange": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listIpRange: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The IpRangeInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IpRangeInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListManagementNode: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listManagementNode": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listManagementNode: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ManagementNodeInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ManagementNodeInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetNetworkServiceProvider: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getNetworkServiceProvider": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getNetworkServiceProvider: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The NetworkServiceProviderInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListNetworkServiceProvider: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listNetworkServiceProvider": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listNetworkServiceProvider: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The NetworkServiceProviderInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NetworkServiceProviderInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchNetworkServiceProvider: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchNetworkServiceProvider": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchNetworkServiceProvider: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The NetworkServiceProviderInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getPrimaryStorage": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getPrimaryStorage: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listPrimaryStorage": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listPrimaryStorage: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchPrimaryStorage": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchPrimaryStorage: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListSecurityGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listSecurityGroup": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listSecurityGroup: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The SecurityGroupInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityGroupInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListVmNicInSecurityGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listVmNicInSecurityGroup": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listVmNicInSecurityGroup: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmNicSecurityGroupRefInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmNicSecurityGroupRefInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetVmInstance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getVmInstance": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getVmInstance: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmInstanceInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListVmInstance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listVmInstance": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listVmInstance: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmInstanceInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmInstanceInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchVmInstance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchVmInstance": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchVmInstance: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmInstanceInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListVmNic: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listVmNic": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listVmNic: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VmNicInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VmNicInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetVolume: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getVolume": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getVolume: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VolumeInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListVolume: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listVolume": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listVolume: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VolumeInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VolumeInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchVolume: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchVolume": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchVolume: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VolumeInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetZone: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getZone": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getZone: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ZoneInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListZones: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listZones": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listZones: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ZoneInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ZoneInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchZone: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchZone": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchZone: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The ZoneInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -13,7 +13,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import openapiTS, { astToString } from 'openapi-typescript';
-import { applyConventions } from './conventions.mjs';
+import { applyConventions, replyComponent } from './conventions.mjs';
+import { expandLegacyReads } from './legacy-reads.mjs';
 import { renderSdkOperations } from './sdk-operations.mjs';
 import { addCodeSamples } from './samples.mjs';
 import { renderAgentOperations } from './agent-operations.mjs';
@@ -31,11 +32,13 @@ export function bundle() {
   doc.paths = {};
   doc.components = load(join(specDir, 'components.yaml')).components;
   const domainDir = join(specDir, 'domains');
+  const legacyReads = [];
   for (const file of readdirSync(domainDir)
     .filter((f) => f.endsWith('.yaml'))
     .sort()) {
     const part = load(join(domainDir, file));
     doc.tags.push(...(part.tags ?? []));
+    if (part['x-zstack-legacy-reads']) legacyReads.push({ file, entries: part['x-zstack-legacy-reads'] });
     for (const [path, item] of Object.entries(part.paths ?? {})) {
       if (doc.paths[path]) throw new Error(`${file}: path ${path} is defined twice`);
       doc.paths[path] = item;
@@ -48,6 +51,7 @@ export function bundle() {
       }
     }
   }
+  expandLegacyReads(doc, legacyReads, replyComponent);
   applyConventions(doc);
   addCodeSamples(doc);
   return doc;

@@ -30,6 +30,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadZStackProperties, type PropertyTimeouts } from './core/api-timeouts.js';
 import { GarbageCollector } from './core/gc.js';
+import { legacyReadHandlers } from './core/legacy-reads.js';
 import { bridgeEvents } from './core/event-bridge.js';
 import { registerDocs } from './docs/index.js';
 
@@ -293,6 +294,8 @@ export class App {
     this.defineCoreConfig();
     this.loadProperties();
     this.contexts = registerModules(domains, this.sharedContext(), this.services);
+    // 1.1's legacy Get/List/Search reads: one handler for all, over the descriptors the domains registered.
+    this.addHandlers(legacyReadHandlers(this.operations, this.query, this.db));
 
     await this.globalConfig.load();
     for (const hook of this.bootHooks) await runInContext(backgroundContext('boot'), hook);
@@ -303,7 +306,11 @@ export class App {
   /** Operations of the spec that nothing serves (must be empty: checked at start and by a test). */
   unservedOperations(): string[] {
     return this.operations
-      .filter((op) => (op.x.kind === 'query' ? !this.query.has(op.x.query!) : op.x.kind !== 'poll' && !this.handlers.has(op.operationId)))
+      .filter((op) =>
+        op.x.kind === 'query' || op.x.legacy
+          ? !this.query.has(op.x.query ?? op.x.legacy!.inventory)
+          : op.x.kind !== 'poll' && !this.handlers.has(op.operationId),
+      )
       .map((op) => op.operationId);
   }
 

@@ -112,7 +112,7 @@ export class Permissions {
     }
     if (session.accountType === 'SystemAdmin') return;
     if (p.adminOnly) throw denied(`${op.operationId} is for admin accounts only`);
-    if (op.x.kind === 'query') {
+    if (op.x.kind === 'query' || op.x.legacy) {
       msg.accountScope = session.accountUuid;
       return;
     }

@@ -68,6 +68,8 @@ export interface QueryParams {
   fields?: string;
   /** Set by the permission check for a Normal account: only what this account may see (part of the cache key). */
   accountScope?: string;
+  /** Conditions already parsed (callers that build them, e.g. 1.1's search triples: no text grammar to escape). */
+  conditions?: Condition[];
 }
 
 export interface QueryReply {
@@ -141,7 +143,9 @@ export class QueryEngine {
   async query(db: Tx, inventory: string, params: QueryParams): Promise<QueryReply> {
     const d = this.descriptor(inventory);
     const table = alias(d.table, 't0');
-    const conditions = ([] as string[]).concat(params.q ?? []).map((c) => this.conditionSql(d, table, parseCondition(c), 1));
+    const conditions = [...([] as string[]).concat(params.q ?? []).map(parseCondition), ...(params.conditions ?? [])].map((c) =>
+      this.conditionSql(d, table, c, 1),
+    );
     if (d.where) conditions.push(d.where(table));
     if (params.accountScope && !d.globalReadable) conditions.push(visibleTo(d, table, params.accountScope));
     const where = conditions.length ? and(...conditions) : undefined;

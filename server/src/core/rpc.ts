@@ -68,14 +68,6 @@ export function registerRpc(app: FastifyInstance, deps: RpcDeps): void {
     byId.set(op.operationId, op);
   }
   const kindOf = (op: SpecOperation) => (op.x.kind === 'async' ? 'async' : 'sync');
-  // The legacy read family of 1.1 (`<pkg>.APIGet<X>Msg`, `APIList<X>(s)Msg`, `APISearch<X>Msg`) is served by the
-  // query API of the same inventory (`<pkg>.APIQuery<X>Msg`).
-  const queryByBase = new Map<string, SpecOperation>();
-  for (const op of deps.operations) {
-    const m = op.x.kind === 'query' && op.x.message ? /^(.+)\.APIQuery(\w+)Msg$/.exec(op.x.message) : null;
-    if (m) queryByBase.set(`${m[1]}.${m[2]}`, op);
-  }
-
   /** The `Done` envelope: `result` is the reply as a JSON string keyed by its class. */
   const done = (cls: string, reply: Record<string, unknown>, uuid?: string) => ({
     ...(uuid ? { uuid } : {}),
@@ -151,72 +143,6 @@ export function registerRpc(app: FastifyInstance, deps: RpcDeps): void {
     return { status: res.statusCode, headers: res.headers, json: parse(res.body) };
   };
 
-  /** 1.1's legacy reads: by uuid (the inventory as a JSON string), by uuid list/offset/length, by search triples. */
-  const legacy = async (key: string, raw: Record<string, unknown>) => {
-    const m = /^(.+)\.API(Get|List|Search)(\w+)Msg$/.exec(key);
-    const op =
-      m &&
-      (queryByBase.get(`${m[1]}.${m[3]}`) ?? queryByBase.get(`${m[1]}.${m[3].replace(/s$/, '')}`) ?? queryByBase.get(`${m[1]}.${m[3].replace(/es$/, '')}`));
-    if (!m || !op) return undefined;
-    const [, pkg, verb, name] = m;
-    const cls = `${pkg}.API${verb}${name}Reply`;
-    const conditions: Array<{ name: string; op: string; value: string }> = [];
-    const query: Record<string, unknown> = { conditions };
-    if (verb === 'Get') {
-      if (typeof raw.uuid !== 'string' || !raw.uuid) return failed(GENERIC.sync, errorCode('SYS.1007', 'field[uuid] is mandatory, can not be null'));
-      conditions.push({ name: 'uuid', op: '=', value: raw.uuid });
-    } else if (verb === 'List') {
-      const uuids = ([] as unknown[]).concat(raw.uuids ?? []).map(String);
-      if (uuids.length) conditions.push({ name: 'uuid', op: 'in', value: uuids.join(',') });
-      if (raw.offset !== undefined) query.start = raw.offset;
-      query.limit = Math.min(Number(raw.length ?? 100_000) || 100_000, 100_000);
-    } else {
-      const ops: Record<string, string> = {
-        AND_EQ: '=',
-        AND_NOT_EQ: '!=',
-        AND_GT: '>',
-        AND_GTE: '>=',
-        AND_LT: '<',
-        AND_LTE: '<=',
-        AND_IN: 'in',
-        AND_NOT_IN: 'not in',
-      };
-      const triples: Array<Record<string, unknown>> = [
-        ...([] as Array<Record<string, unknown>>).concat((raw.nameOpValueTriples as never) ?? []).map((x) => ({ ...x, value: String(x?.val ?? '') })),
-        ...([] as Array<Record<string, unknown>>)
-          .concat((raw.nameOpListTriples as never) ?? [])
-          .map((x) => ({ ...x, value: ([] as unknown[]).concat(x?.vals ?? []).join(',') })),
-      ];
-      for (const x of triples) {
-        const mapped = ops[String(x?.op)];
-        if (!mapped || typeof x.name !== 'string')
-          return failed(GENERIC.sync, errorCode('SYS.1007', `invalid search op[${String(x?.op)}], valid ops are ${Object.keys(ops).join(', ')}`));
-        conditions.push({ name: x.name, op: mapped, value: x.value as string });
-      }
-      if (typeof raw.inventoryUuid === 'string' && raw.inventoryUuid) conditions.push({ name: 'uuid', op: '=', value: raw.inventoryUuid });
-      if (raw.start !== undefined) query.start = raw.start;
-      if (Number(raw.size) > 0) query.limit = Math.min(Number(raw.size), 100_000);
-      if (Array.isArray(raw.fields) && raw.fields.length) query.fields = raw.fields;
-    }
-    let request;
-    try {
-      request = toRest(op, { ...query, session: raw.session });
-    } catch (e) {
-      if (e instanceof RpcError) return failed(GENERIC.sync, e.error);
-      throw e;
-    }
-    const res = await run(request);
-    if (res.status !== 200)
-      return failed(PRE_HANDLER.has(res.json?.error?.code) ? GENERIC.sync : cls, res.json?.error ?? errorCode('SYS.1000', `HTTP ${res.status}`));
-    const inventories = ((res.json?.inventories ?? []) as unknown[]).map(withoutNulls);
-    if (verb === 'Get') {
-      if (!inventories.length) return failed(cls, errorCode('SYS.1003', `${name}[uuid:${String(raw.uuid)}] is not found`));
-      return done(cls, { inventory: JSON.stringify(inventories[0]), success: true });
-    }
-    if (verb === 'List') return done(cls, { inventories, success: true });
-    return done(cls, { content: JSON.stringify(inventories), success: true });
-  };
-
   const handleCall = async (text: string) => {
     let body: unknown;
     try {
@@ -230,10 +156,6 @@ export function registerRpc(app: FastifyInstance, deps: RpcDeps): void {
     const keys = Object.keys(body);
     const key = keys.find((k) => byMessage.has(k));
     if (!key) {
-      const legacyKey = keys.find((k) => /^[\w.]+\.API(Get|List|Search)\w+Msg$/.test(k));
-      const raw = legacyKey ? (body as Record<string, unknown>)[legacyKey] : undefined;
-      const answer = legacyKey && raw && typeof raw === 'object' && !Array.isArray(raw) ? await legacy(legacyKey, raw as Record<string, unknown>) : undefined;
-      if (answer) return answer;
       const named = keys[0] === undefined ? 'no message' : `message[${keys[0].slice(0, 200)}]`;
       return failed(GENERIC.sync, errorCode('SYS.1008', `${named}: no service can deal with it`));
     }

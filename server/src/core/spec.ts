@@ -19,6 +19,8 @@ export interface ZStackExtension {
   message?: string;
   /** The reply/event class the 1.1 RPC result is keyed by. */
   replyClass?: string;
+  /** A 1.1 legacy read (generated from `x-zstack-legacy-reads`; served by core/legacy-reads.ts). */
+  legacy?: { verb: 'get' | 'list' | 'search'; inventory: string; where: string[] };
 }
 
 /** An operation's `x-zstack-permission` (completed by the generator's conventions; see core/permissions.ts). */
