@@ -119,6 +119,12 @@ export interface AgentOperations {
     request: Schemas["EmptyCmd"];
     response: Schemas["KvmHostPingRsp"];
   };
+  "/host/shell": {
+    operationId: "KvmHostShell";
+    target: "host";
+    request: Schemas["KvmHostShellCmd"];
+    response: Schemas["KvmHostShellRsp"];
+  };
   "/primarystorage/capacity": {
     operationId: "KvmPrimaryStorageCapacity";
     target: "host";
@@ -317,6 +323,18 @@ export interface AgentOperations {
     request: Schemas["KvmVmGetVncPortCmd"];
     response: Schemas["KvmVmGetVncPortRsp"];
   };
+  "/vm/iso/attach": {
+    operationId: "KvmVmAttachIso";
+    target: "host";
+    request: Schemas["KvmVmIsoCmd"];
+    response: Schemas["AgentResponse"];
+  };
+  "/vm/iso/detach": {
+    operationId: "KvmVmDetachIso";
+    target: "host";
+    request: Schemas["KvmVmIsoCmd"];
+    response: Schemas["AgentResponse"];
+  };
   "/vm/migrate": {
     operationId: "KvmVmMigrate";
     target: "host";
@@ -370,6 +388,7 @@ export const agentPaths = [
   "/host/echo",
   "/host/fact",
   "/host/ping",
+  "/host/shell",
   "/primarystorage/capacity",
   "/primarystorage/volume/create",
   "/primarystorage/volume/delete",
@@ -403,6 +422,8 @@ export const agentPaths = [
   "/vm/detachdatavolume",
   "/vm/detachnic",
   "/vm/getvncport",
+  "/vm/iso/attach",
+  "/vm/iso/detach",
   "/vm/migrate",
   "/vm/reboot",
   "/vm/start",

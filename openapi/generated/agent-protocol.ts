@@ -333,6 +333,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/host/shell": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run a shell script on the host (KvmRunShell): `/bin/sh -c <script>` under the command's deadline; its exit code and output (each cut at 64 KiB). A simulated host records the script and answers code 0 with empty output. */
+        post: operations["KvmHostShell"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/primarystorage/capacity": {
         parameters: {
             query?: never;
@@ -901,6 +918,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/vm/iso/attach": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Insert an ISO into a running VM's CD-ROM drive (the same ISO again succeeds). */
+        post: operations["KvmVmAttachIso"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/vm/iso/detach": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Empty a VM's CD-ROM drive (an empty drive or an absent VM succeeds). */
+        post: operations["KvmVmDetachIso"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/vm/migrate": {
         parameters: {
             query?: never;
@@ -1162,6 +1213,8 @@ export interface components {
         /** @description A command without fields. */
         EmptyCmd: Record<string, never>;
         IsoTO: {
+            /** @description Where the ISO is on its backup storage; a real host copies it to `path` (the image cache) when missing there. */
+            backupStorageInstallPath?: string;
             imageUuid?: string;
             path: string;
         };
@@ -1224,6 +1277,14 @@ export interface components {
             /** @description The uuid the agent was connected as; absent if it was never connected (e.g. after a restart). */
             hostUuid?: string;
         };
+        KvmHostShellCmd: {
+            script: string;
+        };
+        KvmHostShellRsp: components["schemas"]["AgentResponse"] & {
+            returnCode?: number;
+            stderr?: string;
+            stdout?: string;
+        };
         KvmSecurityGroupRulesCmd: {
             ruleTOs: components["schemas"]["SecurityGroupRuleSetTO"][];
         };
@@ -1261,6 +1322,11 @@ export interface components {
             port?: number;
             /** @enum {string} */
             protocol?: "vnc";
+        };
+        KvmVmIsoCmd: {
+            /** @description The ISO to insert (attach); ignored by detach. */
+            iso?: components["schemas"]["IsoTO"];
+            vmUuid: string;
         };
         KvmVmMigrateCmd: {
             destHostIp: string;
@@ -1414,9 +1480,13 @@ export interface components {
             size: number;
         };
         SimulatedVm: {
+            /** @description The boot devices of its last start. */
+            bootDev?: string[];
             cpuNum: number;
             cpuSpeed?: number;
             dataVolumes: components["schemas"]["VolumeTO"][];
+            /** @description The ISO in its CD-ROM drive (from /vm/start's bootIso or /vm/iso/attach). */
+            iso?: components["schemas"]["IsoTO"];
             memory: number;
             name?: string;
             nics: components["schemas"]["NicTO"][];
@@ -2137,6 +2207,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KvmHostPingRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmHostShell: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmHostShellCmd"];
+            };
+        };
+        responses: {
+            /** @description The script's outcome. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KvmHostShellRsp"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2993,6 +3094,52 @@ export interface operations {
                     "application/json": components["schemas"]["KvmVmGetVncPortRsp"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmVmAttachIso: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmVmIsoCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmVmDetachIso: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmVmIsoCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
         };

@@ -19,6 +19,10 @@ export interface KvmBackend {
   attachNic(ctx: Ctx<'KvmVmAttachNic'>): Promise<HandlerResult<'KvmVmAttachNic'>>;
   detachNic(ctx: Ctx<'KvmVmDetachNic'>): Promise<HandlerResult<'KvmVmDetachNic'>>;
   applyFlatDhcp(ctx: Ctx<'KvmFlatDhcpApply'>): Promise<HandlerResult<'KvmFlatDhcpApply'>>;
+  attachIso(ctx: Ctx<'KvmVmAttachIso'>): Promise<HandlerResult<'KvmVmAttachIso'>>;
+  detachIso(ctx: Ctx<'KvmVmDetachIso'>): Promise<HandlerResult<'KvmVmDetachIso'>>;
+  /** KvmRunShell: the simulator records it, a real host runs it (runHostShell). */
+  runShell(ctx: Ctx<'KvmHostShell'>): Promise<HandlerResult<'KvmHostShell'>>;
   getVncPort(ctx: Ctx<'KvmVmGetVncPort'>): Promise<HandlerResult<'KvmVmGetVncPort'>>;
   migrateVm(ctx: Ctx<'KvmVmMigrate'>): Promise<HandlerResult<'KvmVmMigrate'>>;
   applySecurityGroupRules(ctx: Ctx<'KvmSecurityGroupApplyRules'>): Promise<HandlerResult<'KvmSecurityGroupApplyRules'>>;

@@ -61,11 +61,9 @@ export function domainXml(cmd: BodyOf<'KvmVmStart'>, o: DomainOptions): string {
   const kib = Math.max(1, Math.ceil(cmd.memory / 1024));
   const boot = (cmd.bootDev?.length ? cmd.bootDev : ['hd']).map((d) => `<boot dev='${escapeXml(d)}'/>`).join('');
   const disks = [cmd.rootVolume, ...(cmd.dataVolumes ?? [])].map((v) => diskXml(v, fmt(v.installPath)));
-  const cdrom = cmd.bootIso
-    ? [
-        `<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='${escapeXml(cmd.bootIso.path)}'/><target dev='hdc' bus='ide'/><readonly/></disk>`,
-      ]
-    : [];
+  // Always a CD-ROM drive (empty without bootIso), so AttachIsoToVmInstance is a media change on the running VM.
+  const isoSource = cmd.bootIso ? `<source file='${escapeXml(cmd.bootIso.path)}'/>` : '';
+  const cdrom = [`<disk type='file' device='cdrom'><driver name='qemu' type='raw'/>${isoSource}<target dev='hdc' bus='ide'/><readonly/></disk>`];
   const nics = [...(cmd.nics ?? [])].sort((a, b) => a.deviceId - b.deviceId).map(nicXml);
   const serialLog = o.consoleLog ? `<log file='${escapeXml(o.consoleLog)}' append='off'/>` : '';
   // Under TCG a smaller translation cache lowers each VM's RSS noticeably (≈ 32 MiB instead of up to 1 GiB).

@@ -20,6 +20,7 @@ import { readCpuFacts, readMemFacts, readOsRelease } from './host-facts.js';
 import { FlatDhcpServer, KeyedMutex, ensureBridge, prefixOf } from '../network/host-network.js';
 import { RouterNamespaces } from '../network/router-namespace.js';
 import { ensureLibvirtd } from './libvirtd.js';
+import { runHostShell } from './shell.js';
 
 export interface LibvirtBackendOptions {
   /** Directory whose file system is reported by /primarystorage/capacity when the command names no mountPath. */
@@ -154,6 +155,7 @@ export class LibvirtKvmBackend implements KvmBackend {
       if (!isAbsolute(v.installPath)) throw new AgentError(`volume ${v.volumeUuid}: installPath must be absolute: ${v.installPath}`);
       formats.set(v.installPath, await this.formatOf(v.installPath, ctx.signal));
     }
+    if (cmd.bootIso) await this.ensureImageCached(cmd.bootIso.path, cmd.bootIso.backupStorageInstallPath, ctx.signal);
     await this.plugNetworks(uuid, cmd.nics ?? [], ctx.signal);
     const consoleLog = this.consoleLogOf(uuid);
     await mkdir(dirname(consoleLog), { recursive: true });
@@ -288,6 +290,24 @@ export class LibvirtKvmBackend implements KvmBackend {
   async applyFlatDhcp(ctx: Ctx<'KvmFlatDhcpApply'>) {
     for (const vm of ctx.body.vms) await this.plugNetworks(vm.vmUuid, vm.nics, ctx.signal);
     return {};
+  }
+
+  /** The domain always has an IDE CD-ROM drive (hdc, domain-xml.ts): an ISO is a media change, not a hot-plug. */
+  async attachIso(ctx: Ctx<'KvmVmAttachIso'>) {
+    const { vmUuid: uuid, iso } = ctx.body;
+    if (!iso || !isAbsolute(iso.path)) throw new AgentError(`an ISO with an absolute path is needed, got ${iso?.path}`);
+    await this.ensureImageCached(iso.path, iso.backupStorageInstallPath, ctx.signal);
+    await this.virsh(['change-media', uuid, 'hdc', iso.path, '--update', '--live'], ctx.signal);
+    return {};
+  }
+
+  async detachIso(ctx: Ctx<'KvmVmDetachIso'>) {
+    await this.virshTolerant(['change-media', ctx.body.vmUuid, 'hdc', '--eject', '--live'], ctx.signal);
+    return {};
+  }
+
+  async runShell(ctx: Ctx<'KvmHostShell'>) {
+    return runHostShell(ctx.body.script, ctx.signal);
   }
 
   async getVncPort(ctx: Ctx<'KvmVmGetVncPort'>) {

@@ -66,6 +66,8 @@ export class SimulatorKvmBackend implements KvmBackend {
       rootVolume: cmd.rootVolume,
       dataVolumes: [...(cmd.dataVolumes ?? [])],
       nics: [...(cmd.nics ?? [])],
+      bootDev: [...(cmd.bootDev ?? ['hd'])],
+      ...(cmd.bootIso ? { iso: cmd.bootIso } : {}),
     });
     return {};
   }
@@ -143,6 +145,26 @@ export class SimulatorKvmBackend implements KvmBackend {
   /** A simulated host has no DHCP server to fill: the command is recorded, nothing else. */
   async applyFlatDhcp(_ctx: Ctx<'KvmFlatDhcpApply'>) {
     return {};
+  }
+
+  async attachIso(ctx: Ctx<'KvmVmAttachIso'>) {
+    const host = this.hosts.require(ctx.target);
+    const vm = this.hosts.liveVm(host, ctx.body.vmUuid);
+    if (!ctx.body.iso) throw new BadRequestError('attaching an ISO needs iso');
+    if (vm.iso && vm.iso.path !== ctx.body.iso.path) throw new AgentError(`VM ${vm.uuid} already has ISO ${vm.iso.path} in its CD-ROM drive`);
+    vm.iso = ctx.body.iso;
+    return {};
+  }
+
+  async detachIso(ctx: Ctx<'KvmVmDetachIso'>) {
+    const vm = this.hosts.require(ctx.target).vms.get(ctx.body.vmUuid);
+    if (vm) delete vm.iso;
+    return {};
+  }
+
+  /** A simulated host runs nothing: the script is in the command records; the answer is a clean exit. */
+  async runShell(_ctx: Ctx<'KvmHostShell'>) {
+    return { returnCode: 0, stdout: '', stderr: '' };
   }
 
   async getVncPort(ctx: Ctx<'KvmVmGetVncPort'>) {

@@ -16,6 +16,10 @@ export interface SimulatedVm {
   rootVolume?: VolumeTO;
   dataVolumes: VolumeTO[];
   nics: NicTO[];
+  /** The boot devices of its last start. */
+  bootDev?: string[];
+  /** The ISO in its CD-ROM drive. */
+  iso?: Schemas['IsoTO'];
 }
 
 export interface SimulatedHost {

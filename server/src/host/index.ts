@@ -6,6 +6,7 @@ import { hosts } from '../db/schema/index.js';
 import { DEFAULT_INSTALL_PARENT } from '../../../agents/src/deploy/index.js';
 import { AgentDeployService, hostDeployLogDescriptor } from './deploy.js';
 import { hostHandlers } from './handlers.js';
+import { kvmHostHandlers } from './kvm-ops.js';
 import { hostDescriptor } from './inventory.js';
 import { startPingTracker } from './ping-tracker.js';
 import { HostService } from './service.js';
@@ -112,6 +113,7 @@ function register(app: DomainContext): void {
   app.provide('hosts', service);
   app.addInventory(hostDescriptor);
   app.addHandlers(hostHandlers(app, service));
+  app.addHandlers(kvmHostHandlers(app, service));
   app.cascade.register({
     kind: 'host',
     parents: {

@@ -376,6 +376,27 @@ export function identityHandlers(app: DomainContext) {
         return {};
       },
     },
+    // The batch forms (1.1's AttachPoliciesToUser / DetachPoliciesFromUser): all or nothing, duplicates ignored.
+    AttachPoliciesToUser: {
+      async check(msg) {
+        const user = await userOf(msg.userUuid, 'userUuid');
+        for (const uuid of new Set(msg.policyUuids)) sameAccount(user, await policyOf(uuid, 'policyUuids'), 'the user and the policy');
+      },
+      async run(msg) {
+        const uuids = [...new Set(msg.policyUuids)];
+        await db
+          .insert(userPolicyRefs)
+          .values(uuids.map((policyUuid) => ({ userUuid: msg.userUuid, policyUuid })))
+          .onConflictDoNothing();
+        return {};
+      },
+    },
+    DetachPoliciesFromUser: {
+      async run(msg) {
+        await db.delete(userPolicyRefs).where(and(eq(userPolicyRefs.userUuid, msg.userUuid), inArray(userPolicyRefs.policyUuid, msg.policyUuids)));
+        return {};
+      },
+    },
     AttachPolicyToUserGroup: {
       async check(msg) {
         sameAccount(await groupOf(msg.groupUuid, 'groupUuid'), await policyOf(msg.policyUuid, 'policyUuid'), 'the group and the policy');

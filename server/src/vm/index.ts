@@ -4,6 +4,7 @@ import { defineDomain, type DomainContext } from '../core/domain.js';
 import { toApiError } from '../core/errors.js';
 import { registerVmCascade } from './cascade.js';
 import { registerVmTags } from './tags.js';
+import { registerComputeOps } from './compute-ops.js';
 import { vmHandlers } from './handlers.js';
 import { volumeLifecycleHandlers } from './volume-handlers.js';
 import { nicDescriptor, vmDescriptor, volumeDescriptor } from './inventory.js';
@@ -117,6 +118,7 @@ function register(app: DomainContext): void {
   app.addHandlers(volumeLifecycleHandlers(app, vms, volumes));
   registerVmCascade(app, vms);
   registerVmTags(app, vms);
+  registerComputeOps(app, vms);
   registerPlacementFences(app);
 
   // Maintenance (ChangeHostState maintain): running VMs move to another host; those that cannot are stopped

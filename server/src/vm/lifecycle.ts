@@ -6,9 +6,10 @@ import { stopOnHostLater } from './gc.js';
 import { toApiError, argErr } from '../core/errors.js';
 import { runFlow } from '../core/flow.js';
 import { l3Networks, vmInstances, vmNics } from '../db/schema/index.js';
-import { allocateHost } from './allocation/host-allocator.js';
+import { allocateHost, type HostRequirement, type HostRow } from './allocation/host-allocator.js';
+import { applyPendingCapacityChange } from './compute-ops.js';
 import { hostCall } from './hypervisor.js';
-import type { VmRow } from './inventory.js';
+import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import type { Placement, StartData } from './start-flow.js';
 import { requireState } from './states.js';
 import { vmLockKey, type VmService } from './service.js';
@@ -24,6 +25,8 @@ export async function start(svc: VmService, uuid: string, placement: Placement):
         await tx.update(vmInstances).set({ hostUuid: null, lastHostUuid: vm.hostUuid }).where(eq(vmInstances.uuid, uuid));
       });
     }
+    // A ChangeInstanceOffering made while it ran takes effect now, before the start reserves CPU and memory.
+    await applyPendingCapacityChange(svc.app, vm);
     await runFlow<StartData>('start-vm', svc.startFlowSteps(true), { vmUuid: uuid, placement, startOnHypervisor: true, psReserved: [], instantiated: [] });
   });
 }
@@ -91,19 +94,7 @@ export async function migrate(svc: VmService, uuid: string, destHostUuid?: strin
       // Migrating before the destination is reserved: reconciliation does not recompute the capacity of hosts
       // while a VM is Migrating (the destination's reservation is not on any VM row yet).
       await svc.setState(vm, 'Migrating');
-      const dest = await allocateHost(svc.app, {
-        vmUuid: uuid,
-        cpuNum: vm.cpuNum,
-        memorySize: vm.memorySize,
-        l3NetworkUuids: [...new Set(nics.map((n) => n.l3NetworkUuid))],
-        // MigrateVm allocator: the same cluster unless a destination is named; it must reach the VM's storage.
-        clusterUuid: destHostUuid ? undefined : src.clusterUuid,
-        hostUuid: destHostUuid,
-        primaryStorageUuids: [...new Set(vols.filter((v) => v.primaryStorageUuid).map((v) => v.primaryStorageUuid!))],
-        newVolumeBytes: 0,
-        avoidHostUuids: [src.uuid],
-        strategy: 'DefaultHostAllocatorStrategy',
-      }).catch(async (e) => {
+      const dest = await allocateHost(svc.app, migrationRequirement(vm, src, nics, vols, destHostUuid)).catch(async (e) => {
         await svc.setState({ ...vm, state: 'Migrating' }, vm.state);
         throw e;
       });
@@ -133,6 +124,29 @@ export async function migrate(svc: VmService, uuid: string, destHostUuid?: strin
     },
     'vmInstanceUuid',
   );
+}
+
+/** What MigrateVm's allocator asks of a destination (also GetVmMigrationCandidateHosts' dry run). */
+export function migrationRequirement(
+  vm: VmRow,
+  src: Pick<HostRow, 'uuid' | 'clusterUuid'>,
+  nics: NicRow[],
+  vols: VolumeRow[],
+  destHostUuid?: string,
+): HostRequirement {
+  return {
+    vmUuid: vm.uuid,
+    cpuNum: vm.cpuNum,
+    memorySize: vm.memorySize,
+    l3NetworkUuids: [...new Set(nics.map((n) => n.l3NetworkUuid))],
+    // MigrateVm allocator: the same cluster unless a destination is named; it must reach the VM's storage.
+    clusterUuid: destHostUuid ? undefined : src.clusterUuid,
+    hostUuid: destHostUuid,
+    primaryStorageUuids: [...new Set(vols.filter((v) => v.primaryStorageUuid).map((v) => v.primaryStorageUuid!))],
+    newVolumeBytes: 0,
+    avoidHostUuids: [src.uuid],
+    strategy: 'DefaultHostAllocatorStrategy',
+  };
 }
 
 /** A host is being deleted: its VMs stop (capacity back; the agent is told when it still answers). */

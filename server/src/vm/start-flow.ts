@@ -14,6 +14,7 @@ import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.j
 import { toApiError } from '../core/errors.js';
 import { deleteVolumeBits } from './gc.js';
 import { createVolumeCmd, hostCall, hostCallOn, nicNetworks, startVmCmd } from './hypervisor.js';
+import { bootOptionsOf } from './compute-ops.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import type { VmService } from './service.js';
 
@@ -185,7 +186,12 @@ export function placeSteps(app: DomainContext, svc: VmService): FlowStep<StartDa
         const root = d.volumes!.find((v) => v.type === 'Root')!;
         const data = d.volumes!.filter((v) => v.type === 'Data').sort((a, b) => (a.deviceId ?? 0) - (b.deviceId ?? 0));
         const nics = [...d.nics!].sort((a, b) => a.deviceId - b.deviceId);
-        await hostCallOn(app, d.host!, '/vm/start', startVmCmd(d.vm!, root, data, nics, d.host!.managementIp, await nicNetworks(app, nics)));
+        // Boot devices and the ISO in the CD-ROM drive come from the VM's tags (compute-ops.ts).
+        const cmd = {
+          ...startVmCmd(d.vm!, root, data, nics, d.host!.managementIp, await nicNetworks(app, nics)),
+          ...(await bootOptionsOf(app.db, d.vm!, root)),
+        };
+        await hostCallOn(app, d.host!, '/vm/start', cmd);
       },
       async rollback(d) {
         await hostCall(app, d.host!.uuid, '/vm/destroy', { uuid: d.vmUuid });

@@ -28,6 +28,11 @@ export const ALLOWED_STATES = {
   AttachDataVolumeToVm: ['Running', 'Stopped', 'Paused'],
   DetachDataVolumeFromVm: ['Running', 'Stopped', 'Paused'],
   ReconnectVirtualRouter: ['Running'],
+  ChangeInstanceOffering: ['Running', 'Stopped'],
+  AttachIsoToVmInstance: ['Running', 'Stopped'],
+  DetachIsoFromVmInstance: ['Running', 'Stopped'],
+  GetVmMigrationCandidateHosts: ['Running'],
+  GetVmConsoleAddress: ['Running'],
 } as const;
 
 export type VmOperation = keyof typeof ALLOWED_STATES;
