@@ -242,3 +242,47 @@ export async function freeIpCount(tx: Tx, l3Uuid: string): Promise<number> {
   }
   return free;
 }
+
+/** GetFreeIp answers at most this many addresses per call, whatever the limit (a /8 range has 16 million). */
+export const MAX_FREE_IPS = 65536;
+
+/**
+ * Addresses the allocator could hand out now, ascending range by range (ranges by start address): inside a range's
+ * allocatable interval (never its gateway), not used, from `start` on; at most `limit` (negative: MAX_FREE_IPS).
+ */
+export async function freeIps(
+  tx: Tx,
+  ranges: IpRangeRow[],
+  opts: { start?: string; limit: number },
+): Promise<Array<{ ipRangeUuid: string; ip: string; netmask: string; gateway: string }>> {
+  let left = opts.limit < 0 ? MAX_FREE_IPS : Math.min(opts.limit, MAX_FREE_IPS);
+  const from = opts.start !== undefined ? ipToLong(opts.start) : 0;
+  const out: Array<{ ipRangeUuid: string; ip: string; netmask: string; gateway: string }> = [];
+  for (const r of [...ranges].sort((a, b) => a.startInt - b.startInt)) {
+    if (left <= 0) break;
+    const { lo, hi } = bounds(r);
+    const first = Math.max(lo, from);
+    if (first > hi) continue;
+    // generate_series yields in order, so PostgreSQL stops after `left` free addresses without sorting.
+    const result = (await tx.execute(sql`
+      SELECT n FROM generate_series(${first}::bigint, ${hi}::bigint) n
+       WHERE NOT EXISTS (SELECT 1 FROM ${usedIps} u WHERE u.l3_network_uuid = ${r.l3NetworkUuid} AND u.ip_in_long = n)
+       LIMIT ${left}`)) as unknown as { rows: Array<{ n: number | string }> };
+    for (const row of result.rows) out.push({ ipRangeUuid: r.uuid, ip: longToIp(Number(row.n)), netmask: r.netmask, gateway: r.gateway });
+    left -= result.rows.length;
+  }
+  return out;
+}
+
+/** Whether the allocator could hand out `ip` on the L3 now: inside a range, not a gateway, not used (CheckIpAvailability). */
+export async function isIpFree(tx: Tx, l3Uuid: string, ip: string): Promise<boolean> {
+  const n = ipToLong(ip);
+  const ranges = await tx.select().from(ipRanges).where(eq(ipRanges.l3NetworkUuid, l3Uuid));
+  if (ranges.some((r) => r.gateway === ip)) return false;
+  if (!ranges.some((r) => n >= bounds(r).lo && n <= bounds(r).hi)) return false;
+  const [used] = await tx
+    .select({ uuid: usedIps.uuid })
+    .from(usedIps)
+    .where(and(eq(usedIps.l3NetworkUuid, l3Uuid), eq(usedIps.ipInLong, n)));
+  return !used;
+}

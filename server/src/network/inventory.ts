@@ -2,7 +2,7 @@
 // Inventories carry what the v1.1 replies carry (release notes §9) plus a few fields of today's upstream that
 // our validation rules make visible: L3 `category`, IP range `networkCidr` and `ipRangeType`.
 import { schemaExpands } from '../core/inventory-schema.js';
-import { asc, inArray } from 'drizzle-orm';
+import { asc, eq, inArray } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
 import {
   ipRanges,
@@ -77,6 +77,13 @@ export const l2Descriptor: InventoryDescriptor<L2Row> = {
   aliases: { cluster: 'clusterRef.cluster' },
   defaultSort: 'createDate',
   toInventories: l2Inventories,
+};
+
+/** QueryL2VlanNetwork: the VLAN rows of the same table. */
+export const l2VlanDescriptor: InventoryDescriptor<L2Row> = {
+  ...l2Descriptor,
+  name: 'L2VlanNetworkInventory',
+  where: (t) => eq(t.type, 'L2VlanNetwork'),
 };
 
 /** Not an API inventory: the join behind `QueryL2Network q=cluster.name=...`. */
@@ -267,6 +274,7 @@ export const l3Descriptor: InventoryDescriptor<L3Row> = {
 
 export const networkDescriptors = [
   l2Descriptor,
+  l2VlanDescriptor,
   l2ClusterRefDescriptor,
   l3Descriptor,
   ipRangeDescriptor,

@@ -1,10 +1,11 @@
 // IP ranges of L3 networks: upstream's validation (zstack-api.md §5.2, L3NetworkApiInterceptor, same wording),
 // the by-CIDR split rule, deletion through the cascade (used IPs of a range go with it).
-import { eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
-import { ipRanges, l3Networks, usedIps } from '../db/schema/index.js';
-import { argErr } from '../core/errors.js';
+import { ipRanges, l3Networks, usedIps, zones } from '../db/schema/index.js';
+import { argErr, notFound } from '../core/errors.js';
+import { freeIps, isIpFree } from './allocator.js';
 import { defineHandlers, type Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { inSubnet, ipToLong, isIpv4, longToIp, overlaps, parseCidr, prefixOf, subnetOf } from './ip.js';
@@ -170,6 +171,70 @@ export function ipRangeHandlers(app: DomainContext) {
       async run(msg) {
         const inventories = await addRanges(msg.l3NetworkUuid, rangesFromCidr(msg), msg.resourceUuid);
         return { inventory: inventories[0], inventories };
+      },
+    },
+    UpdateIpRange: {
+      async run(msg) {
+        const set: Partial<typeof ipRanges.$inferInsert> = { lastOpDate: new Date() };
+        if (msg.name !== undefined) set.name = msg.name;
+        if (msg.description !== undefined) set.description = msg.description;
+        const [row] = await db.update(ipRanges).set(set).where(eq(ipRanges.uuid, msg.uuid)).returning();
+        if (!row) throw notFound('IpRangeVO', msg.uuid);
+        return { inventory: ipRangeInventory(row) };
+      },
+    },
+    GetFreeIp: {
+      async run(msg) {
+        await loadL3(db, msg.l3NetworkUuid, 'l3NetworkUuid');
+        const where = [eq(ipRanges.l3NetworkUuid, msg.l3NetworkUuid)];
+        if (msg.ipRangeUuid !== undefined) {
+          const [range] = await db.select({ l3: ipRanges.l3NetworkUuid }).from(ipRanges).where(eq(ipRanges.uuid, msg.ipRangeUuid));
+          if (!range) throw notFound('IpRangeVO', msg.ipRangeUuid, 'ipRangeUuid');
+          if (range.l3 !== msg.l3NetworkUuid) {
+            throw argErr(`IP range[uuid:${msg.ipRangeUuid}] is not a range of L3 network[uuid:${msg.l3NetworkUuid}]`);
+          }
+          where.push(eq(ipRanges.uuid, msg.ipRangeUuid));
+        }
+        const ranges = await db
+          .select()
+          .from(ipRanges)
+          .where(and(...where))
+          .orderBy(asc(ipRanges.startInt));
+        return { inventories: await freeIps(db, ranges, { start: msg.start, limit: msg.limit ?? 100 }) };
+      },
+    },
+    CheckIpAvailability: {
+      async run(msg) {
+        if (!isIpv4(msg.ip)) throw argErr(`invalid IP[${msg.ip}]`);
+        await loadL3(db, msg.l3NetworkUuid, 'l3NetworkUuid');
+        return { available: await isIpFree(db, msg.l3NetworkUuid, msg.ip) };
+      },
+    },
+    GetIpAddressCapacity: {
+      async check(msg) {
+        const lists = [msg.ipRangeUuids, msg.l3NetworkUuids, msg.zoneUuids];
+        if (!msg.all && !lists.some((l) => l && l.length > 0)) {
+          throw argErr('ipRangeUuids, L3NetworkUuids, zoneUuids must have at least one be none-empty list, or all is set to true');
+        }
+      },
+      async run(msg) {
+        // The most specific non-empty list decides (upstream's order); all=true without zones means every zone.
+        let ranges: SQL;
+        if (msg.ipRangeUuids?.length) ranges = sql`SELECT * FROM ${ipRanges} WHERE uuid = ANY(${sql.param(msg.ipRangeUuids)}::text[])`;
+        else if (msg.l3NetworkUuids?.length) ranges = sql`SELECT * FROM ${ipRanges} WHERE l3_network_uuid = ANY(${sql.param(msg.l3NetworkUuids)}::text[])`;
+        else {
+          const zoneUuids = msg.zoneUuids?.length ? msg.zoneUuids : (await db.select({ uuid: zones.uuid }).from(zones)).map((z) => z.uuid);
+          ranges = sql`SELECT r.* FROM ${ipRanges} r JOIN ${l3Networks} l ON l.uuid = r.l3_network_uuid WHERE l.zone_uuid = ANY(${sql.param(zoneUuids)}::text[])`;
+        }
+        // Used addresses are counted inside their range's bounds (a virtual router on the gateway is outside it).
+        const result = (await db.execute(sql`
+          WITH r AS (${ranges})
+          SELECT COALESCE((SELECT sum(end_int - start_int + 1) FROM r), 0)::bigint AS total,
+                 (SELECT count(*) FROM ${usedIps} u JOIN r ON u.ip_range_uuid = r.uuid AND u.ip_in_long BETWEEN r.start_int AND r.end_int)::bigint AS used`)) as unknown as {
+          rows: Array<{ total: string | number; used: string | number }>;
+        };
+        const total = Number(result.rows[0].total);
+        return { totalCapacity: total, availableCapacity: Math.max(0, total - Number(result.rows[0].used)) };
       },
     },
     DeleteIpRange: {

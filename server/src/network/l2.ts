@@ -128,6 +128,16 @@ export function l2Handlers(app: DomainContext) {
           vSwitchType: msg.vSwitchType ?? 'LinuxBridge',
         }),
     },
+    UpdateL2Network: {
+      async run(msg) {
+        const set: Partial<typeof l2Networks.$inferInsert> = { lastOpDate: new Date() };
+        if (msg.name !== undefined) set.name = msg.name;
+        if (msg.description !== undefined) set.description = msg.description;
+        const [row] = await db.update(l2Networks).set(set).where(eq(l2Networks.uuid, msg.uuid)).returning({ uuid: l2Networks.uuid });
+        if (!row) throw notFound('L2NetworkVO', msg.uuid);
+        return { inventory: await l2Inventory(db, msg.uuid) };
+      },
+    },
     AttachL2NetworkToCluster: {
       check: async (msg) => checkAttach(await loadL2(db, msg.l2NetworkUuid, 'l2NetworkUuid'), msg.clusterUuid),
       async run(msg) {

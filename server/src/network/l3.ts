@@ -79,6 +79,14 @@ export function l3Handlers(app: DomainContext) {
         return inventory(row.uuid);
       },
     },
+    ChangeL3NetworkState: {
+      async run(msg) {
+        const state = msg.stateEvent === 'enable' ? 'Enabled' : 'Disabled';
+        const [row] = await db.update(l3Networks).set({ state, lastOpDate: new Date() }).where(eq(l3Networks.uuid, msg.uuid)).returning();
+        if (!row) throw notFound('L3NetworkVO', msg.uuid);
+        return inventory(row.uuid);
+      },
+    },
     DeleteL3Network: {
       async run(msg) {
         await app.cascade.delete('l3', [msg.uuid], msg.deleteMode ?? 'Permissive');

@@ -1,7 +1,7 @@
 // What other domains use of the network domain (`ctx.use('networks')`): IP allocation and release, MAC
 // generation, the network services attached to an L3 network, the L3 inventory, and a hook the VM module uses to
 // detach NICs before an L2 network leaves a cluster.
-import { asc, eq } from 'drizzle-orm';
+import { asc, eq, inArray } from 'drizzle-orm';
 import type { Db, Tx } from '../db/index.js';
 import { l3Networks, networkServiceL3Refs, networkServiceProviders, usedIps } from '../db/schema/index.js';
 import { notFound } from '../core/errors.js';
@@ -63,6 +63,13 @@ export class NetworkService {
     const rows = await tx.select().from(l3Networks).where(eq(l3Networks.uuid, uuid));
     if (!rows.length) throw notFound('L3NetworkVO', uuid);
     return (await l3Inventories(rows, tx))[0];
+  }
+
+  /** L3 inventories of the given networks (unknown ones left out), in creation order. */
+  async l3Inventories(uuids: string[], tx: Tx = this.db): Promise<L3Inventory[]> {
+    if (!uuids.length) return [];
+    const rows = await tx.select().from(l3Networks).where(inArray(l3Networks.uuid, uuids)).orderBy(asc(l3Networks.createDate), asc(l3Networks.uuid));
+    return l3Inventories(rows, tx);
   }
 
   /** Runs before an L2 network is detached from a cluster (the VM module detaches the NICs concerned). */

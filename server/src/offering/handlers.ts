@@ -93,6 +93,46 @@ export function offeringHandlers(app: DomainContext) {
         return { inventory: virtualRouterOfferingInventory(o) };
       },
     },
+    UpdateVirtualRouterOffering: {
+      async check(msg) {
+        const [o] = await db.select({ type: instanceOfferings.type }).from(instanceOfferings).where(eq(instanceOfferings.uuid, msg.uuid));
+        if (!o || o.type !== 'VirtualRouter') throw notFound('VirtualRouterOfferingVO', msg.uuid);
+        if (msg.imageUuid !== undefined) {
+          const [img] = await db
+            .select({ uuid: images.uuid, mediaType: images.mediaType, format: images.format })
+            .from(images)
+            .where(eq(images.uuid, msg.imageUuid));
+          if (!img) throw notFound('ImageVO', msg.imageUuid, 'imageUuid');
+          if (img.mediaType !== 'RootVolumeTemplate') {
+            throw argErr(`image[uuid:${img.uuid}]'s mediaType is ${img.mediaType}, the mediaType of a virtual router image must be RootVolumeTemplate`);
+          }
+          if (img.format === 'iso') throw argErr(`image[uuid:${img.uuid}] is of format iso, it cannot be used for virtual router`);
+        }
+      },
+      async run(msg) {
+        const o = await db.transaction(async (tx) => {
+          const [cur] = await tx.select().from(instanceOfferings).where(eq(instanceOfferings.uuid, msg.uuid));
+          if (!cur || cur.type !== 'VirtualRouter') throw notFound('VirtualRouterOfferingVO', msg.uuid);
+          const set: Partial<typeof instanceOfferings.$inferInsert> = { lastOpDate: new Date() };
+          if (msg.name !== undefined) set.name = msg.name;
+          if (msg.description !== undefined) set.description = msg.description;
+          if (msg.imageUuid !== undefined) set.imageUuid = msg.imageUuid;
+          if (msg.isDefault !== undefined) set.isDefault = msg.isDefault;
+          // One default per zone (the unique index of migration 0010): the zone's row serializes the switch, the
+          // previous default steps down in the same transaction.
+          if (msg.isDefault && cur.zoneUuid) {
+            await tx.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, cur.zoneUuid)).for('no key update');
+            await tx
+              .update(instanceOfferings)
+              .set({ isDefault: false, lastOpDate: new Date() })
+              .where(and(eq(instanceOfferings.type, 'VirtualRouter'), eq(instanceOfferings.zoneUuid, cur.zoneUuid), eq(instanceOfferings.isDefault, true)));
+          }
+          const [row] = await tx.update(instanceOfferings).set(set).where(eq(instanceOfferings.uuid, msg.uuid)).returning();
+          return row;
+        });
+        return { inventory: virtualRouterOfferingInventory(o) };
+      },
+    },
     CreateDiskOffering: {
       async run(msg) {
         const [o] = await db

@@ -25,6 +25,19 @@ const isGuestNic = (n: NicRow) => (Number(n.metaData ?? 0) & NIC_ROLE.guest) !==
 const hasIp = (n: NicRow): n is NicRow & { ip: string } => !!n.ip;
 type DhcpInfo = AgentRequest<'/virtualrouter/adddhcp'>['dhcpEntries'][number];
 
+/** What a virtual router is built from: its offering's CPU/memory, image, networks and where it may run. */
+export interface RouterPlan {
+  uuid?: string;
+  name: string;
+  description?: string;
+  offering: { uuid: string; cpuNum: number; memorySize: number; cpuSpeed: number };
+  image: typeof images.$inferSelect;
+  managementNetworkUuid: string;
+  publicNetworkUuid?: string;
+  guestL3Uuids: string[];
+  placement: { zoneUuid?: string; clusterUuid?: string; hostUuid?: string };
+}
+
 interface VrServices {
   dhcp: boolean;
   dns: boolean;
@@ -115,21 +128,58 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
     const [image] = await this.app.db.select().from(images).where(eq(images.uuid, offering.imageUuid!));
     if (!image) throw err('SYS.1006', `image[uuid:${offering.imageUuid}] of virtual router offering[uuid:${offering.uuid}] does not exist`);
     if (image.status !== 'Ready') throw err('SYS.1006', `image[uuid:${image.uuid}] of virtual router offering[uuid:${offering.uuid}] is ${image.status}`);
+    return this.build({
+      name: vrName(l3Uuid),
+      offering,
+      image,
+      managementNetworkUuid: offering.managementNetworkUuid!,
+      publicNetworkUuid: offering.publicNetworkUuid ?? undefined,
+      guestL3Uuids: [l3Uuid],
+      placement: { zoneUuid: l3.zoneUuid },
+    });
+  }
 
-    const management = offering.managementNetworkUuid!;
-    const pub = offering.publicNetworkUuid ?? management;
+  /**
+   * CreateVirtualRouterVm: a router built by hand for the given guest networks, each of which must have no router yet
+   * (checked again under each network's lock, so it cannot race the on-demand creation).
+   */
+  async createByHand(plan: RouterPlan): Promise<VmRow> {
+    const ordered = [...new Set(plan.guestL3Uuids)].sort();
+    const locked = async (i: number): Promise<VmRow> => {
+      if (i === ordered.length) return this.build(plan);
+      const l3Uuid = ordered[i];
+      return this.app.locks.withLock(vrLockKey(l3Uuid), async () => {
+        const existing = await this.find(l3Uuid);
+        if (existing) throw err('SYS.1006', `L3 network[uuid:${l3Uuid}] already has a virtual router[uuid:${existing.uuid}]`);
+        return locked(i + 1);
+      });
+    };
+    // Locks in a fixed order: two calls naming the same networks never wait on each other in a circle.
+    return locked(0);
+  }
+
+  /** Creates the router VM (NICs: management, public, guests with their roles), then connects to its agent. */
+  private async build(plan: RouterPlan): Promise<VmRow> {
+    const management = plan.managementNetworkUuid;
+    const pub = plan.publicNetworkUuid ?? management;
     // One NIC per distinct network; a NIC serving several roles carries all their bits (the seed's metaData "7").
     const roles = new Map<string, number>();
     const add = (l3: string, role: number) => roles.set(l3, (roles.get(l3) ?? 0) | role);
     add(management, NIC_ROLE.management);
     add(pub, NIC_ROLE.public);
-    add(l3Uuid, NIC_ROLE.guest);
-    // A NIC that is only the guest network's takes its gateway address: the router is the guests' gateway. (A NIC
+    for (const guest of plan.guestL3Uuids) add(guest, NIC_ROLE.guest);
+    // A NIC that is only a guest network's takes its gateway address: the router is the guests' gateway. (A NIC
     // in every role, as in the release notes' seed, takes an address from the range like any other.)
-    const gateway = roles.get(l3Uuid) === NIC_ROLE.guest ? (await this.app.use('networks').l3Inventory(l3Uuid)).ipRanges[0]?.gateway : undefined;
-
+    const gateways = new Map<string, string>();
+    for (const [l3Uuid, mask] of roles) {
+      if (mask !== NIC_ROLE.guest) continue;
+      const gateway = (await this.app.use('networks').l3Inventory(l3Uuid)).ipRanges[0]?.gateway;
+      if (gateway) gateways.set(l3Uuid, gateway);
+    }
+    const { offering, image } = plan;
     const spec: VmCreateSpec = {
-      name: vrName(l3Uuid),
+      name: plan.name,
+      description: plan.description,
       type: 'ApplianceVm',
       cpuNum: offering.cpuNum,
       memorySize: offering.memorySize,
@@ -142,11 +192,12 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
       nics: [...roles].map(([l3NetworkUuid, mask]) => ({
         l3NetworkUuid,
         metaData: String(mask),
-        ...(l3NetworkUuid === l3Uuid && gateway ? { staticIp: gateway } : {}),
+        ...(gateways.has(l3NetworkUuid) ? { staticIp: gateways.get(l3NetworkUuid) } : {}),
       })),
-      zoneUuid: l3.zoneUuid,
-      placement: { zoneUuid: l3.zoneUuid },
+      zoneUuid: plan.placement.zoneUuid!,
+      placement: plan.placement,
       strategy: 'InstantStart',
+      uuid: plan.uuid,
       appliance: {
         applianceVmType: 'VirtualRouter',
         managementNetworkUuid: management,

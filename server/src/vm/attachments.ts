@@ -21,6 +21,7 @@ export async function attachL3(svc: VmService, vmUuid: string, l3Uuid: string, s
       }
       const [l3] = await svc.app.db.select().from(l3Networks).where(eq(l3Networks.uuid, l3Uuid));
       if (!l3) throw notFound('L3NetworkVO', l3Uuid, 'l3NetworkUuid');
+      if (l3.state === 'Disabled') throw err('SYS.1006', `unable to attach a L3 network. The L3 network[uuid:${l3Uuid}] is disabled`);
       if (vm.state === 'Running') {
         await svc.app.use('hosts').requireConnected(vm.hostUuid!);
         const [ref] = await svc.app.db

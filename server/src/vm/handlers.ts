@@ -1,6 +1,6 @@
 // VM and volume APIs. `check` answers bad requests before the 202 (404 for unknown resources, 409 for a VM in the
 // wrong state); `run` does the work under the VM's lock, where the state is checked again.
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
@@ -101,6 +101,27 @@ export function vmHandlers(app: DomainContext, vms: VmService, vols: VolumeServi
       async run(msg) {
         await vms.attachL3(msg.vmInstanceUuid, msg.l3NetworkUuid, msg.staticIp);
         return reply(msg.vmInstanceUuid);
+      },
+    },
+    GetVmAttachableL3Network: {
+      async run(msg, call) {
+        const vm = await vms.require(msg.vmInstanceUuid, 'vmInstanceUuid');
+        if (!vm.clusterUuid) return { inventories: [] };
+        // Enabled L3s on an L2 attached to the VM's cluster, not on the VM yet (upstream's VmInstanceBase); a Normal
+        // account's own or shared ones only.
+        const session = call.session;
+        const visible =
+          session && session.accountType !== 'SystemAdmin'
+            ? sql`AND l3.uuid IN (SELECT resource_uuid FROM account_resource_refs WHERE account_uuid = ${session.accountUuid}
+                    UNION ALL SELECT resource_uuid FROM shared_resources WHERE receiver_account_uuid = ${session.accountUuid} OR to_public)`
+            : sql``;
+        const result = (await app.db.execute(sql`
+          SELECT l3.uuid FROM l3_networks l3 JOIN l2_network_cluster_refs ref ON ref.l2_network_uuid = l3.l2_network_uuid
+           WHERE ref.cluster_uuid = ${vm.clusterUuid} AND l3.state = 'Enabled'
+             AND l3.uuid NOT IN (SELECT l3_network_uuid FROM vm_nics WHERE vm_instance_uuid = ${vm.uuid}) ${visible}`)) as unknown as {
+          rows: Array<{ uuid: string }>;
+        };
+        return { inventories: await app.use('networks').l3Inventories(result.rows.map((r) => r.uuid)) };
       },
     },
     DetachL3NetworkFromVm: {
