@@ -131,6 +131,12 @@ export interface AgentOperations {
     request: Schemas["PrimaryStorageCapacityCmd"];
     response: Schemas["PrimaryStorageCapacityRsp"];
   };
+  "/primarystorage/snapshot/revert": {
+    operationId: "KvmVolumeRevertFromSnapshot";
+    target: "host";
+    request: Schemas["KvmVolumeRevertCmd"];
+    response: Schemas["KvmVolumeRevertRsp"];
+  };
   "/primarystorage/volume/create": {
     operationId: "KvmPrimaryStorageVolumeCreate";
     target: "host";
@@ -142,6 +148,12 @@ export interface AgentOperations {
     target: "host";
     request: Schemas["PrimaryStorageVolumeDeleteCmd"];
     response: Schemas["PrimaryStorageCapacityRsp"];
+  };
+  "/primarystorage/volume/flatten": {
+    operationId: "KvmVolumeFlatten";
+    target: "host";
+    request: Schemas["KvmVolumeFlattenCmd"];
+    response: Schemas["KvmVolumeFlattenRsp"];
   };
   "/securitygroup/applyrules": {
     operationId: "KvmSecurityGroupApplyRules";
@@ -190,6 +202,12 @@ export interface AgentOperations {
     target: "simulator";
     request: Schemas["SimulatorVmsCmd"];
     response: Schemas["SimulatorHostSecurityGroupRulesRsp"];
+  };
+  "/simulator/hosts/volumes": {
+    operationId: "SimulatorHostVolumes";
+    target: "simulator";
+    request: Schemas["SimulatorVmsCmd"];
+    response: Schemas["SimulatorHostVolumesRsp"];
   };
   "/simulator/reset": {
     operationId: "SimulatorReset";
@@ -365,6 +383,18 @@ export interface AgentOperations {
     request: Schemas["EmptyCmd"];
     response: Schemas["KvmVmStatesRsp"];
   };
+  "/vm/volume/mergesnapshot": {
+    operationId: "KvmVolumeMergeSnapshot";
+    target: "host";
+    request: Schemas["KvmVolumeMergeSnapshotCmd"];
+    response: Schemas["PrimaryStorageCapacityRsp"];
+  };
+  "/vm/volume/takesnapshot": {
+    operationId: "KvmVolumeTakeSnapshot";
+    target: "host";
+    request: Schemas["KvmVolumeTakeSnapshotCmd"];
+    response: Schemas["KvmVolumeTakeSnapshotRsp"];
+  };
 }
 
 /** Every agent command path, in the order of AgentOperations. */
@@ -390,8 +420,10 @@ export const agentPaths = [
   "/host/ping",
   "/host/shell",
   "/primarystorage/capacity",
+  "/primarystorage/snapshot/revert",
   "/primarystorage/volume/create",
   "/primarystorage/volume/delete",
+  "/primarystorage/volume/flatten",
   "/securitygroup/applyrules",
   "/securitygroup/refreshrulesonhost",
   "/simulator/backupstorage/config",
@@ -400,6 +432,7 @@ export const agentPaths = [
   "/simulator/hosts/config",
   "/simulator/hosts/records",
   "/simulator/hosts/securitygroup",
+  "/simulator/hosts/volumes",
   "/simulator/reset",
   "/simulator/virtualrouter/config",
   "/simulator/virtualrouter/records",
@@ -429,4 +462,6 @@ export const agentPaths = [
   "/vm/start",
   "/vm/stop",
   "/vm/vmsync",
+  "/vm/volume/mergesnapshot",
+  "/vm/volume/takesnapshot",
 ] as const satisfies readonly (keyof AgentOperations)[];

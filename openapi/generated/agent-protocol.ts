@@ -367,6 +367,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/primarystorage/snapshot/revert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make a new volume file on top of a snapshot (the volume's old file is left to the caller). */
+        post: operations["KvmVolumeRevertFromSnapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/primarystorage/volume/create": {
         parameters: {
             query?: never;
@@ -395,6 +412,23 @@ export interface paths {
         put?: never;
         /** Delete a volume file; an absent file is a success. */
         post: operations["KvmPrimaryStorageVolumeDelete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/primarystorage/volume/flatten": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Copy a volume or snapshot file with everything under it into one standalone qcow2 file (a template or a new volume). */
+        post: operations["KvmVolumeFlatten"];
         delete?: never;
         options?: never;
         head?: never;
@@ -538,6 +572,23 @@ export interface paths {
         put?: never;
         /** The security group rule sets applied on a simulated host, one per VM NIC, by NIC uuid. */
         post: operations["SimulatorHostSecurityGroupRules"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulator/hosts/volumes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The files on a simulated host's primary storage (volumes, snapshots, temporary copies) and their sizes. */
+        post: operations["SimulatorHostVolumes"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1037,6 +1088,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/vm/volume/mergesnapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rebase a volume file onto baseInstallPath, copying in what the files between held (qemu-img rebase); no base = the volume becomes standalone. */
+        post: operations["KvmVolumeMergeSnapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/vm/volume/takesnapshot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Snapshot a volume: incremental, its current file is frozen as the snapshot and the volume goes on in newVolumeInstallPath on top of it; full, a standalone copy is made at snapshotInstallPath and the volume goes on on top of that (the old file is left to the caller). */
+        post: operations["KvmVolumeTakeSnapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1387,6 +1472,53 @@ export interface components {
             timeout?: number;
             uuid: string;
         };
+        KvmVolumeFlattenCmd: {
+            /** @description The volume or snapshot file to copy. */
+            installPath: string;
+            targetInstallPath: string;
+            /** @description The virtual size (the simulator's size of the copy). */
+            volumeSize?: number;
+        };
+        KvmVolumeFlattenRsp: components["schemas"]["PrimaryStorageCapacityRsp"] & {
+            /** @description Bytes of the copy. */
+            size?: number;
+        };
+        KvmVolumeMergeSnapshotCmd: {
+            /** @description The file the volume is to sit on; absent = standalone. */
+            baseInstallPath?: string;
+            vmUuid?: string;
+            volumeInstallPath: string;
+            volumeUuid?: string;
+        };
+        KvmVolumeRevertCmd: {
+            newVolumeInstallPath: string;
+            snapshotInstallPath: string;
+            volumeSize?: number;
+            volumeUuid?: string;
+        };
+        KvmVolumeRevertRsp: components["schemas"]["PrimaryStorageCapacityRsp"] & {
+            newVolumeInstallPath?: string;
+        };
+        KvmVolumeTakeSnapshotCmd: {
+            fullSnapshot?: boolean;
+            /** @description Where the volume goes on. */
+            newVolumeInstallPath: string;
+            /** @description Where a full snapshot's copy goes (required when fullSnapshot). */
+            snapshotInstallPath?: string;
+            /** @description The VM the volume is attached to, if any (a Running VM is snapshotted live). */
+            vmUuid?: string;
+            /** @description The volume's current file. */
+            volumeInstallPath: string;
+            /** @description The volume's virtual size in bytes. */
+            volumeSize?: number;
+            volumeUuid: string;
+        };
+        KvmVolumeTakeSnapshotRsp: components["schemas"]["PrimaryStorageCapacityRsp"] & {
+            newVolumeInstallPath?: string;
+            /** @description Bytes the snapshot file holds. */
+            size?: number;
+            snapshotInstallPath?: string;
+        };
         NicTO: {
             bridgeName?: string;
             deviceId: number;
@@ -1551,6 +1683,12 @@ export interface components {
         SimulatorHostSecurityGroupRulesRsp: components["schemas"]["AgentResponse"] & {
             hostUuid: string;
             ruleSets: components["schemas"]["SecurityGroupRuleSetTO"][];
+        };
+        SimulatorHostVolumesRsp: components["schemas"]["AgentResponse"] & {
+            volumes: {
+                installPath: string;
+                size: number;
+            }[];
         };
         SimulatorVirtualRouterConfigCmd: components["schemas"]["SimulatorFaults"] & {
             virtualRouterUuid: string;
@@ -2275,6 +2413,37 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
         };
     };
+    KvmVolumeRevertFromSnapshot: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmVolumeRevertCmd"];
+            };
+        };
+        responses: {
+            /** @description Reverted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KvmVolumeRevertRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
     KvmPrimaryStorageVolumeCreate: {
         parameters: {
             query?: never;
@@ -2331,6 +2500,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PrimaryStorageCapacityRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmVolumeFlatten: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmVolumeFlattenCmd"];
+            };
+        };
+        responses: {
+            /** @description Copied. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KvmVolumeFlattenRsp"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -2551,6 +2751,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SimulatorHostSecurityGroupRulesRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    SimulatorHostVolumes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulatorVmsCmd"];
+            };
+        };
+        responses: {
+            /** @description Files. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulatorHostVolumesRsp"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -3257,6 +3486,68 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KvmVmStatesRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmVolumeMergeSnapshot: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmVolumeMergeSnapshotCmd"];
+            };
+        };
+        responses: {
+            /** @description Merged. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageCapacityRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmVolumeTakeSnapshot: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KvmVolumeTakeSnapshotCmd"];
+            };
+        };
+        responses: {
+            /** @description Taken. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KvmVolumeTakeSnapshotRsp"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -17,6 +17,7 @@ import { consoleModule } from './console/index.js';
 import { tagModule } from './tag/index.js';
 import { securityGroupModule } from './security-group/index.js';
 import { vipModule } from './vip/index.js';
+import { snapshotModule } from './snapshot/index.js';
 
 export const domains: DomainModule[] = [
   identityModule,
@@ -34,4 +35,5 @@ export const domains: DomainModule[] = [
   tagModule,
   securityGroupModule,
   vipModule,
+  snapshotModule,
 ];

@@ -1,8 +1,10 @@
 // kvm host agent: HTTP operations → backend methods.
 import type { AgentPart, Ctx } from '../lib/handler.js';
 import type { KvmBackend } from './backend.js';
+import { snapshotOpsFor } from './snapshots.js';
 
 export function kvmPart(backend: KvmBackend): AgentPart {
+  const snapshots = snapshotOpsFor(backend);
   return {
     handlers: {
       KvmHostConnect: (ctx) => backend.connect(ctx),
@@ -32,6 +34,10 @@ export function kvmPart(backend: KvmBackend): AgentPart {
       KvmPrimaryStorageVolumeCreate: (ctx) => backend.createVolume(ctx),
       KvmPrimaryStorageVolumeDelete: (ctx) => backend.deleteVolume(ctx),
       KvmPrimaryStorageCapacity: (ctx) => backend.storageCapacity(ctx),
+      KvmVolumeTakeSnapshot: (ctx) => snapshots.takeSnapshot(ctx),
+      KvmVolumeMergeSnapshot: (ctx) => snapshots.mergeSnapshot(ctx),
+      KvmVolumeRevertFromSnapshot: (ctx) => snapshots.revert(ctx),
+      KvmVolumeFlatten: (ctx) => snapshots.flatten(ctx),
     },
     close: () => backend.close(),
   };

@@ -78,6 +78,11 @@ export class LibvirtKvmBackend implements KvmBackend {
     this.routers = opts.routers ?? new RouterNamespaces();
   }
 
+  /** The qemu-img this backend runs (the snapshot commands use it too). */
+  get qemuImgBinary(): string {
+    return this.qemuImg;
+  }
+
   /** The console log of a VM (what its ttyS0 printed), for tests and operators. */
   consoleLogOf(vmUuid: string): string {
     return join(this.opts.consoleLogDir ?? '/var/log/zstack-ts/console', `${vmUuid}.log`);

@@ -54,6 +54,11 @@ function hostControl(p: SimulatorParts, hosts: SimulatedHosts): HandlerMap {
       });
       return { hostUuid: host.uuid, connected: host.connectedAs !== undefined, vms };
     },
+    SimulatorHostVolumes: async (ctx) => {
+      const host = hosts.get(ctx.body.hostUuid);
+      if (!host) throw new AgentError(`no simulated host ${ctx.body.hostUuid}`);
+      return { volumes: [...host.volumes].map(([installPath, size]) => ({ installPath, size })) };
+    },
     SimulatorHostSecurityGroupRules: async (ctx) => {
       const host = hosts.get(ctx.body.hostUuid);
       if (!host) throw new AgentError(`no simulated host ${ctx.body.hostUuid}`);

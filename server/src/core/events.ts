@@ -8,6 +8,8 @@ export interface EventMap {
   'primaryStorage.deleted': { primaryStorageUuid: string };
   'vm.state': { vmUuid: string; oldState: string; newState: string; hostUuid?: string | null };
   'vm.deleted': { vmUuid: string };
+  /** Volume rows removed for good (their snapshots follow). */
+  'volume.expunged': { volumeUuids: string[] };
   'globalConfig.updated': { category: string; name: string; value: string };
 }
 

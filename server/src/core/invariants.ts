@@ -24,7 +24,7 @@ export interface InvariantReport {
     /** vCPUs / bytes of memory counted as used on hosts beyond what the VMs naming them hold (negative: overbooked). */
     leakedCpu: number;
     leakedMemory: number;
-    /** Bytes of primary storage counted as used beyond the volumes naming it. */
+    /** Bytes of primary storage counted as used beyond the volumes and snapshots naming it. */
     leakedStorage: number;
     /** VMs the agents run that the database does not place there. */
     unknownRunning: number;
@@ -82,13 +82,19 @@ export async function checkInvariants(
   const psCap = await rows(
     db,
     sql`SELECT p.uuid, p.available_capacity AS avail, GREATEST(0, p.total_capacity - COALESCE(u.size, 0)) AS want
-          FROM primary_storage p LEFT JOIN (SELECT primary_storage_uuid, SUM(size)::bigint AS size FROM volumes
-                                             WHERE primary_storage_uuid IS NOT NULL GROUP BY primary_storage_uuid) u ON u.primary_storage_uuid = p.uuid
+          FROM primary_storage p LEFT JOIN (SELECT primary_storage_uuid, SUM(size)::bigint AS size FROM (
+                                               SELECT primary_storage_uuid, size FROM volumes WHERE primary_storage_uuid IS NOT NULL
+                                               UNION ALL SELECT primary_storage_uuid, size FROM volume_snapshots) held
+                                             GROUP BY primary_storage_uuid) u ON u.primary_storage_uuid = p.uuid
          WHERE p.available_capacity <> GREATEST(0, p.total_capacity - COALESCE(u.size, 0))`,
   );
   let leakedStorage = 0;
   for (const r of psCap) leakedStorage += Number(r.want) - Number(r.avail);
-  add('primary storage capacity differs from the volumes on it', psCap, (r) => `primary storage[uuid:${r.uuid}] available ${r.avail} (expected ${r.want})`);
+  add(
+    'primary storage capacity differs from the volumes and snapshots on it',
+    psCap,
+    (r) => `primary storage[uuid:${r.uuid}] available ${r.avail} (expected ${r.want})`,
+  );
 
   // Addresses, NICs, MACs.
   add(

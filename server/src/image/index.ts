@@ -14,6 +14,7 @@ import { imageLifecycleHandlers, normalizePlatform } from './lifecycle.js';
 import { imageDescriptor, imageInventories, imageRefDescriptor, type ImageRefRow, type ImageRow } from './inventory.js';
 
 export type { ImageRow, ImageRefRow };
+export { deleteImageBits, imageInventories };
 
 declare module '../services.js' {
   interface Services {

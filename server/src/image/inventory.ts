@@ -51,8 +51,8 @@ export async function imageInventories(rows: ImageRow[], db: Tx) {
     format: i.format,
     system: i.system,
     virtio: i.virtio,
-    // Our extension: visible only while the download runs.
-    progress: i.status === 'Downloading' && i.progress ? i.progress : undefined,
+    // Our extension: visible only while the download (or a template's upload) runs.
+    progress: (i.status === 'Downloading' || i.status === 'Creating') && i.progress ? i.progress : undefined,
     backupStorageRefs: refs.filter((r) => r.imageUuid === i.uuid).map(imageRefInventory),
     createDate: formatDate(i.createDate)!,
     lastOpDate: formatDate(i.lastOpDate)!,

@@ -76,6 +76,7 @@ export function registerVmCascade(app: DomainContext, vms: VmService): void {
     },
     async delete(uuids) {
       await db.delete(volumes).where(inArray(volumes.uuid, uuids));
+      app.events.emit('volume.expunged', { volumeUuids: uuids });
     },
   });
 }

@@ -26,7 +26,10 @@ declare module '../services.js' {
 // The vm domain's public face: what other domains may use besides `ctx.use('vms')` / `ctx.use('volumes')`.
 export { createVm, type VmCreateSpec } from './create.js';
 export { hostCall } from './hypervisor.js';
-export { nicInventory, vmDescriptor, type NicRow, type VmRow } from './inventory.js';
+export { nicInventory, vmDescriptor, volumeInventory, type NicRow, type VmRow, type VolumeRow } from './inventory.js';
+export { deleteVolumeBits } from './gc.js';
+export { installPathOf as volumeInstallPathOf } from './start-flow.js';
+export { volumeLockKey } from './volumes.js';
 export { vmLockKey, type VmNetworkServiceExtension, type VmService } from './service.js';
 export { notInStateErr, requireState } from './states.js';
 export { taggedHostname } from './tags.js';

@@ -15,7 +15,7 @@ import { and, eq, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import { toApiError } from '../core/errors.js';
 import { rows, type Tx } from '../db/index.js';
-import { hosts, l3Networks, primaryStorage, usedIps, vmInstances, vmNics, volumes } from '../db/schema/index.js';
+import { hosts, l3Networks, primaryStorage, usedIps, vmInstances, vmNics, volumes, volumeSnapshots } from '../db/schema/index.js';
 import { destroyOnHostLater } from './gc.js';
 import type { VmRow } from './inventory.js';
 import { deleteNic } from './nics.js';
@@ -192,13 +192,14 @@ export class Reconciler {
   }
 
   /**
-   * Primary storage: available = total − the sizes of the volumes naming it. Only when nothing can be half-way through
+   * Primary storage: available = total − the sizes of the volumes and snapshots naming it. Only when nothing can be half-way through
    * a reservation (at start with no other management node; the operator's check): a data volume's reservation and
    * its row are not one statement.
    */
   async recomputeAllPrimaryStorage(): Promise<void> {
     await this.app.db.execute(sql`UPDATE ${primaryStorage} p SET available_capacity = GREATEST(0, p.total_capacity - COALESCE(
-        (SELECT SUM(size) FROM ${volumes} v WHERE v.primary_storage_uuid = p.uuid), 0))`);
+        (SELECT SUM(size) FROM ${volumes} v WHERE v.primary_storage_uuid = p.uuid), 0) - COALESCE(
+        (SELECT SUM(size) FROM ${volumeSnapshots} s WHERE s.primary_storage_uuid = p.uuid), 0))`);
   }
 
   /**

@@ -175,6 +175,7 @@ export class VolumeService {
       await this.vms.deleteVolumeBits(v, null, tx);
       await tx.delete(volumes).where(eq(volumes.uuid, v.uuid));
     });
+    this.app.events.emit('volume.expunged', { volumeUuids: [v.uuid] });
   }
 
   /** ExpungeDataVolume: only a Deleted data volume; an unknown uuid is a success (as upstream). */

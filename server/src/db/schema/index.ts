@@ -9,3 +9,4 @@ export * from './console.js';
 export * from './tag.js';
 export * from './security-group.js';
 export * from './vip-eip-pf.js';
+export * from './snapshot.js';
