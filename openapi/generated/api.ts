@@ -761,6 +761,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/backup-storage/{backupStorageUuid}/actions#scanBackupStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Scan backup storage
+         * @description Pings the backup storage's agent and records its status and capacity (upstream 1.1 scans nothing more).
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["ScanBackupStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/backup-storage/{uuid}": {
         parameters: {
             query?: never;
@@ -783,7 +805,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/zstack/v1/backup-storage/sftp": {
+    "/zstack/v1/backup-storage/{uuid}/actions#changeBackupStorageState": {
         parameters: {
             query?: never;
             header?: never;
@@ -791,6 +813,80 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
+        /**
+         * Enable or disable backup storage
+         * @description `enable` → Enabled, `disable` → Disabled: images already there stay usable, no new image is added to it.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["ChangeBackupStorageState"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/backup-storage/{uuid}/actions#updateBackupStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update backup storage's name or description
+         * @description Update backup storage's name or description
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["UpdateBackupStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/backup-storage/capacities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the capacity of backup storage by zone or uuid
+         * @description Sums the capacity of the backup storage attached to the given zones or named (or every one with `all=true`);
+         *     at least one non-empty list or `all=true` is needed. Each backup storage counts once.
+         *
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetBackupStorageCapacity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/backup-storage/sftp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query SFTP backup storage
+         * @description Query backup storage of type `SftpBackupStorage`. Expanded fields include `zone`, `image`. No password is ever returned.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["QuerySftpBackupStorage"];
         put?: never;
         /**
          * Add SFTP backup storage
@@ -799,6 +895,57 @@ export interface paths {
          *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddSftpBackupStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/backup-storage/sftp/{uuid}/actions#reconnectSftpBackupStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Reconnect SFTP backup storage
+         * @description Deploys the backup-storage agent again (every task looks before it acts: with nothing changed it only checks)
+         *     and connects to it. On failure the backup storage is recorded `Disconnected` and the call fails with the
+         *     deployer's `HOST.1003` or `SYS.1006` naming the agent's error. Simulated backup storage is accepted too (an
+         *     addition to upstream): it reconnects to the simulator.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 1h. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["ReconnectSftpBackupStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/backup-storage/sftp/{uuid}/actions#updateSftpBackupStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update SFTP backup storage's name, description or SSH login
+         * @description Changes what is given; the password is sealed with the node's vault and never returned or logged. New SSH
+         *     details are used from the next `ReconnectSftpBackupStorage` on (a new hostname forgets the recorded host key).
+         *     `sshPort` is an addition to upstream 1.1's fields.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["UpdateSftpBackupStorage"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3798,6 +3945,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/primary-storage/{primaryStorageUuid}/actions#syncPrimaryStorageCapacity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Recompute primary storage capacity
+         * @description Re-reads the totals from the agents (local storage: the sum over the Connected hosts of its clusters) and
+         *     recomputes what is available from the volumes it holds (available = total − their sizes), repairing counters
+         *     that drifted. The same sync runs for every primary storage each `primaryStorage/capacity.syncInterval` seconds.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["SyncPrimaryStorageCapacity"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/primary-storage/{uuid}": {
         parameters: {
             query?: never;
@@ -3815,6 +3987,104 @@ export interface paths {
          *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         delete: operations["DeletePrimaryStorage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/{uuid}/actions#changePrimaryStorageState": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Enable, disable or put primary storage into maintenance
+         * @description `enable` → Enabled, `disable` → Disabled (volumes already there keep working; nothing new is allocated on it),
+         *     `maintain` → Maintenance: every VM with a volume on it is stopped first (a graceful stop, then a cold one),
+         *     and nothing is allocated or started on it until it is enabled again. `maintain` is upstream 2.0's event (1.1
+         *     only had enable/disable).
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["ChangePrimaryStorageState"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/{uuid}/actions#reconnectPrimaryStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Reconnect primary storage
+         * @description Asks the agents serving the primary storage for its capacity again (`Connecting` → `Connected`). Local storage
+         *     asks every Connected host of its clusters: when none answers, the storage is recorded `Disconnected` (nothing
+         *     is allocated on it) and the call fails with `SYS.1006` naming each host's error. Simulated storage has no agent
+         *     and always connects.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["ReconnectPrimaryStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/{uuid}/actions#updatePrimaryStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update primary storage's name or description
+         * @description Update primary storage's name or description
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["UpdatePrimaryStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/capacities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the capacity of primary storage by zone, cluster or uuid
+         * @description Sums the capacity of the primary storage in the given zones, attached to the given clusters, or named (or every
+         *     one with `all=true`); at least one non-empty list or `all=true` is needed. Each primary storage counts once.
+         *
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetPrimaryStorageCapacity"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -6652,6 +6922,36 @@ export interface components {
             /** @constant */
             success: true;
         };
+        /** @description SFTP backup storage; no password is ever returned. */
+        SftpBackupStorageInventory: {
+            attachedZoneUuids: components["schemas"]["Uuid"][];
+            /** @description Bytes. */
+            availableCapacity: number;
+            createDate: components["schemas"]["Date"];
+            description?: string;
+            hostname?: string;
+            lastOpDate: components["schemas"]["Date"];
+            name: string;
+            sshPort?: number;
+            /** @enum {string} */
+            state: "Enabled" | "Disabled";
+            status: components["schemas"]["StorageStatus"];
+            /** @description Bytes. */
+            totalCapacity: number;
+            /** @enum {string} */
+            type: "SftpBackupStorage";
+            url: string;
+            username?: string;
+            uuid: components["schemas"]["Uuid"];
+        };
+        SftpBackupStorageInventoryQueryReply: {
+            inventories?: components["schemas"]["SftpBackupStorageInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
         SharedResourceInventory: {
             createDate: components["schemas"]["Date"];
             lastOpDate: components["schemas"]["Date"];
@@ -9255,6 +9555,64 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    ScanBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                backupStorageUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "scanBackupStorage": {}
+                 *     }
+                 */
+                "application/json": {
+                    scanBackupStorage: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmptyReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
     DeleteBackupStorage: {
         parameters: {
             query?: {
@@ -9298,6 +9656,221 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
+        };
+    };
+    ChangeBackupStorageState: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "changeBackupStorageState": {
+                 *         "stateEvent": "disable"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    changeBackupStorageState: {
+                        /** @enum {string} */
+                        stateEvent: "enable" | "disable";
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    UpdateBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateBackupStorage": {
+                 *         "name": "bs-renamed"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateBackupStorage: {
+                        description?: components["schemas"]["Description"];
+                        name?: components["schemas"]["Name"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    GetBackupStorageCapacity: {
+        parameters: {
+            query?: {
+                /** @description Every backup storage. */
+                all?: boolean;
+                backupStorageUuids?: components["schemas"]["Uuid"][];
+                zoneUuids?: components["schemas"]["Uuid"][];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The capacity totals in bytes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        availableCapacity: number;
+                        /** @constant */
+                        success: true;
+                        totalCapacity: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    QuerySftpBackupStorage: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SftpBackupStorageInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
         };
     };
     AddSftpBackupStorage: {
@@ -9376,6 +9949,131 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    ReconnectSftpBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reconnectSftpBackupStorage": {}
+                 *     }
+                 */
+                "application/json": {
+                    reconnectSftpBackupStorage: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    UpdateSftpBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateSftpBackupStorage": {
+                 *         "username": "zstack",
+                 *         "password": "new-password"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateSftpBackupStorage: {
+                        description?: components["schemas"]["Description"];
+                        hostname?: components["schemas"]["HostAddress"];
+                        name?: components["schemas"]["Name"];
+                        password?: string;
+                        sshPort?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        username?: string;
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The BackupStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
         };
@@ -17614,6 +18312,64 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    SyncPrimaryStorageCapacity: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                primaryStorageUuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "syncPrimaryStorageCapacity": {}
+                 *     }
+                 */
+                "application/json": {
+                    syncPrimaryStorageCapacity: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
     DeletePrimaryStorage: {
         parameters: {
             query?: {
@@ -17657,6 +18413,231 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
+        };
+    };
+    ChangePrimaryStorageState: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "changePrimaryStorageState": {
+                 *         "stateEvent": "disable"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    changePrimaryStorageState: {
+                        /** @enum {string} */
+                        stateEvent: "enable" | "disable" | "maintain";
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    ReconnectPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reconnectPrimaryStorage": {}
+                 *     }
+                 */
+                "application/json": {
+                    reconnectPrimaryStorage: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    UpdatePrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updatePrimaryStorage": {
+                 *         "name": "ps-renamed"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updatePrimaryStorage: {
+                        description?: components["schemas"]["Description"];
+                        name?: components["schemas"]["Name"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    GetPrimaryStorageCapacity: {
+        parameters: {
+            query?: {
+                /** @description Every primary storage. */
+                all?: boolean;
+                clusterUuids?: components["schemas"]["Uuid"][];
+                primaryStorageUuids?: components["schemas"]["Uuid"][];
+                zoneUuids?: components["schemas"]["Uuid"][];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The capacity totals in bytes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        availableCapacity: number;
+                        availablePhysicalCapacity: number;
+                        /** @constant */
+                        success: true;
+                        totalCapacity: number;
+                        totalPhysicalCapacity: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
         };
     };
     AddLocalPrimaryStorage: {

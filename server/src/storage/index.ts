@@ -2,6 +2,8 @@
 import { defineDomain, type DomainContext } from '../core/domain.js';
 import { registerBackupStorage, type BackupStorageService } from './backup.js';
 import { registerPrimaryStorage, type PrimaryStorageService } from './primary.js';
+import { registerPrimaryStorageManagement } from './primary-management.js';
+import { registerBackupStorageManagement } from './backup-management.js';
 
 declare module '../services.js' {
   interface Services {
@@ -18,6 +20,10 @@ export const storageModule = defineDomain({ name: 'storage', needs: ['hosts', 'a
 
 /** Registers the storage domain: inventories, handlers, cascade nodes, settings and its service. */
 function register(app: DomainContext): void {
-  app.provide('primaryStorage', registerPrimaryStorage(app));
-  app.provide('backupStorage', registerBackupStorage(app));
+  const primary = registerPrimaryStorage(app);
+  const backup = registerBackupStorage(app);
+  registerPrimaryStorageManagement(app, primary);
+  registerBackupStorageManagement(app, backup);
+  app.provide('primaryStorage', primary);
+  app.provide('backupStorage', backup);
 }

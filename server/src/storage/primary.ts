@@ -20,14 +20,28 @@ export const SIMULATOR_PS_DEFAULT_CAPACITY = 10 * TiB;
 
 /** Work other domains do before primary storage leaves a cluster (e.g. stop the cluster's VMs using it). */
 export type DetachHook = (primaryStorageUuid: string, clusterUuid: string) => Promise<void>;
+/** Work other domains do when primary storage enters maintenance (the vm domain stops the VMs using it). */
+export type MaintenanceHook = (primaryStorageUuid: string) => Promise<void>;
+/** Bytes of a primary storage held by something other than volumes (e.g. snapshots), for the capacity sync. */
+export type UsageReporter = (primaryStorageUuid: string) => Promise<number>;
 
 export class PrimaryStorageService {
   readonly detachHooks: DetachHook[] = [];
+  readonly maintenanceHooks: MaintenanceHook[] = [];
+  readonly usageReporters: UsageReporter[] = [];
 
-  constructor(private app: DomainContext) {}
+  constructor(readonly app: DomainContext) {}
 
   beforeDetach(hook: DetachHook): void {
     this.detachHooks.push(hook);
+  }
+
+  beforeMaintenance(hook: MaintenanceHook): void {
+    this.maintenanceHooks.push(hook);
+  }
+
+  reportUsage(reporter: UsageReporter): void {
+    this.usageReporters.push(reporter);
   }
 
   async get(uuid: string): Promise<PrimaryStorageRow | undefined> {
@@ -35,9 +49,9 @@ export class PrimaryStorageService {
     return ps;
   }
 
-  async require(uuid: string): Promise<PrimaryStorageRow> {
+  async require(uuid: string, field = 'uuid'): Promise<PrimaryStorageRow> {
     const ps = await this.get(uuid);
-    if (!ps) throw notFound('PrimaryStorageVO', uuid);
+    if (!ps) throw notFound('PrimaryStorageVO', uuid, field);
     return ps;
   }
 

@@ -135,6 +135,9 @@ function register(app: DomainContext): void {
     }
   });
 
+  // Primary storage enters maintenance: every VM with a volume on it stops (upstream PrimaryStorageBase, 2.0).
+  app.use('primaryStorage').beforeMaintenance((psUuid) => vms.stopUsingPrimaryStorage(psUuid));
+
   // An L2 network leaves a cluster: VMs there using it cannot run (upstream VmCascadeExtension stops them).
   app.use('networks').onL2DetachFromCluster((l2Uuid, clusterUuid) => vms.stopUsingL2InCluster(l2Uuid, clusterUuid));
 

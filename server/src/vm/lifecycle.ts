@@ -5,7 +5,7 @@ import { isUnreachable } from '../agent-client/index.js';
 import { stopOnHostLater } from './gc.js';
 import { toApiError, argErr } from '../core/errors.js';
 import { runFlow } from '../core/flow.js';
-import { l3Networks, vmInstances, vmNics } from '../db/schema/index.js';
+import { l3Networks, vmInstances, vmNics, volumes } from '../db/schema/index.js';
 import { allocateHost, type HostRequirement, type HostRow } from './allocation/host-allocator.js';
 import { applyPendingCapacityChange } from './compute-ops.js';
 import { hostCall } from './hypervisor.js';
@@ -177,5 +177,19 @@ export async function stopUsingL2InCluster(svc: VmService, l2Uuid: string, clust
     await stop(svc, uuid, 'cold').catch((e) =>
       console.warn(`[vm] stopping VM[uuid:${uuid}] (its L2 network leaves the cluster) failed:`, toApiError(e).message),
     );
+  }
+}
+
+/** Primary storage enters maintenance: every VM running with a volume on it stops (graceful, then cold). */
+export async function stopUsingPrimaryStorage(svc: VmService, psUuid: string): Promise<void> {
+  const rows = await svc.app.db
+    .selectDistinct({ uuid: vmInstances.uuid })
+    .from(vmInstances)
+    .innerJoin(volumes, eq(volumes.vmInstanceUuid, vmInstances.uuid))
+    .where(and(eq(volumes.primaryStorageUuid, psUuid), isNotNull(vmInstances.hostUuid)));
+  for (const { uuid } of rows) {
+    await stop(svc, uuid, 'grace')
+      .catch(() => stop(svc, uuid, 'cold'))
+      .catch((e) => console.warn(`[vm] stopping VM[uuid:${uuid}] (its primary storage enters maintenance) failed:`, toApiError(e).message));
   }
 }

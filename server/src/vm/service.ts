@@ -187,6 +187,10 @@ export class VmService {
     return lifecycle.stopUsingL2InCluster(this, l2Uuid, clusterUuid);
   }
 
+  stopUsingPrimaryStorage(psUuid: string): Promise<void> {
+    return lifecycle.stopUsingPrimaryStorage(this, psUuid);
+  }
+
   // ------------------------------------------------------------------ destroy, recover, expunge (deletion.ts)
 
   destroy(uuid: string): Promise<void> {
