@@ -148,6 +148,18 @@ t.test('ISO: attach and detach on a running VM, a failed attach leaves nothing, 
   t.notOk((await simVm(host2, v.uuid)).iso, 'the drive is empty again');
   await zs.detachIsoFromVmInstance({ vmInstanceUuid: v.uuid }); // nothing attached: succeeds
 
+  // Two attaches at once: serialized on the VM, one wins, the other is refused; one ISO in the drive.
+  const iso2 = (
+    await zs.addImage({ name: 'tools', url: 'http://example.org/tools.iso', format: 'iso', mediaType: 'ISO', backupStorageUuids: [world.backupStorageUuid] })
+  ).inventory;
+  const race = await Promise.allSettled([iso.uuid, iso2.uuid].map((isoUuid) => zs.attachIsoToVmInstance({ vmInstanceUuid: v.uuid, isoUuid })));
+  t.same(race.map((r) => r.status).sort(), ['fulfilled', 'rejected'], 'one of two concurrent attaches wins');
+  const winner = race[0].status === 'fulfilled' ? iso.uuid : iso2.uuid;
+  t.match((race.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason, { code: 'SYS.1006', details: /already has an ISO/ });
+  t.same(await tags(v.uuid, 'iso::%'), [`iso::${winner}`]);
+  t.equal((await simVm(host2, v.uuid)).iso.imageUuid, winner, 'the drive holds the winner');
+  await zs.detachIsoFromVmInstance({ vmInstanceUuid: v.uuid });
+
   // Stopped: the tag only; the next start boots with it, in the boot order set.
   await zs.stopVmInstance({ uuid: v.uuid });
   await zs.attachIsoToVmInstance({ vmInstanceUuid: v.uuid, isoUuid: iso.uuid });

@@ -105,7 +105,13 @@ export async function bootOptionsOf(
     const order = tokensOf(BOOT_ORDER, tag)?.bootOrder;
     if (order) out.bootDev = order.split(',').map((d) => BOOT_DEVICES[d] ?? 'hd');
     const iso = tokensOf(ISO, tag)?.iso;
-    if (iso) out.bootIso = await isoTO(db, iso, root);
+    if (iso) {
+      const to = await isoTO(db, iso, root);
+      // An ISO deleted since it was attached: the VM starts without it (as 1.1 skips a missing ISO); the tag stays
+      // so DetachIsoFromVmInstance still works.
+      if (to.backupStorageInstallPath) out.bootIso = to;
+      else console.warn(`[vm] VM[uuid:${vm.uuid}] starts without its ISO[uuid:${iso}]: it is on no backup storage any more`);
+    }
   }
   return out;
 }
