@@ -68,6 +68,33 @@ t.test('offerings: update, disable (refused for creation), enable', async (t) =>
   await fails(t, createVm('refused'), 400, 'SYS.1007', /instance offering.*Disabled/);
   t.equal((await zs.changeInstanceOfferingState({ uuid: w.instanceOfferingUuid, stateEvent: 'enable' })).inventory.state, 'Enabled');
 
+  const vr = (params: Record<string, unknown>) =>
+    zs.createVirtualRouterOffering({
+      cpuNum: 1,
+      memorySize: 512 * 2 ** 20,
+      zoneUuid: w.zoneUuid,
+      managementNetworkUuid: w.l3NetworkUuid,
+      imageUuid: w.imageUuid,
+      ...params,
+    } as never);
+  const vrA = (await vr({ name: 'vr-a', isDefault: true })).inventory;
+  const vrB = (await vr({ name: 'vr-b' })).inventory;
+  t.match((await zs.updateVirtualRouterOffering({ uuid: vrB.uuid, name: 'vr-b2', isDefault: true })).inventory, { name: 'vr-b2', isDefault: true });
+  const routers = (await zs.queryVirtualRouterOffering({})).inventories!;
+  t.same(
+    routers.map((o) => [o.name, o.isDefault]).sort(),
+    [
+      ['vr-a', false],
+      ['vr-b2', true],
+    ],
+    'the default moved',
+  );
+  t.equal(vrA.isDefault, true);
+  await fails(t, zs.updateVirtualRouterOffering({ uuid: w.instanceOfferingUuid, name: 'x' }), 404, 'SYS.1003', /VirtualRouterOfferingVO/);
+  const iso = (await zs.addImage({ name: 'iso', url: 'http://example.com/x.iso', mediaType: 'ISO', backupStorageUuids: [w.backupStorageUuid] } as never))
+    .inventory;
+  await fails(t, zs.updateVirtualRouterOffering({ uuid: vrB.uuid, imageUuid: iso.uuid }), 400, 'SYS.1007', /RootVolumeTemplate/);
+
   const disk = (await zs.createDiskOffering({ name: 'd1', diskSize: GiB })).inventory;
   t.match((await zs.updateDiskOffering({ uuid: disk.uuid, description: 'one GiB' })).inventory, { name: 'd1', description: 'one GiB', diskSize: GiB });
   await fails(t, zs.updateDiskOffering({ uuid: uuid0, name: 'x' }), 404, 'SYS.1003', /DiskOfferingVO/);

@@ -1,5 +1,6 @@
 import { and, eq } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
+import type { Tx } from '../db/index.js';
 import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers, type Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
@@ -21,7 +22,28 @@ export function offeringHandlers(app: DomainContext) {
     if (l3.zoneUuid !== zoneUuid) throw argErr(`field[${field}]: L3 network[uuid:${uuid}] is in zone[uuid:${l3.zoneUuid}], not in zone[uuid:${zoneUuid}]`);
   };
 
-  // Both kinds of offering are updated the same way: the row's columns that were given, lastOpDate, the row back.
+  /** The image a virtual router boots: a RootVolumeTemplate in a disk format. */
+  const routerImage = async (uuid: string) => {
+    const [img] = await db.select({ uuid: images.uuid, mediaType: images.mediaType, format: images.format }).from(images).where(eq(images.uuid, uuid));
+    if (!img) throw notFound('ImageVO', uuid, 'imageUuid');
+    if (img.mediaType !== 'RootVolumeTemplate' || img.format === 'iso')
+      throw argErr(`field[imageUuid]: image[uuid:${img.uuid}] is a ${img.mediaType} in ${img.format} format; a virtual router boots a RootVolumeTemplate`);
+  };
+  /** One default per zone (a unique index holds it): concurrent changes in the zone take turns on its row. */
+  const takeDefault = async (tx: Tx, zoneUuid: string) => {
+    await tx.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, zoneUuid)).for('no key update');
+    await tx
+      .update(instanceOfferings)
+      .set({ isDefault: false })
+      .where(and(eq(instanceOfferings.type, 'VirtualRouter'), eq(instanceOfferings.zoneUuid, zoneUuid)));
+  };
+  const requireRouterOffering = async (uuid: string) => {
+    const o = await requireOffering('instance', uuid);
+    if (o.type !== 'VirtualRouter') throw notFound('VirtualRouterOfferingVO', uuid);
+    return o;
+  };
+
+  // Every kind of offering is updated the same way: the row's columns that were given, lastOpDate, the row back.
   const tables = { instance: instanceOfferings, disk: diskOfferings } as const;
   const entity = { instance: 'InstanceOfferingVO', disk: 'DiskOfferingVO' } as const;
   async function requireOffering(kind: 'instance', uuid: string): Promise<InstanceOfferingRow>;
@@ -32,11 +54,11 @@ export function offeringHandlers(app: DomainContext) {
     if (!o) throw notFound(entity[kind], uuid);
     return o;
   }
-  async function updateOffering(kind: 'instance', uuid: string, changes: OfferingChanges): Promise<InstanceOfferingRow>;
-  async function updateOffering(kind: 'disk', uuid: string, changes: OfferingChanges): Promise<DiskOfferingRow>;
-  async function updateOffering(kind: keyof typeof tables, uuid: string, changes: OfferingChanges) {
+  async function updateOffering(kind: 'instance', uuid: string, changes: OfferingChanges, tx?: Tx): Promise<InstanceOfferingRow>;
+  async function updateOffering(kind: 'disk', uuid: string, changes: OfferingChanges, tx?: Tx): Promise<DiskOfferingRow>;
+  async function updateOffering(kind: keyof typeof tables, uuid: string, changes: OfferingChanges, tx: Tx = db) {
     const table = tables[kind];
-    const [o] = await db
+    const [o] = await tx
       .update(table)
       .set({ ...changes, lastOpDate: new Date() })
       .where(eq(table.uuid, uuid))
@@ -61,21 +83,11 @@ export function offeringHandlers(app: DomainContext) {
         if (!z) throw notFound('ZoneVO', msg.zoneUuid, 'zoneUuid');
         await l3InZone(msg.managementNetworkUuid, msg.zoneUuid, 'managementNetworkUuid');
         if (msg.publicNetworkUuid) await l3InZone(msg.publicNetworkUuid, msg.zoneUuid, 'publicNetworkUuid');
-        const [img] = await db.select({ uuid: images.uuid, mediaType: images.mediaType }).from(images).where(eq(images.uuid, msg.imageUuid));
-        if (!img) throw notFound('ImageVO', msg.imageUuid, 'imageUuid');
-        if (img.mediaType !== 'RootVolumeTemplate')
-          throw argErr(`field[imageUuid]: image[uuid:${img.uuid}] is a ${img.mediaType}; a virtual router boots a RootVolumeTemplate`);
+        await routerImage(msg.imageUuid);
       },
       async run(msg) {
         const o = await db.transaction(async (tx) => {
-          // One default per zone (a unique index holds it): concurrent creations in the zone take turns on its row.
-          if (msg.isDefault) {
-            await tx.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, msg.zoneUuid)).for('no key update');
-            await tx
-              .update(instanceOfferings)
-              .set({ isDefault: false })
-              .where(and(eq(instanceOfferings.type, 'VirtualRouter'), eq(instanceOfferings.zoneUuid, msg.zoneUuid)));
-          }
+          if (msg.isDefault) await takeDefault(tx, msg.zoneUuid);
           const [row] = await tx
             .insert(instanceOfferings)
             .values({
@@ -88,46 +100,6 @@ export function offeringHandlers(app: DomainContext) {
               isDefault: msg.isDefault ?? false,
             })
             .returning();
-          return row;
-        });
-        return { inventory: virtualRouterOfferingInventory(o) };
-      },
-    },
-    UpdateVirtualRouterOffering: {
-      async check(msg) {
-        const [o] = await db.select({ type: instanceOfferings.type }).from(instanceOfferings).where(eq(instanceOfferings.uuid, msg.uuid));
-        if (!o || o.type !== 'VirtualRouter') throw notFound('VirtualRouterOfferingVO', msg.uuid);
-        if (msg.imageUuid !== undefined) {
-          const [img] = await db
-            .select({ uuid: images.uuid, mediaType: images.mediaType, format: images.format })
-            .from(images)
-            .where(eq(images.uuid, msg.imageUuid));
-          if (!img) throw notFound('ImageVO', msg.imageUuid, 'imageUuid');
-          if (img.mediaType !== 'RootVolumeTemplate') {
-            throw argErr(`image[uuid:${img.uuid}]'s mediaType is ${img.mediaType}, the mediaType of a virtual router image must be RootVolumeTemplate`);
-          }
-          if (img.format === 'iso') throw argErr(`image[uuid:${img.uuid}] is of format iso, it cannot be used for virtual router`);
-        }
-      },
-      async run(msg) {
-        const o = await db.transaction(async (tx) => {
-          const [cur] = await tx.select().from(instanceOfferings).where(eq(instanceOfferings.uuid, msg.uuid));
-          if (!cur || cur.type !== 'VirtualRouter') throw notFound('VirtualRouterOfferingVO', msg.uuid);
-          const set: Partial<typeof instanceOfferings.$inferInsert> = { lastOpDate: new Date() };
-          if (msg.name !== undefined) set.name = msg.name;
-          if (msg.description !== undefined) set.description = msg.description;
-          if (msg.imageUuid !== undefined) set.imageUuid = msg.imageUuid;
-          if (msg.isDefault !== undefined) set.isDefault = msg.isDefault;
-          // One default per zone (the unique index of migration 0010): the zone's row serializes the switch, the
-          // previous default steps down in the same transaction.
-          if (msg.isDefault && cur.zoneUuid) {
-            await tx.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, cur.zoneUuid)).for('no key update');
-            await tx
-              .update(instanceOfferings)
-              .set({ isDefault: false, lastOpDate: new Date() })
-              .where(and(eq(instanceOfferings.type, 'VirtualRouter'), eq(instanceOfferings.zoneUuid, cur.zoneUuid), eq(instanceOfferings.isDefault, true)));
-          }
-          const [row] = await tx.update(instanceOfferings).set(set).where(eq(instanceOfferings.uuid, msg.uuid)).returning();
           return row;
         });
         return { inventory: virtualRouterOfferingInventory(o) };
@@ -158,6 +130,26 @@ export function offeringHandlers(app: DomainContext) {
       check: async (msg) => void (await requireOffering('instance', msg.uuid)),
       run: async (msg) => ({ inventory: instanceOfferingInventory(await updateOffering('instance', msg.uuid, { state: stateAfter(msg.stateEvent) })) }),
     },
+    UpdateVirtualRouterOffering: {
+      async check(msg) {
+        await requireRouterOffering(msg.uuid);
+        if (msg.imageUuid) await routerImage(msg.imageUuid);
+      },
+      async run(msg) {
+        const o = await requireRouterOffering(msg.uuid);
+        if (msg.imageUuid) await routerImage(msg.imageUuid);
+        const updated = await db.transaction(async (tx) => {
+          if (msg.isDefault) await takeDefault(tx, o.zoneUuid!);
+          const changes = {
+            ...nameAndDescription(msg),
+            ...(msg.imageUuid !== undefined && { imageUuid: msg.imageUuid }),
+            ...(msg.isDefault !== undefined && { isDefault: msg.isDefault }),
+          };
+          return updateOffering('instance', o.uuid, changes, tx);
+        });
+        return { inventory: virtualRouterOfferingInventory(updated) };
+      },
+    },
     UpdateDiskOffering: {
       check: async (msg) => void (await requireOffering('disk', msg.uuid)),
       run: async (msg) => ({ inventory: diskOfferingInventory(await updateOffering('disk', msg.uuid, nameAndDescription(msg))) }),
@@ -181,7 +173,7 @@ export function offeringHandlers(app: DomainContext) {
   });
 }
 
-type OfferingChanges = { name?: string; description?: string | null; state?: 'Enabled' | 'Disabled' };
+type OfferingChanges = { name?: string; description?: string | null; state?: 'Enabled' | 'Disabled'; imageUuid?: string; isDefault?: boolean };
 
 /** What an update message gives of the name and description (absent = unchanged). */
 const nameAndDescription = (msg: { name?: string; description?: string }): OfferingChanges => ({
