@@ -31,7 +31,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
 process.env.ZSTACK_CONSOLE_PROXY_PORT = '0';
 
 t.test('console access through the console proxy agent', async (t) => {
-  const s = await startServer();
+  const s = await startServer({ app: { consoleAgentOnDemand: false } }); // this test watches the agent started at boot
   t.teardown(() => s.close());
   const zs = s.client;
   const consoles = s.app.services.consoles;

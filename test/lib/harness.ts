@@ -1,10 +1,13 @@
 // The test harness: a management server on a fresh database of its own (real PostgreSQL at 127.0.0.1:5432 by
 // default, one database per call, dropped afterwards; or PGlite in a temp dir), plus a logged-in SDK client.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { App, type AppOptions } from '../../server/src/app.js';
+import { migrate, openDatabase } from '../../server/src/db/index.js';
 import { ZStackClient } from '../../sdk/src/index.js';
 import { startAgent, type RunningAgent } from '../../agents/src/index.js';
 
@@ -30,16 +33,24 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function createDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+/**
+ * A fresh database of its own. `migrated`: a copy of a template database the committed migrations were applied to
+ * once per migration set (named by a hash of the schema and migrations; built under an advisory lock, published by a
+ * rename), so a test server skips the migrations — seconds of every start on a busy machine. Default: empty.
+ */
+export async function createDatabase(opts: { migrated?: boolean } = {}): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `zstest_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
+  try {
+    const template = opts.migrated ? await migratedTemplate(admin) : undefined;
+    await retryInUse(() => admin.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`));
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrl(name);
   return {
-    url: url.toString(),
+    url,
     async drop() {
       const c = new pg.Client({ connectionString: ADMIN_URL });
       await c.connect();
@@ -49,9 +60,69 @@ export async function createDatabase(): Promise<{ url: string; drop(): Promise<v
   };
 }
 
+function databaseUrl(name: string): string {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** What the migrated template depends on: the migrations and the schema code (sequences per table). */
+function migrationsFingerprint(): string {
+  const hash = createHash('sha256');
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'server');
+  for (const dir of ['drizzle', 'drizzle/meta', 'src/db', 'src/db/schema', 'src/db/perf']) {
+    const abs = join(root, dir);
+    if (!existsSync(abs)) continue;
+    for (const f of readdirSync(abs).sort()) {
+      const file = join(abs, f);
+      if (statSync(file).isFile()) hash.update(f).update(readFileSync(file));
+    }
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+const TEMPLATE_LOCK = 727_273;
+
+async function migratedTemplate(admin: pg.Client): Promise<string> {
+  const name = `zstest_tpl_${migrationsFingerprint()}`;
+  const exists = async () => (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+  if (await exists()) return name;
+  await admin.query('SELECT pg_advisory_lock($1)', [TEMPLATE_LOCK]);
+  try {
+    if (await exists()) return name;
+    const building = `${name}_${process.pid}`;
+    await admin.query(`DROP DATABASE IF EXISTS ${building} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${building}`);
+    const dataDir = mkdtempSync(join(tmpdir(), 'zstack-template-'));
+    const database = await openDatabase({ url: databaseUrl(building), dataDir, poolSize: 2 });
+    try {
+      await migrate(database);
+    } finally {
+      await database.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    await retryInUse(() => admin.query(`ALTER DATABASE ${building} RENAME TO ${name}`));
+    return name;
+  } finally {
+    await admin.query('SELECT pg_advisory_unlock($1)', [TEMPLATE_LOCK]);
+  }
+}
+
+/** Runs `fn` again while PostgreSQL says the database is still in use (55006: a closing connection not yet gone). */
+async function retryInUse<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if ((e as { code?: string }).code !== '55006' || attempt >= 100) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
 export async function startServer(opts: { pglite?: boolean; app?: Partial<AppOptions> } = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zstack-test-'));
-  const database = opts.pglite ? undefined : await createDatabase();
+  const database = opts.pglite ? undefined : await createDatabase({ migrated: true });
   const sim = await startAgent({ kind: 'simulator', port: 0, secret: AGENT_SECRET, storageRoot: join(dataDir, 'sim') });
   const base: AppOptions = {
     databaseUrl: database?.url,
@@ -60,6 +131,9 @@ export async function startServer(opts: { pglite?: boolean; app?: Partial<AppOpt
     validateResponses: true,
     simulatorUrl: sim.url,
     agentSecret: AGENT_SECRET,
+    // As `npm start` does: the console proxy agent starts with the first console request, not with every test server
+    // (a child process each, seconds of start and stop on a busy machine). Console tests that need it at boot say so.
+    consoleAgentOnDemand: true,
     ...opts.app,
   };
   const app = await App.create(base);
@@ -83,8 +157,10 @@ export async function startServer(opts: { pglite?: boolean; app?: Partial<AppOpt
       for (const p of peers) await p.close().catch(() => undefined);
       await app.close().catch(() => undefined);
       await sim.close().catch(() => undefined);
-      await database?.drop();
       rmSync(dataDir, { recursive: true, force: true });
+      // Dropped in the background (a DROP DATABASE waits for a checkpoint: seconds on a busy machine); its open
+      // connection keeps this test process alive until it is done.
+      database?.drop().catch((e) => console.error(`[harness] could not drop a test database: ${(e as Error).message}`));
     },
   };
 }

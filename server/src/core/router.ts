@@ -71,10 +71,10 @@ function objectSchema(params: ParameterDef[]) {
 }
 
 export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
-  const strict = new SpecValidator(deps.doc);
-  const coercing = new SpecValidator(deps.doc, { coerce: true });
+  const strict = SpecValidator.of(deps.doc);
+  const coercing = SpecValidator.of(deps.doc, { coerce: true });
   // Request bodies: unknown fields are dropped, as upstream's Gson ignores them.
-  const lenient = new SpecValidator(deps.doc, { removeAdditional: true });
+  const lenient = SpecValidator.of(deps.doc, { removeAdditional: true });
   const wire = new WireFormat(deps.doc);
   const groups = new Map<string, Prepared[]>();
   const byId = new Map<string, Prepared>();

@@ -73,9 +73,12 @@ export interface SecretPaths {
 
 const esc = (s: string) => s.replace(/~/g, '~0').replace(/\//g, '~1');
 
+let spec: Record<string, any> | undefined;
+
+/** The bundled spec, read once per process (servers share it, and with it their compiled validators). Read-only. */
 export function loadSpec(): Record<string, any> {
   const require = createRequire(import.meta.url);
-  return JSON.parse(readFileSync(require.resolve('@zstack-ts/openapi/openapi.json'), 'utf8'));
+  return (spec ??= JSON.parse(readFileSync(require.resolve('@zstack-ts/openapi/openapi.json'), 'utf8')));
 }
 
 export function listOperations(doc: Record<string, any>): SpecOperation[] {

@@ -7,6 +7,20 @@ import { argErr } from './errors.js';
 export class SpecValidator {
   private ajv: Ajv2020;
   private cache = new Map<string, ValidateFunction>();
+  private static shared = new WeakMap<object, Map<string, SpecValidator>>();
+
+  /**
+   * The validator of `doc` with `opts`, one per process: compiled validators are pure functions of the document and
+   * the options, so every server built in this process (tests start dozens) shares them instead of recompiling.
+   */
+  static of(doc: Record<string, unknown>, opts: { coerce?: boolean; removeAdditional?: boolean } = {}): SpecValidator {
+    let byOpts = SpecValidator.shared.get(doc);
+    if (!byOpts) SpecValidator.shared.set(doc, (byOpts = new Map()));
+    const key = `${!!opts.coerce}/${!!opts.removeAdditional}`;
+    let v = byOpts.get(key);
+    if (!v) byOpts.set(key, (v = new SpecValidator(doc, opts)));
+    return v;
+  }
 
   /** `removeAdditional`: properties a schema closes with `additionalProperties: false` are removed, not refused. */
   constructor(doc: Record<string, unknown>, opts: { coerce?: boolean; removeAdditional?: boolean } = {}) {
@@ -21,14 +35,30 @@ export class SpecValidator {
     this.ajv.addSchema({ ...doc, $id: 'openapi.json' });
   }
 
-  /** A validator for the schema at a JSON pointer of the document (or an object schema built around pointers). */
+  /**
+   * A validator for the schema at a JSON pointer of the document (or an object schema built around pointers),
+   * compiled on its first use: compiling all ~1,000 of them up front cost seconds of every start.
+   */
   compile(key: string, schema: Record<string, unknown>): ValidateFunction {
     let fn = this.cache.get(key);
     if (!fn) {
-      fn = this.ajv.compile(schema);
+      fn = this.lazy(schema);
       this.cache.set(key, fn);
     }
     return fn;
+  }
+
+  private lazy(schema: Record<string, unknown>): ValidateFunction {
+    const ajv = this.ajv;
+    let compiled: ValidateFunction | undefined;
+    const validate = ((data: unknown) => {
+      compiled ??= ajv.compile(schema);
+      const ok = compiled(data) as boolean;
+      validate.errors = compiled.errors;
+      return ok;
+    }) as ValidateFunction;
+    validate.errors = null;
+    return validate;
   }
 
   static ref(pointer: string) {
