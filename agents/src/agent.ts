@@ -16,6 +16,7 @@ import { createAgentServer, type AgentLog } from './lib/server.js';
 import { simulatorControlPart, type SimulatorParts } from './simulator/control.js';
 import { FaultStore } from './simulator/faults.js';
 import { SimulatedHosts } from './simulator/hosts.js';
+import { cephPart, iscsiPart, SimulatedStorageClusters } from './simulator/storage-clusters.js';
 import { VncConsoles } from './simulator/vnc.js';
 import { virtualRouterPart } from './virtual-router/handlers.js';
 import { VirtualRouters } from './virtual-router/state.js';
@@ -118,6 +119,12 @@ export async function startAgent(opts: StartAgentOptions): Promise<RunningAgent>
     const routers = new VirtualRouters(simulating);
     if (sim) sim.routers = routers;
     parts.push(virtualRouterPart(routers));
+  }
+  if (opts.kind === 'simulator' && sim) {
+    // Ceph clusters and iSCSI servers exist only simulated (no real agent of theirs is deployed yet).
+    const clusters = new SimulatedStorageClusters();
+    sim.storageClusters = clusters;
+    parts.push(cephPart(clusters), iscsiPart(clusters));
   }
   if (opts.kind === 'console-proxy') {
     parts.push(consoleProxyPart({ host: opts.host, ...consoleProxyOptionsFromEnv(), ...opts.consoleProxy, log: opts.log }));

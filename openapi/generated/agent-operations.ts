@@ -47,6 +47,72 @@ export interface AgentOperations {
     request: Schemas["EmptyCmd"];
     response: Schemas["BackupStoragePingRsp"];
   };
+  "/ceph/backupstorage/getfacts": {
+    operationId: "CephBackupStorageGetFacts";
+    target: "ceph";
+    request: Schemas["CephGetFactsCmd"];
+    response: Schemas["CephGetFactsRsp"];
+  };
+  "/ceph/backupstorage/image/delete": {
+    operationId: "CephBackupStorageDeleteImage";
+    target: "ceph";
+    request: Schemas["CephDeleteCmd"];
+    response: Schemas["CephRsp"];
+  };
+  "/ceph/backupstorage/image/download": {
+    operationId: "CephBackupStorageDownload";
+    target: "ceph";
+    request: Schemas["CephBackupStorageDownloadCmd"];
+    response: Schemas["CephDownloadRsp"];
+  };
+  "/ceph/backupstorage/init": {
+    operationId: "CephBackupStorageInit";
+    target: "ceph";
+    request: Schemas["CephBackupStorageInitCmd"];
+    response: Schemas["CephInitRsp"];
+  };
+  "/ceph/primarystorage/delete": {
+    operationId: "CephPrimaryStorageDelete";
+    target: "ceph";
+    request: Schemas["CephDeleteCmd"];
+    response: Schemas["CephRsp"];
+  };
+  "/ceph/primarystorage/deletepool": {
+    operationId: "CephPrimaryStorageDeletePool";
+    target: "ceph";
+    request: Schemas["CephDeletePoolCmd"];
+    response: Schemas["CephRsp"];
+  };
+  "/ceph/primarystorage/getfacts": {
+    operationId: "CephPrimaryStorageGetFacts";
+    target: "ceph";
+    request: Schemas["CephGetFactsCmd"];
+    response: Schemas["CephGetFactsRsp"];
+  };
+  "/ceph/primarystorage/init": {
+    operationId: "CephPrimaryStorageInit";
+    target: "ceph";
+    request: Schemas["CephPrimaryStorageInitCmd"];
+    response: Schemas["CephInitRsp"];
+  };
+  "/ceph/primarystorage/sftpbackupstorage/download": {
+    operationId: "CephPrimaryStorageDownloadFromBackupStorage";
+    target: "ceph";
+    request: Schemas["CephDownloadFromBackupStorageCmd"];
+    response: Schemas["CephRsp"];
+  };
+  "/ceph/primarystorage/volume/clone": {
+    operationId: "CephPrimaryStorageCloneVolume";
+    target: "ceph";
+    request: Schemas["CephCloneCmd"];
+    response: Schemas["CephRsp"];
+  };
+  "/ceph/primarystorage/volume/createempty": {
+    operationId: "CephPrimaryStorageCreateEmptyVolume";
+    target: "ceph";
+    request: Schemas["CephCreateEmptyVolumeCmd"];
+    response: Schemas["CephRsp"];
+  };
   "/console/check": {
     operationId: "ConsoleCheck";
     target: "console";
@@ -124,6 +190,54 @@ export interface AgentOperations {
     target: "host";
     request: Schemas["KvmHostShellCmd"];
     response: Schemas["KvmHostShellRsp"];
+  };
+  "/iscsi/bits/delete": {
+    operationId: "IscsiFileSystemDeleteBits";
+    target: "iscsi";
+    request: Schemas["IscsiDeleteCmd"];
+    response: Schemas["CephRsp"];
+  };
+  "/iscsi/capacity/get": {
+    operationId: "IscsiFileSystemGetCapacity";
+    target: "iscsi";
+    request: Schemas["IscsiInitCmd"];
+    response: Schemas["CephRsp"];
+  };
+  "/iscsi/init": {
+    operationId: "IscsiFileSystemInit";
+    target: "iscsi";
+    request: Schemas["IscsiInitCmd"];
+    response: Schemas["CephRsp"];
+  };
+  "/iscsi/volumes/createempty": {
+    operationId: "IscsiFileSystemCreateEmptyVolume";
+    target: "iscsi";
+    request: Schemas["IscsiCreateVolumeCmd"];
+    response: Schemas["IscsiVolumeRsp"];
+  };
+  "/iscsi/volumes/createrootfromtemplate": {
+    operationId: "IscsiFileSystemCreateRootVolume";
+    target: "iscsi";
+    request: Schemas["IscsiCreateVolumeCmd"];
+    response: Schemas["IscsiVolumeRsp"];
+  };
+  "/nfsprimarystorage/getcapacity": {
+    operationId: "KvmNfsPrimaryStorageGetCapacity";
+    target: "host";
+    request: Schemas["NfsPrimaryStorageMountCmd"];
+    response: Schemas["PrimaryStorageCapacityRsp"];
+  };
+  "/nfsprimarystorage/mount": {
+    operationId: "KvmNfsPrimaryStorageMount";
+    target: "host";
+    request: Schemas["NfsPrimaryStorageMountCmd"];
+    response: Schemas["PrimaryStorageCapacityRsp"];
+  };
+  "/nfsprimarystorage/unmount": {
+    operationId: "KvmNfsPrimaryStorageUnmount";
+    target: "host";
+    request: Schemas["NfsPrimaryStorageMountCmd"];
+    response: Schemas["AgentResponse"];
   };
   "/primarystorage/capacity": {
     operationId: "KvmPrimaryStorageCapacity";
@@ -214,6 +328,18 @@ export interface AgentOperations {
     target: "simulator";
     request: Schemas["EmptyCmd"];
     response: Schemas["AgentResponse"];
+  };
+  "/simulator/storage/config": {
+    operationId: "SimulatorStorageClusterConfig";
+    target: "simulator";
+    request: Schemas["SimulatorStorageClusterCmd"];
+    response: Schemas["SimulatorFaultsRsp"];
+  };
+  "/simulator/storage/state": {
+    operationId: "SimulatorStorageClusterState";
+    target: "simulator";
+    request: Schemas["SimulatorStorageClusterStateCmd"];
+    response: Schemas["SimulatorStorageClusterStateRsp"];
   };
   "/simulator/virtualrouter/config": {
     operationId: "SimulatorVirtualRouterConfig";
@@ -406,6 +532,17 @@ export const agentPaths = [
   "/backupstorage/download/progress",
   "/backupstorage/echo",
   "/backupstorage/ping",
+  "/ceph/backupstorage/getfacts",
+  "/ceph/backupstorage/image/delete",
+  "/ceph/backupstorage/image/download",
+  "/ceph/backupstorage/init",
+  "/ceph/primarystorage/delete",
+  "/ceph/primarystorage/deletepool",
+  "/ceph/primarystorage/getfacts",
+  "/ceph/primarystorage/init",
+  "/ceph/primarystorage/sftpbackupstorage/download",
+  "/ceph/primarystorage/volume/clone",
+  "/ceph/primarystorage/volume/createempty",
   "/console/check",
   "/console/connect",
   "/console/delete",
@@ -419,6 +556,14 @@ export const agentPaths = [
   "/host/fact",
   "/host/ping",
   "/host/shell",
+  "/iscsi/bits/delete",
+  "/iscsi/capacity/get",
+  "/iscsi/init",
+  "/iscsi/volumes/createempty",
+  "/iscsi/volumes/createrootfromtemplate",
+  "/nfsprimarystorage/getcapacity",
+  "/nfsprimarystorage/mount",
+  "/nfsprimarystorage/unmount",
   "/primarystorage/capacity",
   "/primarystorage/snapshot/revert",
   "/primarystorage/volume/create",
@@ -434,6 +579,8 @@ export const agentPaths = [
   "/simulator/hosts/securitygroup",
   "/simulator/hosts/volumes",
   "/simulator/reset",
+  "/simulator/storage/config",
+  "/simulator/storage/state",
   "/simulator/virtualrouter/config",
   "/simulator/virtualrouter/records",
   "/simulator/virtualrouter/state",

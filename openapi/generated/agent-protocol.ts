@@ -120,6 +120,193 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/ceph/backupstorage/getfacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The fsid of the cluster the monitor `hostname` belongs to and its address. */
+        post: operations["CephBackupStorageGetFacts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ceph/backupstorage/image/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete an image's RBD image; an absent one is a success. */
+        post: operations["CephBackupStorageDeleteImage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ceph/backupstorage/image/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Download an image into the RBD image `installPath` (http, https, file, or sim:// for a pretend download). */
+        post: operations["CephBackupStorageDownload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ceph/backupstorage/init": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create the backup storage's pool (unless predefined) on the cluster of `monHostnames`; replies with its fsid and capacity. */
+        post: operations["CephBackupStorageInit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ceph/primarystorage/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete an RBD image; an absent one is a success. */
+        post: operations["CephPrimaryStorageDelete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ceph/primarystorage/deletepool": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete pools the primary storage created (not predefined ones) when it is deleted. */
+        post: operations["CephPrimaryStorageDeletePool"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ceph/primarystorage/getfacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The fsid of the cluster the monitor `hostname` belongs to and its address (checked before a monitor is added). */
+        post: operations["CephPrimaryStorageGetFacts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ceph/primarystorage/init": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create the primary storage's pools (unless predefined) on the cluster of `monHostnames`; replies with its fsid and capacity. */
+        post: operations["CephPrimaryStorageInit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ceph/primarystorage/sftpbackupstorage/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Copy an image from a non-Ceph backup storage into an RBD image (the image cache), as 1.1 does from SFTP backup storage. */
+        post: operations["CephPrimaryStorageDownloadFromBackupStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ceph/primarystorage/volume/clone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Clone an RBD image of the same cluster (an image of a Ceph backup storage with the same fsid) into a volume. */
+        post: operations["CephPrimaryStorageCloneVolume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ceph/primarystorage/volume/createempty": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create an empty RBD image `ceph://<pool>/<name>` of `size` bytes. */
+        post: operations["CephPrimaryStorageCreateEmptyVolume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/console/check": {
         parameters: {
             query?: never;
@@ -344,6 +531,142 @@ export interface paths {
         put?: never;
         /** Run a shell script on the host (KvmRunShell): `/bin/sh -c <script>` under the command's deadline; its exit code and output (each cut at 64 KiB). A simulated host records the script and answers code 0 with empty output. */
         post: operations["KvmHostShell"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/iscsi/bits/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete a volume file and its target; an absent one is a success. */
+        post: operations["IscsiFileSystemDeleteBits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/iscsi/capacity/get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Size and free space of the root folder's file system. */
+        post: operations["IscsiFileSystemGetCapacity"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/iscsi/init": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Prepare the root folder (`rootFolderPath`) on the iSCSI server; replies with its capacity. */
+        post: operations["IscsiFileSystemInit"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/iscsi/volumes/createempty": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create an empty volume file and export it as an iSCSI target. */
+        post: operations["IscsiFileSystemCreateEmptyVolume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/iscsi/volumes/createrootfromtemplate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create a root volume from an image in the server's image cache (fetched from backup storage first if missing) and export it. */
+        post: operations["IscsiFileSystemCreateRootVolume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/nfsprimarystorage/getcapacity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Size and free space of a mounted NFS primary storage. */
+        post: operations["KvmNfsPrimaryStorageGetCapacity"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/nfsprimarystorage/mount": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Mount an NFS primary storage's export (`url`, `host:/path`) at `mountPath` (already mounted there = success); replies with its capacity. */
+        post: operations["KvmNfsPrimaryStorageMount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/nfsprimarystorage/unmount": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Unmount an NFS primary storage (not mounted = success). */
+        post: operations["KvmNfsPrimaryStorageUnmount"];
         delete?: never;
         options?: never;
         head?: never;
@@ -606,6 +929,40 @@ export interface paths {
         put?: never;
         /** Forget every simulated host, VM, backup storage, virtual router, knob and record. */
         post: operations["SimulatorReset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulator/storage/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Set fault knobs (and the capacity) of a simulated Ceph cluster or iSCSI server, per storage uuid. */
+        post: operations["SimulatorStorageClusterConfig"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/simulator/storage/state": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The simulated Ceph cluster or iSCSI server of a storage uuid; its images (RBD images or volume files) and capacity. */
+        post: operations["SimulatorStorageClusterState"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1174,6 +1531,77 @@ export interface components {
             uuid?: string;
         };
         BackupStorageRsp: components["schemas"]["AgentResponse"] & components["schemas"]["BackupStorageCapacity"];
+        CephBackupStorageDownloadCmd: components["schemas"]["CephCommandBase"] & {
+            imageUuid: string;
+            /** @description `ceph://<pool>/<imageUuid>`. */
+            installPath: string;
+            url: string;
+        };
+        CephBackupStorageInitCmd: components["schemas"]["CephCommandBase"] & {
+            pool: components["schemas"]["CephPool"];
+        };
+        CephCloneCmd: components["schemas"]["CephCommandBase"] & {
+            dstPath: string;
+            /** @description Virtual size of the clone (at least the source's). */
+            size?: number;
+            srcPath: string;
+        };
+        CephCommandBase: {
+            /** @description The cluster (known after init). */
+            fsid?: string;
+            /** @description Our extension: the storage's monitors, so one simulator process can serve many clusters. */
+            monHostnames?: string[];
+            /** @description The primary or backup storage. */
+            uuid?: string;
+        };
+        CephCreateEmptyVolumeCmd: components["schemas"]["CephCommandBase"] & {
+            /** @description `ceph://<pool>/<name>`. */
+            installPath: string;
+            size: number;
+        };
+        CephDeleteCmd: components["schemas"]["CephCommandBase"] & {
+            installPath: string;
+        };
+        CephDeletePoolCmd: components["schemas"]["CephCommandBase"] & {
+            poolNames: string[];
+        };
+        CephDownloadFromBackupStorageCmd: components["schemas"]["CephCommandBase"] & {
+            backupStorageInstallPath: string;
+            backupStorageUuid?: string;
+            primaryStorageInstallPath: string;
+            size?: number;
+        };
+        CephDownloadRsp: components["schemas"]["CephRsp"] & {
+            installPath?: string;
+            md5Sum?: string;
+            size?: number;
+        };
+        CephGetFactsCmd: components["schemas"]["CephCommandBase"] & {
+            /** @description The monitor asked. */
+            hostname: string;
+            monPort?: number;
+        };
+        CephGetFactsRsp: components["schemas"]["AgentResponse"] & {
+            fsid?: string;
+            monAddr?: string;
+        };
+        CephInitRsp: components["schemas"]["CephRsp"] & {
+            fsid?: string;
+            userKey?: string;
+        };
+        CephPool: {
+            name: string;
+            /** @description The pool exists already and is not created (nor deleted) by ZStack. */
+            predefined?: boolean;
+        };
+        CephPrimaryStorageInitCmd: components["schemas"]["CephCommandBase"] & {
+            pools: components["schemas"]["CephPool"][];
+        };
+        CephRsp: components["schemas"]["AgentResponse"] & {
+            availableCapacity?: number;
+            /** @description Bytes of the cluster (or file system). */
+            totalCapacity?: number;
+        };
         /**
          * @description ok = success:true; failed = success:false; aborted = deadline exceeded or caller gone; dropped = connection destroyed (simulated disconnect).
          * @enum {string}
@@ -1297,6 +1725,33 @@ export interface components {
         };
         /** @description A command without fields. */
         EmptyCmd: Record<string, never>;
+        IscsiCreateVolumeCmd: {
+            /** @description Where the image is fetched from when the cache lacks it. */
+            backupStorageInstallPath?: string;
+            backupStorageUuid?: string;
+            chapPassword?: string;
+            chapUsername?: string;
+            /** @description The file on the server (the `file://` part of the volume's path). */
+            installPath: string;
+            size?: number;
+            /** @description Root volumes: the image in the server's cache. */
+            templatePathInCache?: string;
+            volumeUuid: string;
+        };
+        IscsiDeleteCmd: {
+            installPath: string;
+            iscsiPath?: string;
+            volumeUuid?: string;
+        };
+        IscsiInitCmd: {
+            filesystemType?: string;
+            hostname?: string;
+            rootFolderPath: string;
+        };
+        IscsiVolumeRsp: components["schemas"]["CephRsp"] & {
+            /** @description `iscsi://<host>:<port>/<target>/<lun>`. */
+            iscsiPath?: string;
+        };
         IsoTO: {
             /** @description Where the ISO is on its backup storage; a real host copies it to `path` (the image cache) when missing there. */
             backupStorageInstallPath?: string;
@@ -1519,6 +1974,15 @@ export interface components {
             size?: number;
             snapshotInstallPath?: string;
         };
+        NfsPrimaryStorageMountCmd: {
+            /** @description Absolute directory the export is mounted at. */
+            mountPath: string;
+            /** @description Mount options. */
+            options?: string;
+            primaryStorageUuid: string;
+            /** @description The export, `host:/path`. */
+            url?: string;
+        };
         NicTO: {
             bridgeName?: string;
             deviceId: number;
@@ -1689,6 +2153,29 @@ export interface components {
                 installPath: string;
                 size: number;
             }[];
+        };
+        SimulatorStorageClusterCmd: components["schemas"]["SimulatorFaults"] & {
+            /** @enum {string} */
+            kind: "ceph" | "iscsi";
+            /** @description Size of its simulated cluster or server (default 10 TiB). */
+            totalCapacity?: number;
+            /** @description The primary or backup storage whose commands the knobs apply to. */
+            uuid: string;
+        };
+        SimulatorStorageClusterStateCmd: {
+            /** @enum {string} */
+            kind: "ceph" | "iscsi";
+            uuid: string;
+        };
+        SimulatorStorageClusterStateRsp: components["schemas"]["CephRsp"] & {
+            fsid?: string;
+            images: {
+                parent?: string;
+                path: string;
+                size: number;
+            }[];
+            monHostnames?: string[];
+            pools?: string[];
         };
         SimulatorVirtualRouterConfigCmd: components["schemas"]["SimulatorFaults"] & {
             virtualRouterUuid: string;
@@ -2045,6 +2532,347 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
         };
     };
+    CephBackupStorageGetFacts: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephGetFactsCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephGetFactsRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    CephBackupStorageDeleteImage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephDeleteCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    CephBackupStorageDownload: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephBackupStorageDownloadCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephDownloadRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    CephBackupStorageInit: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephBackupStorageInitCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephInitRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    CephPrimaryStorageDelete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephDeleteCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    CephPrimaryStorageDeletePool: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephDeletePoolCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    CephPrimaryStorageGetFacts: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephGetFactsCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephGetFactsRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    CephPrimaryStorageInit: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephPrimaryStorageInitCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephInitRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    CephPrimaryStorageDownloadFromBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephDownloadFromBackupStorageCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    CephPrimaryStorageCloneVolume: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephCloneCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    CephPrimaryStorageCreateEmptyVolume: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CephCreateEmptyVolumeCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
     ConsoleCheck: {
         parameters: {
             query?: never;
@@ -2382,6 +3210,246 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
         };
     };
+    IscsiFileSystemDeleteBits: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IscsiDeleteCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    IscsiFileSystemGetCapacity: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IscsiInitCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    IscsiFileSystemInit: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IscsiInitCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    IscsiFileSystemCreateEmptyVolume: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IscsiCreateVolumeCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IscsiVolumeRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    IscsiFileSystemCreateRootVolume: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IscsiCreateVolumeCmd"];
+            };
+        };
+        responses: {
+            /** @description Done. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IscsiVolumeRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmNfsPrimaryStorageGetCapacity: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NfsPrimaryStorageMountCmd"];
+            };
+        };
+        responses: {
+            /** @description Capacity. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageCapacityRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmNfsPrimaryStorageMount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NfsPrimaryStorageMountCmd"];
+            };
+        };
+        responses: {
+            /** @description Mounted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageCapacityRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmNfsPrimaryStorageUnmount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NfsPrimaryStorageMountCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
     KvmPrimaryStorageCapacity: {
         parameters: {
             query?: never;
@@ -2533,8 +3601,6 @@ export interface operations {
                     "application/json": components["schemas"]["KvmVolumeFlattenRsp"];
                 };
             };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
         };
     };
     KvmSecurityGroupApplyRules: {
@@ -2799,6 +3865,64 @@ export interface operations {
         requestBody?: components["requestBodies"]["EmptyCmd"];
         responses: {
             200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    SimulatorStorageClusterConfig: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulatorStorageClusterCmd"];
+            };
+        };
+        responses: {
+            /** @description The knobs now in force. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulatorFaultsRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    SimulatorStorageClusterState: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SimulatorStorageClusterStateCmd"];
+            };
+        };
+        responses: {
+            /** @description State. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimulatorStorageClusterStateRsp"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
         };

@@ -873,6 +873,65 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/backup-storage/ceph": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query Ceph backup storage
+         * @description Query backup storage of type `Ceph`, with its monitors (`mons`).
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["QueryCephBackupStorage"];
+        put?: never;
+        /**
+         * Add Ceph backup storage
+         * @description Adds backup storage of type `Ceph`: the monitors' Ceph agent initializes the pool (`poolName`, default
+         *     `bak-t-<uuid>`) and reports the cluster's `fsid` and capacity. Images are RBD images `ceph://<pool>/<imageUuid>`.
+         *     A monitor hostname already used by another Ceph backup storage is refused. If no monitor answers, nothing is kept.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AddCephBackupStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/backup-storage/ceph/{uuid}/mons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add monitors to Ceph backup storage
+         * @description Adds monitors; each must answer for the same cluster (`fsid`) before it is kept. A hostname the storage already has, or another Ceph backup storage uses, is refused.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AddMonToCephBackupStorage"];
+        /**
+         * Remove monitors from Ceph backup storage
+         * @description Removes the monitors with these hostnames; the last monitor cannot be removed. Unknown hostnames are ignored.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["RemoveMonFromCephBackupStorage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/backup-storage/sftp": {
         parameters: {
             query?: never;
@@ -4090,6 +4149,120 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/primary-storage/ceph": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query Ceph primary storage
+         * @description Query primary storage of type `Ceph`, with its monitors (`mons`; e.g. `q=mons.hostname=192.168.0.11`).
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["QueryCephPrimaryStorage"];
+        put?: never;
+        /**
+         * Add Ceph primary storage
+         * @description Adds primary storage of type `Ceph`: the Ceph agent of each monitor is asked to initialize the pools
+         *     (`rootVolumePoolName`, `dataVolumePoolName`, `imageCachePoolName`; default `pri-v-r-<uuid>`, `pri-v-d-<uuid>`,
+         *     `pri-c-<uuid>`) and reports the cluster's `fsid` and capacity. A monitor hostname already used by another Ceph
+         *     primary storage is refused. If no monitor answers, nothing is kept.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AddCephPrimaryStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/ceph/{uuid}/mons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add monitors to Ceph primary storage
+         * @description Adds monitors; each must answer for the same cluster (`fsid`) before it is kept. A hostname the storage already has, or another Ceph primary storage uses, is refused.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AddMonToCephPrimaryStorage"];
+        /**
+         * Remove monitors from Ceph primary storage
+         * @description Removes the monitors with these hostnames; the last monitor cannot be removed. Unknown hostnames are ignored.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        delete: operations["RemoveMonFromCephPrimaryStorage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/iscsi-filesystem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Query iSCSI file-system-backend primary storage
+         * @description Query primary storage of type `IscsiFileSystemBackendPrimaryStorage`.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["QueryIscsiFileSystemBackendPrimaryStorage"];
+        put?: never;
+        /**
+         * Add iSCSI file-system-backend primary storage
+         * @description Adds primary storage of type `IscsiFileSystemBackendPrimaryStorage`: the iSCSI agent on `hostname` initializes
+         *     `url` (the directory volumes are kept in, on a `filesystemType` file system: `btrfs`, the only one 1.1 accepts)
+         *     and reports its capacity. One such storage per hostname. `chapUsername` and `chapPassword` come together or
+         *     not at all. Passwords are kept sealed and never returned. If the agent fails, nothing is kept.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AddIscsiFileSystemBackendPrimaryStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/iscsi-filesystem/{uuid}/actions#updateIscsiFileSystemBackendPrimaryStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update iSCSI file-system-backend primary storage
+         * @description Changes the name, description, SSH or CHAP credentials; omitted fields keep their value. New passwords are sealed at once and never returned.
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        put: operations["UpdateIscsiFileSystemBackendPrimaryStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/primary-storage/local-storage": {
         parameters: {
             query?: never;
@@ -4106,6 +4279,31 @@ export interface paths {
          *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddLocalPrimaryStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/nfs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add NFS primary storage
+         * @description Adds primary storage of type `NFS`. Nothing is mounted yet: attaching it to a cluster mounts `url` on every
+         *     Connected KVM host of the cluster (at `mountPath`, `/opt/zstack/nfsprimarystorage/prim-<uuid>`) and takes its
+         *     capacity from what the hosts report; a host connecting later mounts it too.
+         *
+         *
+         *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
+         */
+        post: operations["AddNfsPrimaryStorage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5983,7 +6181,7 @@ export interface components {
             /** @description Bytes. */
             totalCapacity: number;
             /** @enum {string} */
-            type: "SimulatorBackupStorage" | "SftpBackupStorage";
+            type: "SimulatorBackupStorage" | "SftpBackupStorage" | "Ceph";
             url: string;
             /** @description SFTP backup storage only. */
             username?: string;
@@ -5999,6 +6197,66 @@ export interface components {
         };
         BackupStorageInventoryReply: {
             inventory: components["schemas"]["BackupStorageInventory"];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+        };
+        /** @description Ceph backup storage. */
+        CephBackupStorageInventory: components["schemas"]["BackupStorageInventory"] & {
+            fsid?: string;
+            mons: components["schemas"]["CephMonInventory"][];
+            poolName: string;
+        };
+        CephBackupStorageInventoryQueryReply: {
+            inventories?: components["schemas"]["CephBackupStorageInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        CephBackupStorageInventoryReply: {
+            inventory: components["schemas"]["CephBackupStorageInventory"];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+        };
+        /** @description A Ceph monitor. Its SSH password is never returned. */
+        CephMonInventory: {
+            backupStorageUuid?: components["schemas"]["Uuid"];
+            createDate: components["schemas"]["Date"];
+            hostname: string;
+            lastOpDate: components["schemas"]["Date"];
+            /** @description The address the monitor listens on (its hostname unless the agent says otherwise). */
+            monAddr: string;
+            monPort: number;
+            monUuid?: components["schemas"]["Uuid"];
+            primaryStorageUuid?: components["schemas"]["Uuid"];
+            sshPort?: number;
+            sshUsername?: string;
+            /** @enum {string} */
+            status: "Connecting" | "Connected" | "Disconnected";
+        };
+        /** @description Monitors as `sshUsername:sshPassword@hostname[:sshPort]/?monPort=N` (sshPort 22, monPort 6789 by default). */
+        CephMonUrls: string[];
+        /** @description Ceph primary storage. */
+        CephPrimaryStorageInventory: components["schemas"]["PrimaryStorageInventory"] & {
+            dataVolumePoolName: string;
+            fsid?: string;
+            imageCachePoolName: string;
+            mons: components["schemas"]["CephMonInventory"][];
+            rootVolumePoolName: string;
+        };
+        CephPrimaryStorageInventoryQueryReply: {
+            inventories?: components["schemas"]["CephPrimaryStorageInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        CephPrimaryStorageInventoryReply: {
+            inventory: components["schemas"]["CephPrimaryStorageInventory"];
             schema?: components["schemas"]["ClassSchema"];
             /** @constant */
             success: true;
@@ -6534,6 +6792,27 @@ export interface components {
          * @enum {string}
          */
         IpRangeType: "Normal" | "AddressPool";
+        /** @description iSCSI file-system-backend primary storage. Passwords are never returned. */
+        IscsiFileSystemBackendPrimaryStorageInventory: components["schemas"]["PrimaryStorageInventory"] & {
+            chapUsername?: string;
+            filesystemType: string;
+            hostname: string;
+            sshUsername: string;
+        };
+        IscsiFileSystemBackendPrimaryStorageInventoryQueryReply: {
+            inventories?: components["schemas"]["IscsiFileSystemBackendPrimaryStorageInventory"][];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+            /** @description With `count` or `replyWithCount`. */
+            total?: number;
+        };
+        IscsiFileSystemBackendPrimaryStorageInventoryReply: {
+            inventory: components["schemas"]["IscsiFileSystemBackendPrimaryStorageInventory"];
+            schema?: components["schemas"]["ClassSchema"];
+            /** @constant */
+            success: true;
+        };
         JobAccepted: {
             /** @description The effective timeout of this API call in milliseconds. */
             apiTimeout: number;
@@ -6770,6 +7049,7 @@ export interface components {
             effect: "Allow" | "Deny";
             name?: string;
         };
+        /** @description Primary storage. Ceph and iSCSI primary storage add their own fields (see CephPrimaryStorageInventory, IscsiFileSystemBackendPrimaryStorageInventory). */
         PrimaryStorageInventory: {
             attachedClusterUuids: components["schemas"]["Uuid"][];
             /** @description Bytes not yet allocated to volumes. */
@@ -6791,7 +7071,7 @@ export interface components {
             /** @description Bytes. */
             totalPhysicalCapacity: number;
             /** @enum {string} */
-            type: "SimulatorPrimaryStorage" | "LocalStorage";
+            type: "SimulatorPrimaryStorage" | "LocalStorage" | "NFS" | "Ceph" | "IscsiFileSystemBackendPrimaryStorage";
             url: string;
             uuid: components["schemas"]["Uuid"];
             zoneUuid: components["schemas"]["Uuid"];
@@ -9820,6 +10100,236 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["Failed"];
+        };
+    };
+    QueryCephBackupStorage: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephBackupStorageInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddCephBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "ceph-bs",
+                 *         "url": "ceph",
+                 *         "monUrls": [
+                 *           "root:password@192.168.0.11/?monPort=6789"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        monUrls: components["schemas"]["CephMonUrls"];
+                        name: components["schemas"]["Name"];
+                        poolName?: string;
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description 1.1's field, accepted and ignored: the API decides the storage type. */
+                        type?: string;
+                        /** @description A label (1.1 requires it and does not use it). */
+                        url: string;
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The CephBackupStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephBackupStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    AddMonToCephBackupStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "monUrls": [
+                 *           "root:password@192.168.0.12/?monPort=6789"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        monUrls: components["schemas"]["CephMonUrls"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The CephBackupStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephBackupStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    RemoveMonFromCephBackupStorage: {
+        parameters: {
+            query: {
+                monHostnames: components["schemas"]["HostAddress"][];
+            };
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The CephBackupStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephBackupStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
         };
     };
     QuerySftpBackupStorage: {
@@ -18640,6 +19150,436 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    QueryCephPrimaryStorage: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephPrimaryStorageInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddCephPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "ceph-ps",
+                 *         "zoneUuid": "4a3a78b1b9f049948b79cf9e667f0af2",
+                 *         "url": "ceph",
+                 *         "monUrls": [
+                 *           "root:password@192.168.0.11/?monPort=6789"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        dataVolumePoolName?: string;
+                        description?: components["schemas"]["Description"];
+                        imageCachePoolName?: string;
+                        monUrls: components["schemas"]["CephMonUrls"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        rootVolumePoolName?: string;
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description 1.1's field, accepted and ignored: the API decides the storage type. */
+                        type?: string;
+                        /** @description A label (1.1 requires it and does not use it). */
+                        url: string;
+                        userTags?: components["schemas"]["Tags"];
+                        zoneUuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The CephPrimaryStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephPrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    AddMonToCephPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "monUrls": [
+                 *           "root:password@192.168.0.12/?monPort=6789"
+                 *         ]
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        monUrls: components["schemas"]["CephMonUrls"];
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The CephPrimaryStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephPrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    RemoveMonFromCephPrimaryStorage: {
+        parameters: {
+            query: {
+                monHostnames: components["schemas"]["HostAddress"][];
+            };
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The CephPrimaryStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CephPrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    QueryIscsiFileSystemBackendPrimaryStorage: {
+        parameters: {
+            query?: {
+                /** @description Return only `total`, no inventories. */
+                count?: components["parameters"]["count"];
+                /** @description Comma-separated list of the inventory's own fields to return. */
+                fields?: components["parameters"]["fields"];
+                /** @description Accepted for compatibility; ignored. */
+                groupBy?: components["parameters"]["groupBy"];
+                /** @description Maximum number of inventories returned. */
+                limit?: components["parameters"]["limit"];
+                /** @description A query condition `<field><op><value>`; repeat for AND. Dotted names join other inventories (`vmNics.ip=10.0.0.5`). */
+                q?: components["parameters"]["q"];
+                /** @description Add `total` (matching rows ignoring limit/start) to the reply. */
+                replyWithCount?: components["parameters"]["replyWithCount"];
+                /** @description `+field` ascending, `-field` descending, bare `field` ascending. */
+                sort?: components["parameters"]["sort"];
+                /** @description Field to sort by (alternative to `sort`). */
+                sortBy?: components["parameters"]["sortBy"];
+                /** @description `asc` (default) or `desc`, with `sortBy`. */
+                sortDirection?: components["parameters"]["sortDirection"];
+                /** @description Offset of the first inventory returned. */
+                start?: components["parameters"]["start"];
+            };
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching inventories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IscsiFileSystemBackendPrimaryStorageInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    AddIscsiFileSystemBackendPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "iscsi-ps",
+                 *         "zoneUuid": "4a3a78b1b9f049948b79cf9e667f0af2",
+                 *         "url": "/iscsi_ps",
+                 *         "hostname": "192.168.0.30",
+                 *         "sshUsername": "root",
+                 *         "sshPassword": "password"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        chapPassword?: string;
+                        chapUsername?: string;
+                        description?: components["schemas"]["Description"];
+                        /** @default btrfs */
+                        filesystemType?: string;
+                        hostname: components["schemas"]["HostAddress"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        sshPassword: string;
+                        sshUsername: string;
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description 1.1's field, accepted and ignored: the API decides the storage type. */
+                        type?: string;
+                        /** @description Absolute directory on the iSCSI server. */
+                        url: string;
+                        userTags?: components["schemas"]["Tags"];
+                        zoneUuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The IscsiFileSystemBackendPrimaryStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IscsiFileSystemBackendPrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    UpdateIscsiFileSystemBackendPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                uuid: components["schemas"]["Uuid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "updateIscsiFileSystemBackendPrimaryStorage": {
+                 *         "name": "iscsi-ps-renamed"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    systemTags?: components["schemas"]["Tags"];
+                    updateIscsiFileSystemBackendPrimaryStorage: {
+                        chapPassword?: string;
+                        chapUsername?: string;
+                        description?: components["schemas"]["Description"];
+                        name?: components["schemas"]["Name"];
+                        sshPassword?: string;
+                        sshUsername?: string;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The IscsiFileSystemBackendPrimaryStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IscsiFileSystemBackendPrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
     AddLocalPrimaryStorage: {
         parameters: {
             query?: never;
@@ -18680,6 +19620,75 @@ export interface operations {
                         /** @description 1.1's field, accepted and ignored: the API decides the storage type. */
                         type?: string;
                         /** @description Absolute directory path on the hosts. */
+                        url: string;
+                        userTags?: components["schemas"]["Tags"];
+                        zoneUuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PrimaryStorageInventory. */
+            200: {
+                headers: {
+                    Location: components["headers"]["JobLocation"];
+                    "Preference-Applied": components["headers"]["PreferenceApplied"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
+                };
+            };
+            202: components["responses"]["JobAccepted"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["JobFailed"];
+        };
+    };
+    AddNfsPrimaryStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An addition to upstream's API (RFC 7240): `wait=<seconds>` (1–30) asks the server to hold the answer until the job has finished, up to that long (or until the client goes away). When it has finished in time, the answer is exactly what `GET /zstack/v1/api-jobs/{uuid}` answers for it — 200 with the API's reply or 503 with its ErrorCode — with `Preference-Applied: wait=<seconds>` and the job's `Location`; otherwise (or without this header) it is the usual 202 with the job's location, to be polled. Only a job running on the management node that answers is waited for. Other preferences in the header, and any `wait` after the first, are ignored; a malformed `wait` (not a whole number from 1 to 30) is refused with 400 `SYS.1007`. A retried request (same `X-Job-UUID`) waits for and answers with that job in the same way. */
+                Prefer?: components["parameters"]["PreferWait"];
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description Caller-chosen job uuid (32 hex characters). Re-sending a request with the same job uuid returns the same job instead of running it twice. */
+                "X-Job-UUID"?: components["parameters"]["XJobUuid"];
+                /** @description URL the server POSTs the job result to when the job finishes. */
+                "X-Web-Hook"?: components["parameters"]["XWebHook"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "params": {
+                 *         "name": "nfs-ps",
+                 *         "zoneUuid": "4a3a78b1b9f049948b79cf9e667f0af2",
+                 *         "url": "192.168.0.220:/storage/nfs"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    params: {
+                        description?: components["schemas"]["Description"];
+                        name: components["schemas"]["Name"];
+                        /** @description Uuid for the new resource (optional). */
+                        resourceUuid?: components["schemas"]["Uuid"];
+                        systemTags?: components["schemas"]["Tags"];
+                        tagUuids?: components["schemas"]["Uuid"][];
+                        /** @description 1.1's field, accepted and ignored: the API decides the storage type. */
+                        type?: string;
+                        /** @description The export, `host:/absolute/path`. */
                         url: string;
                         userTags?: components["schemas"]["Tags"];
                         zoneUuid: components["schemas"]["Uuid"];

@@ -30,5 +30,8 @@ export interface KvmBackend {
   createVolume(ctx: Ctx<'KvmPrimaryStorageVolumeCreate'>): Promise<HandlerResult<'KvmPrimaryStorageVolumeCreate'>>;
   deleteVolume(ctx: Ctx<'KvmPrimaryStorageVolumeDelete'>): Promise<HandlerResult<'KvmPrimaryStorageVolumeDelete'>>;
   storageCapacity(ctx: Ctx<'KvmPrimaryStorageCapacity'>): Promise<HandlerResult<'KvmPrimaryStorageCapacity'>>;
+  nfsMount(ctx: Ctx<'KvmNfsPrimaryStorageMount'>): Promise<HandlerResult<'KvmNfsPrimaryStorageMount'>>;
+  nfsUnmount(ctx: Ctx<'KvmNfsPrimaryStorageUnmount'>): Promise<HandlerResult<'KvmNfsPrimaryStorageUnmount'>>;
+  nfsCapacity(ctx: Ctx<'KvmNfsPrimaryStorageGetCapacity'>): Promise<HandlerResult<'KvmNfsPrimaryStorageGetCapacity'>>;
   close(): Promise<void>;
 }

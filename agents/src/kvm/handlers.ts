@@ -38,6 +38,9 @@ export function kvmPart(backend: KvmBackend): AgentPart {
       KvmVolumeMergeSnapshot: (ctx) => snapshots.mergeSnapshot(ctx),
       KvmVolumeRevertFromSnapshot: (ctx) => snapshots.revert(ctx),
       KvmVolumeFlatten: (ctx) => snapshots.flatten(ctx),
+      KvmNfsPrimaryStorageMount: (ctx) => backend.nfsMount(ctx),
+      KvmNfsPrimaryStorageUnmount: (ctx) => backend.nfsUnmount(ctx),
+      KvmNfsPrimaryStorageGetCapacity: (ctx) => backend.nfsCapacity(ctx),
     },
     close: () => backend.close(),
   };

@@ -4,7 +4,7 @@
 // hot-plug cut short by the deadline undoes what it did. Migration is refused saying why. A virtual router appliance
 // is a network namespace here (network/router-namespace.ts), not a domain: started, listed and stopped like one.
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { sleep } from '../lib/abort.js';
@@ -379,6 +379,50 @@ export class LibvirtKvmBackend implements KvmBackend {
     if (!isAbsolute(path)) throw new AgentError(`mountPath must be absolute: ${path}`);
     await mkdirReadable(path); // a local primary storage's directory is made when first used, as upstream does
     return this.storage(path);
+  }
+
+  /**
+   * NFS primary storage: `mount -t nfs url mountPath`. An export of this very machine (`localhost:/dir`,
+   * `127.0.0.1:/dir`) is linked instead (mountPath → dir), so one machine needs no NFS server to try it.
+   */
+  async nfsMount(ctx: Ctx<'KvmNfsPrimaryStorageMount'>) {
+    const { url, mountPath } = ctx.body;
+    const m = /^([^:/]+):(\/.*)$/.exec(url ?? '');
+    if (!m) throw new AgentError(`cannot mount ${url ?? '(no url)'}: not an NFS export (host:/path)`);
+    if (!isAbsolute(mountPath)) throw new AgentError(`mountPath must be absolute: ${mountPath}`);
+    const [, server, dir] = m;
+    if (server === 'localhost' || server === '127.0.0.1') {
+      await mkdirReadable(dir);
+      await mkdirReadable(dirname(mountPath));
+      const existing = await readlink(mountPath).catch(() => undefined);
+      if (existing !== dir) {
+        await rm(mountPath, { force: true });
+        await symlink(dir, mountPath);
+      }
+    } else if (!(await this.isMountPoint(mountPath, ctx.signal))) {
+      await mkdirReadable(mountPath);
+      await run('mount', ['-t', 'nfs', ...(ctx.body.options ? ['-o', ctx.body.options] : []), url!, mountPath], ctx.signal);
+    }
+    return this.storage(mountPath);
+  }
+
+  async nfsUnmount(ctx: Ctx<'KvmNfsPrimaryStorageUnmount'>) {
+    const { mountPath } = ctx.body;
+    const link = await lstat(mountPath).catch(() => undefined);
+    if (link?.isSymbolicLink()) await rm(mountPath, { force: true });
+    else if (await this.isMountPoint(mountPath, ctx.signal)) await run('umount', [mountPath], ctx.signal);
+    return {};
+  }
+
+  async nfsCapacity(ctx: Ctx<'KvmNfsPrimaryStorageGetCapacity'>) {
+    return this.storage(ctx.body.mountPath);
+  }
+
+  private async isMountPoint(path: string, signal: AbortSignal): Promise<boolean> {
+    return run('mountpoint', ['-q', path], signal).then(
+      () => true,
+      () => false,
+    );
   }
 
   async close(): Promise<void> {}

@@ -6,6 +6,11 @@ import type { FaultStore } from '../simulator/faults.js';
 import { libvirtState, SimulatedHosts } from '../simulator/hosts.js';
 import type { KvmBackend } from './backend.js';
 
+/** Where NFS primary storage is mounted (upstream's path); a volume under it needs the mount. */
+const NFS_MOUNT_ROOT = '/opt/zstack/nfsprimarystorage/';
+const NFS_DEFAULT_CAPACITY = 10 * 1024 ** 4;
+const sum = (sizes: Map<string, number>) => [...sizes.values()].reduce((a, b) => a + b, 0);
+
 export const SIMULATED_VERSIONS = { libvirtVersion: '1.2.17', qemuVersion: '2.3.0', qemuImgVersion: '2.3.0' };
 
 export class SimulatorKvmBackend implements KvmBackend {
@@ -207,6 +212,18 @@ export class SimulatorKvmBackend implements KvmBackend {
   async createVolume(ctx: Ctx<'KvmPrimaryStorageVolumeCreate'>) {
     const host = this.hosts.require(ctx.target);
     const { installPath, size } = ctx.body;
+    const onNfs = this.hosts.nfsExportOf(host, installPath);
+    if (onNfs) {
+      // On an NFS export: shared by every host that mounts it (a volume made here is seen by the others).
+      const { nfs, key } = onNfs;
+      if (!nfs.volumes.has(key)) {
+        const available = nfs.totalCapacity - sum(nfs.volumes);
+        if (size > available) throw new AgentError(`not enough space on simulated NFS ${nfs.url}: need ${size}, have ${available}`);
+        nfs.volumes.set(key, size);
+      }
+      return { installPath, size, totalCapacity: nfs.totalCapacity, availableCapacity: nfs.totalCapacity - sum(nfs.volumes) };
+    }
+    if (installPath.startsWith(NFS_MOUNT_ROOT)) throw new AgentError(`no NFS primary storage holding ${installPath} is mounted on host ${host.uuid}`);
     const existing = host.volumes.get(installPath);
     if (existing !== undefined && existing !== size) throw new AgentError(`volume ${installPath} already exists with another size`);
     if (existing === undefined) {
@@ -219,12 +236,42 @@ export class SimulatorKvmBackend implements KvmBackend {
 
   async deleteVolume(ctx: Ctx<'KvmPrimaryStorageVolumeDelete'>) {
     const host = this.hosts.require(ctx.target);
+    const onNfs = this.hosts.nfsExportOf(host, ctx.body.installPath);
+    if (onNfs) {
+      onNfs.nfs.volumes.delete(onNfs.key);
+      return { totalCapacity: onNfs.nfs.totalCapacity, availableCapacity: onNfs.nfs.totalCapacity - sum(onNfs.nfs.volumes) };
+    }
     host.volumes.delete(ctx.body.installPath);
     return this.storage(host.uuid);
   }
 
   async storageCapacity(ctx: Ctx<'KvmPrimaryStorageCapacity'>) {
     return this.storage(this.hosts.require(ctx.target).uuid);
+  }
+
+  async nfsMount(ctx: Ctx<'KvmNfsPrimaryStorageMount'>) {
+    const host = this.hosts.require(ctx.target);
+    const { url, mountPath } = ctx.body;
+    if (!url || !/^[^:/]+:\/./.test(url)) throw new AgentError(`cannot mount ${url ?? '(no url)'}: not an NFS export (host:/path)`);
+    const mounted = host.nfsMounts.get(mountPath);
+    if (mounted !== undefined && mounted !== url) throw new AgentError(`${mountPath} is already the mount point of ${mounted}`);
+    let nfs = this.hosts.nfsExports.get(url);
+    if (!nfs) this.hosts.nfsExports.set(url, (nfs = { url, totalCapacity: NFS_DEFAULT_CAPACITY, volumes: new Map() }));
+    host.nfsMounts.set(mountPath, url);
+    return { totalCapacity: nfs.totalCapacity, availableCapacity: nfs.totalCapacity - sum(nfs.volumes) };
+  }
+
+  async nfsUnmount(ctx: Ctx<'KvmNfsPrimaryStorageUnmount'>) {
+    this.hosts.require(ctx.target).nfsMounts.delete(ctx.body.mountPath);
+    return {};
+  }
+
+  async nfsCapacity(ctx: Ctx<'KvmNfsPrimaryStorageGetCapacity'>) {
+    const host = this.hosts.require(ctx.target);
+    const url = host.nfsMounts.get(ctx.body.mountPath);
+    const nfs = url === undefined ? undefined : this.hosts.nfsExports.get(url);
+    if (!nfs) throw new AgentError(`${ctx.body.mountPath} is not mounted on host ${host.uuid}`);
+    return { totalCapacity: nfs.totalCapacity, availableCapacity: nfs.totalCapacity - sum(nfs.volumes) };
   }
 
   async close(): Promise<void> {

@@ -29,10 +29,10 @@ export type HandlerResult<O extends OperationId> = Omit<ReplyOf<O>, 'success' | 
 };
 
 /** Which kind of resource `X-Zstack-Target-Uuid` names for an operation (`x-zstack-target` in the spec). */
-export type TargetKind = 'host' | 'backupstorage' | 'virtualrouter' | 'console' | 'agent' | 'simulator';
+export type TargetKind = 'host' | 'backupstorage' | 'ceph' | 'iscsi' | 'virtualrouter' | 'console' | 'agent' | 'simulator';
 
 /** Kinds whose commands are recorded and subject to simulator fault knobs. */
-export const COMMAND_TARGETS: readonly TargetKind[] = ['host', 'backupstorage', 'virtualrouter', 'console'];
+export const COMMAND_TARGETS: readonly TargetKind[] = ['host', 'backupstorage', 'ceph', 'iscsi', 'virtualrouter', 'console'];
 
 export type AgentResponse = Schemas['AgentResponse'];
 export type CommandRecord = Schemas['CommandRecord'];

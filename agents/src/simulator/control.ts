@@ -8,6 +8,7 @@ import type { RecordStore } from '../lib/records.js';
 import type { VirtualRouters } from '../virtual-router/state.js';
 import type { FaultStore } from './faults.js';
 import type { SimulatedHosts } from './hosts.js';
+import { storageClusterControl, type SimulatedStorageClusters } from './storage-clusters.js';
 
 export interface SimulatorParts {
   faults: FaultStore;
@@ -16,6 +17,7 @@ export interface SimulatorParts {
   backupStorages?: SimulatedBackupStorages;
   downloads?: DownloadTracker;
   routers?: VirtualRouters;
+  storageClusters?: SimulatedStorageClusters;
 }
 
 export function simulatorControlPart(p: SimulatorParts): AgentPart {
@@ -27,6 +29,7 @@ export function simulatorControlPart(p: SimulatorParts): AgentPart {
       await p.backupStorages?.reset();
       p.downloads?.clear();
       p.routers?.clear();
+      p.storageClusters?.clear();
       return {};
     },
   };
@@ -34,6 +37,7 @@ export function simulatorControlPart(p: SimulatorParts): AgentPart {
   if (hosts) Object.assign(handlers, hostControl(p, hosts));
   if (backupStorages) Object.assign(handlers, backupStorageControl(p, backupStorages));
   if (routers) Object.assign(handlers, virtualRouterControl(p, routers));
+  if (p.storageClusters) Object.assign(handlers, storageClusterControl(p.storageClusters, p.faults));
   return { handlers };
 }
 

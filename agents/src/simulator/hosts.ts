@@ -35,6 +35,15 @@ export interface SimulatedHost {
   vms: Map<string, SimulatedVm>;
   /** Security group rule sets applied on the host, per VM NIC. */
   securityGroupRules: SecurityGroupRuleTable;
+  /** NFS exports mounted on the host: mountPath → export url. */
+  nfsMounts: Map<string, string>;
+}
+
+/** A simulated NFS server's export, shared by every host that mounts it: its size and the volume files on it. */
+export interface SimulatedNfsExport {
+  url: string;
+  totalCapacity: number;
+  volumes: Map<string, number>;
 }
 
 const GiB = 1024 ** 3;
@@ -43,6 +52,8 @@ export const HOST_DEFAULTS = { cpuNum: 32, cpuSpeed: 2600, totalMemory: 64 * GiB
 
 export class SimulatedHosts {
   private readonly hosts = new Map<string, SimulatedHost>();
+  /** NFS exports by url (10 TiB each), made on first mount. */
+  readonly nfsExports = new Map<string, SimulatedNfsExport>();
 
   constructor(readonly vnc: VncConsoles) {}
 
@@ -55,7 +66,7 @@ export class SimulatedHosts {
     if (uuid === '') throw new BadRequestError('X-Zstack-Target-Uuid is required: the simulator serves many hosts');
     let host = this.hosts.get(uuid);
     if (!host) {
-      host = { uuid, ...HOST_DEFAULTS, volumes: new Map(), vms: new Map(), securityGroupRules: new SecurityGroupRuleTable() };
+      host = { uuid, ...HOST_DEFAULTS, volumes: new Map(), vms: new Map(), securityGroupRules: new SecurityGroupRuleTable(), nfsMounts: new Map() };
       this.hosts.set(uuid, host);
     }
     return host;
@@ -112,8 +123,19 @@ export class SimulatedHosts {
     return used;
   }
 
+  /** The NFS export whose mount holds `path` on this host, with the path relative to the export. */
+  nfsExportOf(host: SimulatedHost, path: string): { nfs: SimulatedNfsExport; key: string } | undefined {
+    for (const [mountPath, url] of host.nfsMounts) {
+      if (!path.startsWith(`${mountPath}/`)) continue;
+      const nfs = this.nfsExports.get(url);
+      if (nfs) return { nfs, key: path.slice(mountPath.length) };
+    }
+    return undefined;
+  }
+
   async reset(): Promise<void> {
     this.hosts.clear();
+    this.nfsExports.clear();
     await this.vnc.closeAll();
   }
 }

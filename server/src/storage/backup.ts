@@ -15,6 +15,7 @@ import type { Tx } from '../db/index.js';
 import { backupStorage, backupStorageZoneRefs, zones } from '../db/schema/index.js';
 import { DEFAULT_INSTALL_PARENT } from '../../../agents/src/deploy/index.js';
 import { credentialVault, newAgentSecret } from '../core/credentials.js';
+import { withTypeFields, type BackupStorageCommand, type BackupStorageType } from './types.js';
 
 export type BackupStorageRow = typeof backupStorage.$inferSelect;
 
@@ -29,7 +30,26 @@ export interface BackupStorageReply extends AgentReply {
 const describe = (bs: Pick<BackupStorageRow, 'uuid' | 'name'>) => `backup storage[uuid:${bs.uuid}, name:${bs.name}]`;
 
 export class BackupStorageService {
-  constructor(private app: DomainContext) {}
+  private readonly types = new Map<string, BackupStorageType>();
+
+  constructor(private app: DomainContext) {
+    this.registerType({ name: 'SimulatorBackupStorage', simulated: true });
+    this.registerType({ name: 'SftpBackupStorage' });
+  }
+
+  /** A storage type (types.ts): what it does differently from the default. */
+  registerType(type: BackupStorageType): void {
+    this.types.set(type.name, type);
+  }
+
+  /** The registered type names (GetBackupStorageTypes). */
+  typeNames(): string[] {
+    return [...this.types.keys()];
+  }
+
+  typeOf(bs: Pick<BackupStorageRow, 'type'>): BackupStorageType {
+    return this.types.get(bs.type) ?? { name: bs.type };
+  }
 
   async get(uuid: string): Promise<BackupStorageRow | undefined> {
     const [bs] = await this.app.db.select().from(backupStorage).where(eq(backupStorage.uuid, uuid));
@@ -43,7 +63,7 @@ export class BackupStorageService {
   }
 
   isSimulated(bs: BackupStorageRow): boolean {
-    return bs.type === 'SimulatorBackupStorage';
+    return this.typeOf(bs).simulated === true;
   }
 
   agentUrlOf(bs: BackupStorageRow): string {
@@ -102,6 +122,8 @@ export class BackupStorageService {
 
   /** The directory images go to on the agent: the url when it is a path (a simulated one may be any label). */
   storagePathOf(bs: BackupStorageRow): string {
+    const custom = this.typeOf(bs).storagePath;
+    if (custom) return custom(bs);
     return bs.url.startsWith('/') ? bs.url.replace(/\/+$/, '') || '/' : `/zstack-bs/${bs.uuid}`;
   }
 
@@ -112,6 +134,12 @@ export class BackupStorageService {
     body: AgentRequest<P>,
     opts: { timeoutMs?: number } = {},
   ): Promise<AgentResponse<P>> {
+    const t = this.typeOf(bs);
+    if (t.call) {
+      const reply = (await t.call(bs, path as BackupStorageCommand, body, opts)) as AgentResponse<P>;
+      await this.recordCapacity(bs.uuid, reply as BackupStorageReply);
+      return reply;
+    }
     const reply = await this.app.agents.call(this.agentUrlOf(bs), path, body, {
       targetUuid: bs.uuid,
       timeoutMs: opts.timeoutMs,
@@ -145,7 +173,11 @@ export class BackupStorageService {
 }
 
 export async function backupStorageInventories(rows: BackupStorageRow[], db: Tx) {
-  const refs = rows.length
+  return withTypeFields('backup', rows, baseInventories(rows, await zoneRefsOf(rows, db)), db);
+}
+
+async function zoneRefsOf(rows: BackupStorageRow[], db: Tx) {
+  return rows.length
     ? await db
         .select()
         .from(backupStorageZoneRefs)
@@ -157,13 +189,16 @@ export async function backupStorageInventories(rows: BackupStorageRow[], db: Tx)
         )
         .orderBy(backupStorageZoneRefs.createDate)
     : [];
+}
+
+function baseInventories(rows: BackupStorageRow[], refs: Array<typeof backupStorageZoneRefs.$inferSelect>) {
   return rows.map((bs) => {
     const inv = {
       uuid: bs.uuid,
       name: bs.name,
       description: bs.description ?? undefined,
       url: bs.url,
-      type: bs.type as 'SimulatorBackupStorage' | 'SftpBackupStorage',
+      type: bs.type as 'SimulatorBackupStorage' | 'SftpBackupStorage' | 'Ceph',
       state: bs.state as 'Enabled' | 'Disabled',
       status: bs.status as 'Connecting' | 'Connected' | 'Disconnected',
       totalCapacity: bs.totalCapacity,
@@ -230,6 +265,12 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
     kind: 'backupStorage',
     parents: {},
     delete: async (uuids) => {
+      for (const bs of await db.select().from(backupStorage).where(inArray(backupStorage.uuid, uuids))) {
+        await service
+          .typeOf(bs)
+          .beforeDelete?.(bs)
+          .catch((e) => console.error(`[backup-storage] cleaning up ${bs.type} backup storage ${bs.uuid}:`, toApiError(e).message));
+      }
       await db.delete(backupStorage).where(inArray(backupStorage.uuid, uuids));
       await app.use('agentDeployer').deleteLogs(uuids);
     },

@@ -4,6 +4,9 @@ import { registerBackupStorage, type BackupStorageService } from './backup.js';
 import { registerPrimaryStorage, type PrimaryStorageService } from './primary.js';
 import { registerPrimaryStorageManagement } from './primary-management.js';
 import { registerBackupStorageManagement } from './backup-management.js';
+import { registerNfsPrimaryStorage } from './nfs.js';
+import { registerCephStorage } from './ceph.js';
+import { registerIscsiPrimaryStorage } from './iscsi.js';
 
 declare module '../services.js' {
   interface Services {
@@ -14,7 +17,8 @@ declare module '../services.js' {
 
 // The storage domain's public face.
 export type { BackupStorageReply, BackupStorageRow, BackupStorageService } from './backup.js';
-export type { PrimaryStorageService } from './primary.js';
+export type { PrimaryStorageRow, PrimaryStorageService } from './primary.js';
+export type { BackupStorageType, PrimaryStorageType } from './types.js';
 
 export const storageModule = defineDomain({ name: 'storage', needs: ['hosts', 'agentDeployer'], provides: ['primaryStorage', 'backupStorage'], register });
 
@@ -24,6 +28,10 @@ function register(app: DomainContext): void {
   const backup = registerBackupStorage(app);
   registerPrimaryStorageManagement(app, primary);
   registerBackupStorageManagement(app, backup);
+  // Storage types beyond the built-in ones (types.ts): each registers its handlers, inventories and behaviour.
+  registerNfsPrimaryStorage(app, primary);
+  registerCephStorage(app, primary, backup);
+  registerIscsiPrimaryStorage(app, primary);
   app.provide('primaryStorage', primary);
   app.provide('backupStorage', backup);
 }

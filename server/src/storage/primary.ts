@@ -11,6 +11,8 @@ import { newUuid } from '../core/ids.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import type { Tx } from '../db/index.js';
 import { clusters, hosts, primaryStorage, primaryStorageClusterRefs, volumes, zones } from '../db/schema/index.js';
+import type { HostRow } from '../host/index.js';
+import { withTypeFields, type PrimaryStorageType, type VolumeCreateCmd, type VolumeDeleteCmd, type VolumeKind } from './types.js';
 
 export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
 
@@ -30,7 +32,50 @@ export class PrimaryStorageService {
   readonly maintenanceHooks: MaintenanceHook[] = [];
   readonly usageReporters: UsageReporter[] = [];
 
-  constructor(readonly app: DomainContext) {}
+  private readonly types = new Map<string, PrimaryStorageType>();
+
+  constructor(readonly app: DomainContext) {
+    for (const name of ['SimulatorPrimaryStorage', 'LocalStorage']) this.registerType({ name });
+  }
+
+  /** A storage type (types.ts): what it does differently from the default. */
+  registerType(type: PrimaryStorageType): void {
+    this.types.set(type.name, type);
+  }
+
+  /** The registered type names (GetPrimaryStorageTypes). */
+  typeNames(): string[] {
+    return [...this.types.keys()];
+  }
+
+  typeOf(ps: Pick<PrimaryStorageRow, 'type'>): PrimaryStorageType {
+    return this.types.get(ps.type) ?? { name: ps.type };
+  }
+
+  /** Where a new volume on `ps` goes (decided by its type). */
+  async volumeInstallPath(ps: PrimaryStorageRow, kind: VolumeKind, volumeUuid: string, accountUuid: string): Promise<string> {
+    const t = this.typeOf(ps);
+    if (t.volumeInstallPath) return t.volumeInstallPath(ps, kind, volumeUuid, accountUuid);
+    return `${(ps.mountPath ?? ps.url).replace(/\/$/, '')}/${kind}/acct-${accountUuid}/vol-${volumeUuid}/${volumeUuid}.qcow2`;
+  }
+
+  /** Creates a volume's bits on its primary storage, for the VM on `host`: the host's agent unless the type says otherwise. */
+  async createVolume(host: HostRow | string, cmd: VolumeCreateCmd): Promise<void> {
+    const ps = cmd.primaryStorageUuid ? await this.get(cmd.primaryStorageUuid) : undefined;
+    const hostSvc = this.app.use('hosts');
+    const row = typeof host === 'string' ? await hostSvc.requireConnected(host) : host;
+    const custom = ps && this.typeOf(ps).createVolume;
+    if (custom) return custom.call(this.typeOf(ps), ps, row, cmd);
+    await hostSvc.callOn(row, '/primarystorage/volume/create', cmd);
+  }
+
+  /** Deletes a volume's bits (absent = success): the host's agent unless the type says otherwise. */
+  async deleteVolume(hostUuid: string, cmd: VolumeDeleteCmd): Promise<void> {
+    const ps = cmd.primaryStorageUuid ? await this.get(cmd.primaryStorageUuid) : undefined;
+    const custom = ps && this.typeOf(ps).deleteVolume;
+    if (custom) return custom.call(this.typeOf(ps), ps, hostUuid, cmd);
+    await this.app.use('hosts').call(hostUuid, '/primarystorage/volume/delete', cmd);
+  }
 
   beforeDetach(hook: DetachHook): void {
     this.detachHooks.push(hook);
@@ -125,6 +170,10 @@ export class PrimaryStorageService {
 }
 
 export async function primaryStorageInventories(rows: PrimaryStorageRow[], db: Tx) {
+  return withTypeFields('primary', rows, await baseInventories(rows, db), db);
+}
+
+async function baseInventories(rows: PrimaryStorageRow[], db: Tx) {
   const refs = rows.length
     ? await db
         .select()
@@ -143,7 +192,7 @@ export async function primaryStorageInventories(rows: PrimaryStorageRow[], db: T
     description: ps.description ?? undefined,
     zoneUuid: ps.zoneUuid,
     url: ps.url,
-    type: ps.type as 'SimulatorPrimaryStorage' | 'LocalStorage',
+    type: ps.type as 'SimulatorPrimaryStorage' | 'LocalStorage' | 'NFS' | 'Ceph' | 'IscsiFileSystemBackendPrimaryStorage',
     state: ps.state as 'Enabled' | 'Disabled' | 'Maintenance' | 'Deleting',
     status: ps.status as 'Connecting' | 'Connected' | 'Disconnected',
     totalCapacity: ps.totalCapacity,
@@ -191,7 +240,10 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
 
   // Local storage follows its hosts: a host that connects adds its disk, a deleted one takes it away. (A host
   // that is merely Disconnected keeps counting: shrinking then would lose track of what volumes hold.)
-  app.use('hosts').afterConnect((h) => service.refreshLocalCapacityOfCluster(h.clusterUuid));
+  app.use('hosts').afterConnect(async (h) => {
+    await service.refreshLocalCapacityOfCluster(h.clusterUuid);
+    for (const ps of await service.attachedToCluster(h.clusterUuid)) await service.typeOf(ps).afterHostConnect?.(ps, h);
+  });
   app.events.on('host.deleted', async () => {
     const locals = await db.select({ uuid: primaryStorage.uuid }).from(primaryStorage).where(eq(primaryStorage.type, 'LocalStorage'));
     for (const ps of locals) await service.refreshLocalCapacity(ps.uuid);
@@ -240,6 +292,12 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
         );
     },
     async delete(uuids) {
+      for (const ps of await db.select().from(primaryStorage).where(inArray(primaryStorage.uuid, uuids))) {
+        await service
+          .typeOf(ps)
+          .beforeDelete?.(ps)
+          .catch((e) => console.error(`[primary-storage] cleaning up ${ps.type} primary storage ${ps.uuid}:`, toApiError(e).message));
+      }
       const gone = await db.delete(primaryStorage).where(inArray(primaryStorage.uuid, uuids)).returning({ uuid: primaryStorage.uuid });
       for (const ps of gone) app.events.emit('primaryStorage.deleted', { primaryStorageUuid: ps.uuid });
     },
@@ -308,6 +366,14 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
         },
         async run(msg) {
           await db.insert(primaryStorageClusterRefs).values({ primaryStorageUuid: msg.primaryStorageUuid, clusterUuid: msg.clusterUuid }).onConflictDoNothing();
+          const ps = await service.require(msg.primaryStorageUuid);
+          try {
+            await service.typeOf(ps).afterAttach?.(ps, msg.clusterUuid);
+          } catch (e) {
+            const where = and(eq(primaryStorageClusterRefs.clusterUuid, msg.clusterUuid), eq(primaryStorageClusterRefs.primaryStorageUuid, ps.uuid));
+            await db.delete(primaryStorageClusterRefs).where(where);
+            throw e;
+          }
           await service.refreshLocalCapacity(msg.primaryStorageUuid);
           return { inventory: await inventory(msg.primaryStorageUuid) };
         },
@@ -322,6 +388,8 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
           await db
             .delete(primaryStorageClusterRefs)
             .where(and(eq(primaryStorageClusterRefs.clusterUuid, msg.clusterUuid), eq(primaryStorageClusterRefs.primaryStorageUuid, msg.primaryStorageUuid)));
+          const ps = await service.require(msg.primaryStorageUuid);
+          await service.typeOf(ps).afterDetach?.(ps, msg.clusterUuid);
           await service.refreshLocalCapacity(msg.primaryStorageUuid);
           return { inventory: await inventory(msg.primaryStorageUuid) };
         },

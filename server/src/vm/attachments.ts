@@ -116,7 +116,7 @@ export async function attachDataVolume(svc: VmService, vmUuid: string, volume: V
           });
           reserved = ps.uuid;
           volume.primaryStorageUuid = ps.uuid;
-          volume.installPath = installPathOf(ps.url, 'dataVolumes', volume.uuid);
+          volume.installPath = await installPathOf(svc.app, ps, 'dataVolumes', volume.uuid);
           await svc.instantiateVolume(hostUuid, volume);
           created = true;
         } else if (vm.clusterUuid) {

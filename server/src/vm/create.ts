@@ -430,7 +430,7 @@ async function reserveInOneStatement(app: DomainContext, d: CreateData, plan: Pl
   const vols = row.vols.map((v) => decodeRow(volumes, v));
   for (const v of vols) {
     v.primaryStorageUuid = storage.uuid;
-    v.installPath = installPathOf(storage.url, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid);
+    v.installPath = await installPathOf(app, storage, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid);
   }
   d.psReserved.push({ psUuid: storage.uuid, bytes: req.newVolumeBytes });
   return { host: decodeRow(hosts, row.host), vm: decodeRow(vmInstances, row.vm), vols, nics: row.nics.map((n) => decodeRow(vmNics, n)) };

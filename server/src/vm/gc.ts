@@ -150,7 +150,7 @@ export function registerVolumeBitsCollector(app: DomainContext): void {
       const host = await app.use('hosts').get(ctx.hostUuid);
       if (!host) return 'cancel'; // the host and its local files are gone
       if (host.status !== 'Connected') return 'retry';
-      await hostCall(app, ctx.hostUuid, '/primarystorage/volume/delete', {
+      await app.use('primaryStorage').deleteVolume(ctx.hostUuid, {
         installPath: ctx.installPath,
         primaryStorageUuid: ctx.primaryStorageUuid ?? undefined,
       });
@@ -175,7 +175,7 @@ export async function deleteVolumeBits(
   if (!host) return;
   if (host.status !== 'Connected') return void (await later());
   try {
-    await hostCall(app, hostUuid, '/primarystorage/volume/delete', { installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid ?? undefined });
+    await app.use('primaryStorage').deleteVolume(hostUuid, { installPath: v.installPath, primaryStorageUuid: v.primaryStorageUuid ?? undefined });
   } catch (e) {
     if (!isUnreachable(e)) throw e;
     await later();

@@ -84,14 +84,14 @@ export function imageCachePathOf(rootInstallPath: string, imageUuid: string): st
 /** For a root volume made from an image: where the host finds the image (cache path, backup storage path). */
 export async function rootImageSource(app: DomainContext, v: Pick<VolumeRow, 'type' | 'rootImageUuid' | 'installPath'>) {
   if (v.type !== 'Root' || !v.rootImageUuid || !v.installPath) return {};
+  // No cache path (storage types whose volumes are not files under `rootVolumes/`, e.g. Ceph): the source only.
   const imageInstallPath = imageCachePathOf(v.installPath, v.rootImageUuid);
-  if (!imageInstallPath) return {};
   const imageUuid = v.rootImageUuid;
   const refs = await app.remembered(`ImageBsRefs:${imageUuid}`, () =>
     app.db.select().from(imageBackupStorageRefs).where(eq(imageBackupStorageRefs.imageUuid, imageUuid)),
   );
   const ref = refs.find((r) => r.status === 'Ready' && r.installPath);
-  return ref ? { imageInstallPath, backupStorageUuid: ref.backupStorageUuid, backupStorageInstallPath: ref.installPath! } : {};
+  return ref ? { ...(imageInstallPath ? { imageInstallPath } : {}), backupStorageUuid: ref.backupStorageUuid, backupStorageInstallPath: ref.installPath! } : {};
 }
 
 /** The command that creates a volume's file on its host's primary storage (install path set when the volume was made). */

@@ -333,7 +333,7 @@ export class Reconciler {
   /** An adopted creation's volumes exist on the host (they are created before the VM starts): Ready. */
   private async markVolumesReady(tx: Tx, vm: VmRow): Promise<void> {
     const pending = await tx
-      .select({ uuid: volumes.uuid, type: volumes.type, size: volumes.size, url: primaryStorage.url })
+      .select({ uuid: volumes.uuid, type: volumes.type, size: volumes.size, ps: primaryStorage })
       .from(volumes)
       .innerJoin(primaryStorage, eq(primaryStorage.uuid, volumes.primaryStorageUuid))
       .where(and(eq(volumes.vmInstanceUuid, vm.uuid), eq(volumes.status, 'NotInstantiated')));
@@ -343,7 +343,7 @@ export class Reconciler {
         .set({
           status: 'Ready',
           actualSize: v.size,
-          installPath: installPathOf(v.url, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid),
+          installPath: await installPathOf(this.app, v.ps, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid),
           lastOpDate: new Date(),
         })
         .where(eq(volumes.uuid, v.uuid));

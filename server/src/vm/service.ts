@@ -104,7 +104,7 @@ export class VmService {
   /** Creates the volume file on the host's primary storage and records it Ready (primary storage already reserved). */
   async instantiateVolume(hostUuid: string, v: VolumeRow): Promise<void> {
     const ps = v.primaryStorageUuid!;
-    await hostCall(this.app, hostUuid, '/primarystorage/volume/create', await createVolumeCmd(this.app, v));
+    await this.app.use('primaryStorage').createVolume(hostUuid, await createVolumeCmd(this.app, v));
     await this.app.db
       .update(volumes)
       .set({ status: 'Ready', primaryStorageUuid: ps, installPath: v.installPath, actualSize: v.size, lastOpDate: new Date() })

@@ -17,6 +17,7 @@ import { createVolumeCmd, hostCall, hostCallOn, nicNetworks, startVmCmd } from '
 import { bootOptionsOf } from './compute-ops.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import type { VmService } from './service.js';
+import type { PrimaryStorageRow } from '../storage/index.js';
 
 export interface Placement {
   zoneUuid?: string;
@@ -42,8 +43,9 @@ export interface StartData {
   previousState?: string;
 }
 
-export const installPathOf = (psUrl: string, kind: 'rootVolumes' | 'dataVolumes', volumeUuid: string) =>
-  `${psUrl.replace(/\/$/, '')}/${kind}/acct-${currentContext()?.session?.accountUuid ?? ADMIN_UUID}/vol-${volumeUuid}/${volumeUuid}.qcow2`;
+/** Where a new volume goes on its primary storage (its storage type decides; the caller's account is part of it). */
+export const installPathOf = (app: DomainContext, ps: PrimaryStorageRow, kind: 'rootVolumes' | 'dataVolumes', volumeUuid: string) =>
+  app.use('primaryStorage').volumeInstallPath(ps, kind, volumeUuid, currentContext()?.session?.accountUuid ?? ADMIN_UUID);
 
 /** Start of an existing VM: read its rows, allocate a host and primary storage, then the steps that place it. */
 export function startSteps(app: DomainContext, svc: VmService): FlowStep<StartData>[] {
@@ -138,7 +140,7 @@ export function placeSteps(app: DomainContext, svc: VmService): FlowStep<StartDa
         d.psReserved.push({ psUuid: ps.uuid, bytes });
         for (const v of pending) {
           v.primaryStorageUuid = ps.uuid;
-          v.installPath = installPathOf(ps.url, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid);
+          v.installPath = await installPathOf(app, ps, v.type === 'Root' ? 'rootVolumes' : 'dataVolumes', v.uuid);
         }
       },
       async rollback(d) {
@@ -156,7 +158,7 @@ export function placeSteps(app: DomainContext, svc: VmService): FlowStep<StartDa
       async run(d) {
         // The files only; their rows become Ready in 'record' (one statement with the VM's).
         for (const v of d.volumes!.filter((x) => x.status === 'NotInstantiated')) {
-          await hostCallOn(app, d.host!, '/primarystorage/volume/create', await createVolumeCmd(app, v));
+          await app.use('primaryStorage').createVolume(d.host!, await createVolumeCmd(app, v));
           d.instantiated.push(v);
         }
       },

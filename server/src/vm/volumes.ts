@@ -86,7 +86,7 @@ export class VolumeService {
     }
     try {
       v.primaryStorageUuid = psUuid;
-      v.installPath = installPathOf(ps.url, 'dataVolumes', v.uuid);
+      v.installPath = await installPathOf(this.app, ps, 'dataVolumes', v.uuid);
       await this.vms.instantiateVolume(host, v);
     } catch (e) {
       await this.app.db.transaction((tx) => this.app.use('primaryStorage').release(tx, psUuid, v.size));

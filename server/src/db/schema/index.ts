@@ -10,3 +10,4 @@ export * from './tag.js';
 export * from './security-group.js';
 export * from './vip-eip-pf.js';
 export * from './snapshot.js';
+export * from './storage-types.js';
