@@ -35,7 +35,7 @@ export const applianceVmDescriptor: InventoryDescriptor<VmRow> = {
 
 export const virtualRouterModule = defineDomain({
   name: 'virtual-router',
-  needs: ['hosts', 'networks', 'offerings', 'vms'],
+  needs: ['hosts', 'networks', 'offerings', 'vms', 'primaryStorage'], // primaryStorage: the VM flows it runs create volumes
   provides: ['virtualRouters'],
   register,
 });
