@@ -227,7 +227,7 @@ export class Templates {
     const source = await this.app.use('volumes').get(s.volumeUuid);
     const size = source?.size ?? s.size;
     const uuid = spec.uuid ?? newUuid();
-    const installPath = volumeInstallPathOf(ps.url, 'dataVolumes', uuid);
+    const installPath = await volumeInstallPathOf(this.app, ps, 'dataVolumes', uuid);
     return this.makeVolume(uuid, spec, ps.uuid, size, null, async () => {
       // The copy under the source volume's lock: the snapshot cannot be deleted meanwhile.
       return this.svc.withVolume(s.volumeUuid, async (_v, vm) => {
@@ -269,11 +269,11 @@ export class Templates {
   async dataVolumeFromTemplate(imageUuid: string, spec: { uuid?: string; name: string; description?: string; primaryStorageUuid: string; hostUuid?: string }) {
     const { image, ref, ps } = await this.checkFromTemplate(imageUuid, spec.primaryStorageUuid, spec.hostUuid);
     const uuid = spec.uuid ?? newUuid();
-    const installPath = volumeInstallPathOf(ps.url, 'dataVolumes', uuid);
+    const installPath = await volumeInstallPathOf(this.app, ps, 'dataVolumes', uuid);
     const size = image.size || image.actualSize;
     return this.makeVolume(uuid, spec, ps.uuid, size, image.uuid, async () => {
       const hostUuid = spec.hostUuid ?? (await this.svc.hostFor(ps.uuid));
-      await this.app.use('hosts').call(hostUuid, '/primarystorage/volume/create', {
+      await this.app.use('primaryStorage').createVolume(hostUuid, {
         installPath,
         size,
         volumeUuid: uuid,
