@@ -383,6 +383,24 @@ export interface AgentOperations {
     request: Schemas["VirtualRouterConfigureNicCmd"];
     response: Schemas["AgentResponse"];
   };
+  "/virtualrouter/createeip": {
+    operationId: "VirtualRouterCreateEip";
+    target: "virtualrouter";
+    request: Schemas["VirtualRouterEipCmd"];
+    response: Schemas["AgentResponse"];
+  };
+  "/virtualrouter/createportforwarding": {
+    operationId: "VirtualRouterCreatePortForwarding";
+    target: "virtualrouter";
+    request: Schemas["VirtualRouterPortForwardingCmd"];
+    response: Schemas["AgentResponse"];
+  };
+  "/virtualrouter/createvip": {
+    operationId: "VirtualRouterCreateVip";
+    target: "virtualrouter";
+    request: Schemas["VirtualRouterVipCmd"];
+    response: Schemas["AgentResponse"];
+  };
   "/virtualrouter/echo": {
     operationId: "VirtualRouterEcho";
     target: "virtualrouter";
@@ -413,10 +431,40 @@ export interface AgentOperations {
     request: Schemas["VirtualRouterDnsCmd"];
     response: Schemas["AgentResponse"];
   };
+  "/virtualrouter/removeeip": {
+    operationId: "VirtualRouterRemoveEip";
+    target: "virtualrouter";
+    request: Schemas["VirtualRouterEipCmd"];
+    response: Schemas["AgentResponse"];
+  };
+  "/virtualrouter/removevip": {
+    operationId: "VirtualRouterRemoveVip";
+    target: "virtualrouter";
+    request: Schemas["VirtualRouterVipCmd"];
+    response: Schemas["AgentResponse"];
+  };
+  "/virtualrouter/revokeportforwarding": {
+    operationId: "VirtualRouterRevokePortForwarding";
+    target: "virtualrouter";
+    request: Schemas["VirtualRouterPortForwardingCmd"];
+    response: Schemas["AgentResponse"];
+  };
   "/virtualrouter/setdns": {
     operationId: "VirtualRouterSetDns";
     target: "virtualrouter";
     request: Schemas["VirtualRouterDnsCmd"];
+    response: Schemas["AgentResponse"];
+  };
+  "/virtualrouter/synceip": {
+    operationId: "VirtualRouterSyncEip";
+    target: "virtualrouter";
+    request: Schemas["VirtualRouterSyncEipCmd"];
+    response: Schemas["AgentResponse"];
+  };
+  "/virtualrouter/syncportforwarding": {
+    operationId: "VirtualRouterSyncPortForwarding";
+    target: "virtualrouter";
+    request: Schemas["VirtualRouterPortForwardingCmd"];
     response: Schemas["AgentResponse"];
   };
   "/vm/attachdatavolume": {
@@ -588,12 +636,20 @@ export const agentPaths = [
   "/simulator/vms/update",
   "/virtualrouter/adddhcp",
   "/virtualrouter/configurenic",
+  "/virtualrouter/createeip",
+  "/virtualrouter/createportforwarding",
+  "/virtualrouter/createvip",
   "/virtualrouter/echo",
   "/virtualrouter/init",
   "/virtualrouter/ping",
   "/virtualrouter/removedhcp",
   "/virtualrouter/removedns",
+  "/virtualrouter/removeeip",
+  "/virtualrouter/removevip",
+  "/virtualrouter/revokeportforwarding",
   "/virtualrouter/setdns",
+  "/virtualrouter/synceip",
+  "/virtualrouter/syncportforwarding",
   "/vm/attachdatavolume",
   "/vm/attachnic",
   "/vm/batchdestroy",

@@ -1088,6 +1088,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/virtualrouter/createeip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Apply an EIP, keyed by its VIP address; DNAT of the VIP to the guest address and SNAT back (upstream /createeip). */
+        post: operations["VirtualRouterCreateEip"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/virtualrouter/createportforwarding": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Apply port forwarding rules, keyed by VIP address, protocol and VIP port range (upstream /createportforwarding). */
+        post: operations["VirtualRouterCreatePortForwarding"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/virtualrouter/createvip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Configure VIPs on the router's NIC of their L3 network (keyed by address; upstream /createvip). */
+        post: operations["VirtualRouterCreateVip"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/virtualrouter/echo": {
         parameters: {
             query?: never;
@@ -1173,6 +1224,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/virtualrouter/removeeip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Remove an EIP (by VIP address); an absent one is ignored (upstream /removeeip). */
+        post: operations["VirtualRouterRemoveEip"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/virtualrouter/removevip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Remove VIPs (by address); absent ones are ignored (upstream /removevip). */
+        post: operations["VirtualRouterRemoveVip"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/virtualrouter/revokeportforwarding": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Remove port forwarding rules (same key); absent ones are ignored (upstream /revokeportforwarding). */
+        post: operations["VirtualRouterRevokePortForwarding"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/virtualrouter/setdns": {
         parameters: {
             query?: never;
@@ -1184,6 +1286,40 @@ export interface paths {
         put?: never;
         /** Add DNS servers (duplicates ignored). */
         post: operations["VirtualRouterSetDns"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/virtualrouter/synceip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replace every EIP of the router with these (upstream /synceip, sent when the router (re)connects). */
+        post: operations["VirtualRouterSyncEip"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/virtualrouter/syncportforwarding": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replace every port forwarding rule of the router with these (upstream /syncportforwarding, sent when the router (re)connects). */
+        post: operations["VirtualRouterSyncPortForwarding"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1723,6 +1859,16 @@ export interface components {
             /** @description Absent when the source does not say. */
             totalBytes?: number;
         };
+        EipTO: {
+            guestIp: string;
+            /** @description MAC of the router NIC on the guest L3 network. */
+            privateMac: string;
+            /** @description MAC of the router NIC holding the VIP. */
+            publicMac?: string;
+            /** @description Also SNAT inbound traffic to the router's guest address. */
+            snatInboundTraffic?: boolean;
+            vipIp: string;
+        };
         /** @description A command without fields. */
         EmptyCmd: Record<string, never>;
         IscsiCreateVolumeCmd: {
@@ -2003,6 +2149,19 @@ export interface components {
             /** @description Our extension: the VLAN of an L2VlanNetwork. */
             vlan?: number;
         };
+        PortForwardingRuleTO: {
+            allowedCidr?: string;
+            privateIp: string;
+            privateMac: string;
+            privatePortEnd: number;
+            privatePortStart: number;
+            /** @enum {string} */
+            protocolType: "TCP" | "UDP";
+            snatInboundTraffic?: boolean;
+            vipIp: string;
+            vipPortEnd: number;
+            vipPortStart: number;
+        };
         PrimaryStorageCapacityCmd: {
             mountPath?: string;
             primaryStorageUuid?: string;
@@ -2190,8 +2349,11 @@ export interface components {
         SimulatorVirtualRouterStateRsp: components["schemas"]["AgentResponse"] & {
             dhcpEntries: components["schemas"]["DhcpInfo"][];
             dns: components["schemas"]["DnsInfo"][];
+            eips?: components["schemas"]["EipTO"][];
             initialized: boolean;
             nics: components["schemas"]["VirtualRouterNicInfo"][];
+            portForwardings?: components["schemas"]["PortForwardingRuleTO"][];
+            vips?: components["schemas"]["VipTO"][];
         };
         SimulatorVmsCmd: {
             hostUuid: string;
@@ -2211,6 +2373,13 @@ export interface components {
             state: "Running" | "Stopped" | "Paused" | "Absent";
             vmUuid: string;
         };
+        VipTO: {
+            gateway?: string;
+            ip: string;
+            netmask: string;
+            /** @description MAC of the router NIC on the VIP's L3 network. */
+            ownerEthernetMac: string;
+        };
         VirtualRouterAddDhcpCmd: {
             dhcpEntries: components["schemas"]["DhcpInfo"][];
             /** @description Replace every entry with these. */
@@ -2221,6 +2390,9 @@ export interface components {
         };
         VirtualRouterDnsCmd: {
             dns: components["schemas"]["DnsInfo"][];
+        };
+        VirtualRouterEipCmd: {
+            eip: components["schemas"]["EipTO"];
         };
         VirtualRouterInitCmd: {
             /** @description The virtual router VM uuid. */
@@ -2236,8 +2408,17 @@ export interface components {
         VirtualRouterPingRsp: components["schemas"]["AgentResponse"] & {
             uuid?: string;
         };
+        VirtualRouterPortForwardingCmd: {
+            rules: components["schemas"]["PortForwardingRuleTO"][];
+        };
         VirtualRouterRemoveDhcpCmd: {
             dhcpEntries: components["schemas"]["DhcpInfo"][];
+        };
+        VirtualRouterSyncEipCmd: {
+            eips: components["schemas"]["EipTO"][];
+        };
+        VirtualRouterVipCmd: {
+            vips: components["schemas"]["VipTO"][];
         };
         /**
          * @description Upstream's libvirt-derived states; the management server maps Shutdown to Stopped.
@@ -4110,6 +4291,75 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
         };
     };
+    VirtualRouterCreateEip: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VirtualRouterEipCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    VirtualRouterCreatePortForwarding: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VirtualRouterPortForwardingCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    VirtualRouterCreateVip: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VirtualRouterVipCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
     VirtualRouterEcho: {
         parameters: {
             query?: never;
@@ -4220,6 +4470,75 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
         };
     };
+    VirtualRouterRemoveEip: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VirtualRouterEipCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    VirtualRouterRemoveVip: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VirtualRouterVipCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    VirtualRouterRevokePortForwarding: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VirtualRouterPortForwardingCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
     VirtualRouterSetDns: {
         parameters: {
             query?: never;
@@ -4235,6 +4554,52 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["VirtualRouterDnsCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    VirtualRouterSyncEip: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VirtualRouterSyncEipCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    VirtualRouterSyncPortForwarding: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VirtualRouterPortForwardingCmd"];
             };
         };
         responses: {

@@ -18,6 +18,8 @@ import { tagModule } from './tag/index.js';
 import { securityGroupModule } from './security-group/index.js';
 import { vipModule } from './vip/index.js';
 import { snapshotModule } from './snapshot/index.js';
+import { eipModule } from './eip/index.js';
+import { portForwardingModule } from './port-forwarding/index.js';
 
 export const domains: DomainModule[] = [
   identityModule,
@@ -36,4 +38,6 @@ export const domains: DomainModule[] = [
   securityGroupModule,
   vipModule,
   snapshotModule,
+  eipModule,
+  portForwardingModule,
 ];

@@ -121,6 +121,9 @@ function virtualRouterControl(p: SimulatorParts, routers: VirtualRouters): Handl
         nics: [...vr.nics.values()],
         dhcpEntries: [...vr.dhcp.values()],
         dns: [...vr.dns.values()],
+        vips: [...(vr.nat?.vips.values() ?? [])],
+        eips: [...(vr.nat?.eips.values() ?? [])],
+        portForwardings: [...(vr.nat?.portForwardings.values() ?? [])],
       };
     },
   };

@@ -3,6 +3,8 @@
 import type { AgentPart, Ctx } from '../lib/handler.js';
 import type { OperationId } from '../lib/protocol.js';
 import type { RouterNetworks, VirtualRouterState, VirtualRouters } from './state.js';
+import { eipHandlers } from './eip.js';
+import { portForwardingHandlers } from './port-forwarding.js';
 
 export function virtualRouterPart(routers: VirtualRouters, networks?: RouterNetworks): AgentPart {
   /** Changes the router's state and makes its network serve it; a change its network refuses is not kept. */
@@ -20,6 +22,8 @@ export function virtualRouterPart(routers: VirtualRouters, networks?: RouterNetw
   };
   return {
     handlers: {
+      ...eipHandlers(routers, networks),
+      ...portForwardingHandlers(routers, networks),
       VirtualRouterInit: async (ctx) => {
         routers.require(ctx.target).initializedAs = ctx.body.uuid ?? ctx.target;
         return {};

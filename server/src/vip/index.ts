@@ -14,13 +14,14 @@ declare module '../services.js' {
   }
 }
 
-export { VipService, VIP_SERVICE_PROVIDER } from './service.js';
+export { VipService, VIP_SERVICE_PROVIDER, vipLockKey } from './service.js';
+export { vipOnRouter, vipOnExistingRouter, placeOn, requireRouterService, type VipOnRouter, type VipTO } from './router.js';
 export { vipInventory, type VipRow, type VipInventory } from './inventory.js';
 
-export const vipModule = defineDomain({ name: 'vip', needs: ['networks'], provides: ['vips'], register });
+export const vipModule = defineDomain({ name: 'vip', needs: ['networks', 'virtualRouters'], provides: ['vips'], register });
 
 /** Registers the VIP domain: its inventory, APIs, service and cascade node. */
-function register(app: DomainContext<'networks', 'vips'>): void {
+function register(app: DomainContext<'networks' | 'virtualRouters', 'vips'>): void {
   const service = new VipService(app);
   app.provide('vips', service);
   app.addInventory(vipDescriptor);

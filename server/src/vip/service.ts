@@ -72,3 +72,4 @@ export class VipService {
       .where(and(eq(vips.uuid, vipUuid), eq(vips.useFor, useFor)));
   }
 }
+export const vipLockKey = (vipUuid: string) => `vip:${vipUuid}`;

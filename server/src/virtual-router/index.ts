@@ -120,3 +120,5 @@ function register(app: DomainContext): void {
     }),
   );
 }
+
+export { VR_PROVIDER_TYPE, type RouterConnectHook, type VirtualRouterService } from './service.js';

@@ -43,8 +43,12 @@ interface VrServices {
   dns: boolean;
 }
 
+/** Run when a router (re)connected, after its DHCP/DNS: the services configured on it (EIP, port forwarding…) again. */
+export type RouterConnectHook = (vr: VmRow) => Promise<void>;
+
 export class VirtualRouterService implements VmNetworkServiceExtension {
   readonly name = 'VirtualRouter';
+  private connectHooks: RouterConnectHook[] = [];
 
   constructor(
     private app: DomainContext,
@@ -244,6 +248,7 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
         const services = await this.servicesOf(nic.l3NetworkUuid);
         if (services) await this.rebuild(vr, nic.l3NetworkUuid, services);
       }
+      for (const hook of this.connectHooks) await hook(vr);
     } catch (e) {
       await setStatus('Disconnected');
       throw e;
@@ -298,6 +303,28 @@ export class VirtualRouterService implements VmNetworkServiceExtension {
     const guest = (await this.vms.nicsOf(vr.uuid)).find((n) => n.l3NetworkUuid === l3Uuid);
     if (l3.dns.length === 0) return;
     await this.call(vr, '/virtualrouter/setdns', { dns: l3.dns.map((dnsAddress: string) => ({ dnsAddress, nicMac: guest?.mac })) });
+  }
+
+  // ------------------------------------------------------------------ for services configured on routers
+
+  /** Registers what must be configured again on a router that (re)connects; a hook that throws fails the connect. */
+  afterConnect(hook: RouterConnectHook): void {
+    this.connectHooks.push(hook);
+  }
+
+  /** The guest L3 networks a router serves (its NICs in the guest role). */
+  async guestL3s(vrUuid: string): Promise<string[]> {
+    return (await this.vms.nicsOf(vrUuid)).filter(isGuestNic).map((n) => n.l3NetworkUuid);
+  }
+
+  /** The router's NIC on an L3 network, if it has one. */
+  async nicOn(vrUuid: string, l3Uuid: string): Promise<NicRow | undefined> {
+    return (await this.vms.nicsOf(vrUuid)).find((n) => n.l3NetworkUuid === l3Uuid);
+  }
+
+  /** A command to the router's agent (EIP, port forwarding… live in their own domains). */
+  command<P extends AgentPathOf<'virtualrouter'>>(vr: VmRow, path: P, body: AgentRequest<P>): Promise<void> {
+    return this.call(vr, path, body);
   }
 
   /**
