@@ -3733,6 +3733,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/legacy/port-forwarding/actions#listPortForwardingRule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * PortForwardingRule: List (1.1 legacy read)
+         * @description 1.1's `APIListPortForwardingRuleMsg`: reads PortForwardingRuleInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryPortForwardingRule's query engine (same visibility: an account sees what it owns or was shared); prefer QueryPortForwardingRule.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListPortForwardingRule"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/legacy/primary-storage/actions#getPrimaryStorage": {
         parameters: {
             query?: never;
@@ -18512,6 +18534,61 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListPortForwardingRule: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listPortForwardingRule": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listPortForwardingRule: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PortForwardingRuleInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortForwardingRuleInventoryQueryReply"];
                 };
             };
             400: components["responses"]["BadRequest"];

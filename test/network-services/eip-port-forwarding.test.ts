@@ -232,6 +232,12 @@ t.test('EIP and port forwarding on the virtual router', async (t) => {
       [ssh.uuid],
     );
 
+    t.same(
+      (await zs.listPortForwardingRule({ uuids: [ssh.uuid] })).inventories!.map((r: { uuid: string }) => r.uuid),
+      [ssh.uuid],
+      '1.1 List form',
+    );
+
     // The router refuses a third: nothing attached, the two others untouched.
     const dns = (await zs.queryPortForwardingRule({ q: ['name=dns'] })).inventories![0];
     await agent(s, '/simulator/virtualrouter/config', { virtualRouterUuid: vr.uuid, failCommands: ['/virtualrouter/createportforwarding'] });
