@@ -232,6 +232,24 @@ t.test('KvmRunShell: one result per host, a failing host, refused for a tenant, 
   t.equal(refused.httpStatus, 403);
   t.equal((await sim(s, '/simulator/hosts/records', { hostUuid: host1 })).records.filter((x: any) => x.path === '/host/shell').length, 1, 'nothing ran');
   await fails(tenant.updateVmInstance({ uuid: (await vm('theirs')).uuid, name: 'mine' }), 'ID.1002');
+
+  // A tenant's VM cannot outgrow its quota by a bigger offering.
+  const account = (await zs.queryAccount({ q: ['name=tenant'] })).inventories![0];
+  await zs.shareResource({ resourceUuids: [world.imageUuid, world.instanceOfferingUuid, world.l3NetworkUuid], toPublic: true });
+  const huge = (await zs.createInstanceOffering({ name: 'huge', cpuNum: 4, memorySize: 128 * MiB })).inventory;
+  await zs.shareResource({ resourceUuids: [huge.uuid], toPublic: true });
+  await zs.updateQuota({ identityUuid: account.uuid, name: 'vm.cpuNum', value: 3 });
+  const own = (
+    await tenant.createVmInstance({
+      name: 'own',
+      instanceOfferingUuid: world.instanceOfferingUuid,
+      imageUuid: world.imageUuid,
+      l3NetworkUuids: [world.l3NetworkUuid],
+    })
+  ).inventory;
+  await fails(tenant.changeInstanceOffering({ vmInstanceUuid: own.uuid, instanceOfferingUuid: huge.uuid }), 'ID.1003', /vm\.cpuNum/);
+  await zs.updateQuota({ identityUuid: account.uuid, name: 'vm.cpuNum', value: 4 });
+  t.equal((await tenant.changeInstanceOffering({ vmInstanceUuid: own.uuid, instanceOfferingUuid: huge.uuid })).inventory.instanceOfferingUuid, huge.uuid);
 });
 
 t.test("UpdateKVMHost is for KVM hosts: a simulated host's login is not there to change", async () => {

@@ -242,7 +242,9 @@ export class Permissions {
   private ownedHandler(id: string, h: Handler<any>, tableOf: TableOfInventory): Handler<any> {
     {
       const op = this.byId.get(id);
-      if (!op || !(op.x.create || op.permission.owns)) return h;
+      // Creating operations record what they create; quota-counted ones (also ChangeInstanceOffering) check first.
+      const records = Boolean(op && (op.x.create || op.permission.owns));
+      if (!op || !(records || this.quota?.operations.has(id))) return h;
       const inventory = op.x.create ? this.replyInventory(op) : undefined;
       const table = inventory ? tableOf(inventory) : undefined;
       return {
@@ -257,7 +259,7 @@ export class Permissions {
           const work = async () => {
             if (counted) await this.quota!.check(id, msg, session!.accountUuid);
             const result = await h.run(msg, call, checked);
-            await this.recordCreated(op, session, result);
+            if (records) await this.recordCreated(op, session, result);
             return result;
           };
           const counted = Boolean(this.quota?.operations.has(id) && session && session.accountType !== 'SystemAdmin');

@@ -20,7 +20,7 @@ function register(app: DomainContext): void {
   const identity = new IdentityService(app.db, app.globalConfig);
   app.provide('identity', identity);
   app.permissions.guardQuotas({
-    operations: new Set(['CreateVmInstance', 'CreateDataVolume', 'CreateL3Network', 'AddImage']),
+    operations: new Set(['CreateVmInstance', 'CreateDataVolume', 'CreateL3Network', 'AddImage', 'ChangeInstanceOffering']),
     check: async (id, msg, account) => checkQuota(app.db, account, await quotaDemand(app.db, id, msg)),
     withAccountLock: (account, fn) => app.locks.withLock(`account-quota-${account}`, fn),
   });

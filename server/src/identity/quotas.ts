@@ -78,6 +78,16 @@ export async function quotaDemand(db: Tx, operationId: string, msg: Record<strin
       const d = await one(sql`SELECT disk_size FROM disk_offerings WHERE uuid = ${String(msg.diskOfferingUuid ?? '')}`);
       return { 'volume.data.num': 1, 'volume.capacity': Number(d?.disk_size ?? 0) };
     }
+    case 'ChangeInstanceOffering': {
+      // What the VM would grow by (a smaller offering needs nothing): otherwise a small VM could outgrow the quota.
+      const o = await one(sql`SELECT cpu_num, memory_size FROM instance_offerings WHERE uuid = ${String(msg.instanceOfferingUuid ?? '')}`);
+      const vm = await one(sql`SELECT cpu_num, memory_size FROM vm_instances WHERE uuid = ${String(msg.vmInstanceUuid ?? '')}`);
+      if (!o || !vm) return {};
+      return {
+        'vm.cpuNum': Math.max(0, Number(o.cpu_num) - Number(vm.cpu_num)),
+        'vm.memorySize': Math.max(0, Number(o.memory_size) - Number(vm.memory_size)),
+      };
+    }
     case 'CreateL3Network':
       return { 'l3.num': 1 };
     case 'AddImage':
