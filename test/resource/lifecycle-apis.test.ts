@@ -6,6 +6,7 @@ import t from 'tap';
 import { createHash } from 'node:crypto';
 import { startServer, AGENT_SECRET, type TestServer } from '../lib/harness.js';
 import { buildWorld, type World } from '../lib/world.js';
+import { until } from '../lib/wait.js';
 import { ZStackClient, ZStackError } from '../../sdk/src/index.js';
 
 const GiB = 2 ** 30;
@@ -135,6 +136,16 @@ t.test('images: update, disable (refused for VMs), delete and recover under Dela
   await fails(t, zs.recoverImage({ imageUuid: second.uuid, backupStorageUuids: [w.backupStorageUuid] }), 400, 'SYS.1007', /is not Deleted/);
   t.equal((await createVm('from-recovered', { imageUuid: second.uuid })).inventory.imageUuid, second.uuid, 'a recovered image creates VMs');
   await fails(t, zs.recoverImage({ imageUuid: uuid0 }), 404, 'SYS.1003', /ImageVO/);
+
+  // Delay: what stays Deleted longer than image/expungePeriod is expunged by the periodic task.
+  const third = (await zs.addImage({ name: 'third', url: 'http://example.com/third.qcow2', backupStorageUuids: [w.backupStorageUuid] } as never)).inventory;
+  await zs.updateGlobalConfig({ category: 'image', name: 'expungePeriod', value: '1' });
+  await zs.updateGlobalConfig({ category: 'image', name: 'expungeInterval', value: '1' });
+  await zs.deleteImage({ uuid: third.uuid });
+  await until('the Deleted image is expunged', async () => (await zs.queryImage({ q: [`uuid=${third.uuid}`] })).inventories!.length === 0);
+  t.equal((await zs.queryImage({ q: [`uuid=${second.uuid}`] })).inventories!.length, 1, 'a recovered image stays');
+  await zs.updateGlobalConfig({ category: 'image', name: 'expungeInterval', value: '3600' });
+  await zs.updateGlobalConfig({ category: 'image', name: 'expungePeriod', value: '86400' });
 });
 
 t.test('volumes: update, state, recover, expunge with capacity returned and the agent told', async (t) => {
@@ -183,6 +194,22 @@ t.test('volumes: update, state, recover, expunge with capacity returned and the 
     'the agent was asked twice: refused, then done',
   );
   t.same(await zs.expungeDataVolume({ uuid: vol.uuid }), { success: true }, 'an unknown volume: success');
+
+  // Recover and expunge at once: they take turns on the volume; whichever comes second sees the other's outcome.
+  const raced = (await zs.createDataVolume({ name: 'raced', diskSize: GiB, primaryStorageUuid: w.primaryStorageUuid } as never)).inventory;
+  await zs.deleteDataVolume({ uuid: raced.uuid });
+  const [recovered, expunged] = await Promise.allSettled([zs.recoverDataVolume({ uuid: raced.uuid }), zs.expungeDataVolume({ uuid: raced.uuid })]);
+  const left = (await zs.queryVolume({ q: [`uuid=${raced.uuid}`] })).inventories!;
+  if (recovered.status === 'fulfilled') {
+    t.equal(expunged.status, 'rejected', 'recovered first: the expunge is refused');
+    t.equal(left[0]?.status, 'Ready');
+    await zs.deleteDataVolume({ uuid: raced.uuid });
+    await zs.expungeDataVolume({ uuid: raced.uuid });
+  } else {
+    t.equal(expunged.status, 'fulfilled', 'expunged first: the recover is refused');
+    t.same(left, []);
+  }
+  t.equal(await available(), before, 'either way the bytes add up');
 
   // The host cannot be reached: the expunge completes (bytes back) and a GC job deletes the file once it answers.
   const lost = (await zs.createDataVolume({ name: 'lost', diskSize: GiB, primaryStorageUuid: w.primaryStorageUuid } as never)).inventory;

@@ -1,7 +1,7 @@
 // Images (VM templates and ISOs) on backup storage: AddImage downloads them (see download.ts); deletion follows
 // `image/deletionPolicy` (Direct removes the files now; Delay and Never keep the image as Deleted until expunged).
 import { deleteImageBits, registerImageGarbageCollector } from './gc.js';
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray, lt } from 'drizzle-orm';
 import { defineDomain, type DomainContext } from '../core/domain.js';
 import { argErr, notFound, stateErr, toApiError } from '../core/errors.js';
 import { defineHandlers, type Message } from '../core/handlers.js';
@@ -10,7 +10,7 @@ import { imageBackupStorageRefs, images } from '../db/schema/index.js';
 import { noOtherManagementNode } from '../core/alone.js';
 import type { BackupStorageRow } from '../storage/index.js';
 import { downloadImage, installPathOf } from './download.js';
-import { imageLifecycleHandlers, normalizePlatform } from './lifecycle.js';
+import { imageLifecycleHandlers, imageLockKey, normalizePlatform } from './lifecycle.js';
 import { imageDescriptor, imageInventories, imageRefDescriptor, type ImageRefRow, type ImageRow } from './inventory.js';
 
 export type { ImageRow, ImageRefRow };
@@ -53,7 +53,23 @@ function register(app: DomainContext): void {
     type: 'string',
     defaultValue: 'Delay',
     validValues: ['Direct', 'Delay', 'Never'],
-    description: 'Direct: DeleteImage removes the files at once; Delay/Never: the image stays Deleted until ExpungeImage',
+    description: 'Direct: DeleteImage removes the files at once; Delay: Deleted until ExpungeImage or expungePeriod; Never: Deleted until ExpungeImage',
+  });
+  app.globalConfig.define({
+    category: 'image',
+    name: 'expungePeriod',
+    type: 'seconds',
+    defaultValue: '86400',
+    min: 1,
+    description: 'Seconds an image stays Deleted on a backup storage before it is expunged there (Delay policy)',
+  });
+  app.globalConfig.define({
+    category: 'image',
+    name: 'expungeInterval',
+    type: 'seconds',
+    defaultValue: '3600',
+    min: 1,
+    description: 'Seconds between runs of the image expunge task',
   });
   app.addInventory(imageDescriptor);
   app.addInventory(imageRefDescriptor);
@@ -123,6 +139,37 @@ function register(app: DomainContext): void {
   const dropIfEmpty = async (imageUuid: string) => {
     if ((await service.backupStorageRefs(imageUuid)).length === 0) await app.cascade.delete('image', [imageUuid], 'Enforcing');
   };
+
+  // Delay policy: what stayed Deleted on a backup storage longer than image/expungePeriod is expunged there
+  // (upstream's expunge-image task; Never keeps it). Under the image's lock, so a RecoverImage is never half undone.
+  const expungeExpired = async () => {
+    if (app.globalConfig.get('image', 'deletionPolicy') === 'Never') return;
+    const before = new Date(Date.now() - app.globalConfig.getMs('image', 'expungePeriod'));
+    const due = await db
+      .select({ imageUuid: imageBackupStorageRefs.imageUuid })
+      .from(imageBackupStorageRefs)
+      .where(and(eq(imageBackupStorageRefs.status, 'Deleted'), lt(imageBackupStorageRefs.lastOpDate, before)));
+    for (const imageUuid of new Set(due.map((r) => r.imageUuid))) {
+      await app.locks
+        .withLock(imageLockKey(imageUuid), async () => {
+          const refs = (await service.backupStorageRefs(imageUuid)).filter((r) => r.status === 'Deleted' && r.lastOpDate < before);
+          await removeFiles(refs);
+          await dropIfEmpty(imageUuid);
+        })
+        .catch((e) => console.error(`[image] expunging image[uuid:${imageUuid}] failed:`, toApiError(e).message));
+    }
+  };
+  // Ticks at least every second so a shortened expungeInterval takes effect without waiting out the old one.
+  let lastExpunge = Date.now();
+  app.every(
+    'image-expunge',
+    () => Math.min(1000, app.globalConfig.getMs('image', 'expungeInterval')),
+    async () => {
+      if (Date.now() - lastExpunge < app.globalConfig.getMs('image', 'expungeInterval')) return;
+      lastExpunge = Date.now();
+      await expungeExpired();
+    },
+  );
 
   app.addHandlers(imageLifecycleHandlers(app, service, inventory));
   app.addHandlers(
@@ -210,9 +257,13 @@ function register(app: DomainContext): void {
         },
         async run(msg) {
           const only = msg.backupStorageUuids;
-          const refs = (await service.backupStorageRefs(msg.imageUuid)).filter((r) => r.status === 'Deleted' && (!only || only.includes(r.backupStorageUuid)));
-          await removeFiles(refs);
-          await dropIfEmpty(msg.imageUuid);
+          await app.locks.withLock(imageLockKey(msg.imageUuid), async () => {
+            const refs = (await service.backupStorageRefs(msg.imageUuid)).filter(
+              (r) => r.status === 'Deleted' && (!only || only.includes(r.backupStorageUuid)),
+            );
+            await removeFiles(refs);
+            await dropIfEmpty(msg.imageUuid);
+          });
           return {};
         },
       },

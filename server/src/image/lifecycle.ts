@@ -9,6 +9,9 @@ import { imageBackupStorageRefs, images } from '../db/schema/index.js';
 import type { ImageService } from './index.js';
 import type { ImageRow } from './inventory.js';
 
+/** Serialises what brings an image back with what removes its files (RecoverImage, ExpungeImage, the periodic expunge). */
+export const imageLockKey = (uuid: string) => `image:${uuid}`;
+
 /** Upstream's aliases of the platforms it no longer distinguishes. */
 export const normalizePlatform = (p?: string) => (p === 'Paravirtualization' ? 'Other' : p === 'WindowsVirtio' ? 'Windows' : (p ?? 'Linux'));
 
@@ -52,17 +55,19 @@ export function imageLifecycleHandlers(app: DomainContext, service: ImageService
     RecoverImage: {
       check: async (msg) => toRecover(await requireImage(msg.imageUuid, 'imageUuid'), msg.backupStorageUuids),
       async run(msg) {
-        const image = await requireImage(msg.imageUuid, 'imageUuid');
-        const bsUuids = await toRecover(image, msg.backupStorageUuids);
-        const now = new Date();
-        await db.transaction(async (tx) => {
-          await tx
-            .update(imageBackupStorageRefs)
-            .set({ status: 'Ready', lastOpDate: now })
-            .where(and(eq(imageBackupStorageRefs.imageUuid, image.uuid), inArray(imageBackupStorageRefs.backupStorageUuid, bsUuids)));
-          await tx.update(images).set({ status: 'Ready', lastOpDate: now }).where(eq(images.uuid, image.uuid));
+        await app.locks.withLock(imageLockKey(msg.imageUuid), async () => {
+          const image = await requireImage(msg.imageUuid, 'imageUuid');
+          const bsUuids = await toRecover(image, msg.backupStorageUuids);
+          const now = new Date();
+          await db.transaction(async (tx) => {
+            await tx
+              .update(imageBackupStorageRefs)
+              .set({ status: 'Ready', lastOpDate: now })
+              .where(and(eq(imageBackupStorageRefs.imageUuid, image.uuid), inArray(imageBackupStorageRefs.backupStorageUuid, bsUuids)));
+            await tx.update(images).set({ status: 'Ready', lastOpDate: now }).where(eq(images.uuid, image.uuid));
+          });
         });
-        return { inventory: await inventory(image.uuid) };
+        return { inventory: await inventory(msg.imageUuid) };
       },
     },
     UpdateImage: {
