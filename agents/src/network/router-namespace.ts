@@ -12,6 +12,8 @@ import { AgentError } from '../lib/errors.js';
 import { run } from '../lib/exec.js';
 import type { DhcpInfo, DnsInfo, VirtualRouterNicInfo } from '../lib/protocol.js';
 import type { RouterNetworks, VirtualRouterState } from '../virtual-router/state.js';
+import type { NatState, RouterNat } from '../virtual-router/nat-state.js';
+import { applyRouterNat, loadRouterNat, restoreNatJump } from './router-nat.js';
 import {
   Dnsmasq,
   KeyedMutex,
@@ -137,6 +139,7 @@ export class RouterNamespace {
 
     // SNAT: rebuilt whole each time (a flush of our own namespace's nat table, nothing else's).
     await this.exec(['iptables', '-w', '-t', 'nat', '-F', 'POSTROUTING'], signal);
+    await restoreNatJump(this, signal);
     if (pub) {
       for (const g of nics.filter((n) => n !== pub && n.subnet !== pub.subnet)) {
         await this.exec(['iptables', '-w', '-t', 'nat', '-A', 'POSTROUTING', '-s', g.subnet, '-o', pub.dev, '-j', 'SNAT', '--to-source', pub.ip], signal);
@@ -224,7 +227,7 @@ export class RouterNamespace {
 }
 
 /** The virtual routers a kvm host runs as namespaces: one operation at a time per router. */
-export class RouterNamespaces implements RouterNetworks {
+export class RouterNamespaces implements RouterNetworks, RouterNat {
   private readonly locks = new KeyedMutex();
   constructor(private readonly stateDir = DEFAULT_STATE_DIR) {}
 
@@ -255,6 +258,16 @@ export class RouterNamespaces implements RouterNetworks {
       dhcp: new Map(saved.dhcp.map((d) => [d.mac, d])),
       dns: new Map(saved.dns.map((d) => [d.dnsAddress, d])),
     };
+  }
+
+  /** VIPs, EIPs and port forwarding (network/router-nat.ts), one operation at a time per router as the rest. */
+  applyNat(routerUuid: string, nat: NatState, signal: AbortSignal): Promise<void> {
+    return this.locks.run(routerUuid, () => applyRouterNat(this.of(routerUuid), nat, signal));
+  }
+
+  async loadNat(routerUuid: string): Promise<NatState | undefined> {
+    if (!(await this.has(routerUuid))) return undefined;
+    return loadRouterNat(this.of(routerUuid));
   }
 
   destroy(routerUuid: string, signal?: AbortSignal): Promise<void> {
