@@ -6,7 +6,7 @@ import t from 'tap';
 import { eq } from 'drizzle-orm';
 import { AGENT_SECRET, startServer, type TestServer } from '../lib/harness.js';
 import { ZStackError } from '../../sdk/src/index.js';
-import { cephPrimaryStorageMons, primaryStorage } from '../../server/src/db/schema/index.js';
+import { cephBackupStorageMons, cephPrimaryStorageMons, primaryStorage } from '../../server/src/db/schema/index.js';
 import { newUuid } from '../../server/src/core/ids.js';
 
 const GiB = 1024 ** 3;
@@ -139,6 +139,12 @@ t.test('NFS, Ceph and iSCSI storage', async (t) => {
     'QueryCephPrimaryStorage by monitor hostname',
   );
   await zs.attachPrimaryStorageToCluster({ primaryStorageUuid: cps.uuid, clusterUuid: cluster.uuid });
+  // Reconnect asks the monitors again: failing → Disconnected; answering → Connected.
+  await sim(s, '/simulator/storage/config', { kind: 'ceph', uuid: cps.uuid, failCommands: ['/ceph/primarystorage/init'] });
+  t.ok(await failsWith(zs.reconnectPrimaryStorage({ uuid: cps.uuid }), 'SYS.1006', /simulated failure/), 'Ceph PS: reconnect with a failing agent fails');
+  t.equal((await zs.queryCephPrimaryStorage({ q: [`uuid=${cps.uuid}`] })).inventories![0].status, 'Disconnected');
+  await sim(s, '/simulator/storage/config', { kind: 'ceph', uuid: cps.uuid, failCommands: [] });
+  t.equal((await zs.reconnectPrimaryStorage({ uuid: cps.uuid })).inventory.status, 'Connected', 'Ceph PS: reconnected');
 
   // ---------------------------------------------------------------- VMs on NFS and on Ceph
   const { inventory: vmNfs } = await zs.createVmInstance({
@@ -226,6 +232,14 @@ t.test('NFS, Ceph and iSCSI storage', async (t) => {
   const all = JSON.stringify([iscsi, renamed, await zs.queryIscsiFileSystemBackendPrimaryStorage({}), await zs.queryPrimaryStorage({})]);
   t.notOk(/sshsecret|chapsecret|newsecret/.test(all), 'iSCSI: no password in any reply');
 
-  // Deleting a Ceph backup storage takes its monitors with it; GetPrimaryStorageTypes-style registry lists the types.
+  // Deleting: the Ceph backup storage goes with its monitors (and its images: only there); iSCSI primary storage.
+  await zs.deleteBackupStorage({ uuid: cbs.uuid });
+  t.same((await zs.queryCephBackupStorage({})).inventories, [], 'Ceph BS deleted');
+  t.same(await s.app.db.select().from(cephBackupStorageMons).where(eq(cephBackupStorageMons.backupStorageUuid, cbs.uuid)), [], 'its monitors too');
+  await zs.deletePrimaryStorage({ uuid: iscsi.uuid });
+  t.same((await zs.queryIscsiFileSystemBackendPrimaryStorage({})).inventories, [], 'iSCSI PS deleted');
+
+  // The type registry (GetPrimaryStorageTypes / GetBackupStorageTypes read it).
   t.same(s.app.services.primaryStorage.typeNames().sort(), ['Ceph', 'IscsiFileSystemBackendPrimaryStorage', 'LocalStorage', 'NFS', 'SimulatorPrimaryStorage']);
+  t.same(s.app.services.backupStorage.typeNames().sort(), ['Ceph', 'SftpBackupStorage', 'SimulatorBackupStorage']);
 });

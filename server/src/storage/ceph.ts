@@ -320,6 +320,20 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
         await cephCall(ps.uuid, '/ceph/primarystorage/delete', { uuid: ps.uuid, fsid: e.fsid ?? undefined, installPath: cmd.installPath }),
       );
     },
+    // The pools again (init is idempotent), through the monitors it has now.
+    async reconnect(ps) {
+      const e = await psExt(ps.uuid);
+      const predefined = e.predefinedPools.split(',').filter(Boolean);
+      const pools = [e.rootVolumePoolName, e.dataVolumePoolName, e.imageCachePoolName];
+      const r = await cephCall(ps.uuid, '/ceph/primarystorage/init', {
+        uuid: ps.uuid,
+        fsid: e.fsid ?? undefined,
+        monHostnames: await monHostnames(cephPrimaryStorageMons, ps.uuid),
+        pools: [...new Set(pools)].map((name) => ({ name, predefined: predefined.includes(name) })),
+      });
+      if (e.fsid && r.fsid && r.fsid !== e.fsid) throw err('SYS.1006', `the monitors now answer for Ceph cluster ${r.fsid}, not ${e.fsid}`);
+      await recordPsCapacity(ps.uuid, r);
+    },
     async beforeDelete(ps) {
       const e = await psExt(ps.uuid);
       const predefined = e.predefinedPools.split(',').filter(Boolean);

@@ -101,6 +101,13 @@ export function registerIscsiPrimaryStorage(app: DomainContext, service: Primary
         : await iscsiCall(ps.uuid, '/iscsi/volumes/createempty', base);
       await recordCapacity(ps.uuid, r);
     },
+    async reconnect(ps) {
+      const e = await ext(ps.uuid);
+      await recordCapacity(
+        ps.uuid,
+        await iscsiCall(ps.uuid, '/iscsi/init', { rootFolderPath: ps.url, hostname: e.hostname, filesystemType: e.filesystemType }),
+      );
+    },
     async deleteVolume(ps, _hostUuid, cmd) {
       await recordCapacity(
         ps.uuid,

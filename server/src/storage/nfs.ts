@@ -7,7 +7,7 @@ import type { DomainContext } from '../core/domain.js';
 import { argErr, err, notFound, toApiError } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
-import { hosts, primaryStorage, zones } from '../db/schema/index.js';
+import { hosts, primaryStorage, primaryStorageClusterRefs, zones } from '../db/schema/index.js';
 import type { HostRow } from '../host/index.js';
 import { primaryStorageInventories, type PrimaryStorageRow, type PrimaryStorageService } from './primary.js';
 
@@ -70,6 +70,14 @@ export function registerNfsPrimaryStorage(app: DomainContext, service: PrimarySt
           .callOn(h, '/nfsprimarystorage/unmount', mountCmd(ps))
           .catch((e) => console.error(`[nfs] unmounting ${ps.uuid} on host ${h.uuid}:`, toApiError(e).message));
       }
+    },
+    // Mounted again on every Connected host of its clusters; the first that cannot fails the reconnect.
+    async reconnect(ps) {
+      const clusters = await db
+        .select({ c: primaryStorageClusterRefs.clusterUuid })
+        .from(primaryStorageClusterRefs)
+        .where(eq(primaryStorageClusterRefs.primaryStorageUuid, ps.uuid));
+      for (const { c } of clusters) await this.afterAttach!(ps, c);
     },
     async afterHostConnect(ps, host) {
       await mountOn(ps, host).catch((e) => console.error(`[nfs] mounting ${ps.uuid} on host ${host.uuid}:`, toApiError(e).message));

@@ -84,6 +84,12 @@ export async function reconnectPrimaryStorage(service: PrimaryStorageService, ps
       throw opErr(`failed to reconnect ${describe(ps)}: no host of its clusters answered: ${r.failures.join('; ')}`);
     }
   }
+  try {
+    await service.typeOf(ps).reconnect?.(ps); // the type's own agents (NFS mounts, Ceph monitors, iSCSI server)
+  } catch (e) {
+    await setStatus('Disconnected');
+    throw opErr(`failed to reconnect ${describe(ps)}: ${toApiError(e).message}`);
+  }
   await setStatus('Connected');
   try {
     return await syncPrimaryStorageCapacity(service, psUuid);

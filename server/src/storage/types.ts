@@ -29,6 +29,8 @@ export interface PrimaryStorageType {
   afterDetach?(ps: PrimaryStorageRow, clusterUuid: string): Promise<void>;
   /** A host of an attached cluster (re)connected. */
   afterHostConnect?(ps: PrimaryStorageRow, host: HostRow): Promise<void>;
+  /** ReconnectPrimaryStorage: ask its agents again (throwing = Disconnected). */
+  reconnect?(ps: PrimaryStorageRow): Promise<void>;
   /** Before the row is deleted: bits the storage made on its own (pools, mounts). Best effort. */
   beforeDelete?(ps: PrimaryStorageRow): Promise<void>;
 }
