@@ -1,6 +1,6 @@
 // The crash suite: the management server (its own process, real PostgreSQL, a simulator agent that outlives it) is
 // killed with SIGKILL at several moments of 200 concurrent CreateVmInstance (early, middle, late) and of 100
-// concurrent DestroyVmInstance, then started again; the invariant checker (server/src/core/invariants.ts) must pass
+// concurrent DestroyVmInstance, 40 MigrateVm and 40 AttachDataVolumeToVm, then started again; the invariant checker (server/src/core/invariants.ts) must pass
 // within a bounded wait: no VM left transitional, host and storage capacity equal to what the VMs and volumes hold,
 // every address with its NIC, and the simulator running exactly the VMs the database places on each host. The figures
 // before the restart (what a crash leaves) and the time to converge are printed as comments.
@@ -116,7 +116,48 @@ await crashRound('kill -9 during 100 destroys', async () => {
   return { storm: (zs: ZStackClient) => running.map((uuid) => zs.destroyVmInstance({ uuid })), condition: destroyed, n: (await checker.count(destroyed)) + 30 };
 });
 
+/** `count` Running VMs (created in batches of 20 where the earlier rounds left fewer). */
+async function runningVms(count: number, tag: string): Promise<Array<{ uuid: string; host_uuid: string }>> {
+  const have = await checker.count(`SELECT COUNT(*)::int AS n FROM vm_instances WHERE state = 'Running'`);
+  const more = Array.from({ length: Math.max(0, count - have) }, (_, i) => i);
+  for (let i = 0; i < more.length; i += 20) await Promise.all(more.slice(i, i + 20).map((k) => creations(1, `${tag}-${k}`)(zs)[0]));
+  return (await checker.pool.query(`SELECT uuid, host_uuid FROM vm_instances WHERE state = 'Running' ORDER BY uuid LIMIT ${count}`)).rows;
+}
+
+/** Every simulated host answers `path` after `ms` (so the kill lands while commands are in flight); {} clears. */
+async function delayOnHosts(delays: Record<string, number>) {
+  for (const uuid of world.hostUuids) await zs.updateSimulatorHost({ uuid, commandDelays: delays });
+}
+
+await crashRound('kill -9 during 40 live migrations', async () => {
+  const vms = await runningVms(40, 'to-migrate');
+  await delayOnHosts({ '/vm/migrate': 300 });
+  const origins = vms.map((v) => `('${v.uuid}', '${v.host_uuid}')`).join(', ');
+  // Started (Migrating) or done (on another host).
+  const moved = `SELECT COUNT(*)::int AS n FROM vm_instances v JOIN (VALUES ${origins}) AS o(uuid, host) ON o.uuid = v.uuid
+                  WHERE v.state = 'Migrating' OR v.host_uuid IS DISTINCT FROM o.host`;
+  return { storm: (zs: ZStackClient) => vms.map((v) => zs.migrateVm({ vmInstanceUuid: v.uuid })), condition: moved, n: 15 };
+});
+
+await crashRound('kill -9 during 40 data volume attachments', async () => {
+  await delayOnHosts({});
+  const vms = await runningVms(40, 'to-attach');
+  const offering = (await zs.createDiskOffering({ name: 'crash-data', diskSize: 2 ** 30 })).inventory;
+  const volumes: string[] = [];
+  for (let i = 0; i < vms.length; i += 20) {
+    const batch = vms.slice(i, i + 20).map((_, k) => zs.createDataVolume({ name: `crash-data-${i + k}`, diskOfferingUuid: offering.uuid }));
+    for (const v of await Promise.all(batch)) volumes.push(v.inventory.uuid);
+  }
+  await delayOnHosts({ '/vm/attachdatavolume': 300 });
+  const attached = `SELECT COUNT(*)::int AS n FROM volumes WHERE name LIKE 'crash-data-%' AND vm_instance_uuid IS NOT NULL`;
+  return {
+    storm: (zs: ZStackClient) => volumes.map((volumeUuid, i) => zs.attachDataVolumeToVm({ volumeUuid, vmInstanceUuid: vms[i].uuid })),
+    condition: attached,
+    n: 15,
+  };
+});
 await t.test('npm run check:invariants: the operator script agrees', async (t) => {
+  await delayOnHosts({});
   const { execFile } = await import('node:child_process');
   const run = (env: Record<string, string>) =>
     new Promise<{ code: number; out: string }>((res) =>
