@@ -229,6 +229,27 @@ t.test('NFS, Ceph and iSCSI storage', async (t) => {
   t.equal((iscsi as { hostname?: string }).hostname, '10.0.9.1');
   const { inventory: renamed } = await zs.updateIscsiFileSystemBackendPrimaryStorage({ uuid: iscsi.uuid, name: 'i2', sshPassword: 'newsecret' });
   t.equal(renamed.name, 'i2');
+  await zs.attachPrimaryStorageToCluster({ primaryStorageUuid: iscsi.uuid, clusterUuid: cluster.uuid });
+  const { inventory: vmIscsi } = await zs.createVmInstance({
+    name: 'on-iscsi',
+    instanceOfferingUuid: offering.uuid,
+    imageUuid: image.uuid,
+    l3NetworkUuids: [l3.uuid],
+    primaryStorageUuidForRootVolume: iscsi.uuid,
+  });
+  const iscsiRoot = vmIscsi.allVolumes?.find((v) => v.type === 'Root');
+  t.match(
+    iscsiRoot?.installPath,
+    /^iscsi:\/\/10\.0\.9\.1:3260\/iqn\.2015-01\.org\.zstack:[0-9a-f]{32}\/1;file:\/\/\/iscsi\/rootVolumes\//,
+    'iSCSI: the root volume is a target',
+  );
+  const server = await sim(s, '/simulator/storage/state', { kind: 'iscsi', uuid: iscsi.uuid });
+  t.ok(
+    (server.images as Array<{ path: string }>).some((i) => iscsiRoot?.installPath?.endsWith(i.path)),
+    'iSCSI: the volume file is on the server',
+  );
+  await zs.destroyVmInstance({ uuid: vmIscsi.uuid });
+  await zs.detachPrimaryStorageFromCluster({ primaryStorageUuid: iscsi.uuid, clusterUuid: cluster.uuid });
   const all = JSON.stringify([iscsi, renamed, await zs.queryIscsiFileSystemBackendPrimaryStorage({}), await zs.queryPrimaryStorage({})]);
   t.notOk(/sshsecret|chapsecret|newsecret/.test(all), 'iSCSI: no password in any reply');
 
