@@ -221,6 +221,18 @@ export interface AgentOperations {
     request: Schemas["IscsiCreateVolumeCmd"];
     response: Schemas["IscsiVolumeRsp"];
   };
+  "/lb/delete": {
+    operationId: "VirtualRouterDeleteLb";
+    target: "virtualrouter";
+    request: Schemas["VirtualRouterLbCmd"];
+    response: Schemas["AgentResponse"];
+  };
+  "/lb/refresh": {
+    operationId: "VirtualRouterRefreshLb";
+    target: "virtualrouter";
+    request: Schemas["VirtualRouterLbCmd"];
+    response: Schemas["AgentResponse"];
+  };
   "/nfsprimarystorage/getcapacity": {
     operationId: "KvmNfsPrimaryStorageGetCapacity";
     target: "host";
@@ -609,6 +621,8 @@ export const agentPaths = [
   "/iscsi/init",
   "/iscsi/volumes/createempty",
   "/iscsi/volumes/createrootfromtemplate",
+  "/lb/delete",
+  "/lb/refresh",
   "/nfsprimarystorage/getcapacity",
   "/nfsprimarystorage/mount",
   "/nfsprimarystorage/unmount",

@@ -622,6 +622,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/lb/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Remove load balancer listeners (upstream 1.1 /lb/delete); absent ones are ignored. */
+        post: operations["VirtualRouterDeleteLb"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/lb/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Apply load balancer listeners (upstream 1.1 /lb/refresh): each listener's haproxy configuration is (re)written; a listener without backend addresses is removed. */
+        post: operations["VirtualRouterRefreshLb"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/nfsprimarystorage/getcapacity": {
         parameters: {
             query?: never;
@@ -1012,7 +1046,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** NICs, DHCP entries and DNS servers configured on a virtual router. */
+        /** NICs, DHCP entries, DNS servers, VIPs, EIPs, port forwarding rules and load balancer listeners configured on a virtual router. */
         post: operations["SimulatorVirtualRouterState"];
         delete?: never;
         options?: never;
@@ -2120,6 +2154,25 @@ export interface components {
             size?: number;
             snapshotInstallPath?: string;
         };
+        /** @description A listener as a simulated router applied it, with the haproxy configuration it would run. */
+        LbApplied: components["schemas"]["LbTO"] & {
+            haproxyConfig: string;
+        };
+        /** @description One listener of a load balancer as the router applies it (upstream LbTO). */
+        LbTO: {
+            instancePort: number;
+            lbUuid: string;
+            listenerUuid: string;
+            loadBalancerPort: number;
+            /** @enum {string} */
+            mode: "tcp" | "http";
+            /** @description Addresses of the backends (empty on /lb/refresh → the listener is removed). */
+            nicIps: string[];
+            /** @description The listener's system tags (`balancerAlgorithm::roundrobin`…). */
+            parameters: string[];
+            /** @description The VIP address the listener binds. */
+            vip: string;
+        };
         NfsPrimaryStorageMountCmd: {
             /** @description Absolute directory the export is mounted at. */
             mountPath: string;
@@ -2351,6 +2404,8 @@ export interface components {
             dns: components["schemas"]["DnsInfo"][];
             eips?: components["schemas"]["EipTO"][];
             initialized: boolean;
+            /** @description Load balancer listeners with the haproxy configuration the router would run. */
+            loadBalancers?: components["schemas"]["LbApplied"][];
             nics: components["schemas"]["VirtualRouterNicInfo"][];
             portForwardings?: components["schemas"]["PortForwardingRuleTO"][];
             vips?: components["schemas"]["VipTO"][];
@@ -2397,6 +2452,9 @@ export interface components {
         VirtualRouterInitCmd: {
             /** @description The virtual router VM uuid. */
             uuid?: string;
+        };
+        VirtualRouterLbCmd: {
+            lbs: components["schemas"]["LbTO"][];
         };
         VirtualRouterNicInfo: {
             gateway?: string;
@@ -3542,6 +3600,52 @@ export interface operations {
                     "application/json": components["schemas"]["IscsiVolumeRsp"];
                 };
             };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    VirtualRouterDeleteLb: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VirtualRouterLbCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    VirtualRouterRefreshLb: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VirtualRouterLbCmd"];
+            };
+        };
+        responses: {
+            200: components["responses"]["Ok"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
         };

@@ -20,6 +20,7 @@ import { vipModule } from './vip/index.js';
 import { snapshotModule } from './snapshot/index.js';
 import { eipModule } from './eip/index.js';
 import { portForwardingModule } from './port-forwarding/index.js';
+import { loadBalancerModule } from './load-balancer/index.js';
 
 export const domains: DomainModule[] = [
   identityModule,
@@ -40,4 +41,5 @@ export const domains: DomainModule[] = [
   snapshotModule,
   eipModule,
   portForwardingModule,
+  loadBalancerModule,
 ];

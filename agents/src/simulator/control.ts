@@ -124,6 +124,7 @@ function virtualRouterControl(p: SimulatorParts, routers: VirtualRouters): Handl
         vips: [...(vr.nat?.vips.values() ?? [])],
         eips: [...(vr.nat?.eips.values() ?? [])],
         portForwardings: [...(vr.nat?.portForwardings.values() ?? [])],
+        loadBalancers: [...(vr.lb?.values() ?? [])],
       };
     },
   };

@@ -1,6 +1,7 @@
 // Virtual router agent: DHCP entries keyed by MAC, DNS servers by address, NICs by MAC; with real networks, every
 // change is applied to the router's namespace before the reply.
 import type { AgentPart, Ctx } from '../lib/handler.js';
+import { loadBalancerHandlers } from './load-balancer.js';
 import type { OperationId } from '../lib/protocol.js';
 import type { RouterNetworks, VirtualRouterState, VirtualRouters } from './state.js';
 import { eipHandlers } from './eip.js';
@@ -54,6 +55,7 @@ export function virtualRouterPart(routers: VirtualRouters, networks?: RouterNetw
         change(ctx, (vr) => {
           for (const nic of ctx.body.nics) vr.nics.set(nic.mac, nic);
         }),
+      ...loadBalancerHandlers(routers, networks),
     },
   };
 }

@@ -11,3 +11,4 @@ export * from './security-group.js';
 export * from './vip-eip-pf.js';
 export * from './snapshot.js';
 export * from './storage-types.js';
+export * from './load-balancer.js';
