@@ -1,7 +1,9 @@
 // Volume snapshots and what is made from volumes and snapshots (templates, data volumes): inventories, APIs, the
 // setting bounding incremental chains, and the cleanup of snapshots whose volume was expunged (on the volume's and
 // VM's deletion events, at start and periodically, so a missed event or a crash leaves nothing behind).
+import { and, eq, like, or } from 'drizzle-orm';
 import { noOtherManagementNode } from '../core/alone.js';
+import { images } from '../db/schema/index.js';
 import { defineDomain, type DomainContext } from '../core/domain.js';
 import { snapshotHandlers } from './handlers.js';
 import { snapshotDescriptors } from './inventory.js';
@@ -42,9 +44,16 @@ function register(app: DomainContext<SnapshotDeps | 'images', 'volumeSnapshots'>
   const cleanup = () => service.removeOrphans();
   app.events.on('volume.expunged', cleanup);
   app.events.on('vm.deleted', cleanup);
+  app.events.on('primaryStorage.deleted', cleanup);
   app.onBoot(async () => {
-    // Snapshots a crash cut short: nobody else can be taking them when this node is alone.
-    if (await noOtherManagementNode(app)) await service.settleInterrupted();
+    // Work a crash cut short: nobody else can be doing it when this node is alone.
+    if (!(await noOtherManagementNode(app))) return;
+    await service.settleInterrupted();
+    // Templates whose upload a crash cut short: Error (as AddImage's downloads), to be deleted by the user.
+    await app.db
+      .update(images)
+      .set({ status: 'Error', progress: null })
+      .where(and(eq(images.status, 'Creating'), or(like(images.url, 'volume://%'), like(images.url, 'volumeSnapshot://%'))));
   });
   app.every('volume-snapshot-orphans', () => 10 * 60_000, cleanup);
 }

@@ -72,7 +72,7 @@ export class VolumeSnapshotService {
     });
   }
 
-  /** A Connected host that reaches the primary storage: the VM's own first (its local files), else the oldest one. */
+  /** A Connected host that reaches the primary storage: the VM's own first (its local files), else the first by uuid. */
   async hostFor(psUuid: string, vm?: VmRow): Promise<string> {
     for (const uuid of [vm?.hostUuid, vm?.lastHostUuid]) {
       if (uuid && (await this.app.use('hosts').get(uuid))?.status === 'Connected') return uuid;
@@ -82,10 +82,21 @@ export class VolumeSnapshotService {
       .from(hosts)
       .innerJoin(primaryStorageClusterRefs, eq(primaryStorageClusterRefs.clusterUuid, hosts.clusterUuid))
       .where(and(eq(primaryStorageClusterRefs.primaryStorageUuid, psUuid), eq(hosts.status, 'Connected')))
-      .orderBy(asc(hosts.createDate), asc(hosts.uuid))
+      .orderBy(asc(hosts.uuid)) // as the vm domain's VolumeService picks: the same host every time
       .limit(1);
     if (!h) throw opErr(`no Connected host can reach primary storage[uuid:${psUuid}]`);
     return h.uuid;
+  }
+
+  /** Every host in a cluster the primary storage is attached to, whatever its status. */
+  async hostsReaching(psUuid: string): Promise<string[]> {
+    const rows = await this.db
+      .select({ uuid: hosts.uuid })
+      .from(hosts)
+      .innerJoin(primaryStorageClusterRefs, eq(primaryStorageClusterRefs.clusterUuid, hosts.clusterUuid))
+      .where(eq(primaryStorageClusterRefs.primaryStorageUuid, psUuid))
+      .orderBy(asc(hosts.uuid));
+    return rows.map((r) => r.uuid);
   }
 
   /** The volume must be Ready on primary storage and Enabled; its VM (if any) Running or Stopped. */
@@ -281,9 +292,13 @@ export class VolumeSnapshotService {
         );
     });
     // Files after the commit; an unreachable host or backup storage leaves a GC job, never a silent leftover.
+    // With the volume gone, so is the knowledge of which host held its files (local storage, a VM's last host):
+    // every host reaching the storage deletes them (an absent file is a success; a host away gets a GC job).
+    const fileHosts = v ? (hostUuid ? [hostUuid] : []) : await this.hostsReaching(psUuid);
     for (const x of doomed) {
       // The file the volume itself now lives in is never a snapshot's (snapshots are frozen files), so all go.
-      if (x.primaryStorageInstallPath && hostUuid) await this.deleteFile(hostUuid, psUuid, x.uuid, x.primaryStorageInstallPath);
+      if (!x.primaryStorageInstallPath) continue;
+      for (const h of fileHosts) await this.deleteFile(h, psUuid, x.uuid, x.primaryStorageInstallPath);
     }
     for (const r of refs) {
       await deleteImageBits(this.app, { imageUuid: r.volumeSnapshotUuid, backupStorageUuid: r.backupStorageUuid, installPath: r.installPath }).catch((e) =>
@@ -316,6 +331,11 @@ export class VolumeSnapshotService {
         }
       }).catch((e) => console.error(`[snapshot] cleaning the snapshots of expunged volume[uuid:${volumeUuid}] failed: ${toApiError(e).message}`));
     }
+    // Trees emptied by their primary storage's deletion (its snapshots went by foreign key). A tree is never empty
+    // otherwise: it is written with its first snapshot and deleted with its last.
+    await this.db
+      .delete(volumeSnapshotTrees)
+      .where(sql`NOT EXISTS (SELECT 1 FROM ${volumeSnapshots} WHERE ${volumeSnapshots.treeUuid} = ${volumeSnapshotTrees.uuid})`);
   }
 
   // ---------------------------------------------------------------------------------------------------- revert

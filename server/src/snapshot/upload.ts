@@ -68,7 +68,13 @@ export async function uploadToBackupStorage(
       await o.onProgress(now);
     }
   }
-  return all;
+  const results = await all;
+  // The capacities riding on replies of concurrent transfers can be recorded out of order: one ping per backup
+  // storage after the transfer, one at a time, leaves the figure of the storage as it is now.
+  for (const t of o.targets) {
+    await app.locks.withLock(`backup-storage-capacity:${t.bs.uuid}`, () => backup.call(t.bs, '/backupstorage/ping', {}).catch(() => undefined));
+  }
+  return results;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
