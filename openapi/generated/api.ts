@@ -1033,6 +1033,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/backup-storage/types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Backup storage types
+         * @description Backup storage types
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetBackupStorageTypes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/clusters": {
         parameters: {
             query?: never;
@@ -1608,6 +1630,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/global-configurations/{category}/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get one global configuration
+         * @description A house path (upstream has no REST form of this 1.1 API). An unknown setting answers `SYS.1007`, as 1.1.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetGlobalConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/global-configurations/{category}/{name}/actions": {
         parameters: {
             query?: never;
@@ -1623,6 +1667,28 @@ export interface paths {
          *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         put: operations["UpdateGlobalConfig"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/global-properties": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The management node's properties
+         * @description `"<name>: <value>"` strings, as 1.1 listed its global properties: this node's uuid, version, address, port and data directory (an allow-list: never a secret — no database URL or password, no agent secret, no credential key). A house path (upstream has no REST form of this 1.1 API).
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetGlobalProperty"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -1747,6 +1813,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/hosts/allocators/strategies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Host allocator strategies
+         * @description Host allocator strategies
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetHostAllocatorStrategies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/hosts/capacities/cpu-memory": {
         parameters: {
             query?: never;
@@ -1791,6 +1879,28 @@ export interface paths {
          *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         get: operations["QueryHostDeployLog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/hosts/hypervisor-types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Hypervisor types
+         * @description Hypervisor types
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetHypervisorTypes"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2479,6 +2589,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/l2-networks/types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * L2 network types
+         * @description L2 network types
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetL2NetworkTypes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/l2-networks/vlan": {
         parameters: {
             query?: never;
@@ -2875,6 +3007,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/l3-networks/types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * L3 network types
+         * @description L3 network types
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetL3NetworkTypes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/legacy/accounts/actions#listAccount": {
         parameters: {
             query?: never;
@@ -3176,6 +3330,28 @@ export interface paths {
          *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         put: operations["SearchDiskOffering"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/global-configurations/actions#listGlobalConfig": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * GlobalConfig: List (1.1 legacy read)
+         * @description 1.1's `APIListGlobalConfigMsg`: reads GlobalConfigInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryGlobalConfig's query engine (same visibility: an account sees what it owns or was shared); prefer QueryGlobalConfig.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListGlobalConfig"];
         post?: never;
         delete?: never;
         options?: never;
@@ -4351,6 +4527,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/network-services/types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Network service types and their providers
+         * @description Each network service type → the providers offering it. As in 1.1 (NetworkServiceManagerImpl), the lists hold the providers' **uuids** (QueryNetworkServiceProvider gives their types and names).
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetNetworkServiceTypes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/port-forwarding": {
         parameters: {
             query?: never;
@@ -4666,6 +4864,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/primary-storage/allocators/strategies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Primary storage allocator strategies
+         * @description Primary storage allocator strategies
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetPrimaryStorageAllocatorStrategies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/primary-storage/capacities": {
         parameters: {
             query?: never;
@@ -4867,6 +5087,28 @@ export interface paths {
          *     Asynchronous: answers 202 and runs as a job; any failure (refusals included) is the job's, polled as 503 — unless `X-ZStack-Errors: direct` asks for refusals at once. **Default timeout:** 30m. With `Prefer: wait=<seconds>`, answers the job's result instead when it finishes within that time.
          */
         post: operations["AddSimulatorPrimaryStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/primary-storage/types": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Primary storage types
+         * @description Primary storage types
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        get: operations["GetPrimaryStorageTypes"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -7501,6 +7743,11 @@ export interface components {
             /** @constant */
             success: true;
         };
+        /**
+         * @default L3BasicNetwork
+         * @enum {string}
+         */
+        L3NetworkType: "L3BasicNetwork";
         LegacyGetReply: {
             /** @description The inventory, as a JSON string. */
             inventory: string;
@@ -7719,6 +7966,11 @@ export interface components {
             /** @constant */
             success: true;
         };
+        /**
+         * @description 1.1's name of the one primary storage allocator (server/src/vm/allocation/primary-storage-allocator.ts); local storage's placement rules are part of it, not a strategy of their own.
+         * @enum {string}
+         */
+        PrimaryStorageAllocatorStrategy: "DefaultPrimaryStorageAllocationStrategy";
         /** @description Primary storage. Ceph and iSCSI primary storage add their own fields (see CephPrimaryStorageInventory, IscsiFileSystemBackendPrimaryStorageInventory). */
         PrimaryStorageInventory: {
             attachedClusterUuids: components["schemas"]["Uuid"][];
@@ -11329,6 +11581,48 @@ export interface operations {
             503: components["responses"]["JobFailed"];
         };
     };
+    GetBackupStorageTypes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The values. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The values of `BackupStorageInventory.type` in this API's spec.
+                         * @example [
+                         *       "SimulatorBackupStorage",
+                         *       "SftpBackupStorage",
+                         *       "Ceph"
+                         *     ]
+                         */
+                        backupStorageTypes: string[];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     QueryCluster: {
         parameters: {
             query?: {
@@ -12881,6 +13175,40 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    GetGlobalConfig: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path: {
+                category: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The GlobalConfigInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GlobalConfigInventoryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     UpdateGlobalConfig: {
         parameters: {
             query?: never;
@@ -12942,6 +13270,45 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
+        };
+    };
+    GetGlobalProperty: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The properties. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @example [
+                         *       "ZSTACK_PORT: 8080"
+                         *     ]
+                         */
+                        properties: string[];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
         };
     };
     QueryHost: {
@@ -13223,6 +13590,47 @@ export interface operations {
             503: components["responses"]["JobFailed"];
         };
     };
+    GetHostAllocatorStrategies: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The values. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The values of `HostAllocatorStrategy` in this API's spec.
+                         * @example [
+                         *       "DefaultHostAllocatorStrategy",
+                         *       "LeastVmPreferredHostAllocatorStrategy"
+                         *     ]
+                         */
+                        hostAllocatorStrategies: components["schemas"]["HostAllocatorStrategy"][];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     GetCpuMemoryCapacity: {
         parameters: {
             query?: {
@@ -13322,6 +13730,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HostDeployLogInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetHypervisorTypes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The values. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The values of `HypervisorType` in this API's spec.
+                         * @example [
+                         *       "KVM",
+                         *       "Simulator"
+                         *     ]
+                         */
+                        hypervisorTypes: components["schemas"]["HypervisorType"][];
+                        /** @constant */
+                        success: true;
+                    };
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -15332,6 +15781,47 @@ export interface operations {
             503: components["responses"]["JobFailed"];
         };
     };
+    GetL2NetworkTypes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The values. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The values of `L2NetworkInventory.type` in this API's spec.
+                         * @example [
+                         *       "L2NoVlanNetwork",
+                         *       "L2VlanNetwork"
+                         *     ]
+                         */
+                        l2NetworkTypes: string[];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     QueryL2VlanNetwork: {
         parameters: {
             query?: {
@@ -15565,11 +16055,7 @@ export interface operations {
                         system?: boolean;
                         systemTags?: components["schemas"]["Tags"];
                         tagUuids?: components["schemas"]["Uuid"][];
-                        /**
-                         * @default L3BasicNetwork
-                         * @enum {string}
-                         */
-                        type?: "L3BasicNetwork";
+                        type?: components["schemas"]["L3NetworkType"];
                         userTags?: components["schemas"]["Tags"];
                     };
                     systemTags?: components["schemas"]["Tags"];
@@ -16444,6 +16930,46 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    GetL3NetworkTypes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The values. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The values of `L3NetworkType` in this API's spec.
+                         * @example [
+                         *       "L3BasicNetwork"
+                         *     ]
+                         */
+                        l3NetworkTypes: components["schemas"]["L3NetworkType"][];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     ListAccount: {
         parameters: {
             query?: never;
@@ -17295,6 +17821,61 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListGlobalConfig: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listGlobalConfig": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listGlobalConfig: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The GlobalConfigInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GlobalConfigInventoryQueryReply"];
                 };
             };
             400: components["responses"]["BadRequest"];
@@ -20414,6 +20995,49 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    GetNetworkServiceTypes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Service type → provider uuids. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @example {
+                         *       "DHCP": [
+                         *         "1a82c2691978476fa6cefa36bb9d4bfd"
+                         *       ]
+                         *     }
+                         */
+                        serviceAndProviderTypes: {
+                            [key: string]: components["schemas"]["Uuid"][];
+                        };
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     QueryPortForwardingRule: {
         parameters: {
             query?: {
@@ -21184,6 +21808,46 @@ export interface operations {
             503: components["responses"]["JobFailed"];
         };
     };
+    GetPrimaryStorageAllocatorStrategies: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The values. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The values of `PrimaryStorageAllocatorStrategy` in this API's spec.
+                         * @example [
+                         *       "DefaultPrimaryStorageAllocationStrategy"
+                         *     ]
+                         */
+                        primaryStorageAllocatorStrategies: components["schemas"]["PrimaryStorageAllocatorStrategy"][];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     GetPrimaryStorageCapacity: {
         parameters: {
             query?: {
@@ -21866,6 +22530,50 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             503: components["responses"]["JobFailed"];
+        };
+    };
+    GetPrimaryStorageTypes: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The values. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The values of `PrimaryStorageInventory.type` in this API's spec.
+                         * @example [
+                         *       "SimulatorPrimaryStorage",
+                         *       "LocalStorage",
+                         *       "NFS",
+                         *       "Ceph",
+                         *       "IscsiFileSystemBackendPrimaryStorage"
+                         *     ]
+                         */
+                        primaryStorageTypes: string[];
+                        /** @constant */
+                        success: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
         };
     };
     QuerySecurityGroup: {

@@ -31,6 +31,7 @@ import { join } from 'node:path';
 import { loadZStackProperties, type PropertyTimeouts } from './core/api-timeouts.js';
 import { GarbageCollector } from './core/gc.js';
 import { legacyReadHandlers } from './core/legacy-reads.js';
+import { specValueHandlers } from './core/spec-values.js';
 import { bridgeEvents } from './core/event-bridge.js';
 import { registerDocs } from './docs/index.js';
 
@@ -296,6 +297,8 @@ export class App {
     this.contexts = registerModules(domains, this.sharedContext(), this.services);
     // 1.1's legacy Get/List/Search reads: one handler for all, over the descriptors the domains registered.
     this.addHandlers(legacyReadHandlers(this.operations, this.query, this.db));
+    // Reads of the types and strategies the spec declares (GetHypervisorTypes…).
+    this.addHandlers(specValueHandlers(this.operations));
 
     await this.globalConfig.load();
     for (const hook of this.bootHooks) await runInContext(backgroundContext('boot'), hook);

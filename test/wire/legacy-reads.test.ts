@@ -3,7 +3,7 @@
 // subclass's fixed condition, validation, and tenant isolation (the query engine's account scope).
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { startServer } from '../lib/harness.js';
+import { AGENT_SECRET, startServer } from '../lib/harness.js';
 import { buildWorld } from '../lib/world.js';
 import { ZStackClient, ZStackError } from '../../sdk/src/index.js';
 import { Cli11 } from './cli11.js';
@@ -125,5 +125,45 @@ t.test('legacy reads', async (t) => {
     const rpc = await cli.call('org.zstack.header.zone.APISearchZoneMsg', { nameOpValueTriples: [{ name: 'name', op: 'OR_EQ', val: 'x' }] });
     t.equal(rpc.reply.error.code, 'SYS.1007', 'over RPC: the OR_* family is not served');
     t.equal((await cli.call('org.zstack.header.zone.APIGetZoneMsg', {})).reply.error.code, 'SYS.1007', 'uuid is mandatory');
+  });
+
+  t.test('types, strategies, global config and properties', async (t) => {
+    t.same((await bob.getHypervisorTypes()).hypervisorTypes, ['KVM', 'Simulator'], "from the spec's enums; readable by every account");
+    t.same((await admin.getPrimaryStorageTypes()).primaryStorageTypes, ['SimulatorPrimaryStorage', 'LocalStorage']);
+    t.same((await admin.getBackupStorageTypes()).backupStorageTypes, ['SimulatorBackupStorage', 'SftpBackupStorage']);
+    t.same((await admin.getL2NetworkTypes()).l2NetworkTypes, ['L2NoVlanNetwork', 'L2VlanNetwork']);
+    t.same((await admin.getL3NetworkTypes()).l3NetworkTypes, ['L3BasicNetwork']);
+    t.same((await admin.getHostAllocatorStrategies()).hostAllocatorStrategies, ['DefaultHostAllocatorStrategy', 'LeastVmPreferredHostAllocatorStrategy']);
+    t.same((await admin.getPrimaryStorageAllocatorStrategies()).primaryStorageAllocatorStrategies, ['DefaultPrimaryStorageAllocationStrategy']);
+    const providers = (await admin.queryNetworkServiceProvider({})).inventories!;
+    const services = (await admin.getNetworkServiceTypes()).serviceAndProviderTypes;
+    const dhcp = providers.filter((p) => p.networkServiceTypes.includes('DHCP')).map((p) => p.uuid);
+    t.same([...services.DHCP].sort(), dhcp.sort(), "as 1.1: each service type's provider uuids");
+    const rpcTypes = await cli.call('org.zstack.header.host.APIGetHypervisorTypesMsg', {});
+    t.match(rpcTypes, { cls: 'org.zstack.header.host.APIGetHypervisorTypesReply', reply: { hypervisorTypes: ['KVM', 'Simulator'] } });
+
+    const all = (await admin.queryGlobalConfig({})).inventories!;
+    const one = await admin.getGlobalConfig({ category: all[0].category, name: all[0].name });
+    t.same(one.inventory, all[0]);
+    t.match(await failure(admin.getGlobalConfig({ category: 'nope', name: 'nope' })), { code: 'SYS.1007', details: /nope/ });
+    t.match(await failure(bob.getGlobalConfig({ category: all[0].category, name: all[0].name })), { status: 403, code: 'ID.1002' });
+    const rpcConfig = await cli.call('org.zstack.core.config.APIGetGlobalConfigMsg', { category: all[1].category, name: all[1].name });
+    t.match(rpcConfig, { cls: 'org.zstack.core.config.APIGetGlobalConfigReply', reply: { inventory: { name: all[1].name } } });
+    const page = await cli.call('org.zstack.core.config.APIListGlobalConfigMsg', { offset: 1, length: 2 });
+    t.equal(page.cls, 'org.zstack.core.config.APIListGlobalConfigReply');
+    t.same(
+      page.reply.inventories.map((c: { id: number }) => c.id),
+      all.slice(1, 3).map((c) => c.id),
+    );
+
+    const props = (await admin.getGlobalProperty()).properties;
+    t.ok(props.includes(`version: 1.1.0`));
+    t.ok(
+      props.every((p) => /^[\w.]+: /.test(p)),
+      '"name: value" strings',
+    );
+    const text = props.join('\n');
+    t.notOk(text.includes(AGENT_SECRET) || /password|secret|postgres:\/\//i.test(text), 'no secret');
+    t.match(await failure(bob.getGlobalProperty()), { status: 403 });
   });
 });

@@ -135,6 +135,7 @@ export const OPERATIONS = {
   GetAccountQuotaUsage: {"summary":"An account's quota usage","method":"GET","path":"/zstack/v1/accounts/quota/{uuid}/usages","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":["uuid"],"queryParams":[]},
   GetBackupStorage: {"summary":"BackupStorage: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/backup-storage/actions","kind":"sync","bodyKey":"getBackupStorage","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetBackupStorageCapacity: {"summary":"Get the capacity of backup storage by zone or uuid","method":"GET","path":"/zstack/v1/backup-storage/capacities","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["zoneUuids","backupStorageUuids","all"]},
+  GetBackupStorageTypes: {"summary":"Backup storage types","method":"GET","path":"/zstack/v1/backup-storage/types","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetCandidateVmNicForSecurityGroup: {"summary":"List the VM NICs that could join a security group","method":"GET","path":"/zstack/v1/security-groups/{securityGroupUuid}/vm-instances/candidate-nics","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":["securityGroupUuid"],"queryParams":[]},
   GetCluster: {"summary":"Cluster: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/clusters/actions","kind":"sync","bodyKey":"getCluster","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetConsolePage: {"summary":"The browser console page","method":"GET","path":"/zstack/console","kind":"sync","bodyKey":null,"timeout":"5m","public":true,"pathParams":[],"queryParams":["token","port","host","scheme","path","title"],"secrets":{"request":[],"params":["token"],"reply":[]}},
@@ -143,17 +144,26 @@ export const OPERATIONS = {
   GetDiskOffering: {"summary":"DiskOffering: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/disk-offerings/actions","kind":"sync","bodyKey":"getDiskOffering","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetEipAttachableVmNics: {"summary":"List the VM NICs an EIP could attach to","method":"GET","path":"/zstack/v1/eips/{eipUuid}/vm-instances/candidate-nics","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":["eipUuid"],"queryParams":["vipUuid"]},
   GetFreeIp: {"summary":"List free IP addresses of an L3 network","method":"GET","path":"/zstack/v1/l3-networks/{l3NetworkUuid}/ip/free","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":["l3NetworkUuid"],"queryParams":["ipRangeUuid","start","limit"]},
+  GetGlobalConfig: {"summary":"Get one global configuration","method":"GET","path":"/zstack/v1/global-configurations/{category}/{name}","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":["category","name"],"queryParams":[],"inventory":"GlobalConfigInventory"},
+  GetGlobalProperty: {"summary":"The management node's properties","method":"GET","path":"/zstack/v1/global-properties","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetHost: {"summary":"Host: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/hosts/actions","kind":"sync","bodyKey":"getHost","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
+  GetHostAllocatorStrategies: {"summary":"Host allocator strategies","method":"GET","path":"/zstack/v1/hosts/allocators/strategies","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
+  GetHypervisorTypes: {"summary":"Hypervisor types","method":"GET","path":"/zstack/v1/hosts/hypervisor-types","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetImage: {"summary":"Image: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/images/actions","kind":"sync","bodyKey":"getImage","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetInstanceOffering: {"summary":"InstanceOffering: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/instance-offerings/actions","kind":"sync","bodyKey":"getInstanceOffering","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetIpAddressCapacity: {"summary":"Get the IP address capacity of IP ranges, L3 networks or zones","method":"GET","path":"/zstack/v1/ip-capacity","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["zoneUuids","l3NetworkUuids","ipRangeUuids","all"]},
   GetL2Network: {"summary":"L2Network: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/actions","kind":"sync","bodyKey":"getL2Network","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
+  GetL2NetworkTypes: {"summary":"L2 network types","method":"GET","path":"/zstack/v1/l2-networks/types","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetL2VlanNetwork: {"summary":"L2VlanNetwork: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/actions","kind":"sync","bodyKey":"getL2VlanNetwork","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetL3Network: {"summary":"L3Network: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l3-networks/actions","kind":"sync","bodyKey":"getL3Network","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
+  GetL3NetworkTypes: {"summary":"L3 network types","method":"GET","path":"/zstack/v1/l3-networks/types","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetNetworkServiceProvider: {"summary":"NetworkServiceProvider: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/network-services/providers/actions","kind":"sync","bodyKey":"getNetworkServiceProvider","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
+  GetNetworkServiceTypes: {"summary":"Network service types and their providers","method":"GET","path":"/zstack/v1/network-services/types","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetPortForwardingAttachableVmNics: {"summary":"List the VM NICs a port forwarding rule could attach to","method":"GET","path":"/zstack/v1/port-forwarding/{ruleUuid}/vm-instances/candidate-nics","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":["ruleUuid"],"queryParams":[]},
   GetPrimaryStorage: {"summary":"PrimaryStorage: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/primary-storage/actions","kind":"sync","bodyKey":"getPrimaryStorage","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
+  GetPrimaryStorageAllocatorStrategies: {"summary":"Primary storage allocator strategies","method":"GET","path":"/zstack/v1/primary-storage/allocators/strategies","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetPrimaryStorageCapacity: {"summary":"Get the capacity of primary storage by zone, cluster or uuid","method":"GET","path":"/zstack/v1/primary-storage/capacities","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["zoneUuids","clusterUuids","primaryStorageUuids","all"]},
+  GetPrimaryStorageTypes: {"summary":"Primary storage types","method":"GET","path":"/zstack/v1/primary-storage/types","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetSftpBackupStorage: {"summary":"SftpBackupStorage: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/backup-storage/actions","kind":"sync","bodyKey":"getSftpBackupStorage","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetVersion: {"summary":"Get the management server's version","method":"PUT","path":"/zstack/v1/management-nodes/actions","kind":"sync","bodyKey":"getVersion","timeout":"5m","public":true,"pathParams":[],"queryParams":[]},
   GetVirtualRouterOffering: {"summary":"VirtualRouterOffering: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/instance-offerings/virtual-routers/actions","kind":"sync","bodyKey":"getVirtualRouterOffering","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
@@ -173,6 +183,7 @@ export const OPERATIONS = {
   ListBackupStorage: {"summary":"BackupStorage: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/backup-storage/actions","kind":"sync","bodyKey":"listBackupStorage","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   ListCluster: {"summary":"Cluster: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/clusters/actions","kind":"sync","bodyKey":"listCluster","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   ListDiskOffering: {"summary":"DiskOffering: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/disk-offerings/actions","kind":"sync","bodyKey":"listDiskOffering","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
+  ListGlobalConfig: {"summary":"GlobalConfig: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/global-configurations/actions","kind":"sync","bodyKey":"listGlobalConfig","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   ListHost: {"summary":"Host: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/hosts/actions","kind":"sync","bodyKey":"listHost","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   ListImage: {"summary":"Image: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/images/actions","kind":"sync","bodyKey":"listImage","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   ListInstanceOffering: {"summary":"InstanceOffering: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/instance-offerings/actions","kind":"sync","bodyKey":"listInstanceOffering","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
@@ -456,6 +467,7 @@ export const PARAMS: { readonly [K in OperationId]: readonly ParamInfo[] } = {
   GetAccountQuotaUsage: [{"name":"uuid","in":"path","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."}],
   GetBackupStorage: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   GetBackupStorageCapacity: [{"name":"zoneUuids","in":"query","type":"array","items":"string"},{"name":"backupStorageUuids","in":"query","type":"array","items":"string"},{"name":"all","in":"query","type":"boolean","description":"Every backup storage."}],
+  GetBackupStorageTypes: [],
   GetCandidateVmNicForSecurityGroup: [{"name":"securityGroupUuid","in":"path","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."}],
   GetCluster: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   GetConsolePage: [{"name":"token","in":"query","type":"string","required":true,"description":"The console token."},{"name":"port","in":"query","type":"integer","required":true,"description":"The console proxy's port."},{"name":"host","in":"query","type":"string","description":"The console proxy's hostname (default: this page's host)."},{"name":"scheme","in":"query","type":"string","enum":["ws","wss"],"description":"Default: wss when the page is served over https, else ws."},{"name":"path","in":"query","type":"string","description":"Path on the proxy (default `/`)."},{"name":"title","in":"query","type":"string","description":"Shown in the page's title bar (e.g. the VM's name)."}],
@@ -464,17 +476,26 @@ export const PARAMS: { readonly [K in OperationId]: readonly ParamInfo[] } = {
   GetDiskOffering: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   GetEipAttachableVmNics: [{"name":"eipUuid","in":"path","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"vipUuid","in":"query","type":"string","description":"A ZStack uuid (v4 without dashes)."}],
   GetFreeIp: [{"name":"l3NetworkUuid","in":"path","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"ipRangeUuid","in":"query","type":"string","description":"Only this range of the network."},{"name":"start","in":"query","type":"string","description":"The lowest address to list, e.g. `10.0.0.100`."},{"name":"limit","in":"query","type":"integer","description":"At most this many (default 100; negative: all)."}],
+  GetGlobalConfig: [{"name":"category","in":"path","type":"string","required":true},{"name":"name","in":"path","type":"string","required":true}],
+  GetGlobalProperty: [],
   GetHost: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
+  GetHostAllocatorStrategies: [],
+  GetHypervisorTypes: [],
   GetImage: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   GetInstanceOffering: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   GetIpAddressCapacity: [{"name":"zoneUuids","in":"query","type":"array","items":"string"},{"name":"l3NetworkUuids","in":"query","type":"array","items":"string"},{"name":"ipRangeUuids","in":"query","type":"array","items":"string"},{"name":"all","in":"query","type":"boolean","description":"Every zone."}],
   GetL2Network: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
+  GetL2NetworkTypes: [],
   GetL2VlanNetwork: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   GetL3Network: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
+  GetL3NetworkTypes: [],
   GetNetworkServiceProvider: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
+  GetNetworkServiceTypes: [],
   GetPortForwardingAttachableVmNics: [{"name":"ruleUuid","in":"path","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."}],
   GetPrimaryStorage: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
+  GetPrimaryStorageAllocatorStrategies: [],
   GetPrimaryStorageCapacity: [{"name":"zoneUuids","in":"query","type":"array","items":"string"},{"name":"clusterUuids","in":"query","type":"array","items":"string"},{"name":"primaryStorageUuids","in":"query","type":"array","items":"string"},{"name":"all","in":"query","type":"boolean","description":"Every primary storage."}],
+  GetPrimaryStorageTypes: [],
   GetSftpBackupStorage: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   GetVersion: [{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   GetVirtualRouterOffering: [{"name":"uuid","in":"body","type":"string","required":true,"description":"A ZStack uuid (v4 without dashes)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
@@ -494,6 +515,7 @@ export const PARAMS: { readonly [K in OperationId]: readonly ParamInfo[] } = {
   ListBackupStorage: [{"name":"length","in":"body","type":"integer","description":"How many (default and -1: all, up to 100,000)."},{"name":"offset","in":"body","type":"integer","description":"How many to skip (default 0)."},{"name":"uuids","in":"body","type":"array","items":"string","description":"Only these (default: all)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   ListCluster: [{"name":"length","in":"body","type":"integer","description":"How many (default and -1: all, up to 100,000)."},{"name":"offset","in":"body","type":"integer","description":"How many to skip (default 0)."},{"name":"uuids","in":"body","type":"array","items":"string","description":"Only these (default: all)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   ListDiskOffering: [{"name":"length","in":"body","type":"integer","description":"How many (default and -1: all, up to 100,000)."},{"name":"offset","in":"body","type":"integer","description":"How many to skip (default 0)."},{"name":"uuids","in":"body","type":"array","items":"string","description":"Only these (default: all)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
+  ListGlobalConfig: [{"name":"length","in":"body","type":"integer","description":"How many (default and -1: all, up to 100,000)."},{"name":"offset","in":"body","type":"integer","description":"How many to skip (default 0)."},{"name":"uuids","in":"body","type":"array","items":"string","description":"Only these (default: all)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   ListHost: [{"name":"length","in":"body","type":"integer","description":"How many (default and -1: all, up to 100,000)."},{"name":"offset","in":"body","type":"integer","description":"How many to skip (default 0)."},{"name":"uuids","in":"body","type":"array","items":"string","description":"Only these (default: all)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   ListImage: [{"name":"length","in":"body","type":"integer","description":"How many (default and -1: all, up to 100,000)."},{"name":"offset","in":"body","type":"integer","description":"How many to skip (default 0)."},{"name":"uuids","in":"body","type":"array","items":"string","description":"Only these (default: all)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
   ListInstanceOffering: [{"name":"length","in":"body","type":"integer","description":"How many (default and -1: all, up to 100,000)."},{"name":"offset","in":"body","type":"integer","description":"How many to skip (default 0)."},{"name":"uuids","in":"body","type":"array","items":"string","description":"Only these (default: all)."},{"name":"systemTags","in":"body","type":"array","items":"string"},{"name":"userTags","in":"body","type":"array","items":"string"}],
@@ -1219,6 +1241,8 @@ export interface GeneratedMethods {
   getBackupStorage(params: ParamsOf<'GetBackupStorage'>, options?: CallOptions): Promise<ReplyOf<'GetBackupStorage'>>;
   /** Get the capacity of backup storage by zone or uuid (`GET /zstack/v1/backup-storage/capacities`, sync, default timeout 5m) */
   getBackupStorageCapacity(params?: ParamsOf<'GetBackupStorageCapacity'>, options?: CallOptions): Promise<ReplyOf<'GetBackupStorageCapacity'>>;
+  /** Backup storage types (`GET /zstack/v1/backup-storage/types`, sync, default timeout 5m) */
+  getBackupStorageTypes(params?: ParamsOf<'GetBackupStorageTypes'>, options?: CallOptions): Promise<ReplyOf<'GetBackupStorageTypes'>>;
   /** List the VM NICs that could join a security group (`GET /zstack/v1/security-groups/{securityGroupUuid}/vm-instances/candidate-nics`, sync, default timeout 5m) */
   getCandidateVmNicForSecurityGroup(params: ParamsOf<'GetCandidateVmNicForSecurityGroup'>, options?: CallOptions): Promise<ReplyOf<'GetCandidateVmNicForSecurityGroup'>>;
   /** Cluster: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/clusters/actions`, sync, default timeout 5m) */
@@ -1235,8 +1259,16 @@ export interface GeneratedMethods {
   getEipAttachableVmNics(params: ParamsOf<'GetEipAttachableVmNics'>, options?: CallOptions): Promise<ReplyOf<'GetEipAttachableVmNics'>>;
   /** List free IP addresses of an L3 network (`GET /zstack/v1/l3-networks/{l3NetworkUuid}/ip/free`, sync, default timeout 5m) */
   getFreeIp(params: ParamsOf<'GetFreeIp'>, options?: CallOptions): Promise<ReplyOf<'GetFreeIp'>>;
+  /** Get one global configuration (`GET /zstack/v1/global-configurations/{category}/{name}`, sync, default timeout 5m) */
+  getGlobalConfig(params: ParamsOf<'GetGlobalConfig'>, options?: CallOptions): Promise<ReplyOf<'GetGlobalConfig'>>;
+  /** The management node's properties (`GET /zstack/v1/global-properties`, sync, default timeout 5m) */
+  getGlobalProperty(params?: ParamsOf<'GetGlobalProperty'>, options?: CallOptions): Promise<ReplyOf<'GetGlobalProperty'>>;
   /** Host: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/hosts/actions`, sync, default timeout 5m) */
   getHost(params: ParamsOf<'GetHost'>, options?: CallOptions): Promise<ReplyOf<'GetHost'>>;
+  /** Host allocator strategies (`GET /zstack/v1/hosts/allocators/strategies`, sync, default timeout 5m) */
+  getHostAllocatorStrategies(params?: ParamsOf<'GetHostAllocatorStrategies'>, options?: CallOptions): Promise<ReplyOf<'GetHostAllocatorStrategies'>>;
+  /** Hypervisor types (`GET /zstack/v1/hosts/hypervisor-types`, sync, default timeout 5m) */
+  getHypervisorTypes(params?: ParamsOf<'GetHypervisorTypes'>, options?: CallOptions): Promise<ReplyOf<'GetHypervisorTypes'>>;
   /** Image: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/images/actions`, sync, default timeout 5m) */
   getImage(params: ParamsOf<'GetImage'>, options?: CallOptions): Promise<ReplyOf<'GetImage'>>;
   /** InstanceOffering: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/instance-offerings/actions`, sync, default timeout 5m) */
@@ -1245,18 +1277,28 @@ export interface GeneratedMethods {
   getIpAddressCapacity(params?: ParamsOf<'GetIpAddressCapacity'>, options?: CallOptions): Promise<ReplyOf<'GetIpAddressCapacity'>>;
   /** L2Network: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/l2-networks/actions`, sync, default timeout 5m) */
   getL2Network(params: ParamsOf<'GetL2Network'>, options?: CallOptions): Promise<ReplyOf<'GetL2Network'>>;
+  /** L2 network types (`GET /zstack/v1/l2-networks/types`, sync, default timeout 5m) */
+  getL2NetworkTypes(params?: ParamsOf<'GetL2NetworkTypes'>, options?: CallOptions): Promise<ReplyOf<'GetL2NetworkTypes'>>;
   /** L2VlanNetwork: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/l2-networks/actions`, sync, default timeout 5m) */
   getL2VlanNetwork(params: ParamsOf<'GetL2VlanNetwork'>, options?: CallOptions): Promise<ReplyOf<'GetL2VlanNetwork'>>;
   /** L3Network: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/l3-networks/actions`, sync, default timeout 5m) */
   getL3Network(params: ParamsOf<'GetL3Network'>, options?: CallOptions): Promise<ReplyOf<'GetL3Network'>>;
+  /** L3 network types (`GET /zstack/v1/l3-networks/types`, sync, default timeout 5m) */
+  getL3NetworkTypes(params?: ParamsOf<'GetL3NetworkTypes'>, options?: CallOptions): Promise<ReplyOf<'GetL3NetworkTypes'>>;
   /** NetworkServiceProvider: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/network-services/providers/actions`, sync, default timeout 5m) */
   getNetworkServiceProvider(params: ParamsOf<'GetNetworkServiceProvider'>, options?: CallOptions): Promise<ReplyOf<'GetNetworkServiceProvider'>>;
+  /** Network service types and their providers (`GET /zstack/v1/network-services/types`, sync, default timeout 5m) */
+  getNetworkServiceTypes(params?: ParamsOf<'GetNetworkServiceTypes'>, options?: CallOptions): Promise<ReplyOf<'GetNetworkServiceTypes'>>;
   /** List the VM NICs a port forwarding rule could attach to (`GET /zstack/v1/port-forwarding/{ruleUuid}/vm-instances/candidate-nics`, sync, default timeout 5m) */
   getPortForwardingAttachableVmNics(params: ParamsOf<'GetPortForwardingAttachableVmNics'>, options?: CallOptions): Promise<ReplyOf<'GetPortForwardingAttachableVmNics'>>;
   /** PrimaryStorage: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/primary-storage/actions`, sync, default timeout 5m) */
   getPrimaryStorage(params: ParamsOf<'GetPrimaryStorage'>, options?: CallOptions): Promise<ReplyOf<'GetPrimaryStorage'>>;
+  /** Primary storage allocator strategies (`GET /zstack/v1/primary-storage/allocators/strategies`, sync, default timeout 5m) */
+  getPrimaryStorageAllocatorStrategies(params?: ParamsOf<'GetPrimaryStorageAllocatorStrategies'>, options?: CallOptions): Promise<ReplyOf<'GetPrimaryStorageAllocatorStrategies'>>;
   /** Get the capacity of primary storage by zone, cluster or uuid (`GET /zstack/v1/primary-storage/capacities`, sync, default timeout 5m) */
   getPrimaryStorageCapacity(params?: ParamsOf<'GetPrimaryStorageCapacity'>, options?: CallOptions): Promise<ReplyOf<'GetPrimaryStorageCapacity'>>;
+  /** Primary storage types (`GET /zstack/v1/primary-storage/types`, sync, default timeout 5m) */
+  getPrimaryStorageTypes(params?: ParamsOf<'GetPrimaryStorageTypes'>, options?: CallOptions): Promise<ReplyOf<'GetPrimaryStorageTypes'>>;
   /** SftpBackupStorage: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/backup-storage/actions`, sync, default timeout 5m) */
   getSftpBackupStorage(params: ParamsOf<'GetSftpBackupStorage'>, options?: CallOptions): Promise<ReplyOf<'GetSftpBackupStorage'>>;
   /** Get the management server's version (`PUT /zstack/v1/management-nodes/actions`, sync, default timeout 5m) */
@@ -1297,6 +1339,8 @@ export interface GeneratedMethods {
   listCluster(params?: ParamsOf<'ListCluster'>, options?: CallOptions): Promise<ReplyOf<'ListCluster'>>;
   /** DiskOffering: List (1.1 legacy read) (`PUT /zstack/v1/legacy/disk-offerings/actions`, sync, default timeout 5m) */
   listDiskOffering(params?: ParamsOf<'ListDiskOffering'>, options?: CallOptions): Promise<ReplyOf<'ListDiskOffering'>>;
+  /** GlobalConfig: List (1.1 legacy read) (`PUT /zstack/v1/legacy/global-configurations/actions`, sync, default timeout 5m) */
+  listGlobalConfig(params?: ParamsOf<'ListGlobalConfig'>, options?: CallOptions): Promise<ReplyOf<'ListGlobalConfig'>>;
   /** Host: List (1.1 legacy read) (`PUT /zstack/v1/legacy/hosts/actions`, sync, default timeout 5m) */
   listHost(params?: ParamsOf<'ListHost'>, options?: CallOptions): Promise<ReplyOf<'ListHost'>>;
   /** Image: List (1.1 legacy read) (`PUT /zstack/v1/legacy/images/actions`, sync, default timeout 5m) */

@@ -21,6 +21,8 @@ export interface ZStackExtension {
   replyClass?: string;
   /** A 1.1 legacy read (generated from `x-zstack-legacy-reads`; served by core/legacy-reads.ts). */
   legacy?: { verb: 'get' | 'list' | 'search'; inventory: string; where: string[] };
+  /** A read answering these lists (resolved by the generator from enums of the spec; core/spec-values.ts). */
+  values?: Record<string, string[]>;
 }
 
 /** An operation's `x-zstack-permission` (completed by the generator's conventions; see core/permissions.ts). */

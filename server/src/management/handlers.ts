@@ -1,6 +1,7 @@
+import { and, eq } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import { formatDate } from '../core/dates.js';
-import { err } from '../core/errors.js';
+import { argErr, err } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import { globalConfigs, managementNodes } from '../db/schema/index.js';
@@ -39,6 +40,30 @@ export const managementNodeDescriptor: InventoryDescriptor<NodeRow> = {
 export function managementHandlers(app: DomainContext) {
   return defineHandlers({
     GetVersion: { run: async () => ({ version: VERSION }) },
+    GetGlobalConfig: {
+      async run(msg) {
+        const def = app.globalConfig.resolve(msg.category, msg.name);
+        const [row] = await app.db
+          .select()
+          .from(globalConfigs)
+          .where(and(eq(globalConfigs.category, def.category), eq(globalConfigs.name, def.name)));
+        if (!row) throw argErr(`Unable to find GlobalConfig[category: ${msg.category}, name: ${msg.name}]`);
+        return { inventory: globalConfigInventory(row) };
+      },
+    },
+    // 1.1 listed its global properties as "name: value"; an allow-list of this node's settings, never a secret.
+    GetGlobalProperty: {
+      run: async () => ({
+        properties: [
+          `managementNodeUuid: ${app.nodeUuid}`,
+          `version: ${VERSION}`,
+          `ZSTACK_HOST: ${app.options.host ?? '127.0.0.1'}`,
+          `ZSTACK_PORT: ${app.options.port ?? 8080}`,
+          `ZSTACK_DATA_DIR: ${app.options.dataDir}`,
+          `soleNode: ${app.soleNode}`,
+        ],
+      }),
+    },
     UpdateGlobalConfig: {
       async check(msg, call) {
         if (call.session?.accountType !== 'SystemAdmin') throw err('ID.1002', 'only an admin account can change global configuration');

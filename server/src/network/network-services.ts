@@ -105,6 +105,15 @@ export function networkServiceHandlers(app: DomainContext) {
   const inventory = async (uuid: string) => ({ inventory: await app.use('networks').l3Inventory(uuid) });
 
   return defineHandlers({
+    // As 1.1 (NetworkServiceManagerImpl): service type → the uuids of the providers offering it.
+    GetNetworkServiceTypes: {
+      async run() {
+        const serviceAndProviderTypes: Record<string, string[]> = {};
+        const rows = await db.select().from(networkServiceTypes).orderBy(networkServiceTypes.serviceType, networkServiceTypes.providerUuid);
+        for (const r of rows) (serviceAndProviderTypes[r.serviceType] ??= []).push(r.providerUuid);
+        return { serviceAndProviderTypes };
+      },
+    },
     AttachNetworkServiceToL3Network: {
       async check(msg) {
         await validateAttach(db, await loadL3(db, msg.l3NetworkUuid, 'l3NetworkUuid'), msg.networkServices);
