@@ -3623,28 +3623,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/zstack/v1/legacy/l2-networks/actions#getL2VlanNetwork": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /**
-         * L2VlanNetwork: Get (1.1 legacy read)
-         * @description 1.1's `APIGetL2VlanNetworkMsg`: reads L2NetworkInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryL2Network's query engine (same visibility: an account sees what it owns or was shared), always with `type=L2VlanNetwork`; prefer QueryL2Network.
-         *
-         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
-         */
-        put: operations["GetL2VlanNetwork"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/zstack/v1/legacy/l2-networks/actions#listL2Network": {
         parameters: {
             query?: never;
@@ -3660,28 +3638,6 @@ export interface paths {
          *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         put: operations["ListL2Network"];
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/zstack/v1/legacy/l2-networks/actions#listL2VlanNetwork": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /**
-         * L2VlanNetwork: List (1.1 legacy read)
-         * @description 1.1's `APIListL2VlanNetworkMsg`: reads L2NetworkInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryL2Network's query engine (same visibility: an account sees what it owns or was shared), always with `type=L2VlanNetwork`; prefer QueryL2Network.
-         *
-         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
-         */
-        put: operations["ListL2VlanNetwork"];
         post?: never;
         delete?: never;
         options?: never;
@@ -3711,7 +3667,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/zstack/v1/legacy/l2-networks/actions#searchL2VlanNetwork": {
+    "/zstack/v1/legacy/l2-networks/vlan/actions#getL2VlanNetwork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L2VlanNetwork: Get (1.1 legacy read)
+         * @description 1.1's `APIGetL2VlanNetworkMsg`: reads L2VlanNetworkInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryL2VlanNetwork's query engine (same visibility: an account sees what it owns or was shared); prefer QueryL2VlanNetwork.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetL2VlanNetwork"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l2-networks/vlan/actions#listL2VlanNetwork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * L2VlanNetwork: List (1.1 legacy read)
+         * @description 1.1's `APIListL2VlanNetworkMsg`: reads L2VlanNetworkInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryL2VlanNetwork's query engine (same visibility: an account sees what it owns or was shared); prefer QueryL2VlanNetwork.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListL2VlanNetwork"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/l2-networks/vlan/actions#searchL2VlanNetwork": {
         parameters: {
             query?: never;
             header?: never;
@@ -3721,7 +3721,7 @@ export interface paths {
         get?: never;
         /**
          * L2VlanNetwork: Search (1.1 legacy read)
-         * @description 1.1's `APISearchL2VlanNetworkMsg`: reads L2NetworkInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryL2Network's query engine (same visibility: an account sees what it owns or was shared), always with `type=L2VlanNetwork`; prefer QueryL2Network.
+         * @description 1.1's `APISearchL2VlanNetworkMsg`: reads L2VlanNetworkInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryL2VlanNetwork's query engine (same visibility: an account sees what it owns or was shared); prefer QueryL2VlanNetwork.
          *
          *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
@@ -18591,55 +18591,6 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
-    GetL2VlanNetwork: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
-                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
-                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
-                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                /**
-                 * @example {
-                 *       "getL2VlanNetwork": {
-                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
-                 *       }
-                 *     }
-                 */
-                "application/json": {
-                    getL2VlanNetwork: {
-                        systemTags?: components["schemas"]["Tags"];
-                        userTags?: components["schemas"]["Tags"];
-                        uuid: components["schemas"]["Uuid"];
-                    };
-                    systemTags?: components["schemas"]["Tags"];
-                    userTags?: components["schemas"]["Tags"];
-                };
-            };
-        };
-        responses: {
-            /** @description The L2NetworkInventory. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LegacyGetReply"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
-        };
-    };
     ListL2Network: {
         parameters: {
             query?: never;
@@ -18664,61 +18615,6 @@ export interface operations {
                  */
                 "application/json": {
                     listL2Network: {
-                        /** @description How many (default and -1: all, up to 100,000). */
-                        length?: number;
-                        /** @description How many to skip (default 0). */
-                        offset?: number;
-                        systemTags?: components["schemas"]["Tags"];
-                        userTags?: components["schemas"]["Tags"];
-                        /** @description Only these (default: all). */
-                        uuids?: components["schemas"]["Uuid"][];
-                    };
-                    systemTags?: components["schemas"]["Tags"];
-                    userTags?: components["schemas"]["Tags"];
-                };
-            };
-        };
-        responses: {
-            /** @description The L2NetworkInventorys. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["L2NetworkInventoryQueryReply"];
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            503: components["responses"]["Failed"];
-        };
-    };
-    ListL2VlanNetwork: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
-                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
-                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
-                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                /**
-                 * @example {
-                 *       "listL2VlanNetwork": {
-                 *         "offset": 0,
-                 *         "length": 10
-                 *       }
-                 *     }
-                 */
-                "application/json": {
-                    listL2VlanNetwork: {
                         /** @description How many (default and -1: all, up to 100,000). */
                         length?: number;
                         /** @description How many to skip (default 0). */
@@ -18824,6 +18720,110 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    GetL2VlanNetwork: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getL2VlanNetwork": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getL2VlanNetwork: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2VlanNetworkInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListL2VlanNetwork: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listL2VlanNetwork": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listL2VlanNetwork: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The L2VlanNetworkInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["L2VlanNetworkInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     SearchL2VlanNetwork: {
         parameters: {
             query?: never;
@@ -18882,7 +18882,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The L2NetworkInventorys. */
+            /** @description The L2VlanNetworkInventorys. */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -154,7 +154,7 @@ export const OPERATIONS = {
   GetIpAddressCapacity: {"summary":"Get the IP address capacity of IP ranges, L3 networks or zones","method":"GET","path":"/zstack/v1/ip-capacity","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":["zoneUuids","l3NetworkUuids","ipRangeUuids","all"]},
   GetL2Network: {"summary":"L2Network: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/actions","kind":"sync","bodyKey":"getL2Network","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetL2NetworkTypes: {"summary":"L2 network types","method":"GET","path":"/zstack/v1/l2-networks/types","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
-  GetL2VlanNetwork: {"summary":"L2VlanNetwork: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/actions","kind":"sync","bodyKey":"getL2VlanNetwork","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
+  GetL2VlanNetwork: {"summary":"L2VlanNetwork: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/vlan/actions","kind":"sync","bodyKey":"getL2VlanNetwork","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetL3Network: {"summary":"L3Network: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l3-networks/actions","kind":"sync","bodyKey":"getL3Network","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetL3NetworkTypes: {"summary":"L3 network types","method":"GET","path":"/zstack/v1/l3-networks/types","kind":"sync","bodyKey":null,"timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   GetNetworkServiceProvider: {"summary":"NetworkServiceProvider: Get (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/network-services/providers/actions","kind":"sync","bodyKey":"getNetworkServiceProvider","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
@@ -189,7 +189,7 @@ export const OPERATIONS = {
   ListInstanceOffering: {"summary":"InstanceOffering: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/instance-offerings/actions","kind":"sync","bodyKey":"listInstanceOffering","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   ListIpRange: {"summary":"IpRange: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l3-networks/ip-ranges/actions","kind":"sync","bodyKey":"listIpRange","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   ListL2Network: {"summary":"L2Network: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/actions","kind":"sync","bodyKey":"listL2Network","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
-  ListL2VlanNetwork: {"summary":"L2VlanNetwork: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/actions","kind":"sync","bodyKey":"listL2VlanNetwork","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
+  ListL2VlanNetwork: {"summary":"L2VlanNetwork: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/vlan/actions","kind":"sync","bodyKey":"listL2VlanNetwork","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   ListL3Network: {"summary":"L3Network: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l3-networks/actions","kind":"sync","bodyKey":"listL3Network","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   ListManagementNode: {"summary":"ManagementNode: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/management-nodes/actions","kind":"sync","bodyKey":"listManagementNode","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   ListNetworkServiceProvider: {"summary":"NetworkServiceProvider: List (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/network-services/providers/actions","kind":"sync","bodyKey":"listNetworkServiceProvider","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
@@ -280,7 +280,7 @@ export const OPERATIONS = {
   SearchImage: {"summary":"Image: Search (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/images/actions","kind":"sync","bodyKey":"searchImage","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   SearchInstanceOffering: {"summary":"InstanceOffering: Search (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/instance-offerings/actions","kind":"sync","bodyKey":"searchInstanceOffering","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   SearchL2Network: {"summary":"L2Network: Search (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/actions","kind":"sync","bodyKey":"searchL2Network","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
-  SearchL2VlanNetwork: {"summary":"L2VlanNetwork: Search (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/actions","kind":"sync","bodyKey":"searchL2VlanNetwork","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
+  SearchL2VlanNetwork: {"summary":"L2VlanNetwork: Search (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l2-networks/vlan/actions","kind":"sync","bodyKey":"searchL2VlanNetwork","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   SearchL3Network: {"summary":"L3Network: Search (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/l3-networks/actions","kind":"sync","bodyKey":"searchL3Network","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   SearchNetworkServiceProvider: {"summary":"NetworkServiceProvider: Search (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/network-services/providers/actions","kind":"sync","bodyKey":"searchNetworkServiceProvider","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
   SearchPolicy: {"summary":"Policy: Search (1.1 legacy read)","method":"PUT","path":"/zstack/v1/legacy/accounts/policies/actions","kind":"sync","bodyKey":"searchPolicy","timeout":"5m","public":false,"pathParams":[],"queryParams":[]},
@@ -1279,7 +1279,7 @@ export interface GeneratedMethods {
   getL2Network(params: ParamsOf<'GetL2Network'>, options?: CallOptions): Promise<ReplyOf<'GetL2Network'>>;
   /** L2 network types (`GET /zstack/v1/l2-networks/types`, sync, default timeout 5m) */
   getL2NetworkTypes(params?: ParamsOf<'GetL2NetworkTypes'>, options?: CallOptions): Promise<ReplyOf<'GetL2NetworkTypes'>>;
-  /** L2VlanNetwork: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/l2-networks/actions`, sync, default timeout 5m) */
+  /** L2VlanNetwork: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/l2-networks/vlan/actions`, sync, default timeout 5m) */
   getL2VlanNetwork(params: ParamsOf<'GetL2VlanNetwork'>, options?: CallOptions): Promise<ReplyOf<'GetL2VlanNetwork'>>;
   /** L3Network: Get (1.1 legacy read) (`PUT /zstack/v1/legacy/l3-networks/actions`, sync, default timeout 5m) */
   getL3Network(params: ParamsOf<'GetL3Network'>, options?: CallOptions): Promise<ReplyOf<'GetL3Network'>>;
@@ -1351,7 +1351,7 @@ export interface GeneratedMethods {
   listIpRange(params?: ParamsOf<'ListIpRange'>, options?: CallOptions): Promise<ReplyOf<'ListIpRange'>>;
   /** L2Network: List (1.1 legacy read) (`PUT /zstack/v1/legacy/l2-networks/actions`, sync, default timeout 5m) */
   listL2Network(params?: ParamsOf<'ListL2Network'>, options?: CallOptions): Promise<ReplyOf<'ListL2Network'>>;
-  /** L2VlanNetwork: List (1.1 legacy read) (`PUT /zstack/v1/legacy/l2-networks/actions`, sync, default timeout 5m) */
+  /** L2VlanNetwork: List (1.1 legacy read) (`PUT /zstack/v1/legacy/l2-networks/vlan/actions`, sync, default timeout 5m) */
   listL2VlanNetwork(params?: ParamsOf<'ListL2VlanNetwork'>, options?: CallOptions): Promise<ReplyOf<'ListL2VlanNetwork'>>;
   /** L3Network: List (1.1 legacy read) (`PUT /zstack/v1/legacy/l3-networks/actions`, sync, default timeout 5m) */
   listL3Network(params?: ParamsOf<'ListL3Network'>, options?: CallOptions): Promise<ReplyOf<'ListL3Network'>>;
@@ -1765,7 +1765,7 @@ export interface GeneratedMethods {
   searchInstanceOffering(params?: ParamsOf<'SearchInstanceOffering'>, options?: CallOptions): Promise<ReplyOf<'SearchInstanceOffering'>>;
   /** L2Network: Search (1.1 legacy read) (`PUT /zstack/v1/legacy/l2-networks/actions`, sync, default timeout 5m) */
   searchL2Network(params?: ParamsOf<'SearchL2Network'>, options?: CallOptions): Promise<ReplyOf<'SearchL2Network'>>;
-  /** L2VlanNetwork: Search (1.1 legacy read) (`PUT /zstack/v1/legacy/l2-networks/actions`, sync, default timeout 5m) */
+  /** L2VlanNetwork: Search (1.1 legacy read) (`PUT /zstack/v1/legacy/l2-networks/vlan/actions`, sync, default timeout 5m) */
   searchL2VlanNetwork(params?: ParamsOf<'SearchL2VlanNetwork'>, options?: CallOptions): Promise<ReplyOf<'SearchL2VlanNetwork'>>;
   /** L3Network: Search (1.1 legacy read) (`PUT /zstack/v1/legacy/l3-networks/actions`, sync, default timeout 5m) */
   searchL3Network(params?: ParamsOf<'SearchL3Network'>, options?: CallOptions): Promise<ReplyOf<'SearchL3Network'>>;
