@@ -129,8 +129,12 @@ t.test('legacy reads', async (t) => {
 
   t.test('types, strategies, global config and properties', async (t) => {
     t.same((await bob.getHypervisorTypes()).hypervisorTypes, ['KVM', 'Simulator'], "from the spec's enums; readable by every account");
-    t.same((await admin.getPrimaryStorageTypes()).primaryStorageTypes, ['SimulatorPrimaryStorage', 'LocalStorage']);
-    t.same((await admin.getBackupStorageTypes()).backupStorageTypes, ['SimulatorBackupStorage', 'SftpBackupStorage']);
+    // The storage types follow what the storage domains declare (their inventories' `type` enums).
+    const schemas = s.app.doc.components.schemas;
+    t.same((await admin.getPrimaryStorageTypes()).primaryStorageTypes, schemas.PrimaryStorageInventory.properties.type.enum);
+    t.match((await admin.getPrimaryStorageTypes()).primaryStorageTypes, ['SimulatorPrimaryStorage', 'LocalStorage']);
+    t.same((await admin.getBackupStorageTypes()).backupStorageTypes, schemas.BackupStorageInventory.properties.type.enum);
+    t.match((await admin.getBackupStorageTypes()).backupStorageTypes, ['SimulatorBackupStorage', 'SftpBackupStorage']);
     t.same((await admin.getL2NetworkTypes()).l2NetworkTypes, ['L2NoVlanNetwork', 'L2VlanNetwork']);
     t.same((await admin.getL3NetworkTypes()).l3NetworkTypes, ['L3BasicNetwork']);
     t.same((await admin.getHostAllocatorStrategies()).hostAllocatorStrategies, ['DefaultHostAllocatorStrategy', 'LeastVmPreferredHostAllocatorStrategy']);
