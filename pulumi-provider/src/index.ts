@@ -5,11 +5,15 @@ export {
   IpRange,
   NetworkServiceProviderAttachment,
   NetworkServiceAttachment,
+  Vip,
+  Eip,
   type L2NetworkArgs,
   type L3NetworkArgs,
   type IpRangeArgs,
   type NetworkServiceProviderAttachmentArgs,
   type NetworkServiceAttachmentArgs,
+  type VipArgs,
+  type EipArgs,
 } from './resources.js';
 export { getNetworkServiceProvider, getL2Network, getL3Network, getNetworkServiceProviderOutput, getL2NetworkOutput, getL3NetworkOutput } from './lookups.js';
 export { makeProvider, providers, loadRuntime } from './provider.js';

@@ -61,4 +61,6 @@ export const providers: Record<ResourceKind, pulumi.dynamic.ResourceProvider> = 
   IpRange: makeProvider('IpRange'),
   NetworkServiceProviderAttachment: makeProvider('NetworkServiceProviderAttachment'),
   NetworkServiceAttachment: makeProvider('NetworkServiceAttachment'),
+  Vip: makeProvider('Vip'),
+  Eip: makeProvider('Eip'),
 };

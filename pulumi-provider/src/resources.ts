@@ -270,3 +270,99 @@ export class NetworkServiceAttachment extends pulumi.dynamic.Resource {
     super(providers.NetworkServiceAttachment, name, outputs(SERVICE_ATTACHMENT_OUTPUTS, args), opts, MODULE, 'NetworkServiceAttachment');
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface VipArgs {
+  name: In<string>;
+  description?: In<string>;
+  /** The network the address comes from (for an EIP: the virtual router's public network). */
+  l3NetworkUuid: In<string>;
+  /** This address (it must be free in a range of the network); else the allocator picks one. */
+  requiredIp?: In<string>;
+  allocatorStrategy?: In<'RandomIpAllocatorStrategy' | 'FirstAvailableIpAllocatorStrategy'>;
+  /** `Enabled` (default) or `Disabled`, changed in place. */
+  state?: In<'Enabled' | 'Disabled'>;
+}
+
+const VIP_OUTPUTS = [
+  'uuid',
+  'name',
+  'description',
+  'l3NetworkUuid',
+  'requiredIp',
+  'allocatorStrategy',
+  'ip',
+  'state',
+  'gateway',
+  'netmask',
+  'serviceProvider',
+  'peerL3NetworkUuid',
+  'useFor',
+  'createDate',
+  'lastOpDate',
+] as const;
+
+/** A VIP: an address of an L3 network for one network service. The network, `requiredIp` and the strategy replace it. */
+export class Vip extends pulumi.dynamic.Resource {
+  declare readonly uuid: Out<string>;
+  declare readonly name: Out<string>;
+  declare readonly description: Out<string | undefined>;
+  declare readonly l3NetworkUuid: Out<string>;
+  declare readonly requiredIp: Out<string | undefined>;
+  declare readonly allocatorStrategy: Out<string | undefined>;
+  /** The address it got. */
+  declare readonly ip: Out<string>;
+  declare readonly state: Out<'Enabled' | 'Disabled'>;
+  declare readonly gateway: Out<string>;
+  declare readonly netmask: Out<string>;
+  declare readonly serviceProvider: Out<string | undefined>;
+  declare readonly peerL3NetworkUuid: Out<string | undefined>;
+  /** As last read: the service using it (`Eip`, `PortForwarding`…). */
+  declare readonly useFor: Out<string | undefined>;
+  declare readonly createDate: Out<string>;
+  declare readonly lastOpDate: Out<string>;
+
+  constructor(name: string, args: VipArgs, opts?: pulumi.CustomResourceOptions) {
+    super(providers.Vip, name, outputs(VIP_OUTPUTS, args), opts, MODULE, 'Vip');
+  }
+
+  static get(name: string, id: In<string>, opts?: pulumi.CustomResourceOptions): Vip {
+    return new Vip(name, {} as VipArgs, { ...opts, id });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface EipArgs {
+  name: In<string>;
+  description?: In<string>;
+  vipUuid: In<string>;
+  /** The VM NIC to attach to (changed in place: detached from the old one, attached to the new one); absent = detached. */
+  vmNicUuid?: In<string>;
+  state?: In<'Enabled' | 'Disabled'>;
+}
+
+const EIP_OUTPUTS = ['uuid', 'name', 'description', 'vipUuid', 'vmNicUuid', 'state', 'vipIp', 'guestIp', 'createDate', 'lastOpDate'] as const;
+
+/** An EIP: its VIP mapped to a VM NIC on the guest network's virtual router. A new `vipUuid` replaces it. */
+export class Eip extends pulumi.dynamic.Resource {
+  declare readonly uuid: Out<string>;
+  declare readonly name: Out<string>;
+  declare readonly description: Out<string | undefined>;
+  declare readonly vipUuid: Out<string>;
+  declare readonly vmNicUuid: Out<string | undefined>;
+  declare readonly state: Out<'Enabled' | 'Disabled'>;
+  declare readonly vipIp: Out<string>;
+  declare readonly guestIp: Out<string | undefined>;
+  declare readonly createDate: Out<string>;
+  declare readonly lastOpDate: Out<string>;
+
+  constructor(name: string, args: EipArgs, opts?: pulumi.CustomResourceOptions) {
+    super(providers.Eip, name, outputs(EIP_OUTPUTS, args), opts, MODULE, 'Eip');
+  }
+
+  static get(name: string, id: In<string>, opts?: pulumi.CustomResourceOptions): Eip {
+    return new Eip(name, {} as EipArgs, { ...opts, id });
+  }
+}

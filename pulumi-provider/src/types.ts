@@ -7,13 +7,15 @@ export type L3NetworkInventory = ReplyOf<'CreateL3Network'>['inventory'];
 export type IpRangeInventory = ReplyOf<'AddIpRange'>['inventory'];
 export type NetworkServiceProviderInventory = ReplyOf<'AttachNetworkServiceProviderToL2Network'>['inventory'];
 export type NetworkServiceRef = L3NetworkInventory['networkServices'][number];
+export type VipInventory = ReplyOf<'CreateVip'>['inventory'];
+export type EipInventory = ReplyOf<'CreateEip'>['inventory'];
 
 export type L2NetworkType = 'L2NoVlanNetwork' | 'L2VlanNetwork';
 export type L3NetworkCategory = 'Public' | 'Private' | 'System';
 export type IpRangeType = 'Normal' | 'AddressPool';
 
 /** The resource kinds this provider implements (the `type` part of their Pulumi type token). */
-export type ResourceKind = 'L2Network' | 'L3Network' | 'IpRange' | 'NetworkServiceProviderAttachment' | 'NetworkServiceAttachment';
+export type ResourceKind = 'L2Network' | 'L3Network' | 'IpRange' | 'NetworkServiceProviderAttachment' | 'NetworkServiceAttachment' | 'Vip' | 'Eip';
 
 export interface L2NetworkInputs {
   name: string;
@@ -74,6 +76,27 @@ export interface NetworkServiceAttachmentInputs {
    * are attached: the "upgrade to the flat provider" move of ZStack 1.1's release notes.
    */
   detachProviders?: string[];
+}
+
+export interface VipInputs {
+  name: string;
+  description?: string;
+  /** The network the address comes from (for EIPs: the virtual router's public network). */
+  l3NetworkUuid: string;
+  /** This address, else one the allocator picks. */
+  requiredIp?: string;
+  allocatorStrategy?: 'RandomIpAllocatorStrategy' | 'FirstAvailableIpAllocatorStrategy';
+  /** `Enabled` (default) or `Disabled` (managed in place). */
+  state?: 'Enabled' | 'Disabled';
+}
+
+export interface EipInputs {
+  name: string;
+  description?: string;
+  vipUuid: string;
+  /** The VM NIC the EIP is attached to; changed in place (detach, attach), absent = detached. */
+  vmNicUuid?: string;
+  state?: 'Enabled' | 'Disabled';
 }
 
 export interface LookupByUuidOrName {

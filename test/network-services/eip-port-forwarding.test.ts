@@ -6,6 +6,7 @@ import t from 'tap';
 import { startServer, AGENT_SECRET, type TestServer } from '../lib/harness.js';
 import { buildWorld } from '../lib/world.js';
 import { ZStackClient, ZStackError } from '../../sdk/src/index.js';
+import { handlers } from '../../pulumi-provider/src/runtime/index.js';
 
 async function failure(p: Promise<unknown>): Promise<ZStackError> {
   const e = await p.then(
@@ -174,6 +175,32 @@ t.test('EIP and port forwarding on the virtual router', async (t) => {
       'the others were refused cleanly',
     );
     await zs.deleteVip({ uuid: vip2.uuid });
+  });
+
+  t.test('Pulumi Vip and Eip resources (the provider runtime)', async (t) => {
+    const ctx = { zs: async () => zs };
+    const { Vip, Eip } = handlers;
+    t.match(Vip.check({}, { name: 'v', l3NetworkUuid: 'x' }).failures, [{ property: 'l3NetworkUuid' }], 'check: uuid');
+    t.match(Vip.check({}, { name: 'v', l3NetworkUuid: pub.uuid, requiredIp: '1.2.3' }).failures, [{ property: 'requiredIp' }], 'check: IPv4');
+    const base = { name: 'pv', l3NetworkUuid: pub.uuid, requiredIp: '172.20.0.33' };
+    t.same(Vip.diff('id', base, { ...base, requiredIp: '172.20.0.34' }).replaces, ['requiredIp'], 'a new address replaces');
+    t.same(Vip.diff('id', base, { ...base, name: 'pv2' }).replaces ?? [], [], 'a name updates in place');
+    const v = await Vip.create(ctx, Vip.check({}, base).inputs!);
+    t.match(v.outs, { ip: '172.20.0.33', state: 'Enabled' });
+    t.equal((await Vip.update(ctx, v.id, v.outs, { ...base, name: 'pv2', state: 'Disabled' })).outs.state, 'Disabled');
+    await Vip.update(ctx, v.id, v.outs, { ...base, name: 'pv2', state: 'Enabled' });
+    t.match((await Vip.read(ctx, v.id, v.outs)).props, { name: 'pv2', ip: '172.20.0.33' }, 'read');
+
+    t.same(Eip.diff('id', { name: 'e', vipUuid: v.id }, { name: 'e', vipUuid: v.id, vmNicUuid: nic.uuid }).replaces ?? [], [], 'attaching is in place');
+    const e = await Eip.create(ctx, { name: 'pe', vipUuid: v.id });
+    t.notOk(e.outs.vmNicUuid);
+    const attached = await Eip.update(ctx, e.id, e.outs, { name: 'pe', vipUuid: v.id, vmNicUuid: nic.uuid });
+    t.match(attached.outs, { vmNicUuid: nic.uuid, guestIp: nic.ip });
+    t.match((await routerState(s, vr.uuid)).eips, [{ vipIp: '172.20.0.33' }], 'applied on the router');
+    t.notOk((await Eip.update(ctx, e.id, attached.outs, { name: 'pe', vipUuid: v.id })).outs.vmNicUuid, 'detached in place');
+    await Eip.delete(ctx, e.id, {});
+    await Vip.delete(ctx, v.id, {});
+    t.equal((await Vip.read(ctx, v.id, {})).id, '', 'gone');
   });
 
   t.test('port forwarding: validation, rules on the router, rollback, cascade', async (t) => {

@@ -8,6 +8,7 @@ import { l2Network } from './l2.js';
 import { l3Network } from './l3.js';
 import { lookup as lookupWith, type LookupKind, type LookupResults } from './lookups.js';
 import { networkServiceAttachment, networkServiceProviderAttachment } from './services.js';
+import { eip, vip } from './vip-eip.js';
 import type { CheckResult, DiffResult, Props } from './util.js';
 
 export { ResourceInitError } from './common.js';
@@ -22,6 +23,8 @@ export const handlers: Record<ResourceKind, Handler> = {
   IpRange: ipRange,
   NetworkServiceProviderAttachment: networkServiceProviderAttachment,
   NetworkServiceAttachment: networkServiceAttachment,
+  Vip: vip,
+  Eip: eip,
 };
 
 function handler(kind: ResourceKind): Handler {
