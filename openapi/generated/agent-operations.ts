@@ -233,6 +233,18 @@ export interface AgentOperations {
     request: Schemas["VirtualRouterLbCmd"];
     response: Schemas["AgentResponse"];
   };
+  "/localstorage/volume/checkbits": {
+    operationId: "KvmLocalStorageCheckBits";
+    target: "host";
+    request: Schemas["LocalStorageCheckBitsCmd"];
+    response: Schemas["LocalStorageCheckBitsRsp"];
+  };
+  "/localstorage/volume/copy": {
+    operationId: "KvmLocalStorageVolumeCopy";
+    target: "host";
+    request: Schemas["LocalStorageVolumeCopyCmd"];
+    response: Schemas["PrimaryStorageCapacityRsp"];
+  };
   "/nfsprimarystorage/getcapacity": {
     operationId: "KvmNfsPrimaryStorageGetCapacity";
     target: "host";
@@ -623,6 +635,8 @@ export const agentPaths = [
   "/iscsi/volumes/createrootfromtemplate",
   "/lb/delete",
   "/lb/refresh",
+  "/localstorage/volume/checkbits",
+  "/localstorage/volume/copy",
   "/nfsprimarystorage/getcapacity",
   "/nfsprimarystorage/mount",
   "/nfsprimarystorage/unmount",

@@ -656,6 +656,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/localstorage/volume/checkbits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Is a file on this host's local storage, and how large (upstream /localstorage/checkbits)? */
+        post: operations["KvmLocalStorageCheckBits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/localstorage/volume/copy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Copy a volume file of this host's local storage to another host's local storage (LocalStorageMigrateVolume).
+         * @description Sent to the host holding the file; it copies `installPath` to `destInstallPath` on the destination host (the
+         *     simulator moves its record between simulated hosts; the real backend answers that host-to-host copies are not
+         *     implemented there yet). The source file stays: the server deletes it once the copy is checked.
+         */
+        post: operations["KvmLocalStorageVolumeCopy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/nfsprimarystorage/getcapacity": {
         parameters: {
             query?: never;
@@ -2173,6 +2212,25 @@ export interface components {
             /** @description The VIP address the listener binds. */
             vip: string;
         };
+        LocalStorageCheckBitsCmd: {
+            installPath: string;
+            primaryStorageUuid?: string;
+        };
+        LocalStorageCheckBitsRsp: components["schemas"]["AgentResponse"] & {
+            existing: boolean;
+            /** @description Bytes (virtual size of a volume file). */
+            size?: number;
+        };
+        LocalStorageVolumeCopyCmd: {
+            /** @description Management address of the destination host. */
+            destHostIp?: string;
+            destHostUuid: string;
+            destInstallPath: string;
+            /** @description The file on this host. */
+            installPath: string;
+            primaryStorageUuid?: string;
+            volumeUuid?: string;
+        };
         NfsPrimaryStorageMountCmd: {
             /** @description Absolute directory the export is mounted at. */
             mountPath: string;
@@ -3646,6 +3704,68 @@ export interface operations {
         };
         responses: {
             200: components["responses"]["Ok"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmLocalStorageCheckBits: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LocalStorageCheckBitsCmd"];
+            };
+        };
+        responses: {
+            /** @description The answer. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LocalStorageCheckBitsRsp"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+        };
+    };
+    KvmLocalStorageVolumeCopy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The resource the command is for (host, backup storage, virtual router or management node uuid). */
+                "X-Zstack-Target-Uuid"?: components["parameters"]["TargetUuid"];
+                /** @description The caller's remaining budget in milliseconds; the agent aborts the command when it runs out. */
+                "X-Zstack-Timeout-Ms"?: components["parameters"]["TimeoutMs"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LocalStorageVolumeCopyCmd"];
+            };
+        };
+        responses: {
+            /** @description Copied. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrimaryStorageCapacityRsp"];
+                };
+            };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
         };

@@ -8,6 +8,7 @@ import { zoneModule } from './zone/index.js';
 import { clusterModule } from './cluster/index.js';
 import { hostModule } from './host/index.js';
 import { storageModule } from './storage/index.js';
+import { localStorageModule } from './local-storage/index.js';
 import { imageModule } from './image/index.js';
 import { offeringModule } from './offering/index.js';
 import { networkModule } from './network/index.js';
@@ -33,6 +34,7 @@ export const domains: DomainModule[] = [
   offeringModule,
   networkModule,
   vmModule,
+  localStorageModule,
   virtualRouterModule,
   consoleModule,
   tagModule,

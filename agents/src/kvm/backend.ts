@@ -33,5 +33,7 @@ export interface KvmBackend {
   nfsMount(ctx: Ctx<'KvmNfsPrimaryStorageMount'>): Promise<HandlerResult<'KvmNfsPrimaryStorageMount'>>;
   nfsUnmount(ctx: Ctx<'KvmNfsPrimaryStorageUnmount'>): Promise<HandlerResult<'KvmNfsPrimaryStorageUnmount'>>;
   nfsCapacity(ctx: Ctx<'KvmNfsPrimaryStorageGetCapacity'>): Promise<HandlerResult<'KvmNfsPrimaryStorageGetCapacity'>>;
+  copyLocalVolume(ctx: Ctx<'KvmLocalStorageVolumeCopy'>): Promise<HandlerResult<'KvmLocalStorageVolumeCopy'>>;
+  checkLocalBits(ctx: Ctx<'KvmLocalStorageCheckBits'>): Promise<HandlerResult<'KvmLocalStorageCheckBits'>>;
   close(): Promise<void>;
 }

@@ -34,6 +34,8 @@ export function kvmPart(backend: KvmBackend): AgentPart {
       KvmPrimaryStorageVolumeCreate: (ctx) => backend.createVolume(ctx),
       KvmPrimaryStorageVolumeDelete: (ctx) => backend.deleteVolume(ctx),
       KvmPrimaryStorageCapacity: (ctx) => backend.storageCapacity(ctx),
+      KvmLocalStorageVolumeCopy: (ctx) => backend.copyLocalVolume(ctx),
+      KvmLocalStorageCheckBits: (ctx) => backend.checkLocalBits(ctx),
       KvmVolumeTakeSnapshot: (ctx) => snapshots.takeSnapshot(ctx),
       KvmVolumeMergeSnapshot: (ctx) => snapshots.mergeSnapshot(ctx),
       KvmVolumeRevertFromSnapshot: (ctx) => snapshots.revert(ctx),

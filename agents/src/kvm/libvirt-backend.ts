@@ -425,6 +425,20 @@ export class LibvirtKvmBackend implements KvmBackend {
     );
   }
 
+  async copyLocalVolume(ctx: Ctx<'KvmLocalStorageVolumeCopy'>): Promise<never> {
+    // Host-to-host copies need a trusted channel between the agents (upstream scp's with the hosts' SSH login).
+    throw new AgentError(`copying ${ctx.body.installPath} to host ${ctx.body.destHostUuid} is not implemented on the libvirt backend`);
+  }
+
+  async checkLocalBits(ctx: Ctx<'KvmLocalStorageCheckBits'>) {
+    const { installPath } = ctx.body;
+    if (!isAbsolute(installPath)) throw new AgentError(`installPath must be absolute: ${installPath}`);
+    const st = await stat(installPath).catch(() => undefined);
+    if (!st) return { existing: false };
+    const info = await this.imageInfo(installPath, ctx.signal).catch(() => undefined);
+    return { existing: true, size: info?.virtualSize ?? st.size };
+  }
+
   async close(): Promise<void> {}
 
   /**

@@ -274,6 +274,27 @@ export class SimulatorKvmBackend implements KvmBackend {
     return { totalCapacity: nfs.totalCapacity, availableCapacity: nfs.totalCapacity - sum(nfs.volumes) };
   }
 
+  /** Local storage migration: the destination simulated host gets the file (the source keeps it until deleted). */
+  async copyLocalVolume(ctx: Ctx<'KvmLocalStorageVolumeCopy'>) {
+    const host = this.hosts.require(ctx.target);
+    const { installPath, destHostUuid, destInstallPath } = ctx.body;
+    const size = host.volumes.get(installPath);
+    if (size === undefined) throw new AgentError(`no volume file ${installPath} on host ${host.uuid}`);
+    const dest = this.hosts.get(destHostUuid);
+    if (!dest) throw new AgentError(`destination host ${destHostUuid} is unknown to this agent`);
+    const available = dest.primaryStorageCapacity - this.hosts.usedStorage(dest);
+    if (!dest.volumes.has(destInstallPath) && size > available) {
+      throw new AgentError(`not enough space on host ${destHostUuid}: need ${size}, have ${available}`);
+    }
+    dest.volumes.set(destInstallPath, size);
+    return this.storage(host.uuid);
+  }
+
+  async checkLocalBits(ctx: Ctx<'KvmLocalStorageCheckBits'>) {
+    const size = this.hosts.require(ctx.target).volumes.get(ctx.body.installPath);
+    return size === undefined ? { existing: false } : { existing: true, size };
+  }
+
   async close(): Promise<void> {
     await this.hosts.reset();
   }

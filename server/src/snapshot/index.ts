@@ -1,9 +1,9 @@
 // Volume snapshots and what is made from volumes and snapshots (templates, data volumes): inventories, APIs, the
 // setting bounding incremental chains, and the cleanup of snapshots whose volume was expunged (on the volume's and
 // VM's deletion events, at start and periodically, so a missed event or a crash leaves nothing behind).
-import { and, eq, like, or } from 'drizzle-orm';
+import { and, eq, like, or, sql } from 'drizzle-orm';
 import { noOtherManagementNode } from '../core/alone.js';
-import { images } from '../db/schema/index.js';
+import { images, volumeSnapshots } from '../db/schema/index.js';
 import { defineDomain, type DomainContext } from '../core/domain.js';
 import { snapshotHandlers } from './handlers.js';
 import { snapshotDescriptors } from './inventory.js';
@@ -40,6 +40,15 @@ function register(app: DomainContext<SnapshotDeps | 'images', 'volumeSnapshots'>
   app.provide('volumeSnapshots', service);
   for (const d of snapshotDescriptors) app.addInventory(d);
   app.addHandlers(snapshotHandlers(app, service, new Templates(service)));
+
+  // Snapshots hold primary storage too: SyncPrimaryStorageCapacity counts them next to the volumes.
+  app.use('primaryStorage').reportUsage(async (psUuid) => {
+    const [r] = await app.db
+      .select({ bytes: sql<string>`COALESCE(SUM(${volumeSnapshots.size}), 0)` })
+      .from(volumeSnapshots)
+      .where(eq(volumeSnapshots.primaryStorageUuid, psUuid));
+    return Number(r?.bytes ?? 0);
+  });
 
   const cleanup = () => service.removeOrphans();
   app.events.on('volume.expunged', cleanup);

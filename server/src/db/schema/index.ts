@@ -12,3 +12,4 @@ export * from './vip-eip-pf.js';
 export * from './snapshot.js';
 export * from './storage-types.js';
 export * from './load-balancer.js';
+export * from './local-storage.js';
