@@ -115,9 +115,10 @@ export async function realTryout(zs: ZStackClient, o: RealTryoutOptions, log: (l
   };
 }
 
-/** The noVNC page of a RequestConsoleAccess answer. */
-export function consoleUrl(endpoint: string, access: { token: string; hostname: string; port: number }, title: string): string {
-  return `${endpoint}/zstack/console?token=${access.token}&host=${access.hostname}&port=${access.port}&title=${encodeURIComponent(title)}`;
+/** The noVNC page of a RequestConsoleAccess answer (its ready `url`, titled), or built from its fields. */
+export function consoleUrl(endpoint: string, access: { token: string; hostname: string; port: number; url?: string }, title: string): string {
+  const base = access.url ?? `${endpoint}/zstack/console?token=${access.token}&host=${access.hostname}&port=${access.port}`;
+  return `${base}&title=${encodeURIComponent(title)}`;
 }
 
 /** Where the kvm agent logs a VM's serial console (the tryout image prints its DHCP lease there). */

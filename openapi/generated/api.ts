@@ -7212,6 +7212,11 @@ export interface components {
              * @example 3tZxGq1b9f4o0W8mKc2rD5yHnVj7LsA1
              */
             token: string;
+            /**
+             * @description ZStack-TS: this server's browser console page for the token (GetConsolePage), at the address the caller used; open it and the console is there.
+             * @example http://192.168.0.10:8080/zstack/console?token=3tZxGq1b9f4o0W8mKc2rD5yHnVj7LsA1&host=192.168.0.10&port=4900
+             */
+            url?: string;
             /** @description Upstream's field for the proxy's version; not set by ZStack-TS. */
             version?: string;
         };

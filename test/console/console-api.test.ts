@@ -73,6 +73,14 @@ t.test('console access through the console proxy agent', async (t) => {
     t.match(c, { scheme: 'ws', targetScheme: 'vnc', hostname: '127.0.0.1', port: agent.consoleProxyPort, token: /^[A-Za-z0-9_-]{16,}$/ });
     const expires = Date.parse(c.expiredDate + ' UTC');
     t.ok(Math.abs(expires - (Date.now() + 1800_000)) < 10_000, `expires in 30 minutes (${c.expiredDate})`);
+    // A ready link: this server's console page at the address the caller used, for this token and proxy.
+    const page = new URL(c.url!);
+    t.equal(page.origin, new URL(s.url).origin, 'the console page is on the address the caller used');
+    t.equal(page.pathname, '/zstack/console');
+    t.same(Object.fromEntries(page.searchParams), { token: c.token, host: c.hostname, port: String(c.port) });
+    const html = await fetch(c.url!);
+    t.equal(html.status, 200, 'the page opens');
+    t.match(html.headers.get('content-type'), /text\/html/);
 
     // Asked again before it was used: the same token (same session, VM, host and proxy).
     const again = (await zs.requestConsoleAccess({ vmInstanceUuid: vm.uuid })).inventory;

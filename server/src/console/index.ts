@@ -136,7 +136,7 @@ function register(app: DomainContext): void {
     defineHandlers({
       RequestConsoleAccess: {
         check: async (msg) => consoles.requireRunning(await app.use('vms').require(msg.vmInstanceUuid, 'vmInstanceUuid')),
-        run: async (msg, call) => ({ inventory: consoleInventory(await consoles.requestAccess(msg.vmInstanceUuid, call.session?.uuid)) }),
+        run: async (msg, call) => ({ inventory: consoleInventory(await consoles.requestAccess(msg.vmInstanceUuid, call.session?.uuid), call.origin) }),
       },
       ReconnectConsoleProxyAgent: {
         async run(msg) {

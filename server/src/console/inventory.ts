@@ -32,7 +32,8 @@ export const agentDescriptor: InventoryDescriptor<AgentRow> = {
   toInventories: async (rows) => rows.map(agentInventory),
 };
 
-export function consoleInventory(p: ConsoleProxyRow) {
+/** `origin`: the base URL the caller reached this server at; with it the reply carries the console page's URL. */
+export function consoleInventory(p: ConsoleProxyRow, origin?: string) {
   return {
     scheme: p.scheme as 'ws' | 'wss',
     targetScheme: 'vnc' as const,
@@ -40,5 +41,13 @@ export function consoleInventory(p: ConsoleProxyRow) {
     port: p.proxyPort,
     token: p.token,
     expiredDate: formatDate(p.expiredDate)!,
+    ...(origin ? { url: consolePageUrl(origin, p) } : {}),
   };
+}
+
+/** The browser console page of this server (GetConsolePage) for the token: open it and the console is there. */
+export function consolePageUrl(origin: string, p: Pick<ConsoleProxyRow, 'token' | 'proxyHostname' | 'proxyPort' | 'scheme'>): string {
+  const q = new URLSearchParams({ token: p.token, host: p.proxyHostname, port: String(p.proxyPort) });
+  if (p.scheme !== 'ws') q.set('scheme', p.scheme);
+  return `${origin}/zstack/console?${q}`;
 }

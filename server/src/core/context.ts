@@ -23,6 +23,8 @@ export interface CallContext {
   session?: SessionInfo;
   /** The caller's address (log-in throttling). */
   clientIp?: string;
+  /** The base URL the caller reached this server at (`http://host:port`), for links in replies. */
+  origin?: string;
   /** The call synced with the other nodes' commits on arrival: read-cache values are as fresh as a read (db/perf/read-cache.ts). */
   changesSynced?: boolean;
   /**

@@ -39,6 +39,8 @@ export interface SubmitOptions {
   /** When the request arrived (default: now): the API's deadline counts from there, checks included. */
   startedAt?: number;
   session?: SessionInfo;
+  /** The base URL the caller reached this server at (context.ts). */
+  origin?: string;
   /** The call synced with the other nodes on arrival (context.ts): the job's memo reads may use it. */
   changesSynced?: boolean;
   webHook?: string;
@@ -201,6 +203,7 @@ export class JobService {
       timeoutMs: o.timeoutMs,
       signal: deadline.signal,
       session: o.session,
+      origin: o.origin,
       changesSynced: o.changesSynced,
       // Named by a timeout that interrupts the handler outside any step (e.g. in a database write of its own).
       trace: { steps: [], phase: `${o.apiName}/run` },

@@ -305,6 +305,7 @@ async function executeStage(req: FastifyRequest, reply: FastifyReply, env: Env):
       signal: deadline.signal,
       session: call.session,
       clientIp: req.ip,
+      origin: `${req.protocol}://${req.host}`,
       changesSynced: Boolean(r.changes),
       // Named in a SYS.1001 when the deadline falls outside any step.
       trace: { steps: [], phase: `${op.operationId}/check` },
@@ -361,6 +362,7 @@ async function executeStage(req: FastifyRequest, reply: FastifyReply, env: Env):
       timeoutMs,
       startedAt: now,
       session: call.session,
+      origin: ctx.origin,
       changesSynced: ctx.changesSynced,
       webHook: typeof req.headers['x-web-hook'] === 'string' ? req.headers['x-web-hook'] : undefined,
       run: async () => {
