@@ -33,9 +33,9 @@ export function exampleValues(doc, info) {
   const example = op.requestBody?.content?.['application/json']?.example;
   const body = info.bodyKey ? { ...(example?.[info.bodyKey] ?? {}) } : {};
   const query = {};
-  // Required query parameters (e.g. the uuids a DELETE names) take their spec example.
+  // Required query parameters (e.g. the uuids a DELETE names) take their spec example, else one from their schema.
   for (const p of (op.parameters ?? []).map((x) => (x.$ref ? doc.components.parameters[refName(x.$ref)] : x))) {
-    if (p.in === 'query' && p.required && p.example !== undefined) query[p.name] = p.example;
+    if (p.in === 'query' && p.required) query[p.name] = p.example ?? schemaExample(doc, p.schema, `${info.path}?${p.name}`);
   }
   if (info.kind === 'query') {
     const name = nameOfInventory(doc, info.inventory);
@@ -43,6 +43,18 @@ export function exampleValues(doc, info) {
     query.limit = 10;
   }
   return { path, query, body };
+}
+
+/** A value of `schema` for a sample: its own example, else a made-up uuid for uuids, else one of its kind. */
+function schemaExample(doc, schema, seed) {
+  const s = resolve(doc, schema);
+  const given = s.example ?? s.examples?.[0] ?? s.enum?.[0] ?? s.default;
+  if (given !== undefined) return given;
+  if (s.type === 'array') return [schemaExample(doc, s.items, seed)];
+  if (s.type === 'integer' || s.type === 'number') return s.minimum ?? 1;
+  if (s.type === 'boolean') return true;
+  const name = refName(schema?.$ref ?? '') || seed;
+  return /uuid/i.test(name) || /uuid/i.test(seed) ? madeUpUuid(seed) : 'example';
 }
 
 /** The `name` a create operation's example gives this inventory (so QueryZone's sample finds CreateZone's zone). */
