@@ -3029,6 +3029,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/legacy/accounts/actions#getAccount": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Account: Get (1.1 legacy read)
+         * @description 1.1's `APIGetAccountMsg`: reads AccountInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryAccount's query engine (same visibility: an account sees what it owns or was shared); prefer QueryAccount.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetAccount"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/legacy/accounts/actions#listAccount": {
         parameters: {
             query?: never;
@@ -3073,6 +3095,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/zstack/v1/legacy/accounts/groups/actions#getUserGroup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * UserGroup: Get (1.1 legacy read)
+         * @description 1.1's `APIGetUserGroupMsg`: reads UserGroupInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryUserGroup's query engine (same visibility: an account sees what it owns or was shared); prefer QueryUserGroup.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetUserGroup"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/accounts/groups/actions#searchUserGroup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * UserGroup: Search (1.1 legacy read)
+         * @description 1.1's `APISearchUserGroupMsg`: reads UserGroupInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryUserGroup's query engine (same visibility: an account sees what it owns or was shared); prefer QueryUserGroup.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchUserGroup"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/accounts/policies/actions#getPolicy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Policy: Get (1.1 legacy read)
+         * @description 1.1's `APIGetPolicyMsg`: reads PolicyInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryPolicy's query engine (same visibility: an account sees what it owns or was shared); prefer QueryPolicy.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetPolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/accounts/policies/actions#listPolicy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Policy: List (1.1 legacy read)
+         * @description 1.1's `APIListPolicyMsg`: reads PolicyInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryPolicy's query engine (same visibility: an account sees what it owns or was shared); prefer QueryPolicy.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListPolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/zstack/v1/legacy/accounts/policies/actions#searchPolicy": {
         parameters: {
             query?: never;
@@ -3088,6 +3198,72 @@ export interface paths {
          *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         put: operations["SearchPolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/accounts/users/actions#getUser": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * User: Get (1.1 legacy read)
+         * @description 1.1's `APIGetUserMsg`: reads UserInventorys by uuid; the inventory comes back as a JSON string (`inventory`), as in 1.1. Answered by QueryUser's query engine (same visibility: an account sees what it owns or was shared); prefer QueryUser.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["GetUser"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/accounts/users/actions#listUser": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * User: List (1.1 legacy read)
+         * @description 1.1's `APIListUserMsg`: reads UserInventorys by uuids or a page (`offset`, `length`); reply `inventories`. Answered by QueryUser's query engine (same visibility: an account sees what it owns or was shared); prefer QueryUser.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["ListUser"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/accounts/users/actions#searchUser": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * User: Search (1.1 legacy read)
+         * @description 1.1's `APISearchUserMsg`: reads UserInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryUser's query engine (same visibility: an account sees what it owns or was shared); prefer QueryUser.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchUser"];
         post?: never;
         delete?: never;
         options?: never;
@@ -4122,6 +4298,28 @@ export interface paths {
          *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
          */
         put: operations["ListApplianceVm"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/zstack/v1/legacy/vm-instances/appliances/virtual-routers/actions#searchVirtualRouterVm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * VirtualRouterVm: Search (1.1 legacy read)
+         * @description 1.1's `APISearchVirtualRouterVmMsg`: reads VirtualRouterVmInventorys by 1.1's search triples (AND_* operators); the inventories come back as one JSON string (`content`), as in 1.1. Answered by QueryVirtualRouterVm's query engine (same visibility: an account sees what it owns or was shared); prefer QueryVirtualRouterVm.
+         *
+         *     Synchronous: a failure answers 503 with its ErrorCode (with `X-ZStack-Errors: direct`, refusals get their own 4xx). **Default timeout:** 5m.
+         */
+        put: operations["SearchVirtualRouterVm"];
         post?: never;
         delete?: never;
         options?: never;
@@ -17105,6 +17303,55 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    GetAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getAccount": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getAccount: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The AccountInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     ListAccount: {
         parameters: {
             query?: never;
@@ -17234,6 +17481,233 @@ export interface operations {
             503: components["responses"]["Failed"];
         };
     };
+    GetUserGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getUserGroup": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getUserGroup: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The UserGroupInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchUserGroup: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchUserGroup": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchUserGroup: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The UserGroupInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetPolicy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getPolicy": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getPolicy: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PolicyInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListPolicy: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listPolicy": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listPolicy: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The PolicyInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
     SearchPolicy: {
         parameters: {
             query?: never;
@@ -17293,6 +17767,184 @@ export interface operations {
         };
         responses: {
             /** @description The PolicyInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    GetUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "getUser": {
+                 *         "uuid": "1a82c2691978476fa6cefa36bb9d4bfd"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    getUser: {
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        uuid: components["schemas"]["Uuid"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The UserInventory. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacyGetReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    ListUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "listUser": {
+                 *         "offset": 0,
+                 *         "length": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    listUser: {
+                        /** @description How many (default and -1: all, up to 100,000). */
+                        length?: number;
+                        /** @description How many to skip (default 0). */
+                        offset?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                        /** @description Only these (default: all). */
+                        uuids?: components["schemas"]["Uuid"][];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The UserInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchUser": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchUser: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The UserInventorys. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -20066,6 +20718,80 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApplianceVmInventoryQueryReply"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Failed"];
+        };
+    };
+    SearchVirtualRouterVm: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Timeout of this API call in seconds (at most 2147483, 24.8 days: what Node timers can wait); overrides the API's configured timeout. */
+                "X-API-Timeout"?: components["parameters"]["XApiTimeout"];
+                /** @description `direct`: a refusal before the API runs is answered at once with its own status — 400 `SYS.1007`, 401 `ID.1001`, 403 `ID.1002`, 404 `SYS.1003`, 409 wrong state — instead of upstream's contract (an asynchronous API accepts with 202 and its job fails, polled as 503 `{"error"}`; a synchronous API answers 503). Our SDK and CLI send it; upstream's clients do not. */
+                "X-ZStack-Errors"?: components["parameters"]["XZStackErrors"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "searchVirtualRouterVm": {
+                 *         "nameOpValueTriples": [
+                 *           {
+                 *             "name": "name",
+                 *             "op": "AND_EQ",
+                 *             "val": "name1"
+                 *           }
+                 *         ],
+                 *         "start": 0,
+                 *         "size": 10
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    searchVirtualRouterVm: {
+                        /** @description Only these fields of each inventory. */
+                        fields?: string[];
+                        inventoryUuid?: components["schemas"]["Uuid"];
+                        nameOpListTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            vals?: string[];
+                        }[];
+                        nameOpValueTriples?: {
+                            name: string;
+                            /** @enum {string} */
+                            op: "AND_EQ" | "AND_NOT_EQ" | "AND_GT" | "AND_GTE" | "AND_LT" | "AND_LTE" | "AND_IN" | "AND_NOT_IN";
+                            val?: string;
+                        }[];
+                        /** @description How many (0, the default: all, up to 100,000). */
+                        size?: number;
+                        start?: number;
+                        systemTags?: components["schemas"]["Tags"];
+                        userTags?: components["schemas"]["Tags"];
+                    };
+                    systemTags?: components["schemas"]["Tags"];
+                    userTags?: components["schemas"]["Tags"];
+                };
+            };
+        };
+        responses: {
+            /** @description The VirtualRouterVmInventorys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LegacySearchReply"];
                 };
             };
             400: components["responses"]["BadRequest"];

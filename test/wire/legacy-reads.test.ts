@@ -114,6 +114,14 @@ t.test('legacy reads', async (t) => {
     t.same((await bobCli.call('org.zstack.header.vm.APIListVmInstanceMsg', {})).reply.inventories, []);
     t.match(await failure(bob.listHost({})), { status: 403, code: 'ID.1002' }, 'admin-only as the query it mirrors (QueryHost)');
     t.ok(JSON.parse((await bob.searchZone({})).content).length >= 1, 'zones are readable by all, as QueryZone');
+    const accounts = await bobCli.call('org.zstack.header.identity.APISearchAccountMsg', {});
+    t.same(
+      JSON.parse(accounts.reply.content).map((a: { name: string }) => a.name),
+      ['bob'],
+      'an account finds only itself',
+    );
+    const aliceUuid = (await admin.queryAccount({ q: ['name=alice'] })).inventories![0].uuid;
+    t.equal((await bobCli.call('org.zstack.header.identity.APIGetAccountMsg', { uuid: aliceUuid })).reply.error.code, 'SYS.1003');
   });
 
   t.test('validation', async (t) => {
