@@ -7,6 +7,9 @@ export {
   NetworkServiceAttachment,
   Vip,
   Eip,
+  SecurityGroup,
+  SecurityGroupRule,
+  SecurityGroupAttachment,
   type L2NetworkArgs,
   type L3NetworkArgs,
   type IpRangeArgs,
@@ -14,6 +17,9 @@ export {
   type NetworkServiceAttachmentArgs,
   type VipArgs,
   type EipArgs,
+  type SecurityGroupArgs,
+  type SecurityGroupRuleArgs,
+  type SecurityGroupAttachmentArgs,
 } from './resources.js';
 export { getNetworkServiceProvider, getL2Network, getL3Network, getNetworkServiceProviderOutput, getL2NetworkOutput, getL3NetworkOutput } from './lookups.js';
 export { makeProvider, providers, loadRuntime } from './provider.js';

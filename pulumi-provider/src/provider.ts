@@ -63,4 +63,7 @@ export const providers: Record<ResourceKind, pulumi.dynamic.ResourceProvider> = 
   NetworkServiceAttachment: makeProvider('NetworkServiceAttachment'),
   Vip: makeProvider('Vip'),
   Eip: makeProvider('Eip'),
+  SecurityGroup: makeProvider('SecurityGroup'),
+  SecurityGroupRule: makeProvider('SecurityGroupRule'),
+  SecurityGroupAttachment: makeProvider('SecurityGroupAttachment'),
 };

@@ -2,7 +2,15 @@
 // input, which is how a dynamic resource gets Outputs for properties only the provider fills in (uuid, state, …).
 import * as pulumi from '@pulumi/pulumi';
 import { providers } from './provider.js';
-import type { IpRangeInventory, IpRangeType, L2NetworkType, L3NetworkCategory, L3NetworkInventory, NetworkServiceRef } from './types.js';
+import type {
+  IpRangeInventory,
+  IpRangeType,
+  L2NetworkType,
+  L3NetworkCategory,
+  L3NetworkInventory,
+  NetworkServiceRef,
+  SecurityGroupRuleInventory,
+} from './types.js';
 
 type In<T> = pulumi.Input<T>;
 type Out<T> = pulumi.Output<T>;
@@ -364,5 +372,102 @@ export class Eip extends pulumi.dynamic.Resource {
 
   static get(name: string, id: In<string>, opts?: pulumi.CustomResourceOptions): Eip {
     return new Eip(name, {} as EipArgs, { ...opts, id });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface SecurityGroupArgs {
+  name: In<string>;
+  description?: In<string>;
+  /** `Enabled` (default) or `Disabled`, changed in place. */
+  state?: In<'Enabled' | 'Disabled'>;
+}
+
+const SECURITY_GROUP_OUTPUTS = ['uuid', 'name', 'description', 'state', 'rules', 'attachedL3NetworkUuids', 'createDate', 'lastOpDate'] as const;
+
+/** A security group. Name, description and `state` change in place; its rules and networks are their own resources. */
+export class SecurityGroup extends pulumi.dynamic.Resource {
+  declare readonly uuid: Out<string>;
+  declare readonly name: Out<string>;
+  declare readonly description: Out<string | undefined>;
+  declare readonly state: Out<'Enabled' | 'Disabled'>;
+  /** As last read: the rules are managed by `SecurityGroupRule` resources. */
+  declare readonly rules: Out<SecurityGroupRuleInventory[]>;
+  /** As last read: the networks are managed by `SecurityGroupAttachment` resources. */
+  declare readonly attachedL3NetworkUuids: Out<string[]>;
+  declare readonly createDate: Out<string>;
+  declare readonly lastOpDate: Out<string>;
+
+  constructor(name: string, args: SecurityGroupArgs, opts?: pulumi.CustomResourceOptions) {
+    super(providers.SecurityGroup, name, outputs(SECURITY_GROUP_OUTPUTS, args), opts, MODULE, 'SecurityGroup');
+  }
+
+  static get(name: string, id: In<string>, opts?: pulumi.CustomResourceOptions): SecurityGroup {
+    return new SecurityGroup(name, {} as SecurityGroupArgs, { ...opts, id });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface SecurityGroupRuleArgs {
+  securityGroupUuid: In<string>;
+  type: In<'Ingress' | 'Egress'>;
+  protocol: In<'TCP' | 'UDP' | 'ICMP'>;
+  /** TCP/UDP: the first port (0–65535). ICMP: the ICMP type (-1 = any). */
+  startPort: In<number>;
+  /** TCP/UDP: the last port (default `startPort`, not below it). ICMP: the ICMP code (-1 = any). */
+  endPort?: In<number>;
+  /** Source (Ingress) or destination (Egress) IPv4 CIDR, default `0.0.0.0/0`. */
+  allowedCidr?: In<string>;
+}
+
+const SECURITY_GROUP_RULE_OUTPUTS = [
+  'uuid',
+  'securityGroupUuid',
+  'type',
+  'protocol',
+  'startPort',
+  'endPort',
+  'allowedCidr',
+  'state',
+  'createDate',
+  'lastOpDate',
+] as const;
+
+/** One rule of a security group. ZStack cannot change a rule: any change replaces it (the new one is added first). */
+export class SecurityGroupRule extends pulumi.dynamic.Resource {
+  declare readonly uuid: Out<string>;
+  declare readonly securityGroupUuid: Out<string>;
+  declare readonly type: Out<'Ingress' | 'Egress'>;
+  declare readonly protocol: Out<'TCP' | 'UDP' | 'ICMP'>;
+  declare readonly startPort: Out<number>;
+  declare readonly endPort: Out<number>;
+  declare readonly allowedCidr: Out<string>;
+  declare readonly state: Out<'Enabled' | 'Disabled' | undefined>;
+  declare readonly createDate: Out<string>;
+  declare readonly lastOpDate: Out<string>;
+
+  constructor(name: string, args: SecurityGroupRuleArgs, opts?: pulumi.CustomResourceOptions) {
+    super(providers.SecurityGroupRule, name, outputs(SECURITY_GROUP_RULE_OUTPUTS, args), opts, MODULE, 'SecurityGroupRule');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface SecurityGroupAttachmentArgs {
+  securityGroupUuid: In<string>;
+  l3NetworkUuid: In<string>;
+}
+
+const SECURITY_GROUP_ATTACHMENT_OUTPUTS = ['securityGroupUuid', 'l3NetworkUuid'] as const;
+
+/** A security group attached to an L3 network (id `securityGroupUuid:l3NetworkUuid`); both replace it. */
+export class SecurityGroupAttachment extends pulumi.dynamic.Resource {
+  declare readonly securityGroupUuid: Out<string>;
+  declare readonly l3NetworkUuid: Out<string>;
+
+  constructor(name: string, args: SecurityGroupAttachmentArgs, opts?: pulumi.CustomResourceOptions) {
+    super(providers.SecurityGroupAttachment, name, outputs(SECURITY_GROUP_ATTACHMENT_OUTPUTS, args), opts, MODULE, 'SecurityGroupAttachment');
   }
 }

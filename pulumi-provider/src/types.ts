@@ -9,13 +9,25 @@ export type NetworkServiceProviderInventory = ReplyOf<'AttachNetworkServiceProvi
 export type NetworkServiceRef = L3NetworkInventory['networkServices'][number];
 export type VipInventory = ReplyOf<'CreateVip'>['inventory'];
 export type EipInventory = ReplyOf<'CreateEip'>['inventory'];
+export type SecurityGroupInventory = ReplyOf<'CreateSecurityGroup'>['inventory'];
+export type SecurityGroupRuleInventory = SecurityGroupInventory['rules'][number];
 
 export type L2NetworkType = 'L2NoVlanNetwork' | 'L2VlanNetwork';
 export type L3NetworkCategory = 'Public' | 'Private' | 'System';
 export type IpRangeType = 'Normal' | 'AddressPool';
 
 /** The resource kinds this provider implements (the `type` part of their Pulumi type token). */
-export type ResourceKind = 'L2Network' | 'L3Network' | 'IpRange' | 'NetworkServiceProviderAttachment' | 'NetworkServiceAttachment' | 'Vip' | 'Eip';
+export type ResourceKind =
+  | 'L2Network'
+  | 'L3Network'
+  | 'IpRange'
+  | 'NetworkServiceProviderAttachment'
+  | 'NetworkServiceAttachment'
+  | 'Vip'
+  | 'Eip'
+  | 'SecurityGroup'
+  | 'SecurityGroupRule'
+  | 'SecurityGroupAttachment';
 
 export interface L2NetworkInputs {
   name: string;
@@ -97,6 +109,30 @@ export interface EipInputs {
   /** The VM NIC the EIP is attached to; changed in place (detach, attach), absent = detached. */
   vmNicUuid?: string;
   state?: 'Enabled' | 'Disabled';
+}
+
+export interface SecurityGroupInputs {
+  name: string;
+  description?: string;
+  /** `Enabled` (default) or `Disabled` (managed in place). */
+  state?: 'Enabled' | 'Disabled';
+}
+
+export interface SecurityGroupRuleInputs {
+  securityGroupUuid: string;
+  type: 'Ingress' | 'Egress';
+  protocol: 'TCP' | 'UDP' | 'ICMP';
+  /** TCP/UDP: the first port (0–65535). ICMP: the ICMP type (-1 = any). */
+  startPort: number;
+  /** TCP/UDP: the last port (default `startPort`). ICMP: the ICMP code (-1 = any). */
+  endPort?: number;
+  /** Source (Ingress) or destination (Egress) IPv4 CIDR, default `0.0.0.0/0`. */
+  allowedCidr?: string;
+}
+
+export interface SecurityGroupAttachmentInputs {
+  securityGroupUuid: string;
+  l3NetworkUuid: string;
 }
 
 export interface LookupByUuidOrName {

@@ -8,6 +8,7 @@ import { l2Network } from './l2.js';
 import { l3Network } from './l3.js';
 import { lookup as lookupWith, type LookupKind, type LookupResults } from './lookups.js';
 import { networkServiceAttachment, networkServiceProviderAttachment } from './services.js';
+import { securityGroup, securityGroupAttachment, securityGroupRule } from './security-group.js';
 import { eip, vip } from './vip-eip.js';
 import type { CheckResult, DiffResult, Props } from './util.js';
 
@@ -25,6 +26,9 @@ export const handlers: Record<ResourceKind, Handler> = {
   NetworkServiceAttachment: networkServiceAttachment,
   Vip: vip,
   Eip: eip,
+  SecurityGroup: securityGroup,
+  SecurityGroupRule: securityGroupRule,
+  SecurityGroupAttachment: securityGroupAttachment,
 };
 
 function handler(kind: ResourceKind): Handler {
