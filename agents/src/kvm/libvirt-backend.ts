@@ -14,6 +14,7 @@ import type { Ctx } from '../lib/handler.js';
 import type { VmState } from '../lib/protocol.js';
 import { capacityOf } from '../lib/statfs.js';
 import type { KvmBackend } from './backend.js';
+import { SecurityGroupFirewall, checkRuleSets } from './security-group-iptables.js';
 import { SecurityGroupRuleTable } from './security-group-rules.js';
 import { diskTarget, diskXml, domainXml, nicXml, type DomainType } from './domain-xml.js';
 import { readCpuFacts, readMemFacts, readOsRelease } from './host-facts.js';
@@ -43,6 +44,8 @@ export interface LibvirtBackendOptions {
   startDaemons?: boolean;
   /** How long a graceful shutdown may take when /vm/stop names no timeout, ms (default 60 s). */
   stopGraceMs?: number;
+  /** Enforces security group rules with iptables (default: on this host, when root with iptables). */
+  firewall?: SecurityGroupFirewall;
 }
 
 const DOMAIN_STATES: Record<string, VmState> = {
@@ -70,12 +73,15 @@ export class LibvirtKvmBackend implements KvmBackend {
   private readonly dhcpServers = new Map<string, FlatDhcpServer>();
   private readonly dhcpLocks = new KeyedMutex();
   private readonly securityGroupRules = new SecurityGroupRuleTable();
+  private readonly firewall: SecurityGroupFirewall;
+  private firewallWarned = false;
   readonly routers: RouterNamespaces;
 
   constructor(private readonly opts: LibvirtBackendOptions = {}) {
     this.virshBin = opts.virsh ?? 'virsh';
     this.qemuImg = opts.qemuImg ?? 'qemu-img';
     this.routers = opts.routers ?? new RouterNamespaces();
+    this.firewall = opts.firewall ?? new SecurityGroupFirewall();
   }
 
   /** The qemu-img this backend runs (the snapshot commands use it too). */
@@ -325,15 +331,31 @@ export class LibvirtKvmBackend implements KvmBackend {
     return listen && listen !== '0.0.0.0' && listen !== '::' ? { port, host: listen, protocol: 'vnc' as const } : { port, protocol: 'vnc' as const };
   }
 
-  /** Recorded, not enforced: programming iptables/ebtables chains per tap device is left to the real-network work. */
+  /** The table records every NIC's rules; as root with iptables they are enforced too (security-group-iptables.ts). */
   async applySecurityGroupRules(ctx: Ctx<'KvmSecurityGroupApplyRules'>) {
+    checkRuleSets(ctx.body.ruleTOs);
     this.securityGroupRules.apply(ctx.body.ruleTOs);
+    await this.enforceSecurityGroupRules(ctx.signal);
     return {};
   }
 
   async refreshSecurityGroupRules(ctx: Ctx<'KvmSecurityGroupRefreshRulesOnHost'>) {
+    checkRuleSets(ctx.body.ruleTOs);
     this.securityGroupRules.refresh(ctx.body.ruleTOs);
+    await this.enforceSecurityGroupRules(ctx.signal);
     return {};
+  }
+
+  /** Our iptables chains become the whole table's; without root or iptables the rules stay recorded only (logged once). */
+  private async enforceSecurityGroupRules(signal: AbortSignal): Promise<void> {
+    const why = await this.firewall.unavailableReason();
+    if (why !== undefined) {
+      if (!this.firewallWarned) console.warn(`kvm agent: security group rules are recorded, not enforced: ${why}`);
+      this.firewallWarned = true;
+      return;
+    }
+    const { skipped } = await this.firewall.enforce(this.securityGroupRules.list(), signal);
+    if (skipped.length > 0) console.warn(`kvm agent: security group rules of NICs without a tap device name not enforced: ${skipped.join(', ')}`);
   }
 
   async migrateVm(ctx: Ctx<'KvmVmMigrate'>): Promise<never> {

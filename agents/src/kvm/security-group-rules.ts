@@ -1,6 +1,6 @@
 // The security group rule sets a kvm host holds, one per VM NIC (upstream's per-NIC iptables chains). The simulator
-// keeps one table per simulated host; the libvirt backend keeps one for its host (it does not program iptables yet,
-// so there the rules are recorded, not enforced).
+// keeps one table per simulated host; the libvirt backend keeps one for its host and, as root with iptables, makes
+// the host's iptables chains match it after every change (security-group-iptables.ts).
 import type { Schemas } from '../lib/protocol.js';
 
 export type RuleSetTO = Schemas['SecurityGroupRuleSetTO'];
