@@ -1,7 +1,7 @@
 // Local storage's own APIs through the SDK on real PostgreSQL and the simulator agent: which host holds a volume,
 // per-host capacity, the hosts a volume can move to, and LocalStorageMigrateVolume — an agent failure after the copy
 // rolls back (the copy deleted, nothing moved), then the happy path moves the file, the record, the capacity and the
-// VM's next start.
+// VM's next start; a VM whose disk is on one host's local storage starts only there.
 import t from 'tap';
 import { startServer } from '../lib/harness.js';
 import { buildWorld } from '../lib/world.js';
@@ -74,6 +74,9 @@ t.test('local storage: records, per-host capacity, volume migration', async (t) 
     'host B is the only candidate',
   );
   await fails(t, zs.localStorageMigrateVolume({ volumeUuid: root.uuid, destHostUuid: hostA }), 'SYS.1007', /already on the host/);
+  // Its disk is on host A: it cannot start anywhere else (upstream's local storage allocator).
+  await fails(t, zs.startVmInstance({ uuid: vm.uuid, hostUuid: hostB }), 'SYS.1006', /local storage of host\[uuid:\w+\]: it can only start there/);
+  t.equal((await zs.queryVmInstance({ q: [`uuid=${vm.uuid}`] })).inventories![0].state, 'Stopped', 'still Stopped, nothing reserved');
 
   t.test('an agent failure after the copy rolls back', async (t) => {
     await zs.updateSimulatorHost({ uuid: hostB, failCommands: ['/localstorage/volume/checkbits'] });

@@ -35,7 +35,8 @@ export class PrimaryStorageService {
   private readonly types = new Map<string, PrimaryStorageType>();
 
   constructor(readonly app: DomainContext) {
-    for (const name of ['SimulatorPrimaryStorage', 'LocalStorage']) this.registerType({ name });
+    this.registerType({ name: 'SimulatorPrimaryStorage' });
+    this.registerType({ name: 'LocalStorage', hostLocal: true });
   }
 
   /** A storage type (types.ts): what it does differently from the default. */
@@ -50,6 +51,13 @@ export class PrimaryStorageService {
 
   typeOf(ps: Pick<PrimaryStorageRow, 'type'>): PrimaryStorageType {
     return this.types.get(ps.type) ?? { name: ps.type };
+  }
+
+  /** Whether any of these primary storages keeps its volumes on one host's disk (types.ts `hostLocal`). */
+  async anyHostLocal(uuids: string[], tx: Tx = this.app.db): Promise<boolean> {
+    if (!uuids.length) return false;
+    const rows = await tx.select({ type: primaryStorage.type }).from(primaryStorage).where(inArray(primaryStorage.uuid, uuids));
+    return rows.some((r) => this.typeOf(r).hostLocal);
   }
 
   /** Where a new volume on `ps` goes (decided by its type). */

@@ -17,6 +17,11 @@ export type VolumeDeleteCmd = AgentRequest<'/primarystorage/volume/delete'>;
 export interface PrimaryStorageType {
   /** The row's `type`, e.g. `NFS`. */
   readonly name: string;
+  /**
+   * A volume's bits live on one host's own disk (local storage): a VM with such a volume starts only on the host that
+   * holds it (its last host), as upstream's local storage allocator requires.
+   */
+  readonly hostLocal?: boolean;
   /** The volume's install path; default `<mountPath or url>/<kind>/acct-<account>/vol-<uuid>/<uuid>.qcow2`. */
   volumeInstallPath?(ps: PrimaryStorageRow, kind: VolumeKind, volumeUuid: string, accountUuid: string): Promise<string>;
   /** Creates a volume's bits; default: the host's agent (`/primarystorage/volume/create`). */

@@ -11,7 +11,7 @@ import { StatementTemplates, type Bind } from '../db/perf/template.js';
 import { ADMIN_UUID } from '../identity/index.js';
 import { allocateHost, type HostRow } from './allocation/host-allocator.js';
 import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
-import { toApiError } from '../core/errors.js';
+import { opErr, toApiError } from '../core/errors.js';
 import { deleteVolumeBits } from './gc.js';
 import { createVolumeCmd, hostCall, hostCallOn, nicNetworks, startVmCmd } from './hypervisor.js';
 import { bootOptionsOf } from './compute-ops.js';
@@ -67,6 +67,15 @@ export function startSteps(app: DomainContext, svc: VmService): FlowStep<StartDa
         const vm = d.vm!;
         const pending = d.volumes!.filter((v) => v.status === 'NotInstantiated');
         const placed = d.placement.hostUuid || d.placement.clusterUuid || d.placement.zoneUuid;
+        const readyStorage = [...new Set(d.volumes!.filter((v) => v.primaryStorageUuid && v.status === 'Ready').map((v) => v.primaryStorageUuid!))];
+        // Volumes on a host's own disk (local storage) pin the VM to that host: its last one.
+        const pinnedTo = vm.lastHostUuid && (await app.use('primaryStorage').anyHostLocal(readyStorage)) ? vm.lastHostUuid : undefined;
+        if (pinnedTo && d.placement.hostUuid && d.placement.hostUuid !== pinnedTo) {
+          throw opErr(
+            `VM[uuid:${vm.uuid}] has volumes on the local storage of host[uuid:${pinnedTo}]: it can only start there ` +
+              '(LocalStorageMigrateVolume moves a volume to another host)',
+          );
+        }
         // The reservation and the VM row naming its host commit together (capacity is recomputed from such rows).
         d.host = await app.db.transaction(async (tx) => {
           const host = await allocateHost(
@@ -79,8 +88,8 @@ export function startSteps(app: DomainContext, svc: VmService): FlowStep<StartDa
               imageUuid: pending.some((v) => v.type === 'Root') ? (vm.imageUuid ?? undefined) : undefined,
               zoneUuid: d.placement.zoneUuid ?? vm.zoneUuid ?? undefined,
               clusterUuid: d.placement.clusterUuid,
-              hostUuid: d.placement.hostUuid,
-              primaryStorageUuids: [...new Set(d.volumes!.filter((v) => v.primaryStorageUuid && v.status === 'Ready').map((v) => v.primaryStorageUuid!))],
+              hostUuid: d.placement.hostUuid ?? pinnedTo,
+              primaryStorageUuids: readyStorage,
               newVolumeBytes: pending.reduce((s, v) => s + v.size, 0),
               preferredHostUuid: placed ? undefined : (vm.lastHostUuid ?? undefined),
               strategy: vm.allocatorStrategy,
