@@ -125,6 +125,13 @@ t.test('lifecycle, queries and upstream 1.1 rule validation', async (t) => {
   );
   t.equal((await zs.querySecurityGroupRule({ q: [`securityGroupUuid=${sg.uuid}`] })).inventories!.length, 3, 'a refused call added nothing');
 
+  // An ICMP rule's (type, code) pair is kept as given: echo request is type 8, code 0 (only port ranges are swapped).
+  const echo = (
+    await zs.addSecurityGroupRule({ securityGroupUuid: sg.uuid, rules: [{ type: 'Ingress', protocol: 'ICMP', startPort: 8, endPort: 0 }] })
+  ).inventory.rules.find((r) => r.protocol === 'ICMP' && r.type === 'Ingress')!;
+  t.match(echo, { startPort: 8, endPort: 0 }, 'ICMP type 8 code 0 stored as such');
+  await zs.deleteSecurityGroupRule({ ruleUuids: [echo.uuid] });
+
   t.match((await zs.updateSecurityGroup({ uuid: sg.uuid, name: 'web2' })).inventory, { name: 'web2', description: 'web servers' });
   t.equal((await zs.changeSecurityGroupState({ uuid: sg.uuid, stateEvent: 'disable' })).inventory.state, 'Disabled');
   t.equal((await zs.changeSecurityGroupState({ uuid: sg.uuid, stateEvent: 'enable' })).inventory.state, 'Enabled');

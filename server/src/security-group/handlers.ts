@@ -52,8 +52,9 @@ export function normalizeRules(rules: RuleAO[]): Rule[] {
     return {
       type: ao.type,
       protocol: ao.protocol,
-      startPort: Math.min(ao.startPort, endPort),
-      endPort: Math.max(ao.startPort, endPort),
+      // Reversed port ranges are swapped; an ICMP rule's pair is (type, code), which has no order to fix.
+      startPort: icmp ? ao.startPort : Math.min(ao.startPort, endPort),
+      endPort: icmp ? endPort : Math.max(ao.startPort, endPort),
       allowedCidr: ao.allowedCidr ?? WORLD_OPEN_CIDR,
     };
   });
