@@ -193,7 +193,7 @@ export class LocalStorage {
           `the dest host[uuid:${destHostUuid}] doesn't belong to the local primary storage[uuid:${ref.primaryStorageUuid}] where the volume[uuid:${volumeUuid}] locates`,
         );
       }
-      if (dest.status !== 'Connected') throw stateErr('HOST.1001', `the dest host[uuid:${destHostUuid}] is ${dest.status}, not Connected`);
+      if (dest.status !== 'Connected') throw stateErr('HOST.1010', `the dest host[uuid:${destHostUuid}] is ${dest.status}, not Connected`);
       if (!volume.installPath) throw opErr(`the volume[uuid:${volumeUuid}] has no file to migrate`);
       const [room] = await this.hostCapacities(ref.primaryStorageUuid, [dest]);
       if (room.availableCapacity < volume.size) {
