@@ -10,6 +10,7 @@ import { cacheKey, Perf, ReplyCache, perfSwitches } from '../../server/src/db/pe
 import { ZStackClient } from '../../sdk/src/index.js';
 import { startServerProcess } from '../../bench/provision/lib.js';
 import { http, startServer } from '../lib/harness.js';
+import { until } from '../lib/wait.js';
 
 t.test('write detection from SQL text', async (t) => {
   const c = new ChangeTracker(tableNames);
@@ -190,6 +191,14 @@ t.test('two server processes on one database: a write on one node is seen by the
   await zb.login();
   const { inventory: zone } = await zb.createZone({ name: 'n0' });
   const cache = perfOf(a.app.db)!.replies!;
+  // Node B's start-up work (boot hooks, first periodic rounds) commits for a moment after it answers: wait until A
+  // can answer twice in a row from its cache, so the rounds below see only the writes they make.
+  await until('node B done starting: A answers a repeated query from its cache', async () => {
+    await za.queryZone({ q: [`uuid=${zone.uuid}`] });
+    const hits = cache.hits;
+    await za.queryZone({ q: [`uuid=${zone.uuid}`] });
+    return cache.hits === hits + 1;
+  });
   for (let i = 1; i <= 15; i++) {
     // Node A has the current reply cached…
     await za.queryZone({ q: [`uuid=${zone.uuid}`] });

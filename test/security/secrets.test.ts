@@ -31,7 +31,7 @@ t.test('the spec: every credential-looking field is marked, and each operation p
   t.same(op('AddSftpBackupStorage').secrets.request, ['params.password']);
   t.same(op('LogInByAccount').secrets, { request: ['logInByAccount.password'], params: [], reply: ['inventory.uuid'] });
   t.same(op('LogOut').secrets.params, ['sessionUuid']);
-  t.same(op('RequestConsoleAccess').secrets.reply, ['inventory.token']);
+  t.same(op('RequestConsoleAccess').secrets.reply, ['inventory.token', 'inventory.url']);
   t.same((OPERATIONS as Record<string, any>).AddKVMHost.secrets, op('AddKVMHost').secrets, "the SDK's table carries the same");
 });
 
