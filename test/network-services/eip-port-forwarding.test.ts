@@ -182,21 +182,23 @@ t.test('EIP and port forwarding on the virtual router', async (t) => {
     const { Vip, Eip } = handlers;
     t.match(Vip.check({}, { name: 'v', l3NetworkUuid: 'x' }).failures, [{ property: 'l3NetworkUuid' }], 'check: uuid');
     t.match(Vip.check({}, { name: 'v', l3NetworkUuid: pub.uuid, requiredIp: '1.2.3' }).failures, [{ property: 'requiredIp' }], 'check: IPv4');
-    const base = { name: 'pv', l3NetworkUuid: pub.uuid, requiredIp: '172.20.0.33' };
-    t.same(Vip.diff('id', base, { ...base, requiredIp: '172.20.0.34' }).replaces, ['requiredIp'], 'a new address replaces');
+    // An address nothing holds yet (the router's and the earlier VIPs' addresses are allocated at random).
+    const free = (await zs.getFreeIp({ l3NetworkUuid: pub.uuid, limit: 1 })).inventories[0].ip;
+    const base = { name: 'pv', l3NetworkUuid: pub.uuid, requiredIp: free };
+    t.same(Vip.diff('id', base, { ...base, requiredIp: '172.20.0.250' }).replaces, ['requiredIp'], 'a new address replaces');
     t.same(Vip.diff('id', base, { ...base, name: 'pv2' }).replaces ?? [], [], 'a name updates in place');
     const v = await Vip.create(ctx, Vip.check({}, base).inputs!);
-    t.match(v.outs, { ip: '172.20.0.33', state: 'Enabled' });
+    t.match(v.outs, { ip: free, state: 'Enabled' });
     t.equal((await Vip.update(ctx, v.id, v.outs, { ...base, name: 'pv2', state: 'Disabled' })).outs.state, 'Disabled');
     await Vip.update(ctx, v.id, v.outs, { ...base, name: 'pv2', state: 'Enabled' });
-    t.match((await Vip.read(ctx, v.id, v.outs)).props, { name: 'pv2', ip: '172.20.0.33' }, 'read');
+    t.match((await Vip.read(ctx, v.id, v.outs)).props, { name: 'pv2', ip: free }, 'read');
 
     t.same(Eip.diff('id', { name: 'e', vipUuid: v.id }, { name: 'e', vipUuid: v.id, vmNicUuid: nic.uuid }).replaces ?? [], [], 'attaching is in place');
     const e = await Eip.create(ctx, { name: 'pe', vipUuid: v.id });
     t.notOk(e.outs.vmNicUuid);
     const attached = await Eip.update(ctx, e.id, e.outs, { name: 'pe', vipUuid: v.id, vmNicUuid: nic.uuid });
     t.match(attached.outs, { vmNicUuid: nic.uuid, guestIp: nic.ip });
-    t.match((await routerState(s, vr.uuid)).eips, [{ vipIp: '172.20.0.33' }], 'applied on the router');
+    t.match((await routerState(s, vr.uuid)).eips, [{ vipIp: free }], 'applied on the router');
     t.notOk((await Eip.update(ctx, e.id, attached.outs, { name: 'pe', vipUuid: v.id })).outs.vmNicUuid, 'detached in place');
     await Eip.delete(ctx, e.id, {});
     await Vip.delete(ctx, v.id, {});
