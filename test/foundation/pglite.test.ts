@@ -51,3 +51,17 @@ t.test('VMs are created, queried and destroyed on PGlite (the tryout path)', asy
   await s.client.destroyVmInstance({ uuid: vms[0].inventory.uuid });
   t.equal((await s.client.queryVmInstance({ q: ['state=Running'], replyWithCount: true })).total, 3);
 });
+
+t.test('a VM no host can take is refused on PGlite, not left waiting', async (t) => {
+  // The refusal takes the allocator's full pass inside the reservation's transaction; PGlite has one connection, so
+  // a query there on the pool instead of the transaction waited forever (db/tx-scope.ts now refuses such a query).
+  const s = await startServer({ pglite: true });
+  t.teardown(() => s.close());
+  const w = await buildWorld(s.client, { virtualRouter: false });
+  const huge = (await s.client.createInstanceOffering({ name: 'huge', cpuNum: 1024, memorySize: 2 ** 30 })).inventory;
+  const e = await s.client
+    .createVmInstance({ name: 'too-big', instanceOfferingUuid: huge.uuid, imageUuid: w.imageUuid, l3NetworkUuids: [w.l3NetworkUuid] })
+    .catch((x) => x);
+  t.equal(e.code, 'HOST_ALLOCATION.1001');
+  t.match(e.details, /cpu/i, 'says why each host was dropped');
+});

@@ -1,6 +1,7 @@
 // The in-process event bus. Canonical events (host status changes, deletions, config updates) go through here so
 // modules (GC, ping tracker, console) can react without knowing each other.
 import { EventEmitter } from 'node:events';
+import { outsideTransactionScope } from '../db/tx-scope.js';
 
 export interface EventMap {
   'host.status': { hostUuid: string; oldStatus: string; newStatus: string };
@@ -29,10 +30,13 @@ export class EventBus {
   /** Delivers to this node's listeners only (events arriving from other nodes). */
   emitLocal<K extends keyof EventMap>(name: K, payload: EventMap[K]): void {
     for (const listener of this.emitter.listeners(name)) {
-      // Listeners run detached: a slow or failing subscriber never blocks or breaks the emitter.
-      Promise.resolve()
-        .then(() => (listener as (p: EventMap[K]) => unknown)(payload))
-        .catch((e) => console.error(`[events] listener of ${name} failed:`, e instanceof Error ? e.message : e));
+      // Listeners run detached (and outside an emitter's transaction): a slow or failing subscriber never blocks or
+      // breaks the emitter.
+      outsideTransactionScope(() =>
+        Promise.resolve()
+          .then(() => (listener as (p: EventMap[K]) => unknown)(payload))
+          .catch((e) => console.error(`[events] listener of ${name} failed:`, e instanceof Error ? e.message : e)),
+      );
     }
   }
 

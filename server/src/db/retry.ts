@@ -3,6 +3,7 @@
 // with a short random back-off, then fails with a clear error (core/errors.ts maps the codes, never SYS.1000).
 // Nested transactions (savepoints) are retried by the outer one.
 import type { Db } from './index.js';
+import { inTransactionScope } from './tx-scope.js';
 
 export const TRANSACTION_ATTEMPTS = 5;
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -27,7 +28,7 @@ export function retryTransactions(db: Db): Db {
   (db as { transaction: unknown }).transaction = async (fn: Parameters<Db['transaction']>[0], config?: Parameters<Db['transaction']>[1]) => {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await run(fn, config);
+        return await run((tx) => inTransactionScope(() => fn(tx)), config);
       } catch (e) {
         if (attempt >= TRANSACTION_ATTEMPTS || !isRetryable(e)) throw e;
         await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20 * attempt));

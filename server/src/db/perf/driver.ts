@@ -1,7 +1,8 @@
 // The one place the database drivers are wrapped, in a fixed order.
 //
 // pg (real PostgreSQL):
-//   pool.query          notes the tables its statement names as read (changes.ts `trackPoolReads`): pool.query runs
+//   pool.query          refused inside a transaction's callback (tx-scope.ts: it would wait for a second connection
+//                       while the transaction holds one); then notes the tables its statement names as read (changes.ts `trackPoolReads`): pool.query runs
 //                       the statement on a connection later, possibly outside the caller's async context.
 //   connection.query    two wrappers, installed on each new connection in this order (a call passes the last first):
 //     1. change tracking (changes.ts `trackPgClient`): reads, writes, transactions, commits published to the other
@@ -9,14 +10,17 @@
 //        statement's retry (below) passes through it again.
 //     2. prepared statements (prepared.ts `prepareClient`): a repeating text gets a name. Outer: it names the config
 //        the tracker then sees (the tracker reads the text either way).
-// PGlite (one process, one connection): change tracking only (changes.ts `trackPglite`).
+// PGlite (one process, one connection): change tracking (changes.ts `trackPglite`); outside the transaction object,
+// queries are refused inside a transaction's callback (they would wait for the transaction forever).
 import type pg from 'pg';
 import { trackPgClient, trackPglite, trackPoolReads, type ChangeTracker } from './changes.js';
 import { prepareClient, StatementNames } from './prepared.js';
 import type { PerfSwitches } from './index.js';
+import { assertOutsideTransaction } from '../tx-scope.js';
 
 export function installPgDriver(pool: pg.Pool, changes: ChangeTracker, switches: PerfSwitches): { namedStatements: () => number } {
   trackPoolReads(pool, changes);
+  guard(pool as unknown as Queryable, 'query');
   const names = switches.preparedStatements ? new StatementNames() : undefined;
   pool.on('connect', (client) => {
     trackPgClient(client, changes);
@@ -27,4 +31,16 @@ export function installPgDriver(pool: pg.Pool, changes: ChangeTracker, switches:
 
 export function installPgliteDriver(client: Parameters<typeof trackPglite>[0], changes: ChangeTracker): void {
   trackPglite(client, changes);
+  guard(client as unknown as Queryable, 'query');
+  guard(client as unknown as Queryable, 'exec');
+}
+
+type Queryable = Record<string, (...args: unknown[]) => unknown>;
+
+function guard(target: Queryable, method: string): void {
+  const original = target[method].bind(target);
+  target[method] = (...args: unknown[]) => {
+    assertOutsideTransaction();
+    return original(...args);
+  };
 }

@@ -55,7 +55,7 @@ export async function allocateHost(app: DomainContext, req: HostRequirement, tx:
   // queueing on one row) and reserves on it. When none qualifies, the full pass below decides and explains why.
   const [fast] = await reserveHostQuery(tx, req);
   if (fast) return fast;
-  const { candidates, dropped } = await candidatesFor(app, req);
+  const { candidates, dropped } = await candidatesFor(app, req, tx);
   const ordered = order(candidates, req);
   for (const host of ordered) {
     if (await app.use('hosts').reserveCapacity(tx, host.uuid, req.cpuNum, req.memorySize)) return host;
@@ -138,8 +138,7 @@ function noHost(req: HostRequirement, dropped: string[]) {
 }
 
 /** The hosts that qualify, and why each other host was dropped (the slow path; exported for the equivalence test). */
-export async function candidatesFor(app: DomainContext, req: HostRequirement): Promise<{ candidates: HostRow[]; dropped: string[] }> {
-  const db = app.db;
+export async function candidatesFor(app: DomainContext, req: HostRequirement, db: Tx = app.db): Promise<{ candidates: HostRow[]; dropped: string[] }> {
   const where: SQL[] = [];
   if (req.zoneUuid) where.push(eq(hosts.zoneUuid, req.zoneUuid));
   if (req.clusterUuid) where.push(eq(hosts.clusterUuid, req.clusterUuid));

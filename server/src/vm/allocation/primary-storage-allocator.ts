@@ -54,7 +54,7 @@ export async function allocatePrimaryStorage(
   const [fast] = await reservePrimaryStorageQuery(tx, req);
   if (fast) return fast;
   // None had room (or a race took it): look at every one, try again, and say why each was dropped.
-  const rows = await app.db
+  const rows = await tx
     .select({ ps: primaryStorage })
     .from(primaryStorageClusterRefs)
     .innerJoin(primaryStorage, eq(primaryStorage.uuid, primaryStorageClusterRefs.primaryStorageUuid))
