@@ -1,5 +1,5 @@
 // Primary and backup storage management through the SDK on real PostgreSQL and the simulator agent: state changes
-// (Disabled refuses new VMs, maintenance stops the VMs on it), capacity figures before/after and the sync repairing
+// (Disabled refuses new VMs, maintenance and a detach from the cluster stop the VMs on it), capacity figures before/after and the sync repairing
 // a counter corrupted in the database, updates and secret hygiene of UpdateSftpBackupStorage, reconnects with the
 // agents down (a clear error, the status recorded) and back up.
 import t from 'tap';
@@ -96,6 +96,15 @@ t.test('primary and backup storage management', async (t) => {
 
     const renamed = (await zs.updatePrimaryStorage({ uuid: psUuid, name: 'ps-renamed', description: 'd' })).inventory;
     t.match(renamed, { name: 'ps-renamed', description: 'd', state: 'Enabled' });
+  });
+
+  t.test('DetachPrimaryStorageFromCluster stops the VMs running there with a volume on it', async (t) => {
+    t.equal((await zs.queryVmInstance({ q: [`uuid=${vm1.uuid}`] })).inventories![0].state, 'Running');
+    await zs.detachPrimaryStorageFromCluster({ clusterUuid: world.clusterUuid, primaryStorageUuid: psUuid });
+    t.equal((await zs.queryVmInstance({ q: [`uuid=${vm1.uuid}`] })).inventories![0].state, 'Stopped', 'stopped before the storage left');
+    await fails(t, zs.startVmInstance({ uuid: vm1.uuid }), 'HOST_ALLOCATION.1001', /primary storage/);
+    await zs.attachPrimaryStorageToCluster({ clusterUuid: world.clusterUuid, primaryStorageUuid: psUuid });
+    t.equal((await zs.startVmInstance({ uuid: vm1.uuid })).inventory.state, 'Running', 'attached again, the VM starts');
   });
 
   t.test('local storage reconnect with its agents down', async (t) => {

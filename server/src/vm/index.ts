@@ -137,6 +137,8 @@ function register(app: DomainContext): void {
 
   // Primary storage enters maintenance: every VM with a volume on it stops (upstream PrimaryStorageBase, 2.0).
   app.use('primaryStorage').beforeMaintenance((psUuid) => vms.stopUsingPrimaryStorage(psUuid));
+  // Primary storage leaves a cluster: the VMs running there with a volume on it stop (upstream PrimaryStorageBase).
+  app.use('primaryStorage').beforeDetach((psUuid, clusterUuid) => vms.stopUsingPrimaryStorage(psUuid, clusterUuid));
 
   // An L2 network leaves a cluster: VMs there using it cannot run (upstream VmCascadeExtension stops them).
   app.use('networks').onL2DetachFromCluster((l2Uuid, clusterUuid) => vms.stopUsingL2InCluster(l2Uuid, clusterUuid));

@@ -180,16 +180,20 @@ export async function stopUsingL2InCluster(svc: VmService, l2Uuid: string, clust
   }
 }
 
-/** Primary storage enters maintenance: every VM running with a volume on it stops (graceful, then cold). */
-export async function stopUsingPrimaryStorage(svc: VmService, psUuid: string): Promise<void> {
+/**
+ * Primary storage enters maintenance, or leaves a cluster (`clusterUuid`): every VM running there with a volume on it
+ * stops (graceful, then cold).
+ */
+export async function stopUsingPrimaryStorage(svc: VmService, psUuid: string, clusterUuid?: string): Promise<void> {
+  const why = clusterUuid ? `leaves cluster[uuid:${clusterUuid}]` : 'enters maintenance';
   const rows = await svc.app.db
     .selectDistinct({ uuid: vmInstances.uuid })
     .from(vmInstances)
     .innerJoin(volumes, eq(volumes.vmInstanceUuid, vmInstances.uuid))
-    .where(and(eq(volumes.primaryStorageUuid, psUuid), isNotNull(vmInstances.hostUuid)));
+    .where(and(eq(volumes.primaryStorageUuid, psUuid), isNotNull(vmInstances.hostUuid), clusterUuid ? eq(vmInstances.clusterUuid, clusterUuid) : undefined));
   for (const { uuid } of rows) {
     await stop(svc, uuid, 'grace')
       .catch(() => stop(svc, uuid, 'cold'))
-      .catch((e) => console.warn(`[vm] stopping VM[uuid:${uuid}] (its primary storage enters maintenance) failed:`, toApiError(e).message));
+      .catch((e) => console.warn(`[vm] stopping VM[uuid:${uuid}] (its primary storage ${why}) failed:`, toApiError(e).message));
   }
 }

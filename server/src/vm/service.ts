@@ -187,8 +187,8 @@ export class VmService {
     return lifecycle.stopUsingL2InCluster(this, l2Uuid, clusterUuid);
   }
 
-  stopUsingPrimaryStorage(psUuid: string): Promise<void> {
-    return lifecycle.stopUsingPrimaryStorage(this, psUuid);
+  stopUsingPrimaryStorage(psUuid: string, clusterUuid?: string): Promise<void> {
+    return lifecycle.stopUsingPrimaryStorage(this, psUuid, clusterUuid);
   }
 
   // ------------------------------------------------------------------ destroy, recover, expunge (deletion.ts)
