@@ -726,7 +726,7 @@ export interface paths {
         };
         /**
          * Poll the result of an asynchronous API call
-         * @description 202 `{}` while the job runs, 200 with the API's reply when it succeeded, 503 `{"error": ErrorCode}` when it failed, 404 when the job is unknown or was purged. With `X-Job-Wait-Ms` (an addition to upstream's API), a job still running on the management node that answers is waited for up to that long before the answer, so one poll usually sees the end; without it the answer is immediate, as upstream's.
+         * @description 202 `{}` while the job runs (with `progress` when it runs on the node that answers), 200 with the API's reply when it succeeded, 503 `{"error": ErrorCode}` when it failed, 404 when the job is unknown or was purged. With `X-Job-Wait-Ms` (an addition to upstream's API), a job still running on the management node that answers is waited for up to that long before the answer, so one poll usually sees the end; without it the answer is immediate, as upstream's.
          *
          *     Synchronous. **Default timeout:** 5m.
          */
@@ -7938,6 +7938,14 @@ export interface components {
              */
             location: string;
         };
+        /** @description How far a running job got (an addition to upstream's API). Steps are those of the API's flow, as they start; `percent` is given by long transfers (an image download). */
+        JobProgress: {
+            percent?: number;
+            /** @description The step running now, `<flow>/<step>`. */
+            step?: string;
+            stepsDone?: number;
+            stepsTotal?: number;
+        };
         /** @description What one host made of a KvmRunShell script (1.1's APIKvmRunShellEvent.ShellResult). */
         KvmShellResult: {
             errorCode?: components["schemas"]["ErrorCode"];
@@ -11026,13 +11034,24 @@ export interface operations {
                     };
                 };
             };
-            /** @description The job is still running. */
+            /** @description The job is still running; `progress` says how far it got when it runs on the node that answers. */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    /**
+                     * @example {
+                     *       "progress": {
+                     *         "step": "create-vm/start-on-hypervisor",
+                     *         "stepsDone": 6,
+                     *         "stepsTotal": 9
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        progress?: components["schemas"]["JobProgress"];
+                    };
                 };
             };
             404: components["responses"]["NotFound"];

@@ -417,7 +417,8 @@ export class ZStackClient {
       if (res.status === 200) return res.data;
       if (res.status !== 202) throw this.errorOf(res, apiName, handle.jobUuid, req);
       if (options.onProgress) {
-        const progress: JobProgress = { apiName: handle.apiName, jobUuid: handle.jobUuid, elapsedMs: Date.now() - handle.startedAt, polls };
+        const reported = (res.data as { progress?: Pick<JobProgress, 'step' | 'stepsDone' | 'stepsTotal' | 'percent'> } | undefined)?.progress;
+        const progress: JobProgress = { apiName: handle.apiName, jobUuid: handle.jobUuid, elapsedMs: Date.now() - handle.startedAt, polls, ...reported };
         if (progressQuery) {
           const look = (q: Record<string, unknown>) =>
             this.call(progressQuery as OperationId, q as never, { signal: options.signal, retry: false })

@@ -64,6 +64,13 @@ export interface JobProgress {
   polls: number;
   /** The resource's progress as the server reports it (AddImage: the download, e.g. `45%`). */
   progress?: string;
+  /** The step of the API's flow running now (`<flow>/<step>`), when the job runs on the node polled. */
+  step?: string;
+  /** Steps of the API's flow started or skipped before this one, and their number. */
+  stepsDone?: number;
+  stepsTotal?: number;
+  /** Percent of a long transfer (an image download), as the job reports it. */
+  percent?: number;
   /** The resource being created, as last queried (only for APIs with a progress query). */
   resource?: unknown;
 }

@@ -67,9 +67,14 @@ async function runTasks(
   const ctx: DeployContext = { plan, signal, changes, agentAnswering: false };
   const log = (entry: Omit<TaskLog, 'host'>) => logger.record({ host: options.host, ...entry });
   try {
-    for (const task of TASKS) {
+    for (const [index, task] of TASKS.entries()) {
       const started = performance.now();
       log({ task: task.name, status: 'start', level: 'INFO', details: task.title, durationMs: 0 });
+      try {
+        options.onTask?.({ name: task.name, title: task.title, index, total: TASKS.length });
+      } catch {
+        // a progress callback never breaks the deploy
+      }
       try {
         signal.throwIfAborted();
         const outcome = await task.run(ctx);

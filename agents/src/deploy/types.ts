@@ -54,6 +54,8 @@ export interface DeployOptions {
   storageRoot?: string;
   /** Every task's start/done/skip/fail is POSTed here as JSON; failures to post never fail the deploy. */
   logUrl?: string;
+  /** Called as each task starts (`index` of `total`), for progress reports. */
+  onTask?: (task: { name: string; title: string; index: number; total: number }) => void;
   /** Aborts the deploy (e.g. the API's remaining time). */
   signal?: AbortSignal;
   /** Deadline for the whole deploy, in ms. */

@@ -145,8 +145,10 @@ function spinner(err: Output, apiName: string) {
     err.write(`\r\x1b[2K${SPINNER[frame++ % SPINNER.length]} ${apiName} ${((Date.now() - started) / 1000).toFixed(1)}s${progress ? ` ${progress}` : ''}`);
   const timer = setInterval(draw, 120);
   return {
-    onProgress(p: { progress?: string }) {
-      if (p.progress) progress = p.progress;
+    onProgress(p: { progress?: string; step?: string; stepsDone?: number; stepsTotal?: number; percent?: number }) {
+      const steps = p.step && p.stepsTotal ? `${p.step} (${(p.stepsDone ?? 0) + 1}/${p.stepsTotal})` : '';
+      const percent = p.progress ?? (p.percent !== undefined ? `${p.percent}%` : '');
+      progress = [percent, steps].filter(Boolean).join(' ');
     },
     stop() {
       clearInterval(timer);

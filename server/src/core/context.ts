@@ -32,7 +32,15 @@ export interface CallContext {
    * first step that ran out of time (an agent may give up a moment before the call's own timer fires; by then its
    * step has already ended), and the phase of the call (named when no step is).
    */
-  trace: { steps: string[]; timedOutIn?: string; phase?: string };
+  trace: { steps: string[]; timedOutIn?: string; phase?: string; progress?: JobProgress; inFlow?: boolean };
+}
+
+/** How far a job got, as its poll reports it (`JobProgress` in the spec). */
+export interface JobProgress {
+  step?: string;
+  stepsDone?: number;
+  stepsTotal?: number;
+  percent?: number;
 }
 
 const storage = new AsyncLocalStorage<CallContext>();
@@ -41,6 +49,12 @@ const storage = new AsyncLocalStorage<CallContext>();
 export const INTERNAL_TIMEOUT_MS = 30 * 60_000;
 
 export const currentContext = (): CallContext | undefined => storage.getStore();
+
+/** Records how far the current job got (read by its poll); nothing outside a job. */
+export function reportProgress(p: JobProgress): void {
+  const ctx = storage.getStore();
+  if (ctx?.jobUuid) ctx.trace.progress = { ...ctx.trace.progress, ...p };
+}
 
 export function runInContext<T>(ctx: CallContext, fn: () => Promise<T>): Promise<T> {
   return storage.run(ctx, fn);

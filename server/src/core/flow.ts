@@ -1,7 +1,7 @@
 // A flow chain: ordered steps, each with an optional rollback. When a step fails (or the call times out), the
 // steps already done are rolled back in reverse order, each rollback with its own short budget so that
 // compensation still happens after the API's deadline has passed.
-import { currentContext, runInBackgroundContext, step } from './context.js';
+import { currentContext, reportProgress, runInBackgroundContext, step } from './context.js';
 
 export interface FlowStep<D> {
   name: string;
@@ -17,9 +17,14 @@ export const ROLLBACK_BUDGET_MS = 30_000;
 
 export async function runFlow<D>(name: string, steps: FlowStep<D>[], data: D): Promise<D> {
   const done: FlowStep<D>[] = [];
+  // The job's outermost flow reports its steps as they start (the job's poll shows them); nested flows do not.
+  const trace = currentContext()?.trace;
+  const reports = trace !== undefined && !trace.inFlow;
+  if (reports) trace.inFlow = true;
   try {
-    for (const s of steps) {
+    for (const [i, s] of steps.entries()) {
       if (s.when && !s.when(data)) continue;
+      if (reports) reportProgress({ step: `${name}/${s.name}`, stepsDone: i, stepsTotal: steps.length });
       let work: Promise<void> | undefined;
       try {
         await step(`${name}/${s.name}`, (signal) => (work = s.run(data, signal)), { timeoutMs: s.timeoutMs });
@@ -31,10 +36,13 @@ export async function runFlow<D>(name: string, steps: FlowStep<D>[], data: D): P
       }
       done.push(s);
     }
+    if (reports) reportProgress({ step: undefined, stepsDone: steps.length, stepsTotal: steps.length });
     return data;
   } catch (e) {
     await rollback(name, done, data);
     throw e;
+  } finally {
+    if (reports) trace.inFlow = false;
   }
 }
 

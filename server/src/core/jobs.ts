@@ -6,7 +6,7 @@ import { decodeRow, type Db } from '../db/index.js';
 import { StatementTemplates } from '../db/perf/template.js';
 import { apiJobs, managementNodes } from '../db/schema/index.js';
 import { Batcher } from './batcher.js';
-import { deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type SessionInfo } from './context.js';
+import { deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type JobProgress, type SessionInfo } from './context.js';
 import { argErr, describeError, errorCode, toApiError, type ErrorCode } from './errors.js';
 import { badString, inputProblem, MAX_TIMEOUT_MS } from './input.js';
 
@@ -74,6 +74,8 @@ const jobStatements = new StatementTemplates();
 export class JobService {
   /** Jobs of this process whose outcome is not recorded yet. */
   private running = new Map<string, Promise<void>>();
+  /** The contexts of the jobs running here (their progress). */
+  private contexts = new Map<string, CallContext>();
   /** Work of failed jobs still compensating after their failure was recorded (a graceful stop waits for it). */
   private compensating = new Set<Promise<unknown>>();
   /** Jobs this process finished in the last FINISHED_CACHE_MS, as recorded (a finished row never changes). */
@@ -211,8 +213,10 @@ export class JobService {
     const execution = this.execute(ctx, o.run, o.webHook, o.redactReply).finally(() => {
       deadline.dispose();
       this.running.delete(o.uuid);
+      this.contexts.delete(o.uuid);
     });
     this.running.set(o.uuid, execution);
+    this.contexts.set(o.uuid, ctx);
     return { job: toRecord(inserted), created: true };
   }
 
@@ -292,6 +296,11 @@ export class JobService {
   /** True while the job runs in this process: its row says `processing` (it is finished before it leaves this map). */
   isRunningHere(uuid: string): boolean {
     return this.running.has(uuid);
+  }
+
+  /** How far a job running here got (undefined before it reports, or when it runs elsewhere). */
+  progressOf(uuid: string): JobProgress | undefined {
+    return this.contexts.get(uuid)?.trace.progress;
   }
 
   /** Resolves when the job's outcome is recorded (in this process); a timed-out job may still be rolling back (see drain). */

@@ -487,7 +487,10 @@ async function jobAnswer(env: Env, uuid: string, waitMs: number, reply: FastifyR
   const { deps } = env;
   if (deps.jobs.isRunningHere(uuid)) {
     if (waitMs > 0) await waitForJob(deps.jobs, uuid, waitMs, reply);
-    if (deps.jobs.isRunningHere(uuid)) return { status: 202, body: {} };
+    if (deps.jobs.isRunningHere(uuid)) {
+      const progress = deps.jobs.progressOf(uuid);
+      return { status: 202, body: progress ? { progress } : {} };
+    }
   }
   const job = await deps.jobs.get(uuid);
   if (!job) return { status: 404, body: { error: errorCode('SYS.1003', `job[uuid:${uuid}] is unknown or has expired`) } };

@@ -6,7 +6,7 @@
 // README.md (Deploy logs) says why.
 import { and, eq, inArray, notInArray, sql } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
-import { currentContext, remainingMs, step, timeoutError } from '../core/context.js';
+import { currentContext, remainingMs, reportProgress, step, timeoutError } from '../core/context.js';
 import { formatDate } from '../core/dates.js';
 import { ApiError } from '../core/errors.js';
 import { newUuid } from '../core/ids.js';
@@ -122,6 +122,8 @@ export class AgentDeployService {
           storageRoot: t.storageRoot,
           secret: t.agentSecret,
           managementUrl: this.app.url ? `${this.app.url}/zstack` : undefined,
+          // Each task as it starts is the job's progress (its poll shows it).
+          onTask: (task) => reportProgress({ step: `deploy/${task.name}`, stepsDone: task.index, stepsTotal: task.total }),
           signal,
           timeoutMs: remainingMs(),
         });

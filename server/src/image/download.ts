@@ -4,7 +4,7 @@
 // else Error and the agent's error is thrown.
 import { and, eq } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
-import { currentSignal } from '../core/context.js';
+import { currentSignal, reportProgress } from '../core/context.js';
 import { err, toApiError } from '../core/errors.js';
 import { imageBackupStorageRefs, images } from '../db/schema/index.js';
 import type { AgentResponse } from '../agent-client/index.js';
@@ -78,9 +78,11 @@ export async function downloadImage(app: DomainContext, image: ImageRow, targets
           if (p?.progress !== undefined && !finished.has(bs.uuid)) percent.set(bs.uuid, p.progress);
         }),
     );
-    const now = `${Math.min(...percent.values())}%`;
+    const slowest = Math.min(...percent.values());
+    const now = `${slowest}%`;
     if (now !== written && !settled) {
       written = now;
+      reportProgress({ percent: Math.max(0, Math.min(100, Math.round(slowest))) });
       await app.db
         .update(images)
         .set({ progress: now })
