@@ -240,15 +240,19 @@ t.test('zstack-cli against a server', async (t) => {
     t.match(help.out, /networkServices \(object\)/);
   });
 
-  t.test('a spinner with the download progress on a terminal, nothing otherwise', async (t) => {
+  t.test('a spinner with the download progress on a terminal, plain progress lines otherwise', async (t) => {
     const bs = (await cli(line('AddSimulatorBackupStorage name=bs1 url=/sim/bs1'))).json.inventory.uuid;
     const tty = await cli(line(`AddImage name=img1 url=http://download.zstack.org/img1.qcow2?durationMs=700 backupStorageUuids=${bs}`), { tty: true });
     t.equal(tty.code, 0);
     t.equal(tty.json.inventory.status, 'Ready');
     t.match(tty.err, /\r\x1b\[2K[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] AddImage \d+\.\ds/, 'spinner line on stderr');
     t.ok(tty.err.endsWith('\r\x1b[2K'), 'cleared at the end');
-    const plain = await cli(line(`AddImage name=img2 url=http://download.zstack.org/img2.qcow2?durationMs=100 backupStorageUuids=${bs}`));
-    t.equal(plain.err, '', 'no spinner when stderr is not a terminal');
+    const quick = await cli(line(`AddImage name=img2 url=http://download.zstack.org/img2.qcow2?durationMs=100 backupStorageUuids=${bs}`));
+    t.equal(quick.err, '', 'no spinner when stderr is not a terminal; a quick job reports nothing');
+    const slow = await cli(line(`AddImage name=img3 url=http://download.zstack.org/img3.qcow2?durationMs=3000 backupStorageUuids=${bs}`));
+    t.equal(slow.code, 0);
+    t.match(slow.err, /^AddImage: \d+%/m, 'plain progress lines when stderr is not a terminal');
+    t.notMatch(slow.err, /\x1b/, 'no terminal codes in them');
   });
 
   t.test('interactive mode: lines from stdin, state kept between them', async (t) => {

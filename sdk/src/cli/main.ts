@@ -135,9 +135,31 @@ function helpText(apiName?: string): string {
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-/** A spinner line on stderr while an asynchronous job runs (only on a terminal). */
+type Progress = { progress?: string; step?: string; stepsDone?: number; stepsTotal?: number; percent?: number };
+
+const describeProgress = (p: Progress) => {
+  const steps = p.step && p.stepsTotal ? `${p.step} (${(p.stepsDone ?? 0) + 1}/${p.stepsTotal})` : '';
+  const percent = p.progress ?? (p.percent !== undefined ? `${p.percent}%` : '');
+  return [percent, steps].filter(Boolean).join(' ');
+};
+
+/**
+ * A spinner line on stderr while an asynchronous job runs, on a terminal; otherwise a plain line each time its
+ * reported progress changes once it has run a second (a quick job prints nothing).
+ */
 function spinner(err: Output, apiName: string) {
-  if (!err.isTTY) return { onProgress: undefined, stop() {} };
+  if (!err.isTTY) {
+    let last = '';
+    return {
+      onProgress(p: Progress & { elapsedMs: number }) {
+        if (p.elapsedMs < 1000) return;
+        const now = describeProgress(p);
+        if (now && now !== last) err.write(`${apiName}: ${now}\n`);
+        last = now || last;
+      },
+      stop() {},
+    };
+  }
   const started = Date.now();
   let progress = '';
   let frame = 0;
@@ -145,10 +167,8 @@ function spinner(err: Output, apiName: string) {
     err.write(`\r\x1b[2K${SPINNER[frame++ % SPINNER.length]} ${apiName} ${((Date.now() - started) / 1000).toFixed(1)}s${progress ? ` ${progress}` : ''}`);
   const timer = setInterval(draw, 120);
   return {
-    onProgress(p: { progress?: string; step?: string; stepsDone?: number; stepsTotal?: number; percent?: number }) {
-      const steps = p.step && p.stepsTotal ? `${p.step} (${(p.stepsDone ?? 0) + 1}/${p.stepsTotal})` : '';
-      const percent = p.progress ?? (p.percent !== undefined ? `${p.percent}%` : '');
-      progress = [percent, steps].filter(Boolean).join(' ');
+    onProgress(p: Progress) {
+      progress = describeProgress(p);
     },
     stop() {
       clearInterval(timer);
