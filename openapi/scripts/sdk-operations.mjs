@@ -108,15 +108,19 @@ export function listOperations(doc) {
   return ops;
 }
 
-/** Field names of an inventory plus `join.field` for inventories nested one level down (`vmNics.ip`). */
+/**
+ * The queryable field names of an inventory plus `join.field` for inventories nested one level down (`vmNics.ip`).
+ * Properties marked `x-zstack-queryable: false` are in replies but not in conditions (the server refuses them).
+ */
 function inventoryFields(doc, name) {
   const inv = resolveSchema(doc, doc.components.schemas[name]);
+  const queryable = (props) => Object.entries(props ?? {}).filter(([, schema]) => schema?.['x-zstack-queryable'] !== false);
   const out = [];
-  for (const [field, schema] of Object.entries(inv.properties ?? {})) {
+  for (const [field, schema] of queryable(inv.properties)) {
     const s = resolveSchema(doc, schema);
     const nested = s.type === 'array' ? resolveSchema(doc, s.items) : s;
     if (nested.refName && doc.components.schemas[nested.refName]?.['x-zstack-inventory']) {
-      for (const sub of Object.keys(nested.properties ?? {})) out.push(`${field}.${sub}`);
+      for (const [sub] of queryable(nested.properties)) out.push(`${field}.${sub}`);
     } else out.push(field);
   }
   return out;
