@@ -232,6 +232,18 @@ t.test('zstack-cli against a server', async (t) => {
       ),
     );
     t.match((await cli(['--help'])).out, /usage: zstack-cli \[-H host\] \[-p port\]/);
+    const paged: string[] = [];
+    const onTerminal = await runCli({
+      argv: ['help'],
+      env: { HOME: home },
+      stdout: { write: () => t.fail('written past the pager'), isTTY: true },
+      stderr: { write: () => undefined },
+      pager: (text) => paged.push(text),
+    });
+    t.equal(onTerminal, 0);
+    t.equal(paged.length, 1, 'help goes through the pager on a terminal');
+    t.match(paged[0], /CreateVmInstance/);
+    t.match((await cli(line('help'))).out, /CreateVmInstance/, 'and is written as is otherwise');
     const help = await cli(line('help AttachNetworkServiceToL3Network'));
     t.match(
       help.out,

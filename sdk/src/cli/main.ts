@@ -2,6 +2,7 @@
 // interactive (`>>>` prompt, history, tab completion of API and parameter names from the spec). The session of
 // `LogInByAccount` is kept in ~/.zstack/cli/session. Replies print as upstream prints them (sorted keys, 2-space
 // JSON) or as a table (`-o table`); a failure prints its ErrorCode and exits non-zero.
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,8 @@ export interface CliIO {
   stdout: Output;
   stderr: Output;
   stdin?: Readable & { isTTY?: boolean };
+  /** Shows a long text a screen at a time (on a terminal; `help`'s list of every API). */
+  pager?: (text: string) => void;
 }
 
 interface Settings {
@@ -184,7 +187,9 @@ export async function runCommand(tokens: string[], settings: Settings, io: CliIO
   const print = (value: unknown) => io.stdout.write((settings.output === 'table' ? toTable(value, columns) : toJson(withoutSchema(value))) + '\n');
   try {
     if (tokens[0] === 'help') {
-      io.stdout.write(helpText(tokens[1]) + '\n');
+      const text = helpText(tokens[1]) + '\n';
+      if (io.pager && io.stdout.isTTY) io.pager(text);
+      else io.stdout.write(text);
       return 0;
     }
     const session = readSession(settings.dir);
@@ -308,7 +313,23 @@ export async function runCli(io: CliIO): Promise<number> {
 }
 
 export async function main(): Promise<number> {
-  return runCli({ argv: process.argv.slice(2), env: process.env, stdout: process.stdout, stderr: process.stderr, stdin: process.stdin });
+  return runCli({ argv: process.argv.slice(2), env: process.env, stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, pager: terminalPager });
+}
+
+/**
+ * `$PAGER` (default `less -FRX`: it quits at once when the text fits the screen) on the terminal; the text itself when
+ * the pager cannot run. The prompt's raw mode is off while it runs.
+ */
+function terminalPager(text: string): void {
+  const stdin = process.stdin as NodeJS.ReadStream;
+  const raw = stdin.isTTY && stdin.isRaw;
+  if (raw) stdin.setRawMode(false);
+  try {
+    const r = spawnSync(process.env.PAGER || 'less -FRX', { shell: true, input: text, stdio: ['pipe', 'inherit', 'inherit'] });
+    if (r.error || r.status === 127) process.stdout.write(text);
+  } finally {
+    if (raw) stdin.setRawMode(true);
+  }
 }
 
 function withoutSchema(value: unknown): unknown {
