@@ -8,7 +8,7 @@
 // from the sources. Tests keep running the sources through tsx.
 //
 // usage: node scripts/build-server.mjs [--if-stale]   (--if-stale: build only when an input is newer than the build)
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -118,6 +118,11 @@ export async function build() {
   } finally {
     await esbuild.stop?.();
   }
+  // The API reference's Redoc bundle comes from a build tool (a devDependency): a copy in dist/ serves it where only
+  // the production dependencies are installed.
+  const { findRedocBundle, BUILT_REDOC_BUNDLE } = await import('../server/src/docs/redoc-bundle.mjs');
+  const redoc = findRedocBundle();
+  if (redoc) copyFileSync(redoc, join(DIST, BUILT_REDOC_BUNDLE));
   writeFileSync(STAMP, JSON.stringify(before));
   return Math.round(performance.now() - started);
 }

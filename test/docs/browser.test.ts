@@ -4,13 +4,14 @@
 // `chromium` + playwright-core) opens both, finds AttachNetworkServiceToL3Network and keeps a screenshot in
 // test/artifacts/docs.png.
 import t from 'tap';
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import Fastify from 'fastify';
-import { registerDocs } from '../../server/src/docs/index.js';
+import { findRedocBundle, registerDocs } from '../../server/src/docs/index.js';
+import { BUILT_REDOC_BUNDLE } from '../../server/src/docs/redoc-bundle.mjs';
 import { loadSpec } from '../../server/src/core/spec.js';
 
 const run = promisify(execFile);
@@ -88,6 +89,15 @@ t.test('the /zstack/docs routes (no browser)', async (t) => {
     'without the bundle: a plain table of every operation',
   );
   t.equal((fallback.body.match(/<tr id="static-/g) ?? []).length, operations.length);
+});
+
+t.test("the server build copies Redoc's bundle into dist/, found where no node_modules holds it", async (t) => {
+  const built = join(repo, 'dist', BUILT_REDOC_BUNDLE);
+  // `npm install` builds dist/ (prepare); a checkout built before this copy existed is rebuilt once here.
+  if (!existsSync(built)) execFileSync(process.execPath, [join(repo, 'scripts/build-server.mjs')], { stdio: 'ignore' });
+  t.ok(existsSync(built), 'dist/ holds the bundle');
+  t.equal(findRedocBundle(tmpdir()), built, "outside any node_modules, the build's copy is served");
+  t.equal(statSync(built).size, statSync(findRedocBundle()!).size, 'the same bundle as the installed one');
 });
 
 t.test(

@@ -2,14 +2,15 @@
 // the machines this runs on may have no internet), rendering the bundled spec. Every operation shows its summary,
 // description (with its default timeout), parameters, request/response schemas and examples. Without JavaScript (or
 // without the bundle) the page still lists every operation with its method, path and default timeout.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { ERROR_CODES, type ErrorCodeInfo } from '../core/error-codes.js';
 import { gettingStartedPage } from './getting-started.js';
 import { escapeHtml, htmlPage } from './html.js';
+import { findRedocBundle } from './redoc-bundle.mjs';
+
+export { findRedocBundle };
 
 export interface DocsOptions {
   /** URL prefix of the reference (default `/zstack/docs`). */
@@ -18,24 +19,6 @@ export interface DocsOptions {
   title?: string;
   /** The Redoc standalone bundle to serve (default: found in node_modules, see `findRedocBundle`). */
   bundlePath?: string | null;
-}
-
-const CANDIDATES = [
-  // the `redoc` package, if installed
-  'redoc/bundles/redoc.standalone.js',
-  // the same bundle as shipped inside @redocly/cli (the tool `npm run docs` uses): always there in this workspace
-  '@redocly/cli/lib/chunks/redoc.standalone.js',
-];
-
-/** Looks for Redoc's standalone bundle in the node_modules directories above this file. */
-export function findRedocBundle(from = dirname(fileURLToPath(import.meta.url))): string | undefined {
-  for (let dir = from; ; dir = dirname(dir)) {
-    for (const c of CANDIDATES) {
-      const p = join(dir, 'node_modules', c);
-      if (existsSync(p)) return p;
-    }
-    if (dirname(dir) === dir) return undefined;
-  }
 }
 
 // Redoc shows only the code samples (x-codeSamples, openapi/scripts/samples.mjs) of the languages it is told about.
