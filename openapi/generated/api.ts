@@ -9169,6 +9169,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "36c27e8ff05c4780bf6d2fa65700f22e",
+                     *           "name": "admin",
+                     *           "type": "SystemAdmin",
+                     *           "createDate": "Dec 6, 2026 2:20:24 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:24 PM"
+                     *         },
+                     *         {
+                     *           "uuid": "9a03100c75f54009b255d77ea7ac4daf",
+                     *           "name": "tenant-1",
+                     *           "type": "Normal",
+                     *           "createDate": "Dec 6, 2026 2:20:28 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:28 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.identity.AccountInventory",
+                     *         "inventories[1]": "org.zstack.header.identity.AccountInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["AccountInventoryQueryReply"];
                 };
             };
@@ -9234,6 +9259,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "9a03100c75f54009b255d77ea7ac4daf",
+                     *         "name": "tenant-1",
+                     *         "type": "Normal",
+                     *         "createDate": "Dec 6, 2026 2:20:28 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:28 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["AccountInventoryReply"];
                 };
             };
@@ -9829,6 +9866,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "c8534b8b80344f549f2975e779b06fe1",
+                     *         "accountUuid": "36c27e8ff05c4780bf6d2fa65700f22e",
+                     *         "userUuid": "36c27e8ff05c4780bf6d2fa65700f22e",
+                     *         "userType": "AccountVO",
+                     *         "expiredDate": "Dec 6, 2026 4:20:25 PM",
+                     *         "createDate": "Dec 6, 2026 2:20:25 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["SessionInventoryReply"];
                 };
             };
@@ -11099,6 +11149,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "6c151640070045268c3fed98499deb2c",
+                     *           "name": "bs1",
+                     *           "url": "/zstack_bs",
+                     *           "type": "SimulatorBackupStorage",
+                     *           "state": "Enabled",
+                     *           "status": "Connected",
+                     *           "totalCapacity": 1099511627776,
+                     *           "availableCapacity": 1099444518912,
+                     *           "attachedZoneUuids": [
+                     *             "9d5789094fcb44fb88037084de1d49ce"
+                     *           ],
+                     *           "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.storage.backup.BackupStorageInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["BackupStorageInventoryQueryReply"];
                 };
             };
@@ -11922,6 +11997,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "6c151640070045268c3fed98499deb2c",
+                     *         "name": "bs1",
+                     *         "url": "/zstack_bs",
+                     *         "type": "SimulatorBackupStorage",
+                     *         "state": "Enabled",
+                     *         "status": "Connected",
+                     *         "totalCapacity": 1099511627776,
+                     *         "availableCapacity": 1099511627776,
+                     *         "attachedZoneUuids": [],
+                     *         "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["BackupStorageInventoryReply"];
                 };
             };
@@ -12016,6 +12109,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "26e02ef8b13f42ff95d10bf0a6c3a201",
+                     *           "name": "cluster1",
+                     *           "state": "Enabled",
+                     *           "hypervisorType": "Simulator",
+                     *           "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *           "type": "zstack",
+                     *           "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:25 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.cluster.ClusterInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ClusterInventoryQueryReply"];
                 };
             };
@@ -12088,6 +12201,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "26e02ef8b13f42ff95d10bf0a6c3a201",
+                     *         "name": "cluster1",
+                     *         "state": "Enabled",
+                     *         "hypervisorType": "Simulator",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "type": "zstack",
+                     *         "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:25 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["ClusterInventoryReply"];
                 };
             };
@@ -12146,6 +12274,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *         "name": "ps1",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "url": "/zstack_ps",
+                     *         "type": "SimulatorPrimaryStorage",
+                     *         "state": "Enabled",
+                     *         "status": "Connected",
+                     *         "totalCapacity": 10995116277760,
+                     *         "availableCapacity": 10995116277760,
+                     *         "totalPhysicalCapacity": 10995116277760,
+                     *         "availablePhysicalCapacity": 10995116277760,
+                     *         "systemUsedCapacity": 0,
+                     *         "attachedClusterUuids": [
+                     *           "26e02ef8b13f42ff95d10bf0a6c3a201"
+                     *         ],
+                     *         "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:25 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
                 };
             };
@@ -12645,6 +12797,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *           "name": "disk-1G",
+                     *           "diskSize": 1073741824,
+                     *           "sortKey": 0,
+                     *           "state": "Enabled",
+                     *           "type": "zstack",
+                     *           "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.configuration.DiskOfferingInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["DiskOfferingInventoryQueryReply"];
                 };
             };
@@ -12717,6 +12889,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *         "name": "disk-1G",
+                     *         "diskSize": 1073741824,
+                     *         "sortKey": 0,
+                     *         "state": "Enabled",
+                     *         "type": "zstack",
+                     *         "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["DiskOfferingInventoryReply"];
                 };
             };
@@ -13517,6 +13704,435 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "id": 1,
+                     *           "name": "scanInterval",
+                     *           "category": "gc",
+                     *           "description": "Seconds between scans for due garbage collector jobs",
+                     *           "defaultValue": "5",
+                     *           "value": "5"
+                     *         },
+                     *         {
+                     *           "id": 2,
+                     *           "name": "retryInterval",
+                     *           "category": "gc",
+                     *           "description": "Default seconds before a failed garbage collector job is retried",
+                     *           "defaultValue": "60",
+                     *           "value": "60"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[1]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[2]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[3]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[4]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[5]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[6]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[7]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[8]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[9]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[10]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[11]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[12]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[13]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[14]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[15]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[16]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[17]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[18]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[19]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[20]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[21]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[22]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[23]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[24]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[25]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[26]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[27]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[28]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[29]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[30]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[31]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[32]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[33]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[34]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[35]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[36]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[37]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[38]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[39]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[40]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[41]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[42]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[43]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[44]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[45]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[46]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[47]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[48]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[49]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[50]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[51]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[52]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[53]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[54]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[55]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[56]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[57]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[58]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[59]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[60]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[61]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[62]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[63]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[64]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[65]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[66]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[67]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[68]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[69]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[70]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[71]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[72]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[73]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[74]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[75]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[76]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[77]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[78]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[79]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[80]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[81]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[82]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[83]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[84]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[85]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[86]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[87]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[88]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[89]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[90]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[91]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[92]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[93]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[94]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[95]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[96]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[97]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[98]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[99]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[100]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[101]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[102]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[103]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[104]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[105]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[106]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[107]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[108]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[109]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[110]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[111]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[112]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[113]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[114]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[115]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[116]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[117]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[118]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[119]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[120]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[121]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[122]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[123]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[124]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[125]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[126]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[127]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[128]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[129]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[130]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[131]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[132]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[133]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[134]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[135]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[136]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[137]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[138]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[139]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[140]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[141]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[142]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[143]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[144]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[145]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[146]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[147]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[148]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[149]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[150]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[151]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[152]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[153]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[154]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[155]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[156]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[157]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[158]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[159]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[160]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[161]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[162]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[163]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[164]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[165]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[166]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[167]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[168]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[169]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[170]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[171]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[172]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[173]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[174]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[175]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[176]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[177]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[178]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[179]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[180]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[181]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[182]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[183]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[184]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[185]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[186]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[187]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[188]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[189]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[190]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[191]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[192]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[193]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[194]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[195]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[196]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[197]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[198]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[199]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[200]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[201]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[202]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[203]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[204]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[205]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[206]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[207]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[208]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[209]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[210]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[211]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[212]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[213]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[214]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[215]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[216]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[217]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[218]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[219]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[220]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[221]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[222]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[223]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[224]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[225]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[226]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[227]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[228]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[229]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[230]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[231]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[232]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[233]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[234]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[235]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[236]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[237]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[238]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[239]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[240]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[241]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[242]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[243]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[244]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[245]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[246]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[247]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[248]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[249]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[250]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[251]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[252]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[253]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[254]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[255]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[256]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[257]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[258]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[259]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[260]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[261]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[262]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[263]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[264]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[265]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[266]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[267]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[268]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[269]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[270]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[271]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[272]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[273]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[274]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[275]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[276]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[277]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[278]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[279]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[280]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[281]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[282]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[283]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[284]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[285]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[286]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[287]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[288]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[289]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[290]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[291]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[292]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[293]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[294]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[295]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[296]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[297]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[298]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[299]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[300]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[301]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[302]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[303]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[304]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[305]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[306]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[307]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[308]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[309]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[310]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[311]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[312]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[313]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[314]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[315]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[316]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[317]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[318]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[319]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[320]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[321]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[322]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[323]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[324]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[325]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[326]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[327]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[328]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[329]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[330]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[331]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[332]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[333]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[334]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[335]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[336]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[337]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[338]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[339]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[340]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[341]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[342]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[343]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[344]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[345]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[346]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[347]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[348]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[349]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[350]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[351]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[352]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[353]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[354]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[355]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[356]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[357]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[358]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[359]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[360]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[361]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[362]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[363]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[364]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[365]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[366]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[367]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[368]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[369]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[370]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[371]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[372]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[373]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[374]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[375]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[376]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[377]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[378]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[379]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[380]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[381]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[382]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[383]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[384]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[385]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[386]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[387]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[388]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[389]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[390]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[391]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[392]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[393]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[394]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[395]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[396]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[397]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[398]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[399]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[400]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[401]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[402]": "org.zstack.core.config.GlobalConfigInventory",
+                     *         "inventories[403]": "org.zstack.core.config.GlobalConfigInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["GlobalConfigInventoryQueryReply"];
                 };
             };
@@ -13704,6 +14320,55 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *           "name": "host1",
+                     *           "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *           "clusterUuid": "26e02ef8b13f42ff95d10bf0a6c3a201",
+                     *           "managementIp": "192.168.200.150",
+                     *           "hypervisorType": "Simulator",
+                     *           "state": "Enabled",
+                     *           "status": "Connected",
+                     *           "totalCpuCapacity": 80,
+                     *           "availableCpuCapacity": 79,
+                     *           "totalMemoryCapacity": 8589934592,
+                     *           "availableMemoryCapacity": 8455716864,
+                     *           "cpuSockets": 1,
+                     *           "cpuNum": 8,
+                     *           "architecture": "x86_64",
+                     *           "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:25 PM"
+                     *         },
+                     *         {
+                     *           "uuid": "feb41e392e6c4ce09db93976aebdcdf4",
+                     *           "name": "host2",
+                     *           "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *           "clusterUuid": "26e02ef8b13f42ff95d10bf0a6c3a201",
+                     *           "managementIp": "192.168.200.151",
+                     *           "hypervisorType": "Simulator",
+                     *           "state": "Enabled",
+                     *           "status": "Connected",
+                     *           "totalCpuCapacity": 80,
+                     *           "availableCpuCapacity": 80,
+                     *           "totalMemoryCapacity": 8589934592,
+                     *           "availableMemoryCapacity": 8589934592,
+                     *           "cpuSockets": 1,
+                     *           "cpuNum": 8,
+                     *           "architecture": "x86_64",
+                     *           "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:25 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.host.HostInventory",
+                     *         "inventories[1]": "org.zstack.header.host.HostInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["HostInventoryQueryReply"];
                 };
             };
@@ -14011,6 +14676,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "totalCpu": 160,
+                     *       "availableCpu": 159,
+                     *       "totalMemory": 17179869184,
+                     *       "availableMemory": 17045651456,
+                     *       "managedCpuNum": 16,
+                     *       "capacityData": [
+                     *         {
+                     *           "resourceUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *           "totalCpu": 160,
+                     *           "availableCpu": 159,
+                     *           "totalMemory": 17179869184,
+                     *           "availableMemory": 17045651456,
+                     *           "managedCpuNum": 16
+                     *         }
+                     *       ],
+                     *       "resourceType": "ZoneVO",
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": {
                         /** @description Schedulable vCPUs not used by VMs. */
                         availableCpu: number;
@@ -14405,6 +15091,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *         "name": "host1",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "clusterUuid": "26e02ef8b13f42ff95d10bf0a6c3a201",
+                     *         "managementIp": "192.168.200.150",
+                     *         "hypervisorType": "Simulator",
+                     *         "state": "Enabled",
+                     *         "status": "Connected",
+                     *         "totalCpuCapacity": 80,
+                     *         "availableCpuCapacity": 80,
+                     *         "totalMemoryCapacity": 8589934592,
+                     *         "availableMemoryCapacity": 8589934592,
+                     *         "cpuSockets": 1,
+                     *         "cpuNum": 8,
+                     *         "architecture": "x86_64",
+                     *         "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:25 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["HostInventoryReply"];
                 };
             };
@@ -14530,6 +15240,46 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *           "name": "zstack-image-1.2",
+                     *           "state": "Enabled",
+                     *           "status": "Ready",
+                     *           "size": 67108864,
+                     *           "actualSize": 67108864,
+                     *           "md5Sum": "f9ec3c9ad7bbb4551d2a4c38a8825763",
+                     *           "url": "http://download.zstack.org/templates/zstack-image-1.2.qcow2",
+                     *           "mediaType": "RootVolumeTemplate",
+                     *           "type": "zstack",
+                     *           "platform": "Linux",
+                     *           "architecture": "x86_64",
+                     *           "format": "qcow2",
+                     *           "system": false,
+                     *           "virtio": true,
+                     *           "backupStorageRefs": [
+                     *             {
+                     *               "imageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *               "backupStorageUuid": "6c151640070045268c3fed98499deb2c",
+                     *               "installPath": "/zstack_bs/rootVolumeTemplates/3c8b1be8c253407595b13a1e71dc3d36/3c8b1be8c253407595b13a1e71dc3d36.qcow2",
+                     *               "status": "Ready",
+                     *               "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *               "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *             }
+                     *           ],
+                     *           "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0].backupStorageRefs[0]": "org.zstack.header.image.ImageBackupStorageRefInventory",
+                     *         "inventories[0]": "org.zstack.header.image.ImageInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ImageInventoryQueryReply"];
                 };
             };
@@ -14627,6 +15377,40 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *         "name": "zstack-image-1.2",
+                     *         "state": "Enabled",
+                     *         "status": "Ready",
+                     *         "size": 67108864,
+                     *         "actualSize": 67108864,
+                     *         "md5Sum": "f9ec3c9ad7bbb4551d2a4c38a8825763",
+                     *         "url": "http://download.zstack.org/templates/zstack-image-1.2.qcow2",
+                     *         "mediaType": "RootVolumeTemplate",
+                     *         "type": "zstack",
+                     *         "platform": "Linux",
+                     *         "architecture": "x86_64",
+                     *         "format": "qcow2",
+                     *         "system": false,
+                     *         "virtio": true,
+                     *         "backupStorageRefs": [
+                     *           {
+                     *             "imageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *             "backupStorageUuid": "6c151640070045268c3fed98499deb2c",
+                     *             "installPath": "/zstack_bs/rootVolumeTemplates/3c8b1be8c253407595b13a1e71dc3d36/3c8b1be8c253407595b13a1e71dc3d36.qcow2",
+                     *             "status": "Ready",
+                     *             "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *           }
+                     *         ],
+                     *         "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["ImageInventoryReply"];
                 };
             };
@@ -15199,6 +15983,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "f339139abb6940349409e4646c00c667",
+                     *           "name": "small",
+                     *           "cpuNum": 1,
+                     *           "cpuSpeed": 0,
+                     *           "memorySize": 134217728,
+                     *           "reservedMemorySize": 0,
+                     *           "type": "UserVm",
+                     *           "allocatorStrategy": "LeastVmPreferredHostAllocatorStrategy",
+                     *           "sortKey": 0,
+                     *           "state": "Enabled",
+                     *           "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.configuration.InstanceOfferingInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["InstanceOfferingInventoryQueryReply"];
                 };
             };
@@ -15275,6 +16083,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "f339139abb6940349409e4646c00c667",
+                     *         "name": "small",
+                     *         "cpuNum": 1,
+                     *         "cpuSpeed": 0,
+                     *         "memorySize": 134217728,
+                     *         "reservedMemorySize": 0,
+                     *         "type": "UserVm",
+                     *         "allocatorStrategy": "LeastVmPreferredHostAllocatorStrategy",
+                     *         "sortKey": 0,
+                     *         "state": "Enabled",
+                     *         "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["InstanceOfferingInventoryReply"];
                 };
             };
@@ -15683,6 +16510,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "totalCapacity": 20,
+                     *       "availableCapacity": 19,
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": {
                         availableCapacity: number;
                         /** @constant */
@@ -15739,6 +16573,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "ec75de30351b4930ba8533c5c96e43fd",
+                     *           "name": "l2-flat",
+                     *           "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *           "physicalInterface": "eth0",
+                     *           "type": "L2NoVlanNetwork",
+                     *           "vSwitchType": "LinuxBridge",
+                     *           "attachedClusterUuids": [
+                     *             "26e02ef8b13f42ff95d10bf0a6c3a201"
+                     *           ],
+                     *           "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.network.l2.L2NetworkInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["L2NetworkInventoryQueryReply"];
                 };
             };
@@ -15796,6 +16653,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "ec75de30351b4930ba8533c5c96e43fd",
+                     *         "name": "l2-flat",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "physicalInterface": "eth0",
+                     *         "type": "L2NoVlanNetwork",
+                     *         "vSwitchType": "LinuxBridge",
+                     *         "attachedClusterUuids": [
+                     *           "26e02ef8b13f42ff95d10bf0a6c3a201"
+                     *         ],
+                     *         "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["L2NetworkInventoryReply"];
                 };
             };
@@ -16122,6 +16997,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "ec75de30351b4930ba8533c5c96e43fd",
+                     *         "name": "l2-flat",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "physicalInterface": "eth0",
+                     *         "type": "L2NoVlanNetwork",
+                     *         "vSwitchType": "LinuxBridge",
+                     *         "attachedClusterUuids": [],
+                     *         "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["L2NetworkInventoryReply"];
                 };
             };
@@ -16342,6 +17233,55 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *           "name": "l3-etpz",
+                     *           "type": "L3BasicNetwork",
+                     *           "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *           "l2NetworkUuid": "ec75de30351b4930ba8533c5c96e43fd",
+                     *           "state": "Enabled",
+                     *           "system": false,
+                     *           "category": "Private",
+                     *           "dns": [
+                     *             "8.8.8.8"
+                     *           ],
+                     *           "ipRanges": [
+                     *             {
+                     *               "uuid": "0ffa3557e3f1415e980283386586a24b",
+                     *               "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *               "name": "ipr-dk7p",
+                     *               "startIp": "192.168.201.180",
+                     *               "endIp": "192.168.201.199",
+                     *               "netmask": "255.255.252.0",
+                     *               "gateway": "192.168.200.1",
+                     *               "networkCidr": "192.168.200.0/22",
+                     *               "ipRangeType": "Normal",
+                     *               "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *               "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *             }
+                     *           ],
+                     *           "networkServices": [
+                     *             {
+                     *               "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *               "networkServiceProviderUuid": "4e4fc39bad734ecd9c5855af0c0217dd",
+                     *               "networkServiceType": "DHCP"
+                     *             }
+                     *           ],
+                     *           "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0].ipRanges[0]": "org.zstack.header.network.l3.IpRangeInventory",
+                     *         "inventories[0].networkServices[0]": "org.zstack.header.network.service.NetworkServiceL3NetworkRefInventory",
+                     *         "inventories[0]": "org.zstack.header.network.l3.L3NetworkInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["L3NetworkInventoryQueryReply"];
                 };
             };
@@ -16424,6 +17364,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *         "name": "l3-etpz",
+                     *         "type": "L3BasicNetwork",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "l2NetworkUuid": "ec75de30351b4930ba8533c5c96e43fd",
+                     *         "state": "Enabled",
+                     *         "system": false,
+                     *         "category": "Private",
+                     *         "dns": [],
+                     *         "ipRanges": [],
+                     *         "networkServices": [],
+                     *         "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["L3NetworkInventoryReply"];
                 };
             };
@@ -16485,6 +17445,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *         "name": "l3-etpz",
+                     *         "type": "L3BasicNetwork",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "l2NetworkUuid": "ec75de30351b4930ba8533c5c96e43fd",
+                     *         "state": "Enabled",
+                     *         "system": false,
+                     *         "category": "Private",
+                     *         "dns": [
+                     *           "8.8.8.8"
+                     *         ],
+                     *         "ipRanges": [],
+                     *         "networkServices": [],
+                     *         "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["L3NetworkInventoryReply"];
                 };
             };
@@ -16608,6 +17590,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "0ffa3557e3f1415e980283386586a24b",
+                     *         "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *         "name": "ipr-dk7p",
+                     *         "startIp": "192.168.201.180",
+                     *         "endIp": "192.168.201.199",
+                     *         "netmask": "255.255.252.0",
+                     *         "gateway": "192.168.200.1",
+                     *         "networkCidr": "192.168.200.0/22",
+                     *         "ipRangeType": "Normal",
+                     *         "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["IpRangeInventoryReply"];
                 };
             };
@@ -16767,6 +17767,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "ipRangeUuid": "0ffa3557e3f1415e980283386586a24b",
+                     *           "ip": "192.168.201.180",
+                     *           "netmask": "255.255.252.0",
+                     *           "gateway": "192.168.200.1"
+                     *         },
+                     *         {
+                     *           "ipRangeUuid": "0ffa3557e3f1415e980283386586a24b",
+                     *           "ip": "192.168.201.181",
+                     *           "netmask": "255.255.252.0",
+                     *           "gateway": "192.168.200.1"
+                     *         }
+                     *       ],
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": {
                         inventories: components["schemas"]["FreeIpInventory"][];
                         /** @constant */
@@ -16839,6 +17858,48 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *         "name": "l3-etpz",
+                     *         "type": "L3BasicNetwork",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "l2NetworkUuid": "ec75de30351b4930ba8533c5c96e43fd",
+                     *         "state": "Enabled",
+                     *         "system": false,
+                     *         "category": "Private",
+                     *         "dns": [
+                     *           "8.8.8.8"
+                     *         ],
+                     *         "ipRanges": [
+                     *           {
+                     *             "uuid": "0ffa3557e3f1415e980283386586a24b",
+                     *             "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *             "name": "ipr-dk7p",
+                     *             "startIp": "192.168.201.180",
+                     *             "endIp": "192.168.201.199",
+                     *             "netmask": "255.255.252.0",
+                     *             "gateway": "192.168.200.1",
+                     *             "networkCidr": "192.168.200.0/22",
+                     *             "ipRangeType": "Normal",
+                     *             "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *           }
+                     *         ],
+                     *         "networkServices": [
+                     *           {
+                     *             "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *             "networkServiceProviderUuid": "4e4fc39bad734ecd9c5855af0c0217dd",
+                     *             "networkServiceType": "DHCP"
+                     *           }
+                     *         ],
+                     *         "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["L3NetworkInventoryReply"];
                 };
             };
@@ -17114,6 +18175,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "0ffa3557e3f1415e980283386586a24b",
+                     *           "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *           "name": "ipr-dk7p",
+                     *           "startIp": "192.168.201.180",
+                     *           "endIp": "192.168.201.199",
+                     *           "netmask": "255.255.252.0",
+                     *           "gateway": "192.168.200.1",
+                     *           "networkCidr": "192.168.200.0/22",
+                     *           "ipRangeType": "Normal",
+                     *           "createDate": "Dec 6, 2026 2:20:26 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.network.l3.IpRangeInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["IpRangeInventoryQueryReply"];
                 };
             };
@@ -17272,6 +18356,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *           "networkServiceProviderUuid": "4e4fc39bad734ecd9c5855af0c0217dd",
+                     *           "networkServiceType": "DHCP"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.network.service.NetworkServiceL3NetworkRefInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["NetworkServiceL3NetworkRefInventoryQueryReply"];
                 };
             };
@@ -21765,6 +22864,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "0e6ba92e22ad42e492bda967cde1a099",
+                     *           "hostName": "vm",
+                     *           "joinDate": "Dec 6, 2026 2:20:25 PM",
+                     *           "heartBeat": "Dec 6, 2026 2:20:25 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.managementnode.ManagementNodeInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ManagementNodeInventoryQueryReply"];
                 };
             };
@@ -21811,6 +22926,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "version": "1.1.0",
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": {
                         /** @constant */
                         success: true;
@@ -21865,6 +22986,52 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "cd579684d4c44d40866fc9097e99fed7",
+                     *           "name": "VirtualRouter",
+                     *           "description": "zstack virtual router network service provider",
+                     *           "type": "VirtualRouter",
+                     *           "networkServiceTypes": [
+                     *             "DHCP",
+                     *             "DNS",
+                     *             "SNAT",
+                     *             "PortForwarding",
+                     *             "Eip",
+                     *             "LoadBalancer"
+                     *           ],
+                     *           "attachedL2NetworkUuids": [
+                     *             "ec75de30351b4930ba8533c5c96e43fd"
+                     *           ],
+                     *           "createDate": "Dec 6, 2026 2:20:24 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:24 PM"
+                     *         },
+                     *         {
+                     *           "uuid": "4e4fc39bad734ecd9c5855af0c0217dd",
+                     *           "name": "Flat Network Service Provider",
+                     *           "description": "Flat Network Service Provider",
+                     *           "type": "Flat",
+                     *           "networkServiceTypes": [
+                     *             "DHCP",
+                     *             "Userdata"
+                     *           ],
+                     *           "attachedL2NetworkUuids": [
+                     *             "ec75de30351b4930ba8533c5c96e43fd"
+                     *           ],
+                     *           "createDate": "Dec 6, 2026 2:20:24 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:24 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.network.service.NetworkServiceProviderInventory",
+                     *         "inventories[1]": "org.zstack.header.network.service.NetworkServiceProviderInventory",
+                     *         "inventories[2]": "org.zstack.header.network.service.NetworkServiceProviderInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["NetworkServiceProviderInventoryQueryReply"];
                 };
             };
@@ -22393,6 +23560,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *           "name": "ps1",
+                     *           "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *           "url": "/zstack_ps",
+                     *           "type": "SimulatorPrimaryStorage",
+                     *           "state": "Enabled",
+                     *           "status": "Connected",
+                     *           "totalCapacity": 10995116277760,
+                     *           "availableCapacity": 10992834576384,
+                     *           "totalPhysicalCapacity": 10995116277760,
+                     *           "availablePhysicalCapacity": 10995116277760,
+                     *           "systemUsedCapacity": 0,
+                     *           "attachedClusterUuids": [
+                     *             "26e02ef8b13f42ff95d10bf0a6c3a201"
+                     *           ],
+                     *           "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:25 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.storage.primary.PrimaryStorageInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["PrimaryStorageInventoryQueryReply"];
                 };
             };
@@ -22754,6 +23950,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "totalCapacity": 10995116277760,
+                     *       "availableCapacity": 10992834576384,
+                     *       "totalPhysicalCapacity": 10995116277760,
+                     *       "availablePhysicalCapacity": 10995116277760,
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": {
                         availableCapacity: number;
                         availablePhysicalCapacity: number;
@@ -23552,6 +24757,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *         "name": "ps1",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "url": "/zstack_ps",
+                     *         "type": "SimulatorPrimaryStorage",
+                     *         "state": "Enabled",
+                     *         "status": "Connected",
+                     *         "totalCapacity": 10995116277760,
+                     *         "availableCapacity": 10995116277760,
+                     *         "totalPhysicalCapacity": 10995116277760,
+                     *         "availablePhysicalCapacity": 10995116277760,
+                     *         "systemUsedCapacity": 0,
+                     *         "attachedClusterUuids": [],
+                     *         "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:25 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["PrimaryStorageInventoryReply"];
                 };
             };
@@ -23648,6 +24875,39 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "7c186048800f4f868f97043237ef16dd",
+                     *           "name": "sg-1",
+                     *           "state": "Enabled",
+                     *           "rules": [
+                     *             {
+                     *               "uuid": "01dcc6e24cb642b88518a08f95b0c398",
+                     *               "securityGroupUuid": "7c186048800f4f868f97043237ef16dd",
+                     *               "type": "Ingress",
+                     *               "startPort": 22,
+                     *               "endPort": 22,
+                     *               "protocol": "TCP",
+                     *               "state": "Enabled",
+                     *               "allowedCidr": "0.0.0.0/0",
+                     *               "createDate": "Dec 6, 2026 2:20:28 PM",
+                     *               "lastOpDate": "Dec 6, 2026 2:20:28 PM"
+                     *             }
+                     *           ],
+                     *           "attachedL3NetworkUuids": [],
+                     *           "createDate": "Dec 6, 2026 2:20:28 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:28 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0].rules[0]": "org.zstack.network.securitygroup.SecurityGroupRuleInventory",
+                     *         "inventories[0]": "org.zstack.network.securitygroup.SecurityGroupInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["SecurityGroupInventoryQueryReply"];
                 };
             };
@@ -23710,6 +24970,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "7c186048800f4f868f97043237ef16dd",
+                     *         "name": "sg-1",
+                     *         "state": "Enabled",
+                     *         "rules": [],
+                     *         "attachedL3NetworkUuids": [],
+                     *         "createDate": "Dec 6, 2026 2:20:28 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:28 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["SecurityGroupInventoryReply"];
                 };
             };
@@ -23880,6 +25154,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "7c186048800f4f868f97043237ef16dd",
+                     *         "name": "sg-1",
+                     *         "state": "Enabled",
+                     *         "rules": [
+                     *           {
+                     *             "uuid": "01dcc6e24cb642b88518a08f95b0c398",
+                     *             "securityGroupUuid": "7c186048800f4f868f97043237ef16dd",
+                     *             "type": "Ingress",
+                     *             "startPort": 22,
+                     *             "endPort": 22,
+                     *             "protocol": "TCP",
+                     *             "state": "Enabled",
+                     *             "allowedCidr": "0.0.0.0/0",
+                     *             "createDate": "Dec 6, 2026 2:20:28 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:28 PM"
+                     *           }
+                     *         ],
+                     *         "attachedL3NetworkUuids": [],
+                     *         "createDate": "Dec 6, 2026 2:20:28 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:28 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["SecurityGroupInventoryReply"];
                 };
             };
@@ -25025,6 +26326,91 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "7234074703c241608fc8df5f7dbe566d",
+                     *           "name": "vm1",
+                     *           "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *           "clusterUuid": "26e02ef8b13f42ff95d10bf0a6c3a201",
+                     *           "hostUuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *           "lastHostUuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *           "imageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *           "instanceOfferingUuid": "f339139abb6940349409e4646c00c667",
+                     *           "rootVolumeUuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *           "defaultL3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *           "platform": "Linux",
+                     *           "type": "UserVm",
+                     *           "hypervisorType": "Simulator",
+                     *           "memorySize": 134217728,
+                     *           "cpuNum": 1,
+                     *           "cpuSpeed": 0,
+                     *           "allocatorStrategy": "LeastVmPreferredHostAllocatorStrategy",
+                     *           "state": "Running",
+                     *           "vmNics": [
+                     *             {
+                     *               "uuid": "c569fb5d03a449ebb881e1c847499611",
+                     *               "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *               "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *               "ip": "192.168.201.198",
+                     *               "mac": "fa:f5:62:91:07:00",
+                     *               "netmask": "255.255.252.0",
+                     *               "gateway": "192.168.200.1",
+                     *               "deviceId": 0,
+                     *               "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *               "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *             }
+                     *           ],
+                     *           "allVolumes": [
+                     *             {
+                     *               "uuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *               "name": "ROOT-for-vm1",
+                     *               "description": "Root volume for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *               "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *               "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *               "rootImageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *               "installPath": "/zstack_ps/rootVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-7e3248a640eb4dd3b116be571250ad95/16bcfb7e66534211954b915963b72e1c.qcow2",
+                     *               "type": "Root",
+                     *               "format": "qcow2",
+                     *               "size": 67108864,
+                     *               "deviceId": 0,
+                     *               "state": "Enabled",
+                     *               "status": "Ready",
+                     *               "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *               "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *             },
+                     *             {
+                     *               "uuid": "e5bd176bef1c4d3b96c43e059bbde5b1",
+                     *               "name": "DATA-for-vm1",
+                     *               "description": "DataVolume-1 for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *               "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *               "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *               "diskOfferingUuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *               "installPath": "/zstack_ps/dataVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-e5bd176bef1c4d3b96c43e059bbde5b1/e5bd176bef1c4d3b96c43e059bbde5b1.qcow2",
+                     *               "type": "Data",
+                     *               "format": "qcow2",
+                     *               "size": 1073741824,
+                     *               "deviceId": 1,
+                     *               "state": "Enabled",
+                     *               "status": "Ready",
+                     *               "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *               "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *             }
+                     *           ],
+                     *           "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0].vmNics[0]": "org.zstack.header.vm.VmNicInventory",
+                     *         "inventories[0].allVolumes[0]": "org.zstack.header.volume.VolumeInventory",
+                     *         "inventories[0].allVolumes[1]": "org.zstack.header.volume.VolumeInventory",
+                     *         "inventories[0]": "org.zstack.header.vm.VmInstanceInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["VmInstanceInventoryQueryReply"];
                 };
             };
@@ -25114,6 +26500,83 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "7234074703c241608fc8df5f7dbe566d",
+                     *         "name": "vm1",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "clusterUuid": "26e02ef8b13f42ff95d10bf0a6c3a201",
+                     *         "hostUuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *         "lastHostUuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *         "imageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *         "instanceOfferingUuid": "f339139abb6940349409e4646c00c667",
+                     *         "rootVolumeUuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *         "defaultL3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *         "platform": "Linux",
+                     *         "type": "UserVm",
+                     *         "hypervisorType": "Simulator",
+                     *         "memorySize": 134217728,
+                     *         "cpuNum": 1,
+                     *         "cpuSpeed": 0,
+                     *         "allocatorStrategy": "LeastVmPreferredHostAllocatorStrategy",
+                     *         "state": "Running",
+                     *         "vmNics": [
+                     *           {
+                     *             "uuid": "c569fb5d03a449ebb881e1c847499611",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *             "ip": "192.168.201.198",
+                     *             "mac": "fa:f5:62:91:07:00",
+                     *             "netmask": "255.255.252.0",
+                     *             "gateway": "192.168.200.1",
+                     *             "deviceId": 0,
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           }
+                     *         ],
+                     *         "allVolumes": [
+                     *           {
+                     *             "uuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *             "name": "ROOT-for-vm1",
+                     *             "description": "Root volume for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *             "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "rootImageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *             "installPath": "/zstack_ps/rootVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-7e3248a640eb4dd3b116be571250ad95/7e3248a640eb4dd3b116be571250ad95.qcow2",
+                     *             "type": "Root",
+                     *             "format": "qcow2",
+                     *             "size": 67108864,
+                     *             "deviceId": 0,
+                     *             "state": "Enabled",
+                     *             "status": "Ready",
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           },
+                     *           {
+                     *             "uuid": "e5bd176bef1c4d3b96c43e059bbde5b1",
+                     *             "name": "DATA-for-vm1",
+                     *             "description": "DataVolume-1 for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *             "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "diskOfferingUuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *             "installPath": "/zstack_ps/dataVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-e5bd176bef1c4d3b96c43e059bbde5b1/e5bd176bef1c4d3b96c43e059bbde5b1.qcow2",
+                     *             "type": "Data",
+                     *             "format": "qcow2",
+                     *             "size": 1073741824,
+                     *             "deviceId": 1,
+                     *             "state": "Enabled",
+                     *             "status": "Ready",
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           }
+                     *         ],
+                     *         "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["VmInstanceInventoryReply"];
                 };
             };
@@ -25158,6 +26621,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["EmptyReply"];
                 };
             };
@@ -25216,6 +26684,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["EmptyReply"];
                 };
             };
@@ -25274,6 +26747,83 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "7234074703c241608fc8df5f7dbe566d",
+                     *         "name": "vm1",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "clusterUuid": "26e02ef8b13f42ff95d10bf0a6c3a201",
+                     *         "hostUuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *         "lastHostUuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *         "imageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *         "instanceOfferingUuid": "f339139abb6940349409e4646c00c667",
+                     *         "rootVolumeUuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *         "defaultL3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *         "platform": "Linux",
+                     *         "type": "UserVm",
+                     *         "hypervisorType": "Simulator",
+                     *         "memorySize": 134217728,
+                     *         "cpuNum": 1,
+                     *         "cpuSpeed": 0,
+                     *         "allocatorStrategy": "LeastVmPreferredHostAllocatorStrategy",
+                     *         "state": "Running",
+                     *         "vmNics": [
+                     *           {
+                     *             "uuid": "c569fb5d03a449ebb881e1c847499611",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *             "ip": "192.168.201.198",
+                     *             "mac": "fa:f5:62:91:07:00",
+                     *             "netmask": "255.255.252.0",
+                     *             "gateway": "192.168.200.1",
+                     *             "deviceId": 0,
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           }
+                     *         ],
+                     *         "allVolumes": [
+                     *           {
+                     *             "uuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *             "name": "ROOT-for-vm1",
+                     *             "description": "Root volume for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *             "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "rootImageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *             "installPath": "/zstack_ps/rootVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-7e3248a640eb4dd3b116be571250ad95/7e3248a640eb4dd3b116be571250ad95.qcow2",
+                     *             "type": "Root",
+                     *             "format": "qcow2",
+                     *             "size": 67108864,
+                     *             "deviceId": 0,
+                     *             "state": "Enabled",
+                     *             "status": "Ready",
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           },
+                     *           {
+                     *             "uuid": "e5bd176bef1c4d3b96c43e059bbde5b1",
+                     *             "name": "DATA-for-vm1",
+                     *             "description": "DataVolume-1 for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *             "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "diskOfferingUuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *             "installPath": "/zstack_ps/dataVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-e5bd176bef1c4d3b96c43e059bbde5b1/e5bd176bef1c4d3b96c43e059bbde5b1.qcow2",
+                     *             "type": "Data",
+                     *             "format": "qcow2",
+                     *             "size": 1073741824,
+                     *             "deviceId": 1,
+                     *             "state": "Enabled",
+                     *             "status": "Ready",
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           }
+                     *         ],
+                     *         "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["VmInstanceInventoryReply"];
                 };
             };
@@ -25517,6 +27067,83 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "7234074703c241608fc8df5f7dbe566d",
+                     *         "name": "vm1",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "clusterUuid": "26e02ef8b13f42ff95d10bf0a6c3a201",
+                     *         "hostUuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *         "lastHostUuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *         "imageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *         "instanceOfferingUuid": "f339139abb6940349409e4646c00c667",
+                     *         "rootVolumeUuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *         "defaultL3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *         "platform": "Linux",
+                     *         "type": "UserVm",
+                     *         "hypervisorType": "Simulator",
+                     *         "memorySize": 134217728,
+                     *         "cpuNum": 1,
+                     *         "cpuSpeed": 0,
+                     *         "allocatorStrategy": "LeastVmPreferredHostAllocatorStrategy",
+                     *         "state": "Running",
+                     *         "vmNics": [
+                     *           {
+                     *             "uuid": "c569fb5d03a449ebb881e1c847499611",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *             "ip": "192.168.201.198",
+                     *             "mac": "fa:f5:62:91:07:00",
+                     *             "netmask": "255.255.252.0",
+                     *             "gateway": "192.168.200.1",
+                     *             "deviceId": 0,
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           }
+                     *         ],
+                     *         "allVolumes": [
+                     *           {
+                     *             "uuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *             "name": "ROOT-for-vm1",
+                     *             "description": "Root volume for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *             "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "rootImageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *             "installPath": "/zstack_ps/rootVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-7e3248a640eb4dd3b116be571250ad95/7e3248a640eb4dd3b116be571250ad95.qcow2",
+                     *             "type": "Root",
+                     *             "format": "qcow2",
+                     *             "size": 67108864,
+                     *             "deviceId": 0,
+                     *             "state": "Enabled",
+                     *             "status": "Ready",
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           },
+                     *           {
+                     *             "uuid": "e5bd176bef1c4d3b96c43e059bbde5b1",
+                     *             "name": "DATA-for-vm1",
+                     *             "description": "DataVolume-1 for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *             "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "diskOfferingUuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *             "installPath": "/zstack_ps/dataVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-e5bd176bef1c4d3b96c43e059bbde5b1/e5bd176bef1c4d3b96c43e059bbde5b1.qcow2",
+                     *             "type": "Data",
+                     *             "format": "qcow2",
+                     *             "size": 1073741824,
+                     *             "deviceId": 1,
+                     *             "state": "Enabled",
+                     *             "status": "Ready",
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           }
+                     *         ],
+                     *         "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["VmInstanceInventoryReply"];
                 };
             };
@@ -25582,6 +27209,82 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "7234074703c241608fc8df5f7dbe566d",
+                     *         "name": "vm1",
+                     *         "zoneUuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "clusterUuid": "26e02ef8b13f42ff95d10bf0a6c3a201",
+                     *         "lastHostUuid": "0511d8f7f5c9456fb44f3db810bda83d",
+                     *         "imageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *         "instanceOfferingUuid": "f339139abb6940349409e4646c00c667",
+                     *         "rootVolumeUuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *         "defaultL3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *         "platform": "Linux",
+                     *         "type": "UserVm",
+                     *         "hypervisorType": "Simulator",
+                     *         "memorySize": 134217728,
+                     *         "cpuNum": 1,
+                     *         "cpuSpeed": 0,
+                     *         "allocatorStrategy": "LeastVmPreferredHostAllocatorStrategy",
+                     *         "state": "Stopped",
+                     *         "vmNics": [
+                     *           {
+                     *             "uuid": "c569fb5d03a449ebb881e1c847499611",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *             "ip": "192.168.201.198",
+                     *             "mac": "fa:f5:62:91:07:00",
+                     *             "netmask": "255.255.252.0",
+                     *             "gateway": "192.168.200.1",
+                     *             "deviceId": 0,
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           }
+                     *         ],
+                     *         "allVolumes": [
+                     *           {
+                     *             "uuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *             "name": "ROOT-for-vm1",
+                     *             "description": "Root volume for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *             "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "rootImageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *             "installPath": "/zstack_ps/rootVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-7e3248a640eb4dd3b116be571250ad95/7e3248a640eb4dd3b116be571250ad95.qcow2",
+                     *             "type": "Root",
+                     *             "format": "qcow2",
+                     *             "size": 67108864,
+                     *             "deviceId": 0,
+                     *             "state": "Enabled",
+                     *             "status": "Ready",
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           },
+                     *           {
+                     *             "uuid": "e5bd176bef1c4d3b96c43e059bbde5b1",
+                     *             "name": "DATA-for-vm1",
+                     *             "description": "DataVolume-1 for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *             "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *             "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *             "diskOfferingUuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *             "installPath": "/zstack_ps/dataVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-e5bd176bef1c4d3b96c43e059bbde5b1/e5bd176bef1c4d3b96c43e059bbde5b1.qcow2",
+                     *             "type": "Data",
+                     *             "format": "qcow2",
+                     *             "size": 1073741824,
+                     *             "deviceId": 1,
+                     *             "state": "Enabled",
+                     *             "status": "Ready",
+                     *             "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *             "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *           }
+                     *         ],
+                     *         "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["VmInstanceInventoryReply"];
                 };
             };
@@ -25992,6 +27695,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "50115daea94d406a8e9e205e171672c8",
+                     *           "name": "data-1",
+                     *           "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *           "diskOfferingUuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *           "installPath": "/zstack_ps/dataVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-50115daea94d406a8e9e205e171672c8/50115daea94d406a8e9e205e171672c8.qcow2",
+                     *           "type": "Data",
+                     *           "format": "qcow2",
+                     *           "size": 1073741824,
+                     *           "state": "Enabled",
+                     *           "status": "Ready",
+                     *           "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *         }
+                     *       ],
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": {
                         inventories: components["schemas"]["VolumeInventory"][];
                         /** @constant */
@@ -26577,6 +28301,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "c569fb5d03a449ebb881e1c847499611",
+                     *           "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *           "l3NetworkUuid": "a64c058a56dd495d90a84e7e2bfbfdbf",
+                     *           "ip": "192.168.201.198",
+                     *           "mac": "fa:f5:62:91:07:00",
+                     *           "netmask": "255.255.252.0",
+                     *           "gateway": "192.168.200.1",
+                     *           "deviceId": 0,
+                     *           "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.vm.VmNicInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["VmNicInventoryQueryReply"];
                 };
             };
@@ -26670,6 +28416,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "a13f868948be4630b8b05268ceca772a",
+                     *           "name": "snap-1",
+                     *           "type": "Hypervisor",
+                     *           "volumeUuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *           "treeUuid": "ca931d07525c4d7590c58e9dbdaae3b7",
+                     *           "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *           "primaryStorageInstallPath": "/zstack_ps/rootVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-7e3248a640eb4dd3b116be571250ad95/7e3248a640eb4dd3b116be571250ad95.qcow2",
+                     *           "volumeType": "Root",
+                     *           "format": "qcow2",
+                     *           "latest": true,
+                     *           "fullSnapshot": false,
+                     *           "size": 67108864,
+                     *           "state": "Enabled",
+                     *           "status": "Ready",
+                     *           "backupStorageRefs": [],
+                     *           "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.storage.snapshot.VolumeSnapshotInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["VolumeSnapshotInventoryQueryReply"];
                 };
             };
@@ -27084,6 +28859,52 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *           "name": "ROOT-for-vm1",
+                     *           "description": "Root volume for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *           "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *           "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *           "rootImageUuid": "3c8b1be8c253407595b13a1e71dc3d36",
+                     *           "installPath": "/zstack_ps/rootVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-7e3248a640eb4dd3b116be571250ad95/16bcfb7e66534211954b915963b72e1c.qcow2",
+                     *           "type": "Root",
+                     *           "format": "qcow2",
+                     *           "size": 67108864,
+                     *           "deviceId": 0,
+                     *           "state": "Enabled",
+                     *           "status": "Ready",
+                     *           "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *         },
+                     *         {
+                     *           "uuid": "e5bd176bef1c4d3b96c43e059bbde5b1",
+                     *           "name": "DATA-for-vm1",
+                     *           "description": "DataVolume-1 for VM[uuid:7234074703c241608fc8df5f7dbe566d]",
+                     *           "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *           "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *           "diskOfferingUuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *           "installPath": "/zstack_ps/dataVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-e5bd176bef1c4d3b96c43e059bbde5b1/e5bd176bef1c4d3b96c43e059bbde5b1.qcow2",
+                     *           "type": "Data",
+                     *           "format": "qcow2",
+                     *           "size": 1073741824,
+                     *           "deviceId": 1,
+                     *           "state": "Enabled",
+                     *           "status": "Ready",
+                     *           "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.volume.VolumeInventory",
+                     *         "inventories[1]": "org.zstack.header.volume.VolumeInventory",
+                     *         "inventories[2]": "org.zstack.header.volume.VolumeInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["VolumeInventoryQueryReply"];
                 };
             };
@@ -27411,6 +29232,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "50115daea94d406a8e9e205e171672c8",
+                     *         "name": "data-1",
+                     *         "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *         "diskOfferingUuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *         "installPath": "/zstack_ps/dataVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-50115daea94d406a8e9e205e171672c8/50115daea94d406a8e9e205e171672c8.qcow2",
+                     *         "type": "Data",
+                     *         "format": "qcow2",
+                     *         "size": 1073741824,
+                     *         "state": "Enabled",
+                     *         "status": "Ready",
+                     *         "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["VolumeInventoryReply"];
                 };
             };
@@ -27544,6 +29384,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "50115daea94d406a8e9e205e171672c8",
+                     *         "name": "data-1",
+                     *         "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *         "vmInstanceUuid": "7234074703c241608fc8df5f7dbe566d",
+                     *         "diskOfferingUuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *         "installPath": "/zstack_ps/dataVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-50115daea94d406a8e9e205e171672c8/50115daea94d406a8e9e205e171672c8.qcow2",
+                     *         "type": "Data",
+                     *         "format": "qcow2",
+                     *         "size": 1073741824,
+                     *         "deviceId": 2,
+                     *         "state": "Enabled",
+                     *         "status": "Ready",
+                     *         "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["VolumeInventoryReply"];
                 };
             };
@@ -27609,6 +29470,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "a13f868948be4630b8b05268ceca772a",
+                     *         "name": "snap-1",
+                     *         "type": "Hypervisor",
+                     *         "volumeUuid": "7e3248a640eb4dd3b116be571250ad95",
+                     *         "treeUuid": "ca931d07525c4d7590c58e9dbdaae3b7",
+                     *         "primaryStorageUuid": "66e00cad2a484d2db98b9cfe8206069c",
+                     *         "primaryStorageInstallPath": "/zstack_ps/rootVolumes/acct-36c27e8ff05c4780bf6d2fa65700f22e/vol-7e3248a640eb4dd3b116be571250ad95/7e3248a640eb4dd3b116be571250ad95.qcow2",
+                     *         "volumeType": "Root",
+                     *         "format": "qcow2",
+                     *         "latest": true,
+                     *         "fullSnapshot": false,
+                     *         "size": 67108864,
+                     *         "state": "Enabled",
+                     *         "status": "Ready",
+                     *         "backupStorageRefs": [],
+                     *         "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["VolumeSnapshotInventoryReply"];
                 };
             };
@@ -27677,6 +29562,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "50115daea94d406a8e9e205e171672c8",
+                     *         "name": "data-1",
+                     *         "diskOfferingUuid": "4b691e4cea564c4196b8d54b4f85f4a5",
+                     *         "type": "Data",
+                     *         "format": "qcow2",
+                     *         "size": 1073741824,
+                     *         "state": "Enabled",
+                     *         "status": "NotInstantiated",
+                     *         "createDate": "Dec 6, 2026 2:20:27 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:27 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["VolumeInventoryReply"];
                 };
             };
@@ -27903,6 +29805,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventories": [
+                     *         {
+                     *           "uuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *           "name": "zone1",
+                     *           "state": "Enabled",
+                     *           "type": "zstack",
+                     *           "isDefault": false,
+                     *           "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *           "lastOpDate": "Dec 6, 2026 2:20:25 PM"
+                     *         }
+                     *       ],
+                     *       "success": true,
+                     *       "schema": {
+                     *         "inventories[0]": "org.zstack.header.zone.ZoneInventory"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ZoneInventoryQueryReply"];
                 };
             };
@@ -27972,6 +29893,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "9d5789094fcb44fb88037084de1d49ce",
+                     *         "name": "zone1",
+                     *         "state": "Enabled",
+                     *         "type": "zstack",
+                     *         "isDefault": false,
+                     *         "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:25 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["ZoneInventoryReply"];
                 };
             };
@@ -28199,6 +30134,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "inventory": {
+                     *         "uuid": "6c151640070045268c3fed98499deb2c",
+                     *         "name": "bs1",
+                     *         "url": "/zstack_bs",
+                     *         "type": "SimulatorBackupStorage",
+                     *         "state": "Enabled",
+                     *         "status": "Connected",
+                     *         "totalCapacity": 1099511627776,
+                     *         "availableCapacity": 1099511627776,
+                     *         "attachedZoneUuids": [
+                     *           "9d5789094fcb44fb88037084de1d49ce"
+                     *         ],
+                     *         "createDate": "Dec 6, 2026 2:20:25 PM",
+                     *         "lastOpDate": "Dec 6, 2026 2:20:26 PM"
+                     *       },
+                     *       "success": true
+                     *     }
+                     */
                     "application/json": components["schemas"]["BackupStorageInventoryReply"];
                 };
             };

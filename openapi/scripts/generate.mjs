@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds everything that derives from the spec, in one place:
-//   openapi/dist/openapi.json          the bundled management API (domains + ZStack conventions applied)
+//   openapi/dist/openapi.json          the bundled management API (domains + ZStack conventions applied, the replies
+//                                      recorded in openapi/examples/replies.json as response examples)
 //   openapi/dist/permissions.json      the permission table: operationId → x-zstack-permission (action, adminOnly…)
 //   openapi/dist/agent-protocol.json   the agent HTTP protocol
 //   openapi/generated/api.ts           TypeScript types of the management API (openapi-typescript)
@@ -54,7 +55,21 @@ export function bundle() {
   expandLegacyReads(doc, legacyReads, replyComponent);
   applyConventions(doc);
   addCodeSamples(doc);
+  addReplyExamples(doc, JSON.parse(readFileSync(join(specDir, 'examples/replies.json'), 'utf8')));
   return doc;
+}
+
+/**
+ * Real replies, recorded from a test server by test/docs/record-replies.ts, as the operations' 200 examples (an
+ * example written in the spec by hand stays).
+ */
+function addReplyExamples(doc, replies) {
+  for (const item of Object.values(doc.paths)) {
+    for (const op of Object.values(item)) {
+      const content = op.responses?.['200']?.content?.['application/json'];
+      if (content && replies[op.operationId] !== undefined && content.example === undefined) content.example = replies[op.operationId];
+    }
+  }
 }
 
 /** operationId → its permission (sorted by operationId), with `public` for operations that need no session. */
