@@ -9,6 +9,7 @@ import { toApiError } from '../../server/src/core/errors.js';
 import { agentVmReports } from '../../server/src/vm/reconcile.js';
 import { startServer, type TestServer } from '../lib/harness.js';
 import { buildWorld, type World } from '../lib/world.js';
+import { until } from '../lib/wait.js';
 
 const s: TestServer = await startServer();
 t.teardown(() => s.close());
@@ -100,6 +101,36 @@ t.test('DeleteL3Network while VMs are created on it: no NIC stays on the deleted
   t.notOk(results.includes('SYS.1000'), `answers: ${[...new Set(results)]}`);
   t.same(await invariantsHold(), [], 'no NIC on the deleted L3, every address with its NIC');
   t.same(await rows(app.db, sql`SELECT uuid FROM vm_nics WHERE l3_network_uuid = ${l3.uuid}`), []);
+});
+
+t.test("a creation waiting on an L3's fence does not land on it once the fence made it Disabled", async (t) => {
+  const l3 = (await zs.createL3Network({ name: 'fenced-l3', l2NetworkUuid: w.l2NetworkUuid })).inventory;
+  await zs.addIpRange({ l3NetworkUuid: l3.uuid, name: 'r', startIp: '10.8.0.2', endIp: '10.8.0.250', netmask: '255.255.255.0', gateway: '10.8.0.1' });
+  // What a deletion's fence does (vm/allocation/fences.ts), held open while a creation comes in.
+  const fence = await s.app.database.pool!.connect();
+  try {
+    await fence.query('BEGIN');
+    await fence.query('SELECT uuid FROM l3_networks WHERE uuid = $1 FOR UPDATE', [l3.uuid]);
+    await fence.query("UPDATE l3_networks SET state = 'Disabled' WHERE uuid = $1", [l3.uuid]);
+    const creation = codeOf(
+      zs.createVmInstance({ name: 'behind-fence', instanceOfferingUuid: w.instanceOfferingUuid, imageUuid: w.imageUuid, l3NetworkUuids: [l3.uuid] }),
+    );
+    // The creation (its checks read the committed Enabled state) comes to wait on the L3's row; then the fence commits.
+    await until('the creation waits on the fenced L3 row', async () => {
+      const { rows: waiting } = await fence.query(
+        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()",
+      );
+      return waiting.length > 0;
+    });
+    await fence.query('COMMIT');
+    const code = await creation;
+    t.not(code, 'ok', `the creation is refused (${code})`);
+    t.not(code, 'SYS.1000');
+  } finally {
+    fence.release();
+  }
+  t.same(await rows(app.db, sql`SELECT uuid FROM vm_nics WHERE l3_network_uuid = ${l3.uuid}`), [], 'no NIC on the Disabled L3');
+  t.same(await rows(app.db, sql`SELECT uuid FROM used_ips WHERE l3_network_uuid = ${l3.uuid}`), [], 'no address taken on it');
 });
 
 t.test('DeleteL3Network racing AttachNetworkServiceToL3Network: the attach answers SYS.1003 or succeeds', async (t) => {

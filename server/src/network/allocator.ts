@@ -6,7 +6,7 @@
 import { and, asc, between, count, eq, sql, type SQL } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
 import { immediate, type Bind } from '../db/perf/template.js';
-import { ipRanges, usedIps } from '../db/schema/index.js';
+import { ipRanges, l3Networks, usedIps } from '../db/schema/index.js';
 import { argErr, err } from '../core/errors.js';
 import { newUuid } from '../core/ids.js';
 import { ipToLong, isIpv4, longToIp } from './ip.js';
@@ -143,6 +143,10 @@ export function usedIpInsertIfFree(uuid: string, l3Uuid: string, r: IpRangeRow, 
  */
 export function freeIpInsert(uuid: string, l3Uuid: string, opts: Pick<AllocateIpOptions, 'usedFor' | 'vmNicUuid'>, bind: Bind = immediate): SQL {
   const l3 = bind('l3NetworkUuid', l3Uuid);
+  // A user VM's address only on an Enabled L3: the row lock waits for a deletion's fence (it makes the L3 Disabled
+  // while holding the row, vm/allocation/fences.ts), and the state is then read again on the row it changed.
+  // (The purpose is a bound value: the statement's text is the same for every purpose, rendered once.)
+  const enabledL3 = sql` AND (${bind('usedFor', opts.usedFor)}::text <> 'UserVm' OR EXISTS (SELECT 1 FROM ${l3Networks} l WHERE l.uuid = ${l3} AND l.state = 'Enabled' FOR KEY SHARE))`;
   const ipToLongSql = (col: SQL) =>
     sql`((split_part(${col}, '.', 1)::bigint << 24) + (split_part(${col}, '.', 2)::bigint << 16) + (split_part(${col}, '.', 3)::bigint << 8) + split_part(${col}, '.', 4)::bigint)`;
   return sql`INSERT INTO ${usedIps} (uuid, ip_range_uuid, l3_network_uuid, ip, ip_in_long, netmask, gateway, used_for, vm_nic_uuid)
@@ -154,7 +158,7 @@ export function freeIpInsert(uuid: string, l3Uuid: string, opts: Pick<AllocateIp
             FROM ${ipRanges} ir CROSS JOIN LATERAL (
               SELECT ir.start_int + (g.gw = ir.start_int)::int AS lo, ir.end_int - (g.gw = ir.end_int)::int AS hi
                 FROM (SELECT ${ipToLongSql(sql`ir.gateway`)} AS gw) g) b
-           WHERE ir.l3_network_uuid = ${l3} AND b.hi >= b.lo
+           WHERE ir.l3_network_uuid = ${l3} AND b.hi >= b.lo${enabledL3}
            ORDER BY random() LIMIT 1) r
         CROSS JOIN LATERAL generate_series(r.start, LEAST(r.start + ${WINDOW - 1}, r.hi)) n
         WHERE NOT EXISTS (SELECT 1 FROM ${usedIps} u WHERE u.l3_network_uuid = ${l3} AND u.ip_in_long = n)

@@ -1,11 +1,11 @@
 // VM NICs (zstack-internals.md §5.3–5.4): an IP from the network service, a MAC `fa:xx:xx:xx:xx:<deviceId>`
 // (regenerated when it collides with an existing one: vm_nics.mac is UNIQUE), the lowest free device id, the tap
 // name `vnic<internalId>.<deviceId>`. The IP and the NIC row are written in one transaction.
-import { eq, inArray } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
-import type { Tx } from '../db/index.js';
+import { rows, type Tx } from '../db/index.js';
 import { vmNics } from '../db/schema/index.js';
-import { err } from '../core/errors.js';
+import { argErr, err } from '../core/errors.js';
 import { newUuid } from '../core/ids.js';
 import { nicInternalName } from './hypervisor.js';
 import type { NicRow, VmRow } from './inventory.js';
@@ -44,6 +44,13 @@ export interface NicRequest {
 export async function allocateNic(app: DomainContext, vm: VmRow, req: NicRequest, tx?: Tx): Promise<NicRow> {
   const work = async (t: Tx) => {
     const uuid = newUuid();
+    if (req.usedFor === 'UserVm') {
+      // A deletion of the L3 makes it Disabled first while holding its row (vm/allocation/fences.ts): this lock
+      // waits for that, and the state read after it tells a NIC not to land on an L3 being deleted.
+      const [l3] = await rows<{ state: string }>(t, sql`SELECT state FROM l3_networks WHERE uuid = ${req.l3NetworkUuid} FOR KEY SHARE`);
+      if (!l3) throw err('SYS.1003', `L3 network[uuid:${req.l3NetworkUuid}] is not found`);
+      if (l3.state !== 'Enabled') throw argErr(`L3 network[uuid:${req.l3NetworkUuid}] is ${l3.state}; only Enabled L3 networks can be used`);
+    }
     const ip = await app.use('networks').allocateIp(t, req.l3NetworkUuid, {
       staticIp: req.staticIp,
       usedFor: req.usedFor,
