@@ -40,6 +40,33 @@ t.test('a kept-alive connection closed by the agent: the request goes again on a
   server.closeAllConnections();
 });
 
+t.test('with several kept-alive connections closed by the agent, the request goes again on a fresh one', async (t) => {
+  // An agent that died leaves every pooled connection to it dead: the retry must not take another of them.
+  const served = new WeakMap<object, number>();
+  let fresh = 0;
+  const server = http.createServer((req, res) => {
+    const n = served.get(req.socket) ?? 0;
+    served.set(req.socket, n + 1);
+    if (n >= 1) return void req.socket.destroy();
+    fresh++;
+    req.resume();
+    // Held a moment, so concurrent calls each open their own connection (the pool then keeps both).
+    req.on('end', () => setImmediate(() => res.end(JSON.stringify({ success: true }))));
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const agents = new AgentClient('secret');
+  await Promise.all([agents.call(url, '/host/ping', {}), agents.call(url, '/host/ping', {})]);
+  t.equal(fresh, 2, 'two connections in the pool');
+  t.match(await agents.call(url, '/host/ping', {}), { success: true }, 'the next call succeeds');
+  t.equal(fresh, 3, 'its retry went on a new connection');
+});
+
 t.test('unreachable and refusing agents', async (t) => {
   const agents = new AgentClient('secret');
   const closed = http.createServer();

@@ -16,14 +16,15 @@ const keepAlive = { http: new http.Agent({ keepAlive: true }), https: new https.
 /**
  * POSTs a JSON body; the status and text of the answer. Rejects with the socket's error (its `code`) or on abort. A
  * request sent on a kept-alive socket that the agent closed meanwhile (ECONNRESET/EPIPE before any answer) was never
- * read by the agent: it is sent once more on a new connection.
+ * read by the agent: it is sent once more on a new connection (not another kept-alive one: the pool may hold several
+ * sockets to an agent that died, and a fresh connection tells a dead agent, ECONNREFUSED, from a live one).
  */
 function postJson(url: string, headers: Record<string, string>, body: string, signal: AbortSignal, retried = false): Promise<{ status: number; text: string }> {
   const tls = url.startsWith('https:');
   return new Promise((resolve, reject) => {
     const options = {
       method: 'POST',
-      agent: tls ? keepAlive.https : keepAlive.http,
+      agent: retried ? false : tls ? keepAlive.https : keepAlive.http,
       headers: { ...headers, 'content-length': Buffer.byteLength(body) },
       signal,
     };
