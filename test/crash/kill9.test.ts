@@ -1,6 +1,7 @@
 // The crash suite: the management server (its own process, real PostgreSQL, a simulator agent that outlives it) is
 // killed with SIGKILL at several moments of 200 concurrent CreateVmInstance (early, middle, late) and of 100
-// concurrent DestroyVmInstance, 40 MigrateVm and 40 AttachDataVolumeToVm, then started again; the invariant checker (server/src/core/invariants.ts) must pass
+// concurrent DestroyVmInstance, 40 MigrateVm, 40 AttachDataVolumeToVm and the DetachDataVolumeFromVm of what those
+// attached, then started again; the invariant checker (server/src/core/invariants.ts) must pass
 // within a bounded wait: no VM left transitional, host and storage capacity equal to what the VMs and volumes hold,
 // every address with its NIC, and the simulator running exactly the VMs the database places on each host. The figures
 // before the restart (what a crash leaves) and the time to converge are printed as comments.
@@ -154,6 +155,22 @@ await crashRound('kill -9 during 40 data volume attachments', async () => {
     storm: (zs: ZStackClient) => volumes.map((volumeUuid, i) => zs.attachDataVolumeToVm({ volumeUuid, vmInstanceUuid: vms[i].uuid })),
     condition: attached,
     n: 15,
+  };
+});
+await crashRound('kill -9 during data volume detachments', async () => {
+  await delayOnHosts({});
+  const attachedRows = await checker.pool.query<{ uuid: string }>(
+    `SELECT v.uuid FROM volumes v JOIN vm_instances m ON m.uuid = v.vm_instance_uuid
+      WHERE v.name LIKE 'crash-data-%' AND v.status = 'Ready' AND m.state = 'Running'`,
+  );
+  const volumes = attachedRows.rows.map((r) => r.uuid);
+  if (volumes.length < 3) throw new Error(`the attachment round left ${volumes.length} volumes attached: nothing to detach`);
+  await delayOnHosts({ '/vm/detachdatavolume': 300 });
+  const detached = `SELECT COUNT(*)::int AS n FROM volumes WHERE name LIKE 'crash-data-%' AND vm_instance_uuid IS NULL`;
+  return {
+    storm: (zs: ZStackClient) => volumes.map((uuid) => zs.detachDataVolumeFromVm({ uuid })),
+    condition: detached,
+    n: (await checker.count(detached)) + Math.floor(volumes.length / 3),
   };
 });
 await t.test('npm run check:invariants: the operator script agrees', async (t) => {
