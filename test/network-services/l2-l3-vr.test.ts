@@ -6,23 +6,9 @@
 import t from 'tap';
 import { startServer } from '../lib/harness.js';
 import { buildWorld } from '../lib/world.js';
-import { ZStackError } from '../../sdk/src/index.js';
+import { fails } from '../lib/fails.js';
 
 const UNKNOWN = 'ffffffffffffffffffffffffffffffff';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Assert = (...args: any[]) => unknown;
-
-async function fails(t: { ok: Assert; equal: Assert; match: Assert }, p: Promise<unknown>, code: string, details: RegExp) {
-  const e = await p.then(
-    () => undefined,
-    (x) => x,
-  );
-  t.ok(e instanceof ZStackError, `${details} fails`);
-  if (!(e instanceof ZStackError)) return;
-  t.equal(e.code, code, `${details}: ${code}`);
-  t.match(e.details ?? '', details, `${details}: details`);
-}
 
 t.test('L2/L3 and virtual router APIs', async (t) => {
   const s = await startServer();

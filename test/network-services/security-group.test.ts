@@ -6,28 +6,9 @@ import { createHash } from 'node:crypto';
 import { startServer, AGENT_SECRET, type TestServer } from '../lib/harness.js';
 import { buildWorld, type World } from '../lib/world.js';
 import { until } from '../lib/wait.js';
-import { ZStackClient, ZStackError } from '../../sdk/src/index.js';
+import { ZStackClient } from '../../sdk/src/index.js';
 import { ipRanges } from '../../server/src/security-group/service.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Assert = (...args: any[]) => unknown;
-interface TestT {
-  ok: Assert;
-  equal: Assert;
-  match: Assert;
-}
-
-async function fails(t: TestT, p: Promise<unknown>, status: number, code: string, details: RegExp) {
-  const e = await p.then(
-    () => undefined,
-    (x) => x,
-  );
-  t.ok(e instanceof ZStackError, `${details} fails`);
-  if (!(e instanceof ZStackError)) return;
-  t.equal(e.httpStatus, status, `${details}: HTTP ${status}`);
-  t.equal(e.code, code, `${details}: ${code}`);
-  t.match(e.details ?? '', details, `${details}: details`);
-}
+import { fails } from '../lib/fails.js';
 
 async function sim(s: TestServer, path: string, body: object): Promise<any> {
   const res = await fetch(s.sim.url + path, {

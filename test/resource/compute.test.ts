@@ -11,32 +11,12 @@ import { clusters, hosts, instanceOfferings, l2Networks, l3Networks } from '../.
 import { newUuid } from '../../server/src/core/ids.js';
 import type { EventMap } from '../../server/src/core/events.js';
 import { ApiError } from '../../server/src/core/errors.js';
+import { fails } from '../lib/fails.js';
 
 const GiB = 1024 ** 3;
 const DATE = /^[A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d{2}:\d{2} [AP]M$/;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Assert = (...args: any[]) => unknown;
-interface TestT {
-  ok: Assert;
-  equal: Assert;
-  match: Assert;
-}
-
 /** Expects a failure: a ZStackError from the SDK, or an ApiError thrown by a service called directly. */
-async function fails(t: TestT, p: Promise<unknown>, status: number, code: string, details: RegExp) {
-  const x = await p.then(
-    () => undefined,
-    (x) => x,
-  );
-  const e = x instanceof ApiError ? new ZStackError(JSON.parse(JSON.stringify(x.error)), x.httpStatus) : x;
-  t.ok(e instanceof ZStackError, `${details} fails`);
-  if (!(e instanceof ZStackError)) return undefined;
-  t.equal(e.httpStatus, status, `${details}: HTTP ${status}`);
-  t.equal(e.code, code, `${details}: ${code}`);
-  t.match(e.details ?? '', details, `${details}: details`);
-  return e;
-}
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
   const end = Date.now() + timeoutMs;

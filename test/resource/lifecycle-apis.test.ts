@@ -7,23 +7,10 @@ import { createHash } from 'node:crypto';
 import { startServer, AGENT_SECRET, type TestServer } from '../lib/harness.js';
 import { buildWorld, type World } from '../lib/world.js';
 import { until } from '../lib/wait.js';
-import { ZStackClient, ZStackError } from '../../sdk/src/index.js';
+import { ZStackClient } from '../../sdk/src/index.js';
+import { fails } from '../lib/fails.js';
 
 const GiB = 2 ** 30;
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Assert = (...args: any[]) => unknown;
-async function fails(t: { ok: Assert; equal: Assert; match: Assert }, p: Promise<unknown>, status: number, code: string, details: RegExp) {
-  const e = await p.then(
-    () => undefined,
-    (x) => x,
-  );
-  t.ok(e instanceof ZStackError, `${details} fails`);
-  if (!(e instanceof ZStackError)) return;
-  t.equal(e.httpStatus, status, `${details}: HTTP ${status}`);
-  t.equal(e.code, code, `${details}: ${code}`);
-  t.match(e.details ?? '', details, `${details}: details`);
-}
 
 async function records(s: TestServer, hostUuid: string): Promise<Array<{ path: string; outcome: string; body: any }>> {
   const res = await fetch(`${s.sim.url}/simulator/hosts/records`, {

@@ -6,26 +6,7 @@ import t from 'tap';
 import { startServer } from '../lib/harness.js';
 import { buildWorld } from '../lib/world.js';
 import { until } from '../lib/wait.js';
-import { ZStackError } from '../../sdk/src/index.js';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Assert = (...args: any[]) => unknown;
-interface TestT {
-  ok: Assert;
-  equal: Assert;
-  match: Assert;
-}
-
-async function fails(t: TestT, p: Promise<unknown>, code: string, details: RegExp) {
-  const e = await p.then(
-    () => undefined,
-    (x) => x,
-  );
-  t.ok(e instanceof ZStackError, `${details} fails`);
-  if (!(e instanceof ZStackError)) return;
-  t.equal(e.code, code, `${details}: ${code}`);
-  t.match(e.details ?? '', details, `${details}: details`);
-}
+import { fails } from '../lib/fails.js';
 
 t.test('local storage: records, per-host capacity, volume migration', async (t) => {
   const s = await startServer();

@@ -4,18 +4,9 @@
 import t from 'tap';
 import { eq, sql } from 'drizzle-orm';
 import { startServer, http, pollJob } from '../lib/harness.js';
-import { ZStackError } from '../../sdk/src/index.js';
 import { clusters, ipRanges, l3Networks, usedIps } from '../../server/src/db/schema/index.js';
 import { newUuid } from '../../server/src/core/ids.js';
-
-// The assertions `fails` needs (tap's own signatures are generic beyond use here).
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Assert = (...args: any[]) => unknown;
-interface TestT {
-  ok: Assert;
-  equal: Assert;
-  match: Assert;
-}
+import { fails } from '../lib/fails.js';
 
 const DATE = /^[A-Z][a-z]{2} \d{1,2}, \d{4} \d{1,2}:\d{2}:\d{2} [AP]M$/;
 // Keys of the v1.1 replies in the release notes, plus the few of today's upstream we add (see network/inventory.ts).
@@ -36,18 +27,6 @@ const L3_KEYS = [
 ];
 const IPR_KEYS = ['createDate', 'endIp', 'gateway', 'ipRangeType', 'l3NetworkUuid', 'lastOpDate', 'name', 'netmask', 'networkCidr', 'startIp', 'uuid'];
 const PROVIDER_KEYS = ['attachedL2NetworkUuids', 'createDate', 'description', 'lastOpDate', 'name', 'networkServiceTypes', 'type', 'uuid'];
-
-async function fails(t: TestT, p: Promise<unknown>, status: number, code: string, details: RegExp, what?: string) {
-  const e = await p.then(
-    () => undefined,
-    (x) => x,
-  );
-  t.ok(e instanceof ZStackError, `${what ?? details} fails`);
-  if (!(e instanceof ZStackError)) return;
-  t.equal(e.httpStatus, status, `${what ?? details}: HTTP ${status}`);
-  t.equal(e.code, code, `${what ?? details}: ${code}`);
-  t.match(e.details ?? '', details, `${what ?? details}: details`);
-}
 
 t.test('networks', async (t) => {
   const s = await startServer();

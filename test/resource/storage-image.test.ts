@@ -15,19 +15,11 @@ import type { AgentPath, AgentRequest } from '../../server/src/agent-client/inde
 import { backupStorage, backupStorageZoneRefs, images, primaryStorage } from '../../server/src/db/schema/index.js';
 import { credentialVault } from '../../server/src/core/credentials.js';
 import { freePort } from '../lib/sshd.js';
+import { fails } from '../lib/fails.js';
 
 const GiB = 1024 ** 3;
 const TiB = 1024 ** 4;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Assert = (...args: any[]) => unknown;
-interface TestT {
-  ok: Assert;
-  equal: Assert;
-  match: Assert;
-}
-
-/** Expects a failure: a ZStackError from the SDK, or an ApiError thrown by a service called directly. */
 /**
  * Reads `read` until `done` holds of it (an asynchronous effect has landed) or `timeoutMs` has passed, and returns the
  * last value read, so that the caller's assertion reports what was there when it did not land.
@@ -39,20 +31,6 @@ async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, ti
     if (done(v) || Date.now() > until) return v;
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-async function fails(t: TestT, p: Promise<unknown>, status: number, code: string, details: RegExp) {
-  const x = await p.then(
-    () => undefined,
-    (x) => x,
-  );
-  const e = x instanceof ApiError ? new ZStackError(JSON.parse(JSON.stringify(x.error)), x.httpStatus) : x;
-  t.ok(e instanceof ZStackError, `${details} fails`);
-  if (!(e instanceof ZStackError)) return undefined;
-  t.equal(e.httpStatus, status, `${details}: HTTP ${status}`);
-  t.equal(e.code, code, `${details}: ${code}`);
-  t.match(e.details ?? '', details, `${details}: details`);
-  return e;
 }
 
 t.test('primary storage, backup storage and images', async (t) => {

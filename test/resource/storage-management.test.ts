@@ -6,32 +6,13 @@ import t from 'tap';
 import { eq, sql } from 'drizzle-orm';
 import { startServer, http } from '../lib/harness.js';
 import { buildWorld } from '../lib/world.js';
-import { ZStackError } from '../../sdk/src/index.js';
 import { newUuid } from '../../server/src/core/ids.js';
 import type { AgentPath, AgentRequest } from '../../server/src/agent-client/index.js';
 import { apiJobs, backupStorage, primaryStorage } from '../../server/src/db/schema/index.js';
 import { credentialVault } from '../../server/src/core/credentials.js';
+import { fails } from '../lib/fails.js';
 
 const GiB = 1024 ** 3;
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Assert = (...args: any[]) => unknown;
-interface TestT {
-  ok: Assert;
-  equal: Assert;
-  match: Assert;
-}
-
-async function fails(t: TestT, p: Promise<unknown>, code: string, details: RegExp) {
-  const e = await p.then(
-    () => undefined,
-    (x) => x,
-  );
-  t.ok(e instanceof ZStackError, `${details} fails`);
-  if (!(e instanceof ZStackError)) return;
-  t.equal(e.code, code, `${details}: ${code}`);
-  t.match(e.details ?? '', details, `${details}: details`);
-}
 
 t.test('primary and backup storage management', async (t) => {
   const s = await startServer();

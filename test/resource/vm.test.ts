@@ -4,9 +4,10 @@
 import t from 'tap';
 import { and, eq, isNotNull } from 'drizzle-orm';
 import { startServer, AGENT_SECRET, type TestServer } from '../lib/harness.js';
-import { ZStackClient, ZStackError } from '../../sdk/src/index.js';
+import { ZStackClient } from '../../sdk/src/index.js';
 import { hosts, primaryStorage, usedIps, vmInstances, vmNics, volumes } from '../../server/src/db/schema/index.js';
 import { newUuid } from '../../server/src/core/ids.js';
+import { fails } from '../lib/fails.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -19,19 +20,6 @@ interface TestT {
   ok: Assert;
   equal: Assert;
   match: Assert;
-}
-
-async function fails(t: TestT, p: Promise<unknown>, status: number, code: string, details: RegExp) {
-  const e = await p.then(
-    () => undefined,
-    (x) => x,
-  );
-  t.ok(e instanceof ZStackError, `${details} fails`);
-  if (!(e instanceof ZStackError)) return undefined;
-  t.equal(e.httpStatus, status, `${details}: HTTP ${status}`);
-  t.equal(e.code, code, `${details}: ${code}`);
-  t.match(e.details ?? '', details, `${details}: details`);
-  return e;
 }
 
 /** The simulator's control API. */
