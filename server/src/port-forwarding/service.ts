@@ -32,14 +32,9 @@ export class PortForwardingService implements VmNetworkServiceExtension {
     return row;
   }
 
-  async nicWithVm(nicUuid: string, field = 'vmNicUuid'): Promise<{ nic: NicRow; vm: VmRow }> {
-    const [row] = await this.app.db
-      .select({ nic: vmNics, vm: vmInstances })
-      .from(vmNics)
-      .innerJoin(vmInstances, eq(vmInstances.uuid, vmNics.vmInstanceUuid))
-      .where(eq(vmNics.uuid, nicUuid));
-    if (!row) throw notFound('VmNicVO', nicUuid, field);
-    return row;
+  /** A NIC with its VM (the vm domain's). */
+  nicWithVm(nicUuid: string, field = 'vmNicUuid'): Promise<{ nic: NicRow; vm: VmRow }> {
+    return this.app.use('vms').nicWithVm(nicUuid, field);
   }
 
   private ruleTO(place: VipOnRouter, rule: RuleRow, nic: { ip: string; mac: string }) {

@@ -63,6 +63,17 @@ export class VmService {
     return tx.select().from(vmNics).where(eq(vmNics.vmInstanceUuid, vmUuid)).orderBy(asc(vmNics.deviceId));
   }
 
+  /** A NIC with its VM; SYS.1003 naming `field` when it does not exist. */
+  async nicWithVm(nicUuid: string, field = 'vmNicUuid'): Promise<{ nic: NicRow; vm: VmRow }> {
+    const [row] = await this.app.db
+      .select({ nic: vmNics, vm: vmInstances })
+      .from(vmNics)
+      .innerJoin(vmInstances, eq(vmInstances.uuid, vmNics.vmInstanceUuid))
+      .where(eq(vmNics.uuid, nicUuid));
+    if (!row) throw notFound('VmNicVO', nicUuid, field);
+    return row;
+  }
+
   volumesOf(vmUuid: string, tx: Tx = this.app.db): Promise<VolumeRow[]> {
     return tx.select().from(volumes).where(eq(volumes.vmInstanceUuid, vmUuid)).orderBy(asc(volumes.deviceId));
   }
