@@ -417,7 +417,7 @@ export class ZStackClient {
       if (res.status === 200) return res.data;
       if (res.status !== 202) throw this.errorOf(res, apiName, handle.jobUuid, req);
       if (options.onProgress) {
-        const reported = (res.data as { progress?: Pick<JobProgress, 'step' | 'stepsDone' | 'stepsTotal' | 'percent'> } | undefined)?.progress;
+        const reported = (res.data as { progress?: Omit<JobProgress, 'apiName' | 'jobUuid' | 'elapsedMs' | 'polls'> } | undefined)?.progress;
         const progress: JobProgress = { apiName: handle.apiName, jobUuid: handle.jobUuid, elapsedMs: Date.now() - handle.startedAt, polls, ...reported };
         if (progressQuery) {
           const look = (q: Record<string, unknown>) =>

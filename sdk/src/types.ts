@@ -1,5 +1,5 @@
 // Types of the SDK, derived from the generated API types (never written by hand per operation).
-import type { OperationId, ParamsOf, ReplyOf } from '@zstack-ts/openapi/helpers';
+import type { Inventory, OperationId, ParamsOf, ReplyOf } from '@zstack-ts/openapi/helpers';
 
 export type { ParamsOf, ReplyOf, OperationId as ApiName } from '@zstack-ts/openapi/helpers';
 
@@ -54,8 +54,12 @@ export interface JobHandle<K extends OperationId = OperationId> {
   resourceUuid?: string;
 }
 
-/** What `onProgress` is told after each poll of a running job. */
-export interface JobProgress {
+/**
+ * What `onProgress` is told after each poll of a running job: the job's own report as the spec's `JobProgress` (the
+ * step of the API's flow running now, `<flow>/<step>`, the steps before it and their number, a transfer's percent; when
+ * the job runs on the node polled), and what the SDK adds.
+ */
+export interface JobProgress extends Inventory<'JobProgress'> {
   apiName: string;
   jobUuid: string;
   /** Milliseconds since the job was accepted. */
@@ -64,13 +68,6 @@ export interface JobProgress {
   polls: number;
   /** The resource's progress as the server reports it (AddImage: the download, e.g. `45%`). */
   progress?: string;
-  /** The step of the API's flow running now (`<flow>/<step>`), when the job runs on the node polled. */
-  step?: string;
-  /** Steps of the API's flow started or skipped before this one, and their number. */
-  stepsDone?: number;
-  stepsTotal?: number;
-  /** Percent of a long transfer (an image download), as the job reports it. */
-  percent?: number;
   /** The resource being created, as last queried (only for APIs with a progress query). */
   resource?: unknown;
 }

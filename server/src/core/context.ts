@@ -2,6 +2,7 @@
 // deadline. Internal steps and agent calls take their remaining time from here, so an API's timeout reaches
 // everything the API entails (the v1.1 "API timeout management" feature, done by propagation).
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Inventory } from '@zstack-ts/openapi/helpers';
 import { ApiError, errorCode } from './errors.js';
 
 export interface SessionInfo {
@@ -35,13 +36,8 @@ export interface CallContext {
   trace: { steps: string[]; timedOutIn?: string; phase?: string; progress?: JobProgress; inFlow?: boolean };
 }
 
-/** How far a job got, as its poll reports it (`JobProgress` in the spec). */
-export interface JobProgress {
-  step?: string;
-  stepsDone?: number;
-  stepsTotal?: number;
-  percent?: number;
-}
+/** How far a job got, as its poll reports it (the spec's `JobProgress`). */
+export type JobProgress = Inventory<'JobProgress'>;
 
 const storage = new AsyncLocalStorage<CallContext>();
 
