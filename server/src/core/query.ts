@@ -6,7 +6,6 @@
 import { and, asc, count, desc, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
 import { alias, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
 import { decodeRow, perfOf, rows as rawRows, type Stamp, type Tx } from '../db/index.js';
-import { cacheKey } from '../db/perf/index.js';
 import { parseDate } from './dates.js';
 import { argErr } from './errors.js';
 
@@ -363,4 +362,30 @@ export function fieldsFromTable(table: PgTable, opts: { exclude?: string[]; rena
     out[opts.rename?.[key] ?? key] = max ? { key, type, max } : { key, type };
   }
   return out;
+}
+
+/**
+ * The request as the engine sees it, normalized: conditions sorted (they are ANDed), defaults filled in, the two
+ * sort syntaxes folded into one: the reply cache's key (db/perf/reply-cache.ts stores replies by it).
+ */
+export function cacheKey(inventory: string, p: QueryParams & { groupBy?: unknown }): string {
+  const q = ([] as string[])
+    .concat(p.q ?? [])
+    .map(String)
+    .sort();
+  let sort = '';
+  if (p.sort) sort = p.sort.trim().startsWith('-') ? `-${p.sort.trim().slice(1)}` : `+${p.sort.trim().replace(/^\+/, '')}`;
+  else if (p.sortBy) sort = `${p.sortDirection === 'desc' ? '-' : '+'}${p.sortBy}`;
+  return JSON.stringify([
+    inventory,
+    q,
+    p.limit ?? 1000,
+    p.start ?? 0,
+    Boolean(p.count),
+    Boolean(p.replyWithCount),
+    sort,
+    p.fields ?? '',
+    p.groupBy ?? null,
+    p.accountScope ?? '',
+  ]);
 }

@@ -11,28 +11,15 @@ import { noOtherManagementNode } from '../core/alone.js';
 import type { BackupStorageRow } from '../storage/index.js';
 import { downloadImage, installPathOf } from './download.js';
 import { imageLifecycleHandlers, imageLockKey, normalizePlatform } from './lifecycle.js';
+import { ImageService } from './service.js';
 import { imageDescriptor, imageInventories, imageRefDescriptor, type ImageRefRow, type ImageRow } from './inventory.js';
 
 export type { ImageRow, ImageRefRow };
-export { deleteImageBits, imageInventories };
+export { deleteImageBits, imageInventories, ImageService };
 
 declare module '../services.js' {
   interface Services {
     images: ImageService;
-  }
-}
-
-export class ImageService {
-  constructor(private app: DomainContext) {}
-
-  async get(uuid: string): Promise<ImageRow | undefined> {
-    const [i] = await this.app.db.select().from(images).where(eq(images.uuid, uuid));
-    return i;
-  }
-
-  /** The image's backup storage refs (status Ready = the file is there). */
-  async backupStorageRefs(imageUuid: string): Promise<ImageRefRow[]> {
-    return this.app.db.select().from(imageBackupStorageRefs).where(eq(imageBackupStorageRefs.imageUuid, imageUuid));
   }
 }
 

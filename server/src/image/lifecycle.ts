@@ -6,7 +6,7 @@ import type { DomainContext } from '../core/domain.js';
 import { argErr, notFound, stateErr } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { imageBackupStorageRefs, images } from '../db/schema/index.js';
-import type { ImageService } from './index.js';
+import type { ImageService } from './service.js';
 import type { ImageRow } from './inventory.js';
 
 /** Serialises what brings an image back with what removes its files (RecoverImage, ExpungeImage, the periodic expunge). */

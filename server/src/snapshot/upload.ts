@@ -8,7 +8,6 @@ import { currentSignal } from '../core/context.js';
 import { opErr } from '../core/errors.js';
 import type { AgentResponse } from '../agent-client/index.js';
 import type { BackupStorageRow } from '../storage/index.js';
-import type { SnapshotDeps } from './service.js';
 
 export const PROGRESS_POLL_MS = 250;
 
@@ -23,7 +22,7 @@ export interface UploadResult extends UploadTarget {
 }
 
 export async function uploadToBackupStorage(
-  app: DomainContext<SnapshotDeps>,
+  app: DomainContext<'backupStorage' | 'hosts'>,
   o: { key: string; hostUuid: string; sourcePath: string; size: number; targets: UploadTarget[]; onProgress?: (percent: number) => Promise<void> },
 ): Promise<UploadResult[]> {
   const backup = app.use('backupStorage');

@@ -8,9 +8,9 @@ import type { VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic, lowestFreeDeviceId } from './nics.js';
 import { installPathOf } from './start-flow.js';
 import { requireState } from './states.js';
-import type { VmService } from './service.js';
+import type { VmOps } from './ops.js';
 
-export async function attachL3(svc: VmService, vmUuid: string, l3Uuid: string, staticIp?: string): Promise<void> {
+export async function attachL3(svc: VmOps, vmUuid: string, l3Uuid: string, staticIp?: string): Promise<void> {
   await svc.withVm(
     vmUuid,
     async (vm) => {
@@ -63,7 +63,7 @@ export async function attachL3(svc: VmService, vmUuid: string, l3Uuid: string, s
  * Detaches a NIC; returns the VM's uuid (for the reply). `cascade` (its L3 network or IP range is being deleted):
  * no state check, the host is told on a best-effort basis, or not at all when `touchHost` is false.
  */
-export async function detachNic(svc: VmService, nicUuid: string, opts: { cascade?: boolean; touchHost?: boolean } = {}): Promise<string> {
+export async function detachNic(svc: VmOps, nicUuid: string, opts: { cascade?: boolean; touchHost?: boolean } = {}): Promise<string> {
   const [nic0] = await svc.app.db.select().from(vmNics).where(eq(vmNics.uuid, nicUuid));
   if (!nic0) throw notFound('VmNicVO', nicUuid, 'vmNicUuid');
   await svc.withVm(nic0.vmInstanceUuid, async (vm) => {
@@ -91,7 +91,7 @@ export async function detachNic(svc: VmService, nicUuid: string, opts: { cascade
   return nic0.vmInstanceUuid;
 }
 
-export async function attachDataVolume(svc: VmService, vmUuid: string, volume: VolumeRow): Promise<void> {
+export async function attachDataVolume(svc: VmOps, vmUuid: string, volume: VolumeRow): Promise<void> {
   await svc.withVm(
     vmUuid,
     async (vm) => {
@@ -141,7 +141,7 @@ export async function attachDataVolume(svc: VmService, vmUuid: string, volume: V
   );
 }
 
-export async function requirePrimaryStorageReachable(svc: VmService, volume: VolumeRow, clusterUuid: string): Promise<void> {
+export async function requirePrimaryStorageReachable(svc: VmOps, volume: VolumeRow, clusterUuid: string): Promise<void> {
   const [ref] = await svc.app.db
     .select()
     .from(primaryStorageClusterRefs)
@@ -154,7 +154,7 @@ export async function requirePrimaryStorageReachable(svc: VmService, volume: Vol
   }
 }
 
-export async function detachDataVolume(svc: VmService, volume: VolumeRow): Promise<void> {
+export async function detachDataVolume(svc: VmOps, volume: VolumeRow): Promise<void> {
   const vmUuid = volume.vmInstanceUuid!;
   await svc.withVm(vmUuid, async (vm) => {
     const [fresh] = await svc.app.db.select().from(volumes).where(eq(volumes.uuid, volume.uuid));

@@ -10,11 +10,10 @@ import { defineHandlers } from '../core/handlers.js';
 import { TagService } from '../core/tags.js';
 import type { Tx } from '../db/index.js';
 import { backupStorageZoneRefs, imageBackupStorageRefs, images, instanceOfferings, systemTags, vmInstances, vmNics } from '../db/schema/index.js';
-import { candidatesFor } from './allocation/host-allocator.js';
+import { candidatesFor, migrationRequirement } from './allocation/host-allocator.js';
 import { hostCall } from './hypervisor.js';
 import type { VmRow, VolumeRow } from './inventory.js';
-import { migrationRequirement } from './lifecycle.js';
-import type { VmService } from './service.js';
+import type { VmOps } from './ops.js';
 import { notInStateErr, requireState } from './states.js';
 
 const VM = 'VmInstanceVO';
@@ -136,7 +135,7 @@ export async function applyPendingCapacityChange(app: DomainContext, vm: VmRow):
   });
 }
 
-export function registerComputeOps(app: DomainContext<'hosts'>, vms: VmService): void {
+export function registerComputeOps(app: DomainContext<'hosts'>, vms: VmOps): void {
   const { db } = app;
   // The tags this file owns (so `systemTags` naming them pass the tag check; not settable at creation otherwise).
   for (const format of [ISO, BOOT_ORDER, PENDING_CAPACITY_CHANGE]) app.tags.define({ resourceType: VM, format });

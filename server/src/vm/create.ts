@@ -1,7 +1,7 @@
 // Creating a VM: the CreateVmInstance checks (upstream's VmInstanceApiInterceptor, answered before the 202) turn a
 // message into a spec; the create flow persists the VM, its volumes and NICs, then (unless JustCreate) runs the
 // start steps. Any failing step rolls everything back: host and storage capacity, IPs, NICs, volumes, the VM row.
-import { vmLockKey } from './service.js';
+import { vmLockKey, type Placement, type StartData } from './ops.js';
 import { eq, inArray, sql } from 'drizzle-orm';
 import { decodeRow } from '../db/index.js';
 import { bindAll, StatementTemplates, within } from '../db/perf/template.js';
@@ -30,7 +30,7 @@ import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic } from './nics.js';
 import { staticIpsOf } from './tags.js';
 import type { VmService } from './service.js';
-import { installPathOf, type Placement, type StartData } from './start-flow.js';
+import { installPathOf } from './start-flow.js';
 
 export type ImageRow = typeof images.$inferSelect;
 export type CreateStrategy = 'InstantStart' | 'JustCreate' | 'CreateStopped';

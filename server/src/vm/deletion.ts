@@ -10,10 +10,10 @@ import { hostCall } from './hypervisor.js';
 import type { VmRow } from './inventory.js';
 import { deleteNic, reacquireNicIps, releaseNicIps } from './nics.js';
 import { requireState } from './states.js';
-import { vmLockKey, type VmService } from './service.js';
+import { vmLockKey, type VmOps } from './ops.js';
 
 /** DestroyVmInstance: an unknown VM is a success; a Created VM is deleted from the database only. */
-export async function destroy(svc: VmService, uuid: string): Promise<void> {
+export async function destroy(svc: VmOps, uuid: string): Promise<void> {
   await svc.app.locks.withLock(vmLockKey(uuid), async () => {
     const vm = await svc.get(uuid);
     if (!vm || vm.state === 'Destroyed') return;
@@ -25,7 +25,7 @@ export async function destroy(svc: VmService, uuid: string): Promise<void> {
   });
 }
 
-export async function destroyLocked(svc: VmService, vm: VmRow): Promise<void> {
+export async function destroyLocked(svc: VmOps, vm: VmRow): Promise<void> {
   const hostUuid = vm.hostUuid;
   await svc.setState(vm, 'Destroying');
   if (hostUuid) {
@@ -50,7 +50,7 @@ export async function destroyLocked(svc: VmService, vm: VmRow): Promise<void> {
  * `/vm/destroy` on the host. An unreachable or disconnected host does not stop the destroy: the host-side work
  * becomes a garbage collector job (vm/gc.ts), done when the host is back.
  */
-export async function destroyOnHypervisor(svc: VmService, vm: VmRow, hostUuid: string): Promise<void> {
+export async function destroyOnHypervisor(svc: VmOps, vm: VmRow, hostUuid: string): Promise<void> {
   const host = await svc.app.use('hosts').get(hostUuid);
   if (!host) return;
   if (host.status !== 'Connected') return void (await destroyOnHostLater(svc.app, vm, hostUuid));
@@ -62,7 +62,7 @@ export async function destroyOnHypervisor(svc: VmService, vm: VmRow, hostUuid: s
   }
 }
 
-export async function detachDataVolumesInDb(svc: VmService, tx: Tx, vmUuid: string): Promise<void> {
+export async function detachDataVolumesInDb(svc: VmOps, tx: Tx, vmUuid: string): Promise<void> {
   await tx
     .update(volumes)
     .set({ vmInstanceUuid: null, deviceId: null, lastVmInstanceUuid: vmUuid, lastDetachDate: new Date(), lastOpDate: new Date() })
@@ -70,7 +70,7 @@ export async function detachDataVolumesInDb(svc: VmService, tx: Tx, vmUuid: stri
 }
 
 /** A VM that never ran (Created): its NICs' IPs, its volume rows and the VM row go; nothing was on a host. */
-export async function deleteFromDb(svc: VmService, vm: VmRow): Promise<void> {
+export async function deleteFromDb(svc: VmOps, vm: VmRow): Promise<void> {
   const nics = await svc.nicsOf(vm.uuid);
   const vols = await svc.volumesOf(vm.uuid);
   await svc.app.db.transaction(async (tx) => {
@@ -85,7 +85,7 @@ export async function deleteFromDb(svc: VmService, vm: VmRow): Promise<void> {
   svc.app.events.emit('vm.deleted', { vmUuid: vm.uuid });
 }
 
-export async function recover(svc: VmService, uuid: string): Promise<void> {
+export async function recover(svc: VmOps, uuid: string): Promise<void> {
   await svc.withVm(uuid, async (vm) => {
     requireState(vm.state, 'RecoverVmInstance');
     await reacquireNicIps(svc.app, vm, await svc.nicsOf(uuid));
@@ -93,7 +93,7 @@ export async function recover(svc: VmService, uuid: string): Promise<void> {
   });
 }
 
-export async function expunge(svc: VmService, uuid: string): Promise<void> {
+export async function expunge(svc: VmOps, uuid: string): Promise<void> {
   await svc.withVm(uuid, async (vm) => {
     requireState(vm.state, 'ExpungeVmInstance');
     await expungeLocked(svc, vm);
@@ -101,7 +101,7 @@ export async function expunge(svc: VmService, uuid: string): Promise<void> {
 }
 
 /** Removes a Destroyed VM: its root volume's file and capacity, the volume rows, the NICs and the VM row. */
-export async function expungeLocked(svc: VmService, vm: VmRow): Promise<void> {
+export async function expungeLocked(svc: VmOps, vm: VmRow): Promise<void> {
   await svc.setState(vm, 'Expunging');
   const vols = await svc.volumesOf(vm.uuid);
   const nics = await svc.nicsOf(vm.uuid);
@@ -130,7 +130,7 @@ export async function expungeLocked(svc: VmService, vm: VmRow): Promise<void> {
 }
 
 /** The periodic expunge of VMs Destroyed longer than `vm/expungePeriod` (Delay policy). */
-export async function expungeExpired(svc: VmService): Promise<void> {
+export async function expungeExpired(svc: VmOps): Promise<void> {
   if (svc.app.globalConfig.get('vm', 'deletionPolicy') === 'Never') return;
   const before = new Date(Date.now() - svc.app.globalConfig.getMs('vm', 'expungePeriod'));
   const due = await svc.app.db
@@ -141,7 +141,7 @@ export async function expungeExpired(svc: VmService): Promise<void> {
 }
 
 /** Storage or the zone is being deleted: the VMs are destroyed and expunged whatever their state. */
-export async function deleteForCascade(svc: VmService, vmUuids: string[]): Promise<void> {
+export async function deleteForCascade(svc: VmOps, vmUuids: string[]): Promise<void> {
   for (const uuid of vmUuids) {
     await svc.app.locks.withLock(vmLockKey(uuid), async () => {
       let vm = await svc.get(uuid);

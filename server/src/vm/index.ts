@@ -30,7 +30,8 @@ export { nicInventory, vmDescriptor, volumeInventory, type NicRow, type VmRow, t
 export { deleteVolumeBits } from './gc.js';
 export { installPathOf as volumeInstallPathOf } from './start-flow.js';
 export { volumeLockKey } from './volumes.js';
-export { vmLockKey, type VmNetworkServiceExtension, type VmService } from './service.js';
+export { type VmService } from './service.js';
+export { vmLockKey, type VmNetworkServiceExtension } from './ops.js';
 export { notInStateErr, requireState } from './states.js';
 export { taggedHostname } from './tags.js';
 
@@ -146,7 +147,6 @@ function register(app: DomainContext): void {
   // Reconciliation with the hosts' truth (vm/reconcile.ts): at start when alone (counters from rows), for a host
   // when it connects, and for every Connected host each vm/reconcile.interval (the first round right after start).
   const reconciler = new Reconciler(app, vms);
-  vms.reconciler = reconciler;
   app.onBoot(async () => {
     if (await aloneAtBoot(app)) await reconciler.recomputeAtBoot();
   });

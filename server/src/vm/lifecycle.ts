@@ -6,15 +6,14 @@ import { stopOnHostLater } from './gc.js';
 import { toApiError, argErr } from '../core/errors.js';
 import { runFlow } from '../core/flow.js';
 import { l3Networks, vmInstances, vmNics, volumes } from '../db/schema/index.js';
-import { allocateHost, type HostRequirement, type HostRow } from './allocation/host-allocator.js';
+import { allocateHost, migrationRequirement, type HostRow } from './allocation/host-allocator.js';
 import { applyPendingCapacityChange } from './compute-ops.js';
 import { hostCall } from './hypervisor.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
-import type { Placement, StartData } from './start-flow.js';
 import { requireState } from './states.js';
-import { vmLockKey, type VmService } from './service.js';
+import { vmLockKey, type Placement, type StartData, type VmOps } from './ops.js';
 
-export async function start(svc: VmService, uuid: string, placement: Placement): Promise<void> {
+export async function start(svc: VmOps, uuid: string, placement: Placement): Promise<void> {
   await svc.withVm(uuid, async (vm) => {
     requireState(vm.state, 'StartVmInstance');
     if (vm.state === 'Running') return;
@@ -31,11 +30,11 @@ export async function start(svc: VmService, uuid: string, placement: Placement):
   });
 }
 
-export async function stop(svc: VmService, uuid: string, type: 'grace' | 'cold' = 'grace'): Promise<void> {
+export async function stop(svc: VmOps, uuid: string, type: 'grace' | 'cold' = 'grace'): Promise<void> {
   await svc.withVm(uuid, (vm) => stopLocked(svc, vm, type));
 }
 
-export async function stopLocked(svc: VmService, vm: VmRow, type: 'grace' | 'cold'): Promise<void> {
+export async function stopLocked(svc: VmOps, vm: VmRow, type: 'grace' | 'cold'): Promise<void> {
   requireState(vm.state, 'StopVmInstance');
   if (vm.state === 'Stopped') return;
   const hostUuid = vm.hostUuid;
@@ -67,7 +66,7 @@ export async function stopLocked(svc: VmService, vm: VmRow, type: 'grace' | 'col
   });
 }
 
-export async function reboot(svc: VmService, uuid: string): Promise<void> {
+export async function reboot(svc: VmOps, uuid: string): Promise<void> {
   await svc.withVm(uuid, async (vm) => {
     requireState(vm.state, 'RebootVmInstance');
     const hostUuid = vm.hostUuid!;
@@ -81,7 +80,7 @@ export async function reboot(svc: VmService, uuid: string): Promise<void> {
   });
 }
 
-export async function migrate(svc: VmService, uuid: string, destHostUuid?: string): Promise<void> {
+export async function migrate(svc: VmOps, uuid: string, destHostUuid?: string): Promise<void> {
   await svc.withVm(
     uuid,
     async (vm) => {
@@ -126,31 +125,8 @@ export async function migrate(svc: VmService, uuid: string, destHostUuid?: strin
   );
 }
 
-/** What MigrateVm's allocator asks of a destination (also GetVmMigrationCandidateHosts' dry run). */
-export function migrationRequirement(
-  vm: VmRow,
-  src: Pick<HostRow, 'uuid' | 'clusterUuid'>,
-  nics: NicRow[],
-  vols: VolumeRow[],
-  destHostUuid?: string,
-): HostRequirement {
-  return {
-    vmUuid: vm.uuid,
-    cpuNum: vm.cpuNum,
-    memorySize: vm.memorySize,
-    l3NetworkUuids: [...new Set(nics.map((n) => n.l3NetworkUuid))],
-    // MigrateVm allocator: the same cluster unless a destination is named; it must reach the VM's storage.
-    clusterUuid: destHostUuid ? undefined : src.clusterUuid,
-    hostUuid: destHostUuid,
-    primaryStorageUuids: [...new Set(vols.filter((v) => v.primaryStorageUuid).map((v) => v.primaryStorageUuid!))],
-    newVolumeBytes: 0,
-    avoidHostUuids: [src.uuid],
-    strategy: 'DefaultHostAllocatorStrategy',
-  };
-}
-
 /** A host is being deleted: its VMs stop (capacity back; the agent is told when it still answers). */
-export async function stopForHostDeletion(svc: VmService, vmUuids: string[]): Promise<void> {
+export async function stopForHostDeletion(svc: VmOps, vmUuids: string[]): Promise<void> {
   for (const uuid of vmUuids) {
     await svc.app.locks.withLock(vmLockKey(uuid), async () => {
       const vm = await svc.get(uuid);
@@ -166,7 +142,7 @@ export async function stopForHostDeletion(svc: VmService, vmUuids: string[]): Pr
 }
 
 /** Stops the VMs of the cluster that have a NIC on an L3 network of the L2 network. */
-export async function stopUsingL2InCluster(svc: VmService, l2Uuid: string, clusterUuid: string): Promise<void> {
+export async function stopUsingL2InCluster(svc: VmOps, l2Uuid: string, clusterUuid: string): Promise<void> {
   const rows = await svc.app.db
     .selectDistinct({ uuid: vmInstances.uuid })
     .from(vmInstances)
@@ -184,7 +160,7 @@ export async function stopUsingL2InCluster(svc: VmService, l2Uuid: string, clust
  * Primary storage enters maintenance, or leaves a cluster (`clusterUuid`): every VM running there with a volume on it
  * stops (graceful, then cold).
  */
-export async function stopUsingPrimaryStorage(svc: VmService, psUuid: string, clusterUuid?: string): Promise<void> {
+export async function stopUsingPrimaryStorage(svc: VmOps, psUuid: string, clusterUuid?: string): Promise<void> {
   const why = clusterUuid ? `leaves cluster[uuid:${clusterUuid}]` : 'enters maintenance';
   const rows = await svc.app.db
     .selectDistinct({ uuid: vmInstances.uuid })

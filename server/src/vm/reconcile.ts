@@ -19,7 +19,8 @@ import { hosts, l3Networks, primaryStorage, usedIps, vmInstances, vmNics, volume
 import { destroyOnHostLater } from './gc.js';
 import type { VmRow } from './inventory.js';
 import { deleteNic } from './nics.js';
-import { vmLockKey, type VmService } from './service.js';
+import { vmLockKey } from './ops.js';
+import type { VmService } from './service.js';
 import { installPathOf } from './start-flow.js';
 import type { HostVmReport } from '../core/invariants.js';
 

@@ -4,39 +4,25 @@
 import { and, asc, eq } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import { deleteVolumeBits } from './gc.js';
-import type { Reconciler } from './reconcile.js';
 import { notFound, toApiError } from '../core/errors.js';
 import type { FlowStep } from '../core/flow.js';
 import type { Tx } from '../db/index.js';
 import { vmInstances, vmNics, volumes } from '../db/schema/index.js';
 import { createVolumeCmd, hostCall } from './hypervisor.js';
 import { vmInventory, type NicRow, type VmRow, type VolumeRow } from './inventory.js';
-import { placeSteps, startSteps, type Placement, type StartData } from './start-flow.js';
+import { placeSteps, startSteps } from './start-flow.js';
+import { vmLockKey, type Placement, type StartData, type VmNetworkServiceExtension, type VmOps } from './ops.js';
 import * as attachments from './attachments.js';
 import * as deletion from './deletion.js';
 import * as lifecycle from './lifecycle.js';
-
-/** Network services a provider applies for VM NICs (e.g. the virtual router's DHCP and DNS). */
-export interface VmNetworkServiceExtension {
-  name: string;
-  /** Before the VM starts (or a NIC is plugged): make the services of these NICs ready. Throwing fails the start. */
-  apply(vm: VmRow, nics: NicRow[]): Promise<void>;
-  /** The NICs go away or the start is rolled back: withdraw their services (best effort). */
-  release(vm: VmRow, nics: NicRow[]): Promise<void>;
-}
-
-export const vmLockKey = (uuid: string) => `vm:${uuid}`;
 
 /**
  * The VM service other domains use (`ctx.use('vms')`). Reading, state and the steps shared by the operations live
  * here; the operations themselves live one file per seam (lifecycle.ts, deletion.ts, attachments.ts) as functions
  * of this service, and the methods below hand over to them.
  */
-export class VmService {
+export class VmService implements VmOps {
   private extensions: VmNetworkServiceExtension[] = [];
-
-  /** Reconciliation with the hosts (set by the module's registration). */
-  reconciler?: Reconciler;
 
   constructor(readonly app: DomainContext) {}
 

@@ -16,39 +16,15 @@ import { deleteVolumeBits } from './gc.js';
 import { createVolumeCmd, hostCall, hostCallOn, nicNetworks, startVmCmd } from './hypervisor.js';
 import { bootOptionsOf } from './compute-ops.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
-import type { VmService } from './service.js';
+import type { Placement, StartData, VmOps } from './ops.js';
 import type { PrimaryStorageRow } from '../storage/index.js';
-
-export interface Placement {
-  zoneUuid?: string;
-  clusterUuid?: string;
-  hostUuid?: string;
-  primaryStorageUuidForRootVolume?: string;
-}
-
-export interface StartData {
-  vmUuid: string;
-  placement: Placement;
-  /** false: allocate and create the volumes but leave the VM Stopped (CreateStopped). */
-  startOnHypervisor: boolean;
-  /** Loaded by the first step. */
-  vm?: VmRow;
-  nics?: NicRow[];
-  volumes?: VolumeRow[];
-  host?: HostRow;
-  /** Primary storage reservations made by this run: released on rollback. */
-  psReserved: Array<{ psUuid: string; bytes: number }>;
-  instantiated: VolumeRow[];
-  /** The state before Starting, restored on rollback. */
-  previousState?: string;
-}
 
 /** Where a new volume goes on its primary storage (its storage type decides; the caller's account is part of it). */
 export const installPathOf = (app: DomainContext, ps: PrimaryStorageRow, kind: 'rootVolumes' | 'dataVolumes', volumeUuid: string) =>
   app.use('primaryStorage').volumeInstallPath(ps, kind, volumeUuid, currentContext()?.session?.accountUuid ?? ADMIN_UUID);
 
 /** Start of an existing VM: read its rows, allocate a host and primary storage, then the steps that place it. */
-export function startSteps(app: DomainContext, svc: VmService): FlowStep<StartData>[] {
+export function startSteps(app: DomainContext, svc: VmOps): FlowStep<StartData>[] {
   return [
     {
       name: 'load',
@@ -119,7 +95,7 @@ export function startSteps(app: DomainContext, svc: VmService): FlowStep<StartDa
  * the host, network services, start on the hypervisor, record the result. The host
  * is the row the allocation reserved on (only Connected hosts qualify there): agent calls do not read it again.
  */
-export function placeSteps(app: DomainContext, svc: VmService): FlowStep<StartData>[] {
+export function placeSteps(app: DomainContext, svc: VmOps): FlowStep<StartData>[] {
   return [
     {
       name: 'allocate-primary-storage',

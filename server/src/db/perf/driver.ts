@@ -15,7 +15,7 @@
 import type pg from 'pg';
 import { trackPgClient, trackPglite, trackPoolReads, type ChangeTracker } from './changes.js';
 import { prepareClient, StatementNames } from './prepared.js';
-import type { PerfSwitches } from './index.js';
+import type { PerfSwitches } from './switches.js';
 import { assertOutsideTransaction } from '../tx-scope.js';
 
 export function installPgDriver(pool: pg.Pool, changes: ChangeTracker, switches: PerfSwitches): { namedStatements: () => number } {

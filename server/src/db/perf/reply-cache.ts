@@ -3,7 +3,6 @@
 // commit, other nodes' commits seen through PostgreSQL before every lookup). Bounded by bytes (LRU); its switches
 // (size, longest life) are in index.ts. A Normal account's query is scoped: the scope is part of the key.
 import type { ChangeTracker, Stamp } from './changes.js';
-import type { QueryParams } from '../../core/query.js';
 
 interface Entry {
   body: Buffer;
@@ -76,30 +75,4 @@ export class ReplyCache {
     this.entries.delete(key);
     this.used -= e.size;
   }
-}
-
-/**
- * The request as the engine sees it, normalized: conditions sorted (they are ANDed), defaults filled in, the two
- * sort syntaxes folded into one.
- */
-export function cacheKey(inventory: string, p: QueryParams & { groupBy?: unknown }): string {
-  const q = ([] as string[])
-    .concat(p.q ?? [])
-    .map(String)
-    .sort();
-  let sort = '';
-  if (p.sort) sort = p.sort.trim().startsWith('-') ? `-${p.sort.trim().slice(1)}` : `+${p.sort.trim().replace(/^\+/, '')}`;
-  else if (p.sortBy) sort = `${p.sortDirection === 'desc' ? '-' : '+'}${p.sortBy}`;
-  return JSON.stringify([
-    inventory,
-    q,
-    p.limit ?? 1000,
-    p.start ?? 0,
-    Boolean(p.count),
-    Boolean(p.replyWithCount),
-    sort,
-    p.fields ?? '',
-    p.groupBy ?? null,
-    p.accountScope ?? '',
-  ]);
 }

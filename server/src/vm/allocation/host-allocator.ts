@@ -7,6 +7,7 @@ import type { Tx } from '../../db/index.js';
 import { immediate, type Bind } from '../../db/perf/template.js';
 import { err } from '../../core/errors.js';
 import { reservation } from '../../host/index.js';
+import type { NicRow, VmRow, VolumeRow } from '../inventory.js';
 import {
   backupStorageZoneRefs,
   clusters,
@@ -281,4 +282,27 @@ function shuffle<T>(items: T[]): T[] {
     [a[i], a[j]] = [a[j], a[i]];
   }
   return a;
+}
+
+/** What MigrateVm's allocator asks of a destination (also GetVmMigrationCandidateHosts' dry run). */
+export function migrationRequirement(
+  vm: Pick<VmRow, 'uuid' | 'cpuNum' | 'memorySize'>,
+  src: Pick<HostRow, 'uuid' | 'clusterUuid'>,
+  nics: NicRow[],
+  vols: VolumeRow[],
+  destHostUuid?: string,
+): HostRequirement {
+  return {
+    vmUuid: vm.uuid,
+    cpuNum: vm.cpuNum,
+    memorySize: vm.memorySize,
+    l3NetworkUuids: [...new Set(nics.map((n) => n.l3NetworkUuid))],
+    // MigrateVm allocator: the same cluster unless a destination is named; it must reach the VM's storage.
+    clusterUuid: destHostUuid ? undefined : src.clusterUuid,
+    hostUuid: destHostUuid,
+    primaryStorageUuids: [...new Set(vols.filter((v) => v.primaryStorageUuid).map((v) => v.primaryStorageUuid!))],
+    newVolumeBytes: 0,
+    avoidHostUuids: [src.uuid],
+    strategy: 'DefaultHostAllocatorStrategy',
+  };
 }
