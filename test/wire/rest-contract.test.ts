@@ -149,6 +149,8 @@ t.test('REST wire fidelity for upstream SDKs', async (t) => {
     });
     const keys = Object.keys(plain.schema);
     t.ok(keys.indexOf('inventories[0].vmNics[0]') < keys.indexOf('inventories[0]'), 'children before their parent, as upstream');
+    // Exactly the inventories, in the reply's own key order (the walk skips scalar fields, never an inventory).
+    t.same(keys, ['inventories[0].vmNics[0]', 'inventories[0].allVolumes[0]', 'inventories[0]']);
     const byUuid = await sdk.send('GET', `/zstack/v1/vm-instances/${vm.uuid}`);
     t.same(byUuid.json.schema, plain.schema, 'GET by uuid: the same map');
 

@@ -53,7 +53,15 @@ interface Resolved {
   properties: Record<string, Node>;
   items?: Node;
   map?: Node;
+  /** The properties that can hold an inventory (not declared scalar): what `walk` descends into (built on first use). */
+  containers?: Map<string, Node>;
+  /** The same for `map` (additionalProperties): undefined when it is declared scalar. */
+  mapContainer?: Node | null;
+  /** Declared scalar: never holds an inventory (built on first use). */
+  scalar?: boolean;
 }
+
+const SCALAR_TYPES = new Set(['string', 'number', 'integer', 'boolean', 'null']);
 
 /** Reads the spec once per schema node: inventory classes for the `schema` map, unset values for requests. */
 export class WireFormat {
@@ -150,19 +158,35 @@ export class WireFormat {
     const r = this.resolve(node);
     if (!r) return;
     if (Array.isArray(value)) {
-      if (r.items) value.forEach((v, i) => this.walk(v, r.items, `${path}[${i}]`, out));
+      if (r.items && !this.scalar(r.items)) for (let i = 0; i < value.length; i++) this.walk(value[i], r.items, `${path}[${i}]`, out);
       return;
     }
     const obj = value as Record<string, unknown>;
-    for (const [key, v] of Object.entries(obj)) {
+    // A page of 100 VMs has ~4,000 values: only those that can hold an inventory are visited (no path is built for
+    // a scalar), in the object's own key order (the order of the map's entries).
+    const containers = (r.containers ??= new Map(Object.entries(r.properties).filter(([, child]) => !this.scalar(child))));
+    if (r.mapContainer === undefined) r.mapContainer = r.map && !this.scalar(r.map) ? r.map : null;
+    for (const key in obj) {
       if (key === 'schema' && !path) continue;
-      const child = r.properties[key] ?? r.map;
+      const v = obj[key];
+      if (!v || typeof v !== 'object') continue;
+      const child = Object.hasOwn(r.properties, key) ? containers.get(key) : r.mapContainer;
       if (child) this.walk(v, child, path ? `${path}.${key}` : key, out);
     }
     if (r.cls && path) {
       const sub = r.subclasses && obj[r.subclasses.property];
       out[path] = (typeof sub === 'string' && r.subclasses!.classes[sub]) || r.cls;
     }
+  }
+
+  /** A schema node whose values are all scalars (declared types only, none of them object or array). */
+  private scalar(node: Node): boolean {
+    const r = this.resolve(node);
+    if (!r) return false;
+    if (r.scalar === undefined) {
+      r.scalar = r.types.size > 0 && !r.items && !r.map && !r.cls && Object.keys(r.properties).length === 0 && [...r.types].every((t) => SCALAR_TYPES.has(t));
+    }
+    return r.scalar;
   }
 
   /**
