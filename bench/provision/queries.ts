@@ -5,7 +5,7 @@
 //
 //   npx tsx bench/provision/queries.ts [--vms 50] [--hosts 100] [--concurrency 1]
 //   node --expose-gc --import tsx bench/provision/queries.ts …   (adds the heap still held per VM after a full GC;
-//   BENCH_HEAP_SNAPSHOT=/tmp/x.heapsnapshot writes a snapshot after the run)
+//   BENCH_HEAP_SNAPSHOT=/tmp/x.heapsnapshot writes a snapshot after the run; BENCH_DUMP=1 prints one statement of each kind)
 //   BENCH_EXPLAIN=1 also runs one example of each statement kind under EXPLAIN ANALYZE (in a rolled-back
 //   transaction) and reports PostgreSQL's planning and execution time for it; BENCH_EXPLAIN=plans prints the plans too)
 import { randomUUID } from 'node:crypto';
@@ -204,6 +204,8 @@ try {
     for (const [k, v] of Object.entries(explained))
       console.error(`  plan ${v.planningMs.toFixed(2).padStart(6)}  exec ${v.executionMs.toFixed(2).padStart(6)}  ${k}`);
   }
+  // BENCH_DUMP=1: one example statement of each kind on stderr (what the kinds above stand for).
+  if (process.env.BENCH_DUMP) for (const [kind, ex] of examples) console.error(`--- ${kind}\n${ex.text.replace(/\s+/g, ' ').slice(0, 1500)}`);
   if (process.env.BENCH_HEAP_SNAPSHOT) writeHeapSnapshot(process.env.BENCH_HEAP_SNAPSHOT);
   const per = (x: number) => Math.round((x / VMS) * 100) / 100;
   const rows = [...statements].sort((a, b) => b[1].n - a[1].n);

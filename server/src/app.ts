@@ -1,6 +1,8 @@
 // The management server: opens the database, applies migrations, wires the shared mechanisms and the domain
 // modules, and serves the routes generated from the spec. One App = one management node.
 import Fastify, { LogController, type FastifyInstance, type FastifyReply } from 'fastify';
+import { getTableName, sql } from 'drizzle-orm';
+import type { PgTable } from 'drizzle-orm/pg-core';
 import { migrate, openDatabase, type Database, type Db } from './db/index.js';
 import { retryTransactions } from './db/retry.js';
 import { Cascade } from './core/cascade.js';
@@ -159,6 +161,11 @@ export class App {
     return this.database.perf.read(currentContext()?.changesSynced, key, 1000, read);
   }
 
+  /** Whether `table` has a row: a remembered read (see `remembered`), so one statement until the table is written. */
+  anyRows(table: PgTable): Promise<boolean> {
+    return this.remembered(`anyRows:${getTableName(table)}`, async () => (await this.db.select({ one: sql`1` }).from(table).limit(1)).length > 0);
+  }
+
   /** The context a domain module registered with (tests and tools call a domain's functions with it). */
   contextOf(moduleName: string): DomainContext {
     const ctx = this.contexts.get(moduleName);
@@ -231,6 +238,7 @@ export class App {
       onLeave: (fn) => void this.leaveHooks.push(fn),
       every: (name, ms, fn) => this.every(name, ms, fn),
       remembered: (key, read) => this.remembered(key, read),
+      anyRows: (table) => this.anyRows(table),
     };
   }
 

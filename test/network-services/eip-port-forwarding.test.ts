@@ -90,6 +90,24 @@ t.test('EIP and port forwarding on the virtual router', async (t) => {
   const vrPublicMac = vr.vmNics.find((n) => n.l3NetworkUuid === pub.uuid)!.mac;
   const vrGuestMac = vr.vmNics.find((n) => n.l3NetworkUuid === guest)!.mac;
 
+  t.test('an EIP attached while its VM is stopped is applied at the start (no EIP existed at the first start)', async (t) => {
+    // The VM's first start looked for EIPs while none existed (a remembered "no rows" answer, app.anyRows): the
+    // EIP created since must be seen at the next start.
+    const other = await newVm('stopped-then-eip', [guest]);
+    const otherNic = other.vmNics[0];
+    await zs.stopVmInstance({ uuid: other.uuid });
+    const vip = (await zs.createVip({ name: 'vip-late', l3NetworkUuid: pub.uuid })).inventory;
+    const eip = (await zs.createEip({ name: 'eip-late', vipUuid: vip.uuid, vmNicUuid: otherNic.uuid })).inventory;
+    t.equal(eip.vmNicUuid, otherNic.uuid);
+    t.same((await routerState(s, vr.uuid)).eips, [], 'not applied while the VM is stopped');
+    await zs.startVmInstance({ uuid: other.uuid });
+    t.match((await routerState(s, vr.uuid)).eips, [{ vipIp: vip.ip, guestIp: otherNic.ip }], 'applied when the VM started');
+    await zs.deleteEip({ uuid: eip.uuid });
+    await zs.deleteVip({ uuid: vip.uuid });
+    await zs.destroyVmInstance({ uuid: other.uuid });
+    t.same((await routerState(s, vr.uuid)).eips, [], 'gone with the EIP');
+  });
+
   t.test('EIP lifecycle, what the router holds, validation', async (t) => {
     const vip = (await zs.createVip({ name: 'vip-eip', l3NetworkUuid: pub.uuid })).inventory;
     const eip = (await zs.createEip({ name: 'eip', vipUuid: vip.uuid })).inventory;

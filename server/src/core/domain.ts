@@ -3,6 +3,7 @@
 // narrow DomainContext — never through the App. The composition root (app.ts) orders the modules by their needs
 // and fails at start on a service nobody provides or on modules that need each other in a circle.
 import type { FastifyInstance } from 'fastify';
+import type { PgTable } from 'drizzle-orm/pg-core';
 import type { Db } from '../db/index.js';
 import type { Services } from '../services.js';
 import type { AgentClient } from '../agent-client/index.js';
@@ -79,6 +80,11 @@ export interface DomainContext<N extends ServiceName = ServiceName, P extends Se
    * node (core/read-memo.ts). The value is shared: read-only.
    */
   remembered<T>(key: string, read: () => Promise<T>): Promise<T>;
+  /**
+   * Whether `table` has any row, remembered the same way: a hook that looks for rows of a table that is empty in most
+   * clouds (EIPs, security group members…) costs no statement per call until the table is written.
+   */
+  anyRows(table: PgTable): Promise<boolean>;
 }
 
 export interface DomainModule<N extends ServiceName = any, P extends ServiceName = any> {

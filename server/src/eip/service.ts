@@ -172,7 +172,7 @@ export class EipService implements VmNetworkServiceExtension {
   // ------------------------------------------------------------------ VM NICs coming and going
 
   private async attachedTo(nics: NicRow[]) {
-    if (nics.length === 0) return [];
+    if (nics.length === 0 || !(await this.app.anyRows(eips))) return [];
     return this.app.db
       .select()
       .from(eips)

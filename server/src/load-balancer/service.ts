@@ -341,8 +341,18 @@ export class LoadBalancerService implements VmNetworkServiceExtension {
   async onVmState(vmUuid: string, newState: string): Promise<void> {
     const to = newState === 'Running' ? 'Active' : newState === 'Stopped' ? 'Inactive' : undefined;
     if (!to) return;
-    const nics = await this.db.select({ uuid: vmNics.uuid }).from(vmNics).where(eq(vmNics.vmInstanceUuid, vmUuid));
-    const refs = await this.balancersOf(nics.map((n) => n.uuid));
+    // One read: the VM's NICs that are back ends of a load balancer (none while no load balancer has any).
+    if (!(await this.app.anyRows(loadBalancerListenerVmNicRefs))) return;
+    const refs = await this.db
+      .select({
+        lbUuid: loadBalancerListeners.loadBalancerUuid,
+        listenerUuid: loadBalancerListenerVmNicRefs.listenerUuid,
+        nicUuid: loadBalancerListenerVmNicRefs.vmNicUuid,
+      })
+      .from(loadBalancerListenerVmNicRefs)
+      .innerJoin(vmNics, eq(vmNics.uuid, loadBalancerListenerVmNicRefs.vmNicUuid))
+      .innerJoin(loadBalancerListeners, eq(loadBalancerListeners.uuid, loadBalancerListenerVmNicRefs.listenerUuid))
+      .where(eq(vmNics.vmInstanceUuid, vmUuid));
     for (const lbUuid of new Set(refs.map((r) => r.lbUuid))) {
       try {
         await this.locked(lbUuid, async (lb) => {

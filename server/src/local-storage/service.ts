@@ -12,6 +12,7 @@ import { defineHandlers } from '../core/handlers.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import { formatDate } from '../core/dates.js';
 import { hosts, localStorageResourceRefs, primaryStorage, primaryStorageClusterRefs, vmInstances, volumes } from '../db/schema/index.js';
+import { rows } from '../db/index.js';
 import type { PrimaryStorageService } from '../storage/index.js';
 import { vmLockKey, volumeInventory } from '../vm/index.js';
 
@@ -48,9 +49,13 @@ export class LocalStorage {
     private primary: PrimaryStorageService,
   ) {}
 
-  /** Brings the records in step with the volumes: new ones on their VM's host, running VMs' hosts, sizes, gone ones. */
-  async syncRefs(): Promise<void> {
+  /**
+   * Brings the records in step with the volumes: new ones on their VM's host, running VMs' hosts, sizes, gone ones.
+   * `vmUuid`: only that VM's volumes (a VM's state changed), and records of volumes gone only when `gone`.
+   */
+  async syncRefs(scope: { vmUuid?: string; gone?: boolean } = {}): Promise<void> {
     const db = this.app.db;
+    const ofVm = scope.vmUuid ? sql` AND v.vm_instance_uuid = ${scope.vmUuid}` : sql``;
     await db.execute(sql`
       INSERT INTO ${localStorageResourceRefs} (resource_uuid, primary_storage_uuid, host_uuid, size, resource_type)
       SELECT v.uuid, v.primary_storage_uuid, COALESCE(vm.host_uuid, vm.last_host_uuid), v.size, 'VolumeVO'
@@ -58,18 +63,36 @@ export class LocalStorage {
         JOIN ${primaryStorage} p ON p.uuid = v.primary_storage_uuid AND p.type = 'LocalStorage'
         JOIN ${vmInstances} vm ON vm.uuid = v.vm_instance_uuid
         JOIN ${hosts} h ON h.uuid = COALESCE(vm.host_uuid, vm.last_host_uuid)
-       WHERE v.status = 'Ready'
+       WHERE v.status = 'Ready'${ofVm}
       ON CONFLICT (resource_uuid) DO NOTHING`);
     await db.execute(sql`
       UPDATE ${localStorageResourceRefs} r
          SET host_uuid = COALESCE(vm.host_uuid, r.host_uuid), size = v.size, last_op_date = now()
         FROM ${volumes} v LEFT JOIN ${vmInstances} vm ON vm.uuid = v.vm_instance_uuid
-       WHERE v.uuid = r.resource_uuid
+       WHERE v.uuid = r.resource_uuid${ofVm}
          AND (r.size <> v.size OR (vm.host_uuid IS NOT NULL AND vm.host_uuid <> r.host_uuid))
          AND (vm.host_uuid IS NULL OR EXISTS (SELECT 1 FROM ${hosts} h WHERE h.uuid = vm.host_uuid))`);
+    if (scope.gone === false) return;
     await db.execute(sql`
       DELETE FROM ${localStorageResourceRefs} r
        WHERE NOT EXISTS (SELECT 1 FROM ${volumes} v WHERE v.uuid = r.resource_uuid AND v.primary_storage_uuid = r.primary_storage_uuid)`);
+  }
+
+  /**
+   * A VM's state changed: its records follow. One read decides whether there is anything to do — on a cloud without
+   * local storage (or for a VM with no volume on it) nothing is written, so a VM creation costs no more statements
+   * here; settled states only (its host is known), and volumes gone only when the VM was destroyed or expunged.
+   */
+  async onVmState(vmUuid: string, newState: string): Promise<void> {
+    const ended = newState === 'Destroyed' || newState === 'Expunged';
+    if (!ended && newState !== 'Running' && newState !== 'Stopped' && newState !== 'Paused') return;
+    const [{ any }] = await rows<{ any: boolean }>(
+      this.app.db,
+      sql`SELECT EXISTS (SELECT 1 FROM ${volumes} v JOIN ${primaryStorage} p ON p.uuid = v.primary_storage_uuid AND p.type = 'LocalStorage'
+                          WHERE v.vm_instance_uuid = ${vmUuid})
+              OR (${ended}::boolean AND EXISTS (SELECT 1 FROM ${localStorageResourceRefs})) AS any`,
+    );
+    if (any) await this.syncRefs({ vmUuid, gone: ended });
   }
 
   async requireLocal(psUuid: string, field = 'primaryStorageUuid') {
@@ -259,7 +282,9 @@ export function registerLocalStorage(app: LocalStorageContext): LocalStorage {
   const local = new LocalStorage(app, app.use('primaryStorage'));
   app.addInventory(localStorageResourceRefDescriptor);
   const sync = () => local.syncRefs().catch((e) => console.warn('[local-storage] records:', toApiError(e).message));
-  app.events.on('vm.state', sync);
+  app.events.on('vm.state', ({ vmUuid, newState }) =>
+    local.onVmState(vmUuid, newState).catch((e) => console.warn('[local-storage] records:', toApiError(e).message)),
+  );
   app.every('local-storage-records', () => 60_000, sync);
 
   app.addHandlers(

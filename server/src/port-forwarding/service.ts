@@ -202,7 +202,7 @@ export class PortForwardingService implements VmNetworkServiceExtension {
   // ------------------------------------------------------------------ VM NICs coming and going
 
   private async attachedTo(nics: NicRow[]) {
-    if (nics.length === 0) return [];
+    if (nics.length === 0 || !(await this.app.anyRows(portForwardingRules))) return [];
     return this.app.db
       .select()
       .from(portForwardingRules)

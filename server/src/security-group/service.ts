@@ -193,6 +193,15 @@ export class SecurityGroupService {
    * the host it left (`lastHostUuid`: the host it stopped on, or the migration's source).
    */
   async onVmState(vmUuid: string): Promise<void> {
+    // Most VMs are in no security group: no lock, and no statement while no NIC is in any. (A NIC joining a group
+    // meanwhile applies its rules itself.)
+    if (!(await this.app.anyRows(vmNicSecurityGroupRefs))) return;
+    const [member] = await this.app.db
+      .select({ uuid: vmNicSecurityGroupRefs.vmNicUuid })
+      .from(vmNicSecurityGroupRefs)
+      .where(eq(vmNicSecurityGroupRefs.vmInstanceUuid, vmUuid))
+      .limit(1);
+    if (!member) return;
     // The state change is emitted inside the VM operation's transaction: its lock is free once that committed.
     await this.app.locks.withLock(vmLockKey(vmUuid), () => this.followVm(vmUuid));
   }

@@ -33,6 +33,8 @@ export class PrimaryStorageService {
   readonly usageReporters: UsageReporter[] = [];
 
   private readonly types = new Map<string, PrimaryStorageType>();
+  /** A primary storage's type never changes and a uuid is never reused: known types save a read per volume. */
+  private readonly typeNameOf = new Map<string, string>();
 
   constructor(readonly app: DomainContext) {
     this.registerType({ name: 'SimulatorPrimaryStorage' });
@@ -69,7 +71,7 @@ export class PrimaryStorageService {
 
   /** Creates a volume's bits on its primary storage, for the VM on `host`: the host's agent unless the type says otherwise. */
   async createVolume(host: HostRow | string, cmd: VolumeCreateCmd): Promise<void> {
-    const ps = cmd.primaryStorageUuid ? await this.get(cmd.primaryStorageUuid) : undefined;
+    const ps = await this.rowIfTypeHas(cmd.primaryStorageUuid, 'createVolume');
     const hostSvc = this.app.use('hosts');
     const row = typeof host === 'string' ? await hostSvc.requireConnected(host) : host;
     const custom = ps && this.typeOf(ps).createVolume;
@@ -77,9 +79,19 @@ export class PrimaryStorageService {
     await hostSvc.callOn(row, '/primarystorage/volume/create', cmd);
   }
 
+  /** The row of a primary storage whose type has its own `hook`; undefined (and, once its type is known, no read) otherwise. */
+  private async rowIfTypeHas(uuid: string | undefined, hook: 'createVolume' | 'deleteVolume'): Promise<PrimaryStorageRow | undefined> {
+    if (!uuid) return undefined;
+    const known = this.typeNameOf.get(uuid);
+    if (known !== undefined && !this.typeOf({ type: known })[hook]) return undefined;
+    const ps = await this.get(uuid);
+    if (ps) this.typeNameOf.set(uuid, ps.type);
+    return ps;
+  }
+
   /** Deletes a volume's bits (absent = success): the host's agent unless the type says otherwise. */
   async deleteVolume(hostUuid: string, cmd: VolumeDeleteCmd): Promise<void> {
-    const ps = cmd.primaryStorageUuid ? await this.get(cmd.primaryStorageUuid) : undefined;
+    const ps = await this.rowIfTypeHas(cmd.primaryStorageUuid, 'deleteVolume');
     const custom = ps && this.typeOf(ps).deleteVolume;
     if (custom) return custom.call(this.typeOf(ps), ps, hostUuid, cmd);
     await this.app.use('hosts').call(hostUuid, '/primarystorage/volume/delete', cmd);

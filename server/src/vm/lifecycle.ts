@@ -6,10 +6,10 @@ import { stopOnHostLater } from './gc.js';
 import { toApiError, argErr } from '../core/errors.js';
 import { runFlow } from '../core/flow.js';
 import { l3Networks, vmInstances, vmNics, volumes } from '../db/schema/index.js';
-import { allocateHost, migrationRequirement, type HostRow } from './allocation/host-allocator.js';
+import { allocateHost, migrationRequirement } from './allocation/host-allocator.js';
 import { applyPendingCapacityChange } from './compute-ops.js';
 import { hostCall } from './hypervisor.js';
-import type { NicRow, VmRow, VolumeRow } from './inventory.js';
+import type { VmRow } from './inventory.js';
 import { requireState } from './states.js';
 import { vmLockKey, type Placement, type StartData, type VmOps } from './ops.js';
 

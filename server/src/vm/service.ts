@@ -1,14 +1,14 @@
 // The VM service: every state-changing operation on a VM runs under the VM's lock (`vm:<uuid>`, across server
 // processes), checks the state machine (zstack-api.md §4.1), talks to the host through the host service and keeps
 // one invariant: `hostUuid` is set exactly while CPU and memory are reserved on that host.
-import { and, asc, eq } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import { deleteVolumeBits } from './gc.js';
 import { notFound, toApiError } from '../core/errors.js';
 import type { FlowStep } from '../core/flow.js';
 import type { Tx } from '../db/index.js';
 import { vmInstances, vmNics, volumes } from '../db/schema/index.js';
-import { createVolumeCmd, hostCall } from './hypervisor.js';
+import { createVolumeCmd } from './hypervisor.js';
 import { vmInventory, type NicRow, type VmRow, type VolumeRow } from './inventory.js';
 import { placeSteps, startSteps } from './start-flow.js';
 import { vmLockKey, type Placement, type StartData, type VmNetworkServiceExtension, type VmOps } from './ops.js';

@@ -9,14 +9,13 @@ import type { FlowStep } from '../core/flow.js';
 import { vmInstances, vmNics, volumes } from '../db/schema/index.js';
 import { StatementTemplates, type Bind } from '../db/perf/template.js';
 import { ADMIN_UUID } from '../identity/index.js';
-import { allocateHost, type HostRow } from './allocation/host-allocator.js';
+import { allocateHost } from './allocation/host-allocator.js';
 import { allocatePrimaryStorage } from './allocation/primary-storage-allocator.js';
 import { opErr, toApiError } from '../core/errors.js';
 import { deleteVolumeBits } from './gc.js';
 import { createVolumeCmd, hostCall, hostCallOn, nicNetworks, startVmCmd } from './hypervisor.js';
 import { bootOptionsOf } from './compute-ops.js';
-import type { NicRow, VmRow, VolumeRow } from './inventory.js';
-import type { Placement, StartData, VmOps } from './ops.js';
+import type { StartData, VmOps } from './ops.js';
 import type { PrimaryStorageRow } from '../storage/index.js';
 
 /** Where a new volume goes on its primary storage (its storage type decides; the caller's account is part of it). */
