@@ -163,7 +163,16 @@ export class App {
 
   /** Whether `table` has a row: a remembered read (see `remembered`), so one statement until the table is written. */
   anyRows(table: PgTable): Promise<boolean> {
-    return this.remembered(`anyRows:${getTableName(table)}`, async () => (await this.db.select({ one: sql`1` }).from(table).limit(1)).length > 0);
+    return this.remembered(
+      `anyRows:${getTableName(table)}`,
+      async () =>
+        (
+          await this.db
+            .select({ one: sql`1` })
+            .from(table)
+            .limit(1)
+        ).length > 0,
+    );
   }
 
   /** The context a domain module registered with (tests and tools call a domain's functions with it). */
