@@ -1,7 +1,7 @@
 // ReadCache (db/perf/read-cache.ts): a read is reused while none of the tables it named changed, read again after a
 // write to one of them, after its maximum age, and never reused without a (synced) change tracker.
 import t from 'tap';
-import { ChangeTracker, tableNames } from '../../server/src/db/index.js';
+import { ChangeTracker, foreignKeyDependents, tableNames } from '../../server/src/db/index.js';
 import { ReadCache } from '../../server/src/db/perf/read-cache.js';
 
 t.test('reuse while unchanged; a write, the age or no tracker forces a read', async (t) => {
@@ -101,4 +101,14 @@ t.test('a failed read is not remembered', async (t) => {
   await t.rejects(memo.read(changes, 'k', 60_000, read), /connection lost/);
   t.equal(await memo.read(changes, 'k', 60_000, read), 'ok');
   t.equal(n, 2);
+});
+
+t.test('foreign key actions: a delete marks the tables whose rows it nulls or removes, an update does not', async (t) => {
+  const changes = new ChangeTracker(tableNames, foreignKeyDependents);
+  const writes = (text: string) => new Set(changes.analyze(text).flatMap((p) => (p.writes === 'all' ? ['all'] : [...(p.writes ?? [])])));
+  // eips.vm_nic_uuid is ON DELETE SET NULL: deleting a NIC writes eips (a remembered "which EIPs" must go).
+  t.ok(writes('delete from "vm_nics" where "uuid" = $1').has('eips'), 'DELETE vm_nics writes eips');
+  // No foreign key here has an ON UPDATE action: updating a NIC (a VM's creation does) leaves eips' reads valid.
+  t.same([...writes('update "vm_nics" set "ip" = $1 where "uuid" = $2')], ['vm_nics'], 'UPDATE vm_nics writes vm_nics only');
+  t.equal(foreignKeyDependents.onUpdate.size, 0, 'no ON UPDATE actions in the schema (keys never change)');
 });

@@ -13,7 +13,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import * as schema from './schema/index.js';
-import { installPgDriver, installPgliteDriver, Perf, SharedGenerations, type ChangeTracker } from './perf/index.js';
+import { installPgDriver, installPgliteDriver, Perf, SharedGenerations, type ChangeTracker, type ForeignKeyDependents } from './perf/index.js';
 
 export { ChangeTracker, Perf, type Stamp } from './perf/index.js';
 
@@ -38,19 +38,22 @@ export interface Database {
 export const tableNames: string[] = (Object.values(schema) as unknown[]).flatMap((v) => (is(v, PgTable) ? [getTableName(v)] : []));
 
 /**
- * Table → the tables PostgreSQL itself writes when its rows are deleted or their keys change (foreign keys with
- * ON DELETE/UPDATE CASCADE, SET NULL or SET DEFAULT): the change tracker marks those too, or cached reads of e.g.
- * memberships would outlive the rows they point at.
+ * Table → the tables PostgreSQL itself writes when its rows are deleted (foreign keys with ON DELETE CASCADE, SET
+ * NULL or SET DEFAULT), and when their keys change (the same ON UPDATE actions): the change tracker marks those too,
+ * or cached reads of e.g. memberships would outlive the rows they point at. Kept apart: an UPDATE writes the
+ * dependents only through ON UPDATE actions (none in this schema, whose keys never change), so updating a VM does
+ * not mark every table that refers to VMs.
  */
-export const foreignKeyDependents: Map<string, string[]> = (() => {
-  const out = new Map<string, string[]>();
+export const foreignKeyDependents: ForeignKeyDependents = (() => {
+  const out = { onDelete: new Map<string, string[]>(), onUpdate: new Map<string, string[]>() };
+  const acts = (a: string | undefined) => a === 'cascade' || a === 'set null' || a === 'set default';
   for (const v of Object.values(schema) as unknown[]) {
     if (!is(v, PgTable)) continue;
     for (const fk of getTableConfig(v).foreignKeys) {
-      const acts = [fk.onDelete, fk.onUpdate];
-      if (!acts.some((a) => a === 'cascade' || a === 'set null' || a === 'set default')) continue;
       const parent = getTableName(fk.reference().foreignTable);
-      out.set(parent, [...new Set([...(out.get(parent) ?? []), getTableName(v)])]);
+      for (const [action, map] of [[fk.onDelete, out.onDelete], [fk.onUpdate, out.onUpdate]] as const) {
+        if (acts(action)) map.set(parent, [...new Set([...(map.get(parent) ?? []), getTableName(v)])]);
+      }
     }
   }
   return out;

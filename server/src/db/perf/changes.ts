@@ -68,8 +68,8 @@ export class ChangeTracker {
 
   constructor(
     tables: Iterable<string>,
-    /** Table → tables its deletes and key updates write through foreign keys (see db/index.ts). */
-    private readonly dependents: ReadonlyMap<string, readonly string[]> = new Map(),
+    /** Table → tables its deletes, and its key updates, write through foreign key actions (see db/index.ts). */
+    private readonly dependents: ForeignKeyDependents = { onDelete: new Map(), onUpdate: new Map() },
   ) {
     this.tables = new Set(tables);
     for (const t of this.tables) this.gens.set(t, 0);
@@ -181,9 +181,15 @@ export class ChangeTracker {
     }
     // A write whose target is not a known table (a function, a new table): forget everything rather than guess.
     if (unknown) return { writes: 'all' };
-    // Deletes and updates also write, through the database's foreign key actions, the tables depending on theirs.
-    if (/\b(delete|update|truncate)\b/i.test(text)) {
-      for (const t of writes) for (const d of this.dependents.get(t) ?? []) writes.add(d);
+    // Deletes (and updates, where a foreign key has an ON UPDATE action) also write, through the database's foreign
+    // key actions, the tables depending on theirs.
+    const deletes = /\b(delete|truncate)\b/i.test(text);
+    const updates = /\bupdate\b/i.test(text);
+    if (deletes || updates) {
+      for (const t of [...writes]) {
+        if (deletes) for (const d of this.dependents.onDelete.get(t) ?? []) writes.add(d);
+        if (updates) for (const d of this.dependents.onUpdate.get(t) ?? []) writes.add(d);
+      }
     }
     return writes.size ? { writes } : undefined;
   }
@@ -191,6 +197,12 @@ export class ChangeTracker {
   sequenceOf(table: string): string {
     return SEQ_PREFIX + table;
   }
+}
+
+/** Table → the tables PostgreSQL writes through foreign key actions when its rows are deleted / their keys updated. */
+export interface ForeignKeyDependents {
+  onDelete: ReadonlyMap<string, readonly string[]>;
+  onUpdate: ReadonlyMap<string, readonly string[]>;
 }
 
 /** Per connection: inside a transaction, the tables written so far. */

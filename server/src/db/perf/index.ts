@@ -1,12 +1,12 @@
 // The performance layer of one database, behind one small interface (README.md in this folder): change tracking
 // (changes.ts) underneath, and on it the reply cache (reply-cache.ts) and the read cache (read-cache.ts); beside
 // it, prepared statements (prepared.ts) and statement templates (template.ts). Each has its own switch.
-import { ChangeTracker, SharedGenerations } from './changes.js';
+import { ChangeTracker, SharedGenerations, type ForeignKeyDependents } from './changes.js';
 import { ReadCache } from './read-cache.js';
 import { ReplyCache } from './reply-cache.js';
 import { perfSwitches, type PerfSwitches } from './switches.js';
 
-export { ChangeTracker, SharedGenerations, type Stamp } from './changes.js';
+export { ChangeTracker, SharedGenerations, type ForeignKeyDependents, type Stamp } from './changes.js';
 export { ReadCache } from './read-cache.js';
 export { ReplyCache } from './reply-cache.js';
 export { installPgDriver, installPgliteDriver } from './driver.js';
@@ -57,7 +57,7 @@ export class Perf {
   }
 
   /** `dependents`: table → tables its deletes write through foreign key actions (db/index.ts). */
-  static create(tables: Iterable<string>, dependents: ReadonlyMap<string, readonly string[]> = new Map(), switches = perfSwitches()): Perf {
+  static create(tables: Iterable<string>, dependents?: ForeignKeyDependents, switches = perfSwitches()): Perf {
     return new Perf(new ChangeTracker(tables, dependents), switches);
   }
 
