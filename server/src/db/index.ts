@@ -51,7 +51,10 @@ export const foreignKeyDependents: ForeignKeyDependents = (() => {
     if (!is(v, PgTable)) continue;
     for (const fk of getTableConfig(v).foreignKeys) {
       const parent = getTableName(fk.reference().foreignTable);
-      for (const [action, map] of [[fk.onDelete, out.onDelete], [fk.onUpdate, out.onUpdate]] as const) {
+      for (const [action, map] of [
+        [fk.onDelete, out.onDelete],
+        [fk.onUpdate, out.onUpdate],
+      ] as const) {
         if (acts(action)) map.set(parent, [...new Set([...(map.get(parent) ?? []), getTableName(v)])]);
       }
     }
