@@ -1,4 +1,5 @@
 import { eq } from 'drizzle-orm';
+import { changeStateHandler, deleteHandler, updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
@@ -8,11 +9,7 @@ import { clusterInventory } from './inventory.js';
 
 export function clusterHandlers(app: DomainContext) {
   const { db } = app;
-  const load = async (uuid: string) => {
-    const [c] = await db.select().from(clusters).where(eq(clusters.uuid, uuid));
-    if (!c) throw notFound('ClusterVO', uuid);
-    return c;
-  };
+  const cluster = { table: clusters, entity: 'ClusterVO', inventory: clusterInventory };
   return defineHandlers({
     CreateCluster: {
       async check(msg) {
@@ -35,31 +32,8 @@ export function clusterHandlers(app: DomainContext) {
         return { inventory: clusterInventory(c) };
       },
     },
-    UpdateCluster: {
-      check: async (msg) => void (await load(msg.uuid)),
-      async run(msg) {
-        const set: Partial<typeof clusters.$inferInsert> = { lastOpDate: new Date() };
-        if (msg.name !== undefined) set.name = msg.name;
-        if (msg.description !== undefined) set.description = msg.description;
-        const [c] = await db.update(clusters).set(set).where(eq(clusters.uuid, msg.uuid)).returning();
-        if (!c) throw notFound('ClusterVO', msg.uuid);
-        return { inventory: clusterInventory(c) };
-      },
-    },
-    ChangeClusterState: {
-      check: async (msg) => void (await load(msg.uuid)),
-      async run(msg) {
-        const state = msg.stateEvent === 'enable' ? 'Enabled' : 'Disabled';
-        const [c] = await db.update(clusters).set({ state, lastOpDate: new Date() }).where(eq(clusters.uuid, msg.uuid)).returning();
-        if (!c) throw notFound('ClusterVO', msg.uuid);
-        return { inventory: clusterInventory(c) };
-      },
-    },
-    DeleteCluster: {
-      async run(msg) {
-        await app.cascade.delete('cluster', [msg.uuid], msg.deleteMode ?? 'Permissive');
-        return {};
-      },
-    },
+    UpdateCluster: updateHandler(app, { ...cluster, fields: ['name', 'description'] }),
+    ChangeClusterState: changeStateHandler(app, cluster),
+    DeleteCluster: deleteHandler(app, { node: 'cluster' }),
   });
 }
