@@ -1,5 +1,6 @@
 // The EIP APIs (upstream EipApiInterceptor + EipManagerImpl, 1.1), in its checks' order and words.
 import { and, asc, eq, inArray, isNotNull, ne, notInArray } from 'drizzle-orm';
+import { changeStateHandler, deleteHandler, updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { accountResourceRefs, eips, l3Networks, networkServiceL3Refs, vmInstances, vmNics } from '../db/schema/index.js';
 import { argErr, opErr } from '../core/errors.js';
@@ -13,6 +14,7 @@ import { EIP_SERVICE, type EipService } from './service.js';
 export function eipHandlers(app: DomainContext, service: EipService) {
   const { db } = app;
   const inventory = async (uuid: string) => ({ inventory: eipInventory(await service.require(uuid)) });
+  const eip = { table: eips, entity: 'EipVO', inventory: eipInventory };
 
   /** The NIC may take the VIP's EIP: no other EIP, not on the VIP's network, its network runs the service. */
   const checkNic = async (nicUuid: string, vipL3Uuid: string, what: string) => {
@@ -55,33 +57,9 @@ export function eipHandlers(app: DomainContext, service: EipService) {
         return inventory(uuid);
       },
     },
-    UpdateEip: {
-      check: async (msg) => void (await service.require(msg.uuid)),
-      async run(msg) {
-        const set: Partial<typeof eips.$inferInsert> = { lastOpDate: new Date() };
-        if (msg.name !== undefined) set.name = msg.name;
-        if (msg.description !== undefined) set.description = msg.description;
-        await db.update(eips).set(set).where(eq(eips.uuid, msg.uuid));
-        return inventory(msg.uuid);
-      },
-    },
-    ChangeEipState: {
-      check: async (msg) => void (await service.require(msg.uuid)),
-      async run(msg) {
-        await db
-          .update(eips)
-          .set({ state: msg.stateEvent === 'enable' ? 'Enabled' : 'Disabled', lastOpDate: new Date() })
-          .where(eq(eips.uuid, msg.uuid));
-        return inventory(msg.uuid);
-      },
-    },
-    DeleteEip: {
-      async run(msg) {
-        if (!(await service.get(msg.uuid))) return {};
-        await app.cascade.delete('eip', [msg.uuid], msg.deleteMode ?? 'Permissive');
-        return {};
-      },
-    },
+    UpdateEip: updateHandler(app, { ...eip, fields: ['name', 'description'] }),
+    ChangeEipState: changeStateHandler(app, eip),
+    DeleteEip: deleteHandler(app, { node: 'eip', onlyIfIn: eips }),
     AttachEip: {
       async check(msg) {
         const eip = await service.require(msg.eipUuid, 'eipUuid');

@@ -1,6 +1,7 @@
 // The load balancer APIs (upstream LoadBalancerApiInterceptor + LoadBalancerManagerImpl/LoadBalancerBase, 1.1): the
 // checks answer before the job (SYS.1007/SYS.1003/SYS.1006 with 1.1's wording), the work is the service's flows.
 import { and, eq } from 'drizzle-orm';
+import { deleteHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { argErr, opErr, pgErrorOf } from '../core/errors.js';
 import { defineHandlers, type Message } from '../core/handlers.js';
@@ -73,12 +74,7 @@ export function loadBalancerHandlers(app: DomainContext, service: LoadBalancerSe
         return lbReply(uuid);
       },
     },
-    DeleteLoadBalancer: {
-      async run(msg) {
-        await app.cascade.delete('loadBalancer', [msg.uuid], msg.deleteMode ?? 'Permissive');
-        return {};
-      },
-    },
+    DeleteLoadBalancer: deleteHandler(app, { node: 'loadBalancer' }),
     RefreshLoadBalancer: {
       check: async (msg) => void (await service.require(msg.uuid)),
       async run(msg) {

@@ -2,6 +2,7 @@
 // order and words. (Upstream compared a new VIP range with the other rules' *private* end port; we compare VIP
 // ranges with VIP ranges, which is what its message says.)
 import { and, asc, eq, inArray, ne } from 'drizzle-orm';
+import { changeStateHandler, deleteHandler, updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { accountResourceRefs, l3Networks, networkServiceL3Refs, portForwardingRules, vmInstances, vmNics } from '../db/schema/index.js';
 import { argErr, opErr } from '../core/errors.js';
@@ -47,6 +48,7 @@ export function normalizePorts(msg: { vipPortStart: number; vipPortEnd?: number;
 export function portForwardingHandlers(app: DomainContext, service: PortForwardingService) {
   const { db } = app;
   const inventory = async (uuid: string) => ({ inventory: ruleInventory(await service.require(uuid)) });
+  const rule = { table: portForwardingRules, entity: 'PortForwardingRuleVO', inventory: ruleInventory };
 
   const checkNic = async (nicUuid: string, vipL3Uuid: string, what: string) => {
     const { nic } = await service.nicWithVm(nicUuid);
@@ -111,33 +113,9 @@ export function portForwardingHandlers(app: DomainContext, service: PortForwardi
         return inventory(uuid);
       },
     },
-    UpdatePortForwardingRule: {
-      check: async (msg) => void (await service.require(msg.uuid)),
-      async run(msg) {
-        const set: Partial<typeof portForwardingRules.$inferInsert> = { lastOpDate: new Date() };
-        if (msg.name !== undefined) set.name = msg.name;
-        if (msg.description !== undefined) set.description = msg.description;
-        await db.update(portForwardingRules).set(set).where(eq(portForwardingRules.uuid, msg.uuid));
-        return inventory(msg.uuid);
-      },
-    },
-    ChangePortForwardingRuleState: {
-      check: async (msg) => void (await service.require(msg.uuid)),
-      async run(msg) {
-        await db
-          .update(portForwardingRules)
-          .set({ state: msg.stateEvent === 'enable' ? 'Enabled' : 'Disabled', lastOpDate: new Date() })
-          .where(eq(portForwardingRules.uuid, msg.uuid));
-        return inventory(msg.uuid);
-      },
-    },
-    DeletePortForwardingRule: {
-      async run(msg) {
-        if (!(await service.get(msg.uuid))) return {};
-        await app.cascade.delete('portForwardingRule', [msg.uuid], msg.deleteMode ?? 'Permissive');
-        return {};
-      },
-    },
+    UpdatePortForwardingRule: updateHandler(app, { ...rule, fields: ['name', 'description'] }),
+    ChangePortForwardingRuleState: changeStateHandler(app, rule),
+    DeletePortForwardingRule: deleteHandler(app, { node: 'portForwardingRule', onlyIfIn: portForwardingRules }),
     AttachPortForwardingRule: {
       async check(msg) {
         const rule = await service.require(msg.ruleUuid, 'ruleUuid');

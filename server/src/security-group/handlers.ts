@@ -1,6 +1,7 @@
 // The security group APIs (upstream SecurityGroupApiInterceptor + SecurityGroupManagerImpl, 1.1). Each change that
 // alters what a NIC may pass applies the affected NICs' rule sets inside the API's job (service.apply).
 import { and, asc, eq, inArray, notInArray } from 'drizzle-orm';
+import { updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
 import {
@@ -93,16 +94,12 @@ export function securityGroupHandlers(app: DomainContext, service: SecurityGroup
         return inventory(row.uuid);
       },
     },
-    UpdateSecurityGroup: {
-      check: async (msg) => void (await loadSecurityGroup(db, msg.uuid)),
-      async run(msg) {
-        const set: Partial<typeof securityGroups.$inferInsert> = { lastOpDate: new Date() };
-        if (msg.name !== undefined) set.name = msg.name;
-        if (msg.description !== undefined) set.description = msg.description;
-        await db.update(securityGroups).set(set).where(eq(securityGroups.uuid, msg.uuid));
-        return inventory(msg.uuid);
-      },
-    },
+    UpdateSecurityGroup: updateHandler(app, {
+      table: securityGroups,
+      entity: 'SecurityGroupVO',
+      inventory: async (row) => (await securityGroupInventories([row], db))[0],
+      fields: ['name', 'description'],
+    }),
     ChangeSecurityGroupState: {
       check: async (msg) => void (await loadSecurityGroup(db, msg.uuid)),
       async run(msg) {

@@ -1,6 +1,7 @@
 // The VIP APIs (upstream VipApiInterceptor + VipManagerImpl, 1.1): an address taken from the L3 network by the NIC
 // allocator (network domain), given back on delete, after the cascade has removed what used the VIP.
 import { and, eq } from 'drizzle-orm';
+import { changeStateHandler, deleteHandler, updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { l3Networks, vips } from '../db/schema/index.js';
 import { argErr, notFound, opErr } from '../core/errors.js';
@@ -18,6 +19,7 @@ const STRATEGIES: Record<string, IpAllocatorStrategy> = {
 export function vipHandlers(app: DomainContext, service: VipService) {
   const { db } = app;
   const inventory = async (uuid: string) => ({ inventory: vipInventory(await service.require(uuid)) });
+  const vip = { table: vips, entity: 'VipVO', inventory: vipInventory };
 
   return defineHandlers({
     CreateVip: {
@@ -60,31 +62,9 @@ export function vipHandlers(app: DomainContext, service: VipService) {
         return inventory(uuid);
       },
     },
-    UpdateVip: {
-      check: async (msg) => void (await service.require(msg.uuid)),
-      async run(msg) {
-        const set: Partial<typeof vips.$inferInsert> = { lastOpDate: new Date() };
-        if (msg.name !== undefined) set.name = msg.name;
-        if (msg.description !== undefined) set.description = msg.description;
-        await db.update(vips).set(set).where(eq(vips.uuid, msg.uuid));
-        return inventory(msg.uuid);
-      },
-    },
-    ChangeVipState: {
-      check: async (msg) => void (await service.require(msg.uuid)),
-      async run(msg) {
-        const state = msg.stateEvent === 'enable' ? 'Enabled' : 'Disabled';
-        await db.update(vips).set({ state, lastOpDate: new Date() }).where(eq(vips.uuid, msg.uuid));
-        return inventory(msg.uuid);
-      },
-    },
-    DeleteVip: {
-      async run(msg) {
-        // Unknown VIPs: success, as upstream. What uses the VIP goes first (the cascade's children).
-        if (!(await service.get(msg.uuid))) return {};
-        await app.cascade.delete('vip', [msg.uuid], msg.deleteMode ?? 'Permissive');
-        return {};
-      },
-    },
+    UpdateVip: updateHandler(app, { ...vip, fields: ['name', 'description'] }),
+    ChangeVipState: changeStateHandler(app, vip),
+    // Unknown VIPs: success, as upstream. What uses the VIP goes first (the cascade's children).
+    DeleteVip: deleteHandler(app, { node: 'vip', onlyIfIn: vips }),
   });
 }
