@@ -1,17 +1,12 @@
 import { and, eq } from 'drizzle-orm';
+import { changeStateHandler, deleteHandler, updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
 import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers, type Message } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { diskOfferings, images, instanceOfferings, l3Networks, zones } from '../db/schema/index.js';
-import {
-  diskOfferingInventory,
-  instanceOfferingInventory,
-  virtualRouterOfferingInventory,
-  type DiskOfferingRow,
-  type InstanceOfferingRow,
-} from './inventory.js';
+import { diskOfferingInventory, instanceOfferingInventory, virtualRouterOfferingInventory, type InstanceOfferingRow } from './inventory.js';
 import { DEFAULT_ALLOCATOR_STRATEGY } from './service.js';
 
 export function offeringHandlers(app: DomainContext) {
@@ -37,35 +32,17 @@ export function offeringHandlers(app: DomainContext) {
       .set({ isDefault: false })
       .where(and(eq(instanceOfferings.type, 'VirtualRouter'), eq(instanceOfferings.zoneUuid, zoneUuid)));
   };
-  const requireRouterOffering = async (uuid: string) => {
-    const o = await requireOffering('instance', uuid);
+  const requireRouterOffering = async (uuid: string): Promise<InstanceOfferingRow> => {
+    const [o] = await db.select().from(instanceOfferings).where(eq(instanceOfferings.uuid, uuid));
+    if (!o) throw notFound('InstanceOfferingVO', uuid);
     if (o.type !== 'VirtualRouter') throw notFound('VirtualRouterOfferingVO', uuid);
     return o;
   };
 
-  // Every kind of offering is updated the same way: the row's columns that were given, lastOpDate, the row back.
-  const tables = { instance: instanceOfferings, disk: diskOfferings } as const;
-  const entity = { instance: 'InstanceOfferingVO', disk: 'DiskOfferingVO' } as const;
-  async function requireOffering(kind: 'instance', uuid: string): Promise<InstanceOfferingRow>;
-  async function requireOffering(kind: 'disk', uuid: string): Promise<DiskOfferingRow>;
-  async function requireOffering(kind: keyof typeof tables, uuid: string) {
-    const table = tables[kind];
-    const [o] = await db.select().from(table).where(eq(table.uuid, uuid));
-    if (!o) throw notFound(entity[kind], uuid);
-    return o;
-  }
-  async function updateOffering(kind: 'instance', uuid: string, changes: OfferingChanges, tx?: Tx): Promise<InstanceOfferingRow>;
-  async function updateOffering(kind: 'disk', uuid: string, changes: OfferingChanges, tx?: Tx): Promise<DiskOfferingRow>;
-  async function updateOffering(kind: keyof typeof tables, uuid: string, changes: OfferingChanges, tx: Tx = db) {
-    const table = tables[kind];
-    const [o] = await tx
-      .update(table)
-      .set({ ...changes, lastOpDate: new Date() })
-      .where(eq(table.uuid, uuid))
-      .returning();
-    if (!o) throw notFound(entity[kind], uuid);
-    return o;
-  }
+  // User VM and disk offerings are updated, change state and are deleted as every resource (core/crud.ts); a
+  // virtual router offering's update is its own (the image, the zone's default).
+  const instanceOffering = { table: instanceOfferings, entity: 'InstanceOfferingVO', inventory: instanceOfferingInventory };
+  const diskOffering = { table: diskOfferings, entity: 'DiskOfferingVO', inventory: diskOfferingInventory };
 
   return defineHandlers({
     CreateInstanceOffering: {
@@ -122,14 +99,8 @@ export function offeringHandlers(app: DomainContext) {
         return { inventory: diskOfferingInventory(o) };
       },
     },
-    UpdateInstanceOffering: {
-      check: async (msg) => void (await requireOffering('instance', msg.uuid)),
-      run: async (msg) => ({ inventory: instanceOfferingInventory(await updateOffering('instance', msg.uuid, nameAndDescription(msg))) }),
-    },
-    ChangeInstanceOfferingState: {
-      check: async (msg) => void (await requireOffering('instance', msg.uuid)),
-      run: async (msg) => ({ inventory: instanceOfferingInventory(await updateOffering('instance', msg.uuid, { state: stateAfter(msg.stateEvent) })) }),
-    },
+    UpdateInstanceOffering: updateHandler(app, { ...instanceOffering, fields: ['name', 'description'] }),
+    ChangeInstanceOfferingState: changeStateHandler(app, instanceOffering),
     UpdateVirtualRouterOffering: {
       async check(msg) {
         await requireRouterOffering(msg.uuid);
@@ -145,43 +116,31 @@ export function offeringHandlers(app: DomainContext) {
             ...(msg.imageUuid !== undefined && { imageUuid: msg.imageUuid }),
             ...(msg.isDefault !== undefined && { isDefault: msg.isDefault }),
           };
-          return updateOffering('instance', o.uuid, changes, tx);
+          const [row] = await tx
+            .update(instanceOfferings)
+            .set({ ...changes, lastOpDate: new Date() })
+            .where(eq(instanceOfferings.uuid, o.uuid))
+            .returning();
+          if (!row) throw notFound('InstanceOfferingVO', o.uuid);
+          return row;
         });
         return { inventory: virtualRouterOfferingInventory(updated) };
       },
     },
-    UpdateDiskOffering: {
-      check: async (msg) => void (await requireOffering('disk', msg.uuid)),
-      run: async (msg) => ({ inventory: diskOfferingInventory(await updateOffering('disk', msg.uuid, nameAndDescription(msg))) }),
-    },
-    ChangeDiskOfferingState: {
-      check: async (msg) => void (await requireOffering('disk', msg.uuid)),
-      run: async (msg) => ({ inventory: diskOfferingInventory(await updateOffering('disk', msg.uuid, { state: stateAfter(msg.stateEvent) })) }),
-    },
-    DeleteInstanceOffering: {
-      async run(msg) {
-        await app.cascade.delete('instanceOffering', [msg.uuid], msg.deleteMode ?? 'Permissive');
-        return {};
-      },
-    },
-    DeleteDiskOffering: {
-      async run(msg) {
-        await app.cascade.delete('diskOffering', [msg.uuid], msg.deleteMode ?? 'Permissive');
-        return {};
-      },
-    },
+    UpdateDiskOffering: updateHandler(app, { ...diskOffering, fields: ['name', 'description'] }),
+    ChangeDiskOfferingState: changeStateHandler(app, diskOffering),
+    DeleteInstanceOffering: deleteHandler(app, { node: 'instanceOffering' }),
+    DeleteDiskOffering: deleteHandler(app, { node: 'diskOffering' }),
   });
 }
 
-type OfferingChanges = { name?: string; description?: string | null; state?: 'Enabled' | 'Disabled'; imageUuid?: string; isDefault?: boolean };
+type OfferingChanges = { name?: string; description?: string | null; imageUuid?: string; isDefault?: boolean };
 
 /** What an update message gives of the name and description (absent = unchanged). */
 const nameAndDescription = (msg: { name?: string; description?: string }): OfferingChanges => ({
   ...(msg.name !== undefined && { name: msg.name }),
   ...(msg.description !== undefined && { description: msg.description }),
 });
-
-const stateAfter = (stateEvent: 'enable' | 'disable') => (stateEvent === 'enable' ? 'Enabled' : 'Disabled');
 
 /** The columns user VM and virtual router offerings share, from a create message. */
 const instanceOfferingColumns = (msg: Message<'CreateInstanceOffering'> | Message<'CreateVirtualRouterOffering'>) => ({
