@@ -1,6 +1,7 @@
 // IP ranges of L3 networks: upstream's validation (zstack-api.md §5.2, L3NetworkApiInterceptor, same wording),
 // the by-CIDR split rule, deletion through the cascade (used IPs of a range go with it).
 import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
 import { ipRanges, l3Networks, usedIps, zones } from '../db/schema/index.js';
@@ -173,16 +174,7 @@ export function ipRangeHandlers(app: DomainContext) {
         return { inventory: inventories[0], inventories };
       },
     },
-    UpdateIpRange: {
-      async run(msg) {
-        const set: Partial<typeof ipRanges.$inferInsert> = { lastOpDate: new Date() };
-        if (msg.name !== undefined) set.name = msg.name;
-        if (msg.description !== undefined) set.description = msg.description;
-        const [row] = await db.update(ipRanges).set(set).where(eq(ipRanges.uuid, msg.uuid)).returning();
-        if (!row) throw notFound('IpRangeVO', msg.uuid);
-        return { inventory: ipRangeInventory(row) };
-      },
-    },
+    UpdateIpRange: updateHandler(app, { table: ipRanges, entity: 'IpRangeVO', inventory: ipRangeInventory, fields: ['name', 'description'], check: false }),
     GetFreeIp: {
       async run(msg) {
         await loadL3(db, msg.l3NetworkUuid, 'l3NetworkUuid');

@@ -1,6 +1,7 @@
 // L2 networks: create (with every built-in provider attached, as upstream), attach/detach to clusters, delete
 // (cascade), and the provider ↔ L2 attachment (decision 6).
 import { and, eq, inArray } from 'drizzle-orm';
+import { deleteHandler, updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
 import {
@@ -128,16 +129,13 @@ export function l2Handlers(app: DomainContext) {
           vSwitchType: msg.vSwitchType ?? 'LinuxBridge',
         }),
     },
-    UpdateL2Network: {
-      async run(msg) {
-        const set: Partial<typeof l2Networks.$inferInsert> = { lastOpDate: new Date() };
-        if (msg.name !== undefined) set.name = msg.name;
-        if (msg.description !== undefined) set.description = msg.description;
-        const [row] = await db.update(l2Networks).set(set).where(eq(l2Networks.uuid, msg.uuid)).returning({ uuid: l2Networks.uuid });
-        if (!row) throw notFound('L2NetworkVO', msg.uuid);
-        return { inventory: await l2Inventory(db, msg.uuid) };
-      },
-    },
+    UpdateL2Network: updateHandler(app, {
+      table: l2Networks,
+      entity: 'L2NetworkVO',
+      inventory: async (row) => (await l2Inventories([row], db))[0],
+      fields: ['name', 'description'],
+      check: false,
+    }),
     AttachL2NetworkToCluster: {
       check: async (msg) => checkAttach(await loadL2(db, msg.l2NetworkUuid, 'l2NetworkUuid'), msg.clusterUuid),
       async run(msg) {
@@ -164,12 +162,7 @@ export function l2Handlers(app: DomainContext) {
         return { inventory: await l2Inventory(db, msg.l2NetworkUuid) };
       },
     },
-    DeleteL2Network: {
-      async run(msg) {
-        await app.cascade.delete('l2', [msg.uuid], msg.deleteMode ?? 'Permissive');
-        return {};
-      },
-    },
+    DeleteL2Network: deleteHandler(app, { node: 'l2' }),
     AttachNetworkServiceProviderToL2Network: {
       async check(msg) {
         await loadL2(db, msg.l2NetworkUuid, 'l2NetworkUuid');

@@ -1,6 +1,7 @@
 // L3 networks: create/update (the system ↔ category rule), DNS servers, delete (cascade: IP ranges, used IPs,
 // NICs detached by the VM module's node, which runs first).
 import { and, eq, inArray, max } from 'drizzle-orm';
+import { changeStateHandler, deleteHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import type { Tx } from '../db/index.js';
 import { ipRanges, l3Dns, l3Networks, usedIps } from '../db/schema/index.js';
@@ -79,20 +80,13 @@ export function l3Handlers(app: DomainContext) {
         return inventory(row.uuid);
       },
     },
-    ChangeL3NetworkState: {
-      async run(msg) {
-        const state = msg.stateEvent === 'enable' ? 'Enabled' : 'Disabled';
-        const [row] = await db.update(l3Networks).set({ state, lastOpDate: new Date() }).where(eq(l3Networks.uuid, msg.uuid)).returning();
-        if (!row) throw notFound('L3NetworkVO', msg.uuid);
-        return inventory(row.uuid);
-      },
-    },
-    DeleteL3Network: {
-      async run(msg) {
-        await app.cascade.delete('l3', [msg.uuid], msg.deleteMode ?? 'Permissive');
-        return {};
-      },
-    },
+    ChangeL3NetworkState: changeStateHandler(app, {
+      table: l3Networks,
+      entity: 'L3NetworkVO',
+      inventory: (row) => app.use('networks').l3Inventory(row.uuid),
+      check: false,
+    }),
+    DeleteL3Network: deleteHandler(app, { node: 'l3' }),
     AddDnsToL3Network: {
       async check(msg) {
         await loadL3(db, msg.l3NetworkUuid, 'l3NetworkUuid');
