@@ -1,4 +1,5 @@
 import { and, eq, ne } from 'drizzle-orm';
+import { deleteHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import type { AgentRequest } from '../agent-client/index.js';
 import type { CallContext } from '../core/context.js';
@@ -172,12 +173,7 @@ export function hostHandlers(app: DomainContext, service: HostService) {
         return { inventory: hostInventory(h) };
       },
     },
-    DeleteHost: {
-      async run(msg) {
-        await app.cascade.delete('host', [msg.uuid], msg.deleteMode ?? 'Permissive');
-        return {};
-      },
-    },
+    DeleteHost: deleteHandler(app, { node: 'host' }),
     GetCpuMemoryCapacity: {
       async check(msg) {
         const lists = [msg.zoneUuids, msg.clusterUuids, msg.hostUuids];

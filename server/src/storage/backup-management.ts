@@ -2,6 +2,7 @@
 // records status and capacity), reconnect (SFTP: redeploy the agent, then connect), capacity figures, and the SFTP
 // query. Semantics of upstream BackupStorageBase / SftpBackupStorage (1.1).
 import { eq, inArray, or, sql, type SQL } from 'drizzle-orm';
+import { changeStateHandler, updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { credentialVault } from '../core/credentials.js';
 import { argErr, err, notFound, toApiError } from '../core/errors.js';
@@ -23,6 +24,7 @@ export function registerBackupStorageManagement(app: DomainContext, service: Bac
   const { db } = app;
   app.addInventory(sftpBackupStorageDescriptor);
   const inventory = async (row: BackupStorageRow) => (await backupStorageInventories([row], db))[0];
+  const backup = { table: backupStorage, entity: 'BackupStorageVO', inventory };
   const update = async (uuid: string, set: Partial<typeof backupStorage.$inferInsert>) => {
     const [row] = await db
       .update(backupStorage)
@@ -40,18 +42,8 @@ export function registerBackupStorageManagement(app: DomainContext, service: Bac
 
   app.addHandlers(
     defineHandlers({
-      ChangeBackupStorageState: {
-        check: async (msg) => void (await service.require(msg.uuid)),
-        run: async (msg) => ({ inventory: await inventory(await update(msg.uuid, { state: msg.stateEvent === 'enable' ? 'Enabled' : 'Disabled' })) }),
-      },
-      UpdateBackupStorage: {
-        async run(msg) {
-          const set: Partial<typeof backupStorage.$inferInsert> = {};
-          if (msg.name !== undefined) set.name = msg.name;
-          if (msg.description !== undefined) set.description = msg.description;
-          return { inventory: await inventory(await update(msg.uuid, set)) };
-        },
-      },
+      ChangeBackupStorageState: changeStateHandler(app, backup),
+      UpdateBackupStorage: updateHandler(app, { ...backup, fields: ['name', 'description'], check: false }),
       UpdateSftpBackupStorage: {
         check: async (msg) => void (await requireSftp(msg.uuid)),
         async run(msg) {

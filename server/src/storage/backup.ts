@@ -3,6 +3,7 @@
 // deployer of the host module: same task log, same HOST.1003 errors, same parallelism bound) with a secret of its
 // own. Every agent reply carries the capacities.
 import { and, eq, inArray } from 'drizzle-orm';
+import { deleteHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import type { AgentPathOf, AgentReply, AgentRequest, AgentResponse } from '../agent-client/index.js';
 import { formatDate } from '../core/dates.js';
@@ -395,12 +396,7 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
           return { inventory: await inventory(msg.backupStorageUuid) };
         },
       },
-      DeleteBackupStorage: {
-        async run(msg) {
-          await app.cascade.delete('backupStorage', [msg.uuid], msg.deleteMode ?? 'Permissive');
-          return {};
-        },
-      },
+      DeleteBackupStorage: deleteHandler(app, { node: 'backupStorage' }),
     }),
   );
   return service;

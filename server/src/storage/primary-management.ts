@@ -2,6 +2,7 @@
 // (totals from the agents, used = what the volumes and other holders hold; also periodic so counters cannot drift),
 // capacity figures and updates. Semantics of upstream PrimaryStorageBase (1.1; `maintain` from 2.0).
 import { and, eq, inArray, or, sql, type SQL } from 'drizzle-orm';
+import { updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { argErr, notFound, opErr, stateErr, toApiError } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
@@ -162,16 +163,7 @@ export function registerPrimaryStorageManagement(app: DomainContext, service: Pr
         check: async (msg) => void (await service.require(msg.primaryStorageUuid, 'primaryStorageUuid')),
         run: async (msg) => ({ inventory: await inventory(await syncPrimaryStorageCapacity(service, msg.primaryStorageUuid)) }),
       },
-      UpdatePrimaryStorage: {
-        async run(msg) {
-          const set: Partial<typeof primaryStorage.$inferInsert> = { lastOpDate: new Date() };
-          if (msg.name !== undefined) set.name = msg.name;
-          if (msg.description !== undefined) set.description = msg.description;
-          const [row] = await db.update(primaryStorage).set(set).where(eq(primaryStorage.uuid, msg.uuid)).returning();
-          if (!row) throw notFound('PrimaryStorageVO', msg.uuid);
-          return { inventory: await inventory(row) };
-        },
-      },
+      UpdatePrimaryStorage: updateHandler(app, { table: primaryStorage, entity: 'PrimaryStorageVO', inventory, fields: ['name', 'description'], check: false }),
       GetPrimaryStorageCapacity: {
         async check(msg) {
           if (!msg.all && ![msg.zoneUuids, msg.clusterUuids, msg.primaryStorageUuids].some((l) => l && l.length > 0)) {

@@ -3,6 +3,7 @@
 // the Connected hosts' agents report (`/primarystorage/capacity`), refreshed on attach/detach and host connect.
 import { schemaExpands } from '../core/inventory-schema.js';
 import { and, eq, gte, inArray, sql } from 'drizzle-orm';
+import { deleteHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { formatDate } from '../core/dates.js';
 import { argErr, notFound, stateErr, toApiError } from '../core/errors.js';
@@ -414,12 +415,7 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
           return { inventory: await inventory(msg.primaryStorageUuid) };
         },
       },
-      DeletePrimaryStorage: {
-        async run(msg) {
-          await app.cascade.delete('primaryStorage', [msg.uuid], msg.deleteMode ?? 'Permissive');
-          return {};
-        },
-      },
+      DeletePrimaryStorage: deleteHandler(app, { node: 'primaryStorage' }),
     }),
   );
   return service;
