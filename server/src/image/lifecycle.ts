@@ -2,6 +2,7 @@
 // Delay/Never deletion policy kept as Deleted, UpdateImage changes what is said about the image, ChangeImageState
 // enables or disables it (CreateVmInstance and virtual router offerings take only Enabled images).
 import { and, eq, inArray } from 'drizzle-orm';
+import { changeStateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { argErr, notFound, stateErr } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
@@ -91,16 +92,6 @@ export function imageLifecycleHandlers(app: DomainContext, service: ImageService
         return { inventory: await inventory(image.uuid) };
       },
     },
-    ChangeImageState: {
-      check: async (msg) => void (await requireImage(msg.uuid, 'uuid')),
-      async run(msg) {
-        const image = await requireImage(msg.uuid, 'uuid');
-        await db
-          .update(images)
-          .set({ state: msg.stateEvent === 'enable' ? 'Enabled' : 'Disabled', lastOpDate: new Date() })
-          .where(eq(images.uuid, image.uuid));
-        return { inventory: await inventory(image.uuid) };
-      },
-    },
+    ChangeImageState: changeStateHandler(app, { table: images, entity: 'ImageVO', inventory: (row) => inventory(row.uuid) }),
   });
 }

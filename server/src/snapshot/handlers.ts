@@ -1,12 +1,13 @@
 // The volume snapshot APIs and the template / data volume APIs made from volumes and snapshots.
 import { asc, eq } from 'drizzle-orm';
+import { updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { images, volumeSnapshots, volumeSnapshotTrees } from '../db/schema/index.js';
 import { imageInventories } from '../image/index.js';
 import { notInStateErr, volumeInventory as volumeInventoryOf } from '../vm/index.js';
-import { treeInventories } from './inventory.js';
+import { snapshotInventories, treeInventories } from './inventory.js';
 import type { SnapshotDeps, VolumeSnapshotService } from './service.js';
 import type { Templates } from './templates.js';
 
@@ -38,16 +39,12 @@ export function snapshotHandlers(app: DomainContext<SnapshotDeps>, svc: VolumeSn
         return { inventory: await svc.inventory(s.uuid) };
       },
     },
-    UpdateVolumeSnapshot: {
-      check: async (msg) => void (await svc.require(msg.uuid)),
-      async run(msg) {
-        const set: Partial<typeof volumeSnapshots.$inferInsert> = { lastOpDate: new Date() };
-        if (msg.name !== undefined) set.name = msg.name;
-        if (msg.description !== undefined) set.description = msg.description;
-        await db.update(volumeSnapshots).set(set).where(eq(volumeSnapshots.uuid, msg.uuid));
-        return { inventory: await svc.inventory(msg.uuid) };
-      },
-    },
+    UpdateVolumeSnapshot: updateHandler(app, {
+      table: volumeSnapshots,
+      entity: 'VolumeSnapshotVO',
+      inventory: async (row) => (await snapshotInventories([row], db))[0],
+      fields: ['name', 'description'],
+    }),
     DeleteVolumeSnapshot: {
       async run(msg) {
         await svc.delete(msg.uuid);

@@ -1,7 +1,9 @@
 // The volume lifecycle APIs besides create/attach/detach/delete (upstream 1.1 VolumeBase and VolumeManagerImpl):
 // recover and expunge what the Delay/Never deletion policy kept, update, enable/disable, the format list and the
 // attach candidates both ways.
+import { updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
+import { volumes } from '../db/schema/index.js';
 import { defineHandlers } from '../core/handlers.js';
 import { volumeInventory } from './inventory.js';
 import type { VmService } from './service.js';
@@ -21,16 +23,7 @@ export function volumeLifecycleHandlers(app: DomainContext, vms: VmService, vols
         return {};
       },
     },
-    UpdateVolume: {
-      check: async (msg) => void (await vols.require(msg.uuid)),
-      run: async (msg) =>
-        reply(
-          await vols.set(msg.uuid, {
-            ...(msg.name !== undefined && { name: msg.name }),
-            ...(msg.description !== undefined && { description: msg.description }),
-          }),
-        ),
-    },
+    UpdateVolume: updateHandler(app, { table: volumes, entity: 'VolumeVO', inventory: volumeInventory, fields: ['name', 'description'] }),
     ChangeVolumeState: {
       check: async (msg) => void (await vols.requireStateChangeable(msg.uuid)),
       run: async (msg) => reply(await vols.changeState(msg.uuid, msg.stateEvent)),
