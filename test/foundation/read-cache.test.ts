@@ -108,6 +108,9 @@ t.test('foreign key actions: a delete marks the tables whose rows it nulls or re
   const writes = (text: string) => new Set(changes.analyze(text).flatMap((p) => (p.writes === 'all' ? ['all'] : [...(p.writes ?? [])])));
   // eips.vm_nic_uuid is ON DELETE SET NULL: deleting a NIC writes eips (a remembered "which EIPs" must go).
   t.ok(writes('delete from "vm_nics" where "uuid" = $1').has('eips'), 'DELETE vm_nics writes eips');
+  // Cascades of cascades: deleting a VM deletes its NICs (CASCADE), which nulls their EIPs and drops their memberships.
+  const vmDelete = writes('delete from "vm_instances" where "uuid" = $1');
+  t.ok(vmDelete.has('vm_nics') && vmDelete.has('eips') && vmDelete.has('vm_nic_security_group_refs'), 'DELETE vm_instances follows the chain');
   // No foreign key here has an ON UPDATE action: updating a NIC (a VM's creation does) leaves eips' reads valid.
   t.same([...writes('update "vm_nics" set "ip" = $1 where "uuid" = $2')], ['vm_nics'], 'UPDATE vm_nics writes vm_nics only');
   t.equal(foreignKeyDependents.onUpdate.size, 0, 'no ON UPDATE actions in the schema (keys never change)');

@@ -185,8 +185,9 @@ export class ChangeTracker {
     // key actions, the tables depending on theirs.
     const deletes = /\b(delete|truncate)\b/i.test(text);
     const updates = /\bupdate\b/i.test(text);
+    // The live set is iterated: tables added are visited too, so cascades of cascades are followed.
     if (deletes || updates) {
-      for (const t of [...writes]) {
+      for (const t of writes) {
         if (deletes) for (const d of this.dependents.onDelete.get(t) ?? []) writes.add(d);
         if (updates) for (const d of this.dependents.onUpdate.get(t) ?? []) writes.add(d);
       }
