@@ -3,7 +3,7 @@
 // CD-ROM drive (`iso::` tag, `/vm/iso/attach|detach` on a running VM), the boot order (`bootOrder::` tag), the
 // migration candidates (MigrateVm's allocator as a dry run) and the console address (`/vm/getvncport`).
 // The tags also shape every start (`bootOptionsOf`, used by the start flow).
-import { and, eq, inArray, like } from 'drizzle-orm';
+import { and, eq, inArray, like, or, sql } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
 import { argErr, notFound, opErr, toApiError } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
@@ -91,10 +91,21 @@ async function isoTO(db: Tx, isoUuid: string, root: Pick<VolumeRow, 'installPath
 
 /** What the VM's tags add to its /vm/start command: boot devices in order and the ISO to boot with (one read). */
 export async function bootOptionsOf(
-  db: Tx,
+  app: DomainContext,
   vm: Pick<VmRow, 'uuid'>,
   root: VolumeRow,
 ): Promise<{ bootDev?: string[]; bootIso?: Awaited<ReturnType<typeof isoTO>> }> {
+  const db = app.db;
+  // Most clouds have no VM with a boot order or an ISO: then a start reads no tags (remembered until a tag is written).
+  const anyBootTag = await app.remembered('anyBootTag', async () => {
+    const [hit] = await db
+      .select({ one: sql`1` })
+      .from(systemTags)
+      .where(or(like(systemTags.tag, `${BOOT_ORDER.slice(0, BOOT_ORDER.indexOf('::') + 2)}%`), like(systemTags.tag, `${ISO.slice(0, ISO.indexOf('::') + 2)}%`)))
+      .limit(1);
+    return Boolean(hit);
+  });
+  if (!anyBootTag) return {};
   const rows = await db
     .select({ tag: systemTags.tag })
     .from(systemTags)

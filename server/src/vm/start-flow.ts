@@ -175,7 +175,7 @@ export function placeSteps(app: DomainContext, svc: VmOps): FlowStep<StartData>[
         // Boot devices and the ISO in the CD-ROM drive come from the VM's tags (compute-ops.ts).
         const cmd = {
           ...startVmCmd(d.vm!, root, data, nics, d.host!.managementIp, await nicNetworks(app, nics)),
-          ...(await bootOptionsOf(app.db, d.vm!, root)),
+          ...(await bootOptionsOf(app, d.vm!, root)),
         };
         await hostCallOn(app, d.host!, '/vm/start', cmd);
       },
