@@ -1,43 +1,20 @@
 // Primary storage management: state changes (maintenance stops the VMs using it), reconnect, the capacity sync
 // (totals from the agents, used = what the volumes and other holders hold; also periodic so counters cannot drift),
 // capacity figures and updates. Semantics of upstream PrimaryStorageBase (1.1; `maintain` from 2.0).
-import { and, eq, inArray, or, sql, type SQL } from 'drizzle-orm';
+import { eq, inArray, or, sql, type SQL } from 'drizzle-orm';
 import { updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { argErr, notFound, opErr, stateErr, toApiError } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
-import { hosts, primaryStorage, primaryStorageClusterRefs, volumes } from '../db/schema/index.js';
+import { primaryStorage, primaryStorageClusterRefs, volumes } from '../db/schema/index.js';
 import { primaryStorageInventories, type PrimaryStorageRow, type PrimaryStorageService } from './primary.js';
 
 const describe = (ps: Pick<PrimaryStorageRow, 'uuid' | 'name'>) => `primary storage[uuid:${ps.uuid}, name:${ps.name}]`;
 
 const NEXT_STATE = { enable: 'Enabled', disable: 'Disabled', maintain: 'Maintenance' } as const;
 
-/** What the Connected hosts of a local storage's clusters report, and which of them failed to. */
-export async function readLocalTotals(app: DomainContext, ps: PrimaryStorageRow) {
-  const members = await app.db
-    .select({ uuid: hosts.uuid })
-    .from(hosts)
-    .innerJoin(primaryStorageClusterRefs, eq(primaryStorageClusterRefs.clusterUuid, hosts.clusterUuid))
-    .where(and(eq(primaryStorageClusterRefs.primaryStorageUuid, ps.uuid), eq(hosts.status, 'Connected')));
-  const perHost = await Promise.all(
-    members.map(async (h) => {
-      try {
-        const r = await app.use('hosts').call(h.uuid, '/primarystorage/capacity', { primaryStorageUuid: ps.uuid, mountPath: ps.url }, { timeoutMs: 30_000 });
-        return { hostUuid: h.uuid, total: r.totalCapacity ?? 0, available: r.availableCapacity ?? 0 };
-      } catch (e) {
-        return { hostUuid: h.uuid, error: toApiError(e).message };
-      }
-    }),
-  );
-  const answered = perHost.filter((h) => h.error === undefined);
-  return {
-    hosts: members.length,
-    total: answered.reduce((s, h) => s + (h.total ?? 0), 0),
-    available: answered.reduce((s, h) => s + (h.available ?? 0), 0),
-    failures: perHost.filter((h) => h.error !== undefined).map((h) => `host[uuid:${h.hostUuid}]: ${h.error}`),
-  };
-}
+/** A local storage's hosts that did not report its capacity, for an error message. */
+const failedHosts = (failures: Array<{ hostUuid: string; error: string }>) => failures.map((f) => `host[uuid:${f.hostUuid}]: ${f.error}`).join('; ');
 
 /**
  * Re-reads the totals from the agents and sets available = total − what volumes (and the registered reporters) hold,
@@ -50,8 +27,8 @@ export async function syncPrimaryStorageCapacity(service: PrimaryStorageService,
   let total = ps.totalCapacity;
   let physical = { total: ps.totalPhysicalCapacity, available: ps.availablePhysicalCapacity };
   if (ps.type === 'LocalStorage') {
-    const r = await readLocalTotals(app, ps);
-    if (r.failures.length) throw opErr(`failed to sync the capacity of ${describe(ps)}: ${r.failures.join('; ')}`);
+    const r = await service.readLocalTotals(ps);
+    if (r.failures.length) throw opErr(`failed to sync the capacity of ${describe(ps)}: ${failedHosts(r.failures)}`);
     total = r.total;
     physical = { total: r.total, available: r.available };
   }
@@ -79,10 +56,10 @@ export async function reconnectPrimaryStorage(service: PrimaryStorageService, ps
   const setStatus = (status: string) => app.db.update(primaryStorage).set({ status, lastOpDate: new Date() }).where(eq(primaryStorage.uuid, psUuid));
   await setStatus('Connecting');
   if (ps.type === 'LocalStorage') {
-    const r = await readLocalTotals(app, ps);
+    const r = await service.readLocalTotals(ps);
     if (r.hosts > 0 && r.failures.length === r.hosts) {
       await setStatus('Disconnected');
-      throw opErr(`failed to reconnect ${describe(ps)}: no host of its clusters answered: ${r.failures.join('; ')}`);
+      throw opErr(`failed to reconnect ${describe(ps)}: no host of its clusters answered: ${failedHosts(r.failures)}`);
     }
   }
   try {

@@ -13,7 +13,7 @@ import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import type { Tx } from '../db/index.js';
 import { clusters, hosts, primaryStorage, primaryStorageClusterRefs, volumes, zones } from '../db/schema/index.js';
 import type { HostRow } from '../host/index.js';
-import { withTypeFields, type PrimaryStorageType, type VolumeCreateCmd, type VolumeDeleteCmd, type VolumeKind } from './types.js';
+import { withTypeFields, type CapacityReply, type PrimaryStorageType, type VolumeCreateCmd, type VolumeDeleteCmd, type VolumeKind } from './types.js';
 
 export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
 
@@ -148,35 +148,58 @@ export class PrimaryStorageService {
       .where(eq(primaryStorage.uuid, psUuid));
   }
 
-  /** Re-sums a local storage's capacity over the Connected hosts of its clusters; what volumes hold stays held. */
-  async refreshLocalCapacity(psUuid: string): Promise<void> {
-    const ps = await this.get(psUuid);
-    if (!ps || ps.type !== 'LocalStorage') return;
+  /** What the Connected hosts of a local storage's clusters report, and which of them failed to. */
+  async readLocalTotals(ps: PrimaryStorageRow) {
     const members = await this.app.db
       .select({ uuid: hosts.uuid })
       .from(hosts)
       .innerJoin(primaryStorageClusterRefs, eq(primaryStorageClusterRefs.clusterUuid, hosts.clusterUuid))
-      .where(and(eq(primaryStorageClusterRefs.primaryStorageUuid, psUuid), eq(hosts.status, 'Connected')));
-    let total = 0;
-    let available = 0;
-    for (const h of members) {
-      try {
-        const r = await this.app
-          .use('hosts')
-          .call(h.uuid, '/primarystorage/capacity', { primaryStorageUuid: psUuid, mountPath: ps.url }, { timeoutMs: 30_000 });
-        total += r.totalCapacity ?? 0;
-        available += r.availableCapacity ?? 0;
-      } catch (e) {
-        console.error(`[primary-storage] capacity of local storage ${psUuid} on host ${h.uuid}:`, toApiError(e).message);
-      }
-    }
+      .where(and(eq(primaryStorageClusterRefs.primaryStorageUuid, ps.uuid), eq(hosts.status, 'Connected')));
+    const perHost = await Promise.all(
+      members.map(async (h) => {
+        try {
+          const r = await this.app
+            .use('hosts')
+            .call(h.uuid, '/primarystorage/capacity', { primaryStorageUuid: ps.uuid, mountPath: ps.url }, { timeoutMs: 30_000 });
+          return { hostUuid: h.uuid, total: r.totalCapacity ?? 0, available: r.availableCapacity ?? 0 };
+        } catch (e) {
+          return { hostUuid: h.uuid, error: toApiError(e).message };
+        }
+      }),
+    );
+    const answered = perHost.filter((h) => h.error === undefined);
+    return {
+      hosts: members.length,
+      total: answered.reduce((s, h) => s + (h.total ?? 0), 0),
+      available: answered.reduce((s, h) => s + (h.available ?? 0), 0),
+      failures: perHost.flatMap((h) => (h.error === undefined ? [] : [{ hostUuid: h.hostUuid, error: h.error }])),
+    };
+  }
+
+  /** Re-sums a local storage's capacity over the Connected hosts of its clusters; what volumes hold stays held. */
+  async refreshLocalCapacity(psUuid: string): Promise<void> {
+    const ps = await this.get(psUuid);
+    if (!ps || ps.type !== 'LocalStorage') return;
+    const r = await this.readLocalTotals(ps);
+    for (const f of r.failures) console.error(`[primary-storage] capacity of local storage ${psUuid} on host ${f.hostUuid}:`, f.error);
+    await this.recordCapacity(psUuid, { totalCapacity: r.total, availableCapacity: r.available });
+  }
+
+  /**
+   * Records the size of the whole storage as its agents report it (a reply without a total changes nothing); what
+   * allocations hold stays held: available = total − (old total − old available). `also`: columns set with it.
+   */
+  async recordCapacity(psUuid: string, r: CapacityReply, also: Partial<typeof primaryStorage.$inferInsert> = {}): Promise<void> {
+    if (r.totalCapacity === undefined) return;
+    const total = r.totalCapacity;
     await this.app.db
       .update(primaryStorage)
       .set({
         totalCapacity: total,
         availableCapacity: sql`GREATEST(0, ${total}::bigint - (${primaryStorage.totalCapacity} - ${primaryStorage.availableCapacity}))`,
         totalPhysicalCapacity: total,
-        availablePhysicalCapacity: available,
+        availablePhysicalCapacity: r.availableCapacity ?? total,
+        ...also,
       })
       .where(eq(primaryStorage.uuid, psUuid));
   }
@@ -187,6 +210,17 @@ export class PrimaryStorageService {
 
   async inventories(rows: PrimaryStorageRow[], db: Tx = this.app.db) {
     return primaryStorageInventories(rows, db);
+  }
+
+  /** The inventory of the primary storage `uuid` (with its type's fields). */
+  async inventory(uuid: string) {
+    return (await primaryStorageInventories([await this.require(uuid)], this.app.db))[0];
+  }
+
+  /** The zone a primary storage is added to: ZoneVO not found (on `zoneUuid`) when there is none. */
+  async requireZone(zoneUuid: string): Promise<void> {
+    const [z] = await this.app.db.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, zoneUuid));
+    if (!z) throw notFound('ZoneVO', zoneUuid, 'zoneUuid');
   }
 }
 
@@ -257,7 +291,6 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
   const service = new PrimaryStorageService(app);
   app.addInventory(primaryStorageDescriptor);
   app.addInventory(primaryStorageClusterRefDescriptor);
-  const inventory = async (uuid: string) => (await primaryStorageInventories([await service.require(uuid)], db))[0];
 
   // Local storage follows its hosts: a host that connects adds its disk, a deleted one takes it away. (A host
   // that is merely Disconnected keeps counting: shrinking then would lose track of what volumes hold.)
@@ -270,10 +303,6 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
     for (const ps of locals) await service.refreshLocalCapacity(ps.uuid);
   });
 
-  const zoneExists = async (zoneUuid: string) => {
-    const [z] = await db.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, zoneUuid));
-    if (!z) throw notFound('ZoneVO', zoneUuid, 'zoneUuid');
-  };
   const attachment = async (clusterUuid: string, psUuid: string) => {
     const [c] = await db.select().from(clusters).where(eq(clusters.uuid, clusterUuid));
     if (!c) throw notFound('ClusterVO', clusterUuid, 'clusterUuid');
@@ -328,7 +357,7 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
     defineHandlers({
       AddSimulatorPrimaryStorage: {
         async check(msg) {
-          await zoneExists(msg.zoneUuid);
+          await service.requireZone(msg.zoneUuid);
           const total = msg.totalCapacity ?? SIMULATOR_PS_DEFAULT_CAPACITY;
           if (msg.availableCapacity !== undefined && msg.availableCapacity > total) {
             throw argErr(`field[availableCapacity]: ${msg.availableCapacity} is more than totalCapacity ${total}`);
@@ -357,7 +386,7 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
         },
       },
       AddLocalPrimaryStorage: {
-        check: (msg) => zoneExists(msg.zoneUuid),
+        check: (msg) => service.requireZone(msg.zoneUuid),
         async run(msg) {
           const [ps] = await db
             .insert(primaryStorage)
@@ -396,7 +425,7 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
             throw e;
           }
           await service.refreshLocalCapacity(msg.primaryStorageUuid);
-          return { inventory: await inventory(msg.primaryStorageUuid) };
+          return { inventory: await service.inventory(msg.primaryStorageUuid) };
         },
       },
       DetachPrimaryStorageFromCluster: {
@@ -412,7 +441,7 @@ export function registerPrimaryStorage(app: DomainContext): PrimaryStorageServic
           const ps = await service.require(msg.primaryStorageUuid);
           await service.typeOf(ps).afterDetach?.(ps, msg.clusterUuid);
           await service.refreshLocalCapacity(msg.primaryStorageUuid);
-          return { inventory: await inventory(msg.primaryStorageUuid) };
+          return { inventory: await service.inventory(msg.primaryStorageUuid) };
         },
       },
       DeletePrimaryStorage: deleteHandler(app, { node: 'primaryStorage' }),

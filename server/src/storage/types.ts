@@ -11,6 +11,11 @@ type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
 type BackupStorageRow = typeof backupStorage.$inferSelect;
 
 export type VolumeKind = 'rootVolumes' | 'dataVolumes';
+/** The whole storage's size, as a storage agent's reply carries it. */
+export interface CapacityReply {
+  totalCapacity?: number;
+  availableCapacity?: number;
+}
 export type VolumeCreateCmd = AgentRequest<'/primarystorage/volume/create'>;
 export type VolumeDeleteCmd = AgentRequest<'/primarystorage/volume/delete'>;
 
