@@ -5,10 +5,11 @@ import { eq, inArray, or, sql, type SQL } from 'drizzle-orm';
 import { changeStateHandler, updateHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
 import { credentialVault } from '../core/credentials.js';
-import { argErr, err, notFound, toApiError } from '../core/errors.js';
+import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import { backupStorage, backupStorageZoneRefs } from '../db/schema/index.js';
+import { agentFailure } from './agent-storage.js';
 import { backupStorageDescriptor, backupStorageInventories, type BackupStorageRow, type BackupStorageService } from './backup.js';
 
 const describe = (bs: Pick<BackupStorageRow, 'uuid' | 'name'>) => `backup storage[uuid:${bs.uuid}, name:${bs.name}]`;
@@ -73,8 +74,7 @@ export function registerBackupStorageManagement(app: DomainContext, service: Bac
             await service.call(bs, '/backupstorage/ping', {}, { timeoutMs: 30_000 });
           } catch (e) {
             await update(bs.uuid, { status: 'Disconnected' });
-            const cause = toApiError(e).error;
-            throw err('SYS.1006', `failed to scan ${describe(bs)}: ${cause.details ?? cause.description}`, cause);
+            throw agentFailure(`failed to scan ${describe(bs)}`, e);
           }
           await update(bs.uuid, { status: 'Connected' });
           return {};

@@ -16,6 +16,7 @@ import type { Tx } from '../db/index.js';
 import { backupStorage, backupStorageZoneRefs, zones } from '../db/schema/index.js';
 import { DEFAULT_INSTALL_PARENT } from '../../../agents/src/deploy/index.js';
 import { credentialVault, newAgentSecret } from '../core/credentials.js';
+import { agentFailure, writeStorageStep } from './agent-storage.js';
 import { withTypeFields, type BackupStorageCommand, type BackupStorageType } from './types.js';
 
 export type BackupStorageRow = typeof backupStorage.$inferSelect;
@@ -165,11 +166,15 @@ export class BackupStorageService {
       await this.call(bs, '/backupstorage/connect', { uuid, storagePath: this.storagePathOf(bs) }, opts);
     } catch (e) {
       await this.app.db.update(backupStorage).set({ status: 'Disconnected', lastOpDate: new Date() }).where(eq(backupStorage.uuid, uuid));
-      const cause = toApiError(e).error;
-      throw err('SYS.1006', `failed to connect ${describe(bs)}: ${cause.details ?? cause.description}`, cause);
+      throw agentFailure(`failed to connect ${describe(bs)}`, e);
     }
     const [row] = await this.app.db.update(backupStorage).set({ status: 'Connected', lastOpDate: new Date() }).where(eq(backupStorage.uuid, uuid)).returning();
     return row;
+  }
+
+  /** The inventory of the backup storage `uuid` (with its type's fields). */
+  async inventory(uuid: string) {
+    return (await backupStorageInventories([await this.require(uuid)], this.app.db))[0];
   }
 }
 
@@ -259,7 +264,6 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
   });
   app.addInventory(backupStorageDescriptor);
   app.addInventory(backupStorageZoneRefDescriptor);
-  const inventory = async (uuid: string) => (await backupStorageInventories([await service.require(uuid)], db))[0];
 
   // Zone refs go with the zone (ON DELETE CASCADE); images kept only here go with the backup storage (image node).
   app.cascade.register({
@@ -302,18 +306,15 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
           await runFlow(
             'add-simulator-backup-storage',
             [
-              {
-                name: 'write backup storage',
-                run: async () =>
-                  void (await db.insert(backupStorage).values({
-                    uuid: data.uuid,
-                    name: msg.name,
-                    description: msg.description ?? null,
-                    url: msg.url,
-                    type: 'SimulatorBackupStorage',
-                  })),
-                rollback: async () => void (await db.delete(backupStorage).where(eq(backupStorage.uuid, data.uuid))),
-              },
+              writeStorageStep(db, backupStorage, data.uuid, () =>
+                db.insert(backupStorage).values({
+                  uuid: data.uuid,
+                  name: msg.name,
+                  description: msg.description ?? null,
+                  url: msg.url,
+                  type: 'SimulatorBackupStorage',
+                }),
+              ),
               {
                 name: 'configure simulator',
                 when: () => msg.totalCapacity !== undefined,
@@ -336,7 +337,7 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
               availableCapacity: Math.min(bs.availableCapacity, msg.availableCapacity),
             });
           }
-          return { inventory: await inventory(data.uuid) };
+          return { inventory: await service.inventory(data.uuid) };
         },
       },
       // Connecting → deploy the backup-storage agent → connect → Connected. A failure removes the backup storage
@@ -348,28 +349,25 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
           await runFlow(
             'add-sftp-backup-storage',
             [
-              {
-                name: 'write backup storage',
-                run: async () =>
-                  void (await db.insert(backupStorage).values({
-                    uuid: data.uuid,
-                    name: msg.name,
-                    description: msg.description ?? null,
-                    url: msg.url,
-                    type: 'SftpBackupStorage',
-                    hostname: msg.hostname,
-                    username: msg.username,
-                    sshPort: msg.sshPort ?? 22,
-                    credential,
-                  })),
-                rollback: async () => void (await db.delete(backupStorage).where(eq(backupStorage.uuid, data.uuid))),
-              },
+              writeStorageStep(db, backupStorage, data.uuid, () =>
+                db.insert(backupStorage).values({
+                  uuid: data.uuid,
+                  name: msg.name,
+                  description: msg.description ?? null,
+                  url: msg.url,
+                  type: 'SftpBackupStorage',
+                  hostname: msg.hostname,
+                  username: msg.username,
+                  sshPort: msg.sshPort ?? 22,
+                  credential,
+                }),
+              ),
               { name: 'deploy agent', run: async () => void (await service.deployAgent(await service.require(data.uuid))) },
               { name: 'connect', run: async () => void (await service.connect(data.uuid)) },
             ],
             data,
           );
-          return { inventory: await inventory(data.uuid) };
+          return { inventory: await service.inventory(data.uuid) };
         },
       },
       AttachBackupStorageToZone: {
@@ -380,7 +378,7 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
         },
         async run(msg) {
           await db.insert(backupStorageZoneRefs).values({ backupStorageUuid: msg.backupStorageUuid, zoneUuid: msg.zoneUuid }).onConflictDoNothing();
-          return { inventory: await inventory(msg.backupStorageUuid) };
+          return { inventory: await service.inventory(msg.backupStorageUuid) };
         },
       },
       DetachBackupStorageFromZone: {
@@ -393,7 +391,7 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
           await db
             .delete(backupStorageZoneRefs)
             .where(and(eq(backupStorageZoneRefs.zoneUuid, msg.zoneUuid), eq(backupStorageZoneRefs.backupStorageUuid, msg.backupStorageUuid)));
-          return { inventory: await inventory(msg.backupStorageUuid) };
+          return { inventory: await service.inventory(msg.backupStorageUuid) };
         },
       },
       DeleteBackupStorage: deleteHandler(app, { node: 'backupStorage' }),

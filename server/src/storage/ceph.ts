@@ -4,29 +4,22 @@
 // first. Backup storage images are `ceph://<pool>/<imageUuid>`. Capacities are the cluster's, carried on every reply.
 // Monitors' SSH passwords are sealed by the node's vault and never returned. No real Ceph agent is deployed yet:
 // the simulator agent serves simulated clusters over the same protocol.
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
-import type { AgentPath, AgentRequest, AgentResponse } from '../agent-client/index.js';
+import type { AgentRequest } from '../agent-client/index.js';
 import { credentialVault } from '../core/credentials.js';
 import { formatDate } from '../core/dates.js';
-import { argErr, err, notFound, stateErr, toApiError } from '../core/errors.js';
+import { argErr, err, notFound, stateErr } from '../core/errors.js';
 import { runFlow } from '../core/flow.js';
 import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import type { Tx } from '../db/index.js';
-import {
-  backupStorage,
-  cephBackupStorage,
-  cephBackupStorageMons,
-  cephPrimaryStorage,
-  cephPrimaryStorageMons,
-  primaryStorage,
-  zones,
-} from '../db/schema/index.js';
-import { backupStorageDescriptor, backupStorageInventories, type BackupStorageRow, type BackupStorageService } from './backup.js';
-import { primaryStorageDescriptor, primaryStorageInventories, type PrimaryStorageRow, type PrimaryStorageService } from './primary.js';
-import { defineBackupStorageInventoryFields, definePrimaryStorageInventoryFields, type BackupStorageCommand } from './types.js';
+import { backupStorage, cephBackupStorage, cephBackupStorageMons, cephPrimaryStorage, cephPrimaryStorageMons } from '../db/schema/index.js';
+import { addAgentPrimaryStorage, agentFailure, simulatedStorageAgent, typeRecord, writeStorageStep } from './agent-storage.js';
+import { backupStorageDescriptor, type BackupStorageRow, type BackupStorageService } from './backup.js';
+import { primaryStorageDescriptor, type PrimaryStorageRow, type PrimaryStorageService } from './primary.js';
+import { defineBackupStorageInventoryFields, definePrimaryStorageInventoryFields, type BackupStorageCommand, type CapacityReply } from './types.js';
 
 export const CEPH_TYPE = 'Ceph';
 const MON_URL_FORMAT = 'sshUsername:sshPassword@hostname[:sshPort]/?monPort=N';
@@ -73,10 +66,16 @@ function parseMons(urls: string[]): MonUri[] {
   return mons;
 }
 
-type MonTable = typeof cephPrimaryStorageMons | typeof cephBackupStorageMons;
+type Kind = 'primary' | 'backup';
 type MonRow = typeof cephPrimaryStorageMons.$inferSelect | typeof cephBackupStorageMons.$inferSelect;
 
-const monInventory = (m: MonRow, owner: { primaryStorageUuid?: string; backupStorageUuid?: string }) => ({
+/** A Ceph storage's monitors: their table and the column naming the storage, per kind of storage. */
+const MONS = {
+  primary: { table: cephPrimaryStorageMons, storageUuid: cephPrimaryStorageMons.primaryStorageUuid },
+  backup: { table: cephBackupStorageMons, storageUuid: cephBackupStorageMons.backupStorageUuid },
+} as const;
+
+const monInventory = (m: MonRow) => ({
   monUuid: m.uuid,
   hostname: m.hostname,
   monAddr: m.monAddr ?? m.hostname,
@@ -84,17 +83,24 @@ const monInventory = (m: MonRow, owner: { primaryStorageUuid?: string; backupSto
   sshPort: m.sshPort,
   sshUsername: m.sshUsername,
   status: m.status as 'Connecting' | 'Connected' | 'Disconnected',
-  ...owner,
+  ...('primaryStorageUuid' in m ? { primaryStorageUuid: m.primaryStorageUuid } : { backupStorageUuid: m.backupStorageUuid }),
   createDate: formatDate(m.createDate)!,
   lastOpDate: formatDate(m.lastOpDate)!,
 });
 
+/** The monitors' inventories of each storage (oldest first; none: an empty list). */
+async function monInventoriesOf(kind: Kind, uuids: string[], db: Tx) {
+  const { table, storageUuid } = MONS[kind];
+  const rows: MonRow[] = uuids.length ? await db.select().from(table).where(inArray(storageUuid, uuids)).orderBy(table.createDate) : [];
+  const out = new Map(uuids.map((u) => [u, [] as ReturnType<typeof monInventory>[]]));
+  for (const m of rows) out.get('primaryStorageUuid' in m ? m.primaryStorageUuid : m.backupStorageUuid)?.push(monInventory(m));
+  return out;
+}
+
 async function psFields(rows: PrimaryStorageRow[], db: Tx) {
   const uuids = rows.map((r) => r.uuid);
   const ext = uuids.length ? await db.select().from(cephPrimaryStorage).where(inArray(cephPrimaryStorage.uuid, uuids)) : [];
-  const mons = uuids.length
-    ? await db.select().from(cephPrimaryStorageMons).where(inArray(cephPrimaryStorageMons.primaryStorageUuid, uuids)).orderBy(cephPrimaryStorageMons.createDate)
-    : [];
+  const mons = await monInventoriesOf('primary', uuids, db);
   return new Map(
     ext.map((e) => [
       e.uuid,
@@ -103,7 +109,7 @@ async function psFields(rows: PrimaryStorageRow[], db: Tx) {
         rootVolumePoolName: e.rootVolumePoolName,
         dataVolumePoolName: e.dataVolumePoolName,
         imageCachePoolName: e.imageCachePoolName,
-        mons: mons.filter((m) => m.primaryStorageUuid === e.uuid).map((m) => monInventory(m, { primaryStorageUuid: e.uuid })),
+        mons: mons.get(e.uuid)!,
       },
     ]),
   );
@@ -112,28 +118,17 @@ async function psFields(rows: PrimaryStorageRow[], db: Tx) {
 async function bsFields(rows: BackupStorageRow[], db: Tx) {
   const uuids = rows.map((r) => r.uuid);
   const ext = uuids.length ? await db.select().from(cephBackupStorage).where(inArray(cephBackupStorage.uuid, uuids)) : [];
-  const mons = uuids.length
-    ? await db.select().from(cephBackupStorageMons).where(inArray(cephBackupStorageMons.backupStorageUuid, uuids)).orderBy(cephBackupStorageMons.createDate)
-    : [];
-  return new Map(
-    ext.map((e) => [
-      e.uuid,
-      {
-        fsid: e.fsid ?? undefined,
-        poolName: e.poolName,
-        mons: mons.filter((m) => m.backupStorageUuid === e.uuid).map((m) => monInventory(m, { backupStorageUuid: e.uuid })),
-      },
-    ]),
-  );
+  const mons = await monInventoriesOf('backup', uuids, db);
+  return new Map(ext.map((e) => [e.uuid, { fsid: e.fsid ?? undefined, poolName: e.poolName, mons: mons.get(e.uuid)! }]));
 }
 
 definePrimaryStorageInventoryFields(CEPH_TYPE, psFields);
 defineBackupStorageInventoryFields(CEPH_TYPE, bsFields);
 
-const monExpansion = (table: 'primary' | 'backup') => ({
-  inventory: table === 'primary' ? 'CephPrimaryStorageMonInventory' : 'CephBackupStorageMonInventory',
+const monExpansion = (kind: Kind) => ({
+  inventory: kind === 'primary' ? 'CephPrimaryStorageMonInventory' : 'CephBackupStorageMonInventory',
   localKey: 'uuid',
-  remoteKey: table === 'primary' ? 'primaryStorageUuid' : 'backupStorageUuid',
+  remoteKey: kind === 'primary' ? 'primaryStorageUuid' : 'backupStorageUuid',
 });
 
 export const cephPrimaryStorageDescriptor: InventoryDescriptor<PrimaryStorageRow> = {
@@ -148,69 +143,32 @@ export const cephBackupStorageDescriptor: InventoryDescriptor<BackupStorageRow> 
   expand: { ...backupStorageDescriptor.expand, mons: monExpansion('backup') },
   where: (t) => eq(t.type, CEPH_TYPE),
 };
-const monDescriptor = (name: string, table: MonTable): InventoryDescriptor => ({
+const monDescriptor = (name: string, kind: Kind): InventoryDescriptor<MonRow> => ({
   name,
-  table,
-  fields: fieldsFromTable(table, { exclude: ['credential'] }),
-  toInventories: async (rows: MonRow[]) =>
-    rows.map((m) =>
-      monInventory(
-        m,
-        'primaryStorageUuid' in m
-          ? { primaryStorageUuid: m.primaryStorageUuid }
-          : { backupStorageUuid: (m as { backupStorageUuid: string }).backupStorageUuid },
-      ),
-    ),
+  table: MONS[kind].table,
+  fields: fieldsFromTable(MONS[kind].table, { exclude: ['credential'] }),
+  toInventories: async (rows) => rows.map(monInventory),
 });
 
 export function registerCephStorage(app: DomainContext, primary: PrimaryStorageService, backup: BackupStorageService): void {
   const { db } = app;
   app.addInventory(cephPrimaryStorageDescriptor);
   app.addInventory(cephBackupStorageDescriptor);
-  app.addInventory(monDescriptor('CephPrimaryStorageMonInventory', cephPrimaryStorageMons));
-  app.addInventory(monDescriptor('CephBackupStorageMonInventory', cephBackupStorageMons));
+  app.addInventory(monDescriptor('CephPrimaryStorageMonInventory', 'primary'));
+  app.addInventory(monDescriptor('CephBackupStorageMonInventory', 'backup'));
   const vault = () => credentialVault(app);
 
-  /** A Ceph agent command for a storage (the simulator's clusters: no real Ceph agent is deployed yet). */
-  const cephCall = async <P extends AgentPath>(storageUuid: string, path: P, body: AgentRequest<P>): Promise<AgentResponse<P>> => {
-    if (!app.options.simulatorUrl) throw err('SYS.1006', 'Ceph storage is served by the simulator agent, and none is configured on this management node');
-    return app.agents.call(app.options.simulatorUrl, path, body, { targetUuid: storageUuid });
+  const cephCall = simulatedStorageAgent(app, CEPH_TYPE);
+  const psExt = typeRecord(db, cephPrimaryStorage, 'primary', CEPH_TYPE);
+  const bsExt = typeRecord(db, cephBackupStorage, 'backup', CEPH_TYPE);
+  const inventory = async (kind: Kind, uuid: string) => (kind === 'primary' ? await primary.inventory(uuid) : await backup.inventory(uuid)) as never;
+  const monHostnames = async (kind: Kind, storageUuid: string) => {
+    const { table, storageUuid: column } = MONS[kind];
+    return (await db.select({ h: table.hostname }).from(table).where(eq(column, storageUuid))).map((r) => r.h);
   };
-  const failed = (what: string, e: unknown) => {
-    const cause = toApiError(e).error;
-    return err('SYS.1006', `${what}: ${cause.details ?? cause.description}`, cause);
-  };
-
-  const psExt = async (uuid: string) => {
-    const [e] = await db.select().from(cephPrimaryStorage).where(eq(cephPrimaryStorage.uuid, uuid));
-    if (!e) throw err('SYS.1006', `primary storage[uuid:${uuid}] has no Ceph record`);
-    return e;
-  };
-  const bsExt = async (uuid: string) => {
-    const [e] = await db.select().from(cephBackupStorage).where(eq(cephBackupStorage.uuid, uuid));
-    if (!e) throw err('SYS.1006', `backup storage[uuid:${uuid}] has no Ceph record`);
-    return e;
-  };
-  const monHostnames = async (table: MonTable, ownerUuid: string) => {
-    const key = table === cephPrimaryStorageMons ? cephPrimaryStorageMons.primaryStorageUuid : cephBackupStorageMons.backupStorageUuid;
-    return (await db.select({ h: table.hostname }).from(table).where(eq(key, ownerUuid))).map((r) => r.h);
-  };
-  /** The cluster's size as the agent reports it; allocations already made stay taken. */
-  const recordPsCapacity = async (uuid: string, r: { totalCapacity?: number; availableCapacity?: number }) => {
-    if (r.totalCapacity === undefined) return;
-    const total = r.totalCapacity;
-    await db
-      .update(primaryStorage)
-      .set({
-        totalCapacity: total,
-        availableCapacity: sql`GREATEST(0, ${total}::bigint - (${primaryStorage.totalCapacity} - ${primaryStorage.availableCapacity}))`,
-        totalPhysicalCapacity: total,
-        availablePhysicalCapacity: r.availableCapacity ?? total,
-      })
-      .where(eq(primaryStorage.uuid, uuid));
-  };
-  const monRows = (mons: MonUri[]) =>
-    mons.map((m) => ({
+  /** Writes `mons` as the monitors of the storage `uuid` (their SSH passwords sealed). */
+  const insertMons = async (tx: Tx, kind: Kind, uuid: string, mons: MonUri[]) => {
+    const rows = mons.map((m) => ({
       uuid: newUuid(),
       hostname: m.hostname,
       monAddr: m.hostname,
@@ -219,31 +177,30 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
       sshUsername: m.sshUsername,
       credential: vault().seal({ password: m.sshPassword }),
     }));
+    if (kind === 'primary') await tx.insert(cephPrimaryStorageMons).values(rows.map((r) => ({ ...r, primaryStorageUuid: uuid })));
+    else await tx.insert(cephBackupStorageMons).values(rows.map((r) => ({ ...r, backupStorageUuid: uuid })));
+  };
   /** Hostnames of `mons` some storage of this kind already uses (one hostname, one storage, as 1.1). */
-  const usedHostnames = async (table: MonTable, mons: MonUri[]) =>
-    mons.length
-      ? (
-          await db
-            .select({ h: table.hostname })
-            .from(table)
-            .where(
-              inArray(
-                table.hostname,
-                mons.map((m) => m.hostname),
-              ),
-            )
-        ).map((r) => r.h)
-      : [];
+  const usedHostnames = async (kind: Kind, mons: MonUri[]) => {
+    const { table } = MONS[kind];
+    if (!mons.length) return [];
+    const hostnames = mons.map((m) => m.hostname);
+    return (await db.select({ h: table.hostname }).from(table).where(inArray(table.hostname, hostnames))).map((r) => r.h);
+  };
+  /** AddCeph*Storage: no monitor of a new storage may serve another storage of its kind. */
+  const refuseUsedMons = async (kind: Kind, mons: MonUri[]) => {
+    const used = await usedHostnames(kind, mons);
+    if (used.length) throw argErr(`field[monUrls]: there is already Ceph ${kind} storage using monitor ${used.join(', ')}`);
+  };
 
   /**
    * AddMonTo*: every new monitor must answer for the storage's cluster (its fsid) before any is kept; then all are
    * written at once.
    */
-  const addMons = async (kind: 'primary' | 'backup', uuid: string, urls: string[]) => {
-    const table = kind === 'primary' ? cephPrimaryStorageMons : cephBackupStorageMons;
+  const addMons = async (kind: Kind, uuid: string, urls: string[]) => {
     const mons = parseMons(urls);
-    const existing = await monHostnames(table, uuid);
-    const taken = [...mons.filter((m) => existing.includes(m.hostname)).map((m) => m.hostname), ...(await usedHostnames(table, mons))];
+    const existing = await monHostnames(kind, uuid);
+    const taken = [...mons.filter((m) => existing.includes(m.hostname)).map((m) => m.hostname), ...(await usedHostnames(kind, mons))];
     if (taken.length) throw argErr(`field[monUrls]: monitor ${[...new Set(taken)].join(', ')} is already used by a Ceph ${kind} storage`);
     const fsid = kind === 'primary' ? (await psExt(uuid)).fsid : (await bsExt(uuid)).fsid;
     for (const m of mons) {
@@ -252,32 +209,54 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
       try {
         facts = await cephCall(uuid, path, { uuid, fsid: fsid ?? undefined, monHostnames: existing, hostname: m.hostname, monPort: m.monPort });
       } catch (e) {
-        throw failed(`monitor ${m.hostname} did not answer`, e);
+        throw agentFailure(`monitor ${m.hostname} did not answer`, e);
       }
       if (fsid && facts.fsid !== fsid)
         throw argErr(`field[monUrls]: monitor ${m.hostname} belongs to Ceph cluster ${facts.fsid}, not to this storage's ${fsid}`);
     }
-    const rows = monRows(mons);
-    if (kind === 'primary') await db.insert(cephPrimaryStorageMons).values(rows.map((r) => ({ ...r, primaryStorageUuid: uuid })));
-    else await db.insert(cephBackupStorageMons).values(rows.map((r) => ({ ...r, backupStorageUuid: uuid })));
+    await insertMons(db, kind, uuid, mons);
   };
-  const removeMons = async (kind: 'primary' | 'backup', uuid: string, hostnames: string[]) => {
-    const table = kind === 'primary' ? cephPrimaryStorageMons : cephBackupStorageMons;
-    const existing = await monHostnames(table, uuid);
+  const removeMons = async (kind: Kind, uuid: string, hostnames: string[]) => {
+    const { table, storageUuid } = MONS[kind];
+    const existing = await monHostnames(kind, uuid);
     const gone = existing.filter((h) => hostnames.includes(h));
     if (gone.length && gone.length === existing.length)
       throw stateErr('SYS.1004', `cannot remove every monitor of Ceph ${kind} storage[uuid:${uuid}]; add another first`);
     if (!gone.length) return;
-    const key = kind === 'primary' ? cephPrimaryStorageMons.primaryStorageUuid : cephBackupStorageMons.backupStorageUuid;
-    await db.delete(table).where(and(eq(key, uuid), inArray(table.hostname, gone)));
+    await db.delete(table).where(and(eq(storageUuid, uuid), inArray(table.hostname, gone)));
   };
-  const requireOfType = async <R extends { type: string }>(row: R | undefined, uuid: string, vo: string): Promise<R> => {
-    if (!row) throw notFound(vo, uuid);
-    if (row.type !== CEPH_TYPE) throw argErr(`field[uuid]: ${vo === 'PrimaryStorageVO' ? 'primary' : 'backup'} storage[uuid:${uuid}] is ${row.type}, not Ceph`);
-    return row;
+  const requireCeph = async (kind: Kind, uuid: string) => {
+    const row = kind === 'primary' ? await primary.get(uuid) : await backup.get(uuid);
+    if (!row) throw notFound(kind === 'primary' ? 'PrimaryStorageVO' : 'BackupStorageVO', uuid);
+    if (row.type !== CEPH_TYPE) throw argErr(`field[uuid]: ${kind} storage[uuid:${uuid}] is ${row.type}, not Ceph`);
   };
+  /** AddMonToCeph*Storage and RemoveMonFromCeph*Storage. */
+  const monHandlers = (kind: Kind) => ({
+    add: {
+      async check(msg: { uuid: string; monUrls: string[] }) {
+        await requireCeph(kind, msg.uuid);
+        parseMons(msg.monUrls);
+      },
+      async run(msg: { uuid: string; monUrls: string[] }) {
+        await addMons(kind, msg.uuid, msg.monUrls);
+        return { inventory: await inventory(kind, msg.uuid) };
+      },
+    },
+    remove: {
+      check: async (msg: { uuid: string }) => void (await requireCeph(kind, msg.uuid)),
+      async run(msg: { uuid: string; monHostnames: string[] }) {
+        await removeMons(kind, msg.uuid, msg.monHostnames);
+        return { inventory: await inventory(kind, msg.uuid) };
+      },
+    },
+  });
 
   // ---------------------------------------------------------------- primary storage
+  /** The pools of a Ceph primary storage, and those given when it was added (they are not created or deleted here). */
+  const poolsOf = (e: typeof cephPrimaryStorage.$inferSelect) => ({
+    pools: [e.rootVolumePoolName, e.dataVolumePoolName, e.imageCachePoolName],
+    predefined: e.predefinedPools.split(',').filter(Boolean),
+  });
   primary.registerType({
     name: CEPH_TYPE,
     async volumeInstallPath(ps, kind, volumeUuid) {
@@ -287,7 +266,7 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
     async createVolume(ps, _host, cmd) {
       const e = await psExt(ps.uuid);
       const base = { uuid: ps.uuid, fsid: e.fsid ?? undefined };
-      let reply: { totalCapacity?: number; availableCapacity?: number };
+      let reply: CapacityReply;
       if (cmd.backupStorageUuid && cmd.backupStorageInstallPath) {
         const [bs] = await db.select().from(backupStorage).where(eq(backupStorage.uuid, cmd.backupStorageUuid));
         const bsFsid = bs?.type === CEPH_TYPE ? (await bsExt(bs.uuid)).fsid : undefined;
@@ -311,11 +290,11 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
       } else {
         reply = await cephCall(ps.uuid, '/ceph/primarystorage/volume/createempty', { ...base, installPath: cmd.installPath, size: cmd.size });
       }
-      await recordPsCapacity(ps.uuid, reply);
+      await primary.recordCapacity(ps.uuid, reply);
     },
     async deleteVolume(ps, _hostUuid, cmd) {
       const e = await psExt(ps.uuid);
-      await recordPsCapacity(
+      await primary.recordCapacity(
         ps.uuid,
         await cephCall(ps.uuid, '/ceph/primarystorage/delete', { uuid: ps.uuid, fsid: e.fsid ?? undefined, installPath: cmd.installPath }),
       );
@@ -323,23 +302,21 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
     // The pools again (init is idempotent), through the monitors it has now.
     async reconnect(ps) {
       const e = await psExt(ps.uuid);
-      const predefined = e.predefinedPools.split(',').filter(Boolean);
-      const pools = [e.rootVolumePoolName, e.dataVolumePoolName, e.imageCachePoolName];
+      const { pools, predefined } = poolsOf(e);
       const r = await cephCall(ps.uuid, '/ceph/primarystorage/init', {
         uuid: ps.uuid,
         fsid: e.fsid ?? undefined,
-        monHostnames: await monHostnames(cephPrimaryStorageMons, ps.uuid),
+        monHostnames: await monHostnames('primary', ps.uuid),
         pools: [...new Set(pools)].map((name) => ({ name, predefined: predefined.includes(name) })),
       });
       if (e.fsid && r.fsid && r.fsid !== e.fsid) throw err('SYS.1006', `the monitors now answer for Ceph cluster ${r.fsid}, not ${e.fsid}`);
-      await recordPsCapacity(ps.uuid, r);
+      await primary.recordCapacity(ps.uuid, r);
     },
     async beforeDelete(ps) {
       const e = await psExt(ps.uuid);
-      const predefined = e.predefinedPools.split(',').filter(Boolean);
-      const pools = [e.rootVolumePoolName, e.dataVolumePoolName, e.imageCachePoolName].filter((p) => !predefined.includes(p));
-      if (pools.length)
-        await cephCall(ps.uuid, '/ceph/primarystorage/deletepool', { uuid: ps.uuid, fsid: e.fsid ?? undefined, poolNames: [...new Set(pools)] });
+      const { pools, predefined } = poolsOf(e);
+      const own = pools.filter((p) => !predefined.includes(p));
+      if (own.length) await cephCall(ps.uuid, '/ceph/primarystorage/deletepool', { uuid: ps.uuid, fsid: e.fsid ?? undefined, poolNames: [...new Set(own)] });
     },
   });
 
@@ -349,7 +326,7 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
     const base = { uuid: bs.uuid, fsid: e.fsid ?? undefined };
     switch (path) {
       case '/backupstorage/connect': {
-        const monHosts = await monHostnames(cephBackupStorageMons, bs.uuid);
+        const monHosts = await monHostnames('backup', bs.uuid);
         const r = await cephCall(bs.uuid, '/ceph/backupstorage/init', {
           ...base,
           monHostnames: monHosts,
@@ -360,7 +337,7 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
       }
       case '/backupstorage/ping':
         return {
-          ...(await cephCall(bs.uuid, '/ceph/backupstorage/getfacts', { ...base, hostname: (await monHostnames(cephBackupStorageMons, bs.uuid))[0] ?? '' })),
+          ...(await cephCall(bs.uuid, '/ceph/backupstorage/getfacts', { ...base, hostname: (await monHostnames('backup', bs.uuid))[0] ?? '' })),
           uuid: bs.uuid,
         };
       case '/backupstorage/download': {
@@ -385,21 +362,14 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
     call: (bs, path, body) => bsCall(bs, path, body),
   });
 
-  const zoneExists = async (zoneUuid: string) => {
-    const [z] = await db.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, zoneUuid));
-    if (!z) throw notFound('ZoneVO', zoneUuid, 'zoneUuid');
-  };
-  const psInventory = async (uuid: string) => (await primaryStorageInventories([await primary.require(uuid)], db))[0] as never;
-  const bsInventory = async (uuid: string) => (await backupStorageInventories([await backup.require(uuid)], db))[0] as never;
-
+  const primaryMons = monHandlers('primary');
+  const backupMons = monHandlers('backup');
   app.addHandlers(
     defineHandlers({
       AddCephPrimaryStorage: {
         async check(msg) {
-          await zoneExists(msg.zoneUuid);
-          const mons = parseMons(msg.monUrls);
-          const used = await usedHostnames(cephPrimaryStorageMons, mons);
-          if (used.length) throw argErr(`field[monUrls]: there is already Ceph primary storage using monitor ${used.join(', ')}`);
+          await primary.requireZone(msg.zoneUuid);
+          await refuseUsedMons('primary', parseMons(msg.monUrls));
         },
         // Write the rows → init on the cluster (pools, fsid, capacity). A failure removes everything written.
         async run(msg) {
@@ -411,80 +381,39 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
             imageCachePoolName: msg.imageCachePoolName ?? `pri-c-${uuid}`,
           };
           const predefined = [msg.rootVolumePoolName, msg.dataVolumePoolName, msg.imageCachePoolName].filter((p): p is string => !!p);
-          await runFlow(
-            'add-ceph-primary-storage',
-            [
-              {
-                name: 'write primary storage',
-                run: async () =>
-                  db.transaction(async (tx) => {
-                    await tx.insert(primaryStorage).values({
-                      uuid,
-                      zoneUuid: msg.zoneUuid,
-                      name: msg.name,
-                      description: msg.description ?? null,
-                      url: msg.url,
-                      type: CEPH_TYPE,
-                      status: 'Connecting',
-                    });
-                    await tx.insert(cephPrimaryStorage).values({ uuid, ...pools, predefinedPools: predefined.join(',') });
-                    await tx.insert(cephPrimaryStorageMons).values(monRows(mons).map((r) => ({ ...r, primaryStorageUuid: uuid })));
-                  }),
-                rollback: async () => void (await db.delete(primaryStorage).where(eq(primaryStorage.uuid, uuid))),
-              },
-              {
-                name: 'init',
-                async run() {
-                  let r: AgentResponse<'/ceph/primarystorage/init'>;
-                  try {
-                    r = await cephCall(uuid, '/ceph/primarystorage/init', {
-                      uuid,
-                      monHostnames: mons.map((m) => m.hostname),
-                      pools: [pools.rootVolumePoolName, pools.dataVolumePoolName, pools.imageCachePoolName].map((name) => ({
-                        name,
-                        predefined: predefined.includes(name),
-                      })),
-                    });
-                  } catch (e) {
-                    throw failed(`cannot initialize Ceph primary storage[uuid:${uuid}] through its monitors`, e);
-                  }
-                  await db
-                    .update(cephPrimaryStorage)
-                    .set({ fsid: r.fsid ?? null })
-                    .where(eq(cephPrimaryStorage.uuid, uuid));
-                  await db.update(primaryStorage).set({ status: 'Connected' }).where(eq(primaryStorage.uuid, uuid));
-                  await recordPsCapacity(uuid, r);
-                },
-              },
-            ],
-            {},
-          );
-          return { inventory: await psInventory(uuid) };
+          await addAgentPrimaryStorage(primary, {
+            flow: 'add-ceph-primary-storage',
+            row: { uuid, zoneUuid: msg.zoneUuid, name: msg.name, description: msg.description ?? null, url: msg.url, type: CEPH_TYPE },
+            async writeTypeRows(tx) {
+              await tx.insert(cephPrimaryStorage).values({ uuid, ...pools, predefinedPools: predefined.join(',') });
+              await insertMons(tx, 'primary', uuid, mons);
+            },
+            async init() {
+              const r = await cephCall(uuid, '/ceph/primarystorage/init', {
+                uuid,
+                monHostnames: mons.map((m) => m.hostname),
+                pools: [pools.rootVolumePoolName, pools.dataVolumePoolName, pools.imageCachePoolName].map((name) => ({
+                  name,
+                  predefined: predefined.includes(name),
+                })),
+              });
+              await db
+                .update(cephPrimaryStorage)
+                .set({ fsid: r.fsid ?? null })
+                .where(eq(cephPrimaryStorage.uuid, uuid));
+              return r;
+            },
+            initFailure: `cannot initialize Ceph primary storage[uuid:${uuid}] through its monitors`,
+          });
+          return { inventory: await inventory('primary', uuid) };
         },
       },
-      AddMonToCephPrimaryStorage: {
-        async check(msg) {
-          await requireOfType(await primary.get(msg.uuid), msg.uuid, 'PrimaryStorageVO');
-          parseMons(msg.monUrls);
-        },
-        async run(msg) {
-          await addMons('primary', msg.uuid, msg.monUrls);
-          return { inventory: await psInventory(msg.uuid) };
-        },
-      },
-      RemoveMonFromCephPrimaryStorage: {
-        check: async (msg) => void (await requireOfType(await primary.get(msg.uuid), msg.uuid, 'PrimaryStorageVO')),
-        async run(msg) {
-          await removeMons('primary', msg.uuid, msg.monHostnames);
-          return { inventory: await psInventory(msg.uuid) };
-        },
-      },
+      AddMonToCephPrimaryStorage: primaryMons.add,
+      RemoveMonFromCephPrimaryStorage: primaryMons.remove,
       AddCephBackupStorage: {
         async check(msg) {
           if (!app.options.simulatorUrl) throw argErr('Ceph storage is served by the simulator agent, and none is configured on this management node');
-          const mons = parseMons(msg.monUrls);
-          const used = await usedHostnames(cephBackupStorageMons, mons);
-          if (used.length) throw argErr(`field[monUrls]: there is already Ceph backup storage using monitor ${used.join(', ')}`);
+          await refuseUsedMons('backup', parseMons(msg.monUrls));
         },
         async run(msg) {
           const uuid = msg.resourceUuid ?? newUuid();
@@ -492,40 +421,22 @@ export function registerCephStorage(app: DomainContext, primary: PrimaryStorageS
           await runFlow(
             'add-ceph-backup-storage',
             [
-              {
-                name: 'write backup storage',
-                run: async () =>
-                  db.transaction(async (tx) => {
-                    await tx.insert(backupStorage).values({ uuid, name: msg.name, description: msg.description ?? null, url: msg.url, type: CEPH_TYPE });
-                    await tx.insert(cephBackupStorage).values({ uuid, poolName: msg.poolName ?? `bak-t-${uuid}`, poolPredefined: msg.poolName !== undefined });
-                    await tx.insert(cephBackupStorageMons).values(monRows(mons).map((r) => ({ ...r, backupStorageUuid: uuid })));
-                  }),
-                rollback: async () => void (await db.delete(backupStorage).where(eq(backupStorage.uuid, uuid))),
-              },
+              writeStorageStep(db, backupStorage, uuid, () =>
+                db.transaction(async (tx) => {
+                  await tx.insert(backupStorage).values({ uuid, name: msg.name, description: msg.description ?? null, url: msg.url, type: CEPH_TYPE });
+                  await tx.insert(cephBackupStorage).values({ uuid, poolName: msg.poolName ?? `bak-t-${uuid}`, poolPredefined: msg.poolName !== undefined });
+                  await insertMons(tx, 'backup', uuid, mons);
+                }),
+              ),
               { name: 'connect', run: async () => void (await backup.connect(uuid)) },
             ],
             {},
           );
-          return { inventory: await bsInventory(uuid) };
+          return { inventory: await inventory('backup', uuid) };
         },
       },
-      AddMonToCephBackupStorage: {
-        async check(msg) {
-          await requireOfType(await backup.get(msg.uuid), msg.uuid, 'BackupStorageVO');
-          parseMons(msg.monUrls);
-        },
-        async run(msg) {
-          await addMons('backup', msg.uuid, msg.monUrls);
-          return { inventory: await bsInventory(msg.uuid) };
-        },
-      },
-      RemoveMonFromCephBackupStorage: {
-        check: async (msg) => void (await requireOfType(await backup.get(msg.uuid), msg.uuid, 'BackupStorageVO')),
-        async run(msg) {
-          await removeMons('backup', msg.uuid, msg.monHostnames);
-          return { inventory: await bsInventory(msg.uuid) };
-        },
-      },
+      AddMonToCephBackupStorage: backupMons.add,
+      RemoveMonFromCephBackupStorage: backupMons.remove,
     }),
   );
 }

@@ -3,18 +3,17 @@
 // and the KVM hosts log in to the target. Volumes are made by the server's iSCSI agent, not the hosts. The SSH and
 // CHAP passwords are sealed by the node's vault and never returned. No real iSCSI agent is deployed yet: the
 // simulator agent serves simulated servers over the same protocol (paths under `/iscsi/`).
-import { eq, inArray, sql } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
-import type { AgentPath, AgentRequest, AgentResponse } from '../agent-client/index.js';
 import { credentialVault } from '../core/credentials.js';
-import { argErr, err, notFound, toApiError } from '../core/errors.js';
-import { runFlow } from '../core/flow.js';
+import { argErr, notFound } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import type { InventoryDescriptor } from '../core/query.js';
 import type { Tx } from '../db/index.js';
-import { iscsiPrimaryStorage, primaryStorage, zones } from '../db/schema/index.js';
-import { primaryStorageDescriptor, primaryStorageInventories, type PrimaryStorageRow, type PrimaryStorageService } from './primary.js';
+import { iscsiPrimaryStorage, primaryStorage } from '../db/schema/index.js';
+import { addAgentPrimaryStorage, simulatedStorageAgent, typeRecord } from './agent-storage.js';
+import { primaryStorageDescriptor, type PrimaryStorageRow, type PrimaryStorageService } from './primary.js';
 import { definePrimaryStorageInventoryFields } from './types.js';
 
 export const ISCSI_TYPE = 'IscsiFileSystemBackendPrimaryStorage';
@@ -54,28 +53,8 @@ export function registerIscsiPrimaryStorage(app: DomainContext, service: Primary
   app.addInventory(iscsiPrimaryStorageDescriptor);
   const vault = () => credentialVault(app);
 
-  const iscsiCall = async <P extends AgentPath>(psUuid: string, path: P, body: AgentRequest<P>): Promise<AgentResponse<P>> => {
-    if (!app.options.simulatorUrl) throw err('SYS.1006', 'iSCSI storage is served by the simulator agent, and none is configured on this management node');
-    return app.agents.call(app.options.simulatorUrl, path, body, { targetUuid: psUuid });
-  };
-  const ext = async (uuid: string) => {
-    const [e] = await db.select().from(iscsiPrimaryStorage).where(eq(iscsiPrimaryStorage.uuid, uuid));
-    if (!e) throw err('SYS.1006', `primary storage[uuid:${uuid}] has no iSCSI record`);
-    return e;
-  };
-  const recordCapacity = async (uuid: string, r: { totalCapacity?: number; availableCapacity?: number }) => {
-    if (r.totalCapacity === undefined) return;
-    const total = r.totalCapacity;
-    await db
-      .update(primaryStorage)
-      .set({
-        totalCapacity: total,
-        availableCapacity: sql`GREATEST(0, ${total}::bigint - (${primaryStorage.totalCapacity} - ${primaryStorage.availableCapacity}))`,
-        totalPhysicalCapacity: total,
-        availablePhysicalCapacity: r.availableCapacity ?? total,
-      })
-      .where(eq(primaryStorage.uuid, uuid));
-  };
+  const iscsiCall = simulatedStorageAgent(app, 'iSCSI');
+  const ext = typeRecord(db, iscsiPrimaryStorage, 'primary', 'iSCSI');
   const chapOf = (e: typeof iscsiPrimaryStorage.$inferSelect) =>
     e.chapUsername && e.chapCredential
       ? { chapUsername: e.chapUsername, chapPassword: vault().open(e.chapCredential, `primary storage[uuid:${e.uuid}]`).password }
@@ -99,31 +78,30 @@ export function registerIscsiPrimaryStorage(app: DomainContext, service: Primary
             backupStorageInstallPath: cmd.backupStorageInstallPath,
           })
         : await iscsiCall(ps.uuid, '/iscsi/volumes/createempty', base);
-      await recordCapacity(ps.uuid, r);
+      await service.recordCapacity(ps.uuid, r);
     },
     async reconnect(ps) {
       const e = await ext(ps.uuid);
-      await recordCapacity(
+      await service.recordCapacity(
         ps.uuid,
         await iscsiCall(ps.uuid, '/iscsi/init', { rootFolderPath: ps.url, hostname: e.hostname, filesystemType: e.filesystemType }),
       );
     },
     async deleteVolume(ps, _hostUuid, cmd) {
-      await recordCapacity(
+      await service.recordCapacity(
         ps.uuid,
         await iscsiCall(ps.uuid, '/iscsi/bits/delete', { installPath: fileOf(cmd.installPath), iscsiPath: cmd.installPath.split(';')[0] }),
       );
     },
   });
 
-  const inventory = async (uuid: string) => (await primaryStorageInventories([await service.require(uuid)], db))[0] as never;
+  const inventory = async (uuid: string) => (await service.inventory(uuid)) as never;
 
   app.addHandlers(
     defineHandlers({
       AddIscsiFileSystemBackendPrimaryStorage: {
         async check(msg) {
-          const [z] = await db.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, msg.zoneUuid));
-          if (!z) throw notFound('ZoneVO', msg.zoneUuid, 'zoneUuid');
+          await service.requireZone(msg.zoneUuid);
           if ((msg.chapUsername === undefined) !== (msg.chapPassword === undefined))
             throw argErr('chapUsername and chapPassword must be all null or all not null');
           if ((msg.filesystemType ?? 'btrfs') !== 'btrfs') throw argErr(`field[filesystemType]: in this version, the filesystemType must be btrfs`);
@@ -133,54 +111,23 @@ export function registerIscsiPrimaryStorage(app: DomainContext, service: Primary
         // Write the rows → init on the server (root folder, capacity). A failure removes everything written.
         async run(msg) {
           const uuid = msg.resourceUuid ?? newUuid();
-          await runFlow(
-            'add-iscsi-primary-storage',
-            [
-              {
-                name: 'write primary storage',
-                run: async () =>
-                  db.transaction(async (tx) => {
-                    await tx.insert(primaryStorage).values({
-                      uuid,
-                      zoneUuid: msg.zoneUuid,
-                      name: msg.name,
-                      description: msg.description ?? null,
-                      url: msg.url,
-                      type: ISCSI_TYPE,
-                      status: 'Connecting',
-                    });
-                    await tx.insert(iscsiPrimaryStorage).values({
-                      uuid,
-                      hostname: msg.hostname,
-                      sshUsername: msg.sshUsername,
-                      credential: vault().seal({ password: msg.sshPassword }),
-                      chapUsername: msg.chapUsername ?? null,
-                      chapCredential: msg.chapPassword ? vault().seal({ password: msg.chapPassword }) : null,
-                      filesystemType: msg.filesystemType ?? 'btrfs',
-                    });
-                  }),
-                rollback: async () => void (await db.delete(primaryStorage).where(eq(primaryStorage.uuid, uuid))),
-              },
-              {
-                name: 'init',
-                async run() {
-                  try {
-                    const r = await iscsiCall(uuid, '/iscsi/init', {
-                      rootFolderPath: msg.url,
-                      hostname: msg.hostname,
-                      filesystemType: msg.filesystemType ?? 'btrfs',
-                    });
-                    await recordCapacity(uuid, r);
-                  } catch (e) {
-                    const cause = toApiError(e).error;
-                    throw err('SYS.1006', `cannot initialize iSCSI server ${msg.hostname}: ${cause.details ?? cause.description}`, cause);
-                  }
-                  await db.update(primaryStorage).set({ status: 'Connected' }).where(eq(primaryStorage.uuid, uuid));
-                },
-              },
-            ],
-            {},
-          );
+          const filesystemType = msg.filesystemType ?? 'btrfs';
+          await addAgentPrimaryStorage(service, {
+            flow: 'add-iscsi-primary-storage',
+            row: { uuid, zoneUuid: msg.zoneUuid, name: msg.name, description: msg.description ?? null, url: msg.url, type: ISCSI_TYPE },
+            writeTypeRows: async (tx) =>
+              void (await tx.insert(iscsiPrimaryStorage).values({
+                uuid,
+                hostname: msg.hostname,
+                sshUsername: msg.sshUsername,
+                credential: vault().seal({ password: msg.sshPassword }),
+                chapUsername: msg.chapUsername ?? null,
+                chapCredential: msg.chapPassword ? vault().seal({ password: msg.chapPassword }) : null,
+                filesystemType,
+              })),
+            init: () => iscsiCall(uuid, '/iscsi/init', { rootFolderPath: msg.url, hostname: msg.hostname, filesystemType }),
+            initFailure: `cannot initialize iSCSI server ${msg.hostname}`,
+          });
           return { inventory: await inventory(uuid) };
         },
       },

@@ -2,13 +2,14 @@
 // /opt/zstack/nfsprimarystorage/prim-<uuid> (upstream's place). Volumes are files under that mount created by the
 // hosts' agents (the default volume path and agent calls). Capacity is the export's, as the mounting hosts report
 // it; what volumes hold stays held.
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { DomainContext } from '../core/domain.js';
-import { argErr, err, notFound, toApiError } from '../core/errors.js';
+import { argErr, toApiError } from '../core/errors.js';
 import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
-import { hosts, primaryStorage, primaryStorageClusterRefs, zones } from '../db/schema/index.js';
+import { hosts, primaryStorage, primaryStorageClusterRefs } from '../db/schema/index.js';
 import type { HostRow } from '../host/index.js';
+import { agentFailure } from './agent-storage.js';
 import { primaryStorageInventories, type PrimaryStorageRow, type PrimaryStorageService } from './primary.js';
 
 export const NFS_TYPE = 'NFS';
@@ -26,24 +27,10 @@ export function registerNfsPrimaryStorage(app: DomainContext, service: PrimarySt
       .from(hosts)
       .where(and(eq(hosts.clusterUuid, clusterUuid), eq(hosts.status, 'Connected')));
 
-  /** Records the export's size as a host reports it; allocations already made stay taken. */
-  const recordCapacity = async (psUuid: string, r: { totalCapacity?: number; availableCapacity?: number }) => {
-    if (r.totalCapacity === undefined) return;
-    const total = r.totalCapacity;
-    await db
-      .update(primaryStorage)
-      .set({
-        totalCapacity: total,
-        availableCapacity: sql`GREATEST(0, ${total}::bigint - (${primaryStorage.totalCapacity} - ${primaryStorage.availableCapacity}))`,
-        totalPhysicalCapacity: total,
-        availablePhysicalCapacity: r.availableCapacity ?? total,
-        lastOpDate: new Date(),
-      })
-      .where(eq(primaryStorage.uuid, psUuid));
-  };
+  /** Mounts it on `host`, recording the export's size as the host reports it. */
   const mountOn = async (ps: PrimaryStorageRow, host: HostRow) => {
     const r = await app.use('hosts').callOn(host, '/nfsprimarystorage/mount', mountCmd(ps));
-    await recordCapacity(ps.uuid, r);
+    await service.recordCapacity(ps.uuid, r, { lastOpDate: new Date() });
   };
 
   service.registerType({
@@ -54,12 +41,7 @@ export function registerNfsPrimaryStorage(app: DomainContext, service: PrimarySt
         try {
           await mountOn(ps, h);
         } catch (e) {
-          const cause = toApiError(e).error;
-          throw err(
-            'SYS.1006',
-            `host[uuid:${h.uuid}] cannot mount NFS primary storage[uuid:${ps.uuid}, url:${ps.url}]: ${cause.details ?? cause.description}`,
-            cause,
-          );
+          throw agentFailure(`host[uuid:${h.uuid}] cannot mount NFS primary storage[uuid:${ps.uuid}, url:${ps.url}]`, e);
         }
       }
     },
@@ -88,8 +70,7 @@ export function registerNfsPrimaryStorage(app: DomainContext, service: PrimarySt
     defineHandlers({
       AddNfsPrimaryStorage: {
         async check(msg) {
-          const [z] = await db.select({ uuid: zones.uuid }).from(zones).where(eq(zones.uuid, msg.zoneUuid));
-          if (!z) throw notFound('ZoneVO', msg.zoneUuid, 'zoneUuid');
+          await service.requireZone(msg.zoneUuid);
           if (!NFS_URL.test(msg.url)) throw argErr(`field[url]: ${msg.url} is not an NFS export; the url must be host:/absolute/path`);
           const [same] = await db
             .select({ uuid: primaryStorage.uuid })
