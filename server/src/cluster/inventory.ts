@@ -1,7 +1,7 @@
-import { schemaExpands } from '../core/inventory-schema.js';
+import { schemaExpands, schemaLinks } from '../core/inventory-schema.js';
 import { formatDate } from '../core/dates.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
-import { clusters } from '../db/schema/index.js';
+import { clusters, l2ClusterRefs, primaryStorageClusterRefs } from '../db/schema/index.js';
 
 export type ClusterRow = typeof clusters.$inferSelect;
 
@@ -20,19 +20,21 @@ export function clusterInventory(c: ClusterRow) {
   };
 }
 
+// The network domain registers L2NetworkClusterRefInventory (it owns the L2 ↔ cluster attachments).
+const clusterLinks = schemaLinks(clusters, primaryStorageClusterRefs, l2ClusterRefs);
+
 export const clusterDescriptor: InventoryDescriptor<ClusterRow> = {
   name: 'ClusterInventory',
   table: clusters,
   fields: fieldsFromTable(clusters),
   expand: {
     ...schemaExpands(clusters),
+    // One-to-many: 1.1's names, not the keys' (vm_instances.cluster_uuid has no foreign key either).
     host: { inventory: 'HostInventory', localKey: 'uuid', remoteKey: 'clusterUuid' },
     vmInstance: { inventory: 'VmInstanceInventory', localKey: 'uuid', remoteKey: 'clusterUuid' },
-    primaryStorageRef: { inventory: 'PrimaryStorageClusterRefInventory', localKey: 'uuid', remoteKey: 'clusterUuid' },
-    // The network domain registers this ref inventory (it owns the L2 ↔ cluster attachments).
-    l2NetworkRef: { inventory: 'L2NetworkClusterRefInventory', localKey: 'uuid', remoteKey: 'clusterUuid' },
+    ...clusterLinks.expand,
   },
-  aliases: { primaryStorage: 'primaryStorageRef.primaryStorage', l2Network: 'l2NetworkRef.l2Network' },
+  aliases: clusterLinks.aliases,
   defaultSort: 'createDate',
   toInventories: async (rows) => rows.map(clusterInventory),
 };

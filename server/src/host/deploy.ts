@@ -198,6 +198,7 @@ export const hostDeployLogDescriptor: InventoryDescriptor<DeployLogRow> = {
   name: 'HostDeployLogInventory',
   table: hostDeployLogs,
   fields: fieldsFromTable(hostDeployLogs),
+  // resource_uuid is a host or a backup storage: no foreign key, and 1.1's name.
   expand: { kvmHost: { inventory: 'HostInventory', localKey: 'resourceUuid', remoteKey: 'uuid' } },
   defaultSort: 'id',
   toInventories: async (rows) => rows.map(deployLogInventory),

@@ -47,6 +47,7 @@ export const hostDescriptor: InventoryDescriptor<HostRow> = {
   fields: fieldsFromTable(hosts, { exclude: ['credential', 'hostKey', 'agentUrl', 'reservedVmCount'] }),
   expand: {
     ...schemaExpands(hosts),
+    // One-to-many, and vm_instances.host_uuid has no foreign key.
     vmInstance: { inventory: 'VmInstanceInventory', localKey: 'uuid', remoteKey: 'hostUuid' },
   },
   defaultSort: 'createDate',

@@ -1,4 +1,4 @@
-import { schemaExpands } from '../core/inventory-schema.js';
+import { schemaExpands, schemaLinks } from '../core/inventory-schema.js';
 import { inArray } from 'drizzle-orm';
 import { formatDate } from '../core/dates.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
@@ -59,15 +59,18 @@ export async function imageInventories(rows: ImageRow[], db: Tx) {
   }));
 }
 
+const imageLinks = schemaLinks(images, imageBackupStorageRefs);
+
 export const imageDescriptor: InventoryDescriptor<ImageRow> = {
   name: 'ImageInventory',
   table: images,
   fields: fieldsFromTable(images),
   expand: {
-    backupStorageRef: { inventory: 'ImageBackupStorageRefInventory', localKey: 'uuid', remoteKey: 'imageUuid' },
+    ...imageLinks.expand,
+    // One-to-many, and volumes.root_image_uuid has no foreign key.
     volume: { inventory: 'VolumeInventory', localKey: 'uuid', remoteKey: 'rootImageUuid' },
   },
-  aliases: { backupStorage: 'backupStorageRef.backupStorage' },
+  aliases: imageLinks.aliases,
   defaultSort: 'createDate',
   toInventories: imageInventories,
 };
@@ -76,8 +79,6 @@ export const imageRefDescriptor: InventoryDescriptor<ImageRefRow> = {
   name: 'ImageBackupStorageRefInventory',
   table: imageBackupStorageRefs,
   fields: fieldsFromTable(imageBackupStorageRefs),
-  expand: {
-    ...schemaExpands(imageBackupStorageRefs),
-  },
+  expand: schemaExpands(imageBackupStorageRefs),
   toInventories: async (rows) => rows.map(imageRefInventory),
 };

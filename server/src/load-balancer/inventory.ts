@@ -2,6 +2,7 @@
 // descriptors.
 import { asc, inArray } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
+import { schemaExpands, schemaLinks } from '../core/inventory-schema.js';
 import { loadBalancerListeners, loadBalancerListenerVmNicRefs, loadBalancers } from '../db/schema/index.js';
 import { formatDate } from '../core/dates.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
@@ -79,23 +80,28 @@ export const loadBalancerDescriptor: InventoryDescriptor<LoadBalancerRow> = {
   // Where it is applied is the router's business (upstream keeps it in VirtualRouterLoadBalancerRefVO).
   fields: fieldsFromTable(loadBalancers, { exclude: ['providerType', 'virtualRouterVmUuid'] }),
   expand: {
+    // One-to-many: the API's name, not the key's.
     listeners: { inventory: 'LoadBalancerListenerInventory', localKey: 'uuid', remoteKey: 'loadBalancerUuid' },
-    vip: { inventory: 'VipInventory', localKey: 'vipUuid', remoteKey: 'uuid' },
+    // vip; virtualRouterVmUuid derives nothing (vm_instances is several inventories' table).
+    ...schemaExpands(loadBalancers),
   },
   defaultSort: 'createDate',
   toInventories: loadBalancerInventories,
 };
+
+const listenerLinks = schemaLinks(loadBalancerListeners, loadBalancerListenerVmNicRefs);
 
 export const listenerDescriptor: InventoryDescriptor<ListenerRow> = {
   name: 'LoadBalancerListenerInventory',
   table: loadBalancerListeners,
   fields: fieldsFromTable(loadBalancerListeners),
   expand: {
-    loadBalancer: { inventory: 'LoadBalancerInventory', localKey: 'loadBalancerUuid', remoteKey: 'uuid' },
-    vmNicRef: { inventory: 'LoadBalancerListenerVmNicRefInventory', localKey: 'uuid', remoteKey: 'listenerUuid' },
+    ...schemaExpands(loadBalancerListeners),
+    ...listenerLinks.expand,
+    // The same link by the inventory's own field name (not derived: one link, one derived name).
     vmNicRefs: { inventory: 'LoadBalancerListenerVmNicRefInventory', localKey: 'uuid', remoteKey: 'listenerUuid' },
   },
-  aliases: { vmNic: 'vmNicRef.vmNic' },
+  aliases: listenerLinks.aliases,
   defaultSort: 'createDate',
   toInventories: listenerInventories,
 };
@@ -106,10 +112,7 @@ export const nicRefDescriptor: InventoryDescriptor<NicRefRow> = {
   ownerKey: 'listenerUuid',
   table: loadBalancerListenerVmNicRefs,
   fields: fieldsFromTable(loadBalancerListenerVmNicRefs),
-  expand: {
-    vmNic: { inventory: 'VmNicInventory', localKey: 'vmNicUuid', remoteKey: 'uuid' },
-    listener: { inventory: 'LoadBalancerListenerInventory', localKey: 'listenerUuid', remoteKey: 'uuid' },
-  },
+  expand: schemaExpands(loadBalancerListenerVmNicRefs),
   toInventories: async (rows) => rows.map(nicRefInventory),
 };
 

@@ -9,6 +9,7 @@ import type { DomainContext } from '../core/domain.js';
 import { argErr, notFound, opErr, stateErr, toApiError } from '../core/errors.js';
 import { runFlow } from '../core/flow.js';
 import { defineHandlers } from '../core/handlers.js';
+import { schemaExpands } from '../core/inventory-schema.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import { formatDate } from '../core/dates.js';
 import { hosts, localStorageResourceRefs, primaryStorage, primaryStorageClusterRefs, vmInstances, volumes } from '../db/schema/index.js';
@@ -26,9 +27,9 @@ export const localStorageResourceRefDescriptor: InventoryDescriptor<RefRow> = {
   table: localStorageResourceRefs,
   fields: fieldsFromTable(localStorageResourceRefs),
   expand: {
+    // resource_uuid names a volume by 1.1's generic key and has no foreign key.
     volume: { inventory: 'VolumeInventory', localKey: 'resourceUuid', remoteKey: 'uuid' },
-    host: { inventory: 'HostInventory', localKey: 'hostUuid', remoteKey: 'uuid' },
-    primaryStorage: { inventory: 'PrimaryStorageInventory', localKey: 'primaryStorageUuid', remoteKey: 'uuid' },
+    ...schemaExpands(localStorageResourceRefs),
   },
   defaultSort: 'createDate',
   toInventories: async (rows) =>

@@ -1,7 +1,7 @@
 // Row → inventory mappings of the network domain, shared by replies and queries, and the query descriptors.
 // Inventories carry what the v1.1 replies carry (release notes §9) plus a few fields of today's upstream that
 // our validation rules make visible: L3 `category`, IP range `networkCidr` and `ipRangeType`.
-import { schemaExpands } from '../core/inventory-schema.js';
+import { schemaExpands, schemaLinks } from '../core/inventory-schema.js';
 import { asc, eq, inArray } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
 import {
@@ -65,16 +65,19 @@ export async function l2Inventories(rows: L2Row[], db: Tx) {
   }));
 }
 
+const l2Links = schemaLinks(l2Networks, l2ClusterRefs);
+
 export const l2Descriptor: InventoryDescriptor<L2Row> = {
   name: 'L2NetworkInventory',
   table: l2Networks,
   fields: fieldsFromTable(l2Networks),
   expand: {
     ...schemaExpands(l2Networks),
+    // One-to-many: 1.1's name, not the key's.
     l3Network: { inventory: 'L3NetworkInventory', localKey: 'uuid', remoteKey: 'l2NetworkUuid' },
-    clusterRef: { inventory: 'L2NetworkClusterRefInventory', localKey: 'uuid', remoteKey: 'l2NetworkUuid' },
+    ...l2Links.expand,
   },
-  aliases: { cluster: 'clusterRef.cluster' },
+  aliases: l2Links.aliases,
   defaultSort: 'createDate',
   toInventories: l2Inventories,
 };
@@ -91,10 +94,7 @@ export const l2ClusterRefDescriptor: InventoryDescriptor<typeof l2ClusterRefs.$i
   name: 'L2NetworkClusterRefInventory',
   table: l2ClusterRefs,
   fields: fieldsFromTable(l2ClusterRefs),
-  expand: {
-    cluster: { inventory: 'ClusterInventory', localKey: 'clusterUuid', remoteKey: 'uuid' },
-    l2Network: { inventory: 'L2NetworkInventory', localKey: 'l2NetworkUuid', remoteKey: 'uuid' },
-  },
+  expand: schemaExpands(l2ClusterRefs),
   toInventories: async (rows) => rows.map((r) => ({ l2NetworkUuid: r.l2NetworkUuid, clusterUuid: r.clusterUuid, ...dates(r) })),
 };
 
@@ -148,10 +148,7 @@ export const usedIpDescriptor: InventoryDescriptor<UsedIpRow> = {
   name: 'UsedIpInventory',
   table: usedIps,
   fields: fieldsFromTable(usedIps),
-  expand: {
-    l3Network: { inventory: 'L3NetworkInventory', localKey: 'l3NetworkUuid', remoteKey: 'uuid' },
-    ipRange: { inventory: 'IpRangeInventory', localKey: 'ipRangeUuid', remoteKey: 'uuid' },
-  },
+  expand: schemaExpands(usedIps),
   toInventories: async (rows) => rows.map(usedIpInventory),
 };
 
@@ -170,7 +167,8 @@ export const l3RefDescriptor: InventoryDescriptor<L3RefRow> = {
   // createDate is not in the inventory, but stays queryable: it orders the refs.
   fields: fieldsFromTable(networkServiceL3Refs, { exclude: ['lastOpDate'] }),
   expand: {
-    l3Network: { inventory: 'L3NetworkInventory', localKey: 'l3NetworkUuid', remoteKey: 'uuid' },
+    ...schemaExpands(networkServiceL3Refs),
+    // 1.1's name, not the key's: the providers' table stays out of the derivation (it would name this networkServiceProvider).
     serviceProvider: { inventory: 'NetworkServiceProviderInventory', localKey: 'networkServiceProviderUuid', remoteKey: 'uuid' },
   },
   // Attach order (refs get increasing createDates when attached).
@@ -201,13 +199,15 @@ export async function providerInventories(rows: ProviderRow[], db: Tx) {
   }));
 }
 
+const providerLinks = schemaLinks(networkServiceProviders, networkServiceProviderL2Refs);
+
 export const providerDescriptor: InventoryDescriptor<ProviderRow> = {
   name: 'NetworkServiceProviderInventory',
   globalReadable: true,
   table: networkServiceProviders,
   fields: fieldsFromTable(networkServiceProviders),
-  expand: { l2NetworkRef: { inventory: 'NetworkServiceProviderL2NetworkRefInventory', localKey: 'uuid', remoteKey: 'providerUuid' } },
-  aliases: { l2Network: 'l2NetworkRef.l2Network' },
+  expand: providerLinks.expand,
+  aliases: providerLinks.aliases,
   defaultSort: 'createDate',
   toInventories: providerInventories,
 };
@@ -217,7 +217,7 @@ export const providerL2RefDescriptor: InventoryDescriptor<typeof networkServiceP
   name: 'NetworkServiceProviderL2NetworkRefInventory',
   table: networkServiceProviderL2Refs,
   fields: fieldsFromTable(networkServiceProviderL2Refs),
-  expand: { l2Network: { inventory: 'L2NetworkInventory', localKey: 'l2NetworkUuid', remoteKey: 'uuid' } },
+  expand: schemaExpands(networkServiceProviderL2Refs),
   toInventories: async (rows) => rows.map((r) => ({ providerUuid: r.providerUuid, l2NetworkUuid: r.l2NetworkUuid })),
 };
 
@@ -260,6 +260,8 @@ export const l3Descriptor: InventoryDescriptor<L3Row> = {
   fields: fieldsFromTable(l3Networks),
   expand: {
     ...schemaExpands(l3Networks),
+    // One-to-many: 1.1's names, not the keys'. serviceProviderRef links to the providers, but by 1.1's name for them
+    // (the key would derive networkServiceProviderRef); vm_nics.l3_network_uuid has no foreign key.
     ipRanges: { inventory: 'IpRangeInventory', localKey: 'uuid', remoteKey: 'l3NetworkUuid' },
     serviceProviderRef: { inventory: 'NetworkServiceL3NetworkRefInventory', localKey: 'uuid', remoteKey: 'l3NetworkUuid' },
     networkServices: { inventory: 'NetworkServiceL3NetworkRefInventory', localKey: 'uuid', remoteKey: 'l3NetworkUuid' },

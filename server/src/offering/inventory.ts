@@ -50,6 +50,7 @@ export function diskOfferingInventory(o: DiskOfferingRow) {
   };
 }
 
+// One-to-many, and vm_instances.instance_offering_uuid has no foreign key (nor has any key of the offerings' tables).
 const vmExpansion = { vmInstance: { inventory: 'VmInstanceInventory', localKey: 'uuid', remoteKey: 'instanceOfferingUuid' } };
 
 export const instanceOfferingDescriptor: InventoryDescriptor<InstanceOfferingRow> = {
@@ -67,6 +68,7 @@ export const virtualRouterOfferingDescriptor: InventoryDescriptor<InstanceOfferi
   where: (t) => eq(t.type, 'VirtualRouter'),
   expand: {
     ...vmExpansion,
+    // instance_offerings has no foreign keys: by hand.
     zone: { inventory: 'ZoneInventory', localKey: 'zoneUuid', remoteKey: 'uuid' },
     image: { inventory: 'ImageInventory', localKey: 'imageUuid', remoteKey: 'uuid' },
     managementL3Network: { inventory: 'L3NetworkInventory', localKey: 'managementNetworkUuid', remoteKey: 'uuid' },
@@ -79,6 +81,7 @@ export const diskOfferingDescriptor: InventoryDescriptor<DiskOfferingRow> = {
   name: 'DiskOfferingInventory',
   table: diskOfferings,
   fields: fieldsFromTable(diskOfferings),
+  // One-to-many, and volumes.disk_offering_uuid has no foreign key.
   expand: { volume: { inventory: 'VolumeInventory', localKey: 'uuid', remoteKey: 'diskOfferingUuid' } },
   defaultSort: 'createDate',
   toInventories: async (rows) => rows.map(diskOfferingInventory),

@@ -1,5 +1,5 @@
 // Row → inventory mappings of security groups, shared by replies and queries, and their query descriptors.
-import { schemaExpands } from '../core/inventory-schema.js';
+import { schemaExpands, schemaLinks } from '../core/inventory-schema.js';
 import { asc, inArray } from 'drizzle-orm';
 import type { Tx } from '../db/index.js';
 import { securityGroupL3Refs, securityGroupRules, securityGroups, vmNicSecurityGroupRefs } from '../db/schema/index.js';
@@ -49,16 +49,18 @@ export async function securityGroupInventories(rows: SecurityGroupRow[], db: Tx)
 
 export type SecurityGroupInventory = Awaited<ReturnType<typeof securityGroupInventories>>[number];
 
+const securityGroupLinks = schemaLinks(securityGroups, vmNicSecurityGroupRefs, securityGroupL3Refs);
+
 export const securityGroupDescriptor: InventoryDescriptor<SecurityGroupRow> = {
   name: 'SecurityGroupInventory',
   table: securityGroups,
   fields: fieldsFromTable(securityGroups),
   expand: {
+    // One-to-many: 1.1's name, not the key's.
     rules: { inventory: 'SecurityGroupRuleInventory', localKey: 'uuid', remoteKey: 'securityGroupUuid' },
-    vmNicRef: { inventory: 'VmNicSecurityGroupRefInventory', localKey: 'uuid', remoteKey: 'securityGroupUuid' },
-    l3NetworkRef: { inventory: 'SecurityGroupL3NetworkRefInventory', localKey: 'uuid', remoteKey: 'securityGroupUuid' },
+    ...securityGroupLinks.expand,
   },
-  aliases: { vmNic: 'vmNicRef.vmNic', l3Network: 'l3NetworkRef.l3Network' },
+  aliases: securityGroupLinks.aliases,
   defaultSort: 'createDate',
   toInventories: securityGroupInventories,
 };
@@ -97,10 +99,7 @@ export const l3RefDescriptor: InventoryDescriptor<L3RefRow> = {
   ownerKey: 'securityGroupUuid',
   table: securityGroupL3Refs,
   fields: fieldsFromTable(securityGroupL3Refs),
-  expand: {
-    l3Network: { inventory: 'L3NetworkInventory', localKey: 'l3NetworkUuid', remoteKey: 'uuid' },
-    securityGroup: { inventory: 'SecurityGroupInventory', localKey: 'securityGroupUuid', remoteKey: 'uuid' },
-  },
+  expand: schemaExpands(securityGroupL3Refs),
   toInventories: async (rows) => rows.map((r) => ({ securityGroupUuid: r.securityGroupUuid, l3NetworkUuid: r.l3NetworkUuid, ...dates(r) })),
 };
 

@@ -2,7 +2,7 @@
 // replies and queries, and their query descriptors.
 import { asc, inArray } from 'drizzle-orm';
 import { formatDate } from '../core/dates.js';
-import { schemaExpands } from '../core/inventory-schema.js';
+import { schemaExpands, schemaLinks } from '../core/inventory-schema.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import type { Tx } from '../db/index.js';
 import { volumeSnapshotBackupStorageRefs, volumeSnapshots, volumeSnapshotTrees } from '../db/schema/index.js';
@@ -94,17 +94,19 @@ export async function treeInventories(rows: TreeRow[], db: Tx) {
   });
 }
 
+const snapshotLinks = schemaLinks(volumeSnapshots, volumeSnapshotBackupStorageRefs);
+
 export const snapshotDescriptor: InventoryDescriptor<SnapshotRow> = {
   name: 'VolumeSnapshotInventory',
   table: volumeSnapshots,
   fields: fieldsFromTable(volumeSnapshots),
   expand: {
     ...schemaExpands(volumeSnapshots),
-    tree: { inventory: 'VolumeSnapshotTreeInventory', localKey: 'treeUuid', remoteKey: 'uuid' },
+    // volume_snapshots.volume_uuid has no foreign key: by hand.
     volume: { inventory: 'VolumeInventory', localKey: 'volumeUuid', remoteKey: 'uuid' },
-    backupStorageRef: { inventory: 'VolumeSnapshotBackupStorageRefInventory', localKey: 'uuid', remoteKey: 'volumeSnapshotUuid' },
+    ...snapshotLinks.expand,
   },
-  aliases: { backupStorage: 'backupStorageRef.backupStorage' },
+  aliases: snapshotLinks.aliases,
   defaultSort: 'createDate',
   toInventories: snapshotInventories,
 };
@@ -114,6 +116,7 @@ export const treeDescriptor: InventoryDescriptor<TreeRow> = {
   table: volumeSnapshotTrees,
   fields: fieldsFromTable(volumeSnapshotTrees),
   expand: {
+    // volume_snapshot_trees.volume_uuid has no foreign key; snapshot is one-to-many (1.1's name, not the key's).
     volume: { inventory: 'VolumeInventory', localKey: 'volumeUuid', remoteKey: 'uuid' },
     snapshot: { inventory: 'VolumeSnapshotInventory', localKey: 'uuid', remoteKey: 'treeUuid' },
   },
@@ -127,10 +130,7 @@ export const snapshotRefDescriptor: InventoryDescriptor<SnapshotBsRefRow> = {
   ownerKey: 'volumeSnapshotUuid',
   table: volumeSnapshotBackupStorageRefs,
   fields: fieldsFromTable(volumeSnapshotBackupStorageRefs),
-  expand: {
-    ...schemaExpands(volumeSnapshotBackupStorageRefs),
-    volumeSnapshot: { inventory: 'VolumeSnapshotInventory', localKey: 'volumeSnapshotUuid', remoteKey: 'uuid' },
-  },
+  expand: schemaExpands(volumeSnapshotBackupStorageRefs),
   toInventories: async (rows) => rows.map(refInventory),
 };
 

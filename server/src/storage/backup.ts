@@ -13,10 +13,11 @@ import { defineHandlers } from '../core/handlers.js';
 import { newUuid } from '../core/ids.js';
 import { fieldsFromTable, type InventoryDescriptor } from '../core/query.js';
 import type { Tx } from '../db/index.js';
-import { backupStorage, backupStorageZoneRefs, zones } from '../db/schema/index.js';
+import { backupStorage, backupStorageZoneRefs, imageBackupStorageRefs, zones } from '../db/schema/index.js';
 import { DEFAULT_INSTALL_PARENT } from '../../../agents/src/deploy/index.js';
 import { credentialVault, newAgentSecret } from '../core/credentials.js';
 import { agentFailure, writeStorageStep } from './agent-storage.js';
+import { schemaExpands, schemaLinks } from '../core/inventory-schema.js';
 import { withTypeFields, type BackupStorageCommand, type BackupStorageType } from './types.js';
 
 export type BackupStorageRow = typeof backupStorage.$inferSelect;
@@ -218,15 +219,14 @@ function baseInventories(rows: BackupStorageRow[], refs: Array<typeof backupStor
   });
 }
 
+const backupStorageLinks = schemaLinks(backupStorage, backupStorageZoneRefs, imageBackupStorageRefs);
+
 export const backupStorageDescriptor: InventoryDescriptor<BackupStorageRow> = {
   name: 'BackupStorageInventory',
   table: backupStorage,
   fields: fieldsFromTable(backupStorage, { exclude: ['credential', 'hostKey', 'agentUrl'] }),
-  expand: {
-    zoneRef: { inventory: 'BackupStorageZoneRefInventory', localKey: 'uuid', remoteKey: 'backupStorageUuid' },
-    imageRef: { inventory: 'ImageBackupStorageRefInventory', localKey: 'uuid', remoteKey: 'backupStorageUuid' },
-  },
-  aliases: { zone: 'zoneRef.zone', image: 'imageRef.image' },
+  expand: backupStorageLinks.expand,
+  aliases: backupStorageLinks.aliases,
   defaultSort: 'createDate',
   toInventories: backupStorageInventories,
 };
@@ -235,10 +235,7 @@ export const backupStorageZoneRefDescriptor: InventoryDescriptor = {
   name: 'BackupStorageZoneRefInventory',
   table: backupStorageZoneRefs,
   fields: fieldsFromTable(backupStorageZoneRefs),
-  expand: {
-    zone: { inventory: 'ZoneInventory', localKey: 'zoneUuid', remoteKey: 'uuid' },
-    backupStorage: { inventory: 'BackupStorageInventory', localKey: 'backupStorageUuid', remoteKey: 'uuid' },
-  },
+  expand: schemaExpands(backupStorageZoneRefs),
   toInventories: async (rows) => rows,
 };
 

@@ -125,6 +125,7 @@ async function bsFields(rows: BackupStorageRow[], db: Tx) {
 definePrimaryStorageInventoryFields(CEPH_TYPE, psFields);
 defineBackupStorageInventoryFields(CEPH_TYPE, bsFields);
 
+// One-to-many: the name is 1.1's, not the key's.
 const monExpansion = (kind: Kind) => ({
   inventory: kind === 'primary' ? 'CephPrimaryStorageMonInventory' : 'CephBackupStorageMonInventory',
   localKey: 'uuid',

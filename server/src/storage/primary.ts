@@ -1,7 +1,7 @@
 // Primary storage: where volumes live, attached to clusters. Capacity is on the row, so a reservation is one
 // conditional UPDATE. Local storage is a directory on every host of its clusters: its capacity is the sum of what
 // the Connected hosts' agents report (`/primarystorage/capacity`), refreshed on attach/detach and host connect.
-import { schemaExpands } from '../core/inventory-schema.js';
+import { schemaExpands, schemaLinks } from '../core/inventory-schema.js';
 import { and, eq, gte, inArray, sql } from 'drizzle-orm';
 import { deleteHandler } from '../core/crud.js';
 import type { DomainContext } from '../core/domain.js';
@@ -262,16 +262,19 @@ async function baseInventories(rows: PrimaryStorageRow[], db: Tx) {
   }));
 }
 
+const clusterLinks = schemaLinks(primaryStorage, primaryStorageClusterRefs);
+
 export const primaryStorageDescriptor: InventoryDescriptor<PrimaryStorageRow> = {
   name: 'PrimaryStorageInventory',
   table: primaryStorage,
   fields: fieldsFromTable(primaryStorage),
   expand: {
     ...schemaExpands(primaryStorage),
+    // One-to-many, and volumes.primary_storage_uuid has no foreign key.
     volume: { inventory: 'VolumeInventory', localKey: 'uuid', remoteKey: 'primaryStorageUuid' },
-    clusterRef: { inventory: 'PrimaryStorageClusterRefInventory', localKey: 'uuid', remoteKey: 'primaryStorageUuid' },
+    ...clusterLinks.expand,
   },
-  aliases: { cluster: 'clusterRef.cluster' },
+  aliases: clusterLinks.aliases,
   defaultSort: 'createDate',
   toInventories: primaryStorageInventories,
 };
@@ -280,9 +283,7 @@ export const primaryStorageClusterRefDescriptor: InventoryDescriptor = {
   name: 'PrimaryStorageClusterRefInventory',
   table: primaryStorageClusterRefs,
   fields: fieldsFromTable(primaryStorageClusterRefs),
-  expand: {
-    ...schemaExpands(primaryStorageClusterRefs),
-  },
+  expand: schemaExpands(primaryStorageClusterRefs),
   toInventories: async (rows) => rows,
 };
 

@@ -124,6 +124,7 @@ export async function vmInventory(db: Tx, uuid: string): Promise<VmInventory> {
   return (await vmInventories([row], db))[0];
 }
 
+// vm_instances and volumes have no foreign keys: by hand.
 const vmExpand = {
   vmNics: { inventory: 'VmNicInventory', localKey: 'uuid', remoteKey: 'vmInstanceUuid' },
   allVolumes: { inventory: 'VolumeInventory', localKey: 'uuid', remoteKey: 'vmInstanceUuid' },
@@ -151,6 +152,8 @@ export const nicDescriptor: InventoryDescriptor<NicRow> = {
   table: vmNics,
   fields: fieldsFromTable(vmNics),
   expand: {
+    // By hand: vm_instances is several inventories' table (VM, appliance VM, virtual router); l3_network_uuid has no
+    // foreign key.
     vmInstance: { inventory: 'VmInstanceInventory', localKey: 'vmInstanceUuid', remoteKey: 'uuid' },
     l3Network: { inventory: 'L3NetworkInventory', localKey: 'l3NetworkUuid', remoteKey: 'uuid' },
   },
@@ -162,6 +165,7 @@ export const volumeDescriptor: InventoryDescriptor<VolumeRow> = {
   name: 'VolumeInventory',
   table: volumes,
   fields: fieldsFromTable(volumes),
+  // volumes has no foreign keys: by hand.
   expand: {
     vmInstance: { inventory: 'VmInstanceInventory', localKey: 'vmInstanceUuid', remoteKey: 'uuid' },
     diskOffering: { inventory: 'DiskOfferingInventory', localKey: 'diskOfferingUuid', remoteKey: 'uuid' },
