@@ -304,13 +304,7 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
             'add-simulator-backup-storage',
             [
               writeStorageStep(db, backupStorage, data.uuid, () =>
-                db.insert(backupStorage).values({
-                  uuid: data.uuid,
-                  name: msg.name,
-                  description: msg.description ?? null,
-                  url: msg.url,
-                  type: 'SimulatorBackupStorage',
-                }),
+                db.insert(backupStorage).values(newBackupStorageRow(data.uuid, msg, 'SimulatorBackupStorage')),
               ),
               {
                 name: 'configure simulator',
@@ -348,11 +342,7 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
             [
               writeStorageStep(db, backupStorage, data.uuid, () =>
                 db.insert(backupStorage).values({
-                  uuid: data.uuid,
-                  name: msg.name,
-                  description: msg.description ?? null,
-                  url: msg.url,
-                  type: 'SftpBackupStorage',
+                  ...newBackupStorageRow(data.uuid, msg, 'SftpBackupStorage'),
                   hostname: msg.hostname,
                   username: msg.username,
                   sshPort: msg.sshPort ?? 22,
@@ -395,4 +385,9 @@ export function registerBackupStorage(app: DomainContext): BackupStorageService 
     }),
   );
   return service;
+}
+
+/** The columns every Add*BackupStorage writes from its message (types add their own). */
+function newBackupStorageRow(uuid: string, msg: { name: string; description?: string; url: string }, type: string) {
+  return { uuid, name: msg.name, description: msg.description ?? null, url: msg.url, type };
 }
