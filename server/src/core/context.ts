@@ -4,6 +4,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Inventory } from '@zstack-ts/openapi/helpers';
 import { ApiError, errorCode } from './errors.js';
+import { nextTurn } from './turns.js';
 
 export interface SessionInfo {
   uuid: string;
@@ -149,6 +150,8 @@ export function raceAbort<T>(signal: AbortSignal, work: Promise<T>, onAbort: () 
  * never outlives its API). When time runs out the step fails with SYS.1001 naming it.
  */
 export async function step<T>(name: string, fn: (signal: AbortSignal) => Promise<T>, opts: { timeoutMs?: number } = {}): Promise<T> {
+  // A step can wait for the loop's next turn; a new request's admission and the deadline timers cannot (turns.ts).
+  await nextTurn();
   const parent = currentContext() ?? backgroundContext(name);
   const now = Date.now();
   const deadline = Math.min(parent.deadline, opts.timeoutMs !== undefined ? now + opts.timeoutMs : Infinity);

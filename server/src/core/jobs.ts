@@ -1,11 +1,14 @@
 // API jobs: every asynchronous API call is a persisted job. The job row is written before the 202 answer, runs in
 // its own call context (deadline + AbortSignal), and ends `done` or `failed` exactly once. `X-Job-UUID` makes a
 // retried request find its job instead of running twice; jobs of a dead server are failed, never left running.
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { and, eq, inArray, lt, ne, notInArray, sql } from 'drizzle-orm';
 import { decodeRow, type Db } from '../db/index.js';
 import { StatementTemplates } from '../db/perf/template.js';
 import { apiJobs, managementNodes } from '../db/schema/index.js';
 import { Batcher } from './batcher.js';
+import { inBackground, urgently } from './turns.js';
 import { deadlineSignal, raceAbort, runInContext, timeoutError, type CallContext, type JobProgress, type SessionInfo } from './context.js';
 import { argErr, describeError, errorCode, toApiError, type ErrorCode } from './errors.js';
 import { badString, inputProblem, MAX_TIMEOUT_MS } from './input.js';
@@ -85,8 +88,8 @@ export class JobService {
    * Every async call writes its job twice, at its start and at its end. Both writes go through batchers: the jobs
    * that start (or end) while one such statement runs are written together by the next, one statement over arrays.
    */
-  private inserts = new Batcher<JobInsert, typeof apiJobs.$inferSelect | undefined>((batch) => this.insertJobs(batch));
-  private finishes = new Batcher<JobFinish, boolean>((batch) => this.finishJobs(batch));
+  private inserts = new Batcher<JobInsert, typeof apiJobs.$inferSelect | undefined>((batch) => urgently(() => this.insertJobs(batch)));
+  private finishes = new Batcher<JobFinish, boolean>((batch) => urgently(() => this.finishJobs(batch)));
 
   constructor(
     private db: Db,
@@ -223,7 +226,8 @@ export class JobService {
   private async execute(ctx: CallContext, run: () => Promise<unknown>, webHook?: string, redact?: (reply: unknown) => unknown): Promise<void> {
     let result: unknown;
     let error: ErrorCode | undefined;
-    const work = runInContext(ctx, run);
+    // The job's work is background; its outcome record and web hook below keep the request's urgency (turns.ts).
+    const work = inBackground(() => runInContext(ctx, run));
     // The handler may go on after the deadline; its late outcome must not surface as an unhandled rejection.
     work.catch(() => undefined);
     try {
@@ -393,19 +397,31 @@ function toRecord(row: typeof apiJobs.$inferSelect): JobRecord {
 /** Upstream's X-Web-Hook: POST the poll body, retried up to 15 times 2 s apart until a 2xx. */
 async function postWebHook(url: string, jobUuid: string, body: unknown): Promise<void> {
   const success = !(body && typeof body === 'object' && 'error' in body);
+  const text = JSON.stringify(body);
+  const headers = { 'content-type': 'application/json', 'X-Job-UUID': jobUuid, 'X-Job-Success': String(success) };
   for (let attempt = 0; attempt < 15; attempt++) {
-    try {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'X-Job-UUID': jobUuid, 'X-Job-Success': String(success) },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(10_000),
-      });
-      if (res.ok) return;
-    } catch {
-      // retried below
-    }
+    const status = await postOnce(url, headers, text).catch(() => 0);
+    if (status >= 200 && status < 300) return;
     await new Promise((r) => setTimeout(r, 2000));
   }
   console.error(`[jobs] web hook ${url} for job ${jobUuid} failed 15 times; giving up`);
+}
+
+/**
+ * One POST with node:http (keep-alive agent): a fraction of fetch's CPU, which counts when a hundred jobs fail at the
+ * same deadline and their hooks go out together. Resolves with the status (the body is read and dropped).
+ */
+function postOnce(url: string, headers: Record<string, string>, text: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(target, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(text) }, timeout: 10_000 }, (res) => {
+      res.on('error', reject);
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.resume();
+    });
+    req.on('timeout', () => req.destroy(new Error('web hook timed out')));
+    req.on('error', reject);
+    req.end(text);
+  });
 }

@@ -22,6 +22,7 @@ import type { JobService } from './jobs.js';
 import type { QueryEngine, QueryParams } from './query.js';
 import { perfOf, type ChangeTracker, type Perf } from '../db/index.js';
 import { WireFormat, assertNoForbiddenKeys, normalizeBodyKey } from './wire.js';
+import { noteConnection, urgently } from './turns.js';
 
 export interface RouterDeps {
   doc: Record<string, any>;
@@ -120,6 +121,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
   };
   const env: Env = { deps, perf: perfOf(deps.db), wire, withSchema };
   if (!app.hasRequestDecorator('zstack')) app.decorateRequest('zstack', null);
+  app.server.on('connection', noteConnection);
   for (const [key, prepared] of groups) {
     const [method, url] = key.split(' ');
     const identify = stage(env, (req) => identifyStage(prepared, req));
@@ -175,7 +177,8 @@ type Stage = (req: FastifyRequest, reply: FastifyReply, env: Env) => unknown;
 function stage(env: Env, run: Stage) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     try {
-      await run(req, reply, env);
+      // A caller waits on every stage: their turns go before running jobs' (core/turns.ts).
+      await urgently(() => run(req, reply, env));
     } catch (e) {
       const call = req.zstack?.call;
       if (call && !directErrors(req)) await apiFailure(env, req, reply, call, req.zstack!.arrivedAt, e).catch((x) => sendError(reply, x));

@@ -17,14 +17,17 @@ import { trackPgClient, trackPglite, trackPoolReads, type ChangeTracker } from '
 import { prepareClient, StatementNames } from './prepared.js';
 import type { PerfSwitches } from './switches.js';
 import { assertOutsideTransaction } from '../tx-scope.js';
+import { nextTurn } from '../../core/turns.js';
 
 export function installPgDriver(pool: pg.Pool, changes: ChangeTracker, switches: PerfSwitches): { namedStatements: () => number } {
   trackPoolReads(pool, changes);
   guard(pool as unknown as Queryable, 'query');
+  takeTurns(pool as unknown as Queryable);
   const names = switches.preparedStatements ? new StatementNames() : undefined;
   pool.on('connect', (client) => {
     trackPgClient(client, changes);
     if (names) prepareClient(client, names);
+    takeTurns(client as unknown as Queryable);
   });
   return { namedStatements: () => names?.size ?? 0 };
 }
@@ -33,6 +36,22 @@ export function installPgliteDriver(client: Parameters<typeof trackPglite>[0], c
   trackPglite(client, changes);
   guard(client as unknown as Queryable, 'query');
   guard(client as unknown as Queryable, 'exec');
+}
+
+/** A statement's result resumes its caller on a turn of its own (core/turns.ts), not in the reply's I/O callback. */
+function takeTurns(target: Queryable): void {
+  const original = target.query.bind(target);
+  target.query = (...args: unknown[]) => {
+    const out = original(...args) as Promise<unknown> | undefined;
+    if (!out || typeof out.then !== 'function') return out;
+    return out.then(
+      (r) => nextTurn().then(() => r),
+      (e: unknown) =>
+        nextTurn().then(() => {
+          throw e;
+        }),
+    );
+  };
 }
 
 type Queryable = Record<string, (...args: unknown[]) => unknown>;

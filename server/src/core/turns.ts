@@ -1,0 +1,64 @@
+// Fair turns on the one thread. A database reply that resolves many waiters at once (a batched statement, a shared
+// read) resumes all of them in one microtask drain, and each runs on to its next real I/O: 100 jobs × a few ms is a
+// stretch of hundreds of ms in which no timer fires and no request is read. And libuv (1.45+) accepts one connection
+// per loop iteration: while iterations are long, 100 callers connecting at once are accepted one every few ms, so the
+// last ones start (and their deadlines count) long after they were sent.
+//
+// So a database result (db/perf/driver.ts) and a flow step (context.ts `step`) resume their caller on a turn: one
+// waiter per loop iteration, with the poll phase (accepts, requests, replies, timers) in between, which keeps
+// iterations short. Two queues: what a caller is waiting on right now — a request's admission and reply, a job's
+// outcome record — goes before the background (running jobs' steps, their rollbacks, garbage collection).
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+const urgentScope = new AsyncLocalStorage<true>();
+const urgent: Array<() => void> = [];
+const background: Array<() => void> = [];
+let pumping = false;
+/** A connection was accepted since the last turn: the next iteration may accept another one. */
+let accepted = false;
+let turnsSkipped = 0;
+/** Turns given up in a row for accepts, at most: a flood of connections cannot stop the work. */
+const MAX_SKIPPED = 16;
+
+/**
+ * Called on each accepted connection: while callers are connecting, loop iterations go to accepting them (one each)
+ * before any more turns, so their requests are read and their deadlines start when they arrive.
+ */
+export function noteConnection(): void {
+  accepted = true;
+}
+
+/** Runs `fn` (and everything it starts) with its turns ahead of the background. */
+export const urgently = <T>(fn: () => T): T => urgentScope.run(true, fn);
+
+/** Runs `fn` (and everything it starts) in the background queue, e.g. a job's work started by its request. */
+export const inBackground = <T>(fn: () => T): T => urgentScope.exit(fn);
+
+/** Resolves on a later turn of the event loop, in order within its queue, one waiter per turn. */
+export function nextTurn(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    (urgentScope.getStore() ? urgent : background).push(resolve);
+    if (!pumping) {
+      pumping = true;
+      setImmediate(pump);
+    }
+  });
+}
+
+/** Waiters not yet resumed (benchmarks, tests). */
+export const turnsWaiting = (): { urgent: number; background: number } => ({ urgent: urgent.length, background: background.length });
+
+function pump(): void {
+  if (accepted && turnsSkipped < MAX_SKIPPED) {
+    accepted = false;
+    turnsSkipped++;
+    setImmediate(pump);
+    return;
+  }
+  accepted = false;
+  turnsSkipped = 0;
+  (urgent.shift() ?? background.shift())?.();
+  // Scheduled from inside the check phase, the next one runs after the next poll: I/O gets its turn in between.
+  if (urgent.length || background.length) setImmediate(pump);
+  else pumping = false;
+}
