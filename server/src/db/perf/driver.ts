@@ -17,17 +17,19 @@ import { trackPgClient, trackPglite, trackPoolReads, type ChangeTracker } from '
 import { prepareClient, StatementNames } from './prepared.js';
 import type { PerfSwitches } from './switches.js';
 import { assertOutsideTransaction } from '../tx-scope.js';
-import { nextTurn } from '../../core/turns.js';
+import { isUrgent, nextTurn } from '../../core/turns.js';
 
 export function installPgDriver(pool: pg.Pool, changes: ChangeTracker, switches: PerfSwitches): { namedStatements: () => number } {
   trackPoolReads(pool, changes);
   guard(pool as unknown as Queryable, 'query');
   takeTurns(pool as unknown as Queryable);
+  callersFirst(pool);
   const names = switches.preparedStatements ? new StatementNames() : undefined;
   pool.on('connect', (client) => {
     trackPgClient(client, changes);
     if (names) prepareClient(client, names);
-    takeTurns(client as unknown as Queryable);
+    // A connection checked out for a transaction holds its locks while it waits: only its last statement waits.
+    takeTurns(client as unknown as Queryable, () => (client as unknown as { getTransactionStatus(): string | null }).getTransactionStatus() !== 'T');
   });
   return { namedStatements: () => names?.size ?? 0 };
 }
@@ -39,18 +41,48 @@ export function installPgliteDriver(client: Parameters<typeof trackPglite>[0], c
 }
 
 /** A statement's result resumes its caller on a turn of its own (core/turns.ts), not in the reply's I/O callback. */
-function takeTurns(target: Queryable): void {
+function takeTurns(target: Queryable, whenIdle: () => boolean = () => true): void {
   const original = target.query.bind(target);
   target.query = (...args: unknown[]) => {
     const out = original(...args) as Promise<unknown> | undefined;
     if (!out || typeof out.then !== 'function') return out;
     return out.then(
-      (r) => nextTurn().then(() => r),
-      (e: unknown) =>
-        nextTurn().then(() => {
+      (r) => (whenIdle() ? nextTurn().then(() => r) : r),
+      (e: unknown) => {
+        if (!whenIdle()) throw e;
+        return nextTurn().then(() => {
           throw e;
-        }),
+        });
+      },
     );
+  };
+}
+
+/** Marks a caller's place in pg's queue of connection waiters. */
+const CALLER = Symbol('zstack.caller');
+
+/**
+ * pg's pool serves its waiters first come, first served: under load a job record or a request's check would wait for a
+ * connection behind the statements of a hundred running jobs and rollbacks. A caller's waiter (core/turns.ts
+ * `isUrgent`) goes ahead of the background's, behind earlier callers'. (pg-pool keeps the waiters in
+ * `_pendingQueue`; without that array the order stays pg's.)
+ */
+function callersFirst(pool: pg.Pool): void {
+  const waiters = () => (pool as unknown as { _pendingQueue?: Array<Record<symbol, unknown>> })._pendingQueue;
+  const connect = pool.connect.bind(pool) as (...args: unknown[]) => unknown;
+  (pool as unknown as { connect: unknown }).connect = (...args: unknown[]) => {
+    const queue = waiters();
+    const before = queue?.length;
+    const out = connect(...args);
+    // pool.query connects through this too; a waiter, when there is one, was queued synchronously, last.
+    if (queue && isUrgent() && queue.length === before! + 1) {
+      const mine = queue.pop()!;
+      mine[CALLER] = true;
+      let at = 0;
+      while (at < queue.length && queue[at][CALLER]) at++;
+      queue.splice(at, 0, mine);
+    }
+    return out;
   };
 }
 
