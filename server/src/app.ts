@@ -19,6 +19,7 @@ import { LockManager } from './core/locks.js';
 import { installApiLog, loggerOptions } from './core/log.js';
 import { QueryEngine, type InventoryDescriptor } from './core/query.js';
 import { registerRpc } from './core/rpc.js';
+import { AdmissionQueue } from './core/admission.js';
 import { registerRoutes, sendError } from './core/router.js';
 import { listOperations, loadSpec, type SpecOperation } from './core/spec.js';
 import { Permissions } from './core/permissions.js';
@@ -68,6 +69,8 @@ export class App {
   readonly db: Db;
   readonly locks: LockManager;
   readonly jobs: JobService;
+  /** Calls in admission and the rate they are answered at (core/admission.ts: load shedding). */
+  readonly admission = new AdmissionQueue();
   readonly globalConfig: GlobalConfigService;
   readonly permissions: Permissions;
   /** System and user tags (core/tags.ts). */
@@ -391,6 +394,7 @@ export class App {
       timeoutOf: (op, s) => this.timeoutOf(op, s),
       authorize: (op, session, msg) => this.permissions.authorize(op, session, msg),
       validateResponses: this.options.validateResponses,
+      admission: this.admission,
     });
     registerRpc(http, { doc: this.doc, operations: this.operations, jobs: this.jobs });
   }

@@ -23,6 +23,7 @@ import type { QueryEngine, QueryParams } from './query.js';
 import { perfOf, type ChangeTracker, type Perf } from '../db/index.js';
 import { WireFormat, assertNoForbiddenKeys, normalizeBodyKey } from './wire.js';
 import { noteConnection, urgently } from './turns.js';
+import { AdmissionQueue } from './admission.js';
 
 export interface RouterDeps {
   doc: Record<string, any>;
@@ -37,6 +38,8 @@ export interface RouterDeps {
   authorize?(op: SpecOperation, session: SessionInfo | undefined, msg: Record<string, unknown>): Promise<void>;
   /** Tests: check every successful reply against the spec (a mismatch is a 500). */
   validateResponses?: boolean;
+  /** Calls in admission and the rate they are answered at: refuses calls that could not meet their deadline. */
+  admission?: AdmissionQueue;
 }
 
 const QUERY_KEYS = new Set(['q', 'limit', 'start', 'count', 'replyWithCount', 'sort', 'sortBy', 'sortDirection', 'fields', 'groupBy']);
@@ -119,12 +122,12 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
     // A reply without inventories (a count, an empty reply) goes out without the (empty) map.
     return Object.keys(schema).length ? { ...body, schema } : body;
   };
-  const env: Env = { deps, perf: perfOf(deps.db), wire, withSchema };
+  const env: Env = { deps, admission: deps.admission ?? new AdmissionQueue(), perf: perfOf(deps.db), wire, withSchema };
   if (!app.hasRequestDecorator('zstack')) app.decorateRequest('zstack', null);
   app.server.on('connection', noteConnection);
   for (const [key, prepared] of groups) {
     const [method, url] = key.split(' ');
-    const identify = stage(env, (req) => identifyStage(prepared, req));
+    const identify = stage(env, (req, reply) => identifyStage(prepared, req, reply, env));
     if (prepared.length === 1 && prepared[0].op.x.kind === 'poll') {
       app.route({ method: method as 'GET', url, preValidation: identify, handler: stage(env, longPollStage) });
       continue;
@@ -141,6 +144,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
 
 interface Env {
   deps: RouterDeps;
+  admission: AdmissionQueue;
   /** The database's performance layer: the freshness sync, the read cache for sessions. */
   perf: Perf | undefined;
   wire: WireFormat;
@@ -160,6 +164,8 @@ interface ApiRequest {
   changes?: ChangeTracker;
   /** The query string as the operation declares it. */
   query?: Record<string, unknown>;
+  /** Leaves the admission queue (admission.ts): at the answer, or once an async API's job is running. */
+  admitted?: () => void;
 }
 
 declare module 'fastify' {
@@ -192,7 +198,7 @@ function stage(env: Env, run: Stage) {
 const wantsSchema = (req: FastifyRequest) => req.headers['x-json-schema'] !== undefined && req.headers['x-json-schema'] !== 'false';
 
 /** Stage 1: which operation (the body's action key), its path values, and the request's own headers. */
-function identifyStage(group: Prepared[], req: FastifyRequest): void {
+function identifyStage(group: Prepared[], req: FastifyRequest, reply: FastifyReply, env: Env): void {
   const arrivedAt = Date.now();
   const raw = (req.body ?? undefined) as Record<string, unknown> | undefined;
   assertNoForbiddenKeys(raw);
@@ -220,6 +226,11 @@ function identifyStage(group: Prepared[], req: FastifyRequest): void {
   }
   // From here on a failure is the API's own: answered as upstream does (see `apiFailure`) unless asked otherwise.
   r.call = { op, jobUuid, retried, timeoutSeconds, waitSeconds, msg: {} };
+  // Shed load: a call that would wait past its deadline behind the calls being admitted is refused now (admission.ts).
+  const refusal = env.admission.refusal(env.deps.timeoutOf(op, timeoutSeconds) - (Date.now() - arrivedAt));
+  if (refusal) throw refusal;
+  r.admitted = env.admission.enter();
+  reply.raw.once('close', r.admitted);
 }
 
 /**
@@ -374,6 +385,8 @@ async function executeStage(req: FastifyRequest, reply: FastifyReply, env: Env):
         return res;
       },
     });
+    // Admitted: a `Prefer: wait` answer may now wait for the job, but not as a call in admission.
+    r.admitted?.();
     return await acceptedAnswer(env, req, reply, job.uuid, job.timeoutMs, call.waitSeconds);
   } finally {
     deadline.dispose();

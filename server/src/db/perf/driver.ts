@@ -3,13 +3,17 @@
 // pg (real PostgreSQL):
 //   pool.query          refused inside a transaction's callback (tx-scope.ts: it would wait for a second connection
 //                       while the transaction holds one); then notes the tables its statement names as read (changes.ts `trackPoolReads`): pool.query runs
-//                       the statement on a connection later, possibly outside the caller's async context.
-//   connection.query    two wrappers, installed on each new connection in this order (a call passes the last first):
+//                       the statement on a connection later, possibly outside the caller's async context; its
+//                       result resumes the caller on a loop turn (`takeTurns`, core/turns.ts).
+//   pool.connect        a caller's waiter goes ahead of the background's in pg's queue (`callersFirst`).
+//   connection.query    three wrappers, installed on each new connection in this order (a call passes the last first):
 //     1. change tracking (changes.ts `trackPgClient`): reads, writes, transactions, commits published to the other
 //        nodes. Installed first, so it is the inner one: it sees exactly what goes to the server, and a prepared
 //        statement's retry (below) passes through it again.
 //     2. prepared statements (prepared.ts `prepareClient`): a repeating text gets a name. Outer: it names the config
 //        the tracker then sees (the tracker reads the text either way).
+//     3. turns (`takeTurns`): a result resumes its caller on a loop turn, except inside a transaction (the
+//        connection would hold its locks while it waits).
 // PGlite (one process, one connection): change tracking (changes.ts `trackPglite`); outside the transaction object,
 // queries are refused inside a transaction's callback (they would wait for the transaction forever).
 import type pg from 'pg';
