@@ -56,3 +56,25 @@ t.test("a batch runs in the batcher's async context, not in the first caller's",
   await runInContext(backgroundContext('SomeCaller', 1000, { timer: false }), () => b.add(1));
   t.same(seen, [undefined]);
 });
+
+t.test('idle() resolves once everything queued so far has run', async (t) => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const done: number[] = [];
+  const b = new Batcher<number, void>(async (items) => {
+    if (items[0] === 1) await gate;
+    done.push(...items);
+    return items.map(() => undefined);
+  });
+  await b.idle();
+  t.pass('at once when nothing is queued');
+  const all = [1, 2, 3].map((i) => b.add(i));
+  let idle = false;
+  const waiting = b.idle().then(() => (idle = true));
+  await new Promise((r) => setImmediate(r));
+  t.notOk(idle, 'not while a batch is in flight');
+  release();
+  await waiting;
+  t.same(done, [1, 2, 3], 'the batch in flight and the one queued behind it both ran first');
+  await Promise.all(all);
+});

@@ -12,6 +12,8 @@ interface Queued<I, O> {
 export class Batcher<I, O> {
   private queue: Array<Queued<I, O>> = [];
   private running = false;
+  /** Waiting for the queue to be empty with no batch in flight (`idle`). */
+  private idleWaiters: Array<() => void> = [];
   /** Batches run so far (each served every item queued before it). */
   batches = 0;
   /** Batches run in the async context the batcher was made in, never in the first caller's (its reads, its deadline). */
@@ -52,7 +54,13 @@ export class Batcher<I, O> {
       }
     } finally {
       this.running = false;
+      for (const wake of this.idleWaiters.splice(0)) wake();
     }
+  }
+
+  /** Resolves once every item queued so far has been run (at once when nothing is queued or running). */
+  idle(): Promise<void> {
+    return this.running ? new Promise<void>((r) => this.idleWaiters.push(r)) : Promise.resolve();
   }
 
   private async runSingly(batch: Array<Queued<I, O>>): Promise<void> {

@@ -461,6 +461,9 @@ export class SharedGenerations {
       const { v, started } = rows[0];
       const seen = this.seen;
       if (seen && seen.started === started && seen.global === v) return;
+      // qgen may have moved by a publish of this node whose reply is not in yet (its value unknown): wait for the
+      // publishes in flight, or this node's own commit would count as another node's and flush its caches again.
+      await this.publishes.idle();
       // qgen moved only by this node's own publishes (each nextval is one number, ours are known): no other node
       // wrote, and this node's writes are already counted locally. Otherwise read every table's sequence.
       if (seen && seen.started === started && this.onlyOwn(Number(seen.global), Number(v))) {
