@@ -247,7 +247,10 @@ t.test('two server processes on one database: a write on one node is seen by the
   await Promise.all([first, ...rest]);
   // (A background commit's publish in flight when the first was added makes all five wait and go out as one.)
   t.ok(texts.length <= 2, 'the four waiting publishes went out as one statement');
-  t.match(texts[texts.length - 1], /nextval\('qgen_clusters'\), nextval\('qgen_hosts'\), nextval\('qgen_l3_networks'\), nextval\('qgen_zones'\); SELECT nextval\('qgen'\)/);
+  t.match(
+    texts[texts.length - 1],
+    /nextval\('qgen_clusters'\), nextval\('qgen_hosts'\), nextval\('qgen_l3_networks'\), nextval\('qgen_zones'\); SELECT nextval\('qgen'\)/,
+  );
 
   // Sessions checked by a Query API are reused briefly, but a logout on another node ends them at once.
   await za.login();
