@@ -83,19 +83,22 @@ t.test('VM tags', async (t) => {
     await zs.deleteVmHostname({ uuid: vm.uuid });
     t.same(await hostnames(), []);
 
-    const running = await zs.setVmStaticIp({ vmInstanceUuid: vm.uuid, l3NetworkUuid: w.l3NetworkUuid, ip: '192.168.201.185' }).catch((e) => e);
+    // An address no NIC on the L3 holds (the allocator hands out random ones: a fixed pick could be taken).
+    const held = new Set((await zs.queryVmNic({ q: [`l3NetworkUuid=${w.l3NetworkUuid}`] })).inventories!.map((n) => n.ip));
+    const target = ['192.168.201.185', '192.168.201.186', '192.168.201.187', '192.168.201.188'].find((ip) => !held.has(ip))!;
+    const running = await zs.setVmStaticIp({ vmInstanceUuid: vm.uuid, l3NetworkUuid: w.l3NetworkUuid, ip: target }).catch((e) => e);
     t.equal(running.code, 'VM.1000', 'a running VM keeps its address');
     await zs.stopVmInstance({ uuid: vm.uuid });
     const oldIp = vm.vmNics[0].ip;
-    await zs.setVmStaticIp({ vmInstanceUuid: vm.uuid, l3NetworkUuid: w.l3NetworkUuid, ip: '192.168.201.185' });
+    await zs.setVmStaticIp({ vmInstanceUuid: vm.uuid, l3NetworkUuid: w.l3NetworkUuid, ip: target });
     const [nic] = (await zs.queryVmNic({ q: [`vmInstanceUuid=${vm.uuid}`] })).inventories!;
-    t.equal(nic.ip, '192.168.201.185');
+    t.equal(nic.ip, target);
     t.same((await zs.queryIpRange({ q: [`uuid=${w.ipRangeUuid}`] })).inventories!.length, 1);
     const again = (await zs.createVmInstance({ ...base, name: 'reuse', systemTags: [`staticIp::${w.l3NetworkUuid}::${oldIp}`] })).inventory;
     t.equal(again.vmNics[0].ip, oldIp, 'the old address was returned');
     t.same(
       (await zs.querySystemTag({ q: [`resourceUuid=${vm.uuid}`, 'tag~=staticIp::%'] })).inventories!.map((x) => x.tag),
-      [`staticIp::${w.l3NetworkUuid}::192.168.201.185`],
+      [`staticIp::${w.l3NetworkUuid}::${target}`],
     );
     t.equal((await zs.setVmStaticIp({ vmInstanceUuid: vm.uuid, l3NetworkUuid: w.l3NetworkUuid, ip: 'nope' }).catch((e) => e)).code, 'SYS.1007');
     t.equal(
