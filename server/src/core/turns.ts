@@ -4,9 +4,9 @@
 // per loop iteration: while iterations are long, 100 callers connecting at once are accepted one every few ms, so the
 // last ones start (and their deadlines count) long after they were sent.
 //
-// So a database result (db/perf/driver.ts) and a flow step (context.ts `step`) resume their caller on a turn: one
-// waiter per loop iteration, with the poll phase (accepts, requests, replies, timers) in between, which keeps
-// iterations short. Two queues: what a caller is waiting on right now — a request's admission and reply, a job's
+// So a database result (db/perf/driver.ts) and a flow step (context.ts `step`) resume their caller on a turn: waiters
+// resumed one after the other for about a millisecond, then the poll phase (accepts, requests, replies, timers)
+// before the next turn, which keeps iterations short. Two queues: what a caller is waiting on right now — a request's admission and reply, a job's
 // outcome record — goes before the background (running jobs' steps, their rollbacks, garbage collection).
 import { AsyncLocalStorage } from 'node:async_hooks';
 
@@ -40,7 +40,7 @@ export const inBackground = <T>(fn: () => T): T => urgentScope.exit(fn);
 /** Resolves on a later turn of the event loop, in order within its queue. */
 export function nextTurn(): Promise<void> {
   return new Promise<void>((resolve) => {
-    (urgentScope.getStore() ? urgent : background).push(resolve);
+    (isUrgent() ? urgent : background).push(resolve);
     if (!pumping) {
       pumping = true;
       setImmediate(pump);
