@@ -166,4 +166,15 @@ t.test('locks', async (t) => {
   await Promise.all(holders);
   const got = await Promise.all(Array.from({ length: 50 }, (_, i) => locksB.withLock(`vm:batch-${i}`, async () => i)));
   t.equal(got.length, 50, 'all 50 keys free for B once A released them');
+
+  // A stopped lock manager opens no new connection (nothing would release it, and the pool's end would wait for it
+  // forever): work still running when the server stops gets an error instead.
+  await locksA.close();
+  const clients = a.pool!.totalCount - a.pool!.idleCount;
+  await t.rejects(
+    locksA.withLock('vm:after-close', async () => 'ran'),
+    apiError({ code: 'SYS.1006' }),
+    'no lock after close',
+  );
+  t.equal(a.pool!.totalCount - a.pool!.idleCount, clients, 'no connection checked out');
 });

@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { Database } from '../db/index.js';
 import { Batcher } from './batcher.js';
 import { currentContext, timeoutError } from './context.js';
+import { err } from './errors.js';
 
 const POLL_MIN_MS = 5;
 const POLL_MAX_MS = 100;
@@ -79,10 +80,15 @@ export class LockManager {
 
   /** Closes the lock connection (server stop); advisory locks die with it. */
   async close(): Promise<void> {
+    this.closed = true;
     const c = this.connection;
     this.connection = undefined;
     if (c) (await c.catch(() => undefined))?.release(true);
   }
+
+  /** Set by `close`: work still running (a periodic task caught mid-way) gets an error, not a new lock connection,
+   *  which nothing would release and which would keep the pool (and the server's stop) waiting forever. */
+  private closed = false;
 
   private async acquireLocal(key: string): Promise<() => void> {
     const previous = this.tails.get(key) ?? Promise.resolve();
@@ -115,6 +121,7 @@ export class LockManager {
   }
 
   private lockConnection(): Promise<pg.PoolClient> {
+    if (this.closed) return Promise.reject(err('SYS.1006', 'the management node is stopping: no new locks'));
     if (!this.connection) {
       const pending = this.database.pool!.connect();
       this.connection = pending;
