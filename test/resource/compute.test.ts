@@ -232,6 +232,8 @@ t.test('clusters, hosts and offerings', async (t) => {
 
     await zs.updateSimulatorHost({ uuid: h.uuid, connected: true });
     await until('Connected again', async () => (await zs.queryHost({ q: [`uuid=${h.uuid}`, 'status=Connected'] })).inventories!.length === 1);
+    // The status event follows the committed status: it may come a moment after the query sees it.
+    await until('reconnect announced', async () => events.at(-1)?.newStatus === 'Connected');
     const transitions = events.map((e) => `${e.oldStatus}>${e.newStatus}`);
     t.ok(transitions.includes('Connected>Disconnected'), 'ping failure announced');
     t.equal(transitions.at(-1), 'Connecting>Connected', 'reconnect announced');
