@@ -5,6 +5,7 @@
 //   npx tsx bench/query/run.ts [--vms 100000] [--connections 64] [--duration 15] [--rounds 2]
 //   BENCH_NO_CACHE=1 …    the server with its reply cache off
 //   BENCH_TRY_INDEX=1 …   then adds indexes for the default sort on the bench database and measures again
+//   BENCH_KEEP_DB=1 …     keeps the database afterwards (for EXPLAIN with psql)
 //   BENCH_SERVER_ROOT=<checkout> …  the server of another checkout (the previous commit): a before/after pair of runs
 //                         (not two servers on one database: a second node starting reconciles the inserted VMs;
 //                         the bench's own server has its periodic reconciliation set to once a day)
@@ -180,7 +181,9 @@ try {
 } finally {
   await bare?.stop();
   await server.stop();
-  await database.drop();
+  // BENCH_KEEP_DB=1: the database stays for a look with psql (its name on stderr).
+  if (process.env.BENCH_KEEP_DB) console.error(`kept database ${database.name}`);
+  else await database.drop();
   rmSync(tmp, { recursive: true, force: true });
 }
 console.log(JSON.stringify(result));

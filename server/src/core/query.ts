@@ -8,6 +8,7 @@ import { alias, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
 import { decodeRow, perfOf, rows as rawRows, type Stamp, type Tx } from '../db/index.js';
 import { parseDate } from './dates.js';
 import { argErr } from './errors.js';
+import { selectJsonPage, type JsonPage, type JsonShape } from './json-page.js';
 
 export type FieldType = 'string' | 'number' | 'boolean' | 'date';
 
@@ -53,6 +54,17 @@ export interface InventoryDescriptor<Row = any, Inv = any> {
   ownerKey?: string;
   globalReadable?: boolean;
   toInventories(rows: Row[], db: Tx): Promise<Inv[]>;
+  /**
+   * The same inventories as `toInventories`, declared so that PostgreSQL renders a page as JSON text (core/json-page.ts):
+   * the Query API's reply is then assembled from text, without row decoding, objects or serialization.
+   */
+  json?: JsonShape;
+}
+
+/** How a Query API turns the engine's result into its reply: from objects, or from a page of JSON text. */
+export interface ReplyBuilder {
+  object(r: QueryReply): object;
+  page(p: JsonPage): string;
 }
 
 export interface QueryParams {
@@ -140,6 +152,38 @@ export class QueryEngine {
   }
 
   async query(db: Tx, inventory: string, params: QueryParams): Promise<QueryReply> {
+    const { d, where, reply } = await this.prepare(db, inventory, params);
+    if (params.count) return reply;
+    const fields = parseFields(d, params.fields);
+    const order = sortOf(d, alias(d.table, 't0'), params);
+    // Plain SQL and a precomputed column list instead of drizzle's select: its per-cell row mapping was most of the
+    // server's CPU for a page of inventories. Each value still goes through its column's own decoder.
+    const rows = await selectRows(
+      db,
+      d.table,
+      sql`${where} ORDER BY ${sql.join(order, sql`, `)} LIMIT ${params.limit ?? 1000}${params.start ? sql` OFFSET ${params.start}` : sql``}`,
+    );
+    let inventories = (await d.toInventories(rows as never[], db)) as Record<string, unknown>[];
+    if (fields) inventories = inventories.map((inv) => Object.fromEntries(fields.filter((f) => f in inv).map((f) => [f, inv[f]])));
+    reply.inventories = inventories;
+    return reply;
+  }
+
+  /**
+   * The page as JSON text rendered by PostgreSQL, when the inventory declares its shape and the request wants whole
+   * inventories (no `fields`, not a count alone); undefined otherwise (the caller takes `query`).
+   */
+  async jsonPage(db: Tx, inventory: string, params: QueryParams): Promise<JsonPage | undefined> {
+    const shape = this.descriptor(inventory).json;
+    if (!shape || params.count || params.fields) return undefined;
+    const { d, where, reply } = await this.prepare(db, inventory, params);
+    const order = sortOf(d, alias(d.table, 't0'), params);
+    const rows = await selectJsonPage(db, d.table, shape, { where, order, limit: params.limit ?? 1000, offset: params.start });
+    return { total: reply.total, rows };
+  }
+
+  /** The request's conditions (checked) and, when asked for, the total count. */
+  private async prepare(db: Tx, inventory: string, params: QueryParams): Promise<{ d: InventoryDescriptor; where: SQL; reply: QueryReply }> {
     const d = this.descriptor(inventory);
     const table = alias(d.table, 't0');
     const conditions = [...([] as string[]).concat(params.q ?? []).map(parseCondition), ...(params.conditions ?? [])].map((c) =>
@@ -147,27 +191,13 @@ export class QueryEngine {
     );
     if (d.where) conditions.push(d.where(table));
     if (params.accountScope && !d.globalReadable) conditions.push(visibleTo(d, table, params.accountScope));
-    const where = conditions.length ? and(...conditions) : undefined;
-
+    const where = conditions.length ? and(...conditions)! : sql`TRUE`;
     const reply: QueryReply = {};
     if (params.count || params.replyWithCount) {
       const [{ n }] = await db.select({ n: count() }).from(table).where(where);
       reply.total = Number(n);
-      if (params.count) return reply;
     }
-    const fields = parseFields(d, params.fields);
-    const order = sortOf(d, table, params);
-    // Plain SQL and a precomputed column list instead of drizzle's select: its per-cell row mapping was most of the
-    // server's CPU for a page of inventories. Each value still goes through its column's own decoder.
-    const rows = await selectRows(
-      db,
-      d.table,
-      sql`${where ?? sql`TRUE`} ORDER BY ${sql.join(order, sql`, `)} LIMIT ${params.limit ?? 1000}${params.start ? sql` OFFSET ${params.start}` : sql``}`,
-    );
-    let inventories = (await d.toInventories(rows as never[], db)) as Record<string, unknown>[];
-    if (fields) inventories = inventories.map((inv) => Object.fromEntries(fields.filter((f) => f in inv).map((f) => [f, inv[f]])));
-    reply.inventories = inventories;
-    return reply;
+    return { d, where, reply };
   }
 
   /** The cached reply of a request, if there is a current one; call after the freshness sync (`Perf.fresh`). */
@@ -177,14 +207,18 @@ export class QueryEngine {
   }
 
   /**
-   * The serialized reply of a Query API: `build` turns the engine's result into the reply (and may check it); its
+   * The serialized reply of a Query API: `build` turns the engine's result (a JSON page when the inventory has a
+   * shape, objects otherwise) into the reply (and may check it); its
    * JSON is cached (db/perf/reply-cache.ts) when the reply cache is on. Errors are never cached. `synced`: the
    * caller did the request's freshness sync (`Perf.fresh`) and it succeeded; otherwise it is done here.
    */
-  async reply(db: Tx, inventory: string, params: QueryParams, build: (r: QueryReply) => object, opts: { synced?: boolean } = {}): Promise<Buffer | string> {
+  async reply(db: Tx, inventory: string, params: QueryParams, build: ReplyBuilder, opts: { synced?: boolean } = {}): Promise<Buffer | string> {
     const perf = perfOf(db);
     const cache = perf?.replies;
-    const json = async () => JSON.stringify(build(await this.query(db, inventory, params)));
+    const json = async () => {
+      const page = await this.jsonPage(db, inventory, params);
+      return page ? build.page(page) : JSON.stringify(build.object(await this.query(db, inventory, params)));
+    };
     // Without the cache the JSON string is sent as it is; cached replies are kept (and sent) as bytes.
     if (!perf || !cache) return json();
     const compute = async () => Buffer.from(await json());

@@ -19,7 +19,8 @@ import { redactMessage, redactReply } from './secrets.js';
 import type { ParameterDef, SpecOperation } from './spec.js';
 import { checkThenRun, type Handler } from './handlers.js';
 import type { JobService } from './jobs.js';
-import type { QueryEngine, QueryParams } from './query.js';
+import type { QueryEngine, QueryParams, ReplyBuilder } from './query.js';
+import type { JsonPage } from './json-page.js';
 import { perfOf, type ChangeTracker, type Perf } from '../db/index.js';
 import { WireFormat, assertNoForbiddenKeys, normalizeBodyKey } from './wire.js';
 import { noteConnection, urgently } from './turns.js';
@@ -122,7 +123,28 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
     // A reply without inventories (a count, an empty reply) goes out without the (empty) map.
     return Object.keys(schema).length ? { ...body, schema } : body;
   };
-  const env: Env = { deps, admission: deps.admission ?? new AdmissionQueue(), perf: perfOf(deps.db), wire, withSchema };
+  /**
+   * The `schema` map's entries (JSON text, no braces) of a page rendered as text: row i's entries are those a reply
+   * with the row's skeleton alone would have (`inventories[0]…`), renamed to `inventories[i]…`; memoized by skeleton.
+   */
+  const rowSchemas = new Map<string, Array<[suffix: string, cls: string]>>();
+  const pageSchema = (apiName: string, page: JsonPage): string => {
+    const pointer = byId.get(apiName)?.replyPointer;
+    if (!pointer) return '';
+    const out: string[] = [];
+    page.rows.forEach((row, i) => {
+      const key = `${apiName} ${row.skeletonKey}`;
+      let entries = rowSchemas.get(key);
+      if (!entries) {
+        const map = wire.classSchema(pointer, { inventories: [row.skeleton] });
+        entries = Object.entries(map).map(([path, cls]) => [path.slice('inventories[0]'.length), JSON.stringify(cls)]);
+        if (rowSchemas.size < 10_000) rowSchemas.set(key, entries);
+      }
+      for (const [suffix, cls] of entries) out.push(`"inventories[${i}]${suffix}":${cls}`);
+    });
+    return out.join(',');
+  };
+  const env: Env = { deps, admission: deps.admission ?? new AdmissionQueue(), perf: perfOf(deps.db), wire, withSchema, pageSchema };
   if (!app.hasRequestDecorator('zstack')) app.decorateRequest('zstack', null);
   app.server.on('connection', noteConnection);
   for (const [key, prepared] of groups) {
@@ -149,6 +171,7 @@ interface Env {
   perf: Perf | undefined;
   wire: WireFormat;
   withSchema(apiName: string, body: unknown): unknown;
+  pageSchema(apiName: string, page: JsonPage): string;
 }
 
 /** What the stages learn about a request, in order (on `req.zstack`). */
@@ -336,7 +359,15 @@ async function executeStage(req: FastifyRequest, reply: FastifyReply, env: Env):
 
     if (op.x.kind === 'query') {
       // Query replies always carry the `schema` map (so it is part of the cached reply too).
-      const finishQuery = (result: unknown) => env.withSchema(op.operationId, finish(result)) as object;
+      const finishQuery: ReplyBuilder = {
+        object: (result) => env.withSchema(op.operationId, finish(result)) as object,
+        // The same reply from a page PostgreSQL rendered (key order as above: total, inventories, success, schema).
+        page: (page) => {
+          const head = `{${page.total === undefined ? '' : `"total":${page.total},`}"inventories":[${page.rows.map((row) => row.json).join(',')}],"success":true`;
+          if (p.validateReply) finish(JSON.parse(`${head}}`));
+          return page.rows.length ? `${head},"schema":{${env.pageSchema(op.operationId, page)}}}` : `${head}}`;
+        },
+      };
       // The reply's JSON, from the query engine's reply cache or computed (and checked by `finish`) and cached.
       const body = await runInContext(ctx, () => deps.query.reply(deps.db, op.x.query!, msg as QueryParams, finishQuery, { synced: Boolean(r.changes) }));
       return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(body);

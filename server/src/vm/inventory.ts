@@ -6,7 +6,7 @@ import { eq, sql } from 'drizzle-orm';
 import type { Inventory } from '@zstack-ts/openapi/helpers';
 import type { Tx } from '../db/index.js';
 import { vmInstances, vmNics, volumes } from '../db/schema/index.js';
-import { formatDate } from '../core/dates.js';
+import { columnFields, objectOf, type JsonShape } from '../core/json-page.js';
 import { fieldsFromTable, selectRows, type InventoryDescriptor } from '../core/query.js';
 
 export type VmRow = typeof vmInstances.$inferSelect;
@@ -16,76 +16,81 @@ export type VmInventory = Inventory<'VmInstanceInventory'> & Partial<Inventory<'
 type NicInventory = Inventory<'VmNicInventory'>;
 type VolumeInventory = Inventory<'VolumeInventory'>;
 
-// Upstream leaves null references out of its JSON. Objects are built key by key in the inventory's order, skipping
-// empty values (no `delete`, which turns objects into slow dictionaries: a page of 100 VMs builds ~700 of them).
-function put(o: Record<string, unknown>, k: string, v: unknown): void {
-  if (v !== null && v !== undefined) o[k] = v;
-}
+// One shape per inventory, in upstream's field order (core/json-page.ts): it builds the objects of replies and lets
+// PostgreSQL render Query API pages as JSON text, so both give the same bytes. Upstream leaves null references out.
+const nicShape: JsonShape = {
+  fields: columnFields('uuid', 'vmInstanceUuid', 'l3NetworkUuid', 'ip', 'mac', 'netmask', 'gateway', 'metaData', 'deviceId', 'createDate', 'lastOpDate'),
+};
+
+const volumeShape: JsonShape = {
+  fields: columnFields(
+    'uuid',
+    'name',
+    'description',
+    'primaryStorageUuid',
+    'vmInstanceUuid',
+    'diskOfferingUuid',
+    'rootImageUuid',
+    'installPath',
+    'type',
+    'format',
+    'size',
+    'deviceId',
+    'state',
+    'status',
+    'createDate',
+    'lastOpDate',
+  ),
+};
+
+const appliance = { column: 'type', equals: 'ApplianceVm' };
+
+/** A VM with its NICs and volumes; appliance VMs add their appliance fields (VirtualRouterVmInventory). */
+const vmShape: JsonShape = {
+  fields: [
+    ...columnFields(
+      'uuid',
+      'name',
+      'description',
+      'zoneUuid',
+      'clusterUuid',
+      'hostUuid',
+      'lastHostUuid',
+      'imageUuid',
+      'instanceOfferingUuid',
+      'rootVolumeUuid',
+      'defaultL3NetworkUuid',
+      'platform',
+      'type',
+      'hypervisorType',
+      'memorySize',
+      'cpuNum',
+      'cpuSpeed',
+      'allocatorStrategy',
+      'state',
+    ),
+    { name: 'vmNics', nested: { table: vmNics, shape: nicShape, localKey: 'uuid', remoteKey: 'vmInstanceUuid', orderBy: 'deviceId' } },
+    { name: 'allVolumes', nested: { table: volumes, shape: volumeShape, localKey: 'uuid', remoteKey: 'vmInstanceUuid', orderBy: 'deviceId' } },
+    ...columnFields('createDate', 'lastOpDate'),
+    ...['applianceVmType', 'managementNetworkUuid', 'publicNetworkUuid', 'defaultRouteL3NetworkUuid', 'status'].map((key) => ({
+      name: key,
+      column: key,
+      when: appliance,
+    })),
+  ],
+  discriminator: 'type',
+};
 
 export function nicInventory(n: NicRow): NicInventory {
-  const o: Record<string, unknown> = { uuid: n.uuid, vmInstanceUuid: n.vmInstanceUuid, l3NetworkUuid: n.l3NetworkUuid };
-  put(o, 'ip', n.ip);
-  o.mac = n.mac;
-  put(o, 'netmask', n.netmask);
-  put(o, 'gateway', n.gateway);
-  put(o, 'metaData', n.metaData);
-  o.deviceId = n.deviceId;
-  o.createDate = formatDate(n.createDate);
-  o.lastOpDate = formatDate(n.lastOpDate);
-  return o as NicInventory;
+  return objectOf(nicShape, n) as NicInventory;
 }
 
 export function volumeInventory(v: VolumeRow): VolumeInventory {
-  const o: Record<string, unknown> = { uuid: v.uuid, name: v.name };
-  put(o, 'description', v.description);
-  put(o, 'primaryStorageUuid', v.primaryStorageUuid);
-  put(o, 'vmInstanceUuid', v.vmInstanceUuid);
-  put(o, 'diskOfferingUuid', v.diskOfferingUuid);
-  put(o, 'rootImageUuid', v.rootImageUuid);
-  put(o, 'installPath', v.installPath);
-  o.type = v.type;
-  o.format = v.format;
-  o.size = v.size;
-  put(o, 'deviceId', v.deviceId);
-  o.state = v.state;
-  o.status = v.status;
-  o.createDate = formatDate(v.createDate);
-  o.lastOpDate = formatDate(v.lastOpDate);
-  return o as VolumeInventory;
+  return objectOf(volumeShape, v) as VolumeInventory;
 }
 
-/** A VM with its NICs and volumes; appliance VMs add their appliance fields (VirtualRouterVmInventory). */
 function vmInventoryOf(vm: VmRow, nics: NicInventory[], vols: VolumeInventory[]): VmInventory {
-  const o: Record<string, unknown> = { uuid: vm.uuid, name: vm.name };
-  put(o, 'description', vm.description);
-  put(o, 'zoneUuid', vm.zoneUuid);
-  put(o, 'clusterUuid', vm.clusterUuid);
-  put(o, 'hostUuid', vm.hostUuid);
-  put(o, 'lastHostUuid', vm.lastHostUuid);
-  put(o, 'imageUuid', vm.imageUuid);
-  put(o, 'instanceOfferingUuid', vm.instanceOfferingUuid);
-  put(o, 'rootVolumeUuid', vm.rootVolumeUuid);
-  put(o, 'defaultL3NetworkUuid', vm.defaultL3NetworkUuid);
-  put(o, 'platform', vm.platform);
-  o.type = vm.type;
-  put(o, 'hypervisorType', vm.hypervisorType);
-  o.memorySize = vm.memorySize;
-  o.cpuNum = vm.cpuNum;
-  o.cpuSpeed = vm.cpuSpeed;
-  put(o, 'allocatorStrategy', vm.allocatorStrategy);
-  o.state = vm.state;
-  o.vmNics = nics;
-  o.allVolumes = vols;
-  o.createDate = formatDate(vm.createDate);
-  o.lastOpDate = formatDate(vm.lastOpDate);
-  if (vm.type === 'ApplianceVm') {
-    put(o, 'applianceVmType', vm.applianceVmType);
-    put(o, 'managementNetworkUuid', vm.managementNetworkUuid);
-    put(o, 'publicNetworkUuid', vm.publicNetworkUuid);
-    put(o, 'defaultRouteL3NetworkUuid', vm.defaultRouteL3NetworkUuid);
-    put(o, 'status', vm.status);
-  }
-  return o as VmInventory;
+  return objectOf(vmShape, vm, { vmNics: nics, allVolumes: vols }) as VmInventory;
 }
 
 function groupBy<T, V>(items: T[], key: (t: T) => string, map: (t: T) => V): Map<string, V[]> {
@@ -143,6 +148,7 @@ export const vmDescriptor: InventoryDescriptor<VmRow> = {
   expand: vmExpand,
   defaultSort: 'createDate',
   toInventories: vmInventories,
+  json: vmShape,
 };
 
 export const nicDescriptor: InventoryDescriptor<NicRow> = {
@@ -159,6 +165,7 @@ export const nicDescriptor: InventoryDescriptor<NicRow> = {
   },
   defaultSort: 'createDate',
   toInventories: async (rows) => rows.map(nicInventory),
+  json: nicShape,
 };
 
 export const volumeDescriptor: InventoryDescriptor<VolumeRow> = {
@@ -174,4 +181,5 @@ export const volumeDescriptor: InventoryDescriptor<VolumeRow> = {
   },
   defaultSort: 'createDate',
   toInventories: async (rows) => rows.map(volumeInventory),
+  json: volumeShape,
 };

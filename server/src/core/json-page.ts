@@ -1,0 +1,196 @@
+// A page of inventories as JSON text built by PostgreSQL: one statement selects the page and renders each row
+// (with its nested inventories) in the inventory's field order, so the server neither decodes rows nor builds and
+// serializes objects — what most of a computed query's CPU went to (bench/README.md, query section). An inventory
+// opts in by declaring its `JsonShape` beside its row mapping; test/resource/json-page.test.ts checks that both
+// render the same bytes.
+import { getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
+import { PgDialect, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
+import { rows as rawRows, type Tx } from '../db/index.js';
+import { formatDate } from './dates.js';
+
+/** One field of an inventory, in reply order. A null value leaves the field out (as upstream's Gson does). */
+export type JsonField =
+  | {
+      name: string;
+      /** Column key on the table; a timestamp renders as upstream's date (`Jan 30, 2016 3:01:03 PM`, UTC). */
+      column: string;
+      /** Only rows whose `column` equals `equals` carry the field (e.g. an appliance VM's own fields). */
+      when?: { column: string; equals: string };
+    }
+  | {
+      name: string;
+      /** Rows of `table` whose `remoteKey` equals this row's `localKey`, ordered by `orderBy`: always an array. */
+      nested: { table: PgTable; shape: JsonShape; localKey: string; remoteKey: string; orderBy: string };
+    };
+
+export interface JsonShape {
+  fields: JsonField[];
+  /** The field (a column field) whose value picks the inventory's subclass in the reply's `schema` map (`x-zstack-subclasses`). */
+  discriminator?: string;
+}
+
+export interface JsonRow {
+  /** The inventory's JSON text. */
+  json: string;
+  /** What the reply's `schema` map depends on: the discriminator's value and each nested array's length. */
+  skeleton: Record<string, unknown>;
+  /** A key equal for equal skeletons. */
+  skeletonKey: string;
+}
+
+export interface JsonPage {
+  total?: number;
+  rows: JsonRow[];
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const DATE_FORMAT = `'Mon FMDD, YYYY FMHH12:MI:SS AM'`;
+
+function columnOf(table: PgTable, key: string): PgColumn {
+  const col = (getTableColumns(table) as Record<string, PgColumn>)[key];
+  if (!col) throw new Error(`${getTableName(table)} has no column ${key}`);
+  return col;
+}
+
+/** `alias."column"` as JSON text (dates in upstream's format); only types whose JSON PostgreSQL and JSON.stringify agree on. */
+function valueSql(table: PgTable, alias: string, key: string): SQL {
+  const col = columnOf(table, key);
+  const ref = sql`${sql.identifier(alias)}.${sql.identifier(col.name)}`;
+  switch (col.columnType) {
+    case 'PgText':
+    case 'PgBoolean':
+      return sql`to_json(${ref})`;
+    case 'PgInteger':
+    case 'PgSerial':
+    case 'PgBigInt53':
+    case 'PgSmallInt':
+      return ref;
+    case 'PgTimestamp':
+      if (!(col as unknown as { withTimezone: boolean }).withTimezone) break;
+      // The format has nothing JSON would escape.
+      return sql`'"' || to_char(${ref} AT TIME ZONE 'UTC', ${sql.raw(DATE_FORMAT)}) || '"'`;
+  }
+  // Floats, JSON and arrays render differently in PostgreSQL and in JS: not for this path.
+  throw new Error(`${getTableName(table)}.${key} (${col.columnType}) cannot be rendered as JSON by PostgreSQL`);
+}
+
+/**
+ * The object as text: `concat` of one `,"name":value` piece per field. A null value makes its piece null, and
+ * `concat` skips nulls: the field is left out (cheaper than json_build_object + json_strip_nulls, which look up
+ * each argument's type on every row). The first field must never be null (it carries no comma).
+ */
+function objectSql(table: PgTable, alias: string, shape: JsonShape, nested: (name: string) => SQL): SQL {
+  const first = shape.fields[0];
+  if (!first || !('column' in first) || first.when || !columnOf(table, first.column).notNull) {
+    throw new Error(`${getTableName(table)}: the first field of a JSON shape must be a column that is never null`);
+  }
+  const parts = shape.fields.map((f, i) => {
+    if (!NAME.test(f.name)) throw new Error(`field name ${f.name} cannot be rendered`);
+    const key = sql.raw(`'${i ? ',' : ''}"${f.name}":'`);
+    if ('nested' in f) return sql`${key} || ${nested(f.name)}`;
+    const value = sql`${key} || ${valueSql(table, alias, f.column)}`;
+    if (!f.when) return value;
+    if (!NAME.test(f.when.equals)) throw new Error(`condition value ${f.when.equals} cannot be rendered`);
+    const cond = sql`${sql.identifier(alias)}.${sql.identifier(columnOf(table, f.when.column).name)} = ${sql.raw(`'${f.when.equals}'`)}`;
+    return sql`CASE WHEN ${cond} THEN ${value} END`;
+  });
+  return sql`concat('{', ${sql.join(parts, sql`, `)}, '}')`;
+}
+
+/** What a shape renders to, compiled once: the select list and the lateral joins as SQL text (no parameters). */
+interface Compiled {
+  select: SQL;
+  joins: SQL;
+  nested: string[];
+}
+const compiled = new WeakMap<JsonShape, Compiled>();
+const dialect = new PgDialect();
+
+/** Static SQL (identifiers and literals only) → raw text, so a request does not build it again. */
+function frozen(chunk: SQL): SQL {
+  const { sql: text, params } = dialect.sqlToQuery(chunk);
+  if (params.length) throw new Error('a JSON shape rendered with parameters');
+  return sql.raw(text);
+}
+
+function compile(table: PgTable, shape: JsonShape): Compiled {
+  const nestedFields = shape.fields.filter((f): f is Extract<JsonField, { nested: unknown }> => 'nested' in f);
+  const laterals = nestedFields.map((f, i) => {
+    const n = f.nested;
+    if (n.shape.fields.some((x) => 'nested' in x)) throw new Error(`${f.name}: nested inventories one level deep only`);
+    const alias = `n${i}`;
+    const element = objectSql(n.table, alias, n.shape, () => sql``);
+    const remote = sql`${sql.identifier(alias)}.${sql.identifier(columnOf(n.table, n.remoteKey).name)}`;
+    const local = sql`${sql.identifier('t0')}.${sql.identifier(columnOf(table, n.localKey).name)}`;
+    const order = sql`${sql.identifier(alias)}.${sql.identifier(columnOf(n.table, n.orderBy).name)}`;
+    return sql` LEFT JOIN LATERAL (SELECT '[' || COALESCE(string_agg(${element}, ',' ORDER BY ${order}), '') || ']' AS v, count(*)::int AS n FROM ${sql.identifier(getTableName(n.table))} ${sql.identifier(alias)} WHERE ${remote} = ${local}) ${sql.identifier(`j${i}`)} ON TRUE`;
+  });
+  const object = objectSql(table, 't0', shape, (name) => sql`${sql.identifier(`j${nestedFields.findIndex((f) => f.name === name)}`)}.v`);
+  const counts = nestedFields.map((_, i) => sql`, ${sql.identifier(`j${i}`)}.n AS ${sql.identifier(`n${i}`)}`);
+  const picker = shape.fields.find((f) => f.name === shape.discriminator);
+  if (shape.discriminator && !(picker && 'column' in picker)) throw new Error(`discriminator ${shape.discriminator} is not a column field`);
+  const discriminator = picker && 'column' in picker ? sql`, ${sql.identifier('t0')}.${sql.identifier(columnOf(table, picker.column).name)} AS d` : sql``;
+  return {
+    select: frozen(sql`${object} AS j${discriminator}${sql.join(counts, sql``)}`),
+    joins: frozen(sql.join(laterals, sql``)),
+    nested: nestedFields.map((f) => f.name),
+  };
+}
+
+/**
+ * The page: `where`, `order` and the bounds select rows of `table` aliased `t0` (the same SQL the object path uses),
+ * then each is rendered with its nested arrays (one lateral aggregate per nested field, after the limit).
+ */
+export async function selectJsonPage(
+  db: Tx,
+  table: PgTable,
+  shape: JsonShape,
+  page: { where: SQL; order: SQL[]; limit: number; offset?: number },
+): Promise<JsonRow[]> {
+  let c = compiled.get(shape);
+  if (!c) compiled.set(shape, (c = compile(table, shape)));
+  const bounds = sql`LIMIT ${page.limit}${page.offset ? sql` OFFSET ${page.offset}` : sql``}`;
+  const orderBy = sql.join(page.order, sql`, `);
+  const inner = sql`SELECT * FROM ${sql.identifier(getTableName(table))} ${sql.identifier('t0')} WHERE ${page.where} ORDER BY ${orderBy} ${bounds}`;
+  const raw = await rawRows<Record<string, unknown>>(db, sql`SELECT ${c.select} FROM (${inner}) ${sql.identifier('t0')}${c.joins} ORDER BY ${orderBy}`);
+  const nested = c.nested;
+  return raw.map((r) => {
+    const skeleton: Record<string, unknown> = {};
+    let skeletonKey = '';
+    if (shape.discriminator) {
+      skeleton[shape.discriminator] = r.d;
+      skeletonKey = String(r.d);
+    }
+    nested.forEach((name, i) => {
+      const n = Number(r[`n${i}`]);
+      skeleton[name] = Array.from({ length: n }, () => ({}));
+      skeletonKey += `|${n}`;
+    });
+    return { json: r.j as string, skeleton, skeletonKey };
+  });
+}
+
+/** Fields named as their columns. */
+export function columnFields(...keys: string[]): JsonField[] {
+  return keys.map((key) => ({ name: key, column: key }));
+}
+
+/**
+ * The inventory of a decoded row (drizzle's row object) by the same shape, for replies built from objects: the
+ * same fields in the same order, dates formatted, nulls left out. `nested` holds each nested field's inventories.
+ * Objects are built key by key (no `delete`, which turns objects into slow dictionaries).
+ */
+export function objectOf(shape: JsonShape, row: Record<string, unknown>, nested: Record<string, unknown[]> = {}): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  for (const f of shape.fields) {
+    if ('nested' in f) {
+      o[f.name] = nested[f.name] ?? [];
+      continue;
+    }
+    if (f.when && row[f.when.column] !== f.when.equals) continue;
+    const v = row[f.column];
+    if (v === null || v === undefined) continue;
+    o[f.name] = v instanceof Date ? formatDate(v) : v;
+  }
+  return o;
+}
