@@ -32,8 +32,9 @@ export interface JsonShape {
 export interface JsonRow {
   /** The inventory's JSON text. */
   json: string;
-  /** What the reply's `schema` map depends on: the discriminator's value and each nested array's length. */
-  skeleton: Record<string, unknown>;
+  /** What the reply's `schema` map depends on: the discriminator's value and each nested array's length (built
+   *  only when its key is not memoized yet). */
+  skeleton(): Record<string, unknown>;
   /** A key equal for equal skeletons. */
   skeletonKey: string;
 }
@@ -155,18 +156,14 @@ export async function selectJsonPage(
   const raw = await rawRows<Record<string, unknown>>(db, sql`SELECT ${c.select} FROM (${inner}) ${sql.identifier('t0')}${c.joins} ORDER BY ${orderBy}`);
   const nested = c.nested;
   return raw.map((r) => {
-    const skeleton: Record<string, unknown> = {};
-    let skeletonKey = '';
-    if (shape.discriminator) {
-      skeleton[shape.discriminator] = r.d;
-      skeletonKey = String(r.d);
-    }
-    nested.forEach((name, i) => {
-      const n = Number(r[`n${i}`]);
-      skeleton[name] = Array.from({ length: n }, () => ({}));
-      skeletonKey += `|${n}`;
-    });
-    return { json: r.j as string, skeleton, skeletonKey };
+    const counts = nested.map((_, i) => Number(r[`n${i}`]));
+    const skeleton = () => {
+      const out: Record<string, unknown> = {};
+      if (shape.discriminator) out[shape.discriminator] = r.d;
+      nested.forEach((name, i) => (out[name] = Array.from({ length: counts[i] }, () => ({}))));
+      return out;
+    };
+    return { json: r.j as string, skeleton, skeletonKey: `${shape.discriminator ? String(r.d) : ''}|${counts.join('|')}` };
   });
 }
 

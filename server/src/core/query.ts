@@ -152,10 +152,10 @@ export class QueryEngine {
   }
 
   async query(db: Tx, inventory: string, params: QueryParams): Promise<QueryReply> {
-    const { d, where, reply } = await this.prepare(db, inventory, params);
+    const { d, table, where, reply } = await this.prepare(db, inventory, params);
     if (params.count) return reply;
     const fields = parseFields(d, params.fields);
-    const order = sortOf(d, alias(d.table, 't0'), params);
+    const order = sortOf(d, table, params);
     // Plain SQL and a precomputed column list instead of drizzle's select: its per-cell row mapping was most of the
     // server's CPU for a page of inventories. Each value still goes through its column's own decoder.
     const rows = await selectRows(
@@ -176,14 +176,13 @@ export class QueryEngine {
   async jsonPage(db: Tx, inventory: string, params: QueryParams): Promise<JsonPage | undefined> {
     const shape = this.descriptor(inventory).json;
     if (!shape || params.count || params.fields) return undefined;
-    const { d, where, reply } = await this.prepare(db, inventory, params);
-    const order = sortOf(d, alias(d.table, 't0'), params);
-    const rows = await selectJsonPage(db, d.table, shape, { where, order, limit: params.limit ?? 1000, offset: params.start });
+    const { d, table, where, reply } = await this.prepare(db, inventory, params);
+    const rows = await selectJsonPage(db, d.table, shape, { where, order: sortOf(d, table, params), limit: params.limit ?? 1000, offset: params.start });
     return { total: reply.total, rows };
   }
 
   /** The request's conditions (checked) and, when asked for, the total count. */
-  private async prepare(db: Tx, inventory: string, params: QueryParams): Promise<{ d: InventoryDescriptor; where: SQL; reply: QueryReply }> {
+  private async prepare(db: Tx, inventory: string, params: QueryParams): Promise<{ d: InventoryDescriptor; table: any; where: SQL; reply: QueryReply }> {
     const d = this.descriptor(inventory);
     const table = alias(d.table, 't0');
     const conditions = [...([] as string[]).concat(params.q ?? []).map(parseCondition), ...(params.conditions ?? [])].map((c) =>
@@ -197,7 +196,7 @@ export class QueryEngine {
       const [{ n }] = await db.select({ n: count() }).from(table).where(where);
       reply.total = Number(n);
     }
-    return { d, where, reply };
+    return { d, table, where, reply };
   }
 
   /** The cached reply of a request, if there is a current one; call after the freshness sync (`Perf.fresh`). */

@@ -136,7 +136,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
       const key = `${apiName} ${row.skeletonKey}`;
       let entries = rowSchemas.get(key);
       if (!entries) {
-        const map = wire.classSchema(pointer, { inventories: [row.skeleton] });
+        const map = wire.classSchema(pointer, { inventories: [row.skeleton()] });
         entries = Object.entries(map).map(([path, cls]) => [path.slice('inventories[0]'.length), JSON.stringify(cls)]);
         if (rowSchemas.size < 10_000) rowSchemas.set(key, entries);
       }
