@@ -91,4 +91,34 @@ t.test('statement templates', async (t) => {
     const [arr] = await templates.rows<{ n: number }>(db, 'array', (b) => sql`SELECT cardinality(${b.array('ids', ['a', 'b', 'c'])}::text[]) AS n`);
     t.equal(arr.n, 3, 'an array is one parameter');
   });
+
+  t.test('deferred: values bound first, the statement built only when its shape has no text', async (t) => {
+    const templates = new StatementTemplates({ check: false });
+    let built = 0;
+    const deferred = (min: number, desc: boolean) => (b: Bind) => {
+      const m = b('min', min);
+      const newestFirst = b.shape(desc);
+      return () => {
+        built++;
+        return sql`SELECT id FROM ${items} WHERE ${items.n} >= ${m} ORDER BY ${newestFirst ? sql`${items.n} DESC` : sql`${items.n}`}`;
+      };
+    };
+    const ids = async (min: number, desc = false) => (await templates.rows<{ id: string }>(db, 'deferred', deferred(min, desc))).map((r) => r.id);
+    t.same(await ids(3), ['i3', 'i4', 'i5']);
+    t.same(await ids(4), ['i4', 'i5'], 'a new value in the known text');
+    t.same(await ids(4, true), ['i5', 'i4'], 'a declared choice: another shape');
+    t.equal(built, 2, 'three calls, two shapes: built twice');
+    await t.rejects(
+      templates.rows(db, 'late', (b) => () => sql`SELECT ${b('late', 1)}::int`),
+      /late bound after the statement's values were taken/,
+      'a value bound in the deferred part would not be part of the shape',
+    );
+    const checking = new StatementTemplates({ check: true });
+    const frozen = (n: number) => (b: Bind) => {
+      const id = b('id', 'x');
+      return () => sql`SELECT id FROM ${items} WHERE n >= ${n} AND id <> ${id}`;
+    };
+    await checking.rows(db, 'frozen', frozen(1));
+    await t.rejects(checking.rows(db, 'frozen', frozen(2)), /parameter \$1 is not bound/, 'check mode builds every call and compares');
+  });
 });

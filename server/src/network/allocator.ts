@@ -141,17 +141,22 @@ export function usedIpInsertIfFree(uuid: string, l3Uuid: string, r: IpRangeRow, 
  * only when free and not being inserted by another transaction (try-lock, ON CONFLICT DO NOTHING); nothing is
  * inserted otherwise, and the caller then uses allocateIp. RETURNING uuid, ip, netmask, gateway; usable as a CTE.
  */
-export function freeIpInsert(uuid: string, l3Uuid: string, opts: Pick<AllocateIpOptions, 'usedFor' | 'vmNicUuid'>, bind: Bind = immediate): SQL {
+/** Its values are bound now; the SQL is built by the function returned (db/perf/template.ts `Deferred`). */
+export function bindFreeIpInsert(uuid: string, l3Uuid: string, opts: Pick<AllocateIpOptions, 'usedFor' | 'vmNicUuid'>, bind: Bind): () => SQL {
   const l3 = bind('l3NetworkUuid', l3Uuid);
-  // A user VM's address only on an Enabled L3: the row lock waits for a deletion's fence (it makes the L3 Disabled
-  // while holding the row, vm/allocation/fences.ts), and the state is then read again on the row it changed.
   // (The purpose is a bound value: the statement's text is the same for every purpose, rendered once.)
-  const enabledL3 = sql` AND (${bind('usedFor', opts.usedFor)}::text <> 'UserVm' OR EXISTS (SELECT 1 FROM ${l3Networks} l WHERE l.uuid = ${l3} AND l.state = 'Enabled' FOR KEY SHARE))`;
-  const ipToLongSql = (col: SQL) =>
-    sql`((split_part(${col}, '.', 1)::bigint << 24) + (split_part(${col}, '.', 2)::bigint << 16) + (split_part(${col}, '.', 3)::bigint << 8) + split_part(${col}, '.', 4)::bigint)`;
-  return sql`INSERT INTO ${usedIps} (uuid, ip_range_uuid, l3_network_uuid, ip, ip_in_long, netmask, gateway, used_for, vm_nic_uuid)
-    SELECT ${bind('uuid', uuid)}, c.uuid, ${l3}, concat_ws('.', (c.n >> 24) & 255, (c.n >> 16) & 255, (c.n >> 8) & 255, c.n & 255), c.n, c.netmask, c.gateway,
-           ${bind('usedFor', opts.usedFor)}, ${bind('vmNicUuid', opts.vmNicUuid ?? null)}
+  const usedFor = bind('usedFor', opts.usedFor);
+  const usedIpUuid = bind('uuid', uuid);
+  const vmNicUuid = bind('vmNicUuid', opts.vmNicUuid ?? null);
+  return () => {
+    // A user VM's address only on an Enabled L3: the row lock waits for a deletion's fence (it makes the L3 Disabled
+    // while holding the row, vm/allocation/fences.ts), and the state is then read again on the row it changed.
+    const enabledL3 = sql` AND (${usedFor}::text <> 'UserVm' OR EXISTS (SELECT 1 FROM ${l3Networks} l WHERE l.uuid = ${l3} AND l.state = 'Enabled' FOR KEY SHARE))`;
+    const ipToLongSql = (col: SQL) =>
+      sql`((split_part(${col}, '.', 1)::bigint << 24) + (split_part(${col}, '.', 2)::bigint << 16) + (split_part(${col}, '.', 3)::bigint << 8) + split_part(${col}, '.', 4)::bigint)`;
+    return sql`INSERT INTO ${usedIps} (uuid, ip_range_uuid, l3_network_uuid, ip, ip_in_long, netmask, gateway, used_for, vm_nic_uuid)
+    SELECT ${usedIpUuid}, c.uuid, ${l3}, concat_ws('.', (c.n >> 24) & 255, (c.n >> 16) & 255, (c.n >> 8) & 255, c.n & 255), c.n, c.netmask, c.gateway,
+           ${usedFor}, ${vmNicUuid}
       FROM (
         SELECT r.uuid, r.netmask, r.gateway, n FROM (
           SELECT ir.uuid, ir.netmask, ir.gateway, b.hi, b.lo + floor(random() * (b.hi - b.lo + 1))::bigint AS start
@@ -165,6 +170,7 @@ export function freeIpInsert(uuid: string, l3Uuid: string, opts: Pick<AllocateIp
         LIMIT 1) c
      WHERE pg_try_advisory_xact_lock(hashtextextended('used-ip:' || ${l3}::text || ':' || c.n, 0))
     ON CONFLICT (l3_network_uuid, ip_in_long) DO NOTHING RETURNING uuid, ip, netmask, gateway`;
+  };
 }
 
 async function usedCount(tx: Tx, l3Uuid: string, lo: number, hi: number): Promise<number> {

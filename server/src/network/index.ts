@@ -14,7 +14,7 @@ declare module '../services.js' {
 }
 
 export { NetworkService };
-export { freeIpInsert } from './allocator.js';
+export { bindFreeIpInsert } from './allocator.js';
 export { ipToLong, isIpv4 } from './ip.js';
 export type { AllocateIpOptions, AllocatedIp, IpAllocatorStrategy } from './allocator.js';
 

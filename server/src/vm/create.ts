@@ -23,9 +23,9 @@ import {
   volumes,
   zones,
 } from '../db/schema/index.js';
-import { allocateHost, DEFAULT_ALLOCATOR_STRATEGY, reserveHostQuery, type HostRequirement, type HostRow } from './allocation/host-allocator.js';
-import { freeIpInsert } from '../network/index.js';
-import { pickPrimaryStorageQuery, reservePrimaryStorageQuery } from './allocation/primary-storage-allocator.js';
+import { allocateHost, bindHostReservation, DEFAULT_ALLOCATOR_STRATEGY, type HostRequirement, type HostRow } from './allocation/host-allocator.js';
+import { bindFreeIpInsert } from '../network/index.js';
+import { bindPrimaryStoragePick, bindPrimaryStorageReservation } from './allocation/primary-storage-allocator.js';
 import type { NicRow, VmRow, VolumeRow } from './inventory.js';
 import { allocateNic, deleteNic } from './nics.js';
 import { staticIpsOf } from './tags.js';
@@ -388,29 +388,39 @@ async function reserveInOneStatement(app: DomainContext, d: CreateData, plan: Pl
   let row: { host: Json; ps: Json; vm: Json; vols: Json[]; nics: Json[] };
   try {
     [row] = await reservations.rows<typeof row>(app.db, 'reserve-vm', (bind) => {
+      // Every value is bound first; the SQL is built only when this shape has no text yet (db/perf/template.ts).
       const nicUuid = newUuid();
-      const ip = freeIpInsert(newUuid(), nic.l3NetworkUuid, { usedFor: plan.usedFor, vmNicUuid: nicUuid }, within(bind, 'ip'));
+      const ip = bindFreeIpInsert(newUuid(), nic.l3NetworkUuid, { usedFor: plan.usedFor, vmNicUuid: nicUuid }, within(bind, 'ip'));
       const psReq = { clusterUuid: sql`(SELECT cluster_uuid FROM h)`, bytes: req.newVolumeBytes, required: d.placement.primaryStorageUuidForRootVolume };
-      const pick = pickPrimaryStorageQuery(app.db, psReq, within(bind, 'ps'));
-      const ps = reservePrimaryStorageQuery(app.db, psReq, within(bind, 'ps'), sql`(SELECT uuid FROM pspick)`);
-      return sql`WITH h AS (${reserveHostQuery(app.db, req, within(bind, 'host')).getSQL()}),
-        pspick AS MATERIALIZED (${pick.getSQL()}),
-        ps AS (${ps.getSQL()}),
+      const pick = bindPrimaryStoragePick(psReq, within(bind, 'ps'));
+      const ps = bindPrimaryStorageReservation(psReq, within(bind, 'ps'), sql`(SELECT uuid FROM pspick)`);
+      const host = bindHostReservation(req, within(bind, 'host'));
+      const vm = bindAll(bind, 'vm', plan.vm);
+      const vols = plan.vols.map((v, i) => bindAll(bind, `vol.${i}`, v));
+      const nicValues = {
+        uuid: bind('nic.uuid', nicUuid),
+        l3NetworkUuid: bind('nic.l3NetworkUuid', nic.l3NetworkUuid),
+        mac: bind('nic.mac', app.use('networks').generateMac(0)),
+        metaData: bind('nic.metaData', nic.metaData ?? null),
+      };
+      return () => sql`WITH h AS (${host(app.db).getSQL()}),
+        pspick AS MATERIALIZED (${pick(app.db).getSQL()}),
+        ps AS (${ps(app.db).getSQL()}),
         vm AS (${app.db
           .insert(vmInstances)
-          .values({ ...bindAll(bind, 'vm', plan.vm), hostUuid: sql`(SELECT uuid FROM h)` })
+          .values({ ...vm, hostUuid: sql`(SELECT uuid FROM h)` })
           .returning()
           .getSQL()}),
         vol AS (${app.db
           .insert(volumes)
-          .values(plan.vols.map((v, i) => ({ ...bindAll(bind, `vol.${i}`, v), primaryStorageUuid: sql`(SELECT uuid FROM pspick)` })))
+          .values(vols.map((v) => ({ ...v, primaryStorageUuid: sql`(SELECT uuid FROM pspick)` })))
           .returning()
           .getSQL()}),
-        ip AS (${ip}),
+        ip AS (${ip()}),
         nic AS (
           INSERT INTO ${vmNics} (uuid, vm_instance_uuid, l3_network_uuid, used_ip_uuid, ip, netmask, gateway, mac, meta_data, device_id, internal_name, hypervisor_type)
-          SELECT ${bind('nic.uuid', nicUuid)}, vm.uuid, ${bind('nic.l3NetworkUuid', nic.l3NetworkUuid)}, ip.uuid, ip.ip, ip.netmask, ip.gateway,
-                 ${bind('nic.mac', app.use('networks').generateMac(0))}, ${bind('nic.metaData', nic.metaData ?? null)}, 0, 'vnic' || vm.internal_id || '.0', h.hypervisor_type
+          SELECT ${nicValues.uuid}, vm.uuid, ${nicValues.l3NetworkUuid}, ip.uuid, ip.ip, ip.netmask, ip.gateway,
+                 ${nicValues.mac}, ${nicValues.metaData}, 0, 'vnic' || vm.internal_id || '.0', h.hypervisor_type
             FROM vm, ip, h
           ON CONFLICT (mac) DO NOTHING RETURNING *
         )

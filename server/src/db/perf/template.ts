@@ -9,6 +9,11 @@
 // that binds nothing (`bind.shape(x)`: an ORDER BY variant, a clause without values). With
 // ZSTACK_CHECK_STATEMENT_SHAPES=1 (the test harness sets it) every call also renders and compares, so a choice
 // that was not declared fails a test instead of running another shape's text.
+//
+// Building a statement with drizzle's query builders costs about as much as rendering it. A builder may therefore
+// bind every value first and return a `Deferred`: a function that builds the SQL from the placeholders it got,
+// called only when its shape's text is not known yet (and on every call when checking). A value bound after that
+// (inside the deferred part) is an error: it would not be part of the shape.
 import { is, Param, Placeholder, sql, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type { Tx } from '../index.js';
@@ -44,13 +49,19 @@ export function bindAll<T extends object>(bind: Bind, prefix: string, row: T): T
   return out as T;
 }
 
+/** A statement's SQL, built on demand from the placeholders its builder bound beforehand. */
+export type Deferred<T = SQL> = () => T;
+
 class Recording {
   values: Record<string, unknown> = {};
   key: string[] = [];
+  /** Set once the key is taken: binding after that is a builder bug. */
+  sealed = false;
   readonly bind: Bind;
 
   constructor() {
     const bind = <T>(name: string, value: T): T => {
+      if (this.sealed) throw new Error(`statement template: ${name} bound after the statement's values were taken (bind it before the deferred part)`);
       if (name in this.values) {
         if (this.values[name] !== value) throw new Error(`statement template: ${name} bound twice with different values`);
       } else {
@@ -62,6 +73,7 @@ class Recording {
     this.bind = Object.assign(bind, {
       array: (name: string, values: readonly unknown[]) => sql`${bind(name, values)}`,
       shape: <T>(choice: T) => {
+        if (this.sealed) throw new Error(`statement template: a shape choice made after the statement's values were taken`);
         this.key.push(`#${String(choice)}`);
         return choice;
       },
@@ -84,16 +96,21 @@ export class StatementTemplates {
   /** `check` unset: ZSTACK_CHECK_STATEMENT_SHAPES, read at the first statement (the test harness sets it late). */
   constructor(private opts: { maxShapes?: number; check?: boolean; keep?: boolean } = {}) {}
 
-  /** Runs the statement `build` makes (with placeholders) on `db`; its text is rendered once per shape. */
-  async rows<T = Record<string, unknown>>(db: Tx, name: string, build: (bind: Bind) => SQL): Promise<T[]> {
+  /**
+   * Runs the statement `build` makes (with placeholders) on `db`; its text is rendered once per shape. A `Deferred`
+   * returned by `build` is called only when the text is rendered.
+   */
+  async rows<T = Record<string, unknown>>(db: Tx, name: string, build: (bind: Bind) => SQL | Deferred): Promise<T[]> {
     const rec = new Recording();
-    const statement = build(rec.bind);
+    const built = build(rec.bind);
     const key = `${name}\n${rec.key.join('\n')}`;
+    rec.sealed = true;
     this.opts.check ??= process.env.ZSTACK_CHECK_STATEMENT_SHAPES === '1';
     // ZSTACK_STATEMENT_TEMPLATES=0 (perf/README.md): rendered on every call, nothing kept.
     this.opts.keep ??= process.env.ZSTACK_STATEMENT_TEMPLATES !== '0';
     let query = this.opts.keep ? this.rendered.get(key) : undefined;
     if (!query || this.opts.check) {
+      const statement = typeof built === 'function' ? built() : built;
       const fresh = dialect.sqlToQuery(statement);
       this.renders++;
       if (query) checkSameShape(name, query, fresh);

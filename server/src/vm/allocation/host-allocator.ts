@@ -73,64 +73,78 @@ export async function allocateHost(app: DomainContext, req: HostRequirement, tx:
  * reservations, so VMs still being placed count too), or random (Default). The UPDATE checks the capacity again on the locked row, so it never overbooks.
  */
 export function reserveHostQuery(tx: Tx, req: HostRequirement, bind: Bind = immediate) {
-  // What depends on the cluster (and its zone) only is decided once per cluster, in a sub-select: the hosts are
-  // then filtered on their own columns and walked in strategy order, never evaluating a sub-plan per host.
+  return bindHostReservation(req, bind)(tx);
+}
+
+/**
+ * reserveHostQuery in two steps (db/perf/template.ts `Deferred`): every value is bound now, the statement is built
+ * by the function returned, only when a template has no text for this shape yet.
+ */
+export function bindHostReservation(req: HostRequirement, bind: Bind) {
   const cpuNum = bind('cpuNum', req.cpuNum);
   const memorySize = bind('memorySize', req.memorySize);
-  const clusterWhere: SQL[] = [eq(clusters.state, 'Enabled'), eq(zones.state, 'Enabled')];
-  if (req.l3NetworkUuids.length) {
-    clusterWhere.push(sql`NOT EXISTS (SELECT 1 FROM ${l3Networks} WHERE ${l3Networks.uuid} = ANY(${bind.array('l3NetworkUuids', req.l3NetworkUuids)}::text[]) AND NOT EXISTS (
+  const l3NetworkUuids = req.l3NetworkUuids.length ? bind.array('l3NetworkUuids', req.l3NetworkUuids) : undefined;
+  const primaryStorageUuids = [...new Set(req.primaryStorageUuids)].map((uuid, i) => bind(`primaryStorageUuid.${i}`, uuid));
+  const newVolumeBytes = req.newVolumeBytes > 0 ? bind('newVolumeBytes', req.newVolumeBytes) : undefined;
+  const imageUuid = req.imageUuid ? bind('imageUuid', req.imageUuid) : undefined;
+  const zoneUuid = req.zoneUuid ? bind('zoneUuid', req.zoneUuid) : undefined;
+  const clusterUuid = req.clusterUuid ? bind('clusterUuid', req.clusterUuid) : undefined;
+  const hostUuid = req.hostUuid ? bind('hostUuid', req.hostUuid) : undefined;
+  const avoidHostUuids = req.avoidHostUuids?.length ? bind.array('avoidHostUuids', req.avoidHostUuids) : undefined;
+  const preferredHostUuid = req.preferredHostUuid ? bind('preferredHostUuid', req.preferredHostUuid) : undefined;
+  const leastVm = bind.shape(req.strategy ?? DEFAULT_ALLOCATOR_STRATEGY) === 'LeastVmPreferredHostAllocatorStrategy';
+  return (tx: Tx) => {
+    // What depends on the cluster (and its zone) only is decided once per cluster, in a sub-select: the hosts are
+    // then filtered on their own columns and walked in strategy order, never evaluating a sub-plan per host.
+    const clusterWhere: SQL[] = [eq(clusters.state, 'Enabled'), eq(zones.state, 'Enabled')];
+    if (l3NetworkUuids) {
+      clusterWhere.push(sql`NOT EXISTS (SELECT 1 FROM ${l3Networks} WHERE ${l3Networks.uuid} = ANY(${l3NetworkUuids}::text[]) AND NOT EXISTS (
       SELECT 1 FROM ${l2ClusterRefs} WHERE ${l2ClusterRefs.l2NetworkUuid} = ${l3Networks.l2NetworkUuid} AND ${l2ClusterRefs.clusterUuid} = ${clusters.uuid}))`);
-  }
-  const usablePs = (extra: SQL) => sql`EXISTS (SELECT 1 FROM ${primaryStorageClusterRefs}
+    }
+    const usablePs = (extra: SQL) => sql`EXISTS (SELECT 1 FROM ${primaryStorageClusterRefs}
     INNER JOIN ${primaryStorage} ON ${primaryStorage.uuid} = ${primaryStorageClusterRefs.primaryStorageUuid}
     WHERE ${primaryStorageClusterRefs.clusterUuid} = ${clusters.uuid} AND ${primaryStorage.state} = 'Enabled' AND ${primaryStorage.status} = 'Connected' AND ${extra})`;
-  [...new Set(req.primaryStorageUuids)].forEach((uuid, i) =>
-    clusterWhere.push(usablePs(sql`${primaryStorage.uuid} = ${bind(`primaryStorageUuid.${i}`, uuid)}`)),
-  );
-  clusterWhere.push(usablePs(req.newVolumeBytes > 0 ? sql`${primaryStorage.availableCapacity} >= ${bind('newVolumeBytes', req.newVolumeBytes)}` : sql`TRUE`));
-  if (req.imageUuid) {
-    clusterWhere.push(sql`EXISTS (SELECT 1 FROM ${imageBackupStorageRefs}
+    for (const uuid of primaryStorageUuids) clusterWhere.push(usablePs(sql`${primaryStorage.uuid} = ${uuid}`));
+    clusterWhere.push(usablePs(newVolumeBytes !== undefined ? sql`${primaryStorage.availableCapacity} >= ${newVolumeBytes}` : sql`TRUE`));
+    if (imageUuid) {
+      clusterWhere.push(sql`EXISTS (SELECT 1 FROM ${imageBackupStorageRefs}
       INNER JOIN ${backupStorageZoneRefs} ON ${backupStorageZoneRefs.backupStorageUuid} = ${imageBackupStorageRefs.backupStorageUuid}
-      WHERE ${imageBackupStorageRefs.imageUuid} = ${bind('imageUuid', req.imageUuid)} AND ${backupStorageZoneRefs.zoneUuid} = ${clusters.zoneUuid})`);
-  }
-  const usableClusters = tx
-    .select({ uuid: clusters.uuid })
-    .from(clusters)
-    .innerJoin(zones, eq(zones.uuid, clusters.zoneUuid))
-    .where(and(...clusterWhere));
-  const where: SQL[] = [
-    eq(hosts.state, 'Enabled'),
-    eq(hosts.status, 'Connected'),
-    gte(hosts.availableCpuCapacity, cpuNum),
-    gte(hosts.availableMemoryCapacity, memorySize),
-    inArray(hosts.clusterUuid, usableClusters),
-  ];
-  if (req.zoneUuid) where.push(eq(hosts.zoneUuid, bind('zoneUuid', req.zoneUuid)));
-  if (req.clusterUuid) where.push(eq(hosts.clusterUuid, bind('clusterUuid', req.clusterUuid)));
-  if (req.hostUuid) where.push(eq(hosts.uuid, bind('hostUuid', req.hostUuid)));
-  if (req.avoidHostUuids?.length) where.push(sql`NOT (${hosts.uuid} = ANY(${bind.array('avoidHostUuids', req.avoidHostUuids)}::text[]))`);
-  const orderBy: SQL[] = [];
-  if (req.preferredHostUuid) orderBy.push(sql`(${hosts.uuid} = ${bind('preferredHostUuid', req.preferredHostUuid)}) DESC`);
-  if (bind.shape(req.strategy ?? DEFAULT_ALLOCATOR_STRATEGY) === 'LeastVmPreferredHostAllocatorStrategy') {
-    // The maintained count (VMs placed or being placed there): hosts are walked in its index order and the first
-    // one that qualifies and is not being reserved on by another transaction is taken.
-    orderBy.push(asc(hosts.reservedVmCount));
-  } else {
-    orderBy.push(sql`random()`);
-  }
-  const first = tx
-    .select({ uuid: hosts.uuid })
-    .from(hosts)
-    .where(and(...where))
-    .orderBy(...orderBy)
-    .limit(1)
-    .for('update', { of: hosts, skipLocked: true });
-  return tx
-    .update(hosts)
-    .set(reservation(cpuNum, memorySize))
-    .where(and(inArray(hosts.uuid, first), gte(hosts.availableCpuCapacity, cpuNum), gte(hosts.availableMemoryCapacity, memorySize)))
-    .returning();
+      WHERE ${imageBackupStorageRefs.imageUuid} = ${imageUuid} AND ${backupStorageZoneRefs.zoneUuid} = ${clusters.zoneUuid})`);
+    }
+    const usableClusters = tx
+      .select({ uuid: clusters.uuid })
+      .from(clusters)
+      .innerJoin(zones, eq(zones.uuid, clusters.zoneUuid))
+      .where(and(...clusterWhere));
+    const where: SQL[] = [
+      eq(hosts.state, 'Enabled'),
+      eq(hosts.status, 'Connected'),
+      gte(hosts.availableCpuCapacity, cpuNum),
+      gte(hosts.availableMemoryCapacity, memorySize),
+      inArray(hosts.clusterUuid, usableClusters),
+    ];
+    if (zoneUuid) where.push(eq(hosts.zoneUuid, zoneUuid));
+    if (clusterUuid) where.push(eq(hosts.clusterUuid, clusterUuid));
+    if (hostUuid) where.push(eq(hosts.uuid, hostUuid));
+    if (avoidHostUuids) where.push(sql`NOT (${hosts.uuid} = ANY(${avoidHostUuids}::text[]))`);
+    const orderBy: SQL[] = [];
+    if (preferredHostUuid) orderBy.push(sql`(${hosts.uuid} = ${preferredHostUuid}) DESC`);
+    // LeastVmPreferred: the maintained count (VMs placed or being placed there): hosts are walked in its index order
+    // and the first one that qualifies and is not being reserved on by another transaction is taken.
+    orderBy.push(leastVm ? asc(hosts.reservedVmCount) : sql`random()`);
+    const first = tx
+      .select({ uuid: hosts.uuid })
+      .from(hosts)
+      .where(and(...where))
+      .orderBy(...orderBy)
+      .limit(1)
+      .for('update', { of: hosts, skipLocked: true });
+    return tx
+      .update(hosts)
+      .set(reservation(cpuNum, memorySize))
+      .where(and(inArray(hosts.uuid, first), gte(hosts.availableCpuCapacity, cpuNum), gte(hosts.availableMemoryCapacity, memorySize)))
+      .returning();
+  };
 }
 
 function noHost(req: HostRequirement, dropped: string[]) {

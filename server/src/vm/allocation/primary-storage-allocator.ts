@@ -9,40 +9,53 @@ import { primaryStorage, primaryStorageClusterRefs } from '../../db/schema/index
 
 export type PrimaryStorageRow = typeof primaryStorage.$inferSelect;
 
+type PsRequest = { clusterUuid: string | SQL; bytes: number; required?: string };
+
 /**
  * Picks (at random) an Enabled, Connected primary storage of the cluster with the room, and reserves it: one UPDATE …
  * RETURNING (empty when none could take it). `clusterUuid` may be an SQL expression (a CTE's column).
  */
-export function reservePrimaryStorageQuery(tx: Tx, req: { clusterUuid: string | SQL; bytes: number; required?: string }, bind: Bind = immediate, picked?: SQL) {
+export function reservePrimaryStorageQuery(tx: Tx, req: PsRequest, bind: Bind = immediate, picked?: SQL) {
+  return bindPrimaryStorageReservation(req, bind, picked)(tx);
+}
+
+/** reservePrimaryStorageQuery in two steps: values bound now, the statement built by the function returned. */
+export function bindPrimaryStorageReservation(req: PsRequest, bind: Bind, picked?: SQL) {
   const bytes = bind('bytes', req.bytes);
-  return tx
-    .update(primaryStorage)
-    .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${bytes}::bigint` })
-    .where(and(inArray(primaryStorage.uuid, picked ?? pickPrimaryStorageQuery(tx, req, bind)), gte(primaryStorage.availableCapacity, bytes)))
-    .returning();
+  const pick = picked ? undefined : bindPrimaryStoragePick(req, bind);
+  return (tx: Tx) =>
+    tx
+      .update(primaryStorage)
+      .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${bytes}::bigint` })
+      .where(and(inArray(primaryStorage.uuid, picked ?? pick!(tx)), gte(primaryStorage.availableCapacity, bytes)))
+      .returning();
 }
 
 /**
  * The pick alone (no lock): a statement can name the storage on the rows it writes (a CTE of this, read by those rows
- * and by reservePrimaryStorageQuery's `picked`) and still take the storage row's lock last.
+ * and by the reservation's `picked`) and still take the storage row's lock last. Values bound now, the statement
+ * built by the function returned.
  */
-export function pickPrimaryStorageQuery(tx: Tx, req: { clusterUuid: string | SQL; bytes: number; required?: string }, bind: Bind = immediate) {
+export function bindPrimaryStoragePick(req: PsRequest, bind: Bind) {
   const bytes = bind('bytes', req.bytes);
-  return tx
-    .select({ uuid: primaryStorage.uuid })
-    .from(primaryStorageClusterRefs)
-    .innerJoin(primaryStorage, eq(primaryStorage.uuid, primaryStorageClusterRefs.primaryStorageUuid))
-    .where(
-      and(
-        eq(primaryStorageClusterRefs.clusterUuid, typeof req.clusterUuid === 'string' ? bind('clusterUuid', req.clusterUuid) : req.clusterUuid),
-        eq(primaryStorage.state, 'Enabled'),
-        eq(primaryStorage.status, 'Connected'),
-        gte(primaryStorage.availableCapacity, bytes),
-        req.required ? eq(primaryStorage.uuid, bind('required', req.required)) : undefined,
-      ),
-    )
-    .orderBy(sql`random()`)
-    .limit(1);
+  const clusterUuid = typeof req.clusterUuid === 'string' ? bind('clusterUuid', req.clusterUuid) : req.clusterUuid;
+  const required = req.required ? bind('required', req.required) : undefined;
+  return (tx: Tx) =>
+    tx
+      .select({ uuid: primaryStorage.uuid })
+      .from(primaryStorageClusterRefs)
+      .innerJoin(primaryStorage, eq(primaryStorage.uuid, primaryStorageClusterRefs.primaryStorageUuid))
+      .where(
+        and(
+          eq(primaryStorageClusterRefs.clusterUuid, clusterUuid),
+          eq(primaryStorage.state, 'Enabled'),
+          eq(primaryStorage.status, 'Connected'),
+          gte(primaryStorage.availableCapacity, bytes),
+          required ? eq(primaryStorage.uuid, required) : undefined,
+        ),
+      )
+      .orderBy(sql`random()`)
+      .limit(1);
 }
 
 export async function allocatePrimaryStorage(
