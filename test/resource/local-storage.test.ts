@@ -7,6 +7,7 @@ import { startServer } from '../lib/harness.js';
 import { buildWorld } from '../lib/world.js';
 import { until } from '../lib/wait.js';
 import { fails } from '../lib/fails.js';
+import type { ChangeTracker } from '../../server/src/db/perf/index.js';
 
 t.test('local storage: records, per-host capacity, volume migration', async (t) => {
   const s = await startServer();
@@ -29,6 +30,18 @@ t.test('local storage: records, per-host capacity, volume migration', async (t) 
   ).inventory;
   const root = vm.allVolumes!.find((v) => v.type === 'Root')!;
   t.equal(root.primaryStorageUuid, local.uuid);
+
+  // A VM start names its volumes' storages in its state event; local storage reads nothing when none of them is
+  // host-local, and a storage's type is read once (types never change).
+  const primary = s.app.contextOf('local-storage').use('primaryStorage');
+  const tracker = (s.app as unknown as { database: { perf: { changes: ChangeTracker } } }).database.perf.changes;
+  const statementsOf = async (uuids: string[]) => {
+    const { result, tables } = await tracker.trackReads(() => primary.anyHostLocal(uuids));
+    return { hostLocal: result, tables: [...tables] };
+  };
+  t.same(await statementsOf([world.primaryStorageUuid]), { hostLocal: false, tables: ['primary_storage'] }, 'first time: the type is read');
+  t.same(await statementsOf([world.primaryStorageUuid]), { hostLocal: false, tables: [] }, 'then known: no statement');
+  t.same(await statementsOf([local.uuid]), { hostLocal: true, tables: [] }, 'local storage: known since the VM started on it');
 
   const refOf = async () => (await zs.queryLocalStorageResourceRef({ q: [`resourceUuid=${root.uuid}`] })).inventories![0];
   const ref = await until('the root volume is recorded', refOf);

@@ -7,7 +7,8 @@ export interface EventMap {
   'host.status': { hostUuid: string; oldStatus: string; newStatus: string };
   'host.deleted': { hostUuid: string };
   'primaryStorage.deleted': { primaryStorageUuid: string };
-  'vm.state': { vmUuid: string; oldState: string; newState: string; hostUuid?: string | null };
+  /** `primaryStorageUuids`: where all the VM's volumes are, when the emitter holds them (listeners need not read them). */
+  'vm.state': { vmUuid: string; oldState: string; newState: string; hostUuid?: string | null; primaryStorageUuids?: string[] };
   'vm.deleted': { vmUuid: string };
   /** Volume rows removed for good (their snapshots follow). */
   'volume.expunged': { volumeUuids: string[] };

@@ -84,9 +84,12 @@ export class LocalStorage {
    * local storage (or for a VM with no volume on it) nothing is written, so a VM creation costs no more statements
    * here; settled states only (its host is known), and volumes gone only when the VM was destroyed or expunged.
    */
-  async onVmState(vmUuid: string, newState: string): Promise<void> {
+  async onVmState(vmUuid: string, newState: string, primaryStorageUuids?: string[]): Promise<void> {
     const ended = newState === 'Destroyed' || newState === 'Expunged';
     if (!ended && newState !== 'Running' && newState !== 'Stopped' && newState !== 'Paused') return;
+    // The emitter named where the VM's volumes are and none of them keeps volumes on a host's disk: nothing to do,
+    // without a statement once those storages' types are known (a volume attached meanwhile: the periodic sync).
+    if (!ended && primaryStorageUuids && !(await this.primary.anyHostLocal(primaryStorageUuids))) return;
     const [{ any }] = await rows<{ any: boolean }>(
       this.app.db,
       sql`SELECT EXISTS (SELECT 1 FROM ${volumes} v JOIN ${primaryStorage} p ON p.uuid = v.primary_storage_uuid AND p.type = 'LocalStorage'
@@ -283,8 +286,8 @@ export function registerLocalStorage(app: LocalStorageContext): LocalStorage {
   const local = new LocalStorage(app, app.use('primaryStorage'));
   app.addInventory(localStorageResourceRefDescriptor);
   const sync = () => local.syncRefs().catch((e) => console.warn('[local-storage] records:', toApiError(e).message));
-  app.events.on('vm.state', ({ vmUuid, newState }) =>
-    local.onVmState(vmUuid, newState).catch((e) => console.warn('[local-storage] records:', toApiError(e).message)),
+  app.events.on('vm.state', ({ vmUuid, newState, primaryStorageUuids }) =>
+    local.onVmState(vmUuid, newState, primaryStorageUuids).catch((e) => console.warn('[local-storage] records:', toApiError(e).message)),
   );
   app.every('local-storage-records', () => 60_000, sync);
 

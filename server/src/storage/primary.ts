@@ -58,8 +58,12 @@ export class PrimaryStorageService {
 
   /** Whether any of these primary storages keeps its volumes on one host's disk (types.ts `hostLocal`). */
   async anyHostLocal(uuids: string[], tx: Tx = this.app.db): Promise<boolean> {
-    if (!uuids.length) return false;
-    const rows = await tx.select({ type: primaryStorage.type }).from(primaryStorage).where(inArray(primaryStorage.uuid, uuids));
+    // Types already known need no read (a type never changes); the others are read and remembered.
+    if (uuids.some((u) => this.typeNameOf.has(u) && this.typeOf({ type: this.typeNameOf.get(u)! }).hostLocal)) return true;
+    const unknown = uuids.filter((u) => !this.typeNameOf.has(u));
+    if (!unknown.length) return false;
+    const rows = await tx.select({ uuid: primaryStorage.uuid, type: primaryStorage.type }).from(primaryStorage).where(inArray(primaryStorage.uuid, unknown));
+    for (const r of rows) this.typeNameOf.set(r.uuid, r.type);
     return rows.some((r) => this.typeOf(r).hostLocal);
   }
 

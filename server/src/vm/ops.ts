@@ -53,7 +53,7 @@ export interface VmOps {
   volumesOf(vmUuid: string, tx?: Tx): Promise<VolumeRow[]>;
   /** Runs `fn` under the VM's lock with a fresh row (404 when the VM does not exist). */
   withVm<T>(uuid: string, fn: (vm: VmRow) => Promise<T>, field?: string): Promise<T>;
-  emitState(vmUuid: string, oldState: string, newState: string, hostUuid?: string | null): void;
+  emitState(vmUuid: string, oldState: string, newState: string, hostUuid?: string | null, primaryStorageUuids?: string[]): void;
   setState(vm: VmRow, state: string, extra?: Partial<typeof vmInstances.$inferInsert>, tx?: Tx): Promise<void>;
   applyNetworkServices(vm: VmRow, nics: NicRow[]): Promise<void>;
   releaseNetworkServices(vm: VmRow, nics: NicRow[]): Promise<void>;

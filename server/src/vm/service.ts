@@ -74,8 +74,8 @@ export class VmService implements VmOps {
     return this.app.locks.withLock(vmLockKey(uuid), async () => fn(await this.require(uuid, field)));
   }
 
-  emitState(vmUuid: string, oldState: string, newState: string, hostUuid?: string | null): void {
-    if (oldState !== newState) this.app.events.emit('vm.state', { vmUuid, oldState, newState, hostUuid });
+  emitState(vmUuid: string, oldState: string, newState: string, hostUuid?: string | null, primaryStorageUuids?: string[]): void {
+    if (oldState !== newState) this.app.events.emit('vm.state', { vmUuid, oldState, newState, hostUuid, primaryStorageUuids });
   }
 
   async setState(vm: VmRow, state: string, extra: Partial<typeof vmInstances.$inferInsert> = {}, tx: Tx = this.app.db): Promise<void> {

@@ -232,7 +232,9 @@ export function placeSteps(app: DomainContext, svc: VmOps): FlowStep<StartData>[
         for (const v of d.instantiated) Object.assign(v, { status: 'Ready', actualSize: v.size, lastOpDate: now });
         for (const n of d.nics!) n.hypervisorType = host.hypervisorType;
         d.vm = { ...vm, ...set };
-        svc.emitState(vm.uuid, vm.state, set.state, set.hostUuid);
+        // The flow holds every volume of the VM: listeners (local storage's records) need not read them again.
+        const storage = [...new Set(d.volumes!.flatMap((v) => (v.primaryStorageUuid ? [v.primaryStorageUuid] : [])))];
+        svc.emitState(vm.uuid, vm.state, set.state, set.hostUuid, storage);
       },
     },
   ];
