@@ -205,21 +205,39 @@ export function placeSteps(app: DomainContext, svc: VmOps): FlowStep<StartData>[
         const nicUuids = d.nics!.filter((n) => n.hypervisorType !== host.hypervisorType).map((n) => n.uuid);
         const at = now.toISOString();
         const record = (bind: Bind) => {
-          const ctes = d.instantiated.map(
-            (v, i) => sql`${sql.identifier(`vol${i}`)} AS (
-              UPDATE ${volumes} SET status = 'Ready', primary_storage_uuid = ${bind(`vol${i}.ps`, v.primaryStorageUuid)}, install_path = ${bind(`vol${i}.path`, v.installPath)},
-                     actual_size = ${bind(`vol${i}.size`, v.size)}::bigint, last_op_date = ${bind('at', at)}::timestamptz
-               WHERE ${volumes.uuid} = ${bind(`vol${i}.uuid`, v.uuid)} RETURNING 1)`,
-          );
-          if (nicUuids.length) {
-            ctes.push(sql`nic AS (UPDATE ${vmNics} SET hypervisor_type = ${bind('hypervisorType', host.hypervisorType)}
-              WHERE ${vmNics.uuid} = ANY(${bind.array('nicUuids', nicUuids)}::text[]) RETURNING 1)`);
-          }
-          return sql`${ctes.length ? sql`WITH ${sql.join(ctes, sql`, `)} ` : sql``}
-            UPDATE ${vmInstances} SET state = ${bind('state', set.state)}, host_uuid = ${bind('hostUuid', set.hostUuid)}, last_host_uuid = ${bind('lastHostUuid', set.lastHostUuid)},
-                   cluster_uuid = ${bind('clusterUuid', set.clusterUuid)}, zone_uuid = ${bind('zoneUuid', set.zoneUuid)}, hypervisor_type = ${bind('vmHypervisorType', set.hypervisorType)},
-                   last_op_date = ${bind('at', at)}::timestamptz
-             WHERE ${vmInstances.uuid} = ${bind('vmUuid', vm.uuid)}`;
+          // Values first; the SQL is built only when this shape has no text yet (db/perf/template.ts `Deferred`).
+          const vols = d.instantiated.map((v, i) => ({
+            ps: bind(`vol${i}.ps`, v.primaryStorageUuid),
+            path: bind(`vol${i}.path`, v.installPath),
+            size: bind(`vol${i}.size`, v.size),
+            uuid: bind(`vol${i}.uuid`, v.uuid),
+          }));
+          const when = bind('at', at);
+          const nics = nicUuids.length ? { type: bind('hypervisorType', host.hypervisorType), uuids: bind.array('nicUuids', nicUuids) } : undefined;
+          const vmSet = {
+            state: bind('state', set.state),
+            hostUuid: bind('hostUuid', set.hostUuid),
+            lastHostUuid: bind('lastHostUuid', set.lastHostUuid),
+            clusterUuid: bind('clusterUuid', set.clusterUuid),
+            zoneUuid: bind('zoneUuid', set.zoneUuid),
+            hypervisorType: bind('vmHypervisorType', set.hypervisorType),
+            uuid: bind('vmUuid', vm.uuid),
+          };
+          return () => {
+            const ctes = vols.map(
+              (v, i) => sql`${sql.identifier(`vol${i}`)} AS (
+              UPDATE ${volumes} SET status = 'Ready', primary_storage_uuid = ${v.ps}, install_path = ${v.path},
+                     actual_size = ${v.size}::bigint, last_op_date = ${when}::timestamptz
+               WHERE ${volumes.uuid} = ${v.uuid} RETURNING 1)`,
+            );
+            if (nics)
+              ctes.push(sql`nic AS (UPDATE ${vmNics} SET hypervisor_type = ${nics.type} WHERE ${vmNics.uuid} = ANY(${nics.uuids}::text[]) RETURNING 1)`);
+            return sql`${ctes.length ? sql`WITH ${sql.join(ctes, sql`, `)} ` : sql``}
+            UPDATE ${vmInstances} SET state = ${vmSet.state}, host_uuid = ${vmSet.hostUuid}, last_host_uuid = ${vmSet.lastHostUuid},
+                   cluster_uuid = ${vmSet.clusterUuid}, zone_uuid = ${vmSet.zoneUuid}, hypervisor_type = ${vmSet.hypervisorType},
+                   last_op_date = ${when}::timestamptz
+             WHERE ${vmInstances.uuid} = ${vmSet.uuid}`;
+          };
         };
         if (running) await records.rows(app.db, 'record-vm', record);
         else {
