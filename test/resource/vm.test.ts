@@ -661,4 +661,13 @@ t.test('200 concurrent creations on 20 hosts, through two management nodes', asy
   const perHost = new Map<string, number>();
   for (const v of running) perHost.set(v.hostUuid!, (perHost.get(v.hostUuid!) ?? 0) + 1);
   t.equal(perHost.size, 20, 'every host got VMs');
+  // The reservation commits without waiting for the disk, for its own transaction only: every pooled connection
+  // still commits synchronously afterwards (a session-wide setting would make later acknowledged writes losable).
+  const pool = s.app.database.pool!;
+  const clients = await Promise.all(Array.from({ length: Math.max(1, pool.idleCount) }, () => pool.connect()));
+  try {
+    for (const c of clients) t.equal((await c.query<{ v: string }>('SELECT current_setting($1) AS v', ['synchronous_commit'])).rows[0].v, 'on');
+  } finally {
+    for (const c of clients) c.release();
+  }
 });

@@ -380,7 +380,8 @@ async function reserveInTransaction(app: DomainContext, d: CreateData, plan: Pla
  * fast path and primary storage in its cluster, insert the VM and its volumes, take a free address (picked in the
  * statement as the random strategy does; try-locked, ON CONFLICT DO NOTHING) and insert the NIC (ON CONFLICT on the
  * MAC DO NOTHING). No row stays locked across a round trip. When any part came back empty, a division by zero in the
- * same statement undoes all of it, and the caller takes the transaction path.
+ * same statement undoes all of it, and the caller takes the transaction path. Its commit does not wait for the disk
+ * (see the statement's last column).
  */
 async function reserveInOneStatement(app: DomainContext, d: CreateData, plan: Plan, req: HostRequirement): Promise<Reserved | undefined> {
   const nic = d.spec.nics[0];
@@ -430,7 +431,13 @@ async function reserveInOneStatement(app: DomainContext, d: CreateData, plan: Pl
                -- commit, so the rest of the statement runs before it is taken (CTEs run when first read). The volume
                -- rows name the storage picked (unlocked) in pspick, which this reservation then takes or fails.
                (SELECT row_to_json(ps) FROM ps) AS ps,
-               1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM nic) * (SELECT count(*) FROM ps))::int AS complete`;
+               1 / ((SELECT count(*) FROM h) * (SELECT count(*) FROM nic) * (SELECT count(*) FROM ps))::int AS complete,
+               -- Committed without waiting for the WAL flush (this transaction only): the storage row's lock is then
+               -- released at once instead of after a disk flush, which serialized every creation. Nothing is lost that
+               -- anyone was told: a reply follows a synchronous commit (the VM's record, the job's end), and a flush
+               -- covers every commit before it. A crash before that loses a creation no one was told about; a VM an
+               -- agent started meanwhile is then unknown to the database, and reconciliation destroys it.
+               set_config('synchronous_commit', 'off', true) AS async_commit`;
     });
   } catch (e) {
     if (isDivisionByZero(e)) return undefined;
