@@ -12,7 +12,9 @@
 // it moved, every table's sequence, and bumps the local generation of the tables whose sequence moved. A step that
 // starts after a writer's reply therefore sees its write: either qgen moved and the tables' sequences (advanced
 // before qgen) are read after it, or qgen did not move since the previous step, which then read qgen at or after
-// the writer's bump and the tables after that. Steps are batched: at most one runs, requests arriving meanwhile
+// the writer's bump and the tables after that. When qgen moved only by this node's own publishes, the step reads
+// nothing more and counts those publishes' table numbers in (only unbroken runs: see `onlyOwn`), so a later full
+// read bumps just the tables other nodes wrote. Steps are batched: at most one runs, requests arriving meanwhile
 // share the next one, so the cost is one statement per round trip (and per `minStepIntervalMs`), not per request.
 // LISTEN/NOTIFY was not chosen: delivery is asynchronous, so a writer cannot know, before replying, that another
 // node has processed its notification — a client could read its own write stale there for a (short) window.
@@ -371,8 +373,8 @@ export class SharedGenerations {
   private waiting?: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
   private lastStart = 0;
   private readAll: string;
-  /** qgen values this node's publishes took and no step has passed yet. */
-  private own = new Set<number>();
+  /** qgen values this node's publishes took and no step has passed yet → the value each written table's sequence took. */
+  private own = new Map<number, Map<string, number>>();
 
   constructor(
     private pool: pg.Pool,
@@ -403,10 +405,14 @@ export class SharedGenerations {
     for (const { tables } of batch) for (const t of tables === 'all' ? this.tracker.tables : tables) written.add(t);
     const list = [...written].sort();
     const results = await batch[0].query(
-      `SELECT ${list.map((t) => `nextval('${this.tracker.sequenceOf(t)}')`).join(', ')}; SELECT nextval('${GLOBAL_SEQUENCE}') AS v`,
+      `SELECT ${list.map((t) => `nextval('${this.tracker.sequenceOf(t)}') AS "${t}"`).join(', ')}; SELECT nextval('${GLOBAL_SEQUENCE}') AS v`,
     );
-    const global = Array.isArray(results) ? (results[1] as { rows?: Array<{ v: string }> })?.rows?.[0]?.v : undefined;
-    if (global !== undefined) this.own.add(Number(global));
+    const [tablesRow, globalRow] = Array.isArray(results) ? results.map((r) => (r as { rows?: Array<Record<string, string>> })?.rows?.[0]) : [];
+    if (globalRow?.v !== undefined && tablesRow) {
+      // Bounded: a node that writes and never reads forgets its values (its next step then reads every table).
+      if (this.own.size >= 10_000) this.own.clear();
+      this.own.set(Number(globalRow.v), new Map(list.map((t) => [t, Number(tablesRow[t])])));
+    }
     this.published++;
     return batch.map(() => undefined);
   }
@@ -444,12 +450,33 @@ export class SharedGenerations {
     }
   }
 
-  /** True when every qgen value in (from, to] came from this node's publishes; forgets own values up to `to`. */
-  private onlyOwn(from: number, to: number): boolean {
+  /**
+   * True when every qgen value in (from, to] came from this node's publishes. Then also counts those publishes into
+   * `tables` (the sequence values last read): a table's value advances only through an unbroken run of this node's own
+   * values, so a number another node took (a gap, or one not yet followed by its qgen) stays unseen and the next full
+   * read finds the table moved — never the reverse. Forgets own values up to `to`.
+   */
+  private onlyOwn(from: number, to: number, tables: Map<string, string>): boolean {
     let all = to > from && to - from <= this.own.size;
     for (let x = from + 1; all && x <= to; x++) if (!this.own.has(x)) all = false;
-    for (const x of this.own) if (x <= to) this.own.delete(x);
-    return all;
+    const passed: Array<Map<string, number>> = [];
+    for (const [x, values] of this.own) {
+      if (x > to) continue;
+      passed.push(values);
+      this.own.delete(x);
+    }
+    if (!all) return false;
+    const taken = new Map<string, number[]>();
+    for (const values of passed) for (const [t, v] of values) (taken.get(t) ?? taken.set(t, []).get(t)!).push(v);
+    for (const [t, values] of taken) {
+      let at = Number(tables.get(t) ?? 0);
+      for (const v of values.sort((a, b) => a - b)) {
+        if (v === at + 1) at = v;
+        else if (v > at) break;
+      }
+      tables.set(t, String(at));
+    }
+    return true;
   }
 
   private async step(): Promise<void> {
@@ -466,7 +493,7 @@ export class SharedGenerations {
       await this.publishes.idle();
       // qgen moved only by this node's own publishes (each nextval is one number, ours are known): no other node
       // wrote, and this node's writes are already counted locally. Otherwise read every table's sequence.
-      if (seen && seen.started === started && this.onlyOwn(Number(seen.global), Number(v))) {
+      if (seen && seen.started === started && this.onlyOwn(Number(seen.global), Number(v), seen.tables)) {
         seen.global = v;
         return;
       }
