@@ -3,7 +3,8 @@
 // server's RSS with N VMs loaded.
 //
 //   npx tsx bench/query/run.ts [--vms 100000] [--connections 64] [--duration 15] [--rounds 2]
-//   BENCH_NO_CACHE=1 …    the server with its reply cache off
+//   BENCH_NO_CACHE=1 …    the server with its reply cache and row cache off (every page computed);
+//   BENCH_NO_CACHE=reply … the reply cache alone off
 //   BENCH_TRY_INDEX=1 …   then adds indexes for the default sort on the bench database and measures again
 //   BENCH_KEEP_DB=1 …     keeps the database afterwards (for EXPLAIN with psql)
 //   BENCH_SERVER_ROOT=<checkout> …  the server of another checkout (the previous commit): a before/after pair of runs
@@ -45,20 +46,22 @@ const HOSTS = 10;
 
 const loadBefore = load();
 const database = await createDatabase('zsbench_query');
-// BENCH_NO_CACHE=1: the server without its reply cache (ZSTACK_QUERY_CACHE_MB=0), to measure the computing path.
+// BENCH_NO_CACHE=1: the server without its reply and row caches, to measure the computing path; =reply: the reply
+// cache alone off.
 const CACHE = !process.env.BENCH_NO_CACHE;
+const ROW_CACHE = CACHE || process.env.BENCH_NO_CACHE === 'reply';
+const cacheEnv = { ...(CACHE ? {} : { ZSTACK_QUERY_CACHE_MB: '0' }), ...(ROW_CACHE ? {} : { ZSTACK_ROW_CACHE_MB: '0' }) };
 // BENCH_SERVER_ROOT=<checkout>: the server of another checkout (the previous commit: a before/after pair of runs).
-const server = await startServerProcess(database.url, CACHE ? {} : { ZSTACK_QUERY_CACHE_MB: '0' }, process.env.BENCH_SERVER_ROOT || undefined).catch(
-  async (e) => {
-    await database.drop();
-    throw e;
-  },
-);
+const server = await startServerProcess(database.url, cacheEnv, process.env.BENCH_SERVER_ROOT || undefined).catch(async (e) => {
+  await database.drop();
+  throw e;
+});
 const tmp = mkdtempSync(join(tmpdir(), 'zstack-bench-query-'));
 let bare: { url: string; pid: number; stop(): Promise<void> } | undefined;
 const result: Record<string, unknown> = {
   bench: 'query',
   replyCache: CACHE,
+  rowCache: ROW_CACHE,
   vms: VMS,
   connections: CONNECTIONS,
   durationS: DURATION,

@@ -4,7 +4,7 @@
 // several volumes, and every way a request shapes its page (sort, start, limit, count). Both databases.
 import t from 'tap';
 import { sql } from 'drizzle-orm';
-import { rows } from '../../server/src/db/index.js';
+import { perfOf, rows } from '../../server/src/db/index.js';
 import { http, startServer } from '../lib/harness.js';
 
 // Valid uuids (32 hex digits) that say what they are: a hex tag per kind, then the index.
@@ -108,6 +108,38 @@ for (const pglite of [false, true]) {
       all.inventories.some((i: { allVolumes: Array<{ size: number }> }) => i.allVolumes.some((v) => v.size > 2 ** 32)),
       'a size beyond 32 bits',
     );
+    // The row cache (db/perf/row-cache.ts): once pages find their rows cached, a page reads its rows' tuple versions
+    // and renders only the rows whose version is not cached — a changed row, a changed or removed nested row.
+    const cache = perfOf(db)!.rows!;
+    const fromObjects = async (query: string) => {
+      engine.descriptor('VmInstanceInventory').json = undefined;
+      try {
+        return await get(query);
+      } finally {
+        engine.descriptor('VmInstanceInventory').json = shape;
+      }
+    };
+    await get('limit=100');
+    await get('limit=100');
+    let { hits, misses } = cache;
+    t.equal(await get('limit=100'), await fromObjects('limit=100'), 'a page from the row cache: the same bytes');
+    t.same([cache.hits - hits, cache.misses - misses], [10, 0], 'every row came from the row cache');
+    await db.execute(sql`UPDATE vm_nics SET ip = '10.9.9.9' WHERE uuid = ${uuid('nic0', 1)}`);
+    await db.execute(sql`UPDATE vm_instances SET name = 'renamed' WHERE uuid = ${uuid('vm', 3)}`);
+    await db.execute(sql`DELETE FROM volumes WHERE uuid = ${uuid('vol1', 5)}`);
+    ({ hits, misses } = cache);
+    const changed = await get('limit=100');
+    t.same([cache.hits - hits, cache.misses - misses], [7, 3], 'the three changed rows were rendered again');
+    t.equal(changed, await fromObjects('limit=100'), 'and the page is current: the same bytes as objects');
+    const inventories = JSON.parse(changed).inventories as Array<{ uuid: string; name: string; vmNics: Array<{ ip: string }>; allVolumes: unknown[] }>;
+    const vm = (i: number) => inventories.find((v) => v.uuid === uuid('vm', i))!;
+    t.ok(
+      vm(1).vmNics.some((n) => n.ip === '10.9.9.9'),
+      "a nested row's change is seen",
+    );
+    t.equal(vm(3).name, 'renamed', "the row's own change is seen");
+    t.equal(vm(5).allVolumes.length, 2, 'a removed nested row is gone');
+
     // NICs and volumes alone are rendered the same way too.
     for (const [path, inventory] of [
       ['/zstack/v1/vm-instances/nics', 'VmNicInventory'],

@@ -6,7 +6,7 @@ import t from 'tap';
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { ChangeTracker, changesOf, perfOf, tableNames } from '../../server/src/db/index.js';
-import { Perf, ReplyCache, perfSwitches } from '../../server/src/db/perf/index.js';
+import { Perf, ReplyCache, RowCache, perfSwitches } from '../../server/src/db/perf/index.js';
 import { cacheKey } from '../../server/src/core/query.js';
 import { ZStackClient } from '../../sdk/src/index.js';
 import { startServerProcess } from '../../bench/provision/lib.js';
@@ -74,6 +74,21 @@ t.test('the memory bound: LRU by bytes', async (t) => {
   t.equal(await neither.fresh(), undefined, 'no cache on: no sync');
   t.equal(perfSwitches({ ZSTACK_QUERY_CACHE_MB: '2' }).replyCacheBytes, 2 * 1024 * 1024);
   t.equal(perfSwitches({ ZSTACK_PREPARED_STATEMENTS: '0' }).preparedStatements, false);
+  const noRows = new Perf(new ChangeTracker(tableNames), perfSwitches({ ZSTACK_ROW_CACHE_MB: '0' }));
+  t.equal(noRows.rows, undefined, 'ZSTACK_ROW_CACHE_MB=0 turns the row cache off');
+  t.ok(noRows.replies, '… and only it');
+  // The row cache's bound: LRU by bytes.
+  const rowCache = new RowCache(64 * 1024);
+  const row = (i: number) => ({ json: `{"i":${i}}`.padEnd(10_000, ' '), discriminator: undefined, counts: [1] });
+  for (let i = 0; i < 20; i++) rowCache.set(`r${i}`, row(i));
+  t.ok(rowCache.bytes <= rowCache.maxBytes && rowCache.size >= 5, `${rowCache.size} rows of 10 KB within 64 KB`);
+  t.notOk(rowCache.has('r0'), 'the least recently used went first');
+  const kept = [...Array(20).keys()].find((i) => rowCache.has(`r${i}`))!;
+  t.ok(rowCache.get(`r${kept}`));
+  rowCache.set('r20', row(20));
+  t.ok(rowCache.has(`r${kept}`), 'a row just read survives the next eviction');
+  rowCache.set('huge', { json: ' '.repeat(100_000), discriminator: undefined, counts: [] });
+  t.notOk(rowCache.has('huge'), 'a row larger than the bound is not kept');
   t.equal(
     cacheKey('ZoneInventory', { q: ['b=1', 'a=2'], sortBy: 'name', sortDirection: 'desc' }),
     cacheKey('ZoneInventory', { q: ['a=2', 'b=1'], sort: '-name', limit: 1000 }),

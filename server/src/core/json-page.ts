@@ -6,6 +6,7 @@
 import { getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
 import { PgDialect, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
 import { rows as rawRows, type Tx } from '../db/index.js';
+import type { CachedRow, RowCache } from '../db/perf/index.js';
 import { formatDate } from './dates.js';
 
 /** One field of an inventory, in reply order. A null value leaves the field out (as upstream's Gson does). */
@@ -103,7 +104,15 @@ interface Compiled {
   select: SQL;
   joins: SQL;
   nested: string[];
+  /** `k`, the version of every tuple a row is rendered from (after `joins`), and `c`, the row's ctid. */
+  version: SQL;
+  /** Laterals giving `version` without rendering anything (a page's row versions alone). */
+  versionJoins: SQL;
+  /** Of recent pages, the share of rows the row cache held: below one half, a page is rendered in one statement. */
+  cachedShare: number;
+  id: number;
 }
+let shapes = 0;
 const compiled = new WeakMap<JsonShape, Compiled>();
 const dialect = new PgDialect();
 
@@ -124,47 +133,132 @@ function compile(table: PgTable, shape: JsonShape): Compiled {
     const remote = sql`${sql.identifier(alias)}.${sql.identifier(columnOf(n.table, n.remoteKey).name)}`;
     const local = sql`${sql.identifier('t0')}.${sql.identifier(columnOf(table, n.localKey).name)}`;
     const order = sql`${sql.identifier(alias)}.${sql.identifier(columnOf(n.table, n.orderBy).name)}`;
-    return sql` LEFT JOIN LATERAL (SELECT '[' || COALESCE(string_agg(${element}, ',' ORDER BY ${order}), '') || ']' AS v, count(*)::int AS n FROM ${sql.identifier(getTableName(n.table))} ${sql.identifier(alias)} WHERE ${remote} = ${local}) ${sql.identifier(`j${i}`)} ON TRUE`;
+    const from = sql`FROM ${sql.identifier(getTableName(n.table))} ${sql.identifier(alias)} WHERE ${remote} = ${local}`;
+    const tuples = sql`string_agg(${tupleVersion(alias)}, ',' ORDER BY ${order}) AS s`;
+    return {
+      render: sql` LEFT JOIN LATERAL (SELECT '[' || COALESCE(string_agg(${element}, ',' ORDER BY ${order}), '') || ']' AS v, count(*)::int AS n, ${tuples} ${from}) ${sql.identifier(`j${i}`)} ON TRUE`,
+      version: sql` LEFT JOIN LATERAL (SELECT ${tuples} ${from}) ${sql.identifier(`j${i}`)} ON TRUE`,
+    };
   });
+  // The row's key besides its tuple (a tuple's place is reused after a rewrite such as VACUUM FULL).
+  const key = 'uuid' in getTableColumns(table) ? [sql`${sql.identifier('t0')}.${sql.identifier(columnOf(table, 'uuid').name)}`] : [];
+  const version = sql.join([...key, tupleVersion('t0'), ...nestedFields.map((_, i) => sql`COALESCE(${sql.identifier(`j${i}`)}.s, '')`)], sql` || '|' || `);
   const object = objectSql(table, 't0', shape, (name) => sql`${sql.identifier(`j${nestedFields.findIndex((f) => f.name === name)}`)}.v`);
   const counts = nestedFields.map((_, i) => sql`, ${sql.identifier(`j${i}`)}.n AS ${sql.identifier(`n${i}`)}`);
   const picker = shape.fields.find((f) => f.name === shape.discriminator);
   if (shape.discriminator && !(picker && 'column' in picker)) throw new Error(`discriminator ${shape.discriminator} is not a column field`);
   const discriminator = picker && 'column' in picker ? sql`, ${sql.identifier('t0')}.${sql.identifier(columnOf(table, picker.column).name)} AS d` : sql``;
   return {
-    select: frozen(sql`${object} AS j${discriminator}${sql.join(counts, sql``)}`),
-    joins: frozen(sql.join(laterals, sql``)),
+    select: frozen(sql`${object} AS j${discriminator}${sql.join(counts, sql``)}, ${version} AS k, t0._ctid::text AS c`),
+    joins: frozen(
+      sql.join(
+        laterals.map((l) => l.render),
+        sql``,
+      ),
+    ),
     nested: nestedFields.map((f) => f.name),
+    version: frozen(sql`${version} AS k, t0._ctid::text AS c`),
+    versionJoins: frozen(
+      sql.join(
+        laterals.map((l) => l.version),
+        sql``,
+      ),
+    ),
+    cachedShare: 0,
+    id: ++shapes,
   };
+}
+
+/**
+ * A tuple's identity and version: its place (`ctid`) and the transaction that wrote it (`xmin`). The page's own rows
+ * come through a subquery, which passes them on as `_ctid` and `_xmin` (`SELECT *` does not carry system columns).
+ */
+function tupleVersion(alias: string): SQL {
+  const [ctid, xmin] = alias === 't0' ? ['_ctid', '_xmin'] : ['ctid', 'xmin'];
+  return sql`${sql.identifier(alias)}.${sql.raw(ctid)}::text || ${sql.identifier(alias)}.${sql.raw(xmin)}::text`;
+}
+
+/** The rows of `table` (aliased `t0`) a page renders, with their tuple versions (see `tupleVersion`). */
+function rowsOf(table: PgTable, rest: SQL): SQL {
+  return sql`SELECT t0.*, t0.ctid AS _ctid, t0.xmin AS _xmin FROM ${sql.identifier(getTableName(table))} ${sql.identifier('t0')} ${rest}`;
 }
 
 /**
  * The page: `where`, `order` and the bounds select rows of `table` aliased `t0` (the same SQL the object path uses),
  * then each is rendered with its nested arrays (one lateral aggregate per nested field, after the limit).
+ *
+ * With a row cache: while recent pages found most of their rows in it, the page's tuple versions are read first
+ * (the same page, nothing rendered), and only rows not cached by those versions are rendered (by ctid). A row that
+ * moved in between (its ctid no longer holds that version) sends the page back to the one-statement path.
  */
 export async function selectJsonPage(
   db: Tx,
   table: PgTable,
   shape: JsonShape,
   page: { where: SQL; order: SQL[]; limit: number; offset?: number },
+  cache?: RowCache,
 ): Promise<JsonRow[]> {
   let c = compiled.get(shape);
   if (!c) compiled.set(shape, (c = compile(table, shape)));
   const bounds = sql`LIMIT ${page.limit}${page.offset ? sql` OFFSET ${page.offset}` : sql``}`;
   const orderBy = sql.join(page.order, sql`, `);
-  const inner = sql`SELECT * FROM ${sql.identifier(getTableName(table))} ${sql.identifier('t0')} WHERE ${page.where} ORDER BY ${orderBy} ${bounds}`;
-  const raw = await rawRows<Record<string, unknown>>(db, sql`SELECT ${c.select} FROM (${inner}) ${sql.identifier('t0')}${c.joins} ORDER BY ${orderBy}`);
-  const nested = c.nested;
-  return raw.map((r) => {
-    const counts = nested.map((_, i) => Number(r[`n${i}`]));
-    const skeleton = () => {
-      const out: Record<string, unknown> = {};
-      if (shape.discriminator) out[shape.discriminator] = r.d;
-      nested.forEach((name, i) => (out[name] = Array.from({ length: counts[i] }, () => ({}))));
-      return out;
-    };
-    return { json: r.j as string, skeleton, skeletonKey: `${shape.discriminator ? String(r.d) : ''}|${counts.join('|')}` };
-  });
+  const inner = rowsOf(table, sql`WHERE ${page.where} ORDER BY ${orderBy} ${bounds}`);
+  if (cache && c.cachedShare >= 0.5) {
+    const rows = await fromCache(
+      db,
+      table,
+      shape,
+      c,
+      cache,
+      sql`SELECT ${c.version} FROM (${inner}) ${sql.identifier('t0')}${c.versionJoins} ORDER BY ${orderBy}`,
+    );
+    if (rows) return rows;
+  }
+  const raw = await rawRows<Rendered>(db, sql`SELECT ${c.select} FROM (${inner}) ${sql.identifier('t0')}${c.joins} ORDER BY ${orderBy}`);
+  if (cache) {
+    let held = 0;
+    for (const r of raw) if (cache.has(`${c.id}:${r.k}`)) held++;
+    c.cachedShare = raw.length ? held / raw.length : c.cachedShare;
+    for (const r of raw) cache.set(`${c.id}:${r.k}`, cachedOf(c, shape, r));
+  }
+  return raw.map((r) => jsonRow(shape, c.nested, cachedOf(c, shape, r)));
+}
+
+type Rendered = Record<string, unknown> & { j: string; k: string; c: string; d?: unknown };
+
+function cachedOf(c: Compiled, shape: JsonShape, r: Rendered): CachedRow {
+  return { json: r.j, discriminator: shape.discriminator ? r.d : undefined, counts: c.nested.map((_, i) => Number(r[`n${i}`])) };
+}
+
+function jsonRow(shape: JsonShape, nested: string[], row: CachedRow): JsonRow {
+  const skeleton = () => {
+    const out: Record<string, unknown> = {};
+    if (shape.discriminator) out[shape.discriminator] = row.discriminator;
+    nested.forEach((name, i) => (out[name] = Array.from({ length: row.counts[i] }, () => ({}))));
+    return out;
+  };
+  return { json: row.json, skeleton, skeletonKey: `${shape.discriminator ? String(row.discriminator) : ''}|${row.counts.join('|')}` };
+}
+
+/** The page from its tuple versions (`versions`: the page's `k`, `c` in order); undefined when a row moved meanwhile. */
+async function fromCache(db: Tx, table: PgTable, shape: JsonShape, c: Compiled, cache: RowCache, versions: SQL): Promise<JsonRow[] | undefined> {
+  const page = await rawRows<{ k: string; c: string }>(db, versions);
+  const found = page.map((r) => cache.get(`${c.id}:${r.k}`));
+  const missing = page.filter((_, i) => !found[i]);
+  c.cachedShare = page.length ? (page.length - missing.length) / page.length : c.cachedShare;
+  if (missing.length) {
+    const byCtid = rowsOf(table, sql`WHERE t0.ctid = ANY(${`{${missing.map((r) => `"${r.c}"`).join(',')}}`}::tid[])`);
+    const rendered = await rawRows<Rendered>(db, sql`SELECT ${c.select} FROM (${byCtid}) ${sql.identifier('t0')}${c.joins}`);
+    const byVersion = new Map(rendered.map((r) => [r.k, r]));
+    for (const [i, r] of page.entries()) {
+      if (found[i]) continue;
+      const row = byVersion.get(r.k);
+      if (!row) return undefined;
+      found[i] = cachedOf(c, shape, row);
+      cache.set(`${c.id}:${r.k}`, found[i]!);
+    }
+  }
+  return found.map((row) => jsonRow(shape, c.nested, row!));
 }
 
 /** Fields named as their columns. */

@@ -177,7 +177,13 @@ export class QueryEngine {
     const shape = this.descriptor(inventory).json;
     if (!shape || params.count || params.fields) return undefined;
     const { d, table, where, reply } = await this.prepare(db, inventory, params);
-    const rows = await selectJsonPage(db, d.table, shape, { where, order: sortOf(d, table, params), limit: params.limit ?? 1000, offset: params.start });
+    const rows = await selectJsonPage(
+      db,
+      d.table,
+      shape,
+      { where, order: sortOf(d, table, params), limit: params.limit ?? 1000, offset: params.start },
+      perfOf(db)?.rows,
+    );
     return { total: reply.total, rows };
   }
 

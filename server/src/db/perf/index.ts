@@ -4,17 +4,21 @@
 import { ChangeTracker, SharedGenerations, type ForeignKeyDependents } from './changes.js';
 import { ReadCache } from './read-cache.js';
 import { ReplyCache } from './reply-cache.js';
+import { RowCache } from './row-cache.js';
 import { perfSwitches, type PerfSwitches } from './switches.js';
 
 export { ChangeTracker, SharedGenerations, type ForeignKeyDependents, type Stamp } from './changes.js';
 export { ReadCache } from './read-cache.js';
 export { ReplyCache } from './reply-cache.js';
+export { RowCache, type CachedRow } from './row-cache.js';
 export { installPgDriver, installPgliteDriver } from './driver.js';
 export { perfSwitches, type PerfSwitches } from './switches.js';
 
 export class Perf {
   /** The reply cache of the query engine; undefined when switched off. */
   readonly replies: ReplyCache | undefined;
+  /** The row cache of the query engine's rendered pages; undefined when switched off. */
+  readonly rows: RowCache | undefined;
   /** The read cache (sessions, `App.remembered`); undefined when switched off. */
   readonly reads: ReadCache | undefined;
   private syncErrorAt = 0;
@@ -24,6 +28,7 @@ export class Perf {
     readonly switches: PerfSwitches,
   ) {
     this.replies = switches.replyCacheBytes > 0 ? new ReplyCache(switches.replyCacheBytes, switches.replyCacheMaxAgeMs) : undefined;
+    this.rows = switches.rowCacheBytes > 0 ? new RowCache(switches.rowCacheBytes) : undefined;
     this.reads = switches.readCache ? new ReadCache() : undefined;
   }
 

@@ -5,6 +5,8 @@ export interface PerfSwitches {
   replyCacheBytes: number;
   /** ZSTACK_QUERY_CACHE_MAX_AGE_MS (default 60000): a cached reply's longest life. */
   replyCacheMaxAgeMs: number;
+  /** ZSTACK_ROW_CACHE_MB (default 64; 0 = off): the row cache's bound in bytes (rendered inventories by tuple version). */
+  rowCacheBytes: number;
   /** ZSTACK_READ_CACHE (default on; 0 = off): sessions and `App.remembered` reads reused while unchanged. */
   readCache: boolean;
   /** ZSTACK_PREPARED_STATEMENTS (default on; 0 = off): repeating statements as named prepared statements (pg). */
@@ -22,6 +24,7 @@ export function perfSwitches(env: NodeJS.ProcessEnv = process.env): PerfSwitches
   return {
     replyCacheBytes: Math.floor(mb * 1024 * 1024),
     replyCacheMaxAgeMs: number('ZSTACK_QUERY_CACHE_MAX_AGE_MS', 60_000) || 60_000,
+    rowCacheBytes: Math.floor(number('ZSTACK_ROW_CACHE_MB', 64) * 1024 * 1024),
     readCache: env.ZSTACK_READ_CACHE !== '0',
     preparedStatements: env.ZSTACK_PREPARED_STATEMENTS !== '0',
     syncIntervalMs: number('ZSTACK_QUERY_SYNC_INTERVAL_MS', 0),

@@ -1,0 +1,72 @@
+// The row cache of the query engine: an inventory's JSON text as PostgreSQL rendered it (core/json-page.ts), keyed by
+// the version of every tuple it was rendered from — the row's and each nested row's `ctid` and `xmin`. A committed
+// tuple version never changes (an UPDATE writes a new one, with a new `xmin`), so an entry is valid as long as its key
+// is what the database reports: nothing to invalidate, nothing to sync between nodes. A page whose conditions differ
+// from every earlier request (the reply cache cannot answer it) still reuses the rows it shares with them. Bounded by
+// bytes (LRU); switch: ZSTACK_ROW_CACHE_MB (README.md in this folder).
+
+export interface CachedRow {
+  json: string;
+  /** The discriminator's value (when the shape has one) and each nested array's length: the reply's `schema` map. */
+  discriminator: unknown;
+  counts: number[];
+}
+
+/** Per-entry bookkeeping counted against the bound besides the text and the key. */
+const OVERHEAD = 128;
+
+export class RowCache {
+  private entries = new Map<string, CachedRow & { size: number }>(); // LRU order: the first is the least recently used
+  private used = 0;
+  hits = 0;
+  misses = 0;
+
+  constructor(readonly maxBytes: number) {}
+
+  get bytes(): number {
+    return this.used;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Without counting or touching (how many rows of a page are here). */
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
+  get(key: string): CachedRow | undefined {
+    const e = this.entries.get(key);
+    if (!e) {
+      this.misses++;
+      return undefined;
+    }
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    this.hits++;
+    return e;
+  }
+
+  set(key: string, row: CachedRow): void {
+    const size = row.json.length + key.length + OVERHEAD;
+    const old = this.entries.get(key);
+    if (old) {
+      this.entries.delete(key);
+      this.used -= old.size;
+    }
+    if (size > this.maxBytes) return;
+    while (this.used + size > this.maxBytes) {
+      const [k, e] = this.entries.entries().next().value as [string, { size: number }];
+      this.entries.delete(k);
+      this.used -= e.size;
+    }
+    this.entries.set(key, { ...row, size });
+    this.used += size;
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.used = 0;
+  }
+}
