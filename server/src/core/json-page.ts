@@ -31,8 +31,8 @@ export interface JsonShape {
 }
 
 export interface JsonRow {
-  /** The inventory's JSON text. */
-  json: string;
+  /** The inventory's JSON text, UTF-8 (encoded once: a cached row's bytes go into every page that shows it). */
+  json: Buffer;
   /** What the reply's `schema` map depends on: the discriminator's value and each nested array's length (built
    *  only when its key is not memoized yet). */
   skeleton(): Record<string, unknown>;
@@ -219,15 +219,18 @@ export async function selectJsonPage(
     let held = 0;
     for (const r of raw) if (cache.has(`${c.id}:${r.k}`)) held++;
     c.cachedShare = raw.length ? held / raw.length : c.cachedShare;
-    for (const r of raw) cache.set(`${c.id}:${r.k}`, cachedOf(c, shape, r));
   }
-  return raw.map((r) => jsonRow(shape, c.nested, cachedOf(c, shape, r)));
+  return raw.map((r) => {
+    const row = cachedOf(c, shape, r);
+    cache?.set(`${c.id}:${r.k}`, row);
+    return jsonRow(shape, c.nested, row);
+  });
 }
 
 type Rendered = Record<string, unknown> & { j: string; k: string; c: string; d?: unknown };
 
 function cachedOf(c: Compiled, shape: JsonShape, r: Rendered): CachedRow {
-  return { json: r.j, discriminator: shape.discriminator ? r.d : undefined, counts: c.nested.map((_, i) => Number(r[`n${i}`])) };
+  return { json: Buffer.from(r.j), discriminator: shape.discriminator ? r.d : undefined, counts: c.nested.map((_, i) => Number(r[`n${i}`])) };
 }
 
 function jsonRow(shape: JsonShape, nested: string[], row: CachedRow): JsonRow {

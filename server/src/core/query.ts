@@ -64,7 +64,8 @@ export interface InventoryDescriptor<Row = any, Inv = any> {
 /** How a Query API turns the engine's result into its reply: from objects, or from a page of JSON text. */
 export interface ReplyBuilder {
   object(r: QueryReply): object;
-  page(p: JsonPage): string;
+  /** The reply's bytes from a page of rendered rows (their bytes copied once, not re-encoded). */
+  page(p: JsonPage): Buffer;
 }
 
 export interface QueryParams {
@@ -226,7 +227,10 @@ export class QueryEngine {
     };
     // Without the cache the JSON string is sent as it is; cached replies are kept (and sent) as bytes.
     if (!perf || !cache) return json();
-    const compute = async () => Buffer.from(await json());
+    const compute = async () => {
+      const body = await json();
+      return typeof body === 'string' ? Buffer.from(body) : body;
+    };
     const key = cacheKey(inventory, params);
     const changes = opts.synced ? perf.changes : await perf.fresh();
     // The shared generations could not be read: answer without the cache.

@@ -26,6 +26,8 @@ import { WireFormat, assertNoForbiddenKeys, normalizeBodyKey } from './wire.js';
 import { noteConnection, urgently } from './turns.js';
 import { AdmissionQueue } from './admission.js';
 
+const COMMA = Buffer.from(',');
+
 export interface RouterDeps {
   doc: Record<string, any>;
   operations: SpecOperation[];
@@ -363,9 +365,15 @@ async function executeStage(req: FastifyRequest, reply: FastifyReply, env: Env):
         object: (result) => env.withSchema(op.operationId, finish(result)) as object,
         // The same reply from a page PostgreSQL rendered (key order as above: total, inventories, success, schema).
         page: (page) => {
-          const head = `{${page.total === undefined ? '' : `"total":${page.total},`}"inventories":[${page.rows.map((row) => row.json).join(',')}],"success":true`;
-          if (p.validateReply) finish(JSON.parse(`${head}}`));
-          return page.rows.length ? `${head},"schema":{${env.pageSchema(op.operationId, page)}}}` : `${head}}`;
+          const parts: Buffer[] = [Buffer.from(`{${page.total === undefined ? '' : `"total":${page.total},`}"inventories":[`)];
+          page.rows.forEach((row, i) => (i ? parts.push(COMMA, row.json) : parts.push(row.json)));
+          parts.push(Buffer.from(page.rows.length ? `],"success":true,"schema":{${env.pageSchema(op.operationId, page)}}}` : `],"success":true}`));
+          const body = Buffer.concat(parts);
+          if (p.validateReply) {
+            const { schema: _schema, ...checked } = JSON.parse(body.toString());
+            finish(checked);
+          }
+          return body;
         },
       };
       // The reply's JSON, from the query engine's reply cache or computed (and checked by `finish`) and cached.

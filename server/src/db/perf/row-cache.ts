@@ -6,7 +6,8 @@
 // bytes (LRU); switch: ZSTACK_ROW_CACHE_MB (README.md in this folder).
 
 export interface CachedRow {
-  json: string;
+  /** The inventory's JSON text, UTF-8. */
+  json: Buffer;
   /** The discriminator's value (when the shape has one) and each nested array's length: the reply's `schema` map. */
   discriminator: unknown;
   counts: number[];
