@@ -139,6 +139,15 @@ for (const pglite of [false, true]) {
     );
     t.equal(vm(3).name, 'renamed', "the row's own change is seen");
     t.equal(vm(5).allVolumes.length, 2, 'a removed nested row is gone');
+    // A page served from cached rows read no nested table, yet its cached reply depends on them.
+    const same = async () => (await http(s.url, 'GET', '/zstack/v1/vm-instances?limit=100', { headers })).text;
+    await same();
+    const before = await same();
+    ({ hits, misses } = cache);
+    t.equal(await same(), before, 'the same request again: the reply cache answers');
+    t.same([cache.hits - hits, cache.misses - misses], [0, 0], 'without looking at rows');
+    await db.execute(sql`UPDATE vm_nics SET ip = '10.8.8.8' WHERE uuid = ${uuid('nic0', 1)}`);
+    t.match(await same(), /10\.8\.8\.8/, "a nested row's change reaches a reply the reply cache held");
 
     // NICs and volumes alone are rendered the same way too.
     for (const [path, inventory] of [

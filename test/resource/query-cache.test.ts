@@ -79,7 +79,7 @@ t.test('the memory bound: LRU by bytes', async (t) => {
   t.ok(noRows.replies, '… and only it');
   // The row cache's bound: LRU by bytes.
   const rowCache = new RowCache(64 * 1024);
-  const row = (i: number) => ({ json: Buffer.from(`{"i":${i}}`.padEnd(10_000, ' ')), discriminator: undefined, counts: [1] });
+  const row = (i: number) => ({ json: Buffer.from(`{"i":${i}}`.padEnd(10_000, ' ')), version: `v${i}`, discriminator: undefined, counts: [1] });
   for (let i = 0; i < 20; i++) rowCache.set(`r${i}`, row(i));
   t.ok(rowCache.bytes <= rowCache.maxBytes && rowCache.size >= 5, `${rowCache.size} rows of 10 KB within 64 KB`);
   t.notOk(rowCache.has('r0'), 'the least recently used went first');
@@ -87,7 +87,7 @@ t.test('the memory bound: LRU by bytes', async (t) => {
   t.ok(rowCache.get(`r${kept}`));
   rowCache.set('r20', row(20));
   t.ok(rowCache.has(`r${kept}`), 'a row just read survives the next eviction');
-  rowCache.set('huge', { json: Buffer.alloc(100_000, ' '), discriminator: undefined, counts: [] });
+  rowCache.set('huge', { json: Buffer.alloc(100_000, ' '), version: 'h', discriminator: undefined, counts: [] });
   t.notOk(rowCache.has('huge'), 'a row larger than the bound is not kept');
   t.equal(
     cacheKey('ZoneInventory', { q: ['b=1', 'a=2'], sortBy: 'name', sortDirection: 'desc' }),

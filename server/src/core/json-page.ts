@@ -6,7 +6,7 @@
 import { getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
 import { PgDialect, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
 import { rows as rawRows, type Tx } from '../db/index.js';
-import type { CachedRow, RowCache } from '../db/perf/index.js';
+import type { CachedRow, ChangeTracker, RowCache, Stamp } from '../db/perf/index.js';
 import { formatDate } from './dates.js';
 
 /** One field of an inventory, in reply order. A null value leaves the field out (as upstream's Gson does). */
@@ -108,6 +108,9 @@ interface Compiled {
   version: SQL;
   /** Laterals giving `version` without rendering anything (a page's row versions alone). */
   versionJoins: SQL;
+  /** `m`, the version of the row's own tuple (no nested rows: no laterals), and `c`. */
+  ownVersion: SQL;
+  nestedTables: string[];
   /** Of recent pages, the share of rows the row cache held: below one half, a page is rendered in one statement. */
   cachedShare: number;
   id: number;
@@ -142,14 +145,15 @@ function compile(table: PgTable, shape: JsonShape): Compiled {
   });
   // The row's key besides its tuple (a tuple's place is reused after a rewrite such as VACUUM FULL).
   const key = 'uuid' in getTableColumns(table) ? [sql`${sql.identifier('t0')}.${sql.identifier(columnOf(table, 'uuid').name)}`] : [];
-  const version = sql.join([...key, tupleVersion('t0'), ...nestedFields.map((_, i) => sql`COALESCE(${sql.identifier(`j${i}`)}.s, '')`)], sql` || '|' || `);
+  const own = sql.join([...key, tupleVersion('t0')], sql` || '|' || `);
+  const version = sql.join([own, ...nestedFields.map((_, i) => sql`COALESCE(${sql.identifier(`j${i}`)}.s, '')`)], sql` || '|' || `);
   const object = objectSql(table, 't0', shape, (name) => sql`${sql.identifier(`j${nestedFields.findIndex((f) => f.name === name)}`)}.v`);
   const counts = nestedFields.map((_, i) => sql`, ${sql.identifier(`j${i}`)}.n AS ${sql.identifier(`n${i}`)}`);
   const picker = shape.fields.find((f) => f.name === shape.discriminator);
   if (shape.discriminator && !(picker && 'column' in picker)) throw new Error(`discriminator ${shape.discriminator} is not a column field`);
   const discriminator = picker && 'column' in picker ? sql`, ${sql.identifier('t0')}.${sql.identifier(columnOf(table, picker.column).name)} AS d` : sql``;
   return {
-    select: frozen(sql`${object} AS j${discriminator}${sql.join(counts, sql``)}, ${version} AS k, t0._ctid::text AS c`),
+    select: frozen(sql`${object} AS j${discriminator}${sql.join(counts, sql``)}, ${own} AS m, ${version} AS k, t0._ctid::text AS c`),
     joins: frozen(
       sql.join(
         laterals.map((l) => l.render),
@@ -157,7 +161,9 @@ function compile(table: PgTable, shape: JsonShape): Compiled {
       ),
     ),
     nested: nestedFields.map((f) => f.name),
-    version: frozen(sql`${version} AS k, t0._ctid::text AS c`),
+    version: frozen(sql`${own} AS m, ${version} AS k, t0._ctid::text AS c`),
+    ownVersion: frozen(sql`${own} AS m, t0._ctid::text AS c`),
+    nestedTables: nestedFields.map((f) => getTableName(f.nested.table)),
     versionJoins: frozen(
       sql.join(
         laterals.map((l) => l.version),
@@ -188,8 +194,9 @@ function rowsOf(table: PgTable, rest: SQL): SQL {
  * then each is rendered with its nested arrays (one lateral aggregate per nested field, after the limit).
  *
  * With a row cache: while recent pages found most of their rows in it, the page's tuple versions are read first
- * (the same page, nothing rendered), and only rows not cached by those versions are rendered (by ctid). A row that
- * moved in between (its ctid no longer holds that version) sends the page back to the one-statement path.
+ * (the same page, nothing rendered) and only rows not cached by those versions are rendered (by ctid); see
+ * `fromCache`. A row that moved in between (its ctid no longer holds that version) sends the page back to the
+ * one-statement path. `changes`: the change tracker, passed only after the request's freshness sync.
  */
 export async function selectJsonPage(
   db: Tx,
@@ -197,40 +204,47 @@ export async function selectJsonPage(
   shape: JsonShape,
   page: { where: SQL; order: SQL[]; limit: number; offset?: number },
   cache?: RowCache,
+  changes?: ChangeTracker,
 ): Promise<JsonRow[]> {
   let c = compiled.get(shape);
   if (!c) compiled.set(shape, (c = compile(table, shape)));
   const bounds = sql`LIMIT ${page.limit}${page.offset ? sql` OFFSET ${page.offset}` : sql``}`;
   const orderBy = sql.join(page.order, sql`, `);
   const inner = rowsOf(table, sql`WHERE ${page.where} ORDER BY ${orderBy} ${bounds}`);
+  // Taken before any statement: what is read after it may be newer, never older.
+  const stamp = changes?.stamp();
+  const fresh = changes && stamp ? { changes, stamp } : undefined;
   if (cache && c.cachedShare >= 0.5) {
-    const rows = await fromCache(
-      db,
-      table,
-      shape,
-      c,
-      cache,
-      sql`SELECT ${c.version} FROM (${inner}) ${sql.identifier('t0')}${c.versionJoins} ORDER BY ${orderBy}`,
-    );
+    const versions = fresh
+      ? sql`SELECT ${c.ownVersion} FROM (${inner}) ${sql.identifier('t0')} ORDER BY ${orderBy}`
+      : sql`SELECT ${c.version} FROM (${inner}) ${sql.identifier('t0')}${c.versionJoins} ORDER BY ${orderBy}`;
+    const rows = await fromCache(db, table, shape, c, cache, versions, fresh);
     if (rows) return rows;
   }
   const raw = await rawRows<Rendered>(db, sql`SELECT ${c.select} FROM (${inner}) ${sql.identifier('t0')}${c.joins} ORDER BY ${orderBy}`);
+  const verified = fresh ? fresh.changes.narrow(fresh.stamp, c.nestedTables) : undefined;
   if (cache) {
     let held = 0;
-    for (const r of raw) if (cache.has(`${c.id}:${r.k}`)) held++;
+    for (const r of raw) if (cache.has(`${c.id}:${r.m}`)) held++;
     c.cachedShare = raw.length ? held / raw.length : c.cachedShare;
   }
   return raw.map((r) => {
-    const row = cachedOf(c, shape, r);
-    cache?.set(`${c.id}:${r.k}`, row);
+    const row = cachedOf(c, shape, r, verified);
+    cache?.set(`${c.id}:${r.m}`, row);
     return jsonRow(shape, c.nested, row);
   });
 }
 
-type Rendered = Record<string, unknown> & { j: string; k: string; c: string; d?: unknown };
+type Rendered = Record<string, unknown> & { j: string; m: string; k: string; c: string; d?: unknown };
 
-function cachedOf(c: Compiled, shape: JsonShape, r: Rendered): CachedRow {
-  return { json: Buffer.from(r.j), discriminator: shape.discriminator ? r.d : undefined, counts: c.nested.map((_, i) => Number(r[`n${i}`])) };
+function cachedOf(c: Compiled, shape: JsonShape, r: Rendered, verified: Stamp | undefined): CachedRow {
+  return {
+    json: Buffer.from(r.j),
+    version: r.k,
+    verified,
+    discriminator: shape.discriminator ? r.d : undefined,
+    counts: c.nested.map((_, i) => Number(r[`n${i}`])),
+  };
 }
 
 function jsonRow(shape: JsonShape, nested: string[], row: CachedRow): JsonRow {
@@ -243,22 +257,58 @@ function jsonRow(shape: JsonShape, nested: string[], row: CachedRow): JsonRow {
   return { json: row.json, skeleton, skeletonKey: `${shape.discriminator ? String(row.discriminator) : ''}|${row.counts.join('|')}` };
 }
 
-/** The page from its tuple versions (`versions`: the page's `k`, `c` in order); undefined when a row moved meanwhile. */
-async function fromCache(db: Tx, table: PgTable, shape: JsonShape, c: Compiled, cache: RowCache, versions: SQL): Promise<JsonRow[] | undefined> {
-  const page = await rawRows<{ k: string; c: string }>(db, versions);
-  const found = page.map((r) => cache.get(`${c.id}:${r.k}`));
+/**
+ * The page from its rows' versions (`versions`: `m`, `c`, and `k` when it reads the nested rows' versions too);
+ * undefined when a row moved meanwhile. Entries are found by the row's own version `m`; an entry is current when its
+ * whole version `k` (nested rows included) is the one read — or, when `versions` read no nested rows (`fresh`: the
+ * request synced with the other nodes), when none of the nested tables changed since the entry's `k` was last read
+ * (`verified`, a stamp taken before that read). Other cached entries have their `k` read by ctid (nothing rendered);
+ * rows whose `k` moved, and rows not cached, are rendered.
+ */
+async function fromCache(
+  db: Tx,
+  table: PgTable,
+  shape: JsonShape,
+  c: Compiled,
+  cache: RowCache,
+  versions: SQL,
+  fresh?: { changes: ChangeTracker; stamp: Stamp },
+): Promise<JsonRow[] | undefined> {
+  const byCtid = (rows: Array<{ c: string }>) => rowsOf(table, sql`WHERE t0.ctid = ANY(${`{${rows.map((r) => `"${r.c}"`).join(',')}}`}::tid[])`);
+  const page = await rawRows<{ m: string; k?: string; c: string }>(db, versions);
+  // The reply depends on the nested tables even when no statement of this page names them.
+  if (fresh) fresh.changes.noteTables(c.nestedTables);
+  const verified = fresh ? fresh.changes.narrow(fresh.stamp, c.nestedTables) : undefined;
+  const found: Array<CachedRow | undefined> = page.map((r) => {
+    const e = cache.peek(`${c.id}:${r.m}`);
+    if (!e) return undefined;
+    if (r.k !== undefined) return r.k === e.version ? e : undefined;
+    return fresh && e.verified && fresh.changes.isCurrent(e.verified, c.nestedTables) ? e : undefined;
+  });
+  // Cached, but the nested rows may have moved: read their versions (nothing rendered).
+  const unsure = page.filter((r, i) => !found[i] && r.k === undefined && cache.has(`${c.id}:${r.m}`));
+  if (unsure.length) {
+    const read = await rawRows<{ m: string; k: string }>(db, sql`SELECT ${c.version} FROM (${byCtid(unsure)}) ${sql.identifier('t0')}${c.versionJoins}`);
+    const current = new Map(read.map((r) => [r.m, r.k]));
+    for (const [i, r] of page.entries()) {
+      const e = found[i] ? undefined : cache.peek(`${c.id}:${r.m}`);
+      if (!e || e.version !== current.get(r.m)) continue;
+      e.verified = verified;
+      found[i] = e;
+    }
+  }
   const missing = page.filter((_, i) => !found[i]);
+  cache.served(page.length - missing.length, missing.length);
   c.cachedShare = page.length ? (page.length - missing.length) / page.length : c.cachedShare;
   if (missing.length) {
-    const byCtid = rowsOf(table, sql`WHERE t0.ctid = ANY(${`{${missing.map((r) => `"${r.c}"`).join(',')}}`}::tid[])`);
-    const rendered = await rawRows<Rendered>(db, sql`SELECT ${c.select} FROM (${byCtid}) ${sql.identifier('t0')}${c.joins}`);
-    const byVersion = new Map(rendered.map((r) => [r.k, r]));
+    const rendered = await rawRows<Rendered>(db, sql`SELECT ${c.select} FROM (${byCtid(missing)}) ${sql.identifier('t0')}${c.joins}`);
+    const byOwn = new Map(rendered.map((r) => [r.m, r]));
     for (const [i, r] of page.entries()) {
       if (found[i]) continue;
-      const row = byVersion.get(r.k);
-      if (!row) return undefined;
-      found[i] = cachedOf(c, shape, row);
-      cache.set(`${c.id}:${r.k}`, found[i]!);
+      const row = byOwn.get(r.m);
+      if (!row || (r.k !== undefined && row.k !== r.k)) return undefined;
+      found[i] = cachedOf(c, shape, row, verified);
+      cache.set(`${c.id}:${r.m}`, found[i]!);
     }
   }
   return found.map((row) => jsonRow(shape, c.nested, row!));

@@ -5,7 +5,7 @@
 // a caller writes reaches the SQL text.
 import { and, asc, count, desc, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
 import { alias, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
-import { decodeRow, perfOf, rows as rawRows, type Stamp, type Tx } from '../db/index.js';
+import { decodeRow, perfOf, rows as rawRows, type ChangeTracker, type Stamp, type Tx } from '../db/index.js';
 import { parseDate } from './dates.js';
 import { argErr } from './errors.js';
 import { selectJsonPage, type JsonPage, type JsonShape } from './json-page.js';
@@ -174,7 +174,7 @@ export class QueryEngine {
    * The page as JSON text rendered by PostgreSQL, when the inventory declares its shape and the request wants whole
    * inventories (no `fields`, not a count alone); undefined otherwise (the caller takes `query`).
    */
-  async jsonPage(db: Tx, inventory: string, params: QueryParams): Promise<JsonPage | undefined> {
+  async jsonPage(db: Tx, inventory: string, params: QueryParams, changes?: ChangeTracker): Promise<JsonPage | undefined> {
     const shape = this.descriptor(inventory).json;
     if (!shape || params.count || params.fields) return undefined;
     const { d, table, where, reply } = await this.prepare(db, inventory, params);
@@ -184,6 +184,7 @@ export class QueryEngine {
       shape,
       { where, order: sortOf(d, table, params), limit: params.limit ?? 1000, offset: params.start },
       perfOf(db)?.rows,
+      changes,
     );
     return { total: reply.total, rows };
   }
@@ -221,18 +222,19 @@ export class QueryEngine {
   async reply(db: Tx, inventory: string, params: QueryParams, build: ReplyBuilder, opts: { synced?: boolean } = {}): Promise<Buffer | string> {
     const perf = perfOf(db);
     const cache = perf?.replies;
-    const json = async () => {
-      const page = await this.jsonPage(db, inventory, params);
+    // `changes` only after the request's freshness sync succeeded (the row cache may then trust its generations).
+    const json = async (changes: ChangeTracker | undefined) => {
+      const page = await this.jsonPage(db, inventory, params, changes);
       return page ? build.page(page) : JSON.stringify(build.object(await this.query(db, inventory, params)));
     };
     // Without the cache the JSON string is sent as it is; cached replies are kept (and sent) as bytes.
-    if (!perf || !cache) return json();
-    const compute = async () => {
-      const body = await json();
-      return typeof body === 'string' ? Buffer.from(body) : body;
-    };
+    if (!perf || !cache) return json(opts.synced ? perf?.changes : undefined);
     const key = cacheKey(inventory, params);
     const changes = opts.synced ? perf.changes : await perf.fresh();
+    const compute = async () => {
+      const body = await json(changes);
+      return typeof body === 'string' ? Buffer.from(body) : body;
+    };
     // The shared generations could not be read: answer without the cache.
     if (!changes) return compute();
     const hit = cache.get(key, changes);

@@ -127,6 +127,12 @@ export class ChangeTracker {
     if (this.shared) await this.shared.sync();
   }
 
+  /** Records `tables` as read by the `trackReads` in whose context it is called (a result that depends on them). */
+  noteTables(tables: Iterable<string>): void {
+    const into = reads.getStore();
+    if (into) for (const t of tables) into.add(t);
+  }
+
   /** Records the tables a statement names, for the `trackReads` in whose context it is issued. */
   noteRead(text: string): void {
     const into = reads.getStore();

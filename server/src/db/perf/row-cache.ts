@@ -4,10 +4,15 @@
 // is what the database reports: nothing to invalidate, nothing to sync between nodes. A page whose conditions differ
 // from every earlier request (the reply cache cannot answer it) still reuses the rows it shares with them. Bounded by
 // bytes (LRU); switch: ZSTACK_ROW_CACHE_MB (README.md in this folder).
+import type { Stamp } from './changes.js';
 
 export interface CachedRow {
   /** The inventory's JSON text, UTF-8. */
   json: Buffer;
+  /** The version of every tuple it came from: the row's own, then each nested row's. */
+  version: string;
+  /** The nested tables' generations taken before `version` was last read (after a freshness sync), if it was. */
+  verified?: Stamp;
   /** The discriminator's value (when the shape has one) and each nested array's length: the reply's `schema` map. */
   discriminator: unknown;
   counts: number[];
@@ -35,6 +40,22 @@ export class RowCache {
   /** Without counting or touching (how many rows of a page are here). */
   has(key: string): boolean {
     return this.entries.has(key);
+  }
+
+  /** The entry, marked recently used, without counting a hit or a miss (the caller counts: `served`). */
+  peek(key: string): CachedRow | undefined {
+    const e = this.entries.get(key);
+    if (e) {
+      this.entries.delete(key);
+      this.entries.set(key, e);
+    }
+    return e;
+  }
+
+  /** Counts what a page took from the cache and what it had to render. */
+  served(hits: number, misses: number): void {
+    this.hits += hits;
+    this.misses += misses;
   }
 
   get(key: string): CachedRow | undefined {
