@@ -18,7 +18,7 @@ export interface CachedRow {
   counts: number[];
 }
 
-/** Per-entry bookkeeping counted against the bound besides the text and the key. */
+/** Per-entry bookkeeping counted against the bound besides the text, the key and the version. */
 const OVERHEAD = 128;
 
 export class RowCache {
@@ -71,7 +71,7 @@ export class RowCache {
   }
 
   set(key: string, row: CachedRow): void {
-    const size = row.json.length + key.length + OVERHEAD;
+    const size = row.json.length + key.length + row.version.length + OVERHEAD;
     const old = this.entries.get(key);
     if (old) {
       this.entries.delete(key);
