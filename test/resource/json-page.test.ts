@@ -6,6 +6,7 @@ import t from 'tap';
 import { sql } from 'drizzle-orm';
 import { perfOf, rows } from '../../server/src/db/index.js';
 import { http, startServer } from '../lib/harness.js';
+import { until } from '../lib/wait.js';
 
 // Valid uuids (32 hex digits) that say what they are: a hex tag per kind, then the index.
 const TAGS: Record<string, string> = { vm: 'a0', zone: 'c0', host: 'd0', l3: 'e0', ps: 'f0', do: 'f1', img: 'f2' };
@@ -141,11 +142,16 @@ for (const pglite of [false, true]) {
     t.equal(vm(5).allVolumes.length, 2, 'a removed nested row is gone');
     // A page served from cached rows read no nested table, yet its cached reply depends on them.
     const same = async () => (await http(s.url, 'GET', '/zstack/v1/vm-instances?limit=100', { headers })).text;
-    await same();
-    const before = await same();
-    ({ hits, misses } = cache);
-    t.equal(await same(), before, 'the same request again: the reply cache answers');
-    t.same([cache.hits - hits, cache.misses - misses], [0, 0], 'without looking at rows');
+    const replies = perfOf(db)!.replies!;
+    // (A background round's write may drop the reply a moment: asked again until the reply cache answers.)
+    await until('the reply cache holds the page', async () => {
+      await same();
+      const held = replies.hits;
+      ({ hits, misses } = cache);
+      await same();
+      return replies.hits === held + 1 && cache.hits === hits && cache.misses === misses;
+    });
+    t.pass('the same request again: the reply cache answers, without looking at rows');
     await db.execute(sql`UPDATE vm_nics SET ip = '10.8.8.8' WHERE uuid = ${uuid('nic0', 1)}`);
     t.match(await same(), /10\.8\.8\.8/, "a nested row's change reaches a reply the reply cache held");
 
