@@ -212,8 +212,7 @@ export async function selectJsonPage(
   const orderBy = sql.join(page.order, sql`, `);
   const inner = rowsOf(table, sql`WHERE ${page.where} ORDER BY ${orderBy} ${bounds}`);
   // Taken before any statement: what is read after it may be newer, never older.
-  const stamp = changes?.stamp();
-  const fresh = changes && stamp ? { changes, stamp } : undefined;
+  const fresh = changes ? { changes, stamp: changes.stamp() } : undefined;
   if (cache && c.cachedShare >= 0.5) {
     const versions = fresh
       ? sql`SELECT ${c.ownVersion} FROM (${inner}) ${sql.identifier('t0')} ORDER BY ${orderBy}`
@@ -279,20 +278,20 @@ async function fromCache(
   // The reply depends on the nested tables even when no statement of this page names them.
   if (fresh) fresh.changes.noteTables(c.nestedTables);
   const verified = fresh ? fresh.changes.narrow(fresh.stamp, c.nestedTables) : undefined;
-  const found: Array<CachedRow | undefined> = page.map((r) => {
-    const e = cache.peek(`${c.id}:${r.m}`);
+  const entries = page.map((r) => cache.peek(`${c.id}:${r.m}`));
+  const found = entries.map((e, i) => {
+    const k = page[i].k;
     if (!e) return undefined;
-    if (r.k !== undefined) return r.k === e.version ? e : undefined;
+    if (k !== undefined) return k === e.version ? e : undefined;
     return fresh && e.verified && fresh.changes.isCurrent(e.verified, c.nestedTables) ? e : undefined;
   });
   // Cached, but the nested rows may have moved: read their versions (nothing rendered).
-  const unsure = page.filter((r, i) => !found[i] && r.k === undefined && cache.has(`${c.id}:${r.m}`));
+  const unsure = page.filter((r, i) => entries[i] && !found[i] && r.k === undefined);
   if (unsure.length) {
     const read = await rawRows<{ m: string; k: string }>(db, sql`SELECT ${c.version} FROM (${byCtid(unsure)}) ${sql.identifier('t0')}${c.versionJoins}`);
     const current = new Map(read.map((r) => [r.m, r.k]));
-    for (const [i, r] of page.entries()) {
-      const e = found[i] ? undefined : cache.peek(`${c.id}:${r.m}`);
-      if (!e || e.version !== current.get(r.m)) continue;
+    for (const [i, e] of entries.entries()) {
+      if (!e || found[i] || e.version !== current.get(page[i].m)) continue;
       e.verified = verified;
       found[i] = e;
     }
