@@ -56,14 +56,30 @@ export interface ServerProcess {
 }
 
 /**
- * `node --import tsx server/src/main.ts` on the given database, in its own process (so the load generator in this
- * process does not share the server's event loop). Extra node flags (e.g. `--cpu-prof`) from `BENCH_SERVER_NODE_ARGS`.
+ * The server's command line in checkout `root`. By default as `npm start` runs it: the build in dist/ (rebuilt
+ * first when a source changed) under the node flags of package.json's `start` script, read from there.
+ * `BENCH_SERVER_FROM=src`: the sources through tsx, as the tests run them (CPU profiles then name source files);
+ * `=dist`: the build under node's default flags.
  */
-/** `root`: another checkout to run the server from (an A/B run against the previous commit, same database). */
+function serverCommand(root: string, extra: string[]): string[] {
+  if (process.env.BENCH_SERVER_FROM === 'src') return [...extra, '--import', 'tsx', 'server/src/main.ts'];
+  // =dist: the build without the start script's node flags (what those flags cost).
+  if (process.env.BENCH_SERVER_FROM === 'dist') return [...extra, 'scripts/start.mjs'];
+  const start = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const words = start.split(/\s+/).filter((w) => w !== 'exec');
+  if (words[0] !== 'node') throw new Error(`package.json's start script is not "[exec] node …": ${start}`);
+  return [...words.slice(1, -1), ...extra, ...words.slice(-1)];
+}
+
+/**
+ * The server on the given database, in its own process (so the load generator in this process does not share the
+ * server's event loop), run as serverCommand says. Extra node flags (e.g. `--cpu-prof`) from
+ * `BENCH_SERVER_NODE_ARGS`. `root`: another checkout to run the server from (an A/B run against the previous commit).
+ */
 export async function startServerProcess(databaseUrl: string, env: Record<string, string> = {}, root = ROOT): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'zstack-bench-'));
   const extra = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...extra, '--import', 'tsx', 'server/src/main.ts'], {
+  const child = spawn(process.execPath, serverCommand(root, extra), {
     cwd: root,
     env: { ...process.env, DATABASE_URL: databaseUrl, ZSTACK_PORT: '0', ZSTACK_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,6 +7,8 @@
 //   BENCH_NO_CACHE=reply … the reply cache alone off
 //   BENCH_TRY_INDEX=1 …   then adds indexes for the default sort on the bench database and measures again
 //   BENCH_KEEP_DB=1 …     keeps the database afterwards (for EXPLAIN with psql)
+//   BENCH_ONLY=varied …   the varied workload alone
+//   BENCH_SERVER_FROM=src … the server from its sources through tsx instead of as `npm start` runs it (dist/)
 //   BENCH_SERVER_ROOT=<checkout> …  the server of another checkout (the previous commit): a before/after pair of runs
 //                         (not two servers on one database: a second node starting reconciles the inserted VMs;
 //                         the bench's own server has its periodic reconciliation set to once a day)
@@ -92,7 +94,8 @@ try {
   // The varied workload: a different `q` on every request (a UI, a CLI, another tenant): the reply cache never
   // answers, every request computes its page (100 Running VMs, as the first condition).
   const VARIED = 'state=Running&name!=vm-<random>';
-  const workloads = [...conditions, VARIED];
+  // BENCH_ONLY=varied: the varied workload alone (a quicker pair when only the computing path changed).
+  const workloads = process.env.BENCH_ONLY === 'varied' ? [VARIED] : [...conditions, VARIED];
   const perCondition: Record<string, unknown>[] = [];
   const plans = await explain(database.url, conditions);
   for (const q of workloads) {

@@ -17,7 +17,11 @@ export const AGENT_BIN = fileURLToPath(
   new URL(typeof ZSTACK_BUILT_AGENT === 'string' ? ZSTACK_BUILT_AGENT : '../../../agents/bin/zstack-agent.mjs', import.meta.url),
 );
 const WATCHDOG = new URL('./agent-watchdog.mjs', import.meta.url).href;
-/** A small young generation and V8's memory-saving mode: less resident for an agent that mostly waits (bench/README.md, startup). */
+/**
+ * A small young generation and V8's memory-saving mode: less resident for an agent that mostly waits. Unlike the
+ * server's (whose CPU under load it tripled), the simulator's CPU per provisioned VM is the same without it
+ * (bench/README.md, startup).
+ */
 const AGENT_NODE_FLAGS = ['--max-semi-space-size=2', '--optimize-for-size'];
 const STOP_GRACE_MS = 5_000;
 
