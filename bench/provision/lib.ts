@@ -3,7 +3,7 @@
 // further process, exactly like `npm start` with DATABASE_URL), RSS and CPU readings from /proc, percentiles,
 // and the benchmark world (Flat DHCP, a large IP range, simulated hosts added in parallel).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -93,7 +93,10 @@ export async function startServerProcess(databaseUrl: string, env: Record<string
   const url = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     const timer = setTimeout(() => reject(new Error(`the server did not start within 60 s: ${stderr.slice(-2000)}`)), 60_000);
+    // BENCH_SERVER_STDOUT=<file>: the server's stdout appended there (e.g. with BENCH_SERVER_NODE_ARGS=--trace-gc).
+    const copy = process.env.BENCH_SERVER_STDOUT;
     lines.on('line', (line) => {
+      if (copy) appendFileSync(copy, line + '\n');
       const m = /listening on (http:\/\/\S+)/.exec(line);
       if (m) {
         clearTimeout(timer);

@@ -77,17 +77,18 @@ t.test('the memory bound: LRU by bytes', async (t) => {
   const noRows = new Perf(new ChangeTracker(tableNames), perfSwitches({ ZSTACK_ROW_CACHE_MB: '0' }));
   t.equal(noRows.rows, undefined, 'ZSTACK_ROW_CACHE_MB=0 turns the row cache off');
   t.ok(noRows.replies, '… and only it');
-  // The row cache's bound: LRU by bytes.
+  // The row cache's bound: by bytes, least recently used first (CLOCK: a read gives the oldest a second chance).
   const rowCache = new RowCache(64 * 1024);
-  const row = (i: number) => ({ json: Buffer.from(`{"i":${i}}`.padEnd(10_000, ' ')), version: `v${i}`, discriminator: undefined, counts: [1] });
+  const row = (i: number) => ({ json: Buffer.from(`{"i":${i}}`.padEnd(10_000, ' ')), version: `v${i}`, skeleton: () => ({}), skeletonKey: '|1' });
   for (let i = 0; i < 20; i++) rowCache.set(`r${i}`, row(i));
   t.ok(rowCache.bytes <= rowCache.maxBytes && rowCache.size >= 5, `${rowCache.size} rows of 10 KB within 64 KB`);
   t.notOk(rowCache.has('r0'), 'the least recently used went first');
   const kept = [...Array(20).keys()].find((i) => rowCache.has(`r${i}`))!;
   t.ok(rowCache.get(`r${kept}`));
   rowCache.set('r20', row(20));
-  t.ok(rowCache.has(`r${kept}`), 'a row just read survives the next eviction');
-  rowCache.set('huge', { json: Buffer.alloc(100_000, ' '), version: 'h', discriminator: undefined, counts: [] });
+  t.ok(rowCache.has(`r${kept}`), 'a row just read survives the next eviction, though it was the oldest');
+  t.notOk(rowCache.has(`r${kept + 1}`), '… and the next oldest went instead');
+  rowCache.set('huge', { json: Buffer.alloc(100_000, ' '), version: 'h', skeleton: () => ({}), skeletonKey: '|' });
   t.notOk(rowCache.has('huge'), 'a row larger than the bound is not kept');
   t.equal(
     cacheKey('ZoneInventory', { q: ['b=1', 'a=2'], sortBy: 'name', sortDirection: 'desc' }),

@@ -230,30 +230,23 @@ export async function selectJsonPage(
   return raw.map((r) => {
     const row = cachedOf(c, shape, r, verified);
     cache?.set(`${c.id}:${r.m}`, row);
-    return jsonRow(shape, c.nested, row);
+    return row;
   });
 }
 
 type Rendered = Record<string, unknown> & { j: string; m: string; k: string; c: string; d?: unknown };
 
+/** A rendered row as the row cache keeps it; it is also the page's row (JsonRow): nothing is built per page. */
 function cachedOf(c: Compiled, shape: JsonShape, r: Rendered, verified: Stamp | undefined): CachedRow {
-  return {
-    json: Buffer.from(r.j),
-    version: r.k,
-    verified,
-    discriminator: shape.discriminator ? r.d : undefined,
-    counts: c.nested.map((_, i) => Number(r[`n${i}`])),
-  };
-}
-
-function jsonRow(shape: JsonShape, nested: string[], row: CachedRow): JsonRow {
+  const discriminator = shape.discriminator ? r.d : undefined;
+  const counts = c.nested.map((_, i) => Number(r[`n${i}`]));
   const skeleton = () => {
     const out: Record<string, unknown> = {};
-    if (shape.discriminator) out[shape.discriminator] = row.discriminator;
-    nested.forEach((name, i) => (out[name] = Array.from({ length: row.counts[i] }, () => ({}))));
+    if (shape.discriminator) out[shape.discriminator] = discriminator;
+    c.nested.forEach((name, i) => (out[name] = Array.from({ length: counts[i] }, () => ({}))));
     return out;
   };
-  return { json: row.json, skeleton, skeletonKey: `${shape.discriminator ? String(row.discriminator) : ''}|${row.counts.join('|')}` };
+  return { json: Buffer.from(r.j), version: r.k, verified, skeleton, skeletonKey: `${shape.discriminator ? String(discriminator) : ''}|${counts.join('|')}` };
 }
 
 /**
@@ -310,7 +303,7 @@ async function fromCache(
       cache.set(`${c.id}:${r.m}`, found[i]!);
     }
   }
-  return found.map((row) => jsonRow(shape, c.nested, row!));
+  return found as CachedRow[];
 }
 
 /** Fields named as their columns. */

@@ -27,6 +27,8 @@ import { noteConnection, urgently } from './turns.js';
 import { AdmissionQueue } from './admission.js';
 
 const COMMA = Buffer.from(',');
+const SUCCESS_END = Buffer.from('],"success":true}');
+const SUCCESS_EMPTY_SCHEMA_END = Buffer.from('],"success":true,"schema":{}}');
 
 export interface RouterDeps {
   doc: Record<string, any>;
@@ -126,13 +128,20 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
     return Object.keys(schema).length ? { ...body, schema } : body;
   };
   /**
-   * The `schema` map's entries (JSON text, no braces) of a page rendered as text: row i's entries are those a reply
-   * with the row's skeleton alone would have (`inventories[0]…`), renamed to `inventories[i]…`; memoized by skeleton.
+   * The end of a page's reply rendered as text: `],"success":true` and the `schema` map. Row i's entries are those a
+   * reply with the row's skeleton alone would have (`inventories[0]…`), renamed to `inventories[i]…`; memoized by
+   * skeleton, and the whole end by (skeleton, row count) when every row has the same skeleton (most pages).
    */
   const rowSchemas = new Map<string, Array<[suffix: string, cls: string]>>();
-  const pageSchema = (apiName: string, page: JsonPage): string => {
+  const uniformEnds = new Map<string, Buffer>();
+  const pageEnd = (apiName: string, page: JsonPage): Buffer => {
     const pointer = byId.get(apiName)?.replyPointer;
-    if (!pointer) return '';
+    if (!page.rows.length) return SUCCESS_END;
+    if (!pointer) return SUCCESS_EMPTY_SCHEMA_END;
+    const first = page.rows[0].skeletonKey;
+    const uniform = page.rows.every((row) => row.skeletonKey === first) ? `${apiName} ${first} ${page.rows.length}` : undefined;
+    const known = uniform && uniformEnds.get(uniform);
+    if (known) return known;
     const out: string[] = [];
     page.rows.forEach((row, i) => {
       const key = `${apiName} ${row.skeletonKey}`;
@@ -144,9 +153,11 @@ export function registerRoutes(app: FastifyInstance, deps: RouterDeps): void {
       }
       for (const [suffix, cls] of entries) out.push(`"inventories[${i}]${suffix}":${cls}`);
     });
-    return out.join(',');
+    const end = Buffer.from(`],"success":true,"schema":{${out.join(',')}}}`);
+    if (uniform && uniformEnds.size < 1_000) uniformEnds.set(uniform, end);
+    return end;
   };
-  const env: Env = { deps, admission: deps.admission ?? new AdmissionQueue(), perf: perfOf(deps.db), wire, withSchema, pageSchema };
+  const env: Env = { deps, admission: deps.admission ?? new AdmissionQueue(), perf: perfOf(deps.db), wire, withSchema, pageEnd };
   if (!app.hasRequestDecorator('zstack')) app.decorateRequest('zstack', null);
   app.server.on('connection', noteConnection);
   for (const [key, prepared] of groups) {
@@ -173,7 +184,7 @@ interface Env {
   perf: Perf | undefined;
   wire: WireFormat;
   withSchema(apiName: string, body: unknown): unknown;
-  pageSchema(apiName: string, page: JsonPage): string;
+  pageEnd(apiName: string, page: JsonPage): Buffer;
 }
 
 /** What the stages learn about a request, in order (on `req.zstack`). */
@@ -367,7 +378,7 @@ async function executeStage(req: FastifyRequest, reply: FastifyReply, env: Env):
         page: (page) => {
           const parts: Buffer[] = [Buffer.from(`{${page.total === undefined ? '' : `"total":${page.total},`}"inventories":[`)];
           page.rows.forEach((row, i) => (i ? parts.push(COMMA, row.json) : parts.push(row.json)));
-          parts.push(Buffer.from(page.rows.length ? `],"success":true,"schema":{${env.pageSchema(op.operationId, page)}}}` : `],"success":true}`));
+          parts.push(env.pageEnd(op.operationId, page));
           const body = Buffer.concat(parts);
           if (p.validateReply) {
             const { schema: _schema, ...checked } = JSON.parse(body.toString());

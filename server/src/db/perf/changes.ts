@@ -36,7 +36,8 @@ interface Piece {
 export interface Stamp {
   version: number;
   epoch: number;
-  gens: Map<string, number>;
+  /** Read only: stamps taken between two changes share one copy. */
+  gens: ReadonlyMap<string, number>;
 }
 
 const reads = new AsyncLocalStorage<Set<string>>();
@@ -61,6 +62,8 @@ export class ChangeTracker {
   /** Bumped when everything must be forgotten (an unparsable write, a lost connection to the shared state). */
   private epoch = 0;
   private gens = new Map<string, number>();
+  /** A copy of `gens` for stamps, made on the first stamp after a change (a read-mostly server copies it rarely). */
+  private snapshot?: ReadonlyMap<string, number>;
   private analyzed = new Map<string, Piece[]>();
   private named = new Map<string, string[]>();
   /** Tables a DELETE on a table also writes (rows removed by its triggers, e.g. a resource's tags). */
@@ -94,7 +97,7 @@ export class ChangeTracker {
   }
 
   stamp(): Stamp {
-    return { version: this.version, epoch: this.epoch, gens: new Map(this.gens) };
+    return { version: this.version, epoch: this.epoch, gens: (this.snapshot ??= new Map(this.gens)) };
   }
 
   /** The part of `stamp` about `tables` (what a cache entry keeps). */
@@ -115,6 +118,7 @@ export class ChangeTracker {
   /** Called after a commit (or by a sync step for another node's commit). Synchronous: no await between commit and bump. */
   changed(tables: Dirty): void {
     this.version++;
+    this.snapshot = undefined;
     if (tables === 'all') {
       this.epoch++;
       return;

@@ -3,7 +3,8 @@
 // tuple version never changes (an UPDATE writes a new one, with a new `xmin`), so an entry is valid as long as its key
 // is what the database reports: nothing to invalidate, nothing to sync between nodes. A page whose conditions differ
 // from every earlier request (the reply cache cannot answer it) still reuses the rows it shares with them. Bounded by
-// bytes (LRU); switch: ZSTACK_ROW_CACHE_MB (README.md in this folder).
+// bytes, evicting the least recently used by CLOCK (second chance): a read only marks its entry, so a page's hundred
+// reads move nothing in the map; switch: ZSTACK_ROW_CACHE_MB (README.md in this folder).
 import type { Stamp } from './changes.js';
 
 export interface CachedRow {
@@ -13,16 +14,18 @@ export interface CachedRow {
   version: string;
   /** The nested tables' generations taken before `version` was last read (after a freshness sync), if it was. */
   verified?: Stamp;
-  /** The discriminator's value (when the shape has one) and each nested array's length: the reply's `schema` map. */
-  discriminator: unknown;
-  counts: number[];
+  /** What the reply's `schema` map depends on (the discriminator's value, each nested array's length), and its key. */
+  skeleton(): Record<string, unknown>;
+  skeletonKey: string;
 }
+
+type Entry = CachedRow & { size: number; referenced: boolean };
 
 /** Per-entry bookkeeping counted against the bound besides the text, the key and the version. */
 const OVERHEAD = 128;
 
 export class RowCache {
-  private entries = new Map<string, CachedRow & { size: number }>(); // LRU order: the first is the least recently used
+  private entries = new Map<string, Entry>(); // the clock's order: the hand is at the first
   private used = 0;
   hits = 0;
   misses = 0;
@@ -45,10 +48,7 @@ export class RowCache {
   /** The entry, marked recently used, without counting a hit or a miss (the caller counts: `served`). */
   peek(key: string): CachedRow | undefined {
     const e = this.entries.get(key);
-    if (e) {
-      this.entries.delete(key);
-      this.entries.set(key, e);
-    }
+    if (e) e.referenced = true;
     return e;
   }
 
@@ -59,14 +59,9 @@ export class RowCache {
   }
 
   get(key: string): CachedRow | undefined {
-    const e = this.entries.get(key);
-    if (!e) {
-      this.misses++;
-      return undefined;
-    }
-    this.entries.delete(key);
-    this.entries.set(key, e);
-    this.hits++;
+    const e = this.peek(key);
+    if (e) this.hits++;
+    else this.misses++;
     return e;
   }
 
@@ -78,12 +73,16 @@ export class RowCache {
       this.used -= old.size;
     }
     if (size > this.maxBytes) return;
+    // The hand: an entry read since it last passed gets a second chance (to the back, unmarked); the first unmarked goes.
     while (this.used + size > this.maxBytes) {
-      const [k, e] = this.entries.entries().next().value as [string, { size: number }];
+      const [k, e] = this.entries.entries().next().value as [string, Entry];
       this.entries.delete(k);
-      this.used -= e.size;
+      if (e.referenced) {
+        e.referenced = false;
+        this.entries.set(k, e);
+      } else this.used -= e.size;
     }
-    this.entries.set(key, { ...row, size });
+    this.entries.set(key, { ...row, size, referenced: false });
     this.used += size;
   }
 
