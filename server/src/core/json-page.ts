@@ -272,19 +272,23 @@ async function fromCache(
   if (fresh) fresh.changes.noteTables(c.nestedTables);
   const verified = fresh ? fresh.changes.narrow(fresh.stamp, c.nestedTables) : undefined;
   const entries = page.map((r) => cache.peek(`${c.id}:${r.m}`));
+  // Rows rendered together share their `verified` stamp: each stamp is checked once per page.
+  const current = new Map<Stamp, boolean>();
+  const isCurrent = (stamp: Stamp) => current.get(stamp) ?? current.set(stamp, fresh!.changes.isCurrent(stamp, c.nestedTables)).get(stamp)!;
   const found = entries.map((e, i) => {
     const k = page[i].k;
     if (!e) return undefined;
     if (k !== undefined) return k === e.version ? e : undefined;
-    return fresh && e.verified && fresh.changes.isCurrent(e.verified, c.nestedTables) ? e : undefined;
+    return fresh && e.verified && isCurrent(e.verified) ? e : undefined;
   });
   // Cached, but the nested rows may have moved: read their versions (nothing rendered).
   const unsure = page.filter((r, i) => entries[i] && !found[i] && r.k === undefined);
   if (unsure.length) {
     const read = await rawRows<{ m: string; k: string }>(db, sql`SELECT ${c.version} FROM (${byCtid(unsure)}) ${sql.identifier('t0')}${c.versionJoins}`);
-    const current = new Map(read.map((r) => [r.m, r.k]));
-    for (const [i, e] of entries.entries()) {
-      if (!e || found[i] || e.version !== current.get(page[i].m)) continue;
+    const now = new Map(read.map((r) => [r.m, r.k]));
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      if (!e || found[i] || e.version !== now.get(page[i].m)) continue;
       e.verified = verified;
       found[i] = e;
     }

@@ -26,6 +26,15 @@ function own<T>(record: Record<string, T> | undefined, key: string): T | undefin
 }
 
 /** A caller's value in a message: bounded. */
+/** `alias(table, name)` made once per table and name: a drizzle alias is an immutable proxy, built anew it is garbage per request. */
+const aliases = new WeakMap<PgTable, Map<string, PgTable>>();
+function aliasOf(table: PgTable, name: string): any {
+  let byName = aliases.get(table);
+  if (!byName) aliases.set(table, (byName = new Map()));
+  let a = byName.get(name);
+  if (!a) byName.set(name, (a = alias(table, name)));
+  return a;
+}
 const shown = (raw: string) => (raw.length > 64 ? `${raw.slice(0, 64)}…` : raw);
 
 export interface Expansion {
@@ -192,7 +201,7 @@ export class QueryEngine {
   /** The request's conditions (checked) and, when asked for, the total count. */
   private async prepare(db: Tx, inventory: string, params: QueryParams): Promise<{ d: InventoryDescriptor; table: any; where: SQL; reply: QueryReply }> {
     const d = this.descriptor(inventory);
-    const table = alias(d.table, 't0');
+    const table = aliasOf(d.table, 't0');
     const conditions = [...([] as string[]).concat(params.q ?? []).map(parseCondition), ...(params.conditions ?? [])].map((c) =>
       this.conditionSql(d, table, c, 1),
     );
@@ -275,7 +284,7 @@ export class QueryEngine {
     }
     if (depth > 6) throw argErr(`query condition[${c.path.join('.')}] joins too deep`);
     const other = this.descriptor(exp.inventory);
-    const t = alias(other.table, `t${depth}`);
+    const t = aliasOf(other.table, `t${depth}`);
     const inner = this.conditionSql(other, t, { ...c, path: rest }, depth + 1);
     const extra = other.where ? sql` AND ${other.where(t)}` : sql``;
     // An aliased table interpolated into raw SQL renders as its alias only: name the table explicitly.
