@@ -41,6 +41,8 @@ import { registerDocs } from './docs/index.js';
 /** The longest URL (414 beyond) and the most header bytes (431 beyond) a request may have. */
 const MAX_URL_BYTES = 16 * 1024;
 const MAX_HEADERS_BYTES = 16 * 1024;
+/** How long `close` lets a periodic task's running tick finish before closing the database under it. */
+const CLOSE_WAITS_FOR_TICKS_MS = 5_000;
 
 export interface AppOptions extends NodeOptions {
   /** Real PostgreSQL; without it the embedded PGlite database under `dataDir` is used. */
@@ -85,7 +87,10 @@ export class App {
    * reaches another's service only through `ctx.use` of what it declared.
    */
   readonly services = {} as Services;
-  private timers: NodeJS.Timeout[] = [];
+  /** The periodic tasks (`every`): each one's next tick, or the tick running now (close waits for it). */
+  private periodic: Array<{ timer?: NodeJS.Timeout; running?: Promise<void> }> = [];
+  /** Aborted by `close`: a running tick's agent calls and waits stop instead of holding the shutdown. */
+  private stopping = new AbortController();
   private bootHooks: Array<() => Promise<void>> = [];
   private contexts = new Map<string, DomainContext>();
   private joinHooks: Array<() => Promise<void>> = [];
@@ -205,18 +210,30 @@ export class App {
 
   /** Runs `fn` every `ms` in a background context; errors are logged, never fatal. */
   every(name: string, ms: () => number, fn: () => Promise<unknown>): void {
-    const tick = async () => {
-      if (this.closed) return;
-      try {
-        await runInContext(backgroundContext(name), fn);
-      } catch (e) {
-        console.error(`[${name}]`, describeError(e));
-      }
-      if (!this.closed) this.timers.push(setTimeout(tick, delay()).unref());
-    };
+    // One slot per task (not one handle kept per tick: a 1 s task would pile up 86,400 handles a day).
+    const task: { timer?: NodeJS.Timeout; running?: Promise<void> } = {};
     // A period longer than a Node timer can wait runs at that longest wait (a longer delay would fire at once).
-    const delay = () => Math.min(ms(), MAX_TIMEOUT_MS);
-    this.timers.push(setTimeout(tick, delay()).unref());
+    const schedule = () => {
+      if (!this.closed) task.timer = setTimeout(tick, Math.min(ms(), MAX_TIMEOUT_MS)).unref();
+    };
+    const tick = () => {
+      task.timer = undefined;
+      if (this.closed) return;
+      task.running = (async () => {
+        const ctx = backgroundContext(name);
+        ctx.signal = AbortSignal.any([ctx.signal, this.stopping.signal]);
+        try {
+          await runInContext(ctx, fn);
+        } catch (e) {
+          if (!this.stopping.signal.aborted) console.error(`[${name}]`, describeError(e));
+        }
+      })().finally(() => {
+        task.running = undefined;
+        schedule();
+      });
+    };
+    this.periodic.push(task);
+    schedule();
   }
 
   /** What every domain module works with (core/domain.ts); `use`/`provide` are added per module. */
@@ -423,9 +440,15 @@ export class App {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.periodic) clearTimeout(t.timer);
+    this.stopping.abort();
     await this.http.close();
     await this.jobs.drain();
+    // A tick that is running (aborted above) still uses the database and the locks: it may finish first, for a
+    // while (its own budget is the internal timeout, far too long to hold a shutdown).
+    let wait: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.periodic.map((t) => t.running)), new Promise((r) => (wait = setTimeout(r, CLOSE_WAITS_FOR_TICKS_MS)))]);
+    clearTimeout(wait);
     await this.closeBridge?.();
     await this.locks.close();
     for (const hook of this.leaveHooks) await hook();
@@ -435,7 +458,7 @@ export class App {
   /** Simulates a crash: stops serving and drops the database connection without finishing jobs or leaving. */
   async crash(): Promise<void> {
     this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.periodic) clearTimeout(t.timer);
     await this.http.close().catch(() => undefined);
     await this.closeBridge?.().catch(() => undefined);
     await this.locks.close().catch(() => undefined);
