@@ -3,6 +3,7 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
+import { currentSignal } from '../../server/src/core/context.js';
 import { startServer } from '../lib/harness.js';
 
 t.test('management nodes share settings and see each other', async (t) => {
@@ -31,11 +32,13 @@ t.test('closing a node lets its running periodic tick finish on the database fir
   const held = new Promise<void>((r) => (release = r));
   let ticks = 0;
   let outcome: unknown;
+  let signal: AbortSignal | undefined;
   peer.every(
     'test-held-tick',
     () => 5,
     async () => {
       if (++ticks > 1) return;
+      signal = currentSignal();
       await held;
       outcome = await peer.db.execute(sql`SELECT 1 AS one`).then(
         () => 'queried',
@@ -51,6 +54,7 @@ t.test('closing a node lets its running periodic tick finish on the database fir
   // Closing must not get past the tick while it is held (a window to look in: it can only pass the check).
   await Promise.race([closing, sleep(300)]);
   t.notOk(closed, 'close waits for the running tick');
+  t.equal(signal?.aborted, true, "… having aborted the tick's signal (its agent calls and waits stop)");
   release();
   await closing;
   t.equal(outcome, 'queried', 'the tick still had the database');
