@@ -65,6 +65,9 @@ for (const pglite of [false, true]) {
       // A different no-op condition each time: the reply cache never answers.
       const res = await http(s.url, 'GET', `/zstack/v1/vm-instances?${query}&q=${encodeURIComponent(`name!=nonce-${nonce++}`)}`, { headers });
       t.equal(res.status, 200, `${query}: HTTP 200`, { body: res.text.slice(0, 600) });
+      // A computed page goes out as its rows' own buffers (core/chunks.ts): its length and headers all the same.
+      t.equal(res.headers.get('content-length'), String(Buffer.byteLength(res.text)), `${query}: content-length`);
+      t.ok(res.headers.get('x-request-id'), `${query}: x-request-id`);
       return res.text;
     };
     const requests = [

@@ -6,6 +6,7 @@
 import { and, asc, count, desc, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
 import { alias, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
 import { decodeRow, perfOf, rows as rawRows, type ChangeTracker, type Stamp, type Tx } from '../db/index.js';
+import type { Chunks, ReplyBody } from './chunks.js';
 import { parseDate } from './dates.js';
 import { argErr } from './errors.js';
 import { selectJsonPage, type JsonPage, type JsonShape } from './json-page.js';
@@ -73,8 +74,8 @@ export interface InventoryDescriptor<Row = any, Inv = any> {
 /** How a Query API turns the engine's result into its reply: from objects, or from a page of JSON text. */
 export interface ReplyBuilder {
   object(r: QueryReply): object;
-  /** The reply's bytes from a page of rendered rows (their bytes copied once, not re-encoded). */
-  page(p: JsonPage): Buffer;
+  /** The reply's bytes from a page of rendered rows (the rows' own buffers, neither copied nor re-encoded). */
+  page(p: JsonPage): Chunks;
 }
 
 export interface QueryParams {
@@ -138,7 +139,7 @@ export function parseCondition(text: string): Condition {
 export class QueryEngine {
   private descriptors = new Map<string, InventoryDescriptor>();
   /** Computations in progress by key, shared by identical requests while nothing changed since they began. */
-  private computing = new Map<string, { stamp: Stamp; body: Promise<Buffer> }>();
+  private computing = new Map<string, { stamp: Stamp; body: Promise<Buffer | Chunks> }>();
   private specials = new Map<string, SpecialCondition>();
 
   register(d: InventoryDescriptor): void {
@@ -217,7 +218,7 @@ export class QueryEngine {
   }
 
   /** The cached reply of a request, if there is a current one; call after the freshness sync (`Perf.fresh`). */
-  cached(db: Tx, inventory: string, params: QueryParams): Buffer | undefined {
+  cached(db: Tx, inventory: string, params: QueryParams): Buffer | Chunks | undefined {
     const perf = perfOf(db);
     return perf?.replies?.get(cacheKey(inventory, params), perf.changes);
   }
@@ -228,7 +229,7 @@ export class QueryEngine {
    * JSON is cached (db/perf/reply-cache.ts) when the reply cache is on. Errors are never cached. `synced`: the
    * caller did the request's freshness sync (`Perf.fresh`) and it succeeded; otherwise it is done here.
    */
-  async reply(db: Tx, inventory: string, params: QueryParams, build: ReplyBuilder, opts: { synced?: boolean } = {}): Promise<Buffer | string> {
+  async reply(db: Tx, inventory: string, params: QueryParams, build: ReplyBuilder, opts: { synced?: boolean } = {}): Promise<ReplyBody> {
     const perf = perfOf(db);
     const cache = perf?.replies;
     // `changes` only after the request's freshness sync succeeded (the row cache may then trust its generations).
@@ -236,7 +237,7 @@ export class QueryEngine {
       const page = await this.jsonPage(db, inventory, params, changes);
       return page ? build.page(page) : JSON.stringify(build.object(await this.query(db, inventory, params)));
     };
-    // Without the cache the JSON string is sent as it is; cached replies are kept (and sent) as bytes.
+    // Without the cache the JSON string is sent as it is; cached replies are kept (and sent) as bytes or as a page's pieces.
     if (!perf || !cache) return json(opts.synced ? perf?.changes : undefined);
     const key = cacheKey(inventory, params);
     const changes = opts.synced ? perf.changes : await perf.fresh();

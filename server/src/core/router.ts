@@ -25,8 +25,10 @@ import { perfOf, type ChangeTracker, type Perf } from '../db/index.js';
 import { WireFormat, assertNoForbiddenKeys, normalizeBodyKey } from './wire.js';
 import { noteConnection, urgently } from './turns.js';
 import { AdmissionQueue } from './admission.js';
+import { Chunks, sendBody } from './chunks.js';
 
 const COMMA = Buffer.from(',');
+const JSON_TYPE = 'application/json; charset=utf-8';
 const SUCCESS_END = Buffer.from('],"success":true}');
 const SUCCESS_EMPTY_SCHEMA_END = Buffer.from('],"success":true,"schema":{}}');
 
@@ -340,7 +342,7 @@ async function executeStage(req: FastifyRequest, reply: FastifyReply, env: Env):
   // A cached query reply goes out without a call context (no deadline timer to arm for a map look-up).
   if (r.changes && op.x.kind === 'query') {
     const hit = deps.query.cached(deps.db, op.x.query!, msg as QueryParams);
-    if (hit) return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(hit);
+    if (hit) return sendBody(reply, hit, JSON_TYPE);
   }
   const timeoutMs = deps.timeoutOf(op, call.timeoutSeconds);
   const now = r.arrivedAt;
@@ -379,7 +381,7 @@ async function executeStage(req: FastifyRequest, reply: FastifyReply, env: Env):
           const parts: Buffer[] = [Buffer.from(`{${page.total === undefined ? '' : `"total":${page.total},`}"inventories":[`)];
           page.rows.forEach((row, i) => (i ? parts.push(COMMA, row.json) : parts.push(row.json)));
           parts.push(env.pageEnd(op.operationId, page));
-          const body = Buffer.concat(parts);
+          const body = new Chunks(parts);
           if (p.validateReply) {
             const { schema: _schema, ...checked } = JSON.parse(body.toString());
             finish(checked);
@@ -389,7 +391,7 @@ async function executeStage(req: FastifyRequest, reply: FastifyReply, env: Env):
       };
       // The reply's JSON, from the query engine's reply cache or computed (and checked by `finish`) and cached.
       const body = await runInContext(ctx, () => deps.query.reply(deps.db, op.x.query!, msg as QueryParams, finishQuery, { synced: Boolean(r.changes) }));
-      return void reply.code(200).header('content-type', 'application/json; charset=utf-8').send(body);
+      return sendBody(reply, body, JSON_TYPE);
     }
     const handler = deps.handlers.get(op.operationId);
     if (!handler) throw err('SYS.1014', `API ${op.operationId} is not implemented`);

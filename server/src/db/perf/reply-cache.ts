@@ -2,10 +2,11 @@
 // valid while none of the tables its statements named has changed (changes.ts: generations bumped after each
 // commit, other nodes' commits seen through PostgreSQL before every lookup). Bounded by bytes (LRU); its switches
 // (size, longest life) are in index.ts. A Normal account's query is scoped: the scope is part of the key.
+import type { Chunks } from '../../core/chunks.js';
 import type { ChangeTracker, Stamp } from './changes.js';
 
 interface Entry {
-  body: Buffer;
+  body: Buffer | Chunks;
   size: number;
   stamp: Stamp;
   tables: string[];
@@ -34,7 +35,7 @@ export class ReplyCache {
     return this.entries.size;
   }
 
-  get(key: string, changes: ChangeTracker): Buffer | undefined {
+  get(key: string, changes: ChangeTracker): Buffer | Chunks | undefined {
     const e = this.entries.get(key);
     if (!e) {
       this.misses++;
@@ -52,7 +53,7 @@ export class ReplyCache {
   }
 
   /** Stores `body` computed by statements naming `tables`, run after `stamp` was taken. */
-  set(key: string, body: Buffer, stamp: Stamp, tables: Iterable<string>, changes: ChangeTracker): void {
+  set(key: string, body: Buffer | Chunks, stamp: Stamp, tables: Iterable<string>, changes: ChangeTracker): void {
     const list = [...tables];
     const size = body.length + key.length * 2 + OVERHEAD + list.length * 32;
     const old = this.entries.get(key);
