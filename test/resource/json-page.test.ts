@@ -143,6 +143,20 @@ for (const pglite of [false, true]) {
     );
     t.equal(vm(3).name, 'renamed', "the row's own change is seen");
     t.equal(vm(5).allVolumes.length, 2, 'a removed nested row is gone');
+    // Without the change tracker (no freshness sync: each row's nested versions are read with the page), the row
+    // cache serves the same rows, and a nested row's change is still seen.
+    const direct = async () => {
+      const page = (await engine.jsonPage(db, 'VmInstanceInventory', { limit: 100 }))!;
+      return page.rows.map((r) => JSON.parse(r.json.toString()));
+    };
+    ({ hits, misses } = cache);
+    t.same(await direct(), JSON.parse(await fromObjects('limit=100')).inventories, 'untracked: the same rows as objects');
+    t.same([cache.hits - hits, cache.misses - misses], [10, 0], 'untracked: every row from the row cache');
+    await db.execute(sql`UPDATE volumes SET size = 7 WHERE uuid = ${uuid('vol0', 2)}`);
+    ({ hits, misses } = cache);
+    const untracked = await direct();
+    t.same([cache.hits - hits, cache.misses - misses], [9, 1], 'untracked: the row whose volume changed was rendered again');
+    t.equal(untracked.find((v: { uuid: string }) => v.uuid === uuid('vm', 2)).allVolumes.find((v: { uuid: string }) => v.uuid === uuid('vol0', 2)).size, 7);
     // A page served from cached rows read no nested table, yet its cached reply depends on them.
     const same = async () => (await http(s.url, 'GET', '/zstack/v1/vm-instances?limit=100', { headers })).text;
     const replies = perfOf(db)!.replies!;

@@ -104,16 +104,17 @@ interface Compiled {
   select: SQL;
   joins: SQL;
   nested: string[];
-  /** `k`, the version of every tuple a row is rendered from (after `joins`), and `c`, the row's ctid. */
+  /** `m`, `k`, the version of every tuple a row is rendered from (after `joins`), and `c`, the row's ctid. */
   version: SQL;
+  /** The same three as the elements of a JSON array (one element of the page's versions). */
+  versionTriple: SQL;
   /** Laterals giving `version` without rendering anything (a page's row versions alone). */
   versionJoins: SQL;
-  /** `m`, the version of the row's own tuple (no nested rows: no laterals), and `c`. */
-  ownVersion: SQL;
+  /** `m`, the version of the row's own tuple (no nested rows: no laterals), and `c`, as a JSON array's elements. */
+  ownPair: SQL;
   nestedTables: string[];
   /** Of recent pages, the share of rows the row cache held: below one half, a page is rendered in one statement. */
   cachedShare: number;
-  id: number;
 }
 let shapes = 0;
 const compiled = new WeakMap<JsonShape, Compiled>();
@@ -143,9 +144,10 @@ function compile(table: PgTable, shape: JsonShape): Compiled {
       version: sql` LEFT JOIN LATERAL (SELECT ${tuples} ${from}) ${sql.identifier(`j${i}`)} ON TRUE`,
     };
   });
-  // The row's key besides its tuple (a tuple's place is reused after a rewrite such as VACUUM FULL).
+  // The row's key besides its tuple (a tuple's place is reused after a rewrite such as VACUUM FULL). `m` starts with
+  // the shape's number: it is the row cache's key as it comes (no key built per row and page).
   const key = 'uuid' in getTableColumns(table) ? [sql`${sql.identifier('t0')}.${sql.identifier(columnOf(table, 'uuid').name)}`] : [];
-  const own = sql.join([...key, tupleVersion('t0')], sql` || '|' || `);
+  const own = sql.join([sql.raw(`'${++shapes}'`), ...key, tupleVersion('t0')], sql` || '|' || `);
   const version = sql.join([own, ...nestedFields.map((_, i) => sql`COALESCE(${sql.identifier(`j${i}`)}.s, '')`)], sql` || '|' || `);
   const object = objectSql(table, 't0', shape, (name) => sql`${sql.identifier(`j${nestedFields.findIndex((f) => f.name === name)}`)}.v`);
   const counts = nestedFields.map((_, i) => sql`, ${sql.identifier(`j${i}`)}.n AS ${sql.identifier(`n${i}`)}`);
@@ -162,7 +164,8 @@ function compile(table: PgTable, shape: JsonShape): Compiled {
     ),
     nested: nestedFields.map((f) => f.name),
     version: frozen(sql`${own} AS m, ${version} AS k, t0._ctid::text AS c`),
-    ownVersion: frozen(sql`${own} AS m, t0._ctid::text AS c`),
+    versionTriple: frozen(sql`${own}, ${version}, t0._ctid::text`),
+    ownPair: frozen(sql`${own}, t0._ctid::text`),
     nestedTables: nestedFields.map((f) => getTableName(f.nested.table)),
     versionJoins: frozen(
       sql.join(
@@ -171,7 +174,6 @@ function compile(table: PgTable, shape: JsonShape): Compiled {
       ),
     ),
     cachedShare: 0,
-    id: ++shapes,
   };
 }
 
@@ -214,9 +216,11 @@ export async function selectJsonPage(
   // Taken before any statement: what is read after it may be newer, never older.
   const fresh = changes ? { changes, stamp: changes.stamp() } : undefined;
   if (cache && c.cachedShare >= 0.5) {
+    // One row, the page's versions as one JSON array: node-postgres's per-row parsing cost more than the rest of
+    // reading them.
     const versions = fresh
-      ? sql`SELECT ${c.ownVersion} FROM (${inner}) ${sql.identifier('t0')} ORDER BY ${orderBy}`
-      : sql`SELECT ${c.version} FROM (${inner}) ${sql.identifier('t0')}${c.versionJoins} ORDER BY ${orderBy}`;
+      ? sql`SELECT COALESCE(json_agg(json_build_array(${c.ownPair}) ORDER BY ${orderBy}), '[]')::text AS v FROM (${inner}) ${sql.identifier('t0')}`
+      : sql`SELECT COALESCE(json_agg(json_build_array(${c.versionTriple}) ORDER BY ${orderBy}), '[]')::text AS v FROM (${inner}) ${sql.identifier('t0')}${c.versionJoins}`;
     const rows = await fromCache(db, table, shape, c, cache, versions, fresh);
     if (rows) return rows;
   }
@@ -224,12 +228,12 @@ export async function selectJsonPage(
   const verified = fresh ? fresh.changes.narrow(fresh.stamp, c.nestedTables) : undefined;
   if (cache) {
     let held = 0;
-    for (const r of raw) if (cache.has(`${c.id}:${r.m}`)) held++;
+    for (const r of raw) if (cache.has(r.m)) held++;
     c.cachedShare = raw.length ? held / raw.length : c.cachedShare;
   }
   return raw.map((r) => {
     const row = cachedOf(c, shape, r, verified);
-    cache?.set(`${c.id}:${r.m}`, row);
+    cache?.set(r.m, row);
     return row;
   });
 }
@@ -267,11 +271,12 @@ async function fromCache(
   fresh?: { changes: ChangeTracker; stamp: Stamp },
 ): Promise<JsonRow[] | undefined> {
   const byCtid = (rows: Array<{ c: string }>) => rowsOf(table, sql`WHERE t0.ctid = ANY(${`{${rows.map((r) => `"${r.c}"`).join(',')}}`}::tid[])`);
-  const page = await rawRows<{ m: string; k?: string; c: string }>(db, versions);
+  const [{ v }] = await rawRows<{ v: string }>(db, versions);
+  const page = (JSON.parse(v) as string[][]).map((r) => (fresh ? { m: r[0], c: r[1] } : { m: r[0], k: r[1] as string | undefined, c: r[2] }));
   // The reply depends on the nested tables even when no statement of this page names them.
   if (fresh) fresh.changes.noteTables(c.nestedTables);
   const verified = fresh ? fresh.changes.narrow(fresh.stamp, c.nestedTables) : undefined;
-  const entries = page.map((r) => cache.peek(`${c.id}:${r.m}`));
+  const entries = page.map((r) => cache.peek(r.m));
   // Rows rendered together share their `verified` stamp: each stamp is checked once per page.
   const current = new Map<Stamp, boolean>();
   const isCurrent = (stamp: Stamp) => current.get(stamp) ?? current.set(stamp, fresh!.changes.isCurrent(stamp, c.nestedTables)).get(stamp)!;
@@ -304,7 +309,7 @@ async function fromCache(
       const row = byOwn.get(r.m);
       if (!row || (r.k !== undefined && row.k !== r.k)) return undefined;
       found[i] = cachedOf(c, shape, row, verified);
-      cache.set(`${c.id}:${r.m}`, found[i]!);
+      cache.set(r.m, found[i]!);
     }
   }
   return found as CachedRow[];
