@@ -172,6 +172,29 @@ for (const pglite of [false, true]) {
     await db.execute(sql`UPDATE vm_nics SET ip = '10.8.8.8' WHERE uuid = ${uuid('nic0', 1)}`);
     t.match(await same(), /10\.8\.8\.8/, "a nested row's change reaches a reply the reply cache held");
 
+    // The page's versions come as one space-separated text: a uuid holding a space (the API never makes one) is
+    // caught, and the page rendered in one statement — tracked (after the freshness sync) and untracked.
+    const tracked = async () => {
+      const changes = (await perfOf(db)!.fresh())!;
+      const page = (await engine.jsonPage(db, 'VmInstanceInventory', { limit: 100 }, changes))!;
+      return page.rows.map((r) => JSON.parse(r.json.toString()));
+    };
+    await tracked();
+    const before = await tracked();
+    t.same(await direct(), before, 'tracked and untracked pages agree');
+    await db.execute(sql`INSERT INTO vm_instances (uuid, name, type, memory_size, cpu_num, cpu_speed, state, create_date, last_op_date)
+      VALUES ('a space in a uuid', 'spaced', 'UserVm', 1, 1, 1, 'Running', '2001-01-01 00:00:00+00', '2001-01-01 00:00:00+00')`);
+    for (const [how, read] of [
+      ['tracked', tracked],
+      ['untracked', direct],
+    ] as const) {
+      await read();
+      const [first, ...rest] = await read();
+      t.match(first, { uuid: 'a space in a uuid', name: 'spaced' }, `${how}: the row with a space in its uuid`);
+      t.same(rest, before, `${how}: and the others as before`);
+    }
+    await db.execute(sql`DELETE FROM vm_instances WHERE uuid = 'a space in a uuid'`);
+
     // NICs and volumes alone are rendered the same way too.
     for (const [path, inventory] of [
       ['/zstack/v1/vm-instances/nics', 'VmNicInventory'],
