@@ -172,8 +172,8 @@ for (const pglite of [false, true]) {
     await db.execute(sql`UPDATE vm_nics SET ip = '10.8.8.8' WHERE uuid = ${uuid('nic0', 1)}`);
     t.match(await same(), /10\.8\.8\.8/, "a nested row's change reaches a reply the reply cache held");
 
-    // The page's versions come as one space-separated text: a uuid holding a space (the API never makes one) is
-    // caught, and the page rendered in one statement — tracked (after the freshness sync) and untracked.
+    // A row the API would never make (a uuid with a space, inserted by hand) is served like any other, tracked (after
+    // the freshness sync) and untracked: nothing reads the versions by splitting text.
     const tracked = async () => {
       const changes = (await perfOf(db)!.fresh())!;
       const page = (await engine.jsonPage(db, 'VmInstanceInventory', { limit: 100 }, changes))!;

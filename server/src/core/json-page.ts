@@ -106,12 +106,10 @@ interface Compiled {
   nested: string[];
   /** `m`, `k`, the version of every tuple a row is rendered from (after `joins`), and `c`, the row's ctid. */
   version: SQL;
-  /** The same three as one text, space-separated (one entry of the page's versions, see `selectJsonPage`). */
-  versionTriple: SQL;
   /** Laterals giving `version` without rendering anything (a page's row versions alone). */
   versionJoins: SQL;
-  /** `m`, the version of the row's own tuple (no nested rows: no laterals), and `c`, as one text, space-separated. */
-  ownPair: SQL;
+  /** `m`, the version of the row's own tuple (no nested rows: no laterals), and `c`. */
+  ownVersion: SQL;
   nestedTables: string[];
   /** Of recent pages, the share of rows the row cache held: below one half, a page is rendered in one statement. */
   cachedShare: number;
@@ -164,8 +162,7 @@ function compile(table: PgTable, shape: JsonShape): Compiled {
     ),
     nested: nestedFields.map((f) => f.name),
     version: frozen(sql`${own} AS m, ${version} AS k, t0._ctid::text AS c`),
-    versionTriple: frozen(sql`${own} || ' ' || ${version} || ' ' || t0._ctid::text`),
-    ownPair: frozen(sql`${own} || ' ' || t0._ctid::text`),
+    ownVersion: frozen(sql`${own} AS m, t0._ctid::text AS c`),
     nestedTables: nestedFields.map((f) => getTableName(f.nested.table)),
     versionJoins: frozen(
       sql.join(
@@ -216,12 +213,9 @@ export async function selectJsonPage(
   // Taken before any statement: what is read after it may be newer, never older.
   const fresh = changes ? { changes, stamp: changes.stamp() } : undefined;
   if (cache && c.cachedShare >= 0.5) {
-    // One row, the page's versions as one text: node-postgres parsing a row object per version cost more than the
-    // rest of reading them (a JSON array cost PostgreSQL 0.12 ms more per page; the text, nothing). Versions are made
-    // of numbers, '|', ',', parentheses and the rows' uuids: a uuid with a space is caught by the count (`fromCache`).
     const versions = fresh
-      ? sql`SELECT count(*)::int AS n, string_agg(${c.ownPair}, ' ' ORDER BY ${orderBy}) AS v FROM (${inner}) ${sql.identifier('t0')}`
-      : sql`SELECT count(*)::int AS n, string_agg(${c.versionTriple}, ' ' ORDER BY ${orderBy}) AS v FROM (${inner}) ${sql.identifier('t0')}${c.versionJoins}`;
+      ? sql`SELECT ${c.ownVersion} FROM (${inner}) ${sql.identifier('t0')} ORDER BY ${orderBy}`
+      : sql`SELECT ${c.version} FROM (${inner}) ${sql.identifier('t0')}${c.versionJoins} ORDER BY ${orderBy}`;
     const rows = await fromCache(db, table, shape, c, cache, versions, fresh);
     if (rows) return rows;
   }
@@ -272,13 +266,7 @@ async function fromCache(
   fresh?: { changes: ChangeTracker; stamp: Stamp },
 ): Promise<JsonRow[] | undefined> {
   const byCtid = (rows: Array<{ c: string }>) => rowsOf(table, sql`WHERE t0.ctid = ANY(${`{${rows.map((r) => `"${r.c}"`).join(',')}}`}::tid[])`);
-  const [{ n, v }] = await rawRows<{ n: number; v: string | null }>(db, versions);
-  const parts = v === null ? [] : v.split(' ');
-  const width = fresh ? 2 : 3;
-  // A separator inside a value (a uuid with a space): the page is rendered in one statement instead.
-  if (parts.length !== n * width) return undefined;
-  const page: Array<{ m: string; k?: string; c: string }> = [];
-  for (let i = 0; i < parts.length; i += width) page.push(fresh ? { m: parts[i], c: parts[i + 1] } : { m: parts[i], k: parts[i + 1], c: parts[i + 2] });
+  const page = await rawRows<{ m: string; k?: string; c: string }>(db, versions);
   // The reply depends on the nested tables even when no statement of this page names them.
   if (fresh) fresh.changes.noteTables(c.nestedTables);
   const verified = fresh ? fresh.changes.narrow(fresh.stamp, c.nestedTables) : undefined;
