@@ -5,7 +5,7 @@ import Fastify from 'fastify';
 import { Chunks, sendBody } from '../../server/src/core/chunks.js';
 
 t.test('chunks are sent as one body, with the reply’s headers and hooks', async (t) => {
-  const app = Fastify();
+  const app = Fastify({ forceCloseConnections: true });
   t.teardown(() => app.close());
   const finished: Array<{ status: number; url: string }> = [];
   app.addHook('onRequest', async (req, reply) => void reply.header('x-request-id', req.id));
@@ -53,7 +53,7 @@ t.test('a fresh body is written in pieces (not copied into one buffer)', async (
 });
 
 t.test('a caller gone before the page is ready: nothing is written', async (t) => {
-  const app = Fastify();
+  const app = Fastify({ forceCloseConnections: true });
   t.teardown(() => app.close());
   let outcome: { headersSent: boolean } | undefined;
   let gone!: () => void;
