@@ -3,7 +3,7 @@
 // further process, exactly like `npm start` with DATABASE_URL), RSS and CPU readings from /proc, percentiles,
 // and the benchmark world (Flat DHCP, a large IP range, simulated hosts added in parallel).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -196,6 +196,29 @@ export function rssMb(pid: number): number {
 export function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+}
+
+/**
+ * CPU seconds used by the whole PostgreSQL cluster: every live `postgres` process (backends of every database, the
+ * WAL writer, autovacuum, the checkpointer) plus what the postmaster has reaped from exited ones (its cutime/cstime).
+ * Unlike pgBackendCpuSeconds it keeps the CPU of a backend that exits during the run (a pool connection closed for
+ * idleness and opened again). Assumes nothing else uses the cluster meanwhile.
+ */
+export function pgClusterCpuSeconds(): number {
+  let s = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      s += (Number(fields[11]) + Number(fields[12])) / 100;
+      const parentComm = readFileSync(`/proc/${fields[1]}/comm`, 'utf8').trim();
+      if (parentComm !== 'postgres') s += (Number(fields[13]) + Number(fields[14])) / 100; // the postmaster: reaped children
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return s;
 }
 
 /** CPU seconds used by the PostgreSQL backends serving one database (their /proc/<pid>/stat). */

@@ -20,6 +20,7 @@ import {
   createDatabase,
   load,
   pgBackendCpuSeconds,
+  pgClusterCpuSeconds,
   pool,
   rssMb,
   sampleActivity,
@@ -70,6 +71,7 @@ try {
     sim: cpuSeconds(server.simulatorPid!),
     bench: process.cpuUsage(),
     pg: await pgBackendCpuSeconds(database.name),
+    pgCluster: pgClusterCpuSeconds(),
   };
   const ends: number[] = [];
   const latencies: number[] = [];
@@ -103,6 +105,8 @@ try {
     serverS: Math.round((cpuSeconds(server.pid) - cpu0.server) * 10) / 10,
     simulatorS: Math.round((cpuSeconds(server.simulatorPid!) - cpu0.sim) * 10) / 10,
     postgresS: Math.round(((await pgBackendCpuSeconds(database.name)) - cpu0.pg) * 10) / 10,
+    // The whole cluster, exited backends and background workers included (postgresS misses a backend that exits).
+    postgresClusterS: Math.round((pgClusterCpuSeconds() - cpu0.pgCluster) * 10) / 10,
     benchClientS: Math.round(((bench.user + bench.system) / 1e6) * 10) / 10,
   };
   // Sustained: the rate between the 10th and the 90th percentile completion (ramp-up and tail left out).

@@ -139,10 +139,12 @@ export function bindHostReservation(req: HostRequirement, bind: Bind) {
       .orderBy(...orderBy)
       .limit(1)
       .for('update', { of: hosts, skipLocked: true });
+    // `= (sub-select)`, not `IN`: a scalar sub-select runs once as an init plan and the row is then fetched by its key;
+    // with `IN` the generic plan (what a prepared statement settles on) hash-joins a scan of every host.
     return tx
       .update(hosts)
       .set(reservation(cpuNum, memorySize))
-      .where(and(inArray(hosts.uuid, first), gte(hosts.availableCpuCapacity, cpuNum), gte(hosts.availableMemoryCapacity, memorySize)))
+      .where(and(sql`${hosts.uuid} = ${first}`, gte(hosts.availableCpuCapacity, cpuNum), gte(hosts.availableMemoryCapacity, memorySize)))
       .returning();
   };
 }

@@ -1,6 +1,6 @@
 // Primary storage allocation (zstack-internals.md §5.2): among the Enabled, Connected primary storage attached to
 // the host's cluster, reserve the bytes on one that still has them (conditional UPDATE in the storage service).
-import { and, eq, gte, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, eq, gte, sql, type SQL } from 'drizzle-orm';
 import type { DomainContext } from '../../core/domain.js';
 import { err } from '../../core/errors.js';
 import type { Tx } from '../../db/index.js';
@@ -27,7 +27,9 @@ export function bindPrimaryStorageReservation(req: PsRequest, bind: Bind, picked
     tx
       .update(primaryStorage)
       .set({ availableCapacity: sql`${primaryStorage.availableCapacity} - ${bytes}::bigint` })
-      .where(and(inArray(primaryStorage.uuid, picked ?? pick!(tx)), gte(primaryStorage.availableCapacity, bytes)))
+      // A scalar sub-select (the pick is one row at most), as the host's reservation: run once, then the row looked up
+      // by its key wherever the table is large enough for the index to pay, never a join over the whole table.
+      .where(and(sql`${primaryStorage.uuid} = ${picked ?? pick!(tx)}`, gte(primaryStorage.availableCapacity, bytes)))
       .returning();
 }
 
