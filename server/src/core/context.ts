@@ -1,9 +1,9 @@
 // The call context: every API call runs inside one, holding its deadline and an AbortSignal that fires at the
 // deadline. Internal steps and agent calls take their remaining time from here, so an API's timeout reaches
 // everything the API entails (the v1.1 "API timeout management" feature, done by propagation).
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Inventory } from '@zstack-ts/openapi/helpers';
 import { ApiError, errorCode } from './errors.js';
+import { scopeSlot } from './async-scope.js';
 import { nextTurn } from './turns.js';
 
 export interface SessionInfo {
@@ -40,16 +40,16 @@ export interface CallContext {
 /** How far a job got, as its poll reports it (the spec's `JobProgress`). */
 export type JobProgress = Inventory<'JobProgress'>;
 
-const storage = new AsyncLocalStorage<CallContext>();
+const storage = scopeSlot<CallContext>('call');
 
 /** The budget of work done outside any API call (timers, boot): upstream's internal-message default. */
 export const INTERNAL_TIMEOUT_MS = 30 * 60_000;
 
-export const currentContext = (): CallContext | undefined => storage.getStore();
+export const currentContext = (): CallContext | undefined => storage.get();
 
 /** Records how far the current job got (read by its poll); nothing outside a job. */
 export function reportProgress(p: JobProgress): void {
-  const ctx = storage.getStore();
+  const ctx = storage.get();
   if (ctx?.jobUuid) ctx.trace.progress = { ...ctx.trace.progress, ...p };
 }
 

@@ -8,9 +8,9 @@
 // resumed one after the other for about a millisecond, then the poll phase (accepts, requests, replies, timers)
 // before the next turn, which keeps iterations short. Two queues: what a caller is waiting on right now — a request's admission and reply, a job's
 // outcome record — goes before the background (running jobs' steps, their rollbacks, garbage collection).
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { scopeSlot } from './async-scope.js';
 
-const urgentScope = new AsyncLocalStorage<true>();
+const urgentScope = scopeSlot<true>('urgent');
 const urgent: Array<() => void> = [];
 const background: Array<() => void> = [];
 let pumping = false;
@@ -32,7 +32,7 @@ export function noteConnection(): void {
 export const urgently = <T>(fn: () => T): T => urgentScope.run(true, fn);
 
 /** True in a caller's work (a request's stages, a job's outcome record). */
-export const isUrgent = (): boolean => urgentScope.getStore() === true;
+export const isUrgent = (): boolean => urgentScope.get() === true;
 
 /** Runs `fn` (and everything it starts) in the background queue, e.g. a job's work started by its request. */
 export const inBackground = <T>(fn: () => T): T => urgentScope.exit(fn);

@@ -2,13 +2,13 @@
 // first: with every connection held that way it waits forever (PGlite has one connection, so there it always
 // does). The transaction's callback runs in a scope; a pool query in that scope is refused with an error that
 // names the mistake (pass the transaction instead), rather than hanging under load.
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { scopeSlot } from '../core/async-scope.js';
 
 interface Scope {
   open: boolean;
 }
 
-const scope = new AsyncLocalStorage<Scope>();
+const scope = scopeSlot<Scope>('transaction');
 
 /** Runs a transaction's callback in the scope; the scope closes when the callback settles. */
 export async function inTransactionScope<T>(fn: () => Promise<T>): Promise<T> {
@@ -33,5 +33,5 @@ export class PoolQueryInTransaction extends Error {
 
 /** Throws when called from inside an open transaction's callback. */
 export function assertOutsideTransaction(): void {
-  if (scope.getStore()?.open) throw new PoolQueryInTransaction();
+  if (scope.get()?.open) throw new PoolQueryInTransaction();
 }

@@ -21,7 +21,7 @@
 // PostgreSQL restarts (sequences may go back after a crash) are detected by pg_postmaster_start_time(); any
 // failed step forgets everything seen. Writes made outside the management servers (psql) are not seen; running
 // `SELECT nextval('qgen')` after them flushes every node's caches at their next step.
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { scopeSlot } from '../../core/async-scope.js';
 import type pg from 'pg';
 import { Batcher } from '../../core/batcher.js';
 
@@ -40,7 +40,7 @@ export interface Stamp {
   gens: ReadonlyMap<string, number>;
 }
 
-const reads = new AsyncLocalStorage<Set<string>>();
+const reads = scopeSlot<Set<string>>('reads');
 const TARGET = String.raw`(?:only\s+)?((?:"[^"]+"|[a-z_][\w$]*)(?:\s*\.\s*(?:"[^"]+"|[a-z_][\w$]*))?)`;
 const WRITE_PATTERNS = [
   new RegExp(
@@ -138,13 +138,13 @@ export class ChangeTracker {
 
   /** Records `tables` as read by the `trackReads` in whose context it is called (a result that depends on them). */
   noteTables(tables: Iterable<string>): void {
-    const into = reads.getStore();
+    const into = reads.get();
     if (into) for (const t of tables) into.add(t);
   }
 
   /** Records the tables a statement names, for the `trackReads` in whose context it is issued. */
   noteRead(text: string): void {
-    const into = reads.getStore();
+    const into = reads.get();
     if (!into) return;
     for (const t of this.namedTables(text)) into.add(t);
   }
