@@ -81,7 +81,7 @@ try {
   const url = await app.listen();
   // Start-up (migrations, the spec's validators, the first plans) grows V8's young generation to its cap, and V8 gives
   // it back only after ~30 s of idleness. One memory-reducing collection a second after the first answer gives it back
-  // at once, so `npm start` can afford a young generation that suits a busy server (--max-semi-space-size=8: ~25 %
+  // at once, so `npm start` can afford a young generation that suits a busy server (--max-semi-space-size=8: ~20 %
   // less server CPU per created VM than 1 MB, bench/README.md). Only where `npm start` exposes gc (--expose-gc).
   setTimeout(() => (globalThis as { gc?: (o: object) => void }).gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' }), 1000).unref();
   const db = config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : pglite ? `PGlite in ${config.dataDir}` : `embedded PostgreSQL in ${config.dataDir}`;

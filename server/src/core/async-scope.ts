@@ -1,9 +1,9 @@
 // One AsyncLocalStorage for every value the server carries across awaits: the call's context (context.ts), the open
 // transaction (db/tx-scope.ts), the tables a cached read depends on (db/perf/changes.ts) and the urgent flag
 // (turns.ts). Node 20 runs every AsyncLocalStorage's hook on every new promise, and each one adds a property to it:
-// four storages cost ~2.5× the promise hooks of one (bench/README.md, provision, "… session 12"), on a path that
-// makes thousands of promises per created VM. Each concept keeps its own slot and its own API; only the storage is
-// shared.
+// four storages cost about twice the promise hooks of one (a microbenchmark; a created VM makes ~550 promises, and no
+// difference showed through the provisioning bench's noise: bench/README.md, provision, "… session 12"). Each concept
+// keeps its own slot and its own API; one mechanism carries them.
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 type Frame = { readonly [slot: symbol]: unknown };
