@@ -4,6 +4,7 @@
 // host (a hash join over `IN (sub-select)` did: 0.4-1 ms of PostgreSQL's CPU per creation at 1,000 hosts).
 import t from 'tap';
 import pg from 'pg';
+import { createRequire } from 'node:module';
 import { startServer } from '../lib/harness.js';
 import { buildWorld } from '../lib/world.js';
 
@@ -51,7 +52,12 @@ t.test("the reservation's generic plan reads no table whose size grows with the 
   // Its generic plan: what every pool connection uses after its first executions.
   await admin.query(`SET plan_cache_mode = force_generic_plan`);
   await admin.query(`PREPARE reservation AS ${caught.text}`);
-  const literal = (v: unknown) => (v === null || v === undefined ? 'NULL' : admin.escapeLiteral(prepare(v)));
+  // Each bound value in the text form node-postgres sends (its own prepareValue: arrays as array literals, dates…).
+  const { prepareValue: prepare } = createRequire(import.meta.url)('pg/lib/utils') as { prepareValue(v: unknown): string | Buffer | null };
+  const literal = (v: unknown) => {
+    const text = prepare(v);
+    return text === null || text === undefined ? 'NULL' : admin.escapeLiteral(String(text));
+  };
   const { rows } = await admin.query(`EXPLAIN EXECUTE reservation(${caught.values.map(literal).join(', ')})`);
   const plan = rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
   const fine = [
@@ -61,10 +67,3 @@ t.test("the reservation's generic plan reads no table whose size grows with the 
   ].every(Boolean);
   if (!fine) t.comment(plan);
 });
-
-/** A bound value as PostgreSQL's text form (arrays as array literals), as node-postgres sends it. */
-function prepare(v: unknown): string {
-  if (Array.isArray(v)) return `{${v.map((x) => (x === null ? 'NULL' : `"${String(x).replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`)).join(',')}}`;
-  if (v instanceof Date) return v.toISOString();
-  return String(v);
-}
