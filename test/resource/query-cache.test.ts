@@ -5,12 +5,12 @@
 import t from 'tap';
 import pg from 'pg';
 import { sql } from 'drizzle-orm';
-import { ChangeTracker, changesOf, perfOf, tableNames } from '../../server/src/db/index.js';
+import { ChangeTracker, changesOf, openDatabase, perfOf, tableNames } from '../../server/src/db/index.js';
 import { Perf, ReplyCache, RowCache, perfSwitches } from '../../server/src/db/perf/index.js';
 import { cacheKey } from '../../server/src/core/query.js';
 import { ZStackClient } from '../../sdk/src/index.js';
 import { startServerProcess } from '../../bench/provision/lib.js';
-import { http, startServer } from '../lib/harness.js';
+import { createDatabase, http, startServer } from '../lib/harness.js';
 import { until } from '../lib/wait.js';
 
 t.test('write detection from SQL text', async (t) => {
@@ -94,6 +94,26 @@ t.test('the memory bound: LRU by bytes', async (t) => {
     cacheKey('ZoneInventory', { q: ['b=1', 'a=2'], sortBy: 'name', sortDirection: 'desc' }),
     cacheKey('ZoneInventory', { q: ['a=2', 'b=1'], sort: '-name', limit: 1000 }),
   );
+});
+
+t.test("a connection handed over by release() runs the waiter's statements in the waiter's context", async (t) => {
+  // pg-pool gives a released connection to the next waiter from inside `release()`: without the driver binding the
+  // waiter's callback, a background statement would count as read by whichever request released the connection, and
+  // that request's cached reply would be dropped by writes to tables it never read.
+  const database = await createDatabase({ migrated: true });
+  t.teardown(() => database.drop());
+  const opened = await openDatabase({ url: database.url, dataDir: '/nonexistent', poolSize: 1 });
+  t.teardown(() => opened.close());
+  const pool = opened.pool!;
+  const held = await pool.connect();
+  const background = pool.query('SELECT count(*) FROM console_proxies');
+  await until('the background statement waits for the only connection', () => pool.waitingCount === 1);
+  const { tables } = await opened.changes.trackReads(async () => {
+    held.release();
+    await pool.query('SELECT count(*) FROM zones');
+  });
+  await background;
+  t.same([...tables], ['zones'], 'only the tables this context read');
 });
 
 for (const pglite of [false, true]) {
@@ -293,7 +313,7 @@ t.test('two server processes on one database: a write on one node is seen by the
   t.match(refused, { httpStatus: 401, code: 'ID.1001' }, 'a write with a session logged out on B is refused by A right after');
 });
 
-t.test("writes made outside the servers: SELECT nextval('qgen') flushes the caches", async (t) => {
+t.test("writes made outside the servers: SELECT nextval('qgen_flush') flushes the caches", async (t) => {
   const s = await startServer();
   t.teardown(() => s.close());
   const { inventory: zone } = await s.client.createZone({ name: 'outside-0' });
@@ -305,14 +325,25 @@ t.test("writes made outside the servers: SELECT nextval('qgen') flushes the cach
   t.teardown(() => psql.end());
   await psql.query(`UPDATE zones SET name = 'outside-1' WHERE uuid = $1`, [zone.uuid]);
   t.equal(await query(), 'outside-0', 'a write outside the servers is not seen (documented)');
-  await psql.query(`SELECT nextval('qgen')`);
-  t.equal(await query(), 'outside-1', "after SELECT nextval('qgen') the next query reads again");
+  await psql.query(`SELECT nextval('qgen_flush')`);
+  t.equal(await query(), 'outside-1', "after SELECT nextval('qgen_flush') the next query reads again");
   // Again, now that the step has read every table's sequence.
   t.equal(await query(), 'outside-1', 'cached');
+  // Another node's write at the same time (its publish: clusters' sequence, then qgen) does not hide the flush.
   await psql.query(`UPDATE zones SET name = 'outside-2' WHERE uuid = $1`, [zone.uuid]);
   t.equal(await query(), 'outside-1', 'not seen');
+  await psql.query(`SELECT nextval('qgen_clusters'); SELECT nextval('qgen'); SELECT nextval('qgen_flush')`);
+  t.equal(await query(), 'outside-2', "SELECT nextval('qgen_flush') flushes beside another node's write");
+
+  // The older way, `SELECT nextval('qgen')` alone, still flushes — also when this node's own publishes took numbers
+  // just before it (a table moved only by this node's numbers is not another node's write).
+  await psql.query(`UPDATE zones SET name = 'outside-2b' WHERE uuid = $1`, [zone.uuid]);
+  await s.app.db.execute(sql`UPDATE clusters SET description = 'own' WHERE uuid = 'none'`);
   await psql.query(`SELECT nextval('qgen')`);
-  t.equal(await query(), 'outside-2', "SELECT nextval('qgen') alone flushes");
+  t.equal(await query(), 'outside-2b', "SELECT nextval('qgen') after this node's own write flushes");
+  await psql.query(`UPDATE zones SET name = 'outside-2' WHERE uuid = $1`, [zone.uuid]);
+  await psql.query(`SELECT nextval('qgen_flush')`);
+  t.equal(await query(), 'outside-2');
 
   // Another node's write elsewhere (its publish: the table's sequence, then qgen) after this node's own writes was
   // seen: the next step reads every table's sequence and must bump only the table the other node wrote — not every
@@ -328,19 +359,33 @@ t.test("writes made outside the servers: SELECT nextval('qgen') flushes the cach
   t.equal(await query(), 'outside-2');
   t.equal(cache.hits, hits + 1, "another node's write to clusters leaves the zones reply cached");
 
+  // This node's commit is counted locally before its publish lands: a reply cached in between (stamped after the local
+  // count) stays cached when a later step reads every table's sequence (another node's write to clusters forces that
+  // read) and finds zones moved only by this node's number.
+  const shared = s.app.database.changes.shared!;
+  const publishOwn = async (tables: string[]) => {
+    const own = await s.app.database.pool!.connect();
+    try {
+      await shared.publish((text) => own.query(text), new Set(tables));
+    } finally {
+      own.release();
+    }
+  };
+  changesOf(s.app.db)!.changed(new Set(['zones']));
+  t.equal(await query(), 'outside-2', 'computed after the local count');
+  await publishOwn(['zones']);
+  await psql.query(`SELECT nextval('qgen_clusters'); SELECT nextval('qgen')`);
+  hits = cache.hits;
+  t.equal(await query(), 'outside-2');
+  t.equal(cache.hits, hits + 1, "a table moved only by this node's own numbers is not bumped again");
+
   // Another node committed a zones write and advanced zones' sequence but not yet qgen, then this node published a
   // zones write of its own (counted locally before the other commit): this node's number is not the next one after
   // what it last read, so zones stays unseen and the other node's qgen makes the next step bump it.
   t.equal(await query(), 'outside-2', 'cached');
   await psql.query(`UPDATE zones SET name = 'outside-3' WHERE uuid = $1`, [zone.uuid]);
   await psql.query(`SELECT nextval('qgen_zones'), nextval('qgen_clusters')`);
-  const shared = s.app.database.changes.shared!;
-  const own = await s.app.database.pool!.connect();
-  try {
-    await shared.publish((text) => own.query(text), new Set(['zones']));
-  } finally {
-    own.release();
-  }
+  await publishOwn(['zones']);
   t.equal(await query(), 'outside-2', "the other node's publish is not complete: its write is not promised yet");
   await psql.query(`SELECT nextval('qgen')`);
   t.equal(await query(), 'outside-3', "once its qgen moved, the other node's zones write is seen");

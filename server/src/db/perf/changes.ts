@@ -18,9 +18,13 @@
 // share the next one, so the cost is one statement per round trip (and per `minStepIntervalMs`), not per request.
 // LISTEN/NOTIFY was not chosen: delivery is asynchronous, so a writer cannot know, before replying, that another
 // node has processed its notification — a client could read its own write stale there for a (short) window.
+// When a step reads every table's sequence, a table counts as written elsewhere only when a number between the
+// last value read and this one was not taken by this node (its publishes' numbers are known): its own commits were
+// counted locally already, and bumping them again would drop replies cached after them.
 // PostgreSQL restarts (sequences may go back after a crash) are detected by pg_postmaster_start_time(); any
 // failed step forgets everything seen. Writes made outside the management servers (psql) are not seen; running
-// `SELECT nextval('qgen')` after them flushes every node's caches at their next step.
+// `SELECT nextval('qgen_flush')` after them flushes every node's caches at their next step (its own sequence, read by
+// the step's one statement: no other node's write at the same time can hide it).
 import { scopeSlot } from '../../core/async-scope.js';
 import type pg from 'pg';
 import { Batcher } from '../../core/batcher.js';
@@ -52,8 +56,11 @@ const WRITE_PATTERNS = [
 ];
 const SEQ_PREFIX = 'qgen_';
 export const GLOBAL_SEQUENCE = 'qgen';
+/** `SELECT nextval('qgen_flush')`: every node forgets everything cached at its next step (writes made by hand). */
+export const FLUSH_SEQUENCE = 'qgen_flush';
 // A fresh sequence reads last_value 1 before and after its first nextval: count is_called in.
-const VALUE = `(CASE WHEN is_called THEN last_value ELSE 0 END)::text`;
+const valueOf = (alias: string) => `(CASE WHEN ${alias}.is_called THEN ${alias}.last_value ELSE 0 END)::text`;
+const VALUE = valueOf('s');
 
 export class ChangeTracker {
   readonly tables: ReadonlySet<string>;
@@ -269,17 +276,6 @@ function afterStatement(st: TxState, pieces: Piece[]): Dirty | undefined {
 
 const patched = Symbol('zstack.changes');
 
-/** `pool.query`: the tables its statement names count as read (the clients' own wrapper, below, sees the writes). */
-export function trackPoolReads(pool: pg.Pool, tracker: ChangeTracker): void {
-  const poolQuery = pool.query.bind(pool) as (...args: unknown[]) => unknown;
-  // pool.query runs the statement on a client later, possibly from another async context: note reads here.
-  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-    const text = textOf(args[0]);
-    if (text !== undefined) tracker.noteRead(text);
-    return poolQuery(...args);
-  };
-}
-
 function textOf(config: unknown): string | undefined {
   if (typeof config === 'string') return config;
   if (config && typeof config === 'object' && typeof (config as { submit?: unknown }).submit !== 'function') {
@@ -379,7 +375,7 @@ export function trackPglite(
 
 /** The other nodes' commits, through PostgreSQL sequences (see the top of the file). */
 export class SharedGenerations {
-  private seen?: { started: string; global: string; tables: Map<string, string> };
+  private seen?: { started: string; global: string; flush: string; tables: Map<string, string> };
   private pumping = false;
   private publishes = new Batcher<{ query: (text: string) => Promise<unknown>; tables: Dirty }, void>((batch) => this.publishBatch(batch));
   /** Counters: sync steps run, publish statements run. */
@@ -396,12 +392,12 @@ export class SharedGenerations {
     private tracker: ChangeTracker,
     private minStepIntervalMs = 0,
   ) {
-    this.readAll = [...tracker.tables].map((t) => `SELECT '${t}' AS t, ${VALUE} AS v FROM ${tracker.sequenceOf(t)}`).join(' UNION ALL ');
+    this.readAll = [...tracker.tables].map((t) => `SELECT '${t}' AS t, ${VALUE} AS v FROM ${tracker.sequenceOf(t)} s`).join(' UNION ALL ');
   }
 
   /** Creates the sequences (idempotent; run under the migration lock). */
   static async ensureSequences(client: { query(text: string): Promise<unknown> }, tables: Iterable<string>): Promise<void> {
-    const names = [GLOBAL_SEQUENCE, ...[...tables].map((t) => SEQ_PREFIX + t)];
+    const names = [GLOBAL_SEQUENCE, FLUSH_SEQUENCE, ...[...tables].map((t) => SEQ_PREFIX + t)];
     await client.query(names.map((n) => `CREATE SEQUENCE IF NOT EXISTS ${n}`).join('; '));
   }
 
@@ -469,59 +465,60 @@ export class SharedGenerations {
    * True when every qgen value in (from, to] came from this node's publishes. Then also counts those publishes into
    * `tables` (the sequence values last read): a table's value advances only through an unbroken run of this node's own
    * values, so a number another node took (a gap, or one not yet followed by its qgen) stays unseen and the next full
-   * read finds the table moved — never the reverse. Forgets own values up to `to`.
+   * read finds the table moved — never the reverse — and forgets own values up to `to`. When false, forgets nothing:
+   * the full read that follows needs them.
    */
   private onlyOwn(from: number, to: number, tables: Map<string, string>): boolean {
     let all = to > from && to - from <= this.own.size;
     for (let x = from + 1; all && x <= to; x++) if (!this.own.has(x)) all = false;
-    const passed: Array<Map<string, number>> = [];
-    for (const [x, values] of this.own) {
-      if (x > to) continue;
-      passed.push(values);
-      this.own.delete(x);
-    }
     if (!all) return false;
-    const taken = new Map<string, number[]>();
-    for (const values of passed) for (const [t, v] of values) (taken.get(t) ?? taken.set(t, []).get(t)!).push(v);
-    for (const [t, values] of taken) {
-      let at = Number(tables.get(t) ?? 0);
-      for (const v of values.sort((a, b) => a - b)) {
-        if (v === at + 1) at = v;
-        else if (v > at) break;
-      }
-      tables.set(t, String(at));
-    }
+    const passed = [...this.own].filter(([x]) => x <= to).map(([, values]) => values);
+    for (const [t, values] of takenByTable(passed)) tables.set(t, String(runEnd(Number(tables.get(t) ?? 0), values)));
+    this.forgetOwn(to);
     return true;
+  }
+
+  private forgetOwn(to: number): void {
+    for (const x of this.own.keys()) if (x <= to) this.own.delete(x);
   }
 
   private async step(): Promise<void> {
     this.steps++;
     try {
-      const { rows } = await this.pool.query<{ v: string; started: string }>(
-        `SELECT ${VALUE} AS v, pg_postmaster_start_time()::text AS started FROM ${GLOBAL_SEQUENCE}`,
+      const { rows } = await this.pool.query<{ v: string; f: string; started: string }>(
+        `SELECT ${valueOf('g')} AS v, ${valueOf('f')} AS f, pg_postmaster_start_time()::text AS started FROM ${GLOBAL_SEQUENCE} g, ${FLUSH_SEQUENCE} f`,
       );
-      const { v, started } = rows[0];
+      const { v, f, started } = rows[0];
       const seen = this.seen;
-      if (seen && seen.started === started && seen.global === v) return;
+      const same = seen !== undefined && seen.started === started && seen.flush === f;
+      if (same && seen.global === v) return;
       // qgen may have moved by a publish of this node whose reply is not in yet (its value unknown): wait for the
       // publishes in flight, or this node's own commit would count as another node's and flush its caches again.
       await this.publishes.idle();
       // qgen moved only by this node's own publishes (each nextval is one number, ours are known): no other node
       // wrote, and this node's writes are already counted locally. Otherwise read every table's sequence.
-      if (seen && seen.started === started && this.onlyOwn(Number(seen.global), Number(v), seen.tables)) {
+      if (same && this.onlyOwn(Number(seen.global), Number(v), seen.tables)) {
         seen.global = v;
         return;
       }
       const all = await this.pool.query<{ t: string; v: string }>(this.readAll);
       const tables = new Map(all.rows.map((r) => [r.t, r.v]));
-      if (!seen || seen.started !== started) this.tracker.changed('all');
+      if (!same) this.tracker.changed('all');
       else {
+        // A table moved by numbers this node took only was counted locally when it committed: not moved.
+        const own = takenByTable(this.own.values());
         const moved = new Set<string>();
-        for (const [t, value] of tables) if (seen.tables.get(t) !== value) moved.add(t);
-        // qgen moved (not by this node) but no table did: `SELECT nextval('qgen')` run by hand to flush every cache.
+        for (const [t, value] of tables) {
+          const before = seen.tables.get(t);
+          if (before !== value && (before === undefined || runEnd(Number(before), own.get(t)) < Number(value))) moved.add(t);
+        }
+        // qgen moved (not by this node) but no other node's table did: `SELECT nextval('qgen')` run by hand.
         this.tracker.changed(moved.size ? moved : 'all');
       }
-      this.seen = { started, global: v, tables };
+      // After a restart the numbers start over: what this node took before means nothing.
+      if (seen && seen.started !== started) this.own.clear();
+      else this.forgetOwn(Number(v));
+      this.seen = { started, global: v, flush: f, tables };
     } catch (e) {
       // Unknown state: everything cached may be stale; start over at the next step.
       this.seen = undefined;
@@ -529,4 +526,21 @@ export class SharedGenerations {
       throw e;
     }
   }
+}
+
+/** Per table, the numbers `publishes` took from its sequence, ascending. */
+function takenByTable(publishes: Iterable<Map<string, number>>): Map<string, number[]> {
+  const taken = new Map<string, number[]>();
+  for (const values of publishes) for (const [t, v] of values) (taken.get(t) ?? taken.set(t, []).get(t)!).push(v);
+  for (const values of taken.values()) values.sort((a, b) => a - b);
+  return taken;
+}
+
+/** The end of the unbroken run of `values` (ascending) that continues `at` (`at` when the next number is not there). */
+function runEnd(at: number, values: readonly number[] | undefined): number {
+  for (const v of values ?? []) {
+    if (v === at + 1) at = v;
+    else if (v > at) break;
+  }
+  return at;
 }

@@ -2,10 +2,11 @@
 //
 // pg (real PostgreSQL):
 //   pool.query          refused inside a transaction's callback (tx-scope.ts: it would wait for a second connection
-//                       while the transaction holds one); then notes the tables its statement names as read (changes.ts `trackPoolReads`): pool.query runs
-//                       the statement on a connection later, possibly outside the caller's async context; its
-//                       result resumes the caller on a loop turn (`takeTurns`, core/turns.ts).
-//   pool.connect        a caller's waiter goes ahead of the background's in pg's queue (`callersFirst`).
+//                       while the transaction holds one); its result resumes the caller on a loop turn (`takeTurns`,
+//                       core/turns.ts). The statement itself goes through pool.connect and a connection (below).
+//   pool.connect        a waiter's callback runs in its own caller's async context, not in the context of whoever
+//                       released the connection (`callersFirst`): the connection's wrappers below see the caller
+//                       (the tables it reads, its urgency). A caller's waiter goes ahead of the background's.
 //   connection.query    three wrappers, installed on each new connection in this order (a call passes the last first):
 //     1. change tracking (changes.ts `trackPgClient`): reads, writes, transactions, commits published to the other
 //        nodes. Installed first, so it is the inner one: it sees exactly what goes to the server, and a prepared
@@ -16,15 +17,15 @@
 //        connection would hold its locks while it waits).
 // PGlite (one process, one connection): change tracking (changes.ts `trackPglite`); outside the transaction object,
 // queries are refused inside a transaction's callback (they would wait for the transaction forever).
+import { AsyncResource } from 'node:async_hooks';
 import type pg from 'pg';
-import { trackPgClient, trackPglite, trackPoolReads, type ChangeTracker } from './changes.js';
+import { trackPgClient, trackPglite, type ChangeTracker } from './changes.js';
 import { prepareClient, StatementNames } from './prepared.js';
 import type { PerfSwitches } from './switches.js';
 import { assertOutsideTransaction } from '../tx-scope.js';
 import { isUrgent, nextTurn } from '../../core/turns.js';
 
 export function installPgDriver(pool: pg.Pool, changes: ChangeTracker, switches: PerfSwitches): { namedStatements: () => number } {
-  trackPoolReads(pool, changes);
   guard(pool as unknown as Queryable, 'query');
   takeTurns(pool as unknown as Queryable);
   callersFirst(pool);
@@ -66,7 +67,8 @@ function takeTurns(target: Queryable, whenIdle: () => boolean = () => true): voi
 const CALLER = Symbol('zstack.caller');
 
 /**
- * pg's pool serves its waiters first come, first served: under load a job record or a request's check would wait for a
+ * pg's pool.connect, for its waiters: each one's callback runs in its own caller's async context (below), and callers
+ * go first. pg's pool serves its waiters first come, first served: under load a job record or a request's check would wait for a
  * connection behind the statements of a hundred running jobs and rollbacks. A caller's waiter (core/turns.ts
  * `isUrgent`) goes ahead of the background's, behind earlier callers'. (pg-pool keeps the waiters in
  * `_pendingQueue`; without that array the order stays pg's.)
@@ -75,6 +77,11 @@ function callersFirst(pool: pg.Pool): void {
   const waiters = () => (pool as unknown as { _pendingQueue?: Array<Record<symbol, unknown>> })._pendingQueue;
   const connect = pool.connect.bind(pool) as (...args: unknown[]) => unknown;
   (pool as unknown as { connect: unknown }).connect = (...args: unknown[]) => {
+    // pg-pool hands a released connection to the next waiter from inside `release()`, in the releasing caller's async
+    // context. Bound, the waiter's callback (pool.query's) runs in its own caller's: the statements it sends count for
+    // that caller (the tables a cached reply depends on, urgency), not for a request that happened to release.
+    const last = args.length - 1;
+    if (typeof args[last] === 'function') args[last] = AsyncResource.bind(args[last] as (...a: unknown[]) => unknown);
     const queue = waiters();
     const before = queue?.length;
     const out = connect(...args);
