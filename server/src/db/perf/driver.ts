@@ -68,9 +68,9 @@ const CALLER = Symbol('zstack.caller');
 
 /**
  * pg's pool.connect, for its waiters: each one's callback runs in its own caller's async context (below), and callers
- * go first. pg's pool serves its waiters first come, first served: under load a job record or a request's check would wait for a
- * connection behind the statements of a hundred running jobs and rollbacks. A caller's waiter (core/turns.ts
- * `isUrgent`) goes ahead of the background's, behind earlier callers'. (pg-pool keeps the waiters in
+ * go first. pg's pool serves its waiters first come, first served: under load a job record or a request's check would
+ * wait for a connection behind the statements of a hundred running jobs and rollbacks. A caller's waiter
+ * (core/turns.ts `isUrgent`) goes ahead of the background's, behind earlier callers'. (pg-pool keeps the waiters in
  * `_pendingQueue`; without that array the order stays pg's.)
  */
 function callersFirst(pool: pg.Pool): void {
