@@ -77,8 +77,8 @@ t.test('zones and the query engine', async (t) => {
 
   t.test('special conditions registered on the engine (e.g. __userTag__): any level, values bound', async (t) => {
     // A condition on a name that is no column: here the zone's name reversed, compared with the engine's operators.
-    s.app.query.registerCondition('__reversedName__', ({ table, condition, name }) =>
-      compareColumn(sql`reverse(${table.name})`, { type: 'string' }, condition, name),
+    s.app.query.registerCondition('__reversedName__', ({ table, condition, name, bind }) =>
+      compareColumn(sql`reverse(${table.name})`, { type: 'string' }, condition, name, bind),
     );
     t.throws(() => s.app.query.registerCondition('__reversedName__', () => sql`TRUE`), /twice/);
     t.same(await q('__reversedName__=ahpla'), ['alpha']);

@@ -3,9 +3,10 @@
 // works) and a batch mapping from rows to inventories. Conditions follow upstream's grammar (zstack-api.md §1.8);
 // every value travels as a bind parameter and every field name is checked against the descriptor, so nothing
 // a caller writes reaches the SQL text.
-import { and, asc, count, desc, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, getTableColumns, getTableName, sql, type SQL } from 'drizzle-orm';
 import { alias, type PgColumn, type PgTable } from 'drizzle-orm/pg-core';
 import { decodeRow, perfOf, rows as rawRows, type ChangeTracker, type Stamp, type Tx } from '../db/index.js';
+import { immediate, StatementTemplates, within, type Bind } from '../db/perf/template.js';
 import type { Chunks, ReplyBody } from './chunks.js';
 import { parseDate } from './dates.js';
 import { argErr } from './errors.js';
@@ -113,9 +114,10 @@ export interface Condition {
  * A condition name that is not a column of the inventory (e.g. `__systemTag__`, `__userTag__`): registered on the
  * engine with `registerCondition`, it is tried at any level of a dotted path (so `vmNics.__userTag__=x` works) after
  * the inventory's own fields. `table` is the alias of `d.table` the condition applies to; every value must travel
- * as a bind parameter (`sql\`${value}\``, or `compareColumn`).
+ * as a bind parameter bound through `bind` (`bind('v', value)`, or `compareColumn`), and every structural choice
+ * not implied by the condition's path and operator declared with `bind.shape` (db/perf/template.ts).
  */
-export type SpecialCondition = (args: { d: InventoryDescriptor; table: any; condition: Condition; name: string }) => SQL;
+export type SpecialCondition = (args: { d: InventoryDescriptor; table: any; condition: Condition; name: string; bind: Bind }) => SQL;
 
 export function parseCondition(text: string): Condition {
   const s = String(text);
@@ -135,6 +137,9 @@ export function parseCondition(text: string): Condition {
   }
   throw argErr(`invalid query condition[${s}]: no operator found; valid operators are ${[...OPERATORS, 'is null', 'not null'].join(', ')}`);
 }
+
+/** The count statements, rendered once per shape (db/perf/template.ts). */
+const counts = new StatementTemplates({ maxShapes: 500 });
 
 export class QueryEngine {
   private descriptors = new Map<string, InventoryDescriptor>();
@@ -163,10 +168,13 @@ export class QueryEngine {
   }
 
   async query(db: Tx, inventory: string, params: QueryParams): Promise<QueryReply> {
-    const { d, table, where, reply } = await this.prepare(db, inventory, params);
+    const d = this.descriptor(inventory);
+    const table = aliasOf(d.table, 't0');
+    const where = this.where(d, table, params, immediate);
+    const reply: QueryReply = await this.counted(db, d, table, params);
     if (params.count) return reply;
     const fields = parseFields(d, params.fields);
-    const order = sortOf(d, table, params);
+    const order = sortOf(d, table, params, immediate);
     // Plain SQL and a precomputed column list instead of drizzle's select: its per-cell row mapping was most of the
     // server's CPU for a page of inventories. Each value still goes through its column's own decoder.
     const rows = await selectRows(
@@ -185,36 +193,45 @@ export class QueryEngine {
    * inventories (no `fields`, not a count alone); undefined otherwise (the caller takes `query`).
    */
   async jsonPage(db: Tx, inventory: string, params: QueryParams, changes?: ChangeTracker): Promise<JsonPage | undefined> {
-    const shape = this.descriptor(inventory).json;
+    const d = this.descriptor(inventory);
+    const shape = d.json;
     if (!shape || params.count || params.fields) return undefined;
-    const { d, table, where, reply } = await this.prepare(db, inventory, params);
-    const rows = await selectJsonPage(
-      db,
-      d.table,
-      shape,
-      { where, order: sortOf(d, table, params), limit: params.limit ?? 1000, offset: params.start },
-      perfOf(db)?.rows,
-      changes,
-    );
-    return { total: reply.total, rows };
+    const table = aliasOf(d.table, 't0');
+    const { total } = await this.counted(db, d, table, params);
+    // Every value bound, every choice declared: the page's statements are rendered once per shape (json-page.ts).
+    const page = (bind: Bind) => ({
+      where: this.where(d, table, params, bind),
+      order: sortOf(d, table, params, bind),
+      limit: bind('limit', params.limit ?? 1000),
+      offset: params.start ? bind('offset', params.start) : undefined,
+    });
+    const rows = await selectJsonPage(db, d.table, shape, { name: d.name, of: page }, perfOf(db)?.rows, changes);
+    return { total, rows };
   }
 
-  /** The request's conditions (checked) and, when asked for, the total count. */
-  private async prepare(db: Tx, inventory: string, params: QueryParams): Promise<{ d: InventoryDescriptor; table: any; where: SQL; reply: QueryReply }> {
-    const d = this.descriptor(inventory);
-    const table = aliasOf(d.table, 't0');
-    const conditions = [...([] as string[]).concat(params.q ?? []).map(parseCondition), ...(params.conditions ?? [])].map((c) =>
-      this.conditionSql(d, table, c, 1),
-    );
+  /**
+   * The request's conditions (checked, each value bound through `bind` under `q<i>`, each condition's path and
+   * operator declared as part of the statement's shape), the inventory's own restriction and the account's scope.
+   */
+  private where(d: InventoryDescriptor, table: any, params: QueryParams, bind: Bind): SQL {
+    const conditions = [...([] as string[]).concat(params.q ?? []).map(parseCondition), ...(params.conditions ?? [])].map((c, i) => {
+      bind.shape(`${c.path.join('.')} ${c.op}`);
+      return this.conditionSql(d, table, c, 1, within(bind, `q${i}`));
+    });
     if (d.where) conditions.push(d.where(table));
-    if (params.accountScope && !d.globalReadable) conditions.push(visibleTo(d, table, params.accountScope));
-    const where = conditions.length ? and(...conditions)! : sql`TRUE`;
-    const reply: QueryReply = {};
-    if (params.count || params.replyWithCount) {
-      const [{ n }] = await db.select({ n: count() }).from(table).where(where);
-      reply.total = Number(n);
-    }
-    return { d, table, where, reply };
+    if (params.accountScope && !d.globalReadable) conditions.push(visibleTo(d, table, bind('account', params.accountScope)));
+    return conditions.length ? and(...conditions)! : sql`TRUE`;
+  }
+
+  /** The total count, when the request asks for it (its statement rendered once per shape). */
+  private async counted(db: Tx, d: InventoryDescriptor, table: any, params: QueryParams): Promise<QueryReply> {
+    if (!params.count && !params.replyWithCount) return {};
+    const from = sql`${sql.identifier(getTableName(d.table))} ${sql.identifier('t0')}`;
+    const [{ n }] = await counts.rows<{ n: string | number }>(db, d.name, (bind) => {
+      const where = this.where(d, table, params, bind);
+      return () => sql`SELECT count(*) AS n FROM ${from} WHERE ${where}`;
+    });
+    return { total: Number(n) };
   }
 
   /** The cached reply of a request, if there is a current one; call after the freshness sync (`Perf.fresh`). */
@@ -267,17 +284,17 @@ export class QueryEngine {
   }
 
   /** SQL for one condition on `table` (an alias of d.table); dotted paths become EXISTS on the joined inventory. */
-  private conditionSql(d: InventoryDescriptor, table: any, c: Condition, depth: number): SQL {
+  private conditionSql(d: InventoryDescriptor, table: any, c: Condition, depth: number, bind: Bind): SQL {
     const [head, ...rest] = c.path;
     if (rest.length === 0) {
       const field = own(d.fields, head);
       const special = field ? undefined : this.specials.get(head);
-      if (special) return special({ d, table, condition: c, name: head });
+      if (special) return special({ d, table, condition: c, name: head, bind });
       if (!field) throw argErr(`field[${head}] is not a queryable field of ${d.name}; queryable: ${Object.keys(d.fields).join(', ')}`);
-      return compare(table[field.key] as PgColumn, field, c, head);
+      return compare(table[field.key] as PgColumn, field, c, head, bind);
     }
     const aliased = own(d.aliases, head);
-    if (aliased) return this.conditionSql(d, table, { ...c, path: [...aliased.split('.'), ...rest] }, depth);
+    if (aliased) return this.conditionSql(d, table, { ...c, path: [...aliased.split('.'), ...rest] }, depth, bind);
     const exp = own(d.expand, head);
     if (!exp) {
       const known = [...Object.keys(d.expand ?? {}), ...Object.keys(d.aliases ?? {})];
@@ -286,7 +303,7 @@ export class QueryEngine {
     if (depth > 6) throw argErr(`query condition[${c.path.join('.')}] joins too deep`);
     const other = this.descriptor(exp.inventory);
     const t = aliasOf(other.table, `t${depth}`);
-    const inner = this.conditionSql(other, t, { ...c, path: rest }, depth + 1);
+    const inner = this.conditionSql(other, t, { ...c, path: rest }, depth + 1, bind);
     const extra = other.where ? sql` AND ${other.where(t)}` : sql``;
     // An aliased table interpolated into raw SQL renders as its alias only: name the table explicitly.
     const from = sql`${sql.identifier(getTableName(other.table))} ${sql.identifier(`t${depth}`)}`;
@@ -295,7 +312,7 @@ export class QueryEngine {
 }
 
 /** The rows of `d` an account may see: its `ownerKey` (or `uuid`) owned by, shared with, or equal to the account. */
-function visibleTo(d: InventoryDescriptor, table: any, accountUuid: string): SQL {
+function visibleTo(d: InventoryDescriptor, table: any, accountUuid: unknown): SQL {
   const key = d.ownerKey ?? d.fields.uuid?.key;
   if (!key) return sql`FALSE`;
   return sql`${table[key]} IN (SELECT resource_uuid FROM account_resource_refs WHERE account_uuid = ${accountUuid} UNION ALL SELECT resource_uuid FROM shared_resources WHERE receiver_account_uuid = ${accountUuid} OR to_public UNION ALL SELECT ${accountUuid}::text)`;
@@ -325,17 +342,21 @@ function convert(field: FieldDef, raw: string, name: string): unknown {
   }
 }
 
-/** `col <op> value` for a condition on a field of type `field.type` (values converted and bound). */
-export function compareColumn(col: PgColumn | SQL, field: Pick<FieldDef, 'type' | 'max'>, c: Condition, name: string): SQL {
-  return compare(col as PgColumn, field as FieldDef, c, name);
+/**
+ * `col <op> value` for a condition on a field of type `field.type` (values converted, and bound through `bind`:
+ * the operator and the number of values are the statement's shape, `c.op` declared here).
+ */
+export function compareColumn(col: PgColumn | SQL, field: Pick<FieldDef, 'type' | 'max'>, c: Condition, name: string, bind: Bind): SQL {
+  return compare(col as PgColumn, field as FieldDef, c, name, bind);
 }
 
-function compare(col: PgColumn, field: FieldDef, c: Condition, name: string): SQL {
+function compare(col: PgColumn, field: FieldDef, c: Condition, name: string, bind: Bind): SQL {
+  bind.shape(c.op);
   if (c.op === 'is null') return sql`${col} IS NULL`;
   if (c.op === 'not null') return sql`${col} IS NOT NULL`;
   const raw = c.value ?? '';
   if (c.op === '?=' || c.op === '!?=') {
-    const values = raw.split(',').map((v) => convert(field, v, name));
+    const values = raw.split(',').map((v, i) => bind(`v${i}`, convert(field, v, name)));
     const list = sql.join(
       values.map((v) => sql`${v}`),
       sql`, `,
@@ -344,9 +365,9 @@ function compare(col: PgColumn, field: FieldDef, c: Condition, name: string): SQ
   }
   if (c.op === '~=' || c.op === '!~=') {
     if (field.type !== 'string') throw argErr(`field[${name}] is not a string; ~= and !~= only apply to strings`);
-    return c.op === '~=' ? sql`${col} LIKE ${raw}` : sql`${col} NOT LIKE ${raw}`;
+    return c.op === '~=' ? sql`${col} LIKE ${bind('v', raw)}` : sql`${col} NOT LIKE ${bind('v', raw)}`;
   }
-  const v = convert(field, raw, name);
+  const v = bind('v', convert(field, raw, name));
   switch (c.op) {
     case '=':
       return sql`${col} = ${v}`;
@@ -375,7 +396,7 @@ function parseFields(d: InventoryDescriptor, fields?: string): string[] | undefi
   return list.length ? list : undefined;
 }
 
-function sortOf(d: InventoryDescriptor, table: any, p: QueryParams): SQL[] {
+function sortOf(d: InventoryDescriptor, table: any, p: QueryParams, bind: Bind): SQL[] {
   let name = p.sortBy;
   let dir = p.sortDirection ?? 'asc';
   if (p.sort) {
@@ -390,6 +411,7 @@ function sortOf(d: InventoryDescriptor, table: any, p: QueryParams): SQL[] {
   }
   const field = own(d.fields, name);
   if (!field) throw argErr(`cannot sort by field[${name}]: not a field of ${d.name}`);
+  bind.shape(`sort ${name} ${dir}`);
   return [dir === 'desc' ? desc(table[field.key]) : asc(table[field.key]), ...tiebreak];
 }
 

@@ -299,12 +299,12 @@ function tagRow(r: Record<string, unknown>) {
 const NEGATED: Record<string, string> = { '!=': '=', '!?=': '?=', '!~=': '~=', 'is null': 'not null' };
 
 function tagCondition(table: 'system_tags' | 'user_tags'): SpecialCondition {
-  return ({ d, table: t, condition }) => {
+  return ({ d, table: t, condition, bind }) => {
     const uuid = d.fields.uuid;
     if (!uuid) throw argErr(`${d.name} has no tags`);
     const positive = NEGATED[condition.op];
     const op = (positive ?? condition.op) as typeof condition.op;
-    const match: SQL = op === 'not null' ? sql`TRUE` : compareColumn(sql`g.tag`, { type: 'string' }, { ...condition, op }, '__tag__');
+    const match: SQL = op === 'not null' ? sql`TRUE` : compareColumn(sql`g.tag`, { type: 'string' }, { ...condition, op }, '__tag__', bind);
     const inner = sql`SELECT g.resource_uuid FROM ${sql.identifier(table)} g WHERE ${match}`;
     return positive ? sql`${t[uuid.key]} NOT IN (${inner})` : sql`${t[uuid.key]} IN (${inner})`;
   };
