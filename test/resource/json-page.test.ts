@@ -4,6 +4,7 @@
 // several volumes, and every way a request shapes its page (sort, start, limit, count). Both databases.
 import t from 'tap';
 import { sql } from 'drizzle-orm';
+import { pageStatementShapes } from '../../server/src/core/json-page.js';
 import { perfOf, rows } from '../../server/src/db/index.js';
 import { http, startServer } from '../lib/harness.js';
 import { until } from '../lib/wait.js';
@@ -89,6 +90,17 @@ for (const pglite of [false, true]) {
       engine.descriptor('VmInstanceInventory').json = shape;
       t.equal(fromText, fromObjects, `${query}: the same bytes`);
     }
+    // A page's statements are rendered once per shape: other values (and another number of values in a list) reuse
+    // the text; another operator is another shape.
+    const ips = (n: number) => Array.from({ length: n }, (_, i) => `10.0.${i % 2}.${n + i}`).join(',');
+    await get(`limit=7&q=${encodeURIComponent(`vmNics.ip?=${ips(2)}`)}`);
+    const shapes = pageStatementShapes();
+    for (const n of [1, 5, 40]) await get(`limit=${n}&q=${encodeURIComponent(`vmNics.ip?=${ips(n)}`)}`);
+    t.equal(pageStatementShapes(), shapes, 'the same shape with other values: no new statement text');
+    // (Shapes are kept per process: each database's run asks for an operator not asked for before.)
+    await get(`limit=7&q=${encodeURIComponent(`vmNics.ip${pglite ? '>=' : '!?='}${ips(2)}`)}`);
+    t.ok(pageStatementShapes() > shapes, 'another operator: another text');
+
     // The cases are there: an appliance VM's class in the schema map, a VM without NICs, escapes.
     const all = JSON.parse(await get('limit=100'));
     t.equal(all.inventories.length, 10);

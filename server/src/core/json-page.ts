@@ -207,6 +207,9 @@ function rowsOf(table: PgTable, rest: SQL): SQL {
  */
 const statements = new StatementTemplates({ maxShapes: 1000 });
 
+/** How many page statement shapes have their text kept (for tests). */
+export const pageStatementShapes = (): number => statements.shapes;
+
 /** `SELECT <list> FROM (the page's rows) t0<joins> ORDER BY <the page's order>`, rendered once per shape. */
 function pageStatement<T>(db: Tx, table: PgTable, page: PageQuery, name: string, list: SQL, joins: SQL = sql``): Promise<T[]> {
   return statements.rows<T>(db, `${page.name}.${name}`, (bind) => {

@@ -343,8 +343,8 @@ function convert(field: FieldDef, raw: string, name: string): unknown {
 }
 
 /**
- * `col <op> value` for a condition on a field of type `field.type` (values converted, and bound through `bind`:
- * the operator and the number of values are the statement's shape, `c.op` declared here).
+ * `col <op> value` for a condition on a field of type `field.type` (values converted, and bound through `bind`;
+ * the operator is the statement's shape, declared here).
  */
 export function compareColumn(col: PgColumn | SQL, field: Pick<FieldDef, 'type' | 'max'>, c: Condition, name: string, bind: Bind): SQL {
   return compare(col as PgColumn, field as FieldDef, c, name, bind);
@@ -356,12 +356,12 @@ function compare(col: PgColumn, field: FieldDef, c: Condition, name: string, bin
   if (c.op === 'not null') return sql`${col} IS NOT NULL`;
   const raw = c.value ?? '';
   if (c.op === '?=' || c.op === '!?=') {
-    const values = raw.split(',').map((v, i) => bind(`v${i}`, convert(field, v, name)));
-    const list = sql.join(
-      values.map((v) => sql`${v}`),
-      sql`, `,
+    // One array parameter, whatever the number of values: one statement shape (and one plan) for every list.
+    const list = bind.array(
+      'v',
+      raw.split(',').map((v) => convert(field, v, name)),
     );
-    return c.op === '?=' ? sql`${col} IN (${list})` : sql`${col} NOT IN (${list})`;
+    return c.op === '?=' ? sql`${col} = ANY(${list})` : sql`NOT (${col} = ANY(${list}))`;
   }
   if (c.op === '~=' || c.op === '!~=') {
     if (field.type !== 'string') throw argErr(`field[${name}] is not a string; ~= and !~= only apply to strings`);

@@ -93,6 +93,11 @@ export class StatementTemplates {
   /** Texts rendered so far (once per shape, or on every call when checking). */
   renders = 0;
 
+  /** Shapes whose text is kept. */
+  get shapes(): number {
+    return this.rendered.size;
+  }
+
   /** `check` unset: ZSTACK_CHECK_STATEMENT_SHAPES, read at the first statement (the test harness sets it late). */
   constructor(private opts: { maxShapes?: number; check?: boolean; keep?: boolean } = {}) {}
 
